@@ -1,0 +1,150 @@
+"""Agent configuration: ``agent.toml`` read with tomllib into a pydantic ``AgentConfig``."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from agent.errors import AgentConfigError
+
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+class BrokerAddress(BaseModel):
+    """A parsed ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    def masked(self) -> str:
+        """The URL for logs: never the password."""
+        scheme = "mqtts" if self.tls else "mqtt"
+        user = (
+            f"{self.username}:***@"
+            if self.password
+            else (f"{self.username}@" if self.username else "")
+        )
+        return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Parse a broker URL; ValueError (one line) if it is not ``mqtt[s]://host[:port]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("expected mqtt://[user:pass@]host:port or mqtts://...")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("invalid port in broker URL") from exc
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=parts.username,
+        password=parts.password,
+    )
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8500"`` -> ("127.0.0.1", 8500); port 0 means pick a free one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected host:port, e.g. 127.0.0.1:8500")
+    return host.strip("[]"), int(port)
+
+
+class AgentConfig(BaseModel):
+    """Settings of one agent (see docs/architecture.md, "Agent")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: DeviceId
+    fleet: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    broker_url: str
+    control_plane_url: str
+    data_dir: Path
+    trusted_keys: list[Path] = Field(min_length=1)
+    local_api: str = "127.0.0.1:8500"
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    download_timeout_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        parse_broker_url(value)
+        return value
+
+    @field_validator("control_plane_url")
+    @classmethod
+    def _control_plane(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://host[:port]")
+        return value.rstrip("/")
+
+    @field_validator("local_api")
+    @classmethod
+    def _local_api(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @property
+    def broker(self) -> BrokerAddress:
+        return parse_broker_url(self.broker_url)
+
+    @property
+    def local_api_address(self) -> tuple[str, int]:
+        return parse_host_port(self.local_api)
+
+
+def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> AgentConfig:
+    """Validate a mapping; AgentConfigError naming the first bad field."""
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "config"
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        if first.get("type") == "missing":
+            msg = "missing required field"
+        raise AgentConfigError(f"{source}: {field}: {msg}") from exc
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read ``agent.toml``; AgentConfigError with one clear line on any problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise AgentConfigError(f"{path}: no such config file") from exc
+    except OSError as exc:
+        raise AgentConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AgentConfigError(f"{path}: not valid TOML: {exc}") from exc
+    config = config_from_mapping(data, source=str(path))
+    base = path.parent
+    return config.model_copy(
+        update={
+            "data_dir": base / config.data_dir,
+            "trusted_keys": [base / key for key in config.trusted_keys],
+        }
+    )

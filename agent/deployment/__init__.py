@@ -1,0 +1,30 @@
+"""Deployment of desired states: lifecycle table, bundle cache, downloads, journal.
+
+Public surface:
+    DeploymentManager   applies desired states on its worker thread
+    Reporter            what the manager calls back (events, state changes)
+    Lifecycle, Phase, TRANSITIONS, check_transition   the transition table
+    BundleCache, BlobFetcher                          staging, verification, downloads
+    PersistedState, load_state, save_state            ``data_dir/state.json``
+"""
+
+from agent.deployment.bundles import BundleCache
+from agent.deployment.fetch import BlobFetcher
+from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
+from agent.deployment.lifecycle import TRANSITIONS, Lifecycle, Phase, check_transition
+from agent.deployment.manager import DeploymentManager, Reporter
+
+__all__ = [
+    "TRANSITIONS",
+    "BlobFetcher",
+    "BundleCache",
+    "DeploymentManager",
+    "Lifecycle",
+    "PersistedModel",
+    "PersistedState",
+    "Phase",
+    "Reporter",
+    "check_transition",
+    "load_state",
+    "save_state",
+]

@@ -1,0 +1,75 @@
+"""Errors of the edge agent.
+
+Every error the agent raises on bad input or a failed step is an ``AgentError`` whose
+``str()`` is one line fit for an operator (and for ``DeploymentEvent.reason``). Errors
+from paho, onnxruntime, httpx and model_store are caught where they enter and re-raised
+as one of these with ``raise ... from exc``.
+
+AgentError
+├── AgentConfigError        agent.toml missing, not TOML, or a field missing / invalid
+├── LinkError               the MQTT client could not be set up or used
+├── DeploymentError         a desired state could not be applied (previous model kept)
+│   ├── DownloadError       HTTP error, timeout, size bound exceeded, digest mismatch
+│   ├── VerificationError   signature / manifest / bundle verification failed
+│   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
+├── RunnerError             a backend could not load or run a model
+│   ├── RunnerUnavailable   no runner plugin is available for the request
+│   ├── ModelLoadError      the backend refused the model or its declared signature
+│   └── InferenceError      the backend failed while running
+│       └── InvalidInput    request tensors do not match the model (HTTP 400)
+└── ModelNotFound           no active model with that name (HTTP 404)
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class of every agent error; the message is one user-facing line."""
+
+
+class AgentConfigError(AgentError):
+    """The agent configuration cannot be loaded."""
+
+
+class LinkError(AgentError):
+    """The MQTT link could not be set up or used."""
+
+
+class DeploymentError(AgentError):
+    """A desired state could not be applied; the previous model keeps serving."""
+
+
+class DownloadError(DeploymentError):
+    """A blob could not be downloaded within its bounds."""
+
+
+class VerificationError(DeploymentError):
+    """A signature, manifest or bundle did not verify."""
+
+
+class IllegalTransition(DeploymentError):
+    """The deployment lifecycle table does not allow this transition."""
+
+
+class RunnerError(AgentError):
+    """A backend could not load or run a model."""
+
+
+class RunnerUnavailable(RunnerError):
+    """No runner plugin can serve the request."""
+
+
+class ModelLoadError(RunnerError):
+    """The backend refused the model."""
+
+
+class InferenceError(RunnerError):
+    """The backend failed while running a model."""
+
+
+class InvalidInput(InferenceError):
+    """Request tensors do not match the model's declared inputs."""
+
+
+class ModelNotFound(AgentError):
+    """No active model has that name."""

@@ -1,0 +1,211 @@
+"""The agent's MQTT link (paho-mqtt 2.x, MQTT 3.1.1).
+
+paho owns reconnection (``connect_async`` + ``loop_start`` with a capped backoff of
+``reconnect_delay_set(1, 30)``), so a broker that is down at start or goes away later
+is retried forever and each failure is logged. On every (re)connect, inside
+``on_connect``: subscribe to the device's own desired topic (the broker re-sends the
+retained desired state), publish ``Availability(online=True)`` retained, and call
+``on_connected`` so the agent reports its full state. A publish made while disconnected
+is not assumed delivered: the state is re-derived on reconnect instead.
+
+Identity: client id = username = device id. The LWT is ``Availability(online=False)``,
+retained, QoS 1, on the availability topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel
+
+from agent.config import BrokerAddress
+from agent.errors import LinkError
+from protocol import (
+    Availability,
+    DesiredState,
+    ProtocolError,
+    TopicKind,
+    decode,
+    device_topic,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+KEEPALIVE_S = 30
+
+
+class MqttLink:
+    """One device's connection to the broker."""
+
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        broker: BrokerAddress,
+        on_desired: Callable[[DesiredState], None],
+        on_connected: Callable[[], None],
+    ) -> None:
+        self.device_id = device_id
+        self._broker = broker
+        self._on_desired = on_desired
+        self._on_connected = on_connected
+        self._desired_topic = device_topic(device_id, TopicKind.DESIRED)
+        self._availability_topic = device_topic(device_id, TopicKind.AVAILABILITY)
+        self._connected = threading.Event()
+        self._count_lock = threading.Lock()
+        self.malformed_messages = 0
+        self.connections = 0
+        try:
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=device_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=True,
+            )
+            client.username_pw_set(device_id, broker.password)
+            client.will_set(
+                self._availability_topic,
+                encode(Availability(device_id=device_id, online=False)),
+                qos=1,
+                retain=True,
+            )
+            if broker.tls:
+                client.tls_set()
+            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        except (ValueError, OSError) as exc:
+            raise LinkError(f"cannot set up MQTT client: {exc}") from exc
+        client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        logger.info("%s: connecting to %s", self.device_id, self._broker.masked())
+        try:
+            self._client.connect_async(self._broker.host, self._broker.port, KEEPALIVE_S)
+        except (ValueError, OSError) as exc:
+            raise LinkError(f"cannot connect to {self._broker.masked()}: {exc}") from exc
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publish offline (retained), disconnect cleanly and stop the network thread."""
+        if self.connected:
+            info = self.publish(
+                TopicKind.AVAILABILITY,
+                Availability(device_id=self.device_id, online=False),
+                qos=1,
+                retain=True,
+            )
+            if info is not None:
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError) as exc:
+                    logger.debug("%s: offline publish not confirmed: %s", self.device_id, exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def publish(
+        self, kind: TopicKind, message: BaseModel, *, qos: int, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo | None:
+        """Queue a publish; None (logged at debug) when not connected or refused."""
+        if not self.connected:
+            logger.debug("%s: not connected, %s not sent", self.device_id, kind)
+            return None
+        try:
+            info = self._client.publish(
+                device_topic(self.device_id, kind), encode(message), qos=qos, retain=retain
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            logger.warning("%s: publish to %s failed: %s", self.device_id, kind, exc)
+            return None
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            logger.debug("%s: publish to %s: %s", self.device_id, kind, mqtt.error_string(info.rc))
+            return None
+        return info
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.warning("%s: broker refused connection: %s", self.device_id, reason_code)
+            return
+        self.connections += 1
+        logger.info("%s: connected to %s", self.device_id, self._broker.masked())
+        self._connected.set()
+        client.subscribe(self._desired_topic, qos=1)
+        self.publish(
+            TopicKind.AVAILABILITY,
+            Availability(device_id=self.device_id, online=True),
+            qos=1,
+            retain=True,
+        )
+        self._call(self._on_connected)
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        logger.warning(
+            "%s: cannot reach broker %s; retrying (backoff up to %ss)",
+            self.device_id,
+            self._broker.masked(),
+            RECONNECT_MAX_S,
+        )
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and reason_code.is_failure:
+            logger.warning(
+                "%s: lost broker connection (%s); reconnecting", self.device_id, reason_code
+            )
+
+    def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != self._desired_topic:
+            return
+        if not msg.payload:
+            logger.info("%s: desired state cleared (empty retained message)", self.device_id)
+            return
+        try:
+            desired = decode(DesiredState, msg.payload)
+            if desired.device_id != self.device_id:
+                raise ProtocolError(f"desired state names device {desired.device_id!r}")
+        except ProtocolError as exc:
+            with self._count_lock:
+                self.malformed_messages += 1
+            logger.warning("%s: ignored malformed desired state: %s", self.device_id, exc)
+            return
+        self._call(self._on_desired, desired)
+
+    def _call(self, callback: Callable[..., None], *args: object) -> None:
+        try:
+            callback(*args)
+        except Exception:  # never let an agent bug kill paho's network thread
+            logger.exception("%s: MQTT callback %s failed", self.device_id, callback)

@@ -1,0 +1,124 @@
+"""The Runner interface every backend plugin implements, and tensor signatures.
+
+A runner is created empty, ``load``-ed once with a verified bundle directory and its
+metadata, serves ``infer`` from many threads, and is ``close``-d when retired.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agent.errors import InvalidInput, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+#: model_store's shape for a tensor of unknown rank.
+UNKNOWN_RANK = "..."
+
+
+@dataclass(frozen=True)
+class TensorSignature:
+    """One declared input or output: name, numpy dtype and shape.
+
+    A ``None`` dimension is dynamic; ``shape`` itself is None when the rank is unknown.
+    """
+
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int | None, ...] | None
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> TensorSignature:
+        """From a model_store TensorSpec (``name``, ``dtype`` name, ``shape`` list)."""
+        try:
+            dtype = np.dtype(str(spec.dtype))
+        except TypeError as exc:
+            raise ModelLoadError(f"tensor {spec.name!r}: unknown dtype {spec.dtype!r}") from exc
+        if list(spec.shape) == [UNKNOWN_RANK]:
+            return cls(name=str(spec.name), dtype=dtype, shape=None)
+        dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in spec.shape)
+        return cls(name=str(spec.name), dtype=dtype, shape=dims)
+
+    def check(self, array: np.ndarray) -> None:
+        """InvalidInput (one line) unless ``array`` fits this signature."""
+        if array.dtype != self.dtype:
+            raise InvalidInput(f"input {self.name!r}: dtype {array.dtype}, expected {self.dtype}")
+        if self.shape is None:
+            return
+        if array.ndim != len(self.shape):
+            raise InvalidInput(
+                f"input {self.name!r}: rank {array.ndim}, expected {len(self.shape)} "
+                f"(shape {list(array.shape)} vs {self.shape_text()})"
+            )
+        for got, want in zip(array.shape, self.shape, strict=True):
+            if want is not None and got != want:
+                raise InvalidInput(
+                    f"input {self.name!r}: shape {list(array.shape)}, expected {self.shape_text()}"
+                )
+
+    def shape_text(self) -> str:
+        if self.shape is None:
+            return "[...]"
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+def check_inputs(signatures: Sequence[TensorSignature], inputs: Mapping[str, np.ndarray]) -> None:
+    """InvalidInput unless ``inputs`` has exactly the declared names with fitting tensors."""
+    declared = {s.name: s for s in signatures}
+    unknown = sorted(set(inputs) - set(declared))
+    if unknown:
+        raise InvalidInput(f"unknown input {unknown[0]!r}; model inputs are {sorted(declared)}")
+    missing = sorted(set(declared) - set(inputs))
+    if missing:
+        raise InvalidInput(f"missing input {missing[0]!r}")
+    for name, array in inputs.items():
+        declared[name].check(array)
+
+
+class Runner(ABC):
+    """A backend that serves one model. Subclasses set ``key`` and self-register."""
+
+    key: ClassVar[str]
+    #: KServe v2 ``platform`` string of models served by this runner.
+    platform: ClassVar[str] = "unknown"
+
+    def __init__(self) -> None:
+        self.inputs: tuple[TensorSignature, ...] = ()
+        self.outputs: tuple[TensorSignature, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # plugins are the modules of agent/runners/; subclasses elsewhere (tests) stay private
+        if "key" in cls.__dict__ and cls.__module__.startswith("agent.runners."):
+            from agent.runners import register
+
+            register(cls)
+
+    @property
+    def backend(self) -> str:
+        """What the device reports as its backend (runner key + device, e.g. onnxruntime-cpu)."""
+        return self.key
+
+    def set_signature(self, metadata: Any) -> None:
+        """Take the declared signature from bundle metadata (``inputs`` / ``outputs``)."""
+        self.inputs = tuple(TensorSignature.from_spec(s) for s in metadata.inputs)
+        self.outputs = tuple(TensorSignature.from_spec(s) for s in metadata.outputs)
+
+    @abstractmethod
+    def load(self, bundle_dir: Path, metadata: Any) -> None:
+        """Load the model of a verified bundle; ModelLoadError on failure."""
+
+    @abstractmethod
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; InvalidInput for bad tensors, InferenceError if the backend fails."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the backend's resources; idempotent."""

@@ -1,0 +1,157 @@
+"""A simulated fleet: N real ``Agent`` instances in one process with fake hardware facts.
+
+Each simulated device has its own id (``{prefix}-{fleet}-{i:03d}``), data directory and
+local API on a free loopback port; only the host facts are invented (marked
+``simulated: true``), cycling through a few plausible edge boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agent.agent import Agent
+from agent.config import config_from_mapping
+from hw_profiles import HostFacts
+
+logger = logging.getLogger(__name__)
+
+_FAKE_HOSTS: tuple[HostFacts, ...] = (
+    HostFacts(
+        cpu_model="Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz",
+        logical_cores=6,
+        isa_flags=("avx2",),
+        ram_bytes=16 * 2**30,
+        os="Linux",
+        os_release="6.8.0-45-generic",
+        arch="x86_64",
+        python="3.11.9",
+        onnxruntime_version="1.31.1",
+        onnxruntime_providers=("CPUExecutionProvider",),
+        openvino_version="2026.4.1",
+        openvino_devices={
+            "CPU": "Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz",
+            "GPU": "Intel(R) UHD Graphics 630 (iGPU)",
+        },
+    ),
+    HostFacts(
+        cpu_model="Intel(R) Xeon(R) Gold 6430",
+        logical_cores=64,
+        isa_flags=(
+            "avx2",
+            "avx512f",
+            "avx512_vnni",
+            "avx512_bf16",
+            "amx_tile",
+            "amx_bf16",
+            "amx_int8",
+        ),
+        ram_bytes=256 * 2**30,
+        os="Linux",
+        os_release="6.8.0-45-generic",
+        arch="x86_64",
+        python="3.11.9",
+        onnxruntime_version="1.31.1",
+        onnxruntime_providers=("CPUExecutionProvider",),
+        openvino_version="2026.4.1",
+        openvino_devices={"CPU": "Intel(R) Xeon(R) Gold 6430"},
+    ),
+    HostFacts(
+        cpu_model="Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)",
+        logical_cores=4,
+        isa_flags=("neon", "asimd", "asimddp"),
+        ram_bytes=8 * 2**30,
+        os="Linux",
+        os_release="6.6.51+rpt-rpi-2712",
+        arch="aarch64",
+        python="3.11.2",
+        onnxruntime_version="1.31.1",
+        onnxruntime_providers=("CPUExecutionProvider",),
+        openvino_version="2026.4.1",
+        openvino_devices={"CPU": "ARM CPU"},
+    ),
+)
+
+
+def fake_facts(index: int) -> dict[str, Any]:
+    """Plausible host facts for simulated device ``index`` (cycles through the catalogue)."""
+    return {**_FAKE_HOSTS[index % len(_FAKE_HOSTS)].to_dict(), "simulated": True}
+
+
+class SimulatedFleet:
+    """N agents in this process. ``start()`` / ``stop()``; also a context manager."""
+
+    def __init__(
+        self,
+        *,
+        count: int,
+        fleet: str,
+        broker_url: str,
+        control_plane_url: str,
+        data_dir: str | Path,
+        trusted_keys: Sequence[str | Path],
+        id_prefix: str = "sim",
+        heartbeat_interval_s: float = 30.0,
+        local_api_host: str = "127.0.0.1",
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self.agents: list[Agent] = []
+        root = Path(data_dir)
+        for i in range(count):
+            device_id = f"{id_prefix}-{fleet}-{i:03d}"
+            config = config_from_mapping(
+                {
+                    "device_id": device_id,
+                    "fleet": fleet,
+                    "broker_url": broker_url,
+                    "control_plane_url": control_plane_url,
+                    "data_dir": str(root / device_id),
+                    "trusted_keys": [str(k) for k in trusted_keys],
+                    "local_api": f"{local_api_host}:0",
+                    "heartbeat_interval_s": heartbeat_interval_s,
+                },
+                source=f"simulated device {device_id}",
+            )
+            self.agents.append(Agent(config, facts=fake_facts(i)))
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [a.device_id for a in self.agents]
+
+    def start(self) -> None:
+        started: list[Agent] = []
+        try:
+            for agent in self.agents:
+                agent.start()
+                started.append(agent)
+        except BaseException:
+            for agent in reversed(started):
+                agent.stop()
+            raise
+        logger.info("simulated fleet of %d agents started", len(self.agents))
+
+    def stop(self) -> None:
+        for agent in reversed(self.agents):
+            try:
+                agent.stop()
+            except Exception as exc:  # stop the others regardless
+                logger.warning("%s: stop failed: %s", agent.device_id, exc)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return all(agent.wait_connected(timeout) for agent in self.agents)
+
+    def __enter__(self) -> SimulatedFleet:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

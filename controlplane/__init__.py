@@ -1,0 +1,14 @@
+"""EdgeFleet control plane: FastAPI + SQLModel + an MQTT publisher/ingester.
+
+Public surface:
+    create_app(settings) -> FastAPI        controlplane.app
+    ControlPlaneSettings                   controlplane.settings
+    EmbeddedBroker                         controlplane.broker
+    MqttBridge, MemoryPublisher,
+    DesiredStatePublisher                  controlplane.mqtt_bridge / controlplane.publisher
+    ControlPlaneError and subclasses       controlplane.errors
+    main()                                 controlplane.cli (console script edgefleet-controlplane)
+
+May import ``protocol`` and ``model_store`` only; never ``agent``, ``edgectl``, ``hw_profiles``.
+Submodules are imported lazily by their users so that ``import controlplane`` stays cheap.
+"""

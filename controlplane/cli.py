@@ -1,0 +1,133 @@
+"""``edgefleet-controlplane``: run the control plane (uvicorn), optionally with its own broker.
+
+Flags override the environment (see :mod:`controlplane.settings`). A configuration that
+cannot work (unreadable trusted key, unreachable database, port in use) is reported in
+one line on stderr with exit status 2. A broker that is down is not a configuration
+error: the MQTT bridge keeps retrying while the API serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from controlplane.app import create_app
+from controlplane.broker import EmbeddedBroker
+from controlplane.errors import ConfigError
+from controlplane.settings import ControlPlaneSettings
+
+logger = logging.getLogger("controlplane")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgefleet-controlplane",
+        description="EdgeFleet control plane: HTTP API + MQTT publisher/ingester.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default %(default)s)")
+    p.add_argument("--data-dir", help="data directory (EDGEFLEET_DATA_DIR)")
+    p.add_argument("--database-url", help="sqlite:///… or postgresql://… (DATABASE_URL)")
+    p.add_argument("--mqtt-url", help="mqtt://[user:pass@]host:port (MQTT_URL)")
+    p.add_argument(
+        "--trusted-keys",
+        help="comma-separated release public keys or directories of *.pub (EDGEFLEET_TRUSTED_KEYS)",
+    )
+    p.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="also run an MQTT 3.1.1 broker (amqtt) on 127.0.0.1 and connect to it",
+    )
+    p.add_argument(
+        "--broker-port", type=int, default=1883, help="embedded broker port (default %(default)s)"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the HTTP socket now, so 'port in use' is a clean configuration error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _settings(args: argparse.Namespace, broker: EmbeddedBroker | None) -> ControlPlaneSettings:
+    given: dict[str, Any] = {
+        "data_dir": args.data_dir,
+        "database_url": args.database_url,
+        "mqtt_url": broker.url if broker is not None else args.mqtt_url,
+        "trusted_keys": args.trusted_keys,
+    }
+    try:
+        return ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+def _exit_on_sigterm(_sig: int, _frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully;
+    # turning it into SystemExit lets the embedded broker stop too, with status 0.
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    broker: EmbeddedBroker | None = None
+    sock: socket.socket | None = None
+    try:
+        sock = _bind(args.host, args.port)
+        if args.embedded_broker:
+            broker = EmbeddedBroker("127.0.0.1", args.broker_port)
+            broker.start()
+        app = create_app(_settings(args, broker))
+    except ConfigError as exc:
+        print(f"edgefleet-controlplane: error: {exc}", file=sys.stderr)
+        if sock is not None:
+            sock.close()
+        if broker is not None:
+            broker.stop()
+        return EXIT_CONFIG
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, log_level=args.log_level, lifespan="on")
+    )
+    logger.info("control plane serving on http://%s:%s (OpenAPI at /docs)", args.host, args.port)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""FastAPI dependencies as ``Annotated`` aliases: what a route may ask for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from controlplane.mqtt_bridge import MqttBridge
+from controlplane.publisher import DesiredStatePublisher
+from controlplane.settings import ControlPlaneSettings
+from model_store import FilesystemArtifactStore
+
+
+@dataclass
+class Services:
+    """Everything one control-plane process shares between requests (``app.state.services``)."""
+
+    settings: ControlPlaneSettings
+    engine: Engine
+    store: FilesystemArtifactStore
+    trusted_keys: list[EllipticCurvePublicKey]
+    publisher: DesiredStatePublisher
+    bridge: MqttBridge | None = None
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    """One session per request on the process's engine."""
+    with Session(services.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_store(services: ServicesDep) -> FilesystemArtifactStore:
+    return services.store
+
+
+def get_publisher(services: ServicesDep) -> DesiredStatePublisher:
+    return services.publisher
+
+
+def get_trusted_keys(services: ServicesDep) -> list[EllipticCurvePublicKey]:
+    return services.trusted_keys
+
+
+def get_settings(services: ServicesDep) -> ControlPlaneSettings:
+    return services.settings
+
+
+StoreDep = Annotated[FilesystemArtifactStore, Depends(get_store)]
+PublisherDep = Annotated[DesiredStatePublisher, Depends(get_publisher)]
+TrustedKeysDep = Annotated[list[EllipticCurvePublicKey], Depends(get_trusted_keys)]
+SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]

@@ -1,0 +1,114 @@
+"""SQLModel tables. The API's request/answer shapes live in :mod:`controlplane.schemas`.
+
+Natural keys where they exist: a fleet is its name, a model is its name, a device is its
+device id. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(*, nullable: bool = False, **kwargs: Any) -> Any:
+    return Field(sa_type=DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+class TargetStatus(StrEnum):
+    """Where a deployment stands on one device (the agent's DeploymentEvent kinds + pending)."""
+
+    PENDING = "pending"
+    RECEIVED = "received"
+    DOWNLOADED = "downloaded"
+    VERIFIED = "verified"
+    ACTIVATED = "activated"
+    FAILED = "failed"
+
+
+#: Progress order: an event never moves a target backwards (QoS 1 may reorder/duplicate).
+TARGET_PROGRESS = {
+    TargetStatus.PENDING: 0,
+    TargetStatus.RECEIVED: 1,
+    TargetStatus.DOWNLOADED: 2,
+    TargetStatus.VERIFIED: 3,
+    TargetStatus.ACTIVATED: 4,
+    TargetStatus.FAILED: 4,
+}
+
+
+class Fleet(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Device(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=128)
+    fleet: str = Field(foreign_key="fleet.name", index=True, max_length=128)
+    online: bool = False
+    status: str = "unknown"
+    agent_version: str | None = None
+    active_model: str | None = None
+    active_version: str | None = None
+    active_bundle_digest: str | None = None
+    backend: str | None = None
+    #: Desired-state generation; only ever grows.
+    generation: int = 0
+    #: Highest generation the agent says it processed.
+    reported_generation: int = 0
+    last_error: str | None = None
+    local_api: str | None = None
+    hardware: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    last_report_at: datetime | None = _ts(nullable=True, default=None)
+    last_seen_at: datetime | None = _ts(nullable=True, default=None)
+    last_heartbeat: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    last_heartbeat_at: datetime | None = _ts(nullable=True, default=None)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Model(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(foreign_key="model.name", index=True, max_length=128)
+    version: str = Field(max_length=128)
+    bundle_digest: str = Field(max_length=64)
+    signature_sha256: str = Field(max_length=64)
+    signature_size: int
+    #: ``[{path, sha256, size}]`` sorted by path (the FileRefs of the bundle, no signature).
+    files: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    #: The bundle's ``edgefleet.json`` (BundleMetadata) as stored.
+    bundle_metadata: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    key_id: str | None = None
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Deployment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    model_version_id: int = Field(foreign_key="modelversion.id", index=True)
+    fleet: str = Field(foreign_key="fleet.name", index=True, max_length=128)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class DeploymentTarget(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("deployment_id", "device_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="deployment.id", index=True)
+    device_id: str = Field(foreign_key="device.id", index=True, max_length=128)
+    generation: int
+    status: str = TargetStatus.PENDING.value
+    reason: str | None = None
+    updated_at: datetime = _ts(default_factory=utcnow)

@@ -1,0 +1,193 @@
+"""The control plane's MQTT link: publishes desired states, ingests device reports.
+
+paho-mqtt 2.x (callback API v2), MQTT 3.1.1 so both Mosquitto and the embedded amqtt
+broker work. paho's network thread owns (re)connection with capped exponential backoff;
+a broker that is down at start-up is retried the same way while the HTTP API serves.
+
+Discipline:
+* subscribe inside ``on_connect`` so the subscription returns after every reconnect;
+* the paho thread only enqueues; one worker thread does all database work;
+* on every (re)connect the worker republishes each device's desired state derived from
+  the database, so a publish that happened while disconnected is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from controlplane.desired import publish_desired
+from controlplane.ingest import Ingester
+from controlplane.settings import MqttTarget
+from protocol import DEVICE_REPORTS_FILTER, DesiredState, TopicKind, device_topic, encode
+
+logger = logging.getLogger(__name__)
+
+_REPUBLISH: Final = "republish"
+_STOP: Final = "stop"
+_Work = tuple[str, bytes, bool] | str
+
+
+class MqttBridge:
+    """Implements :class:`~controlplane.publisher.DesiredStatePublisher` over paho."""
+
+    def __init__(
+        self,
+        target: MqttTarget,
+        engine: Engine,
+        *,
+        client_id: str,
+        keepalive: int = 30,
+        reconnect_min_delay: int = 1,
+        reconnect_max_delay: int = 30,
+        queue_size: int = 10_000,
+    ) -> None:
+        self._target = target
+        self._engine = engine
+        self._keepalive = keepalive
+        self._queue: queue.Queue[_Work] = queue.Queue(maxsize=queue_size)
+        self._connected = threading.Event()
+        self._stopping = False
+        self._failures = 0
+        self.dropped = 0
+        self.ingester = Ingester(engine, self)
+        self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if target.username is not None:
+            client.username_pw_set(target.username, target.password)
+        if target.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=reconnect_min_delay, max_delay=reconnect_max_delay)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def start(self) -> None:
+        """Start connecting in the background; returns at once, even if the broker is down."""
+        self._worker.start()
+        logger.info("MQTT bridge connecting to %s:%s", self._target.host, self._target.port)
+        self._client.connect_async(self._target.host, self._target.port, self._keepalive)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._enqueue(_STOP, force=True)
+        self._worker.join(timeout=10)
+        logger.info("MQTT bridge stopped")
+
+    # -- publishing -----------------------------------------------------------------
+
+    def publish_desired(self, state: DesiredState) -> bool:
+        topic = device_topic(state.device_id, TopicKind.DESIRED)
+        if not self._connected.is_set():
+            logger.info(
+                "broker unreachable: desired state of %s (generation %s) will be sent on reconnect",
+                state.device_id,
+                state.generation,
+            )
+            return False
+        info = self._client.publish(topic, encode(state), qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            logger.warning(
+                "desired state of %s not sent now (%s); it is republished on reconnect",
+                state.device_id,
+                mqtt.error_string(info.rc),
+            )
+            return False
+        logger.debug(
+            "published desired state of %s generation %s", state.device_id, state.generation
+        )
+        return True
+
+    # -- paho callbacks (network thread: keep them cheap) ---------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.warning("MQTT broker refused the connection: %s", reason)
+            return
+        logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
+        self._failures = 0
+        client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
+        self._connected.set()
+        self._enqueue(_REPUBLISH, force=True)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping:
+            logger.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self._failures += 1
+        log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
+        log(
+            "cannot reach MQTT broker at %s:%s (attempt %s); retrying with backoff",
+            self._target.host,
+            self._target.port,
+            self._failures,
+        )
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._enqueue((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    # -- worker ---------------------------------------------------------------------
+
+    def _enqueue(self, work: _Work, *, force: bool = False) -> None:
+        try:
+            if force:
+                self._queue.put(work, timeout=5)
+            else:
+                self._queue.put_nowait(work)
+        except queue.Full:
+            self.dropped += 1
+            logger.warning("ingest queue full: dropped a message (%s so far)", self.dropped)
+
+    def _work(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work == _STOP:
+                return
+            if work == _REPUBLISH:
+                self._republish_all()
+            elif isinstance(work, tuple):
+                topic, payload, retained = work
+                self.ingester.handle(topic, payload, retained=retained)
+
+    def _republish_all(self) -> None:
+        try:
+            with Session(self._engine) as session:
+                sent = publish_desired(session, self)
+        except SQLAlchemyError as exc:
+            logger.error(
+                "cannot republish desired states: database error %s", exc.__class__.__name__
+            )
+            return
+        logger.info("republished %s desired state(s) after connecting", sent)

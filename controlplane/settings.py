@@ -1,0 +1,138 @@
+"""The control plane's one settings object, read from the environment (and CLI flags).
+
+| variable                    | default                                   |
+|-----------------------------|-------------------------------------------|
+| ``EDGEFLEET_DATA_DIR``      | ``./edgefleet-data``                      |
+| ``DATABASE_URL``            | ``sqlite:///<data dir>/edgefleet.db``     |
+| ``MQTT_URL``                | ``mqtt://127.0.0.1:1883``                 |
+| ``EDGEFLEET_TRUSTED_KEYS``  | none (model versions are then refused)    |
+| ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-controlplane-<random>``       |
+| ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
+
+Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from controlplane.errors import ConfigError
+
+_MQTT_SCHEMES = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to log)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """Where and how the bridge connects; parsed from ``mqtt://[user:pass@]host:port``."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid MQTT_URL {mask_url(url)!r}: {exc}") from exc
+    if parts.scheme not in _MQTT_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"invalid MQTT_URL {mask_url(url)!r}: expected mqtt://[user:pass@]host:port"
+        )
+    return MqttTarget(
+        host=parts.hostname,
+        port=port or _MQTT_SCHEMES[parts.scheme],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        tls=parts.scheme in ("mqtts", "ssl"),
+    )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Map ``postgresql://`` / ``postgres://`` onto the psycopg 3 driver; others unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class ControlPlaneSettings(BaseSettings):
+    """Everything the control plane process needs to know; one instance per process."""
+
+    model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True, extra="ignore")
+
+    data_dir: Path = Field(default=Path("./edgefleet-data"), validation_alias="EDGEFLEET_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", validation_alias="MQTT_URL")
+    trusted_keys: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, validation_alias="EDGEFLEET_TRUSTED_KEYS"
+    )
+    mqtt_client_id: str = Field(
+        default_factory=lambda: f"edgefleet-controlplane-{secrets.token_hex(4)}",
+        validation_alias="EDGEFLEET_MQTT_CLIENT_ID",
+    )
+    max_blob_bytes: int = Field(
+        default=8 * 1024**3, gt=0, validation_alias="EDGEFLEET_MAX_BLOB_BYTES"
+    )
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _driver(cls, value: str | None) -> str | None:
+        return sqlalchemy_url(value) if value else None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ControlPlaneSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'edgefleet.db'}"
+        return self
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None  # set by _defaults
+        return self.database_url
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def mqtt(self) -> MqttTarget:
+        return parse_mqtt_url(self.mqtt_url)
+
+    def describe(self) -> str:
+        """One log line about this configuration, without secrets."""
+        return (
+            f"data_dir={self.data_dir} database={mask_url(self.db_url)} "
+            f"mqtt={mask_url(self.mqtt_url)} trusted_keys={len(self.trusted_keys)} path(s)"
+        )

@@ -1,0 +1,111 @@
+"""Read-side helpers: turn table rows into the API's ``XPublic`` answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlmodel import Session, col, select
+
+from controlplane.errors import NotFound
+from controlplane.models import (
+    Deployment,
+    DeploymentTarget,
+    Device,
+    Model,
+    ModelVersion,
+    TargetStatus,
+)
+from controlplane.schemas import (
+    DeploymentCreated,
+    DeploymentPublic,
+    DevicePublic,
+    ModelPublic,
+    ModelVersionPublic,
+    TargetPublic,
+)
+from model_store import SIGNATURE_FILENAME
+from protocol import FileRef
+
+
+def version_public(version: ModelVersion) -> ModelVersionPublic:
+    return ModelVersionPublic(
+        model=version.model,
+        version=version.version,
+        bundle_digest=version.bundle_digest,
+        key_id=version.key_id,
+        signature=FileRef(
+            path=SIGNATURE_FILENAME, sha256=version.signature_sha256, size=version.signature_size
+        ),
+        files=[FileRef.model_validate(f) for f in version.files],
+        metadata=version.bundle_metadata,
+        created_at=version.created_at,
+    )
+
+
+def model_public(model: Model, versions: list[ModelVersion]) -> ModelPublic:
+    return ModelPublic(
+        name=model.name,
+        created_at=model.created_at,
+        versions=[version_public(v) for v in versions],
+    )
+
+
+def device_public(device: Device) -> DevicePublic:
+    return DevicePublic.model_validate(device)
+
+
+def deployment_created(
+    deployment: Deployment, version: ModelVersion, targets: list[DeploymentTarget]
+) -> DeploymentCreated:
+    assert deployment.id is not None
+    return DeploymentCreated(
+        id=deployment.id,
+        model=version.model,
+        version=version.version,
+        fleet=deployment.fleet,
+        bundle_digest=version.bundle_digest,
+        created_at=deployment.created_at,
+        targets=[t.device_id for t in targets],
+    )
+
+
+def _deployment_public(
+    deployment: Deployment, version: ModelVersion, targets: list[DeploymentTarget]
+) -> DeploymentPublic:
+    assert deployment.id is not None
+    summary = Counter(t.status for t in targets)
+    return DeploymentPublic(
+        id=deployment.id,
+        model=version.model,
+        version=version.version,
+        fleet=deployment.fleet,
+        bundle_digest=version.bundle_digest,
+        created_at=deployment.created_at,
+        targets=[TargetPublic.model_validate(t) for t in targets],
+        summary={s.value: summary.get(s.value, 0) for s in TargetStatus},
+    )
+
+
+def list_deployments(
+    session: Session, *, deployment_id: int | None = None
+) -> list[DeploymentPublic]:
+    statement = (
+        select(Deployment, ModelVersion)
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .order_by(col(Deployment.id))
+    )
+    if deployment_id is not None:
+        statement = statement.where(Deployment.id == deployment_id)
+    rows = session.exec(statement).all()
+    if not rows and deployment_id is not None:
+        raise NotFound(f"unknown deployment {deployment_id}")
+    ids = [d.id for d, _ in rows]
+    targets: dict[int, list[DeploymentTarget]] = {}
+    if ids:
+        for target in session.exec(
+            select(DeploymentTarget)
+            .where(col(DeploymentTarget.deployment_id).in_(ids))
+            .order_by(col(DeploymentTarget.device_id))
+        ).all():
+            targets.setdefault(target.deployment_id, []).append(target)
+    return [_deployment_public(d, v, targets.get(d.id, [])) for d, v in rows if d.id is not None]

@@ -1,0 +1,192 @@
+"""``edgectl demo``: the whole product on one machine, in one command.
+
+Starts the control plane (SQLite, embedded MQTT broker) and three simulated devices,
+creates a release key, builds a small ONNX model in code, pushes it signed, waits until
+every device runs it, calls each device's local inference API and prints a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from edgectl.client import ControlPlaneClient
+from edgectl.demo_model import INPUT_NAME, INPUT_WIDTH, build_demo_model
+from edgectl.errors import EdgectlError
+from edgectl.processes import ChildProcess, console_command, free_port, wait_for
+from edgectl.push import push_model
+from edgectl.table import render
+from model_store import write_keypair
+
+logger = logging.getLogger(__name__)
+
+FLEET = "demo"
+DEVICES = 3
+MODEL = "demo-classifier"
+VERSION = "1.0.0"
+
+
+def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
+    body = {
+        "inputs": [
+            {
+                "name": INPUT_NAME,
+                "shape": list(features.shape),
+                "datatype": "FP32",
+                "data": features.ravel().tolist(),
+            }
+        ]
+    }
+    latencies = []
+    with httpx.Client(base_url=local_api, timeout=10) as http:
+        for _ in range(20):
+            start = time.perf_counter()
+            response = http.post(f"/v2/models/{MODEL}/infer", json=body)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200:
+                raise EdgectlError(f"inference on {local_api} failed: {response.text.strip()}")
+    out = response.json()["outputs"][0]
+    return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"]), statistics.median(
+        latencies
+    )
+
+
+def _demo_devices(client: ControlPlaneClient) -> list[dict[str, Any]]:
+    return [d for d in client.devices() if d.get("fleet") == FLEET]
+
+
+def _all_active(client: ControlPlaneClient) -> bool:
+    devices = _demo_devices(client)
+    return len(devices) >= DEVICES and all(
+        d.get("active_version") == VERSION and d.get("local_api") for d in devices
+    )
+
+
+def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int:
+    root = workdir or Path(tempfile.mkdtemp(prefix="edgefleet-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    http_port, broker_port = free_port(), free_port()
+    url, broker = f"http://127.0.0.1:{http_port}", f"mqtt://127.0.0.1:{broker_port}"
+    keys = root / "keys"
+    if not (keys / "release.key").exists():
+        write_keypair(keys, "release")
+    children: list[ChildProcess] = []
+    succeeded = False
+    try:
+        print(f"control plane on {url} (SQLite, embedded MQTT broker on {broker})")
+        children.append(
+            ChildProcess(
+                "control plane",
+                [
+                    *console_command("edgefleet-controlplane", "controlplane.cli"),
+                    "--port",
+                    str(http_port),
+                    "--embedded-broker",
+                    "--broker-port",
+                    str(broker_port),
+                    "--data-dir",
+                    str(root / "controlplane"),
+                    "--trusted-keys",
+                    str(keys / "release.pub"),
+                ],
+                root / "logs" / "controlplane.log",
+            )
+        )
+        client = ControlPlaneClient(url)
+        wait_for(
+            lambda: bool(client.health()), timeout=60, what="the control plane", children=children
+        )
+        print(f"starting {DEVICES} simulated devices in fleet '{FLEET}'")
+        children.append(
+            ChildProcess(
+                "simulated devices",
+                [
+                    *console_command("edge-agent", "agent.cli"),
+                    "simulate",
+                    "--count",
+                    str(DEVICES),
+                    "--fleet",
+                    FLEET,
+                    "--broker",
+                    broker,
+                    "--control-plane",
+                    url,
+                    "--data-dir",
+                    str(root / "devices"),
+                    "--trusted-key",
+                    str(keys / "release.pub"),
+                ],
+                root / "logs" / "devices.log",
+            )
+        )
+        wait_for(
+            lambda: len(_demo_devices(client)) >= DEVICES,
+            timeout=timeout,
+            what=f"{DEVICES} devices to register",
+            children=children,
+        )
+        model_path = build_demo_model(root / "model" / "demo-classifier.onnx")
+        print(f"pushing {MODEL} {VERSION} (signed with {keys / 'release.key'}) to fleet '{FLEET}'")
+        push_model(
+            client,
+            model_path,
+            name=MODEL,
+            version=VERSION,
+            fleet=FLEET,
+            key_path=keys / "release.key",
+        )
+        wait_for(
+            lambda: _all_active(client),
+            timeout=timeout,
+            what=f"all devices to activate {MODEL} {VERSION}",
+            children=children,
+        )
+        features = np.random.default_rng(0).standard_normal((1, INPUT_WIDTH)).astype(np.float32)
+        (expected,) = ort.InferenceSession(str(model_path)).run(None, {INPUT_NAME: features})
+        rows = []
+        for device in sorted(_demo_devices(client), key=lambda d: str(d["id"])):
+            got, latency = _infer(str(device["local_api"]), features)
+            match = "yes" if np.allclose(got, expected, rtol=1e-5, atol=1e-6) else "NO"
+            rows.append(
+                [
+                    device["id"],
+                    device["active_version"],
+                    device["backend"],
+                    device["status"],
+                    f"{latency:.2f} ms",
+                    match,
+                ]
+            )
+        print()
+        print(
+            render(["device", "version", "backend", "status", "p50 latency", "matches ORT"], rows)
+        )
+        if any(r[-1] != "yes" for r in rows):
+            raise EdgectlError("a device's output differs from a direct ONNX Runtime run")
+        if keep:
+            print(f"\ncontrol plane: {url}  (API docs {url}/docs)\nbroker: {broker}")
+            for device in _demo_devices(client):
+                print(f"{device['id']}: {device['local_api']}/v2/models/{MODEL}")
+            print(f"work dir: {root}\nrunning; press Ctrl-C to stop")
+            while True:
+                for child in children:
+                    child.check_alive()
+                time.sleep(1)
+        succeeded = True
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if succeeded and not keep and workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        elif not succeeded:
+            print(f"logs kept in {root / 'logs'}")

@@ -1,0 +1,71 @@
+"""Start and stop the demo's child processes (control plane, simulated devices)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edgectl.errors import EdgectlError
+
+logger = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def console_command(script: str, module: str) -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m module``."""
+    found = shutil.which(script, path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", module]
+
+
+class ChildProcess:
+    """A child whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise EdgectlError(f"{self.name} exited with code {code}; see {self.log_path}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def wait_for(
+    predicate: Callable[[], bool], *, timeout: float, what: str, children: list[ChildProcess]
+) -> None:
+    """Poll ``predicate()`` until true; fail early with a clear line if a child died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children:
+            child.check_alive()
+        try:
+            if predicate():
+                return
+        except EdgectlError:
+            pass
+        time.sleep(0.25)
+    raise EdgectlError(f"timed out after {timeout:.0f}s waiting for {what}")

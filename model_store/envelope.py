@@ -1,0 +1,116 @@
+"""The signature file: a Sigstore bundle v0.3 (JSON) holding one DSSE envelope.
+
+Written as upstream ``model_signing`` 1.1 writes it for "key" signing::
+
+    {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+     "verificationMaterial": {"publicKey": {"hint": SHA256_HEX_OF_PUBLIC_KEY_PEM},
+                              "tlogEntries": []},
+     "dsseEnvelope": {"payload": BASE64_STATEMENT,
+                      "payloadType": "application/vnd.in-toto+json",
+                      "signatures": [{"sig": BASE64_DER_ECDSA, "keyid": ""}]}}
+
+The ECDSA signature covers the DSSE pre-authentication encoding (``pae``) of the
+payload. Decoding only checks structure; ``signing`` checks the signature itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from model_store.errors import SignatureError
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+MAX_SIGNATURE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The parts of a signature file that matter: payload, DER signature, key hint."""
+
+    payload: bytes
+    signature: bytes
+    key_hint: str | None
+
+
+def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """DSSE v1 pre-authentication encoding: the bytes the ECDSA signature covers."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def encode_bundle(payload: bytes, signature: bytes, key_hint: str) -> bytes:
+    """The signature file's bytes (compact JSON, as upstream writes it)."""
+    bundle = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": [{"sig": base64.b64encode(signature).decode("ascii"), "keyid": ""}],
+        },
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode("utf-8")
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise SignatureError(f"signature has a duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _get(obj: object, key: str, kind: type, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise SignatureError(f"malformed signature: {where}.{key} is missing")
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise SignatureError(f"malformed signature: {where}.{key} is not a {kind.__name__}")
+    return value
+
+
+def _b64(value: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise SignatureError(f"malformed signature: {where} is not valid base64") from exc
+
+
+def decode_bundle(data: bytes) -> Envelope:
+    """Parse a signature file; ``SignatureError`` unless it is a key-signed DSSE bundle."""
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise SignatureError(f"signature is larger than {MAX_SIGNATURE_BYTES} bytes")
+    try:
+        bundle = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SignatureError(f"malformed signature: not valid JSON ({exc})") from exc
+    if not isinstance(bundle, dict):
+        raise SignatureError("malformed signature: not a JSON object")
+    media_type = _get(bundle, "mediaType", str, "bundle")
+    if media_type != BUNDLE_MEDIA_TYPE:
+        raise SignatureError(f"unsupported signature media type {media_type!r}")
+    material = _get(bundle, "verificationMaterial", dict, "bundle")
+    if "publicKey" not in material:
+        raise SignatureError(
+            "signature was not made with a key (no verificationMaterial.publicKey)"
+        )
+    public_key = _get(material, "publicKey", dict, "verificationMaterial")
+    hint = public_key.get("hint")
+    if hint is not None and not isinstance(hint, str):
+        raise SignatureError("malformed signature: publicKey.hint is not a string")
+    envelope = _get(bundle, "dsseEnvelope", dict, "bundle")
+    payload_type = _get(envelope, "payloadType", str, "dsseEnvelope")
+    if payload_type != PAYLOAD_TYPE:
+        raise SignatureError(f"unsupported payload type {payload_type!r} (expected {PAYLOAD_TYPE})")
+    payload = _b64(_get(envelope, "payload", str, "dsseEnvelope"), "dsseEnvelope.payload")
+    signatures = _get(envelope, "signatures", list, "dsseEnvelope")
+    if len(signatures) != 1:
+        raise SignatureError(f"signature must hold exactly one signature, got {len(signatures)}")
+    signature = _b64(_get(signatures[0], "sig", str, "signatures[0]"), "signatures[0].sig")
+    return Envelope(payload=payload, signature=signature, key_hint=hint or None)

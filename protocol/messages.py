@@ -1,0 +1,175 @@
+"""One pydantic model per MQTT message, plus ``encode``/``decode``.
+
+Messages are JSON objects. Unknown fields are ignored so that a newer peer can add
+fields without breaking an older one; ``protocol_version`` says which contract the
+sender speaks. Nothing in a desired state is trusted for integrity: the agent checks
+every model byte against the operator's bundle signature (see model_store).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from protocol.errors import ProtocolError
+from protocol.topics import TopicKind
+
+PROTOCOL_VERSION = 1
+
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FileRef(_Message):
+    """One file of a bundle: its relative path, sha256 (hex) and size in bytes.
+
+    In a desired state these are hints used to bound downloads; the agent accepts a
+    file only if its path and digest also appear in the verified bundle signature.
+    """
+
+    path: str = Field(min_length=1, max_length=1024)
+    sha256: Sha256Hex
+    size: int = Field(ge=0)
+
+
+class ModelAssignment(_Message):
+    """A model version a device should run, and where its bytes are."""
+
+    deployment_id: int
+    name: str
+    version: str
+    bundle_digest: Sha256Hex
+    signature: FileRef
+    files: list[FileRef]
+
+
+class DesiredState(_Message):
+    """Control plane -> agent, retained on ``.../desired``: what the device should run."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    device_id: DeviceId
+    generation: int = Field(ge=0)
+    issued_at: datetime = Field(default_factory=utcnow)
+    models: list[ModelAssignment] = Field(default_factory=list)
+
+
+class DeviceStatus(StrEnum):
+    IDLE = "idle"
+    DOWNLOADING = "downloading"
+    VERIFYING = "verifying"
+    LOADING = "loading"
+    ACTIVE = "active"
+    FAILED = "failed"
+
+
+class ActiveModel(_Message):
+    name: str
+    version: str
+    bundle_digest: Sha256Hex
+    backend: str
+    deployment_id: int | None = None
+
+
+class StateReport(_Message):
+    """Agent -> control plane, retained on ``.../state``: the device's full state."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    device_id: DeviceId
+    fleet: str
+    agent_version: str
+    status: DeviceStatus
+    generation: int = Field(ge=0, description="highest desired-state generation processed")
+    active: list[ActiveModel] = Field(default_factory=list)
+    last_error: str | None = None
+    local_api: str | None = None
+    hardware: dict[str, Any] = Field(default_factory=dict)
+    reported_at: datetime = Field(default_factory=utcnow)
+
+
+class EventKind(StrEnum):
+    RECEIVED = "received"
+    DOWNLOADED = "downloaded"
+    VERIFIED = "verified"
+    ACTIVATED = "activated"
+    FAILED = "failed"
+
+
+class DeploymentEvent(_Message):
+    """Agent -> control plane on ``.../events``: one step of a deployment on a device."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    device_id: DeviceId
+    deployment_id: int | None
+    generation: int = Field(ge=0)
+    model_name: str
+    model_version: str
+    kind: EventKind
+    reason: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Heartbeat(_Message):
+    """Agent -> control plane on ``.../heartbeat``: periodic host figures (psutil)."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    device_id: DeviceId
+    at: datetime = Field(default_factory=utcnow)
+    cpu_percent: float
+    rss_bytes: int
+    mem_total_bytes: int
+    mem_available_bytes: int
+    mem_percent: float
+    load_avg: tuple[float, float, float]
+    uptime_s: float
+
+
+class Availability(_Message):
+    """Retained on ``.../availability``; the broker publishes ``online=False`` as LWT."""
+
+    protocol_version: int = PROTOCOL_VERSION
+    device_id: DeviceId
+    online: bool
+
+
+_BY_KIND: dict[TopicKind, type[_Message]] = {
+    TopicKind.DESIRED: DesiredState,
+    TopicKind.STATE: StateReport,
+    TopicKind.EVENTS: DeploymentEvent,
+    TopicKind.HEARTBEAT: Heartbeat,
+    TopicKind.AVAILABILITY: Availability,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def message_type_for(kind: TopicKind) -> type[_Message]:
+    """The message class carried on topics of ``kind``."""
+    return _BY_KIND[kind]
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise a message to its JSON wire form."""
+    return message.model_dump_json().encode("utf-8")
+
+
+def decode(message_type: type[M], payload: bytes | bytearray | str) -> M:
+    """Parse a wire payload into ``message_type``; ProtocolError (one line) if malformed."""
+    try:
+        return message_type.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+        raise ProtocolError(
+            f"malformed {message_type.__name__}: {where}: {first.get('msg')}"
+        ) from exc

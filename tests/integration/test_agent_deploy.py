@@ -1,0 +1,315 @@
+"""Agent end to end on loopback: real Mosquitto, real HTTP blob server, real signed
+bundles, real Agent (MQTT link, deployment, ONNX Runtime, OIP REST over uvicorn)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent import Agent, config_from_mapping
+from model_store import (
+    build_bundle,
+    load_private_key,
+    load_trusted_keys,
+    sign_bundle,
+    write_keypair,
+)
+from protocol import (
+    DeploymentEvent,
+    DesiredState,
+    DeviceStatus,
+    EventKind,
+    ModelAssignment,
+    StateReport,
+    TopicKind,
+    decode,
+    device_topic,
+    encode,
+)
+from tests.support.blobserver import BlobServer, assignment_for
+from tests.support.mosquitto import Broker
+from tests.support.onnx_models import two_input_model
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+DEVICE = "store-eu-001"
+
+
+@dataclass
+class Watcher:
+    """A test-side MQTT client: publishes desired states, records the device's reports."""
+
+    broker: Broker
+    events: list[DeploymentEvent] = field(default_factory=list)
+    states: list[StateReport] = field(default_factory=list)
+    availability: list[bool] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-watcher")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", self.broker.port)
+        self.client.subscribe("edgefleet/v1/devices/+/+", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[1]
+        with self.lock:
+            if kind == TopicKind.EVENTS:
+                self.events.append(decode(DeploymentEvent, msg.payload))
+            elif kind == TopicKind.STATE and msg.payload:
+                self.states.append(decode(StateReport, msg.payload))
+            elif kind == TopicKind.AVAILABILITY and msg.payload:
+                self.availability.append(json.loads(msg.payload)["online"])
+
+    def desire(self, generation: int, *models: ModelAssignment, device: str = DEVICE) -> None:
+        state = DesiredState(device_id=device, generation=generation, models=list(models))
+        self.raw(encode(state), device=device)
+
+    def raw(self, payload: bytes, *, device: str = DEVICE, retain: bool = True) -> None:
+        topic = device_topic(device, TopicKind.DESIRED)
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def kinds(self, version: str) -> list[EventKind]:
+        with self.lock:
+            return [e.kind for e in self.events if e.model_version == version]
+
+    def last_state(self) -> StateReport | None:
+        with self.lock:
+            return self.states[-1] if self.states else None
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@dataclass
+class Setup:
+    tmp: Path
+    keys: list[Any]
+    key_path: Path
+    pub_path: Path
+    blobs: BlobServer
+    watcher: Watcher
+    broker: Broker
+
+    def bundle(self, name: str, version: str, *, weight: float = 0.5) -> Path:
+        src = two_input_model(self.tmp / f"src-{version}" / "model.onnx", weight=weight)
+        out = self.tmp / "bundles" / f"{name}-{version}"
+        build_bundle(src, out, name=name, version=version)
+        sign_bundle(out, load_private_key(self.key_path))
+        return out
+
+    def assignment(self, bundle_dir: Path, deployment_id: int = 1) -> ModelAssignment:
+        return assignment_for(
+            self.blobs, bundle_dir, trusted_keys=self.keys, deployment_id=deployment_id
+        )
+
+    def agent(self, data_dir: Path | None = None) -> Agent:
+        config = config_from_mapping(
+            {
+                "device_id": DEVICE,
+                "fleet": "store-eu",
+                "broker_url": self.broker.url,
+                "control_plane_url": self.blobs.url,
+                "data_dir": str(data_dir or self.tmp / "agent-data"),
+                "trusted_keys": [str(self.pub_path)],
+                "local_api": "127.0.0.1:0",
+                "heartbeat_interval_s": 0.5,
+            }
+        )
+        return Agent(config, facts={"test": True})
+
+
+@contextmanager
+def open_setup(tmp_path: Path, broker: Broker) -> Iterator[Setup]:
+    """Keys, a blob server and a watcher around ``broker`` (shared with test_agent_fleet)."""
+    key_path, pub_path = write_keypair(tmp_path / "keys", "release")
+    keys = load_trusted_keys([pub_path])
+    watcher = Watcher(broker)
+    try:
+        with BlobServer() as blobs:
+            yield Setup(tmp_path, keys, key_path, pub_path, blobs, watcher, broker)
+    finally:
+        watcher.close()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
+    with open_setup(tmp_path, mosquitto) as env:
+        yield env
+
+
+def _inputs(batch: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "x": rng.standard_normal((batch, 4)).astype(np.float32),
+        "ids": np.arange(batch, dtype=np.int64) + 5,
+    }
+
+
+def _direct(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(
+        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs), strict=True))
+
+
+def _oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
+    body = {
+        "id": "req-1",
+        "inputs": [
+            {
+                "name": "x",
+                "shape": list(inputs["x"].shape),
+                "datatype": "FP32",
+                "data": inputs["x"].ravel().tolist(),
+            },
+            {
+                "name": "ids",
+                "shape": list(inputs["ids"].shape),
+                "datatype": "INT64",
+                "data": inputs["ids"].tolist(),
+            },
+        ],
+    }
+    return httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)
+
+
+def _outputs(response: httpx.Response) -> dict[str, np.ndarray]:
+    assert response.status_code == 200, response.text
+    out = {}
+    for t in response.json()["outputs"]:
+        dtype = {"FP32": np.float32, "INT64": np.int64}[t["datatype"]]
+        out[t["name"]] = np.asarray(t["data"], dtype=dtype).reshape(t["shape"])
+    return out
+
+
+def _assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
+    v1 = setup.bundle("det", "1.0.0", weight=0.5)
+    a1 = setup.assignment(v1)
+    setup.watcher.desire(1, a1)
+    agent = setup.agent()
+    agent.start()
+    try:
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
+        assert setup.watcher.kinds("1.0.0") == [
+            EventKind.RECEIVED,
+            EventKind.DOWNLOADED,
+            EventKind.VERIFIED,
+            EventKind.ACTIVATED,
+        ]
+        wait_until(
+            lambda: (
+                (s := setup.watcher.last_state()) is not None and s.status == DeviceStatus.ACTIVE
+            ),
+            10,
+            "StateReport ACTIVE",
+        )
+        state = setup.watcher.last_state()
+        assert (
+            state is not None and state.generation == 1 and state.local_api == agent.local_api_url
+        )
+        assert [(m.name, m.version, m.bundle_digest) for m in state.active] == [
+            ("det", "1.0.0", a1.bundle_digest)
+        ]
+        assert state.hardware == {"test": True}
+        inputs = _inputs(3)
+        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v1, inputs))
+        _assert_same(agent.infer("det", inputs), _direct(v1, inputs))
+        assert httpx.get(f"{agent.local_api_url}/v2/health/ready").status_code == 200
+
+        # v2 is signed, but its model bytes are tampered with on the server
+        v2 = setup.bundle("det", "2.0.0", weight=3.0)
+        a2 = setup.assignment(v2, deployment_id=2)
+        model_ref = next(f for f in a2.files if f.path == "model.onnx")
+        flipped = bytearray(setup.blobs.blobs[model_ref.sha256])
+        flipped[len(flipped) // 2] ^= 0xFF
+        setup.blobs.blobs[model_ref.sha256] = bytes(flipped)
+        setup.watcher.desire(2, a2)
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("2.0.0"), 20, "FAILED")
+        failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED][-1]
+        assert failed.reason and "model.onnx" in failed.reason
+        wait_until(lambda: agent.last_error is not None, 10, "last_error set")
+        assert "2.0.0" in agent.last_error
+        assert agent.status == DeviceStatus.ACTIVE  # v1 still serves
+        wait_until(
+            lambda: (s := setup.watcher.last_state()) is not None and s.last_error is not None,
+            10,
+            "StateReport with last_error",
+        )
+        assert not (agent.config.data_dir / "staging" / a2.bundle_digest).exists()
+        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v1, inputs))
+
+        # a malformed payload on the desired topic is counted and ignored
+        setup.watcher.raw(b"{not json", retain=False)
+        wait_until(lambda: agent.malformed_messages == 1, 10, "malformed counted")
+
+        # and the agent keeps working: v3 (intact) activates
+        v3 = setup.bundle("det", "3.0.0", weight=2.0)
+        a3 = setup.assignment(v3, deployment_id=3)
+        setup.watcher.desire(3, a3)
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("3.0.0"), 20, "v3 ACTIVATED")
+        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v3, inputs))
+    finally:
+        agent.stop()
+    wait_until(lambda: setup.watcher.availability[-1:] == [False], 10, "offline published")
+
+    # restart on the same data dir: serves the persisted model without downloading
+    requests_before = len(setup.blobs.requests)
+    restarted = setup.agent()
+    restarted.start()
+    try:
+        assert [m.version for m in restarted.active] == ["3.0.0"]
+        assert restarted.generation == 3
+        _assert_same(_outputs(_oip_infer(restarted, "det", inputs)), _direct(v3, inputs))
+        assert restarted.wait_connected(10)
+        wait_until(lambda: setup.watcher.availability[-1:] == [True], 10, "online again")
+        assert len(setup.blobs.requests) == requests_before
+    finally:
+        restarted.stop()
+
+
+def test_already_active_bundle_just_reports_and_oip_errors(setup: Setup) -> None:
+    v1 = setup.bundle("det", "1.0.0")
+    a1 = setup.assignment(v1)
+    setup.watcher.desire(5, a1)
+    with setup.agent() as agent:
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
+        fetched = len(setup.blobs.requests)
+        setup.watcher.desire(6, a1)
+        wait_until(lambda: agent.generation == 6, 10, "generation 6")
+        assert len(setup.blobs.requests) == fetched
+        assert setup.watcher.kinds("1.0.0").count(EventKind.ACTIVATED) == 1
+
+        base = agent.local_api_url
+        meta = httpx.get(f"{base}/v2/models/det").json()
+        assert meta["platform"] == "onnxruntime_onnx" and meta["versions"] == ["1.0.0"]
+        assert {"name": "x", "datatype": "FP32", "shape": [-1, 4]} in meta["inputs"]
+        unknown = httpx.post(f"{base}/v2/models/nope/infer", json={"inputs": []})
+        assert unknown.status_code == 404 and "error" in unknown.json()
+        bad = httpx.post(
+            f"{base}/v2/models/det/infer",
+            json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2]}]},
+        )
+        assert bad.status_code == 400 and "x" in bad.json()["error"]

@@ -1,0 +1,100 @@
+"""Simulated fleets: N real agents in one process (Python API and ``edge-agent simulate``)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent import SimulatedFleet
+from model_store import build_bundle, load_private_key, sign_bundle
+from protocol import DeviceStatus
+from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.support.mosquitto import Broker
+from tests.support.onnx_models import affine_model
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
+    with open_setup(tmp_path, mosquitto) as setup:
+        yield setup
+
+
+def test_simulated_fleet_agents_deploy_independently(env: Setup, tmp_path: Path) -> None:
+    src = affine_model(tmp_path / "affine-src" / "model.onnx")
+    out = tmp_path / "bundles" / "affine"
+    build_bundle(src, out, name="affine", version="1.0")
+    sign_bundle(out, load_private_key(env.key_path))
+    a = env.assignment(out)
+    fleet = SimulatedFleet(
+        count=3,
+        fleet="lab",
+        broker_url=env.broker.url,
+        control_plane_url=env.blobs.url,
+        data_dir=tmp_path / "sim",
+        trusted_keys=[env.pub_path],
+    )
+    assert fleet.device_ids == ["sim-lab-000", "sim-lab-001", "sim-lab-002"]
+    with fleet:
+        assert fleet.wait_connected(10)
+        for device in fleet.device_ids:
+            env.watcher.desire(1, a, device=device)
+        wait_until(
+            lambda: all(ag.status == DeviceStatus.ACTIVE for ag in fleet.agents), 30, "all active"
+        )
+        x = np.ones((2, 4), dtype=np.float32)
+        for ag in fleet.agents:
+            np.testing.assert_array_equal(ag.infer("affine", {"x": x})["y"], x * 2 + 1)
+        assert len({ag.local_api_url for ag in fleet.agents}) == 3
+        archs = {ag.hardware["arch"] for ag in fleet.agents}
+        assert archs == {"x86_64", "aarch64"} and all(
+            ag.hardware["simulated"] for ag in fleet.agents
+        )
+
+
+def test_edge_agent_simulate_cli_runs_until_sigterm(env: Setup, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "simulate",
+            "--count",
+            "2",
+            "--fleet",
+            "cli",
+            "--broker",
+            env.broker.url,
+            "--control-plane",
+            env.blobs.url,
+            "--data-dir",
+            str(tmp_path / "sim"),
+            "--trusted-key",
+            str(env.pub_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                {s.device_id for s in list(env.watcher.states)} >= {"sim-cli-000", "sim-cli-001"}
+            ),
+            60,
+            "both simulated agents report",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    wait_until(lambda: env.watcher.availability[-2:] == [False, False], 10, "both offline")

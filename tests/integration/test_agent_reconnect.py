@@ -1,0 +1,57 @@
+"""MQTT resilience: a broker that is down at start is retried with backoff; after the broker
+comes back the agent re-subscribes, re-reads its desired state and reports its full state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import Agent, config_from_mapping
+from model_store import write_keypair
+from protocol import DeviceStatus
+from tests.integration.test_agent_deploy import Watcher
+from tests.support.mosquitto import run_mosquitto
+from tests.support.ports import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_broker_down_at_start_then_restarted(tmp_path: Path) -> None:
+    _, pub = write_keypair(tmp_path / "keys", "release")
+    port = free_port()
+    config = config_from_mapping(
+        {
+            "device_id": "edge-1",
+            "fleet": "lab",
+            "broker_url": f"mqtt://127.0.0.1:{port}",
+            "control_plane_url": "http://127.0.0.1:9",
+            "data_dir": str(tmp_path / "data"),
+            "trusted_keys": [str(pub)],
+            "local_api": "127.0.0.1:0",
+        }
+    )
+    extra = f"listener {port} 127.0.0.1\n"
+    with Agent(config, facts={}) as agent:
+        time.sleep(1.5)
+        assert not agent.connected  # nothing listens yet; start() did not fail
+        for round_ in range(2):
+            with run_mosquitto(tmp_path / f"broker-{round_}", extra_config=extra) as broker:
+                _check_connected_round(agent, Watcher(broker), expected_malformed=round_ + 1)
+            wait_until(lambda: not agent.connected, 10, "disconnect noticed")
+
+
+def _check_connected_round(agent: Agent, watcher: Watcher, *, expected_malformed: int) -> None:
+    try:
+        assert agent.wait_connected(40), "agent did not (re)connect"
+        wait_until(lambda: watcher.last_state() is not None, 10, "full state report")
+        state = watcher.last_state()
+        assert state is not None and state.device_id == "edge-1"
+        assert state.status == DeviceStatus.IDLE
+        wait_until(lambda: watcher.availability[-1:] == [True], 10, "online")
+        # the desired topic is subscribed again: a bad retained payload is seen and counted
+        watcher.raw(b"[]", device="edge-1", retain=True)
+        wait_until(lambda: agent.malformed_messages == expected_malformed, 10, "subscribed")
+    finally:
+        watcher.close()

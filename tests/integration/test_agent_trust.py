@@ -1,0 +1,63 @@
+"""Download and trust edge cases: resumed transfers, untrusted keys, unsigned files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_store import load_private_key, sign_bundle, write_keypair
+from protocol import DeviceStatus, EventKind
+from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.support.mosquitto import Broker
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
+    with open_setup(tmp_path, mosquitto) as env:
+        yield env
+
+
+def test_interrupted_download_resumes_with_range(setup: Setup) -> None:
+    v1 = setup.bundle("det", "1.0.0")
+    a1 = setup.assignment(v1)
+    model_ref = next(f for f in a1.files if f.path == "model.onnx")
+    setup.blobs.cut_once[model_ref.sha256] = model_ref.size // 2
+    setup.watcher.desire(1, a1)
+    with setup.agent():
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
+    ranges = [r for p, r in setup.blobs.requests if model_ref.sha256 in p]
+    assert ranges == [None, f"bytes={model_ref.size // 2}-"]
+
+
+def test_untrusted_signature_and_unsigned_files_are_refused(setup: Setup) -> None:
+    other_key, _ = write_keypair(setup.tmp / "other-keys", "rogue")
+    rogue = setup.bundle("det", "6.6.6")
+    sign_bundle(rogue, load_private_key(other_key))  # re-signed by a key the agent does not trust
+    rogue_sig = (rogue / "model.sig").read_bytes()
+    a_rogue = setup.assignment(setup.bundle("det", "6.6.7"))
+    a_rogue = a_rogue.model_copy(
+        update={
+            "version": "6.6.6",
+            "signature": a_rogue.signature.model_copy(
+                update={"sha256": setup.blobs.add(rogue_sig), "size": len(rogue_sig)}
+            ),
+        }
+    )
+    good = setup.assignment(setup.bundle("det", "7.0.0"))
+    extra = good.files[0].model_copy(update={"path": "extra.bin"})
+    a_extra = good.model_copy(update={"version": "7.0.0", "files": [*good.files, extra]})
+    with setup.agent() as agent:
+        setup.watcher.desire(1, a_rogue)
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("6.6.6"), 20, "rogue FAILED")
+        setup.watcher.desire(2, a_extra)
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("7.0.0"), 20, "extra FAILED")
+        reasons = [e.reason or "" for e in setup.watcher.events if e.kind == EventKind.FAILED]
+        assert "signature rejected" in reasons[0]
+        assert "signed manifest" in reasons[1] and "extra.bin" in reasons[1]
+        assert agent.active == [] and agent.status == DeviceStatus.FAILED
+        assert not any((agent.config.data_dir / "models").glob("*"))

@@ -1,0 +1,123 @@
+"""The bridge re-derives desired state: what was published while the broker was away arrives."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from controlplane.app import create_app
+from controlplane.settings import ControlPlaneSettings
+from model_store import load_private_key, write_keypair
+from protocol import (
+    DesiredState,
+    DeviceStatus,
+    StateReport,
+    TopicKind,
+    decode,
+    device_topic,
+    encode,
+)
+from tests.support.controlplane import serve_app, signed_bundle, upload_bundle
+from tests.support.mosquitto import mosquitto_binary
+from tests.support.ports import free_port, wait_for_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def mosquitto_on(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A Mosquitto on a given port (so it can be restarted where clients expect it)."""
+    binary = mosquitto_binary()
+    assert binary is not None, "mosquitto is not installed"
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def _desired_after_connect(port: int, device_id: str, timeout: float = 15) -> DesiredState:
+    got: list[bytes] = []
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="agent-probe", protocol=mqtt.MQTTv311
+    )
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append(bytes(msg.payload))
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(device_topic(device_id, TopicKind.DESIRED), qos=1)
+    client.loop_start()
+    try:
+        wait_until(lambda: bool(got), timeout, "retained desired state")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return decode(DesiredState, got[-1])
+
+
+def test_desired_state_published_while_broker_down_arrives_after_reconnect(tmp_path: Path) -> None:
+    key_path, pub = write_keypair(tmp_path / "keys")
+    port = free_port()
+    settings = ControlPlaneSettings(
+        data_dir=tmp_path / "data", mqtt_url=f"mqtt://127.0.0.1:{port}", trusted_keys=[pub]
+    )
+    app = create_app(settings)
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        connected = lambda: bool(http.get("/api/v1/status").json()["connected"])  # noqa: E731
+        with mosquitto_on(port, tmp_path / "broker-1"):
+            wait_until(connected, 15, "bridge connected")
+            report = StateReport(
+                device_id="dev-1",
+                fleet="f",
+                agent_version="t",
+                status=DeviceStatus.IDLE,
+                generation=0,
+            )
+            done = threading.Event()
+            agent = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id="dev-1", protocol=mqtt.MQTTv311
+            )
+            agent.on_connect = lambda *_a: done.set()
+            agent.connect("127.0.0.1", port)
+            agent.loop_start()
+            assert done.wait(10)
+            agent.publish(
+                device_topic("dev-1", TopicKind.STATE), encode(report), qos=1
+            ).wait_for_publish(5)
+            agent.disconnect()
+            agent.loop_stop()
+            wait_until(lambda: http.get("/api/v1/devices/dev-1").status_code == 200, 10, "dev-1")
+        wait_until(lambda: not connected(), 10, "bridge notices the broker is gone")
+
+        bundle = signed_bundle(
+            tmp_path, name="det", version="1.0.0", private_key=load_private_key(key_path)
+        )
+        assert upload_bundle(http, bundle).status_code == 201
+        deployment = http.post(
+            "/api/v1/deployments", json={"model": "det", "version": "1.0.0", "fleet": "f"}
+        )
+        assert deployment.status_code == 201 and deployment.json()["targets"] == ["dev-1"]
+
+        with mosquitto_on(port, tmp_path / "broker-2"):  # a fresh broker: no retained state
+            wait_until(connected, 40, "bridge reconnected")
+            state = _desired_after_connect(port, "dev-1")
+            assert state.generation == 1
+            assert state.models[0].deployment_id == deployment.json()["id"]

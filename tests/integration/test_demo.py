@@ -1,0 +1,42 @@
+"""``edgectl demo``: the same happy path over the embedded (amqtt) broker, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "edgectl.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    logs = "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+        for log in sorted((tmp_path / "demo" / "logs").glob("*.log"))
+    )
+    assert result.returncode == 0, result.stdout + result.stderr + logs
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("DEVICE"))
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert len(rows) == 3
+    for row in rows:
+        assert row[1] == "1.0.0" and row[2] == "onnxruntime-cpu" and row[3] == "active"
+        assert row[-1] == "yes"
+    # SQLite file under the data directory, content-addressed blobs on disk.
+    assert (tmp_path / "demo" / "controlplane" / "edgefleet.db").is_file()
+    assert any((tmp_path / "demo" / "controlplane" / "blobs").rglob("*"))

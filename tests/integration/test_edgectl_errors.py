@@ -1,0 +1,108 @@
+"""Bad input to edgectl: one clear line on stderr, a non-zero exit code, nothing half done."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgectl.cli import main
+from model_store import write_keypair
+from tests.support.onnx_models import affine_model
+from tests.support.ports import free_port
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    return write_keypair(tmp_path / "keys", "release")
+
+
+def _push(url: str, model: Path, key: Path, *extra: str) -> list[str]:
+    return [
+        "--url",
+        url,
+        "push",
+        "model",
+        str(model),
+        "--name",
+        "det",
+        "--version",
+        "1.0.0",
+        "--key",
+        str(key),
+        *extra,
+    ]
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgectl: error: "), err
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_missing_model_file(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_push("http://127.0.0.1:9", tmp_path / "nope.onnx", keys[0], "--fleet", "f"))
+    assert code == 2
+    assert "model not found" in _one_line_error(capsys)
+
+
+def test_missing_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = affine_model(tmp_path / "m.onnx")
+    assert main(_push("http://127.0.0.1:9", model, tmp_path / "missing.key")) == 2
+    assert "signing key not found" in _one_line_error(capsys)
+
+
+def test_key_that_is_not_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = affine_model(tmp_path / "m.onnx")
+    bogus = tmp_path / "bogus.key"
+    bogus.write_text("not a pem key\n")
+    assert main(_push("http://127.0.0.1:9", model, bogus)) == 2
+    _one_line_error(capsys)
+
+
+def test_file_that_is_not_onnx(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01 definitely not protobuf" * 10)
+    assert main(_push("http://127.0.0.1:9", junk, keys[0])) == 2
+    _one_line_error(capsys)
+
+
+def test_unreachable_control_plane(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = affine_model(tmp_path / "m.onnx")
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(_push(url, model, keys[0], "--fleet", "f")) == 3
+    assert "cannot reach the control plane" in _one_line_error(capsys)
+
+
+def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgectl.cli",
+            "push",
+            "model",
+            str(tmp_path / "x.onnx"),
+            "--name",
+            "det",
+            "--version",
+            "1",
+            "--key",
+            str(tmp_path / "k"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

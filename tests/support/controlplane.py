@@ -1,0 +1,200 @@
+"""Run the control plane as a real process, and build/upload signed bundles for tests.
+
+``run_controlplane(workdir, mqtt_url=..., trusted_keys=[...])`` starts
+``python -m controlplane.cli`` on a free loopback port, waits for ``/healthz`` and stops
+it at exit; its log is ``workdir/controlplane.log``.
+
+``signed_bundle(...)`` builds a bundle from a real ONNX model with model_store and signs
+it; ``upload_bundle(http, bundle)`` PUTs its blobs and registers the version.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from model_store import (
+    SIGNATURE_FILENAME,
+    build_bundle,
+    bundle_files,
+    generate_private_key,
+    sha256_file,
+    sign_bundle,
+)
+from protocol import FileRef
+from tests.support.onnx_models import affine_model
+from tests.support.ports import free_port
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ControlPlaneProcess:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    data_dir: Path
+
+
+def _log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextmanager
+def run_controlplane(
+    workdir: Path,
+    *,
+    mqtt_url: str,
+    trusted_keys: list[Path],
+    database_url: str | None = None,
+    extra_args: list[str] | None = None,
+    timeout: float = 30.0,
+) -> Iterator[ControlPlaneProcess]:
+    """A control plane subprocess on a free loopback port, up and healthy."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    data_dir = workdir / "controlplane-data"
+    log = workdir / "controlplane.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "controlplane.cli",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--mqtt-url",
+        mqtt_url,
+    ]
+    if trusted_keys:
+        cmd += ["--trusted-keys", ",".join(str(k) for k in trusted_keys)]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    cmd += extra_args or []
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"control plane exited with {process.returncode}:\n{_log_tail(log)}"
+                )
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"control plane not healthy after {timeout}s:\n{_log_tail(log)}")
+            time.sleep(0.1)
+        yield ControlPlaneProcess(url=url, port=port, process=process, log=log, data_dir=data_dir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def serve_app(app: FastAPI, *, timeout: float = 15.0) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn in a thread on a free loopback port; its base URL.
+
+    The lifespan (and so the MQTT bridge) runs as in production; stopped at exit.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+# -- bundles --------------------------------------------------------------------------
+
+
+@dataclass
+class SignedBundle:
+    name: str
+    version: str
+    directory: Path
+    files: list[FileRef]
+    signature: FileRef
+
+    def request(self) -> dict[str, Any]:
+        """The body of ``POST /api/v1/models/{name}/versions``."""
+        return {
+            "version": self.version,
+            "signature": self.signature.model_dump(),
+            "files": [f.model_dump() for f in self.files],
+        }
+
+
+def signed_bundle(
+    workdir: Path, *, name: str, version: str, private_key: Any = None, scale: float = 2.0
+) -> SignedBundle:
+    """Build a bundle of an affine ONNX model (``scale`` varies its bytes) and sign it."""
+    key = private_key if private_key is not None else generate_private_key()
+    work = Path(tempfile.mkdtemp(prefix=f"bundle-{name}-{version}-", dir=workdir))
+    source = affine_model(work / "src" / "model.onnx", scale=scale)
+    directory = work / "bundle"
+    build_bundle(source, directory, name=name, version=version)
+    sig_path = sign_bundle(directory, key)
+    files = [FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(directory)]
+    signature = FileRef(
+        path=SIGNATURE_FILENAME, sha256=sha256_file(sig_path), size=sig_path.stat().st_size
+    )
+    return SignedBundle(name, version, directory, files, signature)
+
+
+def upload_blobs(http: Any, bundle: SignedBundle) -> None:
+    for ref in [*bundle.files, bundle.signature]:
+        data = (bundle.directory / ref.path).read_bytes()
+        response = http.put(f"/api/v1/blobs/sha256/{ref.sha256}", content=data)
+        assert response.status_code in (200, 201), response.text
+
+
+def upload_bundle(http: Any, bundle: SignedBundle) -> httpx.Response:
+    """PUT every blob, then POST the version; the POST's response."""
+    upload_blobs(http, bundle)
+    response: httpx.Response = http.post(
+        f"/api/v1/models/{bundle.name}/versions", json=bundle.request()
+    )
+    return response

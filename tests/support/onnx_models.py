@@ -1,0 +1,77 @@
+"""Small real ONNX models built in code for the tests, the demo-like flows and bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _save(model: onnx.ModelProto, path: Path) -> Path:
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def affine_model(path: Path, *, scale: float = 2.0, bias: float = 1.0) -> Path:
+    """y = x * scale + bias, x float32 [batch, 4] with a dynamic batch."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    s = numpy_helper.from_array(np.full((4,), scale, dtype=np.float32), "scale")
+    b = numpy_helper.from_array(np.full((4,), bias, dtype=np.float32), "bias")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "scale"], ["xs"]),
+            helper.make_node("Add", ["xs", "bias"], ["y"]),
+        ],
+        "affine",
+        [x],
+        [y],
+        [s, b],
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def two_input_model(path: Path, *, weight: float = 0.5) -> Path:
+    """Two inputs of different dtypes and a dynamic batch dimension.
+
+    x: float32 [batch, 4], ids: int64 [batch]
+    y = x @ W + cast(ids, float)[:, None]      (float32 [batch, 3])
+    n = ids * 2                                   (int64 [batch])
+    """
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"])
+    w = numpy_helper.from_array(
+        (np.arange(12, dtype=np.float32).reshape(4, 3) * weight).astype(np.float32), "W"
+    )
+    two = numpy_helper.from_array(np.array(2, dtype=np.int64), "two")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Cast", ["ids"], ["idsf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["idsf", "axes"], ["idsf2"]),
+        helper.make_node("Add", ["xw", "idsf2"], ["y"]),
+        helper.make_node("Mul", ["ids", "two"], ["n"]),
+    ]
+    graph = helper.make_graph(nodes, "two_inputs", [x, ids], [y, n], [w, two, axes])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def bool_input_model(path: Path) -> Path:
+    """x float32 [batch, 2], mask bool [batch, 2] -> y = where(mask, x, 0)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])
+    m = helper.make_tensor_value_info("mask", TensorProto.BOOL, ["batch", 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])
+    zero = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["mask", "x", "zero"], ["y"])], "masked", [x, m], [y], [zero]
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)

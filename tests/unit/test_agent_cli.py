@@ -1,0 +1,93 @@
+"""edge-agent CLI: bad input is one line on stderr with exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_probe_json() -> None:
+    result = _run("probe", "--json")
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["logical_cores"] >= 1 and "CPUExecutionProvider" in facts["onnxruntime_providers"]
+
+
+def test_probe_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe"]) == 0
+    assert "logical_cores" in capsys.readouterr().out
+
+
+def test_missing_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = _run("run", "--config", str(tmp_path / "agent.toml"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("edge-agent: error:")
+    assert "Traceback" not in result.stderr and "no such config file" in result.stderr
+
+
+def test_missing_trusted_key_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        'device_id = "d1"\nfleet = "f"\nbroker_url = "mqtt://127.0.0.1:1"\n'
+        'control_plane_url = "http://127.0.0.1:1"\ndata_dir = "data"\n'
+        'trusted_keys = ["missing.pub"]\nlocal_api = "127.0.0.1:0"\n'
+    )
+    result = _run("run", "--config", str(config))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "trusted_keys" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["simulate", "--count", "x"],
+        [
+            "simulate",
+            "--count",
+            "0",
+            "--fleet",
+            "f",
+            "--broker",
+            "mqtt://h",
+            "--control-plane",
+            "http://h",
+            "--data-dir",
+            "d",
+            "--trusted-key",
+            "k",
+        ],
+        [
+            "simulate",
+            "--count",
+            "1",
+            "--fleet",
+            "f",
+            "--broker",
+            "nope",
+            "--control-plane",
+            "http://h",
+            "--data-dir",
+            "d",
+            "--trusted-key",
+            "k",
+        ],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv: list[str]) -> None:
+    result = _run(*argv)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,0 +1,79 @@
+"""agent.toml loading: every problem is one clear AgentConfigError line naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, parse_broker_url
+from agent.errors import AgentConfigError
+
+GOOD = """
+device_id = "store-eu-001"
+fleet = "store-eu"
+broker_url = "mqtt://store-eu-001:s3cret@127.0.0.1:1883"
+control_plane_url = "http://127.0.0.1:8080/"
+data_dir = "data"
+trusted_keys = ["keys/release.pub"]
+local_api = "127.0.0.1:0"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_resolves_paths_against_the_file(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD))
+    assert config.device_id == "store-eu-001"
+    assert config.data_dir == tmp_path / "data"
+    assert config.trusted_keys == [tmp_path / "keys/release.pub"]
+    assert config.control_plane_url == "http://127.0.0.1:8080"
+    assert config.local_api_address == ("127.0.0.1", 0)
+    assert config.heartbeat_interval_s == 30
+    assert config.broker.password == "s3cret"
+    assert "s3cret" not in config.broker.masked()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(AgentConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(AgentConfigError, match="not valid TOML"):
+        load_config(_write(tmp_path, "device_id = \n"))
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    text = GOOD.replace('fleet = "store-eu"\n', "")
+    with pytest.raises(AgentConfigError, match=r"fleet: missing required field"):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('"mqtt://store-eu-001:s3cret@127.0.0.1:1883"', '"http://broker"', "broker_url"),
+        ('"127.0.0.1:0"', '"localhost"', "local_api"),
+        ('device_id = "store-eu-001"', 'device_id = "a/b#"', "device_id"),
+        ('"http://127.0.0.1:8080/"', '"ftp://x"', "control_plane_url"),
+        ('local_api = "127.0.0.1:0"', "heartbeat_interval_s = 0", "heartbeat_interval_s"),
+        ('local_api = "127.0.0.1:0"', 'colour = "blue"', "colour"),
+    ],
+)
+def test_invalid_field_is_named(tmp_path: Path, old: str, new: str, field: str) -> None:
+    with pytest.raises(AgentConfigError) as info:
+        load_config(_write(tmp_path, GOOD.replace(old, new)))
+    message = str(info.value)
+    assert f": {field}: " in message and "\n" not in message
+
+
+def test_broker_url_parsing() -> None:
+    assert parse_broker_url("mqtt://h").port == 1883
+    assert parse_broker_url("mqtts://h").port == 8883
+    with pytest.raises(ValueError):
+        parse_broker_url("mqtt://h:notaport")

@@ -1,0 +1,117 @@
+"""Open Inference Protocol conversion: request -> numpy, numpy -> response, metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.errors import InvalidInput
+from agent.oip import decode_request, encode_response, model_metadata
+from agent.runners.base import TensorSignature
+
+SIGS = [
+    TensorSignature("x", np.dtype("float32"), (None, 4)),
+    TensorSignature("ids", np.dtype("int64"), (None,)),
+]
+OUTS = ["y", "n"]
+
+
+def _body(**overrides: Any) -> dict[str, Any]:
+    x = {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": list(range(8))}
+    ids = {"name": "ids", "shape": [2], "datatype": "INT64", "data": [3, 4]}
+    body: dict[str, Any] = {"id": "r1", "inputs": [x, ids]}
+    for key, value in overrides.items():
+        if key in ("x", "ids"):
+            tensor = x if key == "x" else ids
+            tensor.update(value)
+        else:
+            body[key] = value
+    return body
+
+
+def test_decode_builds_typed_arrays() -> None:
+    request, inputs = decode_request(_body(), SIGS, OUTS)
+    assert request.id == "r1"
+    assert inputs["x"].dtype == np.float32 and inputs["x"].shape == (2, 4)
+    assert inputs["ids"].dtype == np.int64
+    np.testing.assert_array_equal(inputs["x"].ravel(), np.arange(8, dtype=np.float32))
+
+
+def test_decode_accepts_nested_data() -> None:
+    _, inputs = decode_request(_body(x={"data": [[0, 1, 2, 3], [4, 5, 6, 7]]}), SIGS, OUTS)
+    assert inputs["x"].shape == (2, 4)
+
+
+def test_bool_tensor() -> None:
+    sig = [TensorSignature("mask", np.dtype("bool"), (None, 2))]
+    body = {
+        "inputs": [{"name": "mask", "shape": [1, 2], "datatype": "BOOL", "data": [True, False]}]
+    }
+    _, inputs = decode_request(body, sig, ["y"])
+    assert inputs["mask"].dtype == np.bool_
+    body["inputs"][0]["data"] = [1, 0]
+    with pytest.raises(InvalidInput, match="not BOOL"):
+        decode_request(body, sig, ["y"])
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (_body(x={"name": "z"}), "unknown input 'z'"),
+        (_body(x={"datatype": "FP64"}), "datatype FP64, expected FP32"),
+        (_body(x={"shape": [2, 5]}), "8 values for shape"),
+        (_body(x={"shape": [4, 2]}), "expected \\[\\?, 4\\]"),
+        (_body(ids={"data": [1.5, 2.0]}), "not INT64"),
+        (_body(ids={"data": ["a", "b"]}), "not INT64"),
+        (_body(outputs=[{"name": "nope"}]), "unknown output 'nope'"),
+        ({"inputs": []}, "inputs"),
+        ({"inputs": [{"name": "x"}]}, "bad inference request"),
+    ],
+)
+def test_bad_requests_are_one_line_invalid_input(body: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInput, match=match) as info:
+        decode_request(body, SIGS, OUTS)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_input() -> None:
+    body = _body()
+    body["inputs"].pop()
+    with pytest.raises(InvalidInput, match="missing input 'ids'"):
+        decode_request(body, SIGS, OUTS)
+
+
+def test_encode_response_filters_and_keeps_id() -> None:
+    request, _ = decode_request(_body(outputs=[{"name": "n"}]), SIGS, OUTS)
+    outputs: dict[str, np.ndarray] = {
+        "y": np.ones((2, 3), np.float32),
+        "n": np.array([6, 8], np.int64),
+    }
+    body = encode_response(model_name="m", model_version="1", request=request, outputs=outputs)
+    assert body == {
+        "model_name": "m",
+        "model_version": "1",
+        "id": "r1",
+        "outputs": [{"name": "n", "shape": [2], "datatype": "INT64", "data": [6, 8]}],
+    }
+
+
+def test_float32_values_survive_json_exactly() -> None:
+    request, _ = decode_request(_body(), SIGS, OUTS)
+    y = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    body = encode_response(model_name="m", model_version="1", request=request, outputs={"y": y})
+    back = np.asarray(body["outputs"][0]["data"], dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(back, y)
+
+
+def test_model_metadata_marks_dynamic_dims() -> None:
+    meta = model_metadata(
+        name="m", version="1", platform="onnxruntime_onnx", inputs=SIGS, outputs=SIGS[:1]
+    )
+    assert meta["inputs"] == [
+        {"name": "x", "datatype": "FP32", "shape": [-1, 4]},
+        {"name": "ids", "datatype": "INT64", "shape": [-1]},
+    ]
+    assert meta["versions"] == ["1"] and meta["platform"] == "onnxruntime_onnx"

@@ -1,0 +1,114 @@
+"""Hot swap: a request in flight finishes on the old model, which closes only afterwards;
+and the OIP REST routes over a real ONNX Runtime runner, served by uvicorn on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+import pytest
+
+from agent.errors import ModelNotFound
+from agent.local_api import LocalApiServer, build_app
+from agent.runners.base import Runner
+from agent.runners.onnxruntime import OnnxRuntimeRunner
+from agent.serving import LoadedModel, ServedModels
+from model_store import build_bundle, load_metadata
+from tests.support.onnx_models import bool_input_model, two_input_model
+
+
+class _Recorder(Runner):
+    """A minimal runner that records close(); the thing under test is ServedModels."""
+
+    key: ClassVar[str] = "test-recorder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def load(self, bundle_dir: Path, metadata: Any) -> None:
+        pass
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _model(version: str, runner: Runner) -> LoadedModel:
+    return LoadedModel("m", version, "0" * 64, Path("."), runner)
+
+
+def test_swap_waits_for_in_flight_requests() -> None:
+    models = ServedModels()
+    old, new = _Recorder(), _Recorder()
+    models.activate(_model("1", old))
+    with models.use("m") as in_flight:
+        assert models.activate(_model("2", new)) is in_flight
+        assert models.get("m").version == "2"
+        assert not old.closed  # still serving the request that started on it
+    assert old.closed and not new.closed
+    models.remove("m")
+    assert new.closed
+    with pytest.raises(ModelNotFound), models.use("m"):
+        pass
+
+
+def _runner(tmp_path: Path, build: Any, name: str) -> LoadedModel:
+    src = build(tmp_path / name / "src" / "model.onnx")
+    out = tmp_path / name / "bundle"
+    build_bundle(src, out, name=name, version="1.2")
+    runner = OnnxRuntimeRunner()
+    runner.load(out, load_metadata(out))
+    return LoadedModel(name, "1.2", "a" * 64, out, runner)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[ServedModels, httpx.Client]]:
+    models = ServedModels()
+    server = LocalApiServer(build_app(models, server_version="9.9"), "127.0.0.1", 0)
+    url = server.start()
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield models, client
+    finally:
+        server.stop()
+
+
+def test_oip_routes(tmp_path: Path, served: tuple[ServedModels, httpx.Client]) -> None:
+    models, client = served
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/v2/health/ready").status_code == 503
+    models.activate(_runner(tmp_path, two_input_model, "two"))
+    models.activate(_runner(tmp_path, bool_input_model, "masked"))
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/v2").json()["version"] == "9.9"
+    assert client.get("/v2/models/two/ready").status_code == 200
+    assert client.get("/v2/models/two/versions/1.2").json()["name"] == "two"
+    assert client.get("/v2/models/two/versions/0.1").status_code == 404
+    assert client.get("/v2/models/nope").json() == {"error": "model 'nope' is not active"}
+
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.5, 2.5]},
+            {"name": "mask", "shape": [1, 2], "datatype": "BOOL", "data": [False, True]},
+        ]
+    }
+    resp = client.post("/v2/models/masked/infer", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["outputs"] == [
+        {"name": "y", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 2.5]}
+    ]
+    assert "id" not in resp.json()
+    bad = client.post("/v2/models/masked/infer", content=b"{nope")
+    assert bad.status_code == 400 and "not JSON" in bad.json()["error"]
+    wrong = client.post(
+        "/v2/models/two/infer",
+        json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [1] * 4}]},
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"].startswith("input 'x'")
+    assert client.get("/v2/unknown").status_code == 404

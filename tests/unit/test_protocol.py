@@ -1,0 +1,145 @@
+"""Round trips and rejections of every wire message and topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import BaseModel
+
+import protocol as p
+
+SHA = "a" * 64
+
+
+def _samples() -> list[BaseModel]:
+    ref = p.FileRef(path="model.onnx", sha256=SHA, size=10)
+    return [
+        p.DesiredState(
+            device_id="dev-1",
+            generation=7,
+            models=[
+                p.ModelAssignment(
+                    deployment_id=3,
+                    name="det",
+                    version="1.4.0",
+                    bundle_digest=SHA,
+                    signature=p.FileRef(path="model.sig", sha256=SHA, size=900),
+                    files=[ref],
+                )
+            ],
+        ),
+        p.StateReport(
+            device_id="dev-1",
+            fleet="store-eu",
+            agent_version="0.1.0",
+            status=p.DeviceStatus.ACTIVE,
+            generation=7,
+            active=[
+                p.ActiveModel(
+                    name="det",
+                    version="1.4.0",
+                    bundle_digest=SHA,
+                    backend="onnxruntime-cpu",
+                    deployment_id=3,
+                )
+            ],
+            hardware={"arch": "x86_64", "cores": 4},
+        ),
+        p.DeploymentEvent(
+            device_id="dev-1",
+            deployment_id=3,
+            generation=7,
+            model_name="det",
+            model_version="1.4.0",
+            kind=p.EventKind.FAILED,
+            reason="bad signature",
+        ),
+        p.Heartbeat(
+            device_id="dev-1",
+            cpu_percent=12.5,
+            rss_bytes=1 << 20,
+            mem_total_bytes=1 << 30,
+            mem_available_bytes=1 << 29,
+            mem_percent=50.0,
+            load_avg=(0.1, 0.2, 0.3),
+            uptime_s=12.0,
+        ),
+        p.Availability(device_id="dev-1", online=False),
+    ]
+
+
+@pytest.mark.parametrize("message", _samples(), ids=lambda m: type(m).__name__)
+def test_every_message_round_trips(message: BaseModel) -> None:
+    wire = p.encode(message)
+    assert p.decode(type(message), wire) == message
+
+
+@pytest.mark.parametrize("kind", list(p.TopicKind))
+def test_topic_round_trips_and_names_its_message(kind: p.TopicKind) -> None:
+    topic = p.device_topic("store-eu-001", kind)
+    assert topic.startswith("edgefleet/v1/devices/")
+    assert p.parse_device_topic(topic) == ("store-eu-001", kind)
+    assert p.message_type_for(kind).__name__ in {
+        "DesiredState",
+        "StateReport",
+        "DeploymentEvent",
+        "Heartbeat",
+        "Availability",
+    }
+
+
+@pytest.mark.parametrize("device_id", ["", "a/b", "+", "#", "dev 1", "-lead", "x" * 129])
+def test_device_ids_cannot_smuggle_topic_levels(device_id: str) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.device_topic(device_id, p.TopicKind.STATE)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "edgefleet/v1/devices/d1",
+        "edgefleet/v1/devices/d1/state/x",
+        "other/d1/state",
+        "edgefleet/v1/devices/d1/bogus",
+    ],
+)
+def test_foreign_topics_are_refused(topic: str) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.parse_device_topic(topic)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"{not json",
+        b"[]",
+        b'{"device_id": "d1"}',
+        b'{"device_id": "d/1", "online": true}',
+        b'{"device_id": "d1", "generation": -1}',
+        "\udcff".encode("utf-8", "surrogatepass"),
+    ],
+)
+def test_malformed_payloads_raise_one_line_protocol_errors(payload: bytes) -> None:
+    for message_type in (p.DesiredState, p.Availability):
+        with pytest.raises(p.ProtocolError) as info:
+            p.decode(message_type, payload)
+        assert "\n" not in str(info.value)
+
+
+def test_bad_digest_in_desired_state_is_refused() -> None:
+    wire = p.encode(_samples()[0]).replace(SHA.encode(), b"Z" * 64, 1)
+    with pytest.raises(p.ProtocolError, match=r"bundle_digest|sha256"):
+        p.decode(p.DesiredState, wire)
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
+    msg = p.decode(p.Availability, b'{"device_id": "d1", "online": true, "future": 1}')
+    assert msg.online is True and msg.protocol_version == p.PROTOCOL_VERSION
+
+
+def test_timestamps_are_timezone_aware() -> None:
+    report = p.decode(p.StateReport, p.encode(_samples()[1]))
+    assert report.reported_at.tzinfo is not None
+    assert report.reported_at <= datetime.now(UTC)

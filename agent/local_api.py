@@ -8,13 +8,13 @@ request or tensor, 404 for an unknown model, 500 if the backend fails.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
 import time
 from typing import Any
 
+import pydantic_core
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -108,20 +108,23 @@ def build_app(models: ServedModels, *, server_version: str) -> FastAPI:
     def ready_version(name: str, version: str) -> dict[str, Any]:
         return model_ready(name, version)
 
-    async def infer(name: str, version: str | None, request: Request) -> dict[str, Any]:
+    async def infer(name: str, version: str | None, request: Request) -> Response:
         raw = await request.body()
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the
+            # json module on tensor-sized payloads (bench/inference.py).
+            body = pydantic_core.from_json(raw)
+        except ValueError as exc:
             raise InvalidInput(f"request body is not JSON: {exc}") from exc
-        return await run_in_threadpool(run_inference, models, name, version, body)
+        result = await run_in_threadpool(run_inference, models, name, version, body)
+        return Response(pydantic_core.to_json(result), media_type="application/json")
 
     @app.post("/v2/models/{name}/infer")
-    async def infer_any(name: str, request: Request) -> dict[str, Any]:
+    async def infer_any(name: str, request: Request) -> Response:
         return await infer(name, None, request)
 
     @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
+    async def infer_version(name: str, version: str, request: Request) -> Response:
         return await infer(name, version, request)
 
     return app

@@ -67,7 +67,7 @@ class MqttLink:
                 callback_api_version=CallbackAPIVersion.VERSION2,
                 client_id=device_id,
                 protocol=mqtt.MQTTv311,
-                clean_session=True,
+                clean_session=False,  # persistent session: QoS 1 queued while away
             )
             client.username_pw_set(device_id, broker.password)
             client.will_set(

@@ -65,7 +65,7 @@ class MqttBridge:
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv311,
-            clean_session=True,
+            clean_session=False,  # persistent session: QoS 1 queued while away
         )
         if target.username is not None:
             client.username_pw_set(target.username, target.password)

@@ -6,7 +6,7 @@
 | ``DATABASE_URL``            | ``sqlite:///<data dir>/edgefleet.db``     |
 | ``MQTT_URL``                | ``mqtt://127.0.0.1:1883``                 |
 | ``EDGEFLEET_TRUSTED_KEYS``  | none (model versions are then refused)    |
-| ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-controlplane-<random>``       |
+| ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-controlplane`` (one per replica) |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
 
 Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
@@ -14,7 +14,6 @@ Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,7 +91,9 @@ class ControlPlaneSettings(BaseSettings):
         default_factory=list, validation_alias="EDGEFLEET_TRUSTED_KEYS"
     )
     mqtt_client_id: str = Field(
-        default_factory=lambda: f"edgefleet-controlplane-{secrets.token_hex(4)}",
+        # Stable, so the broker keeps this persistent session's QoS 1 reports while the
+        # control plane is down. Give each replica its own id.
+        default="edgefleet-controlplane",
         validation_alias="EDGEFLEET_MQTT_CLIENT_ID",
     )
     max_blob_bytes: int = Field(

@@ -133,8 +133,13 @@ class DeploymentManager:
         def step(phase: Phase) -> None:
             life.advance(phase)
             self._phases[a.name] = phase
-            self.status = life.status
-            if phase not in (Phase.ACTIVE, Phase.FAILED):
+            if phase in (Phase.ACTIVE, Phase.FAILED):
+                # a failed update leaves the previous model serving: never report FAILED then
+                self.status = settled_status(
+                    serving=len(self._models) > 0, failed=phase is Phase.FAILED
+                )
+            else:
+                self.status = life.status
                 self._reporter.state_changed()
 
         step(Phase.RECEIVED)

@@ -31,7 +31,7 @@ def test_defaults() -> None:
     assert settings.db_url == f"sqlite:///{Path('edgefleet-data') / 'edgefleet.db'}"
     assert settings.mqtt == parse_mqtt_url("mqtt://127.0.0.1:1883")
     assert settings.trusted_keys == []
-    assert settings.mqtt_client_id.startswith("edgefleet-controlplane-")
+    assert settings.mqtt_client_id == "edgefleet-controlplane"  # stable: persistent session
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

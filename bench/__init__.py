@@ -1,0 +1,1 @@
+"""Benchmarks: each runs with one command and compares against a baseline in the same run."""

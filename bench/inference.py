@@ -1,0 +1,137 @@
+"""What the agent's serving path costs on top of a raw ONNX Runtime ``session.run``.
+
+    python -m bench.inference [--seconds 1.0]
+
+For each model (built in code) and in the same run: the baseline (a plain
+``onnxruntime.InferenceSession.run``), the agent's ONNX Runtime runner plugin (input
+checks + run, the in-process Python API), and the agent's Open Inference Protocol REST
+endpoint over loopback with JSON tensors (a keep-alive httpx client). Prints a table,
+then one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from agent import oip
+from agent.local_api import LocalApiServer, build_app
+from agent.runners import create_runner
+from agent.serving import LoadedModel, ServedModels
+from bench.models import BenchModel, catalogue
+from model_store import build_bundle, load_metadata
+
+
+def _time(fn: Callable[[], object], seconds: float) -> dict[str, float]:
+    for _ in range(20):  # warm-up
+        fn()
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(samples) < 50:
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    arr = np.asarray(samples)
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "runs": len(samples),
+    }
+
+
+def _oip_body(feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": k,
+                "shape": list(v.shape),
+                "datatype": oip.oip_datatype(v.dtype),
+                "data": v.ravel().tolist(),
+            }
+            for k, v in feeds.items()
+        ]
+    }
+
+
+def bench_model(spec: BenchModel, workdir: Path, seconds: float) -> dict[str, Any]:
+    model_path = spec.build(workdir / spec.name / "model.onnx")
+    bundle = workdir / spec.name / "bundle"
+    build_bundle(model_path, bundle, name=spec.name, version="1.0.0")
+    feeds = spec.feeds()
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    runner = create_runner("onnxruntime")
+    runner.load(bundle, load_metadata(bundle))
+    expected = session.run(None, feeds)
+    got = runner.infer(feeds)
+    for want, have in zip(expected, got.values(), strict=True):
+        np.testing.assert_array_equal(want, have)
+
+    served = ServedModels()
+    served.activate(
+        LoadedModel(
+            name=spec.name,
+            version="1.0.0",
+            bundle_digest="0" * 64,
+            bundle_dir=bundle,
+            runner=runner,
+        )
+    )
+    server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    url = server.start()
+    body = json.dumps(_oip_body(feeds)).encode()
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+
+            def rest() -> None:
+                response = http.post(
+                    f"/v2/models/{spec.name}/infer",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                response.raise_for_status()
+
+            results = {
+                "ort_session_run": _time(lambda: session.run(None, feeds), seconds),
+                "agent_runner": _time(lambda: runner.infer(feeds), seconds),
+                "agent_oip_rest_json": _time(rest, seconds),
+            }
+    finally:
+        server.stop()
+        served.clear()
+    base = results["ort_session_run"]["p50_ms"]
+    for figures in results.values():
+        figures["p50_over_baseline"] = figures["p50_ms"] / base
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per path")
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = {"onnxruntime": ort.__version__, "models": {}}
+    with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
+        for spec in catalogue():
+            report["models"][spec.name] = bench_model(spec, Path(tmp), args.seconds)
+    print(f"{'model':<18} {'path':<22} {'p50 ms':>9} {'p99 ms':>9} {'x baseline':>11}")
+    for name, paths in report["models"].items():
+        for path, f in paths.items():
+            print(
+                f"{name:<18} {path:<22} {f['p50_ms']:>9.3f} {f['p99_ms']:>9.3f} "
+                f"{f['p50_over_baseline']:>11.2f}"
+            )
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

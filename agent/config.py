@@ -17,49 +17,9 @@ from pydantic import (
 )
 
 from agent.errors import AgentConfigError
+from protocol import BrokerAddress, parse_broker_url
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-
-
-class BrokerAddress(BaseModel):
-    """A parsed ``mqtt://[user:pass@]host:port`` (``mqtts://`` for TLS)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    def masked(self) -> str:
-        """The URL for logs: never the password."""
-        scheme = "mqtts" if self.tls else "mqtt"
-        user = (
-            f"{self.username}:***@"
-            if self.password
-            else (f"{self.username}@" if self.username else "")
-        )
-        return f"{scheme}://{user}{self.host}:{self.port}"
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse a broker URL; ValueError (one line) if it is not ``mqtt[s]://host[:port]``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError("expected mqtt://[user:pass@]host:port or mqtts://...")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("invalid port in broker URL") from exc
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=parts.username,
-        password=parts.password,
-    )
 
 
 def parse_host_port(value: str) -> tuple[str, int]:

@@ -22,10 +22,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
-from agent.config import BrokerAddress
 from agent.errors import LinkError
 from protocol import (
     Availability,
+    BrokerAddress,
     DesiredState,
     ProtocolError,
     TopicKind,

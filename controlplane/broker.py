@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from typing import Any
 
@@ -47,6 +48,7 @@ class EmbeddedBroker:
             noisy = logging.getLogger(name)
             if noisy.level == logging.NOTSET:
                 noisy.setLevel(logging.WARNING)
+        _check_port_free(self.host, self.port)  # before amqtt, which logs a traceback
         self._thread = threading.Thread(target=self._run, name="amqtt-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -101,6 +103,17 @@ class EmbeddedBroker:
 
         self._broker = Broker(broker_config(self.host, self.port))
         await self._broker.start()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"embedded MQTT broker cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -27,8 +27,14 @@ from sqlmodel import Session
 
 from controlplane.desired import publish_desired
 from controlplane.ingest import Ingester
-from controlplane.settings import MqttTarget
-from protocol import DEVICE_REPORTS_FILTER, DesiredState, TopicKind, device_topic, encode
+from protocol import (
+    DEVICE_REPORTS_FILTER,
+    BrokerAddress,
+    DesiredState,
+    TopicKind,
+    device_topic,
+    encode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ class MqttBridge:
 
     def __init__(
         self,
-        target: MqttTarget,
+        target: BrokerAddress,
         engine: Engine,
         *,
         client_id: str,

@@ -14,61 +14,21 @@ Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.errors import ConfigError
+from protocol import BrokerAddress, ProtocolError, mask_url, parse_broker_url
 
-_MQTT_SCHEMES = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to log)."""
+def parse_mqtt_url(url: str) -> BrokerAddress:
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
-@dataclass(frozen=True)
-class MqttTarget:
-    """Where and how the bridge connects; parsed from ``mqtt://[user:pass@]host:port``."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-
-def parse_mqtt_url(url: str) -> MqttTarget:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"invalid MQTT_URL {mask_url(url)!r}: {exc}") from exc
-    if parts.scheme not in _MQTT_SCHEMES or not parts.hostname:
-        raise ConfigError(
-            f"invalid MQTT_URL {mask_url(url)!r}: expected mqtt://[user:pass@]host:port"
-        )
-    return MqttTarget(
-        host=parts.hostname,
-        port=port or _MQTT_SCHEMES[parts.scheme],
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        tls=parts.scheme in ("mqtts", "ssl"),
-    )
+        return parse_broker_url(url)
+    except ProtocolError as exc:
+        raise ConfigError(f"invalid MQTT_URL: {exc}") from exc
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -128,7 +88,7 @@ class ControlPlaneSettings(BaseSettings):
         return self.data_dir / "blobs"
 
     @property
-    def mqtt(self) -> MqttTarget:
+    def mqtt(self) -> BrokerAddress:
         return parse_mqtt_url(self.mqtt_url)
 
     def describe(self) -> str:

@@ -8,9 +8,10 @@ Public surface:
     validate_device_id, DEVICE_REPORTS_FILTER, DESIRED_STATE_FILTER,
     FileRef, ModelAssignment, DesiredState, DeviceStatus, ActiveModel, StateReport,
     EventKind, DeploymentEvent, Heartbeat, Availability, encode, decode,
-    ProtocolError.
+    ProtocolError, BrokerAddress, parse_broker_url, mask_url.
 """
 
+from protocol.broker_url import BrokerAddress, mask_url, parse_broker_url
 from protocol.errors import ProtocolError
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -45,6 +46,7 @@ __all__ = [
     "TOPIC_ROOT",
     "ActiveModel",
     "Availability",
+    "BrokerAddress",
     "DeploymentEvent",
     "DesiredState",
     "DeviceStatus",
@@ -58,7 +60,9 @@ __all__ = [
     "decode",
     "device_topic",
     "encode",
+    "mask_url",
     "message_type_for",
+    "parse_broker_url",
     "parse_device_topic",
     "validate_device_id",
 ]

@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from edgectl.cli import main
 from model_store import write_keypair
+from tests.support.controlplane import run_controlplane
+from tests.support.mosquitto import Broker
 from tests.support.onnx_models import affine_model
 from tests.support.ports import free_port
 
@@ -106,3 +109,20 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_fleet_is_one_clear_line_and_keeps_the_upload(
+    tmp_path: Path,
+    keys: tuple[Path, Path],
+    mosquitto: Broker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = affine_model(tmp_path / "m.onnx")
+    with run_controlplane(tmp_path / "cp", mqtt_url=mosquitto.url, trusted_keys=[keys[1]]) as cp:
+        assert main(_push(cp.url, model, keys[0], "--fleet", "nope")) == 1
+        err = _one_line_error(capsys)
+        assert "unknown fleet 'nope'" in err and "404" in err
+        # the signed version itself was stored: a later deploy needs no re-upload
+        versions = httpx.get(f"{cp.url}/api/v1/models/det", timeout=5).json()["versions"]
+        assert [v["version"] for v in versions] == ["1.0.0"]
+        assert httpx.get(f"{cp.url}/api/v1/deployments", timeout=5).json() == []

@@ -143,3 +143,14 @@ def test_timestamps_are_timezone_aware() -> None:
     report = p.decode(p.StateReport, p.encode(_samples()[1]))
     assert report.reported_at.tzinfo is not None
     assert report.reported_at <= datetime.now(UTC)
+
+
+def test_broker_urls_parse_the_same_everywhere_and_never_leak_the_password() -> None:
+    addr = p.parse_broker_url("mqtts://dev%2D1:s%40cret@broker.example:8884")
+    assert (addr.host, addr.port, addr.tls) == ("broker.example", 8884, True)
+    assert (addr.username, addr.password) == ("dev-1", "s@cret")
+    assert "cret" not in addr.masked() and "cret" not in p.mask_url("mqtt://u:s3cret@h:1")
+    assert p.parse_broker_url("mqtt://h").port == 1883
+    for bad in ("http://h", "mqtt://", "mqtt://h:99999", "h:1883"):
+        with pytest.raises(p.ProtocolError):
+            p.parse_broker_url(bad)

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from agent.errors import AgentConfigError
-from protocol import BrokerAddress, parse_broker_url
+from protocol import BrokerAddress, FleetName, parse_broker_url
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
@@ -36,7 +36,7 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     device_id: DeviceId
-    fleet: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    fleet: FleetName
     broker_url: str
     control_plane_url: str
     data_dir: Path

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from protocol import FileRef
+from protocol import NAME_PATTERN, FileRef
 
 
 def as_utc(value: datetime) -> datetime:
@@ -17,7 +17,6 @@ def as_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 #: Fleet names (also MQTT-safe device ids use the same alphabet).
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 #: Model names and versions: the alphabet of the bundle metadata (model_store), '+' allowed.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]

@@ -14,6 +14,8 @@ Public surface:
 from protocol.broker_url import BrokerAddress, mask_url, parse_broker_url
 from protocol.errors import ProtocolError
 from protocol.messages import (
+    MAX_GENERATION,
+    NAME_PATTERN,
     PROTOCOL_VERSION,
     ActiveModel,
     Availability,
@@ -22,6 +24,7 @@ from protocol.messages import (
     DeviceStatus,
     EventKind,
     FileRef,
+    FleetName,
     Heartbeat,
     ModelAssignment,
     StateReport,
@@ -42,6 +45,8 @@ from protocol.topics import (
 __all__ = [
     "DESIRED_STATE_FILTER",
     "DEVICE_REPORTS_FILTER",
+    "MAX_GENERATION",
+    "NAME_PATTERN",
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",
     "ActiveModel",
@@ -52,6 +57,7 @@ __all__ = [
     "DeviceStatus",
     "EventKind",
     "FileRef",
+    "FleetName",
     "Heartbeat",
     "ModelAssignment",
     "ProtocolError",

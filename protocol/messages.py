@@ -20,7 +20,13 @@ from protocol.topics import TopicKind
 PROTOCOL_VERSION = 1
 
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+#: Device ids and fleet names: MQTT-safe (no wildcards, no extra topic levels).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+DeviceId = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+FleetName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+#: Generations are signed 64-bit on every store (SQLite INTEGER, PostgreSQL BIGINT).
+MAX_GENERATION = 2**63 - 1
+Generation = Annotated[int, Field(ge=0, le=MAX_GENERATION)]
 
 
 def utcnow() -> datetime:
@@ -59,7 +65,7 @@ class DesiredState(_Message):
 
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
-    generation: int = Field(ge=0)
+    generation: Generation
     issued_at: datetime = Field(default_factory=utcnow)
     models: list[ModelAssignment] = Field(default_factory=list)
 
@@ -86,10 +92,10 @@ class StateReport(_Message):
 
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
-    fleet: str
+    fleet: FleetName
     agent_version: str
     status: DeviceStatus
-    generation: int = Field(ge=0, description="highest desired-state generation processed")
+    generation: Generation = Field(description="highest desired-state generation processed")
     active: list[ActiveModel] = Field(default_factory=list)
     last_error: str | None = None
     local_api: str | None = None
@@ -111,7 +117,7 @@ class DeploymentEvent(_Message):
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
     deployment_id: int | None
-    generation: int = Field(ge=0)
+    generation: Generation
     model_name: str
     model_version: str
     kind: EventKind

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from edgectl.client import DEFAULT_URL, ControlPlaneClient
 from edgectl.errors import EdgectlError, UsageError
@@ -102,13 +103,26 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             targets = deployment.get("targets", [])
             print(f"deployment {deployment['id']} to fleet {args.fleet}: {len(targets)} device(s)")
     if deployment is not None and args.wait > 0:
-        statuses = target_statuses(deployment)
-        bad = {d: s for d, s in statuses.items() if s != "activated"}
-        for device, status in sorted(statuses.items()):
-            print(f"  {device}: {status}")
-        if bad:
-            return 1
+        _check_settled(deployment, args.wait, show=not args.json)
     return 0
+
+
+def _check_settled(deployment: dict[str, Any], waited: float, *, show: bool) -> None:
+    """Print each target's outcome; one error line if any did not activate."""
+    statuses = target_statuses(deployment)
+    reasons = {str(t["device_id"]): t.get("reason") for t in deployment.get("targets", [])}
+    for device, status in sorted(statuses.items()) if show else ():
+        print(f"  {device}: {status}" + (f" ({reasons[device]})" if reasons.get(device) else ""))
+    bad = sorted(d for d, s in statuses.items() if s != "activated")
+    if bad:
+        first = bad[0]
+        why = reasons.get(first) or (
+            f"still {statuses[first]} after {waited:g}s" if statuses[first] != "failed" else ""
+        )
+        raise EdgectlError(
+            f"deployment {deployment['id']}: {len(bad)} of {len(statuses)} device(s) did not "
+            f"activate; first: {first}: {why}".rstrip(": ")
+        )
 
 
 def _cmd_devices_list(args: argparse.Namespace) -> int:

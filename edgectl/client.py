@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from edgectl.errors import ServerError, UnreachableError
+from edgectl.errors import ServerError, UnreachableError, UsageError
 from protocol import FileRef
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ _CHUNK = 1024 * 1024
 def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
-        body = None
+    except ValueError:  # not JSON: an HTML error page from a proxy, say
+        return f"{response.reason_phrase} (the answer is not JSON: is --url right?)"
     detail: Any = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list) and detail:  # FastAPI validation errors
         first = detail[0]
@@ -43,7 +44,15 @@ class ControlPlaneClient:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        try:
+            url = httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise UsageError(f"invalid control-plane URL {self.base_url!r}: {exc}") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise UsageError(
+                f"invalid control-plane URL {self.base_url!r}: expected http(s)://host[:port]"
+            )
+        self._http = httpx.Client(base_url=url, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -58,8 +67,9 @@ class ControlPlaneClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
+            cause = " ".join(str(exc).split()) or exc.__class__.__name__
             raise UnreachableError(
-                f"cannot reach the control plane at {self.base_url}: {exc.__class__.__name__}"
+                f"cannot reach the control plane at {self.base_url}: {cause}"
             ) from exc
         if response.status_code >= 400:
             raise ServerError(
@@ -69,8 +79,19 @@ class ControlPlaneClient:
             )
         return response
 
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServerError(
+                f"{self.base_url} answered {method} {path} with something that is not JSON "
+                "(is --url the control plane?)",
+                status_code=response.status_code,
+            ) from exc
+
     def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/healthz").json())
+        return dict(self._json("GET", "/healthz"))
 
     def upload_blob(self, path: Path, sha256: str) -> None:
         self._request("PUT", f"/api/v1/blobs/sha256/{sha256}", content=_file_chunks(path))
@@ -83,17 +104,20 @@ class ControlPlaneClient:
             "signature": signature.model_dump(),
             "files": [f.model_dump() for f in files],
         }
-        return dict(self._request("POST", f"/api/v1/models/{name}/versions", json=body).json())
+        return dict(self._json("POST", f"/api/v1/models/{name}/versions", json=body))
 
     def create_deployment(self, model: str, version: str, fleet: str) -> dict[str, Any]:
         body = {"model": model, "version": version, "fleet": fleet}
-        return dict(self._request("POST", "/api/v1/deployments", json=body).json())
+        return dict(self._json("POST", "/api/v1/deployments", json=body))
 
     def deployment(self, deployment_id: int) -> dict[str, Any]:
-        return dict(self._request("GET", f"/api/v1/deployments/{deployment_id}").json())
+        return dict(self._json("GET", f"/api/v1/deployments/{deployment_id}"))
 
     def devices(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/v1/devices").json())
+        return list(self._json("GET", "/api/v1/devices"))
 
     def models(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/v1/models").json())
+        return list(self._json("GET", "/api/v1/models"))
+
+    def fleet(self, name: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))

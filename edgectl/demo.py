@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,10 @@ def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
     with httpx.Client(base_url=local_api, timeout=10) as http:
         for _ in range(20):
             start = time.perf_counter()
-            response = http.post(f"/v2/models/{MODEL}/infer", json=body)
+            try:
+                response = http.post(f"/v2/models/{MODEL}/infer", json=body)
+            except httpx.HTTPError as exc:
+                raise EdgectlError(f"inference on {local_api} failed: {exc}") from exc
             latencies.append((time.perf_counter() - start) * 1000)
             if response.status_code != 200:
                 raise EdgectlError(f"inference on {local_api} failed: {response.text.strip()}")
@@ -60,18 +65,32 @@ def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
     )
 
 
-def _demo_devices(client: ControlPlaneClient) -> list[dict[str, Any]]:
-    return [d for d in client.devices() if d.get("fleet") == FLEET]
+def _demo_devices(client: ControlPlaneClient, since: datetime) -> list[dict[str, Any]]:
+    """The demo fleet's devices that reported since this run started (with --workdir, the
+    database also remembers devices and local API addresses of earlier runs)."""
+    return [
+        d
+        for d in client.devices()
+        if d.get("fleet") == FLEET
+        and d.get("online")
+        and d.get("last_report_at")
+        and datetime.fromisoformat(str(d["last_report_at"]).replace("Z", "+00:00")) >= since
+    ]
 
 
-def _all_active(client: ControlPlaneClient) -> bool:
-    devices = _demo_devices(client)
+def _all_active(client: ControlPlaneClient, since: datetime) -> bool:
+    devices = _demo_devices(client, since)
     return len(devices) >= DEVICES and all(
         d.get("active_version") == VERSION and d.get("local_api") for d in devices
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # stop the children and clean up, as for Ctrl-C
+
+
 def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int:
+    started = datetime.now(UTC)
     root = workdir or Path(tempfile.mkdtemp(prefix="edgefleet-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     http_port, broker_port = free_port(), free_port()
@@ -81,6 +100,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
         write_keypair(keys, "release")
     children: list[ChildProcess] = []
     succeeded = False
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"control plane on {url} (SQLite, embedded MQTT broker on {broker})")
         children.append(
@@ -129,7 +149,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             )
         )
         wait_for(
-            lambda: len(_demo_devices(client)) >= DEVICES,
+            lambda: len(_demo_devices(client, started)) >= DEVICES,
             timeout=timeout,
             what=f"{DEVICES} devices to register",
             children=children,
@@ -145,7 +165,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             key_path=keys / "release.key",
         )
         wait_for(
-            lambda: _all_active(client),
+            lambda: _all_active(client, started),
             timeout=timeout,
             what=f"all devices to activate {MODEL} {VERSION}",
             children=children,
@@ -153,7 +173,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
         features = np.random.default_rng(0).standard_normal((1, INPUT_WIDTH)).astype(np.float32)
         (expected,) = ort.InferenceSession(str(model_path)).run(None, {INPUT_NAME: features})
         rows = []
-        for device in sorted(_demo_devices(client), key=lambda d: str(d["id"])):
+        for device in sorted(_demo_devices(client, started), key=lambda d: str(d["id"])):
             got, latency = _infer(str(device["local_api"]), features)
             match = "yes" if np.allclose(got, expected, rtol=1e-5, atol=1e-6) else "NO"
             rows.append(
@@ -174,19 +194,22 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             raise EdgectlError("a device's output differs from a direct ONNX Runtime run")
         if keep:
             print(f"\ncontrol plane: {url}  (API docs {url}/docs)\nbroker: {broker}")
-            for device in _demo_devices(client):
+            for device in _demo_devices(client, started):
                 print(f"{device['id']}: {device['local_api']}/v2/models/{MODEL}")
             print(f"work dir: {root}\nrunning; press Ctrl-C to stop")
-            while True:
-                for child in children:
-                    child.check_alive()
-                time.sleep(1)
+            try:
+                while True:
+                    for child in children:
+                        child.check_alive()
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                print("stopping")
         succeeded = True
         return 0
     finally:
         for child in reversed(children):
             child.stop()
-        if succeeded and not keep and workdir is None:
+        if succeeded and workdir is None:
             shutil.rmtree(root, ignore_errors=True)
         elif not succeeded:
             print(f"logs kept in {root / 'logs'}")

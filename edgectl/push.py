@@ -49,8 +49,9 @@ def push_model(
 ) -> PushResult:
     """Build a bundle from ``source``, sign it with ``key_path``, upload, deploy to ``fleet``.
 
-    Everything that can be checked locally (model file, key) is checked before the
-    control plane is contacted, so a bad invocation never leaves half an upload behind.
+    Everything that can be checked locally (model file, key, the bundle itself) is
+    checked before the control plane is contacted, and the fleet before anything is
+    uploaded, so a bad invocation leaves nothing half done on the server.
     """
     if not source.exists():
         raise UsageError(f"model not found: {source}")
@@ -59,24 +60,26 @@ def push_model(
             f"signing key not found: {key_path} "
             "(create one with 'edgectl keys create --out DIR' and pass --key DIR/release.key)"
         )
-    try:
-        key = load_private_key(key_path)
-        with tempfile.TemporaryDirectory(prefix="edgectl-bundle-") as tmp:
-            bundle = Path(tmp) / "bundle"
+    with tempfile.TemporaryDirectory(prefix="edgectl-bundle-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        try:
+            key = load_private_key(key_path)
             build_bundle(source, bundle, name=name, version=version)
             sig_path = sign_bundle(bundle, key)
             files = [
                 FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(bundle)
             ]
-            signature = FileRef(
-                path=SIGNATURE_FILENAME, sha256=sha256_file(sig_path), size=sig_path.stat().st_size
-            )
-            client.health()
-            for ref in [*files, signature]:
-                logger.info("uploading %s (%d bytes)", ref.path, ref.size)
-                client.upload_blob(bundle / ref.path, ref.sha256)
-    except ModelStoreError as exc:
-        raise UsageError(str(exc)) from exc
+        except ModelStoreError as exc:
+            raise UsageError(str(exc)) from exc
+        signature = FileRef(
+            path=SIGNATURE_FILENAME, sha256=sha256_file(sig_path), size=sig_path.stat().st_size
+        )
+        client.health()
+        if fleet is not None:
+            client.fleet(fleet)  # an unknown fleet fails here, before anything is uploaded
+        for ref in [*files, signature]:
+            logger.info("uploading %s (%d bytes)", ref.path, ref.size)
+            client.upload_blob(bundle / ref.path, ref.sha256)
     created = client.create_version(name, version, signature, files)
     deployment = client.create_deployment(name, version, fleet) if fleet else None
     return PushResult(version=created, deployment=deployment)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from edgectl.cli import main
+from edgectl.cli import _check_settled, main
+from edgectl.errors import EdgectlError
 from model_store import write_keypair
 from tests.support.controlplane import run_controlplane
 from tests.support.mosquitto import Broker
@@ -111,7 +114,7 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_fleet_is_one_clear_line_and_keeps_the_upload(
+def test_unknown_fleet_is_one_clear_line_before_any_upload(
     tmp_path: Path,
     keys: tuple[Path, Path],
     mosquitto: Broker,
@@ -122,7 +125,58 @@ def test_unknown_fleet_is_one_clear_line_and_keeps_the_upload(
         assert main(_push(cp.url, model, keys[0], "--fleet", "nope")) == 1
         err = _one_line_error(capsys)
         assert "unknown fleet 'nope'" in err and "404" in err
-        # the signed version itself was stored: a later deploy needs no re-upload
-        versions = httpx.get(f"{cp.url}/api/v1/models/det", timeout=5).json()["versions"]
-        assert [v["version"] for v in versions] == ["1.0.0"]
-        assert httpx.get(f"{cp.url}/api/v1/deployments", timeout=5).json() == []
+        assert httpx.get(f"{cp.url}/api/v1/models", timeout=5).json() == []
+        assert not [p for p in (cp.data_dir / "blobs").rglob("*") if p.is_file()]
+
+
+def test_invalid_url_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", "http://[::1", "devices", "list"]) == 2
+    assert "invalid control-plane URL" in _one_line_error(capsys)
+    assert main(["--url", "ftp://host", "devices", "list"]) == 2
+    _one_line_error(capsys)
+
+
+class _HtmlHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body>hello from some proxy</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_is_not_the_control_plane(capsys: pytest.CaptureFixture[str]) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["--url", url, "devices", "list"]) == 1
+        assert "not JSON" in _one_line_error(capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wait_reports_devices_that_did_not_activate() -> None:
+    deployment = {
+        "id": 7,
+        "targets": [
+            {"device_id": "a", "status": "activated", "reason": None},
+            {"device_id": "b", "status": "failed", "reason": "model.onnx: sha256 differs"},
+            {"device_id": "c", "status": "pending", "reason": None},
+        ],
+    }
+    with pytest.raises(EdgectlError) as info:
+        _check_settled(deployment, 5, show=False)
+    assert str(info.value) == (
+        "deployment 7: 2 of 3 device(s) did not activate; first: b: model.onnx: sha256 differs"
+    )
+    deployment["targets"] = deployment["targets"][::2]
+    with pytest.raises(EdgectlError, match="first: c: still pending after 5s"):
+        _check_settled(deployment, 5, show=False)
+    _check_settled({"id": 8, "targets": deployment["targets"][:1]}, 5, show=False)

@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 .PHONY: demo test install lint bench clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (apt-get install -y python3-venv)"; exit 1; }
+	bash scripts/bootstrap.sh $(PYTHON)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml

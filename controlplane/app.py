@@ -9,6 +9,7 @@ retrying a broker that is down while the API serves).
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -91,20 +92,30 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
+def _open_store(directory: Path) -> FilesystemArtifactStore:
+    """The blob store, after checking a file can be written there; ConfigError if not."""
+    try:
+        store = FilesystemArtifactStore(directory)
+        with tempfile.TemporaryFile(dir=directory / "tmp"):
+            pass
+    except (ModelStoreError, OSError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else exc
+        raise ConfigError(f"cannot use blob directory {directory}: {reason}") from exc
+    return store
+
+
 def build_services(
     settings: ControlPlaneSettings, *, publisher: DesiredStatePublisher | None = None
 ) -> Services:
     """Check the configuration and build the shared services; ConfigError if unusable."""
     trusted_keys = load_keys(settings.trusted_keys)
-    if not trusted_keys:
-        logger.warning("no trusted release keys configured: model versions will be refused")
     target = settings.mqtt  # ConfigError if MQTT_URL is malformed
+    store = _open_store(settings.blobs_dir)
     engine = make_engine(settings.db_url)
     init_db(engine)
-    try:
-        store = FilesystemArtifactStore(settings.blobs_dir)
-    except (ModelStoreError, OSError) as exc:
-        raise ConfigError(f"cannot use blob directory {settings.blobs_dir}: {exc}") from exc
+    if not trusted_keys:
+        logger.warning("no trusted release keys configured: model versions will be refused")
     bridge = None
     if publisher is None:
         bridge = MqttBridge(target, engine, client_id=settings.mqtt_client_id)
@@ -126,8 +137,8 @@ def create_app(
 ) -> FastAPI:
     """The control-plane app. With ``publisher`` (e.g. a MemoryPublisher) no MQTT bridge runs."""
     settings = settings or ControlPlaneSettings()
-    logger.info("control plane configuration: %s", settings.describe())
     services = build_services(settings, publisher=publisher)
+    logger.info("control plane configuration: %s", settings.describe())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

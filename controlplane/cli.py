@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 from pydantic import ValidationError
@@ -29,13 +29,31 @@ logger = logging.getLogger("controlplane")
 EXIT_CONFIG = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``prog: error: ...``), exit status 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (pick a free one) to 65535."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0..65535")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="edgefleet-controlplane",
         description="EdgeFleet control plane: HTTP API + MQTT publisher/ingester.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default %(default)s)")
+    p.add_argument("--port", type=port_number, default=8080, help="HTTP port (default %(default)s)")
     p.add_argument("--data-dir", help="data directory (EDGEFLEET_DATA_DIR)")
     p.add_argument("--database-url", help="sqlite:///… or postgresql://… (DATABASE_URL)")
     p.add_argument("--mqtt-url", help="mqtt://[user:pass@]host:port (MQTT_URL)")
@@ -49,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also run an MQTT 3.1.1 broker (amqtt) on 127.0.0.1 and connect to it",
     )
     p.add_argument(
-        "--broker-port", type=int, default=1883, help="embedded broker port (default %(default)s)"
+        "--broker-port",
+        type=port_number,
+        default=1883,
+        help="embedded broker port (default %(default)s)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -72,8 +93,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _settings(args: argparse.Namespace, broker: EmbeddedBroker | None) -> ControlPlaneSettings:
+def _settings(
+    args: argparse.Namespace, broker: EmbeddedBroker | None, http_port: int
+) -> ControlPlaneSettings:
     given: dict[str, Any] = {
+        "http_port": http_port,
         "data_dir": args.data_dir,
         "database_url": args.database_url,
         "mqtt_url": broker.url if broker is not None else args.mqtt_url,
@@ -106,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.embedded_broker:
             broker = EmbeddedBroker("127.0.0.1", args.broker_port)
             broker.start()
-        app = create_app(_settings(args, broker))
+        port = sock.getsockname()[1]  # the real one, also for --port 0
+        app = create_app(_settings(args, broker, port))
     except ConfigError as exc:
         print(f"edgefleet-controlplane: error: {exc}", file=sys.stderr)
         if sock is not None:
@@ -117,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, log_level=args.log_level, lifespan="on")
     )
-    logger.info("control plane serving on http://%s:%s (OpenAPI at /docs)", args.host, args.port)
+    logger.info("control plane serving on http://%s:%s (OpenAPI at /docs)", args.host, port)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         server.run(sockets=[sock])

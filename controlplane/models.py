@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -20,6 +20,11 @@ def utcnow() -> datetime:
 
 def _ts(*, nullable: bool = False, **kwargs: Any) -> Any:
     return Field(sa_type=DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+def _generation(**kwargs: Any) -> Any:
+    """A generation column: signed 64-bit everywhere (``protocol.MAX_GENERATION``)."""
+    return Field(sa_type=BigInteger, nullable=False, **kwargs)
 
 
 class TargetStatus(StrEnum):
@@ -34,6 +39,7 @@ class TargetStatus(StrEnum):
 
 
 #: Progress order: an event never moves a target backwards (QoS 1 may reorder/duplicate).
+#: See :mod:`controlplane.status` for how events and state reports move a target.
 TARGET_PROGRESS = {
     TargetStatus.PENDING: 0,
     TargetStatus.RECEIVED: 1,
@@ -60,9 +66,9 @@ class Device(SQLModel, table=True):
     active_bundle_digest: str | None = None
     backend: str | None = None
     #: Desired-state generation; only ever grows.
-    generation: int = 0
+    generation: int = _generation(default=0)
     #: Highest generation the agent says it processed.
-    reported_generation: int = 0
+    reported_generation: int = _generation(default=0)
     last_error: str | None = None
     local_api: str | None = None
     hardware: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
@@ -108,7 +114,7 @@ class DeploymentTarget(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     deployment_id: int = Field(foreign_key="deployment.id", index=True)
     device_id: str = Field(foreign_key="device.id", index=True, max_length=128)
-    generation: int
+    generation: int = _generation()
     status: str = TargetStatus.PENDING.value
     reason: str | None = None
     updated_at: datetime = _ts(default_factory=utcnow)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -37,6 +38,17 @@ from protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A connection that ends sooner than this after it was made counts as "dropped at once".
+SHORT_SESSION_S: Final = 10.0
+#: After this many such drops in a row, warn that the client id may be taken.
+SHORT_SESSIONS_WARN: Final = 3
+#: MQTT 5 reason code 0x8E: the broker gave our session to another client with our id.
+SESSION_TAKEN_OVER: Final = 0x8E
+CLIENT_ID_HINT: Final = (
+    "another MQTT client is probably using client id %r; give each control plane its own "
+    "EDGEFLEET_MQTT_CLIENT_ID"
+)
 
 _REPUBLISH: Final = "republish"
 _STOP: Final = "stop"
@@ -64,6 +76,9 @@ class MqttBridge:
         self._connected = threading.Event()
         self._stopping = False
         self._failures = 0
+        self._client_id = client_id
+        self._connected_at: float | None = None
+        self._short_sessions = 0
         self.dropped = 0
         self.ingester = Ingester(engine, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
@@ -85,6 +100,10 @@ class MqttBridge:
         self._client = client
 
     @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
@@ -94,7 +113,12 @@ class MqttBridge:
     def start(self) -> None:
         """Start connecting in the background; returns at once, even if the broker is down."""
         self._worker.start()
-        logger.info("MQTT bridge connecting to %s:%s", self._target.host, self._target.port)
+        logger.info(
+            "MQTT bridge connecting to %s:%s as %r",
+            self._target.host,
+            self._target.port,
+            self._client_id,
+        )
         self._client.connect_async(self._target.host, self._target.port, self._keepalive)
         self._client.loop_start()
 
@@ -140,6 +164,7 @@ class MqttBridge:
             return
         logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
         self._failures = 0
+        self._connected_at = time.monotonic()
         client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
         self._connected.set()
         self._enqueue(_REPUBLISH, force=True)
@@ -148,8 +173,28 @@ class MqttBridge:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
-        if not self._stopping:
-            logger.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+        if self._stopping:
+            return
+        logger.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+        connected_at, self._connected_at = self._connected_at, None
+        if connected_at is None:
+            return
+        if time.monotonic() - connected_at < SHORT_SESSION_S:
+            self._short_sessions += 1
+        else:
+            self._short_sessions = 0
+        taken_over = reason.value == SESSION_TAKEN_OVER
+        streak = self._short_sessions
+        if taken_over or streak == SHORT_SESSIONS_WARN or (streak and streak % 20 == 0):
+            cause = (
+                "the broker says the session was taken over"
+                if taken_over
+                else (
+                    f"the connection dropped {streak} times in a row within "
+                    f"{SHORT_SESSION_S:.0f}s of connecting"
+                )
+            )
+            logger.warning("%s: " + CLIENT_ID_HINT, cause, self._client_id)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         self._failures += 1

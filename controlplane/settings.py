@@ -6,14 +6,17 @@
 | ``DATABASE_URL``            | ``sqlite:///<data dir>/edgefleet.db``     |
 | ``MQTT_URL``                | ``mqtt://127.0.0.1:1883``                 |
 | ``EDGEFLEET_TRUSTED_KEYS``  | none (model versions are then refused)    |
-| ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-controlplane`` (one per replica) |
+| ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
+| ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
 
 Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +32,14 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
         return parse_broker_url(url)
     except ProtocolError as exc:
         raise ConfigError(f"invalid MQTT_URL: {exc}") from exc
+
+
+def default_client_id(http_port: int | None, hostname: str | None = None) -> str:
+    """``edgefleet-cp-<hostname>-<port>``: stable across restarts of one process slot
+    (the broker keeps its persistent session), distinct between replicas."""
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", hostname or socket.gethostname()).strip("-.")
+    base = f"edgefleet-cp-{host[:64] or 'localhost'}"
+    return base if http_port is None else f"{base}-{http_port}"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -50,10 +61,16 @@ class ControlPlaneSettings(BaseSettings):
     trusted_keys: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, validation_alias="EDGEFLEET_TRUSTED_KEYS"
     )
+    #: The HTTP port this process serves (the CLI sets it from ``--port``); it makes the
+    #: default MQTT client id distinct between replicas on one host.
+    http_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias="EDGEFLEET_HTTP_PORT"
+    )
     mqtt_client_id: str = Field(
         # Stable, so the broker keeps this persistent session's QoS 1 reports while the
-        # control plane is down. Give each replica its own id.
-        default="edgefleet-controlplane",
+        # control plane is down; unique per replica, or two of them knock each other off.
+        default="",
+        max_length=256,
         validation_alias="EDGEFLEET_MQTT_CLIENT_ID",
     )
     max_blob_bytes: int = Field(
@@ -76,6 +93,8 @@ class ControlPlaneSettings(BaseSettings):
     def _defaults(self) -> ControlPlaneSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'edgefleet.db'}"
+        if not self.mqtt_client_id.strip():
+            self.mqtt_client_id = default_client_id(self.http_port)
         return self
 
     @property
@@ -95,5 +114,6 @@ class ControlPlaneSettings(BaseSettings):
         """One log line about this configuration, without secrets."""
         return (
             f"data_dir={self.data_dir} database={mask_url(self.db_url)} "
-            f"mqtt={mask_url(self.mqtt_url)} trusted_keys={len(self.trusted_keys)} path(s)"
+            f"mqtt={mask_url(self.mqtt_url)} mqtt_client_id={self.mqtt_client_id} "
+            f"trusted_keys={len(self.trusted_keys)} path(s)"
         )

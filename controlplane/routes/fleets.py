@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response
+from fastapi import Path as PathParam
 
 from controlplane import crud
 from controlplane.deps import SessionDep
-from controlplane.errors import NotFound
 from controlplane.schemas import FleetCreate, FleetPublic
+from protocol import NAME_PATTERN
 
 router = APIRouter(prefix="/fleets", tags=["fleets"])
+
+FleetName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
 
 @router.post("", status_code=201, responses={200: {"description": "the fleet already exists"}})
@@ -18,10 +23,8 @@ def create_fleet(body: FleetCreate, response: Response, session: SessionDep) -> 
     session.commit()
     if not created:
         response.status_code = 200
-    counts = dict((f.name, n) for f, n in crud.list_fleets(session))
-    return FleetPublic(
-        name=fleet.name, created_at=fleet.created_at, device_count=counts.get(fleet.name, 0)
-    )
+    _, count = crud.get_fleet(session, name=fleet.name)
+    return FleetPublic(name=fleet.name, created_at=fleet.created_at, device_count=count)
 
 
 @router.get("")
@@ -32,9 +35,8 @@ def list_fleets(session: SessionDep) -> list[FleetPublic]:
     ]
 
 
-@router.get("/{name}")
-def get_fleet(name: str, session: SessionDep) -> FleetPublic:
-    for fleet in list_fleets(session):
-        if fleet.name == name:
-            return fleet
-    raise NotFound(f"unknown fleet {name!r}")
+@router.get("/{name}", responses={404: {"description": "unknown fleet"}})
+def get_fleet(name: FleetName, session: SessionDep) -> FleetPublic:
+    """One fleet (``edgectl`` checks the fleet exists before uploading a bundle)."""
+    fleet, count = crud.get_fleet(session, name=name)
+    return FleetPublic(name=fleet.name, created_at=fleet.created_at, device_count=count)

@@ -398,3 +398,24 @@ def test_malformed_and_forged_payloads_do_not_break_ingestion(cp: ControlPlane) 
     offline = b'{"device_id": "dev-ok", "online": false}'
     cp.mqtt.publish(device_topic("dev-ok", TopicKind.AVAILABILITY), offline, retain=True)
     wait_until(lambda: (cp.device("dev-ok") or {}).get("online") is False, 10, "dev-ok offline")
+
+
+def test_get_one_fleet(cp: ControlPlane) -> None:
+    """``edgectl`` asks for the fleet before it uploads a bundle."""
+    missing = cp.http.get("/api/v1/fleets/store-eu")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "unknown fleet 'store-eu'"}
+    assert cp.http.post("/api/v1/fleets", json={"name": "store-eu"}).status_code == 201
+    fleet = cp.http.get("/api/v1/fleets/store-eu")
+    assert fleet.status_code == 200
+    assert fleet.json() == {
+        "name": "store-eu",
+        "created_at": fleet.json()["created_at"],
+        "device_count": 0,
+    }
+    cp.report("dev-1", "store-eu")
+    wait_until(
+        lambda: cp.http.get("/api/v1/fleets/store-eu").json()["device_count"] == 1, 10, "count"
+    )
+    invalid = cp.http.get("/api/v1/fleets/bad name")
+    assert invalid.status_code == 422 and "path.name" in invalid.json()["detail"]

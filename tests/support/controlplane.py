@@ -6,6 +6,8 @@ it at exit; its log is ``workdir/controlplane.log``.
 
 ``signed_bundle(...)`` builds a bundle from a real ONNX model with model_store and signs
 it; ``upload_bundle(http, bundle)`` PUTs its blobs and registers the version.
+
+``state_report(...)`` and ``register_version(engine, ...)`` feed ingestion tests.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from controlplane import crud
 from model_store import (
     SIGNATURE_FILENAME,
     build_bundle,
@@ -35,7 +40,7 @@ from model_store import (
     sha256_file,
     sign_bundle,
 )
-from protocol import FileRef
+from protocol import DeviceStatus, FileRef, StateReport, encode
 from tests.support.onnx_models import affine_model
 from tests.support.ports import free_port
 
@@ -66,9 +71,13 @@ def run_controlplane(
     trusted_keys: list[Path],
     database_url: str | None = None,
     extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> Iterator[ControlPlaneProcess]:
-    """A control plane subprocess on a free loopback port, up and healthy."""
+    """A control plane subprocess on a free loopback port, up and healthy.
+
+    It inherits the environment minus the control plane's own variables, plus ``env``.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     data_dir = workdir / "controlplane-data"
@@ -91,10 +100,13 @@ def run_controlplane(
     if database_url:
         cmd += ["--database-url", database_url]
     cmd += extra_args or []
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+    own = ("DATABASE_URL", "MQTT_URL", "EDGEFLEET_MQTT_CLIENT_ID", "EDGEFLEET_HTTP_PORT")
+    child_env = {k: v for k, v in os.environ.items() if k not in own} | (env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(_REPO), child_env.get("PYTHONPATH")])
+    )
     with log.open("ab") as log_file:
-        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=child_env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -198,3 +210,37 @@ def upload_bundle(http: Any, bundle: SignedBundle) -> httpx.Response:
         f"/api/v1/models/{bundle.name}/versions", json=bundle.request()
     )
     return response
+
+
+# -- ingestion ------------------------------------------------------------------------
+
+
+def state_report(device_id: str, fleet: str = "f", generation: int = 0, **fields: Any) -> bytes:
+    """A StateReport payload as an agent publishes it (``fields``: active, last_error, …)."""
+    return encode(
+        StateReport(
+            device_id=device_id,
+            fleet=fleet,
+            agent_version="1",
+            status=fields.pop("status", DeviceStatus.IDLE),
+            generation=generation,
+            **fields,
+        )
+    )
+
+
+def register_version(
+    engine: Engine, name: str = "det", version: str = "1.0.0", *, digest: str = "ab" * 32
+) -> None:
+    """Record a model version straight in the database (no signature check)."""
+    with Session(engine) as session:
+        crud.create_model_version(
+            session,
+            model=name,
+            version=version,
+            bundle_digest=digest,
+            signature=FileRef(path="model.sig", sha256="cd" * 32, size=10),
+            files=[FileRef(path="model.onnx", sha256="ef" * 32, size=20)],
+            metadata={"name": name, "version": version},
+            key_id="k",
+        )

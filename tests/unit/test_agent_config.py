@@ -77,3 +77,23 @@ def test_broker_url_parsing() -> None:
     assert parse_broker_url("mqtts://h").port == 8883
     with pytest.raises(ValueError):
         parse_broker_url("mqtt://h:notaport")
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1:0", "127.8.9.10:8500", "[::1]:8500", "localhost:8500", "LOCALHOST:1"]
+)
+def test_local_api_on_loopback_is_accepted(tmp_path: Path, address: str) -> None:
+    text = GOOD.replace('local_api = "127.0.0.1:0"', f'local_api = "{address}"')
+    assert load_config(_write(tmp_path, text)).local_api == address
+
+
+@pytest.mark.parametrize(
+    "address", ["0.0.0.0:8500", "[::]:8500", "192.168.1.20:8500", "edge-box.local:8500"]
+)
+def test_local_api_off_loopback_is_refused(tmp_path: Path, address: str) -> None:
+    text = GOOD.replace('local_api = "127.0.0.1:0"', f'local_api = "{address}"')
+    with pytest.raises(AgentConfigError) as info:
+        load_config(_write(tmp_path, text))
+    message = str(info.value)
+    assert ": local_api: " in message and "not a loopback address" in message
+    assert "\n" not in message

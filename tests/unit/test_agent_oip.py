@@ -115,3 +115,42 @@ def test_model_metadata_marks_dynamic_dims() -> None:
         {"name": "ids", "datatype": "INT64", "shape": [-1]},
     ]
     assert meta["versions"] == ["1"] and meta["platform"] == "onnxruntime_onnx"
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"x": {"data": [1e39, *range(7)]}}, "x.*out of range for FP32"),
+        ({"x": {"data": [-1e39, *range(7)]}}, "x.*out of range for FP32"),
+        ({"ids": {"data": [2**63, 1]}}, "ids.*out of range for INT64"),
+        ({"x": {"data": ["nan", *range(7)]}}, "not FP32"),
+        ({"x": {"data": ["1.5", *range(7)]}}, "not FP32"),
+    ],
+)
+def test_values_that_do_not_fit_the_datatype_are_refused(
+    override: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        decode_request(_body(**override), SIGS, OUTS)
+
+
+def test_small_integer_types_are_range_checked() -> None:
+    sig = [TensorSignature("b", np.dtype("int8"), (None,))]
+    body = {"inputs": [{"name": "b", "shape": [2], "datatype": "INT8", "data": [127, -128]}]}
+    _, inputs = decode_request(body, sig, [])
+    assert inputs["b"].tolist() == [127, -128]
+    body["inputs"][0]["data"] = [300, 1]  # would wrap around to 44
+    with pytest.raises(InvalidInput, match="out of range for INT8"):
+        decode_request(body, sig, [])
+    sig = [TensorSignature("u", np.dtype("uint8"), (None,))]
+    body = {"inputs": [{"name": "u", "shape": [1], "datatype": "UINT8", "data": [-1]}]}
+    with pytest.raises(InvalidInput, match="out of range for UINT8"):
+        decode_request(body, sig, [])
+
+
+def test_named_non_finite_floats_are_accepted() -> None:
+    data = ["NaN", "Infinity", "-Infinity", 1, 2.5, 3, 4, 5]
+    _, inputs = decode_request(_body(x={"data": data}), SIGS, OUTS)
+    x = inputs["x"].ravel()
+    assert x.dtype == np.float32 and np.isnan(x[0]) and x[1] == np.inf and x[2] == -np.inf
+    assert x[3:].tolist() == [1, 2.5, 3, 4, 5]

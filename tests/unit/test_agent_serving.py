@@ -1,8 +1,10 @@
 """Hot swap: a request in flight finishes on the old model, which closes only afterwards;
-and the OIP REST routes over a real ONNX Runtime runner, served by uvicorn on loopback."""
+and the OIP REST routes over a real ONNX Runtime runner, served by uvicorn on loopback
+(including non-finite values, which must never make the body invalid JSON)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,7 +19,7 @@ from agent.runners.base import Runner
 from agent.runners.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
 from model_store import build_bundle, load_metadata
-from tests.support.onnx_models import bool_input_model, two_input_model
+from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 
 
 class _Recorder(Runner):
@@ -112,3 +114,38 @@ def test_oip_routes(tmp_path: Path, served: tuple[ServedModels, httpx.Client]) -
     )
     assert wrong.status_code == 400 and wrong.json()["error"].startswith("input 'x'")
     assert client.get("/v2/unknown").status_code == 404
+
+
+def _strict_json(text: str) -> Any:
+    """RFC 8259 only: NaN / Infinity / -Infinity literals are a parse error."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_values_keep_the_json_valid(
+    tmp_path: Path, served: tuple[ServedModels, httpx.Client]
+) -> None:
+    models, client = served
+    models.activate(_runner(tmp_path, affine_model, "affine"))  # y = 2x + 1, FP32
+
+    def infer(data: list[Any]) -> httpx.Response:
+        tensor = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": data}
+        return client.post("/v2/models/affine/infer", json={"inputs": [tensor]})
+
+    # 3e38 fits FP32, 2 * 3e38 does not: the model itself produces +-infinity
+    ok = infer([3e38, -3e38, "NaN", 1])
+    assert ok.status_code == 200, ok.text
+    assert _strict_json(ok.text)["outputs"][0]["data"] == ["Infinity", "-Infinity", "NaN", 3.0]
+
+    too_big = infer([1e39, 0, 0, 0])  # does not fit FP32: refused, not turned into inf
+    assert too_big.status_code == 400
+    assert _strict_json(too_big.text) == {"error": "input 'x': value out of range for FP32"}
+
+    literal = client.post(
+        "/v2/models/affine/infer",
+        content=b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[NaN,1,2,3]}]}',
+    )
+    assert literal.status_code == 400 and "not JSON" in _strict_json(literal.text)["error"]

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from controlplane.errors import ConfigError
-from controlplane.settings import ControlPlaneSettings, mask_url, parse_mqtt_url, sqlalchemy_url
+from controlplane.settings import (
+    ControlPlaneSettings,
+    default_client_id,
+    mask_url,
+    parse_mqtt_url,
+    sqlalchemy_url,
+)
 
 ENV = (
     "EDGEFLEET_DATA_DIR",
@@ -16,6 +22,7 @@ ENV = (
     "MQTT_URL",
     "EDGEFLEET_TRUSTED_KEYS",
     "EDGEFLEET_MQTT_CLIENT_ID",
+    "EDGEFLEET_HTTP_PORT",
 )
 
 
@@ -31,7 +38,26 @@ def test_defaults() -> None:
     assert settings.db_url == f"sqlite:///{Path('edgefleet-data') / 'edgefleet.db'}"
     assert settings.mqtt == parse_mqtt_url("mqtt://127.0.0.1:1883")
     assert settings.trusted_keys == []
-    assert settings.mqtt_client_id == "edgefleet-controlplane"  # stable: persistent session
+    assert settings.mqtt_client_id == default_client_id(None)
+
+
+def test_default_client_id_is_stable_per_host_and_port_and_distinct_between_them() -> None:
+    a = ControlPlaneSettings(http_port=8080).mqtt_client_id
+    assert a == ControlPlaneSettings(http_port=8080).mqtt_client_id  # persistent session
+    assert a != ControlPlaneSettings(http_port=8081).mqtt_client_id  # a second replica
+    assert a.startswith("edgefleet-cp-") and a.endswith("-8080")
+    assert default_client_id(8080, "edge box/01") == "edgefleet-cp-edge-box-01-8080"
+    assert default_client_id(1, "###") == "edgefleet-cp-localhost-1"
+
+
+def test_client_id_from_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEFLEET_MQTT_CLIENT_ID", "cp-east")
+    assert ControlPlaneSettings(http_port=8080).mqtt_client_id == "cp-east"
+
+
+def test_http_port_is_checked() -> None:
+    with pytest.raises(ValueError, match="65535"):
+        ControlPlaneSettings(http_port=70000)
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,14 +1,10 @@
-"""Every database write of the control plane, as keyword-only functions.
-
-Functions flush but commit only where they finish a unit of work (the caller's request
-or ingested message). Reads that only build answers live in the routes' helpers.
-"""
+"""Writes for fleets, models and deployments (keyword-only; see :mod:`controlplane.crud`)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -16,19 +12,18 @@ from sqlmodel import Session, col, func, select
 
 from controlplane.errors import Conflict, InvalidRequest, NotFound
 from controlplane.models import (
-    TARGET_PROGRESS,
     Deployment,
     DeploymentTarget,
     Device,
     Fleet,
     Model,
     ModelVersion,
-    TargetStatus,
-    utcnow,
 )
-from protocol import DeploymentEvent, FileRef, Heartbeat, StateReport
+from protocol import MAX_GENERATION, NAME_PATTERN, FileRef
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(NAME_PATTERN)
 
 
 # -- fleets -----------------------------------------------------------------------------
@@ -59,6 +54,15 @@ def list_fleets(session: Session) -> list[tuple[Fleet, int]]:
     )
     fleets = session.exec(select(Fleet).order_by(col(Fleet.name))).all()
     return [(fleet, int(counts.get(fleet.name, 0))) for fleet in fleets]
+
+
+def get_fleet(session: Session, *, name: str) -> tuple[Fleet, int]:
+    """The fleet ``name`` and its device count; NotFound if there is no such fleet."""
+    fleet = session.get(Fleet, name)
+    if fleet is None:
+        raise NotFound(f"unknown fleet {name!r}")
+    count = session.exec(select(func.count()).where(Device.fleet == name)).one()
+    return fleet, int(count)
 
 
 # -- models -----------------------------------------------------------------------------
@@ -137,12 +141,25 @@ def list_models(
 # -- deployments ------------------------------------------------------------------------
 
 
-def _assign(session: Session, *, device: Device, deployment: Deployment) -> DeploymentTarget:
-    """Give ``device`` a new desired generation pointing at ``deployment``."""
-    device.generation = max(device.generation, device.reported_generation) + 1
+def assign(session: Session, *, device: Device, deployment: Deployment) -> DeploymentTarget | None:
+    """Give ``device`` a new desired generation pointing at ``deployment`` (flushed later).
+
+    None, logged, if the device already reported ``MAX_GENERATION``: no higher generation
+    exists, so no desired state could ever supersede what it runs.
+    """
+    generation = max(device.generation, device.reported_generation) + 1
+    if generation > MAX_GENERATION:
+        logger.warning(
+            "device %s is at the highest generation (%s); deployment %s not assigned to it",
+            device.id,
+            MAX_GENERATION,
+            deployment.id,
+        )
+        return None
+    device.generation = generation
     assert deployment.id is not None
     target = DeploymentTarget(
-        deployment_id=deployment.id, device_id=device.id, generation=device.generation
+        deployment_id=deployment.id, device_id=device.id, generation=generation
     )
     session.add(device)
     session.add(target)
@@ -166,7 +183,8 @@ def create_deployment(
     devices = session.exec(
         select(Device).where(Device.fleet == fleet).order_by(col(Device.id)).with_for_update()
     ).all()
-    targets = [_assign(session, device=device, deployment=deployment) for device in devices]
+    assigned = (assign(session, device=device, deployment=deployment) for device in devices)
+    targets = [target for target in assigned if target is not None]
     session.commit()
     session.refresh(deployment)
     for target in targets:
@@ -186,99 +204,3 @@ def get_target(session: Session, *, deployment_id: int, device_id: str) -> Deplo
         DeploymentTarget.deployment_id == deployment_id, DeploymentTarget.device_id == device_id
     )
     return session.exec(statement).first()
-
-
-# -- ingestion (device reports) ---------------------------------------------------------
-
-
-def apply_state_report(
-    session: Session,
-    *,
-    device_id: str,
-    report: StateReport,
-    retained: bool,
-    now: datetime | None = None,
-) -> tuple[Device, bool]:
-    """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment.
-
-    A new device is registered (its fleet created if new). If the device's fleet has a
-    deployment the device is not yet a target of, the device is assigned to it. A retained
-    report replayed by the broker at subscription time does not mark the device online.
-    """
-    now = now or utcnow()
-    get_or_create_fleet(session, name=report.fleet)
-    device = session.get(Device, device_id, with_for_update=True)
-    if device is None:
-        device = Device(id=device_id, fleet=report.fleet)
-    device.fleet = report.fleet
-    if not retained:
-        device.online = True
-    device.status = report.status.value
-    device.agent_version = report.agent_version
-    first = report.active[0] if report.active else None
-    device.active_model = first.name if first else None
-    device.active_version = first.version if first else None
-    device.active_bundle_digest = first.bundle_digest if first else None
-    device.backend = first.backend if first else None
-    device.reported_generation = report.generation
-    device.last_error = report.last_error
-    device.local_api = report.local_api
-    device.hardware = dict(report.hardware)
-    device.last_report_at = report.reported_at
-    device.last_seen_at = now
-    session.add(device)
-    session.flush()
-    assigned = False
-    latest = latest_deployment(session, fleet=report.fleet)
-    if (
-        latest is not None
-        and latest.id is not None
-        and get_target(session, deployment_id=latest.id, device_id=device_id) is None
-    ):
-        _assign(session, device=device, deployment=latest)
-        assigned = True
-    session.commit()
-    return device, assigned
-
-
-def set_availability(session: Session, *, device_id: str, online: bool) -> bool:
-    """Record a device's availability; False if the device is not registered yet."""
-    device = session.get(Device, device_id)
-    if device is None:
-        return False
-    device.online = online
-    device.last_seen_at = utcnow() if online else device.last_seen_at
-    session.add(device)
-    session.commit()
-    return True
-
-
-def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> bool:
-    """Move a deployment target forward; False if there is no such target."""
-    if event.deployment_id is None:
-        return False
-    target = get_target(session, deployment_id=event.deployment_id, device_id=device_id)
-    if target is None:
-        return False
-    new = TargetStatus(event.kind.value)
-    if TARGET_PROGRESS[new] >= TARGET_PROGRESS[TargetStatus(target.status)]:
-        target.status = new.value
-        target.reason = event.reason
-        target.updated_at = utcnow()
-        session.add(target)
-        session.commit()
-    return True
-
-
-def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -> bool:
-    """Keep a device's latest heartbeat figures; False if the device is not registered."""
-    device = session.get(Device, device_id)
-    if device is None:
-        return False
-    figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
-    device.last_heartbeat = figures
-    device.last_heartbeat_at = heartbeat.at
-    device.last_seen_at = utcnow()
-    session.add(device)
-    session.commit()
-    return True

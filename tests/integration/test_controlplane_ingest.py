@@ -1,20 +1,22 @@
-"""Ingestion and desired-state derivation on a real SQLite database, MQTT faked.
+"""Ingestion and desired-state derivation on SQLite and PostgreSQL, MQTT faked.
 
 The MQTT seam is :class:`MemoryPublisher`; everything else (crud, ingest, desired) is the
-real code on a throw-away SQLite file.
+real code on a throw-away database of each kind (the ``database_url`` fixture).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from controlplane import crud
 from controlplane.bundles import verify_version
-from controlplane.db import init_db, make_engine
+from controlplane.db import GENERATION_COLUMNS, init_db, make_engine
 from controlplane.desired import desired_states, publish_desired
 from controlplane.errors import NotFound, Unavailable
 from controlplane.ingest import Ingester
@@ -22,25 +24,32 @@ from controlplane.models import Device
 from controlplane.publisher import MemoryPublisher
 from model_store import FilesystemArtifactStore
 from protocol import (
+    MAX_GENERATION,
     Availability,
     DeploymentEvent,
-    DeviceStatus,
     EventKind,
     FileRef,
-    StateReport,
+    Heartbeat,
     TopicKind,
     device_topic,
     encode,
 )
+from tests.support.controlplane import register_version, state_report
+
+pytestmark = pytest.mark.integration
 
 DIGEST = "ab" * 32
+STATE = device_topic("d1", TopicKind.STATE)
+_report = state_report
+_version = register_version
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'cp.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
     init_db(engine)
-    return engine
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -51,33 +60,6 @@ def publisher() -> MemoryPublisher:
 @pytest.fixture
 def ingester(engine: Engine, publisher: MemoryPublisher) -> Ingester:
     return Ingester(engine, publisher)
-
-
-def _report(device_id: str, fleet: str = "f", generation: int = 0, **kw: object) -> bytes:
-    return encode(
-        StateReport(
-            device_id=device_id,
-            fleet=fleet,
-            agent_version="1",
-            status=DeviceStatus.IDLE,
-            generation=generation,
-            **kw,  # type: ignore[arg-type]
-        )
-    )
-
-
-def _version(engine: Engine, name: str = "det", version: str = "1.0.0") -> None:
-    with Session(engine) as session:
-        crud.create_model_version(
-            session,
-            model=name,
-            version=version,
-            bundle_digest=DIGEST,
-            signature=FileRef(path="model.sig", sha256="cd" * 32, size=10),
-            files=[FileRef(path="model.onnx", sha256="ef" * 32, size=20)],
-            metadata={"name": name, "version": version},
-            key_id="k",
-        )
 
 
 def _device(engine: Engine, device_id: str) -> Device | None:
@@ -199,3 +181,90 @@ def test_versions_are_refused_without_trusted_keys(tmp_path: Path) -> None:
     ref = FileRef(path="model.sig", sha256=DIGEST, size=1)
     with pytest.raises(Unavailable, match="no trusted release keys"):
         verify_version(store, [], name="det", version="1", signature=ref, files=[ref])
+
+
+def test_heartbeats_are_kept_for_registered_devices_only(
+    ingester: Ingester, engine: Engine
+) -> None:
+    topic = device_topic("d1", TopicKind.HEARTBEAT)
+    beat = Heartbeat(
+        device_id="d1",
+        cpu_percent=12.5,
+        rss_bytes=2**40,
+        mem_total_bytes=2**36,
+        mem_available_bytes=2**35,
+        mem_percent=50.0,
+        load_avg=(0.1, 0.2, 0.3),
+        uptime_s=42.0,
+    )
+    ingester.handle(topic, encode(beat))  # unknown device: ignored
+    assert ingester.stats.applied == 0
+    ingester.handle(STATE, _report("d1"))
+    ingester.handle(topic, encode(beat))
+    device = _device(engine, "d1")
+    assert device is not None and device.last_heartbeat is not None
+    assert device.last_heartbeat["cpu_percent"] == 12.5
+    assert device.last_heartbeat["rss_bytes"] == 2**40
+    assert ingester.stats.applied == 2 and ingester.stats.errors == 0
+
+
+def test_64_bit_generations_are_stored_and_bumped(
+    ingester: Ingester, engine: Engine, publisher: MemoryPublisher
+) -> None:
+    _version(engine)
+    ingester.handle(STATE, _report("d1", generation=2**40))
+    device = _device(engine, "d1")
+    assert device is not None and device.reported_generation == 2**40
+    with Session(engine) as session:
+        _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
+        assert [t.generation for t in targets] == [2**40 + 1]
+        assert publish_desired(session, publisher) == 1
+    latest = publisher.latest("d1")
+    assert latest is not None and latest.generation == 2**40 + 1
+    device = _device(engine, "d1")
+    assert device is not None and device.generation == 2**40 + 1
+
+    # a device at the very top: stored, but no higher generation exists to assign
+    ingester.handle(device_topic("d2", TopicKind.STATE), _report("d2", generation=MAX_GENERATION))
+    top = _device(engine, "d2")
+    assert top is not None and top.reported_generation == MAX_GENERATION
+    assert publisher.latest("d2") is None
+    with Session(engine) as session:
+        _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
+        assert [t.device_id for t in targets] == ["d1"]
+    assert ingester.stats.errors == 0 and ingester.stats.applied == 2
+
+
+def test_a_report_the_database_cannot_store_is_logged_counted_and_skipped(
+    ingester: Ingester, engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL refuses NUL characters in text; ingestion must carry on regardless."""
+    caplog.set_level(logging.WARNING, logger="controlplane")
+    ingester.handle(STATE, _report("d1", last_error="bad\x00byte"))
+    if database_url.startswith("sqlite"):
+        assert ingester.stats.errors == 0  # SQLite stores it
+    else:
+        assert ingester.stats.errors == 1 and _device(engine, "d1") is None
+        (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        line = record.getMessage()
+        assert "\n" not in line and "d1" in line and "NUL" in line, line
+        assert record.exc_info is None
+    ingester.handle(STATE, _report("d1", generation=3))
+    device = _device(engine, "d1")
+    assert device is not None and device.reported_generation == 3
+
+
+def test_integer_generation_columns_of_an_older_database_are_widened(
+    database_url: str, ingester: Ingester, engine: Engine
+) -> None:
+    if not database_url.startswith("sqlite"):  # SQLite's INTEGER is 64-bit already
+        with engine.begin() as conn:
+            for table, column in GENERATION_COLUMNS:
+                conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE INTEGER'))
+    init_db(engine)  # what the next start-up does
+    _version(engine)
+    ingester.handle(STATE, _report("d1", generation=2**40))
+    with Session(engine) as session:
+        _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
+    assert [t.generation for t in targets] == [2**40 + 1]
+    assert ingester.stats.errors == 0

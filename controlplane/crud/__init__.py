@@ -1,0 +1,45 @@
+"""Every database write of the control plane, as keyword-only functions.
+
+Functions flush but commit only where they finish a unit of work (the caller's request
+or ingested message). Reads that only build answers live in :mod:`controlplane.views`.
+
+``catalog``: fleets, model versions, deployments. ``reports``: what devices report.
+"""
+
+from controlplane.crud.catalog import (
+    assign,
+    create_deployment,
+    create_model_version,
+    get_fleet,
+    get_model_version,
+    get_or_create_fleet,
+    get_target,
+    latest_deployment,
+    list_fleets,
+    list_models,
+)
+from controlplane.crud.reports import (
+    apply_event,
+    apply_heartbeat,
+    apply_state_report,
+    derive_targets,
+    set_availability,
+)
+
+__all__ = [
+    "apply_event",
+    "apply_heartbeat",
+    "apply_state_report",
+    "assign",
+    "create_deployment",
+    "create_model_version",
+    "derive_targets",
+    "get_fleet",
+    "get_model_version",
+    "get_or_create_fleet",
+    "get_target",
+    "latest_deployment",
+    "list_fleets",
+    "list_models",
+    "set_availability",
+]

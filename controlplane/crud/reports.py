@@ -1,0 +1,178 @@
+"""Writes for what devices report: state, deployment events, heartbeats, availability.
+
+Each function is one ingested message and commits it. Deployment target statuses move by
+the pure rules of :mod:`controlplane.status`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from controlplane.crud.catalog import assign, get_or_create_fleet, get_target, latest_deployment
+from controlplane.models import (
+    Deployment,
+    DeploymentTarget,
+    Device,
+    ModelVersion,
+    TargetStatus,
+    utcnow,
+)
+from controlplane.status import Change, ReportView, TargetView, after_event, after_report
+from protocol import DeploymentEvent, Heartbeat, StateReport
+
+logger = logging.getLogger(__name__)
+
+
+def _set(target: DeploymentTarget, change: Change) -> None:
+    target.status = change.status.value
+    target.reason = change.reason
+    target.updated_at = utcnow()
+
+
+def _view(target: DeploymentTarget, bundle_digest: str) -> TargetView:
+    return TargetView(
+        generation=target.generation,
+        bundle_digest=bundle_digest,
+        status=TargetStatus(target.status),
+        reason=target.reason,
+    )
+
+
+def derive_targets(session: Session, *, device_id: str, report: StateReport) -> int:
+    """Re-derive the device's target statuses from its state report; how many changed.
+
+    Covers the targets whose generation the report says the device processed, so a
+    deployment whose events were lost still ends ``activated`` or ``failed``.
+    """
+    rows = session.exec(
+        select(DeploymentTarget, ModelVersion.bundle_digest)
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .where(
+            DeploymentTarget.device_id == device_id,
+            col(DeploymentTarget.generation) <= report.generation,
+        )
+        .order_by(col(DeploymentTarget.generation).desc())
+    ).all()
+    seen = ReportView(
+        generation=report.generation,
+        active_digests={m.bundle_digest for m in report.active},
+        last_error=report.last_error,
+    )
+    changed = 0
+    for index, (target, bundle_digest) in enumerate(rows):
+        change = after_report(_view(target, bundle_digest), seen, current=index == 0)
+        if change is None:
+            continue
+        logger.info(
+            "deployment %s on %s: %s from state report (generation %s)",
+            target.deployment_id,
+            device_id,
+            change.status.value,
+            report.generation,
+        )
+        _set(target, change)
+        session.add(target)
+        changed += 1
+    return changed
+
+
+def apply_state_report(
+    session: Session,
+    *,
+    device_id: str,
+    report: StateReport,
+    retained: bool,
+    now: datetime | None = None,
+) -> tuple[Device, bool]:
+    """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment.
+
+    A new device is registered (its fleet created if new). Its deployment targets are
+    re-derived from the report. If the device's fleet has a deployment the device is not
+    yet a target of, the device is assigned to it. A retained report replayed by the
+    broker at subscription time does not mark the device online.
+    """
+    now = now or utcnow()
+    get_or_create_fleet(session, name=report.fleet)
+    device = session.get(Device, device_id, with_for_update=True)
+    if device is None:
+        device = Device(id=device_id, fleet=report.fleet)
+    device.fleet = report.fleet
+    if not retained:
+        device.online = True
+    device.status = report.status.value
+    device.agent_version = report.agent_version
+    first = report.active[0] if report.active else None
+    device.active_model = first.name if first else None
+    device.active_version = first.version if first else None
+    device.active_bundle_digest = first.bundle_digest if first else None
+    device.backend = first.backend if first else None
+    device.reported_generation = report.generation
+    device.last_error = report.last_error
+    device.local_api = report.local_api
+    device.hardware = dict(report.hardware)
+    device.last_report_at = report.reported_at
+    device.last_seen_at = now
+    session.add(device)
+    session.flush()
+    derive_targets(session, device_id=device_id, report=report)
+    assigned = False
+    latest = latest_deployment(session, fleet=report.fleet)
+    if (
+        latest is not None
+        and latest.id is not None
+        and get_target(session, deployment_id=latest.id, device_id=device_id) is None
+    ):
+        assigned = assign(session, device=device, deployment=latest) is not None
+    session.commit()
+    return device, assigned
+
+
+def set_availability(session: Session, *, device_id: str, online: bool) -> bool:
+    """Record a device's availability; False if the device is not registered yet."""
+    device = session.get(Device, device_id)
+    if device is None:
+        return False
+    device.online = online
+    device.last_seen_at = utcnow() if online else device.last_seen_at
+    session.add(device)
+    session.commit()
+    return True
+
+
+def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> bool:
+    """Move a deployment target forward; False if there is no such target."""
+    if event.deployment_id is None:
+        return False
+    target = get_target(session, deployment_id=event.deployment_id, device_id=device_id)
+    if target is None:
+        return False
+    current = TargetView(
+        generation=target.generation,
+        bundle_digest="",
+        status=TargetStatus(target.status),
+        reason=target.reason,
+    )
+    change = after_event(current, TargetStatus(event.kind.value), event.reason)
+    if change is not None:
+        _set(target, change)
+        session.add(target)
+        session.commit()
+    return True
+
+
+def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -> bool:
+    """Keep a device's latest heartbeat figures; False if the device is not registered."""
+    device = session.get(Device, device_id)
+    if device is None:
+        return False
+    figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
+    device.last_heartbeat = figures
+    device.last_heartbeat_at = heartbeat.at
+    device.last_seen_at = utcnow()
+    session.add(device)
+    session.commit()
+    return True

@@ -1,0 +1,78 @@
+"""Where a deployment stands on one device: pure rules, no database.
+
+A target's status moves on two kinds of evidence:
+
+* **DeploymentEvents** (:func:`after_event`): one step of the lifecycle, in order
+  ``pending < received < downloaded < verified < activated = failed``. An event never moves
+  a target backwards (QoS 1 may repeat or reorder them); between ``activated`` and
+  ``failed`` the later event wins.
+* **StateReports** (:func:`after_report`): events sent while a device was offline may be
+  lost, so the status is also *re-derived* from the device's full state. A report that says
+  the device processed the target's generation (or a later one) settles the target:
+  ``activated`` if the device runs the deployment's bundle; otherwise ``failed`` with the
+  report's ``last_error`` if the target is the one that generation is about. A derived
+  ``failed`` never overrides ``activated``; a derived ``activated`` may replace ``failed``
+  (the agent retries transient failures of the same generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from controlplane.models import TARGET_PROGRESS, TargetStatus
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """What the rules need to know about one deployment target."""
+
+    generation: int
+    bundle_digest: str
+    status: TargetStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """What the rules need to know about one state report."""
+
+    generation: int
+    active_digests: Collection[str]
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    status: TargetStatus
+    reason: str | None
+
+
+def after_event(target: TargetView, kind: TargetStatus, reason: str | None = None) -> Change | None:
+    """The change a DeploymentEvent of ``kind`` makes, or None if it is stale."""
+    if TARGET_PROGRESS[kind] < TARGET_PROGRESS[target.status]:
+        return None
+    if (kind, reason) == (target.status, target.reason):
+        return None
+    return Change(kind, reason)
+
+
+def after_report(target: TargetView, report: ReportView, *, current: bool) -> Change | None:
+    """The change a StateReport makes to ``target``, or None.
+
+    ``current`` says the target has the highest generation of the device's targets that
+    the report covers (``target.generation <= report.generation``): the report's
+    ``last_error`` is about that one. Older targets were superseded before the device got
+    to them; the report can still show they run, never that they failed.
+    """
+    if report.generation < target.generation:
+        return None  # the device has not processed this generation yet
+    if target.bundle_digest in report.active_digests:
+        if target.status is TargetStatus.ACTIVATED:
+            return None
+        return Change(TargetStatus.ACTIVATED, None)
+    if not current or not report.last_error:
+        return None
+    if target.status in (TargetStatus.ACTIVATED, TargetStatus.FAILED):
+        return None  # settled; only an event may say an activated deployment failed
+    return Change(TargetStatus.FAILED, report.last_error)

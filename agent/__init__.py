@@ -29,6 +29,7 @@ from agent.errors import (
     ModelNotFound,
     RunnerError,
     RunnerUnavailable,
+    TransientDownloadError,
     VerificationError,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "RunnerError",
     "RunnerUnavailable",
     "SimulatedFleet",
+    "TransientDownloadError",
     "VerificationError",
     "config_from_mapping",
     "fake_facts",

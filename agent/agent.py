@@ -49,8 +49,17 @@ except importlib_metadata.PackageNotFoundError:  # pragma: no cover - source che
 class Agent:
     """One device. ``start()`` / ``stop()``; also a context manager."""
 
-    def __init__(self, config: AgentConfig, *, facts: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        facts: dict[str, Any] | None = None,
+        retry_backoff_s: tuple[float, float] = (2.0, 60.0),
+    ) -> None:
+        """``retry_backoff_s``: first and longest delay before a transiently failed
+        generation is applied again (the delay doubles in between)."""
         self.config = config
+        self._retry_backoff_s = retry_backoff_s
         self.device_id = config.device_id
         self.models = ServedModels()
         self.hardware: dict[str, Any] = dict(facts) if facts is not None else {}
@@ -86,6 +95,8 @@ class Agent:
                 cache=cache,
                 models=self.models,
                 reporter=self,
+                retry_initial_s=self._retry_backoff_s[0],
+                retry_max_s=self._retry_backoff_s[1],
             )
             self._manager.restore()
             host, port = cfg.local_api_address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,16 @@ def parse_host_port(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError("expected host:port, e.g. 127.0.0.1:8500")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, an address in 127.0.0.0/8, or ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class AgentConfig(BaseModel):
@@ -62,7 +73,12 @@ class AgentConfig(BaseModel):
     @field_validator("local_api")
     @classmethod
     def _local_api(cls, value: str) -> str:
-        parse_host_port(value)
+        host, _ = parse_host_port(value)
+        if not is_loopback(host):
+            raise ValueError(
+                f"{host} is not a loopback address (127.0.0.0/8, ::1 or localhost); "
+                "the local inference API has no authentication"
+            )
         return value
 
     @property

@@ -9,7 +9,9 @@ AgentError
 ├── AgentConfigError        agent.toml missing, not TOML, or a field missing / invalid
 ├── LinkError               the MQTT client could not be set up or used
 ├── DeploymentError         a desired state could not be applied (previous model kept)
-│   ├── DownloadError       HTTP error, timeout, size bound exceeded, digest mismatch
+│   ├── DownloadError       refused content: size bound exceeded, digest mismatch, HTTP 4xx
+│   │   └── TransientDownloadError  control plane unreachable, connection reset, timeout,
+│   │                               HTTP 5xx/408/429: the generation is retried (backoff)
 │   ├── VerificationError   signature / manifest / bundle verification failed
 │   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
 ├── RunnerError             a backend could not load or run a model
@@ -41,6 +43,13 @@ class DeploymentError(AgentError):
 
 class DownloadError(DeploymentError):
     """A blob could not be downloaded within its bounds."""
+
+
+class TransientDownloadError(DownloadError):
+    """The control plane could not be reached or the transfer broke off; worth retrying.
+
+    Every other ``DeploymentError`` is permanent: the same bytes would be refused again.
+    """
 
 
 class VerificationError(DeploymentError):

@@ -4,6 +4,10 @@
 ``LocalApiServer`` binds the socket itself (so port 0 works and the real URL is known)
 and runs uvicorn in a thread. Errors are ``{"error": "<one line>"}``: 400 for a bad
 request or tensor, 404 for an unknown model, 500 if the backend fails.
+
+Bodies are strict JSON both ways: the non-standard literals ``NaN``/``Infinity`` are
+refused in requests, and non-finite output values are written as the strings
+``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.oip``).
 """
 
 from __future__ import annotations
@@ -113,11 +117,12 @@ def build_app(models: ServedModels, *, server_version: str) -> FastAPI:
         try:
             # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the
             # json module on tensor-sized payloads (bench/inference.py).
-            body = pydantic_core.from_json(raw)
+            body = pydantic_core.from_json(raw, allow_inf_nan=False)
         except ValueError as exc:
             raise InvalidInput(f"request body is not JSON: {exc}") from exc
         result = await run_in_threadpool(run_inference, models, name, version, body)
-        return Response(pydantic_core.to_json(result), media_type="application/json")
+        payload = pydantic_core.to_json(result, inf_nan_mode=oip.NON_FINITE_JSON)
+        return Response(payload, media_type="application/json")
 
     @app.post("/v2/models/{name}/infer")
     async def infer_any(name: str, request: Request) -> Response:

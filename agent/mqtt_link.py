@@ -5,17 +5,24 @@ paho owns reconnection (``connect_async`` + ``loop_start`` with a capped backoff
 is retried forever and each failure is logged. On every (re)connect, inside
 ``on_connect``: subscribe to the device's own desired topic (the broker re-sends the
 retained desired state), publish ``Availability(online=True)`` retained, and call
-``on_connected`` so the agent reports its full state. A publish made while disconnected
-is not assumed delivered: the state is re-derived on reconnect instead.
+``on_connected`` so the agent reports its full state, then flush the outbox.
 
-Identity: client id = username = device id. The LWT is ``Availability(online=False)``,
-retained, QoS 1, on the availability topic.
+Publishes made while disconnected are never assumed delivered. Deployment events (QoS 1,
+not retained) wait in a bounded in-memory outbox (``outbox_size``, default 1000; when
+full the oldest is dropped, counted in ``outbox_dropped`` and logged) and are sent in
+order on reconnect, after the full state report. Retained messages (state,
+availability) are re-derived on reconnect instead, and heartbeats (QoS 0) are dropped.
+
+Identity: client id = device id; username = the broker URL's username if it has one,
+else the device id. The LWT is ``Availability(online=False)``, retained, QoS 1, on the
+availability topic.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -39,6 +46,7 @@ logger = logging.getLogger(__name__)
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 KEEPALIVE_S = 30
+OUTBOX_SIZE = 1000
 
 
 class MqttLink:
@@ -51,6 +59,7 @@ class MqttLink:
         broker: BrokerAddress,
         on_desired: Callable[[DesiredState], None],
         on_connected: Callable[[], None],
+        outbox_size: int = OUTBOX_SIZE,
     ) -> None:
         self.device_id = device_id
         self._broker = broker
@@ -62,6 +71,13 @@ class MqttLink:
         self._count_lock = threading.Lock()
         self.malformed_messages = 0
         self.connections = 0
+        # QoS 1 non-retained publishes held while disconnected; _flushed is True once
+        # the outbox has been drained after the current connection came up
+        self._outbox: deque[tuple[TopicKind, bytes]] = deque()
+        self._outbox_size = outbox_size
+        self._outbox_lock = threading.Lock()
+        self._flushed = False
+        self.outbox_dropped = 0
         try:
             client = mqtt.Client(
                 callback_api_version=CallbackAPIVersion.VERSION2,
@@ -69,7 +85,7 @@ class MqttLink:
                 protocol=mqtt.MQTTv311,
                 clean_session=False,  # persistent session: QoS 1 queued while away
             )
-            client.username_pw_set(device_id, broker.password)
+            client.username_pw_set(broker.username or device_id, broker.password)
             client.will_set(
                 self._availability_topic,
                 encode(Availability(device_id=device_id, online=False)),
@@ -119,17 +135,77 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+        with self._outbox_lock:
+            if self._outbox:
+                logger.warning(
+                    "%s: %d queued message(s) not sent before stopping",
+                    self.device_id,
+                    len(self._outbox),
+                )
+                self._outbox.clear()
+
+    @property
+    def outbox_length(self) -> int:
+        with self._outbox_lock:
+            return len(self._outbox)
 
     def publish(
         self, kind: TopicKind, message: BaseModel, *, qos: int, retain: bool = False
     ) -> mqtt.MQTTMessageInfo | None:
-        """Queue a publish; None (logged at debug) when not connected or refused."""
+        """Hand a message to paho; None when it was not (yet) handed over.
+
+        A QoS >= 1 message that is not retained goes to the outbox while the link is
+        down (or its outbox is not drained yet), to be sent on reconnect. Anything else
+        is dropped when not connected (logged at debug). A message paho accepts just as
+        the connection drops stays in paho's own session queue and is resent by paho.
+        """
+        payload = encode(message)
+        if qos > 0 and not retain:
+            with self._outbox_lock:
+                if not (self._flushed and self.connected):
+                    self._enqueue(kind, payload)
+                    return None
         if not self.connected:
             logger.debug("%s: not connected, %s not sent", self.device_id, kind)
             return None
+        return self._send(kind, payload, qos=qos, retain=retain)
+
+    def _enqueue(self, kind: TopicKind, payload: bytes) -> None:
+        """Append to the outbox (lock held); drop the oldest message when it is full."""
+        if len(self._outbox) >= self._outbox_size:
+            dropped_kind, _ = self._outbox.popleft()
+            self.outbox_dropped += 1
+            logger.warning(
+                "%s: outbox full (%d): dropped the oldest %s message (%d dropped so far)",
+                self.device_id,
+                self._outbox_size,
+                dropped_kind,
+                self.outbox_dropped,
+            )
+        self._outbox.append((kind, payload))
+
+    def _flush_outbox(self) -> None:
+        """Send the outbox in order (network thread, after the state report)."""
+        sent = 0
+        while True:
+            with self._outbox_lock:
+                if not self._outbox:
+                    self._flushed = True
+                    break
+                if not self.connected:  # lost again: keep the rest for the next connect
+                    return
+                kind, payload = self._outbox.popleft()
+            self._send(kind, payload, qos=1, retain=False)
+            sent += 1
+        if sent:
+            logger.info("%s: sent %d message(s) queued while offline", self.device_id, sent)
+
+    def _send(
+        self, kind: TopicKind, payload: bytes, *, qos: int, retain: bool
+    ) -> mqtt.MQTTMessageInfo | None:
         try:
             info = self._client.publish(
-                device_topic(self.device_id, kind), encode(message), qos=qos, retain=retain
+                device_topic(self.device_id, kind), payload, qos=qos, retain=retain
             )
         except (ValueError, RuntimeError, OSError) as exc:
             logger.warning("%s: publish to %s failed: %s", self.device_id, kind, exc)
@@ -163,6 +239,7 @@ class MqttLink:
             retain=True,
         )
         self._call(self._on_connected)
+        self._flush_outbox()
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         logger.warning(
@@ -181,7 +258,9 @@ class MqttLink:
         properties: mqtt.Properties | None,
     ) -> None:
         was_connected = self._connected.is_set()
-        self._connected.clear()
+        with self._outbox_lock:
+            self._connected.clear()
+            self._flushed = False
         if was_connected and reason_code.is_failure:
             logger.warning(
                 "%s: lost broker connection (%s); reconnecting", self.device_id, reason_code

@@ -3,13 +3,20 @@
 Pure functions, no web framework: ``decode_request`` turns a request body into named
 numpy arrays (InvalidInput, one line, for anything wrong), ``encode_response`` builds the
 response body, ``model_metadata`` the ``GET /v2/models/{name}`` answer.
+
+Non-finite floats: JSON has no NaN or infinity, so (as in the protobuf JSON mapping of
+the v2 gRPC messages) they are the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"``: accepted in float input tensors, and written for float outputs by the
+local API's serialiser (``NON_FINITE_JSON``). A number that does not fit the input's
+datatype (1e39 for FP32, 300 for INT8) is refused instead of being rounded to infinity
+or wrapped around.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +44,9 @@ DATATYPES: dict[str, str] = {
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     oip: np.dtype(name) for name, oip in DATATYPES.items() if oip != "BYTES"
 }
+#: JSON spelling of non-finite floats (pydantic-core's ``inf_nan_mode="strings"``)
+NON_FINITE_JSON: Final = "strings"
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def oip_datatype(dtype: np.dtype[Any]) -> str:
@@ -85,6 +95,44 @@ def _compatible(got: str, want: str) -> bool:
     return got in "iuf"
 
 
+def _flatten(data: Any) -> Iterator[Any]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _flatten(item)
+    else:
+        yield data
+
+
+def _floats_with_names(data: list[Any], datatype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float data holding "NaN"/"Infinity"/"-Infinity": (float64 values, named mask)."""
+    values: list[float] = []
+    named: list[bool] = []
+    for item in _flatten(data):
+        if isinstance(item, str) and item in _NON_FINITE:
+            values.append(_NON_FINITE[item])
+            named.append(True)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            values.append(float(item))
+            named.append(False)
+        else:
+            raise ValueError(f"values are not {datatype}")
+    return np.asarray(values, dtype=np.float64), np.asarray(named, dtype=np.bool_)
+
+
+def _check_range(flat: np.ndarray, data: list[Any], dtype: np.dtype[Any], datatype: str) -> None:
+    """ValueError if an integer value does not fit ``dtype`` (it would wrap around)."""
+    if not flat.size or dtype.kind not in "iu":
+        return
+    if flat.dtype.kind not in "iu":
+        # numpy makes float64 or object of ints too big for int64/uint64 (e.g. 2**63)
+        if all(type(v) is int for v in _flatten(data)):
+            raise ValueError(f"value out of range for {datatype}")
+        return
+    info = np.iinfo(dtype)
+    if int(flat.min()) < info.min or int(flat.max()) > info.max:
+        raise ValueError(f"value out of range for {datatype}")
+
+
 def decode_tensor(tensor: RequestInput, signature: TensorSignature | None) -> np.ndarray:
     """One request tensor as a numpy array checked against ``signature``."""
     if signature is None:
@@ -101,9 +149,16 @@ def decode_tensor(tensor: RequestInput, signature: TensorSignature | None) -> np
         raise InvalidInput(f"input {tensor.name!r}: datatype {expected} is not supported")
     try:
         flat = np.asarray(tensor.data)
+        named: np.ndarray | bool = False
+        if dtype.kind == "f" and flat.dtype.kind in "UO":
+            flat, named = _floats_with_names(tensor.data, expected)
+        _check_range(flat, tensor.data, dtype, expected)
         if flat.size and not _compatible(flat.dtype.kind, dtype.kind):
             raise ValueError(f"values are not {expected}")
-        array = flat.astype(dtype).reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = flat.astype(dtype).reshape(-1)
+        if dtype.kind == "f" and np.any(~np.isfinite(array) & ~named):
+            raise ValueError(f"value out of range for {expected}")
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(f"input {tensor.name!r}: {str(exc).splitlines()[0]}") from exc
     count = math.prod(tensor.shape)

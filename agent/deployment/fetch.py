@@ -4,6 +4,11 @@ Every download is bounded by the size the desired state declares (more bytes -> 
 by a total deadline, and checked against the declared sha256 as it streams. A transfer
 cut short is resumed with ``Range: bytes=N-`` (a few attempts). These checks only bound
 the work: the bytes are trusted only after the bundle signature verifies them.
+
+Failures that say nothing about the bytes (connection refused or reset, timeouts, the
+deadline, HTTP 5xx/408/429) raise ``TransientDownloadError`` and the deployment is
+retried later; refused content (too large, wrong digest, other HTTP statuses) raises
+``DownloadError`` and is not.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from typing import BinaryIO
 
 import httpx
 
-from agent.errors import DownloadError
+from agent.errors import DownloadError, TransientDownloadError
 from protocol import FileRef
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 3
+#: HTTP statuses that mean "try again later", not "these bytes are wrong"
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_SIGNATURE_BYTES = 1 << 20
 
 
@@ -69,9 +76,12 @@ class BlobFetcher:
                         out.truncate()
                         digest, received = hashlib.sha256(), 0
                     elif resp.status_code not in (200, 206):
-                        raise DownloadError(
-                            f"{ref.path}: HTTP {resp.status_code} from control plane"
+                        error = (
+                            TransientDownloadError
+                            if resp.status_code in TRANSIENT_STATUSES
+                            else DownloadError
                         )
+                        raise error(f"{ref.path}: HTTP {resp.status_code} from control plane")
                     for chunk in resp.iter_bytes():
                         received += len(chunk)
                         if received > ref.size:
@@ -79,7 +89,7 @@ class BlobFetcher:
                                 f"{ref.path}: more than the declared {ref.size} bytes"
                             )
                         if time.monotonic() > deadline:
-                            raise DownloadError(
+                            raise TransientDownloadError(
                                 f"{ref.path}: download exceeded {self._deadline_s:g}s"
                             )
                         digest.update(chunk)
@@ -87,7 +97,9 @@ class BlobFetcher:
                 break
             except httpx.HTTPError as exc:
                 if attempt == ATTEMPTS or time.monotonic() > deadline:
-                    raise DownloadError(f"{ref.path}: {type(exc).__name__}: {exc}") from exc
+                    raise TransientDownloadError(
+                        f"{ref.path}: {type(exc).__name__}: {exc}"
+                    ) from exc
                 logger.info(
                     "%s: %s after %d bytes; resuming", ref.path, type(exc).__name__, received
                 )

@@ -1,8 +1,10 @@
 """The agent's persisted state (``data_dir/state.json``), written atomically.
 
-Holds the highest desired-state generation processed and the active models, so a
-restarted agent serves the same models (after re-verifying their bundles) and ignores
-the retained desired state it has already applied.
+Holds the highest desired-state generation processed, the active models and the
+outcome of that generation (``last_error``, ``failed``, ``retryable``), so a restarted
+agent serves the same models (after re-verifying their bundles), still reports the
+failure, ignores a retained desired state it has already applied, and applies again one
+that failed for a transient reason.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class PersistedState(BaseModel):
     schema_version: int = 1
     generation: int = -1
     models: list[PersistedModel] = Field(default_factory=list)
+    #: the outcome of ``generation``: its first failure, whether it failed, and whether a
+    #: failure was transient (then it is applied again, e.g. when re-delivered)
+    last_error: str | None = None
+    failed: bool = False
+    retryable: bool = False
 
 
 def load_state(data_dir: Path) -> PersistedState:

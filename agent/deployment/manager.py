@@ -5,6 +5,14 @@ and wakes the worker; older pending ones are coalesced away, and generations not
 the last processed one are ignored. ``apply`` runs each assignment through
 ``Lifecycle``: received -> downloading -> verifying -> loading -> warming_up ->
 activating -> active, or failed with the previous model still serving.
+
+Retries: a generation that failed for a transient reason (``TransientDownloadError``:
+control plane unreachable, reset, timeout, HTTP 5xx) stays *retryable*. The worker
+applies it again after a capped exponential backoff (``retry_initial_s`` doubling up
+to ``retry_max_s``), and at once when the same generation is delivered again (the
+retained desired state after a reconnect or a restart). A newer generation supersedes
+the retry. A permanent failure (verification, metadata, load, warm-up) is final for
+its generation: only a newer generation is applied.
 """
 
 from __future__ import annotations
@@ -12,17 +20,20 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from agent.deployment.bundles import BundleCache, read_metadata
+from agent.deployment.bundles import BundleCache
+from agent.deployment.inbox import Inbox
 from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
 from agent.deployment.lifecycle import Lifecycle, Phase
-from agent.errors import AgentError, VerificationError
-from agent.runners import create_runner
+from agent.deployment.loading import load_runner, settled_status
+from agent.errors import AgentError, TransientDownloadError
 from agent.runners.base import Runner
 from agent.serving import LoadedModel, ServedModels
 from agent.warmup import warm_up
 from protocol import DesiredState, DeviceStatus, EventKind, ModelAssignment
+
+__all__ = ["DeploymentManager", "Failure", "Reporter", "load_runner", "settled_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +50,13 @@ class Reporter(Protocol):
     def state_changed(self) -> None: ...
 
 
+class Failure(NamedTuple):
+    """Why one assignment failed; ``transient`` failures make the generation retryable."""
+
+    message: str
+    transient: bool
+
+
 class DeploymentManager:
     def __init__(
         self,
@@ -48,6 +66,8 @@ class DeploymentManager:
         cache: BundleCache,
         models: ServedModels,
         reporter: Reporter,
+        retry_initial_s: float = 2.0,
+        retry_max_s: float = 60.0,
     ) -> None:
         self._label = label
         self._data_dir = data_dir
@@ -57,10 +77,11 @@ class DeploymentManager:
         self.generation = -1
         self.status = DeviceStatus.IDLE
         self.last_error: str | None = None
+        #: whether ``generation`` failed, and whether it is to be applied again
+        self.failed = False
+        self.retryable = False
         self._phases: dict[str, Phase] = {}
-        self._cond = threading.Condition()
-        self._pending: DesiredState | None = None
-        self._stopping = False
+        self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._thread: threading.Thread | None = None
 
     # -- worker ----------------------------------------------------------------------------
@@ -70,46 +91,39 @@ class DeploymentManager:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        self._inbox.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def submit(self, desired: DesiredState) -> None:
-        """Record ``desired`` for the worker (newest generation wins); never blocks long."""
-        with self._cond:
-            if self._pending is None or desired.generation >= self._pending.generation:
-                self._pending = desired
-                self._cond.notify_all()
+        """Hand ``desired`` to the worker (newest generation wins); never blocks long."""
+        self._inbox.submit(desired)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                desired, self._pending = self._pending, None
-            if desired is not None:
-                try:
-                    self.apply(desired)
-                except Exception:  # a bug must not kill the worker
-                    logger.exception(
-                        "%s: applying generation %s failed", self._label, desired.generation
-                    )
+        while (desired := self._inbox.next()) is not None:
+            try:
+                self.apply(desired)
+            except Exception:  # a bug must not kill the worker
+                logger.exception(
+                    "%s: applying generation %s failed", self._label, desired.generation
+                )
+                self._inbox.cancel_retry()
 
     # -- applying --------------------------------------------------------------------------
 
+    def wants(self, desired: DesiredState) -> bool:
+        """A newer generation, or the current one again if it failed transiently."""
+        return desired.generation > self.generation or (
+            desired.generation == self.generation and self.retryable
+        )
+
     def apply(self, desired: DesiredState) -> None:
-        if desired.generation <= self.generation:
+        if not self.wants(desired):
             logger.debug("%s: generation %s already processed", self._label, desired.generation)
             return
         generation = desired.generation
         logger.info("%s: applying desired state generation %s", self._label, generation)
-        errors = [
-            err for a in desired.models if (err := self._apply_one(a, generation)) is not None
-        ]
+        failures = [f for a in desired.models if (f := self._apply_one(a, generation)) is not None]
         wanted = {a.name for a in desired.models}
         for model in self._models.snapshot():
             if model.name not in wanted:
@@ -117,16 +131,33 @@ class DeploymentManager:
                 self._models.remove(model.name)
                 self._phases.pop(model.name, None)
         self.generation = generation
-        self.last_error = errors[0] if errors else None
+        self.last_error = failures[0].message if failures else None
+        self.failed = bool(failures)
+        self.retryable = any(f.transient for f in failures)
+        self._schedule_retry(desired)
         self._persist()
-        self._settle(failed=bool(errors))
+        self._settle(failed=self.failed)
+
+    def _schedule_retry(self, desired: DesiredState) -> None:
+        """After ``apply``: arm the retry of a retryable generation, else cancel any."""
+        if not self.retryable:
+            self._inbox.cancel_retry()
+            return
+        delay = self._inbox.retry_later(desired)
+        logger.warning(
+            "%s: generation %s failed for a transient reason; retrying in %.1fs: %s",
+            self._label,
+            desired.generation,
+            delay,
+            self.last_error,
+        )
 
     def _settle(self, *, failed: bool) -> None:
         self.status = settled_status(serving=len(self._models) > 0, failed=failed)
         self._reporter.state_changed()
 
-    def _apply_one(self, a: ModelAssignment, generation: int) -> str | None:
-        """Run one assignment through the lifecycle; the failure reason, or None."""
+    def _apply_one(self, a: ModelAssignment, generation: int) -> Failure | None:
+        """Run one assignment through the lifecycle; why it failed, or None."""
         label = f"{self._label} {a.name} {a.version}"
         life = Lifecycle(label, self._phases.get(a.name, Phase.IDLE))
 
@@ -187,7 +218,8 @@ class DeploymentManager:
             step(Phase.FAILED)
             logger.warning("%s: deployment failed: %s", label, reason)
             self._reporter.event(EventKind.FAILED, a, generation, reason)
-            return f"{a.name} {a.version}: {reason}"
+            transient = isinstance(exc, TransientDownloadError)
+            return Failure(f"{a.name} {a.version}: {reason}", transient)
         logger.info("%s: activated (%s)", label, runner.backend)
         self._reporter.event(EventKind.ACTIVATED, a, generation)
         return None
@@ -197,6 +229,9 @@ class DeploymentManager:
     def _persist(self) -> None:
         state = PersistedState(
             generation=self.generation,
+            last_error=self.last_error,
+            failed=self.failed,
+            retryable=self.retryable,
             models=[
                 PersistedModel(
                     name=m.name,
@@ -214,9 +249,16 @@ class DeploymentManager:
             logger.error("%s: cannot persist state: %s", self._label, exc)
 
     def restore(self) -> None:
-        """Serve the persisted models again, re-verifying each bundle before loading it."""
+        """Serve the persisted models again, re-verifying each bundle before loading it.
+
+        The outcome of the persisted generation (``last_error``, failed, retryable) is
+        reported again until a later generation succeeds.
+        """
         state = load_state(self._data_dir)
         self.generation = state.generation
+        self.last_error = state.last_error
+        self.failed = state.failed
+        self.retryable = state.retryable
         failures: list[str] = []
         for pm in state.models:
             runner: Runner | None = None
@@ -241,32 +283,5 @@ class DeploymentManager:
             # forget the generation so the retained desired state is applied again
             self.generation = -1
             self.last_error = failures[0]
-        self.status = settled_status(serving=len(self._models) > 0, failed=bool(failures))
-
-
-def settled_status(*, serving: bool, failed: bool) -> DeviceStatus:
-    """The status once a generation is processed: what the device does *now*.
-
-    A device still serving a model is ACTIVE even if the newest deployment failed (the
-    failure is in ``last_error`` and the FAILED event); FAILED means nothing serves.
-    """
-    if serving:
-        return DeviceStatus.ACTIVE
-    return DeviceStatus.FAILED if failed else DeviceStatus.IDLE
-
-
-def load_runner(bundle_dir: Path, *, expected_name: str, expected_version: str) -> Runner:
-    """Load a verified bundle into a fresh runner; its signed metadata must match."""
-    metadata = read_metadata(bundle_dir)
-    if (metadata.name, metadata.version) != (expected_name, expected_version):
-        raise VerificationError(
-            f"bundle holds {metadata.name} {metadata.version}, "
-            f"not {expected_name} {expected_version}"
-        )
-    runner = create_runner()
-    try:
-        runner.load(bundle_dir, metadata)
-    except AgentError:
-        runner.close()
-        raise
-    return runner
+            self.failed = True
+        self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)

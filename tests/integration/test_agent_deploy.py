@@ -117,7 +117,9 @@ class Setup:
             self.blobs, bundle_dir, trusted_keys=self.keys, deployment_id=deployment_id
         )
 
-    def agent(self, data_dir: Path | None = None) -> Agent:
+    def agent(
+        self, data_dir: Path | None = None, *, retry_backoff_s: tuple[float, float] = (2.0, 60.0)
+    ) -> Agent:
         config = config_from_mapping(
             {
                 "device_id": DEVICE,
@@ -130,7 +132,7 @@ class Setup:
                 "heartbeat_interval_s": 0.5,
             }
         )
-        return Agent(config, facts={"test": True})
+        return Agent(config, facts={"test": True}, retry_backoff_s=retry_backoff_s)
 
 
 @contextmanager
@@ -251,7 +253,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
         failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED][-1]
         assert failed.reason and "model.onnx" in failed.reason
         wait_until(lambda: agent.last_error is not None, 10, "last_error set")
-        assert "2.0.0" in agent.last_error
+        assert agent.last_error is not None and "2.0.0" in agent.last_error
         assert agent.status == DeviceStatus.ACTIVE  # v1 still serves
         wait_until(
             lambda: (s := setup.watcher.last_state()) is not None and s.last_error is not None,

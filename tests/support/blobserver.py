@@ -2,7 +2,8 @@
 
 Serves bytes by sha256 from memory in a thread (``http.server``), honours
 ``Range: bytes=a-b`` / ``bytes=a-`` (206, 416 if unsatisfiable), and can cut a transfer
-short once (``cut_once``) to exercise resumption. ``assignment_for`` publishes a signed
+short once (``cut_once``) to exercise resumption, and answers 503 to every request while
+``unavailable`` is set (a control plane that is down). ``assignment_for`` publishes a signed
 bundle directory on it and returns the matching ``ModelAssignment``.
 """
 
@@ -28,6 +29,8 @@ class BlobServer:
         self.blobs: dict[str, bytes] = {}
         self.cut_once: dict[str, int] = {}
         self.requests: list[tuple[str, str | None]] = []
+        self.unavailable = False
+        self.refused = 0  # requests answered 503 while unavailable
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -70,6 +73,10 @@ class BlobServer:
                 match = _PATH.match(self.path)
                 range_header = self.headers.get("Range")
                 server.requests.append((self.path, range_header))
+                if server.unavailable:
+                    server.refused += 1
+                    self._send(503, b'{"detail": "unavailable"}')
+                    return
                 data = server.blobs.get(match.group(1)) if match else None
                 if match is None or data is None:
                     self._send(404, b'{"detail": "not found"}')

@@ -1,0 +1,39 @@
+"""Loading a verified bundle into a runner, and the status a settled device reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.deployment.bundles import read_metadata
+from agent.errors import AgentError, VerificationError
+from agent.runners import create_runner
+from agent.runners.base import Runner
+from protocol import DeviceStatus
+
+
+def settled_status(*, serving: bool, failed: bool) -> DeviceStatus:
+    """The status once a generation is processed: what the device does *now*.
+
+    A device still serving a model is ACTIVE even if the newest deployment failed (the
+    failure is in ``last_error`` and the FAILED event); FAILED means nothing serves.
+    """
+    if serving:
+        return DeviceStatus.ACTIVE
+    return DeviceStatus.FAILED if failed else DeviceStatus.IDLE
+
+
+def load_runner(bundle_dir: Path, *, expected_name: str, expected_version: str) -> Runner:
+    """Load a verified bundle into a fresh runner; its signed metadata must match."""
+    metadata = read_metadata(bundle_dir)
+    if (metadata.name, metadata.version) != (expected_name, expected_version):
+        raise VerificationError(
+            f"bundle holds {metadata.name} {metadata.version}, "
+            f"not {expected_name} {expected_version}"
+        )
+    runner = create_runner()
+    try:
+        runner.load(bundle_dir, metadata)
+    except AgentError:
+        runner.close()
+        raise
+    return runner

@@ -1,0 +1,202 @@
+"""Deployment events published while the broker is away are kept (bounded, oldest dropped)
+and sent in order on reconnect, after the full state report.
+
+Real Mosquitto processes: one is stopped and a new one started on the same port with the
+same persistence file, so the test's subscriber keeps its session (and receives what the
+agent sends right after it reconnects) without racing the agent to the new broker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.mqtt_link import MqttLink
+from protocol import (
+    DeploymentEvent,
+    DeviceStatus,
+    EventKind,
+    StateReport,
+    TopicKind,
+    decode,
+    parse_broker_url,
+)
+from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.support.mosquitto import Broker, run_mosquitto
+from tests.support.ports import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+DEVICE = "store-eu-001"
+
+
+@contextmanager
+def broker_on(port: int, workdir: Path, run: int) -> Iterator[Broker]:
+    """A Mosquitto listening on ``port`` whose sessions persist in ``workdir`` across runs.
+
+    ``user root`` only matters when the tests run as root: it keeps Mosquitto from
+    switching to the ``mosquitto`` user, which cannot write under the test's tmp dir.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra = (
+        f"listener {port} 127.0.0.1\npersistence true\npersistence_location {workdir}/\nuser root\n"
+    )
+    with run_mosquitto(workdir / f"run-{run}", extra_config=extra) as broker:
+        yield broker
+
+
+class Recorder:
+    """Persistent-session subscriber: every report of the device, in arrival order."""
+
+    def __init__(self, port: int) -> None:
+        self.seen: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="test-recorder", clean_session=False
+        )
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"edgefleet/v1/devices/{DEVICE}/+", qos=1)
+        self.client.loop_start()  # reconnects (same session) when the broker comes back
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[1]
+        if kind == TopicKind.EVENTS:
+            item: Any = decode(DeploymentEvent, msg.payload)
+        elif kind == TopicKind.STATE and msg.payload:
+            item = decode(StateReport, msg.payload)
+        else:
+            item = msg.payload
+        with self.lock:
+            self.seen.append((kind, item))
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+    def since(self, mark: int, *kinds: str) -> list[Any]:
+        with self.lock:
+            return [(k, v) for k, v in self.seen[mark:] if not kinds or k in kinds]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _stop(broker: Broker) -> None:
+    broker.process.terminate()
+    broker.process.wait(10)
+
+
+def test_events_sent_while_broker_is_down_arrive_after_the_state_report(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    with broker_on(port, tmp_path / "mq", 0) as first:
+        # the agent and the watcher use the fixed port, which the next broker reuses
+        on_port = Broker(port=port, process=first.process, log=first.log)
+        with open_setup(tmp_path, on_port) as setup:
+            recorder = Recorder(port)
+            try:
+                _deploy_while_offline(setup, recorder, first, port, tmp_path)
+            finally:
+                recorder.close()
+
+
+def _deploy_while_offline(
+    setup: Setup, recorder: Recorder, first: Broker, port: int, tmp_path: Path
+) -> None:
+    a1 = setup.assignment(setup.bundle("det", "1.0.0"))
+    setup.blobs.unavailable = True  # the first attempt fails, the retry comes later
+    setup.watcher.desire(1, a1)
+    with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
+        wait_until(lambda: agent.last_error is not None, 20, "transient failure")
+        _stop(first)
+        wait_until(lambda: not agent.connected, 10, "disconnect noticed")
+        setup.blobs.unavailable = False  # the retry activates while the broker is away
+        wait_until(lambda: agent.status == DeviceStatus.ACTIVE, 20, "ACTIVE while offline")
+        mark = recorder.mark()
+        with broker_on(port, tmp_path / "mq", 1):
+            assert agent.wait_connected(40), "agent did not reconnect"
+            wait_until(
+                lambda: any(
+                    e.kind == EventKind.ACTIVATED for _, e in recorder.since(mark, "events")
+                ),
+                20,
+                "ACTIVATED event delivered after reconnect",
+            )
+            after = recorder.since(mark, "state", "events")
+            first_event = next(i for i, (k, _) in enumerate(after) if k == "events")
+            states_before = [v for k, v in after[:first_event] if k == "state"]
+            assert states_before, f"no state report before the queued events: {after}"
+            assert states_before[-1].status == DeviceStatus.ACTIVE
+            assert [v.kind for k, v in after if k == "events"] == [
+                EventKind.RECEIVED,
+                EventKind.DOWNLOADED,
+                EventKind.VERIFIED,
+                EventKind.ACTIVATED,
+            ]
+
+
+def test_outbox_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
+    port = free_port()
+    connected = threading.Event()
+
+    def on_connected() -> None:  # what the agent does: the full state report first
+        link.publish(TopicKind.STATE, _report(), qos=1, retain=True)
+        connected.set()
+
+    link = MqttLink(
+        device_id=DEVICE,
+        broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
+        on_desired=lambda desired: None,
+        on_connected=on_connected,
+        outbox_size=3,
+    )
+    for generation in range(1, 6):  # nothing listens yet: all five are queued
+        link.publish(TopicKind.EVENTS, _event(generation), qos=1)
+    link.publish(TopicKind.HEARTBEAT, _report(), qos=0)  # QoS 0: dropped, not queued
+    assert link.outbox_length == 3 and link.outbox_dropped == 2
+    with broker_on(port, tmp_path / "mq", 0):
+        recorder = Recorder(port)
+        try:
+            link.start()
+            assert connected.wait(20)
+            wait_until(lambda: len(recorder.since(0, "events")) == 3, 10, "three events")
+            seen = [k for k, _ in recorder.since(0, "state", "events")]
+            assert seen == ["state", "events", "events", "events"]
+            assert [v.generation for _, v in recorder.since(0, "events")] == [3, 4, 5]
+            assert link.outbox_length == 0
+            # connected and drained: the next event goes straight out
+            link.publish(TopicKind.EVENTS, _event(6), qos=1)
+            wait_until(lambda: len(recorder.since(0, "events")) == 4, 10, "direct event")
+        finally:
+            link.stop()
+            recorder.close()
+
+
+def _event(generation: int) -> DeploymentEvent:
+    return DeploymentEvent(
+        device_id=DEVICE,
+        deployment_id=1,
+        generation=generation,
+        model_name="det",
+        model_version="1.0.0",
+        kind=EventKind.FAILED,
+        reason="test",
+    )
+
+
+def _report() -> StateReport:
+    return StateReport(
+        device_id=DEVICE,
+        fleet="store-eu",
+        agent_version="0",
+        status=DeviceStatus.IDLE,
+        generation=0,
+    )

@@ -6,9 +6,11 @@ Public surface:
     AgentConfig, load_config, config_from_mapping   settings (``agent.config``)
     errors: AgentError and its hierarchy (``agent.errors``)
 
-Subpackages: ``agent.runners`` (backend plugins), ``agent.deployment`` (lifecycle table,
-bundle cache, downloads, journal). ``Agent`` and ``SimulatedFleet`` are imported lazily
-so that ``agent.config`` / ``agent.errors`` stay cheap to import.
+Subpackages: ``agent.runners`` (backend plugins), ``agent.deployment`` (signed commands,
+lifecycle table, bundle cache, downloads, journal); ``agent.trust_store`` (the trust
+document, its bootstrap from the pinned root keys, updates and persistence). ``Agent``
+and ``SimulatedFleet`` are imported lazily so that ``agent.config`` / ``agent.errors``
+stay cheap to import.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from agent.config import AgentConfig, config_from_mapping, load_config
 from agent.errors import (
     AgentConfigError,
     AgentError,
+    CommandRefused,
     DeploymentError,
     DownloadError,
     IllegalTransition,
@@ -30,6 +33,9 @@ from agent.errors import (
     RunnerError,
     RunnerUnavailable,
     TransientDownloadError,
+    TrustFetchError,
+    TrustStoreError,
+    UnmetConstraints,
     VerificationError,
 )
 
@@ -59,6 +65,7 @@ __all__ = [
     "AgentConfig",
     "AgentConfigError",
     "AgentError",
+    "CommandRefused",
     "DeploymentError",
     "DownloadError",
     "IllegalTransition",
@@ -71,6 +78,9 @@ __all__ = [
     "RunnerUnavailable",
     "SimulatedFleet",
     "TransientDownloadError",
+    "TrustFetchError",
+    "TrustStoreError",
+    "UnmetConstraints",
     "VerificationError",
     "config_from_mapping",
     "fake_facts",

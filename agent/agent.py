@@ -1,9 +1,10 @@
 """The edge agent: wires config, MQTT link, deployment manager, runners, local API and
 heartbeats together.
 
-Start order: restore the persisted models (re-verified) -> local API -> deployment worker
--> MQTT link (its on_connect reports the full state) -> heartbeats. Stop in reverse, with
-a retained ``Availability(online=False)`` before disconnecting.
+Start order: load the trust document (persisted chain or provisioning file, verified from
+the pinned root keys) -> restore the persisted models (re-verified) -> local API ->
+deployment worker -> MQTT link (its on_connect reports the full state) -> heartbeats.
+Stop in reverse, with a retained ``Availability(online=False)`` before disconnecting.
 """
 
 from __future__ import annotations
@@ -18,22 +19,25 @@ from typing import Any
 import numpy as np
 
 from agent.config import AgentConfig
+from agent.constraints import unmet_constraints
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager
-from agent.errors import AgentConfigError, AgentError
+from agent.errors import AgentConfigError, AgentError, VerificationError
 from agent.local_api import LocalApiServer, build_app
 from agent.mqtt_link import MqttLink
+from agent.runners import available_runners
 from agent.serving import ServedModels
 from agent.telemetry import HeartbeatLoop
+from agent.trust_store import TrustStore
 from hw_profiles import probe_host
-from model_store import ModelStoreError, load_trusted_keys
+from model_store import BundleMetadata, ModelStoreError, TrustDocument, load_trusted_keys
 from protocol import (
     ActiveModel,
     DeploymentEvent,
-    DesiredState,
     DeviceStatus,
     EventKind,
     Heartbeat,
     ModelAssignment,
+    SignedEnvelope,
     StateReport,
     TopicKind,
 )
@@ -67,6 +71,7 @@ class Agent:
         self._link: MqttLink | None = None
         self._manager: DeploymentManager | None = None
         self._fetcher: BlobFetcher | None = None
+        self._trust: TrustStore | None = None
         self._api: LocalApiServer | None = None
         self._heartbeats: HeartbeatLoop | None = None
         self._report_lock = threading.Lock()
@@ -79,22 +84,41 @@ class Agent:
         if self._probe:
             self.hardware = probe_host().to_dict()
         try:
-            keys = load_trusted_keys(cfg.trusted_keys)
+            roots = load_trusted_keys(cfg.root_keys)
         except ModelStoreError as exc:
-            raise AgentConfigError(f"trusted_keys: {exc}") from exc
+            raise AgentConfigError(f"root_keys: {exc}") from exc
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AgentConfigError(f"data_dir {cfg.data_dir}: {exc.strerror or exc}") from exc
         try:
-            self._fetcher = BlobFetcher(cfg.control_plane_url, deadline_s=cfg.download_timeout_s)
-            cache = BundleCache(cfg.data_dir, keys, self._fetcher)
+            self._fetcher = BlobFetcher(
+                cfg.control_plane_url,
+                deadline_s=cfg.download_timeout_s,
+                stall_s=cfg.download_stall_timeout_s,
+            )
+            self._trust = TrustStore(
+                label=self.device_id,
+                data_dir=cfg.data_dir,
+                pinned_roots=roots,
+                initial_file=cfg.trust,
+                fetch=self._fetcher.fetch_document,
+            )
+            self._trust.load_local()
+            cache = BundleCache(
+                cfg.data_dir,
+                self._current_trust,
+                self._fetcher,
+                unmet_constraints=self._unmet_constraints,
+            )
             self._manager = DeploymentManager(
                 label=self.device_id,
+                device_id=self.device_id,
                 data_dir=cfg.data_dir,
                 cache=cache,
                 models=self.models,
                 reporter=self,
+                trust=self._trust,
                 retry_initial_s=self._retry_backoff_s[0],
                 retry_max_s=self._retry_backoff_s[1],
             )
@@ -110,6 +134,7 @@ class Agent:
                 broker=cfg.broker,
                 on_desired=self._on_desired,
                 on_connected=self.report_state,
+                on_trust=self._on_trust,
             )
             self._link.start()
             self._heartbeats = HeartbeatLoop(
@@ -176,6 +201,21 @@ class Agent:
         ]
 
     @property
+    def trust_version(self) -> int:
+        """Version of the current trust document (0 before there is one)."""
+        return self._trust.version if self._trust is not None else 0
+
+    @property
+    def refused_commands(self) -> int:
+        """Deployment commands refused (signature, device, generation, expiry, trust)."""
+        return self._manager.refused_commands if self._manager is not None else 0
+
+    @property
+    def refused_trust_documents(self) -> int:
+        """Trust documents refused (forged, skipping, expired, unavailable version)."""
+        return self._trust.refused if self._trust is not None else 0
+
+    @property
     def connected(self) -> bool:
         return self._link is not None and self._link.connected
 
@@ -237,10 +277,23 @@ class Agent:
         )
         self._link.publish(TopicKind.EVENTS, message, qos=1)
 
-    def _on_desired(self, desired: DesiredState) -> None:
+    def _on_desired(self, envelope: SignedEnvelope) -> None:
         if self._manager is None:
-            raise AgentError("desired state received before the agent started")
-        self._manager.submit(desired)
+            raise AgentError("deployment command received before the agent started")
+        self._manager.submit(envelope)
+
+    def _on_trust(self, raw: bytes) -> None:
+        if self._manager is None:
+            raise AgentError("trust document received before the agent started")
+        self._manager.submit_trust(raw)
+
+    def _current_trust(self) -> TrustDocument:
+        if (document := self._trust.current if self._trust else None) is None:
+            raise VerificationError("no trust document to verify bundles with")
+        return document
+
+    def _unmet_constraints(self, metadata: BundleMetadata) -> list[str]:
+        return unmet_constraints(metadata, facts=self.hardware, runners=available_runners())
 
     def _send_heartbeat(self, heartbeat: Heartbeat) -> None:
         if self._link is not None:

@@ -2,7 +2,7 @@
 
     edge-agent run --config agent.toml
     edge-agent simulate --count N --fleet F --broker URL --control-plane URL \\
-        --data-dir DIR --trusted-key PATH [--trusted-key PATH ...] [--id-prefix sim]
+        --data-dir DIR --root-key PATH [--root-key PATH ...] [--trust PATH] [--id-prefix sim]
     edge-agent probe [--json]
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--broker", required=True, help="mqtt://host:port")
     sim.add_argument("--control-plane", required=True, help="http://host:port")
     sim.add_argument("--data-dir", required=True)
-    sim.add_argument("--trusted-key", action="append", required=True, dest="trusted_keys")
+    sim.add_argument(
+        "--root-key", action="append", required=True, dest="root_keys", help="pinned root key"
+    )
+    sim.add_argument("--trust", help="initial signed trust document (provisioning)")
     sim.add_argument("--id-prefix", default="sim")
     sim.add_argument("--heartbeat-interval", type=float, default=30.0)
     probe = sub.add_parser("probe", help="print this host's facts")
@@ -101,7 +104,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         broker_url=args.broker,
         control_plane_url=args.control_plane,
         data_dir=args.data_dir,
-        trusted_keys=args.trusted_keys,
+        root_keys=args.root_keys,
+        trust_file=args.trust,
         id_prefix=args.id_prefix,
         heartbeat_interval_s=args.heartbeat_interval,
     )

@@ -51,10 +51,16 @@ class AgentConfig(BaseModel):
     broker_url: str
     control_plane_url: str
     data_dir: Path
-    trusted_keys: list[Path] = Field(min_length=1)
+    #: pinned root public keys (PEM files or directories of ``*.pub``): the trust anchor
+    root_keys: list[Path] = Field(min_length=1)
+    #: optional root-signed trust document shipped at provisioning
+    trust: Path | None = None
     local_api: str = "127.0.0.1:8500"
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    #: the whole budget for downloading one bundle (signature and every file)
     download_timeout_s: float = Field(default=600.0, gt=0)
+    #: a transfer that receives no byte for this long is broken off
+    download_stall_timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("broker_url")
     @classmethod
@@ -121,6 +127,7 @@ def load_config(path: str | Path) -> AgentConfig:
     return config.model_copy(
         update={
             "data_dir": base / config.data_dir,
-            "trusted_keys": [base / key for key in config.trusted_keys],
+            "root_keys": [base / key for key in config.root_keys],
+            "trust": base / config.trust if config.trust is not None else None,
         }
     )

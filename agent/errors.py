@@ -11,9 +11,14 @@ AgentError
 ├── DeploymentError         a desired state could not be applied (previous model kept)
 │   ├── DownloadError       refused content: size bound exceeded, digest mismatch, HTTP 4xx
 │   │   └── TransientDownloadError  control plane unreachable, connection reset, timeout,
-│   │                               HTTP 5xx/408/429: the generation is retried (backoff)
+│   │                               bundle deadline, HTTP 5xx/408/429: retried (backoff)
 │   ├── VerificationError   signature / manifest / bundle verification failed
+│   ├── UnmetConstraints    the bundle's hardware constraints do not hold on this host
+│   ├── CommandRefused      a signed deployment command was refused (signature, device,
+│   │                       generation, expiry, trust): nothing changes
 │   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
+├── TrustStoreError         a trust document was refused (forged, skipping, expired...)
+│   └── TrustFetchError     a trust document could not be fetched now (worth retrying)
 ├── RunnerError             a backend could not load or run a model
 │   ├── RunnerUnavailable   no runner plugin is available for the request
 │   ├── ModelLoadError      the backend refused the model or its declared signature
@@ -54,6 +59,22 @@ class TransientDownloadError(DownloadError):
 
 class VerificationError(DeploymentError):
     """A signature, manifest or bundle did not verify."""
+
+
+class UnmetConstraints(DeploymentError):
+    """The bundle declares hardware constraints this host does not meet (permanent)."""
+
+
+class CommandRefused(DeploymentError):
+    """A signed deployment command was refused; the current model keeps serving."""
+
+
+class TrustStoreError(AgentError):
+    """A trust document could not be accepted; the current one stays."""
+
+
+class TrustFetchError(TrustStoreError):
+    """A trust document could not be fetched from the control plane; try again later."""
 
 
 class IllegalTransition(DeploymentError):

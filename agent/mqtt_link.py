@@ -3,9 +3,11 @@
 paho owns reconnection (``connect_async`` + ``loop_start`` with a capped backoff of
 ``reconnect_delay_set(1, 30)``), so a broker that is down at start or goes away later
 is retried forever and each failure is logged. On every (re)connect, inside
-``on_connect``: subscribe to the device's own desired topic (the broker re-sends the
-retained desired state), publish ``Availability(online=True)`` retained, and call
-``on_connected`` so the agent reports its full state, then flush the outbox.
+``on_connect``: subscribe to the device's own desired topic and to the trust topic (the
+broker re-sends the retained deployment command and trust document), publish
+``Availability(online=True)`` retained, and call ``on_connected`` so the agent reports
+its full state, then flush the outbox. Both topics carry ``SignedEnvelope``s: the link
+only parses them (malformed: counted and ignored); the deployment worker verifies them.
 
 Publishes made while disconnected are never assumed delivered. Deployment events (QoS 1,
 not retained) wait in a bounded in-memory outbox (``outbox_size``, default 1000; when
@@ -31,10 +33,11 @@ from pydantic import BaseModel
 
 from agent.errors import LinkError
 from protocol import (
+    TRUST_TOPIC,
     Availability,
     BrokerAddress,
-    DesiredState,
     ProtocolError,
+    SignedEnvelope,
     TopicKind,
     decode,
     device_topic,
@@ -57,13 +60,15 @@ class MqttLink:
         *,
         device_id: str,
         broker: BrokerAddress,
-        on_desired: Callable[[DesiredState], None],
+        on_desired: Callable[[SignedEnvelope], None],
         on_connected: Callable[[], None],
+        on_trust: Callable[[bytes], None] | None = None,
         outbox_size: int = OUTBOX_SIZE,
     ) -> None:
         self.device_id = device_id
         self._broker = broker
         self._on_desired = on_desired
+        self._on_trust = on_trust
         self._on_connected = on_connected
         self._desired_topic = device_topic(device_id, TopicKind.DESIRED)
         self._availability_topic = device_topic(device_id, TopicKind.AVAILABILITY)
@@ -232,6 +237,8 @@ class MqttLink:
         logger.info("%s: connected to %s", self.device_id, self._broker.masked())
         self._connected.set()
         client.subscribe(self._desired_topic, qos=1)
+        if self._on_trust is not None:
+            client.subscribe(TRUST_TOPIC, qos=1)
         self.publish(
             TopicKind.AVAILABILITY,
             Availability(device_id=self.device_id, online=True),
@@ -267,21 +274,23 @@ class MqttLink:
             )
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic != self._desired_topic:
+        trust = msg.topic == TRUST_TOPIC and self._on_trust is not None
+        if not trust and msg.topic != self._desired_topic:
             return
+        what = "trust document" if trust else "deployment command"
         if not msg.payload:
-            logger.info("%s: desired state cleared (empty retained message)", self.device_id)
+            logger.info("%s: %s cleared (empty retained message)", self.device_id, what)
             return
         try:
-            desired = decode(DesiredState, msg.payload)
-            if desired.device_id != self.device_id:
-                raise ProtocolError(f"desired state names device {desired.device_id!r}")
+            envelope = decode(SignedEnvelope, msg.payload)
         except ProtocolError as exc:
             with self._count_lock:
                 self.malformed_messages += 1
-            logger.warning("%s: ignored malformed desired state: %s", self.device_id, exc)
+            logger.warning("%s: ignored malformed %s: %s", self.device_id, what, exc)
             return
-        self._call(self._on_desired, desired)
+        if trust and self._on_trust is not None:
+            return self._call(self._on_trust, bytes(msg.payload))
+        self._call(self._on_desired, envelope)
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
         try:

@@ -5,7 +5,9 @@ Public surface:
     ControlPlaneSettings                   controlplane.settings
     EmbeddedBroker                         controlplane.broker
     MqttBridge, MemoryPublisher,
-    DesiredStatePublisher                  controlplane.mqtt_bridge / controlplane.publisher
+    DesiredStatePublisher, SignedCommand   controlplane.mqtt_bridge / controlplane.publisher
+    TrustStore                             controlplane.trust (the verified trust chain)
+    CommandSigner, publish_commands        controlplane.commands (signed deployment commands)
     ControlPlaneError and subclasses       controlplane.errors
     main()                                 controlplane.cli (console script edgefleet-controlplane)
 

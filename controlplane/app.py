@@ -1,9 +1,9 @@
 """``create_app(settings)``: the FastAPI application with its services and MQTT bridge.
 
-Everything that can be wrong with the configuration (trusted keys, database, MQTT URL,
-blob directory) is checked here, eagerly, and raised as :class:`ConfigError`; the
-lifespan only starts and stops the MQTT bridge, which never fails to start (it keeps
-retrying a broker that is down while the API serves).
+Everything that can be wrong with the configuration (root keys, trust chain, signing
+key, database, MQTT URL, blob directory) is checked here, eagerly, and raised as
+:class:`ConfigError`; the lifespan only starts and stops the MQTT bridge, which never
+fails to start (it keeps retrying a broker that is down while the API serves).
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import anyio.to_thread
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ec import (
+    EllipticCurvePrivateKey,
+    EllipticCurvePublicKey,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from controlplane.commands import CommandSigner
 from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
@@ -29,9 +34,13 @@ from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.routes import api_router, system
 from controlplane.settings import ControlPlaneSettings
+from controlplane.trust import TrustStore, certifies
 from model_store import (
     FilesystemArtifactStore,
     ModelStoreError,
+    TrustDocument,
+    key_id,
+    load_private_key,
     load_trusted_keys,
 )
 
@@ -45,14 +54,36 @@ def _version() -> str:
         return "0+unknown"
 
 
-def load_keys(paths: list[Path]) -> list[EllipticCurvePublicKey]:
-    """Load PEM public keys from files and ``*.pub`` in directories; ConfigError if bad."""
+def load_root_keys(paths: list[Path]) -> list[EllipticCurvePublicKey]:
+    """The pinned root public keys (files, or directories of ``*.pub``); ConfigError if none."""
     if not paths:
-        return []
+        raise ConfigError("no pinned root keys: set --root-keys or EDGEFLEET_ROOT_KEYS")
     try:
         return list(load_trusted_keys(paths))
     except (ModelStoreError, OSError) as exc:
-        raise ConfigError(f"cannot load trusted release keys: {exc}") from exc
+        raise ConfigError(f"cannot load root keys: {exc}") from exc
+
+
+def load_signing_key(path: Path | None) -> EllipticCurvePrivateKey:
+    """This control plane's private key; ConfigError if missing or unusable."""
+    if path is None:
+        raise ConfigError(
+            "no control-plane signing key: set --control-plane-key or EDGEFLEET_CONTROL_PLANE_KEY"
+        )
+    try:
+        return load_private_key(path)
+    except (ModelStoreError, OSError) as exc:
+        raise ConfigError(f"cannot load control-plane key: {exc}") from exc
+
+
+def read_trust_file(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as fh:
+            return fh.read(16 * 1024 * 1024)
+    except OSError as exc:
+        raise ConfigError(f"cannot read trust document {path}: {exc.strerror or exc}") from exc
 
 
 def _one_line_validation(exc: RequestValidationError) -> str:
@@ -108,23 +139,49 @@ def _open_store(directory: Path) -> FilesystemArtifactStore:
 def build_services(
     settings: ControlPlaneSettings, *, publisher: DesiredStatePublisher | None = None
 ) -> Services:
-    """Check the configuration and build the shared services; ConfigError if unusable."""
-    trusted_keys = load_keys(settings.trusted_keys)
+    """Check the configuration and build the shared services; ConfigError if unusable.
+
+    Refused: no pinned root keys or signing key; a trust chain (stored, or the bootstrap
+    document) that does not verify from the pinned roots or has expired; a signing key
+    the current trust document does not certify for the control-plane role.
+    """
+    roots = load_root_keys(settings.root_keys)
+    key = load_signing_key(settings.control_plane_key)
+    bootstrap = read_trust_file(settings.trust)
     target = settings.mqtt  # ConfigError if MQTT_URL is malformed
     store = _open_store(settings.blobs_dir)
     engine = make_engine(settings.db_url)
     init_db(engine)
-    if not trusted_keys:
-        logger.warning("no trusted release keys configured: model versions will be refused")
+    signing_key_id = key_id(key.public_key())
+
+    def certified(document: TrustDocument) -> None:
+        if not certifies(document, signing_key_id):
+            raise ConfigError(
+                f"control-plane key {signing_key_id} is not certified by trust document "
+                f"v{document.version}"
+            )
+
+    try:
+        trust = TrustStore.open(
+            engine, roots, bootstrap=bootstrap, bootstrap_name=str(settings.trust), accept=certified
+        )
+    except ConfigError:
+        engine.dispose()
+        raise
+    signer = CommandSigner(key=key, trust=trust, ttl=timedelta(seconds=settings.command_ttl))
+    logger.info(
+        "trust document v%s certifies control-plane key %s", trust.document.version, signer.key_id
+    )
     bridge = None
     if publisher is None:
-        bridge = MqttBridge(target, engine, client_id=settings.mqtt_client_id)
+        bridge = MqttBridge(target, engine, signer, client_id=settings.mqtt_client_id)
         publisher = bridge
     return Services(
         settings=settings,
         engine=engine,
         store=store,
-        trusted_keys=trusted_keys,
+        trust=trust,
+        signer=signer,
         publisher=publisher,
         bridge=bridge,
     )

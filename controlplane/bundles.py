@@ -1,9 +1,10 @@
 """Check a model version before it is registered: signature, manifest, blobs, metadata.
 
-The control plane never signs anything. It accepts a version only if ``model.sig``
-verifies against one of its trusted *release* keys and the uploaded files are exactly
-the signed ones, so an operator's typo or a tampered upload is refused at the door.
-The agent re-verifies everything on the device; this check is not what devices trust.
+The control plane never signs bundles. It accepts a version only if ``model.sig``
+verifies against a *release* key that the current trust document certifies (revoked
+keys refused) and the uploaded files are exactly the signed ones, so an operator's typo
+or a tampered upload is refused at the door. The agent re-verifies everything on the
+device against its own trust chain; this check is not what devices trust.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from pydantic import ValidationError
 
-from controlplane.errors import BundleRejected, Unavailable
+from controlplane.errors import BundleRejected
 from model_store import (
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
@@ -24,7 +24,8 @@ from model_store import (
     FilesystemArtifactStore,
     ModelStoreError,
     SignedManifest,
-    verify_signature,
+    TrustDocument,
+    verify_signature_trusted,
 )
 from protocol import FileRef
 
@@ -109,24 +110,19 @@ def _parse_metadata(raw: bytes, *, name: str, version: str) -> BundleMetadata:
 
 def verify_version(
     store: FilesystemArtifactStore,
-    trusted_keys: Sequence[EllipticCurvePublicKey],
+    trust: TrustDocument,
     *,
     name: str,
     version: str,
     signature: FileRef,
     files: Sequence[FileRef],
 ) -> VerifiedVersion:
-    """Check an uploaded bundle; BundleRejected (400) with the reason, or Unavailable (503)."""
-    if not trusted_keys:
-        raise Unavailable(
-            "no trusted release keys are configured (EDGEFLEET_TRUSTED_KEYS / --trusted-keys); "
-            "refusing to register unverifiable bundles"
-        )
+    """Check an uploaded bundle against ``trust``; BundleRejected (400) with the reason."""
     if signature.path != SIGNATURE_FILENAME:
         raise BundleRejected(f"the signature file must be {SIGNATURE_FILENAME!r}")
     raw_signature = _read_blob(store, signature, limit=MAX_SIGNATURE_BYTES)
     try:
-        manifest = verify_signature(raw_signature, trusted_keys)
+        manifest = verify_signature_trusted(raw_signature, trust)
     except ModelStoreError as exc:
         logger.info("rejected %s %s: %s", name, version, exc)
         raise BundleRejected(str(exc)) from exc

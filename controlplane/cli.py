@@ -1,15 +1,17 @@
 """``edgefleet-controlplane``: run the control plane (uvicorn), optionally with its own broker.
 
 Flags override the environment (see :mod:`controlplane.settings`). A configuration that
-cannot work (unreadable trusted key, unreachable database, port in use) is reported in
-one line on stderr with exit status 2. A broker that is down is not a configuration
-error: the MQTT bridge keeps retrying while the API serves.
+cannot work (unreadable key, a trust document that does not verify from the pinned root
+keys or has expired, a signing key it does not certify, unreachable database, port in
+use) is reported in one line on stderr with exit status 2. A broker that is down is not
+a configuration error: the MQTT bridge keeps retrying while the API serves.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import signal
 import socket
 import sys
@@ -58,8 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="sqlite:///… or postgresql://… (DATABASE_URL)")
     p.add_argument("--mqtt-url", help="mqtt://[user:pass@]host:port (MQTT_URL)")
     p.add_argument(
-        "--trusted-keys",
-        help="comma-separated release public keys or directories of *.pub (EDGEFLEET_TRUSTED_KEYS)",
+        "--root-keys",
+        help="comma-separated pinned root public keys or directories of *.pub "
+        "(EDGEFLEET_ROOT_KEYS)",
+    )
+    p.add_argument(
+        "--trust",
+        help="root-signed trust document stored when the database has none (EDGEFLEET_TRUST)",
+    )
+    p.add_argument(
+        "--control-plane-key",
+        help="private key that signs deployment commands (EDGEFLEET_CONTROL_PLANE_KEY)",
     )
     p.add_argument(
         "--embedded-broker",
@@ -101,7 +112,9 @@ def _settings(
         "data_dir": args.data_dir,
         "database_url": args.database_url,
         "mqtt_url": broker.url if broker is not None else args.mqtt_url,
-        "trusted_keys": args.trusted_keys,
+        "root_keys": args.root_keys,
+        "trust": args.trust,
+        "control_plane_key": args.control_plane_key,
     }
     try:
         return ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})
@@ -117,12 +130,36 @@ def _exit_on_sigterm(_sig: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _hold_logs(level: str) -> logging.handlers.MemoryHandler:
+    """Log to stderr, but hold start-up lines back until the configuration is known to
+    work: a refused start-up then prints exactly one line (see :func:`_release_logs`)."""
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    held = logging.handlers.MemoryHandler(
+        capacity=100_000, flushLevel=logging.CRITICAL + 1, target=stream, flushOnClose=False
+    )
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    root.addHandler(held)
+    return held
+
+
+def _release_logs(held: logging.handlers.MemoryHandler, *, emit: bool) -> None:
+    """Stop holding: write the held lines (``emit``) or drop them, then log directly."""
+    root = logging.getLogger()
+    root.removeHandler(held)
+    target = held.target
+    if emit:
+        held.flush()
+    held.setTarget(None)
+    held.close()
+    if target is not None:
+        root.addHandler(target)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    held = _hold_logs(args.log_level)
     broker: EmbeddedBroker | None = None
     sock: socket.socket | None = None
     try:
@@ -133,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         port = sock.getsockname()[1]  # the real one, also for --port 0
         app = create_app(_settings(args, broker, port))
     except ConfigError as exc:
-        print(f"edgefleet-controlplane: error: {exc}", file=sys.stderr)
         if sock is not None:
             sock.close()
         if broker is not None:
             broker.stop()
+        _release_logs(held, emit=False)
+        print(f"edgefleet-controlplane: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    _release_logs(held, emit=True)
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, log_level=args.log_level, lifespan="on")
     )

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from controlplane.commands import CommandSigner
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.settings import ControlPlaneSettings
+from controlplane.trust import TrustStore
 from model_store import FilesystemArtifactStore
 
 
@@ -24,7 +25,8 @@ class Services:
     settings: ControlPlaneSettings
     engine: Engine
     store: FilesystemArtifactStore
-    trusted_keys: list[EllipticCurvePublicKey]
+    trust: TrustStore
+    signer: CommandSigner
     publisher: DesiredStatePublisher
     bridge: MqttBridge | None = None
 
@@ -54,8 +56,12 @@ def get_publisher(services: ServicesDep) -> DesiredStatePublisher:
     return services.publisher
 
 
-def get_trusted_keys(services: ServicesDep) -> list[EllipticCurvePublicKey]:
-    return services.trusted_keys
+def get_trust(services: ServicesDep) -> TrustStore:
+    return services.trust
+
+
+def get_signer(services: ServicesDep) -> CommandSigner:
+    return services.signer
 
 
 def get_settings(services: ServicesDep) -> ControlPlaneSettings:
@@ -64,5 +70,6 @@ def get_settings(services: ServicesDep) -> ControlPlaneSettings:
 
 StoreDep = Annotated[FilesystemArtifactStore, Depends(get_store)]
 PublisherDep = Annotated[DesiredStatePublisher, Depends(get_publisher)]
-TrustedKeysDep = Annotated[list[EllipticCurvePublicKey], Depends(get_trusted_keys)]
+TrustDep = Annotated[TrustStore, Depends(get_trust)]
+SignerDep = Annotated[CommandSigner, Depends(get_signer)]
 SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]

@@ -1,44 +1,51 @@
-"""Derive each device's desired state from the database (never stored as a message).
+"""Derive what each device should run from the database (never stored as a message).
 
-A device's desired state is its deployment target with the highest generation: that
-target's generation, and the model version of its deployment. Deriving it makes the
-MQTT side idempotent: after any loss the bridge simply republishes what this returns.
+A device's desired content is its deployment target with the highest generation: the
+model version of that target's deployment. :mod:`controlplane.commands` wraps it in a
+signed deployment command (generation, expiry, trust version) and keeps the last one.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
 from controlplane.models import Deployment, DeploymentTarget, ModelVersion
-from controlplane.publisher import DesiredStatePublisher
-from controlplane.schemas import as_utc
 from model_store import SIGNATURE_FILENAME
-from protocol import DesiredState, FileRef, ModelAssignment
+from protocol import FileRef, ModelAssignment
 
-logger = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Desired:
+    """What one device should run: its latest deployment target and that model version."""
+
+    device_id: str
+    deployment_id: int
+    target_generation: int
+    assignment: ModelAssignment
 
 
 def assignment(deployment: Deployment, version: ModelVersion) -> ModelAssignment:
+    """The model assignment of a deployment; ``size`` = signature + every file."""
     assert deployment.id is not None
+    files = [FileRef.model_validate(f) for f in version.files]
     return ModelAssignment(
         deployment_id=deployment.id,
         name=version.model,
         version=version.version,
         bundle_digest=version.bundle_digest,
+        size=version.signature_size + sum(f.size for f in files),
         signature=FileRef(
             path=SIGNATURE_FILENAME, sha256=version.signature_sha256, size=version.signature_size
         ),
-        files=[FileRef.model_validate(f) for f in version.files],
+        files=files,
     )
 
 
-def desired_states(
-    session: Session, *, device_ids: Iterable[str] | None = None
-) -> list[DesiredState]:
-    """The current desired state of ``device_ids`` (default: every device that has one)."""
+def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> list[Desired]:
+    """What ``device_ids`` (default: every device with a deployment) should run, by id."""
     statement = (
         select(DeploymentTarget, Deployment, ModelVersion)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
@@ -47,25 +54,14 @@ def desired_states(
     )
     if device_ids is not None:
         statement = statement.where(col(DeploymentTarget.device_id).in_(list(device_ids)))
-    states: dict[str, DesiredState] = {}
+    found: dict[str, Desired] = {}
     for target, deployment, version in session.exec(statement).all():
-        if target.device_id in states:
+        if target.device_id in found or deployment.id is None:
             continue  # an older generation of a device already seen
-        states[target.device_id] = DesiredState(
+        found[target.device_id] = Desired(
             device_id=target.device_id,
-            generation=target.generation,
-            issued_at=as_utc(deployment.created_at),
-            models=[assignment(deployment, version)],
+            deployment_id=deployment.id,
+            target_generation=target.generation,
+            assignment=assignment(deployment, version),
         )
-    return list(states.values())
-
-
-def publish_desired(
-    session: Session, publisher: DesiredStatePublisher, *, device_ids: Iterable[str] | None = None
-) -> int:
-    """Publish the desired state of ``device_ids`` (default: all); how many were handed over."""
-    sent = 0
-    for state in desired_states(session, device_ids=device_ids):
-        if publisher.publish_desired(state):
-            sent += 1
-    return sent
+    return list(found.values())

@@ -6,14 +6,16 @@ re-raised as one of these (``raise X(...) from exc``). The HTTP layer turns each
 :class:`ConfigError` into one line on stderr and exit status 2.
 
 ControlPlaneError
-├── ConfigError              settings, trusted keys, database or port unusable at start-up
+├── ConfigError              settings, keys, trust chain, database or port unusable at start-up
 ├── InvalidRequest      400  the request is well-formed JSON but cannot be honoured
 │   └── BundleRejected  400  signature, manifest, blobs or metadata of a version are wrong
 ├── NotFound            404  unknown blob, model, version, fleet, device or deployment
-├── Conflict            409  a model version exists with other content
+├── Conflict            409  a model version exists with other content; a trust version
+│                            that is not the current one plus one
 ├── PayloadTooLarge     413  a blob upload exceeds the configured limit
 ├── RangeNotSatisfiable 416  a Range header outside the blob
-└── Unavailable         503  no trusted release keys configured, database unreachable
+└── Unavailable         503  the trust document does not certify our signing key (or has
+                             expired): no deployment can be signed; database unreachable
 """
 
 from __future__ import annotations

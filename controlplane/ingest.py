@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from controlplane import crud
-from controlplane.desired import publish_desired
+from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
 from controlplane.models import Device
 from controlplane.publisher import DesiredStatePublisher
@@ -55,11 +55,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Ingester:
-    """Turns report messages into database rows; publishes desired state to new devices."""
+    """Turns report messages into database rows; sends new devices their signed command."""
 
-    def __init__(self, engine: Engine, publisher: DesiredStatePublisher) -> None:
+    def __init__(
+        self, engine: Engine, publisher: DesiredStatePublisher, signer: CommandSigner
+    ) -> None:
         self._engine = engine
         self._publisher = publisher
+        self._signer = signer
         self.stats = IngestStats()
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
@@ -121,7 +124,7 @@ class Ingester:
                 logger.info("device %s registered in fleet %s", device_id, device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
-                publish_desired(session, self._publisher, device_ids=[device_id])
+                publish_commands(session, self._signer, self._publisher, device_ids=[device_id])
             return True
         if isinstance(message, Availability):
             return crud.set_availability(session, device_id=device_id, online=message.online)

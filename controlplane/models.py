@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -118,3 +118,35 @@ class DeploymentTarget(SQLModel, table=True):
     status: str = TargetStatus.PENDING.value
     reason: str | None = None
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class TrustVersion(SQLModel, table=True):
+    """One accepted trust document: its envelope's wire bytes, as served and published.
+
+    The chain is re-verified from the pinned root keys at every start-up; ``created_at``
+    (when it was accepted) is the time at which an older document's expiry is judged.
+    """
+
+    version: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    envelope: bytes = Field(sa_type=LargeBinary, nullable=False)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class DeviceCommand(SQLModel, table=True):
+    """The last signed deployment command of a device, republished byte-identical.
+
+    It is re-signed (with a higher generation) when its content would change: another
+    deployment, a new trust version or signing key, or less than half its lifetime left.
+    """
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=128)
+    generation: int = _generation()
+    deployment_id: int = Field(foreign_key="deployment.id", index=True)
+    trust_version: int = Field(sa_type=BigInteger, nullable=False)
+    key_id: str = Field(max_length=64)
+    expires_at: datetime = _ts()
+    signed_at: datetime = _ts(default_factory=utcnow)
+    #: ``protocol.encode(SignedEnvelope)``: exactly what is published on ``.../desired``.
+    envelope: bytes = Field(sa_type=LargeBinary, nullable=False)

@@ -7,8 +7,11 @@ a broker that is down at start-up is retried the same way while the HTTP API ser
 Discipline:
 * subscribe inside ``on_connect`` so the subscription returns after every reconnect;
 * the paho thread only enqueues; one worker thread does all database work;
-* on every (re)connect the worker republishes each device's desired state derived from
-  the database, so a publish that happened while disconnected is never lost.
+* on every (re)connect the worker republishes the latest trust document and each
+  device's signed command from the database, so a publish made while disconnected is
+  never lost;
+* every ``refresh_interval`` the worker re-signs commands that near their expiry (or
+  whose trust version another replica changed) and publishes those.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from controlplane.desired import publish_desired
+from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
+from controlplane.publisher import SignedCommand
 from protocol import (
     DEVICE_REPORTS_FILTER,
+    TRUST_TOPIC,
     BrokerAddress,
-    DesiredState,
     TopicKind,
     device_topic,
-    encode,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ CLIENT_ID_HINT: Final = (
 )
 
 _REPUBLISH: Final = "republish"
+_REFRESH: Final = "refresh"
 _STOP: Final = "stop"
 _Work = tuple[str, bytes, bool] | str
 
@@ -62,15 +66,21 @@ class MqttBridge:
         self,
         target: BrokerAddress,
         engine: Engine,
+        signer: CommandSigner,
         *,
         client_id: str,
         keepalive: int = 30,
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
         queue_size: int = 10_000,
+        refresh_interval: float | None = None,
     ) -> None:
         self._target = target
         self._engine = engine
+        self._signer = signer
+        #: Half a command's lifetime is the re-signing margin; check twice as often.
+        ttl_s = signer.ttl.total_seconds()
+        self._refresh_interval = refresh_interval or max(1.0, min(ttl_s / 4, 3600.0))
         self._keepalive = keepalive
         self._queue: queue.Queue[_Work] = queue.Queue(maxsize=queue_size)
         self._connected = threading.Event()
@@ -80,7 +90,7 @@ class MqttBridge:
         self._connected_at: float | None = None
         self._short_sessions = 0
         self.dropped = 0
-        self.ingester = Ingester(engine, self)
+        self.ingester = Ingester(engine, self, signer)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -132,26 +142,29 @@ class MqttBridge:
 
     # -- publishing -----------------------------------------------------------------
 
-    def publish_desired(self, state: DesiredState) -> bool:
-        topic = device_topic(state.device_id, TopicKind.DESIRED)
+    def publish_desired(self, command: SignedCommand) -> bool:
+        topic = device_topic(command.device_id, TopicKind.DESIRED)
+        what = f"command of {command.device_id} (generation {command.generation})"
+        if self._publish(topic, command.raw, what):
+            logger.debug("published %s", what)
+            return True
+        return False
+
+    def publish_trust(self, raw: bytes) -> bool:
+        return self._publish(TRUST_TOPIC, raw, "trust document")
+
+    def _publish(self, topic: str, payload: bytes, what: str) -> bool:
         if not self._connected.is_set():
-            logger.info(
-                "broker unreachable: desired state of %s (generation %s) will be sent on reconnect",
-                state.device_id,
-                state.generation,
-            )
+            logger.info("broker unreachable: %s will be sent on reconnect", what)
             return False
-        info = self._client.publish(topic, encode(state), qos=1, retain=True)
+        info = self._client.publish(topic, payload, qos=1, retain=True)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             logger.warning(
-                "desired state of %s not sent now (%s); it is republished on reconnect",
-                state.device_id,
+                "%s not sent now (%s); it is republished on reconnect",
+                what,
                 mqtt.error_string(info.rc),
             )
             return False
-        logger.debug(
-            "published desired state of %s generation %s", state.device_id, state.generation
-        )
         return True
 
     # -- paho callbacks (network thread: keep them cheap) ---------------------------
@@ -222,11 +235,18 @@ class MqttBridge:
             logger.warning("ingest queue full: dropped a message (%s so far)", self.dropped)
 
     def _work(self) -> None:
+        next_refresh = time.monotonic() + self._refresh_interval
         while True:
-            work = self._queue.get()
+            try:
+                work = self._queue.get(timeout=max(0.0, next_refresh - time.monotonic()))
+            except queue.Empty:
+                work = _REFRESH
             if work == _STOP:
                 return
-            if work == _REPUBLISH:
+            if work == _REFRESH:
+                next_refresh = time.monotonic() + self._refresh_interval
+                self._publish_commands(changed_only=True)
+            elif work == _REPUBLISH:
                 self._republish_all()
             elif isinstance(work, tuple):
                 topic, payload, retained = work
@@ -235,10 +255,24 @@ class MqttBridge:
     def _republish_all(self) -> None:
         try:
             with Session(self._engine) as session:
-                sent = publish_desired(session, self)
+                trust = self._signer.trust.current(session)
         except SQLAlchemyError as exc:
-            logger.error(
-                "cannot republish desired states: database error %s", exc.__class__.__name__
-            )
+            logger.error("cannot read the trust chain: database error %s", exc.__class__.__name__)
             return
-        logger.info("republished %s desired state(s) after connecting", sent)
+        self.publish_trust(trust.raw())
+        sent = self._publish_commands(changed_only=False)
+        logger.info(
+            "republished trust document v%s and %s command(s) after connecting",
+            trust.version,
+            sent,
+        )
+
+    def _publish_commands(self, *, changed_only: bool) -> int:
+        if not self._connected.is_set():
+            return 0
+        try:
+            with Session(self._engine) as session:
+                return publish_commands(session, self._signer, self, changed_only=changed_only)
+        except SQLAlchemyError as exc:
+            logger.error("cannot publish commands: database error %s", exc.__class__.__name__)
+            return 0

@@ -139,3 +139,15 @@ class BridgeStatus(BaseModel):
     malformed: int
     rejected: int
     errors: int
+
+
+class TrustPublic(BaseModel):
+    """``POST /trust``: the accepted trust document, and whether it certifies our key."""
+
+    version: int
+    expires: UtcDatetime
+    roles: dict[str, list[str]]
+    revoked: list[str]
+    control_plane_key: str
+    control_plane_key_certified: bool
+    created: bool

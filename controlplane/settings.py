@@ -5,7 +5,10 @@
 | ``EDGEFLEET_DATA_DIR``      | ``./edgefleet-data``                      |
 | ``DATABASE_URL``            | ``sqlite:///<data dir>/edgefleet.db``     |
 | ``MQTT_URL``                | ``mqtt://127.0.0.1:1883``                 |
-| ``EDGEFLEET_TRUSTED_KEYS``  | none (model versions are then refused)    |
+| ``EDGEFLEET_ROOT_KEYS``     | none: required. Pinned root public keys    |
+| ``EDGEFLEET_TRUST``         | none; required to bootstrap an empty DB   |
+| ``EDGEFLEET_CONTROL_PLANE_KEY`` | none: required. Signs deployment commands |
+| ``EDGEFLEET_COMMAND_TTL``   | 604800 (7 days): a command's lifetime, s  |
 | ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
 | ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
@@ -25,6 +28,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.errors import ConfigError
 from protocol import BrokerAddress, ProtocolError, mask_url, parse_broker_url
+
+DEFAULT_COMMAND_TTL_S = 7 * 24 * 3600
+MIN_COMMAND_TTL_S = 60
+MAX_COMMAND_TTL_S = 366 * 24 * 3600
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
@@ -58,8 +65,23 @@ class ControlPlaneSettings(BaseSettings):
     data_dir: Path = Field(default=Path("./edgefleet-data"), validation_alias="EDGEFLEET_DATA_DIR")
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", validation_alias="MQTT_URL")
-    trusted_keys: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, validation_alias="EDGEFLEET_TRUSTED_KEYS"
+    #: Pinned root public keys (files or directories of ``*.pub``): the trust chain in
+    #: the database, or the bootstrap document, must verify from one of them.
+    root_keys: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, validation_alias="EDGEFLEET_ROOT_KEYS"
+    )
+    #: The root-signed trust document stored when the database holds none yet.
+    trust: Path | None = Field(default=None, validation_alias="EDGEFLEET_TRUST")
+    #: This control plane's private key; the trust document must certify it.
+    control_plane_key: Path | None = Field(
+        default=None, validation_alias="EDGEFLEET_CONTROL_PLANE_KEY"
+    )
+    #: Seconds a signed deployment command stays valid (re-signed at half its lifetime).
+    command_ttl: int = Field(
+        default=DEFAULT_COMMAND_TTL_S,
+        ge=MIN_COMMAND_TTL_S,
+        le=MAX_COMMAND_TTL_S,
+        validation_alias="EDGEFLEET_COMMAND_TTL",
     )
     #: The HTTP port this process serves (the CLI sets it from ``--port``); it makes the
     #: default MQTT client id distinct between replicas on one host.
@@ -77,7 +99,7 @@ class ControlPlaneSettings(BaseSettings):
         default=8 * 1024**3, gt=0, validation_alias="EDGEFLEET_MAX_BLOB_BYTES"
     )
 
-    @field_validator("trusted_keys", mode="before")
+    @field_validator("root_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -115,5 +137,6 @@ class ControlPlaneSettings(BaseSettings):
         return (
             f"data_dir={self.data_dir} database={mask_url(self.db_url)} "
             f"mqtt={mask_url(self.mqtt_url)} mqtt_client_id={self.mqtt_client_id} "
-            f"trusted_keys={len(self.trusted_keys)} path(s)"
+            f"root_keys={len(self.root_keys)} path(s) trust={self.trust} "
+            f"control_plane_key={self.control_plane_key} command_ttl={self.command_ttl}s"
         )

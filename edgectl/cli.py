@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgectl import bundle_cmds, trust_cmds
 from edgectl.client import DEFAULT_URL, ControlPlaneClient
 from edgectl.errors import EdgectlError, UsageError
-from edgectl.push import default_key_path, push_model
+from edgectl.push import default_key_path, is_signed_bundle, push_model
 from edgectl.table import render
 from edgectl.wait import target_statuses, wait_for_deployment
-from model_store import ModelStoreError, write_keypair
+from model_store import ModelStoreError, Role, key_id, load_public_key, write_keypair
 
 URL_ENV = "EDGECTL_URL"
 
@@ -35,16 +36,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", help="write an ECDSA P-256 key pair (PEM)")
     create.add_argument("--out", type=Path, required=True, help="directory for the key pair")
-    create.add_argument("--name", default="release", help="file stem (default: release)")
+    create.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=Role.RELEASE.value,
+        help="what the key is for (default: release)",
+    )
+    create.add_argument("--name", default=None, help="file stem (default: the role)")
+    trust_cmds.add_commands(sub)
+    bundle_cmds.add_commands(sub)
 
     push = sub.add_parser("push", help="push artifacts").add_subparsers(
         dest="push_cmd", required=True
     )
     model = push.add_parser("model", help="build, sign, upload and deploy a model bundle")
-    model.add_argument("path", type=Path, help="a .onnx file or a directory with one")
+    model.add_argument(
+        "path",
+        type=Path,
+        help="a .onnx file or a directory with one; a signed bundle directory (holding "
+        "model.sig and edgefleet.json) is pushed as is, without re-signing",
+    )
     model.add_argument("--name", required=True)
     model.add_argument("--version", required=True)
     model.add_argument("--fleet", help="deploy to this fleet (omit to only upload)")
+    model.add_argument(
+        "--trust", type=Path, help="verify the bundle against this trust document first"
+    )
     model.add_argument(
         "--key",
         type=Path,
@@ -73,8 +90,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
-    key, pub = write_keypair(args.out, args.name)
+    key, pub = write_keypair(args.out, args.name or args.role)
     print(f"private key: {key}\npublic key:  {pub}")
+    print(f"{args.role} key id: {key_id(load_public_key(pub))}")
+    if args.role == Role.ROOT:
+        print("keep the root private key offline; pin the .pub on devices")
     return 0
 
 
@@ -88,6 +108,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             version=args.version,
             fleet=args.fleet,
             key_path=key_path,
+            trust_path=args.trust,
         )
         deployment = result.deployment
         if deployment is not None and args.wait > 0:
@@ -97,7 +118,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
     else:
         print(
             f"{args.name} {args.version}: bundle {result.version.get('bundle_digest', '')[:12]} "
-            "signed and uploaded"
+            + ("uploaded as signed" if is_signed_bundle(args.path) else "signed and uploaded")
         )
         if deployment is not None:
             targets = deployment.get("targets", [])
@@ -167,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     sub = str(getattr(args, f"{args.command}_cmd", ""))
-    handler = _cmd_demo if args.command == "demo" else _COMMANDS[(args.command, sub)]
+    handler = getattr(args, "handler", None) or (
+        _cmd_demo if args.command == "demo" else _COMMANDS[(args.command, sub)]
+    )
     try:
         return handler(args)
     except KeyboardInterrupt:

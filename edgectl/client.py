@@ -106,6 +106,12 @@ class ControlPlaneClient:
         }
         return dict(self._json("POST", f"/api/v1/models/{name}/versions", json=body))
 
+    def publish_trust(self, raw: bytes) -> dict[str, Any]:
+        """POST a signed trust document (its envelope's wire bytes) as the next version."""
+        headers = {"content-type": "application/json"}
+        body = self._json("POST", "/api/v1/trust", content=raw, headers=headers)
+        return dict(body) if isinstance(body, dict) else {}
+
     def create_deployment(self, model: str, version: str, fleet: str) -> dict[str, Any]:
         body = {"model": model, "version": version, "fleet": fleet}
         return dict(self._json("POST", "/api/v1/deployments", json=body))

@@ -1,8 +1,10 @@
 """``edgectl demo``: the whole product on one machine, in one command.
 
 Starts the control plane (SQLite, embedded MQTT broker) and three simulated devices,
-creates a release key, builds a small ONNX model in code, pushes it signed, waits until
-every device runs it, calls each device's local inference API and prints a summary.
+creates a root of trust (root, release and control-plane keys and a root-signed trust
+document, as ``edgectl keys create`` / ``edgectl trust init`` would), builds a small
+ONNX model in code, pushes it signed, waits until every device runs it, calls each
+device's local inference API and prints a summary.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import signal
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from edgectl.errors import EdgectlError
 from edgectl.processes import ChildProcess, console_command, free_port, wait_for
 from edgectl.push import push_model
 from edgectl.table import render
-from model_store import write_keypair
+from model_store import build_trust_document, load_private_key, load_public_key, write_keypair
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,25 @@ FLEET = "demo"
 DEVICES = 3
 MODEL = "demo-classifier"
 VERSION = "1.0.0"
+
+
+def _provision_trust(keys: Path) -> Path:
+    """Root, release and control-plane key pairs and a root-signed trust document (v1)."""
+    for role in ("root", "release", "control-plane"):
+        if not (keys / f"{role}.key").exists():
+            write_keypair(keys, role)
+    trust = keys / "trust.json"
+    if not trust.exists():
+        document = build_trust_document(
+            version=1,
+            expires=datetime.now(UTC) + timedelta(days=365),
+            roots=[load_public_key(keys / "root.pub")],
+            releases=[load_public_key(keys / "release.pub")],
+            control_planes=[load_public_key(keys / "control-plane.pub")],
+            signers=[load_private_key(keys / "root.key")],
+        )
+        trust.write_bytes(document.raw())
+    return trust
 
 
 def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
@@ -96,8 +117,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
     http_port, broker_port = free_port(), free_port()
     url, broker = f"http://127.0.0.1:{http_port}", f"mqtt://127.0.0.1:{broker_port}"
     keys = root / "keys"
-    if not (keys / "release.key").exists():
-        write_keypair(keys, "release")
+    trust = _provision_trust(keys)
     children: list[ChildProcess] = []
     succeeded = False
     signal.signal(signal.SIGTERM, _interrupt)
@@ -115,8 +135,12 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
                     str(broker_port),
                     "--data-dir",
                     str(root / "controlplane"),
-                    "--trusted-keys",
-                    str(keys / "release.pub"),
+                    "--root-keys",
+                    str(keys / "root.pub"),
+                    "--trust",
+                    str(trust),
+                    "--control-plane-key",
+                    str(keys / "control-plane.key"),
                 ],
                 root / "logs" / "controlplane.log",
             )
@@ -142,8 +166,10 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
                     url,
                     "--data-dir",
                     str(root / "devices"),
-                    "--trusted-key",
-                    str(keys / "release.pub"),
+                    "--root-key",
+                    str(keys / "root.pub"),
+                    "--trust",
+                    str(trust),
                 ],
                 root / "logs" / "devices.log",
             )

@@ -3,10 +3,12 @@
 EdgectlError            base; ``exit_code`` says how the CLI exits
 ├── UsageError          bad input on the command line: missing file, bad key (exit 2)
 ├── UnreachableError    the control plane cannot be reached (exit 3)
-└── ServerError         the control plane answered with an error (exit 1)
+├── ServerError         the control plane answered with an error (exit 1)
+└── VerificationError   a bundle signature or trust document is invalid (exit 1)
 
-Exit codes: 0 success, 1 refused by the server or a deployment failed, 2 bad input,
-3 control plane unreachable, 130 interrupted.
+Exit codes: 0 success (or "valid"), 1 refused by the server, a deployment failed or a
+signature / trust document is invalid, 2 bad input (missing file, bad key, bad
+arguments), 3 control plane unreachable, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,3 +32,9 @@ class ServerError(EdgectlError):
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class VerificationError(EdgectlError):
+    """A signature or trust document did not verify; the message says why."""
+
+    exit_code = 1

@@ -1,4 +1,10 @@
-"""``edgectl push model``: build, sign (locally), upload and deploy a bundle."""
+"""``edgectl push model``: build, sign (locally), upload and deploy a bundle.
+
+A directory that already holds ``model.sig`` is a signed bundle (signed by
+``edgectl bundle sign`` or by upstream ``model_signing sign key``): it is pushed as is,
+never re-signed, and its ``edgefleet.json`` must name the given model and version.
+Anything else is built into a bundle and signed with the release key first.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,26 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgectl.client import ControlPlaneClient
-from edgectl.errors import UsageError
+from edgectl.errors import UsageError, VerificationError
+from edgectl.trust_cmds import verify_trust_file
 from model_store import (
+    METADATA_FILENAME,
     SIGNATURE_FILENAME,
+    BundleError,
     ModelStoreError,
+    SignatureError,
     build_bundle,
     bundle_files,
+    load_metadata,
     load_private_key,
     sha256_file,
     sign_bundle,
+    verify_bundle_trusted,
 )
 from protocol import FileRef
 
@@ -38,6 +51,36 @@ class PushResult:
     deployment: dict[str, Any] | None
 
 
+def is_signed_bundle(path: Path) -> bool:
+    """True for a directory that already holds ``model.sig``: it is pushed as is."""
+    return path.is_dir() and (path / SIGNATURE_FILENAME).exists()
+
+
+def _check_signed_bundle(bundle: Path, name: str, version: str) -> None:
+    if not (bundle / METADATA_FILENAME).is_file():
+        raise UsageError(
+            f"signed bundle {bundle} has no {METADATA_FILENAME}: make it with "
+            "'edgectl bundle build' before signing"
+        )
+    metadata = load_metadata(bundle)
+    if (metadata.name, metadata.version) != (name, version):
+        raise UsageError(
+            f"bundle {bundle} is {metadata.name} {metadata.version} ({METADATA_FILENAME}), "
+            f"not {name} {version} as --name/--version say"
+        )
+
+
+def _check_trusted(bundle: Path, trust_path: Path) -> None:
+    now = datetime.now(UTC)
+    trust, _ = verify_trust_file(trust_path, None, now)
+    try:
+        manifest = verify_bundle_trusted(bundle, trust, now=now)
+    except (SignatureError, BundleError) as exc:
+        raise VerificationError(f"invalid: {exc}") from exc
+    logger.info("bundle verified against trust document version %d", trust.version)
+    logger.debug("bundle digest %s", manifest.bundle_digest)
+
+
 def push_model(
     client: ControlPlaneClient,
     source: Path,
@@ -46,34 +89,44 @@ def push_model(
     version: str,
     fleet: str | None,
     key_path: Path,
+    trust_path: Path | None = None,
 ) -> PushResult:
-    """Build a bundle from ``source``, sign it with ``key_path``, upload, deploy to ``fleet``.
+    """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``).
 
-    Everything that can be checked locally (model file, key, the bundle itself) is
-    checked before the control plane is contacted, and the fleet before anything is
-    uploaded, so a bad invocation leaves nothing half done on the server.
+    With ``trust_path`` the bundle is verified against that trust document's release
+    keys before anything is uploaded. Everything that can be checked locally (model
+    file, key, the bundle itself) is checked before the control plane is contacted, and
+    the fleet before anything is uploaded, so a bad invocation leaves nothing half done.
     """
     if not source.exists():
         raise UsageError(f"model not found: {source}")
-    if not key_path.is_file():
+    presigned = is_signed_bundle(source)
+    if not presigned and not key_path.is_file():
         raise UsageError(
             f"signing key not found: {key_path} "
             "(create one with 'edgectl keys create --out DIR' and pass --key DIR/release.key)"
         )
     with tempfile.TemporaryDirectory(prefix="edgectl-bundle-") as tmp:
-        bundle = Path(tmp) / "bundle"
+        bundle = source if presigned else Path(tmp) / "bundle"
         try:
-            key = load_private_key(key_path)
-            build_bundle(source, bundle, name=name, version=version)
-            sig_path = sign_bundle(bundle, key)
+            if presigned:
+                logger.info("pushing the signed bundle %s as is", source)
+                _check_signed_bundle(source, name, version)
+            else:
+                key = load_private_key(key_path)
+                build_bundle(source, bundle, name=name, version=version)
+                sign_bundle(bundle, key)
+            if trust_path is not None:
+                _check_trusted(bundle, trust_path)
+            sig_path = bundle / SIGNATURE_FILENAME
             files = [
                 FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(bundle)
             ]
+            signature = FileRef(
+                path=SIGNATURE_FILENAME, sha256=sha256_file(sig_path), size=sig_path.stat().st_size
+            )
         except ModelStoreError as exc:
             raise UsageError(str(exc)) from exc
-        signature = FileRef(
-            path=SIGNATURE_FILENAME, sha256=sha256_file(sig_path), size=sig_path.stat().st_size
-        )
         client.health()
         if fleet is not None:
             client.fleet(fleet)  # an unknown fleet fails here, before anything is uploaded

@@ -7,13 +7,19 @@ signature (Sigstore bundle v0.3 + DSSE + in-toto Statement v1) that upstream
 
 Public surface:
     errors      ModelStoreError, BundleError, SignatureError, KeyFileError, InvalidDigest,
-                StorageError, BlobDigestMismatch, BlobTooLarge, BlobNotFound
+                StorageError, BlobDigestMismatch, BlobTooLarge, BlobNotFound, TrustError
     layout      SIGNATURE_FILENAME, METADATA_FILENAME
-    metadata    TensorSpec, BundleMetadata, load_metadata, read_onnx_io
+    metadata    TensorSpec, BundleMetadata, BundleConstraints, load_metadata, parse_metadata,
+                read_onnx_io, read_openvino_io
     bundles     BundleFile, build_bundle, bundle_files, sha256_file
     signing     ManifestEntry, SignedManifest, sign_bundle, verify_signature, verify_bundle
     keys        generate_private_key, write_keypair, load_private_key, load_public_key,
-                load_trusted_keys, key_id
+                load_trusted_keys, key_id, public_key_from_pem, public_key_pem
+    dsse        sign_envelope, open_envelope, decode_envelope, encode_envelope,
+                envelope_payload (unverified)
+    trust       Role, TrustError, TrustDocument, build_trust_document, load_initial_trust,
+                verify_trust_update, verify_bundle_trusted, verify_signature_trusted,
+                parse_unverified_trust (operator tools only: checks no signature)
     storage     ArtifactStore, FilesystemArtifactStore
 
 This package imports nothing of ours (it may import ``protocol``).
@@ -21,6 +27,13 @@ This package imports nothing of ours (it may import ``protocol``).
 
 from model_store.bundle import BundleFile, build_bundle, bundle_files
 from model_store.digests import sha256_file
+from model_store.dsse import (
+    decode_envelope,
+    encode_envelope,
+    envelope_payload,
+    open_envelope,
+    sign_envelope,
+)
 from model_store.errors import (
     BlobDigestMismatch,
     BlobNotFound,
@@ -31,6 +44,7 @@ from model_store.errors import (
     ModelStoreError,
     SignatureError,
     StorageError,
+    TrustError,
 )
 from model_store.keys import (
     generate_private_key,
@@ -38,14 +52,34 @@ from model_store.keys import (
     load_private_key,
     load_public_key,
     load_trusted_keys,
+    public_key_from_pem,
+    public_key_pem,
     write_keypair,
 )
-from model_store.metadata import BundleMetadata, TensorSpec, load_metadata
+from model_store.metadata import (
+    BundleConstraints,
+    BundleMetadata,
+    TensorSpec,
+    load_metadata,
+    parse_metadata,
+)
 from model_store.onnx_io import read_onnx_io
+from model_store.openvino_io import read_openvino_io
 from model_store.paths import METADATA_FILENAME, SIGNATURE_FILENAME
 from model_store.signing import sign_bundle, verify_bundle, verify_signature
 from model_store.statement import ManifestEntry, SignedManifest
 from model_store.storage import ArtifactStore, FilesystemArtifactStore
+from model_store.trust import (
+    Role,
+    TrustDocument,
+    build_trust_document,
+    load_initial_trust,
+    parse_unverified_trust,
+    verify_bundle_trusted,
+    verify_signature_trusted,
+    verify_trust_chain,
+    verify_trust_update,
+)
 
 __all__ = [
     "METADATA_FILENAME",
@@ -54,6 +88,7 @@ __all__ = [
     "BlobDigestMismatch",
     "BlobNotFound",
     "BlobTooLarge",
+    "BundleConstraints",
     "BundleError",
     "BundleFile",
     "BundleMetadata",
@@ -62,22 +97,41 @@ __all__ = [
     "KeyFileError",
     "ManifestEntry",
     "ModelStoreError",
+    "Role",
     "SignatureError",
     "SignedManifest",
     "StorageError",
     "TensorSpec",
+    "TrustDocument",
+    "TrustError",
     "build_bundle",
+    "build_trust_document",
     "bundle_files",
+    "decode_envelope",
+    "encode_envelope",
+    "envelope_payload",
     "generate_private_key",
     "key_id",
+    "load_initial_trust",
     "load_metadata",
     "load_private_key",
     "load_public_key",
     "load_trusted_keys",
+    "open_envelope",
+    "parse_metadata",
+    "parse_unverified_trust",
+    "public_key_from_pem",
+    "public_key_pem",
     "read_onnx_io",
+    "read_openvino_io",
     "sha256_file",
     "sign_bundle",
+    "sign_envelope",
     "verify_bundle",
+    "verify_bundle_trusted",
     "verify_signature",
+    "verify_signature_trusted",
+    "verify_trust_chain",
+    "verify_trust_update",
     "write_keypair",
 ]

@@ -1,8 +1,9 @@
-"""Build a bundle directory from an ONNX model, and list a bundle's files.
+"""Build a bundle directory from a model, and list a bundle's files.
 
-A bundle is a directory holding the model (its file name kept), any other files of a
-source directory (external data, labels, ...), ``edgefleet.json`` and, once signed,
-``model.sig``. See ``docs/architecture.md``.
+A bundle is a directory holding the model (its file name kept): an ONNX model with its
+external data files, or an OpenVINO IR ``.xml`` with its ``.bin``; extra files (labels,
+preprocessing config, any other file of a source directory); ``edgefleet.json`` and, once
+signed, ``model.sig``. See ``docs/bundles.md``.
 """
 
 from __future__ import annotations
@@ -11,19 +12,33 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from model_store.digests import sha256_regular_file
 from model_store.errors import BundleError
-from model_store.metadata import NAME_PATTERN, BundleMetadata, write_metadata
+from model_store.metadata import (
+    FRAMEWORK_ONNX,
+    FRAMEWORK_OPENVINO,
+    NAME_PATTERN,
+    BundleConstraints,
+    BundleMetadata,
+    build_constraints,
+    ir_weights_file,
+    write_metadata,
+)
 from model_store.onnx_io import external_data_files, io_specs, load_checked_model
+from model_store.openvino_io import read_openvino_io
 from model_store.paths import (
     GIT_PATHS,
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
     check_relative_path,
+    check_unique_paths,
     open_regular_file,
+    sort_paths,
     walk_files,
 )
 
@@ -53,45 +68,99 @@ def _is_onnx(name: str) -> bool:
     return name.lower().endswith(".onnx")
 
 
-def _files_of_model_file(source: Path) -> tuple[str, list[tuple[str, Path]]]:
-    """A single ``.onnx`` file plus the external data files it names, beside it."""
-    if not _is_onnx(source.name):
-        raise BundleError(f"{source} is not an .onnx file")
-    model = load_checked_model(source)
+def _is_ir(name: str) -> bool:
+    return name.lower().endswith(".xml")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a source contributes: the model file, the files it reads, every file."""
+
+    framework: str
+    model_file: str
+    model_data: frozenset[str]
+    files: list[tuple[str, Path]]
+
+
+def _check_not_linked(parent: Path, location: str) -> None:
+    for part in location.split("/")[:-1]:
+        parent = parent / part
+        if parent.is_symlink():
+            raise BundleError(f"unsafe path {location!r}: symbolic links are not allowed")
+
+
+def _files_of_model_file(source: Path) -> _Source:
+    """A single ``.onnx`` plus the external data it names, or an IR ``.xml`` plus its ``.bin``."""
     files = [(source.name, source.resolve())]  # the operator may name the model by a link
-    for location in external_data_files(model):
-        parent = source.parent
-        for part in location.split("/")[:-1]:
-            parent = parent / part
-            if parent.is_symlink():
-                raise BundleError(f"unsafe path {location!r}: symbolic links are not allowed")
-        files.append((location, source.parent / location))
-    reserved = [rel for rel, _ in files if rel in RESERVED_NAMES]
-    if reserved:
-        raise BundleError(f"{reserved[0]!r} is a reserved bundle file name")
-    return source.name, files
+    if _is_onnx(source.name):
+        data = external_data_files(load_checked_model(source))
+        for location in data:
+            _check_not_linked(source.parent, location)
+            files.append((location, source.parent / location))
+        return _Source(FRAMEWORK_ONNX, source.name, frozenset(data), files)
+    if _is_ir(source.name):
+        weights = ir_weights_file(source.name)
+        if not os.path.lexists(source.parent / weights):
+            raise BundleError(
+                f"{weights} is missing: an OpenVINO IR is {source.name} plus {weights} beside it"
+            )
+        files.append((weights, source.parent / weights))
+        return _Source(FRAMEWORK_OPENVINO, source.name, frozenset({weights}), files)
+    raise BundleError(f"{source} is not an .onnx file or an OpenVINO IR .xml")
 
 
-def _files_of_directory(source: Path) -> tuple[str, list[tuple[str, Path]]]:
-    """Every file of a source directory (git metadata skipped); exactly one top-level .onnx."""
+def _files_of_directory(source: Path) -> _Source:
+    """Every file of a source directory (git metadata skipped); exactly one top-level model:
+    an ``.onnx``, or an IR ``.xml`` with its ``.bin``."""
     skipped = sorted(name for name in GIT_PATHS if (source / name).exists())
     if skipped:
         logger.info("not bundling git metadata: %s", ", ".join(skipped))
     files = walk_files(source, skip_top_level=GIT_PATHS)
-    top_level = [rel for rel, _ in files if "/" not in rel]
+    top_level = {rel for rel, _ in files if "/" not in rel}
     reserved = sorted(RESERVED_NAMES.intersection(top_level))
     if reserved:
         raise BundleError(
             f"{source} already holds {reserved[0]!r}, a reserved bundle file name "
             "(build from the original model, not from a bundle)"
         )
-    models = [rel for rel in top_level if _is_onnx(rel)]
+    models = sorted(
+        rel
+        for rel in top_level
+        if _is_onnx(rel) or (_is_ir(rel) and ir_weights_file(rel) in top_level)
+    )
+    lone_xml = sorted(r for r in top_level if _is_ir(r) and ir_weights_file(r) not in top_level)
+    if not models and lone_xml:
+        weights = ir_weights_file(lone_xml[0])
+        raise BundleError(f"{weights} is missing: an OpenVINO IR is {lone_xml[0]} plus {weights}")
     if len(models) != 1:
         found = ", ".join(models) if models else "none"
         raise BundleError(
-            f"{source} must hold exactly one top-level .onnx model (found {len(models)}: {found})"
+            f"{source} must hold exactly one top-level .onnx model or OpenVINO IR (.xml + .bin) "
+            f"(found {len(models)}: {found}); pass the model file and extra_files instead"
         )
-    return models[0], files
+    model = models[0]
+    if _is_ir(model):
+        return _Source(FRAMEWORK_OPENVINO, model, frozenset({ir_weights_file(model)}), files)
+    data = frozenset(external_data_files(load_checked_model(source / model)))
+    return _Source(FRAMEWORK_ONNX, model, data, files)
+
+
+def _extra_files(paths: Iterable[Path | str]) -> list[tuple[str, Path]]:
+    """Files named by the operator, put at the top level under their names (a directory
+    with everything under it); links are refused, not followed."""
+    found: list[tuple[str, Path]] = []
+    for item in paths:
+        path = Path(item)
+        rel = check_relative_path(path.name, what="extra file name")
+        if path.is_symlink():
+            raise BundleError(f"unsafe path {rel!r}: symbolic links are not allowed")
+        if path.is_dir():
+            found.extend((f"{rel}/{sub}", full) for sub, full in walk_files(path))
+        elif path.exists():
+            found.append((rel, path))  # a special file is refused when it is copied
+        else:
+            raise BundleError(f"extra file not found: {path}")
+    return found
 
 
 def _check_out_dir(out_dir: Path, source: Path) -> None:
@@ -116,23 +185,38 @@ def _copy_file(src: Path, dst: Path, *, shown_as: str) -> None:
         raise BundleError(f"cannot copy {shown_as}: {exc.strerror or exc}") from exc
 
 
-def build_bundle(source: Path, out_dir: Path, *, name: str, version: str) -> BundleMetadata:
+def build_bundle(
+    source: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    constraints: BundleConstraints | Mapping[str, Any] | None = None,
+    extra_files: Iterable[Path | str] = (),
+) -> BundleMetadata:
     """Copy a model into a new bundle directory ``out_dir`` and write ``edgefleet.json``.
 
-    ``source`` is an ``.onnx`` file (its external data files beside it are taken too) or a
-    directory holding exactly one top-level ``*.onnx`` plus any other files. ``out_dir``
-    must not exist or be empty; it is filled atomically (built beside it, then renamed).
-    Symbolic links, special files and unsafe names in the source are refused. The model
-    is checked with ``onnx.checker`` as copied. The bundle is not signed.
+    ``source`` is an ``.onnx`` file (with the external data files it names, beside it), an
+    OpenVINO IR ``.xml`` (with the ``.bin`` of the same name beside it), or a directory
+    holding exactly one top-level model of either kind plus any other files. Each of
+    ``extra_files`` (a file, or a directory with everything under it) is added at the top
+    level under its name. Files that are not model data are listed in ``extra_files`` of
+    the metadata. ``out_dir`` must not exist or be empty; it is filled atomically (built
+    beside it, then renamed). Symbolic links, special files, unsafe or duplicate names are
+    refused. The model is checked as copied (``onnx.checker``; OpenVINO reads an IR). The
+    bundle is not signed.
     """
     _check_name("name", name)
     _check_name("version", version)
     if not source.exists():
         raise BundleError(f"model source not found: {source}")
-    if source.is_dir():
-        model_file, files = _files_of_directory(source)
-    else:
-        model_file, files = _files_of_model_file(source)
+    found = _files_of_directory(source) if source.is_dir() else _files_of_model_file(source)
+    files = [*found.files, *_extra_files(extra_files)]
+    check_unique_paths(rel for rel, _ in files)
+    reserved = sorted(RESERVED_NAMES.intersection(rel for rel, _ in files))
+    if reserved:
+        raise BundleError(f"{reserved[0]!r} is a reserved bundle file name")
+    checked_constraints = build_constraints(constraints, framework=found.framework)
     _check_out_dir(out_dir, source)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -142,9 +226,20 @@ def build_bundle(source: Path, out_dir: Path, *, name: str, version: str) -> Bun
     try:
         for rel, src in files:
             _copy_file(src, staging / check_relative_path(rel), shown_as=rel)
-        inputs, outputs = io_specs(load_checked_model(staging / model_file))
+        if found.framework == FRAMEWORK_OPENVINO:
+            inputs, outputs = read_openvino_io(staging / found.model_file)
+        else:
+            inputs, outputs = io_specs(load_checked_model(staging / found.model_file))
+        model_files = {found.model_file, *found.model_data}
         metadata = BundleMetadata(
-            name=name, version=version, model_file=model_file, inputs=inputs, outputs=outputs
+            name=name,
+            version=version,
+            framework=found.framework,
+            model_file=found.model_file,
+            inputs=inputs,
+            outputs=outputs,
+            extra_files=sort_paths(rel for rel, _ in files if rel not in model_files),
+            constraints=checked_constraints,
         )
         write_metadata(staging, metadata)
         staging.chmod(0o755)
@@ -158,12 +253,13 @@ def build_bundle(source: Path, out_dir: Path, *, name: str, version: str) -> Bun
         shutil.rmtree(staging, ignore_errors=True)
         raise
     logger.info(
-        "built bundle %s %s in %s (%d files, model %s)",
+        "built %s bundle %s %s in %s (%d files, model %s)",
+        found.framework,
         name,
         version,
         out_dir,
         len(files) + 1,
-        model_file,
+        found.model_file,
     )
     return metadata
 

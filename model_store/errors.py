@@ -10,8 +10,11 @@ ModelStoreError
 │                        unsafe path (symlink, '..', absolute, NUL, duplicate), missing or
 │                        extra files compared with the signature, malformed edgefleet.json
 ├── SignatureError       signature missing or malformed, does not verify against any
-│                        trusted key, wrong payload / statement / predicate type, or a
-│                        file's digest differs from the signed one
+│   │                    trusted key, wrong payload / statement / predicate type, or a
+│   │                    file's digest differs from the signed one; a DSSE envelope
+│   │                    that is malformed or not signed by a trusted key
+│   └── TrustError       a trust document is malformed, expired, not signed by the root
+│                        it must be signed by, or an update breaks the update rules
 ├── KeyFileError         key file missing, unreadable, not PEM, not ECDSA P-256, or an
 │                        existing key file would be overwritten
 ├── InvalidDigest        (also a ValueError) a string that is not a lowercase sha256 hex
@@ -34,6 +37,10 @@ class BundleError(ModelStoreError):
 
 class SignatureError(ModelStoreError):
     """A bundle signature is missing, malformed, untrusted or does not match the files."""
+
+
+class TrustError(SignatureError):
+    """A trust document is malformed, expired, wrongly signed, or not a valid update."""
 
 
 class KeyFileError(ModelStoreError):

@@ -1,4 +1,6 @@
-"""Release keys: ECDSA P-256, PEM files (PKCS8 private, SubjectPublicKeyInfo public).
+"""Root, release and control-plane keys: ECDSA P-256 PEM files.
+
+Private keys are PKCS8 PEM, public keys SubjectPublicKeyInfo PEM.
 
 Upstream ``model_signing verify key`` accepts these (it rejects Ed25519). Key material is
 never logged; only key ids (sha256 of the DER public key) are.
@@ -156,18 +158,30 @@ def load_private_key(path: Path, *, password: bytes | None = None) -> ec.Ellipti
     return key
 
 
+def public_key_from_pem(data: bytes, *, what: str) -> ec.EllipticCurvePublicKey:
+    """Parse PEM (SubjectPublicKeyInfo) bytes as an ECDSA P-256 public key.
+
+    ``what`` names the key in the one-line ``KeyFileError`` (e.g. "key file x.pub").
+    """
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{what} is too large to be a PEM key")
+    if b"PRIVATE KEY-----" in data:
+        raise KeyFileError(f"{what} holds a private key; give the public key")
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyFileError(f"{what} is not a readable PEM public key") from exc
+    require_p256(key, what)
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     """Load a PEM (SubjectPublicKeyInfo) ECDSA P-256 public key."""
     data = _read_key_file(path)
     if b"PRIVATE KEY-----" in data:
         raise KeyFileError(f"key file {path} holds a private key; give the .pub file")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise KeyFileError(f"key file {path} is not a readable PEM public key") from exc
-    require_p256(key, f"key file {path}")
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return key
+    return public_key_from_pem(data, what=f"key file {path}")
 
 
 def load_trusted_keys(paths: Iterable[Path | str]) -> list[ec.EllipticCurvePublicKey]:

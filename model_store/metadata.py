@@ -1,13 +1,28 @@
-"""``edgefleet.json``: what a bundle holds (name, version, main model file, tensor specs)."""
+"""``edgefleet.json``: what a bundle holds (name, version, framework, model files, tensor
+specs, extra files) and what a device needs to run it (``BundleConstraints``).
+
+``schema_version`` stays 1: the fields added for multi-file bundles (``extra_files``,
+``constraints``) are optional, and readers ignore fields they do not know.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from model_store.errors import BundleError
 from model_store.paths import METADATA_FILENAME, check_relative_path, read_small_file
@@ -18,6 +33,15 @@ SCHEMA_VERSION = 1
 MAX_METADATA_BYTES = 1024 * 1024
 # Model names and versions end up in URLs and cache paths: keep them boring.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+#: Framework names, runtime (runner) keys and CPU flags: short lowercase tokens.
+TOKEN_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+FRAMEWORK_ONNX = "onnx"
+FRAMEWORK_OPENVINO = "openvino"
+#: What each framework's model file is called (``model_file`` must end like this).
+MODEL_SUFFIXES: dict[str, str] = {FRAMEWORK_ONNX: ".onnx", FRAMEWORK_OPENVINO: ".xml"}
+#: Runtimes the bundle format knows (agent runner keys); ``build_bundle`` refuses others.
+KNOWN_RUNTIMES: frozenset[str] = frozenset({"onnxruntime", "openvino"})
 
 
 class TensorSpec(BaseModel):
@@ -37,18 +61,65 @@ class TensorSpec(BaseModel):
     shape: list[int | str]
 
 
+def _unique_tokens(values: list[str], what: str) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if TOKEN_PATTERN.fullmatch(value) is None:
+            raise ValueError(
+                f"invalid {what} {value!r}: use lowercase letters, digits, '_', '.', '-'"
+            )
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)
+    return values
+
+
+class BundleConstraints(BaseModel):
+    """What a device must offer to run a bundle; every field is optional.
+
+    ``runtimes``: the runtimes (agent runner keys, ``onnxruntime``, ``openvino``) allowed to
+    serve the bundle; at least one of them must be available. ``min_ram_bytes``: total RAM.
+    ``cpu_flags``: CPU flags (``/proc/cpuinfo`` names: ``avx2``, ``avx512f``, ...) that must
+    all be present. Unknown fields are refused: an agent never ignores a constraint.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtimes: list[str] | None = Field(default=None, min_length=1)
+    min_ram_bytes: Annotated[StrictInt, Field(ge=1)] | None = None
+    cpu_flags: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("runtimes")
+    @classmethod
+    def _runtime_names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_tokens(value, "runtime")
+
+    @field_validator("cpu_flags")
+    @classmethod
+    def _flag_names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_tokens(value, "CPU flag")
+
+
 class BundleMetadata(BaseModel):
-    """Content of ``edgefleet.json``; ``model_file`` is the main model's path in the bundle."""
+    """Content of ``edgefleet.json``.
+
+    ``model_file`` is the main model's path in the bundle (the ``.onnx``, or the ``.xml``
+    of an OpenVINO IR, whose weights are the ``.bin`` of the same name beside it).
+    ``extra_files`` are the bundle's other files that are not model data (labels,
+    preprocessing config, ...), sorted; ``constraints`` what a device needs to run it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: int = SCHEMA_VERSION
     name: str
     version: str
-    framework: str = "onnx"
+    framework: str = FRAMEWORK_ONNX
     model_file: str
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    extra_files: list[str] = Field(default_factory=list)
+    constraints: BundleConstraints | None = None
 
     @field_validator("schema_version")
     @classmethod
@@ -67,6 +138,13 @@ class BundleMetadata(BaseModel):
             )
         return value
 
+    @field_validator("framework")
+    @classmethod
+    def _framework_token(cls, value: str) -> str:
+        if TOKEN_PATTERN.fullmatch(value) is None:
+            raise ValueError(f"invalid framework {value!r}")
+        return value
+
     @field_validator("model_file")
     @classmethod
     def _safe_model_file(cls, value: str) -> str:
@@ -74,6 +152,62 @@ class BundleMetadata(BaseModel):
             return check_relative_path(value, what="model_file")
         except BundleError as exc:
             raise ValueError(str(exc)) from exc
+
+    @field_validator("extra_files")
+    @classmethod
+    def _safe_extra_files(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for path in value:
+            try:
+                check_relative_path(path, what="extra file")
+            except BundleError as exc:
+                raise ValueError(str(exc)) from exc
+            if path in seen:
+                raise ValueError(f"duplicate extra file {path!r}")
+            seen.add(path)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_files(self) -> BundleMetadata:
+        suffix = MODEL_SUFFIXES.get(self.framework)
+        if suffix is not None and not self.model_file.lower().endswith(suffix):
+            raise ValueError(
+                f"model_file {self.model_file!r} of a {self.framework} bundle must end in {suffix}"
+            )
+        if self.model_file in self.extra_files:
+            raise ValueError(f"model_file {self.model_file!r} is also listed as an extra file")
+        return self
+
+
+def build_constraints(
+    value: BundleConstraints | Mapping[str, Any] | None, *, framework: str
+) -> BundleConstraints | None:
+    """Validate constraints given to ``build_bundle``: stricter than reading them back, an
+    unknown runtime (a typo) is refused, and an IR must be allowed its 'openvino' runtime."""
+    if value is None:
+        return None
+    try:
+        constraints = BundleConstraints.model_validate(value)
+    except ValidationError as exc:
+        raise BundleError(f"invalid constraints: {validation_summary(exc)}") from exc
+    runtimes = constraints.runtimes or []
+    unknown = sorted(set(runtimes) - KNOWN_RUNTIMES)
+    if unknown:
+        raise BundleError(
+            f"invalid constraints: unknown runtime {unknown[0]!r} "
+            f"(known: {', '.join(sorted(KNOWN_RUNTIMES))})"
+        )
+    if framework == FRAMEWORK_OPENVINO and runtimes and "openvino" not in runtimes:
+        raise BundleError(
+            f"invalid constraints: an OpenVINO IR runs only on runtime 'openvino', not {runtimes}"
+        )
+    return constraints
+
+
+def ir_weights_file(xml_path: str) -> str:
+    """The weights file OpenVINO reads for an IR ``.xml``: same path, ``.bin`` suffix."""
+    stem = xml_path[: -len(".xml")] if xml_path.lower().endswith(".xml") else xml_path
+    return stem + ".bin"
 
 
 def validation_summary(exc: ValidationError) -> str:
@@ -94,25 +228,39 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]
     return result
 
 
+def parse_metadata(raw: bytes, *, shown_as: str = METADATA_FILENAME) -> BundleMetadata:
+    """Validate the bytes of an ``edgefleet.json`` (e.g. downloaded alone, before the model
+    files, to check the constraints); ``BundleError`` naming ``shown_as`` if bad."""
+    if len(raw) > MAX_METADATA_BYTES:
+        raise BundleError(f"{shown_as} is larger than {MAX_METADATA_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{shown_as} is not valid JSON: {exc}") from exc
+    try:
+        return BundleMetadata.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError(f"{shown_as} is malformed: {validation_summary(exc)}") from exc
+
+
 def load_metadata(bundle_dir: Path) -> BundleMetadata:
     """Read and validate ``bundle_dir/edgefleet.json``; ``BundleError`` if missing or bad."""
     path = bundle_dir / METADATA_FILENAME
     raw = read_small_file(path, shown_as=str(path), limit=MAX_METADATA_BYTES)
-    try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleError(f"{path} is not valid JSON: {exc}") from exc
-    try:
-        return BundleMetadata.model_validate(data)
-    except ValidationError as exc:
-        raise BundleError(f"{path} is malformed: {validation_summary(exc)}") from exc
+    return parse_metadata(raw, shown_as=str(path))
 
 
 def write_metadata(bundle_dir: Path, metadata: BundleMetadata) -> Path:
-    """Write ``edgefleet.json`` (pretty, stable key order, trailing newline)."""
+    """Write ``edgefleet.json`` (pretty, stable key order, trailing newline).
+
+    Empty ``extra_files`` and absent constraints are left out, so a single-file ONNX bundle
+    has exactly the ``edgefleet.json`` it had before these fields existed.
+    """
     path = bundle_dir / METADATA_FILENAME
+    exclude = set() if metadata.extra_files else {"extra_files"}
     try:
-        path.write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        text = metadata.model_dump_json(indent=2, exclude_none=True, exclude=exclude)
+        path.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise BundleError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

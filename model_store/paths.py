@@ -76,6 +76,24 @@ def sort_paths(names: Iterable[str]) -> list[str]:
     return sorted(names, key=path_sort_key)
 
 
+def check_unique_paths(names: Iterable[str]) -> None:
+    """``BundleError`` if a path repeats, differs from another only in case (they collide on
+    case-insensitive file systems), or names a file where another path needs a directory."""
+    listed = list(names)
+    seen: dict[str, str] = {}
+    parents = {rel.rsplit("/", i)[0] for rel in listed for i in range(1, rel.count("/") + 1)}
+    for rel in listed:
+        other = seen.get(rel.casefold())
+        if other == rel or rel in parents:
+            raise BundleError(f"duplicate bundle path {rel!r}")
+        if other is not None:
+            raise BundleError(
+                f"bundle paths {other!r} and {rel!r} differ only in case "
+                "(they collide on case-insensitive file systems)"
+            )
+        seen[rel.casefold()] = rel
+
+
 def _raise_walk_error(exc: OSError) -> None:
     raise BundleError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
 

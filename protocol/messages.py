@@ -50,24 +50,64 @@ class FileRef(_Message):
 
 
 class ModelAssignment(_Message):
-    """A model version a device should run, and where its bytes are."""
+    """A model version a device should run, and where its bytes are.
+
+    ``bundle_digest`` is the in-toto subject digest of the operator's bundle signature;
+    ``size`` is the declared size of the whole bundle (signature + files): the agent
+    never downloads more than that.
+    """
 
     deployment_id: int
     name: str
     version: str
     bundle_digest: Sha256Hex
+    size: int = Field(ge=0)
     signature: FileRef
     files: list[FileRef]
 
 
 class DesiredState(_Message):
-    """Control plane -> agent, retained on ``.../desired``: what the device should run."""
+    """What a device should run: the payload of a signed deployment command.
+
+    It travels inside a ``SignedEnvelope`` (payload type ``DESIRED_STATE_PAYLOAD_TYPE``)
+    signed by a control-plane key that the trust document certifies. The agent refuses
+    another device's command, an expired one, a lower generation, or an equal generation
+    with different content.
+    """
 
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
     generation: Generation
     issued_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    trust_version: int = Field(ge=1, description="trust document version the signer used")
     models: list[ModelAssignment] = Field(default_factory=list)
+
+
+#: DSSE payload types: the type is covered by the signature, so a signature made for one
+#: kind of document can never be replayed as another.
+DESIRED_STATE_PAYLOAD_TYPE = "application/vnd.edgefleet.desired-state.v1+json"
+TRUST_PAYLOAD_TYPE = "application/vnd.edgefleet.trust.v1+json"
+
+
+class EnvelopeSignature(_Message):
+    keyid: str = Field(max_length=128)
+    sig: str = Field(min_length=1, max_length=4096, description="base64 DER ECDSA signature")
+
+
+class SignedEnvelope(_Message):
+    """A DSSE envelope (https://github.com/secure-systems-lab/dsse), as JSON.
+
+    Carried retained on ``.../desired`` (a signed ``DesiredState``) and on
+    ``edgefleet/v1/trust`` (the latest signed trust document). Verification lives in
+    ``model_store.dsse``; this is only the wire shape.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    payload_type: str = Field(alias="payloadType", max_length=256)
+    payload: str = Field(min_length=1, max_length=16 * 1024 * 1024, description="base64")
+    signatures: list[EnvelopeSignature] = Field(min_length=1, max_length=16)
 
 
 class DeviceStatus(StrEnum):
@@ -149,7 +189,7 @@ class Availability(_Message):
 
 
 _BY_KIND: dict[TopicKind, type[_Message]] = {
-    TopicKind.DESIRED: DesiredState,
+    TopicKind.DESIRED: SignedEnvelope,
     TopicKind.STATE: StateReport,
     TopicKind.EVENTS: DeploymentEvent,
     TopicKind.HEARTBEAT: Heartbeat,
@@ -165,8 +205,8 @@ def message_type_for(kind: TopicKind) -> type[_Message]:
 
 
 def encode(message: BaseModel) -> bytes:
-    """Serialise a message to its JSON wire form."""
-    return message.model_dump_json().encode("utf-8")
+    """Serialise a message to its JSON wire form (field aliases, e.g. ``payloadType``)."""
+    return message.model_dump_json(by_alias=True).encode("utf-8")
 
 
 def decode(message_type: type[M], payload: bytes | bytearray | str) -> M:

@@ -7,6 +7,10 @@ Layout (all under ``edgefleet/v1``)::
     edgefleet/v1/devices/{device_id}/events        agent -> control plane, QoS 1
     edgefleet/v1/devices/{device_id}/heartbeat     agent -> control plane, QoS 0
     edgefleet/v1/devices/{device_id}/availability  agent (and its LWT), retained, QoS 1
+    edgefleet/v1/trust                             control plane -> all, retained, QoS 1:
+                                                   the latest signed trust document
+
+The desired state travels as a ``SignedEnvelope`` holding a ``DesiredState``.
 
 Only features that MQTT 3.1.1 and 5 share are used (retain, QoS 1, LWT, persistent
 sessions), so the embedded amqtt broker and Mosquitto both work.
@@ -32,6 +36,8 @@ class TopicKind(StrEnum):
     AVAILABILITY = "availability"
 
 
+#: The latest root-signed trust document (a SignedEnvelope), retained.
+TRUST_TOPIC = f"{TOPIC_ROOT}/trust"
 #: What the control plane subscribes to: every device's reports.
 DEVICE_REPORTS_FILTER = f"{_DEVICES}/+/+"
 #: Every device's desired state (for tools and tests that watch them all).

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import Broker, run_mosquitto
+from tests.support.trust import TrustKit, make_trust_kit
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EDGEFLEET_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -49,3 +50,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'edgefleet.db'}"
     else:
         yield from _postgres_database()
+
+
+@pytest.fixture
+def trust_kit(tmp_path: Path) -> TrustKit:
+    """Root, release and control-plane key pairs and a root-signed trust document (v1)."""
+    return make_trust_kit(tmp_path / "trust")

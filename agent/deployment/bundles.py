@@ -5,10 +5,19 @@ Layout under ``data_dir``::
     staging/<bundle_digest>/   files being downloaded (removed on any failure)
     models/<bundle_digest>/    installed, verified bundles (kept for rollback)
 
-Order of trust: the signature is downloaded and verified with the trusted keys first;
-the desired state's file list must equal the signed manifest (path + sha256); only then
-are files downloaded, and the whole staged bundle is verified again (every digest)
-before it is moved into ``models/``.
+Order of trust, for one assignment of a verified deployment command:
+
+1. the declared sizes add up: ``signature.size + sum(files) == size`` (else refused
+   before any download); one ``Budget`` (total deadline + stall timeout) covers the
+   whole bundle;
+2. the signature is downloaded and verified against the release keys the current trust
+   document certifies (revoked ones excluded); its subject digest must be the assigned
+   ``bundle_digest`` and its file list must equal the assignment's (path + sha256);
+3. ``edgefleet.json`` is downloaded first (its digest is in the signed manifest) and the
+   bundle's hardware constraints are checked (``agent.constraints``): a bundle this host
+   cannot run is refused before any model file is downloaded;
+4. the other files are downloaded (each bounded by its declared size and digest), and
+   the whole staged bundle is verified again before it is moved into ``models/``.
 """
 
 from __future__ import annotations
@@ -16,21 +25,29 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.deployment.fetch import BlobFetcher
-from agent.errors import VerificationError
+from agent.errors import UnmetConstraints, VerificationError
 from model_store import (
+    METADATA_FILENAME,
     SIGNATURE_FILENAME,
+    BundleMetadata,
     ModelStoreError,
+    TrustDocument,
     load_metadata,
-    verify_bundle,
-    verify_signature,
+    verify_bundle_trusted,
+    verify_signature_trusted,
 )
+from model_store.metadata import parse_metadata
 from protocol import ModelAssignment
 
 logger = logging.getLogger(__name__)
+
+#: why a bundle cannot run on this host (one line per unmet constraint; empty: it can)
+ConstraintCheck = Callable[[BundleMetadata], list[str]]
 
 
 def check_bundle_path(path: str) -> str:
@@ -48,12 +65,30 @@ def check_bundle_path(path: str) -> str:
     return path
 
 
+def check_declared_size(assignment: ModelAssignment) -> None:
+    """VerificationError unless the signature and file sizes add up to ``size``."""
+    total = assignment.signature.size + sum(f.size for f in assignment.files)
+    if total != assignment.size:
+        raise VerificationError(
+            f"declared bundle size {assignment.size} differs from its files' total {total}"
+        )
+
+
 class BundleCache:
-    def __init__(self, data_dir: Path, trusted_keys: list[Any], fetcher: BlobFetcher) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        trust: Callable[[], TrustDocument],
+        fetcher: BlobFetcher,
+        *,
+        unmet_constraints: ConstraintCheck = lambda metadata: [],
+    ) -> None:
+        """``trust`` returns the current trust document (its release role verifies)."""
         self.staging_root = data_dir / "staging"
         self.models_root = data_dir / "models"
-        self._keys = trusted_keys
+        self._trust = trust
         self._fetcher = fetcher
+        self._unmet = unmet_constraints
 
     def staging_dir(self, digest: str) -> Path:
         return self.staging_root / digest
@@ -80,28 +115,51 @@ class BundleCache:
             shutil.rmtree(self.model_dir(digest), ignore_errors=True)
             return None
 
+    def check_constraints(self, metadata: BundleMetadata) -> None:
+        """UnmetConstraints (permanent) if this host cannot run the bundle."""
+        unmet = self._unmet(metadata)
+        if unmet:
+            raise UnmetConstraints(f"cannot meet bundle constraints: {'; '.join(unmet)}")
+
     def download(self, assignment: ModelAssignment) -> Path:
-        """Fetch + verify the signature, check the file list, download into staging."""
-        signature = self._fetcher.fetch_bytes(assignment.signature)
+        """Sizes, signature, file list, metadata + constraints, then the files, into staging."""
+        a = assignment
+        check_declared_size(a)
+        budget = self._fetcher.budget()
+        signature = self._fetcher.fetch_bytes(a.signature, budget)
         try:
-            manifest = verify_signature(signature, self._keys)
+            manifest = verify_signature_trusted(signature, self._trust())
         except ModelStoreError as exc:
             raise VerificationError(f"signature rejected: {exc}") from exc
-        if manifest.bundle_digest != assignment.bundle_digest:
+        if manifest.bundle_digest != a.bundle_digest:
             raise VerificationError(
-                f"signature is for bundle {manifest.bundle_digest[:12]}, "
-                f"not {assignment.bundle_digest[:12]}"
+                f"signature is for bundle {manifest.bundle_digest[:12]}, not {a.bundle_digest[:12]}"
             )
         signed = {(e.path, e.sha256) for e in manifest.files}
-        declared = {(check_bundle_path(f.path), f.sha256) for f in assignment.files}
-        if signed != declared or len(declared) != len(assignment.files):
+        declared = {(check_bundle_path(f.path), f.sha256) for f in a.files}
+        if signed != declared or len(declared) != len(a.files):
             diff = sorted(p for p, _ in signed ^ declared) or ["duplicate paths"]
             raise VerificationError(f"file list differs from the signed manifest at {diff[0]!r}")
-        staging = self.staging_dir(assignment.bundle_digest)
-        self.discard_staging(assignment.bundle_digest)
+        meta_ref = next((f for f in a.files if f.path == METADATA_FILENAME), None)
+        if meta_ref is None:
+            raise VerificationError(f"bundle has no {METADATA_FILENAME}")
+        staging = self.staging_dir(a.bundle_digest)
+        self.discard_staging(a.bundle_digest)
         staging.mkdir(parents=True)
-        for ref in assignment.files:
-            self._fetcher.fetch_to(ref, staging / ref.path)
+        raw_meta = self._fetcher.fetch_bytes(meta_ref, budget)
+        try:
+            metadata = parse_metadata(raw_meta)
+        except ModelStoreError as exc:
+            raise VerificationError(f"bundle metadata: {exc}") from exc
+        if (metadata.name, metadata.version) != (a.name, a.version):
+            raise VerificationError(
+                f"bundle holds {metadata.name} {metadata.version}, not {a.name} {a.version}"
+            )
+        self.check_constraints(metadata)
+        (staging / METADATA_FILENAME).write_bytes(raw_meta)
+        for ref in a.files:
+            if ref is not meta_ref:
+                self._fetcher.fetch_to(ref, staging / ref.path, budget)
         (staging / SIGNATURE_FILENAME).write_bytes(signature)
         return staging
 
@@ -121,7 +179,7 @@ class BundleCache:
 
     def _verify_dir(self, bundle_dir: Path, digest: str) -> None:
         try:
-            manifest = verify_bundle(bundle_dir, self._keys)
+            manifest = verify_bundle_trusted(bundle_dir, self._trust())
         except ModelStoreError as exc:
             raise VerificationError(f"bundle rejected: {exc}") from exc
         if manifest.bundle_digest != digest:

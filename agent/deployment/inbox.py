@@ -1,69 +1,102 @@
-"""The deployment worker's inbox: the newest pending desired state and one retry timer.
+"""The deployment worker's inbox: the newest pending command, trust document and retry.
 
-``submit`` (paho's network thread) keeps only the newest pending desired state. A
-generation that failed transiently is armed with ``retry_later``: ``next`` hands it out
-again once its backoff delay has passed, unless a pending desired state comes first (a
-newer generation supersedes the retry; the same one re-delivered is applied at once).
+``submit_command`` and ``submit_trust`` (paho's network thread) keep only the newest
+pending deployment command (a ``SignedEnvelope``, verified later by the worker) and the
+newest pending trust document (raw bytes); a pending trust document is handed out first,
+so a command is evaluated with the newest trust. A command that failed transiently is
+armed with ``retry_later``: ``next`` hands it out again once its backoff delay has
+passed, unless something pending comes first (a newer command supersedes the retry; the
+same one re-delivered is evaluated at once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from enum import StrEnum
 
 from agent.deployment.retry import Backoff
-from protocol import DesiredState
+from protocol import SignedEnvelope
 
 logger = logging.getLogger(__name__)
+
+
+class WorkKind(StrEnum):
+    TRUST = "trust"
+    COMMAND = "command"
+
+
+@dataclass(frozen=True)
+class Work:
+    kind: WorkKind
+    envelope: SignedEnvelope | None = None
+    raw: bytes = b""
+    retry: bool = False
+
+
+def envelope_key(envelope: SignedEnvelope) -> str:
+    """Identifies a command's content (its payload), to tell a retry of it from another."""
+    return hashlib.sha256(envelope.payload.encode("ascii", "replace")).hexdigest()
 
 
 class Inbox:
     def __init__(self, label: str, *, retry_initial_s: float, retry_max_s: float) -> None:
         self._label = label
         self._cond = threading.Condition()
-        self._pending: DesiredState | None = None
-        self._retry: DesiredState | None = None
+        self._command: SignedEnvelope | None = None
+        self._trust: bytes | None = None
+        self._retry: SignedEnvelope | None = None
         self._retry_at = 0.0
         self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._stopping = False
 
-    def submit(self, desired: DesiredState) -> None:
-        """Record ``desired`` (newest generation wins); never blocks long."""
+    def submit_command(self, envelope: SignedEnvelope) -> None:
+        """Record a deployment command (the newest one wins); never blocks long."""
         with self._cond:
-            if self._pending is None or desired.generation >= self._pending.generation:
-                self._pending = desired
-                self._cond.notify_all()
+            self._command = envelope
+            self._cond.notify_all()
+
+    def submit_trust(self, raw: bytes) -> None:
+        """Record a trust document from the trust topic (the newest one wins)."""
+        with self._cond:
+            self._trust = raw
+            self._cond.notify_all()
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
 
-    def next(self) -> DesiredState | None:
-        """Block until a desired state is pending or a retry is due; None when stopping."""
+    def next(self) -> Work | None:
+        """Block until work is pending or a retry is due; None when stopping."""
         with self._cond:
-            while not self._stopping and self._pending is None:
+            while not self._stopping and self._trust is None and self._command is None:
                 if self._retry is None:
                     self._cond.wait()
                     continue
                 wait = self._retry_at - time.monotonic()
                 if wait <= 0:
-                    logger.info("%s: retrying generation %s", self._label, self._retry.generation)
-                    return self._retry
+                    logger.info("%s: retrying the last deployment command", self._label)
+                    return Work(WorkKind.COMMAND, envelope=self._retry, retry=True)
                 self._cond.wait(wait)
             if self._stopping:
                 return None
-            desired, self._pending = self._pending, None
-            return desired
+            if self._trust is not None:
+                raw, self._trust = self._trust, None
+                return Work(WorkKind.TRUST, raw=raw)
+            envelope, self._command = self._command, None
+            return Work(WorkKind.COMMAND, envelope=envelope)
 
-    def retry_later(self, desired: DesiredState) -> float:
-        """Arm the retry of ``desired``; the delay, which doubles for the same generation."""
+    def retry_later(self, envelope: SignedEnvelope) -> float:
+        """Arm the retry of ``envelope``; the delay, which doubles for the same command."""
         with self._cond:
-            if self._retry is None or self._retry.generation != desired.generation:
-                self._backoff.reset()  # a new generation starts from the shortest delay
+            if self._retry is None or envelope_key(self._retry) != envelope_key(envelope):
+                self._backoff.reset()  # another command starts from the shortest delay
             delay = self._backoff.next()
-            self._retry, self._retry_at = desired, time.monotonic() + delay
+            self._retry, self._retry_at = envelope, time.monotonic() + delay
             return delay
 
     def cancel_retry(self) -> None:

@@ -1,20 +1,24 @@
 """The agent's persisted state (``data_dir/state.json``), written atomically.
 
-Holds the highest desired-state generation processed, the active models and the
-outcome of that generation (``last_error``, ``failed``, ``retryable``), so a restarted
-agent serves the same models (after re-verifying their bundles), still reports the
-failure, ignores a retained desired state it has already applied, and applies again one
-that failed for a transient reason.
+Holds the highest signed deployment command accepted (``accepted_generation`` and the
+sha256 of its payload, ``accepted_digest``: written *before* the agent acts on it, so a
+replayed older or altered command is refused even after a restart), the highest
+generation processed, the active models and the outcome of that generation
+(``last_error``, ``failed``, ``retryable``). A restarted agent serves the same models
+(after re-verifying their bundles), still reports the failure, ignores a re-delivered
+command it has already applied, and applies again one that failed for a transient reason
+or was interrupted (accepted but not processed).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.fsutil import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,11 @@ class PersistedModel(BaseModel):
 class PersistedState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: int = 1
+    schema_version: int = 2
+    #: the highest accepted command and the sha256 (hex) of its signed payload
+    accepted_generation: int = -1
+    accepted_digest: str | None = None
+    #: the highest generation processed (applied, successfully or not)
     generation: int = -1
     models: list[PersistedModel] = Field(default_factory=list)
     #: the outcome of ``generation``: its first failure, whether it failed, and whether a
@@ -57,18 +65,6 @@ def load_state(data_dir: Path) -> PersistedState:
 
 
 def save_state(data_dir: Path, state: PersistedState) -> None:
-    """Write ``state.json`` atomically: temp file, fsync, rename, fsync the directory."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / STATE_FILENAME
-    tmp = path.with_suffix(".json.tmp")
+    """Write ``state.json`` atomically (see ``write_atomically``)."""
     payload = json.dumps(state.model_dump(mode="json"), indent=2).encode("utf-8")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(data_dir / STATE_FILENAME, payload)

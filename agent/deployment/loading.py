@@ -8,6 +8,7 @@ from agent.deployment.bundles import read_metadata
 from agent.errors import AgentError, VerificationError
 from agent.runners import create_runner
 from agent.runners.base import Runner
+from agent.runners.choice import runner_for
 from protocol import DeviceStatus
 
 
@@ -30,7 +31,7 @@ def load_runner(bundle_dir: Path, *, expected_name: str, expected_version: str) 
             f"bundle holds {metadata.name} {metadata.version}, "
             f"not {expected_name} {expected_version}"
         )
-    runner = create_runner()
+    runner = create_runner(runner_for(metadata))
     try:
         runner.load(bundle_dir, metadata)
     except AgentError:

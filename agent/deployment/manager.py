@@ -1,60 +1,50 @@
-"""Applies desired states on a worker thread, one assignment at a time, via the table.
+"""Applies signed deployment commands and trust updates on one worker thread.
 
-``submit`` (called from paho's network thread) only records the newest desired state
-and wakes the worker; older pending ones are coalesced away, and generations not above
-the last processed one are ignored. ``apply`` runs each assignment through
-``Lifecycle``: received -> downloading -> verifying -> loading -> warming_up ->
-activating -> active, or failed with the previous model still serving.
+``submit`` / ``submit_trust`` (paho's network thread) only record the newest command /
+trust document and wake the worker. The worker verifies a command (``verify_command``),
+then applies the generation rules: a lower generation, or the same one with another
+payload, is refused; the same one again is a no-op unless it was interrupted or failed
+transiently; an expired one is refused. A newly accepted generation and its payload
+digest are persisted *before* the agent acts on it. A refusal is logged in one line,
+counted and reported in ``last_error``; nothing else changes.
 
-Retries: a generation that failed for a transient reason (``TransientDownloadError``:
-control plane unreachable, reset, timeout, HTTP 5xx) stays *retryable*. The worker
-applies it again after a capped exponential backoff (``retry_initial_s`` doubling up
-to ``retry_max_s``), and at once when the same generation is delivered again (the
-retained desired state after a reconnect or a restart). A newer generation supersedes
-the retry. A permanent failure (verification, metadata, load, warm-up) is final for
-its generation: only a newer generation is applied.
+``apply`` runs each assignment through the lifecycle (``install.Installer``). A
+generation that failed for a transient reason stays *retryable*: it is applied again
+after a capped exponential backoff (``retry_initial_s`` doubling up to ``retry_max_s``),
+and at once when the same command is re-delivered (after a reconnect or a restart). A
+newer generation supersedes the retry. A permanent failure (verification, constraints,
+metadata, load, warm-up) is final for its generation.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
 from agent.deployment.bundles import BundleCache
-from agent.deployment.inbox import Inbox
+from agent.deployment.commands import Command, check_fresh, verify_command
+from agent.deployment.inbox import Inbox, WorkKind
+from agent.deployment.install import Failure, Installer, Reporter
 from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
-from agent.deployment.lifecycle import Lifecycle, Phase
+from agent.deployment.lifecycle import Phase
 from agent.deployment.loading import load_runner, settled_status
-from agent.errors import AgentError, TransientDownloadError
+from agent.errors import AgentError, CommandRefused, TrustFetchError, TrustStoreError
 from agent.runners.base import Runner
 from agent.serving import LoadedModel, ServedModels
+from agent.trust_store import TrustStore
 from agent.warmup import warm_up
-from protocol import DesiredState, DeviceStatus, EventKind, ModelAssignment
+from protocol import DeviceStatus, SignedEnvelope
 
-__all__ = ["DeploymentManager", "Failure", "Reporter", "load_runner", "settled_status"]
+__all__ = ["DeploymentManager", "Failure", "Reporter", "settled_status"]
 
 logger = logging.getLogger(__name__)
 
 
-class Reporter(Protocol):
-    def event(
-        self,
-        kind: EventKind,
-        assignment: ModelAssignment,
-        generation: int,
-        reason: str | None = None,
-    ) -> None: ...
-
-    def state_changed(self) -> None: ...
-
-
-class Failure(NamedTuple):
-    """Why one assignment failed; ``transient`` failures make the generation retryable."""
-
-    message: str
-    transient: bool
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class DeploymentManager:
@@ -62,25 +52,44 @@ class DeploymentManager:
         self,
         *,
         label: str,
+        device_id: str,
         data_dir: Path,
         cache: BundleCache,
         models: ServedModels,
         reporter: Reporter,
+        trust: TrustStore,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 60.0,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._label = label
+        self._device_id = device_id
         self._data_dir = data_dir
         self._cache = cache
         self._models = models
         self._reporter = reporter
+        self._trust = trust
+        self._clock = clock
+        #: highest generation processed; highest accepted, and its payload's sha256
         self.generation = -1
+        self.accepted_generation = -1
+        self.accepted_digest: str | None = None
         self.status = DeviceStatus.IDLE
         self.last_error: str | None = None
         #: whether ``generation`` failed, and whether it is to be applied again
         self.failed = False
         self.retryable = False
-        self._phases: dict[str, Phase] = {}
+        #: deployment commands refused (signature, device, generation, expiry, trust)
+        self.refused_commands = 0
+        self._last_command: SignedEnvelope | None = None
+        self._installer = Installer(
+            label=label,
+            cache=cache,
+            models=models,
+            reporter=reporter,
+            set_status=lambda status: setattr(self, "status", status),
+            persist=self._persist,
+        )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._thread: threading.Thread | None = None
 
@@ -95,139 +104,139 @@ class DeploymentManager:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def submit(self, desired: DesiredState) -> None:
-        """Hand ``desired`` to the worker (newest generation wins); never blocks long."""
-        self._inbox.submit(desired)
+    def submit(self, envelope: SignedEnvelope) -> None:
+        """Hand a deployment command to the worker (the newest wins); never blocks long."""
+        self._inbox.submit_command(envelope)
+
+    def submit_trust(self, raw: bytes) -> None:
+        """Hand a trust document (from the trust topic) to the worker."""
+        self._inbox.submit_trust(raw)
 
     def _run(self) -> None:
-        while (desired := self._inbox.next()) is not None:
+        while (work := self._inbox.next()) is not None:
             try:
-                self.apply(desired)
+                if work.kind is WorkKind.TRUST:
+                    self.handle_trust(work.raw)
+                elif work.envelope is not None:
+                    self.handle_command(work.envelope, retry=work.retry)
             except Exception:  # a bug must not kill the worker
-                logger.exception(
-                    "%s: applying generation %s failed", self._label, desired.generation
-                )
+                logger.exception("%s: handling %s failed", self._label, work.kind)
                 self._inbox.cancel_retry()
+
+    # -- trust and commands ----------------------------------------------------------------
+
+    def handle_trust(self, raw: bytes) -> None:
+        try:
+            changed = self._trust.offer(raw)
+        except TrustFetchError as exc:
+            logger.warning("%s: trust update postponed: %s", self._label, exc)
+            return
+        except TrustStoreError as exc:
+            self._report_refusal(f"refused trust document: {exc}")
+            return
+        if changed and self._last_command is not None:
+            self._inbox.submit_command(self._last_command)  # evaluate it with the new trust
+
+    def handle_command(self, envelope: SignedEnvelope, *, retry: bool = False) -> None:
+        """Verify a command, apply the generation rules, then apply it (or refuse it)."""
+        if not retry:
+            self._last_command = envelope
+        try:
+            command = verify_command(
+                envelope, trust=self._trust, device_id=self._device_id, now=self._clock()
+            )
+            if not self._admit(command):
+                return
+        except CommandRefused as exc:
+            if retry:
+                self._inbox.cancel_retry()
+            self._report_refusal(f"refused deployment command: {exc}")
+            self.refused_commands += 1  # counted once reported, so watchers see both
+            return
+        except (TrustFetchError, OSError) as exc:
+            delay = self._inbox.retry_later(envelope)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logger.warning("%s: deployment command postponed %.1fs: %s", self._label, delay, reason)
+            self.last_error = f"deployment command postponed: {reason}"
+            self._reporter.state_changed()
+            return
+        self.apply(command)
+
+    def _admit(self, command: Command) -> bool:
+        """The generation rules; True to act on ``command``. Persists a new acceptance."""
+        generation, accepted = command.generation, self.accepted_generation
+        if generation < accepted:
+            raise CommandRefused(f"generation {generation} is lower than the accepted {accepted}")
+        if generation == accepted:
+            if command.digest != self.accepted_digest:
+                raise CommandRefused(
+                    f"generation {generation} was already accepted with different content"
+                )
+            if self.generation >= generation and not self.retryable:
+                logger.debug("%s: generation %s already processed", self._label, generation)
+                return False
+            check_fresh(command, self._clock())
+            return True
+        check_fresh(command, self._clock())
+        previous = (self.accepted_generation, self.accepted_digest)
+        self.accepted_generation, self.accepted_digest = generation, command.digest
+        try:
+            self._persist(strict=True)  # before acting: survives a crash or restart
+        except OSError:
+            self.accepted_generation, self.accepted_digest = previous
+            raise
+        return True
+
+    def _report_refusal(self, message: str) -> None:
+        logger.warning("%s: %s", self._label, message)
+        self.last_error = message
+        self._persist()
+        self._reporter.state_changed()
 
     # -- applying --------------------------------------------------------------------------
 
-    def wants(self, desired: DesiredState) -> bool:
-        """A newer generation, or the current one again if it failed transiently."""
-        return desired.generation > self.generation or (
-            desired.generation == self.generation and self.retryable
-        )
-
-    def apply(self, desired: DesiredState) -> None:
-        if not self.wants(desired):
-            logger.debug("%s: generation %s already processed", self._label, desired.generation)
-            return
+    def apply(self, command: Command) -> None:
+        desired = command.desired
         generation = desired.generation
-        logger.info("%s: applying desired state generation %s", self._label, generation)
-        failures = [f for a in desired.models if (f := self._apply_one(a, generation)) is not None]
+        logger.info("%s: applying deployment command generation %s", self._label, generation)
+        failures = [
+            f for a in desired.models if (f := self._installer.run(a, generation)) is not None
+        ]
         wanted = {a.name for a in desired.models}
         for model in self._models.snapshot():
             if model.name not in wanted:
                 logger.info("%s: %s is no longer desired; unloading", self._label, model.name)
                 self._models.remove(model.name)
-                self._phases.pop(model.name, None)
+                self._installer.phases.pop(model.name, None)
         self.generation = generation
         self.last_error = failures[0].message if failures else None
         self.failed = bool(failures)
         self.retryable = any(f.transient for f in failures)
-        self._schedule_retry(desired)
+        self._schedule_retry(command)
         self._persist()
-        self._settle(failed=self.failed)
+        self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
+        self._reporter.state_changed()
 
-    def _schedule_retry(self, desired: DesiredState) -> None:
+    def _schedule_retry(self, command: Command) -> None:
         """After ``apply``: arm the retry of a retryable generation, else cancel any."""
         if not self.retryable:
             self._inbox.cancel_retry()
             return
-        delay = self._inbox.retry_later(desired)
+        delay = self._inbox.retry_later(command.envelope)
         logger.warning(
             "%s: generation %s failed for a transient reason; retrying in %.1fs: %s",
             self._label,
-            desired.generation,
+            command.generation,
             delay,
             self.last_error,
         )
 
-    def _settle(self, *, failed: bool) -> None:
-        self.status = settled_status(serving=len(self._models) > 0, failed=failed)
-        self._reporter.state_changed()
-
-    def _apply_one(self, a: ModelAssignment, generation: int) -> Failure | None:
-        """Run one assignment through the lifecycle; why it failed, or None."""
-        label = f"{self._label} {a.name} {a.version}"
-        life = Lifecycle(label, self._phases.get(a.name, Phase.IDLE))
-
-        def step(phase: Phase) -> None:
-            life.advance(phase)
-            self._phases[a.name] = phase
-            if phase in (Phase.ACTIVE, Phase.FAILED):
-                # a failed update leaves the previous model serving: never report FAILED then
-                self.status = settled_status(
-                    serving=len(self._models) > 0, failed=phase is Phase.FAILED
-                )
-            else:
-                self.status = life.status
-                self._reporter.state_changed()
-
-        step(Phase.RECEIVED)
-        self._reporter.event(EventKind.RECEIVED, a, generation)
-        try:
-            current = self._models.get(a.name)
-        except AgentError:
-            current = None
-        if current is not None and current.bundle_digest == a.bundle_digest:
-            current.deployment_id = a.deployment_id
-            step(Phase.ACTIVE)
-            logger.info("%s: already active", label)
-            return None
-        runner: Runner | None = None
-        try:
-            bundle_dir = self._cache.cached(a.bundle_digest)
-            if bundle_dir is None:
-                step(Phase.DOWNLOADING)
-                self._cache.download(a)
-                self._reporter.event(EventKind.DOWNLOADED, a, generation)
-                step(Phase.VERIFYING)
-                bundle_dir = self._cache.verify_and_install(a.bundle_digest)
-            else:
-                step(Phase.VERIFYING)
-                self._reporter.event(EventKind.DOWNLOADED, a, generation)
-            self._reporter.event(EventKind.VERIFIED, a, generation)
-            step(Phase.LOADING)
-            runner = load_runner(bundle_dir, expected_name=a.name, expected_version=a.version)
-            step(Phase.WARMING_UP)
-            warm_up(runner)
-            step(Phase.ACTIVATING)
-            self._models.activate(
-                LoadedModel(a.name, a.version, a.bundle_digest, bundle_dir, runner, a.deployment_id)
-            )
-            self._persist()
-            step(Phase.ACTIVE)
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if not isinstance(exc, AgentError):
-                logger.exception("%s: unexpected failure", label)
-                reason = f"internal error: {type(exc).__name__}: {reason}"
-            if runner is not None:
-                runner.close()
-            self._cache.discard_staging(a.bundle_digest)
-            step(Phase.FAILED)
-            logger.warning("%s: deployment failed: %s", label, reason)
-            self._reporter.event(EventKind.FAILED, a, generation, reason)
-            transient = isinstance(exc, TransientDownloadError)
-            return Failure(f"{a.name} {a.version}: {reason}", transient)
-        logger.info("%s: activated (%s)", label, runner.backend)
-        self._reporter.event(EventKind.ACTIVATED, a, generation)
-        return None
-
     # -- persistence and restart -----------------------------------------------------------
 
-    def _persist(self) -> None:
+    def _persist(self, *, strict: bool = False) -> None:
         state = PersistedState(
+            accepted_generation=self.accepted_generation,
+            accepted_digest=self.accepted_digest,
             generation=self.generation,
             last_error=self.last_error,
             failed=self.failed,
@@ -247,6 +256,8 @@ class DeploymentManager:
             save_state(self._data_dir, state)
         except OSError as exc:
             logger.error("%s: cannot persist state: %s", self._label, exc)
+            if strict:
+                raise
 
     def restore(self) -> None:
         """Serve the persisted models again, re-verifying each bundle before loading it.
@@ -255,6 +266,8 @@ class DeploymentManager:
         reported again until a later generation succeeds.
         """
         state = load_state(self._data_dir)
+        self.accepted_generation = state.accepted_generation
+        self.accepted_digest = state.accepted_digest
         self.generation = state.generation
         self.last_error = state.last_error
         self.failed = state.failed
@@ -277,10 +290,10 @@ class DeploymentManager:
                     pm.name, pm.version, pm.bundle_digest, bundle_dir, runner, pm.deployment_id
                 )
             )
-            self._phases[pm.name] = Phase.ACTIVE
+            self._installer.phases[pm.name] = Phase.ACTIVE
             logger.info("%s: restored %s %s", self._label, pm.name, pm.version)
         if failures:
-            # forget the generation so the retained desired state is applied again
+            # forget the processed generation so the retained command is applied again
             self.generation = -1
             self.last_error = failures[0]
             self.failed = True

@@ -33,6 +33,10 @@ _discovered = False
 _lock = threading.Lock()
 
 
+#: Modules of this package that are not runner plugins.
+_NOT_PLUGINS = frozenset({"base", "choice"})
+
+
 def register(cls: type[Runner]) -> None:
     """Called by ``Runner.__init_subclass__`` for every concrete plugin class."""
     _REGISTRY[cls.key] = cls
@@ -44,7 +48,7 @@ def _discover() -> None:
         if _discovered:
             return
         for module in pkgutil.iter_modules(__path__):
-            if module.name == "base":
+            if module.name in _NOT_PLUGINS:
                 continue
             try:
                 importlib.import_module(f"{__name__}.{module.name}")

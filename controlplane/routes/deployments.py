@@ -7,8 +7,8 @@ import logging
 from fastapi import APIRouter
 
 from controlplane import crud
-from controlplane.deps import PublisherDep, SessionDep
-from controlplane.desired import publish_desired
+from controlplane.commands import publish_commands
+from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.schemas import DeploymentCreate, DeploymentCreated, DeploymentPublic
 from controlplane.views import deployment_created, list_deployments
 
@@ -18,12 +18,21 @@ router = APIRouter(prefix="/deployments", tags=["deployments"])
 
 
 @router.post(
-    "", status_code=201, responses={404: {"description": "unknown model, version or fleet"}}
+    "",
+    status_code=201,
+    responses={
+        404: {"description": "unknown model, version or fleet"},
+        503: {"description": "the trust document does not certify this control plane's key"},
+    },
 )
 def create_deployment(
-    body: DeploymentCreate, session: SessionDep, publisher: PublisherDep
+    body: DeploymentCreate, session: SessionDep, publisher: PublisherDep, signer: SignerDep
 ) -> DeploymentCreated:
-    """Record the deployment, bump each device's generation, publish its desired state."""
+    """Record the deployment, bump each device's generation, publish its signed command.
+
+    An operator rollback is a deployment of an older version: a new, higher generation.
+    """
+    signer.check_ready(session)
     deployment, version, targets = crud.create_deployment(
         session, model=body.model, version=body.version, fleet=body.fleet
     )
@@ -36,7 +45,7 @@ def create_deployment(
         len(targets),
     )
     if targets:
-        publish_desired(session, publisher, device_ids=[t.device_id for t in targets])
+        publish_commands(session, signer, publisher, device_ids=[t.device_id for t in targets])
     return deployment_created(deployment, version, targets)
 
 

@@ -9,7 +9,7 @@ from fastapi import Path as PathParam
 
 from controlplane import crud
 from controlplane.bundles import verify_version
-from controlplane.deps import SessionDep, StoreDep, TrustedKeysDep
+from controlplane.deps import SessionDep, StoreDep, TrustDep
 from controlplane.errors import NotFound
 from controlplane.schemas import (
     MODEL_NAME_PATTERN,
@@ -31,7 +31,6 @@ ModelName = Annotated[str, PathParam(pattern=MODEL_NAME_PATTERN)]
         200: {"description": "the same version was registered before (idempotent)"},
         400: {"description": "signature, manifest, blobs or metadata rejected"},
         409: {"description": "the version exists with another bundle digest"},
-        503: {"description": "no trusted release keys configured"},
     },
 )
 def create_version(
@@ -40,12 +39,13 @@ def create_version(
     response: Response,
     session: SessionDep,
     store: StoreDep,
-    trusted_keys: TrustedKeysDep,
+    trust: TrustDep,
 ) -> ModelVersionPublic:
-    """Register a version whose blobs are uploaded, after verifying its signature."""
+    """Register a version whose blobs are uploaded, after verifying its signature against
+    the release keys of the current trust document (revoked keys refused)."""
     verified = verify_version(
         store,
-        trusted_keys,
+        trust.current(session),
         name=name,
         version=body.version,
         signature=body.signature,

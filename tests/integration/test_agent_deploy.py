@@ -1,5 +1,12 @@
 """Agent end to end on loopback: real Mosquitto, real HTTP blob server, real signed
-bundles, real Agent (MQTT link, deployment, ONNX Runtime, OIP REST over uvicorn)."""
+bundles and signed deployment commands, real Agent (MQTT link, deployment, ONNX Runtime,
+OIP REST over uvicorn).
+
+``Setup`` / ``open_setup`` / ``Watcher`` are shared by the other agent integration tests:
+a root of trust (``TrustKit``), a blob server that also serves the trust chain, and a
+test-side MQTT client that publishes deployment commands signed with the kit's
+control-plane key (``Watcher.desire``) or any envelope (``Watcher.command``), and trust
+documents (``Watcher.publish_trust``)."""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +27,25 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import Agent, config_from_mapping
-from model_store import (
-    build_bundle,
-    load_private_key,
-    load_trusted_keys,
-    sign_bundle,
-    write_keypair,
-)
+from model_store import TrustDocument, build_bundle, load_private_key, sign_bundle
 from protocol import (
+    TRUST_TOPIC,
     DeploymentEvent,
-    DesiredState,
     DeviceStatus,
     EventKind,
     ModelAssignment,
+    SignedEnvelope,
     StateReport,
     TopicKind,
     decode,
     device_topic,
     encode,
 )
-from tests.support.blobserver import BlobServer, assignment_for
+from tests.support.blobserver import BlobServer, assignment_for, desired_state, sign_command
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
+from tests.support.trust import TrustKit, make_trust_kit
 
 pytestmark = pytest.mark.integration
 DEVICE = "store-eu-001"
@@ -52,6 +56,7 @@ class Watcher:
     """A test-side MQTT client: publishes desired states, records the device's reports."""
 
     broker: Broker
+    signers: list[Any] = field(default_factory=list)
     events: list[DeploymentEvent] = field(default_factory=list)
     states: list[StateReport] = field(default_factory=list)
     availability: list[bool] = field(default_factory=list)
@@ -74,9 +79,30 @@ class Watcher:
             elif kind == TopicKind.AVAILABILITY and msg.payload:
                 self.availability.append(json.loads(msg.payload)["online"])
 
-    def desire(self, generation: int, *models: ModelAssignment, device: str = DEVICE) -> None:
-        state = DesiredState(device_id=device, generation=generation, models=list(models))
-        self.raw(encode(state), device=device)
+    def desire(
+        self,
+        generation: int,
+        *models: ModelAssignment,
+        device: str = DEVICE,
+        trust_version: int = 1,
+        expires_in: timedelta = timedelta(hours=1),
+    ) -> SignedEnvelope:
+        """Publish a deployment command signed with ``signers`` (the kit's cp key)."""
+        state = desired_state(
+            device, generation, *models, trust_version=trust_version, expires_in=expires_in
+        )
+        envelope = sign_command(state, self.signers)
+        self.command(envelope, device=device)
+        return envelope
+
+    def command(self, envelope: SignedEnvelope, *, device: str = DEVICE) -> None:
+        """Publish any envelope (retained) on the device's desired topic."""
+        self.raw(encode(envelope), device=device)
+
+    def publish_trust(self, document: TrustDocument | bytes) -> None:
+        """Publish a trust document (retained) on the trust topic."""
+        raw = document.raw() if isinstance(document, TrustDocument) else document
+        self.client.publish(TRUST_TOPIC, raw, qos=1, retain=True).wait_for_publish(5)
 
     def raw(self, payload: bytes, *, device: str = DEVICE, retain: bool = True) -> None:
         topic = device_topic(device, TopicKind.DESIRED)
@@ -98,28 +124,41 @@ class Watcher:
 @dataclass
 class Setup:
     tmp: Path
-    keys: list[Any]
-    key_path: Path
-    pub_path: Path
+    kit: TrustKit
     blobs: BlobServer
     watcher: Watcher
     broker: Broker
 
-    def bundle(self, name: str, version: str, *, weight: float = 0.5) -> Path:
+    @property
+    def key_path(self) -> Path:
+        """The release key that signs bundles."""
+        return self.kit.release_key
+
+    def bundle(
+        self, name: str, version: str, *, weight: float = 0.5, key: Path | None = None
+    ) -> Path:
         src = two_input_model(self.tmp / f"src-{version}" / "model.onnx", weight=weight)
         out = self.tmp / "bundles" / f"{name}-{version}"
         build_bundle(src, out, name=name, version=version)
-        sign_bundle(out, load_private_key(self.key_path))
+        sign_bundle(out, load_private_key(key or self.kit.release_key))
         return out
 
     def assignment(self, bundle_dir: Path, deployment_id: int = 1) -> ModelAssignment:
-        return assignment_for(
-            self.blobs, bundle_dir, trusted_keys=self.keys, deployment_id=deployment_id
-        )
+        return assignment_for(self.blobs, bundle_dir, deployment_id=deployment_id)
 
     def agent(
-        self, data_dir: Path | None = None, *, retry_backoff_s: tuple[float, float] = (2.0, 60.0)
+        self,
+        data_dir: Path | None = None,
+        *,
+        retry_backoff_s: tuple[float, float] = (2.0, 60.0),
+        trust_file: Path | None = None,
+        provisioned: bool = True,
+        facts: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> Agent:
+        """An agent pinning the kit's root key, provisioned with the v1 trust file (or
+        ``trust_file``; none if not ``provisioned``: it fetches version 1)."""
+        trust = str(trust_file or self.kit.trust_file) if provisioned else None
         config = config_from_mapping(
             {
                 "device_id": DEVICE,
@@ -127,23 +166,26 @@ class Setup:
                 "broker_url": self.broker.url,
                 "control_plane_url": self.blobs.url,
                 "data_dir": str(data_dir or self.tmp / "agent-data"),
-                "trusted_keys": [str(self.pub_path)],
+                "root_keys": [str(self.kit.root_pub)],
+                "trust": trust,
                 "local_api": "127.0.0.1:0",
                 "heartbeat_interval_s": 0.5,
+                **settings,
             }
         )
-        return Agent(config, facts={"test": True}, retry_backoff_s=retry_backoff_s)
+        facts = {"test": True} if facts is None else facts
+        return Agent(config, facts=facts, retry_backoff_s=retry_backoff_s)
 
 
 @contextmanager
 def open_setup(tmp_path: Path, broker: Broker) -> Iterator[Setup]:
-    """Keys, a blob server and a watcher around ``broker`` (shared with test_agent_fleet)."""
-    key_path, pub_path = write_keypair(tmp_path / "keys", "release")
-    keys = load_trusted_keys([pub_path])
-    watcher = Watcher(broker)
+    """A trust kit, a blob server (serving trust v1) and a watcher around ``broker``."""
+    kit = make_trust_kit(tmp_path / "trust")
+    watcher = Watcher(broker, signers=[load_private_key(kit.cp_key)])
     try:
         with BlobServer() as blobs:
-            yield Setup(tmp_path, keys, key_path, pub_path, blobs, watcher, broker)
+            blobs.serve_trust(kit.trust_file.read_bytes())
+            yield Setup(tmp_path, kit, blobs, watcher, broker)
     finally:
         watcher.close()
 

@@ -40,7 +40,8 @@ def test_simulated_fleet_agents_deploy_independently(env: Setup, tmp_path: Path)
         broker_url=env.broker.url,
         control_plane_url=env.blobs.url,
         data_dir=tmp_path / "sim",
-        trusted_keys=[env.pub_path],
+        root_keys=[env.kit.root_pub],
+        trust_file=env.kit.trust_file,
     )
     assert fleet.device_ids == ["sim-lab-000", "sim-lab-001", "sim-lab-002"]
     with fleet:
@@ -77,8 +78,10 @@ def test_edge_agent_simulate_cli_runs_until_sigterm(env: Setup, tmp_path: Path) 
             env.blobs.url,
             "--data-dir",
             str(tmp_path / "sim"),
-            "--trusted-key",
-            str(env.pub_path),
+            "--root-key",
+            str(env.kit.root_pub),
+            "--trust",
+            str(env.kit.trust_file),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -13,17 +13,17 @@ from urllib.parse import quote
 import pytest
 
 from agent import Agent, config_from_mapping
-from model_store import write_keypair
 from protocol import DeviceStatus
 from tests.integration.test_agent_deploy import Watcher
 from tests.support.mosquitto import run_mosquitto
 from tests.support.ports import free_port, wait_until
+from tests.support.trust import make_trust_kit
 
 pytestmark = pytest.mark.integration
 
 
 def test_broker_down_at_start_then_restarted(tmp_path: Path) -> None:
-    _, pub = write_keypair(tmp_path / "keys", "release")
+    kit = make_trust_kit(tmp_path / "trust")
     port = free_port()
     config = config_from_mapping(
         {
@@ -32,7 +32,8 @@ def test_broker_down_at_start_then_restarted(tmp_path: Path) -> None:
             "broker_url": f"mqtt://127.0.0.1:{port}",
             "control_plane_url": "http://127.0.0.1:9",
             "data_dir": str(tmp_path / "data"),
-            "trusted_keys": [str(pub)],
+            "root_keys": [str(kit.root_pub)],
+            "trust": str(kit.trust_file),
             "local_api": "127.0.0.1:0",
         }
     )
@@ -62,7 +63,7 @@ def _check_connected_round(agent: Agent, watcher: Watcher, *, expected_malformed
 
 
 def _agent(tmp_path: Path, device_id: str, broker_url: str) -> Agent:
-    _, pub = write_keypair(tmp_path / f"keys-{device_id}", "release")
+    kit = make_trust_kit(tmp_path / f"trust-{device_id}")
     config = config_from_mapping(
         {
             "device_id": device_id,
@@ -70,7 +71,8 @@ def _agent(tmp_path: Path, device_id: str, broker_url: str) -> Agent:
             "broker_url": broker_url,
             "control_plane_url": "http://127.0.0.1:9",
             "data_dir": str(tmp_path / device_id),
-            "trusted_keys": [str(pub)],
+            "root_keys": [str(kit.root_pub)],
+            "trust": str(kit.trust_file),
             "local_api": "127.0.0.1:0",
         }
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model_store import load_private_key, sign_bundle, write_keypair
+from model_store import write_keypair
 from protocol import DeviceStatus, EventKind
 from tests.integration.test_agent_deploy import Setup, open_setup
 from tests.support.mosquitto import Broker
@@ -36,21 +36,13 @@ def test_interrupted_download_resumes_with_range(setup: Setup) -> None:
 
 def test_untrusted_signature_and_unsigned_files_are_refused(setup: Setup) -> None:
     other_key, _ = write_keypair(setup.tmp / "other-keys", "rogue")
-    rogue = setup.bundle("det", "6.6.6")
-    sign_bundle(rogue, load_private_key(other_key))  # re-signed by a key the agent does not trust
-    rogue_sig = (rogue / "model.sig").read_bytes()
-    a_rogue = setup.assignment(setup.bundle("det", "6.6.7"))
-    a_rogue = a_rogue.model_copy(
-        update={
-            "version": "6.6.6",
-            "signature": a_rogue.signature.model_copy(
-                update={"sha256": setup.blobs.add(rogue_sig), "size": len(rogue_sig)}
-            ),
-        }
-    )
+    # signed by a key the trust document does not certify
+    a_rogue = setup.assignment(setup.bundle("det", "6.6.6", key=other_key))
     good = setup.assignment(setup.bundle("det", "7.0.0"))
     extra = good.files[0].model_copy(update={"path": "extra.bin"})
-    a_extra = good.model_copy(update={"version": "7.0.0", "files": [*good.files, extra]})
+    a_extra = good.model_copy(
+        update={"files": [*good.files, extra], "size": good.size + extra.size}
+    )
     with setup.agent() as agent:
         setup.watcher.desire(1, a_rogue)
         wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("6.6.6"), 20, "rogue FAILED")

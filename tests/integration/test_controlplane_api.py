@@ -20,8 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from controlplane.app import create_app
-from controlplane.settings import ControlPlaneSettings
-from model_store import generate_private_key, load_private_key, write_keypair
+from model_store import generate_private_key
 from protocol import (
     DESIRED_STATE_FILTER,
     DeploymentEvent,
@@ -31,19 +30,21 @@ from protocol import (
     Heartbeat,
     StateReport,
     TopicKind,
-    decode,
     device_topic,
     encode,
 )
 from tests.support.controlplane import (
     SignedBundle,
+    open_command,
     serve_app,
+    settings,
     signed_bundle,
     upload_blobs,
     upload_bundle,
 )
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ class ControlPlane:
     http: httpx.Client
     mqtt: MqttPeer
     workdir: Path
-    release_key: Any
+    kit: TrustKit
 
     def bundle(
         self, name: str, version: str, *, scale: float = 2.0, key: Any = None
@@ -98,7 +99,7 @@ class ControlPlane:
             self.workdir,
             name=name,
             version=version,
-            private_key=key or self.release_key,
+            private_key=key or self.kit.release_key,
             scale=scale,
         )
 
@@ -119,26 +120,24 @@ class ControlPlane:
         return response.json() if response.status_code == 200 else None
 
     def desired(self, device_id: str) -> list[DesiredState]:
+        """Every command received for ``device_id``, verified with the control-plane key."""
         topic = device_topic(device_id, TopicKind.DESIRED)
-        return [decode(DesiredState, p) for p in self.mqtt.received(topic)]
+        return [open_command(p, self.kit) for p in self.mqtt.received(topic)]
 
 
 @pytest.fixture
-def cp(tmp_path: Path, database_url: str, mosquitto: Broker) -> Iterator[ControlPlane]:
-    key_path, pub_path = write_keypair(tmp_path / "keys")
-    settings = ControlPlaneSettings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        mqtt_url=mosquitto.url,
-        trusted_keys=[pub_path],
+def cp(
+    tmp_path: Path, database_url: str, mosquitto: Broker, trust_kit: TrustKit
+) -> Iterator[ControlPlane]:
+    app = create_app(
+        settings(tmp_path, trust_kit, mqtt_url=mosquitto.url, database_url=database_url)
     )
-    app = create_app(settings)
     peer = MqttPeer(mosquitto.port, "test-peer")
     peer.subscribe(DESIRED_STATE_FILTER)
     try:
         with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
             wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
-            yield ControlPlane(http, peer, tmp_path, load_private_key(key_path))
+            yield ControlPlane(http, peer, tmp_path, trust_kit)
     finally:
         peer.close()
 
@@ -320,7 +319,7 @@ def test_report_registers_device_and_deployments_publish_desired_state(cp: Contr
         late.subscribe(device_topic("dev-1", TopicKind.DESIRED))
         topic = device_topic("dev-1", TopicKind.DESIRED)
         wait_until(lambda: bool(late.received(topic)), 10, "retained desired state")
-        assert decode(DesiredState, late.received(topic)[-1]).generation == 2
+        assert open_command(late.received(topic)[-1], cp.kit).generation == 2
     finally:
         late.close()
 

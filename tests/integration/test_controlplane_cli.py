@@ -6,25 +6,43 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from model_store import write_keypair
+from model_store import (
+    build_trust_document,
+    key_id,
+    load_private_key,
+    load_public_key,
+    write_keypair,
+)
 from tests.support.controlplane import run_controlplane
 from tests.support.mosquitto import Broker
 from tests.support.ports import free_port, wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
 
 def _run_cli(
-    *args: str, tmp_path: Path, data_dir: str | None = None
+    *args: str,
+    tmp_path: Path,
+    kit: TrustKit | None = None,
+    data_dir: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion; with ``kit`` its root key, trust document and cp key."""
     data = data_dir or str(tmp_path / "data")
-    cmd = [sys.executable, "-m", "controlplane.cli", "--data-dir", data, *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
+    cmd = [sys.executable, "-m", "controlplane.cli", "--data-dir", data]
+    if kit is not None:
+        cmd += ["--root-keys", str(kit.root_pub), "--trust", str(kit.trust_file)]
+        cmd += ["--control-plane-key", str(kit.cp_key)]
+    cmd += args
+    own = ("DATABASE_URL", "MQTT_URL", "EDGEFLEET_ROOT_KEYS", "EDGEFLEET_TRUST")
+    env = {k: v for k, v in os.environ.items() if k not in own} | (env or {})
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
 
 
@@ -37,9 +55,8 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], words: str)
     assert lines[0].startswith("edgefleet-controlplane: error: ") and words in lines[0], lines
 
 
-def test_serves_api_and_docs(tmp_path: Path, mosquitto: Broker) -> None:
-    _, pub = write_keypair(tmp_path / "keys")
-    with run_controlplane(tmp_path, mqtt_url=mosquitto.url, trusted_keys=[pub]) as cp:
+def test_serves_api_and_docs(tmp_path: Path, mosquitto: Broker, trust_kit: TrustKit) -> None:
+    with run_controlplane(tmp_path, mqtt_url=mosquitto.url, trust_kit=trust_kit) as cp:
         assert httpx.get(f"{cp.url}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{cp.url}/docs").status_code == 200
         assert "/api/v1/deployments" in httpx.get(f"{cp.url}/openapi.json").json()["paths"]
@@ -49,43 +66,126 @@ def test_serves_api_and_docs(tmp_path: Path, mosquitto: Broker) -> None:
     assert (cp.data_dir / "edgefleet.db").is_file()
 
 
-def test_unreadable_trusted_key_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_unreadable_root_key_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
     result = _run_cli(
-        "--port", str(free_port()), "--trusted-keys", "/nonexistent/release.pub", tmp_path=tmp_path
+        "--port",
+        str(free_port()),
+        *("--root-keys", "/nonexistent/root.pub"),
+        tmp_path=tmp_path,
+        kit=trust_kit,
     )
-    _assert_one_line_error(result, "trusted")
+    _assert_one_line_error(result, "cannot load root keys: trusted key path not found")
 
 
-def test_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_no_root_key_or_signing_key_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
+    """No setting skips verification: without pinned roots or a signing key nothing starts."""
+    port = str(free_port())
+    result = _run_cli("--port", port, tmp_path=tmp_path)
+    _assert_one_line_error(result, "no pinned root keys: set --root-keys or EDGEFLEET_ROOT_KEYS")
+    result = _run_cli("--port", port, "--root-keys", str(trust_kit.root_pub), tmp_path=tmp_path)
+    _assert_one_line_error(result, "no control-plane signing key")
+
+
+def test_uncertified_control_plane_key_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    other_key, other_pub = write_keypair(tmp_path / "keys", "other-cp")
+    result = _run_cli(
+        "--port",
+        str(free_port()),
+        *("--control-plane-key", str(other_key)),
+        tmp_path=tmp_path,
+        kit=trust_kit,
+    )
+    kid = key_id(load_public_key(other_pub))
+    _assert_one_line_error(result, f"control-plane key {kid} is not certified by trust document v1")
+
+
+def _trust_file(tmp_path: Path, kit: TrustKit, *, signer: Path, expires: datetime) -> Path:
+    document = build_trust_document(
+        version=1,
+        expires=expires,
+        roots=[load_private_key(signer).public_key()],
+        releases=[load_public_key(kit.release_pub)],
+        control_planes=[load_public_key(kit.cp_pub)],
+        signers=[load_private_key(signer)],
+    )
+    path = tmp_path / f"trust-{expires.timestamp():.0f}.json"
+    path.write_bytes(document.raw())
+    return path
+
+
+def test_trust_document_not_signed_by_the_pinned_root_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    forger, _ = write_keypair(tmp_path / "keys", "forged-root")
+    later = datetime.now(UTC) + timedelta(days=1)
+    forged = _trust_file(tmp_path, trust_kit, signer=forger, expires=later)
+    result = _run_cli(
+        "--port", str(free_port()), "--trust", str(forged), tmp_path=tmp_path, kit=trust_kit
+    )
+    _assert_one_line_error(result, f"cannot use trust document {forged}: ")
+    assert "not signed by a pinned root key" in result.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    result = _run_cli(
+        "--port", str(free_port()), "--trust", str(garbage), tmp_path=tmp_path, kit=trust_kit
+    )
+    _assert_one_line_error(result, f"cannot use trust document {garbage}: ")
+
+
+def test_expired_trust_document_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
+    earlier = datetime.now(UTC) - timedelta(minutes=1)
+    expired = _trust_file(tmp_path, trust_kit, signer=trust_kit.root_key, expires=earlier)
+    result = _run_cli(
+        "--port", str(free_port()), "--trust", str(expired), tmp_path=tmp_path, kit=trust_kit
+    )
+    _assert_one_line_error(result, "trust document version 1 expired at")
+
+
+def test_settings_from_the_environment(
+    tmp_path: Path, mosquitto: Broker, trust_kit: TrustKit
+) -> None:
+    other_key, _ = write_keypair(tmp_path / "keys", "other-cp")
+    env = {
+        "EDGEFLEET_ROOT_KEYS": str(trust_kit.root_pub),
+        "EDGEFLEET_TRUST": str(trust_kit.trust_file),
+        "EDGEFLEET_CONTROL_PLANE_KEY": str(other_key),
+    }
+    result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, env=env)
+    _assert_one_line_error(result, "is not certified by trust document v1")
+
+
+def test_port_in_use_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = _run_cli("--port", str(taken.getsockname()[1]), tmp_path=tmp_path)
+        result = _run_cli("--port", str(taken.getsockname()[1]), tmp_path=tmp_path, kit=trust_kit)
     _assert_one_line_error(result, "cannot listen")
 
 
-def test_unreachable_database_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_unreachable_database_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
     url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/edgefleet"
-    result = _run_cli("--port", str(free_port()), "--database-url", url, tmp_path=tmp_path)
+    result = _run_cli(
+        "--port", str(free_port()), "--database-url", url, tmp_path=tmp_path, kit=trust_kit
+    )
     _assert_one_line_error(result, "cannot use database")
     assert "secret" not in result.stderr
 
 
-def test_api_serves_while_broker_is_down(tmp_path: Path) -> None:
-    _, pub = write_keypair(tmp_path / "keys")
+def test_api_serves_while_broker_is_down(tmp_path: Path, trust_kit: TrustKit) -> None:
     dead = f"mqtt://user:hunter2@127.0.0.1:{free_port()}"
-    with run_controlplane(tmp_path, mqtt_url=dead, trusted_keys=[pub]) as cp:
+    with run_controlplane(tmp_path, mqtt_url=dead, trust_kit=trust_kit) as cp:
         assert httpx.get(f"{cp.url}/api/v1/devices").json() == []
         assert httpx.get(f"{cp.url}/api/v1/status").json()["connected"] is False
         wait_until(lambda: "cannot reach MQTT broker" in cp.log.read_text(), 10, "retry log line")
     assert "hunter2" not in cp.log.read_text()
 
 
-def test_embedded_broker(tmp_path: Path) -> None:
-    _, pub = write_keypair(tmp_path / "keys")
+def test_embedded_broker(tmp_path: Path, trust_kit: TrustKit) -> None:
     extra = ["--embedded-broker", "--broker-port", str(free_port())]
     with run_controlplane(
-        tmp_path, mqtt_url="mqtt://unused:1", trusted_keys=[pub], extra_args=extra
+        tmp_path, mqtt_url="mqtt://unused:1", trust_kit=trust_kit, extra_args=extra
     ) as cp:
         wait_until(
             lambda: httpx.get(f"{cp.url}/api/v1/status").json()["connected"], 10, "embedded broker"
@@ -107,34 +207,52 @@ def test_bad_flags_are_one_line_exit_2(tmp_path: Path, args: list[str], words: s
     _assert_one_line_error(_run_cli(*args, tmp_path=tmp_path), words)
 
 
-def test_data_dir_that_cannot_be_created_is_one_line_exit_2(tmp_path: Path) -> None:
-    result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, data_dir="/proc/cpx")
+def test_data_dir_that_cannot_be_created_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    result = _run_cli(
+        "--port", str(free_port()), tmp_path=tmp_path, kit=trust_kit, data_dir="/proc/cpx"
+    )
     _assert_one_line_error(result, "/proc/cpx")
     assert not (tmp_path / "data").exists()
 
 
-def test_blob_dir_that_cannot_be_created_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_blob_dir_that_cannot_be_created_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
     """With PostgreSQL the data directory holds only blobs; it is still checked at start."""
     url = "postgresql://postgres@127.0.0.1:5432/postgres"
     result = _run_cli(
-        "--port", str(free_port()), "--database-url", url, tmp_path=tmp_path, data_dir="/proc/cpx"
+        "--port",
+        str(free_port()),
+        "--database-url",
+        url,
+        tmp_path=tmp_path,
+        kit=trust_kit,
+        data_dir="/proc/cpx",
     )
     _assert_one_line_error(result, "cannot use blob directory /proc/cpx/blobs")
 
 
-def test_data_dir_that_is_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_data_dir_that_is_a_file_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
     (tmp_path / "file").write_text("not a directory")
     result = _run_cli(
-        "--port", str(free_port()), tmp_path=tmp_path, data_dir=str(tmp_path / "file")
+        "--port",
+        str(free_port()),
+        tmp_path=tmp_path,
+        kit=trust_kit,
+        data_dir=str(tmp_path / "file"),
     )
     _assert_one_line_error(result, "Not a directory")
 
 
 def test_sqlite_file_in_a_directory_that_cannot_be_created_is_one_line_exit_2(
-    tmp_path: Path,
+    tmp_path: Path, trust_kit: TrustKit
 ) -> None:
     url = "sqlite:////proc/cpx/edgefleet.db"
-    result = _run_cli("--port", str(free_port()), "--database-url", url, tmp_path=tmp_path)
+    result = _run_cli(
+        "--port", str(free_port()), "--database-url", url, tmp_path=tmp_path, kit=trust_kit
+    )
     _assert_one_line_error(result, "cannot create database directory /proc/cpx")
 
 
@@ -146,12 +264,18 @@ def test_sqlite_file_in_a_directory_that_cannot_be_created_is_one_line_exit_2(
         ("not a url", "invalid DATABASE_URL"),
     ],
 )
-def test_bad_database_url_is_one_line_exit_2(tmp_path: Path, url: str, words: str) -> None:
-    result = _run_cli("--port", str(free_port()), "--database-url", url, tmp_path=tmp_path)
+def test_bad_database_url_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit, url: str, words: str
+) -> None:
+    result = _run_cli(
+        "--port", str(free_port()), "--database-url", url, tmp_path=tmp_path, kit=trust_kit
+    )
     _assert_one_line_error(result, words)
     assert "secret" not in result.stderr
 
 
-def test_bad_mqtt_url_is_one_line_exit_2(tmp_path: Path) -> None:
-    result = _run_cli("--port", str(free_port()), "--mqtt-url", "http://h:1", tmp_path=tmp_path)
+def test_bad_mqtt_url_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) -> None:
+    result = _run_cli(
+        "--port", str(free_port()), "--mqtt-url", "http://h:1", tmp_path=tmp_path, kit=trust_kit
+    )
     _assert_one_line_error(result, "invalid MQTT_URL")

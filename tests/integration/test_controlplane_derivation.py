@@ -7,6 +7,7 @@ DeploymentEvent is sent unless a test says so, as if they were published while o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -25,7 +26,8 @@ from protocol import (
     device_topic,
     encode,
 )
-from tests.support.controlplane import register_version, state_report
+from tests.support.controlplane import register_version, signer, state_report
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +47,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def ingester(engine: Engine) -> Ingester:
-    ingester = Ingester(engine, MemoryPublisher())
+def ingester(engine: Engine, trust_kit: TrustKit) -> Ingester:
+    ingester = Ingester(engine, MemoryPublisher(), signer(engine, trust_kit))
     ingester.handle(STATE, state_report("d1"))  # registered at generation 0
     return ingester
 
@@ -69,7 +71,7 @@ def running(digest: str, version: str) -> list[ActiveModel]:
     return [ActiveModel(name="det", version=version, bundle_digest=digest, backend="ort-cpu")]
 
 
-def report(ingester: Ingester, generation: int, **fields: object) -> None:
+def report(ingester: Ingester, generation: int, **fields: Any) -> None:
     ingester.handle(STATE, state_report("d1", generation=generation, **fields))
     assert ingester.stats.errors == 0 and ingester.stats.rejected == 0
 

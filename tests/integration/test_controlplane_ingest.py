@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,15 @@ from sqlmodel import Session
 
 from controlplane import crud
 from controlplane.bundles import verify_version
+from controlplane.commands import CommandSigner, publish_commands
 from controlplane.db import GENERATION_COLUMNS, init_db, make_engine
-from controlplane.desired import desired_states, publish_desired
-from controlplane.errors import NotFound, Unavailable
+from controlplane.desired import desired
+from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
 from controlplane.models import Device
 from controlplane.publisher import MemoryPublisher
-from model_store import FilesystemArtifactStore
+from model_store import FilesystemArtifactStore, build_trust_document, load_private_key
+from model_store import load_public_key as public
 from protocol import (
     MAX_GENERATION,
     Availability,
@@ -34,7 +37,8 @@ from protocol import (
     device_topic,
     encode,
 )
-from tests.support.controlplane import register_version, state_report
+from tests.support.controlplane import register_version, signer, state_report
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +62,13 @@ def publisher() -> MemoryPublisher:
 
 
 @pytest.fixture
-def ingester(engine: Engine, publisher: MemoryPublisher) -> Ingester:
-    return Ingester(engine, publisher)
+def cmd_signer(engine: Engine, trust_kit: TrustKit) -> CommandSigner:
+    return signer(engine, trust_kit)
+
+
+@pytest.fixture
+def ingester(engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner) -> Ingester:
+    return Ingester(engine, publisher, cmd_signer)
 
 
 def _device(engine: Engine, device_id: str) -> Device | None:
@@ -103,7 +112,7 @@ def test_malformed_forged_and_foreign_messages_are_counted_and_skipped(
 
 
 def test_deployment_bumps_generation_and_new_device_gets_latest(
-    ingester: Ingester, engine: Engine, publisher: MemoryPublisher
+    ingester: Ingester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
 ) -> None:
     _version(engine)
     _version(engine, version="2.0.0")
@@ -113,14 +122,15 @@ def test_deployment_bumps_generation_and_new_device_gets_latest(
             crud.create_deployment(session, model="det", version="1.0.0", fleet="nope")
         _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
         assert [t.generation for t in targets] == [1]
-        assert publish_desired(session, publisher, device_ids=["d1"]) == 1
+        assert publish_commands(session, cmd_signer, publisher, device_ids=["d1"]) == 1
         second, _, targets = crud.create_deployment(
             session, model="det", version="2.0.0", fleet="f"
         )
         assert [t.generation for t in targets] == [2]
-        (state,) = desired_states(session)
-        assert state.generation == 2 and state.models[0].version == "2.0.0"
-        assert state.models[0].deployment_id == second.id
+        (state,) = desired(session)
+        assert state.target_generation == 2 and state.assignment.version == "2.0.0"
+        assert state.assignment.deployment_id == second.id
+        assert state.assignment.size == 10 + 20  # model.sig + model.onnx
     latest = publisher.latest("d1")
     assert latest is not None and latest.generation == 1
 
@@ -128,7 +138,7 @@ def test_deployment_bumps_generation_and_new_device_gets_latest(
     ingester.handle(device_topic("d2", TopicKind.STATE), _report("d2", generation=7))
     joined = publisher.latest("d2")
     assert joined is not None and joined.generation == 8
-    assert joined.models[0].deployment_id == second.id
+    assert joined.trust_version == 1
     # a second report does not re-assign
     ingester.handle(device_topic("d2", TopicKind.STATE), _report("d2", generation=8))
     assert [s.generation for s in publisher.published if s.device_id == "d2"] == [8]
@@ -176,11 +186,22 @@ def test_availability(ingester: Ingester, engine: Engine) -> None:
     assert device is not None and device.online is False
 
 
-def test_versions_are_refused_without_trusted_keys(tmp_path: Path) -> None:
+def test_versions_are_refused_when_no_release_key_is_certified(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
     store = FilesystemArtifactStore(tmp_path / "blobs")
-    ref = FileRef(path="model.sig", sha256=DIGEST, size=1)
-    with pytest.raises(Unavailable, match="no trusted release keys"):
-        verify_version(store, [], name="det", version="1", signature=ref, files=[ref])
+    digest, size = store.put_stream([b"a signature"])
+    ref = FileRef(path="model.sig", sha256=digest, size=size)
+    no_release = build_trust_document(
+        version=1,
+        expires=datetime.now(UTC) + timedelta(days=1),
+        roots=[public(trust_kit.root_pub)],
+        releases=[],
+        control_planes=[public(trust_kit.cp_pub)],
+        signers=[load_private_key(trust_kit.root_key)],
+    )
+    with pytest.raises(BundleRejected, match="certifies no release key"):
+        verify_version(store, no_release, name="det", version="1", signature=ref, files=[ref])
 
 
 def test_heartbeats_are_kept_for_registered_devices_only(
@@ -209,7 +230,7 @@ def test_heartbeats_are_kept_for_registered_devices_only(
 
 
 def test_64_bit_generations_are_stored_and_bumped(
-    ingester: Ingester, engine: Engine, publisher: MemoryPublisher
+    ingester: Ingester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
 ) -> None:
     _version(engine)
     ingester.handle(STATE, _report("d1", generation=2**40))
@@ -218,7 +239,7 @@ def test_64_bit_generations_are_stored_and_bumped(
     with Session(engine) as session:
         _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
         assert [t.generation for t in targets] == [2**40 + 1]
-        assert publish_desired(session, publisher) == 1
+        assert publish_commands(session, cmd_signer, publisher) == 1
     latest = publisher.latest("d1")
     assert latest is not None and latest.generation == 2**40 + 1
     device = _device(engine, "d1")

@@ -1,4 +1,5 @@
-"""The bridge re-derives desired state: what was published while the broker was away arrives."""
+"""The bridge republishes from the database: what was published while the broker was away
+arrives, byte-identical after every reconnect, with the trust document alongside."""
 
 from __future__ import annotations
 
@@ -15,20 +16,24 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from controlplane.app import create_app
-from controlplane.settings import ControlPlaneSettings
-from model_store import load_private_key, write_keypair
 from protocol import (
-    DesiredState,
+    TRUST_TOPIC,
     DeviceStatus,
     StateReport,
     TopicKind,
-    decode,
     device_topic,
     encode,
 )
-from tests.support.controlplane import serve_app, signed_bundle, upload_bundle
+from tests.support.controlplane import (
+    open_command,
+    serve_app,
+    settings,
+    signed_bundle,
+    upload_bundle,
+)
 from tests.support.mosquitto import mosquitto_binary
 from tests.support.ports import free_port, wait_for_port, wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -52,34 +57,34 @@ def mosquitto_on(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=5)
 
 
-def _desired_after_connect(port: int, device_id: str, timeout: float = 15) -> DesiredState:
-    got: list[bytes] = []
+def _retained(port: int, topics: list[str], timeout: float = 15) -> dict[str, bytes]:
+    """The retained message of each topic, as an agent connecting now receives it."""
+    got: dict[str, bytes] = {}
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id="agent-probe", protocol=mqtt.MQTTv311
     )
 
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        got.append(bytes(msg.payload))
+        got[msg.topic] = bytes(msg.payload)
 
     client.on_message = on_message
     client.connect("127.0.0.1", port)
-    client.subscribe(device_topic(device_id, TopicKind.DESIRED), qos=1)
+    for topic in topics:
+        client.subscribe(topic, qos=1)
     client.loop_start()
     try:
-        wait_until(lambda: bool(got), timeout, "retained desired state")
+        wait_until(lambda: set(got) == set(topics), timeout, f"retained {topics}")
     finally:
         client.disconnect()
         client.loop_stop()
-    return decode(DesiredState, got[-1])
+    return got
 
 
-def test_desired_state_published_while_broker_down_arrives_after_reconnect(tmp_path: Path) -> None:
-    key_path, pub = write_keypair(tmp_path / "keys")
+def test_desired_state_published_while_broker_down_arrives_after_reconnect(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
     port = free_port()
-    settings = ControlPlaneSettings(
-        data_dir=tmp_path / "data", mqtt_url=f"mqtt://127.0.0.1:{port}", trusted_keys=[pub]
-    )
-    app = create_app(settings)
+    app = create_app(settings(tmp_path, trust_kit, mqtt_url=f"mqtt://127.0.0.1:{port}"))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         connected = lambda: bool(http.get("/api/v1/status").json()["connected"])  # noqa: E731
         with mosquitto_on(port, tmp_path / "broker-1"):
@@ -108,7 +113,7 @@ def test_desired_state_published_while_broker_down_arrives_after_reconnect(tmp_p
         wait_until(lambda: not connected(), 10, "bridge notices the broker is gone")
 
         bundle = signed_bundle(
-            tmp_path, name="det", version="1.0.0", private_key=load_private_key(key_path)
+            tmp_path, name="det", version="1.0.0", private_key=trust_kit.release_key
         )
         assert upload_bundle(http, bundle).status_code == 201
         deployment = http.post(
@@ -116,8 +121,18 @@ def test_desired_state_published_while_broker_down_arrives_after_reconnect(tmp_p
         )
         assert deployment.status_code == 201 and deployment.json()["targets"] == ["dev-1"]
 
+        desired = device_topic("dev-1", TopicKind.DESIRED)
         with mosquitto_on(port, tmp_path / "broker-2"):  # a fresh broker: no retained state
             wait_until(connected, 40, "bridge reconnected")
-            state = _desired_after_connect(port, "dev-1")
-            assert state.generation == 1
+            first = _retained(port, [desired, TRUST_TOPIC])
+            state = open_command(first[desired], trust_kit)
+            assert state.generation == 1 and state.device_id == "dev-1"
             assert state.models[0].deployment_id == deployment.json()["id"]
+            assert first[TRUST_TOPIC] == trust_kit.trust_file.read_bytes()
+        wait_until(lambda: not connected(), 10, "bridge notices the broker is gone again")
+
+        with mosquitto_on(port, tmp_path / "broker-3"):
+            wait_until(connected, 40, "bridge reconnected again")
+            again = _retained(port, [desired, TRUST_TOPIC])
+        # the same signed command, byte for byte: an agent sees nothing new
+        assert again == first

@@ -14,6 +14,7 @@ from controlplane.settings import default_client_id
 from tests.support.controlplane import ControlPlaneProcess, run_controlplane
 from tests.support.mosquitto import Broker, run_mosquitto
 from tests.support.ports import wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +40,11 @@ def _connected(cp: ControlPlaneProcess) -> bool:
 
 
 def test_two_control_planes_with_default_client_ids_both_stay_connected(
-    tmp_path: Path, broker: Broker
+    tmp_path: Path, broker: Broker, trust_kit: TrustKit
 ) -> None:
     with (
-        run_controlplane(tmp_path / "a", mqtt_url=broker.url, trusted_keys=[]) as a,
-        run_controlplane(tmp_path / "b", mqtt_url=broker.url, trusted_keys=[]) as b,
+        run_controlplane(tmp_path / "a", mqtt_url=broker.url, trust_kit=trust_kit) as a,
+        run_controlplane(tmp_path / "b", mqtt_url=broker.url, trust_kit=trust_kit) as b,
     ):
         wait_until(lambda: _connected(a) and _connected(b), 15, "both bridges connected")
         deadline = time.monotonic() + 5  # a collision would flap within a second or two
@@ -60,12 +61,12 @@ def test_two_control_planes_with_default_client_ids_both_stay_connected(
 
 
 def test_a_client_id_taken_by_another_process_is_named_in_a_warning(
-    tmp_path: Path, broker: Broker
+    tmp_path: Path, broker: Broker, trust_kit: TrustKit
 ) -> None:
     same = {"EDGEFLEET_MQTT_CLIENT_ID": "cp-shared"}
     with (
-        run_controlplane(tmp_path / "a", mqtt_url=broker.url, trusted_keys=[], env=same) as a,
-        run_controlplane(tmp_path / "b", mqtt_url=broker.url, trusted_keys=[], env=same) as b,
+        run_controlplane(tmp_path / "a", mqtt_url=broker.url, trust_kit=trust_kit, env=same) as a,
+        run_controlplane(tmp_path / "b", mqtt_url=broker.url, trust_kit=trust_kit, env=same) as b,
     ):
 
         def warned() -> bool:

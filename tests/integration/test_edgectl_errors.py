@@ -18,6 +18,7 @@ from tests.support.controlplane import run_controlplane
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import affine_model
 from tests.support.ports import free_port
+from tests.support.trust import TrustKit
 
 
 @pytest.fixture
@@ -116,13 +117,13 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
 
 def test_unknown_fleet_is_one_clear_line_before_any_upload(
     tmp_path: Path,
-    keys: tuple[Path, Path],
+    trust_kit: TrustKit,
     mosquitto: Broker,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     model = affine_model(tmp_path / "m.onnx")
-    with run_controlplane(tmp_path / "cp", mqtt_url=mosquitto.url, trusted_keys=[keys[1]]) as cp:
-        assert main(_push(cp.url, model, keys[0], "--fleet", "nope")) == 1
+    with run_controlplane(tmp_path / "cp", mqtt_url=mosquitto.url, trust_kit=trust_kit) as cp:
+        assert main(_push(cp.url, model, trust_kit.release_key, "--fleet", "nope")) == 1
         err = _one_line_error(capsys)
         assert "unknown fleet 'nope'" in err and "404" in err
         assert httpx.get(f"{cp.url}/api/v1/models", timeout=5).json() == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from model_store import (
     load_public_key,
     sha256_file,
     sign_bundle,
+    sign_envelope,
     verify_signature,
     write_keypair,
 )
@@ -40,6 +42,7 @@ from tests.support.controlplane import ControlPlaneProcess, run_controlplane
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -98,11 +101,10 @@ def short_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def stack(
-    mosquitto: Broker, database_url: str, short_tmp: Path
-) -> Iterator[tuple[ControlPlaneProcess, SimulatedFleet, Path]]:
-    key, pub = write_keypair(short_tmp / "keys", "release")
+    mosquitto: Broker, database_url: str, short_tmp: Path, trust_kit: TrustKit
+) -> Iterator[tuple[ControlPlaneProcess, SimulatedFleet, TrustKit]]:
     with run_controlplane(
-        short_tmp / "cp", mqtt_url=mosquitto.url, trusted_keys=[pub], database_url=database_url
+        short_tmp / "cp", mqtt_url=mosquitto.url, trust_kit=trust_kit, database_url=database_url
     ) as cp:
         fleet = SimulatedFleet(
             count=DEVICES,
@@ -110,12 +112,12 @@ def stack(
             broker_url=mosquitto.url,
             control_plane_url=cp.url,
             data_dir=short_tmp / "devices",
-            trusted_keys=[pub],
+            root_keys=[trust_kit.root_pub],
             heartbeat_interval_s=1.0,
         )
         with fleet:
             wait_until(lambda: len(_devices(cp.url)) == DEVICES, 30, "devices to register")
-            yield cp, fleet, key
+            yield cp, fleet, trust_kit
 
 
 def _push(cp: ControlPlaneProcess, model: Path, version: str, key: Path) -> int:
@@ -150,12 +152,13 @@ def _publish_retained(broker: Broker, topic: str, payload: bytes) -> None:
 
 
 def test_signed_push_reaches_every_device_and_tampering_is_refused(
-    stack: tuple[ControlPlaneProcess, SimulatedFleet, Path],
+    stack: tuple[ControlPlaneProcess, SimulatedFleet, TrustKit],
     mosquitto: Broker,
     short_tmp: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cp, fleet, key = stack
+    cp, fleet, kit = stack
+    key = kit.release_key
     v1 = two_input_model(short_tmp / "v1" / "det.onnx", weight=0.5)
     assert _push(cp, v1, "1.0.0", key) == 0
     wait_until(lambda: _all_run(cp.url, "1.0.0"), 60, "all devices to run 1.0.0")
@@ -197,37 +200,59 @@ def test_signed_push_reaches_every_device_and_tampering_is_refused(
     assert 400 <= refused.value.status_code < 500
     assert "\n" not in str(refused.value)
 
-    # ...and even a forged desired state sent straight over the broker (a compromised
-    # control plane) pointing at those bytes is refused by the device.
-    signed = verify_signature(sig.read_bytes(), [load_public_key(key.with_suffix(".pub"))])
+    # ...and a device refuses those bytes even when the command pointing at them is
+    # validly signed: a compromised control plane, holding its own signing key.
+    signed = verify_signature(sig.read_bytes(), [load_public_key(kit.release_pub)])
     target = fleet.device_ids[0]
-    current = _devices(cp.url)[target]
-    forged = p.DesiredState(
-        device_id=target,
-        generation=current["generation"] + 1,
-        models=[
-            p.ModelAssignment(
-                deployment_id=424242,
-                name="det",
-                version="3.0.0",
-                bundle_digest=signed.bundle_digest,
-                signature=sig_ref,
-                files=files,
-            )
-        ],
-    )
-    _publish_retained(mosquitto, p.device_topic(target, p.TopicKind.DESIRED), p.encode(forged))
+
+    def command(generation: int) -> p.DesiredState:
+        return p.DesiredState(
+            device_id=target,
+            generation=generation,
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            trust_version=1,
+            models=[
+                p.ModelAssignment(
+                    deployment_id=424242,
+                    name="det",
+                    version="3.0.0",
+                    bundle_digest=signed.bundle_digest,
+                    size=sig_ref.size + sum(f.size for f in files),
+                    signature=sig_ref,
+                    files=files,
+                )
+            ],
+        )
+
+    def publish(desired: p.DesiredState, signer: Path) -> None:
+        envelope = sign_envelope(
+            p.encode(desired), p.DESIRED_STATE_PAYLOAD_TYPE, [load_private_key(signer)]
+        )
+        _publish_retained(
+            mosquitto, p.device_topic(target, p.TopicKind.DESIRED), p.encode(envelope)
+        )
+
+    # A broker-level attacker cannot sign commands at all: refused, nothing changes.
+    rogue, _ = write_keypair(short_tmp / "rogue", "release")
+    generation = _devices(cp.url)[target]["reported_generation"]
+    publish(command(generation + 1), rogue)
     wait_until(
         lambda: _devices(cp.url)[target]["last_error"] is not None,
         30,
-        "the device to report the refusal",
+        "the device to report the unsigned command",
     )
-    assert _devices(cp.url)[target]["reported_generation"] == forged.generation
+    assert _devices(cp.url)[target]["reported_generation"] == generation
+    publish(command(generation + 1), kit.cp_key)
+    wait_until(
+        lambda: _devices(cp.url)[target]["reported_generation"] == generation + 1,
+        30,
+        "the device to process the signed command",
+    )
+    assert "3.0.0" in (_devices(cp.url)[target]["last_error"] or "")
     assert _all_run(cp.url, "2.0.0")
     _assert_serves(cp.url, v2, "det")
 
     # Through the CLI: a bundle signed by a key the control plane does not trust.
-    rogue, _ = write_keypair(short_tmp / "rogue", "release")
     capsys.readouterr()
     assert _push(cp, v1, "9.9.9", rogue) == 1
     err = capsys.readouterr().err.strip()

@@ -1,8 +1,11 @@
 """Run the control plane as a real process, and build/upload signed bundles for tests.
 
-``run_controlplane(workdir, mqtt_url=..., trusted_keys=[...])`` starts
-``python -m controlplane.cli`` on a free loopback port, waits for ``/healthz`` and stops
-it at exit; its log is ``workdir/controlplane.log``.
+``run_controlplane(workdir, mqtt_url=..., trust_kit=kit)`` starts
+``python -m controlplane.cli`` with the kit's root key, trust document and control-plane
+key on a free loopback port, waits for ``/healthz`` and stops it at exit; its log is
+``workdir/controlplane.log``. ``settings(...)`` and ``signer(...)`` give the same
+configuration in-process; ``trust_update(...)`` signs a next trust version and
+``open_command(...)`` verifies a published deployment command like an agent would.
 
 ``signed_bundle(...)`` builds a bundle from a real ONNX model with model_store and signs
 it; ``upload_bundle(http, bundle)`` PUTs its blobs and registers the version.
@@ -19,9 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +36,35 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane import crud
+from controlplane.commands import CommandSigner
+from controlplane.settings import ControlPlaneSettings
+from controlplane.trust import TrustStore
 from model_store import (
     SIGNATURE_FILENAME,
     build_bundle,
+    build_trust_document,
     bundle_files,
+    decode_envelope,
     generate_private_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    open_envelope,
     sha256_file,
     sign_bundle,
 )
-from protocol import DeviceStatus, FileRef, StateReport, encode
+from protocol import (
+    DESIRED_STATE_PAYLOAD_TYPE,
+    DesiredState,
+    DeviceStatus,
+    FileRef,
+    StateReport,
+    decode,
+    encode,
+)
 from tests.support.onnx_models import affine_model
 from tests.support.ports import free_port
+from tests.support.trust import TrustKit
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +90,7 @@ def run_controlplane(
     workdir: Path,
     *,
     mqtt_url: str,
-    trusted_keys: list[Path],
+    trust_kit: TrustKit,
     database_url: str | None = None,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
@@ -94,13 +116,26 @@ def run_controlplane(
         str(data_dir),
         "--mqtt-url",
         mqtt_url,
+        "--root-keys",
+        str(trust_kit.root_pub),
+        "--trust",
+        str(trust_kit.trust_file),
+        "--control-plane-key",
+        str(trust_kit.cp_key),
     ]
-    if trusted_keys:
-        cmd += ["--trusted-keys", ",".join(str(k) for k in trusted_keys)]
     if database_url:
         cmd += ["--database-url", database_url]
     cmd += extra_args or []
-    own = ("DATABASE_URL", "MQTT_URL", "EDGEFLEET_MQTT_CLIENT_ID", "EDGEFLEET_HTTP_PORT")
+    own = (
+        "DATABASE_URL",
+        "MQTT_URL",
+        "EDGEFLEET_MQTT_CLIENT_ID",
+        "EDGEFLEET_HTTP_PORT",
+        "EDGEFLEET_ROOT_KEYS",
+        "EDGEFLEET_TRUST",
+        "EDGEFLEET_CONTROL_PLANE_KEY",
+        "EDGEFLEET_COMMAND_TTL",
+    )
     child_env = {k: v for k, v in os.environ.items() if k not in own} | (env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(_REPO), child_env.get("PYTHONPATH")])
@@ -182,7 +217,12 @@ class SignedBundle:
 def signed_bundle(
     workdir: Path, *, name: str, version: str, private_key: Any = None, scale: float = 2.0
 ) -> SignedBundle:
-    """Build a bundle of an affine ONNX model (``scale`` varies its bytes) and sign it."""
+    """Build a bundle of an affine ONNX model (``scale`` varies its bytes) and sign it.
+
+    ``private_key``: a key, a key file (e.g. ``trust_kit.release_key``) or None (a new key).
+    """
+    if isinstance(private_key, Path):
+        private_key = load_private_key(private_key)
     key = private_key if private_key is not None else generate_private_key()
     work = Path(tempfile.mkdtemp(prefix=f"bundle-{name}-{version}-", dir=workdir))
     source = affine_model(work / "src" / "model.onnx", scale=scale)
@@ -210,6 +250,66 @@ def upload_bundle(http: Any, bundle: SignedBundle) -> httpx.Response:
         f"/api/v1/models/{bundle.name}/versions", json=bundle.request()
     )
     return response
+
+
+# -- trust ----------------------------------------------------------------------------
+
+
+def settings(
+    workdir: Path, trust_kit: TrustKit, *, mqtt_url: str, **more: Any
+) -> ControlPlaneSettings:
+    """In-process settings with the kit's root key, trust document and control-plane key."""
+    fields: dict[str, Any] = {
+        "data_dir": workdir / "data",
+        "mqtt_url": mqtt_url,
+        "root_keys": [trust_kit.root_pub],
+        "trust": trust_kit.trust_file,
+        "control_plane_key": trust_kit.cp_key,
+    }
+    return ControlPlaneSettings(**(fields | more))
+
+
+def signer(engine: Engine, trust_kit: TrustKit, *, ttl_s: int = 7 * 86400) -> CommandSigner:
+    """A command signer on ``engine`` (bootstrapping its trust chain from the kit)."""
+    store = TrustStore.open(
+        engine, [load_public_key(trust_kit.root_pub)], bootstrap=trust_kit.trust_file.read_bytes()
+    )
+    key = load_private_key(trust_kit.cp_key)
+    return CommandSigner(key=key, trust=store, ttl=timedelta(seconds=ttl_s))
+
+
+def trust_update(
+    kit: TrustKit,
+    version: int,
+    *,
+    roots: Sequence[Path] | None = None,
+    releases: Sequence[Path] | None = None,
+    control_planes: Sequence[Path] | None = None,
+    revoked: Sequence[Path] = (),
+    signers: Sequence[Path] | None = None,
+    expires: datetime | None = None,
+) -> bytes:
+    """Trust document ``version`` (keys given as .pub paths; default: the kit's), signed
+    by the kit's root unless ``signers`` (private key paths) says otherwise."""
+    document = build_trust_document(
+        version=version,
+        expires=expires or datetime.now(UTC) + timedelta(days=30),
+        roots=[load_public_key(p) for p in (roots or [kit.root_pub])],
+        releases=[load_public_key(p) for p in (releases or [kit.release_pub])],
+        control_planes=[load_public_key(p) for p in (control_planes or [kit.cp_pub])],
+        revoked=[key_id(load_public_key(p)) for p in revoked],
+        signers=[load_private_key(p) for p in (signers or [kit.root_key])],
+    )
+    return document.raw()
+
+
+def open_command(raw: bytes, kit: TrustKit, *, cp_pub: Path | None = None) -> DesiredState:
+    """Verify a published command with the control-plane key, as an agent does; its state."""
+    public = load_public_key(cp_pub or kit.cp_pub)
+    payload, _ = open_envelope(
+        decode_envelope(raw), DESIRED_STATE_PAYLOAD_TYPE, {key_id(public): public}
+    )
+    return decode(DesiredState, payload)
 
 
 # -- ingestion ------------------------------------------------------------------------

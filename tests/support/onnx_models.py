@@ -75,3 +75,22 @@ def bool_input_model(path: Path) -> Path:
         [helper.make_node("Where", ["mask", "x", "zero"], ["y"])], "masked", [x, m], [y], [zero]
     )
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def external_data_model(path: Path, *, location: str = "weights/two_input.data") -> Path:
+    """``two_input_model`` with its weight ``W`` in the external data file ``location``
+    (relative to the model's directory), as ``onnx.save(save_as_external_data=True)`` writes.
+    The 8-byte constants stay inline (ONNX Runtime's shape inference cannot read an
+    external Unsqueeze ``axes``)."""
+    two_input_model(path)
+    model = onnx.load(str(path))
+    (path.parent / location).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        size_threshold=64,  # compared with sys.getsizeof(raw_data): W only
+    )
+    return path

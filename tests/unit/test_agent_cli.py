@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from tests.support.trust import make_trust_kit
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,16 +38,30 @@ def test_missing_config_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "no such config file" in result.stderr
 
 
-def test_missing_trusted_key_is_one_line_exit_2(tmp_path: Path) -> None:
+_CONFIG = (
+    'device_id = "d1"\nfleet = "f"\nbroker_url = "mqtt://127.0.0.1:1"\n'
+    'control_plane_url = "http://127.0.0.1:1"\ndata_dir = "data"\nlocal_api = "127.0.0.1:0"\n'
+)
+
+
+def test_missing_root_key_is_one_line_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text(
-        'device_id = "d1"\nfleet = "f"\nbroker_url = "mqtt://127.0.0.1:1"\n'
-        'control_plane_url = "http://127.0.0.1:1"\ndata_dir = "data"\n'
-        'trusted_keys = ["missing.pub"]\nlocal_api = "127.0.0.1:0"\n'
-    )
+    config.write_text(_CONFIG + 'root_keys = ["missing.pub"]\n')
     result = _run("run", "--config", str(config))
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr and "trusted_keys" in result.stderr
+    assert "Traceback" not in result.stderr and "root_keys" in result.stderr
+
+
+def test_trust_file_not_signed_by_the_pinned_root_is_one_line_exit_2(tmp_path: Path) -> None:
+    kit = make_trust_kit(tmp_path / "kit")
+    other = make_trust_kit(tmp_path / "other")  # another root signed this trust file
+    config = tmp_path / "agent.toml"
+    config.write_text(_CONFIG + f'root_keys = ["{kit.root_pub}"]\ntrust = "{other.trust_file}"\n')
+    result = _run("run", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("edge-agent: error: trust:") and "pinned root" in last
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -67,7 +82,7 @@ def test_missing_trusted_key_is_one_line_exit_2(tmp_path: Path) -> None:
             "http://h",
             "--data-dir",
             "d",
-            "--trusted-key",
+            "--root-key",
             "k",
         ],
         [
@@ -82,7 +97,7 @@ def test_missing_trusted_key_is_one_line_exit_2(tmp_path: Path) -> None:
             "http://h",
             "--data-dir",
             "d",
-            "--trusted-key",
+            "--root-key",
             "k",
         ],
     ],

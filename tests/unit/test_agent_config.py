@@ -15,7 +15,8 @@ fleet = "store-eu"
 broker_url = "mqtt://store-eu-001:s3cret@127.0.0.1:1883"
 control_plane_url = "http://127.0.0.1:8080/"
 data_dir = "data"
-trusted_keys = ["keys/release.pub"]
+root_keys = ["keys/root.pub"]
+trust = "trust.json"
 local_api = "127.0.0.1:0"
 """
 
@@ -30,7 +31,9 @@ def test_good_config_resolves_paths_against_the_file(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, GOOD))
     assert config.device_id == "store-eu-001"
     assert config.data_dir == tmp_path / "data"
-    assert config.trusted_keys == [tmp_path / "keys/release.pub"]
+    assert config.root_keys == [tmp_path / "keys/root.pub"]
+    assert config.trust == tmp_path / "trust.json"
+    assert config.download_timeout_s == 600 and config.download_stall_timeout_s == 60
     assert config.control_plane_url == "http://127.0.0.1:8080"
     assert config.local_api_address == ("127.0.0.1", 0)
     assert config.heartbeat_interval_s == 30

@@ -7,12 +7,15 @@ import time
 
 import pytest
 
-from agent.deployment import Backoff, Inbox
-from protocol import DesiredState
+from agent.deployment import Backoff, Inbox, Work, WorkKind
+from protocol import EnvelopeSignature, SignedEnvelope
 
 
-def _desired(generation: int) -> DesiredState:
-    return DesiredState(device_id="d1", generation=generation, models=[])
+def _command(n: int) -> SignedEnvelope:
+    """An (unsigned, never verified here) envelope standing for command ``n``."""
+    return SignedEnvelope(
+        payloadType="t", payload=f"cGF5{n:04d}", signatures=[EnvelopeSignature(keyid="k", sig="s")]
+    )
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
@@ -28,28 +31,32 @@ def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
 
 def test_retry_is_handed_out_after_its_delay() -> None:
     inbox = Inbox("t", retry_initial_s=0.2, retry_max_s=1.0)
-    d1 = _desired(1)
-    assert inbox.retry_later(d1) == 0.2
+    c1 = _command(1)
+    assert inbox.retry_later(c1) == 0.2
     started = time.monotonic()
-    assert inbox.next() is d1
+    work = inbox.next()
+    assert work == Work(WorkKind.COMMAND, envelope=c1, retry=True)
     assert time.monotonic() - started >= 0.19
-    assert inbox.retry_later(d1) == 0.4  # same generation: the delay doubles
-    assert inbox.retry_later(_desired(2)) == 0.2  # a new generation starts again
+    assert inbox.retry_later(c1) == 0.4  # same command: the delay doubles
+    assert inbox.retry_later(_command(2)) == 0.2  # another command starts again
 
 
-def test_pending_desired_state_comes_before_the_retry() -> None:
+def test_pending_command_comes_before_the_retry_and_trust_before_both() -> None:
     inbox = Inbox("t", retry_initial_s=30, retry_max_s=60)
-    inbox.retry_later(_desired(1))
-    d2 = _desired(2)
-    inbox.submit(d2)
-    assert inbox.next() is d2  # no 30 s wait: the newer generation goes first
+    inbox.retry_later(_command(1))
+    c2 = _command(2)
+    inbox.submit_command(_command(3))
+    inbox.submit_command(c2)  # the newest arrival wins
+    inbox.submit_trust(b"trust")
+    assert inbox.next() == Work(WorkKind.TRUST, raw=b"trust")
+    assert inbox.next() == Work(WorkKind.COMMAND, envelope=c2)  # no 30 s wait
 
 
 def test_cancelled_retry_is_not_handed_out_and_stop_wakes_the_worker() -> None:
     inbox = Inbox("t", retry_initial_s=0.05, retry_max_s=0.05)
-    inbox.retry_later(_desired(1))
+    inbox.retry_later(_command(1))
     inbox.cancel_retry()
-    got: list[DesiredState | None] = []
+    got: list[Work | None] = []
     worker = threading.Thread(target=lambda: got.append(inbox.next()))
     worker.start()
     time.sleep(0.2)

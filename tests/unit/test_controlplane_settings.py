@@ -20,7 +20,10 @@ ENV = (
     "EDGEFLEET_DATA_DIR",
     "DATABASE_URL",
     "MQTT_URL",
-    "EDGEFLEET_TRUSTED_KEYS",
+    "EDGEFLEET_ROOT_KEYS",
+    "EDGEFLEET_TRUST",
+    "EDGEFLEET_CONTROL_PLANE_KEY",
+    "EDGEFLEET_COMMAND_TTL",
     "EDGEFLEET_MQTT_CLIENT_ID",
     "EDGEFLEET_HTTP_PORT",
 )
@@ -37,7 +40,9 @@ def test_defaults() -> None:
     assert settings.data_dir == Path("edgefleet-data")
     assert settings.db_url == f"sqlite:///{Path('edgefleet-data') / 'edgefleet.db'}"
     assert settings.mqtt == parse_mqtt_url("mqtt://127.0.0.1:1883")
-    assert settings.trusted_keys == []
+    assert settings.root_keys == [] and settings.trust is None
+    assert settings.control_plane_key is None
+    assert settings.command_ttl == 7 * 24 * 3600
     assert settings.mqtt_client_id == default_client_id(None)
 
 
@@ -60,18 +65,31 @@ def test_http_port_is_checked() -> None:
         ControlPlaneSettings(http_port=70000)
 
 
+@pytest.mark.parametrize("ttl", ["0", "-5", "59", "forever"])
+def test_command_ttl_is_checked(monkeypatch: pytest.MonkeyPatch, ttl: str) -> None:
+    monkeypatch.setenv("EDGEFLEET_COMMAND_TTL", ttl)
+    with pytest.raises(ValueError, match=r"command_ttl|EDGEFLEET_COMMAND_TTL"):
+        ControlPlaneSettings()
+
+
 def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EDGEFLEET_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db:5432/edgefleet")
     monkeypatch.setenv("MQTT_URL", "mqtt://cp:s3cret@broker:1884")
-    monkeypatch.setenv("EDGEFLEET_TRUSTED_KEYS", f"{tmp_path}/a.pub, {tmp_path}/keys")
+    monkeypatch.setenv("EDGEFLEET_ROOT_KEYS", f"{tmp_path}/a.pub, {tmp_path}/keys")
+    monkeypatch.setenv("EDGEFLEET_TRUST", f"{tmp_path}/trust.json")
+    monkeypatch.setenv("EDGEFLEET_CONTROL_PLANE_KEY", f"{tmp_path}/cp.key")
+    monkeypatch.setenv("EDGEFLEET_COMMAND_TTL", "3600")
     monkeypatch.setenv("EDGEFLEET_MQTT_CLIENT_ID", "cp-1")
     settings = ControlPlaneSettings()
     assert settings.data_dir == tmp_path
     assert settings.db_url == "postgresql+psycopg://u:p@db:5432/edgefleet"
     assert settings.mqtt.host == "broker" and settings.mqtt.port == 1884
     assert (settings.mqtt.username, settings.mqtt.password) == ("cp", "s3cret")
-    assert settings.trusted_keys == [tmp_path / "a.pub", tmp_path / "keys"]
+    assert settings.root_keys == [tmp_path / "a.pub", tmp_path / "keys"]
+    assert settings.trust == tmp_path / "trust.json"
+    assert settings.control_plane_key == tmp_path / "cp.key"
+    assert settings.command_ttl == 3600
     assert settings.mqtt_client_id == "cp-1"
     assert "s3cret" not in settings.describe() and ":p@" not in settings.describe()
 
@@ -83,10 +101,13 @@ def test_keyword_arguments_override_environment(
     flags: dict[str, Any] = {
         "mqtt_url": "mqtt://flag:1999",
         "data_dir": tmp_path,
-        "trusted_keys": "x.pub",
+        "root_keys": "x.pub",
+        "trust": "t.json",
+        "control_plane_key": "cp.key",
     }
     settings = ControlPlaneSettings(**flags)  # as the CLI passes its flags
-    assert settings.mqtt.host == "flag" and settings.trusted_keys == [Path("x.pub")]
+    assert settings.mqtt.host == "flag" and settings.root_keys == [Path("x.pub")]
+    assert (settings.trust, settings.control_plane_key) == (Path("t.json"), Path("cp.key"))
     assert settings.db_url == f"sqlite:///{tmp_path / 'edgefleet.db'}"
 
 

@@ -18,12 +18,15 @@ def _samples() -> list[BaseModel]:
         p.DesiredState(
             device_id="dev-1",
             generation=7,
+            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+            trust_version=2,
             models=[
                 p.ModelAssignment(
                     deployment_id=3,
                     name="det",
                     version="1.4.0",
                     bundle_digest=SHA,
+                    size=910,
                     signature=p.FileRef(path="model.sig", sha256=SHA, size=900),
                     files=[ref],
                 )
@@ -45,6 +48,11 @@ def _samples() -> list[BaseModel]:
                 )
             ],
             hardware={"arch": "x86_64", "cores": 4},
+        ),
+        p.SignedEnvelope(
+            payload_type=p.DESIRED_STATE_PAYLOAD_TYPE,
+            payload="e30=",
+            signatures=[p.EnvelopeSignature(keyid="k" * 64, sig="c2ln")],
         ),
         p.DeploymentEvent(
             device_id="dev-1",
@@ -81,7 +89,7 @@ def test_topic_round_trips_and_names_its_message(kind: p.TopicKind) -> None:
     assert topic.startswith("edgefleet/v1/devices/")
     assert p.parse_device_topic(topic) == ("store-eu-001", kind)
     assert p.message_type_for(kind).__name__ in {
-        "DesiredState",
+        "SignedEnvelope",
         "StateReport",
         "DeploymentEvent",
         "Heartbeat",
@@ -122,7 +130,7 @@ def test_foreign_topics_are_refused(topic: str) -> None:
     ],
 )
 def test_malformed_payloads_raise_one_line_protocol_errors(payload: bytes) -> None:
-    for message_type in (p.DesiredState, p.Availability):
+    for message_type in (p.DesiredState, p.SignedEnvelope, p.Availability):
         with pytest.raises(p.ProtocolError) as info:
             p.decode(message_type, payload)
         assert "\n" not in str(info.value)
@@ -154,3 +162,15 @@ def test_broker_urls_parse_the_same_everywhere_and_never_leak_the_password() -> 
     for bad in ("http://h", "mqtt://", "mqtt://h:99999", "h:1883"):
         with pytest.raises(p.ProtocolError):
             p.parse_broker_url(bad)
+
+
+def test_envelopes_use_the_dsse_field_names_on_the_wire() -> None:
+    env = p.SignedEnvelope(
+        payload_type=p.TRUST_PAYLOAD_TYPE,
+        payload="e30=",
+        signatures=[p.EnvelopeSignature(keyid="a" * 64, sig="c2ln")],
+    )
+    wire = p.encode(env)
+    assert b'"payloadType":"application/vnd.edgefleet.trust.v1+json"' in wire
+    assert p.decode(p.SignedEnvelope, wire) == env
+    assert p.TRUST_TOPIC == "edgefleet/v1/trust"

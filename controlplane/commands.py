@@ -1,0 +1,219 @@
+"""Signed deployment commands: each device's desired state, signed by the control-plane key.
+
+A command is a ``protocol.DesiredState`` (device id, generation, ``expires_at`` = signing
+time + ``EDGEFLEET_COMMAND_TTL``, ``trust_version``, the model assignment with its
+declared ``size``) in a DSSE envelope (payload type ``DESIRED_STATE_PAYLOAD_TYPE``)
+signed by this control plane's key, which the current trust document must certify.
+
+The agent refuses an equal generation with different content, so the last signed
+command of each device is stored (``DeviceCommand``) and republished **byte-identical**
+while it is still good: same deployment, same trust version, same signing key, a
+generation the device has not gone past, and more than half its lifetime left.
+Otherwise it is re-signed with a **new, higher generation**
+(``max(last command, device's reported generation) + 1``, or the generation a new
+deployment just assigned). Generations therefore only grow, and a given generation
+is only ever signed once per device.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from sqlmodel import Session, col, select
+
+from controlplane.desired import Desired, desired
+from controlplane.errors import Unavailable
+from controlplane.models import Device, DeviceCommand, utcnow
+from controlplane.publisher import DesiredStatePublisher, SignedCommand
+from controlplane.schemas import as_utc
+from controlplane.trust import TrustStore, certifies
+from model_store import TrustDocument, key_id, sign_envelope
+from protocol import DESIRED_STATE_PAYLOAD_TYPE, MAX_GENERATION, DesiredState, encode
+
+logger = logging.getLogger(__name__)
+
+
+def _command(row: DeviceCommand) -> SignedCommand:
+    return SignedCommand(
+        device_id=row.device_id,
+        generation=row.generation,
+        trust_version=row.trust_version,
+        expires_at=as_utc(row.expires_at),
+        raw=bytes(row.envelope),
+    )
+
+
+class CommandSigner:
+    """Signs and keeps each device's deployment command (one per process; thread-safe)."""
+
+    def __init__(self, *, key: EllipticCurvePrivateKey, trust: TrustStore, ttl: timedelta) -> None:
+        self._key = key
+        self.key_id = key_id(key.public_key())
+        self.trust = trust
+        self.ttl = ttl
+        # Serialises sign decisions in this process (SQLite ignores FOR UPDATE; on
+        # PostgreSQL the device row lock serialises replicas).
+        self._lock = threading.Lock()
+
+    def refusal(self, document: TrustDocument, now: datetime) -> str | None:
+        """Why nothing can be signed under ``document`` now, or None."""
+        if not certifies(document, self.key_id):
+            return (
+                f"control-plane key {self.key_id} is not certified by trust document "
+                f"v{document.version}"
+            )
+        if now >= document.expires:
+            return (
+                f"trust document v{document.version} expired at {document.expires.isoformat()}; "
+                "POST the next version to /api/v1/trust"
+            )
+        return None
+
+    def check_ready(self, session: Session, *, now: datetime | None = None) -> TrustDocument:
+        """The current trust document; Unavailable (503) if commands cannot be signed."""
+        document = self.trust.current(session)
+        reason = self.refusal(document, now or utcnow())
+        if reason is not None:
+            raise Unavailable(reason)
+        return document
+
+    def reusable(
+        self,
+        stored: DeviceCommand | None,
+        device: Device,
+        want: Desired,
+        document: TrustDocument,
+        now: datetime,
+    ) -> bool:
+        """Whether ``stored`` may be republished as it is (see the module docstring)."""
+        return (
+            stored is not None
+            and stored.deployment_id == want.deployment_id
+            and stored.generation >= max(device.generation, device.reported_generation)
+            and stored.trust_version == document.version
+            and stored.key_id == self.key_id
+            and as_utc(stored.expires_at) - now > self.ttl / 2
+        )
+
+    def command_for(
+        self, session: Session, device_id: str, *, now: datetime | None = None
+    ) -> tuple[SignedCommand, bool] | None:
+        """The device's command and whether it was signed now; None if it has none.
+
+        Unavailable if a new command is needed but cannot be signed (see :meth:`refusal`).
+        """
+        now = now or utcnow()
+        with self._lock:
+            device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+            found = desired(session, device_ids=[device_id])
+            if device is None or not found:
+                session.rollback()
+                return None
+            want = found[0]
+            stored = session.get(DeviceCommand, device_id, populate_existing=True)
+            document = self.trust.current(session)
+            if self.reusable(stored, device, want, document, now):
+                assert stored is not None
+                session.rollback()
+                return _command(stored), False
+            reason = self.refusal(document, now)
+            if reason is not None:
+                session.rollback()
+                raise Unavailable(reason)
+            floor = max(stored.generation if stored else 0, device.reported_generation)
+            generation = device.generation if device.generation > floor else floor + 1
+            if generation > MAX_GENERATION:
+                session.rollback()
+                logger.warning("device %s has no higher generation left to sign", device_id)
+                return (_command(stored), False) if stored is not None else None
+            state = DesiredState(
+                device_id=device_id,
+                generation=generation,
+                issued_at=now,
+                expires_at=now + self.ttl,
+                trust_version=document.version,
+                models=[want.assignment],
+            )
+            envelope = sign_envelope(encode(state), DESIRED_STATE_PAYLOAD_TYPE, [self._key])
+            fields: dict[str, Any] = {
+                "generation": generation,
+                "deployment_id": want.deployment_id,
+                "trust_version": document.version,
+                "key_id": self.key_id,
+                "expires_at": state.expires_at,
+                "signed_at": now,
+                "envelope": encode(envelope),
+            }
+            row = stored or DeviceCommand(device_id=device_id, **fields)
+            row.sqlmodel_update(fields)
+            device.generation = generation
+            session.add(row)
+            session.add(device)
+            session.commit()
+            session.refresh(row)
+            logger.info(
+                "signed command for %s: generation %s, deployment %s, trust v%s",
+                device_id,
+                generation,
+                want.deployment_id,
+                document.version,
+            )
+            return _command(row), True
+
+
+def publish_commands(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    *,
+    device_ids: Iterable[str] | None = None,
+    now: datetime | None = None,
+    changed_only: bool = False,
+) -> int:
+    """(Re-)sign where needed and publish the commands of ``device_ids`` (default: all).
+
+    With ``changed_only`` only freshly signed commands are published. A command that
+    cannot be signed now (key not certified, trust expired) is logged; the device's last
+    command is republished as it is. Returns how many were handed to the publisher.
+    """
+    now = now or utcnow()
+    wanted = desired(session, device_ids=device_ids)
+    ids = [w.device_id for w in wanted]
+    devices = {d.id: d for d in session.exec(select(Device).where(col(Device.id).in_(ids))).all()}
+    stored = {
+        c.device_id: c
+        for c in session.exec(select(DeviceCommand).where(col(DeviceCommand.device_id).in_(ids)))
+    }
+    document = signer.trust.current(session)
+    refused: list[str] = []
+    sent = 0
+    for want in wanted:
+        row, device = stored.get(want.device_id), devices.get(want.device_id)
+        command: SignedCommand | None
+        fresh = False
+        if device is not None and signer.reusable(row, device, want, document, now):
+            assert row is not None
+            command = _command(row)
+        else:
+            try:
+                result = signer.command_for(session, want.device_id, now=now)
+            except Unavailable as exc:
+                refused.append(str(exc))
+                result = (_command(row), False) if row is not None else None
+            if result is None:
+                continue
+            command, fresh = result
+        if (fresh or not changed_only) and publisher.publish_desired(command):
+            sent += 1
+    if refused:
+        logger.error(
+            "cannot sign deployment commands for %d device(s) (they keep their last one): %s",
+            len(refused),
+            refused[0],
+        )
+    return sent

@@ -1,0 +1,139 @@
+"""``edgectl bundle build|sign|verify``: OpenSSF model-signing bundles, offline.
+
+``build`` makes an unsigned bundle directory (model files + ``edgefleet.json``), which
+``edgectl bundle sign`` or upstream ``model_signing sign key DIR --signature
+DIR/model.sig --private_key KEY`` can sign. ``sign`` writes ``model.sig``:
+
+* ``bundle sign DIR --key KEY``: signs the directory DIR in place (every file in it, like
+  upstream ``model_signing``); with ``--out OUT`` it copies DIR to OUT and signs the copy.
+* ``bundle sign MODEL --key KEY --name N --version V --out OUT``: builds a bundle from a
+  ``.onnx`` file or model directory into OUT first, then signs it.
+
+``verify`` checks the trust document (against ``--root`` if given, else against its own
+root role) and then the bundle against the release keys it certifies: exit 0 "valid: ...",
+exit 1 "invalid: <reason>", exit 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgectl.errors import UsageError, VerificationError
+from edgectl.trust_cmds import SubParsers, verify_trust_file
+from model_store import (
+    METADATA_FILENAME,
+    BundleError,
+    SignatureError,
+    build_bundle,
+    key_id,
+    load_private_key,
+    sign_bundle,
+    verify_bundle,
+    verify_bundle_trusted,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    build_bundle(args.path, args.out, name=args.name, version=args.version)
+    print(
+        f"built unsigned bundle {args.out} ({args.name} {args.version}); sign it with "
+        f"'edgectl bundle sign {args.out} --key KEY' or 'model_signing sign key {args.out} "
+        f"--signature {args.out}/model.sig --private_key KEY'"
+    )
+    return 0
+
+
+def _copy_bundle(source: Path, out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"output {out} already exists")
+    try:
+        shutil.copytree(source, out, symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        raise UsageError(f"cannot copy {source} to {out}: {exc}") from exc
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    if not args.path.exists():
+        raise UsageError(f"not found: {args.path}")
+    if not args.key.is_file():
+        raise UsageError(f"signing key not found: {args.key}")
+    key = load_private_key(args.key)
+    if args.name is not None or args.version is not None:
+        if args.name is None or args.version is None or args.out is None:
+            raise UsageError("building a bundle to sign needs --name, --version and --out")
+        build_bundle(args.path, args.out, name=args.name, version=args.version)
+        target = args.out
+    elif not args.path.is_dir():
+        raise UsageError(
+            f"{args.path} is not a directory: give --name, --version and --out to build a "
+            "bundle from a model file"
+        )
+    elif args.out is not None:
+        _copy_bundle(args.path, args.out)
+        target = args.out
+    else:
+        target = args.path
+    sign_bundle(target, key)
+    manifest = verify_bundle(target, [key.public_key()])
+    print(
+        f"signed {target}: {len(manifest.files)} file(s), bundle digest "
+        f"{manifest.bundle_digest}, release key {key_id(key.public_key())[:16]}"
+    )
+    if not (target / METADATA_FILENAME).is_file():
+        print(
+            f"note: {target} has no {METADATA_FILENAME}; 'edgectl push' needs one "
+            "(build it with 'edgectl bundle build' or --name/--version)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    if not args.path.is_dir():
+        raise UsageError(f"bundle directory not found: {args.path}")
+    now = datetime.now(UTC)
+    trust, against = verify_trust_file(args.trust, args.root, now)
+    try:
+        manifest = verify_bundle_trusted(args.path, trust, now=now)
+    except (SignatureError, BundleError) as exc:
+        raise VerificationError(f"invalid: {exc}") from exc
+    print(
+        f"valid: {manifest.subject_name}: {len(manifest.files)} file(s), bundle digest "
+        f"{manifest.bundle_digest}, signed by release key {manifest.key_id[:16]}; trust "
+        f"document version {trust.version} verified against {against}"
+    )
+    return 0
+
+
+def add_commands(sub: SubParsers) -> None:
+    """Register ``bundle build|sign|verify`` on the top-level subparsers."""
+    bundle = sub.add_parser("bundle", help="build, sign and verify model bundles").add_subparsers(
+        dest="bundle_cmd", required=True
+    )
+    build = bundle.add_parser("build", help="build an unsigned bundle directory")
+    build.add_argument("path", type=Path, help="a .onnx file or a directory with one")
+    build.add_argument("--name", required=True)
+    build.add_argument("--version", required=True)
+    build.add_argument("--out", type=Path, required=True, help="new bundle directory")
+    build.set_defaults(handler=_cmd_build)
+
+    sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
+    sign.add_argument("path", type=Path, help="bundle directory, or a model with --name/--version")
+    sign.add_argument("--key", type=Path, required=True, help="release private key")
+    sign.add_argument("--out", type=Path, help="sign a copy / the built bundle here")
+    sign.add_argument("--name", help="build a bundle from PATH first, with this name")
+    sign.add_argument("--version", help="... and this version")
+    sign.set_defaults(handler=_cmd_sign)
+
+    verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")
+    verify.add_argument("path", type=Path, help="bundle directory holding model.sig")
+    verify.add_argument("--trust", type=Path, required=True, help="trust document file")
+    verify.add_argument("--root", type=Path, help="pinned root public key to verify it against")
+    verify.set_defaults(handler=_cmd_verify)

@@ -1,0 +1,148 @@
+"""Bounded downloads: declared sizes, a whole-bundle deadline, stalls, and bundle
+constraints checked before any model file is downloaded. Nothing refused is installed
+and the previous model keeps serving.
+
+Real Mosquitto, a real HTTP blob server that misbehaves on purpose, real bundles."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent import Agent
+from model_store import build_bundle, load_private_key, sign_bundle
+from protocol import DeviceStatus, EventKind, ModelAssignment
+from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.support.mosquitto import Broker
+from tests.support.onnx_models import two_input_model
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+X: dict[str, np.ndarray] = {
+    "x": np.ones((1, 4), dtype=np.float32),
+    "ids": np.array([3], dtype=np.int64),
+}
+SLOW_RETRY = (600.0, 600.0)  # a transient failure is not retried during the test
+
+
+@pytest.fixture
+def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
+    with open_setup(tmp_path, mosquitto) as env:
+        yield env
+
+
+def _serving_v1(setup: Setup, **settings: Any) -> Agent:
+    setup.watcher.desire(1, setup.assignment(setup.bundle("det", "1.0.0")))
+    agent = setup.agent(retry_backoff_s=SLOW_RETRY, **settings)
+    agent.start()
+    wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "v1 ACTIVATED")
+    return agent
+
+
+def _failure(setup: Setup, version: str) -> str:
+    wait_until(lambda: EventKind.FAILED in setup.watcher.kinds(version), 20, f"{version} FAILED")
+    reason = next(
+        e.reason
+        for e in setup.watcher.events
+        if e.kind is EventKind.FAILED and e.model_version == version
+    )
+    assert reason is not None and "\n" not in reason
+    return reason
+
+
+def _fetched(setup: Setup, sha256: str) -> bool:
+    return any(sha256 in path for path, _ in setup.blobs.requests)
+
+
+def _assert_nothing_installed(agent: Agent, a: ModelAssignment) -> None:
+    data = agent.config.data_dir
+    assert not (data / "models" / a.bundle_digest).exists()
+    assert not (data / "staging" / a.bundle_digest).exists()
+    assert [m.version for m in agent.active] == ["1.0.0"]
+    assert agent.status == DeviceStatus.ACTIVE
+    assert agent.infer("det", X)["y"].shape == (1, 3)  # the previous model still serves
+
+
+def _model_ref(a: ModelAssignment) -> Any:
+    return next(f for f in a.files if f.path == "model.onnx")
+
+
+def test_sizes_and_constraints_are_checked_before_downloading(setup: Setup) -> None:
+    agent = _serving_v1(setup)
+    try:
+        # 1. the declared total does not add up: refused before any request
+        a2 = setup.assignment(setup.bundle("det", "2.0.0", weight=2.0), deployment_id=2)
+        a2 = a2.model_copy(update={"size": a2.size + 1})
+        before = len(setup.blobs.requests)
+        setup.watcher.desire(2, a2)
+        assert "declared bundle size" in _failure(setup, "2.0.0")
+        assert len(setup.blobs.requests) == before
+        _assert_nothing_installed(agent, a2)
+
+        # 2. the server announces more than declared (Content-Length): refused at once
+        a3 = setup.assignment(setup.bundle("det", "3.0.0", weight=3.0), deployment_id=3)
+        ref = _model_ref(a3)
+        setup.blobs.blobs[ref.sha256] += b"\0" * 4096
+        setup.watcher.desire(3, a3)
+        assert "more than the declared" in _failure(setup, "3.0.0")
+        _assert_nothing_installed(agent, a3)
+
+        # 3. ...or just streams more (chunked, no length): cut off at the declared size
+        setup.blobs.chunked = True
+        a4 = setup.assignment(setup.bundle("det", "4.0.0", weight=4.0), deployment_id=4)
+        setup.blobs.blobs[_model_ref(a4).sha256] += b"\0" * (1 << 20)
+        setup.watcher.desire(4, a4)
+        assert f"more than the declared {_model_ref(a4).size} bytes" in _failure(setup, "4.0.0")
+        _assert_nothing_installed(agent, a4)
+        setup.blobs.chunked = False
+
+        # 4. a bundle whose constraints this host does not meet: only edgefleet.json is read
+        src = two_input_model(setup.tmp / "src-big" / "model.onnx", weight=5.0)
+        out = setup.tmp / "bundles" / "det-5.0.0"
+        build_bundle(src, out, name="det", version="5.0.0", constraints={"min_ram_bytes": 2**50})
+        sign_bundle(out, load_private_key(setup.kit.release_key))
+        a5 = setup.assignment(out, deployment_id=5)
+        setup.watcher.desire(5, a5)
+        reason = _failure(setup, "5.0.0")
+        assert reason.startswith("cannot meet bundle constraints: "), reason
+        meta = next(f for f in a5.files if f.path == "edgefleet.json")
+        assert _fetched(setup, a5.signature.sha256) and _fetched(setup, meta.sha256)
+        assert not _fetched(setup, _model_ref(a5).sha256)
+        _assert_nothing_installed(agent, a5)
+        assert agent.last_error is not None and "5.0.0" in agent.last_error
+    finally:
+        agent.stop()
+
+
+def test_a_dripping_server_is_aborted_by_the_bundle_deadline(setup: Setup) -> None:
+    agent = _serving_v1(setup, download_timeout_s=1.5)
+    try:
+        a2 = setup.assignment(setup.bundle("det", "2.0.0", weight=2.0), deployment_id=2)
+        setup.blobs.drip[_model_ref(a2).sha256] = 0.02  # one byte every 20 ms: far too slow
+        started = time.monotonic()
+        setup.watcher.desire(2, a2)
+        reason = _failure(setup, "2.0.0")
+        assert "bundle download exceeded 1.5s" in reason
+        assert time.monotonic() - started < 6
+        _assert_nothing_installed(agent, a2)
+    finally:
+        agent.stop()
+
+
+def test_a_stalled_transfer_is_broken_off(setup: Setup) -> None:
+    agent = _serving_v1(setup, download_stall_timeout_s=0.3)
+    try:
+        a2 = setup.assignment(setup.bundle("det", "2.0.0", weight=2.0), deployment_id=2)
+        setup.blobs.drip[_model_ref(a2).sha256] = 5.0  # one byte, then silence
+        setup.watcher.desire(2, a2)
+        reason = _failure(setup, "2.0.0")
+        assert "model.onnx: no data for 0.3s" in reason
+        _assert_nothing_installed(agent, a2)
+        assert agent.last_error is not None and "no data" in agent.last_error
+    finally:
+        agent.stop()

@@ -59,6 +59,14 @@ class Inbox:
             self._command = envelope
             self._cond.notify_all()
 
+    def resubmit_command(self, envelope: SignedEnvelope) -> None:
+        """Evaluate ``envelope`` again (after a trust update) unless a command that
+        arrived meanwhile is waiting: that one is newer and must not be replaced."""
+        with self._cond:
+            if self._command is None:
+                self._command = envelope
+                self._cond.notify_all()
+
     def submit_trust(self, raw: bytes) -> None:
         """Record a trust document from the trust topic (the newest one wins)."""
         with self._cond:

@@ -135,7 +135,7 @@ class DeploymentManager:
             self._report_refusal(f"refused trust document: {exc}")
             return
         if changed and self._last_command is not None:
-            self._inbox.submit_command(self._last_command)  # evaluate it with the new trust
+            self._inbox.resubmit_command(self._last_command)  # evaluate it with the new trust
 
     def handle_command(self, envelope: SignedEnvelope, *, retry: bool = False) -> None:
         """Verify a command, apply the generation rules, then apply it (or refuse it)."""

@@ -228,6 +228,9 @@ def test_attack_same_version_different_content(tmp_path: Path, mosquitto: Broker
         assert_untouched(s)  # (the new det 1.0.0 serves, byte-identical to what was signed)
         v1_on_disk = bundle_files(s.agent.config.data_dir / "models" / s.v1.bundle_digest)
         assert {(f.path, f.sha256) for f in v1_on_disk} == {(f.path, f.sha256) for f in s.v1.files}
-        inputs = {"x": np.ones((1, 4), dtype=np.float32), "ids": np.array([1], dtype=np.int64)}
+        inputs: dict[str, np.ndarray] = {
+            "x": np.ones((1, 4), dtype=np.float32),
+            "ids": np.array([1], dtype=np.int64),
+        }
         served = oip_outputs(s.agent, "det", inputs)["y"]
         assert not np.array_equal(served, direct_outputs(s.v1_dir, inputs)["y"])

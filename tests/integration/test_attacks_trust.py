@@ -9,6 +9,7 @@ What is shared (the serving agent, ``assert_untouched``) is in ``test_attacks.py
 from __future__ import annotations
 
 import json
+import time
 from base64 import b64decode
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent import Agent
+from agent.trust_store import TrustStore
 from model_store import (
     SIGNATURE_FILENAME,
     TrustDocument,
@@ -104,11 +106,11 @@ def test_attack_revoked_key(setup: Setup) -> None:
             signers=[kit.root_key],
         )
         setup.blobs.serve_trust(revoking)
-        setup.watcher.publish_trust(revoking)
-        wait_until(lambda: s.agent.trust_version == 2, 10, "trust version 2")
         a = s.assignment(leaked)
+        # the command names trust v2: the agent fetches and verifies it first
         setup.watcher.desire(s.next_generation(), a, trust_version=2)
         reason = wait_failed(s, a)
+        assert s.agent.trust_version == 2
         assert "signature rejected: signed by an untrusted key" in reason
         assert not s.fetched(file_ref(a, "model.onnx"))
         assert_untouched(s, a)
@@ -213,3 +215,33 @@ def test_attack_root_rotation_version_skip(setup: Setup) -> None:
         _trust_refused(s, 1, "trust update has version 3, expected 2")
         assert s.agent.trust_version == 1 and _persisted_versions(s.agent) == [1]
         assert_untouched(s)
+
+
+def test_command_arriving_during_a_trust_update_is_not_lost(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trust v2 (revoking the leaked release key) on the trust topic, then at once a
+    command naming it: the command must be evaluated. The window between "v2 accepted"
+    and the re-submission is widened to make the race deterministic."""
+    offer = TrustStore.offer
+
+    def slow_offer(self: TrustStore, raw: bytes) -> bool:
+        changed = offer(self, raw)
+        time.sleep(1.0)  # what a busy worker may take between accepting and re-submitting
+        return changed
+
+    monkeypatch.setattr(TrustStore, "offer", slow_offer)
+    kit = setup.kit
+    update = trust_document(
+        2,
+        roots=[kit.root_pub],
+        releases=[kit.release_pub],
+        control_planes=[kit.cp_pub],
+        signers=[kit.root_key],
+    )
+    with serving_v1(setup) as s:
+        setup.watcher.publish_trust(update)
+        wait_until(lambda: s.agent.trust_version == 2, 10, "trust version 2")
+        a = s.assignment(make_bundle(setup, "2.0.0"))
+        setup.watcher.desire(s.next_generation(), a, trust_version=2)
+        wait_until(lambda: s.agent.generation == 2, 5, "generation 2 applied")

@@ -31,6 +31,7 @@ from controlplane.errors import Unavailable
 from controlplane.models import Device, DeviceCommand, utcnow
 from controlplane.publisher import DesiredStatePublisher, SignedCommand
 from controlplane.schemas import as_utc
+from controlplane.status import generation_floor
 from controlplane.trust import TrustStore, certifies
 from model_store import TrustDocument, key_id, sign_envelope
 from protocol import DESIRED_STATE_PAYLOAD_TYPE, MAX_GENERATION, DesiredState, encode
@@ -94,7 +95,8 @@ class CommandSigner:
         return (
             stored is not None
             and stored.deployment_id == want.deployment_id
-            and stored.generation >= max(device.generation, device.reported_generation)
+            and stored.generation
+            >= generation_floor(signed=device.generation, reported=device.reported_generation)
             and stored.trust_version == document.version
             and stored.key_id == self.key_id
             and as_utc(stored.expires_at) - now > self.ttl / 2
@@ -125,7 +127,9 @@ class CommandSigner:
             if reason is not None:
                 session.rollback()
                 raise Unavailable(reason)
-            floor = max(stored.generation if stored else 0, device.reported_generation)
+            floor = generation_floor(
+                signed=stored.generation if stored else 0, reported=device.reported_generation
+            )
             generation = device.generation if device.generation > floor else floor + 1
             if generation > MAX_GENERATION:
                 session.rollback()

@@ -76,3 +76,20 @@ def after_report(target: TargetView, report: ReportView, *, current: bool) -> Ch
     if target.status in (TargetStatus.ACTIVATED, TargetStatus.FAILED):
         return None  # settled; only an event may say an activated deployment failed
     return Change(TargetStatus.FAILED, report.last_error)
+
+
+#: How far above the highest generation this control plane signed a device's reported
+#: generation is still believed (a database restored from a backup lags the devices).
+REPORT_LEAD_LIMIT = 2**20
+
+
+def generation_floor(*, signed: int, reported: int) -> int:
+    """The generation a new command for a device must exceed.
+
+    What we signed, or what the device reports when that is plausibly ours. A report far
+    beyond anything signed is ignored: anyone able to publish on a device's state topic
+    could otherwise make us sign the maximum generation and lock the device out for good.
+    """
+    if reported > signed + REPORT_LEAD_LIMIT:
+        return signed
+    return max(signed, reported)

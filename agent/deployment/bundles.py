@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,20 @@ class BundleCache:
         self._verify_dir(bundle_dir, digest)
         return bundle_dir
 
+    def check_still_trusted(self, digest: str) -> None:
+        """VerificationError unless the installed bundle's signature still verifies against
+        the CURRENT trust document (its files were hashed at install; a revoked release
+        key must stop the bundle even though its bytes did not change)."""
+        signature = self.model_dir(digest) / SIGNATURE_FILENAME
+        try:
+            manifest = verify_signature_trusted(signature.read_bytes(), self._trust())
+        except OSError as exc:
+            raise VerificationError(f"bundle {digest[:12]}: cannot read its signature") from exc
+        except ModelStoreError as exc:
+            raise VerificationError(f"bundle {digest[:12]} is no longer trusted: {exc}") from exc
+        if manifest.bundle_digest != digest:
+            raise VerificationError(f"bundle {digest[:12]}: its signature names another bundle")
+
     def cached(self, digest: str) -> Path | None:
         """The installed bundle if present and still valid, else None (bad copy removed)."""
         if not self.model_dir(digest).is_dir():
@@ -128,7 +143,8 @@ class BundleCache:
         budget = self._fetcher.budget()
         signature = self._fetcher.fetch_bytes(a.signature, budget)
         try:
-            manifest = verify_signature_trusted(signature, self._trust())
+            # new bytes need a current (unexpired) trust document
+            manifest = verify_signature_trusted(signature, self._trust(), now=datetime.now(UTC))
         except ModelStoreError as exc:
             raise VerificationError(f"signature rejected: {exc}") from exc
         if manifest.bundle_digest != a.bundle_digest:

@@ -97,6 +97,13 @@ def verify_command(
     except TrustFetchError as exc:
         fetch_error = exc
         document = trust.ensure()
+        try:  # the fallback must be current too: an expired trust accepts nothing
+            document.check_current(now)
+        except ModelStoreError as expired:
+            raise CommandRefused(
+                f"trust document version {document.version} expired and a newer one "
+                f"cannot be fetched: {exc}"
+            ) from expired
     except TrustStoreError as exc:
         raise CommandRefused(f"no trust document: {exc}") from exc
     try:

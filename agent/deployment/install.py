@@ -88,6 +88,13 @@ class Installer:
         except AgentError:
             current = None
         if current is not None and current.bundle_digest == a.bundle_digest:
+            try:
+                self._cache.check_still_trusted(a.bundle_digest)
+            except AgentError as exc:  # e.g. its release key was revoked: stop serving it
+                self._models.remove(a.name)
+                step(Phase.FAILED)
+                self._reporter.event(EventKind.FAILED, a, generation, str(exc))
+                return Failure(f"{a.name} {a.version}: {exc}", transient=False)
             current.deployment_id = a.deployment_id
             step(Phase.ACTIVE)
             logger.info("%s: already active", label)

@@ -31,6 +31,7 @@ from agent.deployment.install import Failure, Installer, Reporter
 from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
 from agent.deployment.lifecycle import Phase
 from agent.deployment.loading import load_runner, settled_status
+from agent.deployment.revocation import untrusted_models
 from agent.errors import AgentError, CommandRefused, TrustFetchError, TrustStoreError
 from agent.runners.base import Runner
 from agent.serving import LoadedModel, ServedModels
@@ -134,8 +135,21 @@ class DeploymentManager:
         except TrustStoreError as exc:
             self._report_refusal(f"refused trust document: {exc}")
             return
+        if changed:
+            self._retire_untrusted()
         if changed and self._last_command is not None:
             self._inbox.resubmit_command(self._last_command)  # evaluate it with the new trust
+
+    def _retire_untrusted(self) -> None:
+        """Stop serving models the new trust document no longer vouches for (revoked key)."""
+        for model, reason in untrusted_models(self._models, self._cache):
+            self._models.remove(model.name)
+            self._installer.phases.pop(model.name, None)
+            self.last_error = f"stopped serving {model.name} {model.version}: {reason}"
+            logger.warning("%s: %s", self._label, self.last_error)
+        self._persist()
+        self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
+        self._reporter.state_changed()
 
     def handle_command(self, envelope: SignedEnvelope, *, retry: bool = False) -> None:
         """Verify a command, apply the generation rules, then apply it (or refuse it)."""

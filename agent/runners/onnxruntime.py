@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import onnx
 import onnxruntime as ort  # guarded by the registry: ImportError skips this plugin
 
 from agent.errors import InferenceError, InvalidInput, ModelLoadError
 from agent.runners.base import Runner, check_inputs
+from model_store import ModelStoreError
+from model_store.onnx_io import external_data_files
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class OnnxRuntimeRunner(Runner):
     def load(self, bundle_dir: Path, metadata: Any) -> None:
         self.set_signature(metadata)
         model_path = Path(bundle_dir) / str(metadata.model_file)
+        _check_external_data(model_path, Path(bundle_dir))
         try:
             options = ort.SessionOptions()
             options.log_severity_level = 3
@@ -81,6 +85,25 @@ class OnnxRuntimeRunner(Runner):
 
     def close(self) -> None:
         self._session = None
+
+
+def _check_external_data(model_path: Path, bundle_dir: Path) -> None:
+    """External data must be files of this (verified) bundle: never a path that leaves it,
+    whatever the ONNX Runtime version would do with one."""
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+        locations = external_data_files(model)
+    except ModelStoreError as exc:
+        raise ModelLoadError(f"{model_path.name}: {exc}") from exc
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
+        raise ModelLoadError(
+            f"{model_path.name} is not a readable ONNX model: {_line(exc)}"
+        ) from exc
+    for location in locations:
+        if not (bundle_dir / location).is_file():
+            raise ModelLoadError(
+                f"{model_path.name}: external data {location!r} is not in the bundle"
+            )
 
 
 def _line(exc: BaseException) -> str:

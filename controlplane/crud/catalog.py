@@ -19,6 +19,7 @@ from controlplane.models import (
     Model,
     ModelVersion,
 )
+from controlplane.status import generation_floor
 from protocol import MAX_GENERATION, NAME_PATTERN, FileRef
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def assign(session: Session, *, device: Device, deployment: Deployment) -> Deplo
     None, logged, if the device already reported ``MAX_GENERATION``: no higher generation
     exists, so no desired state could ever supersede what it runs.
     """
-    generation = max(device.generation, device.reported_generation) + 1
+    generation = generation_floor(signed=device.generation, reported=device.reported_generation) + 1
     if generation > MAX_GENERATION:
         logger.warning(
             "device %s is at the highest generation (%s); deployment %s not assigned to it",

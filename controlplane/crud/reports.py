@@ -20,7 +20,14 @@ from controlplane.models import (
     TargetStatus,
     utcnow,
 )
-from controlplane.status import Change, ReportView, TargetView, after_event, after_report
+from controlplane.status import (
+    REPORT_LEAD_LIMIT,
+    Change,
+    ReportView,
+    TargetView,
+    after_event,
+    after_report,
+)
 from protocol import DeploymentEvent, Heartbeat, StateReport
 
 logger = logging.getLogger(__name__)
@@ -110,6 +117,13 @@ def apply_state_report(
     device.active_version = first.version if first else None
     device.active_bundle_digest = first.bundle_digest if first else None
     device.backend = first.backend if first else None
+    if report.generation > device.generation + REPORT_LEAD_LIMIT:
+        logger.warning(
+            "device %s reports generation %s, far beyond the %s signed for it: not believed",
+            device_id,
+            report.generation,
+            device.generation,
+        )
     device.reported_generation = report.generation
     device.last_error = report.last_error
     device.local_api = report.local_api

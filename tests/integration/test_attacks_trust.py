@@ -27,6 +27,7 @@ from model_store import (
     verify_signature_trusted,
     write_keypair,
 )
+from protocol import DeviceStatus
 from tests.integration.test_agent_deploy import DEVICE, Setup, open_setup
 from tests.integration.test_attacks import (
     SLOW_RETRY,
@@ -245,3 +246,30 @@ def test_command_arriving_during_a_trust_update_is_not_lost(
         a = s.assignment(make_bundle(setup, "2.0.0"))
         setup.watcher.desire(s.next_generation(), a, trust_version=2)
         wait_until(lambda: s.agent.generation == 2, 5, "generation 2 applied")
+
+
+def test_revoking_the_key_of_the_running_model_stops_it(setup: Setup) -> None:
+    """det 1.0.0 is signed by release key R1; trust v2 revokes R1. The agent stops serving
+    it at once (as a restart would: installed bundles are re-verified), and a command that
+    names it again is refused with the reason."""
+    kit = setup.kit
+    with serving_v1(setup) as s:
+        _, r2_pub = write_keypair(setup.tmp / "release2", "release")
+        revoking = trust_document(
+            2,
+            roots=[kit.root_pub],
+            releases=[r2_pub],
+            control_planes=[kit.cp_pub],
+            revoked=[key_id(load_public_key(kit.release_pub))],
+            signers=[kit.root_key],
+        )
+        setup.blobs.serve_trust(revoking)
+        setup.watcher.publish_trust(revoking)
+        wait_until(lambda: s.agent.trust_version == 2, 10, "trust v2 accepted")
+        wait_until(lambda: s.agent.active == [], 10, "the revoked model to stop serving")
+        assert "no longer trusted" in (s.agent.last_error or "")
+        assert s.agent.status != DeviceStatus.ACTIVE
+        again = s.assignment(s.v1_dir)  # the same bundle, deployed again
+        setup.watcher.desire(s.next_generation(), again, trust_version=2)
+        reason = wait_failed(s, again)
+        assert "untrusted key" in reason and s.agent.active == []

@@ -76,6 +76,20 @@ def _device(engine: Engine, device_id: str) -> Device | None:
         return session.get(Device, device_id)
 
 
+def _signed_up_to(
+    engine: Engine, ingester: Ingester, device_id: str, generation: int, fleet: str = "f"
+) -> None:
+    """Register ``device_id`` as if this control plane had signed up to ``generation``
+    (a report far above anything signed is not believed: see controlplane.status)."""
+    ingester.handle(device_topic(device_id, TopicKind.STATE), _report(device_id, fleet))
+    with Session(engine) as session:
+        device = session.get(Device, device_id)
+        assert device is not None
+        device.generation = generation
+        session.add(device)
+        session.commit()
+
+
 def test_first_report_registers_device_and_fleet(ingester: Ingester, engine: Engine) -> None:
     ingester.handle(
         device_topic("d1", TopicKind.STATE), _report("d1", "lab", hardware={"cpu": "x"})
@@ -233,6 +247,7 @@ def test_64_bit_generations_are_stored_and_bumped(
     ingester: Ingester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
 ) -> None:
     _version(engine)
+    _signed_up_to(engine, ingester, "d1", 2**40 - 1)
     ingester.handle(STATE, _report("d1", generation=2**40))
     device = _device(engine, "d1")
     assert device is not None and device.reported_generation == 2**40
@@ -246,6 +261,13 @@ def test_64_bit_generations_are_stored_and_bumped(
     assert device is not None and device.generation == 2**40 + 1
 
     # a device at the very top: stored, but no higher generation exists to assign
+    _signed_up_to(engine, ingester, "d2", MAX_GENERATION - 1, fleet="g")
+    with Session(engine) as session:  # d2 joins fleet f only now, already at the top
+        d2 = session.get(Device, "d2")
+        assert d2 is not None
+        d2.fleet = "f"
+        session.add(d2)
+        session.commit()
     ingester.handle(device_topic("d2", TopicKind.STATE), _report("d2", generation=MAX_GENERATION))
     top = _device(engine, "d2")
     assert top is not None and top.reported_generation == MAX_GENERATION
@@ -253,7 +275,7 @@ def test_64_bit_generations_are_stored_and_bumped(
     with Session(engine) as session:
         _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
         assert [t.device_id for t in targets] == ["d1"]
-    assert ingester.stats.errors == 0 and ingester.stats.applied == 2
+    assert ingester.stats.errors == 0 and ingester.stats.applied == 4
 
 
 def test_a_report_the_database_cannot_store_is_logged_counted_and_skipped(
@@ -284,6 +306,7 @@ def test_integer_generation_columns_of_an_older_database_are_widened(
                 conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE INTEGER'))
     init_db(engine)  # what the next start-up does
     _version(engine)
+    _signed_up_to(engine, ingester, "d1", 2**40 - 1)
     ingester.handle(STATE, _report("d1", generation=2**40))
     with Session(engine) as session:
         _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")

@@ -16,7 +16,7 @@ from agent.errors import InvalidInput, ModelLoadError, RunnerUnavailable
 from agent.runners.base import TensorSignature
 from agent.runners.onnxruntime import OnnxRuntimeRunner
 from agent.warmup import warm_up, warmup_inputs
-from model_store import build_bundle, load_metadata
+from model_store import BundleMetadata, TensorSpec, build_bundle, load_metadata
 from tests.support.onnx_models import bool_input_model, two_input_model
 
 
@@ -119,3 +119,34 @@ def test_registry_has_onnxruntime_and_skips_a_plugin_without_its_sdk(
     assert isinstance(runners.create_runner(), OnnxRuntimeRunner)
     with pytest.raises(RunnerUnavailable):
         runners.create_runner("tensorrt")
+
+
+@pytest.mark.parametrize("location", ["../outside.bin", "/etc/passwd", "missing.bin"])
+def test_external_data_outside_the_bundle_is_refused_before_onnxruntime_sees_it(
+    tmp_path: Path, location: str
+) -> None:
+    """Even a correctly signed model may name external data outside its bundle; the
+    runner refuses it itself rather than rely on the ONNX Runtime version to."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
+    weight.data_location = TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value=location)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [y], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(bundle / "model.onnx"))
+    metadata = BundleMetadata(
+        name="m",
+        version="1",
+        model_file="model.onnx",
+        inputs=[TensorSpec(name="x", dtype="float32", shape=[4])],
+        outputs=[TensorSpec(name="y", dtype="float32", shape=[4])],
+    )
+    with pytest.raises(ModelLoadError, match="external data") as info:
+        OnnxRuntimeRunner().load(bundle, metadata)
+    assert "onnxruntime" not in str(info.value)  # refused before ONNX Runtime saw it

@@ -57,6 +57,10 @@ from protocol import TRUST_PAYLOAD_TYPE
 
 logger = logging.getLogger(__name__)
 
+#: How many trust versions one catch-up may fetch: a claimed version far ahead is refused
+#: instead of making the device fetch without end.
+MAX_CATCH_UP = 1000
+
 TRUST_FILENAME = "trust.json"
 #: fetches a control-plane path such as ``/api/v1/trust/2`` (DownloadError if it cannot)
 Fetch = Callable[[str], bytes]
@@ -208,6 +212,11 @@ class TrustStore:
         """Verify and persist every version up to ``target`` (``last``: its raw bytes)."""
         with self._lock:
             current = self.ensure()
+            if target - current.version > MAX_CATCH_UP:
+                self._refused(
+                    f"trust document version {target} is {target - current.version} versions "
+                    f"ahead of {current.version} (more than {MAX_CATCH_UP} to fetch)"
+                )
             versions = range(current.version + 1, target + 1)
             raws = [last if (v == target and last is not None) else self._get(v) for v in versions]
             try:

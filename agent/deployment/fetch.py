@@ -77,7 +77,10 @@ class BlobFetcher:
         self.stall_s = stall_s
         self._connect_s = connect_timeout_s
         self._client = httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=connect_timeout_s), follow_redirects=False
+            timeout=httpx.Timeout(30.0, connect=connect_timeout_s),
+            follow_redirects=False,
+            # the size bound counts bytes on the wire: no compressed bodies that expand
+            headers={"Accept-Encoding": "identity"},
         )
 
     def close(self) -> None:

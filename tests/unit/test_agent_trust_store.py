@@ -89,3 +89,21 @@ def test_bad_provisioning_file_is_a_config_error(trust_kit: TrustKit, tmp_path: 
         _store(trust_kit, tmp_path / "d", {}, bogus).load_local()
     with pytest.raises(AgentConfigError, match=r"missing\.json: No such file"):
         _store(trust_kit, tmp_path / "d", {}, tmp_path / "missing.json").load_local()
+
+
+def test_a_version_claimed_far_ahead_is_refused_without_fetching(
+    trust_kit: TrustKit, tmp_path: Path
+) -> None:
+    served: dict[int, bytes] = {}
+    store = _store(trust_kit, tmp_path / "data", served, trust_kit.trust_file)
+    store.load_local()
+    far = trust_document(
+        5000,
+        roots=[trust_kit.root_pub],
+        releases=[trust_kit.release_pub],
+        control_planes=[trust_kit.cp_pub],
+        signers=[trust_kit.root_key],
+    )
+    with pytest.raises(TrustStoreError, match="versions ahead"):
+        store.offer(far.raw())
+    assert store.version == 1

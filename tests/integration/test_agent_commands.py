@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +24,8 @@ from protocol import (
     SignedEnvelope,
     encode,
 )
-from tests.integration.test_agent_deploy import DEVICE, Setup, open_setup
+from tests.integration.test_agent_deploy import DEVICE, Setup
 from tests.support.blobserver import desired_state, sign_command
-from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
@@ -35,12 +33,6 @@ X: dict[str, np.ndarray] = {
     "x": np.ones((1, 4), dtype=np.float32),
     "ids": np.array([3], dtype=np.int64),
 }
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _state_json(agent: Agent) -> dict[str, object]:

@@ -190,12 +190,6 @@ def open_setup(tmp_path: Path, broker: Broker) -> Iterator[Setup]:
         watcher.close()
 
 
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
-
-
 def _inputs(batch: int = 3) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
     return {

@@ -7,8 +7,6 @@ Real Mosquitto, a real HTTP blob server that misbehaves on purpose, real bundles
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +15,7 @@ import pytest
 from agent import Agent
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup, open_setup
-from tests.support.mosquitto import Broker
+from tests.integration.test_agent_deploy import Setup
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
 
@@ -28,12 +25,6 @@ X: dict[str, np.ndarray] = {
     "ids": np.array([3], dtype=np.int64),
 }
 SLOW_RETRY = (600.0, 600.0)  # a transient failure is not retried during the test
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _serving_v1(setup: Setup, **settings: Any) -> Agent:

@@ -8,7 +8,6 @@ inference over the real OIP REST API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ from model_store import (
     sign_bundle,
 )
 from protocol import DeploymentEvent, DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.integration.test_agent_deploy import Setup
 from tests.integration.test_attacks import oip_outputs
-from tests.support.mosquitto import Broker
 from tests.support.onnx_models import external_data_model, two_input_model
 from tests.support.openvino_models import two_input_ir
 from tests.support.ports import wait_until
@@ -38,12 +36,6 @@ pytestmark = pytest.mark.integration
 GIB = 1024**3
 #: made-up but complete host facts, so that only the bundle's own constraint can fail
 FACTS: dict[str, Any] = {"ram_bytes": 16 * GIB, "isa_flags": ["avx2"], "probe_errors": []}
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _inputs() -> dict[str, np.ndarray]:

@@ -11,24 +11,15 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from agent import Agent
 from protocol import DeviceStatus, EventKind, StateReport
-from tests.integration.test_agent_deploy import Setup, open_setup
-from tests.support.mosquitto import Broker
+from tests.integration.test_agent_deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _state_json(agent: Agent) -> dict[str, object]:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from model_store import write_keypair
 from protocol import DeviceStatus, EventKind
-from tests.integration.test_agent_deploy import Setup, open_setup
-from tests.support.mosquitto import Broker
+from tests.integration.test_agent_deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def test_interrupted_download_resumes_with_range(setup: Setup) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import time
 from base64 import b64decode
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +16,8 @@ import pytest
 from agent import Agent
 from model_store import key_id, load_private_key, load_public_key, sign_envelope, write_keypair
 from protocol import TRUST_PAYLOAD_TYPE, DeviceStatus, EventKind, encode
-from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.integration.test_agent_deploy import Setup
 from tests.support.blobserver import trust_document
-from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
@@ -28,12 +25,6 @@ X: dict[str, np.ndarray] = {
     "x": np.ones((1, 4), dtype=np.float32),
     "ids": np.array([3], dtype=np.int64),
 }
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _persisted_versions(agent: Agent) -> list[int]:

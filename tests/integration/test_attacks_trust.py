@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from base64 import b64decode
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from model_store import (
     write_keypair,
 )
 from protocol import DeviceStatus
-from tests.integration.test_agent_deploy import DEVICE, Setup, open_setup
+from tests.integration.test_agent_deploy import DEVICE, Setup
 from tests.integration.test_attacks import (
     SLOW_RETRY,
     Serving,
@@ -40,17 +39,10 @@ from tests.integration.test_attacks import (
     wait_refused,
 )
 from tests.support.blobserver import desired_state, sign_command, trust_document
-from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
 REFUSED_TRUST = "refused trust document: "
-
-
-@pytest.fixture
-def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
-    with open_setup(tmp_path, mosquitto) as env:
-        yield env
 
 
 def _persisted_versions(agent: Agent) -> list[int]:

@@ -6,7 +6,6 @@ The republish rule under test: byte-identical while still good, else a new gener
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from controlplane.trust import TrustStore
 from model_store import load_public_key, write_keypair
 from protocol import TopicKind, device_topic
 from tests.support.controlplane import (
+    DET_V1_DIGEST,
+    DET_V2_DIGEST,
     open_command,
-    register_version,
     signer,
     state_report,
     trust_update,
@@ -36,18 +36,8 @@ from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
-A, B = "aa" * 32, "bb" * 32
+A, B = DET_V1_DIGEST, DET_V2_DIGEST
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    register_version(engine, "det", "1.0.0", digest=A)
-    register_version(engine, "det", "2.0.0", digest=B)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

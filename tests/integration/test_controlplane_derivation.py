@@ -6,7 +6,6 @@ DeploymentEvent is sent unless a test says so, as if they were published while o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane import crud
-from controlplane.db import init_db, make_engine
 from controlplane.ingest import Ingester
 from controlplane.publisher import MemoryPublisher
 from protocol import (
@@ -26,24 +24,18 @@ from protocol import (
     device_topic,
     encode,
 )
-from tests.support.controlplane import register_version, signer, state_report
+from tests.support.controlplane import (
+    DET_V1_DIGEST,
+    DET_V2_DIGEST,
+    signer,
+    state_report,
+)
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
-A = "aa" * 32
-B = "bb" * 32
+A, B = DET_V1_DIGEST, DET_V2_DIGEST
 STATE = device_topic("d1", TopicKind.STATE)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    register_version(engine, "det", "1.0.0", digest=A)
-    register_version(engine, "det", "2.0.0", digest=B)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

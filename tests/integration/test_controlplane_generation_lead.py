@@ -13,12 +13,11 @@ from sqlmodel import Session
 
 from controlplane import crud
 from controlplane.commands import publish_commands
-from controlplane.db import init_db, make_engine
 from controlplane.ingest import Ingester
 from controlplane.publisher import MemoryPublisher
 from controlplane.status import REPORT_LEAD_LIMIT
 from protocol import MAX_GENERATION, TopicKind, device_topic
-from tests.support.controlplane import open_command, register_version, signer, state_report
+from tests.support.controlplane import open_command, signer, state_report
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -30,19 +29,8 @@ def _latest_generation(publisher: MemoryPublisher, kit: TrustKit) -> int:
 
 @pytest.mark.parametrize("lead", [MAX_GENERATION // 2, REPORT_LEAD_LIMIT])
 def test_reported_generation_is_believed_only_within_a_bounded_lead(
-    database_url: str, trust_kit: TrustKit, lead: int
+    engine: Engine, trust_kit: TrustKit, lead: int
 ) -> None:
-    engine = make_engine(database_url)
-    try:
-        _check(engine, trust_kit, lead)
-    finally:
-        engine.dispose()
-
-
-def _check(engine: Engine, trust_kit: TrustKit, lead: int) -> None:
-    init_db(engine)
-    register_version(engine, "det", "1.0.0", digest="aa" * 32)
-    register_version(engine, "det", "2.0.0", digest="bb" * 32)
     commands = signer(engine, trust_kit)
     publisher = MemoryPublisher()
     ingester = Ingester(engine, publisher, commands)

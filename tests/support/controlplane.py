@@ -329,6 +329,10 @@ def state_report(device_id: str, fleet: str = "f", generation: int = 0, **fields
     )
 
 
+#: Bundle digests of the two ``det`` versions the database-level tests register.
+DET_V1_DIGEST, DET_V2_DIGEST = "aa" * 32, "bb" * 32
+
+
 def register_version(
     engine: Engine, name: str = "det", version: str = "1.0.0", *, digest: str = "ab" * 32
 ) -> None:

@@ -6,18 +6,22 @@ Public surface:
                         exponential backoff, ``Inbox``/``Backoff``)
     Reporter            what the manager calls back (events, state changes)
     Command, verify_command, check_fresh              signed deployment commands
-    Lifecycle, Phase, TRANSITIONS, check_transition   the transition table
+    State, Event, TRANSITIONS, next_state, resume_state   the lifecycle table
+    GateSettings, health_gate                         the health gate before commit
+    Book                                              active pointer, journal, bad bundles
     BundleCache, BlobFetcher, Budget                  staging, verification, downloads
     PersistedState, load_state, save_state            ``data_dir/state.json``
 """
 
+from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, check_fresh, verify_command
 from agent.deployment.fetch import BlobFetcher, Budget
+from agent.deployment.gate import health_gate
 from agent.deployment.inbox import Inbox, Work, WorkKind
-from agent.deployment.install import Failure, Installer, Reporter
+from agent.deployment.install import Failure, GateSettings, Installer, Reporter
 from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
-from agent.deployment.lifecycle import TRANSITIONS, Lifecycle, Phase, check_transition
+from agent.deployment.lifecycle import TRANSITIONS, Event, State, next_state, resume_state
 from agent.deployment.manager import DeploymentManager
 from agent.deployment.retry import Backoff
 
@@ -25,23 +29,27 @@ __all__ = [
     "TRANSITIONS",
     "Backoff",
     "BlobFetcher",
+    "Book",
     "Budget",
     "BundleCache",
     "Command",
     "DeploymentManager",
+    "Event",
     "Failure",
+    "GateSettings",
     "Inbox",
     "Installer",
-    "Lifecycle",
     "PersistedModel",
     "PersistedState",
-    "Phase",
     "Reporter",
+    "State",
     "Work",
     "WorkKind",
     "check_fresh",
-    "check_transition",
+    "health_gate",
     "load_state",
+    "next_state",
+    "resume_state",
     "save_state",
     "verify_command",
 ]

@@ -1,13 +1,22 @@
 """The agent's persisted state (``data_dir/state.json``), written atomically.
 
-Holds the highest signed deployment command accepted (``accepted_generation`` and the
-sha256 of its payload, ``accepted_digest``: written *before* the agent acts on it, so a
-replayed older or altered command is refused even after a restart), the highest
-generation processed, the active models and the outcome of that generation
-(``last_error``, ``failed``, ``retryable``). A restarted agent serves the same models
-(after re-verifying their bundles), still reports the failure, ignores a re-delivered
-command it has already applied, and applies again one that failed for a transient reason
-or was interrupted (accepted but not processed).
+One file, so that the active pointer and the deployment journal change together in one
+atomic write (temp file, fsync, rename, fsync of the directory):
+
+- the highest signed deployment command accepted (``accepted_generation`` and the sha256
+  of its payload, ``accepted_digest``), written *before* the agent acts on it, so a
+  replayed older or altered command is refused even after a restart;
+- ``generation``: the highest generation processed, and its outcome (``last_error``,
+  ``failed``, ``retryable``);
+- ``models``: the **active pointer**, the committed version of each model name that a
+  restarted agent serves (after re-verifying its bundle); ``previous``: the version each
+  name ran before, kept in the cache for rollback;
+- ``journal``: the generation being applied (``journal_generation``) and one
+  ``AssignmentJournal`` per model assignment with its lifecycle state, persisted before
+  each step's side effect, and ``crashes``: how often the agent died while the
+  assignment was in flight (the crash-loop counter);
+- ``bad``: bundles given up on this device after too many crashes, each with the
+  generation it was given up in: not tried again until a newer generation arrives.
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.deployment.lifecycle import State
 from agent.fsutil import write_atomically
+from protocol import ModelAssignment
 
 logger = logging.getLogger(__name__)
 
@@ -33,23 +44,50 @@ class PersistedModel(BaseModel):
     bundle_digest: str
     backend: str
     deployment_id: int | None = None
+    #: median warm-up latency measured by the health gate (the baseline of the next one)
+    gate_p50_ms: float | None = None
+
+
+class AssignmentJournal(BaseModel):
+    """One assignment of the generation in progress and where its lifecycle stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    assignment: ModelAssignment
+    state: State = State.IDLE
+    crashes: int = 0
+    #: why it failed, and whether that failure was transient (worth a retry)
+    reason: str | None = None
+    transient: bool = False
+
+
+class BadBundle(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bundle_digest: str
+    generation: int
+    reason: str
 
 
 class PersistedState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    schema_version: int = 2
+    schema_version: int = 3
     #: the highest accepted command and the sha256 (hex) of its signed payload
     accepted_generation: int = -1
     accepted_digest: str | None = None
     #: the highest generation processed (applied, successfully or not)
     generation: int = -1
     models: list[PersistedModel] = Field(default_factory=list)
+    previous: list[PersistedModel] = Field(default_factory=list)
     #: the outcome of ``generation``: its first failure, whether it failed, and whether a
     #: failure was transient (then it is applied again, e.g. when re-delivered)
     last_error: str | None = None
     failed: bool = False
     retryable: bool = False
+    journal_generation: int = -1
+    journal: list[AssignmentJournal] = Field(default_factory=list)
+    bad: list[BadBundle] = Field(default_factory=list)
 
 
 def load_state(data_dir: Path) -> PersistedState:

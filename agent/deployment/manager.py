@@ -24,20 +24,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, check_fresh, verify_command
 from agent.deployment.inbox import Inbox, WorkKind
-from agent.deployment.install import Failure, Installer, Reporter
-from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
-from agent.deployment.lifecycle import Phase
-from agent.deployment.loading import load_runner, settled_status
+from agent.deployment.install import Failure, GateSettings, Installer, Reporter
+from agent.deployment.journal import BadBundle, PersistedState, load_state, save_state
+from agent.deployment.lifecycle import State, is_terminal, resume_state
+from agent.deployment.loading import settled_status
 from agent.deployment.revocation import untrusted_models
 from agent.errors import AgentError, CommandRefused, TrustFetchError, TrustStoreError
-from agent.runners.base import Runner
-from agent.serving import LoadedModel, ServedModels
+from agent.serving import ServedModels
 from agent.trust_store import TrustStore
-from agent.warmup import warm_up
-from protocol import DeviceStatus, SignedEnvelope
+from protocol import DeviceStatus, ModelAssignment, SignedEnvelope
 
 __all__ = ["DeploymentManager", "Failure", "Reporter", "settled_status"]
 
@@ -61,6 +60,9 @@ class DeploymentManager:
         trust: TrustStore,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 60.0,
+        max_crashes: int = 3,
+        gate: GateSettings | None = None,
+        cache_versions: int = 3,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._label = label
@@ -83,13 +85,20 @@ class DeploymentManager:
         #: deployment commands refused (signature, device, generation, expiry, trust)
         self.refused_commands = 0
         self._last_command: SignedEnvelope | None = None
+        self._max_crashes = max(1, max_crashes)
+        #: the active pointer, previous versions, the journal and bad bundles
+        self.book = Book()
+        self._resume: dict[str, State] | None = None
         self._installer = Installer(
             label=label,
             cache=cache,
             models=models,
             reporter=reporter,
+            book=self.book,
+            persist=self._persist_strict,
             set_status=lambda status: setattr(self, "status", status),
-            persist=self._persist,
+            gate=gate,
+            cache_versions=cache_versions,
         )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._thread: threading.Thread | None = None
@@ -105,6 +114,11 @@ class DeploymentManager:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs (false before start, after stop, or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, envelope: SignedEnvelope) -> None:
         """Hand a deployment command to the worker (the newest wins); never blocks long."""
         self._inbox.submit_command(envelope)
@@ -114,6 +128,10 @@ class DeploymentManager:
         self._inbox.submit_trust(raw)
 
     def _run(self) -> None:
+        try:
+            self._resume_interrupted()
+        except Exception:  # a bug must not kill the worker
+            logger.exception("%s: resuming the interrupted deployment failed", self._label)
         while (work := self._inbox.next()) is not None:
             try:
                 if work.kind is WorkKind.TRUST:
@@ -144,7 +162,7 @@ class DeploymentManager:
         """Stop serving models the new trust document no longer vouches for (revoked key)."""
         for model, reason in untrusted_models(self._models, self._cache):
             self._models.remove(model.name)
-            self._installer.phases.pop(model.name, None)
+            self.book.pointer.pop(model.name, None)
             self.last_error = f"stopped serving {model.name} {model.version}: {reason}"
             logger.warning("%s: %s", self._label, self.last_error)
         self._persist()
@@ -211,22 +229,51 @@ class DeploymentManager:
 
     def apply(self, command: Command) -> None:
         desired = command.desired
-        generation = desired.generation
-        logger.info("%s: applying deployment command generation %s", self._label, generation)
-        failures = [
-            f for a in desired.models if (f := self._installer.run(a, generation)) is not None
-        ]
-        wanted = {a.name for a in desired.models}
+        logger.info(
+            "%s: applying deployment command generation %s", self._label, desired.generation
+        )
+        self._apply(desired.generation, desired.models, command)
+
+    def _apply(
+        self,
+        generation: int,
+        assignments: list[ModelAssignment],
+        command: Command | None,
+        *,
+        resume: dict[str, State] | None = None,
+    ) -> None:
+        """Run every assignment of ``generation`` (``resume``: the interrupted ones, from
+        where a restarted agent picks them up); then record the outcome."""
+        book = self.book
+        if book.journal_generation != generation:
+            book.journal_generation, book.journal = generation, {}
+        for a in assignments:
+            book.entry(a)
+        failures: list[Failure] = []
+        for a in assignments:
+            if resume is not None and a.name not in resume:  # settled before the restart
+                entry = book.journal[a.name]
+                if entry.state == State.FAILED:
+                    failures.append(
+                        Failure(f"{a.name} {a.version}: {entry.reason}", entry.transient)
+                    )
+                continue
+            start = resume.get(a.name, State.IDLE) if resume is not None else State.IDLE
+            if (failure := self._installer.run(a, generation, resume=start)) is not None:
+                failures.append(failure)
+        wanted = {a.name for a in assignments}
         for model in self._models.snapshot():
             if model.name not in wanted:
                 logger.info("%s: %s is no longer desired; unloading", self._label, model.name)
                 self._models.remove(model.name)
-                self._installer.phases.pop(model.name, None)
+        for name in [n for n in book.pointer if n not in wanted]:
+            book.previous[name] = book.pointer.pop(name)
         self.generation = generation
         self.last_error = failures[0].message if failures else None
         self.failed = bool(failures)
         self.retryable = any(f.transient for f in failures)
-        self._schedule_retry(command)
+        if command is not None:
+            self._schedule_retry(command)
         self._persist()
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
         self._reporter.state_changed()
@@ -247,7 +294,11 @@ class DeploymentManager:
 
     # -- persistence and restart -----------------------------------------------------------
 
+    def _persist_strict(self) -> None:
+        self._persist(strict=True)
+
     def _persist(self, *, strict: bool = False) -> None:
+        book = self.book
         state = PersistedState(
             accepted_generation=self.accepted_generation,
             accepted_digest=self.accepted_digest,
@@ -255,16 +306,11 @@ class DeploymentManager:
             last_error=self.last_error,
             failed=self.failed,
             retryable=self.retryable,
-            models=[
-                PersistedModel(
-                    name=m.name,
-                    version=m.version,
-                    bundle_digest=m.bundle_digest,
-                    backend=m.backend,
-                    deployment_id=m.deployment_id,
-                )
-                for m in self._models.snapshot()
-            ],
+            models=sorted(book.pointer.values(), key=lambda m: m.name),
+            previous=sorted(book.previous.values(), key=lambda m: m.name),
+            journal_generation=book.journal_generation,
+            journal=[book.journal[name] for name in sorted(book.journal)],
+            bad=sorted(book.bad.values(), key=lambda b: b.bundle_digest),
         )
         try:
             save_state(self._data_dir, state)
@@ -274,10 +320,14 @@ class DeploymentManager:
                 raise
 
     def restore(self) -> None:
-        """Serve the persisted models again, re-verifying each bundle before loading it.
+        """Serve the committed models again (each bundle re-verified before loading), and
+        line up the resumption of a deployment the agent was interrupted in.
 
-        The outcome of the persisted generation (``last_error``, failed, retryable) is
-        reported again until a later generation succeeds.
+        An assignment found in flight counts one more crash; at ``max_crashes`` its bundle
+        is marked bad for this generation and the pointer goes back to the previous
+        version *before* anything is loaded (a model that kills the agent while loading
+        must not kill every restart). The outcome of the persisted generation
+        (``last_error``, failed, retryable) is reported again until a later one succeeds.
         """
         state = load_state(self._data_dir)
         self.accepted_generation = state.accepted_generation
@@ -286,29 +336,79 @@ class DeploymentManager:
         self.last_error = state.last_error
         self.failed = state.failed
         self.retryable = state.retryable
+        book = self.book
+        book.pointer = {m.name: m for m in state.models}
+        book.previous = {m.name: m for m in state.previous}
+        book.journal_generation = state.journal_generation
+        book.journal = {e.assignment.name: e for e in state.journal}
+        book.bad = {b.bundle_digest: b for b in state.bad}
+        resume = self._count_crashes()
         failures: list[str] = []
-        for pm in state.models:
-            runner: Runner | None = None
+        for pm in list(book.pointer.values()):
             try:
-                bundle_dir = self._cache.verify_installed(pm.bundle_digest)
-                runner = load_runner(bundle_dir, expected_name=pm.name, expected_version=pm.version)
-                warm_up(runner)
+                self._models.activate(self._installer.load_committed(pm))
             except AgentError as exc:
-                if runner is not None:
-                    runner.close()
                 failures.append(f"{pm.name} {pm.version}: restore failed: {exc}")
                 logger.warning("%s: %s", self._label, failures[-1])
                 continue
-            self._models.activate(
-                LoadedModel(
-                    pm.name, pm.version, pm.bundle_digest, bundle_dir, runner, pm.deployment_id
-                )
-            )
-            self._installer.phases[pm.name] = Phase.ACTIVE
             logger.info("%s: restored %s %s", self._label, pm.name, pm.version)
-        if failures:
+        if failures and not resume:
             # forget the processed generation so the retained command is applied again
             self.generation = -1
             self.last_error = failures[0]
             self.failed = True
+        if resume:
+            self._resume = resume
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
+
+    def _count_crashes(self) -> dict[str, State]:
+        """Count a crash for every assignment left in flight; where each one resumes."""
+        book = self.book
+        resume: dict[str, State] = {}
+        unfinished = book.journal_generation > self.generation
+        for name, entry in list(book.journal.items()):
+            if is_terminal(entry.state):
+                if unfinished:  # settled, but maybe not reported: report it (again)
+                    resume[name] = entry.state
+                continue
+            crashes = entry.crashes + 1
+            book.journal[name] = entry.model_copy(update={"crashes": crashes})
+            a = entry.assignment
+            logger.warning(
+                "%s: %s %s was interrupted in %s (%d time(s))",
+                self._label,
+                a.name,
+                a.version,
+                entry.state,
+                crashes,
+            )
+            if crashes >= self._max_crashes:
+                book.bad[a.bundle_digest] = BadBundle(
+                    bundle_digest=a.bundle_digest,
+                    generation=book.journal_generation,
+                    reason=f"the agent died {crashes} times while deploying it "
+                    f"(last in {entry.state})",
+                )
+                pointed = book.pointer.get(name)
+                if pointed is not None and pointed.bundle_digest == a.bundle_digest:
+                    previous = book.previous.pop(name, None)
+                    if previous is not None:
+                        book.pointer[name] = previous
+                    else:
+                        book.pointer.pop(name)
+                resume[name] = State.IDLE  # the bad mark turns it into a failure at once
+            else:
+                resume[name] = resume_state(entry.state)
+        if resume:
+            self._persist()  # before loading anything
+        return resume
+
+    def _resume_interrupted(self) -> None:
+        """On the worker, first: finish the generation the agent was interrupted in."""
+        resume, self._resume = self._resume, None
+        if not resume:
+            return
+        generation = self.book.journal_generation
+        assignments = [e.assignment for e in self.book.journal.values()]
+        logger.info("%s: resuming generation %s after a restart", self._label, generation)
+        self._apply(generation, assignments, None, resume=resume)

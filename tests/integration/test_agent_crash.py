@@ -1,0 +1,265 @@
+"""kill -9 at every lifecycle state: a real ``edge-agent run`` process, a real Mosquitto,
+a real blob server, real signed bundles.
+
+For each crash point the agent starts with ``EDGEFLEET_CRASH_AT`` set, SIGKILLs itself
+there while deploying v2 over an active v1, and is started again without it. Afterwards
+exactly one complete, verified version serves (checked through the local API: metadata
+and the outputs of a real inference), the journal is settled, the control plane has been
+told the outcome (event and state report), and the cache holds no half-staged bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from agent.deployment.lifecycle import State
+from model_store import build_bundle, load_private_key, sign_bundle
+from protocol import DeviceStatus, EventKind, ModelAssignment
+from tests.integration.test_agent_deploy import DEVICE, Setup
+from tests.support.agent_process import AgentProcess, write_config
+from tests.support.onnx_models import two_input_model
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+
+#: every point of a good deployment where the agent can die: after the journal
+#: persisted the state (before its side effect), and after the side effect
+CRASH_POINTS = [
+    *(
+        point
+        for state in (
+            State.DOWNLOADING,
+            State.VERIFYING,
+            State.STAGING,
+            State.SELECTING,
+            State.WARMING_UP,
+            State.ACTIVATING,
+        )
+        for point in (str(state), f"{state}:after")
+    ),
+    str(State.COMMITTED),
+]
+
+INPUTS = {
+    "x": np.arange(8, dtype=np.float32).reshape(2, 4) / 10,
+    "ids": np.array([3, 4], dtype=np.int64),
+}
+
+
+def _config(setup: Setup, data_dir: Path, **extra: Any) -> Path:
+    return write_config(
+        data_dir.parent / f"{data_dir.name}.toml",
+        {
+            "device_id": DEVICE,
+            "fleet": "store-eu",
+            "broker_url": setup.broker.url,
+            "control_plane_url": setup.blobs.url,
+            "data_dir": str(data_dir),
+            "root_keys": [str(setup.kit.root_pub)],
+            "trust": str(setup.kit.trust_file),
+            "local_api": "127.0.0.1:0",
+            "heartbeat_interval_s": 1.0,
+            **extra,
+        },
+    )
+
+
+def _nan_bundle(setup: Setup, version: str) -> Path:
+    """Signed and valid, but its outputs are NaN: it must fail the health gate."""
+    src = two_input_model(setup.tmp / f"src-nan-{version}" / "model.onnx", weight=float("nan"))
+    out = setup.tmp / "bundles" / f"det-{version}"
+    build_bundle(src, out, name="det", version=version)
+    sign_bundle(out, load_private_key(setup.kit.release_key))
+    return out
+
+
+def _expected(bundle_dir: Path) -> np.ndarray:
+    session = ort.InferenceSession(str(bundle_dir / "model.onnx"))
+    return np.asarray(session.run(["y"], INPUTS)[0])
+
+
+def _infer_y(base: str) -> tuple[str, np.ndarray]:
+    body = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [2, 4],
+                "datatype": "FP32",
+                "data": INPUTS["x"].ravel().tolist(),
+            },
+            {"name": "ids", "shape": [2], "datatype": "INT64", "data": INPUTS["ids"].tolist()},
+        ]
+    }
+    response = httpx.post(f"{base}/v2/models/det/infer", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    y = next(o for o in answer["outputs"] if o["name"] == "y")
+    return answer["model_version"], np.asarray(y["data"], dtype=np.float32).reshape(y["shape"])
+
+
+def _prepare_v1(setup: Setup) -> tuple[Path, Path, ModelAssignment]:
+    """A data dir in which det 1.0.0 is committed; the v1 bundle dir and its assignment."""
+    v1 = setup.bundle("det", "1.0.0", weight=0.5)
+    a1 = setup.assignment(v1)
+    template = setup.tmp / "template"
+    setup.watcher.desire(1, a1)
+    with setup.agent(template):
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 30, "v1 active")
+    return template, v1, a1
+
+
+def _serving(setup: Setup, version: str) -> str:
+    """Wait for a state report that says ``version`` serves; the local API URL."""
+
+    def ok() -> bool:
+        s = setup.watcher.last_state()
+        return (
+            s is not None
+            and s.status == DeviceStatus.ACTIVE
+            and [(m.name, m.version) for m in s.active] == [("det", version)]
+            and s.local_api is not None
+        )
+
+    wait_until(ok, 60, f"a state report with det {version} active")
+    state = setup.watcher.last_state()
+    assert state is not None and state.local_api is not None
+    return state.local_api
+
+
+def _check_one_version_serves(base: str, version: str, bundle_dir: Path) -> None:
+    meta = httpx.get(f"{base}/v2/models/det", timeout=10).json()
+    assert meta["versions"] == [version]
+    served_version, y = _infer_y(base)
+    assert served_version == version
+    np.testing.assert_allclose(y, _expected(bundle_dir), rtol=1e-6)
+
+
+def _journal(data_dir: Path) -> dict[str, Any]:
+    state = json.loads((data_dir / "state.json").read_text())
+    return {e["assignment"]["name"]: e for e in state["journal"]} | {"_state": state}
+
+
+def _crash_then_restart(
+    setup: Setup, data_dir: Path, point: str, **extra: Any
+) -> tuple[AgentProcess, AgentProcess]:
+    config = _config(setup, data_dir, **extra)
+    crashing = AgentProcess(config, data_dir.parent / f"{data_dir.name}-1.log", crash_at=point)
+    crashing.start()
+    try:
+        code = crashing.wait(90)
+    except subprocess.TimeoutExpired:
+        crashing.stop()
+        pytest.fail(f"the agent did not reach {point}:\n{crashing.log_tail()}")
+    assert code == -9, f"{point}: exit {code}\n{crashing.log_tail()}"
+    restarted = AgentProcess(config, data_dir.parent / f"{data_dir.name}-2.log").start()
+    return crashing, restarted
+
+
+def test_kill_9_at_every_lifecycle_state_then_restart(setup: Setup) -> None:
+    template, _, a1 = _prepare_v1(setup)
+    v2 = setup.bundle("det", "2.0.0", weight=3.0)
+    a2 = setup.assignment(v2, deployment_id=2)
+    setup.watcher.desire(2, a2)
+    for point in CRASH_POINTS:
+        data_dir = setup.tmp / f"crash-{point.replace(':', '-')}"
+        shutil.copytree(template, data_dir)
+        with setup.watcher.lock:
+            setup.watcher.events.clear()
+            setup.watcher.states.clear()
+        _, restarted = _crash_then_restart(setup, data_dir, point)
+        try:
+            wait_until(
+                lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"),
+                60,
+                f"v2 ACTIVATED reported after a crash at {point}",
+            )
+            base = _serving(setup, "2.0.0")
+            _check_one_version_serves(base, "2.0.0", v2)
+            journal = _journal(data_dir)
+            assert journal["det"]["state"] == "committed", point
+            assert journal["_state"]["generation"] == 2
+            assert [m["version"] for m in journal["_state"]["models"]] == ["2.0.0"]
+            assert [m["version"] for m in journal["_state"]["previous"]] == ["1.0.0"]
+            assert (data_dir / "models" / a1.bundle_digest).is_dir()  # kept for rollback
+            assert not (data_dir / "staging" / a2.bundle_digest).exists()
+        except BaseException:
+            print(restarted.log_tail())
+            raise
+        finally:
+            assert restarted.stop() == 0
+
+
+@pytest.mark.parametrize("point", [str(State.ROLLING_BACK), f"{State.ROLLING_BACK}:after"])
+def test_kill_9_while_rolling_back_a_model_that_fails_the_gate(setup: Setup, point: str) -> None:
+    template, v1, _ = _prepare_v1(setup)
+    bad = _nan_bundle(setup, "2.0.0")
+    setup.watcher.desire(2, setup.assignment(bad, deployment_id=2))
+    data_dir = setup.tmp / "data"
+    shutil.copytree(template, data_dir)
+    _, restarted = _crash_then_restart(setup, data_dir, point)
+    try:
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("2.0.0"), 60, "v2 FAILED")
+        failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED][-1]
+        assert failed.reason is not None and "not finite" in failed.reason
+        assert "rolled back to det 1.0.0" in failed.reason
+        _check_one_version_serves(_serving(setup, "1.0.0"), "1.0.0", v1)
+        assert _journal(data_dir)["det"]["state"] == "failed"
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_crash_loop_marks_the_bundle_bad_until_a_new_generation(setup: Setup) -> None:
+    template, v1, _ = _prepare_v1(setup)
+    v2 = setup.bundle("det", "2.0.0", weight=3.0)
+    a2 = setup.assignment(v2, deployment_id=2)
+    setup.watcher.desire(2, a2)
+    data_dir = setup.tmp / "data"
+    shutil.copytree(template, data_dir)
+    config = _config(setup, data_dir, max_deploy_crashes=2)
+    # the model "kills the runtime" while warming up, every time
+    for attempt in (1, 2):
+        proc = AgentProcess(config, setup.tmp / f"loop-{attempt}.log", crash_at="warming_up")
+        assert proc.start().wait(90) == -9, proc.log_tail()
+    # the second crash was the last one: the next start gives up on v2 and says why
+    survivor = AgentProcess(config, setup.tmp / "loop-3.log", crash_at="warming_up").start()
+    try:
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("2.0.0"), 60, "v2 FAILED")
+        failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED][-1]
+        assert failed.reason is not None and "died 2 times" in failed.reason
+        _check_one_version_serves(_serving(setup, "1.0.0"), "1.0.0", v1)
+        state = _journal(data_dir)["_state"]
+        assert [(b["bundle_digest"], b["generation"]) for b in state["bad"]] == [
+            (a2.bundle_digest, 2)
+        ]
+        assert survivor.process is not None and survivor.process.poll() is None
+    finally:
+        assert survivor.stop() == 0
+    # restarted again (hook still armed): v2 is not retried for generation 2
+    with setup.watcher.lock:
+        setup.watcher.states.clear()
+    survivor = AgentProcess(config, setup.tmp / "loop-4.log", crash_at="warming_up").start()
+    try:
+        _check_one_version_serves(_serving(setup, "1.0.0"), "1.0.0", v1)
+        assert survivor.process is not None and survivor.process.poll() is None
+    finally:
+        assert survivor.stop() == 0
+    # a newer generation may try the same bundle again (here it works: no fault)
+    with setup.watcher.lock:
+        setup.watcher.events.clear()
+        setup.watcher.states.clear()
+    setup.watcher.desire(3, a2)
+    fixed = AgentProcess(config, setup.tmp / "loop-5.log").start()
+    try:
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 60, "v2 ACTIVATED")
+        _check_one_version_serves(_serving(setup, "2.0.0"), "2.0.0", v2)
+    finally:
+        assert fixed.stop() == 0

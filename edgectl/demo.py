@@ -39,7 +39,7 @@ MODEL = "demo-classifier"
 VERSION = "1.0.0"
 
 
-def _provision_trust(keys: Path) -> Path:
+def provision_trust(keys: Path) -> Path:
     """Root, release and control-plane key pairs and a root-signed trust document (v1)."""
     for role in ("root", "release", "control-plane"):
         if not (keys / f"{role}.key").exists():
@@ -117,7 +117,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
     http_port, broker_port = free_port(), free_port()
     url, broker = f"http://127.0.0.1:{http_port}", f"mqtt://127.0.0.1:{broker_port}"
     keys = root / "keys"
-    trust = _provision_trust(keys)
+    trust = provision_trust(keys)
     children: list[ChildProcess] = []
     succeeded = False
     signal.signal(signal.SIGTERM, _interrupt)

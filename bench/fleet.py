@@ -1,0 +1,143 @@
+"""A real one-device fleet for the agent benchmarks.
+
+The control plane process (SQLite, embedded MQTT broker), a root of trust made as
+``edgectl demo`` makes it, and one ``edge-agent run`` process with its own agent.toml and
+a fixed loopback port for its local API; models are pushed with ``edgectl``'s own push
+code (signed with the release key). Nothing is faked: the device downloads, verifies,
+gates and activates what is pushed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from edgectl.client import ControlPlaneClient
+from edgectl.demo import provision_trust
+from edgectl.processes import ChildProcess, console_command, free_port, wait_for
+from edgectl.push import push_model
+
+FLEET = "bench"
+DEVICE = "bench-001"
+
+
+class BenchFleet:
+    def __init__(self, root: Path | None = None) -> None:
+        self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="ef-bench-")
+        self.root = root or Path(self._tmp.name if self._tmp else ".")
+        self.keys = self.root / "keys"
+        self.trust = provision_trust(self.keys)
+        self.http_port, self.broker_port, self.api_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.local_api = f"http://127.0.0.1:{self.api_port}"
+        self.children: list[ChildProcess] = []
+        self.agent: ChildProcess | None = None
+        self.client = ControlPlaneClient(self.url)
+        self.config = self.root / "agent.toml"
+        self.config.write_text(
+            "\n".join(
+                [
+                    f'device_id = "{DEVICE}"',
+                    f'fleet = "{FLEET}"',
+                    f'broker_url = "mqtt://127.0.0.1:{self.broker_port}"',
+                    f'control_plane_url = "{self.url}"',
+                    f'data_dir = "{self.root / "device"}"',
+                    f'root_keys = ["{self.keys / "root.pub"}"]',
+                    f'trust = "{self.trust}"',
+                    f'local_api = "127.0.0.1:{self.api_port}"',
+                    "heartbeat_interval_s = 5.0",
+                ]
+            )
+            + "\n"
+        )
+
+    def __enter__(self) -> BenchFleet:
+        self.children.append(
+            ChildProcess(
+                "control plane",
+                [
+                    *console_command("edgefleet-controlplane", "controlplane.cli"),
+                    *("--port", str(self.http_port), "--embedded-broker"),
+                    *("--broker-port", str(self.broker_port)),
+                    *("--data-dir", str(self.root / "controlplane")),
+                    *("--root-keys", str(self.keys / "root.pub"), "--trust", str(self.trust)),
+                    *("--control-plane-key", str(self.keys / "control-plane.key")),
+                ],
+                self.root / "logs" / "controlplane.log",
+            )
+        )
+        wait_for(
+            lambda: bool(self.client.health()),
+            timeout=60,
+            what="the control plane",
+            children=self.children,
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_agent()
+        for child in reversed(self.children):
+            child.stop()
+        self.client.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def start_agent(self) -> float:
+        """Start ``edge-agent run``; the monotonic time just before the spawn."""
+        started = time.monotonic()
+        self.agent = ChildProcess(
+            "agent",
+            [*console_command("edge-agent", "agent.cli"), "run", "--config", str(self.config)],
+            self.root / "logs" / "agent.log",
+        )
+        return started
+
+    def stop_agent(self) -> None:
+        if self.agent is not None:
+            self.agent.stop(timeout=30)
+            self.agent = None
+
+    def device(self) -> dict[str, Any] | None:
+        return next((d for d in self.client.devices() if d.get("id") == DEVICE), None)
+
+    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> None:
+        """Push a model to the fleet and wait until the device runs that version."""
+        push_model(
+            self.client,
+            model,
+            name=name,
+            version=version,
+            fleet=FLEET,
+            key_path=self.keys / "release.key",
+        )
+        wait_for(
+            lambda: (d := self.device()) is not None and d.get("active_version") == version,
+            timeout=timeout,
+            what=f"{DEVICE} to activate {name} {version}",
+            children=[*self.children, *([self.agent] if self.agent else [])],
+        )
+
+    def wait_registered(self, timeout: float = 60.0) -> None:
+        wait_for(
+            lambda: (d := self.device()) is not None and bool(d.get("online")),
+            timeout=timeout,
+            what=f"{DEVICE} to register",
+            children=[*self.children, *([self.agent] if self.agent else [])],
+        )
+
+    def infer_ok(self, name: str, body: dict[str, Any], http: httpx.Client) -> bool:
+        try:
+            response = http.post(f"{self.local_api}/v2/models/{name}/infer", json=body)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

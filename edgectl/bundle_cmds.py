@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    build_bundle(args.path, args.out, name=args.name, version=args.version)
+    build_bundle(args.path, args.out, name=args.name, version=args.version, extra_files=args.extra)
     print(
         f"built unsigned bundle {args.out} ({args.name} {args.version}); sign it with "
         f"'edgectl bundle sign {args.out} --key KEY' or 'model_signing sign key {args.out} "
@@ -65,10 +65,14 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     if not args.key.is_file():
         raise UsageError(f"signing key not found: {args.key}")
     key = load_private_key(args.key)
+    if args.extra and args.name is None and args.version is None:
+        raise UsageError("--extra is added when a bundle is built: give --name and --version")
     if args.name is not None or args.version is not None:
         if args.name is None or args.version is None or args.out is None:
             raise UsageError("building a bundle to sign needs --name, --version and --out")
-        build_bundle(args.path, args.out, name=args.name, version=args.version)
+        build_bundle(
+            args.path, args.out, name=args.name, version=args.version, extra_files=args.extra
+        )
         target = args.out
     elif not args.path.is_dir():
         raise UsageError(
@@ -122,6 +126,14 @@ def add_commands(sub: SubParsers) -> None:
     build.add_argument("--name", required=True)
     build.add_argument("--version", required=True)
     build.add_argument("--out", type=Path, required=True, help="new bundle directory")
+    build.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a file (labels, bootstrap.npz for the health gate, ...); repeatable",
+    )
     build.set_defaults(handler=_cmd_build)
 
     sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
@@ -130,6 +142,14 @@ def add_commands(sub: SubParsers) -> None:
     sign.add_argument("--out", type=Path, help="sign a copy / the built bundle here")
     sign.add_argument("--name", help="build a bundle from PATH first, with this name")
     sign.add_argument("--version", help="... and this version")
+    sign.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a file (labels, bootstrap.npz for the health gate, ...); repeatable",
+    )
     sign.set_defaults(handler=_cmd_sign)
 
     verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")

@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait up to SECONDS for every target device to activate it",
     )
+    model.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a file to the bundle (labels, bootstrap.npz for the health gate); repeatable",
+    )
     model.add_argument("--json", action="store_true", help="print the result as JSON")
 
     devices = sub.add_parser("devices", help="devices").add_subparsers(
@@ -109,6 +117,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             fleet=args.fleet,
             key_path=key_path,
             trust_path=args.trust,
+            extra_files=args.extra,
         )
         deployment = result.deployment
         if deployment is not None and args.wait > 0:

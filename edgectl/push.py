@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,7 @@ def push_model(
     fleet: str | None,
     key_path: Path,
     trust_path: Path | None = None,
+    extra_files: Sequence[Path] = (),
 ) -> PushResult:
     """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``).
 
@@ -101,6 +103,8 @@ def push_model(
     if not source.exists():
         raise UsageError(f"model not found: {source}")
     presigned = is_signed_bundle(source)
+    if presigned and extra_files:
+        raise UsageError("--extra cannot change a signed bundle: build and sign it with them")
     if not presigned and not key_path.is_file():
         raise UsageError(
             f"signing key not found: {key_path} "
@@ -114,7 +118,7 @@ def push_model(
                 _check_signed_bundle(source, name, version)
             else:
                 key = load_private_key(key_path)
-                build_bundle(source, bundle, name=name, version=version)
+                build_bundle(source, bundle, name=name, version=version, extra_files=extra_files)
                 sign_bundle(bundle, key)
             if trust_path is not None:
                 _check_trusted(bundle, trust_path)

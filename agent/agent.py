@@ -2,9 +2,12 @@
 heartbeats together.
 
 Start order: load the trust document (persisted chain or provisioning file, verified from
-the pinned root keys) -> restore the persisted models (re-verified) -> local API ->
-deployment worker -> MQTT link (its on_connect reports the full state) -> heartbeats.
-Stop in reverse, with a retained ``Availability(online=False)`` before disconnecting.
+the pinned root keys) -> restore the committed models (re-verified; a deployment found
+interrupted counts a crash) -> local API -> MQTT link object -> deployment worker (first
+resumes an interrupted deployment; what it reports is queued until the link is up) ->
+MQTT connection (its on_connect reports the full state) -> heartbeats.
+Stop: the local API first (stops accepting, drains in-flight requests), then the rest in
+reverse, with a retained ``Availability(online=False)`` before disconnecting.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from agent.config import AgentConfig
 from agent.constraints import unmet_constraints
-from agent.deployment import BlobFetcher, BundleCache, DeploymentManager
+from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
 from agent.errors import AgentConfigError, AgentError, VerificationError
 from agent.local_api import LocalApiServer, build_app
 from agent.mqtt_link import MqttLink
@@ -121,24 +124,36 @@ class Agent:
                 trust=self._trust,
                 retry_initial_s=self._retry_backoff_s[0],
                 retry_max_s=self._retry_backoff_s[1],
+                max_crashes=cfg.max_deploy_crashes,
+                gate=GateSettings(runs=cfg.gate_runs, max_latency_ratio=cfg.gate_max_latency_ratio),
+                cache_versions=cfg.cache_versions,
             )
             self._manager.restore()
             host, port = cfg.local_api_address
             self._api = LocalApiServer(
-                build_app(self.models, server_version=AGENT_VERSION), host, port
+                build_app(self.models, server_version=AGENT_VERSION, data_dir=cfg.data_dir),
+                host,
+                port,
             )
             self.local_api_url = self._api.start()
-            self._manager.start()
             self._link = MqttLink(
                 device_id=self.device_id,
                 broker=cfg.broker,
                 on_desired=self._on_desired,
                 on_connected=self.report_state,
                 on_trust=self._on_trust,
+                spool_path=cfg.data_dir / "spool.sqlite",
+                spool_max_entries=cfg.spool_max_entries,
             )
+            # the worker may report at once (a resumed deployment): the link queues it
+            self._manager.start()
             self._link.start()
             self._heartbeats = HeartbeatLoop(
-                self.device_id, cfg.heartbeat_interval_s, self._send_heartbeat
+                self.device_id,
+                cfg.heartbeat_interval_s,
+                self._send_heartbeat,
+                data_dir=cfg.data_dir,
+                metrics=self.models.metrics,
             )
             self._heartbeats.start()
         except BaseException:
@@ -147,14 +162,19 @@ class Agent:
         logger.info("%s: agent started (fleet %s)", self.device_id, cfg.fleet)
 
     def stop(self) -> None:
+        # first stop accepting local API connections and let in-flight requests finish
+        # (the models stay loaded until the end), then the workers, then say offline
+        if self._api is not None:
+            self._api.stop()
         if self._heartbeats is not None:
             self._heartbeats.stop()
         if self._manager is not None:
+            self._manager.request_stop()
+            if self._fetcher is not None:
+                self._fetcher.close()  # cuts a download short: resumed at the next start
             self._manager.stop()
         if self._link is not None:
             self._link.stop()
-        if self._api is not None:
-            self._api.stop()
         if self._fetcher is not None:
             self._fetcher.close()
         self.models.clear()
@@ -218,6 +238,11 @@ class Agent:
     @property
     def connected(self) -> bool:
         return self._link is not None and self._link.connected
+
+    @property
+    def worker_alive(self) -> bool:
+        """Whether the deployment worker thread runs (a systemd watchdog health check)."""
+        return self._manager is not None and self._manager.alive
 
     @property
     def malformed_messages(self) -> int:
@@ -296,5 +321,7 @@ class Agent:
         return unmet_constraints(metadata, facts=self.hardware, runners=available_runners())
 
     def _send_heartbeat(self, heartbeat: Heartbeat) -> None:
-        if self._link is not None:
-            self._link.publish(TopicKind.HEARTBEAT, heartbeat, qos=0)
+        """Heartbeats are the telemetry: QoS 1, spooled while the broker is away."""
+        if (link := self._link) is not None:
+            spool = {"spool_pending": link.outbox_length, "spool_dropped": link.outbox_dropped}
+            link.publish(TopicKind.HEARTBEAT, heartbeat.model_copy(update=spool), qos=1)

@@ -57,10 +57,23 @@ class AgentConfig(BaseModel):
     trust: Path | None = None
     local_api: str = "127.0.0.1:8500"
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    #: telemetry spool (``data_dir/spool.sqlite``): most events/heartbeats kept unsent
+    #: while the broker is away; beyond it the oldest are dropped (and counted)
+    spool_max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
     #: the whole budget for downloading one bundle (signature and every file)
     download_timeout_s: float = Field(default=600.0, gt=0)
     #: a transfer that receives no byte for this long is broken off
     download_stall_timeout_s: float = Field(default=60.0, gt=0)
+    #: deployment lifecycle: a bundle the agent died on this many times while deploying
+    #: it is marked bad on this device until a newer generation arrives
+    max_deploy_crashes: int = Field(default=3, ge=1, le=100)
+    #: health gate: timed warm-up runs, and the largest allowed ratio of the new version's
+    #: median warm-up latency to the previous version's (unset: no latency bound)
+    gate_runs: int = Field(default=5, ge=1, le=1000)
+    gate_max_latency_ratio: float | None = Field(default=None, gt=0)
+    #: model cache: bundles kept in ``data_dir/models`` (the active and the previous
+    #: version of each model are always kept, even beyond this count)
+    cache_versions: int = Field(default=3, ge=1, le=1000)
 
     @field_validator("broker_url")
     @classmethod

@@ -8,14 +8,21 @@ as one of these with ``raise ... from exc``.
 AgentError
 ├── AgentConfigError        agent.toml missing, not TOML, or a field missing / invalid
 ├── LinkError               the MQTT client could not be set up or used
+├── SpoolError              the on-disk telemetry spool could not be opened or written
 ├── DeploymentError         a desired state could not be applied (previous model kept)
 │   ├── DownloadError       refused content: size bound exceeded, digest mismatch, HTTP 4xx
 │   │   └── TransientDownloadError  control plane unreachable, connection reset, timeout,
-│   │                               bundle deadline, HTTP 5xx/408/429: retried (backoff)
+│   │       │                       bundle deadline, HTTP 5xx/408/429: retried (backoff)
+│   │       └── StorageFull         no space (ENOSPC / EDQUOT) to stage the bundle: its
+│   │                               partial files are removed; retried (space may be freed)
 │   ├── VerificationError   signature / manifest / bundle verification failed
 │   ├── UnmetConstraints    the bundle's hardware constraints do not hold on this host
 │   ├── CommandRefused      a signed deployment command was refused (signature, device,
 │   │                       generation, expiry, trust): nothing changes
+│   ├── HealthGateFailed    the new model failed warm-up, gave non-finite outputs or was
+│   │                       too slow against the previous version: rolled back
+│   ├── MarkedBad           the bundle crashed the agent too often on this device: not
+│   │                       tried again before a newer generation
 │   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
 ├── TrustStoreError         a trust document was refused (forged, skipping, expired...)
 │   └── TrustFetchError     a trust document could not be fetched now (worth retrying)
@@ -42,6 +49,10 @@ class LinkError(AgentError):
     """The MQTT link could not be set up or used."""
 
 
+class SpoolError(AgentError):
+    """The telemetry spool (SQLite under data_dir) could not be opened or written."""
+
+
 class DeploymentError(AgentError):
     """A desired state could not be applied; the previous model keeps serving."""
 
@@ -57,6 +68,16 @@ class TransientDownloadError(DownloadError):
     """
 
 
+class StorageFull(TransientDownloadError):
+    """The staging filesystem has no room for the bundle (before or while downloading).
+
+    Transient: an operator (or the cache clean-up) may free space, and the retry costs
+    nothing until then because free space is checked before any request. Unlike other
+    transient failures nothing is kept for a resume: the bundle's partial files are
+    removed at once, so a full disk is not kept full by us.
+    """
+
+
 class VerificationError(DeploymentError):
     """A signature, manifest or bundle did not verify."""
 
@@ -67,6 +88,14 @@ class UnmetConstraints(DeploymentError):
 
 class CommandRefused(DeploymentError):
     """A signed deployment command was refused; the current model keeps serving."""
+
+
+class HealthGateFailed(DeploymentError):
+    """The new model did not pass the health gate before commit (permanent)."""
+
+
+class MarkedBad(DeploymentError):
+    """The bundle is marked bad on this device (crash loop) until a newer generation."""
 
 
 class TrustStoreError(AgentError):

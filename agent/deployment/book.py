@@ -53,9 +53,12 @@ class Book:
         self.pointer[model.name] = model
 
     def keep(self) -> set[str]:
-        """Bundle digests the cache must keep: active, previous and in-flight versions."""
+        """Bundle digests the cache must keep: active, previous and in-flight versions (a
+        transient failure is in flight too: its retry resumes from the staged files)."""
         digests = {m.bundle_digest for m in (*self.pointer.values(), *self.previous.values())}
         digests.update(
-            e.assignment.bundle_digest for e in self.journal.values() if e.state != State.FAILED
+            e.assignment.bundle_digest
+            for e in self.journal.values()
+            if e.state != State.FAILED or e.transient
         )
         return digests

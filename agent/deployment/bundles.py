@@ -2,26 +2,36 @@
 
 Layout under ``data_dir``::
 
-    staging/<bundle_digest>/   files being downloaded (removed on any failure)
+    staging/<bundle_digest>/   files being downloaded (``agent.deployment.staging``):
+                               kept across a transient failure or a restart to resume,
+                               removed on a permanent failure, on ``StorageFull`` and
+                               when the bundle is installed
     models/<bundle_digest>/    installed, verified bundles (kept for rollback)
 
 Order of trust, for one assignment of a verified deployment command:
 
 1. the declared sizes add up: ``signature.size + sum(files) == size`` (else refused
-   before any download); one ``Budget`` (total deadline + stall timeout) covers the
-   whole bundle;
+   before any download), and the bytes not staged yet fit in the free space of the
+   staging filesystem (else ``StorageFull`` before any download); one ``Budget`` (total
+   deadline + stall timeout) covers the whole bundle;
 2. the signature is downloaded and verified against the release keys the current trust
    document certifies (revoked ones excluded); its subject digest must be the assigned
    ``bundle_digest`` and its file list must equal the assignment's (path + sha256);
 3. ``edgefleet.json`` is downloaded first (its digest is in the signed manifest) and the
    bundle's hardware constraints are checked (``agent.constraints``): a bundle this host
    cannot run is refused before any model file is downloaded;
-4. the other files are downloaded (each bounded by its declared size and digest), and
-   the whole staged bundle is verified again before it is moved into ``models/``.
+4. staging keeps only the signed paths from an earlier attempt; the other files are
+   downloaded or resumed (each bounded by its declared size and digest), and the whole
+   staged bundle is verified again before it is moved into ``models/``.
+
+Writing to staging: ENOSPC / EDQUOT raise ``StorageFull`` (transient, since space may be
+freed; the partial files are removed at once); any other ``OSError`` is a permanent
+``DownloadError``. Models already installed are never touched by a download.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -31,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.deployment.fetch import BlobFetcher
-from agent.errors import UnmetConstraints, VerificationError
+from agent.deployment.staging import Staging, remove_staging
+from agent.errors import (
+    DeploymentError,
+    DownloadError,
+    StorageFull,
+    TransientDownloadError,
+    UnmetConstraints,
+    VerificationError,
+)
 from model_store import (
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
@@ -137,9 +155,31 @@ class BundleCache:
             raise UnmetConstraints(f"cannot meet bundle constraints: {'; '.join(unmet)}")
 
     def download(self, assignment: ModelAssignment) -> Path:
-        """Sizes, signature, file list, metadata + constraints, then the files, into staging."""
+        """Sizes, free space, signature, file list, metadata + constraints, then the files,
+        into staging, reusing what an earlier attempt left there; the staging directory.
+
+        A permanent failure removes the staging directory; a transient one keeps it for
+        the next attempt to resume, except ``StorageFull`` (its partial files are removed).
+        """
         a = assignment
         check_declared_size(a)
+        staging, label = Staging(self.staging_root, a.bundle_digest), f"{a.name} {a.version}"
+        try:
+            staging.check_space(a.size - staging.staged_bytes(a.files), label)
+            self._download(a, staging)
+        except OSError as exc:  # writing to staging failed
+            self.discard_staging(a.bundle_digest)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise staging.full(label, a.size, exc.errno) from exc
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise DownloadError(f"cannot stage {label}: {exc.strerror}{where}") from exc
+        except DeploymentError as exc:
+            if not isinstance(exc, TransientDownloadError) or isinstance(exc, StorageFull):
+                self.discard_staging(a.bundle_digest)
+            raise
+        return staging.path
+
+    def _download(self, a: ModelAssignment, staging: Staging) -> None:
         budget = self._fetcher.budget()
         signature = self._fetcher.fetch_bytes(a.signature, budget)
         try:
@@ -159,9 +199,6 @@ class BundleCache:
         meta_ref = next((f for f in a.files if f.path == METADATA_FILENAME), None)
         if meta_ref is None:
             raise VerificationError(f"bundle has no {METADATA_FILENAME}")
-        staging = self.staging_dir(a.bundle_digest)
-        self.discard_staging(a.bundle_digest)
-        staging.mkdir(parents=True)
         raw_meta = self._fetcher.fetch_bytes(meta_ref, budget)
         try:
             metadata = parse_metadata(raw_meta)
@@ -172,12 +209,13 @@ class BundleCache:
                 f"bundle holds {metadata.name} {metadata.version}, not {a.name} {a.version}"
             )
         self.check_constraints(metadata)
-        (staging / METADATA_FILENAME).write_bytes(raw_meta)
-        for ref in a.files:
-            if ref is not meta_ref:
-                self._fetcher.fetch_to(ref, staging / ref.path, budget)
-        (staging / SIGNATURE_FILENAME).write_bytes(signature)
-        return staging
+        with staging:  # only the signed paths (and their .part files) survive from before
+            staging.prune(f.path for f in a.files)
+            staging.write_file(METADATA_FILENAME, raw_meta)
+            for ref in a.files:
+                if ref is not meta_ref:
+                    self._fetcher.fetch_to(ref, staging, budget)
+            staging.write_file(SIGNATURE_FILENAME, signature)
 
     def verify_and_install(self, digest: str) -> Path:
         """Verify the staged bundle (every digest), then move it into ``models/``."""
@@ -190,8 +228,29 @@ class BundleCache:
         os.replace(staging, target)
         return target
 
+    def verify_staged(self, digest: str) -> Path:
+        """Verify the staged bundle (signature + every digest); its staging directory."""
+        staging = self.staging_dir(digest)
+        self._verify_dir(staging, digest)
+        return staging
+
+    def install_staged(self, digest: str) -> Path:
+        """Move a verified staged bundle into ``models/<digest>`` (one atomic rename)."""
+        staging, target = self.staging_dir(digest), self.model_dir(digest)
+        self.models_root.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+        os.utime(target)  # garbage collection keeps the most recently installed
+        _fsync_dir(self.models_root)
+        return target
+
     def discard_staging(self, digest: str) -> None:
-        shutil.rmtree(self.staging_dir(digest), ignore_errors=True)
+        """Remove ``staging/<digest>`` and everything in it (no symlink is followed)."""
+        try:
+            remove_staging(self.staging_root, digest)
+        except OSError as exc:
+            logger.warning("cannot remove staging/%s: %s", digest[:12], exc.strerror)
 
     def _verify_dir(self, bundle_dir: Path, digest: str) -> None:
         try:
@@ -202,6 +261,15 @@ class BundleCache:
             raise VerificationError(
                 f"bundle digest {manifest.bundle_digest[:12]} differs from {digest[:12]}"
             )
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (a crash after this keeps it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_metadata(bundle_dir: Path) -> Any:

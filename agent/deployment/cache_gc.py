@@ -1,8 +1,11 @@
-"""Garbage collection of the content-addressed model cache (``data_dir/models``).
+"""Garbage collection of the content-addressed model cache (``data_dir/models``) and of
+abandoned partial downloads (``data_dir/staging``).
 
 Kept: every bundle the agent may need (the active version of each model, the previous
 one for instant rollback, anything in flight: ``Book.keep``) plus the most recently
-installed others up to ``max_versions`` bundles in all. Older ones are removed.
+installed others up to ``max_versions`` bundles in all. Older ones are removed. A staging
+directory whose bundle is not in flight any more (a newer generation replaced a download
+that failed transiently) is removed.
 """
 
 from __future__ import annotations
@@ -34,4 +37,23 @@ def collect_garbage(models_root: Path, *, keep: set[str], max_versions: int) -> 
         logger.info(
             "cache: removed bundle %s (beyond %d kept versions)", path.name[:12], max_versions
         )
+    return removed
+
+
+def prune_staging(staging_root: Path, *, keep: set[str]) -> list[str]:
+    """Remove staging directories of bundles not in ``keep``; their digests."""
+    try:
+        entries = list(staging_root.iterdir())
+    except FileNotFoundError:
+        return []
+    removed = []
+    for path in entries:
+        if path.name in keep:
+            continue
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+        logger.info("staging: removed abandoned partial download %s", path.name[:12])
     return removed

@@ -4,9 +4,17 @@
 deployment command declares (a server that sends more is cut off), checked against the
 declared sha256 as it streams, and limited in time by a ``Budget``: one total deadline
 for the whole bundle (a server that drips bytes is aborted) and a stall timeout (no byte
-for ``stall_s``). A transfer cut short is resumed with ``Range: bytes=N-`` (a few
-attempts, within the same budget). These checks only bound the work: the bytes are
-trusted only after the bundle signature verifies them.
+for ``stall_s``). These checks only bound the work: the bytes are trusted only after the
+bundle signature verifies them.
+
+Resuming: a file is written to ``<path>.part`` in staging (``agent.deployment.staging``)
+and renamed only when its size and sha256 match. A transfer cut short is resumed with
+``Range: bytes=<held>-`` (a few attempts, within the same budget), and so is a ``.part``
+an earlier attempt or agent run left (its bytes are hashed first). The answer must fit:
+``206`` whose ``Content-Range`` starts at the offset asked for; ``200`` (Range ignored)
+truncates and takes the whole body; ``416`` or a ``206`` starting elsewhere truncates and
+asks again from byte 0. If the final digest of a resumed file is wrong (a corrupt
+prefix) it is fetched once more from zero; a wrong digest from zero is refused.
 
 ``GET /api/v1/trust[/{version}]``: small documents (at most ``MAX_DOCUMENT_BYTES``),
 verified by the trust store.
@@ -20,14 +28,14 @@ retried later; refused content (too large, wrong digest, other HTTP statuses) ra
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
+import re
 import time
-from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import httpx
 
+from agent.deployment.staging import Staging
 from agent.errors import DownloadError, TransientDownloadError
 from protocol import FileRef
 
@@ -38,6 +46,41 @@ ATTEMPTS = 3
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_SIGNATURE_BYTES = 1 << 20
 MAX_DOCUMENT_BYTES = 1 << 20
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(?:\d+|\*)$")
+
+
+class Sink(Protocol):
+    """Where a blob's bytes go: ``size`` held so far, hashed as they arrive."""
+
+    size: int
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class MemorySink:
+    """A small blob (signature, metadata) held in memory."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        self._digest.update(chunk)
+        self.size += len(chunk)
+
+    def reset(self) -> None:
+        self.data.clear()
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 class Budget:
@@ -98,14 +141,32 @@ class BlobFetcher:
     ) -> bytes:
         if ref.size > max_size:
             raise DownloadError(f"{ref.path}: declared size {ref.size} exceeds {max_size} bytes")
-        tmp = io.BytesIO()
-        self._fetch(ref, tmp, budget)
-        return tmp.getvalue()
+        sink = MemorySink()
+        self._fetch(ref, sink, budget)
+        _check_digest(ref, sink)
+        return bytes(sink.data)
 
-    def fetch_to(self, ref: FileRef, dest: Path, budget: Budget) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as fh:
-            self._fetch(ref, fh, budget)
+    def fetch_to(self, ref: FileRef, staging: Staging, budget: Budget) -> None:
+        """Download ``ref`` into ``staging``, reusing what an earlier attempt left there."""
+        if staging.has_complete(ref):
+            logger.info("%s: already staged (%d bytes)", ref.path, ref.size)
+            return
+        with staging.open_part(ref) as part:
+            kept = part.size
+            if kept:
+                logger.info("%s: resuming at byte %d of %d", ref.path, kept, ref.size)
+            self._fetch(ref, part, budget)
+            if kept and part.hexdigest() != ref.sha256:
+                logger.warning(
+                    "%s: the %d bytes kept from an earlier attempt were wrong; "
+                    "downloading it again",
+                    ref.path,
+                    kept,
+                )
+                part.reset()
+                self._fetch(ref, part, budget)
+            _check_digest(ref, part)
+        staging.finish(ref)
 
     def fetch_document(self, path: str, *, max_size: int = MAX_DOCUMENT_BYTES) -> bytes:
         """``GET {control plane}{path}`` (a small JSON document), bounded in size and time."""
@@ -130,12 +191,18 @@ class BlobFetcher:
         except httpx.HTTPError as exc:
             raise TransientDownloadError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
-    def _fetch(self, ref: FileRef, out: BinaryIO, budget: Budget) -> None:
-        digest = hashlib.sha256()
-        received = 0
-        for attempt in range(1, ATTEMPTS + 1):
+    def _fetch(self, ref: FileRef, sink: Sink, budget: Budget) -> None:
+        """Fill ``sink`` up to ``ref.size`` bytes, resuming from ``sink.size``.
+
+        Every restart from zero either follows a resumed request (at most one per
+        failed attempt, and an attempt from zero sends no Range) or ends the loop, so
+        the loop is bounded by ``ATTEMPTS`` failed transfers.
+        """
+        failures = 0
+        while sink.size < ref.size:
             budget.check(ref.path)
-            headers = {"Range": f"bytes={received}-"} if received else {}
+            offset = sink.size
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 with self._client.stream(
                     "GET",
@@ -143,40 +210,60 @@ class BlobFetcher:
                     headers=headers,
                     timeout=budget.timeout(self._connect_s),
                 ) as resp:
-                    if resp.status_code == 200 and received:  # server ignored Range: restart
-                        out.seek(0)
-                        out.truncate()
-                        digest, received = hashlib.sha256(), 0
-                    elif resp.status_code not in (200, 206):
-                        error = (
-                            TransientDownloadError
-                            if resp.status_code in TRANSIENT_STATUSES
-                            else DownloadError
-                        )
-                        raise error(f"{ref.path}: HTTP {resp.status_code} from control plane")
-                    _check_length(ref, resp, received)
+                    if not _fits(ref, resp, offset):
+                        sink.reset()
+                        if resp.status_code != 200:  # 416 / a misplaced 206: ask again
+                            continue
+                    _check_length(ref, resp, sink.size)
                     for chunk in resp.iter_bytes():
-                        received += len(chunk)
-                        if received > ref.size:
+                        if sink.size + len(chunk) > ref.size:
                             raise DownloadError(
                                 f"{ref.path}: more than the declared {ref.size} bytes"
                             )
                         budget.check(ref.path)
-                        digest.update(chunk)
-                        out.write(chunk)
-                break
+                        sink.write(chunk)
             except httpx.HTTPError as exc:
+                failures += 1
                 budget.check(ref.path)
-                if attempt == ATTEMPTS:
+                if failures == ATTEMPTS:
                     raise TransientDownloadError(_describe(ref, exc, budget)) from exc
                 logger.info(
-                    "%s: %s after %d bytes; resuming", ref.path, type(exc).__name__, received
+                    "%s: %s after %d bytes; resuming", ref.path, type(exc).__name__, sink.size
                 )
-                time.sleep(max(0.0, min(2.0, 0.25 * attempt, budget.remaining())))
-        if received != ref.size:
-            raise DownloadError(f"{ref.path}: got {received} bytes, declared {ref.size}")
-        if digest.hexdigest() != ref.sha256:
-            raise DownloadError(f"{ref.path}: sha256 differs from the declared digest")
+                time.sleep(max(0.0, min(2.0, 0.25 * failures, budget.remaining())))
+                continue
+            if sink.size < ref.size:  # the body ended cleanly but short
+                raise DownloadError(f"{ref.path}: got {sink.size} bytes, declared {ref.size}")
+
+
+def _fits(ref: FileRef, resp: httpx.Response, offset: int) -> bool:
+    """Whether the response continues at ``offset``; False if it must be dropped (HTTP
+    200 to a resume: the whole body follows; 416 or a 206 elsewhere: ask from zero)."""
+    status = resp.status_code
+    if status == 200:
+        if offset:
+            logger.info("%s: the server ignored Range; downloading from the start", ref.path)
+        return not offset
+    if status == 206:
+        match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if match is not None and int(match.group(1)) == offset:
+            return True
+        if not offset:  # we asked for no range at all
+            raise DownloadError(f"{ref.path}: HTTP 206 to a request without Range")
+        logger.info("%s: Content-Range does not start at %d; downloading again", ref.path, offset)
+        return False
+    if status == 416 and offset:
+        logger.info("%s: HTTP 416 to Range: bytes=%d-; downloading again", ref.path, offset)
+        return False
+    error = TransientDownloadError if status in TRANSIENT_STATUSES else DownloadError
+    raise error(f"{ref.path}: HTTP {status} from control plane")
+
+
+def _check_digest(ref: FileRef, sink: Sink) -> None:
+    if sink.size != ref.size:
+        raise DownloadError(f"{ref.path}: got {sink.size} bytes, declared {ref.size}")
+    if sink.hexdigest() != ref.sha256:
+        raise DownloadError(f"{ref.path}: sha256 differs from the declared digest")
 
 
 def _check_length(ref: FileRef, resp: httpx.Response, received: int) -> None:

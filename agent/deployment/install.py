@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache, read_metadata
-from agent.deployment.cache_gc import collect_garbage
+from agent.deployment.cache_gc import collect_garbage, prune_staging
 from agent.deployment.faults import crash_point
 from agent.deployment.gate import health_gate
 from agent.deployment.journal import PersistedModel
@@ -45,6 +45,11 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def state_changed(self) -> None: ...
+
+
+class Interrupted(Exception):
+    """The agent is stopping: the assignment stays where its journal says (resumed at the
+    next start), nothing more is recorded or reported."""
 
 
 class Failure(NamedTuple):
@@ -104,8 +109,12 @@ class Installer:
         set_status: Callable[[DeviceStatus], None],
         gate: GateSettings | None = None,
         cache_versions: int = 3,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``stopping``: True once the agent stops; a step that fails then (its download
+        cut off by the stop) raises ``Interrupted`` instead of failing the assignment."""
         self._label = label
+        self._stopping = stopping
         self._cache = cache
         self._models = models
         self._reporter = reporter
@@ -150,6 +159,9 @@ class Installer:
                 crash_point(state)
                 event = self._handlers[state](run)
             except Exception as exc:
+                if self._stopping() and state != State.ROLLING_BACK:
+                    logger.info("%s: interrupted in %s by the agent stopping", run.label, state)
+                    raise Interrupted(str(state)) from exc
                 if not isinstance(exc, AgentError | OSError):
                     logger.exception("%s: unexpected failure in %s", run.label, state)
                 if state == State.ROLLING_BACK and run.error is not None:
@@ -203,9 +215,9 @@ class Installer:
                 backend = run.runner.backend if run.runner is not None else "?"
                 logger.info("%s: committed (%s)", run.label, backend)
                 self._reporter.event(EventKind.ACTIVATED, a, run.generation)
-            collect_garbage(
-                self._cache.models_root, keep=self._book.keep(), max_versions=self._cache_versions
-            )
+            keep = self._book.keep()
+            collect_garbage(self._cache.models_root, keep=keep, max_versions=self._cache_versions)
+            prune_staging(self._cache.staging_root, keep=keep)
             return None
         transient = isinstance(run.error, TransientDownloadError)
         if not transient:

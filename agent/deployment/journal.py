@@ -16,7 +16,9 @@ atomic write (temp file, fsync, rename, fsync of the directory):
   each step's side effect, and ``crashes``: how often the agent died while the
   assignment was in flight (the crash-loop counter);
 - ``bad``: bundles given up on this device after too many crashes, each with the
-  generation it was given up in: not tried again until a newer generation arrives.
+  generation it was given up in: not tried again until a newer generation arrives;
+- ``stopped_cleanly``: the last process stopped on SIGTERM, not by dying: what it left
+  in flight is resumed without counting a crash.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class PersistedState(BaseModel):
     journal_generation: int = -1
     journal: list[AssignmentJournal] = Field(default_factory=list)
     bad: list[BadBundle] = Field(default_factory=list)
+    #: written by a clean stop (SIGTERM): an assignment in flight then is no crash
+    stopped_cleanly: bool = False
 
 
 def load_state(data_dir: Path) -> PersistedState:

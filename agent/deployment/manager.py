@@ -28,7 +28,7 @@ from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, check_fresh, verify_command
 from agent.deployment.inbox import Inbox, WorkKind
-from agent.deployment.install import Failure, GateSettings, Installer, Reporter
+from agent.deployment.install import Failure, GateSettings, Installer, Interrupted, Reporter
 from agent.deployment.journal import BadBundle, PersistedState, load_state, save_state
 from agent.deployment.lifecycle import State, is_terminal, resume_state
 from agent.deployment.loading import settled_status
@@ -89,6 +89,7 @@ class DeploymentManager:
         #: the active pointer, previous versions, the journal and bad bundles
         self.book = Book()
         self._resume: dict[str, State] | None = None
+        self._stopped_cleanly = False
         self._installer = Installer(
             label=label,
             cache=cache,
@@ -99,6 +100,7 @@ class DeploymentManager:
             set_status=lambda status: setattr(self, "status", status),
             gate=gate,
             cache_versions=cache_versions,
+            stopping=lambda: self._stopped_cleanly,
         )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._thread: threading.Thread | None = None
@@ -109,10 +111,20 @@ class DeploymentManager:
         self._thread = threading.Thread(target=self._run, name=f"deploy-{self._label}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def request_stop(self) -> None:
+        """Begin stopping: no new work; a step failing from now on (a download cut off by
+        closing the fetcher) leaves its assignment in flight, to be resumed at next start."""
+        self._stopped_cleanly = True
         self._inbox.stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker; a deployment still in flight is recorded as stopped cleanly
+        (a SIGTERM is not a crash: the next start resumes it without counting one)."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        if any(not is_terminal(e.state) for e in self.book.journal.values()):
+            self._persist()
 
     @property
     def alive(self) -> bool:
@@ -259,7 +271,12 @@ class DeploymentManager:
                     )
                 continue
             start = resume.get(a.name, State.IDLE) if resume is not None else State.IDLE
-            if (failure := self._installer.run(a, generation, resume=start)) is not None:
+            try:
+                failure = self._installer.run(a, generation, resume=start)
+            except Interrupted:
+                self._persist()  # records the clean stop; the journal says where it was
+                return
+            if failure is not None:
                 failures.append(failure)
         wanted = {a.name for a in assignments}
         for model in self._models.snapshot():
@@ -311,6 +328,7 @@ class DeploymentManager:
             journal_generation=book.journal_generation,
             journal=[book.journal[name] for name in sorted(book.journal)],
             bad=sorted(book.bad.values(), key=lambda b: b.bundle_digest),
+            stopped_cleanly=self._stopped_cleanly,
         )
         try:
             save_state(self._data_dir, state)
@@ -342,7 +360,7 @@ class DeploymentManager:
         book.journal_generation = state.journal_generation
         book.journal = {e.assignment.name: e for e in state.journal}
         book.bad = {b.bundle_digest: b for b in state.bad}
-        resume = self._count_crashes()
+        resume = self._count_crashes(crashed=not state.stopped_cleanly)
         failures: list[str] = []
         for pm in list(book.pointer.values()):
             try:
@@ -361,8 +379,9 @@ class DeploymentManager:
             self._resume = resume
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
 
-    def _count_crashes(self) -> dict[str, State]:
-        """Count a crash for every assignment left in flight; where each one resumes."""
+    def _count_crashes(self, *, crashed: bool) -> dict[str, State]:
+        """Count a crash (unless the agent ``crashed`` not: it was stopped cleanly) for
+        every assignment left in flight; where each one resumes."""
         book = self.book
         resume: dict[str, State] = {}
         unfinished = book.journal_generation > self.generation
@@ -371,15 +390,16 @@ class DeploymentManager:
                 if unfinished:  # settled, but maybe not reported: report it (again)
                     resume[name] = entry.state
                 continue
-            crashes = entry.crashes + 1
+            crashes = entry.crashes + (1 if crashed else 0)
             book.journal[name] = entry.model_copy(update={"crashes": crashes})
             a = entry.assignment
             logger.warning(
-                "%s: %s %s was interrupted in %s (%d time(s))",
+                "%s: %s %s was left in %s by a %s; resuming (crashes so far: %d)",
                 self._label,
                 a.name,
                 a.version,
                 entry.state,
+                "crash" if crashed else "clean stop",
                 crashes,
             )
             if crashes >= self._max_crashes:

@@ -263,3 +263,25 @@ def test_crash_loop_marks_the_bundle_bad_until_a_new_generation(setup: Setup) ->
         _check_one_version_serves(_serving(setup, "2.0.0"), "2.0.0", v2)
     finally:
         assert fixed.stop() == 0
+
+
+def test_a_clean_stop_mid_download_is_resumed_without_counting_a_crash(setup: Setup) -> None:
+    v2 = setup.bundle("det", "2.0.0", weight=3.0)
+    a2 = setup.assignment(v2)
+    model_ref = next(f for f in a2.files if f.path == "model.onnx")
+    setup.blobs.drip[model_ref.sha256] = 0.01  # ~100 bytes/s: still downloading at stop
+    setup.watcher.desire(1, a2)
+    data_dir = setup.tmp / "data"
+    with setup.agent(data_dir):
+        wait_until(lambda: EventKind.RECEIVED in setup.watcher.kinds("2.0.0"), 30, "received")
+        wait_until(
+            lambda: _journal(data_dir).get("det", {}).get("state") == "downloading", 30, "dl"
+        )
+    state = _journal(data_dir)
+    assert state["_state"]["stopped_cleanly"] is True
+    assert state["det"]["state"] == "downloading" and state["det"]["crashes"] == 0
+    setup.blobs.drip.clear()
+    with setup.agent(data_dir) as agent:
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "activated")
+        assert [m.version for m in agent.active] == ["2.0.0"]
+        assert _journal(data_dir)["det"]["crashes"] == 0

@@ -1,12 +1,21 @@
 """Bounded downloads: declared sizes, a whole-bundle deadline, stalls, and bundle
 constraints checked before any model file is downloaded. Nothing refused is installed
-and the previous model keeps serving.
+and the previous model keeps serving. Resumable downloads: an agent killed with SIGKILL
+mid-transfer resumes with Range after its restart; a disk that fills while staging
+fails the deployment cleanly (no partial files, a clear reason) and is retried.
 
-Real Mosquitto, a real HTTP blob server that misbehaves on purpose, real bundles."""
+Real Mosquitto, a real HTTP blob server that misbehaves on purpose, real bundles, a real
+``edge-agent run`` process for the SIGKILL, a real tmpfs for the full disk."""
 
 from __future__ import annotations
 
+import json
+import re
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +24,8 @@ import pytest
 from agent import Agent
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup
+from tests.integration.test_agent_deploy import DEVICE, Setup
+from tests.support.downloads import fill, padded_model, small_tmpfs
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
 
@@ -50,10 +60,16 @@ def _fetched(setup: Setup, sha256: str) -> bool:
     return any(sha256 in path for path, _ in setup.blobs.requests)
 
 
-def _assert_nothing_installed(agent: Agent, a: ModelAssignment) -> None:
+def _assert_nothing_installed(agent: Agent, a: ModelAssignment, *, transient: bool = False) -> None:
+    """Nothing of ``a`` installed; after a ``transient`` failure its partial files may be
+    kept in staging for the retry to resume, but the model file is not complete there."""
     data = agent.config.data_dir
+    staging = data / "staging" / a.bundle_digest
     assert not (data / "models" / a.bundle_digest).exists()
-    assert not (data / "staging" / a.bundle_digest).exists()
+    if transient:
+        assert not (staging / "model.onnx").exists()
+    else:
+        assert not staging.exists()
     assert [m.version for m in agent.active] == ["1.0.0"]
     assert agent.status == DeviceStatus.ACTIVE
     assert agent.infer("det", X)["y"].shape == (1, 3)  # the previous model still serves
@@ -120,7 +136,7 @@ def test_a_dripping_server_is_aborted_by_the_bundle_deadline(setup: Setup) -> No
         reason = _failure(setup, "2.0.0")
         assert "bundle download exceeded 1.5s" in reason
         assert time.monotonic() - started < 6
-        _assert_nothing_installed(agent, a2)
+        _assert_nothing_installed(agent, a2, transient=True)
     finally:
         agent.stop()
 
@@ -133,7 +149,128 @@ def test_a_stalled_transfer_is_broken_off(setup: Setup) -> None:
         setup.watcher.desire(2, a2)
         reason = _failure(setup, "2.0.0")
         assert "model.onnx: no data for 0.3s" in reason
-        _assert_nothing_installed(agent, a2)
+        _assert_nothing_installed(agent, a2, transient=True)
         assert agent.last_error is not None and "no data" in agent.last_error
     finally:
         agent.stop()
+
+
+# -- resumable downloads ----------------------------------------------------------------
+
+PAD = 512 * 1024  # a model file big enough to be caught mid-transfer
+
+
+def _big_assignment(setup: Setup, version: str, deployment_id: int = 1) -> ModelAssignment:
+    src = padded_model(setup.tmp / f"src-big-{version}" / "model.onnx", pad_bytes=PAD)
+    out = setup.tmp / "bundles" / f"det-big-{version}"
+    build_bundle(src, out, name="det", version=version)
+    sign_bundle(out, load_private_key(setup.kit.release_key))
+    return setup.assignment(out, deployment_id=deployment_id)
+
+
+def _agent_process(setup: Setup, data_dir: Path) -> subprocess.Popen[bytes]:
+    """``edge-agent run`` as its own process (so that it can be killed with SIGKILL)."""
+    settings = {
+        "device_id": DEVICE,
+        "fleet": "store-eu",
+        "broker_url": setup.broker.url,
+        "control_plane_url": setup.blobs.url,
+        "data_dir": str(data_dir),
+        "root_keys": [str(setup.kit.root_pub)],
+        "trust": str(setup.kit.trust_file),
+        "local_api": "127.0.0.1:0",
+    }
+    config = setup.tmp / "agent.toml"
+    config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+    log = open(setup.tmp / "agent-process.log", "wb")  # noqa: SIM115 - the process owns it
+    with log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_a_download_killed_mid_transfer_resumes_after_a_restart(setup: Setup) -> None:
+    a = _big_assignment(setup, "1.0.0")
+    model = _model_ref(a)
+    half = model.size // 2
+    setup.blobs.hold_once[model.sha256] = half  # half the model, then the line goes quiet
+    setup.watcher.desire(1, a)
+    data_dir = setup.tmp / "agent-data"
+    part = data_dir / "staging" / a.bundle_digest / "model.onnx.part"
+    proc = _agent_process(setup, data_dir)
+    try:
+        wait_until(lambda: part.is_file() and part.stat().st_size == half, 60, "half staged")
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    assert part.stat().st_size == half
+
+    with setup.agent(data_dir) as agent:  # the restarted agent, on the same data_dir
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 30, "ACTIVATED")
+        ranges = [r for p, r in setup.blobs.requests if model.sha256 in p]
+        assert ranges == [None, f"bytes={half}-"]
+        assert setup.blobs.served[model.sha256] == model.size  # the prefix was not sent again
+        assert [m.version for m in agent.active] == ["1.0.0"]
+        assert agent.infer("det", X)["y"].shape == (1, 3)
+        assert not (data_dir / "staging" / a.bundle_digest).exists()
+
+
+def test_the_retry_after_a_transient_failure_resumes_the_download(setup: Setup) -> None:
+    a = _big_assignment(setup, "1.0.0")
+    model = _model_ref(a)
+    half = model.size // 2
+    setup.blobs.hold_once[model.sha256] = half  # then silence until the deadline
+    setup.watcher.desire(1, a)
+    with setup.agent(retry_backoff_s=(0.5, 0.5), download_timeout_s=1.0) as agent:
+        assert "bundle download exceeded 1s" in _failure(setup, "1.0.0")
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
+        ranges = [r for p, r in setup.blobs.requests if model.sha256 in p]
+        assert ranges == [None, f"bytes={half}-"]
+        assert setup.blobs.served[model.sha256] == model.size
+        assert agent.infer("det", X)["y"].shape == (1, 3)
+
+
+def test_a_disk_that_fills_while_staging_fails_cleanly_and_is_retried(setup: Setup) -> None:
+    with small_tmpfs(setup.tmp / "agent-data", "2m") as data_dir:
+        setup.watcher.desire(1, setup.assignment(setup.bundle("det", "1.0.0")))
+        agent = setup.agent(data_dir, retry_backoff_s=(0.5, 1.0))
+        agent.start()
+        try:
+            wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "v1")
+            a2 = _big_assignment(setup, "2.0.0", deployment_id=2)
+            model = _model_ref(a2)
+            half = model.size // 2
+            setup.blobs.hold_once[model.sha256] = half
+            setup.watcher.desire(2, a2)
+            part = data_dir / "staging" / a2.bundle_digest / "model.onnx.part"
+            wait_until(lambda: part.is_file() and part.stat().st_size == half, 20, "half staged")
+            filler = fill(data_dir, leave=64 * 1024)  # room for state.json, not for the model
+            setup.blobs.release.set()
+
+            reason = _failure(setup, "2.0.0")
+            expected = (
+                r"no space left on device while staging det 2\.0\.0: "
+                rf"needs {a2.size} bytes, \d+ free"
+            )
+            assert re.fullmatch(expected, reason), reason
+            # while the disk stays full, each retry is refused before any request
+            wait_until(
+                lambda: setup.watcher.kinds("2.0.0").count(EventKind.FAILED) >= 2, 20, "retry"
+            )
+            reasons = [e.reason or "" for e in setup.watcher.events if e.kind is EventKind.FAILED]
+            assert all(re.fullmatch(expected, r) for r in reasons), reasons
+            assert [r for p, r in setup.blobs.requests if model.sha256 in p] == [None]
+            assert not (data_dir / "staging" / a2.bundle_digest).exists()  # no partial files
+            _assert_nothing_installed(agent, a2)
+            assert [m.version for m in agent.active] == ["1.0.0"]
+            assert agent.status == DeviceStatus.ACTIVE
+            assert agent.infer("det", X)["y"].shape == (1, 3)  # the previous model serves
+
+            filler.unlink()  # space is freed: the next retry installs v2
+            wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "v2")
+            assert [m.version for m in agent.active] == ["2.0.0"]
+        finally:
+            agent.stop()

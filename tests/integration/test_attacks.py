@@ -207,15 +207,27 @@ class Serving:
         return any(ref.sha256 in path for path, _ in self.setup.blobs.requests)
 
 
-def assert_untouched(s: Serving, attack: ModelAssignment | None = None) -> None:
-    """Nothing of the attack was installed and the previous model still serves (b + c)."""
+def assert_untouched(
+    s: Serving, attack: ModelAssignment | None = None, *, partial_kept: bool = False
+) -> None:
+    """Nothing of the attack was installed and the previous model still serves (b + c).
+
+    ``partial_kept``: a transient failure keeps the partial download in staging for the
+    retry to resume; then only ``*.part`` files and the (already verified against the
+    signed digest) ``edgefleet.json`` may be there, never a complete model file."""
     agent = s.agent
     assert installed(agent) == s.baseline
-    assert staged(agent) == []
+    data = agent.config.data_dir
+    if partial_kept and attack is not None:
+        left = data / "staging" / attack.bundle_digest
+        names = sorted(p.name for p in left.rglob("*") if p.is_file()) if left.exists() else []
+        assert all(n.endswith(".part") or n == "edgefleet.json" for n in names), names
+    else:
+        assert staged(agent) == []
+        if attack is not None:
+            assert not (data / "staging" / attack.bundle_digest).exists()
     if attack is not None:
-        data = agent.config.data_dir
         assert not (data / "models" / attack.bundle_digest).exists()
-        assert not (data / "staging" / attack.bundle_digest).exists()
     current = s.current
     assert [(m.name, m.version, m.bundle_digest) for m in agent.active] == [
         (current.name, current.version, current.bundle_digest)

@@ -197,7 +197,7 @@ def test_attack_slow_drip(tmp_path: Path, mosquitto: Broker) -> None:
         reason = attack(s, a)
         assert f"{MODEL}: bundle download exceeded 1.5s" in reason
         assert time.monotonic() - started < 6
-        assert_untouched(s, a)
+        assert_untouched(s, a, partial_kept=True)  # transient: the retry resumes it
 
 
 # -- who signed ------------------------------------------------------------------------

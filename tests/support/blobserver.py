@@ -6,7 +6,12 @@ unsatisfiable), and can misbehave on purpose: cut a transfer short once (``cut_o
 to exercise resumption), drip a blob one byte at a time (``drip``: seconds per byte),
 stream without a Content-Length (``chunked``, so only the agent's own count stops a
 blob that is longer than declared), and answer 503 to every request while
-``unavailable`` is set (a control plane that is down).
+``unavailable`` is set (a control plane that is down). Resumption tests: ``hold_once``
+sends the first N bytes of a blob, sets ``holding`` and then waits (with the connection
+open) until ``release`` is set; ``range_mode`` answers Range requests wrongly on
+purpose: ``"ignore"`` (200 and the whole blob), ``"misplaced"`` (206 whose
+Content-Range starts at 0, not where asked) or ``"refuse"`` (416). ``requests`` logs
+(path, Range header) and ``served`` counts body bytes sent per blob digest.
 
 ``GET /api/v1/trust/{version}`` and ``GET /api/v1/trust`` (the latest) serve the trust
 documents in ``trust`` (``serve_trust``).
@@ -29,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -65,6 +70,11 @@ class BlobServer:
         self.cut_once: dict[str, int] = {}
         self.drip: dict[str, float] = {}
         self.chunked = False
+        self.hold_once: dict[str, int] = {}
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.range_mode: Literal["honour", "ignore", "misplaced", "refuse"] = "honour"
+        self.served: dict[str, int] = {}
         self.trust: dict[int, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.unavailable = False
@@ -93,6 +103,7 @@ class BlobServer:
         return self
 
     def stop(self) -> None:
+        self.release.set()  # held transfers end
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -130,9 +141,12 @@ class BlobServer:
                     self._send(404, b'{"detail": "not found"}')
                     return
                 start, end, status = 0, len(data) - 1, 200
-                if range_header:
+                mode = server.range_mode
+                if range_header and mode == "misplaced":
+                    status = 206  # the whole blob, labelled as such, whatever was asked
+                elif range_header and mode != "ignore":
                     m = _RANGE.match(range_header)
-                    if m is None or int(m.group(1)) >= len(data):
+                    if mode == "refuse" or m is None or int(m.group(1)) >= len(data):
                         self.send_response(416)
                         self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.send_header("Content-Length", "0")
@@ -142,8 +156,10 @@ class BlobServer:
                     end = min(int(m.group(2)), end) if m.group(2) else end
                     status = 206
                 body = data[start : end + 1]
-                cut = server.cut_once.pop(match.group(1), None)
-                drip = server.drip.get(match.group(1))
+                digest = match.group(1)
+                cut = server.cut_once.pop(digest, None)
+                hold = server.hold_once.pop(digest, None)
+                drip = server.drip.get(digest)
                 self.send_response(status)
                 if server.chunked:
                     self.send_header("Transfer-Encoding", "chunked")
@@ -154,27 +170,35 @@ class BlobServer:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
                 if cut is not None:
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
+                    self._write(digest, body[:cut])
                     self.close_connection = True
                     return
                 try:
-                    self._body(body, drip)
+                    if hold is not None:
+                        self._write(digest, body[:hold])
+                        server.holding.set()
+                        server.release.wait(60)
+                        body = body[hold:]
+                    self._body(digest, body, drip)
                 except OSError:  # the agent hung up (that is what a bound is for)
                     self.close_connection = True
 
-            def _body(self, body: bytes, drip: float | None) -> None:
+            def _body(self, digest: str, body: bytes, drip: float | None) -> None:
                 pieces = [body[i : i + 1] for i in range(len(body))] if drip else [body]
                 for piece in pieces:
-                    if server.chunked:
-                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    else:
-                        self.wfile.write(piece)
-                    self.wfile.flush()
+                    self._write(digest, piece)
                     if drip:
                         time.sleep(drip)
                 if server.chunked:
                     self.wfile.write(b"0\r\n\r\n")
+
+            def _write(self, digest: str, piece: bytes) -> None:
+                if server.chunked:
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                else:
+                    self.wfile.write(piece)
+                self.wfile.flush()
+                server.served[digest] = server.served.get(digest, 0) + len(piece)
 
             def _trust(self, version: int | None) -> None:
                 if version is None and server.trust:

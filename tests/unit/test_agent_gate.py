@@ -97,3 +97,16 @@ def test_cache_gc_keeps_active_previous_and_newest(tmp_path: Path) -> None:
     )
     assert collect_garbage(root, keep=keep, max_versions=3) == []
     assert collect_garbage(tmp_path / "none", keep=set(), max_versions=1) == []
+
+
+def test_prune_staging_removes_abandoned_partial_downloads(tmp_path: Path) -> None:
+    from agent.deployment.cache_gc import prune_staging
+
+    root = tmp_path / "staging"
+    (root / ("a" * 64)).mkdir(parents=True)
+    (root / ("a" * 64) / "model.onnx.part").write_bytes(b"half")
+    (root / ("b" * 64)).mkdir()
+    (root / ("c" * 64)).symlink_to(tmp_path)  # never followed: the link goes, not its target
+    assert sorted(prune_staging(root, keep={"b" * 64})) == ["a" * 64, "c" * 64]
+    assert [p.name for p in root.iterdir()] == ["b" * 64] and tmp_path.is_dir()
+    assert prune_staging(tmp_path / "none", keep=set()) == []

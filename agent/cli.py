@@ -7,6 +7,13 @@
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
 exits 1. Logs go to stderr with timestamps (``-v`` for debug).
+
+``run`` and ``simulate`` share one serve loop: SIGTERM/SIGINT handlers first (a signal
+during start-up is kept), start, ``READY=1``, wait for the signal (the main loop beats
+every second for the watchdog), ``STOPPING=1``, stop (the agent drains its local API
+first and publishes offline last), exit 0. systemd integration is ``agent.sdnotify``;
+``agent_checks`` / ``agent_status`` say what the watchdog requires of an agent and
+what ``STATUS=`` shows (docs/agent.md, "Running under systemd").
 """
 
 from __future__ import annotations
@@ -18,9 +25,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import AgentConfigError, AgentError
+from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
 
 logger = logging.getLogger(__name__)
 
@@ -63,25 +74,79 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _wait_for_signal() -> None:
+def agent_checks(agent: Agent, probe_timeout_s: float = 5.0) -> list[HealthCheck]:
+    """What the watchdog requires of a running agent (see ``agent.sdnotify``)."""
+
+    def deployment_worker() -> str | None:
+        return None if agent.worker_alive else "the deployment worker thread has stopped"
+
+    def local_api() -> str | None:
+        import httpx
+
+        # any answer proves the server accepts and serves; a 503 for too many
+        # connections is load, not a wedge, and must not get the agent killed
+        url = f"{agent.local_api_url}/v2/health/live"
+        try:
+            httpx.get(url, timeout=probe_timeout_s)
+        except httpx.HTTPError as exc:
+            return f"local API {url} does not answer: {str(exc) or type(exc).__name__}"
+        return None
+
+    return [deployment_worker, local_api]
+
+
+def agent_status(agent: Agent) -> str:
+    """One ``STATUS=`` line: what is served, where, and whether the broker is reachable."""
+    models = ", ".join(f"{m.name} {m.version} ({m.backend})" for m in agent.active)
+    parts = [
+        f"serving {models}" if models else "no model active",
+        f"API {agent.local_api_url}",
+        "broker connected" if agent.connected else "broker not connected (retrying)",
+        f"generation {max(agent.generation, 0)}",
+    ]
+    if agent.last_error:
+        parts.append(f"last error: {agent.last_error[:120]}")
+    return "; ".join(parts)
+
+
+def _stop_requested() -> threading.Event:
+    """Install SIGTERM/SIGINT handlers that set the returned event (before start, so a
+    signal during start-up still ends in a clean stop)."""
     stop = threading.Event()
 
     def handler(signum: int, frame: object) -> None:
-        logger.info("received %s, stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            logger.info("received %s again; already stopping", name)
+        else:
+            logger.info("received %s, stopping", name)
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def _wait_for_signal(stop: threading.Event, beat: Callable[[], None]) -> None:
+    """The main loop: wakes every second to tell the supervisor it is not wedged."""
+    beat()
     while not stop.wait(1.0):
-        pass
+        beat()
 
 
-def _serve(start: Callable[[], None], stop: Callable[[], None]) -> int:
+def _serve(start: Callable[[], None], stop: Callable[[], None], supervisor: Supervisor) -> int:
+    """start -> READY=1 -> wait for SIGTERM/SIGINT -> STOPPING=1 -> stop -> exit 0."""
+    requested = _stop_requested()
     start()
     try:
-        _wait_for_signal()
+        supervisor.ready()
+        _wait_for_signal(requested, supervisor.beat)
     finally:
-        stop()
+        supervisor.stopping()
+        try:
+            stop()
+        finally:
+            supervisor.close()
     return 0
 
 
@@ -90,7 +155,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from agent.config import load_config
 
     agent = Agent(load_config(args.config))
-    return _serve(agent.start, agent.stop)
+    # the liveness probe must fail well within one ping interval (half the watchdog's)
+    watchdog_s = watchdog_interval()
+    probe_s = max(0.5, min(5.0, watchdog_s / 4)) if watchdog_s else 5.0
+    supervisor = Supervisor(
+        Notifier.from_env(),
+        watchdog_s=watchdog_s,
+        checks=agent_checks(agent, probe_s),
+        status=lambda: agent_status(agent),
+    )
+    return _serve(agent.start, agent.stop, supervisor)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -109,7 +183,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         id_prefix=args.id_prefix,
         heartbeat_interval_s=args.heartbeat_interval,
     )
-    return _serve(fleet.start, fleet.stop)
+    status = f"{args.count} simulated agent(s) in fleet {args.fleet}"
+    supervisor = Supervisor(
+        Notifier.from_env(), watchdog_s=watchdog_interval(), status=lambda: status
+    )
+    return _serve(fleet.start, fleet.stop, supervisor)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

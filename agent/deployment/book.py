@@ -22,6 +22,8 @@ class Book:
     journal_generation: int = -1
     journal: dict[str, AssignmentJournal] = field(default_factory=dict)
     bad: dict[str, BadBundle] = field(default_factory=dict)
+    #: bundle digest -> starts in a row that began loading it (cleared once loaded)
+    restoring: dict[str, int] = field(default_factory=dict)
 
     def entry(self, a: ModelAssignment) -> AssignmentJournal:
         """The journal entry of ``a`` in the generation in progress (a fresh one if none)."""

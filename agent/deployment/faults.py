@@ -2,7 +2,8 @@
 
 ``EDGEFLEET_CRASH_AT=<state>`` makes the agent SIGKILL itself right after the journal
 persisted ``<state>`` (before the state's side effect); ``<state>:after`` right after the
-side effect, before the next state is persisted. Tests set it for one agent process and
+side effect, before the next state is persisted; ``restoring-<version>`` while a start
+loads that committed version. Tests set it for one agent process and
 restart it without; it only ever makes the agent die, never skips a check, and it is
 read once at import, so it cannot be switched on over the network.
 """

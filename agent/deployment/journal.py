@@ -18,7 +18,9 @@ atomic write (temp file, fsync, rename, fsync of the directory):
 - ``bad``: bundles given up on this device after too many crashes, each with the
   generation it was given up in: not tried again until a newer generation arrives;
 - ``stopped_cleanly``: the last process stopped on SIGTERM, not by dying: what it left
-  in flight is resumed without counting a crash.
+  in flight is resumed without counting a crash;
+- ``restoring``: starts in a row that began loading each committed bundle and died before
+  it served; at the crash limit that version is marked bad and the previous one serves.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class PersistedState(BaseModel):
     bad: list[BadBundle] = Field(default_factory=list)
     #: written by a clean stop (SIGTERM): an assignment in flight then is no crash
     stopped_cleanly: bool = False
+    #: committed bundle digest -> starts in a row that died while loading it
+    restoring: dict[str, int] = Field(default_factory=dict)
 
 
 def load_state(data_dir: Path) -> PersistedState:

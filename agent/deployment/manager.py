@@ -27,6 +27,7 @@ from pathlib import Path
 from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, check_fresh, verify_command
+from agent.deployment.faults import crash_point
 from agent.deployment.inbox import Inbox, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Interrupted, Reporter
 from agent.deployment.journal import BadBundle, PersistedState, load_state, save_state
@@ -329,6 +330,7 @@ class DeploymentManager:
             journal=[book.journal[name] for name in sorted(book.journal)],
             bad=sorted(book.bad.values(), key=lambda b: b.bundle_digest),
             stopped_cleanly=self._stopped_cleanly,
+            restoring=book.restoring,
         )
         try:
             save_state(self._data_dir, state)
@@ -360,9 +362,11 @@ class DeploymentManager:
         book.journal_generation = state.journal_generation
         book.journal = {e.assignment.name: e for e in state.journal}
         book.bad = {b.bundle_digest: b for b in state.bad}
-        resume = self._count_crashes(crashed=not state.stopped_cleanly)
-        failures: list[str] = []
+        crashed = not state.stopped_cleanly
+        resume = self._count_crashes(crashed=crashed)
+        failures = self._guard_boot_loop(state.restoring if crashed else {})
         for pm in list(book.pointer.values()):
+            crash_point(f"restoring-{pm.version}")
             try:
                 self._models.activate(self._installer.load_committed(pm))
             except AgentError as exc:
@@ -370,6 +374,8 @@ class DeploymentManager:
                 logger.warning("%s: %s", self._label, failures[-1])
                 continue
             logger.info("%s: restored %s %s", self._label, pm.name, pm.version)
+        book.restoring = {}
+        self._persist()
         if failures and not resume:
             # forget the processed generation so the retained command is applied again
             self.generation = -1
@@ -378,6 +384,34 @@ class DeploymentManager:
         if resume:
             self._resume = resume
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
+
+    def _guard_boot_loop(self, restoring: dict[str, int]) -> list[str]:
+        """A committed version the agent died loading at ``max_crashes`` starts in a row is
+        marked bad and the pointer goes back to the previous version; then the starts in a
+        row are counted (persisted) before anything is loaded. Why versions were dropped."""
+        book, failures = self.book, []
+        for name, pm in list(book.pointer.items()):
+            starts = restoring.get(pm.bundle_digest, 0)
+            if starts < self._max_crashes:
+                continue
+            reason = f"the agent died {starts} times in a row while loading it at start"
+            book.bad[pm.bundle_digest] = BadBundle(
+                bundle_digest=pm.bundle_digest, generation=self.accepted_generation, reason=reason
+            )
+            previous = book.previous.pop(name, None)
+            if previous is not None:
+                book.pointer[name] = previous
+            else:
+                book.pointer.pop(name)
+            back = f"; back to {previous.version}" if previous is not None else ""
+            failures.append(f"{pm.name} {pm.version}: {reason}{back}")
+            logger.error("%s: %s", self._label, failures[-1])
+        book.restoring = {
+            pm.bundle_digest: restoring.get(pm.bundle_digest, 0) + 1 for pm in book.pointer.values()
+        }
+        if book.restoring:
+            self._persist()  # before loading: a start that dies while loading is counted
+        return failures
 
     def _count_crashes(self, *, crashed: bool) -> dict[str, State]:
         """Count a crash (unless the agent ``crashed`` not: it was stopped cleanly) for

@@ -285,3 +285,29 @@ def test_a_clean_stop_mid_download_is_resumed_without_counting_a_crash(setup: Se
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "activated")
         assert [m.version for m in agent.active] == ["2.0.0"]
         assert _journal(data_dir)["det"]["crashes"] == 0
+
+
+def test_a_committed_version_that_kills_every_start_is_dropped(setup: Setup) -> None:
+    template, v1, _ = _prepare_v1(setup)
+    v2 = setup.bundle("det", "2.0.0", weight=3.0)
+    setup.watcher.desire(2, setup.assignment(v2, deployment_id=2))
+    with setup.agent(template):
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "v2 active")
+    config = _config(setup, template, max_deploy_crashes=2)
+    for attempt in (1, 2):  # v2 "kills the runtime" whenever a start loads it
+        proc = AgentProcess(config, setup.tmp / f"boot-{attempt}.log", crash_at="restoring-2.0.0")
+        assert proc.start().wait(90) == -9, proc.log_tail()
+    with setup.watcher.lock:
+        setup.watcher.states.clear()
+    survivor = AgentProcess(config, setup.tmp / "boot-3.log", crash_at="restoring-2.0.0").start()
+    try:
+        _check_one_version_serves(_serving(setup, "1.0.0"), "1.0.0", v1)
+        # the retained command (generation 2) is applied again and refused: told as FAILED
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("2.0.0"), 30, "v2 FAILED")
+        failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED][-1]
+        assert failed.reason is not None
+        assert "died 2 times in a row while loading it at start" in failed.reason
+        saved = _journal(template)["_state"]
+        assert [m["version"] for m in saved["models"]] == ["1.0.0"] and saved["restoring"] == {}
+    finally:
+        assert survivor.stop() == 0

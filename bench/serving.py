@@ -1,0 +1,270 @@
+"""What serving a 1x3x224x224 float32 image costs on top of a raw ONNX Runtime ``session.run``.
+
+    python -m bench.serving [--seconds 4] [--rounds 8]
+
+One process, one run, one model built in code (a small CNN: three strided 3x3
+convolutions with ReLU, 32 to 256 channels, global average pool, a 256 -> 1000 linear
+head; about 0.2 GMAC), and these
+paths, each timed as p50/p99 over the same interleaved rounds (so drift of a shared box
+hits them alike):
+
+- ``ort_session_run``: the baseline, a plain ``InferenceSession.run`` of the model file;
+- ``inproc``: the in-process Python API, ``ServedModels.use(name)`` + ``LoadedModel.infer``
+  (exactly what ``Agent.infer`` does): the agent's ONNX Runtime runner with input checks;
+- ``rest_binary``: ``POST /v2/models/cnn/infer`` on the agent's local API over loopback
+  with the binary tensor data extension both ways, from a keep-alive ``http.client``
+  connection (stdlib); the client sends the JSON header and the array's memory as the
+  body (no copy, no JSON of the tensor) and decodes the binary output with
+  ``np.frombuffer``;
+- ``rest_binary_httpx``: the same request from a keep-alive ``httpx.Client``;
+- ``rest_json``: the same request with JSON tensors (body prepared once), keep-alive
+  ``http.client``, output parsed with pydantic-core.
+
+Outputs of every path are checked equal to the baseline's before timing. Prints a table,
+then one JSON line last with ``rest_added_p50_ms`` (rest_binary p50 - baseline p50) and
+``inproc_overhead_pct`` (inproc p50 over baseline p50, in %), against the goals 0.5 ms
+and 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pydantic_core
+from onnx import TensorProto, helper, numpy_helper
+
+from agent.local_api import LocalApiServer, build_app
+from agent.runners import create_runner
+from agent.serving import LoadedModel, ServedModels
+from model_store import build_bundle, load_metadata
+
+NAME = "cnn"
+GOAL_REST_ADDED_MS = 0.5
+GOAL_INPROC_PCT = 5.0
+
+
+def build_cnn(path: Path) -> Path:
+    """image float32 [batch, 3, 224, 224] -> logits float32 [batch, 1000]."""
+    rng = np.random.default_rng(7)
+    nodes, inits, prev, cin = [], [], "image", 3
+    for i, cout in enumerate([32, 64, 128, 256]):
+        w = (rng.standard_normal((cout, cin, 3, 3)) * 0.1).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"c{i}"))
+        nodes += [
+            helper.make_node("Conv", [prev, f"c{i}"], [f"v{i}"], pads=[1, 1, 1, 1], strides=[2, 2]),
+            helper.make_node("Relu", [f"v{i}"], [f"a{i}"]),
+        ]
+        prev, cin = f"a{i}", cout
+    head = (rng.standard_normal((256, 1000)) * 0.1).astype(np.float32)
+    inits.append(numpy_helper.from_array(head, "head"))
+    nodes += [
+        helper.make_node("GlobalAveragePool", [prev], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "head"], ["logits"]),
+    ]
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 224, 224])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1000])
+    graph = helper.make_graph(nodes, "cnn224", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _binary_header(image: np.ndarray) -> bytes:
+    request = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": list(image.shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": image.nbytes},
+            }
+        ],
+        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+    }
+    return json.dumps(request).encode()
+
+
+def _decode_binary(header_length: str | None, body: bytes) -> np.ndarray:
+    n = int(header_length or 0)
+    meta = json.loads(body[:n])["outputs"][0]
+    return np.frombuffer(body, np.float32, offset=n).reshape(meta["shape"])
+
+
+class _Clients:
+    """The REST paths; each call is one full request/response round trip."""
+
+    def __init__(self, url: str, image: np.ndarray) -> None:
+        parts = urlsplit(url)
+        self.image = image
+        self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
+        self.httpx = httpx.Client(base_url=url, timeout=30)
+        self.path = f"/v2/models/{NAME}/infer"
+        tensor = {"name": "image", "shape": list(image.shape), "datatype": "FP32"}
+        self.json_body = json.dumps(
+            {"inputs": [{**tensor, "data": image.ravel().tolist()}]}
+        ).encode()
+
+    def rest_binary(self) -> np.ndarray:
+        header = _binary_header(self.image)
+        self.conn.request(
+            "POST",
+            self.path,
+            body=[header, self.image.reshape(-1).view(np.uint8).data],
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(header) + self.image.nbytes),
+                "Inference-Header-Content-Length": str(len(header)),
+            },
+        )
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+        return _decode_binary(response.getheader("Inference-Header-Content-Length"), body)
+
+    def rest_binary_httpx(self) -> np.ndarray:
+        header = _binary_header(self.image)
+        response = self.httpx.post(
+            self.path,
+            content=header + self.image.tobytes(),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(header)),
+            },
+        )
+        response.raise_for_status()
+        header_length = response.headers.get("Inference-Header-Content-Length")
+        return _decode_binary(header_length, response.content)
+
+    def rest_json(self) -> np.ndarray:
+        self.conn.request(
+            "POST", self.path, body=self.json_body, headers={"Content-Type": "application/json"}
+        )
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+        out = pydantic_core.from_json(body)["outputs"][0]
+        return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+
+    def close(self) -> None:
+        self.conn.close()
+        self.httpx.close()
+
+
+def _time(paths: dict[str, Callable[[], object]], seconds: float, rounds: int) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for fn in paths.values():
+        for _ in range(20):  # warm-up
+            fn()
+    per_round = seconds / rounds
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            deadline = time.perf_counter() + per_round
+            while time.perf_counter() < deadline:
+                start = time.perf_counter_ns()
+                fn()
+                samples[name].append((time.perf_counter_ns() - start) / 1e6)
+    return {
+        name: {
+            "p50_ms": float(np.percentile(s, 50)),
+            "p99_ms": float(np.percentile(s, 99)),
+            "runs": len(s),
+        }
+        for name, s in samples.items()
+    }
+
+
+def run(workdir: Path, seconds: float, rounds: int) -> dict[str, Any]:
+    model_path = build_cnn(workdir / "src" / "model.onnx")
+    bundle = workdir / "bundle"
+    build_bundle(model_path, bundle, name=NAME, version="1.0.0")
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    feeds = {"image": image}
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    runner = create_runner("onnxruntime")
+    runner.load(bundle, load_metadata(bundle))
+    served = ServedModels()
+    served.activate(LoadedModel(NAME, "1.0.0", "0" * 64, bundle, runner))
+
+    def inproc() -> np.ndarray:
+        with served.use(NAME) as model:
+            return model.infer(feeds)["logits"]
+
+    server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    clients = _Clients(server.start(), image)
+    try:
+        paths: dict[str, Callable[[], np.ndarray]] = {
+            "ort_session_run": lambda: session.run(["logits"], feeds)[0],
+            "inproc": inproc,
+            "rest_binary": clients.rest_binary,
+            "rest_binary_httpx": clients.rest_binary_httpx,
+            "rest_json": clients.rest_json,
+        }
+        expected = paths["ort_session_run"]()
+        for name, fn in paths.items():
+            np.testing.assert_array_equal(fn(), expected, err_msg=name)
+        results = _time(dict(paths), seconds, rounds)
+    finally:
+        clients.close()
+        server.stop()
+        served.clear()
+    base = results["ort_session_run"]["p50_ms"]
+    for figures in results.values():
+        figures["p50_added_ms"] = figures["p50_ms"] - base
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per path")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
+        paths = run(Path(tmp), args.seconds, args.rounds)
+    base = paths["ort_session_run"]["p50_ms"]
+    rest_added = paths["rest_binary"]["p50_ms"] - base
+    inproc_pct = (paths["inproc"]["p50_ms"] - base) / base * 100
+    print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
+    for name, f in paths.items():
+        print(
+            f"{name:<20} {f['p50_ms']:>9.3f} {f['p99_ms']:>9.3f} "
+            f"{f['p50_added_ms']:>13.3f} {f['runs']:>7}"
+        )
+    print(
+        f"REST binary adds {rest_added:.3f} ms at p50 (goal <= {GOAL_REST_ADDED_MS}: "
+        f"{'met' if rest_added <= GOAL_REST_ADDED_MS else 'NOT met'}); in-process API "
+        f"{inproc_pct:+.1f}% (goal <= {GOAL_INPROC_PCT}%: "
+        f"{'met' if inproc_pct <= GOAL_INPROC_PCT else 'NOT met'})"
+    )
+    report = {
+        "onnxruntime": ort.__version__,
+        "input": "float32 [1, 3, 224, 224]",
+        "rest_added_p50_ms": rest_added,
+        "inproc_overhead_pct": inproc_pct,
+        "goals": {"rest_added_p50_ms": GOAL_REST_ADDED_MS, "inproc_overhead_pct": GOAL_INPROC_PCT},
+        "paths": paths,
+    }
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

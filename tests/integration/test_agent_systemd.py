@@ -1,0 +1,273 @@
+"""The agent under a stand-in for systemd: the real ``edge-agent run --config agent.toml``
+as a subprocess, ``$NOTIFY_SOCKET`` bound by the test (``tests.support.sdnotify``) and
+``$WATCHDOG_USEC`` set, a real Mosquitto, blob server, signed bundle and command.
+
+It must say READY=1 once it serves (also with no broker at all), ping the watchdog from
+its own pid (what ``NotifyAccess=main`` accepts), and on SIGTERM: say STOPPING=1, stop
+accepting connections, answer a request that was in flight in full, leave the retained
+availability offline and exit 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import paho.mqtt.client as mqtt
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.cli import agent_checks, agent_status
+from model_store import build_bundle, load_private_key, sign_bundle
+from protocol import EventKind, TopicKind, device_topic
+from tests.integration.test_agent_deploy import DEVICE, Setup
+from tests.support.ports import free_port, wait_until
+from tests.support.sdnotify import Message, NotifyListener
+
+pytestmark = pytest.mark.integration
+
+WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
+BATCH = 512  # ~0.4 s per request on a fast x86 core pair; warm-up (batch 1) takes ~2 ms
+
+
+def slow_model(path: Path, *, width: int = 1024, depth: int = 64) -> Path:
+    """x float32 [batch, 8] -> ``depth`` x (MatMul [width, width], Tanh) -> y [batch, 4]:
+    the work grows with the batch, so one big request is slow and warm-up is not."""
+    rng = np.random.default_rng(0)
+    weights = {
+        "w_in": rng.standard_normal((8, width)) / 3,
+        "w": rng.standard_normal((width, width)) / np.sqrt(width),
+        "w_out": rng.standard_normal((width, 4)) / np.sqrt(width),
+    }
+    nodes = [helper.make_node("MatMul", ["x", "w_in"], ["h0"])]
+    for i in range(depth):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("MatMul", [f"h{depth}", "w_out"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _write_config(setup: Setup, *, broker_url: str | None = None) -> Path:
+    config = setup.tmp / "agent.toml"
+    lines = {
+        "device_id": DEVICE,
+        "fleet": "store-eu",
+        "broker_url": broker_url or setup.broker.url,
+        "control_plane_url": setup.blobs.url,
+        "data_dir": str(setup.tmp / "agent-data"),
+        "root_keys": [str(setup.kit.root_pub)],
+        "trust": str(setup.kit.trust_file),
+        "local_api": "127.0.0.1:0",
+        "heartbeat_interval_s": 0.5,
+    }
+    config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in lines.items()))
+    return config
+
+
+@contextmanager
+def _agent_process(config: Path, notify: NotifyListener) -> Iterator[subprocess.Popen[bytes]]:
+    """``edge-agent run`` with NOTIFY_SOCKET / WATCHDOG_USEC; stderr in a file next to it."""
+    exe = Path(sys.executable).with_name("edge-agent")
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "agent.cli"]
+    env = dict(os.environ, NOTIFY_SOCKET=notify.address, WATCHDOG_USEC=str(WATCHDOG_USEC))
+    log = config.with_name("agent.log")
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*argv, "run", "--config", str(config)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(30)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def _status(notify: NotifyListener, contains: str, timeout: float) -> str:
+    """Receive until a STATUS= line contains ``contains``; return that line."""
+    deadline = time.monotonic() + timeout
+    for seen in notify.received:
+        if contains in (seen.get("STATUS") or ""):
+            return seen.get("STATUS") or ""
+    while (left := deadline - time.monotonic()) > 0:
+        message = notify.recv(left)
+        if message is not None and contains in (message.get("STATUS") or ""):
+            return message.get("STATUS") or ""
+    raise TimeoutError(f"no STATUS= with {contains!r}; got {[m.lines for m in notify.received]}")
+
+
+def _retained_availability(setup: Setup) -> bool | None:
+    """What a client subscribing now is told: the retained Availability's ``online``."""
+    got: list[bool] = []
+    done = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain and msg.payload:
+            got.append(bool(json.loads(msg.payload)["online"]))
+        done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-availability")
+    client.on_message = on_message
+    client.connect("127.0.0.1", setup.broker.port)
+    client.subscribe(device_topic(DEVICE, TopicKind.AVAILABILITY), qos=1)
+    client.loop_start()
+    try:
+        done.wait(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got[0] if got else None
+
+
+def _request_bytes(host: str, port: int, inputs: np.ndarray) -> bytes:
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": list(inputs.shape),
+                    "datatype": "FP32",
+                    "data": inputs.ravel().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    head = (
+        f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, object]]:
+    """Read until the server closes (it does: it is shutting down); status and JSON."""
+    sock.settimeout(30)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+def _refused(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def _from_agent(messages: list[Message], pid: int) -> None:
+    assert messages and {m.pid for m in messages} == {pid}, [(m.lines, m.pid) for m in messages]
+
+
+def test_ready_watchdog_and_sigterm_drain(setup: Setup) -> None:
+    src = slow_model(setup.tmp / "src-slow" / "model.onnx")
+    bundle = setup.tmp / "bundles" / "slow-1.0.0"
+    build_bundle(src, bundle, name="slow", version="1.0.0")
+    sign_bundle(bundle, load_private_key(setup.kit.release_key))
+    setup.watcher.desire(1, setup.assignment(bundle))
+    inputs = np.random.default_rng(3).standard_normal((BATCH, 8)).astype(np.float32)
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = session.run(["y"], {"x": inputs})[0]
+
+    with (
+        NotifyListener(setup.tmp / "notify") as notify,
+        _agent_process(_write_config(setup), notify) as proc,
+    ):
+        ready = notify.wait_for("READY=1", 90)
+        assert "API http://127.0.0.1:" in (ready.get("STATUS") or "")
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 60, "ACTIVATED")
+        state = setup.watcher.last_state()
+        assert state is not None and state.local_api is not None
+        status = _status(notify, "serving slow 1.0.0 (onnxruntime", 30)
+        assert f"API {state.local_api}" in status and "broker connected" in status
+        notify.wait_for("WATCHDOG=1", 10)
+        notify.wait_for("WATCHDOG=1", 10)
+        _from_agent(notify.received, proc.pid)  # what NotifyAccess=main accepts
+
+        # a request in flight: headers and most of the body sent, the rest held back
+        url = urlsplit(state.local_api)
+        host, port = url.hostname or "127.0.0.1", url.port or 0
+        request = _request_bytes(host, port, inputs)
+        with socket.create_connection((host, port), timeout=10) as client:
+            client.sendall(request[:-16])
+            time.sleep(0.3)  # let the server read the request line and headers
+            proc.send_signal(signal.SIGTERM)
+            notify.wait_for("STOPPING=1", 20)
+            wait_until(lambda: _refused(host, port), 20, "the API to stop accepting")
+            assert proc.poll() is None  # still draining: our request is not answered yet
+            client.sendall(request[-16:])
+            code, body = _read_response(client)
+        assert code == 200, body
+        outputs = body["outputs"]
+        assert isinstance(outputs, list) and outputs[0]["shape"] == [BATCH, 4]
+        got = np.asarray(outputs[0]["data"], dtype=np.float32).reshape(BATCH, 4)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        assert proc.wait(60) == 0
+        _from_agent(notify.received, proc.pid)
+    assert _retained_availability(setup) is False
+
+
+def test_an_offline_box_still_becomes_ready_and_stops_cleanly(setup: Setup) -> None:
+    nobody = f"mqtt://127.0.0.1:{free_port()}"  # no broker listens there
+    with (
+        NotifyListener(setup.tmp / "notify") as notify,
+        _agent_process(_write_config(setup, broker_url=nobody), notify) as proc,
+    ):
+        ready = notify.wait_for("READY=1", 90)
+        assert "no model active" in (ready.get("STATUS") or "")
+        assert "broker not connected" in (ready.get("STATUS") or "")
+        notify.wait_for("WATCHDOG=1", 10)
+        notify.wait_for("WATCHDOG=1", 10)
+        proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1", 20)
+        assert proc.wait(60) == 0
+        _from_agent(notify.received, proc.pid)
+
+
+def test_health_checks_pass_while_the_agent_runs_and_fail_once_it_has_stopped(
+    setup: Setup,
+) -> None:
+    agent = setup.agent()
+    checks = agent_checks(agent, probe_timeout_s=2.0)
+    agent.start()
+    try:
+        assert [check() for check in checks] == [None, None]
+        assert agent_status(agent).startswith("no model active; API http://127.0.0.1:")
+    finally:
+        agent.stop()
+    worker, local_api = (check() for check in checks)
+    assert worker == "the deployment worker thread has stopped"
+    assert local_api is not None and local_api.startswith("local API http://127.0.0.1:")

@@ -6,14 +6,15 @@ is retried forever and each failure is logged. On every (re)connect, inside
 ``on_connect``: subscribe to the device's own desired topic and to the trust topic (the
 broker re-sends the retained deployment command and trust document), publish
 ``Availability(online=True)`` retained, and call ``on_connected`` so the agent reports
-its full state, then flush the outbox. Both topics carry ``SignedEnvelope``s: the link
-only parses them (malformed: counted and ignored); the deployment worker verifies them.
+its full state; only then does the spool drain. Both topics carry ``SignedEnvelope``s:
+the link only parses them (malformed: counted and ignored); the deployment worker
+verifies them.
 
-Publishes made while disconnected are never assumed delivered. Deployment events (QoS 1,
-not retained) wait in a bounded in-memory outbox (``outbox_size``, default 1000; when
-full the oldest is dropped, counted in ``outbox_dropped`` and logged) and are sent in
-order on reconnect, after the full state report. Retained messages (state,
-availability) are re-derived on reconnect instead, and heartbeats (QoS 0) are dropped.
+Nothing depends on being connected: every QoS >= 1 message that is not retained (events,
+heartbeats) goes to the on-disk spool (``agent.spool``: bounded, oldest dropped and
+counted) and is sent from there, in order, by ``agent.spool_sender``, connected or not;
+it leaves the spool only once the broker acknowledged it. Retained messages (state,
+availability) are not spooled: re-derived on every reconnect, dropped while offline.
 
 Identity: client id = device id; username = the broker URL's username if it has one,
 else the device id. The LWT is ``Availability(online=False)``, retained, QoS 1, on the
@@ -24,14 +25,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
-from agent.errors import LinkError
+from agent.errors import LinkError, SpoolError
+from agent.spool import Spool, SpoolEntry
+from agent.spool_sender import SKIP, WINDOW, SpoolSender
 from protocol import (
     TRUST_TOPIC,
     Availability,
@@ -49,7 +52,7 @@ logger = logging.getLogger(__name__)
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 KEEPALIVE_S = 30
-OUTBOX_SIZE = 1000
+SPOOL_MAX_ENTRIES = 10_000
 
 
 class MqttLink:
@@ -62,8 +65,9 @@ class MqttLink:
         broker: BrokerAddress,
         on_desired: Callable[[SignedEnvelope], None],
         on_connected: Callable[[], None],
+        spool_path: Path,
         on_trust: Callable[[bytes], None] | None = None,
-        outbox_size: int = OUTBOX_SIZE,
+        spool_max_entries: int = SPOOL_MAX_ENTRIES,
     ) -> None:
         self.device_id = device_id
         self._broker = broker
@@ -76,13 +80,8 @@ class MqttLink:
         self._count_lock = threading.Lock()
         self.malformed_messages = 0
         self.connections = 0
-        # QoS 1 non-retained publishes held while disconnected; _flushed is True once
-        # the outbox has been drained after the current connection came up
-        self._outbox: deque[tuple[TopicKind, bytes]] = deque()
-        self._outbox_size = outbox_size
-        self._outbox_lock = threading.Lock()
-        self._flushed = False
-        self.outbox_dropped = 0
+        self._spool = Spool(spool_path, spool_max_entries)  # SpoolError: one line
+        self._sender = SpoolSender(device_id, self._spool, self._send_entry)
         try:
             client = mqtt.Client(
                 callback_api_version=CallbackAPIVersion.VERSION2,
@@ -100,12 +99,16 @@ class MqttLink:
             if broker.tls:
                 client.tls_set()
             client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+            # room for the spool window plus the retained state/availability reports
+            client.max_inflight_messages_set(WINDOW + 10)
         except (ValueError, OSError) as exc:
+            self._spool.close()
             raise LinkError(f"cannot set up MQTT client: {exc}") from exc
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
         self._client = client
 
     @property
@@ -121,10 +124,12 @@ class MqttLink:
             self._client.connect_async(self._broker.host, self._broker.port, KEEPALIVE_S)
         except (ValueError, OSError) as exc:
             raise LinkError(f"cannot connect to {self._broker.masked()}: {exc}") from exc
+        self._sender.start()
         self._client.loop_start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Publish offline (retained), disconnect cleanly and stop the network thread."""
+        """Await outstanding PUBACKs, publish offline, disconnect; the spool keeps the rest."""
+        self._sender.stop(timeout)
         if self.connected:
             info = self.publish(
                 TopicKind.AVAILABILITY,
@@ -140,70 +145,57 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
-        with self._outbox_lock:
-            if self._outbox:
-                logger.warning(
-                    "%s: %d queued message(s) not sent before stopping",
-                    self.device_id,
-                    len(self._outbox),
-                )
-                self._outbox.clear()
+        if pending := self._spool.pending:
+            logger.info(
+                "%s: %d spooled message(s) kept for the next start", self.device_id, pending
+            )
+        self._spool.close()
 
     @property
     def outbox_length(self) -> int:
-        with self._outbox_lock:
-            return len(self._outbox)
+        """Spooled messages the broker has not acknowledged yet (in flight included)."""
+        return self._spool.pending
+
+    @property
+    def outbox_dropped(self) -> int:
+        """Spooled messages dropped unsent because the spool was full (persisted)."""
+        return self._spool.dropped
 
     def publish(
         self, kind: TopicKind, message: BaseModel, *, qos: int, retain: bool = False
     ) -> mqtt.MQTTMessageInfo | None:
-        """Hand a message to paho; None when it was not (yet) handed over.
-
-        A QoS >= 1 message that is not retained goes to the outbox while the link is
-        down (or its outbox is not drained yet), to be sent on reconnect. Anything else
-        is dropped when not connected (logged at debug). A message paho accepts just as
-        the connection drops stays in paho's own session queue and is resent by paho.
-        """
+        """Send a message; None when it was not handed to paho now. QoS >= 1 and not
+        retained: appended to the spool, sent from there (None). Anything else is dropped
+        while not connected (logged at debug)."""
         payload = encode(message)
         if qos > 0 and not retain:
-            with self._outbox_lock:
-                if not (self._flushed and self.connected):
-                    self._enqueue(kind, payload)
-                    return None
+            try:
+                self._spool.append(str(kind), payload)
+            except SpoolError as exc:  # disk trouble: best effort, never fail the caller
+                logger.warning("%s: %s; %s sent unspooled", self.device_id, exc, kind)
+                return self._send(kind, payload, qos=qos, retain=False) if self.connected else None
+            self._sender.notify()
+            return None
         if not self.connected:
             logger.debug("%s: not connected, %s not sent", self.device_id, kind)
             return None
         return self._send(kind, payload, qos=qos, retain=retain)
 
-    def _enqueue(self, kind: TopicKind, payload: bytes) -> None:
-        """Append to the outbox (lock held); drop the oldest message when it is full."""
-        if len(self._outbox) >= self._outbox_size:
-            dropped_kind, _ = self._outbox.popleft()
-            self.outbox_dropped += 1
-            logger.warning(
-                "%s: outbox full (%d): dropped the oldest %s message (%d dropped so far)",
-                self.device_id,
-                self._outbox_size,
-                dropped_kind,
-                self.outbox_dropped,
-            )
-        self._outbox.append((kind, payload))
-
-    def _flush_outbox(self) -> None:
-        """Send the outbox in order (network thread, after the state report)."""
-        sent = 0
-        while True:
-            with self._outbox_lock:
-                if not self._outbox:
-                    self._flushed = True
-                    break
-                if not self.connected:  # lost again: keep the rest for the next connect
-                    return
-                kind, payload = self._outbox.popleft()
-            self._send(kind, payload, qos=1, retain=False)
-            sent += 1
-        if sent:
-            logger.info("%s: sent %d message(s) queued while offline", self.device_id, sent)
+    def _send_entry(self, entry: SpoolEntry) -> int | None:
+        """The spool sender's hand-over: paho's mid, None (retry later) or SKIP."""
+        try:
+            topic = device_topic(self.device_id, TopicKind(entry.kind))
+            info = self._client.publish(topic, entry.payload, qos=1)
+        except ValueError as exc:  # unknown kind, payload too large: never deliverable
+            logger.warning("%s: spooled message %d dropped: %s", self.device_id, entry.seq, exc)
+            return SKIP
+        except (RuntimeError, OSError) as exc:
+            logger.warning("%s: publish of spooled message failed: %s", self.device_id, exc)
+            return None
+        if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return info.mid  # NO_CONN: the link just dropped; paho keeps it and resends it
+        logger.debug("%s: spooled message %d: %s", self.device_id, entry.seq, info.rc)
+        return None
 
     def _send(
         self, kind: TopicKind, payload: bytes, *, qos: int, retain: bool
@@ -246,7 +238,7 @@ class MqttLink:
             retain=True,
         )
         self._call(self._on_connected)
-        self._flush_outbox()
+        self._sender.connected()  # after the state report: the spool drains now
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         logger.warning(
@@ -265,13 +257,22 @@ class MqttLink:
         properties: mqtt.Properties | None,
     ) -> None:
         was_connected = self._connected.is_set()
-        with self._outbox_lock:
-            self._connected.clear()
-            self._flushed = False
+        self._connected.clear()
+        self._sender.disconnected()
         if was_connected and reason_code.is_failure:
             logger.warning(
                 "%s: lost broker connection (%s); reconnecting", self.device_id, reason_code
             )
+
+    def _handle_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        self._sender.acked(mid)  # PUBACK: only now may the spool forget the entry
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         trust = msg.topic == TRUST_TOPIC and self._on_trust is not None

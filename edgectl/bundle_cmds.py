@@ -116,6 +116,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_extra_option(parser: argparse.ArgumentParser) -> None:
+    """``--extra FILE`` (repeatable): files added to the bundle when it is built."""
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="add a file (labels, bootstrap.npz for the health gate, ...); repeatable",
+    )
+
+
 def add_commands(sub: SubParsers) -> None:
     """Register ``bundle build|sign|verify`` on the top-level subparsers."""
     bundle = sub.add_parser("bundle", help="build, sign and verify model bundles").add_subparsers(
@@ -126,14 +138,7 @@ def add_commands(sub: SubParsers) -> None:
     build.add_argument("--name", required=True)
     build.add_argument("--version", required=True)
     build.add_argument("--out", type=Path, required=True, help="new bundle directory")
-    build.add_argument(
-        "--extra",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="add a file (labels, bootstrap.npz for the health gate, ...); repeatable",
-    )
+    add_extra_option(build)
     build.set_defaults(handler=_cmd_build)
 
     sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
@@ -142,14 +147,7 @@ def add_commands(sub: SubParsers) -> None:
     sign.add_argument("--out", type=Path, help="sign a copy / the built bundle here")
     sign.add_argument("--name", help="build a bundle from PATH first, with this name")
     sign.add_argument("--version", help="... and this version")
-    sign.add_argument(
-        "--extra",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="add a file (labels, bootstrap.npz for the health gate, ...); repeatable",
-    )
+    add_extra_option(sign)
     sign.set_defaults(handler=_cmd_sign)
 
     verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")

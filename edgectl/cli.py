@@ -75,14 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait up to SECONDS for every target device to activate it",
     )
-    model.add_argument(
-        "--extra",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="add a file to the bundle (labels, bootstrap.npz for the health gate); repeatable",
-    )
+    bundle_cmds.add_extra_option(model)
     model.add_argument("--json", action="store_true", help="print the result as JSON")
 
     devices = sub.add_parser("devices", help="devices").add_subparsers(

@@ -165,8 +165,48 @@ class DeploymentEvent(_Message):
     at: datetime = Field(default_factory=utcnow)
 
 
+class DiskUsage(_Message):
+    """The filesystem holding the agent's data directory (bytes; ``free`` is what the
+    agent may use, ``percent`` is used / (used + free) as ``df`` shows it)."""
+
+    total_bytes: int = Field(ge=0)
+    used_bytes: int = Field(ge=0)
+    free_bytes: int = Field(ge=0)
+    percent: float
+
+
+class Temperature(_Message):
+    """One temperature sensor reading (``psutil.sensors_temperatures``)."""
+
+    sensor: str
+    label: str
+    celsius: float
+
+
+class ModelMetrics(_Message):
+    """Inference figures of one model version, cumulative since it was activated on the
+    device. ``requests`` counts successes and errors; ``errors_by_kind`` splits
+    ``errors`` into ``invalid_input`` and ``inference``. The latency percentiles are of
+    successful requests (backend time, estimated from a histogram); None before one."""
+
+    name: str
+    version: str
+    backend: str
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
 class Heartbeat(_Message):
-    """Agent -> control plane on ``.../heartbeat``: periodic host figures (psutil)."""
+    """Agent -> control plane on ``.../heartbeat``: periodic host figures (psutil).
+
+    ``disk``, ``temperatures`` and ``models`` are optional (older agents omit them).
+    ``models`` has one entry per model version being served; a version that was swapped
+    out or unloaded appears one more time, with its final figures, after its last request.
+    """
 
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
@@ -178,6 +218,13 @@ class Heartbeat(_Message):
     mem_percent: float
     load_avg: tuple[float, float, float]
     uptime_s: float
+    disk: DiskUsage | None = None
+    temperatures: list[Temperature] = Field(default_factory=list)
+    models: list[ModelMetrics] = Field(default_factory=list)
+    #: telemetry spool: messages waiting for the broker's ack when this one was built,
+    #: and those dropped unsent because the spool was full (cumulative, persisted)
+    spool_pending: int = Field(default=0, ge=0)
+    spool_dropped: int = Field(default=0, ge=0)
 
 
 class Availability(_Message):

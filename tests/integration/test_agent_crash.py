@@ -22,14 +22,14 @@ import onnxruntime as ort
 import pytest
 
 from agent.deployment.lifecycle import State
-from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import DEVICE, Setup
-from tests.support.agent_process import AgentProcess, write_config
-from tests.support.onnx_models import two_input_model
+from tests.integration.test_agent_deploy import Setup
+from tests.support.agent_process import AgentProcess
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
+#: a signed, valid bundle whose outputs are NaN: it must fail the health gate
+NAN = float("nan")
 
 #: every point of a good deployment where the agent can die: after the journal
 #: persisted the state (before its side effect), and after the side effect
@@ -53,33 +53,6 @@ INPUTS = {
     "x": np.arange(8, dtype=np.float32).reshape(2, 4) / 10,
     "ids": np.array([3, 4], dtype=np.int64),
 }
-
-
-def _config(setup: Setup, data_dir: Path, **extra: Any) -> Path:
-    return write_config(
-        data_dir.parent / f"{data_dir.name}.toml",
-        {
-            "device_id": DEVICE,
-            "fleet": "store-eu",
-            "broker_url": setup.broker.url,
-            "control_plane_url": setup.blobs.url,
-            "data_dir": str(data_dir),
-            "root_keys": [str(setup.kit.root_pub)],
-            "trust": str(setup.kit.trust_file),
-            "local_api": "127.0.0.1:0",
-            "heartbeat_interval_s": 1.0,
-            **extra,
-        },
-    )
-
-
-def _nan_bundle(setup: Setup, version: str) -> Path:
-    """Signed and valid, but its outputs are NaN: it must fail the health gate."""
-    src = two_input_model(setup.tmp / f"src-nan-{version}" / "model.onnx", weight=float("nan"))
-    out = setup.tmp / "bundles" / f"det-{version}"
-    build_bundle(src, out, name="det", version=version)
-    sign_bundle(out, load_private_key(setup.kit.release_key))
-    return out
 
 
 def _expected(bundle_dir: Path) -> np.ndarray:
@@ -151,7 +124,7 @@ def _journal(data_dir: Path) -> dict[str, Any]:
 def _crash_then_restart(
     setup: Setup, data_dir: Path, point: str, **extra: Any
 ) -> tuple[AgentProcess, AgentProcess]:
-    config = _config(setup, data_dir, **extra)
+    config = setup.process_config(data_dir, **extra)
     crashing = AgentProcess(config, data_dir.parent / f"{data_dir.name}-1.log", crash_at=point)
     crashing.start()
     try:
@@ -201,7 +174,7 @@ def test_kill_9_at_every_lifecycle_state_then_restart(setup: Setup) -> None:
 @pytest.mark.parametrize("point", [str(State.ROLLING_BACK), f"{State.ROLLING_BACK}:after"])
 def test_kill_9_while_rolling_back_a_model_that_fails_the_gate(setup: Setup, point: str) -> None:
     template, v1, _ = _prepare_v1(setup)
-    bad = _nan_bundle(setup, "2.0.0")
+    bad = setup.bundle("det", "2.0.0", weight=NAN)
     setup.watcher.desire(2, setup.assignment(bad, deployment_id=2))
     data_dir = setup.tmp / "data"
     shutil.copytree(template, data_dir)
@@ -224,7 +197,7 @@ def test_crash_loop_marks_the_bundle_bad_until_a_new_generation(setup: Setup) ->
     setup.watcher.desire(2, a2)
     data_dir = setup.tmp / "data"
     shutil.copytree(template, data_dir)
-    config = _config(setup, data_dir, max_deploy_crashes=2)
+    config = setup.process_config(data_dir, max_deploy_crashes=2)
     # the model "kills the runtime" while warming up, every time
     for attempt in (1, 2):
         proc = AgentProcess(config, setup.tmp / f"loop-{attempt}.log", crash_at="warming_up")
@@ -293,7 +266,7 @@ def test_a_committed_version_that_kills_every_start_is_dropped(setup: Setup) -> 
     setup.watcher.desire(2, setup.assignment(v2, deployment_id=2))
     with setup.agent(template):
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "v2 active")
-    config = _config(setup, template, max_deploy_crashes=2)
+    config = setup.process_config(template, max_deploy_crashes=2)
     for attempt in (1, 2):  # v2 "kills the runtime" whenever a start loads it
         proc = AgentProcess(config, setup.tmp / f"boot-{attempt}.log", crash_at="restoring-2.0.0")
         assert proc.start().wait(90) == -9, proc.log_tail()

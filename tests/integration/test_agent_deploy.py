@@ -41,6 +41,7 @@ from protocol import (
     device_topic,
     encode,
 )
+from tests.support.agent_process import write_config
 from tests.support.blobserver import BlobServer, assignment_for, desired_state, sign_command
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
@@ -145,6 +146,25 @@ class Setup:
 
     def assignment(self, bundle_dir: Path, deployment_id: int = 1) -> ModelAssignment:
         return assignment_for(self.blobs, bundle_dir, deployment_id=deployment_id)
+
+    def process_config(self, data_dir: Path, **settings: Any) -> Path:
+        """An agent.toml beside ``data_dir`` for ``edge-agent run`` as its own process
+        (``tests.support.agent_process``), pinning the kit's root, provisioned with v1."""
+        return write_config(
+            data_dir.parent / f"{data_dir.name}.toml",
+            {
+                "device_id": DEVICE,
+                "fleet": "store-eu",
+                "broker_url": self.broker.url,
+                "control_plane_url": self.blobs.url,
+                "data_dir": str(data_dir),
+                "root_keys": [str(self.kit.root_pub)],
+                "trust": str(self.kit.trust_file),
+                "local_api": "127.0.0.1:0",
+                "heartbeat_interval_s": 1.0,
+                **settings,
+            },
+        )
 
     def agent(
         self,

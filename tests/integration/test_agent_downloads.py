@@ -9,11 +9,8 @@ Real Mosquitto, a real HTTP blob server that misbehaves on purpose, real bundles
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,8 @@ import pytest
 from agent import Agent
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import DEVICE, Setup
+from tests.integration.test_agent_deploy import Setup
+from tests.support.agent_process import AgentProcess
 from tests.support.downloads import fill, padded_model, small_tmpfs
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -168,27 +166,10 @@ def _big_assignment(setup: Setup, version: str, deployment_id: int = 1) -> Model
     return setup.assignment(out, deployment_id=deployment_id)
 
 
-def _agent_process(setup: Setup, data_dir: Path) -> subprocess.Popen[bytes]:
+def _agent_process(setup: Setup, data_dir: Path) -> AgentProcess:
     """``edge-agent run`` as its own process (so that it can be killed with SIGKILL)."""
-    settings = {
-        "device_id": DEVICE,
-        "fleet": "store-eu",
-        "broker_url": setup.broker.url,
-        "control_plane_url": setup.blobs.url,
-        "data_dir": str(data_dir),
-        "root_keys": [str(setup.kit.root_pub)],
-        "trust": str(setup.kit.trust_file),
-        "local_api": "127.0.0.1:0",
-    }
-    config = setup.tmp / "agent.toml"
-    config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
-    log = open(setup.tmp / "agent-process.log", "wb")  # noqa: SIM115 - the process owns it
-    with log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    config = setup.process_config(data_dir)
+    return AgentProcess(config, setup.tmp / "agent-process.log").start()
 
 
 def test_a_download_killed_mid_transfer_resumes_after_a_restart(setup: Setup) -> None:
@@ -203,9 +184,9 @@ def test_a_download_killed_mid_transfer_resumes_after_a_restart(setup: Setup) ->
     try:
         wait_until(lambda: part.is_file() and part.stat().st_size == half, 60, "half staged")
     finally:
-        proc.kill()  # SIGKILL: no clean-up of any kind
-        proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL
+        assert proc.process is not None
+        proc.process.kill()  # SIGKILL: no clean-up of any kind
+    assert proc.wait(10) == -signal.SIGKILL
     assert part.stat().st_size == half
 
     with setup.agent(data_dir) as agent:  # the restarted agent, on the same data_dir

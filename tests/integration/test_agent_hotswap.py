@@ -18,13 +18,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import EventKind
 from tests.integration.test_agent_deploy import Setup
-from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
+#: a signed, valid bundle whose outputs are NaN: it must fail the health gate
+NAN = float("nan")
 
 X = (np.arange(8, dtype=np.float32).reshape(2, 4) / 10).astype(np.float32)
 IDS = np.array([3, 4], dtype=np.int64)
@@ -92,14 +92,6 @@ class Load:
         return sum(len(s) for s in self.seen)
 
 
-def _nan_bundle(setup: Setup, version: str) -> Path:
-    src = two_input_model(setup.tmp / f"src-nan-{version}" / "model.onnx", weight=float("nan"))
-    out = setup.tmp / "bundles" / f"det-{version}"
-    build_bundle(src, out, name="det", version=version)
-    sign_bundle(out, load_private_key(setup.kit.release_key))
-    return out
-
-
 def test_hot_swap_under_load_drops_nothing_and_gated_versions_never_serve(setup: Setup) -> None:
     versions = {"1.0.0": setup.bundle("det", "1.0.0", weight=0.5)}
     setup.watcher.desire(1, setup.assignment(versions["1.0.0"]))
@@ -113,7 +105,8 @@ def test_hot_swap_under_load_drops_nothing_and_gated_versions_never_serve(setup:
             setup.watcher.desire(2, setup.assignment(versions["2.0.0"], deployment_id=2))
             wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "v2")
             # a version with NaN outputs fails the gate and is rolled back under load
-            setup.watcher.desire(3, setup.assignment(_nan_bundle(setup, "3.0.0"), deployment_id=3))
+            nan = setup.bundle("det", "3.0.0", weight=NAN)
+            setup.watcher.desire(3, setup.assignment(nan, deployment_id=3))
             wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("3.0.0"), 30, "v3 FAILED")
             # and another good one after it
             versions["4.0.0"] = setup.bundle("det", "4.0.0", weight=-1.0)

@@ -1,5 +1,6 @@
-"""Deployment events published while the broker is away are kept (bounded, oldest dropped)
-and sent in order on reconnect, after the full state report.
+"""Deployment events published while the broker is away are kept in the on-disk spool
+(bounded, oldest dropped and counted) and sent in order on reconnect, after the full state
+report; a flush cut short by the broker going away again loses nothing and keeps the order.
 
 Real Mosquitto processes: one is stopped and a new one started on the same port with the
 same persistence file, so the test's subscriber keeps its session (and receives what the
@@ -44,7 +45,9 @@ def broker_on(port: int, workdir: Path, run: int) -> Iterator[Broker]:
     """
     workdir.mkdir(parents=True, exist_ok=True)
     extra = (
-        f"listener {port} 127.0.0.1\npersistence true\npersistence_location {workdir}/\nuser root\n"
+        f"listener {port} 127.0.0.1\npersistence true\npersistence_location {workdir}/\n"
+        # the recorder may be away while a whole backlog arrives: queue it all for it
+        "user root\nmax_queued_messages 0\n"
     )
     with run_mosquitto(workdir / f"run-{run}", extra_config=extra) as broker:
         yield broker
@@ -159,7 +162,8 @@ def test_outbox_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
         broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
         on_desired=lambda desired: None,
         on_connected=on_connected,
-        outbox_size=3,
+        spool_path=tmp_path / "spool.sqlite",
+        spool_max_entries=3,
     )
     for generation in range(1, 6):  # nothing listens yet: all five are queued
         link.publish(TopicKind.EVENTS, _event(generation), qos=1)
@@ -174,13 +178,57 @@ def test_outbox_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
             seen = [k for k, _ in recorder.since(0, "state", "events")]
             assert seen == ["state", "events", "events", "events"]
             assert [v.generation for _, v in recorder.since(0, "events")] == [3, 4, 5]
-            assert link.outbox_length == 0
+            # removed from the spool once the broker acknowledged them
+            wait_until(lambda: link.outbox_length == 0, 10, "spool drained")
+            assert link.outbox_dropped == 2
             # connected and drained: the next event goes straight out
             link.publish(TopicKind.EVENTS, _event(6), qos=1)
             wait_until(lambda: len(recorder.since(0, "events")) == 4, 10, "direct event")
         finally:
             link.stop()
             recorder.close()
+
+
+def test_a_flush_cut_short_by_the_broker_going_away_loses_nothing(tmp_path: Path) -> None:
+    """A big backlog starts draining; the broker dies mid-flush and comes back: every
+    event arrives, first occurrences in spool order (QoS 1: a few may arrive twice)."""
+    port = free_port()
+    total = 5_000
+    link = MqttLink(
+        device_id=DEVICE,
+        broker=parse_broker_url(f"mqtt://127.0.0.1:{port}"),
+        on_desired=lambda desired: None,
+        on_connected=lambda: None,
+        spool_path=tmp_path / "spool.sqlite",
+        spool_max_entries=total,
+    )
+    for generation in range(1, total + 1):
+        link.publish(TopicKind.EVENTS, _event(generation), qos=1)
+    assert link.outbox_length == total and link.outbox_dropped == 0
+    recorder: Recorder | None = None
+    try:
+        with broker_on(port, tmp_path / "mq", 0) as first:
+            recorder = Recorder(port)
+            link.start()
+            wait_until(lambda: len(recorder.since(0, "events")) > 0, 20, "flush started")
+            _stop(first)
+        left = link.outbox_length
+        assert 0 < left < total, f"the flush was not cut short: {left} left"
+        with broker_on(port, tmp_path / "mq", 1):
+            wait_until(lambda: link.outbox_length == 0, 60, "spool drained after reconnect")
+            wait_until(
+                lambda: len({v.generation for _, v in recorder.since(0, "events")}) == total,
+                60,
+                "every event at the recorder",
+            )
+    finally:
+        link.stop()
+        if recorder is not None:
+            recorder.close()
+    got = [v.generation for _, v in recorder.since(0, "events")]
+    first_seen = list(dict.fromkeys(got))
+    assert first_seen == list(range(1, total + 1))
+    assert link.connections == 2
 
 
 def _event(generation: int) -> DeploymentEvent:

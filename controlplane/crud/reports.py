@@ -7,7 +7,7 @@ the pure rules of :mod:`controlplane.status`.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
@@ -179,13 +179,21 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
 
 
 def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -> bool:
-    """Keep a device's latest heartbeat figures; False if the device is not registered."""
+    """Keep a device's latest heartbeat figures; False if the device is not registered.
+
+    Agents spool heartbeats while offline and deliver them late (and, with shared
+    subscriptions, possibly out of order across replicas): one measured before the kept
+    one only marks the device as seen, it never replaces newer figures."""
     device = session.get(Device, device_id)
     if device is None:
         return False
-    figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
-    device.last_heartbeat = figures
-    device.last_heartbeat_at = heartbeat.at
+    kept = device.last_heartbeat_at
+    if kept is not None and kept.tzinfo is None:
+        kept = kept.replace(tzinfo=UTC)  # SQLite hands back naive UTC timestamps
+    if kept is None or heartbeat.at >= kept:
+        figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
+        device.last_heartbeat = figures
+        device.last_heartbeat_at = heartbeat.at
     device.last_seen_at = utcnow()
     session.add(device)
     session.commit()

@@ -241,6 +241,17 @@ def test_heartbeats_are_kept_for_registered_devices_only(
     assert device.last_heartbeat["cpu_percent"] == 12.5
     assert device.last_heartbeat["rss_bytes"] == 2**40
     assert ingester.stats.applied == 2 and ingester.stats.errors == 0
+    # a spooled heartbeat delivered late never replaces newer figures
+    late = beat.model_copy(update={"at": beat.at - timedelta(minutes=5), "cpu_percent": 99.0})
+    ingester.handle(topic, encode(late))
+    device = _device(engine, "d1")
+    assert device is not None and device.last_heartbeat is not None
+    assert device.last_heartbeat["cpu_percent"] == 12.5
+    newer = beat.model_copy(update={"at": beat.at + timedelta(seconds=30), "cpu_percent": 7.0})
+    ingester.handle(topic, encode(newer))
+    device = _device(engine, "d1")
+    assert device is not None and device.last_heartbeat is not None
+    assert device.last_heartbeat["cpu_percent"] == 7.0
 
 
 def test_64_bit_generations_are_stored_and_bumped(

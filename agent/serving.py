@@ -4,12 +4,21 @@
 in flight; ``activate`` swaps the entry under a lock and retires the previous model,
 which is closed only once its last in-flight request has finished. A request therefore
 never fails because of a swap.
+
+Metrics: ``ServedModels.metrics`` (``agent.metrics.MetricsRegistry``) binds a
+``ModelStats`` to each model when it is activated and releases it when the model is
+closed, so figures are per (name, version) and those of a swapped-out version are final
+once its last request is done. ``LoadedModel.infer`` times the backend call and counts
+its outcome; ``use`` counts an ``InvalidInput`` raised in the request outside the
+backend (a REST body that does not fit the model). Both APIs (in-process and REST) reach
+models through ``use``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.errors import ModelNotFound
+from agent.errors import InvalidInput, ModelNotFound
+from agent.metrics import ErrorKind, MetricsRegistry, ModelStats
 from agent.runners.base import Runner
 
 logger = logging.getLogger(__name__)
@@ -35,13 +45,27 @@ class LoadedModel:
     deployment_id: int | None = None
     _in_flight: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
+    _stats: ModelStats | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
         return self.runner.backend
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runner.infer(inputs)
+        """Run the backend; counted once the model is served (InvalidInput by ``use``)."""
+        stats = self._stats
+        if stats is None:
+            return self.runner.infer(inputs)
+        start = time.perf_counter()
+        try:
+            outputs = self.runner.infer(inputs)
+        except InvalidInput:
+            raise
+        except Exception:
+            stats.error(ErrorKind.INFERENCE)
+            raise
+        stats.observe(time.perf_counter() - start)
+        return outputs
 
 
 class ServedModels:
@@ -50,6 +74,7 @@ class ServedModels:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
+        self.metrics = MetricsRegistry()
 
     def get(self, name: str) -> LoadedModel:
         with self._lock:
@@ -76,6 +101,10 @@ class ServedModels:
             model._in_flight += 1
         try:
             yield model
+        except InvalidInput:
+            if (stats := model._stats) is not None:
+                stats.error(ErrorKind.INVALID_INPUT)
+            raise
         finally:
             with self._lock:
                 model._in_flight -= 1
@@ -85,6 +114,8 @@ class ServedModels:
 
     def activate(self, model: LoadedModel) -> LoadedModel | None:
         """Serve ``model`` under its name from now on; return the model it replaced."""
+        if model._stats is None:
+            model._stats = self.metrics.bind(model.name, model.version, model.backend)
         with self._lock:
             previous = self._models.get(model.name)
             self._models[model.name] = model
@@ -110,9 +141,11 @@ class ServedModels:
         if close:
             self._close(model)
 
-    @staticmethod
-    def _close(model: LoadedModel) -> None:
+    def _close(self, model: LoadedModel) -> None:
         try:
             model.runner.close()
         except Exception as exc:  # closing must never break a swap
             logger.warning("closing %s %s failed: %s", model.name, model.version, exc)
+        stats, model._stats = model._stats, None
+        if stats is not None:
+            self.metrics.release(stats)

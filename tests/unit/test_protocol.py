@@ -73,8 +73,38 @@ def _samples() -> list[BaseModel]:
             load_avg=(0.1, 0.2, 0.3),
             uptime_s=12.0,
         ),
+        p.Heartbeat(
+            device_id="dev-1",
+            cpu_percent=3.0,
+            rss_bytes=1 << 20,
+            mem_total_bytes=1 << 30,
+            mem_available_bytes=1 << 29,
+            mem_percent=50.0,
+            load_avg=(0.0, 0.0, 0.0),
+            uptime_s=1.5,
+            disk=p.DiskUsage(total_bytes=100, used_bytes=40, free_bytes=55, percent=42.1),
+            temperatures=[p.Temperature(sensor="coretemp", label="Core 0", celsius=48.0)],
+            models=[
+                _MODEL_METRICS,
+                p.ModelMetrics(name="det", version="1.3.0", backend="x", requests=0, errors=0),
+            ],
+        ),
+        _MODEL_METRICS,
         p.Availability(device_id="dev-1", online=False),
     ]
+
+
+_MODEL_METRICS = p.ModelMetrics(
+    name="det",
+    version="1.4.0",
+    backend="onnxruntime-cpu",
+    requests=120,
+    errors=3,
+    errors_by_kind={"invalid_input": 2, "inference": 1},
+    p50_ms=0.25,
+    p95_ms=0.9,
+    p99_ms=1.75,
+)
 
 
 @pytest.mark.parametrize("message", _samples(), ids=lambda m: type(m).__name__)
@@ -145,6 +175,19 @@ def test_bad_digest_in_desired_state_is_refused() -> None:
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     msg = p.decode(p.Availability, b'{"device_id": "d1", "online": true, "future": 1}')
     assert msg.online is True and msg.protocol_version == p.PROTOCOL_VERSION
+
+
+def test_heartbeats_of_older_agents_still_parse() -> None:
+    old = b"""{"device_id": "d1", "cpu_percent": 1.0, "rss_bytes": 1, "mem_total_bytes": 2,
+        "mem_available_bytes": 1, "mem_percent": 50.0, "load_avg": [0, 0, 0], "uptime_s": 3}"""
+    beat = p.decode(p.Heartbeat, old)
+    assert beat.disk is None and beat.temperatures == [] and beat.models == []
+    with pytest.raises(p.ProtocolError, match=r"models\.0\.requests"):
+        p.decode(
+            p.Heartbeat,
+            old[:-1] + b', "models": [{"name": "m", "version": "1", '
+            b'"backend": "b", "requests": -1, "errors": 0}]}',
+        )
 
 
 def test_timestamps_are_timezone_aware() -> None:

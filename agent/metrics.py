@@ -1,0 +1,274 @@
+"""Per-model inference metrics: counts, errors, a latency histogram; Prometheus text.
+
+Design
+------
+``MetricsRegistry`` keeps one ``ModelStats`` per (model name, version). ``ServedModels``
+*binds* a stats object to every ``LoadedModel`` it activates and *releases* it when that
+model is closed (after its last in-flight request). A hot swap therefore starts fresh
+figures for the new version, while requests still in flight on the old one finish on
+the old figures. Figures are cumulative since the version was activated on this device.
+If the same version is activated again while its old figures are still held, they go on.
+
+A released entry (no model holds it any more) is final: ``collect(drain=True)``, which
+the heartbeat uses, reports it one last time and forgets it, so the telemetry always says
+which version it was measured on. ``collect()`` without draining (``/metrics``) forgets
+nothing.
+
+What counts: ``observe(seconds)`` is one successful request (``LoadedModel.infer``
+measures the backend call with ``perf_counter``); ``error(kind)`` is one failed request,
+``invalid_input`` (the request did not fit the model: HTTP 400) or ``inference`` (the
+backend failed). ``requests`` = successes + errors; the histogram holds successes only.
+
+Histogram: fixed bounds from the R10 Renard series (1, 1.25, 1.6, 2, 2.5, 3.15, 4, 5, 6.3,
+8 per decade: log-spaced, ~26% apart) from 1 µs to 100 s, plus an overflow bucket.
+``observe`` is a bisect into that tuple and a few adds under an uncontended lock (about
+0.4 µs; docs/agent.md "Metrics"). Percentiles are estimated from the buckets as
+Prometheus' ``histogram_quantile`` does (linear within the bucket), clamped to the
+observed minimum and maximum: within one bucket of the exact value.
+
+``render_prometheus`` is what the local API serves on ``GET /metrics``: the text
+exposition format 0.0.4 (written by ``agent.prometheus``) of the model families plus the
+host gauges of ``agent.telemetry.host_figures``. Prometheus gets the 1 / 2.5 / 5 per
+decade subset of the bounds (cumulative counts at a subset of the bounds are exact).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent import telemetry
+from agent.prometheus import Exposition, host_families, number
+from protocol import ModelMetrics
+
+if TYPE_CHECKING:
+    from agent.serving import ServedModels
+
+logger = logging.getLogger(__name__)
+
+#: Content-Type of ``render_prometheus``'s output.
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_R10 = ("1", "1.25", "1.6", "2", "2.5", "3.15", "4", "5", "6.3", "8")
+#: Upper bounds (seconds, inclusive) of the latency buckets; one more bucket above them.
+BOUNDS: tuple[float, ...] = (
+    *(float(f"{m}e{e}") for e in range(-6, 2) for m in _R10),
+    100.0,
+)
+#: Bounds exposed to Prometheus: 1, 2.5 and 5 per decade (a subset of ``BOUNDS``).
+PROMETHEUS_BOUNDS: tuple[float, ...] = (
+    *(float(f"{m}e{e}") for e in range(-6, 2) for m in ("1", "2.5", "5")),
+    100.0,
+)
+
+
+class ErrorKind(StrEnum):
+    INVALID_INPUT = "invalid_input"
+    INFERENCE = "inference"
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """A consistent copy of one ``ModelStats``; ``counts[i]`` is bucket i (last: > 100 s)."""
+
+    name: str
+    version: str
+    backend: str
+    counts: tuple[int, ...]
+    sum_s: float
+    min_s: float
+    max_s: float
+    errors: Mapping[ErrorKind, int]
+
+    @property
+    def successes(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def requests(self) -> int:
+        return self.successes + self.error_count
+
+    def quantile(self, q: float) -> float | None:
+        """Estimated ``q``-quantile (0..1) of the latency in seconds; None if no success."""
+        total = self.successes
+        if total == 0:
+            return None
+        rank = q * total
+        seen = 0
+        for i, count in enumerate(self.counts):
+            if count and seen + count >= rank:
+                lower = max(BOUNDS[i - 1] if i else 0.0, self.min_s)
+                upper = min(BOUNDS[i] if i < len(BOUNDS) else self.max_s, self.max_s)
+                return lower + (upper - lower) * max(0.0, rank - seen) / count
+            seen += count
+        return self.max_s
+
+    def to_message(self) -> ModelMetrics:
+        def ms(q: float) -> float | None:
+            value = self.quantile(q)
+            return None if value is None else value * 1000.0
+
+        return ModelMetrics(
+            name=self.name,
+            version=self.version,
+            backend=self.backend,
+            requests=self.requests,
+            errors=self.error_count,
+            errors_by_kind={str(k): v for k, v in self.errors.items()},
+            p50_ms=ms(0.50),
+            p95_ms=ms(0.95),
+            p99_ms=ms(0.99),
+        )
+
+
+class ModelStats:
+    """The figures of one model version; ``observe`` and ``error`` are thread-safe."""
+
+    __slots__ = (
+        "_counts",
+        "_errors",
+        "_lock",
+        "_max",
+        "_min",
+        "_sum",
+        "backend",
+        "holders",
+        "name",
+        "version",
+    )
+
+    def __init__(self, name: str, version: str, backend: str) -> None:
+        self.name = name
+        self.version = version
+        self.backend = backend
+        self.holders = 0  # LoadedModels bound to this entry (guarded by the registry)
+        self._lock = threading.Lock()
+        self._counts = [0] * (len(BOUNDS) + 1)
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = 0.0
+        self._errors = dict.fromkeys(ErrorKind, 0)
+
+    def observe(self, seconds: float) -> None:
+        """One successful request that took ``seconds``."""
+        i = bisect_left(BOUNDS, seconds)
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += seconds
+            if seconds > self._max:
+                self._max = seconds
+            if seconds < self._min:
+                self._min = seconds
+
+    def error(self, kind: ErrorKind) -> None:
+        """One failed request."""
+        with self._lock:
+            self._errors[kind] += 1
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            counts, total, low, high = tuple(self._counts), self._sum, self._min, self._max
+            errors = dict(self._errors)
+        return StatsSnapshot(
+            self.name, self.version, self.backend, counts, total, low, high, errors
+        )
+
+
+class MetricsRegistry:
+    """(name, version) -> ModelStats, with bind/release by the served models."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], ModelStats] = {}
+
+    def bind(self, name: str, version: str, backend: str) -> ModelStats:
+        """The stats a newly activated model records into (fresh unless still held)."""
+        with self._lock:
+            stats = self._entries.get((name, version))
+            if stats is None:
+                stats = self._entries[(name, version)] = ModelStats(name, version, backend)
+            stats.backend = backend
+            stats.holders += 1
+            return stats
+
+    def release(self, stats: ModelStats) -> None:
+        """The model bound to ``stats`` was closed: its figures are final once unheld."""
+        with self._lock:
+            stats.holders = max(0, stats.holders - 1)
+
+    def collect(self, *, drain: bool = False) -> list[StatsSnapshot]:
+        """Snapshots sorted by (name, version); ``drain`` forgets the released entries."""
+        with self._lock:
+            entries = sorted(self._entries.items())
+            if drain:
+                for key, stats in entries:
+                    if stats.holders == 0:
+                        del self._entries[key]
+        return [stats.snapshot() for _, stats in entries]
+
+    def model_metrics(self, *, drain: bool = False) -> list[ModelMetrics]:
+        """The heartbeat's ``models``: one ModelMetrics per version (see ``collect``)."""
+        return [s.to_message() for s in self.collect(drain=drain)]
+
+    def prometheus_text(self) -> bytes:
+        """The model families of the exposition format (no host gauges)."""
+        out = Exposition()
+        _model_families(out, self.collect())
+        return out.render()
+
+
+def render_prometheus(models: ServedModels, data_dir: Path | None) -> bytes:
+    """``GET /metrics``: model figures plus host gauges (disk of ``data_dir`` if given)."""
+    out = Exposition()
+    _model_families(out, models.metrics.collect())
+    try:
+        host = telemetry.host_figures(data_dir, cpu=_SCRAPE_CPU)
+    except telemetry.HOST_ERRORS as exc:
+        logger.warning("host figures unavailable: %s", exc)
+    else:
+        host_families(out, host)
+    return out.render()
+
+
+#: CPU busy % between scrapes, apart from the heartbeat's own meter.
+_SCRAPE_CPU = telemetry.CpuMeter()
+
+
+def _model_families(out: Exposition, snapshots: Iterable[StatsSnapshot]) -> None:
+    snaps = list(snapshots)
+
+    def labels(s: StatsSnapshot) -> dict[str, str]:
+        return {"model": s.name, "version": s.version, "backend": s.backend}
+
+    name = "edgefleet_inference_requests_total"
+    out.family(name, "counter", "Inference requests per model version (successes + errors).")
+    for s in snaps:
+        out.sample(name, labels(s), s.requests)
+    name = "edgefleet_inference_errors_total"
+    out.family(name, "counter", "Failed inference requests per model version, by kind.")
+    for s in snaps:
+        for kind in ErrorKind:
+            out.sample(name, labels(s) | {"kind": str(kind)}, s.errors.get(kind, 0))
+    name = "edgefleet_inference_latency_seconds"
+    out.family(name, "histogram", "Backend latency of successful inference requests.")
+    for s in snaps:
+        cumulative, i = 0, 0
+        for bound in PROMETHEUS_BOUNDS:
+            while i < len(BOUNDS) and BOUNDS[i] <= bound:
+                cumulative += s.counts[i]
+                i += 1
+            out.sample(f"{name}_bucket", labels(s) | {"le": number(bound)}, cumulative)
+        out.sample(f"{name}_bucket", labels(s) | {"le": "+Inf"}, s.successes)
+        out.sample(f"{name}_sum", labels(s), s.sum_s)
+        out.sample(f"{name}_count", labels(s), s.successes)

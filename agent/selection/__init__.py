@@ -1,0 +1,32 @@
+"""Measured backend selection: which runner serves a model on this host, by measuring it.
+
+Public surface:
+    Selector, SelectionSettings, Selection   measure candidates, choose, cache (``selector``)
+    Measurement, choose, rank                the pure policy over measured candidates
+    compare_outputs, DEFAULT_TOLERANCE       the accuracy guard against the fp32 reference
+    time_candidate                           warm-up + timed runs in a budget and CPU share
+    SelectionCache, cache_key                results by (bundle, hardware, runtime versions)
+"""
+
+from agent.selection.cache import SelectionCache, cache_key
+from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
+from agent.selection.measure import Timing, time_candidate
+from agent.selection.policy import Choice, Measurement, NoCandidate, choose, rank
+from agent.selection.selector import Selection, SelectionSettings, Selector
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "Choice",
+    "Measurement",
+    "NoCandidate",
+    "Selection",
+    "SelectionCache",
+    "SelectionSettings",
+    "Selector",
+    "Timing",
+    "cache_key",
+    "choose",
+    "compare_outputs",
+    "rank",
+    "time_candidate",
+]

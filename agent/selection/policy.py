@@ -1,0 +1,81 @@
+"""Choosing the backend for one model: a pure function of measured candidates.
+
+Each candidate was loaded, warmed up and timed on the real model (``measure``) and its
+outputs compared with an fp32 reference (``guard``). The winner is the lowest p50 among
+the accurate ones; p50s within ``TIE_PCT`` percent of each other are a tie, broken by the
+lower p99, then the lower memory, then the key (deterministic). A pin never gets here: it
+overrides the measurement (``selector``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+#: p50s closer than this (percent of the smaller one) are a tie
+TIE_PCT = 2.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What selection found out about one candidate (``key``: ``runtime:device:precision``)."""
+
+    key: str
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    runs: int = 0
+    memory_bytes: int | None = None
+    #: max abs error over the outputs, relative to the reference's max abs value
+    rel_error: float | None = None
+    #: why the candidate cannot be chosen (failed to load or run, inaccurate), else None
+    excluded: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.excluded is None and self.p50_ms is not None
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    reason: str
+    ranked: tuple[str, ...] = field(default_factory=tuple)
+
+
+class NoCandidate(Exception):
+    """No candidate can serve the model (every one failed or was inaccurate)."""
+
+
+def _compare(a: Measurement, b: Measurement) -> int:
+    assert a.p50_ms is not None and b.p50_ms is not None
+    low = min(a.p50_ms, b.p50_ms)
+    if abs(a.p50_ms - b.p50_ms) > low * TIE_PCT / 100.0:
+        return -1 if a.p50_ms < b.p50_ms else 1
+    for x, y in ((a.p99_ms, b.p99_ms), (a.memory_bytes, b.memory_bytes)):
+        if x is not None and y is not None and x != y:
+            return -1 if x < y else 1
+    return -1 if a.key < b.key else (1 if a.key > b.key else 0)
+
+
+def rank(measurements: Sequence[Measurement]) -> list[Measurement]:
+    """The eligible candidates, best first."""
+    eligible = [m for m in measurements if m.eligible]
+    return sorted(eligible, key=functools.cmp_to_key(_compare))
+
+
+def choose(measurements: Sequence[Measurement]) -> Choice:
+    """The winner; ``NoCandidate`` (one line) if nothing can serve."""
+    ranked = rank(measurements)
+    if not ranked:
+        why = "; ".join(f"{m.key}: {m.excluded}" for m in measurements) or "no candidates"
+        raise NoCandidate(f"no backend can serve the model: {why}")
+    best = ranked[0]
+    assert best.p50_ms is not None
+    reason = f"lowest p50 ({best.p50_ms:.3f} ms)"
+    if len(ranked) > 1:
+        second = ranked[1]
+        assert second.p50_ms is not None
+        if abs(second.p50_ms - best.p50_ms) <= min(second.p50_ms, best.p50_ms) * TIE_PCT / 100:
+            reason = f"p50 within {TIE_PCT:g}% of {second.key}: lower p99, then memory"
+    return Choice(best.key, reason, tuple(m.key for m in ranked))

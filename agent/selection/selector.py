@@ -1,0 +1,241 @@
+"""Measured backend selection for one staged model (the lifecycle's ``selecting`` step).
+
+1. Candidates: the host's profile (``hw_profiles.match_profile``) lists backends in
+   priority order; ``eligible_candidates`` keeps those the host's facts offer; the bundle's
+   framework and ``constraints.runtimes`` narrow them; a runner plugin must support each
+   one here (``supports``). With none left, the default runner serves (no measurement).
+2. Cache: a result for (bundle digest, hardware fingerprint, runtime versions) is reused:
+   only the chosen backend is loaded (a restart does not benchmark again).
+3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the bootstrap
+   input (``bootstrap.npz`` of the bundle, or generated from the declared signature).
+4. Each candidate is loaded, warmed up and timed within its share of ``budget_s`` and at
+   most ``cpu_share`` of a core (``measure``); its outputs are checked against the
+   reference (``guard``: ``tolerance`` of the reference's max abs value by default 1%).
+   Only the best so far stays loaded.
+5. ``policy.choose``: a pin wins; else the lowest p50 (ties: p99, then memory).
+
+The result (every candidate's figures, the choice and why) goes to the control plane
+with the device's state report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psutil
+
+from agent.errors import AgentError, RunnerUnavailable
+from agent.runners.base import Runner
+from agent.selection.cache import SelectionCache, cache_key
+from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
+from agent.selection.measure import time_candidate
+from agent.selection.policy import Measurement, NoCandidate, choose, rank
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_KEY = "onnxruntime:CPUExecutionProvider:f32"
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    #: the whole selection of one model (loads included)
+    budget_s: float = 20.0
+    #: the largest share of one core the measuring thread uses
+    cpu_share: float = 0.5
+    tolerance: float = DEFAULT_TOLERANCE
+
+
+@dataclass
+class Selection:
+    """The loaded winner and what led to it."""
+
+    runner: Runner
+    chosen: str
+    reason: str
+    profile: str
+    measurements: list[Measurement]
+    cached: bool = False
+    elapsed_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: what the device reports."""
+        return {
+            "chosen": self.chosen,
+            "reason": self.reason,
+            "profile": self.profile,
+            "cached": self.cached,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "candidates": [
+                {
+                    "key": m.key,
+                    "p50_ms": None if m.p50_ms is None else round(m.p50_ms, 4),
+                    "p99_ms": None if m.p99_ms is None else round(m.p99_ms, 4),
+                    "runs": m.runs,
+                    "rel_error": None if m.rel_error is None else float(f"{m.rel_error:.3g}"),
+                    "excluded": m.excluded,
+                }
+                for m in self.measurements
+            ],
+        }
+
+
+#: load one candidate: (spec) -> a loaded runner (AgentError if it cannot)
+LoadFn = Callable[[Any], Runner]
+#: the inputs to measure a loaded runner on (the bundle's bootstrap input)
+InputsFn = Callable[[Runner], dict[str, np.ndarray]]
+
+
+class Selector:
+    """Selects the backend of each staged model on this host."""
+
+    def __init__(
+        self,
+        *,
+        profile: str,
+        candidates: Sequence[Any],
+        fingerprint: str,
+        runtimes: Mapping[str, str],
+        cache: SelectionCache,
+        settings: SelectionSettings | None = None,
+    ) -> None:
+        """``candidates``: this host's eligible ``CandidateSpec`` s in priority order."""
+        self.profile = profile
+        self._candidates = tuple(candidates)
+        self._fingerprint = fingerprint
+        self._runtimes = dict(runtimes)
+        self._cache = cache
+        self.settings = settings or SelectionSettings()
+
+    def candidates_for(self, runtimes: Sequence[str]) -> list[Any]:
+        """The candidates whose runtime may serve the bundle (``runtimes``, preferred first)."""
+        return [c for c in self._candidates if c.runtime in runtimes]
+
+    def select(
+        self,
+        *,
+        bundle_digest: str,
+        runtimes: Sequence[str],
+        load: LoadFn,
+        inputs_for: InputsFn,
+        pin: str | None = None,
+        tolerance: float | None = None,
+    ) -> Selection:
+        """The loaded winner among the candidates whose runtime is in ``runtimes``."""
+        started = time.monotonic()
+        specs = self.candidates_for(runtimes)
+        by_key = {c.key: c for c in specs}
+        if pin is not None:  # the operator's word overrides the measurement
+            if pin not in by_key:
+                have = ", ".join(by_key) or "none"
+                raise RunnerUnavailable(f"pinned backend {pin} is not available here ({have})")
+            return self._selection(load(by_key[pin]), pin, "pinned by the operator", started)
+        if not specs:
+            raise RunnerUnavailable("no eligible backend candidate on this device")
+        key = cache_key(bundle_digest, self._fingerprint, self._runtimes)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] in by_key:
+            logger.info("selection: %s from the cache (%s)", cached[0], self.profile)
+            chosen = self._selection(load(by_key[cached[0]]), cached[0], "cached", started)
+            chosen.measurements, chosen.cached = cached[1], True
+            return chosen
+        if len(specs) == 1:
+            return self._selection(load(specs[0]), specs[0].key, "the only candidate", started)
+        tol = self.settings.tolerance if tolerance is None else tolerance
+        return self._measure_all(
+            specs, load=load, inputs_for=inputs_for, started=started, key=key, tolerance=tol
+        )
+
+    def _selection(self, runner: Runner, key: str, reason: str, started: float) -> Selection:
+        return Selection(
+            runner,
+            key,
+            reason,
+            self.profile,
+            [Measurement(key=key)],
+            elapsed_s=time.monotonic() - started,
+        )
+
+    def _measure_all(
+        self,
+        specs: list[Any],
+        *,
+        load: LoadFn,
+        inputs_for: InputsFn,
+        started: float,
+        key: str,
+        tolerance: float,
+    ) -> Selection:
+        budget = self.settings.budget_s
+        measurements: list[Measurement] = []
+        best: tuple[Measurement, Runner] | None = None
+        reference: dict[str, np.ndarray] | None = None
+        inputs: dict[str, np.ndarray] | None = None
+        order = sorted(specs, key=lambda c: c.key != REFERENCE_KEY)  # the reference first
+        for index, spec in enumerate(order):
+            share = max(0.2, (budget - (time.monotonic() - started)) / (len(order) - index))
+            rss = psutil.Process().memory_info().rss
+            try:
+                runner = load(spec)
+            except AgentError as exc:
+                measurements.append(Measurement(key=spec.key, excluded=f"load failed: {exc}"))
+                continue
+            memory = max(0, psutil.Process().memory_info().rss - rss)
+            try:
+                if inputs is None:
+                    inputs = inputs_for(runner)
+                timing = time_candidate(
+                    runner.infer, inputs, budget_s=share * 0.8, cpu_share=self.settings.cpu_share
+                )
+            except AgentError as exc:
+                runner.close()
+                measurements.append(Measurement(key=spec.key, excluded=f"run failed: {exc}"))
+                continue
+            if reference is None and spec.precision == "f32":
+                reference = timing.outputs
+            error, why = (
+                compare_outputs(reference, timing.outputs, tolerance=tolerance)
+                if reference is not None
+                else (None, "no fp32 reference to compare with")
+            )
+            m = Measurement(
+                key=spec.key,
+                p50_ms=timing.p50_ms,
+                p99_ms=timing.p99_ms,
+                runs=timing.runs,
+                memory_bytes=memory,
+                rel_error=error,
+                excluded=why,
+            )
+            measurements.append(m)
+            logger.info(
+                "selection: %s p50 %.3f ms p99 %.3f ms%s",
+                spec.key,
+                timing.p50_ms,
+                timing.p99_ms,
+                f"; excluded: {why}" if why else "",
+            )
+            if why is None and (best is None or rank([m, best[0]])[0] is m):
+                if best is not None:
+                    best[1].close()
+                best = (m, runner)
+            else:
+                runner.close()
+        try:
+            choice = choose(measurements)
+        except NoCandidate as exc:
+            raise RunnerUnavailable(str(exc)) from exc
+        assert best is not None and best[0].key == choice.key
+        self._cache.put(key, choice.key, measurements)
+        elapsed = time.monotonic() - started
+        logger.info("selection: chose %s (%s) in %.1fs", choice.key, choice.reason, elapsed)
+        return Selection(
+            best[1], choice.key, choice.reason, self.profile, measurements, elapsed_s=elapsed
+        )
+
+
+__all__ = ["Selection", "SelectionSettings", "Selector"]

@@ -1,42 +1,51 @@
 """Local inference server: Open Inference Protocol (KServe v2) REST on a loopback address.
 
-``build_app`` is the FastAPI app (thin routes over ``ServedModels`` and ``agent.oip``);
-``LocalApiServer`` binds the socket itself (so port 0 works and the real URL is known)
-and runs uvicorn in a thread. Errors are ``{"error": "<one line>"}``: 400 for a bad
-request or tensor, 404 for an unknown model, 500 if the backend fails.
+``build_app`` returns ``LocalApi``, the routes as one plain callable from a parsed
+request to a response (no web framework: the request path is a handful of string
+compares); ``LocalApiServer`` serves it with ``agent.http_server`` (one thread per
+connection, so inference never runs on an event loop thread). Each inference holds its
+model with ``ServedModels.use`` from decoding to encoding, so a response is wholly
+from one model version even across a hot swap.
 
-Bodies are strict JSON both ways: the non-standard literals ``NaN``/``Infinity`` are
-refused in requests, and non-finite output values are written as the strings
-``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.oip``).
+Tensors travel as JSON or with the binary tensor data extension (``agent.oip_binary``;
+``/v2`` lists ``binary_tensor_data``), mixed freely in one request: binary inputs are
+numpy views of the request body, binary outputs are written from the output arrays.
+``GET /metrics`` is ``agent.metrics.render_prometheus`` (Prometheus text 0.0.4).
+
+Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for an
+unknown model, version or path, 405 for a wrong method, 411/413/431 from the transport,
+415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
+the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
+are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.oip``).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pydantic_core
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent import oip
+from agent import oip, oip_binary
 from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound
+from agent.http_server import HttpServer
+from agent.http_wire import Limits, Request, Response, error_response
+from agent.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
 from agent.serving import LoadedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "edgefleet-agent"
+EXTENSIONS = ("binary_tensor_data",)
+_HEADER = oip_binary.HEADER.lower()
+_GET = ("GET", "HEAD")
+_POST = ("POST",)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status)
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(status, (pydantic_core.to_json(body, inf_nan_mode=oip.NON_FINITE_JSON),))
 
 
 def _check_version(model: LoadedModel, version: str | None) -> None:
@@ -44,44 +53,102 @@ def _check_version(model: LoadedModel, version: str | None) -> None:
         raise ModelNotFound(f"model {model.name!r} version {version!r} is not active")
 
 
-def build_app(models: ServedModels, *, server_version: str) -> FastAPI:
-    app = FastAPI(title="EdgeFleet agent (Open Inference Protocol)", docs_url=None, redoc_url=None)
+def run_inference(
+    models: ServedModels,
+    name: str,
+    version: str | None,
+    body: Any,
+    binary: memoryview | None = None,
+    buffers: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Decode, run and encode one OIP request on the model currently serving ``name``.
 
-    @app.exception_handler(ModelNotFound)
-    async def _not_found(_: Request, exc: ModelNotFound) -> JSONResponse:
-        return _error(404, str(exc))
+    ``binary``: the request's binary tensor data; ``buffers``: receives the binary
+    outputs (in order) when given, else every output is JSON."""
+    with models.use(name) as model:
+        _check_version(model, version)
+        request, inputs = oip.decode_request(
+            body, model.runner.inputs, [o.name for o in model.runner.outputs], binary
+        )
+        outputs = model.infer(inputs)
+        missing = [o.name for o in request.outputs or [] if o.name not in outputs]
+        if missing:
+            raise InferenceError(f"model did not produce output {missing[0]!r}")
+        return oip.encode_response(
+            model_name=model.name,
+            model_version=model.version,
+            request=request,
+            outputs=outputs,
+            binary=buffers,
+        )
 
-    @app.exception_handler(InvalidInput)
-    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return _error(400, str(exc))
 
-    @app.exception_handler(AgentError)
-    async def _failed(_: Request, exc: AgentError) -> JSONResponse:
-        return _error(500, str(exc))
+class LocalApi:
+    """The OIP routes (and ``/metrics``) over ``models``."""
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    def __init__(self, models: ServedModels, *, server_version: str, data_dir: Path | None):
+        self._models = models
+        self._server_version = server_version
+        self._data_dir = data_dir
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, f"bad request: {exc.errors()[0].get('msg', 'invalid')}")
+    def __call__(self, request: Request) -> Response:
+        try:
+            return self._route(request)
+        except ModelNotFound as exc:
+            return error_response(404, str(exc))
+        except InvalidInput as exc:
+            return error_response(400, str(exc))
+        except AgentError as exc:
+            return error_response(500, str(exc))
 
-    @app.get("/v2/health/live")
-    def live() -> dict[str, bool]:
-        return {"live": True}
+    @staticmethod
+    def allocate_body(headers: Mapping[str, str], length: int) -> memoryview:
+        """Body buffers for the transport: binary tensor data lands 64-byte aligned, and
+        memory is committed only as the body arrives (not when it is announced)."""
+        return oip_binary.aligned_body(headers.get(_HEADER), length)
 
-    @app.get("/v2/health/ready")
-    def ready() -> Response:
-        ok = len(models) > 0
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+    def _route(self, request: Request) -> Response:
+        parts = request.path.split("/")
+        if parts[0] or len(parts) < 2:
+            return error_response(404, "not found")
+        if parts[1:] == ["metrics"]:
+            return self._allow(request, _GET) or self._metrics()
+        if parts[1] != "v2":
+            return error_response(404, "not found")
+        rest = parts[2:]
+        if not rest:
+            return self._allow(request, _GET) or _json(self._server_metadata())
+        if rest == ["health", "live"]:
+            return self._allow(request, _GET) or _json({"live": True})
+        if rest == ["health", "ready"]:
+            ready = len(self._models) > 0
+            return self._allow(request, _GET) or _json({"ready": ready}, 200 if ready else 503)
+        if rest[0] != "models" or len(rest) < 2:
+            return error_response(404, "not found")
+        name, tail, version = rest[1], rest[2:], None
+        if len(tail) >= 2 and tail[0] == "versions":
+            version, tail = tail[1], tail[2:]
+        if not tail:
+            return self._allow(request, _GET) or _json(self._model_metadata(name, version))
+        if tail == ["ready"]:
+            return self._allow(request, _GET) or _json(self._model_ready(name, version))
+        if tail == ["infer"]:
+            return self._allow(request, _POST) or self._infer(request, name, version)
+        return error_response(404, "not found")
 
-    @app.get("/v2")
-    def server_metadata() -> dict[str, Any]:
-        return {"name": SERVER_NAME, "version": server_version, "extensions": []}
+    @staticmethod
+    def _allow(request: Request, methods: tuple[str, ...]) -> Response | None:
+        if request.method in methods:
+            return None
+        response = error_response(405, f"method {request.method} not allowed")
+        response.headers = (("Allow", ", ".join(methods)),)
+        return response
 
-    def metadata(name: str, version: str | None) -> dict[str, Any]:
-        model = models.get(name)
+    def _server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": self._server_version, "extensions": EXTENSIONS}
+
+    def _model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self._models.get(name)
         _check_version(model, version)
         return oip.model_metadata(
             name=model.name,
@@ -91,116 +158,67 @@ def build_app(models: ServedModels, *, server_version: str) -> FastAPI:
             outputs=model.runner.outputs,
         )
 
-    @app.get("/v2/models/{name}")
-    def model_metadata(name: str) -> dict[str, Any]:
-        return metadata(name, None)
-
-    @app.get("/v2/models/{name}/versions/{version}")
-    def model_version_metadata(name: str, version: str) -> dict[str, Any]:
-        return metadata(name, version)
-
-    def model_ready(name: str, version: str | None) -> dict[str, Any]:
-        model = models.get(name)
+    def _model_ready(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self._models.get(name)
         _check_version(model, version)
         return {"name": model.name, "ready": True}
 
-    @app.get("/v2/models/{name}/ready")
-    def ready_any(name: str) -> dict[str, Any]:
-        return model_ready(name, None)
+    def _metrics(self) -> Response:
+        text = render_prometheus(self._models, self._data_dir)
+        return Response(200, (text,), content_type=PROMETHEUS_CONTENT_TYPE)
 
-    @app.get("/v2/models/{name}/versions/{version}/ready")
-    def ready_version(name: str, version: str) -> dict[str, Any]:
-        return model_ready(name, version)
-
-    async def infer(name: str, version: str | None, request: Request) -> Response:
-        raw = await request.body()
+    def _infer(self, request: Request, name: str, version: str | None) -> Response:
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if encoding != "identity":
+            return error_response(415, f"Content-Encoding {encoding[:40]} is not supported")
+        header, binary = oip_binary.split_body(request.body, request.headers.get(_HEADER))
         try:
             # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the
-            # json module on tensor-sized payloads (bench/inference.py).
-            body = pydantic_core.from_json(raw, allow_inf_nan=False)
+            # json module on tensor-sized payloads (bench/inference.py). It takes bytes:
+            # the JSON part is copied once (a few hundred bytes with binary tensors).
+            body = pydantic_core.from_json(bytes(header), allow_inf_nan=False)
         except ValueError as exc:
             raise InvalidInput(f"request body is not JSON: {exc}") from exc
-        result = await run_in_threadpool(run_inference, models, name, version, body)
+        buffers: list[Any] = []
+        result = run_inference(self._models, name, version, body, binary, buffers)
         payload = pydantic_core.to_json(result, inf_nan_mode=oip.NON_FINITE_JSON)
-        return Response(payload, media_type="application/json")
-
-    @app.post("/v2/models/{name}/infer")
-    async def infer_any(name: str, request: Request) -> Response:
-        return await infer(name, None, request)
-
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, request: Request) -> Response:
-        return await infer(name, version, request)
-
-    return app
-
-
-def run_inference(
-    models: ServedModels, name: str, version: str | None, body: Any
-) -> dict[str, Any]:
-    """Decode, run and encode one OIP request on the model currently serving ``name``."""
-    with models.use(name) as model:
-        _check_version(model, version)
-        request, inputs = oip.decode_request(
-            body, model.runner.inputs, [o.name for o in model.runner.outputs]
+        if not buffers:
+            return Response(200, (payload,))
+        return Response(
+            200,
+            (payload, *buffers),
+            content_type=oip_binary.CONTENT_TYPE,
+            headers=((oip_binary.HEADER, str(len(payload))),),
         )
-        outputs = model.infer(inputs)
-        missing = [o.name for o in request.outputs or [] if o.name not in outputs]
-        if missing:
-            raise InferenceError(f"model did not produce output {missing[0]!r}")
-        return oip.encode_response(
-            model_name=model.name, model_version=model.version, request=request, outputs=outputs
-        )
+
+
+def build_app(
+    models: ServedModels, *, server_version: str, data_dir: Path | None = None
+) -> LocalApi:
+    """The local API's routes; ``data_dir`` is the agent's (its disk shows in /metrics)."""
+    return LocalApi(models, server_version=server_version, data_dir=data_dir)
 
 
 class LocalApiServer:
-    """uvicorn serving ``app`` on a socket bound here, in a daemon thread."""
+    """``app`` served on ``host:port`` (port 0: a free one) until ``stop``."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        self._app = app
-        self._host = host
-        self._port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+    def __init__(self, app: LocalApi, host: str, port: int, *, limits: Limits | None = None):
+        self._http = HttpServer(
+            app,
+            host,
+            port,
+            limits=limits,
+            body_allocator=app.allocate_body,
+            server_header=SERVER_NAME,
+        )
         self.url: str | None = None
 
-    def start(self, timeout: float = 10.0) -> str:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections; with
-        # proto 0 it does not, and Nagle + delayed ACK add ~40 ms to every response.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise AgentError(
-                f"local API cannot bind {self._host}:{self._port}: {exc.strerror or exc}"
-            ) from exc
-        sock.set_inheritable(True)
-        port = sock.getsockname()[1]
-        host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
-        self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(self._app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        server = self._server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"local-api-{port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise AgentError(f"local API did not start on {self.url}")
-            time.sleep(0.02)
+    def start(self) -> str:
+        self.url = self._http.start()
         logger.info("local inference API on %s", self.url)
         return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server = None
-        self._thread = None
+        """Stop accepting at once; finish requests in flight (up to ``timeout`` seconds);
+        close idle keep-alive connections unanswered."""
+        self._http.stop(timeout)

@@ -1,8 +1,13 @@
-"""Open Inference Protocol (KServe v2) JSON tensors <-> numpy, and model metadata.
+"""Open Inference Protocol (KServe v2) tensors <-> numpy, and model metadata.
 
-Pure functions, no web framework: ``decode_request`` turns a request body into named
-numpy arrays (InvalidInput, one line, for anything wrong), ``encode_response`` builds the
-response body, ``model_metadata`` the ``GET /v2/models/{name}`` answer.
+Pure functions, no web framework: ``decode_request`` turns a request body (the parsed
+JSON, plus the binary part when the binary tensor data extension is used: see
+``agent.oip_binary``) into named numpy arrays (InvalidInput, one line, for anything
+wrong); JSON and binary inputs mix freely in one request. ``encode_response`` builds
+the response body, writing an output as binary when the request asks for it
+(``binary_data`` on the output, or ``binary_data_output`` on the request) and the
+caller collects binary buffers. ``model_metadata`` is the ``GET /v2/models/{name}``
+answer.
 
 Non-finite floats: JSON has no NaN or infinity, so (as in the protobuf JSON mapping of
 the v2 gRPC messages) they are the strings ``"NaN"``, ``"Infinity"`` and
@@ -21,6 +26,7 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent import oip_binary
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
 
@@ -61,7 +67,7 @@ class RequestInput(_Strict):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None  # None: binary (parameters.binary_data_size)
     parameters: dict[str, Any] | None = None
 
 
@@ -133,8 +139,10 @@ def _check_range(flat: np.ndarray, data: list[Any], dtype: np.dtype[Any], dataty
         raise ValueError(f"value out of range for {datatype}")
 
 
-def decode_tensor(tensor: RequestInput, signature: TensorSignature | None) -> np.ndarray:
-    """One request tensor as a numpy array checked against ``signature``."""
+def _tensor_dtype(
+    tensor: RequestInput, signature: TensorSignature | None
+) -> tuple[TensorSignature, np.dtype[Any]]:
+    """(signature, numpy dtype) of ``tensor``, once its datatype and shape are checked."""
     if signature is None:
         raise InvalidInput(f"unknown input {tensor.name!r}")
     expected = oip_datatype(signature.dtype)
@@ -147,6 +155,22 @@ def decode_tensor(tensor: RequestInput, signature: TensorSignature | None) -> np
     dtype = NUMPY_DTYPES.get(expected)
     if dtype is None:
         raise InvalidInput(f"input {tensor.name!r}: datatype {expected} is not supported")
+    return signature, dtype
+
+
+def decode_tensor(
+    tensor: RequestInput, signature: TensorSignature | None, raw: memoryview | None = None
+) -> np.ndarray:
+    """One request tensor as a numpy array checked against ``signature``; ``raw`` is its
+    binary data (binary tensor data extension), else its values are ``tensor.data``."""
+    signature, dtype = _tensor_dtype(tensor, signature)
+    if raw is not None:
+        array = oip_binary.decode_tensor(tensor.name, tensor.datatype, dtype, tensor.shape, raw)
+        signature.check(array)
+        return array
+    if tensor.data is None:
+        raise InvalidInput(f"input {tensor.name!r}: no data (nor {oip_binary.BINARY_SIZE})")
+    expected = tensor.datatype
     try:
         flat = np.asarray(tensor.data)
         named: np.ndarray | bool = False
@@ -172,23 +196,34 @@ def decode_tensor(tensor: RequestInput, signature: TensorSignature | None) -> np
 
 
 def decode_request(
-    body: Any, signatures: Sequence[TensorSignature], output_names: Sequence[str]
+    body: Any,
+    signatures: Sequence[TensorSignature],
+    output_names: Sequence[str],
+    binary: memoryview | None = None,
 ) -> tuple[InferenceRequest, dict[str, np.ndarray]]:
-    """Parse and check a request body; the arrays are ready for ``Runner.infer``."""
+    """Parse and check a request body (``binary``: the bytes after its JSON header, for
+    the binary tensor data extension); the arrays are ready for ``Runner.infer``."""
     request = parse_request(body)
     by_name = {s.name: s for s in signatures}
     inputs: dict[str, np.ndarray] = {}
-    for tensor in request.inputs:
+    slices = oip_binary.input_slices(request.inputs, binary)
+    for tensor, raw in zip(request.inputs, slices, strict=True):
         if tensor.name in inputs:
             raise InvalidInput(f"input {tensor.name!r} given twice")
-        inputs[tensor.name] = decode_tensor(tensor, by_name.get(tensor.name))
+        inputs[tensor.name] = decode_tensor(tensor, by_name.get(tensor.name), raw)
     missing = sorted(set(by_name) - set(inputs))
     if missing:
         raise InvalidInput(f"missing input {missing[0]!r}")
+    oip_binary.flag("request", request.parameters, oip_binary.BINARY_OUTPUT)
     for wanted in request.outputs or []:
         if wanted.name not in output_names:
             raise InvalidInput(
                 f"unknown output {wanted.name!r}; model outputs are {list(output_names)}"
+            )
+        oip_binary.flag(f"output {wanted.name!r}", wanted.parameters, oip_binary.BINARY_DATA)
+        if (wanted.parameters or {}).get("class_count"):
+            raise InvalidInput(
+                f"output {wanted.name!r}: the classification extension is not supported"
             )
     return request, inputs
 
@@ -208,13 +243,34 @@ def encode_response(
     model_version: str,
     request: InferenceRequest,
     outputs: Mapping[str, np.ndarray],
+    binary: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """The OIP response body; ``request.outputs`` (if given) selects and orders outputs."""
-    names = [o.name for o in request.outputs] if request.outputs else list(outputs)
+    """The OIP response body; ``request.outputs`` (if given) selects and orders outputs.
+
+    With a ``binary`` list, each output the request wants as binary is appended to it
+    (a buffer, in order) and its entry carries ``binary_data_size`` instead of ``data``.
+    """
+    default = oip_binary.flag("request", request.parameters, oip_binary.BINARY_OUTPUT) or False
+    if request.outputs:
+        wanted = [
+            (o.name, oip_binary.flag(o.name, o.parameters, oip_binary.BINARY_DATA))
+            for o in request.outputs
+        ]
+    else:
+        wanted = [(name, None) for name in outputs]
     body: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.id is not None:
         body["id"] = request.id
-    body["outputs"] = [encode_tensor(name, outputs[name]) for name in names]
+    entries: list[dict[str, Any]] = []
+    for name, as_binary in wanted:
+        array = outputs[name]
+        if binary is not None and (default if as_binary is None else as_binary):
+            entry, data = oip_binary.encode_tensor(name, oip_datatype(array.dtype), array)
+            binary.append(data)
+            entries.append(entry)
+        else:
+            entries.append(encode_tensor(name, array))
+    body["outputs"] = entries
     return body
 
 

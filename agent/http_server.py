@@ -1,0 +1,289 @@
+"""A small HTTP/1.1 server on threads: the transport of the agent's local inference API.
+
+Why not uvicorn: on the 2-core box of ``docs/benchmarks.md`` a 600 KB POST with a tiny
+answer costs 1.3-1.7 ms p50 through FastAPI + uvicorn, 0.7-1.15 ms through a raw ASGI
+app on uvicorn (h11 or httptools), 1.0-1.3 ms through an asyncio protocol handing the
+work to a thread pool, and 0.2-0.4 ms with one blocking thread per connection. The
+local API serves few, long-lived loopback clients, so it takes the last: the
+connection's own thread reads the request with ``recv_into`` straight into the body
+buffer, calls the handler (inference runs there, never on an event loop; onnxruntime
+releases the GIL) and writes the answer with one gather write (``agent.http_wire``).
+
+Bounds (``Limits``): head size (431), body size decided from ``Content-Length`` before
+any of the body is read (413), ``max_connections`` (503 beyond), an idle keep-alive
+timeout and a read timeout inside a request. Keep-alive and pipelining: bytes after
+one request stay buffered for the next; answers go out in order. A handler that raises
+is a 500 ``internal error`` logged in one line; no traceback ever reaches a client.
+
+Drain (``stop``): the listening socket closes at once (new connections are refused),
+idle keep-alive connections are closed without an answer, and a request already begun
+(from its first byte) is finished and answered with ``Connection: close``, up to the
+timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from agent.errors import AgentError
+from agent.http_wire import (
+    READ_CHUNK,
+    BodyAllocator,
+    Handler,
+    Limits,
+    PeerClosed,
+    Refused,
+    Request,
+    Response,
+    body_length,
+    close,
+    default_body,
+    error_response,
+    parse_head,
+    send_response,
+    shutdown,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.idle = True  # waiting for the first byte of a request
+
+
+class HttpServer:
+    """Serves ``handler`` on ``host:port`` (port 0: a free one) from daemon threads."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        limits: Limits | None = None,
+        body_allocator: BodyAllocator | None = None,
+        server_header: str = "edgefleet-agent",
+    ) -> None:
+        self._handler = handler
+        self._host, self._port = host, port
+        self.limits = limits or Limits()
+        self._allocate = body_allocator or default_body
+        self._server = server_header.encode("latin-1")
+        self._lock = threading.Lock()
+        self._connections: dict[_Connection, threading.Thread] = {}
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._draining = False
+        self.url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> str:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise AgentError(
+                f"local API cannot bind {self._host}:{self._port}: {exc.strerror or exc}"
+            ) from exc
+        port = sock.getsockname()[1]
+        host = f"[{self._host}]" if family == socket.AF_INET6 else self._host
+        self.url = f"http://{host}:{port}"
+        self._listener = sock
+        self._draining = False
+        self._acceptor = threading.Thread(
+            target=self._accept, args=(sock,), name=f"http-{port}", daemon=True
+        )
+        self._acceptor.start()
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Refuse new connections now; let requests in flight finish (up to ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        self._draining = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            shutdown(listener)  # wakes accept()
+            listener.close()
+        with self._lock:
+            connections = dict(self._connections)
+        for conn in connections:
+            with conn.lock:
+                if conn.idle:
+                    shutdown(conn.sock)
+        for thread in connections.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        late = [conn for conn, thread in connections.items() if thread.is_alive()]
+        for conn in late:
+            shutdown(conn.sock)
+        if late:
+            logger.warning("local API stopped with %d request(s) unfinished", len(late))
+        if self._acceptor is not None:
+            self._acceptor.join(max(0.1, deadline - time.monotonic()))
+            self._acceptor = None
+
+    @property
+    def active_connections(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    # -- accepting ---------------------------------------------------------------------
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError as exc:
+                if self._draining:
+                    return  # closed by stop()
+                logger.warning("local API cannot accept a connection: %s", exc)
+                time.sleep(0.1)  # e.g. out of file descriptors: retry, do not spin
+                continue
+            if self._draining:
+                sock.close()
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Connection(sock)
+            with self._lock:
+                full = len(self._connections) >= self.limits.max_connections
+                if not full:  # started under the lock: stop() never joins an unstarted one
+                    thread = threading.Thread(
+                        target=self._serve, args=(conn,), name="http-conn", daemon=True
+                    )
+                    self._connections[conn] = thread
+                    thread.start()
+            if full:
+                self._refuse_connection(sock)
+
+    def _refuse_connection(self, sock: socket.socket) -> None:
+        """503 on a connection over ``max_connections`` (from the accepting thread)."""
+        try:
+            sock.setblocking(False)
+            try:  # drop what already arrived, so closing does not reset the answer away
+                while sock.recv(READ_CHUNK):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+            sock.settimeout(1.0)
+            response = error_response(503, "too many connections")
+            send_response(sock, response, close=True, server=self._server)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        sock.close()
+
+    # -- one connection ----------------------------------------------------------------
+
+    def _serve(self, conn: _Connection) -> None:
+        buf = bytearray(self.limits.max_header_bytes + READ_CHUNK)
+        view = memoryview(buf)
+        have, keep_alive, linger = 0, True, False
+        try:
+            while keep_alive and not self._draining:
+                have, keep_alive, linger = self._one_request(conn, buf, view, have)
+        except PeerClosed:
+            pass
+        except OSError as exc:  # reset, timeout, or shut down by stop()
+            logger.debug("local API connection closed: %s", exc)
+        except Exception as exc:  # a bug here must not leave a thread traceback behind
+            logger.error("local API connection failed: %s: %s", type(exc).__name__, exc)
+            logger.debug("local API connection failure", exc_info=True)
+        finally:
+            with self._lock:
+                self._connections.pop(conn, None)
+            close(conn.sock, linger=linger)
+
+    def _one_request(
+        self, conn: _Connection, buf: bytearray, view: memoryview, have: int
+    ) -> tuple[int, bool, bool]:
+        """Read, run and answer one request: (bytes left buffered, keep-alive, linger)."""
+        sock = conn.sock
+        with conn.lock:
+            if self._draining:
+                raise PeerClosed
+            conn.idle = have == 0
+        if have == 0:
+            sock.settimeout(self.limits.keep_alive_s)
+            have = _recv(sock, view, 0)
+            with conn.lock:
+                conn.idle = False
+                if self._draining:  # arrived after stop() began: not answered
+                    raise PeerClosed
+        sock.settimeout(self.limits.read_timeout_s)
+        try:
+            end, have = self._read_head(sock, buf, view, have)
+            request, keep_alive, expect = parse_head(bytes(view[:end]))
+            length = body_length(request, self.limits)
+            body = self._allocate(request.headers, length)
+            start = end + 4
+            got = min(length, have - start)
+            body[:got] = view[start : start + got]
+            rest = have - start - got
+            view[:rest] = view[start + got : have]
+            have = rest
+            if got < length and expect:
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            while got < length:
+                got += _recv(sock, body, got)
+        except Refused as exc:  # the body (if any) is unread: answer, then close
+            response = error_response(exc.status, str(exc))
+            send_response(sock, response, close=True, server=self._server)
+            return 0, False, True
+        request.body = body
+        response = self._call(request)
+        close_after = not keep_alive or self._draining
+        head_only = request.method == "HEAD"
+        send_response(sock, response, close=close_after, server=self._server, head_only=head_only)
+        return have, not close_after, False
+
+    def _read_head(
+        self, sock: socket.socket, buf: bytearray, view: memoryview, have: int
+    ) -> tuple[int, int]:
+        """(index of the CRLFCRLF ending the head, bytes buffered), reading as needed."""
+        limit = self.limits.max_header_bytes
+        scanned = 0
+        while True:
+            while have and buf[0] in b"\r\n":  # RFC 9112 2.2: ignore CRLF before a request
+                view[: have - 1] = view[1:have]
+                have -= 1
+            end = buf.find(b"\r\n\r\n", max(0, scanned - 3), have)
+            if end >= 0:
+                if end > limit:
+                    raise Refused(431, "request head too large")
+                return end, have
+            if have >= limit:
+                raise Refused(431, "request head too large")
+            scanned = have
+            have += _recv(sock, view, have)
+
+    def _call(self, request: Request) -> Response:
+        try:
+            return self._handler(request)
+        except Exception as exc:
+            text = str(exc).splitlines()
+            logger.error(
+                "local API %s %s failed: %s: %s",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                text[0] if text else "",
+            )
+            logger.debug("local API handler failure", exc_info=True)
+            return error_response(500, "internal error")
+
+
+def _recv(sock: socket.socket, into: memoryview, at: int) -> int:
+    n = sock.recv_into(into[at:])
+    if not n:
+        raise PeerClosed
+    return n

@@ -1,0 +1,198 @@
+"""HTTP/1.1 on the wire for ``agent.http_server``: request heads in, responses out.
+
+Pure parsing and formatting over bytes and sockets, no threads. ``parse_head`` turns a
+request head into a ``Request`` (or raises ``Refused`` with the status to answer: 400
+malformed, 417 unknown ``Expect``, 505 other HTTP versions), ``body_length`` applies the
+body rules (411 without ``Content-Length``, 413 over the limit, decided before a byte
+of the body is read), ``send_response`` writes one answer with a single gather write.
+
+Both exceptions are private to the transport (subclasses of ``AgentError``, never seen
+by a client): ``Refused`` becomes an ``{"error": "<one line>"}`` answer, ``PeerClosed``
+ends the connection silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import unquote
+
+from agent.errors import AgentError
+
+Buffer = bytes | bytearray | memoryview
+#: (headers, content length) -> a writable buffer of exactly that length for the body
+BodyAllocator = Callable[[Mapping[str, str], int], memoryview]
+
+READ_CHUNK = 64 * 1024
+_METHOD = re.compile(rb"[A-Z]{1,20}")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_LINGER_S = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one client may send or hold."""
+
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_connections: int = 64
+    keep_alive_s: float = 30.0  # idle between two requests
+    read_timeout_s: float = 30.0  # no progress inside one request (or its answer)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # percent-decoded, without the query
+    query: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: memoryview
+
+
+@dataclass
+class Response:
+    status: int
+    body: Sequence[Buffer] = (b"",)  # written one after the other (no join)
+    content_type: str = "application/json"
+    headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+Handler = Callable[[Request], Response]
+
+
+class Refused(AgentError):
+    """A request the transport answers itself with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PeerClosed(AgentError):
+    """The client went away (or stop() closed an idle connection): nothing to answer."""
+
+
+def error_response(status: int, message: str) -> Response:
+    line = message.splitlines()[0] if message else HTTPStatus(status).phrase
+    return Response(status, (json.dumps({"error": line}).encode(),))
+
+
+def default_body(_: Mapping[str, str], length: int) -> memoryview:
+    return memoryview(bytearray(length))
+
+
+def parse_head(head: bytes) -> tuple[Request, bool, bool]:
+    """(request without its body, keep-alive, expects 100-continue) or ``Refused``."""
+    line, _, rest = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or not _METHOD.fullmatch(parts[0]) or not parts[1].startswith(b"/"):
+        raise Refused(400, "malformed request line")
+    method, target, version = parts
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if version.startswith(b"HTTP/"):
+            raise Refused(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        raise Refused(400, "malformed request line")
+    headers: dict[str, str] = {}
+    for raw in rest.split(b"\r\n") if rest else ():
+        name, sep, value = raw.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name) or b"\n" in value or b"\0" in value:
+            raise Refused(400, "malformed header line")
+        key = name.decode("ascii").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        if key in headers:
+            if key == "content-length" and headers[key] != text:
+                raise Refused(400, "conflicting Content-Length headers")
+            text = headers[key] if key == "content-length" else f"{headers[key]}, {text}"
+        headers[key] = text
+    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    keep_alive = "close" not in tokens if version == b"HTTP/1.1" else "keep-alive" in tokens
+    expect = headers.get("expect", "").lower()
+    if expect and expect != "100-continue":
+        raise Refused(417, f"unsupported Expect: {expect[:40]}")
+    path, _, query = target.decode("latin-1").partition("?")
+    request = Request(method.decode(), unquote(path), query, headers, memoryview(b""))
+    return request, keep_alive, bool(expect) and version == b"HTTP/1.1"
+
+
+def body_length(request: Request, limits: Limits) -> int:
+    """The body's length from its headers, or ``Refused`` (before any of it is read)."""
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        if "content-length" in headers:
+            raise Refused(400, "both Transfer-Encoding and Content-Length")
+        raise Refused(411, "chunked bodies are not supported: send Content-Length")
+    text = headers.get("content-length")
+    if text is None:
+        if request.method in _BODY_METHODS:
+            raise Refused(411, "Content-Length required")
+        return 0
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise Refused(400, f"bad Content-Length {text[:40]!r}")
+    length = int(text)
+    if length > limits.max_body_bytes:
+        raise Refused(413, f"body of {length} bytes exceeds the limit of {limits.max_body_bytes}")
+    return length
+
+
+def send_response(
+    sock: socket.socket,
+    response: Response,
+    *,
+    close: bool,
+    server: bytes,
+    head_only: bool = False,
+) -> None:
+    """Write ``response`` (only its head for HEAD); one syscall unless it is large."""
+    length = sum(len(b) for b in response.body)
+    try:
+        reason = HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [
+        b"HTTP/1.1 %d %s" % (response.status, reason.encode()),
+        b"Server: " + server,
+        b"Content-Type: " + response.content_type.encode("latin-1"),
+        b"Content-Length: %d" % length,
+    ]
+    lines += [f"{k}: {v}".encode("latin-1") for k, v in response.headers]
+    lines.append(b"Connection: close" if close else b"Connection: keep-alive")
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    if head_only:
+        sock.sendall(head)
+    elif length < READ_CHUNK:
+        sock.sendall(b"".join([head, *response.body]))
+    else:
+        pending = [memoryview(b).cast("B") for b in (head, *response.body) if len(b)]
+        while pending:
+            sent = sock.sendmsg(pending)
+            while pending and sent >= len(pending[0]):
+                sent -= len(pending[0])
+                pending.pop(0)
+            if sent:
+                pending[0] = pending[0][sent:]
+
+
+def shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def close(sock: socket.socket, *, linger: bool) -> None:
+    """Close; after an answer sent before the body was read, read (and drop) what the
+    client is still sending for a moment, so that it sees the answer, not a reset."""
+    if linger:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(0.2)
+            scratch = bytearray(READ_CHUNK)
+            deadline = time.monotonic() + _LINGER_S
+            while time.monotonic() < deadline and sock.recv_into(scratch):
+                pass
+    sock.close()

@@ -28,10 +28,12 @@ from agent.errors import AgentConfigError, AgentError, VerificationError
 from agent.local_api import LocalApiServer, build_app
 from agent.mqtt_link import MqttLink
 from agent.runners import available_runners
+from agent.selection import SelectionCache, SelectionSettings, Selector
+from agent.selection.host import host_candidates, installed_runtimes
 from agent.serving import ServedModels
 from agent.telemetry import HeartbeatLoop
 from agent.trust_store import TrustStore
-from hw_profiles import probe_host
+from hw_profiles import fingerprint, probe_host
 from model_store import BundleMetadata, ModelStoreError, TrustDocument, load_trusted_keys
 from protocol import (
     ActiveModel,
@@ -40,6 +42,7 @@ from protocol import (
     EventKind,
     Heartbeat,
     ModelAssignment,
+    SelectionReport,
     SignedEnvelope,
     StateReport,
     TopicKind,
@@ -127,6 +130,7 @@ class Agent:
                 max_crashes=cfg.max_deploy_crashes,
                 gate=GateSettings(runs=cfg.gate_runs, max_latency_ratio=cfg.gate_max_latency_ratio),
                 cache_versions=cfg.cache_versions,
+                selector=self._selector(),
             )
             self._manager.restore()
             host, port = cfg.local_api_address
@@ -216,6 +220,7 @@ class Agent:
                 bundle_digest=m.bundle_digest,
                 backend=m.backend,
                 deployment_id=m.deployment_id,
+                selection=SelectionReport.model_validate(m.selection) if m.selection else None,
             )
             for m in self.models.snapshot()
         ]
@@ -311,6 +316,27 @@ class Agent:
         if self._manager is None:
             raise AgentError("trust document received before the agent started")
         self._manager.submit_trust(raw)
+
+    def _selector(self) -> Selector:
+        """Measured selection among this host's candidates (profile of its facts)."""
+        cfg = self.config
+        profile, candidates = host_candidates(self.hardware)
+        logger.info(
+            "%s: profile %s, candidates %s",
+            self.device_id,
+            profile,
+            ", ".join(c.key for c in candidates),
+        )
+        return Selector(
+            profile=profile,
+            candidates=candidates,
+            fingerprint=fingerprint(self.hardware),
+            runtimes=installed_runtimes(),
+            cache=SelectionCache(cfg.data_dir),
+            settings=SelectionSettings(
+                budget_s=cfg.selection_budget_s, cpu_share=cfg.selection_cpu_share
+            ),
+        )
 
     def _current_trust(self) -> TrustDocument:
         if (document := self._trust.current if self._trust else None) is None:

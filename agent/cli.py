@@ -191,21 +191,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from hw_profiles import probe_host
+    from hw_profiles import ProfileError, format_table, probe_host, probe_report
 
-    facts = probe_host().to_dict()
-    if args.json:
-        print(json.dumps(facts, indent=2))
-        return 0
-    width = max(len(k) for k in facts)
-    for key, value in facts.items():
-        if isinstance(value, dict):
-            text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
-        elif isinstance(value, list):
-            text = " ".join(str(v) for v in value) or "-"
-        else:
-            text = str(value) if value not in ("", None) else "-"
-        print(f"{key:<{width}}  {text}")
+    try:  # the facts, the matched profile and its eligible candidates
+        report = probe_report(probe_host())
+    except ProfileError as exc:  # a broken packaged catalogue: one line, no traceback
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0
 
 

@@ -74,6 +74,10 @@ class AgentConfig(BaseModel):
     #: model cache: bundles kept in ``data_dir/models`` (the active and the previous
     #: version of each model are always kept, even beyond this count)
     cache_versions: int = Field(default=3, ge=1, le=1000)
+    #: measured backend selection: the time budget for one model (loads included), and
+    #: the largest share of one core the measurement may take from the serving model
+    selection_budget_s: float = Field(default=20.0, gt=0, le=3600)
+    selection_cpu_share: float = Field(default=0.5, gt=0, le=1)
 
     @field_validator("broker_url")
     @classmethod

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,8 @@ class LoadedModel:
     bundle_dir: Path
     runner: Runner
     deployment_id: int | None = None
+    #: how its backend was chosen (``agent.selection.Selection.summary``), if measured
+    selection: dict[str, Any] | None = None
     _in_flight: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _stats: ModelStats | None = field(default=None, repr=False)

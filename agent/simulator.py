@@ -15,14 +15,16 @@ from typing import Any
 
 from agent.agent import Agent
 from agent.config import config_from_mapping
-from hw_profiles import HostFacts
+from hw_profiles import GpuFacts, HostFacts
 
 logger = logging.getLogger(__name__)
 
+#: One box of each of three classes of the hw_profiles catalogue: x86-avx2, xeon-amx, rpi5.
 _FAKE_HOSTS: tuple[HostFacts, ...] = (
     HostFacts(
         cpu_model="Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz",
         logical_cores=6,
+        physical_cores=6,
         isa_flags=("avx2",),
         ram_bytes=16 * 2**30,
         os="Linux",
@@ -36,15 +38,25 @@ _FAKE_HOSTS: tuple[HostFacts, ...] = (
             "CPU": "Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz",
             "GPU": "Intel(R) UHD Graphics 630 (iGPU)",
         },
+        openvino_capabilities={
+            "CPU": ("FP32", "INT8", "BIN", "EXPORT_IMPORT"),
+            "GPU": ("FP32", "BIN", "FP16", "INT8", "EXPORT_IMPORT"),
+        },
+        gpus=(
+            GpuFacts(name="Intel GPU 0x3e92 (i915)", vendor="intel", driver="i915", source="drm"),
+        ),
     ),
     HostFacts(
         cpu_model="Intel(R) Xeon(R) Gold 6430",
         logical_cores=64,
+        physical_cores=32,
         isa_flags=(
             "avx2",
+            "avx_vnni",
             "avx512f",
             "avx512_vnni",
             "avx512_bf16",
+            "avx512_fp16",
             "amx_tile",
             "amx_bf16",
             "amx_int8",
@@ -58,11 +70,16 @@ _FAKE_HOSTS: tuple[HostFacts, ...] = (
         onnxruntime_providers=("CPUExecutionProvider",),
         openvino_version="2026.4.1",
         openvino_devices={"CPU": "Intel(R) Xeon(R) Gold 6430"},
+        openvino_capabilities={
+            "CPU": ("BF16", "WINOGRAD", "FP32", "FP16", "INT8", "BIN", "EXPORT_IMPORT")
+        },
     ),
     HostFacts(
-        cpu_model="Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)",
+        cpu_model="Raspberry Pi 5 Model B Rev 1.0",
+        board_model="Raspberry Pi 5 Model B Rev 1.0",
         logical_cores=4,
-        isa_flags=("neon", "asimd", "asimddp"),
+        physical_cores=4,
+        isa_flags=("neon", "asimd", "asimddp", "asimdhp"),
         ram_bytes=8 * 2**30,
         os="Linux",
         os_release="6.6.51+rpt-rpi-2712",
@@ -72,6 +89,7 @@ _FAKE_HOSTS: tuple[HostFacts, ...] = (
         onnxruntime_providers=("CPUExecutionProvider",),
         openvino_version="2026.4.1",
         openvino_devices={"CPU": "ARM CPU"},
+        openvino_capabilities={"CPU": ("FP32", "FP16", "INT8", "BIN", "EXPORT_IMPORT")},
     ),
 )
 

@@ -7,8 +7,9 @@ signed by this control plane's key, which the current trust document must certif
 
 The agent refuses an equal generation with different content, so the last signed
 command of each device is stored (``DeviceCommand``) and republished **byte-identical**
-while it is still good: same deployment, same trust version, same signing key, a
-generation the device has not gone past, and more than half its lifetime left.
+while it is still good: same deployment, same backend pin, same trust version, same
+signing key, a generation the device has not gone past, and more than half its lifetime
+left.
 Otherwise it is re-signed with a **new, higher generation**
 (``max(last command, device's reported generation) + 1``, or the generation a new
 deployment just assigned). Generations therefore only grow, and a given generation
@@ -95,6 +96,7 @@ class CommandSigner:
         return (
             stored is not None
             and stored.deployment_id == want.deployment_id
+            and stored.backend == want.assignment.backend
             and stored.generation
             >= generation_floor(signed=device.generation, reported=device.reported_generation)
             and stored.trust_version == document.version
@@ -147,6 +149,7 @@ class CommandSigner:
             fields: dict[str, Any] = {
                 "generation": generation,
                 "deployment_id": want.deployment_id,
+                "backend": want.assignment.backend,
                 "trust_version": document.version,
                 "key_id": self.key_id,
                 "expires_at": state.expires_at,
@@ -161,11 +164,12 @@ class CommandSigner:
             session.commit()
             session.refresh(row)
             logger.info(
-                "signed command for %s: generation %s, deployment %s, trust v%s",
+                "signed command for %s: generation %s, deployment %s, trust v%s, backend %s",
                 device_id,
                 generation,
                 want.deployment_id,
                 document.version,
+                want.assignment.backend or "measured",
             )
             return _command(row), True
 
@@ -221,3 +225,33 @@ def publish_commands(
             refused[0],
         )
     return sent
+
+
+def reissue_commands(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    *,
+    device_ids: Iterable[str],
+    now: datetime | None = None,
+) -> list[str]:
+    """Re-sign and publish the commands of ``device_ids`` whose content changed (a backend
+    pin set or cleared); the ids of those signed anew, sorted.
+
+    A device whose command is still good (its effective pin did not change, e.g. a fleet
+    pin under a device pin) is left alone; one without a deployment has no command yet. A
+    command that cannot be signed now is logged and the device keeps its last one (the
+    periodic re-sign retries it).
+    """
+    signed: list[str] = []
+    for want in desired(session, device_ids=device_ids):
+        try:
+            result = signer.command_for(session, want.device_id, now=now)
+        except Unavailable as exc:
+            logger.error("cannot re-issue the command of %s: %s", want.device_id, exc)
+            continue
+        if result is None or not result[1]:
+            continue
+        publisher.publish_desired(result[0])
+        signed.append(want.device_id)
+    return sorted(signed)

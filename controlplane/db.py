@@ -1,8 +1,14 @@
 """Engine creation and schema creation at start-up (``create_all``).
 
-SQLite and PostgreSQL only. ``init_db`` creates missing tables and widens the generation
-columns of a PostgreSQL database created before they were BIGINT (the one schema
-change so far; there are no migrations yet).
+SQLite and PostgreSQL only. There are no migrations yet; ``init_db`` creates missing
+tables, then applies the schema changes made since, each idempotent:
+
+* generation columns of a PostgreSQL database created while they were INTEGER are
+  widened to BIGINT;
+* columns added to an existing table (``ADDED_COLUMNS``: backend pins, selection
+  reports) are added where missing, with their type compiled from the model for the
+  database at hand (``ADD COLUMN IF NOT EXISTS`` on PostgreSQL, so replicas starting
+  together do not trip over each other; SQLite re-checks after a failed ALTER).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Integer, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
 from controlplane import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -28,6 +34,14 @@ GENERATION_COLUMNS = (
     ("device", "generation"),
     ("device", "reported_generation"),
     ("deploymenttarget", "generation"),
+)
+#: Columns added after their table first shipped: (table, column, default for old rows).
+#: A default makes the column NOT NULL (old rows get it); None leaves it nullable.
+ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    ("fleet", "pinned_backend", None),
+    ("device", "pinned_backend", None),
+    ("device", "selections", "'{}'"),
+    ("devicecommand", "backend", None),
 )
 
 
@@ -74,6 +88,7 @@ def init_db(engine: Engine) -> None:
     try:
         SQLModel.metadata.create_all(engine)
         _widen_generations(engine)
+        _add_missing_columns(engine)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise ConfigError(
@@ -97,3 +112,23 @@ def _widen_generations(engine: Engine) -> None:
             if isinstance(kind, Integer) and not isinstance(kind, BigInteger):
                 logger.warning("widening %s.%s from %s to BIGINT", table, column, kind)
                 conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE BIGINT'))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the ``ADDED_COLUMNS`` an older database lacks (logged as a warning)."""
+    for table, column, default in ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
+        kind = SQLModel.metadata.tables[table].c[column].type.compile(dialect=engine.dialect)
+        tail = f" NOT NULL DEFAULT {default}" if default is not None else ""
+        guard = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
+        logger.warning("adding column %s.%s (%s) to an older database", table, column, kind)
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(f'ALTER TABLE "{table}" ADD COLUMN{guard} "{column}" {kind}{tail}')
+                )
+        except OperationalError:
+            # SQLite has no IF NOT EXISTS here: another process may just have added it
+            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                raise

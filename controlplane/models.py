@@ -50,9 +50,16 @@ TARGET_PROGRESS = {
 }
 
 
+def _backend_key(**kwargs: Any) -> Any:
+    """A backend candidate key (``runtime:device:precision``, ``protocol.BackendKey``)."""
+    return Field(default=None, max_length=128, **kwargs)
+
+
 class Fleet(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=128)
     created_at: datetime = _ts(default_factory=utcnow)
+    #: The operator's backend pin for every device of the fleet (a device pin wins).
+    pinned_backend: str | None = _backend_key()
 
 
 class Device(SQLModel, table=True):
@@ -77,6 +84,11 @@ class Device(SQLModel, table=True):
     last_heartbeat: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     last_heartbeat_at: datetime | None = _ts(nullable=True, default=None)
     created_at: datetime = _ts(default_factory=utcnow)
+    #: The operator's backend pin for this device; it wins over its fleet's.
+    pinned_backend: str | None = _backend_key()
+    #: How each active model's backend was chosen, by model name, from the latest state
+    #: report: ``{version, bundle_digest, backend, chosen, reason, ..., candidates}``.
+    selections: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 class Model(SQLModel, table=True):
@@ -138,7 +150,8 @@ class DeviceCommand(SQLModel, table=True):
     """The last signed deployment command of a device, republished byte-identical.
 
     It is re-signed (with a higher generation) when its content would change: another
-    deployment, a new trust version or signing key, or less than half its lifetime left.
+    deployment or backend pin, a new trust version or signing key, or less than half its
+    lifetime left.
     """
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=128)
@@ -150,3 +163,6 @@ class DeviceCommand(SQLModel, table=True):
     signed_at: datetime = _ts(default_factory=utcnow)
     #: ``protocol.encode(SignedEnvelope)``: exactly what is published on ``.../desired``.
     envelope: bytes = Field(sa_type=LargeBinary, nullable=False)
+    #: The pinned backend the command carries (``ModelAssignment.backend``); a pin change
+    #: makes the command stale, so it is re-signed.
+    backend: str | None = _backend_key()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from protocol import NAME_PATTERN, FileRef
+from protocol import NAME_PATTERN, BackendKey, FileRef, SelectionReport
 
 
 def as_utc(value: datetime) -> datetime:
@@ -36,6 +36,39 @@ class FleetPublic(_Public):
     name: str
     created_at: UtcDatetime
     device_count: int = 0
+    #: the backend pinned for the fleet's devices (a device's own pin wins), or None
+    pinned_backend: str | None = None
+
+
+class PinUpdate(BaseModel):
+    """``PUT /fleets/{name}/pin``, ``PUT /devices/{id}/pin``: a backend candidate key
+    (``runtime:device:precision``), or null to remove the pin."""
+
+    backend: BackendKey | None
+
+
+class PinResult(BaseModel):
+    """What a pin change did: the pin now in place and the devices sent a new command."""
+
+    fleet: str | None = None
+    device: str | None = None
+    backend: str | None
+    reissued: list[str]
+
+
+class PinPublic(BaseModel):
+    """The pin a device's commands carry, and whether it is the device's or its fleet's."""
+
+    backend: str
+    source: Literal["device", "fleet"]
+
+
+class ModelSelectionPublic(SelectionReport):
+    """How a device chose the backend of one active model, every candidate's figures."""
+
+    version: str
+    bundle_digest: str
+    backend: str
 
 
 class ModelVersionCreate(BaseModel):
@@ -120,6 +153,12 @@ class DevicePublic(_Public):
     last_heartbeat: dict[str, Any] | None
     last_heartbeat_at: UtcDatetime | None
     created_at: UtcDatetime
+    #: the device's own backend pin (None: none; its fleet's may still apply, see ``pin``)
+    pinned_backend: str | None = None
+    #: the pin its deployment commands carry (device pin, else fleet pin), or None
+    pin: PinPublic | None = None
+    #: per active model name, how its backend was chosen (latest state report)
+    selections: dict[str, ModelSelectionPublic] = Field(default_factory=dict)
 
 
 class BlobStored(BaseModel):

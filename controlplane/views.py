@@ -11,6 +11,7 @@ from controlplane.models import (
     Deployment,
     DeploymentTarget,
     Device,
+    Fleet,
     Model,
     ModelVersion,
     TargetStatus,
@@ -19,8 +20,10 @@ from controlplane.schemas import (
     DeploymentCreated,
     DeploymentPublic,
     DevicePublic,
+    FleetPublic,
     ModelPublic,
     ModelVersionPublic,
+    PinPublic,
     TargetPublic,
 )
 from model_store import SIGNATURE_FILENAME
@@ -50,8 +53,40 @@ def model_public(model: Model, versions: list[ModelVersion]) -> ModelPublic:
     )
 
 
-def device_public(device: Device) -> DevicePublic:
-    return DevicePublic.model_validate(device)
+def fleet_public(fleet: Fleet, device_count: int) -> FleetPublic:
+    return FleetPublic(
+        name=fleet.name,
+        created_at=fleet.created_at,
+        device_count=device_count,
+        pinned_backend=fleet.pinned_backend,
+    )
+
+
+def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
+    """``fleet_pin``: the device's fleet's backend pin (its own pin wins over it)."""
+    public = DevicePublic.model_validate(device)
+    pin = None
+    if device.pinned_backend:
+        pin = PinPublic(backend=device.pinned_backend, source="device")
+    elif fleet_pin:
+        pin = PinPublic(backend=fleet_pin, source="fleet")
+    return public.model_copy(update={"pin": pin})
+
+
+def devices_public(
+    session: Session, *, device_id: str | None = None, fleet: str | None = None
+) -> list[DevicePublic]:
+    """Devices sorted by id (one, or those of a fleet), each with its effective pin."""
+    statement = (
+        select(Device, Fleet.pinned_backend)
+        .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
+        .order_by(col(Device.id))
+    )
+    if device_id is not None:
+        statement = statement.where(Device.id == device_id)
+    if fleet is not None:
+        statement = statement.where(Device.fleet == fleet)
+    return [device_public(d, pin) for d, pin in session.exec(statement).all()]
 
 
 def deployment_created(

@@ -9,6 +9,10 @@ DIR/model.sig --private_key KEY`` can sign. ``sign`` writes ``model.sig``:
 * ``bundle sign MODEL --key KEY --name N --version V --out OUT``: builds a bundle from a
   ``.onnx`` file or model directory into OUT first, then signs it.
 
+``build`` and ``sign`` (when building) take ``--pin KEY`` (a backend candidate key that
+devices use instead of measuring) and ``--tolerance X`` (the accuracy guard): both go
+into ``edgefleet.json`` and so are covered by the operator's signature.
+
 ``verify`` checks the trust document (against ``--root`` if given, else against its own
 root role) and then the bundle against the release keys it certifies: exit 0 "valid: ...",
 exit 1 "invalid: <reason>", exit 2 for bad input.
@@ -22,6 +26,7 @@ import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from edgectl.errors import UsageError, VerificationError
 from edgectl.trust_cmds import SubParsers, verify_trust_file
@@ -40,8 +45,21 @@ from model_store import (
 logger = logging.getLogger(__name__)
 
 
+def selection_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The bundle selection settings ``--pin``/``--tolerance`` give, or None."""
+    chosen = {"pin": args.pin, "tolerance": args.tolerance}
+    return {k: v for k, v in chosen.items() if v is not None} or None
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
-    build_bundle(args.path, args.out, name=args.name, version=args.version, extra_files=args.extra)
+    build_bundle(
+        args.path,
+        args.out,
+        name=args.name,
+        version=args.version,
+        extra_files=args.extra,
+        selection=selection_of(args),
+    )
     print(
         f"built unsigned bundle {args.out} ({args.name} {args.version}); sign it with "
         f"'edgectl bundle sign {args.out} --key KEY' or 'model_signing sign key {args.out} "
@@ -65,13 +83,23 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     if not args.key.is_file():
         raise UsageError(f"signing key not found: {args.key}")
     key = load_private_key(args.key)
-    if args.extra and args.name is None and args.version is None:
+    building = args.name is not None or args.version is not None
+    if args.extra and not building:
         raise UsageError("--extra is added when a bundle is built: give --name and --version")
-    if args.name is not None or args.version is not None:
+    if selection_of(args) is not None and not building:
+        raise UsageError(
+            "--pin and --tolerance are set when a bundle is built: give --name and --version"
+        )
+    if building:
         if args.name is None or args.version is None or args.out is None:
             raise UsageError("building a bundle to sign needs --name, --version and --out")
         build_bundle(
-            args.path, args.out, name=args.name, version=args.version, extra_files=args.extra
+            args.path,
+            args.out,
+            name=args.name,
+            version=args.version,
+            extra_files=args.extra,
+            selection=selection_of(args),
         )
         target = args.out
     elif not args.path.is_dir():
@@ -128,6 +156,23 @@ def add_extra_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """``--pin KEY`` and ``--tolerance X``: backend selection settings signed with the bundle."""
+    parser.add_argument(
+        "--pin",
+        metavar="KEY",
+        help="backend devices use for this bundle instead of measuring, as "
+        "runtime:device:precision (e.g. openvino:CPU:f32)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="X",
+        help="accuracy guard: largest max abs error against the fp32 reference, as a "
+        "fraction of its max abs value (0 < X <= 1; devices default to 0.01)",
+    )
+
+
 def add_commands(sub: SubParsers) -> None:
     """Register ``bundle build|sign|verify`` on the top-level subparsers."""
     bundle = sub.add_parser("bundle", help="build, sign and verify model bundles").add_subparsers(
@@ -139,6 +184,7 @@ def add_commands(sub: SubParsers) -> None:
     build.add_argument("--version", required=True)
     build.add_argument("--out", type=Path, required=True, help="new bundle directory")
     add_extra_option(build)
+    add_selection_options(build)
     build.set_defaults(handler=_cmd_build)
 
     sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
@@ -148,6 +194,7 @@ def add_commands(sub: SubParsers) -> None:
     sign.add_argument("--name", help="build a bundle from PATH first, with this name")
     sign.add_argument("--version", help="... and this version")
     add_extra_option(sign)
+    add_selection_options(sign)
     sign.set_defaults(handler=_cmd_sign)
 
     verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")

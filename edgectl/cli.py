@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgectl import bundle_cmds, trust_cmds
+from edgectl import bundle_cmds, pin_cmds, trust_cmds
 from edgectl.client import DEFAULT_URL, ControlPlaneClient
 from edgectl.errors import EdgectlError, UsageError
 from edgectl.push import default_key_path, is_signed_bundle, push_model
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         help="wait up to SECONDS for every target device to activate it",
     )
     bundle_cmds.add_extra_option(model)
+    bundle_cmds.add_selection_options(model)
     model.add_argument("--json", action="store_true", help="print the result as JSON")
 
     devices = sub.add_parser("devices", help="devices").add_subparsers(
@@ -83,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev_list = devices.add_parser("list", help="list devices")
     dev_list.add_argument("--json", action="store_true")
+
+    pin_cmds.add_commands(sub)
 
     demo = sub.add_parser("demo", help="run the whole product locally with simulated devices")
     demo.add_argument("--keep", action="store_true", help="keep everything running")
@@ -111,6 +114,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             key_path=key_path,
             trust_path=args.trust,
             extra_files=args.extra,
+            selection=bundle_cmds.selection_of(args),
         )
         deployment = result.deployment
         if deployment is not None and args.wait > 0:

@@ -125,5 +125,13 @@ class ControlPlaneClient:
     def models(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/v1/models"))
 
+    def device(self, device_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/devices/{quote(device_id, safe='')}"))
+
+    def set_pin(self, scope: str, name: str, backend: str | None) -> dict[str, Any]:
+        """PUT the backend pin of a fleet or device (``scope``: ``fleets``/``devices``)."""
+        path = f"/api/v1/{scope}/{quote(name, safe='')}/pin"
+        return dict(self._json("PUT", path, json={"backend": backend}))
+
     def fleet(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))

@@ -92,11 +92,13 @@ def push_model(
     key_path: Path,
     trust_path: Path | None = None,
     extra_files: Sequence[Path] = (),
+    selection: dict[str, Any] | None = None,
 ) -> PushResult:
     """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``).
 
     With ``trust_path`` the bundle is verified against that trust document's release
-    keys before anything is uploaded. Everything that can be checked locally (model
+    keys before anything is uploaded. ``selection`` (``pin``, ``tolerance``) goes into the
+    metadata of a bundle built here. Everything that can be checked locally (model
     file, key, the bundle itself) is checked before the control plane is contacted, and
     the fleet before anything is uploaded, so a bad invocation leaves nothing half done.
     """
@@ -105,6 +107,10 @@ def push_model(
     presigned = is_signed_bundle(source)
     if presigned and extra_files:
         raise UsageError("--extra cannot change a signed bundle: build and sign it with them")
+    if presigned and selection:
+        raise UsageError(
+            "--pin and --tolerance cannot change a signed bundle: build and sign it with them"
+        )
     if not presigned and not key_path.is_file():
         raise UsageError(
             f"signing key not found: {key_path} "
@@ -118,7 +124,14 @@ def push_model(
                 _check_signed_bundle(source, name, version)
             else:
                 key = load_private_key(key_path)
-                build_bundle(source, bundle, name=name, version=version, extra_files=extra_files)
+                build_bundle(
+                    source,
+                    bundle,
+                    name=name,
+                    version=version,
+                    extra_files=extra_files,
+                    selection=selection,
+                )
                 sign_bundle(bundle, key)
             if trust_path is not None:
                 _check_trusted(bundle, trust_path)

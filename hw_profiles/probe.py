@@ -1,103 +1,71 @@
 """Probe the host softly: every probe is guarded, so ``probe_host`` never raises.
 
-A probe that fails leaves its field at a neutral value (empty string, 0, empty tuple)
-and records a one-line note in ``HostFacts.probe_errors`` so that an operator can see
-why a field is missing.
+Each probe reads one source (/proc/cpuinfo, psutil, ONNX Runtime, OpenVINO, nvidia-smi,
+/dev/dri + sysfs, the device tree, /etc/nv_tegra_release) and hands the text to a pure
+parser in ``hw_profiles.parse``. A probe that fails leaves its field at a neutral value
+(empty string, 0, empty tuple) and records a one-line note in ``HostFacts.probe_errors``
+(``"<probe>: <Error>: <message>"``) so that an operator can see why a field is missing.
+A source that simply does not exist on this kind of host (no nvidia-smi on PATH, no
+device tree on a PC, no Jetson release file) is not an error: the field stays empty.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
+import shutil
+import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-logger = logging.getLogger(__name__)
-
-#: CPU feature flags that matter for backend / precision selection.
-ISA_FLAGS_OF_INTEREST: tuple[str, ...] = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-    "neon",
-    "asimd",
-    "asimddp",
+from hw_profiles.facts import ISA_FLAGS_OF_INTEREST, GpuFacts, HostFacts
+from hw_profiles.parse import (
+    drm_gpu,
+    parse_cpuinfo,
+    parse_device_tree_model,
+    parse_nvidia_smi,
+    parse_physical_cores,
+    parse_tegra_release,
 )
 
+__all__ = ["ISA_FLAGS_OF_INTEREST", "HostFacts", "parse_cpuinfo", "probe_host"]
+
+logger = logging.getLogger(__name__)
+
 CPUINFO = Path("/proc/cpuinfo")
+DEVICE_TREE_MODELS = (Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/base/model"))
+NV_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+DRI = Path("/dev/dri")
+SYS_DRM = Path("/sys/class/drm")
+NVIDIA_SMI = "nvidia-smi"
+NVIDIA_SMI_TIMEOUT_S = 5.0
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What the agent knows about its host. ``to_dict()`` is JSON-ready."""
-
-    cpu_model: str = ""
-    logical_cores: int = 0
-    isa_flags: tuple[str, ...] = ()
-    ram_bytes: int = 0
-    os: str = ""
-    os_release: str = ""
-    arch: str = ""
-    python: str = ""
-    onnxruntime_version: str = ""
-    onnxruntime_providers: tuple[str, ...] = ()
-    openvino_version: str = ""
-    openvino_devices: dict[str, str] = field(default_factory=dict)
-    probe_errors: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data
-
-
-def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
-    """CPU model name and the flags of interest from the text of /proc/cpuinfo.
-
-    x86 lists ``flags``, ARM lists ``Features`` (``asimd`` is ARMv8 NEON; ``neon`` is
-    added whenever ``asimd`` is present so callers can ask one question).
-    """
-    names: dict[str, str] = {}
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if not sep or not value:
-            continue
-        if key in ("flags", "features") and not flags:
-            flags = set(value.split())
-        elif not value.isdigit():  # x86 "model" is a number; ARM boards name themselves
-            names.setdefault(key, value)
-    model = next(
-        (names[k] for k in ("model name", "cpu model", "model", "hardware") if k in names), ""
-    )
-    if "asimd" in flags:
-        flags.add("neon")
-    return model, tuple(f for f in ISA_FLAGS_OF_INTEREST if f in flags)
 
 
 def _guard(errors: list[str], what: str, probe: Callable[[], T], default: T) -> T:
     try:
         return probe()
     except Exception as exc:  # a probe must never break the agent
-        errors.append(f"{what}: {type(exc).__name__}: {exc}".splitlines()[0])
+        text = f"{what}: {type(exc).__name__}: {exc}".strip()
+        errors.append(text.splitlines()[0] if text else what)
         logger.debug("probe %s failed: %s", what, exc)
         return default
 
 
-def _cpu() -> tuple[str, tuple[str, ...]]:
-    model, flags = parse_cpuinfo(CPUINFO.read_text(encoding="utf-8", errors="replace"))
-    return model or platform.processor(), flags
+def _physical_cores(cpuinfo: str) -> int:
+    try:
+        import psutil
+
+        count = psutil.cpu_count(logical=False)
+    except ImportError:
+        count = None
+    count = count or parse_physical_cores(cpuinfo)
+    if not count:
+        raise LookupError("neither psutil nor /proc/cpuinfo reports physical cores")
+    return int(count)
 
 
 def _ram_bytes() -> int:
@@ -112,39 +80,124 @@ def _onnxruntime() -> tuple[str, tuple[str, ...]]:
     return str(onnxruntime.__version__), tuple(onnxruntime.get_available_providers())
 
 
-def _openvino() -> tuple[str, dict[str, str]]:
+def _openvino_name(core: Any, device: str) -> str:
+    return str(core.get_property(device, "FULL_DEVICE_NAME"))
+
+
+def _openvino_capabilities(core: Any, device: str) -> tuple[str, ...]:
+    return tuple(str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
+
+
+def _openvino(errors: list[str]) -> tuple[str, dict[str, str], dict[str, tuple[str, ...]]]:
+    """Version, devices with FULL_DEVICE_NAME, and OPTIMIZATION_CAPABILITIES per device."""
     import openvino
 
     core = openvino.Core()
-    devices: dict[str, str] = {}
+    names: dict[str, str] = {}
+    capabilities: dict[str, tuple[str, ...]] = {}
+    no_capabilities: tuple[str, ...] = ()
     for device in core.available_devices:
-        try:
-            devices[device] = str(core.get_property(device, "FULL_DEVICE_NAME"))
-        except Exception:  # some plugins lack the property; keep the device anyway
-            devices[device] = ""
-    return str(openvino.__version__), devices
+        # a plugin may lack a property: keep the device, note the property
+        names[device] = _guard(
+            errors,
+            f"openvino {device} FULL_DEVICE_NAME",
+            functools.partial(_openvino_name, core, device),
+            "",
+        )
+        capabilities[device] = _guard(
+            errors,
+            f"openvino {device} OPTIMIZATION_CAPABILITIES",
+            functools.partial(_openvino_capabilities, core, device),
+            no_capabilities,
+        )
+    return str(openvino.__version__), names, capabilities
+
+
+def _nvidia_gpus() -> tuple[GpuFacts, ...]:
+    exe = shutil.which(NVIDIA_SMI)
+    if exe is None:
+        return ()
+    query = ["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]
+    done = subprocess.run(
+        [exe, *query], capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=False
+    )
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeError(f"exit status {done.returncode}" + (f": {why[0]}" if why else ""))
+    return parse_nvidia_smi(done.stdout)
+
+
+def _read_sysfs(path: Path) -> str:
+    return path.read_text(encoding="ascii", errors="replace").strip() if path.is_file() else ""
+
+
+def _drm_gpus() -> tuple[GpuFacts, ...]:
+    if not DRI.is_dir():
+        return ()
+    gpus: list[GpuFacts] = []
+    for node in sorted(DRI.glob("renderD*")):
+        device = SYS_DRM / node.name / "device"
+        driver = device / "driver"
+        gpus.append(
+            drm_gpu(
+                _read_sysfs(device / "vendor"),
+                _read_sysfs(device / "device"),
+                driver.resolve().name if driver.exists() else "",
+            )
+        )
+    return tuple(gpus)
+
+
+def _board_model() -> str:
+    for path in DEVICE_TREE_MODELS:
+        if path.is_file():
+            return parse_device_tree_model(path.read_bytes())
+    return ""
+
+
+def _jetson_release() -> str:
+    if not NV_TEGRA_RELEASE.is_file():
+        return ""
+    return parse_tegra_release(NV_TEGRA_RELEASE.read_text(encoding="utf-8", errors="replace"))
 
 
 def probe_host() -> HostFacts:
     """Collect HostFacts. Never raises: a failed probe leaves its field empty."""
     errors: list[str] = []
-    no_names: tuple[str, tuple[str, ...]] = ("", ())
-    no_devices: tuple[str, dict[str, str]] = ("", {})
-    cpu_model, isa = _guard(errors, "cpuinfo", _cpu, no_names)
-    ort_version, providers = _guard(errors, "onnxruntime", _onnxruntime, no_names)
-    ov_version, ov_devices = _guard(errors, "openvino", _openvino, no_devices)
+    cpuinfo = _guard(
+        errors, "cpuinfo", lambda: CPUINFO.read_text(encoding="utf-8", errors="replace"), ""
+    )
+    cpu_model, isa = parse_cpuinfo(cpuinfo)
+    if not cpu_model:
+        cpu_model = _guard(errors, "cpu_model", platform.processor, "")
+    no_onnxruntime: tuple[str, tuple[str, ...]] = ("", ())
+    ort_version, providers = _guard(errors, "onnxruntime", _onnxruntime, no_onnxruntime)
+    no_openvino: tuple[str, dict[str, str], dict[str, tuple[str, ...]]] = ("", {}, {})
+    ov_version, ov_devices, ov_caps = _guard(
+        errors, "openvino", lambda: _openvino(errors), no_openvino
+    )
+    no_gpus: tuple[GpuFacts, ...] = ()
+    nvidia = _guard(errors, "nvidia-smi", _nvidia_gpus, no_gpus)
+    drm = _guard(errors, "drm", _drm_gpus, no_gpus)
+    if nvidia:  # nvidia-smi names NVIDIA GPUs better than their render nodes
+        drm = tuple(gpu for gpu in drm if gpu.vendor != "nvidia")
     return HostFacts(
         cpu_model=cpu_model,
         logical_cores=_guard(errors, "cores", lambda: os.cpu_count() or 0, 0),
+        physical_cores=_guard(errors, "physical_cores", lambda: _physical_cores(cpuinfo), 0),
         isa_flags=isa,
         ram_bytes=_guard(errors, "ram", _ram_bytes, 0),
         os=_guard(errors, "os", platform.system, ""),
         os_release=_guard(errors, "os_release", platform.release, ""),
         arch=_guard(errors, "arch", platform.machine, ""),
         python=_guard(errors, "python", platform.python_version, ""),
+        board_model=_guard(errors, "device-tree", _board_model, ""),
+        jetson_release=_guard(errors, "nv_tegra_release", _jetson_release, ""),
         onnxruntime_version=ort_version,
         onnxruntime_providers=providers,
         openvino_version=ov_version,
         openvino_devices=ov_devices,
+        openvino_capabilities=ov_caps,
+        gpus=(*nvidia, *drm),
         probe_errors=tuple(errors),
     )

@@ -9,8 +9,8 @@ Public surface:
     errors      ModelStoreError, BundleError, SignatureError, KeyFileError, InvalidDigest,
                 StorageError, BlobDigestMismatch, BlobTooLarge, BlobNotFound, TrustError
     layout      SIGNATURE_FILENAME, METADATA_FILENAME
-    metadata    TensorSpec, BundleMetadata, BundleConstraints, load_metadata, parse_metadata,
-                read_onnx_io, read_openvino_io
+    metadata    TensorSpec, BundleMetadata, BundleConstraints, BundleSelection,
+                load_metadata, parse_metadata, read_onnx_io, read_openvino_io
     bundles     BundleFile, build_bundle, bundle_files, sha256_file
     signing     ManifestEntry, SignedManifest, sign_bundle, verify_signature, verify_bundle
     keys        generate_private_key, write_keypair, load_private_key, load_public_key,
@@ -59,6 +59,7 @@ from model_store.keys import (
 from model_store.metadata import (
     BundleConstraints,
     BundleMetadata,
+    BundleSelection,
     TensorSpec,
     load_metadata,
     parse_metadata,
@@ -92,6 +93,7 @@ __all__ = [
     "BundleError",
     "BundleFile",
     "BundleMetadata",
+    "BundleSelection",
     "FilesystemArtifactStore",
     "InvalidDigest",
     "KeyFileError",

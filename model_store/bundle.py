@@ -25,7 +25,9 @@ from model_store.metadata import (
     NAME_PATTERN,
     BundleConstraints,
     BundleMetadata,
+    BundleSelection,
     build_constraints,
+    build_selection,
     ir_weights_file,
     write_metadata,
 )
@@ -193,6 +195,7 @@ def build_bundle(
     version: str,
     constraints: BundleConstraints | Mapping[str, Any] | None = None,
     extra_files: Iterable[Path | str] = (),
+    selection: BundleSelection | Mapping[str, Any] | None = None,
 ) -> BundleMetadata:
     """Copy a model into a new bundle directory ``out_dir`` and write ``edgefleet.json``.
 
@@ -203,8 +206,9 @@ def build_bundle(
     level under its name. Files that are not model data are listed in ``extra_files`` of
     the metadata. ``out_dir`` must not exist or be empty; it is filled atomically (built
     beside it, then renamed). Symbolic links, special files, unsafe or duplicate names are
-    refused. The model is checked as copied (``onnx.checker``; OpenVINO reads an IR). The
-    bundle is not signed.
+    refused. The model is checked as copied (``onnx.checker``; OpenVINO reads an IR).
+    ``selection`` (a backend ``pin``, an accuracy ``tolerance``) goes into the metadata,
+    so the operator's signature covers it. The bundle is not signed.
     """
     _check_name("name", name)
     _check_name("version", version)
@@ -217,6 +221,7 @@ def build_bundle(
     if reserved:
         raise BundleError(f"{reserved[0]!r} is a reserved bundle file name")
     checked_constraints = build_constraints(constraints, framework=found.framework)
+    checked_selection = build_selection(selection)
     _check_out_dir(out_dir, source)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +245,7 @@ def build_bundle(
             outputs=outputs,
             extra_files=sort_paths(rel for rel, _ in files if rel not in model_files),
             constraints=checked_constraints,
+            selection=checked_selection,
         )
         write_metadata(staging, metadata)
         staging.chmod(0o755)

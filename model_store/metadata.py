@@ -1,8 +1,9 @@
 """``edgefleet.json``: what a bundle holds (name, version, framework, model files, tensor
-specs, extra files) and what a device needs to run it (``BundleConstraints``).
+specs, extra files), what a device needs to run it (``BundleConstraints``) and how it
+picks the backend (``BundleSelection``: a pinned backend, the accuracy tolerance).
 
-``schema_version`` stays 1: the fields added for multi-file bundles (``extra_files``,
-``constraints``) are optional, and readers ignore fields they do not know.
+``schema_version`` stays 1: the fields added later (``extra_files``, ``constraints``,
+``selection``) are optional, and readers ignore fields they do not know.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import (
 
 from model_store.errors import BundleError
 from model_store.paths import METADATA_FILENAME, check_relative_path, read_small_file
+from protocol.selection import BACKEND_KEY_MAX, BACKEND_KEY_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +102,30 @@ class BundleConstraints(BaseModel):
         return None if value is None else _unique_tokens(value, "CPU flag")
 
 
+class BundleSelection(BaseModel):
+    """How devices pick the backend of this bundle, signed by the operator with it.
+
+    ``pin``: a backend candidate key (``runtime:device:precision``, e.g.
+    ``openvino:CPU:f32``) that overrides the measurement. ``tolerance``: the largest max
+    abs error a candidate may have against the fp32 reference, as a fraction of the
+    reference's max abs value (0 < tolerance <= 1; devices default to 0.01). Unknown
+    fields are refused.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pin: str | None = Field(default=None, max_length=BACKEND_KEY_MAX, pattern=BACKEND_KEY_PATTERN)
+    tolerance: float | None = Field(default=None, gt=0, le=1)
+
+
 class BundleMetadata(BaseModel):
     """Content of ``edgefleet.json``.
 
     ``model_file`` is the main model's path in the bundle (the ``.onnx``, or the ``.xml``
     of an OpenVINO IR, whose weights are the ``.bin`` of the same name beside it).
     ``extra_files`` are the bundle's other files that are not model data (labels,
-    preprocessing config, ...), sorted; ``constraints`` what a device needs to run it.
+    preprocessing config, ...), sorted; ``constraints`` what a device needs to run it;
+    ``selection`` the operator's backend pin and accuracy tolerance.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -120,6 +139,7 @@ class BundleMetadata(BaseModel):
     outputs: list[TensorSpec]
     extra_files: list[str] = Field(default_factory=list)
     constraints: BundleConstraints | None = None
+    selection: BundleSelection | None = None
 
     @field_validator("schema_version")
     @classmethod
@@ -204,6 +224,19 @@ def build_constraints(
     return constraints
 
 
+def build_selection(
+    value: BundleSelection | Mapping[str, Any] | None,
+) -> BundleSelection | None:
+    """Validate the selection given to ``build_bundle``; None if it says nothing."""
+    if value is None:
+        return None
+    try:
+        selection = BundleSelection.model_validate(value)
+    except ValidationError as exc:
+        raise BundleError(f"invalid selection: {validation_summary(exc)}") from exc
+    return None if selection.pin is None and selection.tolerance is None else selection
+
+
 def ir_weights_file(xml_path: str) -> str:
     """The weights file OpenVINO reads for an IR ``.xml``: same path, ``.bin`` suffix."""
     stem = xml_path[: -len(".xml")] if xml_path.lower().endswith(".xml") else xml_path
@@ -253,8 +286,8 @@ def load_metadata(bundle_dir: Path) -> BundleMetadata:
 def write_metadata(bundle_dir: Path, metadata: BundleMetadata) -> Path:
     """Write ``edgefleet.json`` (pretty, stable key order, trailing newline).
 
-    Empty ``extra_files`` and absent constraints are left out, so a single-file ONNX bundle
-    has exactly the ``edgefleet.json`` it had before these fields existed.
+    Empty ``extra_files``, absent constraints and selection are left out, so a single-file
+    ONNX bundle has exactly the ``edgefleet.json`` it had before these fields existed.
     """
     path = bundle_dir / METADATA_FILENAME
     exclude = set() if metadata.extra_files else {"extra_files"}

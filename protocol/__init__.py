@@ -7,6 +7,7 @@ Public surface:
     PROTOCOL_VERSION, TOPIC_ROOT, TopicKind, device_topic, parse_device_topic,
     validate_device_id, DEVICE_REPORTS_FILTER, DESIRED_STATE_FILTER,
     FileRef, ModelAssignment, DesiredState, DeviceStatus, ActiveModel, StateReport,
+    SelectionReport, CandidateFigures, BackendKey, BACKEND_KEY_PATTERN,
     EventKind, DeploymentEvent, Heartbeat, ModelMetrics, DiskUsage, Temperature,
     Availability, encode, decode,
     SignedEnvelope, EnvelopeSignature, DESIRED_STATE_PAYLOAD_TYPE, TRUST_PAYLOAD_TYPE, TRUST_TOPIC,
@@ -41,6 +42,13 @@ from protocol.messages import (
     encode,
     message_type_for,
 )
+from protocol.selection import (
+    BACKEND_KEY_MAX,
+    BACKEND_KEY_PATTERN,
+    BackendKey,
+    CandidateFigures,
+    SelectionReport,
+)
 from protocol.topics import (
     DESIRED_STATE_FILTER,
     DEVICE_REPORTS_FILTER,
@@ -53,6 +61,8 @@ from protocol.topics import (
 )
 
 __all__ = [
+    "BACKEND_KEY_MAX",
+    "BACKEND_KEY_PATTERN",
     "DESIRED_STATE_FILTER",
     "DESIRED_STATE_PAYLOAD_TYPE",
     "DEVICE_REPORTS_FILTER",
@@ -64,7 +74,9 @@ __all__ = [
     "TRUST_TOPIC",
     "ActiveModel",
     "Availability",
+    "BackendKey",
     "BrokerAddress",
+    "CandidateFigures",
     "DeploymentEvent",
     "DesiredState",
     "DeviceStatus",
@@ -77,6 +89,7 @@ __all__ = [
     "ModelAssignment",
     "ModelMetrics",
     "ProtocolError",
+    "SelectionReport",
     "SignedEnvelope",
     "StateReport",
     "Temperature",

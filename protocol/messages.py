@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from protocol.errors import ProtocolError
+from protocol.selection import BackendKey, SelectionReport
 from protocol.topics import TopicKind
 
 PROTOCOL_VERSION = 1
@@ -64,6 +65,10 @@ class ModelAssignment(_Message):
     size: int = Field(ge=0)
     signature: FileRef
     files: list[FileRef]
+    #: The operator's pinned backend for this device (its device pin, else its fleet's),
+    #: which overrides the agent's measured selection; None: the agent measures. It is
+    #: part of the signed command, so only the control plane's key can set it.
+    backend: BackendKey | None = None
 
 
 class DesiredState(_Message):
@@ -125,6 +130,8 @@ class ActiveModel(_Message):
     bundle_digest: Sha256Hex
     backend: str
     deployment_id: int | None = None
+    #: how ``backend`` was chosen (None: an older agent, or no selection ran)
+    selection: SelectionReport | None = None
 
 
 class StateReport(_Message):

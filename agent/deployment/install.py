@@ -17,18 +17,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache, read_metadata
 from agent.deployment.cache_gc import collect_garbage, prune_staging
 from agent.deployment.faults import crash_point
-from agent.deployment.gate import health_gate
+from agent.deployment.gate import bootstrap_inputs, health_gate
 from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import REPORTED_STATUS, Event, State, is_terminal, next_state
 from agent.deployment.loading import load_runner, settled_status
 from agent.errors import AgentError, TransientDownloadError
 from agent.runners.base import Runner
+from agent.runners.choice import candidate_runners
+from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
 from protocol import DeviceStatus, EventKind, ModelAssignment
 
@@ -76,6 +78,7 @@ class _Run:
     bundle_dir: Path | None = None
     runner: Runner | None = None
     gate_p50_ms: float | None = None
+    selection: dict[str, Any] | None = None
     already_active: bool = False
     error: BaseException | None = None
     rolled_back_to: str | None = None
@@ -110,11 +113,13 @@ class Installer:
         gate: GateSettings | None = None,
         cache_versions: int = 3,
         stopping: Callable[[], bool] = lambda: False,
+        selector: Selector | None = None,
     ) -> None:
         """``stopping``: True once the agent stops; a step that fails then (its download
         cut off by the stop) raises ``Interrupted`` instead of failing the assignment."""
         self._label = label
         self._stopping = stopping
+        self._selector = selector
         self._cache = cache
         self._models = models
         self._reporter = reporter
@@ -283,10 +288,40 @@ class Installer:
 
     def _selecting(self, run: _Run) -> Event:
         assert run.bundle_dir is not None
-        run.runner = load_runner(
-            run.bundle_dir, expected_name=run.a.name, expected_version=run.a.version
+        a = run.a
+        run.runner, run.selection = self._load_selected(
+            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend
         )
         return Event.DONE
+
+    def _load_selected(
+        self, bundle_dir: Path, name: str, version: str, digest: str, *, pin: str | None
+    ) -> tuple[Runner, dict[str, Any] | None]:
+        """The bundle loaded on its measured (or pinned) backend, and how it was chosen.
+
+        The pin: the deployment's (the control plane's device or fleet pin), else the
+        bundle's own (``edgefleet.json`` ``selection.pin``, signed by the operator)."""
+
+        def load(spec: Any = None) -> Runner:
+            return load_runner(bundle_dir, expected_name=name, expected_version=version, spec=spec)
+
+        metadata = read_metadata(bundle_dir)
+        bundle = metadata.selection
+        pin = pin or (bundle.pin if bundle is not None else None)
+        runtimes = candidate_runners(metadata)
+        if self._selector is None or (pin is None and not self._selector.candidates_for(runtimes)):
+            return load(), None
+        selection = self._selector.select(
+            bundle_digest=digest,
+            runtimes=runtimes,
+            load=load,
+            inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
+            pin=pin,
+            tolerance=bundle.tolerance if bundle is not None else None,
+        )
+        summary = selection.summary()
+        summary["pinned"] = pin is not None
+        return selection.runner, summary
 
     def _warming_up(self, run: _Run) -> Event:
         assert run.runner is not None and run.bundle_dir is not None
@@ -311,11 +346,20 @@ class Installer:
                 backend=runner.backend,
                 deployment_id=a.deployment_id,
                 gate_p50_ms=run.gate_p50_ms,
+                pin=a.backend,
             )
         )
         self._persist()  # the pointer switch, before the served model changes
         self._models.activate(
-            LoadedModel(a.name, a.version, a.bundle_digest, run.bundle_dir, runner, a.deployment_id)
+            LoadedModel(
+                a.name,
+                a.version,
+                a.bundle_digest,
+                run.bundle_dir,
+                runner,
+                a.deployment_id,
+                selection=run.selection,
+            )
         )
         return Event.DONE
 
@@ -345,14 +389,23 @@ class Installer:
         return Event.DONE
 
     def load_committed(self, pm: PersistedModel) -> LoadedModel:
-        """Load a committed version from the cache: re-verified, loaded, gated (no ratio)."""
+        """Load a committed version from the cache: re-verified, loaded on its selected
+        backend (the selection cache answers: no new measurement), gated (no ratio)."""
         bundle_dir = self._cache.verify_installed(pm.bundle_digest)
-        runner = load_runner(bundle_dir, expected_name=pm.name, expected_version=pm.version)
+        runner, selection = self._load_selected(
+            bundle_dir, pm.name, pm.version, pm.bundle_digest, pin=pm.pin
+        )
         try:
             health_gate(runner, bundle_dir, runs=1)
         except AgentError:
             runner.close()
             raise
         return LoadedModel(
-            pm.name, pm.version, pm.bundle_digest, bundle_dir, runner, pm.deployment_id
+            pm.name,
+            pm.version,
+            pm.bundle_digest,
+            bundle_dir,
+            runner,
+            pm.deployment_id,
+            selection=selection,
         )

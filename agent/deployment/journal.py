@@ -50,6 +50,8 @@ class PersistedModel(BaseModel):
     deployment_id: int | None = None
     #: median warm-up latency measured by the health gate (the baseline of the next one)
     gate_p50_ms: float | None = None
+    #: the backend the operator pinned for it (then restored on that backend, unmeasured)
+    pin: str | None = None
 
 
 class AssignmentJournal(BaseModel):

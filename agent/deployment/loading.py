@@ -6,9 +6,10 @@ from pathlib import Path
 
 from agent.deployment.bundles import read_metadata
 from agent.errors import AgentError, VerificationError
-from agent.runners import create_runner
+from agent.runners import create_runner, create_runner_for
 from agent.runners.base import Runner
-from agent.runners.choice import runner_for
+from agent.runners.choice import check_spec_allowed, runner_for
+from agent.runners.spec import CandidateSpec
 from protocol import DeviceStatus
 
 
@@ -23,15 +24,30 @@ def settled_status(*, serving: bool, failed: bool) -> DeviceStatus:
     return DeviceStatus.FAILED if failed else DeviceStatus.IDLE
 
 
-def load_runner(bundle_dir: Path, *, expected_name: str, expected_version: str) -> Runner:
-    """Load a verified bundle into a fresh runner; its signed metadata must match."""
+def load_runner(
+    bundle_dir: Path,
+    *,
+    expected_name: str,
+    expected_version: str,
+    spec: CandidateSpec | None = None,
+) -> Runner:
+    """Load a verified bundle into a fresh runner; its signed metadata must match.
+
+    With ``spec``, the runner of that candidate (the bundle's framework and
+    ``constraints.runtimes`` must allow its runtime); without, the runner ``runner_for``
+    picks, at its default candidate.
+    """
     metadata = read_metadata(bundle_dir)
     if (metadata.name, metadata.version) != (expected_name, expected_version):
         raise VerificationError(
             f"bundle holds {metadata.name} {metadata.version}, "
             f"not {expected_name} {expected_version}"
         )
-    runner = create_runner(runner_for(metadata))
+    if spec is None:
+        runner = create_runner(runner_for(metadata))
+    else:
+        check_spec_allowed(metadata, spec)
+        runner = create_runner_for(spec)
     try:
         runner.load(bundle_dir, metadata)
     except AgentError:

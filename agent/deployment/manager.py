@@ -35,6 +35,7 @@ from agent.deployment.lifecycle import State, is_terminal, resume_state
 from agent.deployment.loading import settled_status
 from agent.deployment.revocation import untrusted_models
 from agent.errors import AgentError, CommandRefused, TrustFetchError, TrustStoreError
+from agent.selection import Selector
 from agent.serving import ServedModels
 from agent.trust_store import TrustStore
 from protocol import DeviceStatus, ModelAssignment, SignedEnvelope
@@ -64,6 +65,7 @@ class DeploymentManager:
         max_crashes: int = 3,
         gate: GateSettings | None = None,
         cache_versions: int = 3,
+        selector: Selector | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._label = label
@@ -102,6 +104,7 @@ class DeploymentManager:
             gate=gate,
             cache_versions=cache_versions,
             stopping=lambda: self._stopped_cleanly,
+            selector=selector,
         )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._thread: threading.Thread | None = None

@@ -2,11 +2,18 @@
 
 Public surface:
     Runner, TensorSignature, check_inputs   the plugin interface (``base.py``)
+    CandidateSpec                           what a runner is configured for (``spec.py``)
     available_runners()                     key -> Runner class of the plugins that loaded
-    create_runner(key=None)                 a fresh, unloaded runner (preferred order)
+    skipped_plugins()                       plugin module -> why it did not load
+    create_runner(key=None, spec=None)      a fresh, unloaded runner (preferred order)
+    create_runner_for(spec)                 a fresh runner of the plugin that supports spec
 
-A plugin module imports its SDK at the top; if that import fails the registry logs one
-line and skips the plugin, so a missing OpenVINO never breaks ONNX Runtime.
+Plugins (one module each): ``onnxruntime`` (ORT CPU EP), ``ort_cuda``, ``ort_tensorrt``,
+``ort_openvino`` (ORT with that EP; present only where ORT lists the EP) and ``openvino``
+(OpenVINO on any of its devices). A plugin module imports its SDK at the top and raises
+ImportError when its SDK or EP is missing; the registry then logs one line and skips
+that plugin, so a missing OpenVINO never breaks ONNX Runtime. Any other exception while
+importing a plugin (a broken plugin) is logged as a warning and skips that plugin only.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from agent.errors import RunnerUnavailable
 
 if TYPE_CHECKING:
     from agent.runners.base import Runner
+    from agent.runners.spec import CandidateSpec
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +42,7 @@ _lock = threading.Lock()
 
 
 #: Modules of this package that are not runner plugins.
-_NOT_PLUGINS = frozenset({"base", "choice"})
+_NOT_PLUGINS = frozenset({"base", "choice", "spec", "ort_providers", "ort_session"})
 
 
 def register(cls: type[Runner]) -> None:
@@ -52,9 +60,12 @@ def _discover() -> None:
                 continue
             try:
                 importlib.import_module(f"{__name__}.{module.name}")
-            except ImportError as exc:
+            except ImportError as exc:  # its SDK or execution provider is missing
                 _SKIPPED[module.name] = str(exc)
                 logger.info("runner plugin %s skipped: %s", module.name, exc)
+            except Exception as exc:  # a broken plugin must not break the others
+                _SKIPPED[module.name] = f"{type(exc).__name__}: {exc}"
+                logger.warning("runner plugin %s is broken, skipped: %s", module.name, exc)
         _discovered = True
 
 
@@ -70,28 +81,53 @@ def skipped_plugins() -> dict[str, str]:
     return dict(_SKIPPED)
 
 
-def create_runner(key: str | None = None) -> Runner:
-    """A fresh runner for ``key``, or the most preferred available one."""
+def create_runner(key: str | None = None, spec: CandidateSpec | None = None) -> Runner:
+    """A fresh runner of plugin ``key`` for ``spec`` (default: that plugin's own default
+    candidate); without a key, ``create_runner_for(spec)``, or without either the most
+    preferred available plugin."""
     runners = available_runners()
     if key is not None:
         if key not in runners:
             raise RunnerUnavailable(f"runner {key!r} is not available (have {sorted(runners)})")
-        return runners[key]()
+        return runners[key](spec)
+    if spec is not None:
+        return create_runner_for(spec)
     for candidate in (*PREFERENCE, *sorted(runners)):
         if candidate in runners:
             return runners[candidate]()
     raise RunnerUnavailable("no runner plugin is available")
 
 
+def create_runner_for(spec: CandidateSpec) -> Runner:
+    """A fresh runner for one candidate, of the plugin whose ``supports(spec)`` holds;
+    ``RunnerUnavailable`` (one line, with each plugin's reason) when none does."""
+    runners = available_runners()
+    reasons: list[str] = []
+    for key in (*PREFERENCE, *sorted(set(runners) - set(PREFERENCE))):
+        cls = runners.get(key)
+        if cls is None:
+            continue
+        reason = cls.unsupported_reason(spec)
+        if reason is None:
+            return cls(spec)
+        reasons.append(f"{key}: {reason}")
+    reasons += [f"{name}: not loaded" for name in sorted(skipped_plugins())]
+    detail = "; ".join(reasons) or "no runner plugin loaded"
+    raise RunnerUnavailable(f"no runner can run {spec.key} ({detail})")
+
+
 from agent.runners.base import Runner, TensorSignature, check_inputs  # noqa: E402
+from agent.runners.spec import CandidateSpec  # noqa: E402
 
 __all__ = [
     "PREFERENCE",
+    "CandidateSpec",
     "Runner",
     "TensorSignature",
     "available_runners",
     "check_inputs",
     "create_runner",
+    "create_runner_for",
     "register",
     "skipped_plugins",
 ]

@@ -1,7 +1,15 @@
 """The Runner interface every backend plugin implements, and tensor signatures.
 
-A runner is created empty, ``load``-ed once with a verified bundle directory and its
-metadata, serves ``infer`` from many threads, and is ``close``-d when retired.
+A runner is created for one candidate (a ``CandidateSpec``: runtime, device, precision,
+hint, threads; default: the plugin's ``default_spec``), ``load``-ed once with a verified
+bundle directory and its metadata, serves ``infer`` from many threads, and is
+``close``-d when retired. Its ``backend`` is the candidate's key, e.g.
+``openvino:CPU:bf16``: what the device reports, and what it was measured as.
+
+``supports(spec)`` says, from cheap checks and without a model, whether the plugin can
+run that candidate on this host (``unsupported_reason`` says why not); the constructor
+refuses a spec its plugin does not support (``RunnerUnavailable``), so a runner never
+silently runs something other than what it was created for.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agent.errors import InvalidInput, ModelLoadError
+from agent.errors import InvalidInput, ModelLoadError, RunnerUnavailable
+from agent.runners.spec import CandidateSpec
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +92,21 @@ def check_inputs(signatures: Sequence[TensorSignature], inputs: Mapping[str, np.
 
 
 class Runner(ABC):
-    """A backend that serves one model. Subclasses set ``key`` and self-register."""
+    """A backend that serves one model as one candidate. Subclasses set ``key``,
+    ``default_spec`` and ``unsupported_reason``, and self-register."""
 
     key: ClassVar[str]
     #: KServe v2 ``platform`` string of models served by this runner.
     platform: ClassVar[str] = "unknown"
+    #: The candidate a runner created without a spec runs (plugins set it).
+    default_spec: ClassVar[CandidateSpec | None] = None
 
-    def __init__(self) -> None:
+    def __init__(self, spec: CandidateSpec | None = None) -> None:
+        spec = self.own_default_spec() if spec is None else spec
+        reason = self.unsupported_reason(spec)
+        if reason is not None:
+            raise RunnerUnavailable(f"runner {self.key!r} cannot run {spec.key}: {reason}")
+        self.spec: CandidateSpec = spec
         self.inputs: tuple[TensorSignature, ...] = ()
         self.outputs: tuple[TensorSignature, ...] = ()
 
@@ -101,10 +118,30 @@ class Runner(ABC):
 
             register(cls)
 
+    @classmethod
+    def supports(cls, spec: CandidateSpec) -> bool:
+        """Whether this plugin can run ``spec`` on this host, as far as cheap checks tell
+        (no model is loaded: a model may still be refused by ``load``)."""
+        return cls.unsupported_reason(spec) is None
+
+    @classmethod
+    def own_default_spec(cls) -> CandidateSpec:
+        """``default_spec``, or for a runner without one (a test fake) ``<key>:default:f32``."""
+        if cls.default_spec is not None:
+            return cls.default_spec
+        return CandidateSpec(runtime=cls.key, device="default", precision="f32")
+
+    @classmethod
+    def unsupported_reason(cls, spec: CandidateSpec) -> str | None:
+        """Why this plugin cannot run ``spec`` here (one line), or None if it can.
+        Plugins override this; the base runs its default candidate only."""
+        default = cls.own_default_spec()
+        return None if spec == default else f"only {default.key} is supported"
+
     @property
     def backend(self) -> str:
-        """What the device reports as its backend (runner key + device, e.g. onnxruntime-cpu)."""
-        return self.key
+        """What the device reports as its backend: the candidate's key."""
+        return self.spec.key
 
     def set_signature(self, metadata: Any) -> None:
         """Take the declared signature from bundle metadata (``inputs`` / ``outputs``)."""

@@ -2,7 +2,9 @@
 
 An ONNX bundle runs on ONNX Runtime, or on OpenVINO when ONNX Runtime is missing; an
 OpenVINO IR bundle runs on OpenVINO only. A bundle's ``constraints.runtimes`` narrows
-this to the runtimes it names. (Measured selection among the candidates comes later.)
+this to the runtimes it names. ``check_spec_allowed`` applies the same rule to one
+candidate (``CandidateSpec.runtime`` is a runner key of this table). (Measured selection
+among the candidates is built on top of this.)
 """
 
 from __future__ import annotations
@@ -57,4 +59,21 @@ def runner_for(metadata: Any, available: Iterable[str] | None = None) -> str:
     wanted = " or ".join(repr(key) for key in candidates)
     raise RunnerUnavailable(
         f"bundle needs runtime {wanted}, which this agent does not have (have {sorted(have)})"
+    )
+
+
+def spec_allowed(metadata: Any, spec: Any) -> bool:
+    """Whether the bundle's framework and constraints allow candidate ``spec``'s runtime."""
+    return str(spec.runtime) in candidate_runners(metadata)
+
+
+def check_spec_allowed(metadata: Any, spec: Any) -> None:
+    """``RunnerUnavailable`` (one line) unless ``spec_allowed(metadata, spec)``."""
+    if spec_allowed(metadata, spec):
+        return
+    candidates = candidate_runners(metadata)
+    if not candidates:
+        raise RunnerUnavailable(unservable(metadata))
+    raise RunnerUnavailable(
+        f"candidate {spec.key} cannot serve this bundle (it runs on {' or '.join(candidates)})"
     )

@@ -1,18 +1,35 @@
-"""OpenVINO runner (CPU device): serves OpenVINO IR bundles, and ONNX bundles when chosen.
+"""OpenVINO runner: any OpenVINO device (CPU, GPU, GPU.N, NPU) at an explicit precision.
 
-The model is read with ``Core.read_model`` (an IR ``.xml`` with its ``.bin``, or an
-``.onnx`` with its external data) and compiled for "CPU" with a latency hint and an
-explicit f32 inference precision: without it OpenVINO silently runs bf16 on CPUs with
-AMX / AVX512-BF16 and the outputs drift from the model's. Nothing is reshaped: the CPU
-plugin runs dynamic shapes as they are. Each call takes an idle InferRequest from a small
-pool (or creates one), so ``infer`` is safe from many threads.
+Serves OpenVINO IR bundles, and ONNX bundles when chosen. The model is read with
+``Core.read_model`` (an IR ``.xml`` with its ``.bin``, or an ``.onnx`` with its external
+data) and compiled for ``spec.device`` with ``compile_config(spec)``:
+
+    PERFORMANCE_HINT          spec.hint (LATENCY by default)
+    INFERENCE_PRECISION_HINT  f32 / bf16 / f16 from spec.precision. Always explicit: left
+                              alone OpenVINO silently runs bf16 on CPUs with AMX /
+                              AVX512-BF16 and the outputs drift from the model's.
+    INFERENCE_NUM_THREADS     spec.threads, on CPU only (ignored for other devices; None
+                              or 0: OpenVINO's own choice)
+
+int8 means "run this already-quantized model's int8 kernels": it is accepted only for a
+model that holds quantization (FakeQuantize, or int8/uint8 weights), with the rest kept
+at f32; a float model is refused (ModelLoadError), since quantizing needs calibration
+data the agent does not have. After compiling, the precision the compiled model reports
+must be the one asked for, or the load is refused.
+
+``supports(spec)`` checks that the device is in ``Core().available_devices`` and the
+precision in its OPTIMIZATION_CAPABILITIES (bf16 needs BF16, f16 FP16, int8 INT8; CPU f32
+always); both are probed once per process. Nothing is reshaped: dynamic shapes run as
+they are. Each call takes an idle InferRequest from a small pool (or creates one), so
+``infer`` is safe from many threads.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,42 +42,110 @@ except Exception as exc:  # pragma: no cover - depends on the host
 
 from agent.errors import InferenceError, ModelLoadError
 from agent.runners.base import Runner, check_inputs
+from agent.runners.spec import CandidateSpec, device_present
 
 logger = logging.getLogger(__name__)
 
-DEVICE = "CPU"
-#: Compile configuration; INFERENCE_PRECISION_HINT f32 keeps outputs equal to the model's.
-COMPILE_CONFIG: dict[str, str] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+RUNTIME = "openvino"
+#: INFERENCE_PRECISION_HINT per spec precision (int8: the quantized model's own kernels,
+#: everything else f32).
+PRECISION_HINTS: dict[str, str] = {"f32": "f32", "bf16": "bf16", "f16": "f16", "int8": "f32"}
+#: The OPTIMIZATION_CAPABILITIES entry each precision needs.
+CAPABILITIES: dict[str, str] = {"f32": "FP32", "bf16": "BF16", "f16": "FP16", "int8": "INT8"}
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 #: Idle infer requests kept for reuse (more may run at once; extra ones are dropped after).
 MAX_IDLE_REQUESTS = 8
+_QUANTIZED_TYPES = frozenset({"i8", "u8", "i4", "u4"})
+
+
+def compile_config(spec: CandidateSpec) -> dict[str, str]:
+    """The ``compile_model`` configuration of a candidate (pure)."""
+    config = {
+        "PERFORMANCE_HINT": spec.hint,
+        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[spec.precision],
+    }
+    if spec.threads and _family(spec.device) == "CPU":
+        config["INFERENCE_NUM_THREADS"] = str(spec.threads)
+    return config
+
+
+def unsupported_reason_for(
+    spec: CandidateSpec,
+    devices: Collection[str],
+    capabilities: Callable[[str], Collection[str]],
+) -> str | None:
+    """Why OpenVINO cannot run ``spec`` given the host's devices and each one's
+    OPTIMIZATION_CAPABILITIES (pure: the plugin passes what it probed)."""
+    if spec.runtime != RUNTIME:
+        return f"runtime {spec.runtime!r} is not {RUNTIME!r}"
+    if spec.precision not in PRECISION_HINTS:
+        return f"precision {spec.precision!r} is not one of {sorted(PRECISION_HINTS)}"
+    if spec.hint not in PERFORMANCE_HINTS:
+        return f"performance hint {spec.hint!r} is not one of {list(PERFORMANCE_HINTS)}"
+    if spec.threads is not None and spec.threads < 0:
+        return f"threads must not be negative, not {spec.threads}"
+    if not device_present(spec.device, devices):
+        return f"device {spec.device!r} is not available (have {sorted(devices)})"
+    if spec.precision == "f32" and _family(spec.device) == "CPU":
+        return None
+    needed = CAPABILITIES[spec.precision]
+    if needed not in capabilities(spec.device):
+        return f"{spec.device} has no {needed} capability"
+    return None
+
+
+@functools.cache
+def _available_devices() -> tuple[str, ...]:
+    try:
+        return tuple(ov.Core().available_devices)
+    except Exception as exc:  # a broken driver must not break the agent
+        logger.warning("openvino: cannot list devices: %s", _line(exc))
+        return ()
+
+
+@functools.cache
+def _capabilities(device: str) -> frozenset[str]:
+    try:
+        return frozenset(ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+    except Exception as exc:
+        logger.warning("openvino: cannot read %s capabilities: %s", device, _line(exc))
+        return frozenset()
 
 
 class OpenVinoRunner(Runner):
     key: ClassVar[str] = "openvino"
     platform: ClassVar[str] = "openvino"
+    default_spec: ClassVar[CandidateSpec | None] = CandidateSpec(RUNTIME, "CPU", "f32")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, spec: CandidateSpec | None = None) -> None:
+        super().__init__(spec)
         self._compiled: Any = None
         self._output_names: tuple[str, ...] = ()
         self._idle: list[Any] = []
         self._lock = threading.Lock()
 
-    @property
-    def backend(self) -> str:
-        return "openvino-cpu"
+    @classmethod
+    def unsupported_reason(cls, spec: CandidateSpec) -> str | None:
+        return unsupported_reason_for(spec, _available_devices(), _capabilities)
 
     @property
     def inference_precision(self) -> str:
-        """The precision the compiled model runs at (``f32``); empty when not loaded."""
+        """The precision the compiled model runs at (``f32``, ``bf16``...); empty when not
+        loaded."""
+        return self.compiled_property("INFERENCE_PRECISION_HINT")
+
+    def compiled_property(self, name: str) -> str:
+        """A property of the compiled model as text; empty when not loaded."""
         compiled = self._compiled
         if compiled is None:
             return ""
-        return str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+        value = compiled.get_property(name)
+        return str(value.get_type_name()) if hasattr(value, "get_type_name") else str(value)
 
     def load(self, bundle_dir: Path, metadata: Any) -> None:
         self.set_signature(metadata)
         model_path = Path(bundle_dir) / str(metadata.model_file)
+        spec = self.spec
         try:
             core = ov.Core()
             if model_path.suffix.lower() == ".xml":
@@ -70,15 +155,25 @@ class OpenVinoRunner(Runner):
             inputs = [set(port.get_names()) for port in model.inputs]
             outputs = [set(port.get_names()) for port in model.outputs]
             self._check_declared(inputs, outputs)
-            compiled = core.compile_model(model, DEVICE, COMPILE_CONFIG)
+            if spec.precision == "int8" and not _is_quantized(model):
+                raise ModelLoadError(
+                    f"{model_path.name} is not quantized: int8 needs a quantized model"
+                )
+            compiled = core.compile_model(model, spec.device, compile_config(spec))
         except ModelLoadError:
             raise
         except Exception as exc:  # RuntimeError and OpenVINO's own error types
-            raise ModelLoadError(f"openvino cannot load {model_path.name}: {_line(exc)}") from exc
+            raise ModelLoadError(
+                f"openvino cannot load {model_path.name} on {spec.key}: {_line(exc)}"
+            ) from exc
         self._output_names = tuple(self._output_name(names, i) for i, names in enumerate(outputs))
         with self._lock:
             self._compiled, self._idle = compiled, []
-        logger.debug("loaded %s on %s at %s", model_path, DEVICE, self.inference_precision)
+        actual, wanted = self.inference_precision, PRECISION_HINTS[spec.precision]
+        if actual != wanted:
+            self.close()
+            raise ModelLoadError(f"openvino compiled {model_path.name} at {actual}, not {wanted}")
+        logger.debug("loaded %s as %s (%s)", model_path, spec.key, actual)
 
     def _check_declared(self, inputs: list[set[str]], outputs: list[set[str]]) -> None:
         """ModelLoadError unless the metadata's inputs are the model's and its outputs exist.
@@ -133,6 +228,25 @@ class OpenVinoRunner(Runner):
     def close(self) -> None:
         with self._lock:
             self._compiled, self._idle = None, []
+
+
+def _family(device: str) -> str:
+    """``GPU.1`` -> ``GPU``."""
+    return device.split(".", 1)[0]
+
+
+def _is_quantized(model: Any) -> bool:
+    """Whether the model holds quantization: FakeQuantize ops (ONNX QuantizeLinear /
+    DequantizeLinear read by OpenVINO) or int8 / uint8 / int4 constants."""
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind in ("FakeQuantize", "FakeConvert"):
+            return True
+        if kind == "Constant" and op.get_output_element_type(0).get_type_name() in (
+            _QUANTIZED_TYPES
+        ):
+            return True
+    return False
 
 
 def _line(exc: BaseException) -> str:

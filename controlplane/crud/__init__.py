@@ -4,6 +4,7 @@ Functions flush but commit only where they finish a unit of work (the caller's r
 or ingested message). Reads that only build answers live in :mod:`controlplane.views`.
 
 ``catalog``: fleets, model versions, deployments. ``reports``: what devices report.
+``pins``: operator backend pins on fleets and devices.
 """
 
 from controlplane.crud.catalog import (
@@ -18,6 +19,7 @@ from controlplane.crud.catalog import (
     list_fleets,
     list_models,
 )
+from controlplane.crud.pins import set_device_pin, set_fleet_pin
 from controlplane.crud.reports import (
     apply_event,
     apply_heartbeat,
@@ -42,4 +44,6 @@ __all__ = [
     "list_fleets",
     "list_models",
     "set_availability",
+    "set_device_pin",
+    "set_fleet_pin",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -87,6 +88,22 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
     return changed
 
 
+def selections(report: StateReport) -> dict[str, dict[str, Any]]:
+    """How each active model's backend was chosen, by model name (models whose report
+    carries no selection, e.g. from an older agent, are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for model in report.active:
+        if model.selection is None:
+            continue
+        found[model.name] = {
+            "version": model.version,
+            "bundle_digest": model.bundle_digest,
+            "backend": model.backend,
+            **model.selection.model_dump(mode="json"),
+        }
+    return found
+
+
 def apply_state_report(
     session: Session,
     *,
@@ -97,10 +114,11 @@ def apply_state_report(
 ) -> tuple[Device, bool]:
     """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment.
 
-    A new device is registered (its fleet created if new). Its deployment targets are
-    re-derived from the report. If the device's fleet has a deployment the device is not
-    yet a target of, the device is assigned to it. A retained report replayed by the
-    broker at subscription time does not mark the device online.
+    A new device is registered (its fleet created if new). Its selection reports are
+    replaced by this report's. Its deployment targets are re-derived from the report. If
+    the device's fleet has a deployment the device is not yet a target of, the device is
+    assigned to it. A retained report replayed by the broker at subscription time does
+    not mark the device online.
     """
     now = now or utcnow()
     get_or_create_fleet(session, name=report.fleet)
@@ -128,6 +146,7 @@ def apply_state_report(
     device.last_error = report.last_error
     device.local_api = report.local_api
     device.hardware = dict(report.hardware)
+    device.selections = selections(report)
     device.last_report_at = report.reported_at
     device.last_seen_at = now
     session.add(device)

@@ -1,4 +1,4 @@
-"""``/fleets``: named groups of devices that deployments target."""
+"""``/fleets``: named groups of devices that deployments target, and their backend pins."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from fastapi import APIRouter, Response
 from fastapi import Path as PathParam
 
 from controlplane import crud
-from controlplane.deps import SessionDep
-from controlplane.schemas import FleetCreate, FleetPublic
+from controlplane.commands import reissue_commands
+from controlplane.deps import PublisherDep, SessionDep, SignerDep
+from controlplane.schemas import FleetCreate, FleetPublic, PinResult, PinUpdate
+from controlplane.views import fleet_public
 from protocol import NAME_PATTERN
 
 router = APIRouter(prefix="/fleets", tags=["fleets"])
@@ -24,19 +26,38 @@ def create_fleet(body: FleetCreate, response: Response, session: SessionDep) -> 
     if not created:
         response.status_code = 200
     _, count = crud.get_fleet(session, name=fleet.name)
-    return FleetPublic(name=fleet.name, created_at=fleet.created_at, device_count=count)
+    return fleet_public(fleet, count)
 
 
 @router.get("")
 def list_fleets(session: SessionDep) -> list[FleetPublic]:
-    return [
-        FleetPublic(name=f.name, created_at=f.created_at, device_count=n)
-        for f, n in crud.list_fleets(session)
-    ]
+    return [fleet_public(f, n) for f, n in crud.list_fleets(session)]
 
 
 @router.get("/{name}", responses={404: {"description": "unknown fleet"}})
 def get_fleet(name: FleetName, session: SessionDep) -> FleetPublic:
     """One fleet (``edgectl`` checks the fleet exists before uploading a bundle)."""
     fleet, count = crud.get_fleet(session, name=name)
-    return FleetPublic(name=fleet.name, created_at=fleet.created_at, device_count=count)
+    return fleet_public(fleet, count)
+
+
+@router.put(
+    "/{name}/pin",
+    responses={
+        404: {"description": "unknown fleet"},
+        503: {"description": "the trust document does not certify this control plane's key"},
+    },
+)
+def pin_fleet(
+    name: FleetName,
+    body: PinUpdate,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+) -> PinResult:
+    """Pin a backend for every device of the fleet (null removes the pin); devices without
+    a pin of their own get a new signed command carrying it."""
+    signer.check_ready(session)
+    fleet, device_ids = crud.set_fleet_pin(session, name=name, backend=body.backend)
+    reissued = reissue_commands(session, signer, publisher, device_ids=device_ids)
+    return PinResult(fleet=fleet.name, backend=fleet.pinned_backend, reissued=reissued)

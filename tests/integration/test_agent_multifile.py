@@ -96,7 +96,7 @@ def test_openvino_ir_bundle_is_served_by_openvino(setup: Setup) -> None:
         assert {f.path for f in a.files} == {"det.xml", "det.bin", METADATA_FILENAME}
         assert (installed / "det.bin").read_bytes() == (bundle / "det.bin").read_bytes()
         assert [(m.name, m.version, m.backend) for m in agent.active] == [
-            ("det", "1.0.0", "openvino-cpu")
+            ("det", "1.0.0", "openvino:CPU:f32")
         ]
         inputs = _inputs()
         got, want = oip_outputs(agent, "det", inputs), _onnxruntime(source_onnx, inputs)
@@ -117,7 +117,7 @@ def test_onnx_external_data_bundle_deploys_and_serves(setup: Setup) -> None:
         assert {f.path for f in a.files} == {"model.onnx", "weights/w.data", METADATA_FILENAME}
         weights = (installed / "weights" / "w.data").read_bytes()
         assert weights == (model.parent / "weights" / "w.data").read_bytes()
-        assert [m.backend for m in agent.active] == ["onnxruntime-cpu"]
+        assert [m.backend for m in agent.active] == ["onnxruntime:CPUExecutionProvider:f32"]
         inputs = _inputs()
         got, want = oip_outputs(agent, "det", inputs), _onnxruntime(model, inputs)
         assert set(got) == set(want)

@@ -285,7 +285,12 @@ def test_report_registers_device_and_deployments_publish_desired_state(cp: Contr
     assert device["local_api"] == "127.0.0.1:8500" and device["hardware"] == {"cpu": "test"}
     fleets = cp.http.get("/api/v1/fleets").json()
     assert fleets == [
-        {"name": "store-eu", "created_at": fleets[0]["created_at"], "device_count": 1}
+        {
+            "name": "store-eu",
+            "created_at": fleets[0]["created_at"],
+            "device_count": 1,
+            "pinned_backend": None,
+        }
     ]
 
     v1 = upload_bundle(cp.http, cp.bundle("det", "1.0.0")).json()
@@ -411,6 +416,7 @@ def test_get_one_fleet(cp: ControlPlane) -> None:
         "name": "store-eu",
         "created_at": fleet.json()["created_at"],
         "device_count": 0,
+        "pinned_backend": None,
     }
     cp.report("dev-1", "store-eu")
     wait_until(

@@ -35,7 +35,11 @@ def test_demo_runs_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
     rows = [line.split() for line in lines[header + 1 : header + 4]]
     assert len(rows) == 3
     for row in rows:
-        assert row[1] == "1.0.0" and row[2] == "onnxruntime-cpu" and row[3] == "active"
+        assert (
+            row[1] == "1.0.0"
+            and row[2] == "onnxruntime:CPUExecutionProvider:f32"
+            and row[3] == "active"
+        )
         assert row[-1] == "yes"
     # SQLite file under the data directory, content-addressed blobs on disk.
     assert (tmp_path / "demo" / "controlplane" / "edgefleet.db").is_file()

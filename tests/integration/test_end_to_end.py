@@ -164,7 +164,7 @@ def test_signed_push_reaches_every_device_and_tampering_is_refused(
     wait_until(lambda: _all_run(cp.url, "1.0.0"), 60, "all devices to run 1.0.0")
     _assert_serves(cp.url, v1, "det")
     for device in _devices(cp.url).values():
-        assert device["online"] and device["backend"] == "onnxruntime-cpu"
+        assert device["online"] and device["backend"] == "onnxruntime:CPUExecutionProvider:f32"
         assert device["last_report_at"] is not None
     wait_until(
         lambda: all(d["last_heartbeat"] for d in _devices(cp.url).values()),

@@ -24,11 +24,17 @@ def test_probe_json() -> None:
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
     assert facts["logical_cores"] >= 1 and "CPUExecutionProvider" in facts["onnxruntime_providers"]
+    assert isinstance(facts["profile"], str) and len(facts["fingerprint"]) == 64
+    assert "onnxruntime:CPUExecutionProvider:f32" in facts["candidates"]
 
 
 def test_probe_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe"]) == 0
-    assert "logical_cores" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in lines}
+    assert "logical_cores" in rows and "fingerprint" in rows
+    assert "onnxruntime:CPUExecutionProvider:f32" in rows["candidates"].split()
+    assert rows["profile"] != "-"
 
 
 def test_missing_config_is_one_line_exit_2(tmp_path: Path) -> None:

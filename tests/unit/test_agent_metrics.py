@@ -176,7 +176,7 @@ def test_hot_swap_splits_figures_by_version(tmp_path: Path, served: ServedModels
     # 1.0.0 was final (closed after its last request) and has been reported: gone
     [current] = served.metrics.model_metrics(drain=True)
     assert (current.version, current.requests) == ("2.0.0", 1)
-    assert current.backend == served.get("det").backend == "onnxruntime-cpu"
+    assert current.backend == served.get("det").backend == "onnxruntime:CPUExecutionProvider:f32"
 
 
 def test_errors_by_kind_over_a_real_runner(tmp_path: Path, served: ServedModels) -> None:

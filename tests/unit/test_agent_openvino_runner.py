@@ -1,4 +1,5 @@
-"""OpenVINO runner: IR and ONNX bundles give onnxruntime's outputs; runner choice; errors."""
+"""OpenVINO runner: IR and ONNX bundles give onnxruntime's outputs; runner choice; errors;
+explicit precision (f32 equals ORT, bf16 close but not equal on this CPU), threads, int8."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import agent.runners as runners
 from agent.errors import InferenceError, InvalidInput, ModelLoadError, RunnerUnavailable
 from agent.runners.choice import candidate_runners, runner_for
 from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.runners.openvino import COMPILE_CONFIG, OpenVinoRunner
+from agent.runners.openvino import OpenVinoRunner, compile_config
+from agent.runners.spec import CandidateSpec
 from agent.warmup import warm_up
 from model_store import build_bundle, load_metadata
 from model_store.metadata import BundleMetadata
@@ -63,9 +65,18 @@ def test_ir_outputs_equal_onnxruntime_on_the_source_onnx(tmp_path: Path, batch: 
 
 def test_compiled_for_cpu_in_f32_with_a_latency_hint(tmp_path: Path) -> None:
     runner, _, _ = _ir_runner(tmp_path)
-    assert COMPILE_CONFIG == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    assert runner.spec == CandidateSpec("openvino", "CPU", "f32")
+    assert compile_config(runner.spec) == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
     assert runner.inference_precision == "f32"
-    assert (runner.key, runner.backend, runner.platform) == ("openvino", "openvino-cpu", "openvino")
+    assert runner.compiled_property("PERFORMANCE_HINT").endswith("LATENCY")
+    assert (runner.key, runner.backend, runner.platform) == (
+        "openvino",
+        "openvino:CPU:f32",
+        "openvino",
+    )
     runner.close()
     assert runner.inference_precision == ""
 
@@ -131,7 +142,9 @@ def test_metadata_that_lies_or_a_broken_model_is_a_load_error(tmp_path: Path) ->
     with pytest.raises(ModelLoadError, match="declared output 'zz'"):
         OpenVinoRunner().load(bundle, meta.model_copy(update={"outputs": [renamed]}))
     (bundle / "model.bin").write_bytes(b"\0" * 4)
-    with pytest.raises(ModelLoadError, match=r"^openvino cannot load model\.xml: ") as info:
+    with pytest.raises(
+        ModelLoadError, match=r"^openvino cannot load model\.xml on openvino:CPU:f32: "
+    ) as info:
         OpenVinoRunner().load(bundle, meta)
     assert "\n" not in str(info.value)
 
@@ -176,3 +189,143 @@ def test_registry_lists_openvino_and_survives_without_it(monkeypatch: pytest.Mon
     available = runners.available_runners()
     assert "onnxruntime" in available and "openvino" not in available
     assert "openvino" in runners.skipped_plugins()
+
+
+def _dense_model(path: Path, *, quantized: bool = False) -> Path:
+    """y = x @ W + b, x float32 [batch, 64], W random [64, 32]: enough arithmetic for bf16
+    to show. ``quantized``: the same with QuantizeLinear/DequantizeLinear on x and int8 W."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((64, 32)).astype(np.float32)
+    b = numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])
+    if quantized:
+        scale = numpy_helper.from_array(np.array(0.05, np.float32), "s")
+        zero = numpy_helper.from_array(np.array(0, np.int8), "z")
+        wq = np.clip(np.round(w / 0.05), -127, 127).astype(np.int8)
+        init = [scale, zero, numpy_helper.from_array(wq, "Wq"), b]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+            helper.make_node("DequantizeLinear", ["Wq", "s", "z"], ["W"]),
+            helper.make_node("MatMul", ["xd", "W"], ["xw"]),
+        ]
+    else:
+        init = [numpy_helper.from_array(w, "W"), b]
+        nodes = [helper.make_node("MatMul", ["x", "W"], ["xw"])]
+    nodes.append(helper.make_node("Add", ["xw", "b"], ["y"]))
+    graph = helper.make_graph(nodes, "dense", [x], [y], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _dense_bundle(tmp_path: Path, *, quantized: bool = False) -> tuple[Path, Path, Any]:
+    model = _dense_model(tmp_path / "src" / "dense.onnx", quantized=quantized)
+    build_bundle(model, tmp_path / "bundle", name="dense", version="1")
+    return model, tmp_path / "bundle", load_metadata(tmp_path / "bundle")
+
+
+def _cpu(precision: str, threads: int | None = None) -> CandidateSpec:
+    return CandidateSpec("openvino", "CPU", precision, threads=threads)
+
+
+def test_bf16_on_this_cpu_runs_close_to_but_not_equal_to_f32(tmp_path: Path) -> None:
+    if not OpenVinoRunner.supports(_cpu("bf16")):
+        pytest.skip("this CPU has no BF16 capability")  # the dev box (AMX) has it
+    model, bundle, meta = _dense_bundle(tmp_path)
+    feeds = {"x": np.random.default_rng(3).standard_normal((5, 64)).astype(np.float32)}
+    reference = _ort(model, feeds)["y"]
+    outputs = {}
+    for precision in ("f32", "bf16"):
+        runner = OpenVinoRunner(_cpu(precision))
+        runner.load(bundle, meta)
+        assert runner.inference_precision == precision
+        assert runner.backend == f"openvino:CPU:{precision}"
+        outputs[precision] = runner.infer(feeds)["y"]
+        assert outputs[precision].dtype == np.float32  # bf16 inside, f32 at the edges
+    np.testing.assert_allclose(outputs["f32"], reference, rtol=1e-5, atol=1e-5)
+    drift = float(np.abs(outputs["bf16"] - reference).max())
+    assert 0 < drift <= 0.01 * float(np.abs(reference).max())
+
+
+def test_threads_become_inference_num_threads_on_cpu(tmp_path: Path) -> None:
+    _, bundle, meta = _dense_bundle(tmp_path)
+    runner = OpenVinoRunner(_cpu("f32", threads=1))
+    runner.load(bundle, meta)
+    assert runner.compiled_property("INFERENCE_NUM_THREADS") == "1"
+    assert "INFERENCE_NUM_THREADS" not in compile_config(_cpu("f32", threads=0))  # OV decides
+    assert compile_config(CandidateSpec("openvino", "GPU.1", "f16", threads=4)) == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f16",
+    }  # threads apply to the CPU device only
+    assert compile_config(CandidateSpec("openvino", "CPU", "bf16", "THROUGHPUT", 2)) == {
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "INFERENCE_NUM_THREADS": "2",
+    }
+
+
+def test_int8_runs_a_quantized_model_and_refuses_a_float_one(tmp_path: Path) -> None:
+    if not OpenVinoRunner.supports(_cpu("int8")):
+        pytest.skip("this CPU has no INT8 capability")
+    _, bundle, meta = _dense_bundle(tmp_path / "float")
+    with pytest.raises(ModelLoadError, match="not quantized: int8 needs a quantized model"):
+        OpenVinoRunner(_cpu("int8")).load(bundle, meta)
+    model, bundle, meta = _dense_bundle(tmp_path / "q", quantized=True)
+    runner = OpenVinoRunner(_cpu("int8"))
+    runner.load(bundle, meta)
+    assert runner.backend == "openvino:CPU:int8" and runner.inference_precision == "f32"
+    feeds = {"x": np.random.default_rng(4).standard_normal((2, 64)).astype(np.float32)}
+    reference = _ort(model, feeds)["y"]  # ORT runs the same QDQ model
+    np.testing.assert_allclose(
+        runner.infer(feeds)["y"], reference, atol=0.01 * float(np.abs(reference).max())
+    )
+
+
+def test_supports_checks_device_precision_and_hint() -> None:
+    assert OpenVinoRunner.supports(_cpu("f32"))
+    assert OpenVinoRunner.supports(CandidateSpec("openvino", "CPU", "f32", "THROUGHPUT", 2))
+    assert not OpenVinoRunner.supports(CandidateSpec("openvino", "CPU", "f32", "FASTEST"))
+    assert not OpenVinoRunner.supports(CandidateSpec("openvino", "CPU", "fp64"))
+    assert not OpenVinoRunner.supports(CandidateSpec("openvino", "CPU", "f32", threads=-2))
+    assert OpenVinoRunner.supports(CandidateSpec("openvino", "CPU", "f32", threads=0))
+    assert not OpenVinoRunner.supports(CandidateSpec("onnxruntime", "CPU", "f32"))
+    assert not OpenVinoRunner.supports(CandidateSpec("openvino", "NO_SUCH_DEVICE", "f32"))
+    with pytest.raises(RunnerUnavailable, match=r"cannot run openvino:NO_SUCH_DEVICE:f32: "):
+        OpenVinoRunner(CandidateSpec("openvino", "NO_SUCH_DEVICE", "f32"))
+
+
+def test_unsupported_reason_over_recorded_devices() -> None:
+    """The pure check, over device lists and capabilities of hosts this box is not."""
+    from agent.runners.openvino import unsupported_reason_for
+
+    caps = {
+        "CPU": {"FP32", "INT8", "BIN", "EXPORT_IMPORT"},  # an AVX2 CPU: no BF16
+        "GPU.0": {"FP32", "FP16", "INT8", "BIN"},
+        "GPU.1": {"FP32", "FP16"},
+        "NPU": {"FP16", "INT8"},
+    }
+    devices = list(caps)
+
+    def reason(device: str, precision: str) -> str | None:
+        spec = CandidateSpec("openvino", device, precision)
+        return unsupported_reason_for(spec, devices, lambda d: caps[d if d in caps else "GPU.0"])
+
+    assert reason("CPU", "f32") is None
+    assert reason("CPU", "bf16") == "CPU has no BF16 capability"
+    assert reason("CPU", "f16") == "CPU has no FP16 capability"
+    assert reason("GPU", "f16") is None  # "GPU" is GPU.0
+    assert reason("GPU.1", "f16") is None
+    assert reason("GPU.1", "int8") == "GPU.1 has no INT8 capability"
+    assert reason("NPU", "f32") == "NPU has no FP32 capability"
+    assert reason("NPU", "f16") is None
+    assert reason("GPU.2", "f32") == (
+        "device 'GPU.2' is not available (have ['CPU', 'GPU.0', 'GPU.1', 'NPU'])"
+    )

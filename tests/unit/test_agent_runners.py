@@ -121,6 +121,14 @@ def test_registry_has_onnxruntime_and_skips_a_plugin_without_its_sdk(
         runners.create_runner("tensorrt")
 
 
+def test_the_default_runner_reports_its_candidate_key(tmp_path: Path) -> None:
+    runner, _ = _loaded(tmp_path, two_input_model, "two")
+    assert runner.spec == runners.CandidateSpec("onnxruntime", "CPUExecutionProvider", "f32")
+    assert runner.backend == "onnxruntime:CPUExecutionProvider:f32"
+    assert runner.platform == "onnxruntime_onnx"
+    assert runner.session.get_providers() == ["CPUExecutionProvider"]
+
+
 @pytest.mark.parametrize("location", ["../outside.bin", "/etc/passwd", "missing.bin"])
 def test_external_data_outside_the_bundle_is_refused_before_onnxruntime_sees_it(
     tmp_path: Path, location: str

@@ -49,6 +49,31 @@ def _samples() -> list[BaseModel]:
             ],
             hardware={"arch": "x86_64", "cores": 4},
         ),
+        p.DesiredState(
+            device_id="dev-1",
+            generation=8,
+            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+            trust_version=2,
+            models=[_PINNED],
+        ),
+        p.StateReport(
+            device_id="dev-1",
+            fleet="store-eu",
+            agent_version="0.2.0",
+            status=p.DeviceStatus.ACTIVE,
+            generation=8,
+            active=[
+                p.ActiveModel(
+                    name="det",
+                    version="1.4.0",
+                    bundle_digest=SHA,
+                    backend="openvino:CPU:bf16",
+                    deployment_id=3,
+                    selection=_SELECTION,
+                )
+            ],
+        ),
+        _SELECTION,
         p.SignedEnvelope(
             payload_type=p.DESIRED_STATE_PAYLOAD_TYPE,
             payload="e30=",
@@ -93,6 +118,35 @@ def _samples() -> list[BaseModel]:
         p.Availability(device_id="dev-1", online=False),
     ]
 
+
+_PINNED = p.ModelAssignment(
+    deployment_id=3,
+    name="det",
+    version="1.4.0",
+    bundle_digest=SHA,
+    size=910,
+    signature=p.FileRef(path="model.sig", sha256=SHA, size=900),
+    files=[p.FileRef(path="model.onnx", sha256=SHA, size=10)],
+    backend="openvino:GPU.0:f16",
+)
+
+_SELECTION = p.SelectionReport(
+    chosen="openvino:CPU:bf16",
+    reason="lowest p50 (0.812 ms)",
+    profile="xeon-amx",
+    elapsed_s=4.25,
+    candidates=[
+        p.CandidateFigures(
+            key="onnxruntime:CPUExecutionProvider:f32", p50_ms=2.5, p99_ms=3.1, runs=200
+        ),
+        p.CandidateFigures(
+            key="openvino:CPU:bf16", p50_ms=0.812, p99_ms=1.0, runs=600, rel_error=0.004
+        ),
+        p.CandidateFigures(
+            key="openvino:CPU:f16", p50_ms=None, p99_ms=None, excluded="load failed: no f16"
+        ),
+    ],
+)
 
 _MODEL_METRICS = p.ModelMetrics(
     name="det",
@@ -217,3 +271,65 @@ def test_envelopes_use_the_dsse_field_names_on_the_wire() -> None:
     assert b'"payloadType":"application/vnd.edgefleet.trust.v1+json"' in wire
     assert p.decode(p.SignedEnvelope, wire) == env
     assert p.TRUST_TOPIC == "edgefleet/v1/trust"
+
+
+def test_assignments_and_reports_of_older_peers_still_parse() -> None:
+    """``backend`` and ``selection`` are optional: a command from an older control plane
+    and a report from an older agent parse, and say nothing was pinned or measured."""
+    old_assignment = _PINNED.model_dump(mode="json", exclude={"backend"})
+    assert p.ModelAssignment.model_validate(old_assignment).backend is None
+    report = p.decode(p.StateReport, p.encode(_samples()[1]))
+    assert report.active[0].selection is None
+    minimal = p.decode(
+        p.SelectionReport, b'{"chosen": "x", "reason": "only", "profile": "generic"}'
+    )
+    assert (minimal.cached, minimal.pinned, minimal.elapsed_s, minimal.candidates) == (
+        False,
+        False,
+        0.0,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "openvino",
+        "openvino:CPU",
+        "OpenVINO:CPU:bf16",
+        "openvino:CPU:bf16:x",
+        "openvino:C PU:bf16",
+        "openvino:GPU/0:f16",
+        "openvino::f32",
+        "onnxruntime:CPUExecutionProvider:" + "f" * 100,
+    ],
+)
+def test_a_malformed_pinned_backend_is_refused(key: str) -> None:
+    wire = p.encode(_PINNED).replace(b"openvino:GPU.0:f16", key.encode())
+    with pytest.raises(p.ProtocolError, match=r"backend"):
+        p.decode(p.ModelAssignment, wire)
+
+
+def test_selection_reports_are_read_leniently() -> None:
+    """A device's long error text is cut, not refused, and a figure that JSON cannot hold
+    (NaN, infinity) reads as 'not measured': the state report around it still parses."""
+    long = "load failed: " + "x" * 5000
+    wire = (
+        b'{"chosen": "onnxruntime:CPUExecutionProvider:f32", "reason": "r", "profile": "g",'
+        b' "elapsed_s": NaN, "future": 1, "candidates": [{"key": "openvino:CPU:bf16",'
+        b' "p50_ms": NaN, "p99_ms": Infinity, "rel_error": 0.5, "excluded": "'
+        + long.encode()
+        + b'"}]}'
+    )
+    report = p.decode(p.SelectionReport, wire)
+    (candidate,) = report.candidates
+    assert (candidate.p50_ms, candidate.p99_ms, candidate.rel_error) == (None, None, 0.5)
+    assert candidate.excluded is not None and candidate.excluded.startswith("load failed: xxx")
+    assert len(candidate.excluded) == 512 and report.elapsed_s == 0.0
+    assert b"NaN" not in p.encode(report)
+    with pytest.raises(p.ProtocolError, match=r"candidates\.0\.runs"):
+        p.decode(
+            p.SelectionReport,
+            b'{"chosen": "x", "reason": "r", "profile": "g", "candidates": [{"key": "k",'
+            b' "runs": -1}]}',
+        )

@@ -1,0 +1,169 @@
+"""The ONNX Runtime session every ORT plugin shares; the plugins differ only in their EP.
+
+``OrtRunner`` creates one ``InferenceSession`` for its candidate: graph optimizations
+ALL, ``intra_op_num_threads`` from ``spec.threads``, the provider list its plugin builds
+(``ort_providers``). ONNX Runtime falls back to the CPU EP when the requested EP cannot
+be created (its Python layer even retries on CPU by itself), so the session is created
+with ``enable_fallback=0`` and the runner then checks ``session.get_providers()``: if
+its EP is not first, the load is refused, so a "CUDA" candidate is never secretly CPU.
+(Single nodes an EP cannot take still run on the CPU EP inside the session: that is how
+ORT partitions graphs, and the measured selection sees its cost.)
+
+External data must be files of the verified bundle, checked before ORT reads the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx
+import onnxruntime as ort  # guarded by the registry: ImportError skips the ORT plugins
+
+from agent.errors import InferenceError, InvalidInput, ModelLoadError
+from agent.runners.base import Runner, check_inputs
+from agent.runners.ort_providers import CPU_EP, Providers
+from agent.runners.spec import CandidateSpec
+from model_store import ModelStoreError
+from model_store.onnx_io import external_data_files
+
+logger = logging.getLogger(__name__)
+
+#: ORT's own exception classes (a private module; each derives from Exception directly,
+#: so none is a RuntimeError): EPFail, for one, is what a failing EP raises at run time.
+_STATE_ERRORS = (
+    "Fail",
+    "InvalidArgument",
+    "EPFail",
+    "RuntimeException",
+    "EngineError",
+    "InvalidGraph",
+    "InvalidProtobuf",
+    "NoSuchFile",
+    "NotImplemented",
+    "NoModel",
+    "ModelLoaded",
+)
+_ORT_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
+try:
+    from onnxruntime.capi import onnxruntime_pybind11_state as _state
+
+    _ORT_ERRORS = (
+        *(getattr(_state, name) for name in _STATE_ERRORS if hasattr(_state, name)),
+        *_ORT_ERRORS,
+    )
+except ImportError:  # pragma: no cover - depends on the ORT build
+    pass
+
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (*_ORT_ERRORS, OSError)
+
+
+class OrtRunner(Runner):
+    """ONNX Runtime with one execution provider (``provider``); plugins subclass it."""
+
+    platform: ClassVar[str] = "onnxruntime_onnx"
+    #: The execution provider a session of this plugin must run on.
+    provider: ClassVar[str] = CPU_EP
+
+    def __init__(self, spec: CandidateSpec | None = None) -> None:
+        super().__init__(spec)
+        self._session: Any = None
+
+    @classmethod
+    def provider_list(cls, spec: CandidateSpec) -> Providers:
+        """The ``providers`` argument for this candidate (first: this plugin's EP)."""
+        return [(cls.provider, {})]
+
+    def session_options(self) -> Any:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.spec.threads:  # None or 0: ORT's own choice (one per physical core)
+            options.intra_op_num_threads = self.spec.threads
+        return options
+
+    @property
+    def session(self) -> Any:
+        """The live ``InferenceSession`` (None before ``load`` and after ``close``)."""
+        return self._session
+
+    def load(self, bundle_dir: Path, metadata: Any) -> None:
+        self.set_signature(metadata)
+        model_path = Path(bundle_dir) / str(metadata.model_file)
+        _check_external_data(model_path, Path(bundle_dir))
+        try:
+            session = ort.InferenceSession(
+                str(model_path),
+                sess_options=self.session_options(),
+                providers=self.provider_list(self.spec),
+                enable_fallback=0,
+            )
+        except _LOAD_ERRORS as exc:
+            raise ModelLoadError(
+                f"onnxruntime cannot load {model_path.name} on {self.spec.key}: {_line(exc)}"
+            ) from exc
+        used = list(session.get_providers())
+        if not used or used[0] != self.provider:
+            raise ModelLoadError(
+                f"onnxruntime runs {model_path.name} on {used}, not {self.provider}: "
+                "refusing a silent fallback"
+            )
+        self._check_declared(session)
+        self._session = session
+        logger.debug("loaded %s as %s with %s", model_path, self.spec.key, used)
+
+    def _check_declared(self, session: Any) -> None:
+        declared_in = {s.name for s in self.inputs}
+        actual_in = {i.name for i in session.get_inputs()}
+        if declared_in != actual_in:
+            raise ModelLoadError(
+                f"declared inputs {sorted(declared_in)} differ from the model's {sorted(actual_in)}"
+            )
+        actual_out = {o.name for o in session.get_outputs()}
+        missing = sorted({s.name for s in self.outputs} - actual_out)
+        if missing:
+            raise ModelLoadError(f"declared output {missing[0]!r} is not produced by the model")
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self._session
+        if session is None:
+            raise InferenceError("model is not loaded")
+        check_inputs(self.inputs, inputs)
+        names = [o.name for o in session.get_outputs()]
+        try:
+            results = session.run(names, dict(inputs))
+        except _ORT_ERRORS as exc:
+            if type(exc).__name__ == "InvalidArgument":
+                raise InvalidInput(_line(exc)) from exc
+            raise InferenceError(f"onnxruntime: {_line(exc)}") from exc
+        return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _check_external_data(model_path: Path, bundle_dir: Path) -> None:
+    """External data must be files of this (verified) bundle: never a path that leaves it,
+    whatever the ONNX Runtime version would do with one."""
+    try:
+        model = onnx.load(str(model_path), load_external_data=False)
+        locations = external_data_files(model)
+    except ModelStoreError as exc:
+        raise ModelLoadError(f"{model_path.name}: {exc}") from exc
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
+        raise ModelLoadError(
+            f"{model_path.name} is not a readable ONNX model: {_line(exc)}"
+        ) from exc
+    for location in locations:
+        if not (bundle_dir / location).is_file():
+            raise ModelLoadError(
+                f"{model_path.name}: external data {location!r} is not in the bundle"
+            )
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,52 @@
+"""Writes for operator backend pins (keyword-only; see :mod:`controlplane.crud`).
+
+A pin is a backend candidate key (``protocol.BackendKey``) stored on a fleet or a
+device; None removes it. What a device's commands carry is derived from both by
+:func:`controlplane.desired.pinned_backend` (the device's pin wins). Each function
+commits and returns the ids of the devices whose commands the change may affect; the
+caller re-issues them (:func:`controlplane.commands.reissue_commands`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session, col, select
+
+from controlplane.errors import NotFound
+from controlplane.models import Device, Fleet
+
+logger = logging.getLogger(__name__)
+
+
+def set_fleet_pin(session: Session, *, name: str, backend: str | None) -> tuple[Fleet, list[str]]:
+    """Pin (or, with None, unpin) ``backend`` for fleet ``name``: (fleet, its device ids)."""
+    fleet = session.get(Fleet, name, with_for_update=True)
+    if fleet is None:
+        raise NotFound(f"unknown fleet {name!r}")
+    before = fleet.pinned_backend
+    fleet.pinned_backend = backend
+    session.add(fleet)
+    session.commit()
+    session.refresh(fleet)
+    if before != backend:
+        logger.info("fleet %s backend pin: %s -> %s", name, before or "none", backend or "none")
+    ids = session.exec(select(Device.id).where(Device.fleet == name).order_by(col(Device.id))).all()
+    return fleet, list(ids)
+
+
+def set_device_pin(session: Session, *, device_id: str, backend: str | None) -> Device:
+    """Pin (or, with None, unpin) ``backend`` for one device (committed)."""
+    device = session.get(Device, device_id, with_for_update=True)
+    if device is None:
+        raise NotFound(f"unknown device {device_id!r}")
+    before = device.pinned_backend
+    device.pinned_backend = backend
+    session.add(device)
+    session.commit()
+    session.refresh(device)
+    if before != backend:
+        logger.info(
+            "device %s backend pin: %s -> %s", device_id, before or "none", backend or "none"
+        )
+    return device

@@ -1,0 +1,345 @@
+"""Backend selection reports and operator pins through the control plane (issue 5).
+
+A real uvicorn serves the app with its MQTT bridge on a private Mosquitto, on SQLite and
+on PostgreSQL; bundles are real signed ONNX bundles; devices are the test's own paho
+clients, and every published command is verified with the control-plane key the way an
+agent does. ``edgectl`` runs in-process against the same server over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import Session
+
+from controlplane import crud
+from controlplane.app import create_app
+from controlplane.commands import publish_commands, reissue_commands
+from controlplane.db import ADDED_COLUMNS, init_db
+from controlplane.ingest import Ingester
+from controlplane.models import Device, DeviceCommand, Fleet
+from controlplane.publisher import MemoryPublisher
+from edgectl.cli import main as edgectl
+from protocol import (
+    DESIRED_STATE_FILTER,
+    ActiveModel,
+    CandidateFigures,
+    DesiredState,
+    DeviceStatus,
+    SelectionReport,
+    StateReport,
+    TopicKind,
+    device_topic,
+    encode,
+)
+from tests.integration.test_controlplane_api import ControlPlane, MqttPeer
+from tests.support.controlplane import (
+    DET_V1_DIGEST,
+    open_command,
+    serve_app,
+    settings,
+    signer,
+    state_report,
+    upload_bundle,
+)
+from tests.support.mosquitto import Broker
+from tests.support.onnx_models import affine_model
+from tests.support.ports import wait_until
+from tests.support.trust import TrustKit
+
+pytestmark = pytest.mark.integration
+
+ORT = "onnxruntime:CPUExecutionProvider:f32"
+OV_BF16 = "openvino:CPU:bf16"
+OV_F32 = "openvino:CPU:f32"
+
+
+@pytest.fixture
+def cp(
+    tmp_path: Path, database_url: str, mosquitto: Broker, trust_kit: TrustKit
+) -> Iterator[ControlPlane]:
+    app = create_app(
+        settings(tmp_path, trust_kit, mqtt_url=mosquitto.url, database_url=database_url)
+    )
+    peer = MqttPeer(mosquitto.port, "test-peer")
+    peer.subscribe(DESIRED_STATE_FILTER)
+    try:
+        with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+            wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
+            yield ControlPlane(http, peer, tmp_path, trust_kit)
+    finally:
+        peer.close()
+
+
+def _report(cp: ControlPlane, device_id: str, fleet: str, **fields: Any) -> None:
+    report = StateReport(
+        device_id=device_id,
+        fleet=fleet,
+        agent_version="test",
+        status=fields.pop("status", DeviceStatus.IDLE),
+        generation=fields.pop("generation", 0),
+        hardware={"cpu": {"model": "Xeon", "flags": ["avx512f", "amx_bf16"]}},
+        **fields,
+    )
+    cp.mqtt.publish(device_topic(device_id, TopicKind.STATE), encode(report), retain=True)
+
+
+def _commands(cp: ControlPlane, device_id: str, count: int) -> list[DesiredState]:
+    """Wait for the ``count``-th command of ``device_id``; every command received."""
+    wait_until(lambda: len(cp.desired(device_id)) >= count, 10, f"command {count} of {device_id}")
+    return cp.desired(device_id)
+
+
+def _registered(cp: ControlPlane, device_id: str) -> dict[str, Any]:
+    wait_until(lambda: cp.device(device_id) is not None, 10, f"{device_id} registered")
+    device = cp.device(device_id)
+    assert device is not None
+    return device
+
+
+def _deployed(cp: ControlPlane, devices: dict[str, str]) -> None:
+    """Register ``devices`` (id -> fleet), then deploy det 1.0.0 to each fleet."""
+    for device_id, fleet in devices.items():
+        _report(cp, device_id, fleet)
+        _registered(cp, device_id)
+    assert upload_bundle(cp.http, cp.bundle("det", "1.0.0")).status_code == 201
+    for fleet in sorted(set(devices.values())):
+        body = {"model": "det", "version": "1.0.0", "fleet": fleet}
+        assert cp.http.post("/api/v1/deployments", json=body).status_code == 201
+    for device_id in devices:
+        assert _commands(cp, device_id, 1)[-1].models[0].backend is None
+
+
+def _pin(cp: ControlPlane, scope: str, name: str, backend: str | None) -> dict[str, Any]:
+    response = cp.http.put(f"/api/v1/{scope}/{name}/pin", json={"backend": backend})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_selection_figures_and_hardware_show_up_in_the_device_api(cp: ControlPlane) -> None:
+    selection = SelectionReport(
+        chosen=OV_BF16,
+        reason="lowest p50 (0.800 ms)",
+        profile="xeon-amx",
+        elapsed_s=6.5,
+        candidates=[
+            CandidateFigures(key=ORT, p50_ms=2.4, p99_ms=2.9, runs=300, rel_error=0.0),
+            CandidateFigures(key=OV_BF16, p50_ms=0.8, p99_ms=1.1, runs=900, rel_error=0.004),
+            CandidateFigures(key=OV_F32, p50_ms=None, p99_ms=None, excluded="load failed: x"),
+        ],
+    )
+    active = ActiveModel(
+        name="det", version="1.0.0", bundle_digest="ab" * 32, backend=OV_BF16, selection=selection
+    )
+    _report(cp, "dev-1", "f", status=DeviceStatus.ACTIVE, active=[active])
+    device = _registered(cp, "dev-1")
+    assert device["hardware"]["cpu"]["flags"] == ["avx512f", "amx_bf16"]
+    assert device["backend"] == OV_BF16 and device["pin"] is None
+    shown = device["selections"]["det"]
+    assert shown == {
+        "version": "1.0.0",
+        "bundle_digest": "ab" * 32,
+        "backend": OV_BF16,
+        **selection.model_dump(mode="json"),
+    }
+    assert [c["key"] for c in shown["candidates"]] == [ORT, OV_BF16, OV_F32]
+    assert shown["candidates"][2]["excluded"] == "load failed: x"
+    listed = cp.http.get("/api/v1/devices", params={"fleet": "f"}).json()
+    assert [d["selections"] for d in listed] == [device["selections"]]
+
+    # the next report replaces them: an agent that reports no selection shows none
+    _report(cp, "dev-1", "f", status=DeviceStatus.IDLE, generation=1)
+    wait_until(lambda: (cp.device("dev-1") or {}).get("selections") == {}, 10, "cleared")
+
+
+def test_fleet_and_device_pins_change_the_signed_commands(cp: ControlPlane) -> None:
+    _deployed(cp, {"d1": "store", "d2": "store", "x1": "other"})
+
+    pinned = _pin(cp, "fleets", "store", OV_BF16)
+    assert pinned == {
+        "fleet": "store",
+        "device": None,
+        "backend": OV_BF16,
+        "reissued": ["d1", "d2"],
+    }
+    for device_id in ("d1", "d2"):
+        second = _commands(cp, device_id, 2)[-1]
+        assert (second.generation, second.models[0].backend) == (2, OV_BF16)
+        assert (
+            second.models[0].bundle_digest == _commands(cp, device_id, 1)[0].models[0].bundle_digest
+        )
+    assert cp.http.get("/api/v1/fleets/store").json()["pinned_backend"] == OV_BF16
+    assert _registered(cp, "d1")["pin"] == {"backend": OV_BF16, "source": "fleet"}
+    assert _registered(cp, "x1")["pin"] is None
+
+    # a device pin wins over the fleet's; the same pin again changes nothing
+    assert _pin(cp, "devices", "d1", OV_F32)["reissued"] == ["d1"]
+    assert _commands(cp, "d1", 3)[-1].models[0].backend == OV_F32
+    assert _pin(cp, "devices", "d1", OV_F32)["reissued"] == []
+    assert _registered(cp, "d1")["pin"] == {"backend": OV_F32, "source": "device"}
+    assert _registered(cp, "d1")["pinned_backend"] == OV_F32
+
+    # a new fleet pin reaches only the device without a pin of its own
+    assert _pin(cp, "fleets", "store", ORT)["reissued"] == ["d2"]
+    assert _commands(cp, "d2", 3)[-1].models[0].backend == ORT
+
+    # clearing the device pin falls back to the fleet's; clearing that, to measuring
+    assert _pin(cp, "devices", "d1", None)["reissued"] == ["d1"]
+    assert _commands(cp, "d1", 4)[-1].models[0].backend == ORT
+    cleared = _pin(cp, "fleets", "store", None)
+    assert cleared["backend"] is None and cleared["reissued"] == ["d1", "d2"]
+    for device_id, count in (("d1", 5), ("d2", 4)):
+        last = _commands(cp, device_id, count)[-1]
+        assert last.models[0].backend is None and last.generation == count
+    assert _registered(cp, "d1")["pin"] is None
+    assert len(cp.desired("x1")) == 1  # another fleet's device was never touched
+
+    # a device pinned before it has any deployment gets the pin with its first command
+    _report(cp, "late", "lab")
+    _registered(cp, "late")
+    assert _pin(cp, "devices", "late", OV_BF16)["reissued"] == []
+    body = {"model": "det", "version": "1.0.0", "fleet": "lab"}
+    assert cp.http.post("/api/v1/deployments", json=body).status_code == 201
+    assert _commands(cp, "late", 1)[-1].models[0].backend == OV_BF16
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"backend": "openvino"}, "body.backend: String should match pattern"),
+        ({"backend": "OpenVINO:CPU:f32"}, "body.backend: String should match pattern"),
+        ({"backend": "openvino:CPU:f32\nx"}, "body.backend: String should match pattern"),
+        ({"backend": "a:b:" + "c" * 130}, "body.backend: String should have at most 128"),
+        ({"backend": 5}, "body.backend: Input should be a valid string"),
+        ({}, "body.backend: Field required"),
+    ],
+)
+def test_a_bad_pin_is_a_one_line_422(cp: ControlPlane, body: dict[str, Any], where: str) -> None:
+    _report(cp, "d1", "store")
+    _registered(cp, "d1")
+    for url in ("/api/v1/fleets/store/pin", "/api/v1/devices/d1/pin"):
+        response = cp.http.put(url, json=body)
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith(where) and "\n" not in detail
+    assert cp.http.get("/api/v1/fleets/store").json()["pinned_backend"] is None
+
+
+def test_pins_of_unknown_fleets_and_devices_are_404(cp: ControlPlane) -> None:
+    for url, name in (("/api/v1/fleets/nope/pin", "fleet"), ("/api/v1/devices/nope/pin", "device")):
+        response = cp.http.put(url, json={"backend": ORT})
+        assert response.status_code == 404
+        assert response.json() == {"detail": f"unknown {name} 'nope'"}
+    assert cp.http.put("/api/v1/fleets/a+b/pin", json={"backend": ORT}).status_code == 422
+
+
+def test_edgectl_pin_set_and_clear(cp: ControlPlane, capsys: pytest.CaptureFixture[str]) -> None:
+    _deployed(cp, {"d1": "store"})
+    url = ["--url", str(cp.http.base_url)]
+    assert edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == f"pinned fleet store to {OV_BF16}; new command for 1 device(s): d1"
+    assert _commands(cp, "d1", 2)[-1].models[0].backend == OV_BF16
+
+    assert edgectl([*url, "pin", "set", "--device", "d1", OV_F32, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reissued"] == ["d1"]
+    assert edgectl([*url, "pin", "clear", "--device", "d1"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "removed the backend pin of device d1; new command for 1 device(s): d1"
+    )
+    assert _commands(cp, "d1", 4)[-1].models[0].backend == OV_BF16  # the fleet's again
+    assert edgectl([*url, "pin", "clear", "--fleet", "store"]) == 0
+    assert _commands(cp, "d1", 5)[-1].models[0].backend is None
+    capsys.readouterr()
+
+    # a malformed key never reaches the server (exit 2); unknown names are refused (exit 1)
+    for argv, code, fragment in (
+        (["pin", "set", "--fleet", "store", "openvino-cpu"], 2, "invalid backend 'openvino-cpu'"),
+        (["pin", "set", "--device", "ghost", ORT], 1, "unknown device 'ghost'"),
+        (["pin", "clear", "--fleet", "ghost"], 1, "unknown fleet 'ghost'"),
+    ):
+        assert edgectl([*url, *argv]) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("edgectl: error: ") and fragment in err[0]
+    assert len(cp.desired("d1")) == 5
+
+
+def test_edgectl_push_signs_the_bundle_pin_and_tolerance(
+    cp: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = affine_model(cp.workdir / "src" / "det.onnx")
+    base = ["--url", str(cp.http.base_url), "push", "model", str(model), "--name", "det"]
+    key = ["--key", str(cp.kit.release_key)]
+    argv = [*base, "--version", "1.0.0", *key, "--pin", OV_F32, "--tolerance", "0.002"]
+    assert edgectl(argv) == 0
+    metadata = cp.http.get("/api/v1/models/det/versions/1.0.0").json()["metadata"]
+    assert metadata["selection"] == {"pin": OV_F32, "tolerance": 0.002}
+    capsys.readouterr()
+    bad = [*base, "--version", "1.0.1", *key, "--tolerance", "2"]
+    assert edgectl(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid selection: tolerance" in err[0], err
+    assert cp.http.get("/api/v1/models/det/versions/1.0.1").status_code == 404
+
+
+def test_new_columns_are_added_to_an_older_database(
+    engine: Engine, trust_kit: TrustKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database created before pins and selection reports gets their columns at the next
+    start-up; what it held keeps working, and its stored commands stay byte-identical."""
+    cmd = signer(engine, trust_kit)
+    publisher = MemoryPublisher()
+    Ingester(engine, publisher, cmd).handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
+    with Session(engine) as session:
+        crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
+        assert publish_commands(session, cmd, publisher) == 1
+    first = publisher.published[-1].raw
+    with engine.begin() as conn:  # what a database of the previous release looks like
+        for table, column, _ in ADDED_COLUMNS:
+            conn.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
+    assert "selections" not in {c["name"] for c in inspect(engine).get_columns("device")}
+
+    with caplog.at_level(logging.WARNING, logger="controlplane.db"):
+        init_db(engine)  # the next start-up
+        init_db(engine)  # and the one after: nothing left to do
+    added = [r.getMessage() for r in caplog.records if "adding column" in r.getMessage()]
+    assert len(added) == len(ADDED_COLUMNS)
+    for table, column, _ in ADDED_COLUMNS:
+        assert column in {c["name"] for c in inspect(engine).get_columns(table)}
+
+    with Session(engine) as session:
+        device, fleet = session.get(Device, "d1"), session.get(Fleet, "f")
+        stored = session.get(DeviceCommand, "d1")
+        assert device is not None and fleet is not None and stored is not None
+        assert (device.selections, device.pinned_backend, fleet.pinned_backend) == ({}, None, None)
+        assert stored.backend is None
+        assert publish_commands(session, cmd, publisher) == 1
+    assert publisher.published[-1].raw == first  # nothing changed: byte-identical
+
+    ingester = Ingester(engine, publisher, cmd)
+    active = ActiveModel(
+        name="det",
+        version="1.0.0",
+        bundle_digest=DET_V1_DIGEST,
+        backend=ORT,
+        selection=SelectionReport(chosen=ORT, reason="the only candidate", profile="generic"),
+    )
+    ingester.handle(
+        device_topic("d1", TopicKind.STATE), state_report("d1", generation=1, active=[active])
+    )
+    assert ingester.stats.errors == 0
+    with Session(engine) as session:
+        crud.set_fleet_pin(session, name="f", backend=OV_BF16)
+        assert reissue_commands(session, cmd, publisher, device_ids=["d1"]) == ["d1"]
+        device = session.get(Device, "d1")
+        assert device is not None and device.selections["det"]["chosen"] == ORT
+    state = open_command(publisher.published[-1].raw, trust_kit)
+    assert (state.generation, state.models[0].backend) == (2, OV_BF16)

@@ -183,9 +183,8 @@ class Installer:
         """Where to pick up an assignment a restarted agent found in state ``resume``."""
         if resume != State.ACTIVATING:
             return resume
-        pointed = self._book.pointer.get(a.name)
         serving = self._serving(a.name)
-        if pointed is not None and pointed.bundle_digest == a.bundle_digest:
+        if self._pointed(a):
             # the switch happened: the restored model is the new one, or restoring it failed
             if serving is not None and serving.bundle_digest == a.bundle_digest:
                 return State.COMMITTED
@@ -236,6 +235,15 @@ class Installer:
         self._reporter.event(EventKind.FAILED, a, run.generation, reason)
         return Failure(f"{a.name} {a.version}: {reason}", transient)
 
+    def _pointed(self, a: ModelAssignment) -> bool:
+        """Whether the active pointer names exactly what ``a`` installs (bundle and pin)."""
+        pointed = self._book.pointer.get(a.name)
+        return (
+            pointed is not None
+            and pointed.bundle_digest == a.bundle_digest
+            and pointed.pin == a.backend
+        )
+
     def _serving(self, name: str) -> LoadedModel | None:
         try:
             return self._models.get(name)
@@ -255,8 +263,11 @@ class Installer:
                 self._book.pointer.pop(a.name, None)
                 raise
             current.deployment_id = a.deployment_id
-            run.already_active = True
-            return Event.ALREADY_ACTIVE
+            if self._pointed(a):
+                run.already_active = True
+                return Event.ALREADY_ACTIVE
+            logger.info("%s: the backend pin changed to %s: selecting again", run.label, a.backend)
+            return Event.CACHED
         if self._cache.model_dir(a.bundle_digest).is_dir():
             return Event.CACHED
         return Event.START
@@ -366,9 +377,9 @@ class Installer:
     def _rolling_back(self, run: _Run) -> Event:
         """Make the previous version the active one again: pointer, then served model."""
         a = run.a
-        pointed = self._book.pointer.get(a.name)
         previous = self._book.previous.get(a.name)
-        if pointed is not None and pointed.bundle_digest == a.bundle_digest:
+        switched = self._pointed(a)  # the pointer names what this assignment installs
+        if switched:
             if previous is not None:
                 self._book.pointer[a.name] = previous
                 self._book.previous.pop(a.name, None)
@@ -376,7 +387,7 @@ class Installer:
                 self._book.pointer.pop(a.name, None)
             self._persist()
         serving = self._serving(a.name)
-        if serving is not None and serving.bundle_digest == a.bundle_digest:
+        if switched and serving is not None and serving.bundle_digest == a.bundle_digest:
             if previous is None:
                 self._models.remove(a.name)
             else:

@@ -1,0 +1,304 @@
+"""Does the agent's measured selection pick the fastest accurate backend for each model?
+
+    python -m bench.selection [--seconds 3]
+
+For each model of ``bench.selection_models`` (a ResNet-18-like CNN, a depthwise CNN, a
+transformer encoder, a tiny MLP: all built in code), in one process and one run:
+
+1. **Selection, as a device runs it.** The model goes into a bundle (with its input as
+   ``bootstrap.npz``); this host's profile and candidates come from
+   ``host_candidates(probe_host().to_dict())``; a ``Selector`` with the default
+   ``SelectionSettings`` (20 s budget, 0.5 CPU share) and a fresh ``SelectionCache`` in a
+   temporary directory loads every candidate with ``load_runner(..., spec=)`` and measures
+   it on ``bootstrap_inputs``, exactly as the ``selecting`` step of a deployment does.
+   Its choice and how long it took are recorded.
+2. **Independent re-measurement.** Every candidate the selection could consider (those it
+   excluded too) is loaded afresh, and so is a plain ``onnxruntime.InferenceSession(path)``
+   with default session options: the "ORT default" a user would write, also the fp32
+   reference. Each candidate's outputs on the same input are compared with the
+   reference's (the agent's guard, ``DEFAULT_TOLERANCE``) before any timing. Then 20
+   warm-up calls each, and ``--seconds`` of back-to-back calls each (full CPU, no sleeps),
+   in rounds of ``SLICE_S`` per candidate with the starting candidate rotating, so drift on
+   a shared box hits all alike.
+3. ``best`` is the lowest p50 among the accurate candidates; ``chosen_over_best`` =
+   p50(chosen) / p50(best) (goal: <= 1.10), ``ort_default_over_chosen`` = p50(ORT
+   default) / p50(chosen), both from the re-measured figures.
+
+Prints a table per model, then one JSON line last. The exit code is 0 even when a goal is
+missed (a "goal NOT met" line says so); non-zero only when the benchmark itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from agent.deployment.bundles import read_metadata
+from agent.deployment.gate import BOOTSTRAP_FILENAME, bootstrap_inputs
+from agent.deployment.loading import load_runner
+from agent.errors import AgentError
+from agent.runners.base import Runner
+from agent.runners.choice import candidate_runners
+from agent.selection import DEFAULT_TOLERANCE, SelectionCache, SelectionSettings, Selector
+from agent.selection.guard import compare_outputs
+from agent.selection.host import host_candidates, installed_runtimes
+from bench.selection_models import SelectionModel, catalogue
+from hw_profiles import CandidateSpec, HwProfilesError, fingerprint, probe_host
+from model_store import ModelStoreError, build_bundle, bundle_files
+from model_store.digests import bundle_digest
+
+GOAL_CHOSEN_OVER_BEST = 1.10
+VERSION = "1.0.0"
+WARMUP = 20
+#: seconds of back-to-back calls per candidate per round
+SLICE_S = 0.1
+ORT_DEFAULT = "ort-default"
+
+
+def _bundle(model: SelectionModel, workdir: Path) -> tuple[Path, Path, str]:
+    """(model path, bundle dir, bundle digest): the model with its input as bootstrap."""
+    model_path = model.build(workdir / model.name / "src" / "model.onnx")
+    feeds = workdir / model.name / BOOTSTRAP_FILENAME
+    arrays: dict[str, Any] = model.feeds()
+    np.savez(feeds, **arrays)
+    bundle = workdir / model.name / "bundle"
+    build_bundle(model_path, bundle, name=model.name, version=VERSION, extra_files=[feeds])
+    return model_path, bundle, bundle_digest(f.sha256 for f in bundle_files(bundle))
+
+
+def _select(
+    model: SelectionModel,
+    bundle: Path,
+    digest: str,
+    host: dict[str, Any],
+    cache_dir: Path,
+) -> tuple[dict[str, Any], list[CandidateSpec]]:
+    """The agent's own selection, as the ``selecting`` step runs it."""
+    profile, candidates = host_candidates(host["facts"])
+    selector = Selector(
+        profile=profile,
+        candidates=candidates,
+        fingerprint=fingerprint(host["facts"]),
+        runtimes=installed_runtimes(),
+        cache=SelectionCache(cache_dir),
+        settings=SelectionSettings(),
+    )
+    runtimes = candidate_runners(read_metadata(bundle))
+
+    def load(spec: Any) -> Runner:
+        return load_runner(bundle, expected_name=model.name, expected_version=VERSION, spec=spec)
+
+    selection = selector.select(
+        bundle_digest=digest,
+        runtimes=runtimes,
+        load=load,
+        inputs_for=lambda runner: bootstrap_inputs(runner, bundle),
+    )
+    selection.runner.close()
+    summary = selection.summary()
+    summary["budget_s"] = selector.settings.budget_s
+    summary["cpu_share"] = selector.settings.cpu_share
+    return summary, selector.candidates_for(runtimes)
+
+
+def _time_in_rounds(
+    calls: dict[str, Callable[[], object]], seconds: float
+) -> dict[str, dict[str, float]]:
+    """Each call: WARMUP untimed, then ``seconds`` of back-to-back timed calls, given in
+    rounds of SLICE_S per call, the starting one rotating each round."""
+    for fn in calls.values():
+        for _ in range(WARMUP):
+            fn()
+    samples: dict[str, list[float]] = {key: [] for key in calls}
+    keys = list(calls)
+    rounds = max(1, round(seconds / SLICE_S))
+    for r in range(rounds):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            fn, out = calls[key], samples[key]
+            deadline = time.perf_counter() + seconds / rounds
+            while True:
+                start = time.perf_counter_ns()
+                fn()
+                out.append((time.perf_counter_ns() - start) / 1e6)
+                if time.perf_counter() >= deadline:
+                    break
+    return {
+        key: {
+            "p50_ms": float(np.percentile(s, 50)),
+            "p99_ms": float(np.percentile(s, 99)),
+            "runs": len(s),
+        }
+        for key, s in samples.items()
+    }
+
+
+def _infer_call(runner: Runner, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+    return lambda: runner.infer(feeds)
+
+
+def _remeasure(
+    model: SelectionModel,
+    model_path: Path,
+    bundle: Path,
+    specs: list[CandidateSpec],
+    seconds: float,
+) -> dict[str, dict[str, Any]]:
+    """Every candidate and the ORT default, checked against the reference, then timed."""
+    feeds = model.feeds()
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    reference = dict(zip(names, session.run(None, feeds), strict=True))
+    results: dict[str, dict[str, Any]] = {}
+    calls: dict[str, Callable[[], object]] = {ORT_DEFAULT: lambda: session.run(None, feeds)}
+    runners: list[Runner] = []
+    try:
+        for spec in specs:
+            try:
+                runner = load_runner(
+                    bundle, expected_name=model.name, expected_version=VERSION, spec=spec
+                )
+            except AgentError as exc:
+                results[spec.key] = {"excluded": f"load failed: {exc}", "rel_error": None}
+                continue
+            runners.append(runner)
+            error, why = compare_outputs(
+                reference, runner.infer(feeds), tolerance=DEFAULT_TOLERANCE
+            )
+            results[spec.key] = {"rel_error": error, "excluded": why}
+            calls[spec.key] = _infer_call(runner, feeds)
+        for key, figures in _time_in_rounds(calls, seconds).items():
+            results.setdefault(key, {"rel_error": 0.0, "excluded": None}).update(figures)
+    finally:
+        for runner in runners:
+            runner.close()
+    return results
+
+
+def bench_model(
+    model: SelectionModel, workdir: Path, seconds: float, host: dict[str, Any]
+) -> dict[str, Any]:
+    model_path, bundle, digest = _bundle(model, workdir)
+    selection, specs = _select(model, bundle, digest, host, workdir / model.name / "cache")
+    figures = _remeasure(model, model_path, bundle, specs, seconds)
+    chosen = selection["chosen"]
+    accurate = {k: f for k, f in figures.items() if k != ORT_DEFAULT and f["excluded"] is None}
+    if not accurate or chosen not in figures or "p50_ms" not in figures[chosen]:
+        raise AgentError(f"{model.name}: chosen {chosen} could not be re-measured")
+    best = min(accurate, key=lambda k: accurate[k]["p50_ms"])
+    p50 = figures[chosen]["p50_ms"]
+    return {
+        "chosen": chosen,
+        "chosen_over_best": round(p50 / accurate[best]["p50_ms"], 4),
+        "ort_default_over_chosen": round(figures[ORT_DEFAULT]["p50_ms"] / p50, 4),
+        "candidates": {
+            k: {"p50_ms": _ms(f.get("p50_ms")), "p99_ms": _ms(f.get("p99_ms"))}
+            for k, f in figures.items()
+            if k != ORT_DEFAULT
+        },
+        "best": best,
+        "input": list(model.input_shape),
+        "description": model.description,
+        "ort_default": {k: _ms(figures[ORT_DEFAULT][k]) for k in ("p50_ms", "p99_ms")},
+        "remeasured": {
+            k: {
+                "runs": f.get("runs", 0),
+                "rel_error": None if f["rel_error"] is None else float(f"{f['rel_error']:.3g}"),
+                "excluded": f["excluded"],
+            }
+            for k, f in figures.items()
+        },
+        "selection": selection,
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _print_model(name: str, r: dict[str, Any]) -> None:
+    sel = r["selection"]
+    print(f"\n{name}: {r['description']}, input {r['input']} f32")
+    print(
+        f"  selection: chose {r['chosen']} ({sel['reason']}) in {sel['elapsed_s']:.1f} s "
+        f"(profile {sel['profile']}, budget {sel['budget_s']:g} s, cpu share {sel['cpu_share']:g})"
+    )
+    by_key = {c["key"]: c for c in sel["candidates"]}
+    print(
+        f"  {'candidate':<40} {'p50 ms':>9} {'p99 ms':>9} {'runs':>7} {'rel err':>9} "
+        f"{'sel p50':>9}  notes"
+    )
+    for key, extra in r["remeasured"].items():
+        fig = r["candidates"].get(key) or r["ort_default"]
+        seen = by_key.get(key, {})
+        notes = [m for m, on in (("CHOSEN", key == r["chosen"]), ("best", key == r["best"])) if on]
+        if extra["excluded"]:
+            notes.append(f"excluded: {extra['excluded']}")
+        if seen.get("excluded") and not extra["excluded"]:
+            notes.append(f"selection excluded: {seen['excluded']}")
+        print(
+            f"  {key:<40} {_fmt(fig['p50_ms'])} {_fmt(fig['p99_ms'])} {extra['runs']:>7} "
+            f"{_fmt(extra['rel_error'], '.2%')} {_fmt(seen.get('p50_ms'))}  {', '.join(notes)}"
+        )
+    print(
+        f"  chosen/best {r['chosen_over_best']:.3f}   "
+        f"ORT default/chosen {r['ort_default_over_chosen']:.2f}"
+    )
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return f"{'-' if value is None else format(value, spec):>9}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per candidate")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    facts = probe_host().to_dict()
+    host = {"facts": facts}
+    report: dict[str, Any] = {
+        "models": {},
+        "cpu_model": facts.get("cpu_model"),
+        "runtimes": installed_runtimes(),
+        "seconds_per_candidate": args.seconds,
+        "goal_chosen_over_best": GOAL_CHOSEN_OVER_BEST,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgefleet-bench-selection-") as tmp:
+            for model in catalogue():
+                result = bench_model(model, Path(tmp), args.seconds, host)
+                report["models"][model.name] = result
+                _print_model(model.name, result)
+    except (AgentError, HwProfilesError, ModelStoreError, OSError) as exc:
+        print(f"bench.selection: error: {exc}", file=sys.stderr)
+        return 1
+    report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    missed = {
+        n: r["chosen_over_best"]
+        for n, r in report["models"].items()
+        if r["chosen_over_best"] > GOAL_CHOSEN_OVER_BEST
+    }
+    print()
+    for name, ratio in missed.items():
+        print(f"goal NOT met: {name}: chosen/best {ratio:.3f} > {GOAL_CHOSEN_OVER_BEST:.2f}")
+    if not missed:
+        print(f"goal met: chosen/best <= {GOAL_CHOSEN_OVER_BEST:.2f} for every model")
+    report["goal_met"] = not missed
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

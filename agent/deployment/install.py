@@ -267,10 +267,12 @@ class Installer:
                 run.already_active = True
                 return Event.ALREADY_ACTIVE
             logger.info("%s: the backend pin changed to %s: selecting again", run.label, a.backend)
+            run.bundle_dir = current.bundle_dir  # verified when it was installed or restored
             return Event.CACHED
-        if self._cache.model_dir(a.bundle_digest).is_dir():
-            return Event.CACHED
-        return Event.START
+        # a cached copy is re-verified here (read only); an invalid one is removed and the
+        # bundle downloaded again
+        run.bundle_dir = self._cache.cached(a.bundle_digest)
+        return Event.CACHED if run.bundle_dir is not None else Event.START
 
     def _downloading(self, run: _Run) -> Event:
         self._cache.download(run.a)
@@ -282,13 +284,10 @@ class Installer:
         digest = run.a.bundle_digest
         if run.staged:
             self._cache.verify_staged(digest)
-        else:
-            bundle_dir = self._cache.cached(digest)  # re-verified; a bad copy is removed
-            if bundle_dir is None:
-                raise TransientDownloadError("the cached copy was invalid; downloading it again")
-            self._cache.check_constraints(read_metadata(bundle_dir))
+        else:  # the cached copy: verified in idle, against the current trust
+            assert run.bundle_dir is not None
+            self._cache.check_constraints(read_metadata(run.bundle_dir))
             self._reporter.event(EventKind.DOWNLOADED, run.a, run.generation)
-            run.bundle_dir = bundle_dir
         self._reporter.event(EventKind.VERIFIED, run.a, run.generation)
         return Event.DONE
 

@@ -106,6 +106,14 @@ def _all_active(client: ControlPlaneClient, since: datetime) -> bool:
     )
 
 
+def _close(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Within the agents' accuracy guard: a device may serve the model in bf16/f16 if
+    that measured fastest, so outputs may differ from fp32 ONNX Runtime by up to 1% of
+    the largest absolute reference value (as the selection's guard allows)."""
+    scale = float(np.max(np.abs(expected))) or 1.0
+    return got.shape == expected.shape and float(np.max(np.abs(got - expected))) <= 0.01 * scale
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # stop the children and clean up, as for Ctrl-C
 
@@ -201,7 +209,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
         rows = []
         for device in sorted(_demo_devices(client, started), key=lambda d: str(d["id"])):
             got, latency = _infer(str(device["local_api"]), features)
-            match = "yes" if np.allclose(got, expected, rtol=1e-5, atol=1e-6) else "NO"
+            match = "yes" if _close(got, expected) else "NO"
             rows.append(
                 [
                     device["id"],
@@ -214,7 +222,10 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             )
         print()
         print(
-            render(["device", "version", "backend", "status", "p50 latency", "matches ORT"], rows)
+            render(
+                ["device", "version", "backend", "status", "p50 latency", "matches ORT (1%)"],
+                rows,
+            )
         )
         if any(r[-1] != "yes" for r in rows):
             raise EdgectlError("a device's output differs from a direct ONNX Runtime run")

@@ -117,13 +117,15 @@ def test_onnx_external_data_bundle_deploys_and_serves(setup: Setup) -> None:
         assert {f.path for f in a.files} == {"model.onnx", "weights/w.data", METADATA_FILENAME}
         weights = (installed / "weights" / "w.data").read_bytes()
         assert weights == (model.parent / "weights" / "w.data").read_bytes()
-        assert [m.backend for m in agent.active] == ["onnxruntime:CPUExecutionProvider:f32"]
+        # measured: either fp32 backend may win (outputs are checked against ORT below)
+        [backend] = [m.backend for m in agent.active]
+        assert backend in ("onnxruntime:CPUExecutionProvider:f32", "openvino:CPU:f32")
         inputs = _inputs()
         got, want = oip_outputs(agent, "det", inputs), _onnxruntime(model, inputs)
         assert set(got) == set(want)
         for name, expected in want.items():
             assert got[name].dtype == expected.dtype
-            np.testing.assert_array_equal(got[name], expected)
+            np.testing.assert_allclose(got[name], expected, rtol=1e-5, atol=1e-5)
     finally:
         agent.stop()
 

@@ -35,11 +35,10 @@ def test_demo_runs_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
     rows = [line.split() for line in lines[header + 1 : header + 4]]
     assert len(rows) == 3
     for row in rows:
-        assert (
-            row[1] == "1.0.0"
-            and row[2] == "onnxruntime:CPUExecutionProvider:f32"
-            and row[3] == "active"
-        )
+        # the backend each device measured fastest (a candidate key)
+        runtime, precision = row[2].split(":")[0], row[2].split(":")[-1]
+        assert row[1] == "1.0.0" and row[3] == "active"
+        assert runtime in ("onnxruntime", "openvino") and precision in ("f32", "bf16", "f16")
         assert row[-1] == "yes"
     # SQLite file under the data directory, content-addressed blobs on disk.
     assert (tmp_path / "demo" / "controlplane" / "edgefleet.db").is_file()

@@ -4,13 +4,13 @@ Public surface:
     Selector, SelectionSettings, Selection   measure candidates, choose, cache (``selector``)
     Measurement, choose, rank                the pure policy over measured candidates
     compare_outputs, DEFAULT_TOLERANCE       the accuracy guard against the fp32 reference
-    time_candidate                           warm-up + timed runs in a budget and CPU share
+    time_interleaved, warm_up                candidates timed in rotating bursts, budget, CPU share
     SelectionCache, cache_key                results by (bundle, hardware, runtime versions)
 """
 
 from agent.selection.cache import SelectionCache, cache_key
 from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
-from agent.selection.measure import Timing, time_candidate
+from agent.selection.measure import Timing, time_interleaved, warm_up
 from agent.selection.policy import Choice, Measurement, NoCandidate, choose, rank
 from agent.selection.selector import Selection, SelectionSettings, Selector
 
@@ -28,5 +28,6 @@ __all__ = [
     "choose",
     "compare_outputs",
     "rank",
-    "time_candidate",
+    "time_interleaved",
+    "warm_up",
 ]

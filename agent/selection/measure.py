@@ -1,10 +1,15 @@
-"""Timing one candidate on the real model, within a time budget and a CPU share.
+"""Timing candidates on the real model: interleaved, in bursts, within a budget and a CPU share.
 
-Warm-up runs first (not timed), then timed runs until the candidate's time budget is
-spent (at least ``min_runs``, at most ``max_runs``). After each timed run that took ``d``
-seconds the measuring thread sleeps ``d x (1 - share) / share``: selection then uses at
-most ``share`` of one core's time, so the model already serving keeps the rest. The
-sleeps are not part of the figures.
+All candidates are timed in rounds, the order rotating each round, so that a burst of
+load from anything else on the box hits every candidate alike (one window per candidate
+would let one disturbance decide the ranking). A candidate runs in bursts of about
+``burst_s`` back to back; the first run of each burst is dropped (a runtime whose threads
+went to sleep pays a wake-up there, which a serving model under load does not), and after
+the burst the measuring thread sleeps ``burst x (1 - share) / share``: selection runs a
+candidate at most ``share`` of the time, so the model already serving keeps the rest.
+Timing stops when the budget is spent (at least ``min_runs`` per candidate), or earlier
+once the ranking is clear: after ``min_rounds`` rounds, when the fastest candidate's p50 is
+``decisive`` times faster than the runner-up's. Close calls get the whole budget.
 """
 
 from __future__ import annotations
@@ -15,45 +20,81 @@ from dataclasses import dataclass
 
 import numpy as np
 
+Infer = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+
 
 @dataclass(frozen=True)
 class Timing:
     p50_ms: float
     p99_ms: float
     runs: int
-    outputs: dict[str, np.ndarray]
 
 
-def time_candidate(
-    infer: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]],
+def warm_up(infer: Infer, inputs: Mapping[str, np.ndarray], runs: int = 3) -> dict[str, np.ndarray]:
+    """Untimed runs (allocation, kernel choice); the last outputs."""
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(max(1, runs)):
+        outputs = infer(inputs)
+    return outputs
+
+
+def time_interleaved(
+    candidates: Mapping[str, Infer],
     inputs: Mapping[str, np.ndarray],
     *,
     budget_s: float,
     cpu_share: float = 0.5,
-    warmup: int = 3,
+    burst_s: float = 0.05,
     min_runs: int = 5,
-    max_runs: int = 200,
+    min_rounds: int = 4,
+    decisive: float = 1.25,
+    max_runs: int = 100_000,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
-) -> Timing:
+) -> dict[str, Timing]:
+    """p50/p99 of every candidate, timed in rotating rounds of bursts."""
     share = min(1.0, max(0.05, cpu_share))
-    outputs: dict[str, np.ndarray] = {}
-    start = clock()
-    for _ in range(max(1, warmup)):
-        outputs = infer(inputs)
-    samples: list[float] = []
-    deadline = start + budget_s
-    while len(samples) < max_runs and (len(samples) < min_runs or clock() < deadline):
-        t0 = clock()
-        infer(inputs)
-        elapsed = clock() - t0
-        samples.append(elapsed * 1000.0)
-        if share < 1.0:
-            sleep(elapsed * (1.0 - share) / share)
-    arr = np.asarray(samples)
-    return Timing(
-        p50_ms=float(np.percentile(arr, 50)),
-        p99_ms=float(np.percentile(arr, 99)),
-        runs=len(samples),
-        outputs=outputs,
-    )
+    keys = list(candidates)
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    deadline = clock() + budget_s
+    rounds = 0
+    while keys and (clock() < deadline or min(len(s) for s in samples.values()) < min_runs):
+        order = keys[rounds % len(keys) :] + keys[: rounds % len(keys)]
+        rounds += 1
+        for key in order:
+            infer, own = candidates[key], samples[key]
+            if len(own) >= max_runs:
+                continue
+            start, ran = clock(), 0
+            while True:
+                t0 = clock()
+                infer(inputs)
+                elapsed = clock() - t0
+                if ran:  # the burst's first run is dropped; every burst keeps one at least
+                    own.append(elapsed * 1000.0)
+                ran += 1
+                if ran > 1 and (clock() - start >= burst_s or len(own) >= max_runs):
+                    break
+            if share < 1.0:
+                sleep((clock() - start) * (1.0 - share) / share)
+        if all(len(s) >= max_runs for s in samples.values()):
+            break
+        if rounds >= min_rounds and _decided(samples, min_runs, decisive):
+            break
+    timings = {}
+    for key, own in samples.items():
+        arr = np.asarray(own if own else [float("nan")])
+        timings[key] = Timing(
+            p50_ms=float(np.percentile(arr, 50)),
+            p99_ms=float(np.percentile(arr, 99)),
+            runs=len(own),
+        )
+    return timings
+
+
+def _decided(samples: Mapping[str, list[float]], min_runs: int, decisive: float) -> bool:
+    """Whether the fastest p50 is ``decisive`` times below every other one."""
+    if len(samples) < 2 or any(len(s) < min_runs for s in samples.values()):
+        return False
+    p50s = sorted(float(np.percentile(np.asarray(s), 50)) for s in samples.values())
+    return p50s[1] >= p50s[0] * decisive

@@ -8,10 +8,11 @@
    only the chosen backend is loaded (a restart does not benchmark again).
 3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the bootstrap
    input (``bootstrap.npz`` of the bundle, or generated from the declared signature).
-4. Each candidate is loaded, warmed up and timed within its share of ``budget_s`` and at
-   most ``cpu_share`` of a core (``measure``); its outputs are checked against the
-   reference (``guard``: ``tolerance`` of the reference's max abs value by default 1%).
-   Only the best so far stays loaded.
+4. Each candidate is loaded and warmed up, and its outputs are checked against the
+   reference (``guard``: ``tolerance`` of the reference's max abs value, by default 1%);
+   the accurate ones are then timed interleaved, in rotating rounds of short bursts,
+   within what is left of ``budget_s`` and running at most ``cpu_share`` of the time
+   (``measure``). The losers are closed.
 5. ``policy.choose``: a pin wins; else the lowest p50 (ties: p99, then memory).
 
 The result (every candidate's figures, the choice and why) goes to the control plane
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,8 @@ from agent.errors import AgentError, RunnerUnavailable
 from agent.runners.base import Runner
 from agent.selection.cache import SelectionCache, cache_key
 from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
-from agent.selection.measure import time_candidate
-from agent.selection.policy import Measurement, NoCandidate, choose, rank
+from agent.selection.measure import time_interleaved, warm_up
+from agent.selection.policy import Choice, Measurement, NoCandidate, choose
 
 logger = logging.getLogger(__name__)
 
@@ -170,71 +171,80 @@ class Selector:
         key: str,
         tolerance: float,
     ) -> Selection:
-        budget = self.settings.budget_s
-        measurements: list[Measurement] = []
-        best: tuple[Measurement, Runner] | None = None
+        """Load every candidate (the fp32 reference first), check its outputs, time the
+        accurate ones interleaved, keep the winner loaded and close the others."""
+        measurements: dict[str, Measurement] = {}
+        loaded: dict[str, Runner] = {}
+        memory: dict[str, int] = {}
         reference: dict[str, np.ndarray] | None = None
         inputs: dict[str, np.ndarray] | None = None
-        order = sorted(specs, key=lambda c: c.key != REFERENCE_KEY)  # the reference first
-        for index, spec in enumerate(order):
-            share = max(0.2, (budget - (time.monotonic() - started)) / (len(order) - index))
-            rss = psutil.Process().memory_info().rss
-            try:
-                runner = load(spec)
-            except AgentError as exc:
-                measurements.append(Measurement(key=spec.key, excluded=f"load failed: {exc}"))
-                continue
-            memory = max(0, psutil.Process().memory_info().rss - rss)
-            try:
-                if inputs is None:
-                    inputs = inputs_for(runner)
-                timing = time_candidate(
-                    runner.infer, inputs, budget_s=share * 0.8, cpu_share=self.settings.cpu_share
-                )
-            except AgentError as exc:
-                runner.close()
-                measurements.append(Measurement(key=spec.key, excluded=f"run failed: {exc}"))
-                continue
-            if reference is None and spec.precision == "f32":
-                reference = timing.outputs
-            error, why = (
-                compare_outputs(reference, timing.outputs, tolerance=tolerance)
-                if reference is not None
-                else (None, "no fp32 reference to compare with")
-            )
-            m = Measurement(
-                key=spec.key,
-                p50_ms=timing.p50_ms,
-                p99_ms=timing.p99_ms,
-                runs=timing.runs,
-                memory_bytes=memory,
-                rel_error=error,
-                excluded=why,
-            )
-            measurements.append(m)
-            logger.info(
-                "selection: %s p50 %.3f ms p99 %.3f ms%s",
-                spec.key,
-                timing.p50_ms,
-                timing.p99_ms,
-                f"; excluded: {why}" if why else "",
-            )
-            if why is None and (best is None or rank([m, best[0]])[0] is m):
-                if best is not None:
-                    best[1].close()
-                best = (m, runner)
-            else:
-                runner.close()
         try:
-            choice = choose(measurements)
-        except NoCandidate as exc:
-            raise RunnerUnavailable(str(exc)) from exc
-        assert best is not None and best[0].key == choice.key
-        self._cache.put(key, choice.key, measurements)
+            for spec in sorted(specs, key=lambda c: c.key != REFERENCE_KEY):
+                rss = psutil.Process().memory_info().rss
+                try:
+                    runner = load(spec)
+                except AgentError as exc:
+                    measurements[spec.key] = Measurement(spec.key, excluded=f"load failed: {exc}")
+                    continue
+                memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
+                try:
+                    if inputs is None:
+                        inputs = inputs_for(runner)
+                    outputs = warm_up(runner.infer, inputs)
+                except AgentError as exc:
+                    runner.close()
+                    measurements[spec.key] = Measurement(spec.key, excluded=f"run failed: {exc}")
+                    continue
+                if reference is None and spec.precision == "f32":
+                    reference = outputs
+                error, why = (
+                    compare_outputs(reference, outputs, tolerance=tolerance)
+                    if reference is not None
+                    else (None, "no fp32 reference to compare with")
+                )
+                if why is not None:
+                    runner.close()
+                    measurements[spec.key] = Measurement(spec.key, rel_error=error, excluded=why)
+                    logger.info("selection: %s excluded: %s", spec.key, why)
+                    continue
+                loaded[spec.key] = runner
+                measurements[spec.key] = Measurement(spec.key, rel_error=error)
+            left = self.settings.budget_s - (time.monotonic() - started)
+            assert inputs is not None or not loaded
+            timings = (
+                time_interleaved(
+                    {k: r.infer for k, r in loaded.items()},
+                    inputs or {},
+                    budget_s=max(0.5, left * 0.9),
+                    cpu_share=self.settings.cpu_share,
+                )
+                if len(loaded) > 1
+                else {}
+            )
+            for k, t in timings.items():
+                m = measurements[k]
+                measurements[k] = replace(
+                    m, p50_ms=t.p50_ms, p99_ms=t.p99_ms, runs=t.runs, memory_bytes=memory.get(k)
+                )
+                logger.info("selection: %s p50 %.3f ms p99 %.3f ms", k, t.p50_ms, t.p99_ms)
+            ordered = [measurements[s.key] for s in specs]
+            if len(loaded) == 1:  # one accurate candidate: nothing to compare it with
+                (only,) = loaded
+                choice = Choice(only, "the only candidate within the accuracy guard", (only,))
+            else:
+                try:
+                    choice = choose(ordered)
+                except NoCandidate as exc:
+                    raise RunnerUnavailable(str(exc)) from exc
+            winner = loaded.pop(choice.key)
+        finally:
+            for runner in loaded.values():
+                runner.close()
+        self._cache.put(key, choice.key, ordered)
         elapsed = time.monotonic() - started
         logger.info("selection: chose %s (%s) in %.1fs", choice.key, choice.reason, elapsed)
         return Selection(
-            best[1], choice.key, choice.reason, self.profile, measurements, elapsed_s=elapsed
+            winner, choice.key, choice.reason, self.profile, ordered, elapsed_s=elapsed
         )
 
 

@@ -162,6 +162,7 @@ class Setup:
                 "trust": str(self.kit.trust_file),
                 "local_api": "127.0.0.1:0",
                 "heartbeat_interval_s": 1.0,
+                "selection_budget_s": 3.0,  # a close call between backends: keep tests short
                 **settings,
             },
         )
@@ -190,6 +191,7 @@ class Setup:
                 "trust": trust,
                 "local_api": "127.0.0.1:0",
                 "heartbeat_interval_s": 0.5,
+                "selection_budget_s": 3.0,  # a close call between backends: keep tests short
                 **settings,
             }
         )

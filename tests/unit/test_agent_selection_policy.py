@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from agent.selection import (
     choose,
     compare_outputs,
     rank,
-    time_candidate,
+    time_interleaved,
 )
 
 
@@ -71,30 +72,85 @@ def test_guard_exact_for_integers_and_strict_on_shape_and_nan() -> None:
     assert "missing" in (compare_outputs(ref, {})[1] or "")
 
 
-def test_timer_keeps_to_the_cpu_share_and_the_budget() -> None:
+def test_timer_interleaves_bursts_within_the_cpu_share_and_the_budget() -> None:
     now = [0.0]
     slept: list[float] = []
+    order: list[str] = []
 
     def clock() -> float:
         return now[0]
 
-    def infer(_: object) -> dict[str, np.ndarray]:
-        now[0] += 0.010  # every run takes 10 ms
-        return {"y": np.zeros(1)}
+    ran = [0.0]
+
+    def runner(key: str, seconds: float) -> Any:
+        def infer(_: object) -> dict[str, np.ndarray]:
+            order.append(key)
+            now[0] += seconds
+            ran[0] += seconds
+            return {}
+
+        return infer
+
+    bursts: list[str] = []
 
     def sleep(s: float) -> None:
         slept.append(s)
+        bursts.append(order[-1])  # whose burst just ended
         now[0] += s
 
-    timing = time_candidate(
-        infer, {}, budget_s=1.0, cpu_share=0.25, warmup=2, clock=clock, sleep=sleep
+    timings = time_interleaved(
+        {"a": runner("a", 0.010), "b": runner("b", 0.020)},
+        {},
+        budget_s=2.0,
+        cpu_share=0.25,
+        burst_s=0.05,
+        clock=clock,
+        sleep=sleep,
     )
-    assert timing.p50_ms == pytest.approx(10.0) and timing.p99_ms == pytest.approx(10.0)
-    # 10 ms of work, then 30 ms of rest: 25% of the thread's time is inference
-    assert slept and all(s == pytest.approx(0.030) for s in slept)
-    assert 20 <= timing.runs <= 26  # ~1 s / 40 ms per timed run (after 20 ms of warm-up)
-    fast = time_candidate(infer, {}, budget_s=0.0, min_runs=5, clock=clock, sleep=sleep)
-    assert fast.runs == 5  # the budget never cuts below min_runs
+    assert timings["a"].p50_ms == pytest.approx(10.0) and timings["b"].p50_ms == pytest.approx(20.0)
+    # ~50 ms bursts, each followed by three times as long asleep: running 25% of the time
+    assert slept and all(0.14 <= s <= 0.19 for s in slept)
+    assert sum(slept) == pytest.approx(3 * ran[0])
+    # rounds alternate which candidate goes first, and both get their share of runs
+    assert bursts[:6] == ["a", "b", "b", "a", "a", "b"]
+    assert timings["a"].runs > timings["b"].runs >= 5
+    # the first run of every burst is dropped
+    assert timings["a"].runs + timings["b"].runs < order.count("a") + order.count("b")
+
+
+def test_a_clear_winner_stops_early_and_a_close_call_gets_the_budget() -> None:
+    for slower, expect_all_budget in ((0.030, False), (0.0105, True)):
+        now = [0.0]
+
+        def run(seconds: float) -> Any:
+            def infer(_: object) -> dict[str, np.ndarray]:
+                now[0] += seconds
+                return {}
+
+            return infer
+
+        time_interleaved(
+            {"a": run(0.010), "b": run(slower)},
+            {},
+            budget_s=5.0,
+            cpu_share=1.0,
+            clock=lambda: now[0],
+            sleep=lambda s: None,
+        )
+        assert (now[0] >= 5.0) == expect_all_budget, (slower, now[0])
+
+
+def test_timer_keeps_min_runs_past_the_budget() -> None:
+    now = [0.0]
+
+    def infer(_: object) -> dict[str, np.ndarray]:
+        now[0] += 1.0
+        return {}
+
+    timings = time_interleaved(
+        {"slow": infer}, {}, budget_s=0.0, min_runs=5, clock=lambda: now[0], sleep=lambda s: None
+    )
+    assert timings["slow"].runs == 5
 
 
 def test_cache_round_trip_and_key(tmp_path: Path) -> None:

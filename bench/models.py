@@ -43,11 +43,20 @@ def _mlp(path: Path, widths: list[int]) -> Path:
     return _save(helper.make_graph(nodes, "mlp", [x], [y], inits), path)
 
 
-def _cnn(path: Path) -> Path:
-    """Three 3x3 convolutions with ReLU, global average pool, a linear head: [1,3,64,64]."""
-    rng = np.random.default_rng(1)
+def conv_net(
+    path: Path,
+    *,
+    channels: list[int],
+    size: int,
+    classes: int,
+    seed: int,
+    name: str = "cnn",
+) -> Path:
+    """Strided 3x3 convolutions with ReLU, global average pool, a linear head:
+    image float32 [batch, 3, size, size] -> logits float32 [batch, classes]."""
+    rng = np.random.default_rng(seed)
     nodes, inits, prev, cin = [], [], "image", 3
-    for i, cout in enumerate([16, 32, 64]):
+    for i, cout in enumerate(channels):
         w = (rng.standard_normal((cout, cin, 3, 3)) * 0.1).astype(np.float32)
         inits.append(numpy_helper.from_array(w, f"c{i}"))
         nodes += [
@@ -55,16 +64,21 @@ def _cnn(path: Path) -> Path:
             helper.make_node("Relu", [f"v{i}"], [f"a{i}"]),
         ]
         prev, cin = f"a{i}", cout
-    head = (rng.standard_normal((64, 10)) * 0.1).astype(np.float32)
+    head = (rng.standard_normal((cin, classes)) * 0.1).astype(np.float32)
     inits.append(numpy_helper.from_array(head, "head"))
     nodes += [
         helper.make_node("GlobalAveragePool", [prev], ["gap"]),
         helper.make_node("Flatten", ["gap"], ["flat"]),
         helper.make_node("MatMul", ["flat", "head"], ["logits"]),
     ]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 64, 64])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
-    return _save(helper.make_graph(nodes, "cnn", [x], [y], inits), path)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])
+    return _save(helper.make_graph(nodes, name, [x], [y], inits), path)
+
+
+def _cnn(path: Path) -> Path:
+    """Three 3x3 convolutions with ReLU, global average pool, a linear head: [1,3,64,64]."""
+    return conv_net(path, channels=[16, 32, 64], size=64, classes=10, seed=1)
 
 
 def _two_inputs(path: Path) -> Path:

@@ -42,14 +42,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pydantic_core
-from onnx import TensorProto, helper, numpy_helper
 
 from agent.local_api import LocalApiServer, build_app
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
+from bench.models import conv_net
 from model_store import build_bundle, load_metadata
 
 NAME = "cnn"
@@ -61,32 +60,9 @@ BLOCK = 25
 
 def build_cnn(path: Path) -> Path:
     """image float32 [batch, 3, 224, 224] -> logits float32 [batch, 1000]."""
-    rng = np.random.default_rng(7)
-    nodes, inits, prev, cin = [], [], "image", 3
-    for i, cout in enumerate([32, 64, 128, 256]):
-        w = (rng.standard_normal((cout, cin, 3, 3)) * 0.1).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"c{i}"))
-        nodes += [
-            helper.make_node("Conv", [prev, f"c{i}"], [f"v{i}"], pads=[1, 1, 1, 1], strides=[2, 2]),
-            helper.make_node("Relu", [f"v{i}"], [f"a{i}"]),
-        ]
-        prev, cin = f"a{i}", cout
-    head = (rng.standard_normal((256, 1000)) * 0.1).astype(np.float32)
-    inits.append(numpy_helper.from_array(head, "head"))
-    nodes += [
-        helper.make_node("GlobalAveragePool", [prev], ["gap"]),
-        helper.make_node("Flatten", ["gap"], ["flat"]),
-        helper.make_node("MatMul", ["flat", "head"], ["logits"]),
-    ]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 224, 224])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1000])
-    graph = helper.make_graph(nodes, "cnn224", [x], [y], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return conv_net(
+        path, channels=[32, 64, 128, 256], size=224, classes=1000, seed=7, name="cnn224"
+    )
 
 
 def _binary_header(image: np.ndarray) -> bytes:

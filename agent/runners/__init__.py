@@ -42,7 +42,7 @@ _lock = threading.Lock()
 
 
 #: Modules of this package that are not runner plugins.
-_NOT_PLUGINS = frozenset({"base", "choice", "spec", "ort_providers", "ort_session"})
+_NOT_PLUGINS = frozenset({"altstack", "base", "choice", "spec", "ort_providers", "ort_session"})
 
 
 def register(cls: type[Runner]) -> None:

@@ -41,6 +41,7 @@ except Exception as exc:  # pragma: no cover - depends on the host
     raise ImportError(f"openvino is not usable: {exc}") from exc
 
 from agent.errors import InferenceError, ModelLoadError
+from agent.runners.altstack import drop_alt_stack
 from agent.runners.base import Runner, check_inputs
 from agent.runners.spec import CandidateSpec, device_present
 
@@ -160,6 +161,7 @@ class OpenVinoRunner(Runner):
                     f"{model_path.name} is not quantized: int8 needs a quantized model"
                 )
             compiled = core.compile_model(model, spec.device, compile_config(spec))
+            drop_alt_stack()  # see agent/runners/altstack.py
         except ModelLoadError:
             raise
         except Exception as exc:  # RuntimeError and OpenVINO's own error types
@@ -228,6 +230,7 @@ class OpenVinoRunner(Runner):
     def close(self) -> None:
         with self._lock:
             self._compiled, self._idle = None, []
+        drop_alt_stack()  # the freed model may have put back a stale one
 
 
 def _family(device: str) -> str:

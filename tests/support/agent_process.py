@@ -42,6 +42,7 @@ class AgentProcess:
 
     def start(self) -> AgentProcess:
         env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+        env["PYTHONFAULTHANDLER"] = "1"  # a native crash leaves its stack in the log
         if self.crash_at is not None:
             env[CRASH_ENV] = self.crash_at
         self.log.parent.mkdir(parents=True, exist_ok=True)

@@ -21,31 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
-import numpy as np
 
-from bench.fleet import BenchFleet
+from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
 
 GOAL_S = 1.5
-
-
-def _body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:
-    """An OIP JSON request body for ``feeds`` (float32 tensors)."""
-    return {
-        "inputs": [
-            {
-                "name": name,
-                "shape": list(np.asarray(v).shape),
-                "datatype": "FP32",
-                "data": np.asarray(v).ravel().tolist(),
-            }
-            for name, v in feeds.items()
-        ]
-    }
 
 
 def _baseline(model: Path) -> float:
@@ -71,10 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         BenchFleet(Path(tmp)) as fleet,
     ):
         model = spec.build(Path(tmp) / "model" / "cnn.onnx")
-        body = _body(spec.feeds())
-        fleet.start_agent()
-        fleet.wait_registered()
-        fleet.push(model, name="cnn", version="1.0.0")
+        body = oip_json_body(spec.feeds())
+        fleet.serve(model, name="cnn", version="1.0.0")
         fleet.stop_agent()
         starts: list[float] = []
         with httpx.Client(timeout=5) as http:

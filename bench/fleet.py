@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+import numpy as np
 
 from edgectl.client import ControlPlaneClient
 from edgectl.demo import provision_trust
@@ -127,6 +129,12 @@ class BenchFleet:
             children=[*self.children, *([self.agent] if self.agent else [])],
         )
 
+    def serve(self, model: Path, *, name: str, version: str) -> None:
+        """Start the agent, wait until it registers, push ``model`` and wait until it runs."""
+        self.start_agent()
+        self.wait_registered()
+        self.push(model, name=name, version=version)
+
     def wait_registered(self, timeout: float = 60.0) -> None:
         wait_for(
             lambda: (d := self.device()) is not None and bool(d.get("online")),
@@ -135,9 +143,24 @@ class BenchFleet:
             children=[*self.children, *([self.agent] if self.agent else [])],
         )
 
-    def infer_ok(self, name: str, body: dict[str, Any], http: httpx.Client) -> bool:
+    def infer_ok(self, name: str, body: dict[str, object], http: httpx.Client) -> bool:
         try:
             response = http.post(f"{self.local_api}/v2/models/{name}/infer", json=body)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+def oip_json_body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:
+    """An OIP JSON request body for ``feeds`` (float32 tensors)."""
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(np.asarray(v).shape),
+                "datatype": "FP32",
+                "data": np.asarray(v).ravel().tolist(),
+            }
+            for name, v in feeds.items()
+        ]
+    }

@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.agent_start import _body
-from bench.fleet import BenchFleet
+from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
 
 
@@ -83,11 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         BenchFleet(Path(tmp)) as fleet,
     ):
         model = spec.build(Path(tmp) / "model" / "cnn.onnx")
-        fleet.start_agent()
-        fleet.wait_registered()
-        fleet.push(model, name="cnn", version="1.0.0")
+        fleet.serve(model, name="cnn", version="1.0.0")
         traffic = Traffic(
-            f"{fleet.local_api}/v2/models/cnn/infer", _body(spec.feeds()), args.clients
+            f"{fleet.local_api}/v2/models/cnn/infer", oip_json_body(spec.feeds()), args.clients
         )
         threads = traffic.run()
         time.sleep(1.0)  # connections up, caches warm

@@ -19,18 +19,23 @@ from controlplane.models import Device, Fleet
 logger = logging.getLogger(__name__)
 
 
+def _set_pin(session: Session, row: Fleet | Device, backend: str | None, what: str) -> None:
+    """Store ``backend`` as the row's pin (committed); log a change."""
+    before = row.pinned_backend
+    row.pinned_backend = backend
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    if before != backend:
+        logger.info("%s backend pin: %s -> %s", what, before or "none", backend or "none")
+
+
 def set_fleet_pin(session: Session, *, name: str, backend: str | None) -> tuple[Fleet, list[str]]:
     """Pin (or, with None, unpin) ``backend`` for fleet ``name``: (fleet, its device ids)."""
     fleet = session.get(Fleet, name, with_for_update=True)
     if fleet is None:
         raise NotFound(f"unknown fleet {name!r}")
-    before = fleet.pinned_backend
-    fleet.pinned_backend = backend
-    session.add(fleet)
-    session.commit()
-    session.refresh(fleet)
-    if before != backend:
-        logger.info("fleet %s backend pin: %s -> %s", name, before or "none", backend or "none")
+    _set_pin(session, fleet, backend, f"fleet {name}")
     ids = session.exec(select(Device.id).where(Device.fleet == name).order_by(col(Device.id))).all()
     return fleet, list(ids)
 
@@ -40,13 +45,5 @@ def set_device_pin(session: Session, *, device_id: str, backend: str | None) -> 
     device = session.get(Device, device_id, with_for_update=True)
     if device is None:
         raise NotFound(f"unknown device {device_id!r}")
-    before = device.pinned_backend
-    device.pinned_backend = backend
-    session.add(device)
-    session.commit()
-    session.refresh(device)
-    if before != backend:
-        logger.info(
-            "device %s backend pin: %s -> %s", device_id, before or "none", backend or "none"
-        )
+    _set_pin(session, device, backend, f"device {device_id}")
     return device

@@ -92,6 +92,20 @@ def _inputs(*, x_binary: bool, ids_binary: bool) -> list[triton.InferInput]:
     return [x, ids]
 
 
+def _post_in_background(
+    url: str, body: bytes, headers: dict[str, str], answers: list[httpx.Response]
+) -> threading.Thread:
+    """POST the slow model's request from a thread; its response goes to ``answers``."""
+
+    def slow_request() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            answers.append(client.post("/v2/models/slow/infer", content=body, headers=headers))
+
+    request = threading.Thread(target=slow_request)
+    request.start()
+    return request
+
+
 def test_tritonclient_works_unchanged(
     tmp_path: Path, served: tuple[ServedModels, LocalApiServer, str]
 ) -> None:
@@ -189,13 +203,7 @@ def test_stop_finishes_in_flight_requests_and_refuses_new_ones(
     x = np.random.default_rng(0).standard_normal((SLOW_BATCH, WIDTH)).astype(np.float32)
     body, headers = _slow_body(x)
     answers: list[httpx.Response] = []
-
-    def slow_request() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            answers.append(client.post("/v2/models/slow/infer", content=body, headers=headers))
-
-    request = threading.Thread(target=slow_request)
-    request.start()
+    request = _post_in_background(url, body, headers, answers)
     wait_until(lambda: model._in_flight == 1, 20, "the slow request in flight")
     stopper = threading.Thread(target=server.stop, args=(60,))
     stopper.start()
@@ -223,13 +231,7 @@ def test_hot_swap_while_a_request_is_in_flight(
     x = np.random.default_rng(1).standard_normal((SLOW_BATCH, WIDTH)).astype(np.float32)
     body, headers = _slow_body(x)
     answers: list[httpx.Response] = []
-
-    def slow_request() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            answers.append(client.post("/v2/models/slow/infer", content=body, headers=headers))
-
-    request = threading.Thread(target=slow_request)
-    request.start()
+    request = _post_in_background(url, body, headers, answers)
     wait_until(lambda: old._in_flight == 1, 20, "the request in flight on version 1")
     doubled = _load(tmp_path, lambda p: slow_model(p, matmuls=1, scale=2.0), "slow", "2")
     models.activate(doubled)  # version 2 serves from now on; version 1 finishes its request

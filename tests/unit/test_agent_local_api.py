@@ -15,28 +15,18 @@ import pytest
 
 from agent.http_wire import Limits
 from agent.local_api import LocalApiServer, build_app
-from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.serving import LoadedModel, ServedModels
-from model_store import build_bundle, load_metadata
+from agent.serving import ServedModels
+from tests.support.loaded import loaded_model
 from tests.support.onnx_models import bool_input_model, two_input_model
 
 HEADER = "Inference-Header-Content-Length"
 
 
-def _model(tmp_path: Path, build: Any, name: str) -> LoadedModel:
-    src = build(tmp_path / name / "src" / "model.onnx")
-    out = tmp_path / name / "bundle"
-    build_bundle(src, out, name=name, version="1.2")
-    runner = OnnxRuntimeRunner()
-    runner.load(out, load_metadata(out))
-    return LoadedModel(name, "1.2", "a" * 64, out, runner)
-
-
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[httpx.Client]:
     models = ServedModels()
-    models.activate(_model(tmp_path, two_input_model, "two"))
-    models.activate(_model(tmp_path, bool_input_model, "masked"))
+    models.activate(loaded_model(tmp_path, two_input_model, "two"))
+    models.activate(loaded_model(tmp_path, bool_input_model, "masked"))
     app = build_app(models, server_version="9.9", data_dir=tmp_path)
     server = LocalApiServer(app, "127.0.0.1", 0, limits=Limits(max_body_bytes=64 * 1024))
     url = server.start()

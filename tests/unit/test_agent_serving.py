@@ -16,9 +16,8 @@ import pytest
 from agent.errors import ModelNotFound
 from agent.local_api import LocalApiServer, build_app
 from agent.runners.base import Runner
-from agent.runners.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
-from model_store import build_bundle, load_metadata
+from tests.support.loaded import loaded_model
 from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 
 
@@ -60,15 +59,6 @@ def test_swap_waits_for_in_flight_requests() -> None:
         pass
 
 
-def _runner(tmp_path: Path, build: Any, name: str) -> LoadedModel:
-    src = build(tmp_path / name / "src" / "model.onnx")
-    out = tmp_path / name / "bundle"
-    build_bundle(src, out, name=name, version="1.2")
-    runner = OnnxRuntimeRunner()
-    runner.load(out, load_metadata(out))
-    return LoadedModel(name, "1.2", "a" * 64, out, runner)
-
-
 @pytest.fixture
 def served() -> Iterator[tuple[ServedModels, httpx.Client]]:
     models = ServedModels()
@@ -85,8 +75,8 @@ def test_oip_routes(tmp_path: Path, served: tuple[ServedModels, httpx.Client]) -
     models, client = served
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").status_code == 503
-    models.activate(_runner(tmp_path, two_input_model, "two"))
-    models.activate(_runner(tmp_path, bool_input_model, "masked"))
+    models.activate(loaded_model(tmp_path, two_input_model, "two"))
+    models.activate(loaded_model(tmp_path, bool_input_model, "masked"))
     assert client.get("/v2/health/ready").status_code == 200
     assert client.get("/v2").json()["version"] == "9.9"
     assert client.get("/v2/models/two/ready").status_code == 200
@@ -129,7 +119,7 @@ def test_non_finite_values_keep_the_json_valid(
     tmp_path: Path, served: tuple[ServedModels, httpx.Client]
 ) -> None:
     models, client = served
-    models.activate(_runner(tmp_path, affine_model, "affine"))  # y = 2x + 1, FP32
+    models.activate(loaded_model(tmp_path, affine_model, "affine"))  # y = 2x + 1, FP32
 
     def infer(data: list[Any]) -> httpx.Response:
         tensor = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": data}

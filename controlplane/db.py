@@ -42,6 +42,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("device", "pinned_backend", None),
     ("device", "selections", "'{}'"),
     ("devicecommand", "backend", None),
+    ("device", "labels", "'{}'"),
+    ("device", "profile", None),
+    ("device", "runtimes", "'[]'"),
+    ("deployment", "rollout_id", None),
 )
 
 

@@ -89,6 +89,14 @@ class Device(SQLModel, table=True):
     #: How each active model's backend was chosen, by model name, from the latest state
     #: report: ``{version, bundle_digest, backend, chosen, reason, ..., candidates}``.
     selections: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    #: Operator labels (``key=value``) that rollout selectors match; ``hw`` defaults to
+    #: the hardware profile the device reports.
+    labels: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    #: The hw_profiles profile the agent matched (from its state report), if it says.
+    profile: str | None = Field(default=None, max_length=128)
+    #: Runtimes the device prefers, best first (from its state report), e.g.
+    #: ``["openvino", "onnxruntime"]``: which variant of a model version it receives.
+    runtimes: list[str] = Field(default_factory=list, sa_type=JSON)
 
 
 class Model(SQLModel, table=True):
@@ -113,11 +121,36 @@ class ModelVersion(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
 
 
+class ModelVariant(SQLModel, table=True):
+    """A further bundle of one model version for other hardware (an OpenVINO IR beside
+    the ONNX one, say). The ``ModelVersion`` row is the default variant; each device
+    receives the variant whose runtime it prefers (``Device.runtimes``)."""
+
+    __table_args__ = (UniqueConstraint("model_version_id", "variant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_version_id: int = Field(foreign_key="modelversion.id", index=True)
+    variant: str = Field(max_length=64)
+    bundle_digest: str = Field(max_length=64)
+    signature_sha256: str = Field(max_length=64)
+    signature_size: int
+    files: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    bundle_metadata: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    key_id: str | None = None
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
 class Deployment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     model_version_id: int = Field(foreign_key="modelversion.id", index=True)
     fleet: str = Field(foreign_key="fleet.name", index=True, max_length=128)
     created_at: datetime = _ts(default_factory=utcnow)
+    #: The rollout that assigns this deployment batch by batch (None: all at once, the
+    #: ``/deployments`` API). A device registering later gets the fleet's latest
+    #: deployment whose rollout is None or completed (and whose selector it matches).
+    #: (No foreign key: ``Rollout.deployment_id`` points back, and a cycle of keys would
+    #: need ALTERs at creation.)
+    rollout_id: int | None = Field(default=None, index=True)
 
 
 class DeploymentTarget(SQLModel, table=True):
@@ -130,6 +163,86 @@ class DeploymentTarget(SQLModel, table=True):
     status: str = TargetStatus.PENDING.value
     reason: str | None = None
     updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class RolloutState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+class Rollout(SQLModel, table=True):
+    """A model version going to the devices of a fleet (matching ``selector``) in
+    batches, gated on install failures and on the inference figures devices report.
+
+    All of its progress lives here and in ``RolloutDevice`` rows, so the driver resumes
+    after a control-plane restart from the database alone."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(foreign_key="model.name", index=True, max_length=128)
+    version: str = Field(max_length=128)
+    model_version_id: int = Field(foreign_key="modelversion.id", index=True)
+    fleet: str = Field(foreign_key="fleet.name", index=True, max_length=128)
+    selector: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    #: ``controlplane.rollouts.policy.Strategy`` as JSON (canary, batches, waits,
+    #: failure threshold, gate thresholds and action).
+    strategy: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    state: str = Field(default=RolloutState.RUNNING.value, index=True, max_length=16)
+    reason: str | None = None
+    #: The deployment whose targets this rollout assigns.
+    deployment_id: int | None = Field(default=None, foreign_key="deployment.id")
+    #: The batch being installed or watched (-1 before the first starts).
+    current_batch: int = -1
+    batch_started_at: datetime | None = _ts(nullable=True, default=None)
+    #: When the current batch was judged done (the wait before the next runs from here).
+    batch_done_at: datetime | None = _ts(nullable=True, default=None)
+    #: The version of this model the fleet ran before (what ``rollback`` deploys).
+    previous_version: str | None = Field(default=None, max_length=128)
+    #: Set when this rollout is an operator rollback of another.
+    rollback_of: int | None = Field(default=None, foreign_key="rollout.id")
+    #: Decisions and operator actions, oldest first: ``[{at, event, message}]``.
+    history: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class RolloutDevice(SQLModel, table=True):
+    """One device's place and progress in a rollout."""
+
+    __table_args__ = (UniqueConstraint("rollout_id", "device_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int = Field(foreign_key="rollout.id", index=True)
+    device_id: str = Field(foreign_key="device.id", index=True, max_length=128)
+    batch: int
+    #: ``controlplane.rollouts.policy.DeviceStatus``: pending, updating, activated,
+    #: failed, regressed, rolled_back.
+    status: str = Field(default="pending", max_length=16)
+    reason: str | None = None
+    #: The model version the device ran before this rollout (None: none), for abort.
+    previous_model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
+    #: Figures of the previous version when the batch started: ``{requests, errors, p95_ms}``.
+    baseline: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    #: The latest figures of the new version: ``{requests, errors, p95_ms}``.
+    observed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    started_at: datetime | None = _ts(nullable=True, default=None)
+    activated_at: datetime | None = _ts(nullable=True, default=None)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """An operator API bearer token; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    role: str = Field(max_length=16)  # admin, operator, viewer
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    #: The first characters of the token, to tell tokens apart in listings.
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _ts(default_factory=utcnow)
+    last_used_at: datetime | None = _ts(nullable=True, default=None)
+    revoked_at: datetime | None = _ts(nullable=True, default=None)
 
 
 class TrustVersion(SQLModel, table=True):

@@ -17,7 +17,15 @@ head; about 0.2 GMAC), and these paths:
   ``np.frombuffer``;
 - ``rest_binary_httpx``: the same request from a keep-alive ``httpx.Client``;
 - ``rest_json``: the same request with JSON tensors (body prepared once), keep-alive
-  ``http.client``, output parsed with pydantic-core.
+  ``http.client``, output parsed with pydantic-core;
+- ``tcp_floor``: the floor of this box (``bench.tcp_floor``): the tensor's bytes over a
+  raw loopback TCP connection into a fresh buffer in a server thread, the same
+  ``session.run`` there, the output's bytes back; no HTTP, no OIP, no agent. What
+  ``rest_binary`` adds beyond it is the cost of the protocol and the agent;
+- ``http_floor``: the same ``http.client`` request as ``rest_binary`` to the barest
+  HTTP/1.1 server that can answer it (``bench.tcp_floor.HttpFloor``: two byte searches
+  for the head, no validation, no JSON, the same ``session.run``): the least any HTTP
+  server can add for this client on this box.
 
 Outputs of every path are checked equal to the baseline's before timing. Timing goes in
 turns: each turn runs 25 calls in a row of every path in turn (2 of ``rest_json``, which
@@ -25,7 +33,8 @@ is slow), starting one path further each turn, so drift on a shared box hits eve
 alike while each path is timed as a steady stream of calls (one call of each in turn
 would time every call cold). Prints a table, then one JSON line last with
 ``rest_added_p50_ms`` (rest_binary p50 - baseline p50) and ``inproc_overhead_pct``
-(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %.
+(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %, and
+``tcp_floor_added_p50_ms`` (tcp_floor p50 - baseline p50).
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from agent.local_api import LocalApiServer, build_app
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
 from bench.models import conv_net
+from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
 
 NAME = "cnn"
@@ -89,10 +99,11 @@ def _decode_binary(header_length: str | None, body: bytes) -> np.ndarray:
 class _Clients:
     """The REST paths; each call is one full request/response round trip."""
 
-    def __init__(self, url: str, image: np.ndarray) -> None:
+    def __init__(self, url: str, image: np.ndarray, floor: tuple[str, int]) -> None:
         parts = urlsplit(url)
         self.image = image
         self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
+        self.floor = http.client.HTTPConnection(*floor)
         self.httpx = httpx.Client(base_url=url, timeout=30)
         self.path = f"/v2/models/{NAME}/infer"
         tensor = {"name": "image", "shape": list(image.shape), "datatype": "FP32"}
@@ -101,8 +112,22 @@ class _Clients:
         ).encode()
 
     def rest_binary(self) -> np.ndarray:
+        return self._binary(self.conn)
+
+    def http_floor(self) -> np.ndarray:
+        response = self._post_binary(self.floor)
+        return np.frombuffer(response.read(), np.float32).reshape(1, 1000)
+
+    def _binary(self, conn: http.client.HTTPConnection) -> np.ndarray:
+        response = self._post_binary(conn)
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+        return _decode_binary(response.getheader("Inference-Header-Content-Length"), body)
+
+    def _post_binary(self, conn: http.client.HTTPConnection) -> http.client.HTTPResponse:
         header = _binary_header(self.image)
-        self.conn.request(
+        conn.request(
             "POST",
             self.path,
             body=[header, self.image.reshape(-1).view(np.uint8).data],
@@ -112,11 +137,7 @@ class _Clients:
                 "Inference-Header-Content-Length": str(len(header)),
             },
         )
-        response = self.conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
-        return _decode_binary(response.getheader("Inference-Header-Content-Length"), body)
+        return conn.getresponse()
 
     def rest_binary_httpx(self) -> np.ndarray:
         header = _binary_header(self.image)
@@ -145,6 +166,7 @@ class _Clients:
 
     def close(self) -> None:
         self.conn.close()
+        self.floor.close()
         self.httpx.close()
 
 
@@ -201,7 +223,13 @@ def run(workdir: Path, seconds: float) -> dict[str, Any]:
             return model.infer(feeds)["logits"]
 
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
-    clients = _Clients(server.start(), image)
+
+    def run_session(x: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {"image": x})[0]
+
+    http_floor = HttpFloor(run_session, image)
+    clients = _Clients(server.start(), image, http_floor.address)
+    floor = TcpFloor(run_session, image, 1000 * 4)
     try:
         paths: dict[str, Callable[[], np.ndarray]] = {
             "ort_session_run": lambda: session.run(["logits"], feeds)[0],
@@ -209,6 +237,8 @@ def run(workdir: Path, seconds: float) -> dict[str, Any]:
             "rest_binary": clients.rest_binary,
             "rest_binary_httpx": clients.rest_binary_httpx,
             "rest_json": clients.rest_json,
+            "tcp_floor": lambda: floor.call(image).reshape(1, 1000),
+            "http_floor": clients.http_floor,
         }
         expected = paths["ort_session_run"]()
         for name, fn in paths.items():
@@ -216,6 +246,8 @@ def run(workdir: Path, seconds: float) -> dict[str, Any]:
         results = _time(dict(paths), seconds, {"rest_json": 2})
     finally:
         clients.close()
+        floor.close()
+        http_floor.close()
         server.stop()
         served.clear()
     base = results["ort_session_run"]["p50_ms"]
@@ -233,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     base = paths["ort_session_run"]["p50_ms"]
     rest_added = paths["rest_binary"]["p50_ms"] - base
     inproc_pct = (paths["inproc"]["p50_ms"] - base) / base * 100
+    floor_added = paths["tcp_floor"]["p50_ms"] - base
+    http_floor_added = paths["http_floor"]["p50_ms"] - base
     print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
     for name, f in paths.items():
         print(
@@ -243,13 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         f"REST binary adds {rest_added:.3f} ms at p50 (goal <= {GOAL_REST_ADDED_MS}: "
         f"{'met' if rest_added <= GOAL_REST_ADDED_MS else 'NOT met'}); in-process API "
         f"{inproc_pct:+.1f}% (goal <= {GOAL_INPROC_PCT}%: "
-        f"{'met' if inproc_pct <= GOAL_INPROC_PCT else 'NOT met'})"
+        f"{'met' if inproc_pct <= GOAL_INPROC_PCT else 'NOT met'})\nfloors of this box: raw "
+        f"TCP adds {floor_added:.3f} ms, the barest HTTP server {http_floor_added:.3f} ms; "
+        f"the agent's REST path adds {rest_added - http_floor_added:.3f} ms beyond the latter"
     )
     report = {
         "onnxruntime": ort.__version__,
         "input": "float32 [1, 3, 224, 224]",
         "rest_added_p50_ms": rest_added,
         "inproc_overhead_pct": inproc_pct,
+        "tcp_floor_added_p50_ms": floor_added,
+        "http_floor_added_p50_ms": http_floor_added,
         "goals": {"rest_added_p50_ms": GOAL_REST_ADDED_MS, "inproc_overhead_pct": GOAL_INPROC_PCT},
         "paths": paths,
     }

@@ -74,6 +74,10 @@ class Agent:
         self.models = ServedModels()
         self.hardware: dict[str, Any] = dict(facts) if facts is not None else {}
         self._probe = facts is None
+        #: The matched hw profile and its runtimes, best first (set when the selector is
+        #: built at start; reported so the control plane sends the preferred variant).
+        self.profile: str | None = None
+        self.runtimes: list[str] = []
         self._link: MqttLink | None = None
         self._manager: DeploymentManager | None = None
         self._fetcher: BlobFetcher | None = None
@@ -267,6 +271,8 @@ class Agent:
             last_error=self.last_error,
             local_api=self.local_api_url,
             hardware=self.hardware,
+            profile=self.profile,
+            runtimes=self.runtimes,
         )
 
     # -- inference (in-process API) --------------------------------------------------------
@@ -321,6 +327,8 @@ class Agent:
         """Measured selection among this host's candidates (profile of its facts)."""
         cfg = self.config
         profile, candidates = host_candidates(self.hardware)
+        self.profile = None if profile == "none" else profile
+        self.runtimes = list(dict.fromkeys(c.runtime for c in candidates))
         logger.info(
             "%s: profile %s, candidates %s",
             self.device_id,

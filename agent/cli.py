@@ -3,6 +3,7 @@
     edge-agent run --config agent.toml
     edge-agent simulate --count N --fleet F --broker URL --control-plane URL \\
         --data-dir DIR --root-key PATH [--root-key PATH ...] [--trust PATH] [--id-prefix sim]
+        [--traffic-hz N] [--slow MODEL[:VERSION]=DURATION[@DEVICES] ...]
     edge-agent probe [--json]
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
@@ -59,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--trust", help="initial signed trust document (provisioning)")
     sim.add_argument("--id-prefix", default="sim")
     sim.add_argument("--heartbeat-interval", type=float, default=30.0)
+    sim.add_argument(
+        "--traffic-hz",
+        type=float,
+        help="per device, this many in-process inferences per second on each active model",
+    )
+    sim.add_argument(
+        "--slow",
+        action="append",
+        default=[],
+        metavar="MODEL[:VERSION]=DURATION[@DEVICES]",
+        help="extra inference latency, e.g. det:2.0.0=40ms@every-3rd (repeatable)",
+    )
     probe = sub.add_parser("probe", help="print this host's facts")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -168,10 +181,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from agent.sim_latency import parse_slow_rule
     from agent.simulator import SimulatedFleet
 
     if args.count < 1:
         raise AgentConfigError("--count must be at least 1")
+    if args.traffic_hz is not None and not args.traffic_hz > 0:
+        raise AgentConfigError("--traffic-hz must be above 0")
+    try:
+        rules = [parse_slow_rule(text) for text in args.slow]
+    except ValueError as exc:
+        raise AgentConfigError(f"--slow: {exc}") from exc
     fleet = SimulatedFleet(
         count=args.count,
         fleet=args.fleet,
@@ -182,8 +202,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         trust_file=args.trust,
         id_prefix=args.id_prefix,
         heartbeat_interval_s=args.heartbeat_interval,
+        latency_ms=rules or None,
+        traffic_hz=args.traffic_hz,
     )
     status = f"{args.count} simulated agent(s) in fleet {args.fleet}"
+    if args.traffic_hz:
+        status += f", traffic {args.traffic_hz:g} Hz per model"
     supervisor = Supervisor(
         Notifier.from_env(), watchdog_s=watchdog_interval(), status=lambda: status
     )

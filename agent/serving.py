@@ -12,6 +12,10 @@ once its last request is done. ``LoadedModel.infer`` times the backend call and 
 its outcome; ``use`` counts an ``InvalidInput`` raised in the request outside the
 backend (a REST body that does not fit the model). Both APIs (in-process and REST) reach
 models through ``use``.
+
+Simulation only: ``ServedModels.extra_latency`` (set by ``agent.simulator``; a real agent
+never sets it) gives each activated (name, version) extra seconds that ``LoadedModel.infer``
+sleeps inside its timed call, so the latency figures the heartbeat reports include them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +53,7 @@ class LoadedModel:
     _in_flight: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _stats: ModelStats | None = field(default=None, repr=False)
+    _extra_s: float = field(default=0.0, repr=False)
 
     @property
     def backend(self) -> str:
@@ -62,6 +67,8 @@ class LoadedModel:
         start = time.perf_counter()
         try:
             outputs = self.runner.infer(inputs)
+            if self._extra_s > 0:  # simulated slowness (ServedModels.extra_latency)
+                time.sleep(self._extra_s)
         except InvalidInput:
             raise
         except Exception:
@@ -78,6 +85,8 @@ class ServedModels:
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
         self.metrics = MetricsRegistry()
+        #: simulation only: (name, version) -> extra seconds per served inference
+        self.extra_latency: Callable[[str, str], float] | None = None
 
     def get(self, name: str) -> LoadedModel:
         with self._lock:
@@ -119,6 +128,8 @@ class ServedModels:
         """Serve ``model`` under its name from now on; return the model it replaced."""
         if model._stats is None:
             model._stats = self.metrics.bind(model.name, model.version, model.backend)
+        if self.extra_latency is not None:
+            model._extra_s = max(0.0, self.extra_latency(model.name, model.version))
         with self._lock:
             previous = self._models.get(model.name)
             self._models[model.name] = model

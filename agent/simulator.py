@@ -2,19 +2,33 @@
 
 Each simulated device has its own id (``{prefix}-{fleet}-{i:03d}``), data directory and
 local API on a free loopback port; only the host facts are invented (marked
-``simulated: true``), cycling through a few plausible edge boxes.
+``simulated: true``), cycling through a few plausible edge boxes (index 0, 3, 6...:
+x86-avx2 with 16 GiB; 1, 4, 7...: xeon-amx with 256 GiB; 2, 5, 8...: rpi5 with 8 GiB).
+
+Simulation knobs (docs/simulator.md):
+
+- ``latency_ms``: extra inference latency per (device index, model, version), a callable
+  or ``agent.sim_latency.SlowRule`` s; added inside each served inference, so the
+  agent's own latency figures (its heartbeat's p95) include it;
+- ``traffic_hz``: per device, that many in-process inferences per second on every active
+  model (``agent.sim_traffic.TrafficGenerator``), so heartbeats carry real figures;
+- ``labels``: per device index the labels it should carry (``labels_of``); the control
+  plane holds labels, so whoever provisions the fleet applies them through its API;
+- ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from agent.agent import Agent
 from agent.config import config_from_mapping
+from agent.sim_latency import LatencyKnob, SlowRule, knob_of
+from agent.sim_traffic import TrafficCounts, TrafficGenerator
 from hw_profiles import GpuFacts, HostFacts
 
 logger = logging.getLogger(__name__)
@@ -115,15 +129,24 @@ class SimulatedFleet:
         id_prefix: str = "sim",
         heartbeat_interval_s: float = 30.0,
         local_api_host: str = "127.0.0.1",
+        latency_ms: LatencyKnob | Sequence[SlowRule] | None = None,
+        traffic_hz: float | None = None,
+        labels: Callable[[int], Mapping[str, str]] | None = None,
+        agent_config: Mapping[str, Any] | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
+        if traffic_hz is not None and not traffic_hz > 0:
+            raise ValueError(f"traffic_hz must be above 0, got {traffic_hz}")
+        knob = knob_of(latency_ms) if isinstance(latency_ms, Sequence) else latency_ms
         self.agents: list[Agent] = []
+        self._labels: dict[str, dict[str, str]] = {}
         root = Path(data_dir)
         for i in range(count):
             device_id = f"{id_prefix}-{fleet}-{i:03d}"
             config = config_from_mapping(
                 {
+                    **(agent_config or {}),
                     "device_id": device_id,
                     "fleet": fleet,
                     "broker_url": broker_url,
@@ -136,11 +159,25 @@ class SimulatedFleet:
                 },
                 source=f"simulated device {device_id}",
             )
-            self.agents.append(Agent(config, facts=fake_facts(i)))
+            agent = Agent(config, facts=fake_facts(i))
+            if knob is not None:
+                agent.models.extra_latency = _seconds(knob, i)
+            self.agents.append(agent)
+            self._labels[device_id] = dict(labels(i)) if labels is not None else {}
+        self.traffic = TrafficGenerator(self.agents, traffic_hz) if traffic_hz else None
 
     @property
     def device_ids(self) -> list[str]:
         return [a.device_id for a in self.agents]
+
+    def labels_of(self, device_id: str) -> dict[str, str]:
+        """The labels ``labels`` gave this device (empty without)."""
+        return dict(self._labels[device_id])
+
+    @property
+    def traffic_counts(self) -> dict[str, TrafficCounts]:
+        """Per device: requests the traffic generator made (empty without traffic)."""
+        return self.traffic.counts if self.traffic is not None else {}
 
     def start(self) -> None:
         started: list[Agent] = []
@@ -152,9 +189,13 @@ class SimulatedFleet:
             for agent in reversed(started):
                 agent.stop()
             raise
+        if self.traffic is not None:
+            self.traffic.start()
         logger.info("simulated fleet of %d agents started", len(self.agents))
 
     def stop(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
         for agent in reversed(self.agents):
             try:
                 agent.stop()
@@ -175,3 +216,12 @@ class SimulatedFleet:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _seconds(knob: LatencyKnob, index: int) -> Callable[[str, str], float]:
+    """``ServedModels.extra_latency`` of device ``index``: the knob's ms in seconds."""
+
+    def extra_s(name: str, version: str) -> float:
+        return knob(index, name, version) / 1000.0
+
+    return extra_s

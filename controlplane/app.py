@@ -3,7 +3,8 @@
 Everything that can be wrong with the configuration (root keys, trust chain, signing
 key, database, MQTT URL, blob directory) is checked here, eagerly, and raised as
 :class:`ConfigError`; the lifespan only starts and stops the MQTT bridge, which never
-fails to start (it keeps retrying a broker that is down while the API serves).
+fails to start (it keeps retrying a broker that is down while the API serves), and the
+rollout driver (``app.state.rollout_driver``).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
 from controlplane.commands import CommandSigner
 from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
+from controlplane.rollouts.driver import RolloutDriver
 from controlplane.routes import api_router, system
 from controlplane.settings import ControlPlaneSettings
 from controlplane.trust import TrustStore, certifies
@@ -147,6 +150,7 @@ def build_services(
     """
     roots = load_root_keys(settings.root_keys)
     key = load_signing_key(settings.control_plane_key)
+    check_admin_token(settings.admin_token)  # ConfigError before anything is touched
     bootstrap = read_trust_file(settings.trust)
     target = settings.mqtt  # ConfigError if MQTT_URL is malformed
     store = _open_store(settings.blobs_dir)
@@ -169,6 +173,7 @@ def build_services(
         engine.dispose()
         raise
     signer = CommandSigner(key=key, trust=trust, ttl=timedelta(seconds=settings.command_ttl))
+    bootstrap_admin(engine, settings.admin_token)  # the first admin API token, if none yet
     logger.info(
         "trust document v%s certifies control-plane key %s", trust.document.version, signer.key_id
     )
@@ -197,13 +202,19 @@ def create_app(
     services = build_services(settings, publisher=publisher)
     logger.info("control plane configuration: %s", settings.describe())
 
+    driver = RolloutDriver(
+        services.engine, services.signer, services.publisher, tick_s=settings.rollout_tick_s
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if services.bridge is not None:
             services.bridge.start()
+        driver.start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(driver.stop)
             if services.bridge is not None:
                 await anyio.to_thread.run_sync(services.bridge.stop)
             services.engine.dispose()
@@ -215,6 +226,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.rollout_driver = driver
     app.include_router(system.router)
     app.include_router(api_router)
     _install_error_handlers(app)

@@ -7,9 +7,9 @@ signed by this control plane's key, which the current trust document must certif
 
 The agent refuses an equal generation with different content, so the last signed
 command of each device is stored (``DeviceCommand``) and republished **byte-identical**
-while it is still good: same deployment, same backend pin, same trust version, same
-signing key, a generation the device has not gone past, and more than half its lifetime
-left.
+while it is still good: same deployment, same backend pin, same bundle (the variant the
+device's runtimes prefer can change), same trust version, same signing key, a generation
+the device has not gone past, and more than half its lifetime left.
 Otherwise it is re-signed with a **new, higher generation**
 (``max(last command, device's reported generation) + 1``, or the generation a new
 deployment just assigned). Generations therefore only grow, and a given generation
@@ -18,6 +18,8 @@ is only ever signed once per device.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import threading
 from collections.abc import Iterable
@@ -35,7 +37,15 @@ from controlplane.schemas import as_utc
 from controlplane.status import generation_floor
 from controlplane.trust import TrustStore, certifies
 from model_store import TrustDocument, key_id, sign_envelope
-from protocol import DESIRED_STATE_PAYLOAD_TYPE, MAX_GENERATION, DesiredState, encode
+from protocol import (
+    DESIRED_STATE_PAYLOAD_TYPE,
+    MAX_GENERATION,
+    DesiredState,
+    ProtocolError,
+    SignedEnvelope,
+    decode,
+    encode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,16 @@ def _command(row: DeviceCommand) -> SignedCommand:
         expires_at=as_utc(row.expires_at),
         raw=bytes(row.envelope),
     )
+
+
+def _bundle_digests(row: DeviceCommand) -> list[str] | None:
+    """The bundle digests a stored command names (None if it cannot be read back)."""
+    try:
+        envelope = decode(SignedEnvelope, bytes(row.envelope))
+        state = decode(DesiredState, base64.b64decode(envelope.payload, validate=True))
+    except (ProtocolError, binascii.Error):
+        return None
+    return [m.bundle_digest for m in state.models]
 
 
 class CommandSigner:
@@ -102,6 +122,7 @@ class CommandSigner:
             and stored.trust_version == document.version
             and stored.key_id == self.key_id
             and as_utc(stored.expires_at) - now > self.ttl / 2
+            and _bundle_digests(stored) == [want.assignment.bundle_digest]
         )
 
     def command_for(

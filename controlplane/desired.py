@@ -1,25 +1,73 @@
 """Derive what each device should run from the database (never stored as a message).
 
 A device's desired content is its deployment target with the highest generation: the
-model version of that target's deployment, with the operator's backend pin
-(``ModelAssignment.backend``: the device's pin, else its current fleet's, else None).
+model version of that target's deployment, in the variant the device's runtimes prefer
+(:mod:`controlplane.variant_choice`; the version's own bundle by default), with the
+operator's backend pin (``ModelAssignment.backend``: the device's pin, else its current
+fleet's, else None).
 :mod:`controlplane.commands` wraps it in a signed deployment command (generation,
 expiry, trust version) and keeps the last one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from controlplane.models import Deployment, DeploymentTarget, Device, Fleet, ModelVersion
+from controlplane.crud.variants import variants_of
+from controlplane.models import (
+    Deployment,
+    DeploymentTarget,
+    Device,
+    Fleet,
+    ModelVariant,
+    ModelVersion,
+)
+from controlplane.variant_choice import choose_variant
 from model_store import SIGNATURE_FILENAME
 from protocol import FileRef, ModelAssignment
 
+#: What a model version's own bundle is called among its variants.
+DEFAULT_VARIANT = "default"
+
 #: The backend pin a device's commands carry: its own, else its current fleet's, else None.
 _PIN = func.coalesce(col(Device.pinned_backend), col(Fleet.pinned_backend)).label("pin")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One variant's bundle of a model version: what an assignment names."""
+
+    variant: str
+    bundle_digest: str
+    signature_sha256: str
+    signature_size: int
+    files: list[dict[str, Any]]
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: ModelVersion | ModelVariant) -> Bundle:
+        """The version's own bundle (variant ``default``) or one of its variants."""
+        return cls(
+            variant=row.variant if isinstance(row, ModelVariant) else DEFAULT_VARIANT,
+            bundle_digest=row.bundle_digest,
+            signature_sha256=row.signature_sha256,
+            signature_size=row.signature_size,
+            files=row.files,
+            metadata=row.bundle_metadata,
+        )
+
+    @property
+    def framework(self) -> str:
+        return str(self.metadata.get("framework") or "onnx")
+
+    @property
+    def allowed_runtimes(self) -> Collection[str] | None:
+        runtimes = (self.metadata.get("constraints") or {}).get("runtimes")
+        return None if runtimes is None else frozenset(runtimes)
 
 
 @dataclass(frozen=True)
@@ -33,20 +81,25 @@ class Desired:
 
 
 def assignment(
-    deployment: Deployment, version: ModelVersion, *, backend: str | None = None
+    deployment: Deployment,
+    version: ModelVersion,
+    *,
+    backend: str | None = None,
+    bundle: Bundle | None = None,
 ) -> ModelAssignment:
     """The model assignment of a deployment; ``size`` = signature + every file; ``backend``
-    the pinned backend key, if any."""
+    the pinned backend key, if any; ``bundle`` the variant sent (default: the version's)."""
     assert deployment.id is not None
-    files = [FileRef.model_validate(f) for f in version.files]
+    chosen = bundle or Bundle.of(version)
+    files = [FileRef.model_validate(f) for f in chosen.files]
     return ModelAssignment(
         deployment_id=deployment.id,
         name=version.model,
         version=version.version,
-        bundle_digest=version.bundle_digest,
-        size=version.signature_size + sum(f.size for f in files),
+        bundle_digest=chosen.bundle_digest,
+        size=chosen.signature_size + sum(f.size for f in files),
         signature=FileRef(
-            path=SIGNATURE_FILENAME, sha256=version.signature_sha256, size=version.signature_size
+            path=SIGNATURE_FILENAME, sha256=chosen.signature_sha256, size=chosen.signature_size
         ),
         files=files,
         backend=backend,
@@ -65,14 +118,29 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
     )
     if device_ids is not None:
         statement = statement.where(col(DeploymentTarget.device_id).in_(list(device_ids)))
-    found: dict[str, Desired] = {}
+    latest: dict[str, tuple[DeploymentTarget, Deployment, ModelVersion, str | None]] = {}
     for target, deployment, version, pin in session.exec(statement).all():
-        if target.device_id in found or deployment.id is None:
-            continue  # an older generation of a device already seen
-        found[target.device_id] = Desired(
-            device_id=target.device_id,
-            deployment_id=deployment.id,
-            target_generation=target.generation,
-            assignment=assignment(deployment, version, backend=pin),
+        if target.device_id not in latest and deployment.id is not None:
+            latest[target.device_id] = (target, deployment, version, pin)
+    if not latest:
+        return []
+    runtimes = dict(
+        session.exec(
+            select(Device.id, Device.runtimes).where(col(Device.id).in_(sorted(latest)))
+        ).all()
+    )
+    extra = variants_of(session, version_ids={v.id for _, _, v, _ in latest.values() if v.id})
+    found: list[Desired] = []
+    for device_id, (row, deployed, model_version, backend) in latest.items():
+        assert deployed.id is not None
+        bundles = [Bundle.of(model_version), *map(Bundle.of, extra.get(model_version.id or 0, []))]
+        chosen = choose_variant(runtimes.get(device_id) or [], bundles)
+        found.append(
+            Desired(
+                device_id=device_id,
+                deployment_id=deployed.id,
+                target_generation=row.generation,
+                assignment=assignment(deployed, model_version, backend=backend, bundle=chosen),
+            )
         )
-    return list(found.values())
+    return found

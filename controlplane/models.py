@@ -150,7 +150,7 @@ class Deployment(SQLModel, table=True):
     #: deployment whose rollout is None or completed (and whose selector it matches).
     #: (No foreign key: ``Rollout.deployment_id`` points back, and a cycle of keys would
     #: need ALTERs at creation.)
-    rollout_id: int | None = Field(default=None, index=True)
+    rollout_id: int | None = Field(default=None)
 
 
 class DeploymentTarget(SQLModel, table=True):

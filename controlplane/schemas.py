@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from controlplane.rollouts.selectors import LABEL_PATTERN
 from protocol import NAME_PATTERN, BackendKey, FileRef, SelectionReport
 
 
@@ -22,6 +23,8 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
 Version = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+#: Device label keys and values (``controlplane.rollouts.selectors``).
+LabelText = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
 
 
 class _Public(BaseModel):
@@ -71,13 +74,38 @@ class ModelSelectionPublic(SelectionReport):
     backend: str
 
 
+#: Variant names of a model version (``default`` is the version's own bundle).
+VARIANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+VariantName = Annotated[str, StringConstraints(pattern=VARIANT_PATTERN)]
+
+
 class ModelVersionCreate(BaseModel):
+    """``POST /models/{name}/versions``: a version's bundle, or with ``variant`` a further
+    bundle of an existing version (``default``, or no variant, is the version's own)."""
+
     version: Version
     signature: FileRef
     files: list[FileRef] = Field(min_length=1)
+    variant: VariantName | None = None
+
+
+class ModelVariantPublic(_Public):
+    """One further bundle of a model version, for the devices whose runtimes prefer it."""
+
+    variant: str
+    framework: str
+    bundle_digest: str
+    key_id: str | None
+    signature: FileRef
+    files: list[FileRef]
+    metadata: dict[str, Any]
+    created_at: UtcDatetime
 
 
 class ModelVersionPublic(_Public):
+    """A model version: its default bundle (``bundle_digest``, ``files``, ...; variant
+    ``default``) and its ``variants``, oldest first."""
+
     model: str
     version: str
     bundle_digest: str
@@ -86,6 +114,8 @@ class ModelVersionPublic(_Public):
     files: list[FileRef]
     metadata: dict[str, Any]
     created_at: UtcDatetime
+    framework: str = "onnx"
+    variants: list[ModelVariantPublic] = Field(default_factory=list)
 
 
 class ModelPublic(_Public):
@@ -159,6 +189,120 @@ class DevicePublic(_Public):
     pin: PinPublic | None = None
     #: per active model name, how its backend was chosen (latest state report)
     selections: dict[str, ModelSelectionPublic] = Field(default_factory=dict)
+    #: operator labels that rollout selectors match (``hw`` defaults to the profile)
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: the hardware profile the agent matched, if it says
+    profile: str | None = None
+    #: the runtimes the device prefers, best first (which variant it receives)
+    runtimes: list[str] = Field(default_factory=list)
+
+
+class LabelsUpdate(BaseModel):
+    """``PATCH /devices/{id}/labels``: labels to set (or overwrite) and keys to remove."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    set: dict[LabelText, LabelText] = Field(default_factory=dict)
+    remove: list[LabelText] = Field(default_factory=list)
+
+
+# -- rollouts ---------------------------------------------------------------------------
+
+
+class RolloutCreate(BaseModel):
+    """``POST /rollouts``. ``strategy``: ``controlplane.rollouts.policy.Strategy`` as JSON
+    (omitted: all at once, default gate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName
+    version: Version
+    fleet: Name
+    selector: dict[LabelText, LabelText] = Field(default_factory=dict)
+    strategy: dict[str, Any] | None = None
+
+
+class RolloutAction(BaseModel):
+    """Body of ``/rollouts/{id}/pause|resume|abort`` (optional): why, for the history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RolloutCounts(BaseModel):
+    """How many devices are in each rollout device status."""
+
+    pending: int = 0
+    updating: int = 0
+    activated: int = 0
+    failed: int = 0
+    regressed: int = 0
+    rolled_back: int = 0
+    total: int = 0
+
+
+class BatchPublic(BaseModel):
+    index: int
+    size: int
+    state: Literal["pending", "running", "done"]
+    started_at: UtcDatetime | None = None
+    done_at: UtcDatetime | None = None
+    counts: RolloutCounts
+
+
+class FiguresPublic(BaseModel):
+    """One model version's cumulative inference figures on one device."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None = None
+
+
+class RolloutDevicePublic(BaseModel):
+    device_id: str
+    batch: int
+    status: str
+    reason: str | None
+    #: the previous version's figures when the device's batch started
+    baseline: FiguresPublic | None
+    #: the new version's latest figures
+    observed: FiguresPublic | None
+    updated_at: UtcDatetime
+
+
+class HistoryEntry(BaseModel):
+    at: UtcDatetime
+    event: str
+    message: str
+
+
+class RolloutSummary(BaseModel):
+    """``GET /rollouts``: a rollout without its per-device rows."""
+
+    id: int
+    model: str
+    version: str
+    fleet: str
+    selector: dict[str, str]
+    strategy: dict[str, Any]
+    state: str
+    reason: str | None
+    current_batch: int
+    previous_version: str | None
+    rollback_of: int | None
+    deployment_id: int | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    counts: RolloutCounts
+    batches: list[BatchPublic]
+    history: list[HistoryEntry]
+
+
+class RolloutPublic(RolloutSummary):
+    """``GET /rollouts/{id}`` and every rollout action: the rollout with its devices."""
+
+    devices: list[RolloutDevicePublic]
 
 
 class BlobStored(BaseModel):

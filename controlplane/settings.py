@@ -12,6 +12,8 @@
 | ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
 | ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
+| ``EDGEFLEET_ROLLOUT_TICK_S``| 1.0: seconds between rollout driver steps |
+| ``EDGEFLEET_ADMIN_TOKEN``   | none; bootstrap admin API token (secret)  |
 
 Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 """
@@ -23,7 +25,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.errors import ConfigError
@@ -98,6 +100,13 @@ class ControlPlaneSettings(BaseSettings):
     max_blob_bytes: int = Field(
         default=8 * 1024**3, gt=0, validation_alias="EDGEFLEET_MAX_BLOB_BYTES"
     )
+    #: Seconds between two steps of the rollout driver (each running rollout per step).
+    rollout_tick_s: float = Field(
+        default=1.0, gt=0, le=3600, validation_alias="EDGEFLEET_ROLLOUT_TICK_S"
+    )
+    #: The admin API token stored (as its hash, named "bootstrap") when the database
+    #: holds no token yet; without it one is generated and printed once. Never logged.
+    admin_token: SecretStr | None = Field(default=None, validation_alias="EDGEFLEET_ADMIN_TOKEN")
 
     @field_validator("root_keys", mode="before")
     @classmethod

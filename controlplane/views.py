@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -13,15 +15,18 @@ from controlplane.models import (
     Device,
     Fleet,
     Model,
+    ModelVariant,
     ModelVersion,
     TargetStatus,
 )
+from controlplane.rollouts.selectors import matches
 from controlplane.schemas import (
     DeploymentCreated,
     DeploymentPublic,
     DevicePublic,
     FleetPublic,
     ModelPublic,
+    ModelVariantPublic,
     ModelVersionPublic,
     PinPublic,
     TargetPublic,
@@ -30,26 +35,56 @@ from model_store import SIGNATURE_FILENAME
 from protocol import FileRef
 
 
-def version_public(version: ModelVersion) -> ModelVersionPublic:
+def _signature(row: ModelVersion | ModelVariant) -> FileRef:
+    return FileRef(path=SIGNATURE_FILENAME, sha256=row.signature_sha256, size=row.signature_size)
+
+
+def _framework(metadata: dict[str, Any]) -> str:
+    return str(metadata.get("framework") or "onnx")
+
+
+def variant_public(variant: ModelVariant) -> ModelVariantPublic:
+    return ModelVariantPublic(
+        variant=variant.variant,
+        framework=_framework(variant.bundle_metadata),
+        bundle_digest=variant.bundle_digest,
+        key_id=variant.key_id,
+        signature=_signature(variant),
+        files=[FileRef.model_validate(f) for f in variant.files],
+        metadata=variant.bundle_metadata,
+        created_at=variant.created_at,
+    )
+
+
+def version_public(
+    version: ModelVersion, variants: Sequence[ModelVariant] = ()
+) -> ModelVersionPublic:
+    """A version with its default bundle and ``variants`` (oldest first)."""
     return ModelVersionPublic(
         model=version.model,
         version=version.version,
         bundle_digest=version.bundle_digest,
         key_id=version.key_id,
-        signature=FileRef(
-            path=SIGNATURE_FILENAME, sha256=version.signature_sha256, size=version.signature_size
-        ),
+        signature=_signature(version),
         files=[FileRef.model_validate(f) for f in version.files],
         metadata=version.bundle_metadata,
         created_at=version.created_at,
+        framework=_framework(version.bundle_metadata),
+        variants=[variant_public(v) for v in variants],
     )
 
 
-def model_public(model: Model, versions: list[ModelVersion]) -> ModelPublic:
+def model_public(
+    model: Model,
+    versions: list[ModelVersion],
+    variants: Mapping[int, Sequence[ModelVariant]] | None = None,
+) -> ModelPublic:
+    """``variants``: each version's variants by version id (see ``crud.variants_of``)."""
+    by_version = variants or {}
     return ModelPublic(
         name=model.name,
         created_at=model.created_at,
-        versions=[version_public(v) for v in versions],
+        versions=[version_public(v, by_version.get(v.id or 0, ())) for v in versions],
     )
 
 
@@ -74,9 +109,14 @@ def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
 
 
 def devices_public(
-    session: Session, *, device_id: str | None = None, fleet: str | None = None
+    session: Session,
+    *,
+    device_id: str | None = None,
+    fleet: str | None = None,
+    selector: Mapping[str, str] | None = None,
 ) -> list[DevicePublic]:
-    """Devices sorted by id (one, or those of a fleet), each with its effective pin."""
+    """Devices sorted by id (one, or those of a fleet and/or whose labels match
+    ``selector``), each with its effective pin."""
     statement = (
         select(Device, Fleet.pinned_backend)
         .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
@@ -86,7 +126,8 @@ def devices_public(
         statement = statement.where(Device.id == device_id)
     if fleet is not None:
         statement = statement.where(Device.fleet == fleet)
-    return [device_public(d, pin) for d, pin in session.exec(statement).all()]
+    rows = session.exec(statement).all()
+    return [device_public(d, pin) for d, pin in rows if matches(d.labels or {}, selector or {})]
 
 
 def deployment_created(

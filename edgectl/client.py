@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 _CHUNK = 1024 * 1024
+#: RFC 6750 ``b64token``: what a bearer token may contain.
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
+#: What to do about a refusal for want of a (good enough) token.
+_AUTH_HINTS = {
+    401: " (set EDGECTL_TOKEN or --token)",
+    403: " (use a token with a higher role: set EDGECTL_TOKEN or --token)",
+}
 
 
 def _detail(response: httpx.Response) -> str:
@@ -33,16 +41,30 @@ def _detail(response: httpx.Response) -> str:
     return " ".join(text.split())
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
+def _params(**values: str | None) -> dict[str, str]:
+    """Query parameters, leaving out those not given."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _selector_param(selector: Mapping[str, str] | None) -> str | None:
+    return ",".join(f"{k}={v}" for k, v in selector.items()) if selector else None
+
+
+def _file_chunks(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             yield chunk
+            if on_bytes is not None:
+                on_bytes(len(chunk))
 
 
 class ControlPlaneClient:
     """Calls the control plane; every failure becomes one clear EdgectlError."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, token: str | None = None, timeout: float = 30.0
+    ) -> None:
+        """``token``: the API bearer token sent with every request (never logged)."""
         self.base_url = base_url.rstrip("/")
         try:
             url = httpx.URL(self.base_url)
@@ -52,7 +74,12 @@ class ControlPlaneClient:
             raise UsageError(
                 f"invalid control-plane URL {self.base_url!r}: expected http(s)://host[:port]"
             )
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+        if token is not None and not _TOKEN_CHARS.match(token):
+            raise UsageError(
+                "invalid API token: it may contain only letters, digits and . _ ~ + / = -"
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -74,7 +101,7 @@ class ControlPlaneClient:
         if response.status_code >= 400:
             raise ServerError(
                 f"control plane refused {method} {path} ({response.status_code}): "
-                f"{_detail(response)}",
+                f"{_detail(response)}{_AUTH_HINTS.get(response.status_code, '')}",
                 status_code=response.status_code,
             )
         return response
@@ -93,17 +120,30 @@ class ControlPlaneClient:
     def health(self) -> dict[str, Any]:
         return dict(self._json("GET", "/healthz"))
 
-    def upload_blob(self, path: Path, sha256: str) -> None:
-        self._request("PUT", f"/api/v1/blobs/sha256/{sha256}", content=_file_chunks(path))
+    def upload_blob(
+        self, path: Path, sha256: str, *, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
+        """PUT one blob, streamed; ``on_bytes(n)`` after each chunk is sent (progress)."""
+        content = _file_chunks(path, on_bytes)
+        self._request("PUT", f"/api/v1/blobs/sha256/{sha256}", content=content)
 
     def create_version(
-        self, name: str, version: str, signature: FileRef, files: list[FileRef]
+        self,
+        name: str,
+        version: str,
+        signature: FileRef,
+        files: list[FileRef],
+        *,
+        variant: str | None = None,
     ) -> dict[str, Any]:
-        body = {
+        """Register a version; with ``variant``, another bundle of an existing version."""
+        body: dict[str, Any] = {
             "version": version,
             "signature": signature.model_dump(),
             "files": [f.model_dump() for f in files],
         }
+        if variant is not None:
+            body["variant"] = variant
         return dict(self._json("POST", f"/api/v1/models/{name}/versions", json=body))
 
     def publish_trust(self, raw: bytes) -> dict[str, Any]:
@@ -119,8 +159,11 @@ class ControlPlaneClient:
     def deployment(self, deployment_id: int) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/deployments/{deployment_id}"))
 
-    def devices(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/api/v1/devices"))
+    def devices(
+        self, *, fleet: str | None = None, selector: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        params = _params(fleet=fleet, selector=_selector_param(selector))
+        return list(self._json("GET", "/api/v1/devices", params=params))
 
     def models(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/v1/models"))
@@ -135,3 +178,67 @@ class ControlPlaneClient:
 
     def fleet(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))
+
+    def model(self, name: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/models/{quote(name, safe='')}"))
+
+    def label_device(
+        self, device_id: str, *, set_: Mapping[str, str], remove: list[str]
+    ) -> dict[str, Any]:
+        """PATCH a device's labels: set ``set_``, remove the keys in ``remove``."""
+        path = f"/api/v1/devices/{quote(device_id, safe='')}/labels"
+        body = {"set": dict(set_), "remove": list(remove)}
+        return dict(self._json("PATCH", path, json=body))
+
+    # -- rollouts ---------------------------------------------------------------------
+
+    def create_rollout(
+        self,
+        model: str,
+        version: str,
+        fleet: str,
+        *,
+        selector: Mapping[str, str] | None = None,
+        strategy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a rollout; the control plane starts its first batch in the request."""
+        body: dict[str, Any] = {"model": model, "version": version, "fleet": fleet}
+        if selector:
+            body["selector"] = dict(selector)
+        if strategy:
+            body["strategy"] = dict(strategy)
+        return dict(self._json("POST", "/api/v1/rollouts", json=body))
+
+    def rollouts(self, *, fleet: str | None = None, state: str | None = None) -> list[Any]:
+        params = _params(fleet=fleet, state=state)
+        return list(self._json("GET", "/api/v1/rollouts", params=params))
+
+    def rollout(self, rollout_id: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/rollouts/{rollout_id}"))
+
+    def rollout_action(
+        self, rollout_id: int, action: str, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """POST ``pause``, ``resume`` or ``abort`` (with an optional reason for history)."""
+        body = {"reason": reason} if reason else None
+        return dict(self._json("POST", f"/api/v1/rollouts/{rollout_id}/{action}", json=body))
+
+    def rollback(self, rollout_id: int) -> dict[str, Any]:
+        """A new all-at-once rollout of the previous version of ``rollout_id``'s fleet."""
+        return dict(self._json("POST", f"/api/v1/rollouts/{rollout_id}/rollback"))
+
+    # -- API tokens (admin) -----------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """The name and role of the token this client sends."""
+        return dict(self._json("GET", "/api/v1/whoami"))
+
+    def create_token(self, name: str, role: str) -> dict[str, Any]:
+        """A new API token; the answer's ``token`` is the only copy."""
+        return dict(self._json("POST", "/api/v1/tokens", json={"name": name, "role": role}))
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/tokens"))
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/api/v1/tokens/{token_id}"))

@@ -5,11 +5,17 @@ creates a root of trust (root, release and control-plane keys and a root-signed 
 document, as ``edgectl keys create`` / ``edgectl trust init`` would), builds a small
 ONNX model in code, pushes it signed, waits until every device runs it, calls each
 device's local inference API and prints a summary.
+
+The control plane gets a fresh admin API token (``EDGEFLEET_ADMIN_TOKEN``, kept in the
+work dir's ``keys/admin.token``, mode 0600); with ``--keep`` it is printed so that
+``edgectl`` can be pointed at the demo.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -56,6 +62,32 @@ def provision_trust(keys: Path) -> Path:
         )
         trust.write_bytes(document.raw())
     return trust
+
+
+def provision_admin_token(keys: Path) -> str:
+    """The demo control plane's admin API token: kept in ``keys/admin.token`` (0600)."""
+    path = keys / "admin.token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "efk_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def _start_with_env(name: str, argv: list[str], log: Path, env: dict[str, str]) -> ChildProcess:
+    """A ChildProcess that also gets ``env`` (set only while it is started)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return ChildProcess(name, argv, log)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
@@ -126,13 +158,14 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
     url, broker = f"http://127.0.0.1:{http_port}", f"mqtt://127.0.0.1:{broker_port}"
     keys = root / "keys"
     trust = provision_trust(keys)
+    token = provision_admin_token(keys)
     children: list[ChildProcess] = []
     succeeded = False
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"control plane on {url} (SQLite, embedded MQTT broker on {broker})")
         children.append(
-            ChildProcess(
+            _start_with_env(
                 "control plane",
                 [
                     *console_command("edgefleet-controlplane", "controlplane.cli"),
@@ -151,9 +184,10 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
                     str(keys / "control-plane.key"),
                 ],
                 root / "logs" / "controlplane.log",
+                {"EDGEFLEET_ADMIN_TOKEN": token},
             )
         )
-        client = ControlPlaneClient(url)
+        client = ControlPlaneClient(url, token=token)
         wait_for(
             lambda: bool(client.health()), timeout=60, what="the control plane", children=children
         )
@@ -231,6 +265,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             raise EdgectlError("a device's output differs from a direct ONNX Runtime run")
         if keep:
             print(f"\ncontrol plane: {url}  (API docs {url}/docs)\nbroker: {broker}")
+            print(f"admin token: {token}\n  export EDGECTL_URL={url} EDGECTL_TOKEN={token}")
             for device in _demo_devices(client, started):
                 print(f"{device['id']}: {device['local_api']}/v2/models/{MODEL}")
             print(f"work dir: {root}\nrunning; press Ctrl-C to stop")

@@ -1,17 +1,37 @@
 """Errors of the operator CLI, each printed as one line by ``edgectl.cli``.
 
 EdgectlError            base; ``exit_code`` says how the CLI exits
-├── UsageError          bad input on the command line: missing file, bad key (exit 2)
-├── UnreachableError    the control plane cannot be reached (exit 3)
-├── ServerError         the control plane answered with an error (exit 1)
-└── VerificationError   a bundle signature or trust document is invalid (exit 1)
+├── UsageError          bad input on the command line: bad argument, missing file, bad key (2)
+├── UnreachableError    the control plane cannot be reached (3)
+├── ServerError         the control plane answered with an error (1)
+├── VerificationError   a bundle signature or trust document is invalid (1)
+├── RolloutFailed       a watched rollout was aborted, or completed with failed devices (1)
+├── RolloutPaused       a watched rollout is paused: a gate tripped or an operator paused it (4)
+└── WatchTimeout        a watched rollout still runs after ``--timeout`` (5)
 
-Exit codes: 0 success (or "valid"), 1 refused by the server, a deployment failed or a
-signature / trust document is invalid, 2 bad input (missing file, bad key, bad
-arguments), 3 control plane unreachable, 130 interrupted.
+Exit codes (the one list; ``docs/edgectl.md`` and ``edgectl --help`` repeat it):
+
+  0    success: done, valid, or the watched rollout completed on every device
+  1    refused by the control plane, a signature or trust document is invalid, or the
+       watched rollout was aborted or completed with failed devices
+  2    bad input: arguments, files, keys (nothing was sent)
+  3    the control plane cannot be reached
+  4    the watched rollout is paused (resume it with ``edgectl rollouts resume ID``)
+  5    the watched rollout still runs after ``--timeout`` (it goes on server-side)
+  130  interrupted (Ctrl-C); a rollout being watched goes on server-side
 """
 
 from __future__ import annotations
+
+EXIT_CODES = """\
+exit codes:
+  0    success (a watched rollout completed on every device)
+  1    refused by the control plane; invalid signature; rollout aborted or devices failed
+  2    bad input (nothing was sent)
+  3    control plane unreachable
+  4    the watched rollout is paused (edgectl rollouts resume ID)
+  5    the watched rollout still runs after --timeout (it goes on server-side)
+  130  interrupted (a watched rollout goes on server-side)"""
 
 
 class EdgectlError(Exception):
@@ -38,3 +58,21 @@ class VerificationError(EdgectlError):
     """A signature or trust document did not verify; the message says why."""
 
     exit_code = 1
+
+
+class RolloutFailed(EdgectlError):
+    """The watched rollout was aborted, or completed with devices that failed."""
+
+    exit_code = 1
+
+
+class RolloutPaused(EdgectlError):
+    """The watched rollout is paused; it waits for ``edgectl rollouts resume``."""
+
+    exit_code = 4
+
+
+class WatchTimeout(EdgectlError):
+    """The watched rollout still runs after ``--timeout``; it goes on server-side."""
+
+    exit_code = 5

@@ -40,7 +40,7 @@ def _scope(args: argparse.Namespace) -> tuple[str, str, str]:
 
 def _apply(args: argparse.Namespace, backend: str | None) -> int:
     scope, name, shown = _scope(args)
-    with ControlPlaneClient(args.url) as client:
+    with ControlPlaneClient(args.url, token=args.token) as client:
         result = client.set_pin(scope, name, backend)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -1,4 +1,4 @@
-"""``edgectl push model``: build, sign (locally), upload and deploy a bundle.
+"""``edgectl push model``: build, sign (locally), upload, and start a rollout of a bundle.
 
 A directory that already holds ``model.sig`` is a signed bundle (signed by
 ``edgectl bundle sign`` or by upstream ``model_signing sign key``): it is pushed as is,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from edgectl.client import ControlPlaneClient
 from edgectl.errors import UsageError, VerificationError
+from edgectl.progress import UploadProgress
 from edgectl.trust_cmds import verify_trust_file
 from model_store import (
     METADATA_FILENAME,
@@ -49,7 +50,12 @@ def default_key_path() -> Path:
 @dataclass(frozen=True)
 class PushResult:
     version: dict[str, Any]
-    deployment: dict[str, Any] | None
+    #: The rollout started (``POST /api/v1/rollouts``), None when only uploaded.
+    rollout: dict[str, Any] | None
+
+
+#: Makes the progress display for an upload of that many bytes.
+ProgressFactory = Callable[[int], UploadProgress]
 
 
 def is_signed_bundle(path: Path) -> bool:
@@ -93,14 +99,21 @@ def push_model(
     trust_path: Path | None = None,
     extra_files: Sequence[Path] = (),
     selection: dict[str, Any] | None = None,
+    variant: str | None = None,
+    selector: Mapping[str, str] | None = None,
+    strategy: Mapping[str, Any] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> PushResult:
-    """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``).
+    """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``)
+    and, with ``fleet``, start a rollout of it to the fleet's devices matching
+    ``selector``, batch by batch as ``strategy`` (``Strategy.to_json`` keys) says.
 
     With ``trust_path`` the bundle is verified against that trust document's release
     keys before anything is uploaded. ``selection`` (``pin``, ``tolerance``) goes into the
-    metadata of a bundle built here. Everything that can be checked locally (model
-    file, key, the bundle itself) is checked before the control plane is contacted, and
-    the fleet before anything is uploaded, so a bad invocation leaves nothing half done.
+    metadata of a bundle built here; ``variant`` registers the bundle as another variant
+    of an existing version. Everything that can be checked locally (model file, key, the
+    bundle itself) is checked before the control plane is contacted, and the fleet before
+    anything is uploaded, so a bad invocation leaves nothing half done.
     """
     if not source.exists():
         raise UsageError(f"model not found: {source}")
@@ -147,9 +160,18 @@ def push_model(
         client.health()
         if fleet is not None:
             client.fleet(fleet)  # an unknown fleet fails here, before anything is uploaded
-        for ref in [*files, signature]:
+        refs = [*files, signature]
+        shown = progress(sum(r.size for r in refs)) if progress is not None else None
+        for ref in refs:
             logger.info("uploading %s (%d bytes)", ref.path, ref.size)
-            client.upload_blob(bundle / ref.path, ref.sha256)
-    created = client.create_version(name, version, signature, files)
-    deployment = client.create_deployment(name, version, fleet) if fleet else None
-    return PushResult(version=created, deployment=deployment)
+            on_bytes = shown.advance if shown is not None else None
+            client.upload_blob(bundle / ref.path, ref.sha256, on_bytes=on_bytes)
+        if shown is not None:
+            shown.finish()
+    created = client.create_version(name, version, signature, files, variant=variant)
+    rollout = (
+        client.create_rollout(name, version, fleet, selector=selector, strategy=strategy)
+        if fleet
+        else None
+    )
+    return PushResult(version=created, rollout=rollout)

@@ -1,8 +1,9 @@
-"""Plain-text tables for humans (``--json`` gives scripts the raw data)."""
+"""Plain-text tables and times for humans (``--json`` gives scripts the raw data)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -13,3 +14,15 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
     body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line.rstrip(), *(b.rstrip() for b in body)])
+
+
+def when(stamp: object, *, clock: bool = False) -> str:
+    """An API timestamp in local time: ``2025-05-01 14:00:03`` (``clock``: ``14:00:03``);
+    ``-`` for none, the text itself if it is not a timestamp."""
+    if stamp is None or stamp == "":
+        return "-"
+    try:
+        local = datetime.fromisoformat(str(stamp)).astimezone()
+    except ValueError:
+        return str(stamp)
+    return local.strftime("%H:%M:%S" if clock else "%Y-%m-%d %H:%M:%S")

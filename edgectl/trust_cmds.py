@@ -225,7 +225,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     raw = read_trust_file(args.file)
     doc = parse_unverified_trust(raw)
     self_signed_roots(doc)
-    with ControlPlaneClient(args.url) as client:
+    with ControlPlaneClient(args.url, token=args.token) as client:
         client.publish_trust(raw)
     print(f"published trust document version {doc.version} to {args.url}")
     return 0

@@ -28,6 +28,10 @@ FleetName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 #: Generations are signed 64-bit on every store (SQLite INTEGER, PostgreSQL BIGINT).
 MAX_GENERATION = 2**63 - 1
 Generation = Annotated[int, Field(ge=0, le=MAX_GENERATION)]
+#: Hardware profile names (hw_profiles: lowercase letters, digits, '-'; also a valid
+#: device label value) and runtime (runner) keys such as ``onnxruntime``.
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+RuntimeName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
 
 def utcnow() -> datetime:
@@ -135,7 +139,12 @@ class ActiveModel(_Message):
 
 
 class StateReport(_Message):
-    """Agent -> control plane, retained on ``.../state``: the device's full state."""
+    """Agent -> control plane, retained on ``.../state``: the device's full state.
+
+    ``profile`` and ``runtimes`` (optional; absent from older agents) say which hardware
+    profile the agent matched and the runtimes it prefers, best first; the control plane
+    sends each device the variant of a model version its runtimes prefer.
+    """
 
     protocol_version: int = PROTOCOL_VERSION
     device_id: DeviceId
@@ -147,6 +156,18 @@ class StateReport(_Message):
     last_error: str | None = None
     local_api: str | None = None
     hardware: dict[str, Any] = Field(default_factory=dict)
+    profile: ProfileName | None = Field(
+        default=None,
+        description="the hw_profiles profile the agent matched (None: none, or an older agent)",
+    )
+    runtimes: list[RuntimeName] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "runtimes the device prefers, best first (its profile's candidate order, "
+            "each runtime once): which variant of a model version it receives"
+        ),
+    )
     reported_at: datetime = Field(default_factory=utcnow)
 
 

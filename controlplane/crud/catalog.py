@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
 from controlplane.errors import Conflict, InvalidRequest, NotFound
 from controlplane.models import (
@@ -18,7 +18,10 @@ from controlplane.models import (
     Fleet,
     Model,
     ModelVersion,
+    Rollout,
+    RolloutState,
 )
+from controlplane.rollouts.selectors import matches
 from controlplane.status import generation_floor
 from protocol import MAX_GENERATION, NAME_PATTERN, FileRef
 
@@ -193,11 +196,48 @@ def create_deployment(
     return deployment, model_version, targets
 
 
-def latest_deployment(session: Session, *, fleet: str) -> Deployment | None:
+def latest_deployment(
+    session: Session, *, fleet: str, labels: Mapping[str, str] | None = None
+) -> Deployment | None:
+    """The fleet's latest settled deployment that applies to a device with ``labels``.
+
+    Settled: sent all at once (``rollout_id`` None) or by a rollout that completed; a
+    running, paused or aborted rollout's deployments (and an abort's roll-backs) never
+    reach a device that was not one of its targets. A rollout's deployment applies when
+    ``labels`` match its selector (``labels`` None: any settled deployment).
+    """
     statement = (
-        select(Deployment).where(Deployment.fleet == fleet).order_by(col(Deployment.id).desc())
+        select(Deployment, Rollout)
+        .join(Rollout, col(Rollout.id) == col(Deployment.rollout_id), isouter=True)
+        .where(
+            Deployment.fleet == fleet,
+            or_(
+                col(Deployment.rollout_id).is_(None),
+                Rollout.state == RolloutState.COMPLETED.value,
+            ),
+        )
+        .order_by(col(Deployment.id).desc())
     )
-    return session.exec(statement.limit(1)).first()
+    for deployment, rollout in session.exec(statement):
+        if rollout is None or labels is None or matches(labels, rollout.selector or {}):
+            return deployment
+    return None
+
+
+def needs_assignment(session: Session, *, device_id: str, deployment: Deployment) -> bool:
+    """Whether ``device_id`` should be given ``deployment``: it is a target of no
+    deployment of that fleet at least as new (so a device a rollout already reached, or
+    one rolled back by an abort, is never sent an older settled deployment)."""
+    statement = (
+        select(DeploymentTarget.id)
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .where(
+            DeploymentTarget.device_id == device_id,
+            Deployment.fleet == deployment.fleet,
+            col(Deployment.id) >= deployment.id,
+        )
+    )
+    return session.exec(statement.limit(1)).first() is None
 
 
 def get_target(session: Session, *, deployment_id: int, device_id: str) -> DeploymentTarget | None:

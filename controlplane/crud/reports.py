@@ -12,7 +12,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from controlplane.crud.catalog import assign, get_or_create_fleet, get_target, latest_deployment
+from controlplane.crud.catalog import (
+    assign,
+    get_or_create_fleet,
+    get_target,
+    latest_deployment,
+    needs_assignment,
+)
+from controlplane.crud.variants import with_default_digests
 from controlplane.models import (
     Deployment,
     DeploymentTarget,
@@ -67,7 +74,9 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
     ).all()
     seen = ReportView(
         generation=report.generation,
-        active_digests={m.bundle_digest for m in report.active},
+        active_digests=with_default_digests(
+            session, digests=(m.bundle_digest for m in report.active)
+        ),
         last_error=report.last_error,
     )
     changed = 0
@@ -116,9 +125,11 @@ def apply_state_report(
 
     A new device is registered (its fleet created if new). Its selection reports are
     replaced by this report's. Its deployment targets are re-derived from the report. If
-    the device's fleet has a deployment the device is not yet a target of, the device is
-    assigned to it. A retained report replayed by the broker at subscription time does
-    not mark the device online.
+    the fleet's latest settled deployment that applies to the device (``latest_deployment``:
+    all at once, or a completed rollout whose selector its labels match) is newer than any
+    of the fleet's deployments the device is a target of, the device is assigned to it
+    (so a device in a rollout's pending batch waits for its batch). A retained report
+    replayed by the broker at subscription time does not mark the device online.
     """
     now = now or utcnow()
     get_or_create_fleet(session, name=report.fleet)
@@ -146,6 +157,9 @@ def apply_state_report(
     device.last_error = report.last_error
     device.local_api = report.local_api
     device.hardware = dict(report.hardware)
+    device.profile, device.runtimes = report.profile, list(report.runtimes)
+    if report.profile and "hw" not in device.labels:
+        device.labels = {**device.labels, "hw": report.profile}  # a new dict: JSON changed
     device.selections = selections(report)
     device.last_report_at = report.reported_at
     device.last_seen_at = now
@@ -153,11 +167,13 @@ def apply_state_report(
     session.flush()
     derive_targets(session, device_id=device_id, report=report)
     assigned = False
-    latest = latest_deployment(session, fleet=report.fleet)
+    # Only a settled deployment (all at once, or a completed rollout whose selector the
+    # device matches): a device in a rollout's pending batch waits for its batch.
+    latest = latest_deployment(session, fleet=report.fleet, labels=device.labels or {})
     if (
         latest is not None
         and latest.id is not None
-        and get_target(session, deployment_id=latest.id, device_id=device_id) is None
+        and needs_assignment(session, device_id=device_id, deployment=latest)
     ):
         assigned = assign(session, device=device, deployment=latest) is not None
     session.commit()

@@ -1,18 +1,20 @@
 """``/devices``: what each device last reported (devices register themselves over MQTT),
-and their backend pins."""
+their labels and their backend pins."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 
 from controlplane import crud
 from controlplane.commands import reissue_commands
+from controlplane.crud.labels import update_labels
 from controlplane.deps import PublisherDep, SessionDep, SignerDep
-from controlplane.errors import NotFound
-from controlplane.schemas import DevicePublic, PinResult, PinUpdate
+from controlplane.errors import InvalidRequest, NotFound
+from controlplane.rollouts.selectors import parse_selector
+from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
 from controlplane.views import devices_public
 from protocol import NAME_PATTERN
 
@@ -21,9 +23,19 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 DeviceId = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
 
-@router.get("")
-def list_devices(session: SessionDep, fleet: str | None = None) -> list[DevicePublic]:
-    return devices_public(session, fleet=fleet)
+@router.get("", responses={400: {"description": "malformed selector"}})
+def list_devices(
+    session: SessionDep,
+    fleet: str | None = None,
+    selector: Annotated[
+        str | None, Query(description="labels that must all match: k=v,k2=v2")
+    ] = None,
+) -> list[DevicePublic]:
+    try:
+        wanted = parse_selector(selector)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    return devices_public(session, fleet=fleet, selector=wanted)
 
 
 @router.get("/{device_id}", responses={404: {"description": "unknown device"}})
@@ -32,6 +44,21 @@ def get_device(device_id: str, session: SessionDep) -> DevicePublic:
     if not found:
         raise NotFound(f"unknown device {device_id!r}")
     return found[0]
+
+
+@router.patch(
+    "/{device_id}/labels",
+    responses={
+        400: {"description": "a key both set and removed, or too many labels"},
+        404: {"description": "unknown device"},
+    },
+)
+def label_device(device_id: DeviceId, body: LabelsUpdate, session: SessionDep) -> DevicePublic:
+    """Set and remove labels of one device. Rollouts take their targets when created,
+    so a label change affects the rollouts created after it (and which settled
+    deployment a device registering later receives)."""
+    update_labels(session, device_id=device_id, set_labels=body.set, remove=body.remove)
+    return devices_public(session, device_id=device_id)[0]
 
 
 @router.put(

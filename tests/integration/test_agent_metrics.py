@@ -22,7 +22,7 @@ from agent import Agent, InvalidInput
 from controlplane.app import create_app
 from protocol import EventKind, Heartbeat, ModelMetrics, TopicKind, decode, device_topic
 from tests.integration.test_agent_deploy import DEVICE, Setup
-from tests.support.controlplane import serve_app, settings
+from tests.support.controlplane import api_client, serve_app, settings
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
@@ -155,7 +155,7 @@ def test_control_plane_shows_the_heartbeat_figures(
     )
     with (
         serve_app(app) as url,
-        httpx.Client(base_url=url, timeout=10) as http,
+        api_client(url, timeout=10) as http,
         setup.agent(heartbeat_interval_s=0.2) as agent,
     ):
         _deploy(setup, 1, "1.0.0", 0.5)

@@ -35,6 +35,7 @@ from protocol import (
 )
 from tests.support.controlplane import (
     SignedBundle,
+    api_client,
     open_command,
     serve_app,
     settings,
@@ -135,7 +136,7 @@ def cp(
     peer = MqttPeer(mosquitto.port, "test-peer")
     peer.subscribe(DESIRED_STATE_FILTER)
     try:
-        with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        with serve_app(app) as url, api_client(url, timeout=10) as http:
             wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
             yield ControlPlane(http, peer, tmp_path, trust_kit)
     finally:

@@ -61,7 +61,9 @@ def test_serves_api_and_docs(tmp_path: Path, mosquitto: Broker, trust_kit: Trust
         assert httpx.get(f"{cp.url}/docs").status_code == 200
         assert "/api/v1/deployments" in httpx.get(f"{cp.url}/openapi.json").json()["paths"]
         wait_until(
-            lambda: httpx.get(f"{cp.url}/api/v1/status").json()["connected"], 10, "MQTT connected"
+            lambda: httpx.get(f"{cp.url}/api/v1/status", headers=cp.headers).json()["connected"],
+            10,
+            "MQTT connected",
         )
     assert (cp.data_dir / "edgefleet.db").is_file()
 
@@ -176,8 +178,8 @@ def test_unreachable_database_is_one_line_exit_2(tmp_path: Path, trust_kit: Trus
 def test_api_serves_while_broker_is_down(tmp_path: Path, trust_kit: TrustKit) -> None:
     dead = f"mqtt://user:hunter2@127.0.0.1:{free_port()}"
     with run_controlplane(tmp_path, mqtt_url=dead, trust_kit=trust_kit) as cp:
-        assert httpx.get(f"{cp.url}/api/v1/devices").json() == []
-        assert httpx.get(f"{cp.url}/api/v1/status").json()["connected"] is False
+        assert httpx.get(f"{cp.url}/api/v1/devices", headers=cp.headers).json() == []
+        assert httpx.get(f"{cp.url}/api/v1/status", headers=cp.headers).json()["connected"] is False
         wait_until(lambda: "cannot reach MQTT broker" in cp.log.read_text(), 10, "retry log line")
     assert "hunter2" not in cp.log.read_text()
 
@@ -188,7 +190,9 @@ def test_embedded_broker(tmp_path: Path, trust_kit: TrustKit) -> None:
         tmp_path, mqtt_url="mqtt://unused:1", trust_kit=trust_kit, extra_args=extra
     ) as cp:
         wait_until(
-            lambda: httpx.get(f"{cp.url}/api/v1/status").json()["connected"], 10, "embedded broker"
+            lambda: httpx.get(f"{cp.url}/api/v1/status", headers=cp.headers).json()["connected"],
+            10,
+            "embedded broker",
         )
 
 

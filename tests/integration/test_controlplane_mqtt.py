@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +24,7 @@ from protocol import (
     encode,
 )
 from tests.support.controlplane import (
+    api_client,
     open_command,
     serve_app,
     settings,
@@ -85,7 +85,7 @@ def test_desired_state_published_while_broker_down_arrives_after_reconnect(
 ) -> None:
     port = free_port()
     app = create_app(settings(tmp_path, trust_kit, mqtt_url=f"mqtt://127.0.0.1:{port}"))
-    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with serve_app(app) as url, api_client(url, timeout=10) as http:
         connected = lambda: bool(http.get("/api/v1/status").json()["connected"])  # noqa: E731
         with mosquitto_on(port, tmp_path / "broker-1"):
             wait_until(connected, 15, "bridge connected")

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session
@@ -41,7 +40,9 @@ from protocol import (
 )
 from tests.integration.test_controlplane_api import ControlPlane, MqttPeer
 from tests.support.controlplane import (
+    ADMIN_TOKEN,
     DET_V1_DIGEST,
+    api_client,
     open_command,
     serve_app,
     settings,
@@ -71,7 +72,7 @@ def cp(
     peer = MqttPeer(mosquitto.port, "test-peer")
     peer.subscribe(DESIRED_STATE_FILTER)
     try:
-        with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        with serve_app(app) as url, api_client(url, timeout=10) as http:
             wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
             yield ControlPlane(http, peer, tmp_path, trust_kit)
     finally:
@@ -243,7 +244,7 @@ def test_pins_of_unknown_fleets_and_devices_are_404(cp: ControlPlane) -> None:
 
 def test_edgectl_pin_set_and_clear(cp: ControlPlane, capsys: pytest.CaptureFixture[str]) -> None:
     _deployed(cp, {"d1": "store"})
-    url = ["--url", str(cp.http.base_url)]
+    url = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN]
     assert edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16]) == 0
     out = capsys.readouterr().out.strip()
     assert out == f"pinned fleet store to {OV_BF16}; new command for 1 device(s): d1"
@@ -276,7 +277,8 @@ def test_edgectl_push_signs_the_bundle_pin_and_tolerance(
     cp: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = affine_model(cp.workdir / "src" / "det.onnx")
-    base = ["--url", str(cp.http.base_url), "push", "model", str(model), "--name", "det"]
+    base = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN, "push", "model", str(model)]
+    base += ["--name", "det"]
     key = ["--key", str(cp.kit.release_key)]
     argv = [*base, "--version", "1.0.0", *key, "--pin", OV_F32, "--tolerance", "0.002"]
     assert edgectl(argv) == 0

@@ -36,7 +36,9 @@ def log(broker: Broker) -> str:
 
 
 def _connected(cp: ControlPlaneProcess) -> bool:
-    return bool(httpx.get(f"{cp.url}/api/v1/status", timeout=5).json()["connected"])
+    return bool(
+        httpx.get(f"{cp.url}/api/v1/status", headers=cp.headers, timeout=5).json()["connected"]
+    )
 
 
 def test_two_control_planes_with_default_client_ids_both_stay_connected(

@@ -33,6 +33,7 @@ from protocol import (
     encode,
 )
 from tests.support.controlplane import (
+    api_client,
     open_command,
     serve_app,
     settings,
@@ -120,7 +121,7 @@ def plane(
     app = create_app(
         settings(tmp_path, trust_kit, mqtt_url=mosquitto.url, database_url=database_url)
     )
-    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+    with serve_app(app) as url, api_client(url, timeout=10) as http:
         wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
         yield Plane(http, mosquitto, trust_kit, tmp_path)
 

@@ -38,7 +38,7 @@ from model_store import (
     verify_signature,
     write_keypair,
 )
-from tests.support.controlplane import ControlPlaneProcess, run_controlplane
+from tests.support.controlplane import ControlPlaneProcess, auth_headers, run_controlplane
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -51,7 +51,10 @@ DEVICES = 3
 
 
 def _devices(url: str) -> dict[str, dict[str, Any]]:
-    return {d["id"]: d for d in httpx.get(f"{url}/api/v1/devices", timeout=5).json()}
+    return {
+        d["id"]: d
+        for d in httpx.get(f"{url}/api/v1/devices", headers=auth_headers(), timeout=5).json()
+    }
 
 
 def _all_run(url: str, version: str) -> bool:
@@ -125,6 +128,8 @@ def _push(cp: ControlPlaneProcess, model: Path, version: str, key: Path) -> int:
         [
             "--url",
             cp.url,
+            "--token",
+            cp.token,
             "push",
             "model",
             str(model),
@@ -136,8 +141,9 @@ def _push(cp: ControlPlaneProcess, model: Path, version: str, key: Path) -> int:
             FLEET,
             "--key",
             str(key),
-            "--wait",
-            "60",
+            "--no-gate",  # no traffic here: the health gate would wait for some
+            "--timeout",
+            "2m",
         ]
     )
 
@@ -197,7 +203,7 @@ def test_signed_push_reaches_every_device_and_tampering_is_refused(
     model_file.write_bytes(bytes(raw))
     files = [p.FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(bundle)]
     sig_ref = p.FileRef(path=SIGNATURE_FILENAME, sha256=sha256_file(sig), size=sig.stat().st_size)
-    with ControlPlaneClient(cp.url) as client:
+    with ControlPlaneClient(cp.url, token=cp.token) as client:
         for ref in [*files, sig_ref]:
             client.upload_blob(bundle / ref.path, ref.sha256)
         with pytest.raises(ServerError) as refused:

@@ -77,7 +77,10 @@ def test_upstream_signed_bundle_is_deployed_and_served(
         )
         with fleet:
             wait_until(
-                lambda: len(httpx.get(f"{cp.url}/api/v1/devices", timeout=5).json()) == 2,
+                lambda: (
+                    len(httpx.get(f"{cp.url}/api/v1/devices", headers=cp.headers, timeout=5).json())
+                    == 2
+                ),
                 30,
                 "devices to register",
             )
@@ -86,6 +89,8 @@ def test_upstream_signed_bundle_is_deployed_and_served(
                     [
                         "--url",
                         cp.url,
+                        "--token",
+                        cp.token,
                         "push",
                         "model",
                         str(bundle),
@@ -95,8 +100,9 @@ def test_upstream_signed_bundle_is_deployed_and_served(
                         "1.0.0",
                         "--fleet",
                         "lab",
-                        "--wait",
-                        "60",
+                        "--no-gate",
+                        "--timeout",
+                        "2m",
                     ]
                 )
                 == 0

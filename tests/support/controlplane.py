@@ -11,6 +11,10 @@ configuration in-process; ``trust_update(...)`` signs a next trust version and
 it; ``upload_bundle(http, bundle)`` PUTs its blobs and registers the version.
 
 ``state_report(...)`` and ``register_version(engine, ...)`` feed ingestion tests.
+
+Auth: every control plane started here (process or in-process ``settings``) bootstraps
+the admin API token ``ADMIN_TOKEN``; ``auth_headers()`` is its ``Authorization`` header
+and ``api_client(url)`` an ``httpx.Client`` that sends it.
 """
 
 from __future__ import annotations
@@ -68,6 +72,20 @@ from tests.support.trust import TrustKit
 
 _REPO = Path(__file__).resolve().parents[2]
 
+#: The bootstrap admin API token of every control plane the tests start.
+ADMIN_TOKEN = "efk_tests-admin-token-0123456789abcdefghijklmnopq"
+
+
+def auth_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    """The ``Authorization: Bearer`` header for ``token`` (default: the admin token)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_client(url: str, *, token: str = ADMIN_TOKEN, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` on ``url`` that authenticates with ``token``."""
+    headers = auth_headers(token) | dict(kwargs.pop("headers", None) or {})
+    return httpx.Client(base_url=url, headers=headers, **kwargs)
+
 
 @dataclass
 class ControlPlaneProcess:
@@ -76,6 +94,18 @@ class ControlPlaneProcess:
     process: subprocess.Popen[bytes]
     log: Path
     data_dir: Path
+    #: The admin API token it bootstrapped (``EDGEFLEET_ADMIN_TOKEN``; empty: it
+    #: generated one and printed it in its log).
+    token: str = ADMIN_TOKEN
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Authorization`` header with the admin token."""
+        return auth_headers(self.token)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` on this control plane, authenticated as admin."""
+        return api_client(self.url, token=self.token, **kwargs)
 
 
 def _log_tail(log: Path, lines: int = 30) -> str:
@@ -95,13 +125,15 @@ def run_controlplane(
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> Iterator[ControlPlaneProcess]:
-    """A control plane subprocess on a free loopback port, up and healthy.
+    """A control plane subprocess on ``port`` (default: a free loopback one), up and healthy.
 
-    It inherits the environment minus the control plane's own variables, plus ``env``.
+    It inherits the environment minus the control plane's own variables, plus
+    ``EDGEFLEET_ADMIN_TOKEN=ADMIN_TOKEN``, plus ``env`` (which may override it).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     data_dir = workdir / "controlplane-data"
     log = workdir / "controlplane.log"
     cmd = [
@@ -135,8 +167,11 @@ def run_controlplane(
         "EDGEFLEET_TRUST",
         "EDGEFLEET_CONTROL_PLANE_KEY",
         "EDGEFLEET_COMMAND_TTL",
+        "EDGEFLEET_ADMIN_TOKEN",
     )
-    child_env = {k: v for k, v in os.environ.items() if k not in own} | (env or {})
+    child_env = {k: v for k, v in os.environ.items() if k not in own}
+    child_env["EDGEFLEET_ADMIN_TOKEN"] = ADMIN_TOKEN
+    child_env |= env or {}
     child_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(_REPO), child_env.get("PYTHONPATH")])
     )
@@ -158,7 +193,14 @@ def run_controlplane(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"control plane not healthy after {timeout}s:\n{_log_tail(log)}")
             time.sleep(0.1)
-        yield ControlPlaneProcess(url=url, port=port, process=process, log=log, data_dir=data_dir)
+        yield ControlPlaneProcess(
+            url=url,
+            port=port,
+            process=process,
+            log=log,
+            data_dir=data_dir,
+            token=child_env["EDGEFLEET_ADMIN_TOKEN"],  # "": generated, printed in the log
+        )
     finally:
         process.terminate()
         try:
@@ -258,13 +300,15 @@ def upload_bundle(http: Any, bundle: SignedBundle) -> httpx.Response:
 def settings(
     workdir: Path, trust_kit: TrustKit, *, mqtt_url: str, **more: Any
 ) -> ControlPlaneSettings:
-    """In-process settings with the kit's root key, trust document and control-plane key."""
+    """In-process settings with the kit's root key, trust document and control-plane key
+    (and ``ADMIN_TOKEN`` as the bootstrap admin token)."""
     fields: dict[str, Any] = {
         "data_dir": workdir / "data",
         "mqtt_url": mqtt_url,
         "root_keys": [trust_kit.root_pub],
         "trust": trust_kit.trust_file,
         "control_plane_key": trust_kit.cp_key,
+        "admin_token": ADMIN_TOKEN,
     }
     return ControlPlaneSettings(**(fields | more))
 

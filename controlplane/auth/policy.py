@@ -1,0 +1,37 @@
+"""Which role a request needs: a pure function of its method and path.
+
+- ``GET``/``HEAD`` of ``/api/v1/blobs/...`` and ``/api/v1/trust[/...]``: no token.
+  Devices fetch these without API tokens, and need none: blobs are content-addressed
+  and the bundles they make up are signed (a device checks what it fetched against its
+  signed deployment command), and trust documents are signed by the offline root keys
+  the devices pin. Nothing secret is in either.
+- anything under ``/api/v1/tokens``: admin.
+- other ``GET``/``HEAD``: viewer.
+- every other method: operator.
+"""
+
+from __future__ import annotations
+
+from controlplane.auth.tokens import Role
+
+API_PREFIX = "/api/v1"
+_READS = frozenset({"GET", "HEAD"})
+#: Resources devices read without a token (the resource itself and what lies below it).
+PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust")
+_ADMIN = f"{API_PREFIX}/tokens"
+
+
+def _under(path: str, resource: str) -> bool:
+    return path == resource or path.startswith(resource + "/")
+
+
+def required_role(method: str, path: str) -> Role | None:
+    """The least role that may ``method`` ``path`` (as routed), or None: no token."""
+    method = method.upper()
+    if _under(path, _ADMIN):
+        return Role.ADMIN
+    if method in _READS:
+        if any(_under(path, resource) for resource in PUBLIC_READS):
+            return None
+        return Role.VIEWER
+    return Role.OPERATOR

@@ -1,0 +1,133 @@
+"""Operator controls of a rollout: pause, resume, abort (also what a policy abort does).
+
+Transitions: pause ``running -> paused``; resume ``paused -> running``; abort
+``running|paused -> aborted``. Anything else is a :class:`~controlplane.errors.Conflict`
+(409). Aborting returns every device the rollout already touched (updating, activated,
+regressed or failed) that ran another version before to that version: one new
+``Deployment`` per distinct previous version, owned by the rollout; those devices end
+``rolled_back``. Pending devices were never sent the new version and stay pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from controlplane.crud.catalog import assign
+from controlplane.errors import Conflict
+from controlplane.models import (
+    Deployment,
+    Device,
+    ModelVersion,
+    Rollout,
+    RolloutDevice,
+    RolloutState,
+)
+from controlplane.rollouts.policy import DeviceStatus
+from controlplane.rollouts.rows import ROLLOUT_LOCK, get_locked, note
+
+logger = logging.getLogger(__name__)
+
+#: Device statuses of devices that were sent the new version.
+TOUCHED = (
+    DeviceStatus.UPDATING.value,
+    DeviceStatus.ACTIVATED.value,
+    DeviceStatus.REGRESSED.value,
+    DeviceStatus.FAILED.value,
+)
+
+
+def _refuse(rollout: Rollout, verb: str, allowed: str) -> Conflict:
+    return Conflict(f"rollout {rollout.id} is {rollout.state}: only a {allowed} rollout can {verb}")
+
+
+def pause(session: Session, *, rollout_id: int, reason: str | None, now: datetime) -> Rollout:
+    """Pause a running rollout (committed): no batch starts until it is resumed."""
+    with ROLLOUT_LOCK:
+        rollout = get_locked(session, rollout_id)
+        if rollout.state != RolloutState.RUNNING.value:
+            raise _refuse(rollout, "be paused", "running")
+        rollout.state = RolloutState.PAUSED.value
+        rollout.reason = reason or "paused by an operator"
+        note(rollout, "paused", rollout.reason, now)
+        session.add(rollout)
+        session.commit()
+    logger.info("rollout %s paused: %s", rollout_id, rollout.reason)
+    return rollout
+
+
+def resume(session: Session, *, rollout_id: int, reason: str | None, now: datetime) -> Rollout:
+    """Resume a paused rollout (committed); regressed devices count as finished."""
+    with ROLLOUT_LOCK:
+        rollout = get_locked(session, rollout_id)
+        if rollout.state != RolloutState.PAUSED.value:
+            raise _refuse(rollout, "be resumed", "paused")
+        rollout.state = RolloutState.RUNNING.value
+        rollout.reason = None
+        note(rollout, "resumed", reason or "resumed by an operator", now)
+        session.add(rollout)
+        session.commit()
+    logger.info("rollout %s resumed", rollout_id)
+    return rollout
+
+
+def abort(
+    session: Session, *, rollout_id: int, reason: str | None, now: datetime
+) -> tuple[Rollout, list[str]]:
+    """Abort a running or paused rollout (committed); the rolled-back device ids."""
+    with ROLLOUT_LOCK:
+        rollout = get_locked(session, rollout_id)
+        if rollout.state not in (RolloutState.RUNNING.value, RolloutState.PAUSED.value):
+            raise _refuse(rollout, "be aborted", "running or paused")
+        changed = abort_rollout(
+            session, rollout, reason=reason or "aborted by an operator", now=now
+        )
+        session.commit()
+    return rollout, changed
+
+
+def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datetime) -> list[str]:
+    """Mark ``rollout`` (locked) aborted and roll its touched devices back (not committed);
+    the ids of the devices given their previous version."""
+    rows = session.exec(
+        select(RolloutDevice)
+        .where(
+            RolloutDevice.rollout_id == rollout.id,
+            col(RolloutDevice.status).in_(TOUCHED),
+            col(RolloutDevice.previous_model_version_id).is_not(None),
+        )
+        .order_by(col(RolloutDevice.device_id))
+    ).all()
+    by_version: dict[int, list[RolloutDevice]] = defaultdict(list)
+    for row in rows:
+        assert row.previous_model_version_id is not None
+        by_version[row.previous_model_version_id].append(row)
+    changed: list[str] = []
+    for version_id, group in sorted(by_version.items()):
+        version = session.get(ModelVersion, version_id)
+        deployment = Deployment(
+            model_version_id=version_id, fleet=rollout.fleet, rollout_id=rollout.id, created_at=now
+        )
+        session.add(deployment)
+        session.flush()
+        back = f"{version.model} {version.version}" if version else f"version {version_id}"
+        for row in group:
+            device = session.get(Device, row.device_id, with_for_update=True)
+            if device is None or assign(session, device=device, deployment=deployment) is None:
+                continue
+            row.status = DeviceStatus.ROLLED_BACK.value
+            row.reason = f"rolled back to {back}"
+            row.updated_at = now
+            session.add(row)
+            changed.append(row.device_id)
+    rollout.state = RolloutState.ABORTED.value
+    rollout.reason = reason
+    note(rollout, "aborted", f"{reason}; {len(changed)} device(s) rolled back", now)
+    session.add(rollout)
+    logger.warning(
+        "rollout %s aborted: %s (%d device(s) rolled back)", rollout.id, reason, len(changed)
+    )
+    return changed

@@ -1,0 +1,186 @@
+"""Creating rollouts: a new rollout, and an operator rollback (a new rollout of the
+version the fleet ran before).
+
+The targets are the fleet's devices whose labels match the selector when the rollout is
+created, sorted by id and cut into batches by ``policy.plan_batches``. The rollout owns
+one ``Deployment`` of the new version whose targets it assigns batch by batch; the first
+step runs in the same transaction, so batch 0 is assigned when the rollout is answered.
+At most one rollout of a model may be running or paused in a fleet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlmodel import Session, col, or_, select
+
+from controlplane.crud.catalog import get_model_version
+from controlplane.errors import Conflict, NotFound
+from controlplane.models import (
+    Deployment,
+    Device,
+    Fleet,
+    Model,
+    ModelVersion,
+    Rollout,
+    RolloutDevice,
+    RolloutState,
+)
+from controlplane.rollouts.control import abort_rollout
+from controlplane.rollouts.policy import Gate, Strategy, plan_batches
+from controlplane.rollouts.rows import ACTIVE_STATES, ROLLOUT_LOCK, get_locked, note
+from controlplane.rollouts.selectors import format_selector, matches
+from controlplane.rollouts.step import advance
+
+logger = logging.getLogger(__name__)
+
+#: A rollback goes to every device at once, ungated: the previous version is the known one.
+ROLLBACK_STRATEGY = Strategy(gate=Gate(enabled=False))
+
+
+def previous_version(session: Session, *, fleet: str, model: str, other_than: str) -> str | None:
+    """The version of ``model`` (other than ``other_than``) that the fleet's latest
+    settled deployment (all at once, or of a completed rollout) sent, if any."""
+    statement = (
+        select(ModelVersion.version)
+        .select_from(Deployment)
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .join(Rollout, col(Rollout.id) == col(Deployment.rollout_id), isouter=True)
+        .where(
+            Deployment.fleet == fleet,
+            ModelVersion.model == model,
+            ModelVersion.version != other_than,
+            or_(
+                col(Deployment.rollout_id).is_(None),
+                Rollout.state == RolloutState.COMPLETED.value,
+            ),
+        )
+        .order_by(col(Deployment.id).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def create_rollout(
+    session: Session,
+    *,
+    model: str,
+    version: str,
+    fleet: str,
+    selector: Mapping[str, str],
+    strategy: Strategy,
+    now: datetime,
+    rollback_of: int | None = None,
+) -> tuple[Rollout, list[str]]:
+    """Record the rollout and start its first batch (committed); (rollout, device ids
+    whose desired state changed). NotFound for an unknown fleet, model or version;
+    Conflict if a rollout of ``model`` is already running or paused in ``fleet``."""
+    with ROLLOUT_LOCK:
+        # FOR NO KEY UPDATE: serialises rollout creation per fleet without blocking the
+        # key-share locks that inserting the fleet's devices takes.
+        if session.get(Fleet, fleet, with_for_update={"key_share": True}) is None:
+            raise NotFound(f"unknown fleet {fleet!r}")
+        if session.get(Model, model) is None:
+            raise NotFound(f"unknown model {model!r}")
+        target = get_model_version(session, model=model, version=version)
+        if target is None or target.id is None:
+            raise NotFound(f"unknown version {version!r} of model {model!r}")
+        active = session.exec(
+            select(Rollout).where(
+                Rollout.model == model,
+                Rollout.fleet == fleet,
+                col(Rollout.state).in_(ACTIVE_STATES),
+            )
+        ).first()
+        if active is not None:
+            raise Conflict(
+                f"rollout {active.id} of {model} in fleet {fleet} is {active.state}: "
+                "abort it (or let it complete) first"
+            )
+        devices = session.exec(select(Device).where(Device.fleet == fleet).order_by(col(Device.id)))
+        ids = [d.id for d in devices if matches(d.labels or {}, selector)]
+        batches = [batch for batch in plan_batches(ids, strategy) if batch]
+        rollout = Rollout(
+            model=model,
+            version=version,
+            model_version_id=target.id,
+            fleet=fleet,
+            selector=dict(selector),
+            strategy=strategy.to_json(),
+            previous_version=previous_version(
+                session, fleet=fleet, model=model, other_than=version
+            ),
+            rollback_of=rollback_of,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(rollout)
+        session.flush()
+        deployment = Deployment(
+            model_version_id=target.id, fleet=fleet, rollout_id=rollout.id, created_at=now
+        )
+        session.add(deployment)
+        session.flush()
+        rollout.deployment_id = deployment.id
+        assert rollout.id is not None
+        for index, batch in enumerate(batches):
+            for device_id in batch:
+                session.add(
+                    RolloutDevice(
+                        rollout_id=rollout.id, device_id=device_id, batch=index, updated_at=now
+                    )
+                )
+        where = f" matching {format_selector(selector)}" if selector else ""
+        note(
+            rollout,
+            "created",
+            f"{model} {version} to {len(ids)} device(s) of fleet {fleet}{where} "
+            f"in {len(batches)} batch(es)",
+            now,
+        )
+        session.flush()
+        changed = advance(session, rollout, now=now)
+        session.commit()
+        session.refresh(rollout)
+    logger.info(
+        "rollout %s: %s %s to %d device(s) of fleet %s in %d batch(es)",
+        rollout.id,
+        model,
+        version,
+        len(ids),
+        fleet,
+        len(batches),
+    )
+    return rollout, changed
+
+
+def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollout, list[str]]:
+    """A new all-at-once, ungated rollout of ``rollout_id``'s previous version to the same
+    fleet and selector (committed); Conflict if it has none. A running or paused source
+    is aborted first (its updated devices return to their previous versions)."""
+    with ROLLOUT_LOCK:
+        source = get_locked(session, rollout_id)
+        if source.previous_version is None:
+            raise Conflict(f"rollout {rollout_id} has no previous version to roll back to")
+        changed: list[str] = []
+        if source.state in ACTIVE_STATES:
+            changed = abort_rollout(
+                session,
+                source,
+                reason=f"superseded by a rollback to {source.model} {source.previous_version}",
+                now=now,
+            )
+        session.flush()
+        created, more = create_rollout(
+            session,
+            model=source.model,
+            version=source.previous_version,
+            fleet=source.fleet,
+            selector=source.selector,
+            strategy=ROLLBACK_STRATEGY,
+            now=now,
+            rollback_of=rollout_id,
+        )
+    return created, sorted(set(changed) | set(more))

@@ -1,0 +1,415 @@
+"""The rollout engine's decisions: a pure function of (rollout, device states, now).
+
+No I/O, no database, no clock: the driver builds a :class:`RolloutView` and one
+:class:`DeviceView` per device from the database, calls :func:`decide`, applies the
+:class:`Decision` (device changes first, then the action) and calls again on its next
+tick. Calling again with the state after the changes were applied never repeats them.
+
+Planning (:func:`plan_batches`): device ids sorted; the canary batch first (``canary``
+devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest split into
+``batches`` batches whose sizes differ by at most 1 (earlier ones larger). No empty
+batches. No canary and ``batches == 1``: one batch with everyone (all at once).
+
+Judging (:func:`judge`, one device on the new version against its own baseline on the
+previous one):
+
+- ``waiting`` until ``observed.requests >= min_requests``; a device activated for
+  ``no_traffic_timeout_s`` without that many requests passes, "not judged: no traffic".
+- latency regresses when ``p95(new) > p95(base) * (1 + latency_pct/100)`` and
+  ``p95(new) - p95(base) > latency_floor_ms``; without a baseline p95 it is not compared
+  (passes, "no baseline").
+- the error rate regresses when ``error%(new) - error%(base) > error_rate_pct`` (a
+  missing baseline counts as 0%).
+
+Deciding (:func:`decide`, only while the rollout is ``running``):
+
+1. Before the first batch: START_BATCH 0 (COMPLETE "no devices match" without batches).
+2. Devices of the current batch follow their deployment target: ``activated`` ->
+   ACTIVATED (the driver records ``activated_at``), ``failed`` -> FAILED with the
+   target's reason, still installing ``install_timeout_s`` after the batch started ->
+   FAILED "timed out after N s". PENDING devices of the current batch become UPDATING.
+3. Gate (when enabled): each device already ACTIVATED in the view is judged (one that
+   activated in this call is judged on the next); a regression makes it REGRESSED and
+   the rollout PAUSEs or ABORTs (``gate.action``): "latency gate: <device>: p95 ..." or
+   "error-rate gate: <device>: error rate ...". REGRESSED is finished and never judged
+   again, so a resumed rollout goes on. ACTIVATED devices of the current batch are
+   judged until the next batch starts, the wait after a batch included.
+4. Failure threshold over the batches so far: ABORT when FAILED / finished (activated +
+   failed + regressed) * 100 > ``max_failures_pct`` and finished >= ``min_finished``.
+   An ABORT wins over a PAUSE in the same call.
+5. The batch is done when all its devices are finished and every ACTIVATED one was
+   judged "pass" (or the gate is off): ``batch_done`` once (the driver sets
+   ``batch_done_at = now``), with a same-status change carrying the note of each device
+   that passed with one ("no baseline", "not judged: no traffic"); the driver must only
+   update the reason for those, not ``activated_at``. The next batch starts on a later
+   call once ``now >= batch_done_at + wait_s``; after the last batch: COMPLETE
+   "all N devices updated (F failed)", together with ``batch_done``.
+
+Naive datetimes (SQLite) are taken as UTC. :class:`Strategy` and :class:`Gate` (with
+their JSON form and validation) live in :mod:`controlplane.rollouts.strategy`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from controlplane.rollouts.strategy import Gate, GateAction, Strategy, fmt_num
+
+__all__ = [
+    "FINISHED",
+    "ActionKind",
+    "Decision",
+    "DeviceChange",
+    "DeviceStatus",
+    "DeviceView",
+    "Figures",
+    "Gate",
+    "GateAction",
+    "RolloutView",
+    "Strategy",
+    "Verdict",
+    "decide",
+    "judge",
+    "plan_batches",
+]
+
+
+class DeviceStatus(StrEnum):
+    PENDING = "pending"
+    UPDATING = "updating"
+    ACTIVATED = "activated"
+    FAILED = "failed"
+    REGRESSED = "regressed"
+    ROLLED_BACK = "rolled_back"
+
+
+#: Statuses that end a device's part in a batch.
+FINISHED = frozenset({DeviceStatus.ACTIVATED, DeviceStatus.FAILED, DeviceStatus.REGRESSED})
+
+
+#: Statuses a device no longer moves from within a batch (rolled back only after an abort).
+_SETTLED = FINISHED | {DeviceStatus.ROLLED_BACK}
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    REGRESSED = "regressed"
+    WAITING = "waiting"
+
+
+class ActionKind(StrEnum):
+    START_BATCH = "start_batch"
+    COMPLETE = "complete"
+    PAUSE = "pause"
+    ABORT = "abort"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One model version's cumulative inference figures on one device."""
+
+    requests: int
+    errors: int
+    p95_ms: float | None
+
+    @property
+    def error_rate_pct(self) -> float:
+        return self.errors / self.requests * 100 if self.requests > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "p95_ms": self.p95_ms}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Figures | None:
+        """Figures from a ``{requests, errors, p95_ms}`` column (None stays None)."""
+        if data is None:
+            return None
+        p95 = data.get("p95_ms")
+        return cls(
+            requests=int(data.get("requests") or 0),
+            errors=int(data.get("errors") or 0),
+            p95_ms=None if p95 is None else float(p95),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    device_id: str
+    batch: int
+    status: DeviceStatus
+    target_status: str | None
+    target_reason: str | None
+    baseline: Figures | None
+    observed: Figures | None
+    activated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    state: str
+    strategy: Strategy
+    batch_count: int
+    current_batch: int
+    batch_started_at: datetime | None
+    batch_done_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    device_id: str
+    status: DeviceStatus
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    devices: tuple[DeviceChange, ...] = ()
+    action: ActionKind | None = None
+    batch: int | None = None
+    reason: str | None = None
+    batch_done: bool = False
+
+
+def plan_batches(device_ids: Sequence[str], strategy: Strategy) -> list[list[str]]:
+    """The batches of a rollout, canary first; deterministic (sorted, de-duplicated ids)."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return []
+    plan: list[list[str]] = []
+    canary = 0
+    if strategy.canary is not None:
+        canary = strategy.canary
+    elif strategy.canary_pct is not None:
+        # round() first so that 15% of 20 is 3, not ceil(3.0000000000000004) = 4.
+        canary = max(1, math.ceil(round(len(ids) * strategy.canary_pct / 100, 9)))
+    canary = min(canary, len(ids))
+    if canary:
+        plan.append(ids[:canary])
+    rest = ids[canary:]
+    count = min(strategy.batches, len(rest))
+    if count:
+        size, extra = divmod(len(rest), count)
+        start = 0
+        for index in range(count):
+            end = start + size + (1 if index < extra else 0)
+            plan.append(rest[start:end])
+            start = end
+    return plan
+
+
+class _Assessment(NamedTuple):
+    verdict: Verdict
+    reason: str | None
+    gate: str | None = None  # "latency" or "error-rate" when regressed
+
+
+def judge(
+    gate: Gate,
+    baseline: Figures | None,
+    observed: Figures | None,
+    activated_at: datetime | None,
+    now: datetime,
+) -> tuple[str, str | None]:
+    """("pass" | "regressed" | "waiting", reason) for one device on the new version."""
+    verdict, reason, _ = _assess(gate, baseline, observed, activated_at, now)
+    return verdict, reason
+
+
+def _assess(
+    gate: Gate,
+    baseline: Figures | None,
+    observed: Figures | None,
+    activated_at: datetime | None,
+    now: datetime,
+) -> _Assessment:
+    new = observed or Figures(requests=0, errors=0, p95_ms=None)
+    if new.requests < gate.min_requests:
+        if activated_at is not None and _elapsed(now, activated_at) >= gate.no_traffic_timeout_s:
+            note = "not judged: no traffic"
+            if new.requests:
+                note += f" (only {new.requests} of {gate.min_requests} requests)"
+            return _Assessment(Verdict.PASS, note)
+        return _Assessment(Verdict.WAITING, None)
+    problems: list[tuple[str, str]] = []
+    notes: list[str] = []
+    base_p95 = baseline.p95_ms if baseline is not None else None
+    if base_p95 is None:
+        notes.append("no baseline")
+    elif new.p95_ms is None:
+        notes.append("no p95 reported")
+    elif (
+        new.p95_ms > base_p95 * (1 + gate.latency_pct / 100)
+        and new.p95_ms - base_p95 > gate.latency_floor_ms
+    ):
+        if base_p95 > 0:
+            change = f"{(new.p95_ms / base_p95 - 1) * 100:+.0f}%"
+        else:
+            change = f"+{new.p95_ms - base_p95:.1f} ms"
+        problems.append(
+            (
+                "latency",
+                f"p95 {new.p95_ms:.1f} ms vs {base_p95:.1f} ms before "
+                f"({change}, limit +{fmt_num(gate.latency_pct)}%)",
+            )
+        )
+    base_rate = baseline.error_rate_pct if baseline is not None else 0.0
+    if new.error_rate_pct - base_rate > gate.error_rate_pct:
+        before = f"{base_rate:.1f}% before" if baseline is not None else "0.0% (no baseline)"
+        problems.append(
+            (
+                "error-rate",
+                f"error rate {new.error_rate_pct:.1f}% vs {before} "
+                f"(limit +{fmt_num(gate.error_rate_pct, 1)} points)",
+            )
+        )
+    if problems:
+        return _Assessment(Verdict.REGRESSED, "; ".join(r for _, r in problems), problems[0][0])
+    return _Assessment(Verdict.PASS, "; ".join(notes) or None)
+
+
+def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -> Decision:
+    """The next step of a running rollout (see the module docstring for the rules)."""
+    if rollout.state != "running":
+        return Decision()
+    if rollout.batch_count <= 0:
+        return Decision(action=ActionKind.COMPLETE, reason="no devices match")
+    current = rollout.current_batch
+    if current < 0:
+        return Decision(action=ActionKind.START_BATCH, batch=0)
+    strategy = rollout.strategy
+    gate = strategy.gate
+    batch = sorted((d for d in devices if d.batch == current), key=lambda d: d.device_id)
+    status = {d.device_id: d.status for d in devices}
+    changes: dict[str, DeviceChange] = {}
+
+    def change(device_id: str, new: DeviceStatus, reason: str | None) -> None:
+        changes[device_id] = DeviceChange(device_id, new, reason)
+        status[device_id] = new
+
+    for device in batch:
+        install = _install_change(device, rollout, now)
+        if install is not None:
+            change(device.device_id, install.status, install.reason)
+
+    passed: dict[str, _Assessment] = {}
+    regressions: list[tuple[str, _Assessment]] = []
+    if gate.enabled:
+        for device in batch:
+            if device.status is not DeviceStatus.ACTIVATED:
+                continue
+            if status[device.device_id] is not DeviceStatus.ACTIVATED:
+                continue  # failed in this very call
+            since = device.activated_at or rollout.batch_started_at
+            found = _assess(gate, device.baseline, device.observed, since, now)
+            if found.verdict is Verdict.REGRESSED:
+                change(device.device_id, DeviceStatus.REGRESSED, found.reason)
+                regressions.append((device.device_id, found))
+            elif found.verdict is Verdict.PASS:
+                passed[device.device_id] = found
+
+    action: ActionKind | None = None
+    reason: str | None = None
+    if regressions:
+        device_id, found = regressions[0]
+        action = ActionKind.ABORT if gate.action is GateAction.ABORT else ActionKind.PAUSE
+        reason = f"{found.gate} gate: {device_id}: {found.reason}"
+        if len(regressions) > 1:
+            more = len(regressions) - 1
+            reason += f" (and {more} more device{'s' if more > 1 else ''})"
+    if action is not ActionKind.ABORT:
+        tripped = _failure_threshold(strategy, [d for d in devices if d.batch <= current], status)
+        if tripped is not None:
+            action, reason = ActionKind.ABORT, tripped
+    if action is not None:
+        return Decision(devices=_ordered(changes), action=action, reason=reason)
+
+    if not all(status[d.device_id] in _SETTLED for d in batch):
+        return Decision(devices=_ordered(changes))
+    activated = [d.device_id for d in batch if status[d.device_id] is DeviceStatus.ACTIVATED]
+    first_done = rollout.batch_done_at is None
+    if first_done and gate.enabled and not all(i in passed for i in activated):
+        return Decision(devices=_ordered(changes))
+    if first_done:
+        for device_id in activated:
+            note = passed[device_id].reason if device_id in passed else None
+            if note is not None and device_id not in changes:
+                change(device_id, DeviceStatus.ACTIVATED, note)
+    if current >= rollout.batch_count - 1:
+        failed = sum(1 for s in status.values() if s is DeviceStatus.FAILED)
+        regressed = sum(1 for s in status.values() if s is DeviceStatus.REGRESSED)
+        summary = f"all {len(devices)} devices updated ({failed} failed"
+        summary += f", {regressed} regressed)" if regressed else ")"
+        return Decision(
+            devices=_ordered(changes),
+            action=ActionKind.COMPLETE,
+            reason=summary,
+            batch_done=first_done,
+        )
+    done_at = rollout.batch_done_at
+    if done_at is None:
+        return Decision(devices=_ordered(changes), batch_done=True)
+    if _elapsed(now, done_at) >= strategy.wait_s:
+        return Decision(devices=_ordered(changes), action=ActionKind.START_BATCH, batch=current + 1)
+    return Decision(devices=_ordered(changes))
+
+
+def _install_change(device: DeviceView, rollout: RolloutView, now: datetime) -> DeviceChange | None:
+    """Rule 2: a device of the current batch following its deployment target."""
+    if device.status in (DeviceStatus.FAILED, DeviceStatus.REGRESSED, DeviceStatus.ROLLED_BACK):
+        return None
+    if device.target_status == "failed":
+        return DeviceChange(
+            device.device_id, DeviceStatus.FAILED, device.target_reason or "install failed"
+        )
+    if device.status is DeviceStatus.ACTIVATED:
+        return None
+    if device.target_status == "activated":
+        return DeviceChange(device.device_id, DeviceStatus.ACTIVATED, None)
+    timeout = rollout.strategy.install_timeout_s
+    started = rollout.batch_started_at
+    if started is not None and _elapsed(now, started) >= timeout:
+        reason = f"timed out after {fmt_num(timeout)} s"
+        if device.target_status is not None:
+            reason += f" (last status: {device.target_status})"
+        return DeviceChange(device.device_id, DeviceStatus.FAILED, reason)
+    if device.status is DeviceStatus.PENDING:
+        return DeviceChange(device.device_id, DeviceStatus.UPDATING, None)
+    return None
+
+
+def _failure_threshold(
+    strategy: Strategy, devices: Sequence[DeviceView], status: Mapping[str, DeviceStatus]
+) -> str | None:
+    """Rule 4: the abort reason when too many finished devices failed, else None."""
+    limit = strategy.max_failures_pct
+    if limit is None:
+        return None
+    finished = [d for d in devices if status[d.device_id] in FINISHED]
+    failed = sum(1 for d in finished if status[d.device_id] is DeviceStatus.FAILED)
+    if len(finished) < strategy.min_finished or not finished:
+        return None
+    share = failed / len(finished) * 100
+    if share <= limit:
+        return None
+    return (
+        f"failure threshold: {failed} of {len(finished)} finished devices failed "
+        f"({fmt_num(share)}% > {fmt_num(limit)}%)"
+    )
+
+
+def _ordered(changes: Mapping[str, DeviceChange]) -> tuple[DeviceChange, ...]:
+    return tuple(changes[k] for k in sorted(changes))
+
+
+def _elapsed(now: datetime, then: datetime) -> float:
+    """Seconds from ``then`` to ``now``; a naive datetime is taken as UTC."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return (now - then).total_seconds()

@@ -1,0 +1,98 @@
+"""Reading and writing rollout rows: locking, history, figures, what a device runs.
+
+Every change to a rollout happens under :func:`locked`: the process-wide
+:data:`ROLLOUT_LOCK` (SQLite ignores ``FOR UPDATE``) plus, on PostgreSQL, a row lock on
+the rollout, so an operator action and the driver (of this or another replica) never
+change one rollout at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from controlplane.errors import ControlPlaneError, NotFound
+from controlplane.models import Device, ModelVersion, Rollout
+from controlplane.rollouts.policy import Figures, Strategy
+from controlplane.schemas import as_utc
+
+#: Serialises rollout changes in this process (the row lock serialises replicas).
+ROLLOUT_LOCK = threading.RLock()
+
+#: Rollout states in which no other rollout of the same model may start in the fleet.
+ACTIVE_STATES = ("running", "paused")
+
+
+class InvalidStrategy(ControlPlaneError):
+    """A rollout strategy that ``Strategy.from_json`` refuses (422)."""
+
+    status_code = 422
+
+
+def parse_strategy(data: Mapping[str, Any] | None) -> Strategy:
+    """The strategy of a request (None: all at once, defaults); InvalidStrategy if bad."""
+    try:
+        return Strategy.from_json(data or {})
+    except (ValueError, TypeError) as exc:
+        raise InvalidStrategy(f"invalid strategy: {exc}") from exc
+
+
+def lock_rollout(session: Session, rollout_id: int, *, skip_locked: bool = False) -> Rollout | None:
+    """The rollout row, freshly read and locked for this transaction (PostgreSQL).
+
+    With ``skip_locked`` a rollout another transaction holds is skipped (None): the
+    driver of another replica is stepping it. Call with :data:`ROLLOUT_LOCK` held.
+    """
+    statement = (
+        select(Rollout)
+        .where(Rollout.id == rollout_id)
+        .with_for_update(skip_locked=skip_locked, key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return session.exec(statement).first()
+
+
+def get_locked(session: Session, rollout_id: int) -> Rollout:
+    """:func:`lock_rollout` (waiting for the lock); NotFound if there is no such rollout."""
+    rollout = lock_rollout(session, rollout_id)
+    if rollout is None:
+        raise NotFound(f"unknown rollout {rollout_id}")
+    return rollout
+
+
+def note(rollout: Rollout, event: str, message: str, now: datetime, **extra: Any) -> None:
+    """Append ``{at, event, message, **extra}`` to the rollout's history (``extra``: e.g.
+    the ``batch`` index of batch events); bump ``updated_at``."""
+    entry = {"at": as_utc(now).isoformat(), "event": event, "message": message, **extra}
+    rollout.history = [*rollout.history, entry]  # a new list, so the JSON column is dirty
+    rollout.updated_at = now
+
+
+def figures(device: Device | None, model: str, version: str) -> dict[str, Any] | None:
+    """The device's latest heartbeat figures for ``model`` ``version`` as stored on a
+    rollout device (``{requests, errors, p95_ms}``), if it reports any."""
+    if device is None or not device.last_heartbeat:
+        return None
+    for entry in device.last_heartbeat.get("models") or ():
+        if (
+            isinstance(entry, dict)
+            and entry.get("name") == model
+            and entry.get("version") == version
+        ):
+            found = Figures.from_json(entry)
+            return found.to_json() if found is not None else None
+    return None
+
+
+def running_version(session: Session, device: Device) -> ModelVersion | None:
+    """The model version the device reports it runs now (its active model), if known."""
+    if not device.active_model or not device.active_version:
+        return None
+    statement = select(ModelVersion).where(
+        ModelVersion.model == device.active_model, ModelVersion.version == device.active_version
+    )
+    return session.exec(statement).first()

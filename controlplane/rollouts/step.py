@@ -1,0 +1,241 @@
+"""One step of a running rollout: build the policy's views from the database, call
+:func:`controlplane.rollouts.policy.decide`, apply its decision.
+
+The views come from the rollout's ``RolloutDevice`` rows, the ``DeploymentTarget`` of
+each device in the rollout's deployment (status and reason) and each device's latest
+heartbeat (``Device.last_heartbeat["models"]``: the new version's figures are the
+``observed`` ones; the previous version's, captured when the device's batch starts, its
+``baseline``). Applying a decision writes device statuses, batch times, the state and
+the history; starting a batch assigns the new version to its devices. Nothing is
+published here: the caller publishes the returned device ids' commands after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from controlplane.crud.catalog import assign
+from controlplane.models import (
+    Deployment,
+    DeploymentTarget,
+    Device,
+    Rollout,
+    RolloutDevice,
+    RolloutState,
+)
+from controlplane.rollouts.control import abort_rollout
+from controlplane.rollouts.policy import (
+    ActionKind,
+    Decision,
+    DeviceStatus,
+    DeviceView,
+    Figures,
+    RolloutView,
+    Strategy,
+    decide,
+)
+from controlplane.rollouts.rows import (
+    ROLLOUT_LOCK,
+    figures,
+    lock_rollout,
+    note,
+    running_version,
+)
+from controlplane.schemas import as_utc
+
+logger = logging.getLogger(__name__)
+
+#: Device statuses whose new-version figures are worth watching.
+_WATCHED = {DeviceStatus.UPDATING.value, DeviceStatus.ACTIVATED.value}
+
+
+def step(
+    session: Session, rollout_id: int, *, now: datetime, skip_locked: bool = True
+) -> list[str]:
+    """Decide and apply one step of rollout ``rollout_id`` if it is running (committed).
+
+    Returns the ids of the devices whose desired state changed (to publish). A rollout
+    another replica is stepping (locked) or that is not running is left alone.
+    """
+    with ROLLOUT_LOCK:
+        rollout = lock_rollout(session, rollout_id, skip_locked=skip_locked)
+        if rollout is None or rollout.state != RolloutState.RUNNING.value:
+            session.rollback()
+            return []
+        changed = advance(session, rollout, now=now)
+        session.commit()
+    return changed
+
+
+def _rows(session: Session, rollout: Rollout) -> list[RolloutDevice]:
+    statement = (
+        select(RolloutDevice)
+        .where(RolloutDevice.rollout_id == rollout.id)
+        .order_by(col(RolloutDevice.batch), col(RolloutDevice.device_id))
+    )
+    return list(session.exec(statement).all())
+
+
+def batch_label(strategy: Strategy, index: int, count: int) -> str:
+    if index == 0 and (strategy.canary is not None or strategy.canary_pct is not None):
+        return f"canary batch (1 of {count})"
+    return f"batch {index + 1} of {count}"
+
+
+def advance(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
+    """One decision for ``rollout`` (running, locked by the caller), applied, not committed."""
+    strategy = Strategy.from_json(rollout.strategy)
+    rows = _rows(session, rollout)
+    ids = [row.device_id for row in rows]
+    devices = {d.id: d for d in session.exec(select(Device).where(col(Device.id).in_(ids))).all()}
+    targets = {
+        t.device_id: t
+        for t in session.exec(
+            select(DeploymentTarget).where(
+                DeploymentTarget.deployment_id == rollout.deployment_id,
+                col(DeploymentTarget.device_id).in_(ids),
+            )
+        ).all()
+    }
+    for row in rows:
+        if row.status in _WATCHED:
+            seen = figures(devices.get(row.device_id), rollout.model, rollout.version)
+            if seen is not None and seen != row.observed:
+                row.observed = seen
+                session.add(row)
+    views = [_device_view(row, targets.get(row.device_id)) for row in rows]
+    decision = decide(_rollout_view(rollout, strategy, rows), views, as_utc(now))
+    return _apply(session, rollout, strategy, rows, decision, now)
+
+
+def _rollout_view(
+    rollout: Rollout, strategy: Strategy, rows: Sequence[RolloutDevice]
+) -> RolloutView:
+    return RolloutView(
+        state=rollout.state,
+        strategy=strategy,
+        batch_count=max((row.batch for row in rows), default=-1) + 1,
+        current_batch=rollout.current_batch,
+        batch_started_at=as_utc(rollout.batch_started_at) if rollout.batch_started_at else None,
+        batch_done_at=as_utc(rollout.batch_done_at) if rollout.batch_done_at else None,
+    )
+
+
+def _device_view(row: RolloutDevice, target: DeploymentTarget | None) -> DeviceView:
+    return DeviceView(
+        device_id=row.device_id,
+        batch=row.batch,
+        status=DeviceStatus(row.status),
+        target_status=target.status if target is not None else None,
+        target_reason=target.reason if target is not None else None,
+        baseline=Figures.from_json(row.baseline),
+        observed=Figures.from_json(row.observed),
+        activated_at=as_utc(row.activated_at) if row.activated_at else None,
+    )
+
+
+def _apply(
+    session: Session,
+    rollout: Rollout,
+    strategy: Strategy,
+    rows: Sequence[RolloutDevice],
+    decision: Decision,
+    now: datetime,
+) -> list[str]:
+    by_id = {row.device_id: row for row in rows}
+    count = max((row.batch for row in rows), default=-1) + 1
+    for change in decision.devices:
+        row = by_id.get(change.device_id)
+        if row is None:
+            continue
+        row.status = change.status.value
+        row.reason = change.reason
+        row.updated_at = now
+        if change.status is DeviceStatus.ACTIVATED and row.activated_at is None:
+            row.activated_at = now
+        if change.status in (DeviceStatus.FAILED, DeviceStatus.REGRESSED):
+            note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
+        session.add(row)
+    if decision.batch_done and rollout.batch_done_at is None:
+        rollout.batch_done_at = now
+        batch = [r for r in rows if r.batch == rollout.current_batch]
+        failed = sum(r.status != DeviceStatus.ACTIVATED.value for r in batch)
+        label = batch_label(strategy, rollout.current_batch, count)
+        message = f"{label} done: {len(batch)} device(s), {failed} not updated"
+        note(rollout, "batch_done", message, now, batch=rollout.current_batch)
+    if decision.devices or decision.action or decision.batch_done:
+        rollout.updated_at = now
+    changed: list[str] = []
+    action = decision.action
+    if action is ActionKind.START_BATCH and decision.batch is not None:
+        batch = [r for r in rows if r.batch == decision.batch]
+        changed = start_batch(session, rollout, batch, index=decision.batch, count=count, now=now)
+    elif action is ActionKind.COMPLETE:
+        rollout.state = RolloutState.COMPLETED.value
+        rollout.reason = decision.reason
+        note(rollout, "completed", decision.reason or "completed", now)
+        logger.info("rollout %s completed: %s", rollout.id, decision.reason)
+    elif action is ActionKind.PAUSE:
+        rollout.state = RolloutState.PAUSED.value
+        rollout.reason = decision.reason
+        note(rollout, "paused", decision.reason or "paused", now)
+        logger.warning("rollout %s paused: %s", rollout.id, decision.reason)
+    elif action is ActionKind.ABORT:
+        changed = abort_rollout(session, rollout, reason=decision.reason or "aborted", now=now)
+    session.add(rollout)
+    return changed
+
+
+def start_batch(
+    session: Session,
+    rollout: Rollout,
+    batch: Sequence[RolloutDevice],
+    *,
+    index: int,
+    count: int,
+    now: datetime,
+) -> list[str]:
+    """Assign the new version to the pending devices of ``batch``; the ids assigned.
+
+    Each device's previous version (what it reports it runs) and that version's figures
+    (the baseline of the gate) are captured first.
+    """
+    deployment = session.get(Deployment, rollout.deployment_id)
+    assert deployment is not None
+    assigned: list[str] = []
+    for row in batch:
+        if row.status != DeviceStatus.PENDING.value:
+            continue
+        row.updated_at = now
+        session.add(row)
+        device = session.get(Device, row.device_id, with_for_update=True)
+        reason = None
+        if device is None:
+            reason = "device no longer registered"
+        elif device.fleet != rollout.fleet:
+            reason = f"device moved to fleet {device.fleet}"
+        if device is None or reason is not None:
+            row.status, row.reason = DeviceStatus.FAILED.value, reason
+            continue
+        previous = running_version(session, device)
+        if previous is not None and previous.id != rollout.model_version_id:
+            row.previous_model_version_id = previous.id
+            if previous.model == rollout.model:
+                row.baseline = figures(device, previous.model, previous.version)
+        row.started_at = now
+        if assign(session, device=device, deployment=deployment) is None:
+            row.status, row.reason = DeviceStatus.FAILED.value, "no higher generation left"
+            continue
+        row.status, row.reason = DeviceStatus.UPDATING.value, None
+        assigned.append(row.device_id)
+    rollout.current_batch = index
+    rollout.batch_started_at = now
+    rollout.batch_done_at = None
+    label = batch_label(Strategy.from_json(rollout.strategy), index, count)
+    note(rollout, "batch_started", f"{label} started: {len(assigned)} device(s)", now, batch=index)
+    logger.info("rollout %s: %s started (%d device(s))", rollout.id, label, len(assigned))
+    return assigned

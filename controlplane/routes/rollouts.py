@@ -1,0 +1,145 @@
+"""``/rollouts``: a model version to a fleet's matching devices in gated batches, and
+the operator controls (pause, resume, abort, rollback).
+
+Thin: the work is in :mod:`controlplane.rollouts`; a route publishes the signed commands
+of the devices a change assigned, after it committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from sqlmodel import Session
+
+from controlplane.commands import CommandSigner, publish_commands
+from controlplane.deps import PublisherDep, SessionDep, SignerDep
+from controlplane.models import RolloutState, utcnow
+from controlplane.publisher import DesiredStatePublisher
+from controlplane.rollouts import control
+from controlplane.rollouts.create import create_rollout, rollback
+from controlplane.rollouts.public import list_rollouts, rollout_public
+from controlplane.rollouts.rows import parse_strategy
+from controlplane.schemas import RolloutAction, RolloutCreate, RolloutPublic, RolloutSummary
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/rollouts", tags=["rollouts"])
+
+#: The optional ``{"reason": "..."}`` body of pause, resume and abort.
+ActionBody = Annotated[RolloutAction | None, Body()]
+
+_Responses = dict[int | str, dict[str, Any]]
+_UNKNOWN: _Responses = {404: {"description": "unknown rollout"}}
+_TRANSITION: _Responses = {409: {"description": "not allowed in the rollout's state"}}
+_SIGNING: _Responses = {
+    503: {"description": "the trust document does not certify this control plane's key"}
+}
+
+
+def _reason(body: RolloutAction | None) -> str | None:
+    return body.reason if body is not None else None
+
+
+def _publish(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    device_ids: Sequence[str],
+) -> None:
+    if device_ids:
+        publish_commands(session, signer, publisher, device_ids=device_ids)
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        404: {"description": "unknown model, version or fleet"},
+        409: {"description": "a rollout of this model is already running or paused in the fleet"},
+        422: {"description": "invalid selector or strategy"},
+        **_SIGNING,
+    },
+)
+def create(
+    body: RolloutCreate, session: SessionDep, publisher: PublisherDep, signer: SignerDep
+) -> RolloutPublic:
+    """Start a rollout; its first batch is assigned (and sent) before this answers."""
+    signer.check_ready(session)
+    strategy = parse_strategy(body.strategy)
+    rollout, changed = create_rollout(
+        session,
+        model=body.model,
+        version=body.version,
+        fleet=body.fleet,
+        selector=body.selector,
+        strategy=strategy,
+        now=utcnow(),
+    )
+    assert rollout.id is not None
+    _publish(session, signer, publisher, changed)
+    return rollout_public(session, rollout.id)
+
+
+@router.get("")
+def get_rollouts(
+    session: SessionDep, fleet: str | None = None, state: RolloutState | None = None
+) -> list[RolloutSummary]:
+    return list_rollouts(session, fleet=fleet, state=state.value if state else None)
+
+
+@router.get("/{rollout_id}", responses=_UNKNOWN)
+def get_rollout(rollout_id: int, session: SessionDep) -> RolloutPublic:
+    return rollout_public(session, rollout_id)
+
+
+@router.post("/{rollout_id}/pause", responses={**_UNKNOWN, **_TRANSITION})
+def pause(rollout_id: int, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+    """Stop starting batches (devices already sent the version carry on installing)."""
+    control.pause(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
+    return rollout_public(session, rollout_id)
+
+
+@router.post("/{rollout_id}/resume", responses={**_UNKNOWN, **_TRANSITION})
+def resume(rollout_id: int, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+    """Carry on a paused rollout (a device a gate judged regressed counts as finished)."""
+    control.resume(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
+    return rollout_public(session, rollout_id)
+
+
+@router.post("/{rollout_id}/abort", responses={**_UNKNOWN, **_TRANSITION, **_SIGNING})
+def abort(
+    rollout_id: int,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+    body: ActionBody = None,
+) -> RolloutPublic:
+    """Abort: every device already sent the new version returns to its previous one."""
+    signer.check_ready(session)
+    _, changed = control.abort(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
+    _publish(session, signer, publisher, changed)
+    return rollout_public(session, rollout_id)
+
+
+@router.post(
+    "/{rollout_id}/rollback",
+    status_code=201,
+    responses={
+        **_UNKNOWN,
+        409: {"description": "no previous version, or another rollout of the model is active"},
+        **_SIGNING,
+    },
+)
+def roll_back(
+    rollout_id: int, session: SessionDep, publisher: PublisherDep, signer: SignerDep
+) -> RolloutPublic:
+    """A new all-at-once rollout of the previous version (a running or paused one is
+    aborted first)."""
+    signer.check_ready(session)
+    created, changed = rollback(session, rollout_id=rollout_id, now=utcnow())
+    assert created.id is not None
+    _publish(session, signer, publisher, changed)
+    return rollout_public(session, created.id)

@@ -1,0 +1,149 @@
+"""``edgectl devices list|show|label``.
+
+``devices list [--fleet F] [--selector k=v,...]`` is one row per device;
+``devices show ID`` adds labels, hardware profile, runtimes, and the inference figures of
+each model version from its latest heartbeat; ``devices label ID k=v k2-`` sets ``k`` and
+removes ``k2`` (kubectl style). Selectors and labels are checked here before anything is
+sent (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from edgectl.connect import connect
+from edgectl.progress import format_bytes
+from edgectl.table import render, when
+from edgectl.trust_cmds import SubParsers
+from edgectl.values import format_labels, parse_label_edits, parse_selector
+
+
+def _model(device: Mapping[str, Any]) -> str:
+    return f"{device.get('active_model') or '-'} {device.get('active_version') or ''}".strip()
+
+
+def _link(device: Mapping[str, Any]) -> str:
+    return "online" if device.get("online") else "offline"
+
+
+def _ms(value: object) -> str:
+    return "-" if value is None else f"{float(str(value)):.1f}"
+
+
+def render_device(device: Mapping[str, Any]) -> str:
+    """``devices show``: one ``field: value`` line each, then the per-model figures."""
+    digest = str(device.get("active_bundle_digest") or "")[:12]
+    pin = device.get("pin") or {}
+    fields = [
+        ("device", device.get("id")),
+        ("fleet", device.get("fleet")),
+        ("link", _link(device)),
+        ("status", device.get("status")),
+        ("agent", device.get("agent_version") or "-"),
+        ("model", _model(device) + (f" (bundle {digest})" if digest else "")),
+        ("backend", device.get("backend") or "-"),
+        ("pin", f"{pin['backend']} ({pin['source']})" if pin else "-"),
+        ("labels", format_labels(device.get("labels") or {})),
+        ("profile", device.get("profile") or "-"),
+        ("runtimes", ", ".join(device.get("runtimes") or []) or "-"),
+        ("local api", device.get("local_api") or "-"),
+        ("last report", when(device.get("last_report_at"))),
+        ("last heartbeat", when(device.get("last_heartbeat_at"))),
+    ]
+    heartbeat = device.get("last_heartbeat") or {}
+    if heartbeat:
+        cpu, mem = heartbeat.get("cpu_percent") or 0, heartbeat.get("mem_percent") or 0
+        total = format_bytes(int(heartbeat.get("mem_total_bytes") or 0))
+        host = f"cpu {cpu:.0f}%, mem {mem:.0f}% of {total}"
+        fields.append(("host", host))
+    if device.get("last_error"):
+        fields.append(("last error", device["last_error"]))
+    width = max(len(k) for k, _ in fields)
+    lines = [f"{k + ':':<{width + 1}} {v}" for k, v in fields]
+    models = heartbeat.get("models") or []
+    if models:
+        rows = [
+            [
+                m.get("name"),
+                m.get("version"),
+                m.get("backend"),
+                m.get("requests"),
+                m.get("errors"),
+                _ms(m.get("p50_ms")),
+                _ms(m.get("p95_ms")),
+                _ms(m.get("p99_ms")),
+            ]
+            for m in models
+        ]
+        headers = ["model", "version", "backend", "requests", "errors", "p50 ms", "p95 ms"]
+        lines += ["", *render([*headers, "p99 ms"], rows).splitlines()]
+    return "\n".join(lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    selector = parse_selector(args.selector) if args.selector else None
+    with connect(args) as client:
+        devices = client.devices(fleet=args.fleet, selector=selector)
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return 0
+    rows = [
+        [
+            d.get("id"),
+            d.get("fleet"),
+            _link(d),
+            d.get("status"),
+            _model(d),
+            d.get("backend") or "-",
+            format_labels(d.get("labels") or {}),
+            when(d.get("last_report_at")),
+        ]
+        for d in devices
+    ]
+    headers = ["device", "fleet", "link", "status", "model", "backend", "labels", "last report"]
+    print(render(headers, rows))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        device = client.device(args.id)
+    print(json.dumps(device, indent=2) if args.json else render_device(device))
+    return 0
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    edit = parse_label_edits(args.labels)
+    with connect(args) as client:
+        device = client.label_device(args.id, set_=edit.set, remove=edit.remove)
+    if args.json:
+        print(json.dumps(device, indent=2))
+    else:
+        print(f"{device.get('id')}: {format_labels(device.get('labels') or {})}")
+    return 0
+
+
+def add_commands(sub: SubParsers) -> None:
+    """Register ``devices list|show|label``."""
+    devices = sub.add_parser("devices", help="devices and their labels")
+    cmds = devices.add_subparsers(dest="devices_cmd", required=True)
+
+    list_ = cmds.add_parser("list", help="list devices")
+    list_.add_argument("--fleet", help="only this fleet's")
+    list_.add_argument("--selector", metavar="K=V,...", help="only devices with these labels")
+    list_.add_argument("--json", action="store_true", help="print the API objects")
+    list_.set_defaults(handler=_cmd_list)
+
+    show = cmds.add_parser("show", help="one device: labels, profile, figures per model")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print the API object")
+    show.set_defaults(handler=_cmd_show)
+
+    label = cmds.add_parser("label", help="set (k=v) or remove (k-) labels of a device")
+    label.add_argument("id", metavar="ID")
+    label.add_argument("labels", nargs="*", metavar="K=V|K-")
+    label.add_argument("--json", action="store_true", help="print the API object")
+    label.set_defaults(handler=_cmd_label)

@@ -1,0 +1,545 @@
+"""Rollouts end to end in one process, on SQLite and on PostgreSQL.
+
+The real app (routes, auth, rollout driver, ingester, command signer) is served by a
+real uvicorn with its lifespan; MQTT is the in-memory publisher. Each simulated device
+plays its agent's part with real protocol messages: it opens the signed command the
+control plane published for it (verifying the signature), reports deployment events
+and state, and sends heartbeats with inference figures. The driver is stepped by hand
+(``tick``) where a test needs exact steps, and by its own thread in the restart test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from controlplane.app import create_app
+from controlplane.ingest import Ingester
+from controlplane.models import Rollout, utcnow
+from controlplane.publisher import MemoryPublisher
+from controlplane.rollouts.driver import RolloutDriver
+from protocol import (
+    ActiveModel,
+    DeploymentEvent,
+    DesiredState,
+    DeviceStatus,
+    EventKind,
+    Heartbeat,
+    ModelMetrics,
+    StateReport,
+    TopicKind,
+    device_topic,
+    encode,
+)
+from tests.support.controlplane import (
+    DET_V1_DIGEST,
+    DET_V2_DIGEST,
+    api_client,
+    open_command,
+    register_version,
+    serve_app,
+    settings,
+)
+from tests.support.ports import wait_until
+from tests.support.trust import TrustKit
+
+pytestmark = pytest.mark.integration
+
+DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST}
+BACKEND = "onnxruntime:cpu:fp32"
+
+
+@dataclass
+class Plane:
+    """One control plane app and the simulated devices talking to it."""
+
+    http: httpx.Client
+    driver: RolloutDriver
+    ingester: Ingester
+    publisher: MemoryPublisher
+    kit: TrustKit
+    #: what each device runs: (version, generation processed)
+    running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+
+    # -- the API -------------------------------------------------------------------
+
+    def post(self, path: str, body: Any = None, status: int = 200) -> Any:
+        response = (
+            self.http.post(f"/api/v1{path}", json=body)
+            if body is not None
+            else (self.http.post(f"/api/v1{path}"))
+        )
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def get(self, path: str) -> Any:
+        response = self.http.get(f"/api/v1{path}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def rollout(self, rollout_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/rollouts/{rollout_id}")
+        return result
+
+    def statuses(self, rollout_id: int) -> dict[str, str]:
+        return {d["device_id"]: d["status"] for d in self.rollout(rollout_id)["devices"]}
+
+    def tick(self, times: int = 1, *, after_s: float = 0.0) -> None:
+        for _ in range(times):
+            self.driver.tick(utcnow() + timedelta(seconds=after_s))
+
+    # -- the devices ---------------------------------------------------------------
+
+    def send(self, device_id: str, kind: TopicKind, message: Any) -> None:
+        self.ingester.handle(device_topic(device_id, kind), encode(message))
+
+    def report(self, device_id: str, *, fleet: str = "f", error: str | None = None) -> None:
+        version, generation = self.running.get(device_id, (None, 0))
+        active = []
+        if version is not None:
+            active = [
+                ActiveModel(
+                    name="det", version=version, bundle_digest=DIGESTS[version], backend=BACKEND
+                )
+            ]
+        report = StateReport(
+            device_id=device_id,
+            fleet=fleet,
+            agent_version="test",
+            status=DeviceStatus.IDLE,
+            generation=generation,
+            active=active,
+            last_error=error,
+        )
+        self.send(device_id, TopicKind.STATE, report)
+
+    def command(self, device_id: str) -> DesiredState | None:
+        """The device's latest published command, verified like an agent does."""
+        latest = self.publisher.latest(device_id)
+        return open_command(latest.raw, self.kit) if latest is not None else None
+
+    def desired_version(self, device_id: str) -> str | None:
+        command = self.command(device_id)
+        return command.models[0].version if command is not None else None
+
+    def has_news(self, device_id: str) -> bool:
+        command = self.command(device_id)
+        return command is not None and command.generation > self.running.get(device_id, ("", 0))[1]
+
+    def obey(self, device_id: str, *, fail: str | None = None) -> None:
+        """Install the device's latest command (or fail to), reporting as an agent does."""
+        command = self.command(device_id)
+        assert command is not None, f"{device_id} was sent no command"
+        model = command.models[0]
+        previous = self.running.get(device_id, (None, 0))[0]
+        for kind in (EventKind.RECEIVED, EventKind.FAILED if fail else EventKind.ACTIVATED):
+            event = DeploymentEvent(
+                device_id=device_id,
+                deployment_id=model.deployment_id,
+                generation=command.generation,
+                model_name=model.name,
+                model_version=model.version,
+                kind=kind,
+                reason=fail if kind is EventKind.FAILED else None,
+            )
+            self.send(device_id, TopicKind.EVENTS, event)
+        self.running[device_id] = (previous if fail else model.version, command.generation)
+        self.report(device_id, error=fail)
+
+    def heartbeat(self, device_id: str, *figures: tuple[str, int, int, float]) -> None:
+        """Figures per version served: (version, requests, errors, p95 ms)."""
+        heartbeat = Heartbeat(
+            device_id=device_id,
+            cpu_percent=5.0,
+            rss_bytes=1,
+            mem_total_bytes=2,
+            mem_available_bytes=1,
+            mem_percent=50.0,
+            load_avg=(0.1, 0.1, 0.1),
+            uptime_s=10.0,
+            models=[
+                ModelMetrics(
+                    name="det",
+                    version=version,
+                    backend=BACKEND,
+                    requests=requests,
+                    errors=errors,
+                    p50_ms=p95 / 2,
+                    p95_ms=p95,
+                    p99_ms=p95 * 1.2,
+                )
+                for version, requests, errors, p95 in figures
+            ],
+        )
+        self.send(device_id, TopicKind.HEARTBEAT, heartbeat)
+
+    def fleet_on_v1(self, count: int, *, fleet: str = "f") -> list[str]:
+        """``count`` devices registered, running det 1.0.0 (all at once) with good figures."""
+        ids = [f"d{i:02d}" for i in range(count)]
+        for device_id in ids:
+            self.report(device_id, fleet=fleet)
+        self.post("/deployments", {"model": "det", "version": "1.0.0", "fleet": fleet}, 201)
+        for device_id in ids:
+            self.obey(device_id)
+            self.heartbeat(device_id, ("1.0.0", 500, 0, 10.0))
+        return ids
+
+    def healthy_v2(self, device_id: str, *, p95: float = 10.5, errors: int = 0) -> None:
+        """The device installs 2.0.0 and serves it as fast as 1.0.0 was."""
+        self.obey(device_id)
+        self.heartbeat(device_id, ("1.0.0", 500, 0, 10.0), ("2.0.0", 100, errors, p95))
+
+    def start(self, strategy: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
+        request = {"model": "det", "version": "2.0.0", "fleet": "f"} | body
+        if strategy is not None:
+            request["strategy"] = strategy
+        result: dict[str, Any] = self.post("/rollouts", request, 201)
+        return result
+
+
+@contextmanager
+def open_plane(
+    workdir: Path,
+    kit: TrustKit,
+    database_url: str,
+    publisher: MemoryPublisher,
+    *,
+    tick_s: float = 3600.0,
+    register: bool = True,
+) -> Iterator[Plane]:
+    app = create_app(
+        settings(
+            workdir,
+            kit,
+            mqtt_url="mqtt://127.0.0.1:1",
+            database_url=database_url,
+            rollout_tick_s=tick_s,
+        ),
+        publisher=publisher,
+    )
+    services = app.state.services
+    if register:
+        register_version(services.engine, "det", "1.0.0", digest=DET_V1_DIGEST)
+        register_version(services.engine, "det", "2.0.0", digest=DET_V2_DIGEST)
+    with serve_app(app) as url, api_client(url, timeout=30) as http:
+        yield Plane(
+            http=http,
+            driver=app.state.rollout_driver,
+            ingester=Ingester(services.engine, publisher, services.signer),
+            publisher=publisher,
+            kit=kit,
+        )
+
+
+@pytest.fixture
+def plane(tmp_path: Path, trust_kit: TrustKit, database_url: str) -> Iterator[Plane]:
+    with open_plane(tmp_path, trust_kit, database_url, MemoryPublisher()) as plane:
+        yield plane
+
+
+def _events(rollout: dict[str, Any]) -> list[str]:
+    return [entry["event"] for entry in rollout["history"]]
+
+
+def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
+    ids = plane.fleet_on_v1(6)
+    rollout = plane.start({"canary": 1, "batches": 2, "gate": {"min_requests": 20}})
+    assert rollout["state"] == "running" and rollout["previous_version"] == "1.0.0"
+    assert [(b["index"], b["size"], b["state"]) for b in rollout["batches"]] == [
+        (0, 1, "running"),
+        (1, 3, "pending"),
+        (2, 2, "pending"),
+    ]
+    assert rollout["counts"] == {
+        "pending": 5,
+        "updating": 1,
+        "activated": 0,
+        "failed": 0,
+        "regressed": 0,
+        "rolled_back": 0,
+        "total": 6,
+    }
+    # only the canary was sent 2.0.0, in the request itself
+    assert [plane.desired_version(i) for i in ids] == ["2.0.0"] + ["1.0.0"] * 5
+    canary = rollout["devices"][0]
+    assert canary["device_id"] == "d00" and canary["status"] == "updating"
+    assert canary["baseline"] == {"requests": 500, "errors": 0, "p95_ms": 10.0}
+
+    plane.healthy_v2("d00")
+    plane.tick(3)  # activated; judged "pass"; batch 1 starts
+    rollout = plane.rollout(rollout["id"])
+    assert [b["state"] for b in rollout["batches"]] == ["done", "running", "pending"]
+    assert rollout["devices"][0]["observed"] == {"requests": 100, "errors": 0, "p95_ms": 10.5}
+    assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 4 + ["1.0.0"] * 2
+
+    for device_id in ids[1:4]:
+        plane.healthy_v2(device_id)
+    plane.tick(3)
+    assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 6
+    for device_id in ids[4:]:
+        plane.healthy_v2(device_id)
+    plane.tick(3)
+    rollout = plane.rollout(rollout["id"])
+    assert rollout["state"] == "completed", rollout["history"]
+    assert rollout["reason"] == "all 6 devices updated (0 failed)"
+    assert rollout["counts"]["activated"] == 6
+    assert all(b["state"] == "done" and b["done_at"] for b in rollout["batches"])
+    assert _events(rollout) == [
+        "created",
+        "batch_started",
+        "batch_done",
+        "batch_started",
+        "batch_done",
+        "batch_started",
+        "batch_done",
+        "completed",
+    ]
+    assert rollout["history"][1]["message"] == "canary batch (1 of 3) started: 1 device(s)"
+    listed = plane.get("/rollouts?state=completed&fleet=f")
+    assert [r["id"] for r in listed] == [rollout["id"]] and "devices" not in listed[0]
+    assert plane.get("/rollouts?state=running") == []
+
+
+def test_a_device_in_a_pending_batch_does_not_get_the_version(plane: Plane) -> None:
+    ids = plane.fleet_on_v1(4)
+    rollout = plane.start({"canary": 1, "batches": 1})
+    before = plane.publisher.latest("d03")
+    plane.report("d03")  # it reconnects and reports its full state
+    plane.tick(2)
+    assert plane.publisher.latest("d03") == before
+    assert plane.desired_version("d03") == "1.0.0"
+    # a device registering mid-rollout gets what the fleet settled on, not the new version
+    plane.report("new1")
+    assert plane.desired_version("new1") == "1.0.0"
+    assert "new1" not in plane.statuses(rollout["id"])
+
+    plane.healthy_v2("d00")
+    plane.tick(3)
+    for device_id in ids[1:]:
+        plane.healthy_v2(device_id)
+    plane.tick(3)
+    assert plane.rollout(rollout["id"])["state"] == "completed"
+    # once the rollout completed, the new version is what later devices get
+    plane.obey("new1")
+    plane.report("new1")
+    assert plane.desired_version("new1") == "2.0.0"
+    plane.report("new2")
+    assert plane.desired_version("new2") == "2.0.0"
+
+
+def test_failure_threshold_aborts_and_rolls_back_updated_devices(plane: Plane) -> None:
+    ids = plane.fleet_on_v1(5)
+    rollout = plane.start(
+        {"canary": 3, "batches": 1, "max_failures_pct": 20, "min_finished": 2},
+    )
+    plane.healthy_v2("d00")
+    plane.obey("d01", fail="verify failed: digest mismatch")
+    plane.obey("d02", fail="activation failed: out of memory")
+    plane.tick()
+    rollout = plane.rollout(rollout["id"])
+    assert rollout["state"] == "aborted"
+    assert rollout["reason"] == "failure threshold: 2 of 3 finished devices failed (66.7% > 20%)"
+    assert plane.statuses(rollout["id"]) == {
+        "d00": "rolled_back",
+        "d01": "rolled_back",
+        "d02": "rolled_back",
+        "d03": "pending",
+        "d04": "pending",
+    }
+    assert rollout["devices"][0]["reason"] == "rolled back to det 1.0.0"
+    # the updated devices' desired state is the previous version again; pending untouched
+    assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 5
+    assert [plane.command(i).generation for i in ids[3:]] == [1, 1]  # type: ignore[union-attr]
+    plane.obey("d00")
+    assert plane.running["d00"][0] == "1.0.0"
+    assert "device_failed" in _events(rollout) and _events(rollout)[-1] == "aborted"
+    plane.tick()  # an aborted rollout is not driven any more
+    assert plane.rollout(rollout["id"])["history"] == rollout["history"]
+
+
+@pytest.mark.parametrize("action", ["pause", "abort"])
+def test_latency_regression_trips_the_gate(plane: Plane, action: str) -> None:
+    ids = plane.fleet_on_v1(3)
+    rollout = plane.start(
+        {"canary": 1, "batches": 1, "gate": {"action": action, "latency_pct": 25}}
+    )
+    plane.healthy_v2("d00", p95=31.0)
+    plane.tick(2)  # activated; judged
+    rollout = plane.rollout(rollout["id"])
+    expected = "latency gate: d00: p95 31.0 ms vs 10.0 ms before (+210%, limit +25%)"
+    assert rollout["reason"] == expected
+    device = rollout["devices"][0]
+    assert device["observed"]["p95_ms"] == 31.0 and device["baseline"]["p95_ms"] == 10.0
+    if action == "pause":
+        assert rollout["state"] == "paused" and device["status"] == "regressed"
+        assert plane.desired_version("d01") == "1.0.0"
+        plane.tick(3)
+        assert plane.rollout(rollout["id"])["state"] == "paused"  # it stays paused
+        resumed = plane.post(f"/rollouts/{rollout['id']}/resume", {"reason": "known slow box"})
+        assert resumed["state"] == "running" and resumed["reason"] is None
+        plane.tick(2)  # the regressed canary is finished: the next batch starts
+        assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3
+    else:
+        assert rollout["state"] == "aborted" and device["status"] == "rolled_back"
+        assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 3
+
+
+def test_install_timeout_fails_a_silent_device(plane: Plane) -> None:
+    plane.fleet_on_v1(2)
+    rollout = plane.start({"batches": 1, "install_timeout_s": 60})
+    plane.healthy_v2("d00")
+    plane.tick(2)
+    plane.tick(after_s=61)
+    statuses = plane.rollout(rollout["id"])["devices"]
+    assert [(d["status"], d["reason"]) for d in statuses] == [
+        ("activated", None),
+        ("failed", "timed out after 60 s (last status: pending)"),
+    ]
+
+
+def test_operator_controls_and_invalid_transitions(plane: Plane) -> None:
+    plane.fleet_on_v1(3)
+    rollout = plane.start({"canary": 1, "batches": 2})
+    rid = rollout["id"]
+    plane.post("/rollouts", {"model": "det", "version": "2.0.0", "fleet": "f"}, 409)
+    assert plane.post(f"/rollouts/{rid}/resume", None, 409)["detail"] == (
+        f"rollout {rid} is running: only a paused rollout can be resumed"
+    )
+    paused = plane.post(f"/rollouts/{rid}/pause", {"reason": "lunch"})
+    assert paused["state"] == "paused" and paused["reason"] == "lunch"
+    plane.post(f"/rollouts/{rid}/pause", None, 409)
+    plane.healthy_v2("d00")
+    plane.tick(4)
+    assert plane.rollout(rid)["batches"][1]["state"] == "pending"  # paused: nothing starts
+    assert plane.post(f"/rollouts/{rid}/resume")["state"] == "running"
+    aborted = plane.post(f"/rollouts/{rid}/abort")
+    assert aborted["state"] == "aborted" and aborted["reason"] == "aborted by an operator"
+    assert plane.desired_version("d00") == "1.0.0"
+    for verb in ("pause", "resume", "abort"):
+        plane.post(f"/rollouts/{rid}/{verb}", None, 409)
+    assert [e for e in _events(aborted) if e in ("paused", "resumed", "aborted")] == [
+        "paused",
+        "resumed",
+        "aborted",
+    ]
+
+    back = plane.post(f"/rollouts/{rid}/rollback", None, 201)
+    assert back["rollback_of"] == rid and back["version"] == "1.0.0"
+    assert back["batches"] == [
+        {
+            "index": 0,
+            "size": 3,
+            "state": "running",
+            "started_at": back["batches"][0]["started_at"],
+            "done_at": None,
+            "counts": back["batches"][0]["counts"],
+        }
+    ]
+    assert back["strategy"]["gate"]["enabled"] is False
+    assert back["previous_version"] is None  # 2.0.0 never settled in this fleet
+    plane.post(f"/rollouts/{back['id']}/rollback", None, 409)
+
+    assert plane.http.get("/api/v1/rollouts/999").status_code == 404
+    assert plane.post("/rollouts/999/pause", None, 404)["detail"] == "unknown rollout 999"
+    bad = {"model": "det", "version": "2.0.0", "fleet": "f"}
+    detail = plane.post("/rollouts", bad | {"strategy": {"canary": 1, "canary_pct": 5}}, 422)
+    assert detail["detail"] == "invalid strategy: give canary or canary_pct, not both"
+    assert plane.post("/rollouts", bad | {"strategy": {"wat": 1}}, 422)["detail"] == (
+        "invalid strategy: unknown strategy key 'wat'"
+    )
+    assert plane.post("/rollouts", bad | {"fleet": "nope"}, 404)["detail"] == "unknown fleet 'nope'"
+    assert plane.post("/rollouts", bad | {"version": "9.9"}, 404)["detail"] == (
+        "unknown version '9.9' of model 'det'"
+    )
+    assert plane.post("/rollouts", bad | {"selector": {"bad key": "x"}}, 422)["detail"]
+
+
+def test_rollback_of_a_running_rollout_aborts_it_first(plane: Plane) -> None:
+    plane.fleet_on_v1(2)
+    rollout = plane.start({"canary": 1})
+    plane.healthy_v2("d00")
+    back = plane.post(f"/rollouts/{rollout['id']}/rollback", None, 201)
+    source = plane.rollout(rollout["id"])
+    assert source["state"] == "aborted"
+    assert source["reason"] == "superseded by a rollback to det 1.0.0"
+    assert back["state"] == "running" and back["counts"]["updating"] == 2
+    plane.obey("d00")
+    plane.obey("d01")
+    plane.tick(2)
+    assert plane.rollout(back["id"])["state"] == "completed"
+    assert [plane.running[i][0] for i in ("d00", "d01")] == ["1.0.0", "1.0.0"]
+
+
+def test_a_rollout_over_no_matching_device_completes_at_once(plane: Plane) -> None:
+    plane.fleet_on_v1(2)
+    rollout = plane.start(selector={"region": "mars"})
+    assert rollout["state"] == "completed" and rollout["reason"] == "no devices match"
+    assert rollout["batches"] == [] and rollout["counts"]["total"] == 0
+    assert plane.desired_version("d00") == "1.0.0"
+
+
+def test_a_restarted_control_plane_carries_on_mid_rollout(
+    tmp_path: Path, trust_kit: TrustKit, database_url: str
+) -> None:
+    broker = MemoryPublisher()  # outlives both control planes, like retained MQTT
+    with open_plane(tmp_path, trust_kit, database_url, broker) as first:
+        ids = first.fleet_on_v1(4)
+        rid = first.start({"canary": 1, "batches": 3})["id"]
+        first.healthy_v2("d00")
+        first.tick(3)  # the canary done, batch 1 started
+        assert [first.desired_version(i) for i in ids] == ["2.0.0"] * 2 + ["1.0.0"] * 2
+        running = dict(first.running)
+    # the control plane stops mid-rollout; a new one starts on the same database
+    with open_plane(
+        tmp_path, trust_kit, database_url, broker, tick_s=0.05, register=False
+    ) as second:
+        second.running = running
+
+        def devices_follow() -> bool:
+            for device_id in ids:
+                if second.has_news(device_id):
+                    second.healthy_v2(device_id)
+            return bool(second.rollout(rid)["state"] == "completed")
+
+        wait_until(devices_follow, 30, "the rollout to complete after the restart")
+        rollout = second.rollout(rid)
+        assert second.driver.ticks > 0
+        assert rollout["counts"]["activated"] == 4
+        assert [second.desired_version(i) for i in ids] == ["2.0.0"] * 4
+        assert _events(rollout).count("batch_started") == 4
+
+
+def test_a_broken_rollout_is_logged_in_one_line_and_the_others_go_on(
+    plane: Plane, caplog: pytest.LogCaptureFixture
+) -> None:
+    plane.fleet_on_v1(2)
+    register_version(plane.ingester._engine, "cls", "1.0.0", digest="cc" * 32)
+    broken = plane.start({"batches": 1})
+    good = plane.start({"gate": {"enabled": False}}, model="cls", version="1.0.0")
+    with Session(plane.ingester._engine) as session:
+        row = session.get(Rollout, broken["id"])
+        assert row is not None
+        row.strategy = {"batches": "many"}
+        session.add(row)
+        session.commit()
+    plane.obey("d00")  # both devices take cls 1.0.0, the latest command each got
+    plane.obey("d01")
+    with caplog.at_level(logging.ERROR, logger="controlplane.rollouts.driver"):
+        plane.tick(2)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all("\n" not in e for e in errors)
+    assert errors[0] == (
+        f"rollout {broken['id']}: driver step failed: "
+        "ValueError: strategy.batches must be a number, not 'many'"
+    )
+    assert plane.rollout(good["id"])["state"] == "completed"
+    assert plane.rollout(broken["id"])["state"] == "running"

@@ -13,10 +13,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from controlplane.errors import ControlPlaneError, NotFound
-from controlplane.models import Device, ModelVersion, Rollout
+from controlplane.models import (
+    Deployment,
+    DeploymentTarget,
+    Device,
+    ModelVersion,
+    Rollout,
+    TargetStatus,
+)
 from controlplane.rollouts.policy import Figures, Strategy
 from controlplane.schemas import as_utc
 
@@ -86,6 +93,25 @@ def figures(device: Device | None, model: str, version: str) -> dict[str, Any] |
             found = Figures.from_json(entry)
             return found.to_json() if found is not None else None
     return None
+
+
+def previous_version(session: Session, device: Device) -> ModelVersion | None:
+    """What the device returns to if a rollout starting now is aborted: the version its
+    latest deployment target asks for, unless that target failed; else what it reports
+    running. A rollback still installing counts as where the device is going: taking
+    what it reports would send it back to the version being rolled back."""
+    target = session.exec(
+        select(DeploymentTarget)
+        .where(DeploymentTarget.device_id == device.id)
+        .order_by(col(DeploymentTarget.generation).desc())
+        .limit(1)
+    ).first()
+    if target is not None and target.status != TargetStatus.FAILED.value:
+        deployment = session.get(Deployment, target.deployment_id)
+        version = session.get(ModelVersion, deployment.model_version_id) if deployment else None
+        if version is not None:
+            return version
+    return running_version(session, device)
 
 
 def running_version(session: Session, device: Device) -> ModelVersion | None:

@@ -43,7 +43,7 @@ from controlplane.rollouts.rows import (
     figures,
     lock_rollout,
     note,
-    running_version,
+    previous_version,
 )
 from controlplane.schemas import as_utc
 
@@ -201,8 +201,9 @@ def start_batch(
 ) -> list[str]:
     """Assign the new version to the pending devices of ``batch``; the ids assigned.
 
-    Each device's previous version (what it reports it runs) and that version's figures
-    (the baseline of the gate) are captured first.
+    Each device's previous version (``rows.previous_version``: where its latest target
+    sends it, else what it reports it runs) and that version's figures (the baseline of
+    the gate) are captured first.
     """
     deployment = session.get(Deployment, rollout.deployment_id)
     assert deployment is not None
@@ -221,7 +222,7 @@ def start_batch(
         if device is None or reason is not None:
             row.status, row.reason = DeviceStatus.FAILED.value, reason
             continue
-        previous = running_version(session, device)
+        previous = previous_version(session, device)
         if previous is not None and previous.id != rollout.model_version_id:
             row.previous_model_version_id = previous.id
             if previous.model == rollout.model:

@@ -366,6 +366,24 @@ def test_failure_threshold_aborts_and_rolls_back_updated_devices(plane: Plane) -
     assert plane.rollout(rollout["id"])["history"] == rollout["history"]
 
 
+def test_a_rollout_started_before_a_rollback_landed_goes_back_to_the_rollback(
+    plane: Plane,
+) -> None:
+    """Retrying a version right after an abort, while the devices still report the
+    aborted version: the retry's previous version is where the rollback sends them."""
+    ids = plane.fleet_on_v1(2)
+    first = plane.start({"gate": {"enabled": False}})
+    for device_id in ids:
+        plane.healthy_v2(device_id)
+    plane.post(f"/rollouts/{first['id']}/abort", {"reason": "operator"})
+    assert [plane.desired_version(i) for i in ids] == ["1.0.0", "1.0.0"]
+    assert [plane.running[i][0] for i in ids] == ["2.0.0", "2.0.0"]  # not obeyed yet
+    retry = plane.start({"gate": {"enabled": False}})
+    plane.post(f"/rollouts/{retry['id']}/abort", {"reason": "operator again"})
+    assert [plane.desired_version(i) for i in ids] == ["1.0.0", "1.0.0"]
+    assert plane.statuses(retry["id"]) == {i: "rolled_back" for i in ids}
+
+
 @pytest.mark.parametrize("action", ["pause", "abort"])
 def test_latency_regression_trips_the_gate(plane: Plane, action: str) -> None:
     ids = plane.fleet_on_v1(3)

@@ -193,12 +193,14 @@ class BlobServer:
                     self.wfile.write(b"0\r\n\r\n")
 
             def _write(self, digest: str, piece: bytes) -> None:
+                # counted before the write: the client may have read it all and moved on
+                # before this thread runs again
+                server.served[digest] = server.served.get(digest, 0) + len(piece)
                 if server.chunked:
                     self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 else:
                     self.wfile.write(piece)
                 self.wfile.flush()
-                server.served[digest] = server.served.get(digest, 0) + len(piece)
 
             def _trust(self, version: int | None) -> None:
                 if version is None and server.trust:

@@ -116,15 +116,26 @@ class Ingester:
 
     def _apply(self, session: Session, device_id: str, message: object, *, retained: bool) -> bool:
         if isinstance(message, StateReport):
-            new = session.get(Device, device_id) is None
+            known = session.get(Device, device_id)
+            runtimes_before = list(known.runtimes) if known is not None else []
             device, assigned = crud.apply_state_report(
                 session, device_id=device_id, report=message, retained=retained
             )
-            if new:
+            if known is None:
                 logger.info("device %s registered in fleet %s", device_id, device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
                 publish_commands(session, self._signer, self._publisher, device_ids=[device_id])
+            elif known is not None and list(device.runtimes) != runtimes_before:
+                # another preferred runtime (new hardware, an upgraded agent) may choose
+                # another variant of what it runs: re-sign only if the command changes
+                publish_commands(
+                    session,
+                    self._signer,
+                    self._publisher,
+                    device_ids=[device_id],
+                    changed_only=True,
+                )
             return True
         if isinstance(message, Availability):
             return crud.set_availability(session, device_id=device_id, online=message.online)

@@ -190,12 +190,15 @@ def test_a_change_of_chosen_variant_re_signs_only_the_devices_it_moves(
     assert moved.generation == first.generation + 1
     assert publisher.latest("rpi") == before["rpi"]
 
-    # The device now prefers ONNX Runtime (say OpenVINO was removed): back to the default.
+    # The device now prefers ONNX Runtime (say OpenVINO was removed): back to the
+    # default, re-signed by the ingestion of that very report.
     _report(ingester, "xeon", runtimes=["onnxruntime"], generation=moved.generation)
-    assert _publish(engine, cmd, publisher) == 1
     back = _state(publisher, "xeon", trust_kit)
     assert back.models[0].bundle_digest == DET_V1_DIGEST
     assert back.generation == moved.generation + 1
+    assert _publish(engine, cmd, publisher) == 0  # nothing left to re-sign
+    _report(ingester, "rpi", runtimes=RPI)  # same runtimes again: nothing re-signed
+    assert publisher.latest("rpi") == before["rpi"]
 
 
 def test_a_device_running_a_variant_settles_its_target_as_activated(

@@ -71,6 +71,7 @@ class OrtRunner(Runner):
     def __init__(self, spec: CandidateSpec | None = None) -> None:
         super().__init__(spec)
         self._session: Any = None
+        self._output_names: list[str] = []  # read once at load: not per inference
 
     @classmethod
     def provider_list(cls, spec: CandidateSpec) -> Providers:
@@ -113,6 +114,7 @@ class OrtRunner(Runner):
             )
         self._check_declared(session)
         self._session = session
+        self._output_names = [o.name for o in session.get_outputs()]
         logger.debug("loaded %s as %s with %s", model_path, self.spec.key, used)
 
     def _check_declared(self, session: Any) -> None:
@@ -132,7 +134,7 @@ class OrtRunner(Runner):
         if session is None:
             raise InferenceError("model is not loaded")
         check_inputs(self.inputs, inputs)
-        names = [o.name for o in session.get_outputs()]
+        names = self._output_names
         try:
             results = session.run(names, dict(inputs))
         except _ORT_ERRORS as exc:

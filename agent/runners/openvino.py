@@ -56,6 +56,15 @@ CAPABILITIES: dict[str, str] = {"f32": "FP32", "bf16": "BF16", "f16": "FP16", "i
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 #: Idle infer requests kept for reuse (more may run at once; extra ones are dropped after).
 MAX_IDLE_REQUESTS = 8
+
+# pyopenvino builds a function-local static (its element-type -> numpy dtype table) the
+# first time a request's tensors are converted, and that initialisation gives up the GIL
+# half-way: two threads making their first inference together deadlock (one holds the
+# static's guard and waits for the GIL, the other holds the GIL and waits for the guard;
+# seen with 20 simulated agents measuring OpenVINO at once). Until one inference has
+# completed in this process, inferences take this lock, which waits without the GIL.
+_FIRST_INFER_LOCK = threading.Lock()
+_first_infer_done = False
 _QUANTIZED_TYPES = frozenset({"i8", "u8", "i4", "u4"})
 
 
@@ -218,8 +227,7 @@ class OpenVinoRunner(Runner):
         check_inputs(self.inputs, inputs)
         try:
             request = self._take_request(compiled)
-            # share_outputs=False (the default) copies the results out of the request
-            results = request.infer(dict(inputs)).to_tuple()
+            results = _run_request(request, inputs)
         except Exception as exc:  # RuntimeError and OpenVINO's own error types
             raise InferenceError(f"openvino: {_line(exc)}") from exc
         self._give_back(compiled, request)
@@ -231,6 +239,18 @@ class OpenVinoRunner(Runner):
         with self._lock:
             self._compiled, self._idle = None, []
         drop_alt_stack()  # the freed model may have put back a stale one
+
+
+def _run_request(request: Any, inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+    """Run one inference; the first ones of the process one at a time (see
+    ``_FIRST_INFER_LOCK``). share_outputs=False (the default) copies the results out."""
+    global _first_infer_done
+    if not _first_infer_done:
+        with _FIRST_INFER_LOCK:
+            results = tuple(request.infer(dict(inputs)).to_tuple())
+            _first_infer_done = True
+            return results
+    return tuple(request.infer(dict(inputs)).to_tuple())
 
 
 def _family(device: str) -> str:

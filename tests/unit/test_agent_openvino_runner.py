@@ -3,6 +3,7 @@ explicit precision (f32 equals ORT, bf16 close but not equal on this CPU), threa
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,6 +114,53 @@ def test_concurrent_calls_each_get_their_own_result(tmp_path: Path) -> None:
         results = list(pool.map(runner.infer, cases))
     for feeds, got in zip(cases, results, strict=True):
         _assert_close(got, _ort(onnx_path, feeds))
+
+
+_FIRST_INFERENCES = """
+import sys, threading
+from pathlib import Path
+import numpy as np
+from agent.runners.openvino import OpenVinoRunner
+from model_store import build_bundle, load_metadata
+from tests.support.onnx_models import affine_model
+work = Path(sys.argv[1])
+affine_model(work / "src" / "m.onnx")
+build_bundle(work / "src" / "m.onnx", work / "b", name="m", version="1")
+meta = load_metadata(work / "b")
+runners = []
+for _ in range(8):
+    runner = OpenVinoRunner()
+    runner.load(work / "b", meta)
+    runners.append(runner)
+barrier = threading.Barrier(len(runners))
+def first(runner):
+    barrier.wait()
+    runner.infer({"x": np.ones((1, 4), np.float32)})
+threads = [threading.Thread(target=first, args=(r,), daemon=True) for r in runners]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_first_inferences_of_a_process_made_together_do_not_deadlock(
+    tmp_path: Path, attempt: int
+) -> None:
+    # pyopenvino's first tensor conversion in a process could deadlock two threads (a
+    # static's guard against the GIL): 20 simulated agents hung measuring OpenVINO at once.
+    # Without the fix about 1 run in 3 hangs; a fresh interpreter each time.
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_INFERENCES, str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def test_bad_inputs_and_backend_failures(tmp_path: Path) -> None:

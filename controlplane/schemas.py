@@ -245,7 +245,7 @@ class RolloutCounts(BaseModel):
 class BatchPublic(BaseModel):
     index: int
     size: int
-    state: Literal["pending", "running", "done"]
+    state: Literal["pending", "running", "done", "aborted"]
     started_at: UtcDatetime | None = None
     done_at: UtcDatetime | None = None
     counts: RolloutCounts

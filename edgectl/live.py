@@ -99,7 +99,7 @@ def gate_wait(rollout: Rollout) -> str | None:
         return None
     if batch.get("state") != "running":
         return None
-    needed = int(gate.get("min_requests", 20))
+    needed = int(gate.get("min_requests", 100))
     waiting = [
         d
         for d in rollout.get("devices") or []

@@ -254,7 +254,7 @@ def add_commands(sub: SubParsers) -> None:
     gate.add_argument(
         "--gate-latency-floor",
         metavar="MS",
-        help="... and by more than MS milliseconds (default 1)",
+        help="... and by more than MS milliseconds (default 5)",
     )
     gate.add_argument(
         "--gate-errors",
@@ -269,7 +269,7 @@ def add_commands(sub: SubParsers) -> None:
     gate.add_argument(
         "--gate-min-requests",
         metavar="N",
-        help="judge a device after N requests on the new version (default 20)",
+        help="judge a device after N requests on the new version (default 100)",
     )
     gate.add_argument(
         "--gate-no-traffic",

@@ -2,7 +2,8 @@
 
 A batch is ``done`` once the driver judged it done (every batch before the current one,
 and the current one after ``batch_done_at``), ``running`` while it is the current one,
-``pending`` before it starts. Its start and end times come from the history.
+``pending`` before it starts; the current one of an aborted rollout, not done, is
+``aborted``. Its start and end times come from the history.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ def counts(rows: Sequence[RolloutDevice]) -> RolloutCounts:
     return RolloutCounts(**{status: n for status, n in found.items()}, total=len(rows))
 
 
-def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", "done"]:
+def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", "done", "aborted"]:
     if index < rollout.current_batch:
         return "done"
     if index == rollout.current_batch:
         done = rollout.batch_done_at is not None or rollout.state == RolloutState.COMPLETED
-        return "done" if done else "running"
+        if done:
+            return "done"
+        return "aborted" if rollout.state == RolloutState.ABORTED else "running"
     return "pending"
 
 

@@ -33,9 +33,9 @@ class Gate:
     """Health-gate thresholds on the inference figures devices report."""
 
     latency_pct: float = 25.0
-    latency_floor_ms: float = 1.0
+    latency_floor_ms: float = 5.0
     error_rate_pct: float = 1.0
-    min_requests: int = 20
+    min_requests: int = 100
     no_traffic_timeout_s: float = 300.0
     action: GateAction = GateAction.PAUSE
     enabled: bool = True

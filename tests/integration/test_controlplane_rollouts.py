@@ -356,6 +356,7 @@ def test_failure_threshold_aborts_and_rolls_back_updated_devices(plane: Plane) -
         "d04": "pending",
     }
     assert rollout["devices"][0]["reason"] == "rolled back to det 1.0.0"
+    assert [b["state"] for b in rollout["batches"]] == ["aborted", "pending"]
     # the updated devices' desired state is the previous version again; pending untouched
     assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 5
     assert [plane.command(i).generation for i in ids[3:]] == [1, 1]  # type: ignore[union-attr]

@@ -207,14 +207,27 @@ def test_judge(
     now: datetime,
     expected: tuple[str, str | None],
 ) -> None:
-    assert judge(Gate(), baseline, observed, activated_at, now) == expected
+    assert judge(TABLE_GATE, baseline, observed, activated_at, now) == expected
+
+
+#: the gate the judge table is written for (the defaults, but a 1 ms floor, 20 requests)
+TABLE_GATE = Gate(latency_floor_ms=1.0, min_requests=20)
+
+
+def test_gate_defaults_ignore_small_samples_and_sub_5ms_jitter() -> None:
+    gate = Gate()
+    assert (gate.latency_pct, gate.latency_floor_ms, gate.min_requests) == (25.0, 5.0, 100)
+    jitter = Figures(100, 0, 1.6)  # +300% but 1.2 ms: noise on a busy box, not a regression
+    assert judge(gate, Figures(500, 0, 0.4), jitter, T0, at(1)) == ("pass", None)
+    assert judge(gate, GOOD, Figures(50, 0, 31.0), T0, at(1))[0] == "waiting"
 
 
 def test_judge_thresholds_are_configurable() -> None:
     strict = Gate(latency_pct=10, latency_floor_ms=0, error_rate_pct=0.5, min_requests=5)
     verdict, reason = judge(strict, GOOD, Figures(5, 0, 11.5), T0, at(1))
     assert (verdict, reason) == ("regressed", "p95 11.5 ms vs 10.0 ms before (+15%, limit +10%)")
-    assert judge(Gate(latency_pct=50), GOOD, Figures(50, 0, 14.0), T0, at(1)) == ("pass", None)
+    lenient = Gate(latency_pct=50, min_requests=20)
+    assert judge(lenient, GOOD, Figures(50, 0, 14.0), T0, at(1)) == ("pass", None)
 
 
 def test_figures_error_rate_and_json() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, or_, select
@@ -17,6 +17,7 @@ from controlplane.models import (
     Device,
     Fleet,
     Model,
+    ModelVariant,
     ModelVersion,
     Rollout,
     RolloutState,
@@ -28,6 +29,7 @@ from protocol import MAX_GENERATION, NAME_PATTERN, FileRef
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(NAME_PATTERN)
+_Row = TypeVar("_Row", ModelVersion, ModelVariant)
 
 
 # -- fleets -----------------------------------------------------------------------------
@@ -79,6 +81,42 @@ def get_model_version(session: Session, *, model: str, version: str) -> ModelVer
     return session.exec(statement).first()
 
 
+def bundle_columns(
+    bundle_digest: str,
+    signature: FileRef,
+    files: Sequence[FileRef],
+    metadata: dict[str, Any],
+    key_id: str | None,
+) -> dict[str, Any]:
+    """The bundle's columns, shared by ``ModelVersion`` and ``ModelVariant`` rows."""
+    return {
+        "bundle_digest": bundle_digest,
+        "signature_sha256": signature.sha256,
+        "signature_size": signature.size,
+        "files": [f.model_dump() for f in sorted(files, key=lambda f: f.path)],
+        "bundle_metadata": metadata,
+        "key_id": key_id,
+    }
+
+
+def insert_or_get(
+    session: Session, row: _Row, existing: Callable[[], _Row | None]
+) -> tuple[_Row, bool]:
+    """Commit ``row``: (row, True); if a concurrent session inserted the same natural key
+    first, (``existing()``, False)."""
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raced = existing()
+        if raced is None:
+            raise
+        return raced, False
+    session.refresh(row)
+    return row, True
+
+
 def create_model_version(
     session: Session,
     *,
@@ -95,27 +133,15 @@ def create_model_version(
     if existing is None:
         if session.get(Model, model) is None:
             session.add(Model(name=model))
-        existing = ModelVersion(
+        row = ModelVersion(
             model=model,
             version=version,
-            bundle_digest=bundle_digest,
-            signature_sha256=signature.sha256,
-            signature_size=signature.size,
-            files=[f.model_dump() for f in sorted(files, key=lambda f: f.path)],
-            bundle_metadata=metadata,
-            key_id=key_id,
+            **bundle_columns(bundle_digest, signature, files, metadata, key_id),
         )
-        session.add(existing)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raced = get_model_version(session, model=model, version=version)
-            if raced is None:
-                raise
-            existing = raced
-        else:
-            session.refresh(existing)
+        existing, created = insert_or_get(
+            session, row, lambda: get_model_version(session, model=model, version=version)
+        )
+        if created:
             return existing, True
     if existing.bundle_digest != bundle_digest:
         raise Conflict(

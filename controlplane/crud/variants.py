@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from controlplane.crud.catalog import bundle_columns, insert_or_get
 from controlplane.errors import Conflict, InvalidRequest
 from controlplane.models import ModelVariant, ModelVersion
 from protocol import FileRef
@@ -115,27 +115,16 @@ def create_variant(
         if other is not None:
             raise Conflict(f"bundle {bundle_digest[:12]}… is already variant {other!r} of {label}")
         _check_interface(version, variant, metadata)
-        existing = ModelVariant(
-            model_version_id=version.id,
+        version_id = version.id
+        row = ModelVariant(
+            model_version_id=version_id,
             variant=variant,
-            bundle_digest=bundle_digest,
-            signature_sha256=signature.sha256,
-            signature_size=signature.size,
-            files=[f.model_dump() for f in sorted(files, key=lambda f: f.path)],
-            bundle_metadata=metadata,
-            key_id=key_id,
+            **bundle_columns(bundle_digest, signature, files, metadata, key_id),
         )
-        session.add(existing)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raced = get_variant(session, version_id=version.id, variant=variant)
-            if raced is None:
-                raise
-            existing = raced
-        else:
-            session.refresh(existing)
+        existing, created = insert_or_get(
+            session, row, lambda: get_variant(session, version_id=version_id, variant=variant)
+        )
+        if created:
             return existing, True
     if existing.bundle_digest != bundle_digest:
         raise Conflict(

@@ -255,14 +255,14 @@ class TrustStore:
 
     def _accept_first(self, document: TrustDocument, raw: bytes) -> None:
         self._chain = [(self._clock(), raw)]
+        self._persist()  # on disk before it is visible: a reader of trust_version sees it saved
         self._current = document
-        self._persist()
 
     def _accept_update(self, document: TrustDocument, raw: bytes) -> None:
         now = self._clock()
         self._chain = [(now, raw)] if self._pinned_signs(document) else [*self._chain, (now, raw)]
+        self._persist()  # on disk before it is visible: a reader of trust_version sees it saved
         self._current = document
-        self._persist()
         logger.info("%s: trust document is now version %d", self._label, document.version)
 
     def _pinned_signs(self, document: TrustDocument) -> bool:

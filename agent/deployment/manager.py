@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,6 +48,16 @@ logger = logging.getLogger(__name__)
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the last processed generation came to (reported and persisted)."""
+
+    generation: int
+    last_error: str | None
+    failed: bool
+    retryable: bool
 
 
 class DeploymentManager:
@@ -237,8 +248,9 @@ class DeploymentManager:
 
     def _report_refusal(self, message: str) -> None:
         logger.warning("%s: %s", self._label, message)
-        self.last_error = message
-        self._persist()
+        outcome = replace(self._outcome(), last_error=message)
+        self._persist(outcome=outcome)  # saved before it is visible
+        self._show(outcome)
         self._reporter.state_changed()
 
     # -- applying --------------------------------------------------------------------------
@@ -289,13 +301,16 @@ class DeploymentManager:
                 self._models.remove(model.name)
         for name in [n for n in book.pointer if n not in wanted]:
             book.previous[name] = book.pointer.pop(name)
-        self.generation = generation
-        self.last_error = failures[0].message if failures else None
-        self.failed = bool(failures)
-        self.retryable = any(f.transient for f in failures)
+        outcome = Outcome(
+            generation=generation,
+            last_error=failures[0].message if failures else None,
+            failed=bool(failures),
+            retryable=any(f.transient for f in failures),
+        )
+        self._persist(outcome=outcome)  # saved before it is visible: a reader sees it on disk
+        self._show(outcome)
         if command is not None:
             self._schedule_retry(command)
-        self._persist()
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
         self._reporter.state_changed()
 
@@ -318,15 +333,21 @@ class DeploymentManager:
     def _persist_strict(self) -> None:
         self._persist(strict=True)
 
-    def _persist(self, *, strict: bool = False) -> None:
+    def _outcome(self) -> Outcome:
+        return Outcome(self.generation, self.last_error, self.failed, self.retryable)
+
+    def _show(self, outcome: Outcome) -> None:
+        self.generation, self.last_error = outcome.generation, outcome.last_error
+        self.failed, self.retryable = outcome.failed, outcome.retryable
+
+    def _persist(self, *, strict: bool = False, outcome: Outcome | None = None) -> None:
+        """Save the state; a new ``outcome`` is saved here before ``_show`` makes it
+        visible, so whoever reads the attributes finds them on disk too."""
         book = self.book
+        o = outcome if outcome is not None else self._outcome()
         state = PersistedState(
             accepted_generation=self.accepted_generation,
             accepted_digest=self.accepted_digest,
-            generation=self.generation,
-            last_error=self.last_error,
-            failed=self.failed,
-            retryable=self.retryable,
             models=sorted(book.pointer.values(), key=lambda m: m.name),
             previous=sorted(book.previous.values(), key=lambda m: m.name),
             journal_generation=book.journal_generation,
@@ -334,6 +355,10 @@ class DeploymentManager:
             bad=sorted(book.bad.values(), key=lambda b: b.bundle_digest),
             stopped_cleanly=self._stopped_cleanly,
             restoring=book.restoring,
+            generation=o.generation,
+            last_error=o.last_error,
+            failed=o.failed,
+            retryable=o.retryable,
         )
         try:
             save_state(self._data_dir, state)

@@ -96,10 +96,13 @@ def outcome(followed: Followed) -> str:
         )
     if state == "aborted":
         raise RolloutFailed(f"rollout {rid} aborted" + (f": {reason}" if reason else ""))
-    bad = _count(rollout, "failed") + _count(rollout, "regressed")
-    if bad:
+    failed, regressed = _count(rollout, "failed"), _count(rollout, "regressed")
+    if failed or regressed:
+        what = " and ".join(
+            f"{n} {word}" for n, word in ((failed, "failed"), (regressed, "regressed")) if n
+        )
         raise RolloutFailed(
-            f"rollout {rid} completed, but {bad} of {_count(rollout, 'total')} device(s) "
-            "did not take it" + (f": {reason}" if reason else "")
+            f"rollout {rid} completed, but {what} of {_count(rollout, 'total')} device(s)"
+            + (f": {reason}" if reason else "")
         )
     return f"rollout {rid} completed" + (f": {reason}" if reason else "")

@@ -204,8 +204,13 @@ def test_outcome_decides_the_exit_code() -> None:
     with pytest.raises(RolloutFailed, match="rollout 7 aborted: failure threshold") as info:
         outcome(_ended("aborted", "failure threshold: 3 of 5 finished devices failed"))
     assert info.value.exit_code == 1
-    with pytest.raises(RolloutFailed, match="completed, but 2 of 10 device"):
+    with pytest.raises(RolloutFailed, match="completed, but 2 failed of 10 device"):
         outcome(_ended("completed", "all 10 devices updated (2 failed)", activated=8, failed=2))
+    mixed = _ended(
+        "completed", "all 10 updated (1 failed, 2 regressed)", activated=7, failed=1, regressed=2
+    )
+    with pytest.raises(RolloutFailed, match="but 1 failed and 2 regressed of 10 device"):
+        outcome(mixed)
     with pytest.raises(RolloutPaused, match=r"paused: latency gate: .*rollouts resume 7") as paused:
         outcome(_ended("paused", "latency gate: sim-003: p95 31.0 ms vs 10.2 ms (+204%)"))
     assert paused.value.exit_code == 4

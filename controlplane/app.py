@@ -29,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
 from controlplane.commands import CommandSigner
+from controlplane.dashboard import root_router as dashboard_root
+from controlplane.dashboard import router as dashboard_router
 from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
@@ -229,5 +231,7 @@ def create_app(
     app.state.rollout_driver = driver
     app.include_router(system.router)
     app.include_router(api_router)
+    app.include_router(dashboard_router)
+    app.include_router(dashboard_root)
     _install_error_handlers(app)
     return app

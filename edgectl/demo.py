@@ -265,6 +265,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             raise EdgectlError("a device's output differs from a direct ONNX Runtime run")
         if keep:
             print(f"\ncontrol plane: {url}  (API docs {url}/docs)\nbroker: {broker}")
+            print(f"dashboard: {url}/dashboard  (sign in with the admin token)")
             print(f"admin token: {token}\n  export EDGECTL_URL={url} EDGECTL_TOKEN={token}")
             for device in _demo_devices(client, started):
                 print(f"{device['id']}: {device['local_api']}/v2/models/{MODEL}")

@@ -135,14 +135,21 @@ def rollout_public(session: Session, rollout_id: int) -> RolloutPublic:
 
 
 def list_rollouts(
-    session: Session, *, fleet: str | None = None, state: str | None = None
+    session: Session,
+    *,
+    fleet: str | None = None,
+    state: str | None = None,
+    newest: int | None = None,
 ) -> list[RolloutSummary]:
-    """Rollouts, oldest first, optionally of one fleet and/or in one state."""
-    statement = select(Rollout).order_by(col(Rollout.id))
+    """Rollouts, oldest first, optionally of one fleet and/or in one state (with
+    ``newest``, only that many of the latest)."""
+    statement = select(Rollout)
     if fleet is not None:
         statement = statement.where(Rollout.fleet == fleet)
     if state is not None:
         statement = statement.where(Rollout.state == state)
-    rollouts = list(session.exec(statement).all())
+    if newest is not None:
+        statement = statement.order_by(col(Rollout.id).desc()).limit(newest)
+    rollouts = sorted(session.exec(statement).all(), key=lambda r: r.id or 0)
     rows = _rows(session, [r.id for r in rollouts if r.id is not None])
     return [_summary(r, rows.get(r.id or -1, [])) for r in rollouts]

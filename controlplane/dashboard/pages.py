@@ -1,0 +1,369 @@
+"""The dashboard's pages, from the same ``XPublic`` answers the REST API gives."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from controlplane.dashboard.html import (
+    Markup,
+    ago,
+    badge,
+    esc,
+    facts,
+    join,
+    link,
+    ms,
+    path_part,
+    section,
+    table,
+)
+from controlplane.schemas import (
+    DevicePublic,
+    FiguresPublic,
+    RolloutPublic,
+    RolloutSummary,
+)
+
+#: How many rollouts the overview lists (newest first).
+RECENT_ROLLOUTS = 20
+
+
+def device_href(device_id: str) -> str:
+    return f"/dashboard/devices/{path_part(device_id)}"
+
+
+def rollout_href(rollout_id: int) -> str:
+    return f"/dashboard/rollouts/{rollout_id}"
+
+
+def fleet_href(fleet: str) -> str:
+    return f"/dashboard?fleet={path_part(fleet)}"
+
+
+def _labels(labels: Mapping[str, str]) -> str | None:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or None
+
+
+def _online(device: DevicePublic) -> Markup:
+    return badge("online" if device.online else "offline")
+
+
+def _served_figures(device: DevicePublic) -> dict[str, Any] | None:
+    """The last heartbeat's figures for the version the device serves, if any."""
+    heartbeat = device.last_heartbeat or {}
+    for entry in heartbeat.get("models") or []:
+        if (
+            entry.get("name") == device.active_model
+            and entry.get("version") == device.active_version
+        ):
+            figures: dict[str, Any] = entry
+            return figures
+    return None
+
+
+def _model(device: DevicePublic) -> str | None:
+    if device.active_model is None:
+        return None
+    return f"{device.active_model} {device.active_version}"
+
+
+def _short(text: str | None, limit: int = 80) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def _progress(rollout: RolloutSummary) -> str:
+    c = rollout.counts
+    done = c.activated + c.failed + c.regressed + c.rolled_back
+    return f"{done}/{c.total}"
+
+
+def _batch(rollout: RolloutSummary) -> str:
+    return f"{min(rollout.current_batch + 1, len(rollout.batches))}/{len(rollout.batches)}"
+
+
+# -- the overview ----------------------------------------------------------------------
+
+
+def _fleets_table(devices: Sequence[DevicePublic], busy: Sequence[RolloutSummary]) -> Markup:
+    names = sorted({d.fleet for d in devices} | {r.fleet for r in busy})
+    running = Counter(r.fleet for r in busy)
+    rows = []
+    for name in names:
+        members = [d for d in devices if d.fleet == name]
+        status = Counter(d.status for d in members)
+        rows.append(
+            [
+                link(fleet_href(name), name),
+                len(members),
+                sum(1 for d in members if d.online),
+                sum(1 for d in members if d.active_model is not None),
+                status.get("failed", 0),
+                running.get(name, 0),
+            ]
+        )
+    headers = ["fleet", "devices", "online", "serving", "failed", "rollouts in progress"]
+    return table(headers, rows, empty="No fleet has a device yet.")
+
+
+def _rollouts_table(rollouts: Sequence[RolloutSummary], now: datetime) -> Markup:
+    newest = sorted(rollouts, key=lambda r: r.id, reverse=True)[:RECENT_ROLLOUTS]
+    rows = [
+        [
+            link(rollout_href(r.id), r.id),
+            f"{r.model} {r.version}",
+            r.fleet,
+            badge(r.state),
+            _batch(r),
+            _progress(r),
+            r.counts.failed,
+            r.counts.regressed,
+            _short(r.reason),
+            ago(r.updated_at, now),
+        ]
+        for r in newest
+    ]
+    headers = [
+        "id",
+        "model",
+        "fleet",
+        "state",
+        "batch",
+        "finished",
+        "failed",
+        "regressed",
+        "reason",
+        "updated",
+    ]
+    return table(headers, rows, empty="No rollout yet.")
+
+
+def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
+    rows = []
+    for d in sorted(devices, key=lambda d: d.id):
+        figures = _served_figures(d) or {}
+        heartbeat = d.last_heartbeat or {}
+        rows.append(
+            [
+                link(device_href(d.id), d.id),
+                d.fleet,
+                _online(d),
+                badge(d.status),
+                _model(d),
+                d.backend,
+                ms(figures.get("p95_ms")),
+                figures.get("requests"),
+                heartbeat.get("cpu_percent"),
+                ago(d.last_seen_at, now),
+                _labels(d.labels),
+                _short(d.last_error),
+            ]
+        )
+    headers = [
+        "device",
+        "fleet",
+        "link",
+        "status",
+        "model",
+        "backend",
+        "p95",
+        "requests",
+        "cpu %",
+        "last seen",
+        "labels",
+        "last error",
+    ]
+    return table(headers, rows, empty="No device has registered yet.")
+
+
+def overview(
+    devices: Sequence[DevicePublic],
+    rollouts: Sequence[RolloutSummary],
+    busy: Sequence[RolloutSummary],
+    *,
+    fleet: str | None,
+    now: datetime,
+) -> Markup:
+    """Fleets (with the rollouts in progress, ``busy``), recent rollouts and devices (of
+    one fleet, with ``fleet``)."""
+    parts = []
+    if fleet is not None:
+        parts.append(
+            Markup(f'<p class="filter">fleet {esc(fleet)} · {link("/dashboard", "all fleets")}</p>')
+        )
+    else:
+        parts.append(section("Fleets", _fleets_table(devices, busy)))
+    parts.append(section("Rollouts", _rollouts_table(rollouts, now)))
+    parts.append(section("Devices", _devices_table(devices, now)))
+    return join(parts)
+
+
+# -- one device ------------------------------------------------------------------------
+
+
+def _metrics_table(device: DevicePublic) -> Markup:
+    rows = [
+        [
+            f"{m.get('name')} {m.get('version')}",
+            m.get("backend"),
+            m.get("requests"),
+            m.get("errors"),
+            ms(m.get("p50_ms")),
+            ms(m.get("p95_ms")),
+            ms(m.get("p99_ms")),
+        ]
+        for m in (device.last_heartbeat or {}).get("models") or []
+    ]
+    headers = ["model", "backend", "requests", "errors", "p50", "p95", "p99"]
+    return table(headers, rows, empty="No inference figures in the last heartbeat.")
+
+
+def _host(heartbeat: Mapping[str, Any]) -> list[tuple[str, object]]:
+    if not heartbeat:
+        return []
+    load = heartbeat.get("load_avg") or []
+    return [
+        ("cpu", f"{heartbeat.get('cpu_percent')} %"),
+        ("memory", f"{heartbeat.get('mem_percent')} %"),
+        ("load average", " ".join(f"{x:.2f}" for x in load) or None),
+        ("uptime", f"{int(heartbeat.get('uptime_s') or 0)} s"),
+    ]
+
+
+def device_page(device: DevicePublic, *, now: datetime) -> Markup:
+    selections = [[name, s.backend, s.reason] for name, s in sorted(device.selections.items())]
+    about = facts(
+        [
+            ("fleet", link(fleet_href(device.fleet), device.fleet)),
+            ("link", _online(device)),
+            ("status", badge(device.status)),
+            ("model", _model(device)),
+            ("backend", device.backend),
+            ("bundle", device.active_bundle_digest),
+            ("generation", f"{device.reported_generation} reported / {device.generation} sent"),
+            ("last error", device.last_error),
+            ("agent", device.agent_version),
+            ("profile", device.profile),
+            ("runtimes", ", ".join(device.runtimes) or None),
+            ("labels", _labels(device.labels)),
+            ("pinned backend", device.pin.backend if device.pin is not None else None),
+            ("last seen", ago(device.last_seen_at, now)),
+            ("last heartbeat", ago(device.last_heartbeat_at, now)),
+            ("registered", ago(device.created_at, now)),
+            *_host(device.last_heartbeat or {}),
+        ]
+    )
+    return join(
+        [
+            section("Device", about),
+            section("Inference", _metrics_table(device)),
+            section(
+                "Backend selection",
+                table(["model", "backend", "why"], selections, empty="No selection reported."),
+            ),
+        ]
+    )
+
+
+# -- one rollout -----------------------------------------------------------------------
+
+
+def _figures(f: FiguresPublic | None) -> str | None:
+    if f is None:
+        return None
+    p95 = f"p95 {f.p95_ms:.2f} ms, " if f.p95_ms is not None else ""
+    return f"{p95}{f.requests} requests, {f.errors} errors"
+
+
+def rollout_page(rollout: RolloutPublic, *, now: datetime) -> Markup:
+    selector = _labels(rollout.selector) or "every device"
+    about = facts(
+        [
+            ("model", f"{rollout.model} {rollout.version}"),
+            ("fleet", link(fleet_href(rollout.fleet), rollout.fleet)),
+            ("selector", selector),
+            ("state", badge(rollout.state)),
+            ("reason", rollout.reason),
+            ("batch", _batch(rollout)),
+            ("finished", _progress(rollout)),
+            ("previous version", rollout.previous_version),
+            (
+                "rollback of",
+                link(rollout_href(rollout.rollback_of), rollout.rollback_of)
+                if rollout.rollback_of is not None
+                else None,
+            ),
+            ("created", ago(rollout.created_at, now)),
+            ("updated", ago(rollout.updated_at, now)),
+        ]
+    )
+    batches = [
+        [
+            b.index + 1,
+            b.size,
+            badge(b.state),
+            b.counts.activated,
+            b.counts.failed,
+            b.counts.regressed,
+            b.counts.pending + b.counts.updating,
+            ago(b.started_at, now),
+            ago(b.done_at, now),
+        ]
+        for b in rollout.batches
+    ]
+    devices = [
+        [
+            link(device_href(d.device_id), d.device_id),
+            d.batch + 1,
+            badge(d.status),
+            _figures(d.baseline),
+            _figures(d.observed),
+            d.reason,
+        ]
+        for d in rollout.devices
+    ]
+    history = [[ago(h.at, now), h.event, h.message] for h in reversed(rollout.history)]
+    batch_headers = [
+        "batch",
+        "size",
+        "state",
+        "active",
+        "failed",
+        "regressed",
+        "pending",
+        "started",
+        "done",
+    ]
+    return join(
+        [
+            section("Rollout", about),
+            section("Batches", table(batch_headers, batches, empty="No batch.")),
+            section(
+                "Devices",
+                table(
+                    ["device", "batch", "status", "before", "now", "reason"],
+                    devices,
+                    empty="No target device.",
+                ),
+            ),
+            section("History", table(["when", "event", "message"], history, empty="Nothing yet.")),
+        ]
+    )
+
+
+def login_form(error: str | None = None) -> Markup:
+    problem = f'<p class="error">{esc(error)}</p>' if error else ""
+    return Markup(
+        f"{problem}"
+        '<form class="login" method="post" action="/dashboard/login">'
+        '<label for="token">API token (a viewer token is enough)</label>'
+        '<input id="token" name="token" type="password" autocomplete="current-password" '
+        "required autofocus>"
+        '<button type="submit">Sign in</button></form>'
+        '<p class="hint">Create one with <code>edgectl tokens create --name dashboard --role viewer'
+        "</code>.</p>"
+    )

@@ -1,0 +1,77 @@
+"""Who is signed in to the dashboard: an API token kept in a cookie.
+
+A browser cannot send ``Authorization: Bearer`` on a page load, so signing in stores
+the token (checked first: live, any role) in a cookie that scripts cannot read
+(``HttpOnly``), that no other site's request carries (``SameSite=Strict``), that only
+``/dashboard`` receives, and that is ``Secure`` behind HTTPS. Every page checks it again,
+so a revoked token signs its browser out at the next refresh. The dashboard only reads;
+writes go through the API or ``edgectl``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fastapi import Request, Response
+from sqlmodel import Session
+
+from controlplane.auth.tokens import MAX_TOKEN_LEN, Role
+from controlplane.crud.tokens import find_token, touch_token
+
+COOKIE = "edgefleet_dashboard"
+COOKIE_PATH = "/dashboard"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in token: its name and role."""
+
+    name: str
+    role: Role
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.role.value})"
+
+
+def check_token(session: Session, token: str | None) -> Viewer | None:
+    """The live token ``token`` names, if any role may read (every role may)."""
+    if not token or len(token) > MAX_TOKEN_LEN:
+        return None
+    row = find_token(session, token=token)
+    if row is None:
+        return None
+    touch_token(session, row=row)
+    role = Role(row.role)
+    if not role.allows(Role.VIEWER):  # pragma: no cover - every role reads today
+        return None
+    return Viewer(name=row.name, role=role)
+
+
+def signed_in(request: Request, session: Session) -> Viewer | None:
+    return check_token(session, request.cookies.get(COOKIE))
+
+
+def remember(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def forget(response: Response) -> None:
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the form was posted from another site."""
+    origin = request.headers.get("origin")
+    if origin is None:  # not sent by every browser for same-origin posts
+        return True
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return urlsplit(origin).netloc in hosts - {None}

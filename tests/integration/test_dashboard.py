@@ -1,0 +1,205 @@
+"""The dashboard at ``/dashboard``: sign-in with an API token, the pages, escaping, and
+a real fleet (Mosquitto, a control-plane process, simulated agents) shown as it runs.
+
+The first tests use the in-process control plane of the rollout tests (real uvicorn,
+auth, driver, ingester; MQTT in memory) on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controlplane.publisher import MemoryPublisher
+from tests.integration.test_controlplane_rollouts import Plane, open_plane
+from tests.support.fleet import open_fleet
+from tests.support.trust import TrustKit
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def plane(tmp_path: Path, trust_kit: TrustKit, database_url: str) -> Iterator[Plane]:
+    with open_plane(tmp_path, trust_kit, database_url, MemoryPublisher()) as plane:
+        yield plane
+
+
+def _token(http: httpx.Client, role: str, name: str = "dash") -> dict[str, Any]:
+    response = http.post("/api/v1/tokens", json={"name": name, "role": role})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def _browser(base_url: str | httpx.URL) -> httpx.Client:
+    """A client without an API token, as a browser is: cookies only, no redirects."""
+    return httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
+
+
+def _sign_in(browser: httpx.Client, token: str, **headers: str) -> httpx.Response:
+    return browser.post(
+        "/dashboard/login",
+        content=f"token={token}",
+        headers={"content-type": "application/x-www-form-urlencoded", **headers},
+    )
+
+
+def _page(browser: httpx.Client, path: str, status: int = 200) -> str:
+    response = browser.get(path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def _text(html: str) -> str:
+    """The page's text: tags removed, entities decoded, whitespace collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_pages_need_a_live_token_kept_in_a_strict_cookie(plane: Plane) -> None:
+    viewer = _token(plane.http, "viewer")
+    with _browser(plane.http.base_url) as browser:
+        root = browser.get("/")
+        assert root.status_code == 307 and root.headers["location"] == "/dashboard"
+        for path in ("/dashboard", "/dashboard/devices/d00", "/dashboard/rollouts/1"):
+            response = browser.get(path)
+            assert response.status_code == 303 and response.headers["location"] == (
+                "/dashboard/login"
+            )
+        login = browser.get("/dashboard/login")
+        assert login.status_code == 200 and 'name="token"' in login.text
+        policy = login.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert login.headers["cache-control"] == "no-store"
+
+        refused = _sign_in(browser, "efk_not-a-token-at-all-000000000000")
+        assert refused.status_code == 401 and "invalid or revoked token" in refused.text
+        assert "set-cookie" not in refused.headers
+        cross = _sign_in(browser, viewer["token"], origin="https://evil.example")
+        assert cross.status_code == 403 and "cross-site sign-in refused" in cross.text
+        assert "set-cookie" not in cross.headers
+        assert _sign_in(browser, "x" * 5000).status_code == 413
+
+        signed = _sign_in(browser, viewer["token"], origin=str(plane.http.base_url).rstrip("/"))
+        assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
+        cookie = signed.headers["set-cookie"].lower()
+        for flag in ("httponly", "samesite=strict", "path=/dashboard"):
+            assert flag in cookie, cookie
+        assert "secure" not in cookie  # plain HTTP here; set behind HTTPS
+        page = _page(browser, "/dashboard")
+        assert "signed in as dash (viewer)" in page
+        assert '<meta http-equiv="refresh" content="5">' in page
+        assert browser.get("/dashboard/login").status_code == 303  # already signed in
+
+        # the cookie is not an API credential: the API still wants the bearer header
+        api = browser.get(
+            "/api/v1/devices", headers={"cookie": f"edgefleet_dashboard={viewer['token']}"}
+        )
+        assert api.status_code == 401
+
+        # a revoked token signs the browser out at its next page
+        revoked = plane.http.delete(f"/api/v1/tokens/{viewer['id']}")
+        assert revoked.status_code == 200, revoked.text
+        gone = browser.get("/dashboard")
+        assert gone.status_code == 303 and gone.headers["location"] == "/dashboard/login"
+
+    operator = _token(plane.http, "operator", name="ops")
+    with _browser(plane.http.base_url) as browser:
+        assert _sign_in(browser, operator["token"]).status_code == 303
+        assert "signed in as ops (operator)" in _page(browser, "/dashboard")
+        out = browser.post("/dashboard/logout")
+        assert out.status_code == 303 and out.headers["location"] == "/dashboard/login"
+        assert 'edgefleet_dashboard=""' in out.headers["set-cookie"]
+        browser.cookies.clear()
+        assert browser.get("/dashboard").status_code == 303
+
+
+def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
+    ids = plane.fleet_on_v1(4)
+    plane.report("other-1", fleet="lab")
+    rollout = plane.start({"canary": 1, "batches": 3})
+    plane.healthy_v2(ids[0])
+    plane.tick()
+    paused = plane.post(
+        f"/rollouts/{rollout['id']}/pause", {"reason": "<b>store</b> opens & closes"}
+    )
+    assert paused["state"] == "paused"
+
+    with _browser(plane.http.base_url) as browser:
+        assert _sign_in(browser, _token(plane.http, "viewer")["token"]).status_code == 303
+        home = _page(browser, "/dashboard")
+        text = _text(home)
+        assert "<b>store</b>" not in home
+        assert "&lt;b&gt;store&lt;/b&gt; opens &amp; closes" in home  # the operator's reason
+        assert re.search(r"\bf 4 4 4 0 1\b", text), text  # fleet f: 4 devices, 4 online ...
+        assert re.search(r"\blab 1 1 0 0 0\b", text), text
+        assert f'href="/dashboard/rollouts/{rollout["id"]}"' in home
+        assert re.search(rf"\b{rollout['id']} det 2.0.0 f paused 1/4 1/4 0 0\b", text), text
+        for device_id in [*ids, "other-1"]:
+            assert f'href="/dashboard/devices/{device_id}"' in home
+        assert re.search(r"\bd01 f online idle det 1.0.0 \S+ 10.00 ms 500\b", text), text
+
+        lab = _text(_page(browser, "/dashboard?fleet=lab"))
+        assert "other-1" in lab and "d00" not in lab and "fleet lab" in lab
+        assert "No device has registered yet." in _page(browser, "/dashboard?fleet=nowhere")
+
+        detail_html = _page(browser, f"/dashboard/rollouts/{rollout['id']}")
+        detail = _text(detail_html)
+        assert f"Rollout {rollout['id']}: det 2.0.0" in detail
+        assert "previous version 1.0.0" in detail
+        assert re.search(r"\b1 1 running 1 0 0 0\b", detail), detail  # the canary batch
+        assert re.search(r"\b2 1 pending 0 0 0 1\b", detail), detail
+        assert re.search(
+            r"\bd00 1 activated p95 10.00 ms, 500 requests, 0 errors "
+            r"p95 10.50 ms, 100 requests, 0 errors\b",
+            detail,
+        ), detail
+        assert "<b>" not in detail_html
+        assert "ago paused <b>store</b> opens & closes" in detail  # history, newest first
+
+        device = _text(_page(browser, f"/dashboard/devices/{ids[1]}"))
+        assert f"Device {ids[1]}" in device and "model det 1.0.0" in device
+        assert re.search(r"det 1.0.0 \S+ 500 0 5.00 ms 10.00 ms 12.00 ms", device), device
+        assert "cpu 5.0 %" in device
+
+        assert "unknown device 'nope'" in _text(_page(browser, "/dashboard/devices/nope", 404))
+        assert "unknown rollout" in _text(_page(browser, "/dashboard/rollouts/999", 404))
+        css = browser.get("/dashboard/style.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_dashboard_follows_a_real_fleet_through_a_rollout(tmp_path: Path) -> None:
+    with open_fleet(tmp_path, count=3, fleet="store-eu") as stack:
+        stack.push("1.0.0")
+        first = stack.http.post(
+            "/api/v1/deployments", json={"model": "det", "version": "1.0.0", "fleet": "store-eu"}
+        )
+        assert first.status_code == 201, first.text
+        stack.wait_versions({d: "1.0.0" for d in stack.fleet.device_ids}, "1.0.0 everywhere")
+        stack.push("1.1.0", scale=3.0)
+        strategy = {"canary": 1, "batches": 2, "gate": {"min_requests": 20}}
+        second = stack.create_rollout("1.1.0", strategy)
+        stack.wait_state(second["id"], "completed", timeout=120)
+        viewer = _token(stack.http, "viewer")
+        with _browser(stack.cp.url) as browser:
+            assert _sign_in(browser, viewer["token"]).status_code == 303
+            home = _text(_page(browser, "/dashboard"))
+            assert re.search(r"\bstore-eu 3 3 3 0 0\b", home), home
+            assert re.search(rf"\b{second['id']} det 1.1.0 store-eu completed 3/3 3/3 0 0\b", home)
+            for device_id in stack.fleet.device_ids:
+                # every device serves 1.1.0 and reports its latency from real inferences
+                row = re.search(rf"\b{device_id} store-eu online active det 1.1.0 (.*?) ", home)
+                assert row is not None, home
+                assert re.search(
+                    rf"\b{device_id} store-eu online active det 1.1.0 \S+ \d+\.\d\d ms \d+", home
+                ), home
+            detail = _text(_page(browser, f"/dashboard/rollouts/{second['id']}"))
+            assert "completed" in detail and "all 3 devices updated (0 failed)" in detail
+            device_id = stack.fleet.device_ids[0]
+            device = _text(_page(browser, f"/dashboard/devices/{device_id}"))
+            assert "model det 1.1.0" in device and "Backend selection" in device

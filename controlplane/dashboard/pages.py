@@ -279,6 +279,32 @@ def _figures(f: FiguresPublic | None) -> str | None:
     return f"{p95}{f.requests} requests, {f.errors} errors"
 
 
+def gate_wait(rollout: RolloutPublic) -> str | None:
+    """Why a running batch whose devices activated is not done: the health gate still
+    waits for traffic on some of them (None if it does not)."""
+    gate = rollout.strategy.get("gate") or {}
+    batch = next((b for b in rollout.batches if b.index == rollout.current_batch), None)
+    if rollout.state != "running" or gate.get("enabled") is False or batch is None:
+        return None
+    if batch.state != "running":
+        return None
+    needed = int(gate.get("min_requests", 100))
+    waiting = [
+        d
+        for d in rollout.devices
+        if d.batch == rollout.current_batch
+        and d.status == "activated"
+        and (d.observed.requests if d.observed is not None else 0) < needed
+    ]
+    if not waiting:
+        return None
+    idle_s = int(float(gate.get("no_traffic_timeout_s", 300.0)))
+    return (
+        f"health gate: waiting for {needed} requests on {len(waiting)} device(s); "
+        f"a device without them passes {idle_s} s after it activated"
+    )
+
+
 def rollout_page(rollout: RolloutPublic, *, now: datetime) -> Markup:
     selector = _labels(rollout.selector) or "every device"
     about = facts(
@@ -288,6 +314,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime) -> Markup:
             ("selector", selector),
             ("state", badge(rollout.state)),
             ("reason", rollout.reason),
+            *([("waiting", waiting)] if (waiting := gate_wait(rollout)) else []),
             ("batch", _batch(rollout)),
             ("finished", _progress(rollout)),
             ("previous version", rollout.previous_version),

@@ -123,6 +123,16 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
     ids = plane.fleet_on_v1(4)
     plane.report("other-1", fleet="lab")
     rollout = plane.start({"canary": 1, "batches": 3})
+    plane.obey(ids[0])
+    plane.heartbeat(ids[0], ("1.0.0", 500, 0, 10.0), ("2.0.0", 7, 0, 10.5))
+    plane.tick()
+    with _browser(plane.http.base_url) as browser:
+        assert _sign_in(browser, _token(plane.http, "viewer", "early")["token"]).status_code == 303
+        judging = _text(_page(browser, f"/dashboard/rollouts/{rollout['id']}"))
+        assert (
+            "waiting health gate: waiting for 100 requests on 1 device(s); "
+            "a device without them passes 300 s after it activated"
+        ) in judging, judging
     plane.healthy_v2(ids[0])
     plane.tick()
     paused = plane.post(
@@ -151,8 +161,8 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
         detail_html = _page(browser, f"/dashboard/rollouts/{rollout['id']}")
         detail = _text(detail_html)
         assert f"Rollout {rollout['id']}: det 2.0.0" in detail
-        assert "previous version 1.0.0" in detail
-        assert re.search(r"\b1 1 running 1 0 0 0\b", detail), detail  # the canary batch
+        assert "previous version 1.0.0" in detail and "waiting for" not in detail
+        assert re.search(r"\b1 1 done 1 0 0 0\b", detail), detail  # the canary batch
         assert re.search(r"\b2 1 pending 0 0 0 1\b", detail), detail
         assert re.search(
             r"\bd00 1 activated p95 10.00 ms, 500 requests, 0 errors "

@@ -211,7 +211,11 @@ def create_deployment(
     session.add(deployment)
     session.flush()
     devices = session.exec(
-        select(Device).where(Device.fleet == fleet).order_by(col(Device.id)).with_for_update()
+        select(Device)
+        .where(Device.fleet == fleet)
+        .order_by(col(Device.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)  # locked: read afresh, not the cached copy
     ).all()
     assigned = (assign(session, device=device, deployment=deployment) for device in devices)
     targets = [target for target in assigned if target is not None]

@@ -26,7 +26,7 @@ def update_labels(
     NotFound for an unknown device; InvalidRequest for a key both set and removed, a bad
     key or value, or more than :data:`MAX_LABELS` labels. Removing an absent key is fine.
     """
-    device = session.get(Device, device_id, with_for_update=True)
+    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
     if device is None:
         raise NotFound(f"unknown device {device_id!r}")
     both = sorted(set(set_labels) & set(remove))

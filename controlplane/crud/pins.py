@@ -32,7 +32,7 @@ def _set_pin(session: Session, row: Fleet | Device, backend: str | None, what: s
 
 def set_fleet_pin(session: Session, *, name: str, backend: str | None) -> tuple[Fleet, list[str]]:
     """Pin (or, with None, unpin) ``backend`` for fleet ``name``: (fleet, its device ids)."""
-    fleet = session.get(Fleet, name, with_for_update=True)
+    fleet = session.get(Fleet, name, with_for_update=True, populate_existing=True)
     if fleet is None:
         raise NotFound(f"unknown fleet {name!r}")
     _set_pin(session, fleet, backend, f"fleet {name}")
@@ -42,7 +42,7 @@ def set_fleet_pin(session: Session, *, name: str, backend: str | None) -> tuple[
 
 def set_device_pin(session: Session, *, device_id: str, backend: str | None) -> Device:
     """Pin (or, with None, unpin) ``backend`` for one device (committed)."""
-    device = session.get(Device, device_id, with_for_update=True)
+    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
     if device is None:
         raise NotFound(f"unknown device {device_id!r}")
     _set_pin(session, device, backend, f"device {device_id}")

@@ -133,7 +133,7 @@ def apply_state_report(
     """
     now = now or utcnow()
     get_or_create_fleet(session, name=report.fleet)
-    device = session.get(Device, device_id, with_for_update=True)
+    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
     if device is None:
         device = Device(id=device_id, fleet=report.fleet)
     device.fleet = report.fleet

@@ -66,7 +66,7 @@ def touch_token(session: Session, *, row: ApiToken, now: datetime | None = None)
 
 def revoke_token(session: Session, *, token_id: int) -> ApiToken:
     """Revoke token ``token_id`` (idempotent). Conflict: it is the last live admin token."""
-    row = session.get(ApiToken, token_id, with_for_update=True)
+    row = session.get(ApiToken, token_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(f"unknown token {token_id}")
     if row.revoked_at is not None:

@@ -115,7 +115,9 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         session.flush()
         back = f"{version.model} {version.version}" if version else f"version {version_id}"
         for row in group:
-            device = session.get(Device, row.device_id, with_for_update=True)
+            device = session.get(
+                Device, row.device_id, with_for_update=True, populate_existing=True
+            )
             if device is None or assign(session, device=device, deployment=deployment) is None:
                 continue
             row.status = DeviceStatus.ROLLED_BACK.value

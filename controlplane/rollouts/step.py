@@ -213,7 +213,7 @@ def start_batch(
             continue
         row.updated_at = now
         session.add(row)
-        device = session.get(Device, row.device_id, with_for_update=True)
+        device = session.get(Device, row.device_id, with_for_update=True, populate_existing=True)
         reason = None
         if device is None:
             reason = "device no longer registered"

@@ -5,7 +5,9 @@ Transitions: pause ``running -> paused``; resume ``paused -> running``; abort
 (409). Aborting returns every device the rollout already touched (updating, activated,
 regressed or failed) that ran another version before to that version: one new
 ``Deployment`` per distinct previous version, owned by the rollout; those devices end
-``rolled_back``. Pending devices were never sent the new version and stay pending.
+``rolled_back``. Pending devices were never sent the new version and stay pending. A
+device sent a later deployment since (e.g. ``POST /deployments`` of another version)
+keeps it: its row keeps its status, with the reason why it was not rolled back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from controlplane.crud.catalog import assign
 from controlplane.errors import Conflict
 from controlplane.models import (
     Deployment,
+    DeploymentTarget,
     Device,
     ModelVersion,
     Rollout,
@@ -89,6 +92,19 @@ def abort(
     return rollout, changed
 
 
+def _superseding(session: Session, *, device_id: str, rollout: Rollout) -> int | None:
+    """The deployment a device was sent after ``rollout``'s, if any (its latest target)."""
+    latest = session.exec(
+        select(DeploymentTarget)
+        .where(DeploymentTarget.device_id == device_id)
+        .order_by(col(DeploymentTarget.generation).desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.deployment_id == rollout.deployment_id:
+        return None
+    return latest.deployment_id
+
+
 def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datetime) -> list[str]:
     """Mark ``rollout`` (locked) aborted and roll its touched devices back (not committed);
     the ids of the devices given their previous version."""
@@ -106,6 +122,7 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         assert row.previous_model_version_id is not None
         by_version[row.previous_model_version_id].append(row)
     changed: list[str] = []
+    kept = 0
     for version_id, group in sorted(by_version.items()):
         version = session.get(ModelVersion, version_id)
         deployment = Deployment(
@@ -118,7 +135,16 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
             device = session.get(
                 Device, row.device_id, with_for_update=True, populate_existing=True
             )
-            if device is None or assign(session, device=device, deployment=deployment) is None:
+            if device is None:
+                continue
+            newer = _superseding(session, device_id=row.device_id, rollout=rollout)
+            if newer is not None:  # a later deployment replaced ours: leave that one be
+                row.reason = f"not rolled back: deployment {newer} superseded the rollout"
+                row.updated_at = now
+                session.add(row)
+                kept += 1
+                continue
+            if assign(session, device=device, deployment=deployment) is None:
                 continue
             row.status = DeviceStatus.ROLLED_BACK.value
             row.reason = f"rolled back to {back}"
@@ -127,7 +153,10 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
             changed.append(row.device_id)
     rollout.state = RolloutState.ABORTED.value
     rollout.reason = reason
-    note(rollout, "aborted", f"{reason}; {len(changed)} device(s) rolled back", now)
+    summary = f"{reason}; {len(changed)} device(s) rolled back"
+    if kept:
+        summary += f", {kept} kept the newer deployment they were sent since"
+    note(rollout, "aborted", summary, now)
     session.add(rollout)
     logger.warning(
         "rollout %s aborted: %s (%d device(s) rolled back)", rollout.id, reason, len(changed)

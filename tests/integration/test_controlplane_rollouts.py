@@ -562,3 +562,24 @@ def test_a_broken_rollout_is_logged_in_one_line_and_the_others_go_on(
     )
     assert plane.rollout(good["id"])["state"] == "completed"
     assert plane.rollout(broken["id"])["state"] == "running"
+
+
+def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> None:
+    """An operator sends 2.0.0 to the whole fleet at once while the gated rollout of it is
+    paused, then aborts the rollout: the abort must not undo that newer deployment."""
+    ids = plane.fleet_on_v1(3)
+    rollout = plane.start({"canary": 1, "batches": 1})
+    plane.healthy_v2(ids[0])
+    plane.tick()
+    plane.post(f"/rollouts/{rollout['id']}/pause", {"reason": "waiting for the night"})
+    plane.post("/deployments", {"model": "det", "version": "2.0.0", "fleet": "f"}, 201)
+    assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3
+    aborted = plane.post(f"/rollouts/{rollout['id']}/abort", {"reason": "superseded"})
+    assert aborted["state"] == "aborted"
+    canary = next(d for d in aborted["devices"] if d["device_id"] == ids[0])
+    assert canary["status"] == "activated"
+    assert canary["reason"].startswith("not rolled back: deployment ")
+    assert aborted["history"][-1]["message"] == (
+        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since"
+    )
+    assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

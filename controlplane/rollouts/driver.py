@@ -5,7 +5,8 @@ Each rollout is stepped in its own session and short transaction
 ``SKIP LOCKED``, so two replicas never step one rollout at once. The commands of the
 devices a step assigned are published after its commit. Everything a rollout needs is
 in the database, so a restarted control plane carries on mid-batch. An exception in a
-step is logged in one line and the loop goes on.
+step is logged in one line and the loop goes on; a rollout whose step keeps failing
+(:data:`MAX_STEP_FAILURES` ticks in a row) is paused with the error as its reason.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from sqlmodel import Session, col, select
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.models import Rollout, RolloutState, utcnow
 from controlplane.publisher import DesiredStatePublisher
+from controlplane.rollouts.control import pause
 from controlplane.rollouts.step import step
 
 logger = logging.getLogger(__name__)
+
+#: A rollout whose step fails this many ticks in a row is paused, with the error.
+MAX_STEP_FAILURES = 10
 
 
 def _one_line(exc: BaseException) -> str:
@@ -51,6 +56,8 @@ class RolloutDriver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        #: per rollout, how many steps in a row failed
+        self._failures: dict[int, int] = {}
 
     def start(self) -> None:
         if self._thread is not None:
@@ -97,6 +104,7 @@ class RolloutDriver:
             try:
                 with Session(self._engine) as session:
                     changed = step(session, rollout_id, now=now, skip_locked=True)
+                    self._failures.pop(rollout_id, None)
                     if changed:
                         sent += publish_commands(
                             session, self._signer, self._publisher, device_ids=changed
@@ -104,4 +112,21 @@ class RolloutDriver:
             except Exception as exc:  # one bad rollout must not stop the others
                 logger.error("rollout %s: driver step failed: %s", rollout_id, _one_line(exc))
                 logger.debug("rollout driver step failure", exc_info=True)
+                self._count_failure(rollout_id, exc, now)
         return sent
+
+    def _count_failure(self, rollout_id: int, exc: Exception, now: datetime) -> None:
+        """After :data:`MAX_STEP_FAILURES` failed steps in a row (not a passing glitch),
+        pause the rollout with the error as its reason, so the operator sees it."""
+        failures = self._failures.get(rollout_id, 0) + 1
+        self._failures[rollout_id] = failures
+        if failures < MAX_STEP_FAILURES:
+            return
+        reason = f"the driver failed to step it {failures} times in a row: {_one_line(exc)}"
+        try:
+            with Session(self._engine) as session:
+                pause(session, rollout_id=rollout_id, reason=reason[:500], now=now)
+        except Exception as again:  # e.g. the database is down: try again next tick
+            logger.error("rollout %s: cannot pause it: %s", rollout_id, _one_line(again))
+            return
+        self._failures.pop(rollout_id, None)

@@ -26,7 +26,7 @@ from controlplane.app import create_app
 from controlplane.ingest import Ingester
 from controlplane.models import Rollout, utcnow
 from controlplane.publisher import MemoryPublisher
-from controlplane.rollouts.driver import RolloutDriver
+from controlplane.rollouts.driver import MAX_STEP_FAILURES, RolloutDriver
 from protocol import (
     ActiveModel,
     DeploymentEvent,
@@ -562,6 +562,16 @@ def test_a_broken_rollout_is_logged_in_one_line_and_the_others_go_on(
     )
     assert plane.rollout(good["id"])["state"] == "completed"
     assert plane.rollout(broken["id"])["state"] == "running"
+    plane.tick(MAX_STEP_FAILURES - 3)
+    assert plane.rollout(broken["id"])["state"] == "running"  # a glitch is retried ...
+    plane.tick()  # ... a step failing every tick pauses the rollout, saying why
+    paused = plane.rollout(broken["id"])
+    assert paused["state"] == "paused"
+    assert paused["reason"] == (
+        f"the driver failed to step it {MAX_STEP_FAILURES} times in a row: "
+        "ValueError: strategy.batches must be a number, not 'many'"
+    )
+    assert plane.post(f"/rollouts/{broken['id']}/abort")["state"] == "aborted"
 
 
 def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> None:

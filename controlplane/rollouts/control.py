@@ -117,6 +117,14 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         )
         .order_by(col(RolloutDevice.device_id))
     ).all()
+    if rows:  # lock every device to roll back in id order, as deploying does (no deadlock)
+        session.exec(
+            select(Device)
+            .where(col(Device.id).in_(sorted({row.device_id for row in rows})))
+            .order_by(col(Device.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
     by_version: dict[int, list[RolloutDevice]] = defaultdict(list)
     for row in rows:
         assert row.previous_model_version_id is not None
@@ -132,9 +140,7 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         session.flush()
         back = f"{version.model} {version.version}" if version else f"version {version_id}"
         for row in group:
-            device = session.get(
-                Device, row.device_id, with_for_update=True, populate_existing=True
-            )
+            device = session.get(Device, row.device_id)  # locked above
             if device is None:
                 continue
             newer = _superseding(session, device_id=row.device_id, rollout=rollout)

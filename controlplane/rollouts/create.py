@@ -161,6 +161,11 @@ def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollo
     fleet and selector (committed); Conflict if it has none. A running or paused source
     is aborted first (its updated devices return to their previous versions)."""
     with ROLLOUT_LOCK:
+        # the fleet first, as creating a rollout locks it, then the rollout: one lock
+        # order for every path (no deadlock between replicas on PostgreSQL)
+        unlocked = session.get(Rollout, rollout_id)
+        if unlocked is not None:
+            session.get(Fleet, unlocked.fleet, with_for_update={"key_share": True})
         source = get_locked(session, rollout_id)
         if source.previous_version is None:
             raise Conflict(f"rollout {rollout_id} has no previous version to roll back to")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -73,3 +73,7 @@ PublisherDep = Annotated[DesiredStatePublisher, Depends(get_publisher)]
 TrustDep = Annotated[TrustStore, Depends(get_trust)]
 SignerDep = Annotated[CommandSigner, Depends(get_signer)]
 SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]
+
+
+#: A row id in a path: a positive 64-bit integer (larger ones are 422, not a database error).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -39,7 +39,8 @@ def utcnow() -> datetime:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    #: no inf / NaN figures: JSON has none, and a dashboard or a health gate can't use them
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class FileRef(_Message):

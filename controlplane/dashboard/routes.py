@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from controlplane.dashboard import pages, session
 from controlplane.dashboard.html import Markup, esc, page
 from controlplane.dashboard.style import CSS
-from controlplane.deps import ServicesDep, SessionDep
+from controlplane.deps import RowId, ServicesDep, SessionDep
 from controlplane.errors import NotFound
 from controlplane.models import utcnow
 from controlplane.rollouts.public import list_rollouts, rollout_public
@@ -74,8 +74,12 @@ def login_page(request: Request, db: SessionDep) -> Response:
 
 
 def _form_token(body: bytes) -> str | None:
-    values = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4).get("token")
-    return values[0].strip() if values else None
+    """The form's one ``token`` field (None: missing, or not a sign-in form at all)."""
+    try:
+        values = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4).get("token")
+    except ValueError:  # more fields than a sign-in form has
+        return None
+    return values[0].strip() if values and len(values) == 1 else None
 
 
 @router.post("/login")
@@ -102,7 +106,11 @@ async def log_in(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/logout")
-def log_out() -> Response:
+def log_out(request: Request) -> Response:
+    if not session.same_origin(request):  # another site may not sign a browser out
+        return _html(
+            page("Sign out", Markup('<p class="error">cross-site sign-out refused</p>')), 403
+        )
     response = _to("/dashboard/login")
     session.forget(response)
     return response
@@ -138,7 +146,7 @@ def device(device_id: str, request: Request, db: SessionDep) -> Response:
 
 
 @router.get("/rollouts/{rollout_id}")
-def rollout(rollout_id: int, request: Request, db: SessionDep) -> Response:
+def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
     viewer = session.signed_in(request, db)
     if viewer is None:
         return _to("/dashboard/login")

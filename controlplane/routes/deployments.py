@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from controlplane import crud
 from controlplane.commands import publish_commands
-from controlplane.deps import PublisherDep, SessionDep, SignerDep
+from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
 from controlplane.schemas import DeploymentCreate, DeploymentCreated, DeploymentPublic
 from controlplane.views import deployment_created, list_deployments
 
@@ -55,5 +55,5 @@ def get_deployments(session: SessionDep) -> list[DeploymentPublic]:
 
 
 @router.get("/{deployment_id}", responses={404: {"description": "unknown deployment"}})
-def get_deployment(deployment_id: int, session: SessionDep) -> DeploymentPublic:
+def get_deployment(deployment_id: RowId, session: SessionDep) -> DeploymentPublic:
     return list_deployments(session, deployment_id=deployment_id)[0]

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body
 from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
-from controlplane.deps import PublisherDep, SessionDep, SignerDep
+from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
 from controlplane.models import RolloutState, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts import control
@@ -91,19 +91,19 @@ def get_rollouts(
 
 
 @router.get("/{rollout_id}", responses=_UNKNOWN)
-def get_rollout(rollout_id: int, session: SessionDep) -> RolloutPublic:
+def get_rollout(rollout_id: RowId, session: SessionDep) -> RolloutPublic:
     return rollout_public(session, rollout_id)
 
 
 @router.post("/{rollout_id}/pause", responses={**_UNKNOWN, **_TRANSITION})
-def pause(rollout_id: int, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+def pause(rollout_id: RowId, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
     """Stop starting batches (devices already sent the version carry on installing)."""
     control.pause(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
     return rollout_public(session, rollout_id)
 
 
 @router.post("/{rollout_id}/resume", responses={**_UNKNOWN, **_TRANSITION})
-def resume(rollout_id: int, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+def resume(rollout_id: RowId, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
     """Carry on a paused rollout (a device a gate judged regressed counts as finished)."""
     control.resume(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
     return rollout_public(session, rollout_id)
@@ -111,7 +111,7 @@ def resume(rollout_id: int, session: SessionDep, body: ActionBody = None) -> Rol
 
 @router.post("/{rollout_id}/abort", responses={**_UNKNOWN, **_TRANSITION, **_SIGNING})
 def abort(
-    rollout_id: int,
+    rollout_id: RowId,
     session: SessionDep,
     publisher: PublisherDep,
     signer: SignerDep,
@@ -134,7 +134,7 @@ def abort(
     },
 )
 def roll_back(
-    rollout_id: int, session: SessionDep, publisher: PublisherDep, signer: SignerDep
+    rollout_id: RowId, session: SessionDep, publisher: PublisherDep, signer: SignerDep
 ) -> RolloutPublic:
     """A new all-at-once rollout of the previous version (a running or paused one is
     aborted first)."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from controlplane.auth.dependency import CallerDep
 from controlplane.auth.schemas import TokenCreate, TokenCreated, TokenPublic, WhoAmI
 from controlplane.crud import tokens as crud_tokens
-from controlplane.deps import SessionDep
+from controlplane.deps import RowId, SessionDep
 
 router = APIRouter(tags=["auth"])
 
@@ -26,7 +26,7 @@ def list_tokens(session: SessionDep) -> list[TokenPublic]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, session: SessionDep) -> TokenPublic:
+def revoke_token(token_id: RowId, session: SessionDep) -> TokenPublic:
     """Revoke a token: it stops working at once. 409 for the last admin token."""
     return TokenPublic.model_validate(crud_tokens.revoke_token(session, token_id=token_id))
 

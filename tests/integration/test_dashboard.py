@@ -84,6 +84,12 @@ def test_pages_need_a_live_token_kept_in_a_strict_cookie(plane: Plane) -> None:
         assert cross.status_code == 403 and "cross-site sign-in refused" in cross.text
         assert "set-cookie" not in cross.headers
         assert _sign_in(browser, "x" * 5000).status_code == 413
+        crowded = browser.post(
+            "/dashboard/login",
+            content=f"a=1&b=2&c=3&d=4&token={viewer['token']}",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert crowded.status_code == 401 and "set-cookie" not in crowded.headers
 
         signed = _sign_in(browser, viewer["token"], origin=str(plane.http.base_url).rstrip("/"))
         assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
@@ -112,6 +118,9 @@ def test_pages_need_a_live_token_kept_in_a_strict_cookie(plane: Plane) -> None:
     with _browser(plane.http.base_url) as browser:
         assert _sign_in(browser, operator["token"]).status_code == 303
         assert "signed in as ops (operator)" in _page(browser, "/dashboard")
+        forced = browser.post("/dashboard/logout", headers={"origin": "https://evil.example"})
+        assert forced.status_code == 403 and "set-cookie" not in forced.headers
+        assert browser.get("/dashboard").status_code == 200  # still signed in
         out = browser.post("/dashboard/logout")
         assert out.status_code == 303 and out.headers["location"] == "/dashboard/login"
         assert 'edgefleet_dashboard=""' in out.headers["set-cookie"]
@@ -179,6 +188,7 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
 
         assert "unknown device 'nope'" in _text(_page(browser, "/dashboard/devices/nope", 404))
         assert "unknown rollout" in _text(_page(browser, "/dashboard/rollouts/999", 404))
+        assert browser.get(f"/dashboard/rollouts/{2**64}").status_code == 422  # not a 500
         css = browser.get("/dashboard/style.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 

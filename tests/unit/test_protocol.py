@@ -244,6 +244,22 @@ def test_heartbeats_of_older_agents_still_parse() -> None:
         )
 
 
+@pytest.mark.parametrize("bad", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_non_finite_figures_are_refused(bad: str) -> None:
+    """JSON has no inf / NaN; a heartbeat carrying one (Python's json reads them) is
+    malformed, not a figure to store, show or gate a rollout on."""
+    beat = f"""{{"device_id": "d1", "cpu_percent": 1.0, "rss_bytes": 1, "mem_total_bytes": 2,
+        "mem_available_bytes": 1, "mem_percent": 50.0, "load_avg": [0, 0, 0], "uptime_s": {bad}}}"""
+    with pytest.raises(p.ProtocolError, match="uptime_s"):
+        p.decode(p.Heartbeat, beat.encode())
+    model = (
+        '{"name": "m", "version": "1", "backend": "b", "requests": 1, "errors": 0, '
+        f'"p95_ms": {bad}}}'
+    )
+    with pytest.raises(p.ProtocolError, match=r"p95_ms"):
+        p.decode(p.ModelMetrics, model.encode())
+
+
 def test_timestamps_are_timezone_aware() -> None:
     report = p.decode(p.StateReport, p.encode(_samples()[1]))
     assert report.reported_at.tzinfo is not None

@@ -132,6 +132,18 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
     changed: list[str] = []
     kept = 0
     for version_id, group in sorted(by_version.items()):
+        todo = []
+        for row in group:
+            newer = _superseding(session, device_id=row.device_id, rollout=rollout)
+            if newer is not None:  # a later deployment replaced ours: leave that one be
+                row.reason = f"not rolled back: deployment {newer} superseded the rollout"
+                row.updated_at = now
+                session.add(row)
+                kept += 1
+            elif (device := session.get(Device, row.device_id)) is not None:  # locked above
+                todo.append((row, device))
+        if not todo:
+            continue
         version = session.get(ModelVersion, version_id)
         deployment = Deployment(
             model_version_id=version_id, fleet=rollout.fleet, rollout_id=rollout.id, created_at=now
@@ -139,17 +151,7 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         session.add(deployment)
         session.flush()
         back = f"{version.model} {version.version}" if version else f"version {version_id}"
-        for row in group:
-            device = session.get(Device, row.device_id)  # locked above
-            if device is None:
-                continue
-            newer = _superseding(session, device_id=row.device_id, rollout=rollout)
-            if newer is not None:  # a later deployment replaced ours: leave that one be
-                row.reason = f"not rolled back: deployment {newer} superseded the rollout"
-                row.updated_at = now
-                session.add(row)
-                kept += 1
-                continue
+        for row, device in todo:
             if assign(session, device=device, deployment=deployment) is None:
                 continue
             row.status = DeviceStatus.ROLLED_BACK.value

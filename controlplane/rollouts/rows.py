@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from controlplane.errors import ControlPlaneError, NotFound
@@ -32,6 +34,18 @@ ROLLOUT_LOCK = threading.RLock()
 
 #: Rollout states in which no other rollout of the same model may start in the fleet.
 ACTIVE_STATES = ("running", "paused")
+
+
+#: Seconds an operator action waits for a rollout row another replica holds (PostgreSQL).
+LOCK_WAIT_S = 10.0
+#: PostgreSQL's SQLSTATE for a lock_timeout that expired.
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+class RolloutBusy(ControlPlaneError):
+    """The rollout row stayed locked by another transaction past :data:`LOCK_WAIT_S` (503)."""
+
+    status_code = 503
 
 
 class InvalidStrategy(ControlPlaneError):
@@ -64,8 +78,21 @@ def lock_rollout(session: Session, rollout_id: int, *, skip_locked: bool = False
 
 
 def get_locked(session: Session, rollout_id: int) -> Rollout:
-    """:func:`lock_rollout` (waiting for the lock); NotFound if there is no such rollout."""
-    rollout = lock_rollout(session, rollout_id)
+    """:func:`lock_rollout`, waiting for the lock up to :data:`LOCK_WAIT_S` on PostgreSQL
+    (for the rest of the transaction; then :class:`RolloutBusy`); NotFound if there is
+    no such rollout."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            text(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT_S * 1000)}ms'")
+        )
+    try:
+        rollout = lock_rollout(session, rollout_id)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise RolloutBusy(
+            f"rollout {rollout_id} is being changed by another control plane; try again"
+        ) from exc
     if rollout is None:
         raise NotFound(f"unknown rollout {rollout_id}")
     return rollout

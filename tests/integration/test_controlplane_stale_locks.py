@@ -3,7 +3,8 @@
 ``session.get(..., with_for_update=True)`` returns the copy a session already holds
 unless it is told to re-read it: a request that had read a device before another one
 committed a change would otherwise lock the row and write its stale copy back (a second
-target at the same generation, labels lost). SQLite and PostgreSQL.
+target at the same generation, labels lost). SQLite and PostgreSQL. And an operator
+action on a rollout another replica holds locked gives up after a bounded wait.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from sqlmodel import Session, select
 from controlplane import crud
 from controlplane.crud.labels import update_labels
 from controlplane.ingest import Ingester
-from controlplane.models import DeploymentTarget, Device
+from controlplane.models import DeploymentTarget, Device, utcnow
 from controlplane.publisher import MemoryPublisher
+from controlplane.rollouts import control, rows
+from controlplane.rollouts.create import create_rollout
+from controlplane.rollouts.policy import Strategy
 from protocol import TopicKind, device_topic
 from tests.support.controlplane import signer, state_report
 from tests.support.trust import TrustKit
@@ -56,3 +60,33 @@ def test_labels_set_after_a_stale_read_keep_the_others(registered: Engine) -> No
     with Session(registered) as check:
         stored = check.get(Device, "d1")
         assert stored is not None and stored.labels == {"region": "eu", "site": "s1"}
+
+
+def test_an_action_waits_a_bounded_time_for_a_rollout_another_replica_holds(
+    registered: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if registered.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (one SQLite process serialises itself)")
+    with Session(registered) as session:
+        rollout, _ = create_rollout(
+            session,
+            model="det",
+            version="2.0.0",
+            fleet="f",
+            selector={},
+            strategy=Strategy.from_json({}),
+            now=utcnow(),
+        )
+    assert rollout.id is not None
+    monkeypatch.setattr(rows, "LOCK_WAIT_S", 0.5)
+    with Session(registered) as replica:  # another control plane stepping the rollout
+        assert rows.lock_rollout(replica, rollout.id) is not None
+        with Session(registered) as session, pytest.raises(rows.RolloutBusy) as busy:
+            control.pause(session, rollout_id=rollout.id, reason=None, now=utcnow())
+        assert busy.value.status_code == 503
+        assert str(busy.value) == (
+            f"rollout {rollout.id} is being changed by another control plane; try again"
+        )
+    with Session(registered) as session:  # released: the action goes through
+        paused = control.pause(session, rollout_id=rollout.id, reason=None, now=utcnow())
+        assert paused.state == "paused"

@@ -270,8 +270,13 @@ def needs_assignment(session: Session, *, device_id: str, deployment: Deployment
     return session.exec(statement.limit(1)).first() is None
 
 
-def get_target(session: Session, *, deployment_id: int, device_id: str) -> DeploymentTarget | None:
+def get_target(
+    session: Session, *, deployment_id: int, device_id: str, lock: bool = False
+) -> DeploymentTarget | None:
+    """One device's target of a deployment (``lock``: read afresh and locked, to update)."""
     statement = select(DeploymentTarget).where(
         DeploymentTarget.deployment_id == deployment_id, DeploymentTarget.device_id == device_id
     )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return session.exec(statement).first()

@@ -196,7 +196,8 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
     """Move a deployment target forward; False if there is no such target."""
     if event.deployment_id is None:
         return False
-    target = get_target(session, deployment_id=event.deployment_id, device_id=device_id)
+    # locked: every replica ingests every event, and progress must not go backwards
+    target = get_target(session, deployment_id=event.deployment_id, device_id=device_id, lock=True)
     if target is None:
         return False
     current = TargetView(
@@ -219,7 +220,7 @@ def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -
     Agents spool heartbeats while offline and deliver them late (and, with shared
     subscriptions, possibly out of order across replicas): one measured before the kept
     one only marks the device as seen, it never replaces newer figures."""
-    device = session.get(Device, device_id)
+    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
     if device is None:
         return False
     kept = device.last_heartbeat_at

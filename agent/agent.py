@@ -142,6 +142,7 @@ class Agent:
                 build_app(self.models, server_version=AGENT_VERSION, data_dir=cfg.data_dir),
                 host,
                 port,
+                limits=cfg.local_api_limits,
             )
             self.local_api_url = self._api.start()
             self._link = MqttLink(

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from agent.errors import AgentConfigError
+from agent.http_wire import Limits
 from protocol import BrokerAddress, FleetName, parse_broker_url
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -56,6 +57,9 @@ class AgentConfig(BaseModel):
     #: optional root-signed trust document shipped at provisioning
     trust: Path | None = None
     local_api: str = "127.0.0.1:8500"
+    #: local API bounds: the largest request body (MiB) and the most open connections
+    local_api_max_body_mb: int = Field(default=64, ge=1, le=4096)
+    local_api_max_connections: int = Field(default=64, ge=1, le=10_000)
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
     #: telemetry spool (``data_dir/spool.sqlite``): most events/heartbeats kept unsent
     #: while the broker is away; beyond it the oldest are dropped (and counted)
@@ -111,6 +115,13 @@ class AgentConfig(BaseModel):
     @property
     def local_api_address(self) -> tuple[str, int]:
         return parse_host_port(self.local_api)
+
+    @property
+    def local_api_limits(self) -> Limits:
+        return Limits(
+            max_body_bytes=self.local_api_max_body_mb * 1024 * 1024,
+            max_connections=self.local_api_max_connections,
+        )
 
 
 def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> AgentConfig:

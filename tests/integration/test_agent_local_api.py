@@ -263,3 +263,29 @@ def test_the_agent_serves_binary_tensors_and_metrics(setup: Setup) -> None:
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert 'edgefleet_inference_requests_total{model="det",version="1.0.0"' in metrics.text
+
+
+def test_agent_toml_bounds_the_local_api(setup: Setup) -> None:
+    """``local_api_max_body_mb`` and ``local_api_max_connections`` reach the server."""
+    with setup.agent(local_api_max_body_mb=1, local_api_max_connections=2) as agent:
+        assert agent.local_api_url is not None
+        url = f"{agent.local_api_url}/v2/models/det/infer"
+        body = b"{" + b" " * (1024 * 1024) + b"}"  # one byte over 1 MiB
+        big = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        assert big.status_code == 413, big.text
+        host, port = agent.local_api_url.removeprefix("http://").rsplit(":", 1)
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        try:
+            wait_until(
+                lambda: httpx.get(f"{agent.local_api_url}/v2/health/live").status_code == 503,
+                5,
+                "a third connection refused",
+            )
+        finally:
+            for s in held:
+                s.close()
+        wait_until(
+            lambda: httpx.get(f"{agent.local_api_url}/v2/health/live").status_code == 200,
+            10,
+            "connections free again",
+        )

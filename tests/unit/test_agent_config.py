@@ -37,6 +37,8 @@ def test_good_config_resolves_paths_against_the_file(tmp_path: Path) -> None:
     assert config.control_plane_url == "http://127.0.0.1:8080"
     assert config.local_api_address == ("127.0.0.1", 0)
     assert config.heartbeat_interval_s == 30
+    limits = config.local_api_limits
+    assert (limits.max_body_bytes, limits.max_connections) == (64 * 1024 * 1024, 64)
     assert config.broker.password == "s3cret"
     assert "s3cret" not in config.broker.masked()
 
@@ -66,6 +68,12 @@ def test_missing_field_is_named(tmp_path: Path) -> None:
         ('"http://127.0.0.1:8080/"', '"ftp://x"', "control_plane_url"),
         ('local_api = "127.0.0.1:0"', "heartbeat_interval_s = 0", "heartbeat_interval_s"),
         ('local_api = "127.0.0.1:0"', 'colour = "blue"', "colour"),
+        ('local_api = "127.0.0.1:0"', "local_api_max_body_mb = 0", "local_api_max_body_mb"),
+        (
+            'local_api = "127.0.0.1:0"',
+            "local_api_max_connections = 100000",
+            "local_api_max_connections",
+        ),
     ],
 )
 def test_invalid_field_is_named(tmp_path: Path, old: str, new: str, field: str) -> None:

@@ -1,4 +1,5 @@
-"""The dashboard: read-only HTML pages of fleets, devices and rollouts at ``/dashboard``."""
+"""The dashboard: HTML pages of fleets, devices and rollouts (and rollout actions for
+operators) at ``/dashboard``."""
 
 from controlplane.dashboard.routes import root_router, router
 

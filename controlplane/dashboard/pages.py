@@ -305,7 +305,53 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
     )
 
 
-def rollout_page(rollout: RolloutPublic, *, now: datetime) -> Markup:
+def _form(rollout_id: int, action: str, label: str, csrf: str, *extra: Markup) -> Markup:
+    target = f"{rollout_href(rollout_id)}/{action}"
+    return Markup(
+        f'<form class="action" method="post" action="{esc(target)}">'
+        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
+        + "".join(extra)
+        + f'<button type="submit">{esc(label)}</button></form>'
+    )
+
+
+def _reason_field() -> Markup:
+    return Markup('<input name="reason" maxlength="500" placeholder="reason (optional)">')
+
+
+def _confirm(text: str) -> Markup:
+    return Markup(
+        f'<label><input type="checkbox" name="confirm" value="yes" required> {esc(text)}</label>'
+    )
+
+
+def rollout_controls(rollout: RolloutSummary, *, csrf: str | None) -> Markup:
+    """The forms for what may be done to the rollout now (``csrf`` None: the signed-in
+    token may only read)."""
+    if csrf is None:
+        return Markup(
+            '<p class="hint">Sign in with an operator token to pause, resume, abort or '
+            "roll back.</p>"
+        )
+    active = rollout.state in ("running", "paused")
+    forms = []
+    if rollout.state == "running":
+        forms.append(_form(rollout.id, "pause", "Pause", csrf, _reason_field()))
+    if rollout.state == "paused":
+        forms.append(_form(rollout.id, "resume", "Resume", csrf, _reason_field()))
+    if active:
+        sure = _confirm("send the updated devices back to the version they ran before")
+        forms.append(_form(rollout.id, "abort", "Abort", csrf, _reason_field(), sure))
+    if rollout.previous_version is not None:
+        what = f"{rollout.model} {rollout.previous_version}"
+        sure = _confirm(f"send {what} to every device the rollout targets, all at once")
+        forms.append(_form(rollout.id, "rollback", f"Roll back to {what}", csrf, sure))
+    if not forms:
+        return Markup(f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)}.</p>')
+    return join(forms)
+
+
+def rollout_page(rollout: RolloutPublic, *, now: datetime, csrf: str | None = None) -> Markup:
     selector = _labels(rollout.selector) or "every device"
     about = facts(
         [
@@ -368,6 +414,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime) -> Markup:
     return join(
         [
             section("Rollout", about),
+            section("Actions", rollout_controls(rollout, csrf=csrf)),
             section("Batches", table(batch_headers, batches, empty="No batch.")),
             section(
                 "Devices",

@@ -1,12 +1,15 @@
-"""``/dashboard``: a read-only web view of fleets, devices and rollouts.
+"""``/dashboard``: a web view of fleets, devices and rollouts, and rollout actions.
 
 ``GET /dashboard`` (``?fleet=``), ``/dashboard/devices/{id}``, ``/dashboard/rollouts/{id}``
 need a signed-in token (see :mod:`controlplane.dashboard.session`); without one they
 redirect to ``/dashboard/login``. Pages refresh themselves every few seconds.
+``POST /dashboard/rollouts/{id}/{pause|resume|abort|rollback}`` (an operator's form, with
+its CSRF value) acts through :func:`controlplane.rollouts.actions.perform`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -15,14 +18,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from controlplane.auth.tokens import Role
 from controlplane.dashboard import pages, session
-from controlplane.dashboard.html import Markup, esc, page
+from controlplane.dashboard.html import Markup, esc, link, page
 from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
-from controlplane.errors import NotFound
+from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.models import utcnow
+from controlplane.rollouts.actions import Action, perform
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.views import devices_public
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 #: ``/`` sends a browser to the dashboard.
@@ -73,25 +80,29 @@ def login_page(request: Request, db: SessionDep) -> Response:
     return _html(page("Sign in", pages.login_form()))
 
 
-def _form_token(body: bytes) -> str | None:
-    """The form's one ``token`` field (None: missing, or not a sign-in form at all)."""
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """A urlencoded form's fields, each given once (None: over :data:`MAX_FORM_BYTES`).
+    A field given twice, or a body that is not such a form, reads as absent."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
     try:
-        values = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4).get("token")
-    except ValueError:  # more fields than a sign-in form has
-        return None
-    return values[0].strip() if values and len(values) == 1 else None
+        fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=8)
+    except ValueError:  # more fields than a dashboard form has
+        return {}
+    return {k: v[0].strip() for k, v in fields.items() if len(v) == 1}
 
 
 @router.post("/login")
 async def log_in(request: Request, services: ServicesDep) -> Response:
     if not session.same_origin(request):
         return _html(page("Sign in", pages.login_form("cross-site sign-in refused")), 403)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return _html(page("Sign in", pages.login_form("the form is too large")), 413)
-    token = _form_token(body)
+    form = await _read_form(request)
+    if form is None:
+        return _html(page("Sign in", pages.login_form("the form is too large")), 413)
+    token = form.get("token")
 
     def check() -> session.Viewer | None:
         with Session(services.engine) as db:
@@ -155,5 +166,60 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
     except NotFound as exc:
         return _not_found(str(exc), viewer.label)
     title = f"Rollout {rollout_id}: {found.model} {found.version}"
-    body = pages.rollout_page(found, now=utcnow())
+    csrf = viewer.csrf if viewer.role.allows(Role.OPERATOR) else None
+    body = pages.rollout_page(found, now=utcnow(), csrf=csrf)
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
+
+
+#: What the history says when an operator gives no reason on the dashboard.
+_DONE = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.ABORT: "aborted"}
+
+
+def _problem(message: str, status_code: int, who: str, back: str) -> HTMLResponse:
+    body = Markup(f'<p class="error">{esc(message)}</p><p>{link(back, "back")}</p>')
+    return _html(page("Not done", body, who=who), status_code)
+
+
+@router.post("/rollouts/{rollout_id}/{action}")
+async def act(
+    rollout_id: RowId, action: Action, request: Request, services: ServicesDep
+) -> Response:
+    """Pause, resume, abort or roll back from the rollout's page (operator or admin)."""
+    if not session.same_origin(request):
+        return _html(page("Not done", Markup('<p class="error">cross-site form refused</p>')), 403)
+    form = await _read_form(request)
+    back = pages.rollout_href(rollout_id)
+
+    def work() -> Response:
+        with Session(services.engine) as db:
+            viewer = session.signed_in(request, db)
+            if viewer is None:
+                return _to("/dashboard/login")
+            if form is None:
+                return _problem("the form is too large", 413, viewer.label, back)
+            if not session.csrf_matches(viewer, form.get("csrf")):
+                return _problem("this form is stale: reload the page", 403, viewer.label, back)
+            if not viewer.role.allows(Role.OPERATOR):
+                message = f"role {viewer.role.value} may not {action.value} a rollout"
+                return _problem(message, 403, viewer.label, back)
+            if action in (Action.ABORT, Action.ROLLBACK) and form.get("confirm") != "yes":
+                return _problem(
+                    f"tick the box to confirm the {action.value}", 400, viewer.label, back
+                )
+            given = form.get("reason", "")[:500]
+            reason = given or f"{_DONE.get(action, action.value)} by {viewer.name} (dashboard)"
+            try:
+                shown = perform(
+                    db,
+                    services.signer,
+                    services.publisher,
+                    rollout_id=rollout_id,
+                    action=action,
+                    reason=reason,
+                )
+            except ControlPlaneError as exc:
+                return _problem(str(exc), exc.status_code, viewer.label, back)
+            logger.info("dashboard: %s %s rollout %s", viewer.name, action.value, rollout_id)
+            return _to(pages.rollout_href(shown))
+
+    return await run_in_threadpool(work)

@@ -4,12 +4,16 @@ A browser cannot send ``Authorization: Bearer`` on a page load, so signing in st
 the token (checked first: live, any role) in a cookie that scripts cannot read
 (``HttpOnly``), that no other site's request carries (``SameSite=Strict``), that only
 ``/dashboard`` receives, and that is ``Secure`` behind HTTPS. Every page checks it again,
-so a revoked token signs its browser out at the next refresh. The dashboard only reads;
-writes go through the API or ``edgectl``.
+so a revoked token signs its browser out at the next refresh. Pages only read;
+an operator (or admin) token may also pause, resume, abort and roll back rollouts from
+their pages, with forms that carry a value derived from the token (:func:`csrf_token`)
+and are refused from another origin.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,10 +29,11 @@ COOKIE_PATH = "/dashboard"
 
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in token: its name and role."""
+    """The signed-in token: its name, role, and the CSRF value its forms carry."""
 
     name: str
     role: Role
+    csrf: str
 
     @property
     def label(self) -> str:
@@ -46,7 +51,17 @@ def check_token(session: Session, token: str | None) -> Viewer | None:
     role = Role(row.role)
     if not role.allows(Role.VIEWER):  # pragma: no cover - every role reads today
         return None
-    return Viewer(name=row.name, role=role)
+    return Viewer(name=row.name, role=role, csrf=csrf_token(token))
+
+
+def csrf_token(token: str) -> str:
+    """What the forms of a signed-in page carry: derived from the cookie's token (nothing
+    stored), so another site, which cannot read the cookie, cannot know it."""
+    return hmac.new(token.encode(), b"edgefleet-dashboard-csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_matches(viewer: Viewer, sent: str | None) -> bool:
+    return sent is not None and hmac.compare_digest(sent.encode(), viewer.csrf.encode())
 
 
 def signed_in(request: Request, session: Session) -> Viewer | None:

@@ -41,4 +41,7 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .error { color: var(--bad); font-weight: 600; }
 form.login { display: flex; flex-direction: column; gap: .5rem; max-width: 26rem; }
 input, button { font: inherit; padding: .35rem .6rem; }
+form.action { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center;
+  margin: 0 0 .6rem; }
+form.action input[name=reason] { min-width: 18rem; }
 """

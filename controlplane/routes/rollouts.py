@@ -8,18 +8,15 @@ of the devices a change assigned, after it committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from sqlmodel import Session
 
-from controlplane.commands import CommandSigner, publish_commands
+from controlplane.commands import publish_commands
 from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
 from controlplane.models import RolloutState, utcnow
-from controlplane.publisher import DesiredStatePublisher
-from controlplane.rollouts import control
-from controlplane.rollouts.create import create_rollout, rollback
+from controlplane.rollouts.actions import Action, perform
+from controlplane.rollouts.create import create_rollout
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.rollouts.rows import parse_strategy
 from controlplane.schemas import RolloutAction, RolloutCreate, RolloutPublic, RolloutSummary
@@ -41,16 +38,6 @@ _SIGNING: _Responses = {
 
 def _reason(body: RolloutAction | None) -> str | None:
     return body.reason if body is not None else None
-
-
-def _publish(
-    session: Session,
-    signer: CommandSigner,
-    publisher: DesiredStatePublisher,
-    device_ids: Sequence[str],
-) -> None:
-    if device_ids:
-        publish_commands(session, signer, publisher, device_ids=device_ids)
 
 
 @router.post(
@@ -79,7 +66,8 @@ def create(
         now=utcnow(),
     )
     assert rollout.id is not None
-    _publish(session, signer, publisher, changed)
+    if changed:
+        publish_commands(session, signer, publisher, device_ids=changed)
     return rollout_public(session, rollout.id)
 
 
@@ -96,16 +84,37 @@ def get_rollout(rollout_id: RowId, session: SessionDep) -> RolloutPublic:
 
 
 @router.post("/{rollout_id}/pause", responses={**_UNKNOWN, **_TRANSITION})
-def pause(rollout_id: RowId, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+def pause(
+    rollout_id: RowId,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+    body: ActionBody = None,
+) -> RolloutPublic:
     """Stop starting batches (devices already sent the version carry on installing)."""
-    control.pause(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
+    perform(
+        session, signer, publisher, rollout_id=rollout_id, action=Action.PAUSE, reason=_reason(body)
+    )
     return rollout_public(session, rollout_id)
 
 
 @router.post("/{rollout_id}/resume", responses={**_UNKNOWN, **_TRANSITION})
-def resume(rollout_id: RowId, session: SessionDep, body: ActionBody = None) -> RolloutPublic:
+def resume(
+    rollout_id: RowId,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+    body: ActionBody = None,
+) -> RolloutPublic:
     """Carry on a paused rollout (a device a gate judged regressed counts as finished)."""
-    control.resume(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
+    perform(
+        session,
+        signer,
+        publisher,
+        rollout_id=rollout_id,
+        action=Action.RESUME,
+        reason=_reason(body),
+    )
     return rollout_public(session, rollout_id)
 
 
@@ -118,9 +127,9 @@ def abort(
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Abort: every device already sent the new version returns to its previous one."""
-    signer.check_ready(session)
-    _, changed = control.abort(session, rollout_id=rollout_id, reason=_reason(body), now=utcnow())
-    _publish(session, signer, publisher, changed)
+    perform(
+        session, signer, publisher, rollout_id=rollout_id, action=Action.ABORT, reason=_reason(body)
+    )
     return rollout_public(session, rollout_id)
 
 
@@ -138,8 +147,5 @@ def roll_back(
 ) -> RolloutPublic:
     """A new all-at-once rollout of the previous version (a running or paused one is
     aborted first)."""
-    signer.check_ready(session)
-    created, changed = rollback(session, rollout_id=rollout_id, now=utcnow())
-    assert created.id is not None
-    _publish(session, signer, publisher, changed)
-    return rollout_public(session, created.id)
+    created = perform(session, signer, publisher, rollout_id=rollout_id, action=Action.ROLLBACK)
+    return rollout_public(session, created)

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from controlplane.dashboard.session import csrf_token
 from controlplane.publisher import MemoryPublisher
 from tests.integration.test_controlplane_rollouts import Plane, open_plane
 from tests.support.fleet import open_fleet
@@ -84,12 +86,16 @@ def test_pages_need_a_live_token_kept_in_a_strict_cookie(plane: Plane) -> None:
         assert cross.status_code == 403 and "cross-site sign-in refused" in cross.text
         assert "set-cookie" not in cross.headers
         assert _sign_in(browser, "x" * 5000).status_code == 413
-        crowded = browser.post(
-            "/dashboard/login",
-            content=f"a=1&b=2&c=3&d=4&token={viewer['token']}",
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
-        assert crowded.status_code == 401 and "set-cookie" not in crowded.headers
+        for odd in (
+            "&".join(f"f{i}=1" for i in range(9)) + f"&token={viewer['token']}",  # too many
+            f"token={viewer['token']}&token={viewer['token']}",  # given twice
+        ):
+            crowded = browser.post(
+                "/dashboard/login",
+                content=odd,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert crowded.status_code == 401 and "set-cookie" not in crowded.headers
 
         signed = _sign_in(browser, viewer["token"], origin=str(plane.http.base_url).rstrip("/"))
         assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
@@ -223,3 +229,87 @@ def test_dashboard_follows_a_real_fleet_through_a_rollout(tmp_path: Path) -> Non
             device_id = stack.fleet.device_ids[0]
             device = _text(_page(browser, f"/dashboard/devices/{device_id}"))
             assert "model det 1.1.0" in device and "Backend selection" in device
+
+
+def _act(browser: httpx.Client, rollout_id: int, action: str, **fields: str) -> httpx.Response:
+    return browser.post(
+        f"/dashboard/rollouts/{rollout_id}/{action}",
+        content=urlencode(fields),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+
+def _csrf(html: str) -> str:
+    found = set(re.findall(r'name="csrf" value="([0-9a-f]{64})"', html))
+    assert len(found) == 1, html
+    return found.pop()
+
+
+def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) -> None:
+    ids = plane.fleet_on_v1(3)
+    rollout = plane.start({"canary": 1, "batches": 1})
+    rid = rollout["id"]
+    plane.healthy_v2(ids[0])
+    plane.tick()
+    viewer = _token(plane.http, "viewer")["token"]
+    with _browser(plane.http.base_url) as browser:
+        assert _sign_in(browser, viewer).status_code == 303
+        html = _page(browser, f"/dashboard/rollouts/{rid}")
+        assert 'class="action"' not in html and "Sign in with an operator token" in html
+        refused = _act(browser, rid, "pause", csrf=csrf_token(viewer))
+        assert refused.status_code == 403 and "role viewer may not pause a rollout" in refused.text
+    assert plane.rollout(rid)["state"] == "running"
+
+    with _browser(plane.http.base_url) as browser:
+        assert _sign_in(browser, _token(plane.http, "operator", "ops")["token"]).status_code == 303
+        html = _page(browser, f"/dashboard/rollouts/{rid}")
+        for action in ("pause", "abort", "rollback"):
+            assert f'action="/dashboard/rollouts/{rid}/{action}"' in html
+        assert f'action="/dashboard/rollouts/{rid}/resume"' not in html
+        assert "Roll back to det 1.0.0" in _text(html)
+        csrf = _csrf(html)
+
+        stale = _act(browser, rid, "pause", csrf="0" * 64)
+        assert stale.status_code == 403 and "this form is stale: reload the page" in stale.text
+        cross = browser.post(
+            f"/dashboard/rollouts/{rid}/pause",
+            content=f"csrf={csrf}",
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "origin": "https://evil.example",
+            },
+        )
+        assert cross.status_code == 403
+        assert plane.rollout(rid)["state"] == "running"
+
+        paused = _act(browser, rid, "pause", csrf=csrf, reason="store <opening> hours")
+        assert (
+            paused.status_code == 303 and paused.headers["location"] == f"/dashboard/rollouts/{rid}"
+        )
+        shown = plane.rollout(rid)
+        assert (shown["state"], shown["reason"]) == ("paused", "store <opening> hours")
+        html = _page(browser, f"/dashboard/rollouts/{rid}")
+        assert f'action="/dashboard/rollouts/{rid}/resume"' in html
+        assert "store &lt;opening&gt; hours" in html
+
+        assert _act(browser, rid, "resume", csrf=csrf).status_code == 303
+        shown = plane.rollout(rid)
+        assert shown["state"] == "running"
+        assert shown["history"][-1]["message"] == "resumed by ops (dashboard)"
+        again = _act(browser, rid, "resume", csrf=csrf)
+        assert again.status_code == 409
+        assert "only a paused rollout can be resumed" in _text(again.text)
+
+        unsure = _act(browser, rid, "abort", csrf=csrf)
+        assert unsure.status_code == 400 and "tick the box to confirm the abort" in unsure.text
+        assert _act(browser, rid, "abort", csrf=csrf, confirm="yes").status_code == 303
+        aborted = plane.rollout(rid)
+        assert aborted["state"] == "aborted"
+        assert aborted["reason"] == "aborted by ops (dashboard)"
+        assert plane.desired_version(ids[0]) == "1.0.0"  # the canary was sent back
+
+        back = _act(browser, rid, "rollback", csrf=csrf, confirm="yes")
+        assert back.status_code == 303
+        new_id = int(back.headers["location"].rsplit("/", 1)[1])
+        assert new_id != rid and plane.rollout(new_id)["rollback_of"] == rid
+        assert "Nothing to do" not in _page(browser, back.headers["location"])

@@ -1,0 +1,62 @@
+"""Operator actions on a rollout, with the device commands they cause sent: the one path
+the REST routes and the dashboard's forms take."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from controlplane.commands import CommandSigner, publish_commands
+from controlplane.models import utcnow
+from controlplane.publisher import DesiredStatePublisher
+from controlplane.rollouts import control
+from controlplane.rollouts.create import rollback
+
+
+class Action(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    ROLLBACK = "rollback"
+
+
+def _publish(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    device_ids: Sequence[str],
+) -> None:
+    if device_ids:
+        publish_commands(session, signer, publisher, device_ids=device_ids)
+
+
+def perform(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    *,
+    rollout_id: int,
+    action: Action,
+    reason: str | None = None,
+) -> int:
+    """Do ``action`` (committed, commands published); the id of the rollout to show: the
+    new one for a rollback. NotFound, Conflict (409) as :mod:`control` says; a signing
+    error (503) before an abort or rollback changes anything."""
+    now = utcnow()
+    if action is Action.PAUSE:
+        control.pause(session, rollout_id=rollout_id, reason=reason, now=now)
+        return rollout_id
+    if action is Action.RESUME:
+        control.resume(session, rollout_id=rollout_id, reason=reason, now=now)
+        return rollout_id
+    signer.check_ready(session)
+    if action is Action.ABORT:
+        _, changed = control.abort(session, rollout_id=rollout_id, reason=reason, now=now)
+        _publish(session, signer, publisher, changed)
+        return rollout_id
+    created, changed = rollback(session, rollout_id=rollout_id, now=now)
+    assert created.id is not None
+    _publish(session, signer, publisher, changed)
+    return created.id

@@ -253,6 +253,9 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
     plane.tick()
     viewer = _token(plane.http, "viewer")["token"]
     with _browser(plane.http.base_url) as browser:
+        anonymous = _act(browser, rid, "abort", csrf="0" * 64, confirm="yes")
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/dashboard/login"
         assert _sign_in(browser, viewer).status_code == 303
         html = _page(browser, f"/dashboard/rollouts/{rid}")
         assert 'class="action"' not in html and "Sign in with an operator token" in html

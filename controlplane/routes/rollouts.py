@@ -11,10 +11,12 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
+from sqlmodel import Session
 
-from controlplane.commands import publish_commands
+from controlplane.commands import CommandSigner, publish_commands
 from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
 from controlplane.models import RolloutState, utcnow
+from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.actions import Action, perform
 from controlplane.rollouts.create import create_rollout
 from controlplane.rollouts.public import list_rollouts, rollout_public
@@ -36,8 +38,17 @@ _SIGNING: _Responses = {
 }
 
 
-def _reason(body: RolloutAction | None) -> str | None:
-    return body.reason if body is not None else None
+def _act(
+    session: Session,
+    signer: CommandSigner,
+    publisher: DesiredStatePublisher,
+    rollout_id: int,
+    action: Action,
+    body: RolloutAction | None,
+) -> RolloutPublic:
+    reason = body.reason if body is not None else None
+    perform(session, signer, publisher, rollout_id=rollout_id, action=action, reason=reason)
+    return rollout_public(session, rollout_id)
 
 
 @router.post(
@@ -92,10 +103,7 @@ def pause(
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Stop starting batches (devices already sent the version carry on installing)."""
-    perform(
-        session, signer, publisher, rollout_id=rollout_id, action=Action.PAUSE, reason=_reason(body)
-    )
-    return rollout_public(session, rollout_id)
+    return _act(session, signer, publisher, rollout_id, Action.PAUSE, body)
 
 
 @router.post("/{rollout_id}/resume", responses={**_UNKNOWN, **_TRANSITION})
@@ -107,15 +115,7 @@ def resume(
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Carry on a paused rollout (a device a gate judged regressed counts as finished)."""
-    perform(
-        session,
-        signer,
-        publisher,
-        rollout_id=rollout_id,
-        action=Action.RESUME,
-        reason=_reason(body),
-    )
-    return rollout_public(session, rollout_id)
+    return _act(session, signer, publisher, rollout_id, Action.RESUME, body)
 
 
 @router.post("/{rollout_id}/abort", responses={**_UNKNOWN, **_TRANSITION, **_SIGNING})
@@ -127,10 +127,7 @@ def abort(
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Abort: every device already sent the new version returns to its previous one."""
-    perform(
-        session, signer, publisher, rollout_id=rollout_id, action=Action.ABORT, reason=_reason(body)
-    )
-    return rollout_public(session, rollout_id)
+    return _act(session, signer, publisher, rollout_id, Action.ABORT, body)
 
 
 @router.post(

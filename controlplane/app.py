@@ -37,6 +37,7 @@ from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfia
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.driver import RolloutDriver
+from controlplane.rollouts.rows import LOCK_NOT_AVAILABLE
 from controlplane.routes import api_router, system
 from controlplane.settings import ControlPlaneSettings
 from controlplane.trust import TrustStore, certifies
@@ -115,6 +116,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            logger.warning("lock wait timed out on %s %s", request.method, request.url.path)
+            return JSONResponse(
+                {"detail": "the database is busy (a row lock wait timed out); try again"},
+                status_code=503,
+            )
         logger.error(
             "database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__
         )

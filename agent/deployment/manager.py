@@ -187,12 +187,15 @@ class DeploymentManager:
 
     def _retire_untrusted(self) -> None:
         """Stop serving models the new trust document no longer vouches for (revoked key)."""
+        outcome = self._outcome()
         for model, reason in untrusted_models(self._models, self._cache):
             self._models.remove(model.name)
             self.book.pointer.pop(model.name, None)
-            self.last_error = f"stopped serving {model.name} {model.version}: {reason}"
-            logger.warning("%s: %s", self._label, self.last_error)
-        self._persist()
+            message = f"stopped serving {model.name} {model.version}: {reason}"
+            outcome = replace(outcome, last_error=message)
+            logger.warning("%s: %s", self._label, message)
+        self._persist(outcome=outcome)  # saved before it is visible
+        self._show(outcome)
         self.status = settled_status(serving=len(self._models) > 0, failed=self.failed)
         self._reporter.state_changed()
 

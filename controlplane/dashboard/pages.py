@@ -20,6 +20,7 @@ from controlplane.dashboard.html import (
     section,
     table,
 )
+from controlplane.rollouts.actions import Action
 from controlplane.schemas import (
     DevicePublic,
     FiguresPublic,
@@ -305,53 +306,90 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
     )
 
 
-def _form(rollout_id: int, action: str, label: str, csrf: str, *extra: Markup) -> Markup:
-    target = f"{rollout_href(rollout_id)}/{action}"
-    return Markup(
-        f'<form class="action" method="post" action="{esc(target)}">'
-        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
-        + "".join(extra)
-        + f'<button type="submit">{esc(label)}</button></form>'
-    )
+def allowed_actions(rollout: RolloutSummary) -> list[Action]:
+    """What may be done to the rollout in its state (what the API would not refuse)."""
+    out = []
+    if rollout.state == "running":
+        out.append(Action.PAUSE)
+    if rollout.state == "paused":
+        out.append(Action.RESUME)
+    if rollout.state in ("running", "paused"):
+        out.append(Action.ABORT)
+    if rollout.previous_version is not None:
+        out.append(Action.ROLLBACK)
+    return out
 
 
-def _reason_field() -> Markup:
-    return Markup('<input name="reason" maxlength="500" placeholder="reason (optional)">')
+def action_label(rollout: RolloutSummary, action: Action) -> str:
+    if action is Action.ROLLBACK:
+        return f"Roll back to {rollout.model} {rollout.previous_version}"
+    return action.value.capitalize()
 
 
-def _confirm(text: str) -> Markup:
-    return Markup(
-        f'<label><input type="checkbox" name="confirm" value="yes" required> {esc(text)}</label>'
-    )
+def action_href(rollout_id: int, action: Action) -> str:
+    return f"{rollout_href(rollout_id)}/{action.value}"
 
 
-def rollout_controls(rollout: RolloutSummary, *, csrf: str | None) -> Markup:
-    """The forms for what may be done to the rollout now (``csrf`` None: the signed-in
-    token may only read)."""
-    if csrf is None:
+def rollout_controls(rollout: RolloutSummary, *, may_act: bool) -> Markup:
+    """Links to the forms of what may be done now (``may_act`` False: a viewer)."""
+    if not may_act:
         return Markup(
             '<p class="hint">Sign in with an operator token to pause, resume, abort or '
             "roll back.</p>"
         )
-    active = rollout.state in ("running", "paused")
-    forms = []
-    if rollout.state == "running":
-        forms.append(_form(rollout.id, "pause", "Pause", csrf, _reason_field()))
-    if rollout.state == "paused":
-        forms.append(_form(rollout.id, "resume", "Resume", csrf, _reason_field()))
-    if active:
-        sure = _confirm("send the updated devices back to the version they ran before")
-        forms.append(_form(rollout.id, "abort", "Abort", csrf, _reason_field(), sure))
-    if rollout.previous_version is not None:
-        what = f"{rollout.model} {rollout.previous_version}"
-        sure = _confirm(f"send {what} to every device the rollout targets, all at once")
-        forms.append(_form(rollout.id, "rollback", f"Roll back to {what}", csrf, sure))
-    if not forms:
+    actions = allowed_actions(rollout)
+    if not actions:
         return Markup(f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)}.</p>')
-    return join(forms)
+    links = [
+        Markup(
+            f'<a class="button" href="{esc(action_href(rollout.id, a))}">'
+            f"{esc(action_label(rollout, a) + '…')}</a>"
+        )
+        for a in actions
+    ]
+    return Markup(f'<p class="actions">{join(links, " ")}</p>')
 
 
-def rollout_page(rollout: RolloutPublic, *, now: datetime, csrf: str | None = None) -> Markup:
+#: What each action's form says it will do.
+_EFFECT = {
+    Action.PAUSE: "No further batch starts; devices already sent the version carry on.",
+    Action.RESUME: "Batches start again where the rollout stopped.",
+    Action.ABORT: "Every device already sent the new version goes back to the version it "
+    "ran before; pending devices keep what they run.",
+    Action.ROLLBACK: "A new rollout sends the previous version to every device the rollout "
+    "targets, all at once and ungated (a running or paused rollout is aborted first).",
+}
+
+
+def action_form(rollout: RolloutSummary, action: Action, *, csrf: str) -> Markup:
+    """The confirmation page of one action: what it does, a reason, a box to tick."""
+    label = action_label(rollout, action)
+    state = Markup(
+        f"<p>Rollout {link(rollout_href(rollout.id), rollout.id)}: "
+        f"{esc(f'{rollout.model} {rollout.version} to fleet {rollout.fleet}')} "
+        f"{badge(rollout.state)}</p>"
+    )
+    fields = [Markup(f'<input type="hidden" name="csrf" value="{esc(csrf)}">')]
+    if action is not Action.ROLLBACK:
+        fields.append(
+            Markup('<input name="reason" maxlength="500" placeholder="reason (optional)">')
+        )
+    if action in (Action.ABORT, Action.ROLLBACK):
+        fields.append(
+            Markup(
+                '<label><input type="checkbox" name="confirm" value="yes" required> '
+                "I mean it</label>"
+            )
+        )
+    form = Markup(
+        f'<form class="action" method="post" action="{esc(action_href(rollout.id, action))}">'
+        f'{join(fields)}<button type="submit">{esc(label)}</button> '
+        f"{link(rollout_href(rollout.id), 'cancel')}</form>"
+    )
+    return join([state, Markup(f"<p>{esc(_EFFECT[action])}</p>"), form])
+
+
+def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False) -> Markup:
     selector = _labels(rollout.selector) or "every device"
     about = facts(
         [
@@ -414,7 +452,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, csrf: str | None = No
     return join(
         [
             section("Rollout", about),
-            section("Actions", rollout_controls(rollout, csrf=csrf)),
+            section("Actions", rollout_controls(rollout, may_act=may_act)),
             section("Batches", table(batch_headers, batches, empty="No batch.")),
             section(
                 "Devices",

@@ -45,7 +45,9 @@ _HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not no-referrer: under it browsers send "Origin: null" on same-origin form posts,
+    # which the origin check must refuse; same-origin sends nothing to other sites
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -166,8 +168,8 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
     except NotFound as exc:
         return _not_found(str(exc), viewer.label)
     title = f"Rollout {rollout_id}: {found.model} {found.version}"
-    csrf = viewer.csrf if viewer.role.allows(Role.OPERATOR) else None
-    body = pages.rollout_page(found, now=utcnow(), csrf=csrf)
+    may_act = viewer.role.allows(Role.OPERATOR)
+    body = pages.rollout_page(found, now=utcnow(), may_act=may_act)
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
 
 
@@ -178,6 +180,27 @@ _DONE = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.ABORT: "aborte
 def _problem(message: str, status_code: int, who: str, back: str) -> HTMLResponse:
     body = Markup(f'<p class="error">{esc(message)}</p><p>{link(back, "back")}</p>')
     return _html(page("Not done", body, who=who), status_code)
+
+
+@router.get("/rollouts/{rollout_id}/{action}")
+def action_page(rollout_id: RowId, action: Action, request: Request, db: SessionDep) -> Response:
+    """The form of one action (no automatic refresh: what is typed stays)."""
+    viewer = session.signed_in(request, db)
+    if viewer is None:
+        return _to("/dashboard/login")
+    back = pages.rollout_href(rollout_id)
+    if not viewer.role.allows(Role.OPERATOR):
+        message = f"role {viewer.role.value} may not {action.value} a rollout"
+        return _problem(message, 403, viewer.label, back)
+    try:
+        found = rollout_public(db, rollout_id)
+    except NotFound as exc:
+        return _not_found(str(exc), viewer.label)
+    if action not in pages.allowed_actions(found):
+        message = f"rollout {rollout_id} is {found.state}: it cannot {action.value} now"
+        return _problem(message, 409, viewer.label, back)
+    title = pages.action_label(found, action)
+    return _html(page(title, pages.action_form(found, action, csrf=viewer.csrf), who=viewer.label))
 
 
 @router.post("/rollouts/{rollout_id}/{action}")

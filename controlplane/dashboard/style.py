@@ -44,4 +44,6 @@ input, button { font: inherit; padding: .35rem .6rem; }
 form.action { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center;
   margin: 0 0 .6rem; }
 form.action input[name=reason] { min-width: 18rem; }
+a.button { display: inline-block; padding: .3rem .7rem; margin: 0 .4rem .4rem 0;
+  border: 1px solid var(--line); border-radius: .3rem; text-decoration: none; }
 """

@@ -30,7 +30,13 @@ from controlplane.models import (
 )
 from controlplane.rollouts.control import abort_rollout
 from controlplane.rollouts.policy import Gate, Strategy, plan_batches
-from controlplane.rollouts.rows import ACTIVE_STATES, ROLLOUT_LOCK, get_locked, note
+from controlplane.rollouts.rows import (
+    ACTIVE_STATES,
+    ROLLOUT_LOCK,
+    bound_lock_waits,
+    get_locked,
+    note,
+)
 from controlplane.rollouts.selectors import format_selector, matches
 from controlplane.rollouts.step import advance
 
@@ -163,6 +169,7 @@ def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollo
     with ROLLOUT_LOCK:
         # the fleet first, as creating a rollout locks it, then the rollout: one lock
         # order for every path (no deadlock between replicas on PostgreSQL)
+        bound_lock_waits(session)
         unlocked = session.get(Rollout, rollout_id)
         if unlocked is not None:
             session.get(Fleet, unlocked.fleet, with_for_update={"key_share": True})

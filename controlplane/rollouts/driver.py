@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from controlplane.commands import CommandSigner, publish_commands
+from controlplane.errors import ControlPlaneError
 from controlplane.models import Rollout, RolloutState, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.control import pause
@@ -95,6 +96,8 @@ class RolloutDriver:
         except Exception as exc:  # the driver must survive a database outage
             logger.error("rollout driver: cannot list running rollouts: %s", _one_line(exc))
             return 0
+        # a rollout that stopped running (paused, aborted, completed) starts afresh
+        self._failures = {k: v for k, v in self._failures.items() if k in ids}
         sent = 0
         for rollout_id in ids:
             if self._stop.is_set():
@@ -126,6 +129,8 @@ class RolloutDriver:
         try:
             with Session(self._engine) as session:
                 pause(session, rollout_id=rollout_id, reason=reason[:500], now=now)
+        except ControlPlaneError as gone:  # no longer running (or gone): nothing to pause
+            logger.info("rollout %s: not paused: %s", rollout_id, gone)
         except Exception as again:  # e.g. the database is down: try again next tick
             logger.error("rollout %s: cannot pause it: %s", rollout_id, _one_line(again))
             return

@@ -77,14 +77,21 @@ def lock_rollout(session: Session, rollout_id: int, *, skip_locked: bool = False
     return session.exec(statement).first()
 
 
-def get_locked(session: Session, rollout_id: int) -> Rollout:
-    """:func:`lock_rollout`, waiting for the lock up to :data:`LOCK_WAIT_S` on PostgreSQL
-    (for the rest of the transaction; then :class:`RolloutBusy`); NotFound if there is
-    no such rollout."""
+def bound_lock_waits(session: Session) -> None:
+    """On PostgreSQL, make every lock wait of this transaction give up after
+    :data:`LOCK_WAIT_S` (SQLSTATE 55P03) rather than hold this process's
+    :data:`ROLLOUT_LOCK` for as long as another replica holds a row."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection().execute(
             text(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT_S * 1000)}ms'")
         )
+
+
+def get_locked(session: Session, rollout_id: int) -> Rollout:
+    """:func:`lock_rollout`, waiting for the lock up to :data:`LOCK_WAIT_S` on PostgreSQL
+    (then :class:`RolloutBusy`; later lock waits of the transaction are bounded too, see
+    :func:`bound_lock_waits`); NotFound if there is no such rollout."""
+    bound_lock_waits(session)
     try:
         rollout = lock_rollout(session, rollout_id)
     except OperationalError as exc:

@@ -78,6 +78,8 @@ def test_pages_need_a_live_token_kept_in_a_strict_cookie(plane: Plane) -> None:
         policy = login.headers["content-security-policy"]
         assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
         assert login.headers["cache-control"] == "no-store"
+        # same-origin, not no-referrer: under no-referrer browsers post "Origin: null"
+        assert login.headers["referrer-policy"] == "same-origin"
 
         refused = _sign_in(browser, "efk_not-a-token-at-all-000000000000")
         assert refused.status_code == 401 and "invalid or revoked token" in refused.text
@@ -258,7 +260,9 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
         assert anonymous.headers["location"] == "/dashboard/login"
         assert _sign_in(browser, viewer).status_code == 303
         html = _page(browser, f"/dashboard/rollouts/{rid}")
-        assert 'class="action"' not in html and "Sign in with an operator token" in html
+        assert 'class="button"' not in html and "Sign in with an operator token" in html
+        form = browser.get(f"/dashboard/rollouts/{rid}/pause")
+        assert form.status_code == 403 and "role viewer may not pause a rollout" in form.text
         refused = _act(browser, rid, "pause", csrf=csrf_token(viewer))
         assert refused.status_code == 403 and "role viewer may not pause a rollout" in refused.text
     assert plane.rollout(rid)["state"] == "running"
@@ -267,22 +271,30 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
         assert _sign_in(browser, _token(plane.http, "operator", "ops")["token"]).status_code == 303
         html = _page(browser, f"/dashboard/rollouts/{rid}")
         for action in ("pause", "abort", "rollback"):
-            assert f'action="/dashboard/rollouts/{rid}/{action}"' in html
-        assert f'action="/dashboard/rollouts/{rid}/resume"' not in html
-        assert "Roll back to det 1.0.0" in _text(html)
-        csrf = _csrf(html)
+            assert f'class="button" href="/dashboard/rollouts/{rid}/{action}"' in html
+        assert f'href="/dashboard/rollouts/{rid}/resume"' not in html
+        assert "Roll back to det 1.0.0…" in _text(html)
+        assert "csrf" not in html  # the live page (refreshed every 5 s) holds no form
+        early = browser.get(f"/dashboard/rollouts/{rid}/resume")
+        assert early.status_code == 409 and "it cannot resume now" in early.text
+        pause_form = _page(browser, f"/dashboard/rollouts/{rid}/pause")
+        assert 'http-equiv="refresh"' not in pause_form  # what is typed stays
+        assert (
+            f'<form class="action" method="post" action="/dashboard/rollouts/{rid}/pause">'
+            in pause_form
+        )
+        csrf = _csrf(pause_form)
+        assert 'name="confirm"' in _page(browser, f"/dashboard/rollouts/{rid}/abort")
 
         stale = _act(browser, rid, "pause", csrf="0" * 64)
         assert stale.status_code == 403 and "this form is stale: reload the page" in stale.text
-        cross = browser.post(
-            f"/dashboard/rollouts/{rid}/pause",
-            content=f"csrf={csrf}",
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "origin": "https://evil.example",
-            },
-        )
-        assert cross.status_code == 403
+        for origin in ("https://evil.example", "null"):  # "null": a sandboxed frame, say
+            cross = browser.post(
+                f"/dashboard/rollouts/{rid}/pause",
+                content=f"csrf={csrf}",
+                headers={"content-type": "application/x-www-form-urlencoded", "origin": origin},
+            )
+            assert cross.status_code == 403
         assert plane.rollout(rid)["state"] == "running"
 
         paused = _act(browser, rid, "pause", csrf=csrf, reason="store <opening> hours")
@@ -292,7 +304,7 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
         shown = plane.rollout(rid)
         assert (shown["state"], shown["reason"]) == ("paused", "store <opening> hours")
         html = _page(browser, f"/dashboard/rollouts/{rid}")
-        assert f'action="/dashboard/rollouts/{rid}/resume"' in html
+        assert f'href="/dashboard/rollouts/{rid}/resume"' in html
         assert "store &lt;opening&gt; hours" in html
 
         assert _act(browser, rid, "resume", csrf=csrf).status_code == 303

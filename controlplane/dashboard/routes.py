@@ -37,7 +37,7 @@ root_router = APIRouter(include_in_schema=False)
 
 #: Seconds between the automatic refreshes of a page.
 REFRESH_S = 5
-#: The largest sign-in form accepted (a token is at most 256 characters).
+#: The largest form accepted (a token is at most 256 characters, a reason 500).
 MAX_FORM_BYTES = 4096
 _HEADERS = {
     "Content-Security-Policy": (
@@ -60,9 +60,17 @@ def _to(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303, headers=_HEADERS)
 
 
-def _not_found(message: str, who: str) -> HTMLResponse:
+def _problem(message: str, status_code: int, who: str, back: str | None = None) -> HTMLResponse:
+    """One line saying what went wrong (and a link ``back``)."""
     body = Markup(f'<p class="error">{esc(message)}</p>')
-    return _html(page("Not found", body, who=who), 404)
+    if back is not None:
+        body = Markup(f"{body}<p>{link(back, 'back')}</p>")
+    title = "Not found" if status_code == 404 else "Not done"
+    return _html(page(title, body, who=who), status_code)
+
+
+def _not_found(message: str, who: str) -> HTMLResponse:
+    return _problem(message, 404, who)
 
 
 @root_router.get("/")
@@ -175,11 +183,6 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
 
 #: What the history says when an operator gives no reason on the dashboard.
 _DONE = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.ABORT: "aborted"}
-
-
-def _problem(message: str, status_code: int, who: str, back: str) -> HTMLResponse:
-    body = Markup(f'<p class="error">{esc(message)}</p><p>{link(back, "back")}</p>')
-    return _html(page("Not done", body, who=who), status_code)
 
 
 @router.get("/rollouts/{rollout_id}/{action}")

@@ -92,17 +92,22 @@ def abort(
     return rollout, changed
 
 
-def _superseding(session: Session, *, device_id: str, rollout: Rollout) -> int | None:
-    """The deployment a device was sent after ``rollout``'s, if any (its latest target)."""
-    latest = session.exec(
+def _superseding(session: Session, *, device_ids: list[str], rollout: Rollout) -> dict[str, int]:
+    """Per device, the deployment it was sent after ``rollout``'s, if any (its latest
+    target is another deployment's): one query for all of them."""
+    latest: dict[str, DeploymentTarget] = {}
+    targets = session.exec(
         select(DeploymentTarget)
-        .where(DeploymentTarget.device_id == device_id)
-        .order_by(col(DeploymentTarget.generation).desc())
-        .limit(1)
-    ).first()
-    if latest is None or latest.deployment_id == rollout.deployment_id:
-        return None
-    return latest.deployment_id
+        .where(col(DeploymentTarget.device_id).in_(device_ids))
+        .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
+    )
+    for target in targets:
+        latest.setdefault(target.device_id, target)
+    return {
+        device_id: t.deployment_id
+        for device_id, t in latest.items()
+        if t.deployment_id != rollout.deployment_id
+    }
 
 
 def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datetime) -> list[str]:
@@ -117,14 +122,17 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         )
         .order_by(col(RolloutDevice.device_id))
     ).all()
+    device_ids = sorted({row.device_id for row in rows})
+    superseded: dict[str, int] = {}
     if rows:  # lock every device to roll back in id order, as deploying does (no deadlock)
         session.exec(
             select(Device)
-            .where(col(Device.id).in_(sorted({row.device_id for row in rows})))
+            .where(col(Device.id).in_(device_ids))
             .order_by(col(Device.id))
             .with_for_update()
             .execution_options(populate_existing=True)
         ).all()
+        superseded = _superseding(session, device_ids=device_ids, rollout=rollout)
     by_version: dict[int, list[RolloutDevice]] = defaultdict(list)
     for row in rows:
         assert row.previous_model_version_id is not None
@@ -134,7 +142,7 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
     for version_id, group in sorted(by_version.items()):
         todo = []
         for row in group:
-            newer = _superseding(session, device_id=row.device_id, rollout=rollout)
+            newer = superseded.get(row.device_id)
             if newer is not None:  # a later deployment replaced ours: leave that one be
                 row.reason = f"not rolled back: deployment {newer} superseded the rollout"
                 row.updated_at = now

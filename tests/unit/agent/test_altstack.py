@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.runners import available_runners
+from tests.support.paths import REPO
 
 SCRIPT = textwrap.dedent(
     """
@@ -23,9 +24,9 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda s, f: stop.set())
-    from tests.unit.test_agent_selector import OV, OV_BF16, ORT, _bundle, _select, _selector
+    from tests.support.selection import OV, OV_BF16, ORT, det_bundle, select, selector_for
     tmp = Path(sys.argv[1])
-    selection, _ = _select(_selector(tmp, OV_BF16, OV, ORT), _bundle(tmp))
+    selection, _ = select(selector_for(tmp, OV_BF16, OV, ORT), det_bundle(tmp))
     os.kill(os.getpid(), signal.SIGTERM)
     assert stop.wait(10), "the SIGTERM handler did not run"
     selection.runner.close()
@@ -36,7 +37,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.skipif("openvino" not in available_runners(), reason="OpenVINO is not installed")
 def test_sigterm_after_measuring_several_openvino_candidates(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = REPO
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         capture_output=True,

@@ -24,6 +24,7 @@ from model_store import build_bundle, load_metadata
 from model_store.metadata import BundleMetadata
 from tests.support.onnx_models import bool_input_model, external_data_model
 from tests.support.openvino_models import ir_from_onnx, two_input_ir
+from tests.support.paths import REPO
 
 
 def _ort(model: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,7 +155,7 @@ def test_first_inferences_of_a_process_made_together_do_not_deadlock(
     # Without the fix about 1 run in 3 hangs; a fresh interpreter each time.
     done = subprocess.run(
         [sys.executable, "-c", _FIRST_INFERENCES, str(tmp_path)],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,

@@ -20,6 +20,7 @@ import pytest
 
 from agent.cli import _serve
 from agent.sdnotify import Notifier, Supervisor, watchdog_interval
+from tests.support.paths import REPO
 from tests.support.sdnotify import NotifyListener
 
 
@@ -286,7 +287,7 @@ def test_sigterm_during_start_up_still_ends_in_ready_stopping_and_exit_0(
 
 # -- the unit file --------------------------------------------------------------------------
 
-UNIT = Path(__file__).resolve().parents[2] / "packaging" / "systemd" / "edge-agent.service"
+UNIT = REPO / "packaging" / "systemd" / "edge-agent.service"
 
 
 def _unit(path: Path = UNIT) -> dict[str, dict[str, list[str]]]:

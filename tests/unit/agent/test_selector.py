@@ -3,68 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from agent.deployment.gate import bootstrap_inputs
-from agent.deployment.loading import load_runner
 from agent.errors import RunnerUnavailable
 from agent.runners import available_runners
-from agent.selection import SelectionCache, SelectionSettings, Selector
 from hw_profiles import CandidateSpec
-from model_store import build_bundle
-from tests.support.onnx_models import two_input_model
-
-ORT = CandidateSpec(runtime="onnxruntime", device="CPUExecutionProvider", precision="f32")
-OV = CandidateSpec(runtime="openvino", device="CPU", precision="f32")
-OV_BF16 = CandidateSpec(runtime="openvino", device="CPU", precision="bf16")
+from tests.support.selection import ORT, OV, OV_BF16, det_bundle, select, selector_for
 
 needs_openvino = pytest.mark.skipif(
     "openvino" not in available_runners(), reason="OpenVINO is not installed"
 )
 
 
-def _bundle(tmp_path: Path, weight: float = 0.5) -> Path:
-    src = two_input_model(tmp_path / "src" / "model.onnx", weight=weight)  # dynamic + int64
-    out = tmp_path / "bundle"
-    build_bundle(src, out, name="det", version="1")
-    return out
-
-
-def _selector(tmp_path: Path, *specs: CandidateSpec, **settings: Any) -> Selector:
-    return Selector(
-        profile="test",
-        candidates=specs,
-        fingerprint="fp",
-        runtimes={"onnxruntime": "x"},
-        cache=SelectionCache(tmp_path / "data"),
-        settings=SelectionSettings(budget_s=2.0, **settings),
-    )
-
-
-def _select(selector: Selector, bundle: Path, **kw: Any) -> Any:
-    loads: list[str] = []
-
-    def load(spec: Any = None) -> Any:
-        loads.append(spec.key)
-        return load_runner(bundle, expected_name="det", expected_version="1", spec=spec)
-
-    selection = selector.select(
-        bundle_digest="d" * 64,
-        runtimes=("onnxruntime", "openvino"),
-        load=load,
-        inputs_for=lambda runner: bootstrap_inputs(runner, bundle),
-        **kw,
-    )
-    return selection, loads
-
-
 @needs_openvino
 def test_every_candidate_is_measured_and_the_winner_serves(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
-    selection, loads = _select(_selector(tmp_path, OV, ORT), bundle)
+    bundle = det_bundle(tmp_path)
+    selection, loads = select(selector_for(tmp_path, OV, ORT), bundle)
     try:
         assert sorted(loads) == sorted([ORT.key, OV.key])
         figures = {m.key: m for m in selection.measurements}
@@ -87,9 +43,9 @@ def test_every_candidate_is_measured_and_the_winner_serves(tmp_path: Path) -> No
 def test_the_guard_excludes_an_inaccurate_candidate(tmp_path: Path) -> None:
     if not any(cls.supports(OV_BF16) for cls in available_runners().values()):
         pytest.skip("this CPU has no bf16 for OpenVINO")
-    bundle = _bundle(tmp_path, weight=1.37)
+    bundle = det_bundle(tmp_path, weight=1.37)
     # bf16 keeps ~3 significant digits: within the default 1%, not within 1e-5
-    selection, _ = _select(_selector(tmp_path, ORT, OV_BF16, tolerance=1e-5), bundle)
+    selection, _ = select(selector_for(tmp_path, ORT, OV_BF16, tolerance=1e-5), bundle)
     try:
         bf16 = next(m for m in selection.measurements if m.key == OV_BF16.key)
         assert bf16.excluded is not None and "over" in bf16.excluded
@@ -100,10 +56,10 @@ def test_the_guard_excludes_an_inaccurate_candidate(tmp_path: Path) -> None:
 
 @needs_openvino
 def test_a_restart_reuses_the_cached_choice_without_measuring(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
-    first, _ = _select(_selector(tmp_path, OV, ORT), bundle)
+    bundle = det_bundle(tmp_path)
+    first, _ = select(selector_for(tmp_path, OV, ORT), bundle)
     first.runner.close()
-    again, loads = _select(_selector(tmp_path, OV, ORT), bundle)  # a new selector: a restart
+    again, loads = select(selector_for(tmp_path, OV, ORT), bundle)  # a new selector: a restart
     try:
         assert again.cached and loads == [first.chosen] and again.chosen == first.chosen
         assert {m.key for m in again.measurements} == {OV.key, ORT.key}
@@ -113,21 +69,21 @@ def test_a_restart_reuses_the_cached_choice_without_measuring(tmp_path: Path) ->
 
 @needs_openvino
 def test_a_pin_wins_without_measuring(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
-    selection, loads = _select(_selector(tmp_path, ORT, OV), bundle, pin=OV.key)
+    bundle = det_bundle(tmp_path)
+    selection, loads = select(selector_for(tmp_path, ORT, OV), bundle, pin=OV.key)
     try:
         assert loads == [OV.key] and selection.chosen == OV.key
         assert selection.reason == "pinned by the operator"
     finally:
         selection.runner.close()
     with pytest.raises(RunnerUnavailable, match="pinned backend openvino:GPU:f16 is not"):
-        _select(_selector(tmp_path, ORT, OV), bundle, pin="openvino:GPU:f16")
+        select(selector_for(tmp_path, ORT, OV), bundle, pin="openvino:GPU:f16")
 
 
 def test_a_candidate_that_fails_to_load_is_reported_not_fatal(tmp_path: Path) -> None:
-    bundle = _bundle(tmp_path)
+    bundle = det_bundle(tmp_path)
     broken = CandidateSpec(runtime="onnxruntime", device="CUDAExecutionProvider", precision="f32")
-    selection, _ = _select(_selector(tmp_path, broken, ORT), bundle)
+    selection, _ = select(selector_for(tmp_path, broken, ORT), bundle)
     try:
         failed = next(m for m in selection.measurements if m.key == broken.key)
         assert failed.excluded is not None and failed.excluded.startswith("load failed")

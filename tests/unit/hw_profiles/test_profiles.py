@@ -36,8 +36,9 @@ from hw_profiles.parse import (
     parse_nvidia_smi,
     parse_tegra_release,
 )
+from tests.support.paths import TEST_DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "hw_facts"
+DATA = TEST_DATA / "hw_facts"
 ORT_CPU = "onnxruntime:CPUExecutionProvider:f32"
 ORT_OV = "onnxruntime:OpenVINOExecutionProvider:f32"
 ORT_OV_GPU = "onnxruntime:OpenVINOExecutionProvider:GPU:f16"

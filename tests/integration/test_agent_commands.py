@@ -24,8 +24,8 @@ from protocol import (
     SignedEnvelope,
     encode,
 )
-from tests.integration.test_agent_deploy import DEVICE, Setup
 from tests.support.blobserver import desired_state, sign_command
+from tests.support.deploy import DEVICE, Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ import pytest
 
 from agent.deployment.lifecycle import State
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup
 from tests.support.agent_process import AgentProcess
+from tests.support.deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

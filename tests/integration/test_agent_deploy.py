@@ -1,268 +1,17 @@
 """Agent end to end on loopback: real Mosquitto, real HTTP blob server, real signed
 bundles and signed deployment commands, real Agent (MQTT link, deployment, ONNX Runtime,
-OIP REST over uvicorn).
-
-``Setup`` / ``open_setup`` / ``Watcher`` are shared by the other agent integration tests:
-a root of trust (``TrustKit``), a blob server that also serves the trust chain, and a
-test-side MQTT client that publishes deployment commands signed with the kit's
-control-plane key (``Watcher.desire``) or any envelope (``Watcher.command``), and trust
-documents (``Watcher.publish_trust``)."""
+OIP REST on the agent's own HTTP/1.1 server). The harness is ``tests.support.deploy``."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
-
 import httpx
-import numpy as np
-import onnxruntime as ort
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import Agent, config_from_mapping
-from model_store import TrustDocument, build_bundle, load_private_key, sign_bundle
-from protocol import (
-    TRUST_TOPIC,
-    DeploymentEvent,
-    DeviceStatus,
-    EventKind,
-    ModelAssignment,
-    SignedEnvelope,
-    StateReport,
-    TopicKind,
-    decode,
-    device_topic,
-    encode,
-)
-from tests.support.agent_process import write_config
-from tests.support.blobserver import BlobServer, assignment_for, desired_state, sign_command
-from tests.support.mosquitto import Broker
-from tests.support.onnx_models import two_input_model
+from protocol import DeviceStatus, EventKind
+from tests.support.deploy import Setup, assert_same, det_inputs, oip_infer, ort_run, outputs_of
 from tests.support.ports import wait_until
-from tests.support.trust import TrustKit, make_trust_kit
 
 pytestmark = pytest.mark.integration
-DEVICE = "store-eu-001"
-
-
-@dataclass
-class Watcher:
-    """A test-side MQTT client: publishes desired states, records the device's reports."""
-
-    broker: Broker
-    signers: list[Any] = field(default_factory=list)
-    events: list[DeploymentEvent] = field(default_factory=list)
-    states: list[StateReport] = field(default_factory=list)
-    availability: list[bool] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-watcher")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", self.broker.port)
-        self.client.subscribe("edgefleet/v1/devices/+/+", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        kind = msg.topic.rsplit("/", 1)[1]
-        with self.lock:
-            if kind == TopicKind.EVENTS:
-                self.events.append(decode(DeploymentEvent, msg.payload))
-            elif kind == TopicKind.STATE and msg.payload:
-                self.states.append(decode(StateReport, msg.payload))
-            elif kind == TopicKind.AVAILABILITY and msg.payload:
-                self.availability.append(json.loads(msg.payload)["online"])
-
-    def desire(
-        self,
-        generation: int,
-        *models: ModelAssignment,
-        device: str = DEVICE,
-        trust_version: int = 1,
-        expires_in: timedelta = timedelta(hours=1),
-    ) -> SignedEnvelope:
-        """Publish a deployment command signed with ``signers`` (the kit's cp key)."""
-        state = desired_state(
-            device, generation, *models, trust_version=trust_version, expires_in=expires_in
-        )
-        envelope = sign_command(state, self.signers)
-        self.command(envelope, device=device)
-        return envelope
-
-    def command(self, envelope: SignedEnvelope, *, device: str = DEVICE) -> None:
-        """Publish any envelope (retained) on the device's desired topic."""
-        self.raw(encode(envelope), device=device)
-
-    def publish_trust(self, document: TrustDocument | bytes) -> None:
-        """Publish a trust document (retained) on the trust topic."""
-        raw = document.raw() if isinstance(document, TrustDocument) else document
-        self.client.publish(TRUST_TOPIC, raw, qos=1, retain=True).wait_for_publish(5)
-
-    def raw(self, payload: bytes, *, device: str = DEVICE, retain: bool = True) -> None:
-        topic = device_topic(device, TopicKind.DESIRED)
-        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
-
-    def kinds(self, version: str) -> list[EventKind]:
-        with self.lock:
-            return [e.kind for e in self.events if e.model_version == version]
-
-    def last_state(self) -> StateReport | None:
-        with self.lock:
-            return self.states[-1] if self.states else None
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-@dataclass
-class Setup:
-    tmp: Path
-    kit: TrustKit
-    blobs: BlobServer
-    watcher: Watcher
-    broker: Broker
-
-    @property
-    def key_path(self) -> Path:
-        """The release key that signs bundles."""
-        return self.kit.release_key
-
-    def bundle(
-        self, name: str, version: str, *, weight: float = 0.5, key: Path | None = None
-    ) -> Path:
-        src = two_input_model(self.tmp / f"src-{version}" / "model.onnx", weight=weight)
-        out = self.tmp / "bundles" / f"{name}-{version}"
-        build_bundle(src, out, name=name, version=version)
-        sign_bundle(out, load_private_key(key or self.kit.release_key))
-        return out
-
-    def assignment(self, bundle_dir: Path, deployment_id: int = 1) -> ModelAssignment:
-        return assignment_for(self.blobs, bundle_dir, deployment_id=deployment_id)
-
-    def process_config(self, data_dir: Path, **settings: Any) -> Path:
-        """An agent.toml beside ``data_dir`` for ``edge-agent run`` as its own process
-        (``tests.support.agent_process``), pinning the kit's root, provisioned with v1."""
-        return write_config(
-            data_dir.parent / f"{data_dir.name}.toml",
-            {
-                "device_id": DEVICE,
-                "fleet": "store-eu",
-                "broker_url": self.broker.url,
-                "control_plane_url": self.blobs.url,
-                "data_dir": str(data_dir),
-                "root_keys": [str(self.kit.root_pub)],
-                "trust": str(self.kit.trust_file),
-                "local_api": "127.0.0.1:0",
-                "heartbeat_interval_s": 1.0,
-                "selection_budget_s": 3.0,  # a close call between backends: keep tests short
-                **settings,
-            },
-        )
-
-    def agent(
-        self,
-        data_dir: Path | None = None,
-        *,
-        retry_backoff_s: tuple[float, float] = (2.0, 60.0),
-        trust_file: Path | None = None,
-        provisioned: bool = True,
-        facts: dict[str, Any] | None = None,
-        **settings: Any,
-    ) -> Agent:
-        """An agent pinning the kit's root key, provisioned with the v1 trust file (or
-        ``trust_file``; none if not ``provisioned``: it fetches version 1)."""
-        trust = str(trust_file or self.kit.trust_file) if provisioned else None
-        config = config_from_mapping(
-            {
-                "device_id": DEVICE,
-                "fleet": "store-eu",
-                "broker_url": self.broker.url,
-                "control_plane_url": self.blobs.url,
-                "data_dir": str(data_dir or self.tmp / "agent-data"),
-                "root_keys": [str(self.kit.root_pub)],
-                "trust": trust,
-                "local_api": "127.0.0.1:0",
-                "heartbeat_interval_s": 0.5,
-                "selection_budget_s": 3.0,  # a close call between backends: keep tests short
-                **settings,
-            }
-        )
-        facts = {"test": True} if facts is None else facts
-        return Agent(config, facts=facts, retry_backoff_s=retry_backoff_s)
-
-
-@contextmanager
-def open_setup(tmp_path: Path, broker: Broker) -> Iterator[Setup]:
-    """A trust kit, a blob server (serving trust v1) and a watcher around ``broker``."""
-    kit = make_trust_kit(tmp_path / "trust")
-    watcher = Watcher(broker, signers=[load_private_key(kit.cp_key)])
-    try:
-        with BlobServer() as blobs:
-            blobs.serve_trust(kit.trust_file.read_bytes())
-            yield Setup(tmp_path, kit, blobs, watcher, broker)
-    finally:
-        watcher.close()
-
-
-def _inputs(batch: int = 3) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(7)
-    return {
-        "x": rng.standard_normal((batch, 4)).astype(np.float32),
-        "ids": np.arange(batch, dtype=np.int64) + 5,
-    }
-
-
-def _direct(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    session = ort.InferenceSession(
-        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, inputs), strict=True))
-
-
-def _oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
-    body = {
-        "id": "req-1",
-        "inputs": [
-            {
-                "name": "x",
-                "shape": list(inputs["x"].shape),
-                "datatype": "FP32",
-                "data": inputs["x"].ravel().tolist(),
-            },
-            {
-                "name": "ids",
-                "shape": list(inputs["ids"].shape),
-                "datatype": "INT64",
-                "data": inputs["ids"].tolist(),
-            },
-        ],
-    }
-    return httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)
-
-
-def _outputs(response: httpx.Response) -> dict[str, np.ndarray]:
-    assert response.status_code == 200, response.text
-    out = {}
-    for t in response.json()["outputs"]:
-        dtype = {"FP32": np.float32, "INT64": np.int64}[t["datatype"]]
-        out[t["name"]] = np.asarray(t["data"], dtype=dtype).reshape(t["shape"])
-    return out
-
-
-def _assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
-    assert set(got) == set(want)
-    for name in want:
-        assert got[name].dtype == want[name].dtype
-        np.testing.assert_array_equal(got[name], want[name])
 
 
 def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
@@ -294,9 +43,9 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
             ("det", "1.0.0", a1.bundle_digest)
         ]
         assert state.hardware == {"test": True}
-        inputs = _inputs(3)
-        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v1, inputs))
-        _assert_same(agent.infer("det", inputs), _direct(v1, inputs))
+        inputs = det_inputs(3)
+        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
+        assert_same(agent.infer("det", inputs), ort_run(v1, inputs))
         assert httpx.get(f"{agent.local_api_url}/v2/health/ready").status_code == 200
 
         # v2 is signed, but its model bytes are tampered with on the server
@@ -319,7 +68,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
             "StateReport with last_error",
         )
         assert not (agent.config.data_dir / "staging" / a2.bundle_digest).exists()
-        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v1, inputs))
+        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
 
         # a malformed payload on the desired topic is counted and ignored
         setup.watcher.raw(b"{not json", retain=False)
@@ -330,7 +79,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
         a3 = setup.assignment(v3, deployment_id=3)
         setup.watcher.desire(3, a3)
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("3.0.0"), 20, "v3 ACTIVATED")
-        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), _direct(v3, inputs))
+        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v3, inputs))
     finally:
         agent.stop()
     wait_until(lambda: setup.watcher.availability[-1:] == [False], 10, "offline published")
@@ -342,7 +91,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
     try:
         assert [m.version for m in restarted.active] == ["3.0.0"]
         assert restarted.generation == 3
-        _assert_same(_outputs(_oip_infer(restarted, "det", inputs)), _direct(v3, inputs))
+        assert_same(outputs_of(oip_infer(restarted, "det", inputs)), ort_run(v3, inputs))
         assert restarted.wait_connected(10)
         wait_until(lambda: setup.watcher.availability[-1:] == [True], 10, "online again")
         assert len(setup.blobs.requests) == requests_before

@@ -21,8 +21,8 @@ import pytest
 from agent import Agent
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup
 from tests.support.agent_process import AgentProcess
+from tests.support.deploy import Setup
 from tests.support.downloads import fill, padded_model, small_tmpfs
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until

@@ -14,7 +14,7 @@ import pytest
 from agent import SimulatedFleet
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import DeviceStatus
-from tests.integration.test_agent_deploy import Setup, open_setup
+from tests.support.deploy import Setup, open_setup
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import affine_model
 from tests.support.ports import wait_until

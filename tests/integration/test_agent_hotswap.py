@@ -19,7 +19,7 @@ import onnxruntime as ort
 import pytest
 
 from protocol import EventKind
-from tests.integration.test_agent_deploy import Setup
+from tests.support.deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

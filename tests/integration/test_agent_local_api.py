@@ -24,7 +24,7 @@ from agent.runners.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
 from model_store import build_bundle, load_metadata
 from protocol import EventKind
-from tests.integration.test_agent_deploy import Setup
+from tests.support.deploy import Setup
 from tests.support.onnx_models import bool_input_model, two_input_model
 from tests.support.ports import wait_until
 

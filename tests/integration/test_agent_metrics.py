@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent import Agent, InvalidInput
 from controlplane.app import create_app
 from protocol import EventKind, Heartbeat, ModelMetrics, TopicKind, decode, device_topic
-from tests.integration.test_agent_deploy import DEVICE, Setup
 from tests.support.controlplane import api_client, serve_app, settings
+from tests.support.deploy import DEVICE, Setup
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 

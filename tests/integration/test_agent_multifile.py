@@ -26,8 +26,8 @@ from model_store import (
     sign_bundle,
 )
 from protocol import DeploymentEvent, DeviceStatus, EventKind, ModelAssignment
-from tests.integration.test_agent_deploy import Setup
-from tests.integration.test_attacks import oip_outputs
+from tests.support.attacks import oip_outputs
+from tests.support.deploy import Setup
 from tests.support.onnx_models import external_data_model, two_input_model
 from tests.support.openvino_models import two_input_ir
 from tests.support.ports import wait_until

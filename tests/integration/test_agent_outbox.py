@@ -9,14 +9,9 @@ agent sends right after it reconnects) without racing the agent to the new broke
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.mqtt_link import MqttLink
 from protocol import (
@@ -25,75 +20,15 @@ from protocol import (
     EventKind,
     StateReport,
     TopicKind,
-    decode,
     parse_broker_url,
 )
-from tests.integration.test_agent_deploy import Setup, open_setup
-from tests.support.mosquitto import Broker, run_mosquitto
+from tests.support.deploy import Setup, open_setup
+from tests.support.mosquitto import Broker
+from tests.support.outage import Recorder, broker_on, stop_broker
 from tests.support.ports import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 DEVICE = "store-eu-001"
-
-
-@contextmanager
-def broker_on(port: int, workdir: Path, run: int) -> Iterator[Broker]:
-    """A Mosquitto listening on ``port`` whose sessions persist in ``workdir`` across runs.
-
-    ``user root`` only matters when the tests run as root: it keeps Mosquitto from
-    switching to the ``mosquitto`` user, which cannot write under the test's tmp dir.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    extra = (
-        f"listener {port} 127.0.0.1\npersistence true\npersistence_location {workdir}/\n"
-        # the recorder may be away while a whole backlog arrives: queue it all for it
-        "user root\nmax_queued_messages 0\n"
-    )
-    with run_mosquitto(workdir / f"run-{run}", extra_config=extra) as broker:
-        yield broker
-
-
-class Recorder:
-    """Persistent-session subscriber: every report of the device, in arrival order."""
-
-    def __init__(self, port: int) -> None:
-        self.seen: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="test-recorder", clean_session=False
-        )
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"edgefleet/v1/devices/{DEVICE}/+", qos=1)
-        self.client.loop_start()  # reconnects (same session) when the broker comes back
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        kind = msg.topic.rsplit("/", 1)[1]
-        if kind == TopicKind.EVENTS:
-            item: Any = decode(DeploymentEvent, msg.payload)
-        elif kind == TopicKind.STATE and msg.payload:
-            item = decode(StateReport, msg.payload)
-        else:
-            item = msg.payload
-        with self.lock:
-            self.seen.append((kind, item))
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.seen)
-
-    def since(self, mark: int, *kinds: str) -> list[Any]:
-        with self.lock:
-            return [(k, v) for k, v in self.seen[mark:] if not kinds or k in kinds]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def _stop(broker: Broker) -> None:
-    broker.process.terminate()
-    broker.process.wait(10)
 
 
 def test_events_sent_while_broker_is_down_arrive_after_the_state_report(
@@ -119,7 +54,7 @@ def _deploy_while_offline(
     setup.watcher.desire(1, a1)
     with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
         wait_until(lambda: agent.last_error is not None, 20, "transient failure")
-        _stop(first)
+        stop_broker(first)
         wait_until(lambda: not agent.connected, 10, "disconnect noticed")
         setup.blobs.unavailable = False  # the retry activates while the broker is away
         wait_until(lambda: agent.status == DeviceStatus.ACTIVE, 20, "ACTIVE while offline")
@@ -211,7 +146,7 @@ def test_a_flush_cut_short_by_the_broker_going_away_loses_nothing(tmp_path: Path
             recorder = Recorder(port)
             link.start()
             wait_until(lambda: len(recorder.since(0, "events")) > 0, 20, "flush started")
-            _stop(first)
+            stop_broker(first)
         left = link.outbox_length
         assert 0 < left < total, f"the flush was not cut short: {left} left"
         with broker_on(port, tmp_path / "mq", 1):

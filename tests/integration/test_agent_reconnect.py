@@ -14,7 +14,7 @@ import pytest
 
 from agent import Agent, config_from_mapping
 from protocol import DeviceStatus
-from tests.integration.test_agent_deploy import Watcher
+from tests.support.deploy import Watcher
 from tests.support.mosquitto import run_mosquitto
 from tests.support.ports import free_port, wait_until
 from tests.support.trust import make_trust_kit

@@ -16,7 +16,7 @@ import pytest
 
 from agent import Agent
 from protocol import DeviceStatus, EventKind, StateReport
-from tests.integration.test_agent_deploy import Setup
+from tests.support.deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

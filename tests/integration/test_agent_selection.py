@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from protocol import DeviceStatus, EventKind, StateReport
-from tests.integration.test_agent_deploy import Setup, _inputs
+from tests.support.deploy import Setup, det_inputs
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def test_selection_is_reported_and_pins_override_it(setup: Setup) -> None:
         state = _state(setup, other)
         assert state.active[0].selection is not None and state.active[0].selection.pinned
         assert state.active[0].selection.reason == "pinned by the operator"
-        assert agent.infer("det", _inputs(2))["y"].shape == (2, 3)
+        assert agent.infer("det", det_inputs(2))["y"].shape == (2, 3)
         assert len(setup.blobs.requests) == fetched
 
         # a pin this device cannot run fails the deployment; the pinned backend keeps serving

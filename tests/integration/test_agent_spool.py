@@ -1,5 +1,5 @@
 """The telemetry spool end to end: a real Agent, real Mosquitto processes stopped and
-started again on the same port (sessions persisted, see test_agent_outbox.broker_on),
+started again on the same port (sessions persisted, see tests.support.outage.broker_on),
 a real ONNX model served the whole time, and the spool file itself inspected.
 
 Heartbeats every 20 ms make a few seconds of outage stand for hours of a real one (at
@@ -30,17 +30,17 @@ import pytest
 
 from agent import Agent
 from protocol import DeploymentEvent, EventKind, Heartbeat, TopicKind, decode
-from tests.integration.test_agent_deploy import (
+from tests.support.deploy import (
     Setup,
-    _assert_same,
-    _direct,
-    _inputs,
-    _oip_infer,
-    _outputs,
+    assert_same,
+    det_inputs,
+    oip_infer,
     open_setup,
+    ort_run,
+    outputs_of,
 )
-from tests.integration.test_agent_outbox import Recorder, _stop, broker_on
 from tests.support.mosquitto import Broker
+from tests.support.outage import Recorder, broker_on, stop_broker
 from tests.support.ports import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -99,11 +99,11 @@ def _assert_run(received: list[bytes], run: list[bytes]) -> None:
 
 def _serve_for(agent: Agent, seconds: float, want: dict[str, np.ndarray]) -> int:
     """Inference through the in-process API and OIP REST, non-stop; requests served."""
-    inputs, served = _inputs(3), 0
+    inputs, served = det_inputs(3), 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        _assert_same(agent.infer("det", inputs), want)
-        _assert_same(_outputs(_oip_infer(agent, "det", inputs)), want)
+        assert_same(agent.infer("det", inputs), want)
+        assert_same(outputs_of(oip_infer(agent, "det", inputs)), want)
         served += 2
     return served
 
@@ -138,19 +138,19 @@ def test_a_long_outage_keeps_serving_and_delivers_every_spooled_entry_in_order(
 def _long_outage(s: Setup, recorder: RawRecorder, first: Broker, port: int, tmp: Path) -> None:
     v1, v2 = s.bundle("det", "1.0.0", weight=0.5), s.bundle("det", "2.0.0", weight=3.0)
     s.watcher.desire(1, s.assignment(v1))
-    inputs = _inputs(3)
+    inputs = det_inputs(3)
     with s.agent(heartbeat_interval_s=BEAT_S, retry_backoff_s=(0.2, 0.4)) as agent:
         wait_until(lambda: EventKind.ACTIVATED in s.watcher.kinds("1.0.0"), 20, "v1 ACTIVATED")
         # v2 cannot be downloaded yet: its retries keep producing events while offline
         s.blobs.unavailable = True
         s.watcher.desire(2, s.assignment(v2, deployment_id=2))
         wait_until(lambda: EventKind.FAILED in s.watcher.kinds("2.0.0"), 20, "v2 FAILED")
-        _stop(first)
+        stop_broker(first)
         wait_until(lambda: not agent.connected, 10, "disconnect noticed")
-        assert _serve_for(agent, 2.0, _direct(v1, inputs)) > 0
+        assert _serve_for(agent, 2.0, ort_run(v1, inputs)) > 0
         s.blobs.unavailable = False  # the retry activates v2 with the broker still away
         wait_until(lambda: [m.version for m in agent.active] == ["2.0.0"], 20, "v2 offline")
-        assert _serve_for(agent, 0.5, _direct(v2, inputs)) > 0
+        assert _serve_for(agent, 0.5, ort_run(v2, inputs)) > 0
         spool = _spool_file(agent.config.data_dir)
         held = _rows(spool)
         assert len(held) >= 100 and not agent.connected
@@ -159,7 +159,7 @@ def _long_outage(s: Setup, recorder: RawRecorder, first: Broker, port: int, tmp:
             assert agent.wait_connected(40), "agent did not reconnect"
             wanted = {p for _, p in held}
             wait_until(lambda: set(recorder.spooled()) >= wanted, 30, "every spooled entry")
-            _assert_same(agent.infer("det", inputs), _direct(v2, inputs))
+            assert_same(agent.infer("det", inputs), ort_run(v2, inputs))
             agent.stop()  # waits for outstanding acknowledgements
             appended, dropped = _counters(spool)
             pending = {p for _, p in _rows(spool)}
@@ -192,7 +192,7 @@ def _bounded_outage(
     with s.agent(heartbeat_interval_s=BEAT_S, spool_max_entries=bound) as agent:
         assert agent.wait_connected(10)
         wait_until(lambda: len(recorder.spooled()) >= 3, 10, "heartbeats while connected")
-        _stop(first)
+        stop_broker(first)
         wait_until(lambda: not agent.connected, 10, "disconnect noticed")
         noticed = datetime.now(UTC)  # heartbeats built from now on can only be spooled
         spool = _spool_file(agent.config.data_dir)

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.cli import agent_checks, agent_status
 from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import EventKind, TopicKind, device_topic
-from tests.integration.test_agent_deploy import DEVICE, Setup
+from tests.support.deploy import DEVICE, Setup
 from tests.support.ports import free_port, wait_until
 from tests.support.sdnotify import Message, NotifyListener
 

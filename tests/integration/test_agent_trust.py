@@ -6,7 +6,7 @@ import pytest
 
 from model_store import write_keypair
 from protocol import DeviceStatus, EventKind
-from tests.integration.test_agent_deploy import Setup
+from tests.support.deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

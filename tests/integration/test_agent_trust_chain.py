@@ -16,8 +16,8 @@ import pytest
 from agent import Agent
 from model_store import key_id, load_private_key, load_public_key, sign_envelope, write_keypair
 from protocol import TRUST_PAYLOAD_TYPE, DeviceStatus, EventKind, encode
-from tests.integration.test_agent_deploy import Setup
 from tests.support.blobserver import trust_document
+from tests.support.deploy import Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

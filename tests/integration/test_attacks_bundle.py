@@ -2,7 +2,7 @@
 deployment command to a real agent serving det 1.0.0: the attack bundle is refused with
 one line, nothing of it is installed, and det 1.0.0 keeps serving (``assert_untouched``).
 
-What is shared (the serving agent, ``assert_untouched``) is in ``test_attacks.py``."""
+What is shared (the serving agent, ``assert_untouched``) is in ``tests.support.attacks``."""
 
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ from model_store.envelope import PAYLOAD_TYPE, decode_bundle, encode_bundle, pae
 from model_store.keys import key_hint
 from model_store.statement import ManifestEntry, build_statement
 from protocol import FileRef, ModelAssignment
-from tests.integration.test_agent_deploy import open_setup
-from tests.integration.test_attacks import (
+from tests.support.attacks import (
     Serving,
     assert_untouched,
     attack,
@@ -42,6 +41,7 @@ from tests.integration.test_attacks import (
     with_files,
     with_signature,
 )
+from tests.support.deploy import open_setup
 from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ det 2.0.0 bundle, so only the command stands between the attacker and an install
 refused in one line (``last_error``), not a byte of the bundle is fetched, nothing is
 installed and the previous model keeps serving (``assert_untouched``).
 
-What is shared (the serving agent, ``assert_untouched``) is in ``test_attacks.py``."""
+What is shared (the serving agent, ``assert_untouched``) is in ``tests.support.attacks``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ from protocol import (
     SignedEnvelope,
     encode,
 )
-from tests.integration.test_agent_deploy import DEVICE, open_setup
-from tests.integration.test_attacks import (
+from tests.support.attacks import (
     SLOW_RETRY,
     Serving,
     assert_untouched,
@@ -40,6 +39,7 @@ from tests.integration.test_attacks import (
     wait_refused,
 )
 from tests.support.blobserver import desired_state, sign_command
+from tests.support.deploy import DEVICE, open_setup
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 

@@ -4,7 +4,7 @@ one that skips a version, is refused). Each runs against a real agent of its own
 det 1.0.0 (the trust it accepts outlives the test), and checks that nothing is installed
 and the previous model keeps serving (``assert_untouched``).
 
-What is shared (the serving agent, ``assert_untouched``) is in ``test_attacks.py``."""
+What is shared (the serving agent, ``assert_untouched``) is in ``tests.support.attacks``."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ from model_store import (
     write_keypair,
 )
 from protocol import DeviceStatus
-from tests.integration.test_agent_deploy import DEVICE, Setup
-from tests.integration.test_attacks import (
+from tests.support.attacks import (
     SLOW_RETRY,
     Serving,
     assert_untouched,
@@ -39,6 +38,7 @@ from tests.integration.test_attacks import (
     wait_refused,
 )
 from tests.support.blobserver import desired_state, sign_command, trust_document
+from tests.support.deploy import DEVICE, Setup
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration

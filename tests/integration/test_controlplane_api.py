@@ -8,23 +8,12 @@ from real ONNX models. The test talks MQTT with its own paho clients.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from controlplane.app import create_app
 from model_store import generate_private_key
 from protocol import (
-    DESIRED_STATE_FILTER,
     DeploymentEvent,
-    DesiredState,
     DeviceStatus,
     EventKind,
     Heartbeat,
@@ -34,113 +23,14 @@ from protocol import (
     encode,
 )
 from tests.support.controlplane import (
-    SignedBundle,
-    api_client,
     open_command,
-    serve_app,
-    settings,
-    signed_bundle,
     upload_blobs,
     upload_bundle,
 )
-from tests.support.mosquitto import Broker
+from tests.support.mqtt_plane import ControlPlane, MqttPeer
 from tests.support.ports import wait_until
-from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
-
-
-class MqttPeer:
-    """A paho client of the test's own: records what it receives, publishes messages."""
-
-    def __init__(self, port: int, client_id: str) -> None:
-        self.port = port
-        self.messages: dict[str, list[bytes]] = {}
-        self._lock = threading.Lock()
-        self._connected = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
-        )
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda *_a: self._connected.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._connected.wait(10), "test MQTT client could not connect"
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.setdefault(msg.topic, []).append(bytes(msg.payload))
-
-    def subscribe(self, topic_filter: str) -> None:
-        self.client.subscribe(topic_filter, qos=1)
-
-    def received(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return list(self.messages.get(topic, []))
-
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@dataclass
-class ControlPlane:
-    http: httpx.Client
-    mqtt: MqttPeer
-    workdir: Path
-    kit: TrustKit
-
-    def bundle(
-        self, name: str, version: str, *, scale: float = 2.0, key: Any = None
-    ) -> SignedBundle:
-        return signed_bundle(
-            self.workdir,
-            name=name,
-            version=version,
-            private_key=key or self.kit.release_key,
-            scale=scale,
-        )
-
-    def report(self, device_id: str, fleet: str, *, generation: int = 0) -> None:
-        report = StateReport(
-            device_id=device_id,
-            fleet=fleet,
-            agent_version="test",
-            status=DeviceStatus.IDLE,
-            generation=generation,
-            hardware={"cpu": "test"},
-            local_api="127.0.0.1:8500",
-        )
-        self.mqtt.publish(device_topic(device_id, TopicKind.STATE), encode(report), retain=True)
-
-    def device(self, device_id: str) -> dict[str, Any] | None:
-        response = self.http.get(f"/api/v1/devices/{device_id}")
-        return response.json() if response.status_code == 200 else None
-
-    def desired(self, device_id: str) -> list[DesiredState]:
-        """Every command received for ``device_id``, verified with the control-plane key."""
-        topic = device_topic(device_id, TopicKind.DESIRED)
-        return [open_command(p, self.kit) for p in self.mqtt.received(topic)]
-
-
-@pytest.fixture
-def cp(
-    tmp_path: Path, database_url: str, mosquitto: Broker, trust_kit: TrustKit
-) -> Iterator[ControlPlane]:
-    app = create_app(
-        settings(tmp_path, trust_kit, mqtt_url=mosquitto.url, database_url=database_url)
-    )
-    peer = MqttPeer(mosquitto.port, "test-peer")
-    peer.subscribe(DESIRED_STATE_FILTER)
-    try:
-        with serve_app(app) as url, api_client(url, timeout=10) as http:
-            wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
-            yield ControlPlane(http, peer, tmp_path, trust_kit)
-    finally:
-        peer.close()
 
 
 def test_blobs_upload_download_and_ranges(cp: ControlPlane) -> None:

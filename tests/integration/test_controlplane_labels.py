@@ -1,27 +1,16 @@
 """Device labels and selectors through the real API (and the rollouts they target).
 
 Same in-process control plane as the rollout tests (real uvicorn, auth, driver,
-ingester; MQTT in memory), on SQLite and on PostgreSQL.
+ingester; MQTT in memory; ``tests.support.rollout_plane``), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from controlplane.publisher import MemoryPublisher
-from tests.integration.test_controlplane_rollouts import Plane, open_plane
-from tests.support.trust import TrustKit
+from tests.support.rollout_plane import Plane
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def plane(tmp_path: Path, trust_kit: TrustKit, database_url: str) -> Iterator[Plane]:
-    with open_plane(tmp_path, trust_kit, database_url, MemoryPublisher()) as plane:
-        yield plane
 
 
 def _label(plane: Plane, device_id: str, body: object, status: int = 200) -> dict[str, object]:

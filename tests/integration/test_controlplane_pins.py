@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session
 
 from controlplane import crud
-from controlplane.app import create_app
 from controlplane.commands import publish_commands, reissue_commands
 from controlplane.db import ADDED_COLUMNS, init_db
 from controlplane.ingest import Ingester
@@ -27,7 +24,6 @@ from controlplane.models import Device, DeviceCommand, Fleet
 from controlplane.publisher import MemoryPublisher
 from edgectl.cli import main as edgectl
 from protocol import (
-    DESIRED_STATE_FILTER,
     ActiveModel,
     CandidateFigures,
     DesiredState,
@@ -38,19 +34,15 @@ from protocol import (
     device_topic,
     encode,
 )
-from tests.integration.test_controlplane_api import ControlPlane, MqttPeer
 from tests.support.controlplane import (
     ADMIN_TOKEN,
     DET_V1_DIGEST,
-    api_client,
     open_command,
-    serve_app,
-    settings,
     signer,
     state_report,
     upload_bundle,
 )
-from tests.support.mosquitto import Broker
+from tests.support.mqtt_plane import ControlPlane
 from tests.support.onnx_models import affine_model
 from tests.support.ports import wait_until
 from tests.support.trust import TrustKit
@@ -60,23 +52,6 @@ pytestmark = pytest.mark.integration
 ORT = "onnxruntime:CPUExecutionProvider:f32"
 OV_BF16 = "openvino:CPU:bf16"
 OV_F32 = "openvino:CPU:f32"
-
-
-@pytest.fixture
-def cp(
-    tmp_path: Path, database_url: str, mosquitto: Broker, trust_kit: TrustKit
-) -> Iterator[ControlPlane]:
-    app = create_app(
-        settings(tmp_path, trust_kit, mqtt_url=mosquitto.url, database_url=database_url)
-    )
-    peer = MqttPeer(mosquitto.port, "test-peer")
-    peer.subscribe(DESIRED_STATE_FILTER)
-    try:
-        with serve_app(app) as url, api_client(url, timeout=10) as http:
-            wait_until(lambda: http.get("/api/v1/status").json()["connected"], 10, "MQTT bridge")
-            yield ControlPlane(http, peer, tmp_path, trust_kit)
-    finally:
-        peer.close()
 
 
 def _report(cp: ControlPlane, device_id: str, fleet: str, **fields: Any) -> None:

@@ -6,244 +6,28 @@ plays its agent's part with real protocol messages: it opens the signed command 
 control plane published for it (verifying the signature), reports deployment events
 and state, and sends heartbeats with inference figures. The driver is stepped by hand
 (``tick``) where a test needs exact steps, and by its own thread in the restart test.
+``Plane`` and ``open_plane`` are ``tests.support.rollout_plane``; ``plane`` is a fixture of
+``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import Session
 
-from controlplane.app import create_app
-from controlplane.ingest import Ingester
-from controlplane.models import Rollout, utcnow
+from controlplane.models import Rollout
 from controlplane.publisher import MemoryPublisher
-from controlplane.rollouts.driver import MAX_STEP_FAILURES, RolloutDriver
-from protocol import (
-    ActiveModel,
-    DeploymentEvent,
-    DesiredState,
-    DeviceStatus,
-    EventKind,
-    Heartbeat,
-    ModelMetrics,
-    StateReport,
-    TopicKind,
-    device_topic,
-    encode,
-)
-from tests.support.controlplane import (
-    DET_V1_DIGEST,
-    DET_V2_DIGEST,
-    api_client,
-    open_command,
-    register_version,
-    serve_app,
-    settings,
-)
+from controlplane.rollouts.driver import MAX_STEP_FAILURES
+from tests.support.controlplane import register_version
 from tests.support.ports import wait_until
+from tests.support.rollout_plane import Plane, open_plane
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
-
-DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST}
-BACKEND = "onnxruntime:cpu:fp32"
-
-
-@dataclass
-class Plane:
-    """One control plane app and the simulated devices talking to it."""
-
-    http: httpx.Client
-    driver: RolloutDriver
-    ingester: Ingester
-    publisher: MemoryPublisher
-    kit: TrustKit
-    #: what each device runs: (version, generation processed)
-    running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
-
-    # -- the API -------------------------------------------------------------------
-
-    def post(self, path: str, body: Any = None, status: int = 200) -> Any:
-        response = (
-            self.http.post(f"/api/v1{path}", json=body)
-            if body is not None
-            else (self.http.post(f"/api/v1{path}"))
-        )
-        assert response.status_code == status, response.text
-        return response.json()
-
-    def get(self, path: str) -> Any:
-        response = self.http.get(f"/api/v1{path}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def rollout(self, rollout_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.get(f"/rollouts/{rollout_id}")
-        return result
-
-    def statuses(self, rollout_id: int) -> dict[str, str]:
-        return {d["device_id"]: d["status"] for d in self.rollout(rollout_id)["devices"]}
-
-    def tick(self, times: int = 1, *, after_s: float = 0.0) -> None:
-        for _ in range(times):
-            self.driver.tick(utcnow() + timedelta(seconds=after_s))
-
-    # -- the devices ---------------------------------------------------------------
-
-    def send(self, device_id: str, kind: TopicKind, message: Any) -> None:
-        self.ingester.handle(device_topic(device_id, kind), encode(message))
-
-    def report(self, device_id: str, *, fleet: str = "f", error: str | None = None) -> None:
-        version, generation = self.running.get(device_id, (None, 0))
-        active = []
-        if version is not None:
-            active = [
-                ActiveModel(
-                    name="det", version=version, bundle_digest=DIGESTS[version], backend=BACKEND
-                )
-            ]
-        report = StateReport(
-            device_id=device_id,
-            fleet=fleet,
-            agent_version="test",
-            status=DeviceStatus.IDLE,
-            generation=generation,
-            active=active,
-            last_error=error,
-        )
-        self.send(device_id, TopicKind.STATE, report)
-
-    def command(self, device_id: str) -> DesiredState | None:
-        """The device's latest published command, verified like an agent does."""
-        latest = self.publisher.latest(device_id)
-        return open_command(latest.raw, self.kit) if latest is not None else None
-
-    def desired_version(self, device_id: str) -> str | None:
-        command = self.command(device_id)
-        return command.models[0].version if command is not None else None
-
-    def has_news(self, device_id: str) -> bool:
-        command = self.command(device_id)
-        return command is not None and command.generation > self.running.get(device_id, ("", 0))[1]
-
-    def obey(self, device_id: str, *, fail: str | None = None) -> None:
-        """Install the device's latest command (or fail to), reporting as an agent does."""
-        command = self.command(device_id)
-        assert command is not None, f"{device_id} was sent no command"
-        model = command.models[0]
-        previous = self.running.get(device_id, (None, 0))[0]
-        for kind in (EventKind.RECEIVED, EventKind.FAILED if fail else EventKind.ACTIVATED):
-            event = DeploymentEvent(
-                device_id=device_id,
-                deployment_id=model.deployment_id,
-                generation=command.generation,
-                model_name=model.name,
-                model_version=model.version,
-                kind=kind,
-                reason=fail if kind is EventKind.FAILED else None,
-            )
-            self.send(device_id, TopicKind.EVENTS, event)
-        self.running[device_id] = (previous if fail else model.version, command.generation)
-        self.report(device_id, error=fail)
-
-    def heartbeat(self, device_id: str, *figures: tuple[str, int, int, float]) -> None:
-        """Figures per version served: (version, requests, errors, p95 ms)."""
-        heartbeat = Heartbeat(
-            device_id=device_id,
-            cpu_percent=5.0,
-            rss_bytes=1,
-            mem_total_bytes=2,
-            mem_available_bytes=1,
-            mem_percent=50.0,
-            load_avg=(0.1, 0.1, 0.1),
-            uptime_s=10.0,
-            models=[
-                ModelMetrics(
-                    name="det",
-                    version=version,
-                    backend=BACKEND,
-                    requests=requests,
-                    errors=errors,
-                    p50_ms=p95 / 2,
-                    p95_ms=p95,
-                    p99_ms=p95 * 1.2,
-                )
-                for version, requests, errors, p95 in figures
-            ],
-        )
-        self.send(device_id, TopicKind.HEARTBEAT, heartbeat)
-
-    def fleet_on_v1(self, count: int, *, fleet: str = "f") -> list[str]:
-        """``count`` devices registered, running det 1.0.0 (all at once) with good figures."""
-        ids = [f"d{i:02d}" for i in range(count)]
-        for device_id in ids:
-            self.report(device_id, fleet=fleet)
-        self.post("/deployments", {"model": "det", "version": "1.0.0", "fleet": fleet}, 201)
-        for device_id in ids:
-            self.obey(device_id)
-            self.heartbeat(device_id, ("1.0.0", 500, 0, 10.0))
-        return ids
-
-    def healthy_v2(self, device_id: str, *, p95: float = 10.5, errors: int = 0) -> None:
-        """The device installs 2.0.0 and serves it as fast as 1.0.0 was."""
-        self.obey(device_id)
-        self.heartbeat(device_id, ("1.0.0", 500, 0, 10.0), ("2.0.0", 100, errors, p95))
-
-    def start(self, strategy: dict[str, Any] | None = None, **body: Any) -> dict[str, Any]:
-        request = {"model": "det", "version": "2.0.0", "fleet": "f"} | body
-        if strategy is not None:
-            request["strategy"] = strategy
-        result: dict[str, Any] = self.post("/rollouts", request, 201)
-        return result
-
-
-@contextmanager
-def open_plane(
-    workdir: Path,
-    kit: TrustKit,
-    database_url: str,
-    publisher: MemoryPublisher,
-    *,
-    tick_s: float = 3600.0,
-    register: bool = True,
-) -> Iterator[Plane]:
-    app = create_app(
-        settings(
-            workdir,
-            kit,
-            mqtt_url="mqtt://127.0.0.1:1",
-            database_url=database_url,
-            rollout_tick_s=tick_s,
-        ),
-        publisher=publisher,
-    )
-    services = app.state.services
-    if register:
-        register_version(services.engine, "det", "1.0.0", digest=DET_V1_DIGEST)
-        register_version(services.engine, "det", "2.0.0", digest=DET_V2_DIGEST)
-    with serve_app(app) as url, api_client(url, timeout=30) as http:
-        yield Plane(
-            http=http,
-            driver=app.state.rollout_driver,
-            ingester=Ingester(services.engine, publisher, services.signer),
-            publisher=publisher,
-            kit=kit,
-        )
-
-
-@pytest.fixture
-def plane(tmp_path: Path, trust_kit: TrustKit, database_url: str) -> Iterator[Plane]:
-    with open_plane(tmp_path, trust_kit, database_url, MemoryPublisher()) as plane:
-        yield plane
 
 
 def _events(rollout: dict[str, Any]) -> list[str]:

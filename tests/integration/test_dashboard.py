@@ -2,12 +2,12 @@
 a real fleet (Mosquitto, a control-plane process, simulated agents) shown as it runs.
 
 The first tests use the in-process control plane of the rollout tests (real uvicorn,
-auth, driver, ingester; MQTT in memory) on SQLite and on PostgreSQL."""
+auth, driver, ingester; MQTT in memory; ``tests.support.rollout_plane``) on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -17,18 +17,10 @@ import httpx
 import pytest
 
 from controlplane.dashboard.session import csrf_token
-from controlplane.publisher import MemoryPublisher
-from tests.integration.test_controlplane_rollouts import Plane, open_plane
 from tests.support.fleet import open_fleet
-from tests.support.trust import TrustKit
+from tests.support.rollout_plane import Plane
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def plane(tmp_path: Path, trust_kit: TrustKit, database_url: str) -> Iterator[Plane]:
-    with open_plane(tmp_path, trust_kit, database_url, MemoryPublisher()) as plane:
-        yield plane
 
 
 def _token(http: httpx.Client, role: str, name: str = "dash") -> dict[str, Any]:

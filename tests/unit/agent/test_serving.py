@@ -1,6 +1,7 @@
 """Hot swap: a request in flight finishes on the old model, which closes only afterwards;
-and the OIP REST routes over a real ONNX Runtime runner, served by uvicorn on loopback
-(including non-finite values, which must never make the body invalid JSON)."""
+and the OIP REST routes over a real ONNX Runtime runner, served on loopback by the agent's
+own thread-per-connection HTTP/1.1 server (including non-finite values, which must never
+make the body invalid JSON)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def _imported(path: Path) -> Iterator[tuple[int, str]]:
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, node.module] if node.module else base)
             yield node.lineno, module
-            # ``from tests.integration import test_x`` imports a test module too
+            # ``from tests.x import test_y`` (a test module by name from its package) counts too
             yield from ((node.lineno, f"{module}.{alias.name}") for alias in node.names)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             yield from ((node.lineno, m) for m in _IMPORT_IN_TEXT.findall(node.value))

@@ -25,7 +25,15 @@ from agent.deployment.cache_gc import collect_garbage, prune_staging
 from agent.deployment.faults import crash_point
 from agent.deployment.gate import bootstrap_inputs, health_gate
 from agent.deployment.journal import PersistedModel
-from agent.deployment.lifecycle import REPORTED_STATUS, Event, State, is_terminal, next_state
+from agent.deployment.lifecycle import (
+    REPORTED_STATUS,
+    Event,
+    State,
+    is_terminal,
+    next_state,
+    resume_activation,
+    start_state,
+)
 from agent.deployment.loading import load_runner, settled_status
 from agent.errors import AgentError, TransientDownloadError
 from agent.runners.base import Runner
@@ -153,11 +161,9 @@ class Installer:
         bad = self._book.bad_reason(a.bundle_digest, generation)
         if bad is not None:
             run.error = AgentError(bad)
-            state = State.FAILED
-        else:
-            state = self._resume_point(a, resume)
-            if state == State.IDLE:
-                self._reporter.event(EventKind.RECEIVED, a, generation)
+        state = start_state(self._resume_point(a, resume), bad=bad is not None)
+        if state == State.IDLE:
+            self._reporter.event(EventKind.RECEIVED, a, generation)
         while not is_terminal(state):
             try:
                 self._enter(a.name, state, run)
@@ -184,12 +190,8 @@ class Installer:
         if resume != State.ACTIVATING:
             return resume
         serving = self._serving(a.name)
-        if self._pointed(a):
-            # the switch happened: the restored model is the new one, or restoring it failed
-            if serving is not None and serving.bundle_digest == a.bundle_digest:
-                return State.COMMITTED
-            return State.ROLLING_BACK
-        return State.IDLE  # the switch did not happen: load it again from the cache
+        serves = serving is not None and serving.bundle_digest == a.bundle_digest
+        return resume_activation(switched=self._pointed(a), serves=serves)
 
     def _enter(self, name: str, state: State, run: _Run) -> None:
         """Persist ``state`` before its side effect; show it in the reported status."""
@@ -376,14 +378,10 @@ class Installer:
     def _rolling_back(self, run: _Run) -> Event:
         """Make the previous version the active one again: pointer, then served model."""
         a = run.a
-        previous = self._book.previous.get(a.name)
         switched = self._pointed(a)  # the pointer names what this assignment installs
+        previous = None
         if switched:
-            if previous is not None:
-                self._book.pointer[a.name] = previous
-                self._book.previous.pop(a.name, None)
-            else:
-                self._book.pointer.pop(a.name, None)
+            previous = self._book.revert(a.name)
             self._persist()
         serving = self._serving(a.name)
         if switched and serving is not None and serving.bundle_digest == a.bundle_digest:

@@ -37,7 +37,7 @@ from agent.deployment.lifecycle import State, is_terminal
 from agent.deployment.loading import settled_status
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
-from agent.deployment.revocation import untrusted_models
+from agent.deployment.revocation import retire_untrusted
 from agent.deployment.worker import Worker
 from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
 from agent.selection import Selector
@@ -181,10 +181,7 @@ class DeploymentManager:
     def _retire_untrusted(self) -> None:
         """Stop serving models the new trust document no longer vouches for (revoked key)."""
         outcome = self.book.outcome
-        for model, reason in untrusted_models(self._models, self._cache):
-            self._models.remove(model.name)
-            self.book.pointer.pop(model.name, None)
-            message = f"stopped serving {model.name} {model.version}: {reason}"
+        for message in retire_untrusted(self._models, self._cache, self.book):
             outcome = replace(outcome, last_error=message)
             logger.warning("%s: %s", self._label, message)
         self._recorder.settle(outcome)  # saved before it is visible

@@ -6,11 +6,18 @@ Public surface:
                         exponential backoff, ``Inbox``/``Backoff``)
     Reporter            what the manager calls back (events, state changes)
     Command, verify_command, check_fresh              signed deployment commands
-    State, Event, TRANSITIONS, next_state, resume_state   the lifecycle table
+    State, Event, TRANSITIONS, next_state, resume_state   the lifecycle table and the
+                                                      rules of a restart (``lifecycle``)
     GateSettings, health_gate                         the health gate before commit
-    Book                                              active pointer, journal, bad bundles
+    Book                                              active pointer, journal, bad bundles,
+                                                      outcome; to and from ``state.json``
     BundleCache, BlobFetcher, Budget                  staging, verification, downloads
     PersistedState, load_state, save_state            ``data_dir/state.json``
+
+Inside, one module per job: ``lifecycle`` (what next), ``install`` (one assignment
+through the table) and ``steps`` (each state's side effect), ``admission`` (generation
+rules), ``applying`` (one generation), ``recorder`` (persisting), ``recovery`` (after a
+restart), ``worker`` (the thread), ``manager`` (wires them; commands and trust).
 """
 
 from agent.deployment.book import Book

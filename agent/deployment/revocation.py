@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.errors import AgentError
 from agent.serving import LoadedModel, ServedModels
@@ -16,3 +17,14 @@ def untrusted_models(models: ServedModels, cache: BundleCache) -> list[tuple[Loa
         except AgentError as exc:
             found.append((model, str(exc)))
     return found
+
+
+def retire_untrusted(models: ServedModels, cache: BundleCache, book: Book) -> list[str]:
+    """Stop serving (and drop from the pointer) each model ``untrusted_models`` names;
+    one line per model saying why."""
+    messages = []
+    for model, reason in untrusted_models(models, cache):
+        models.remove(model.name)
+        book.pointer.pop(model.name, None)
+        messages.append(f"stopped serving {model.name} {model.version}: {reason}")
+    return messages

@@ -1,0 +1,297 @@
+"""What each lifecycle state does (``agent.deployment.lifecycle``): its one side effect,
+and the event it posts. ``Installer`` (``install``) drives them through the table.
+
+- ``idle``: already served (same bundle and pin), cached (re-verified, read only), or to
+  be downloaded;
+- ``downloading`` / ``verifying`` / ``staging``: the bundle fetched, verified, installed
+  into the content-addressed cache;
+- ``selecting``: loaded on its measured (or pinned) backend; ``warming_up``: the gate;
+- ``activating``: the persisted pointer switched, then the served model;
+- ``rolling_back``: the previous version made the active one again (``Book.revert``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.deployment.book import Book
+from agent.deployment.bundles import BundleCache, read_metadata
+from agent.deployment.gate import bootstrap_inputs, health_gate
+from agent.deployment.journal import PersistedModel
+from agent.deployment.lifecycle import Event, State
+from agent.deployment.loading import load_runner
+from agent.errors import AgentError
+from agent.runners.base import Runner
+from agent.runners.choice import candidate_runners
+from agent.selection import Selector
+from agent.serving import LoadedModel, ServedModels
+from protocol import EventKind, ModelAssignment
+
+logger = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    def event(
+        self,
+        kind: EventKind,
+        assignment: ModelAssignment,
+        generation: int,
+        reason: str | None = None,
+    ) -> None: ...
+
+    def state_changed(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    runs: int = 5
+    max_latency_ratio: float | None = None
+
+
+@dataclass
+class Run:
+    """What one pass of an assignment through the table has found out so far."""
+
+    a: ModelAssignment
+    generation: int
+    label: str
+    staged: bool = False
+    bundle_dir: Path | None = None
+    runner: Runner | None = None
+    gate_p50_ms: float | None = None
+    selection: dict[str, Any] | None = None
+    already_active: bool = False
+    error: BaseException | None = None
+    rolled_back_to: str | None = None
+    rollback_error: str | None = None
+
+    @property
+    def reason(self) -> str:
+        exc = self.error
+        if exc is None:
+            return "unknown failure"
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, AgentError):
+            return f"{exc.strerror or text}" + (f": {exc.filename}" if exc.filename else "")
+        if not isinstance(exc, AgentError):
+            return f"internal error: {type(exc).__name__}: {text}"
+        return text
+
+
+class Steps:
+    """The state handlers; ``persist`` writes the whole state (strict: raise on failure)."""
+
+    def __init__(
+        self,
+        *,
+        cache: BundleCache,
+        models: ServedModels,
+        reporter: Reporter,
+        book: Book,
+        persist: Callable[[], None],
+        gate: GateSettings,
+        selector: Selector | None,
+    ) -> None:
+        self._cache = cache
+        self._models = models
+        self._reporter = reporter
+        self._book = book
+        self._persist = persist
+        self._gate = gate
+        self._selector = selector
+        #: the handler of each state in flight
+        self.handlers: dict[State, Callable[[Run], Event]] = {
+            State.IDLE: self._idle,
+            State.DOWNLOADING: self._downloading,
+            State.VERIFYING: self._verifying,
+            State.STAGING: self._staging,
+            State.SELECTING: self._selecting,
+            State.WARMING_UP: self._warming_up,
+            State.ACTIVATING: self._activating,
+            State.ROLLING_BACK: self._rolling_back,
+        }
+
+    def pointed(self, a: ModelAssignment) -> bool:
+        """Whether the active pointer names exactly what ``a`` installs (bundle and pin)."""
+        pointed = self._book.pointer.get(a.name)
+        return (
+            pointed is not None
+            and pointed.bundle_digest == a.bundle_digest
+            and pointed.pin == a.backend
+        )
+
+    def serving(self, name: str) -> LoadedModel | None:
+        try:
+            return self._models.get(name)
+        except AgentError:
+            return None
+
+    # -- one handler per state: its side effect, then the event it posts -----------------
+
+    def _idle(self, run: Run) -> Event:
+        a = run.a
+        current = self.serving(a.name)
+        if current is not None and current.bundle_digest == a.bundle_digest:
+            try:
+                self._cache.check_still_trusted(a.bundle_digest)
+            except AgentError:  # e.g. its release key was revoked: stop serving it
+                self._models.remove(a.name)
+                self._book.pointer.pop(a.name, None)
+                raise
+            current.deployment_id = a.deployment_id
+            if self.pointed(a):
+                run.already_active = True
+                return Event.ALREADY_ACTIVE
+            logger.info("%s: the backend pin changed to %s: selecting again", run.label, a.backend)
+            run.bundle_dir = current.bundle_dir  # verified when it was installed or restored
+            return Event.CACHED
+        # a cached copy is re-verified here (read only); an invalid one is removed and the
+        # bundle downloaded again
+        run.bundle_dir = self._cache.cached(a.bundle_digest)
+        return Event.CACHED if run.bundle_dir is not None else Event.START
+
+    def _downloading(self, run: Run) -> Event:
+        self._cache.download(run.a)
+        run.staged = True
+        self._reporter.event(EventKind.DOWNLOADED, run.a, run.generation)
+        return Event.DONE
+
+    def _verifying(self, run: Run) -> Event:
+        digest = run.a.bundle_digest
+        if run.staged:
+            self._cache.verify_staged(digest)
+        else:  # the cached copy: verified in idle, against the current trust
+            assert run.bundle_dir is not None
+            self._cache.check_constraints(read_metadata(run.bundle_dir))
+            self._reporter.event(EventKind.DOWNLOADED, run.a, run.generation)
+        self._reporter.event(EventKind.VERIFIED, run.a, run.generation)
+        return Event.DONE
+
+    def _staging(self, run: Run) -> Event:
+        if run.staged:
+            run.bundle_dir = self._cache.install_staged(run.a.bundle_digest)
+        return Event.DONE
+
+    def _selecting(self, run: Run) -> Event:
+        assert run.bundle_dir is not None
+        a = run.a
+        run.runner, run.selection = self._load_selected(
+            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend
+        )
+        return Event.DONE
+
+    def _load_selected(
+        self, bundle_dir: Path, name: str, version: str, digest: str, *, pin: str | None
+    ) -> tuple[Runner, dict[str, Any] | None]:
+        """The bundle loaded on its measured (or pinned) backend, and how it was chosen.
+
+        The pin: the deployment's (the control plane's device or fleet pin), else the
+        bundle's own (``edgefleet.json`` ``selection.pin``, signed by the operator)."""
+
+        def load(spec: Any = None) -> Runner:
+            return load_runner(bundle_dir, expected_name=name, expected_version=version, spec=spec)
+
+        metadata = read_metadata(bundle_dir)
+        bundle = metadata.selection
+        pin = pin or (bundle.pin if bundle is not None else None)
+        runtimes = candidate_runners(metadata)
+        if self._selector is None or (pin is None and not self._selector.candidates_for(runtimes)):
+            return load(), None
+        selection = self._selector.select(
+            bundle_digest=digest,
+            runtimes=runtimes,
+            load=load,
+            inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
+            pin=pin,
+            tolerance=bundle.tolerance if bundle is not None else None,
+        )
+        summary = selection.summary()
+        summary["pinned"] = pin is not None
+        return selection.runner, summary
+
+    def _warming_up(self, run: Run) -> Event:
+        assert run.runner is not None and run.bundle_dir is not None
+        previous = self._book.pointer.get(run.a.name)
+        run.gate_p50_ms = health_gate(
+            run.runner,
+            run.bundle_dir,
+            runs=self._gate.runs,
+            baseline_p50_ms=previous.gate_p50_ms if previous is not None else None,
+            max_latency_ratio=self._gate.max_latency_ratio,
+        )
+        return Event.DONE
+
+    def _activating(self, run: Run) -> Event:
+        a, runner = run.a, run.runner
+        assert runner is not None and run.bundle_dir is not None
+        self._book.switch(
+            PersistedModel(
+                name=a.name,
+                version=a.version,
+                bundle_digest=a.bundle_digest,
+                backend=runner.backend,
+                deployment_id=a.deployment_id,
+                gate_p50_ms=run.gate_p50_ms,
+                pin=a.backend,
+            )
+        )
+        self._persist()  # the pointer switch, before the served model changes
+        self._models.activate(
+            LoadedModel(
+                a.name,
+                a.version,
+                a.bundle_digest,
+                run.bundle_dir,
+                runner,
+                a.deployment_id,
+                selection=run.selection,
+            )
+        )
+        return Event.DONE
+
+    def _rolling_back(self, run: Run) -> Event:
+        """Make the previous version the active one again: pointer, then served model."""
+        a = run.a
+        switched = self.pointed(a)  # the pointer names what this assignment installs
+        previous = None
+        if switched:
+            previous = self._book.revert(a.name)
+            self._persist()
+        serving = self.serving(a.name)
+        if switched and serving is not None and serving.bundle_digest == a.bundle_digest:
+            if previous is None:
+                self._models.remove(a.name)
+            else:
+                self._models.activate(self.load_committed(previous))
+        elif run.runner is not None:
+            run.runner.close()
+        run.runner = None
+        restored = self.serving(a.name)
+        run.rolled_back_to = restored.version if restored is not None else None
+        return Event.DONE
+
+    def load_committed(self, pm: PersistedModel) -> LoadedModel:
+        """Load a committed version from the cache: re-verified, loaded on its selected
+        backend (the selection cache answers: no new measurement), gated (no ratio)."""
+        bundle_dir = self._cache.verify_installed(pm.bundle_digest)
+        runner, selection = self._load_selected(
+            bundle_dir, pm.name, pm.version, pm.bundle_digest, pin=pm.pin
+        )
+        try:
+            health_gate(runner, bundle_dir, runs=1)
+        except AgentError:
+            runner.close()
+            raise
+        return LoadedModel(
+            pm.name,
+            pm.version,
+            pm.bundle_digest,
+            bundle_dir,
+            runner,
+            pm.deployment_id,
+            selection=selection,
+        )

@@ -228,4 +228,7 @@ def test_expired_trust_refuses_commands_until_a_newer_one_arrives(setup: Setup) 
         )
         setup.watcher.publish_trust(v2)  # the refused command is evaluated again
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
-        assert agent.trust_version == 2 and agent.last_error is None
+        # ACTIVATED is published from inside the installer, before the generation's outcome
+        # is saved and last_error cleared: wait for the outcome, don't race it.
+        wait_until(lambda: agent.last_error is None, 20, "last_error cleared")
+        assert agent.trust_version == 2

@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 
 from agent.config import AgentConfig
-from agent.constraints import unmet_constraints
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
 from agent.errors import AgentConfigError, AgentError, VerificationError
-from agent.local_api import LocalApiServer, build_app
-from agent.mqtt_link import MqttLink
+from agent.link.mqtt_link import MqttLink
 from agent.runners import available_runners
 from agent.selection import SelectionCache, SelectionSettings, Selector
+from agent.selection.constraints import unmet_constraints
 from agent.selection.host import host_candidates, installed_runtimes
 from agent.serving import ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
 from agent.telemetry import HeartbeatLoop
 from agent.trust_store import TrustStore
 from hw_profiles import fingerprint, probe_host

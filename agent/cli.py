@@ -181,8 +181,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from agent.sim_latency import parse_slow_rule
     from agent.simulator import SimulatedFleet
+    from agent.simulator.latency import parse_slow_rule
 
     if args.count < 1:
         raise AgentConfigError("--count must be at least 1")

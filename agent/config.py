@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from agent.errors import AgentConfigError
-from agent.http_wire import Limits
+from agent.serving.http_wire import Limits
 from protocol import BrokerAddress, FleetName, parse_broker_url
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]

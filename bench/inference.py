@@ -23,10 +23,9 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from agent import oip
-from agent.local_api import LocalApiServer, build_app
 from agent.runners import create_runner
-from agent.serving import LoadedModel, ServedModels
+from agent.serving import LoadedModel, ServedModels, oip
+from agent.serving.local_api import LocalApiServer, build_app
 from bench.models import BenchModel, catalogue
 from model_store import build_bundle, load_metadata
 

@@ -54,9 +54,9 @@ import numpy as np
 import onnxruntime as ort
 import pydantic_core
 
-from agent.local_api import LocalApiServer, build_app
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
 from bench.models import conv_net
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata

@@ -18,7 +18,7 @@ Order of trust, for one assignment of a verified deployment command:
    document certifies (revoked ones excluded); its subject digest must be the assigned
    ``bundle_digest`` and its file list must equal the assignment's (path + sha256);
 3. ``edgefleet.json`` is downloaded first (its digest is in the signed manifest) and the
-   bundle's hardware constraints are checked (``agent.constraints``): a bundle this host
+   bundle's hardware constraints are checked (``agent.selection.constraints``): a bundle this host
    cannot run is refused before any model file is downloaded;
 4. staging keeps only the signed paths from an earlier attempt; the other files are
    downloaded or resumed (each bounded by its declared size and digest), and the whole

@@ -3,7 +3,7 @@
 1. It loaded (the ``selecting`` step did that).
 2. Warm-up on a bootstrap input: ``bootstrap.npz`` shipped in the (signed) bundle, one
    array per declared input name, or else inputs generated from the declared signature
-   (``agent.warmup.warmup_inputs``: dynamic dimensions 1, int zeros, bool False, small
+   (``agent.runners.warmup.warmup_inputs``: dynamic dimensions 1, int zeros, bool False, small
    random floats). The first run is a warm-up; then ``runs`` timed runs.
 3. Every float output of every run is finite (no NaN, no infinity).
 4. If ``max_latency_ratio`` is configured and the previous version's gate latency is known:
@@ -27,7 +27,7 @@ import numpy as np
 
 from agent.errors import AgentError, HealthGateFailed
 from agent.runners.base import Runner, check_inputs
-from agent.warmup import warmup_inputs
+from agent.runners.warmup import warmup_inputs
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,11 @@ Public surface:
     create_runner(key=None, spec=None)      a fresh, unloaded runner (preferred order)
     create_runner_for(spec)                 a fresh runner of the plugin that supports spec
 
-Plugins (one module each): ``onnxruntime`` (ORT CPU EP), ``ort_cuda``, ``ort_tensorrt``,
-``ort_openvino`` (ORT with that EP; present only where ORT lists the EP) and ``openvino``
-(OpenVINO on any of its devices). A plugin module imports its SDK at the top and raises
+Plugins (one module each, in ``agent/runners/plugins/``, and nothing else there):
+``onnxruntime`` (ORT CPU EP), ``ort_cuda``, ``ort_tensorrt``, ``ort_openvino`` (ORT with
+that EP; present only where ORT lists the EP) and ``openvino`` (OpenVINO on any of its
+devices). Discovery lists that folder alone, so a helper module beside ``base.py`` is
+never taken for a plugin. A plugin module imports its SDK at the top and raises
 ImportError when its SDK or EP is missing; the registry then logs one line and skips
 that plugin, so a missing OpenVINO never breaks ONNX Runtime. Any other exception while
 importing a plugin (a broken plugin) is logged as a warning and skips that plugin only.
@@ -22,13 +24,12 @@ import importlib
 import logging
 import pkgutil
 import threading
-from typing import TYPE_CHECKING
+from types import ModuleType
 
 from agent.errors import RunnerUnavailable
-
-if TYPE_CHECKING:
-    from agent.runners.base import Runner
-    from agent.runners.spec import CandidateSpec
+from agent.runners import plugins
+from agent.runners.base import Runner, TensorSignature, check_inputs
+from agent.runners.spec import CandidateSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,22 @@ _discovered = False
 _lock = threading.Lock()
 
 
-#: Modules of this package that are not runner plugins.
-_NOT_PLUGINS = frozenset({"altstack", "base", "choice", "spec", "ort_providers", "ort_session"})
-
-
 def register(cls: type[Runner]) -> None:
-    """Called by ``Runner.__init_subclass__`` for every concrete plugin class."""
+    """Make ``cls`` available under its ``key`` (discovery calls it for each plugin)."""
     _REGISTRY[cls.key] = cls
+
+
+def _register_plugin(module: ModuleType) -> None:
+    """Register the runner classes a plugin module defines (those with their own ``key``);
+    subclasses defined anywhere else (tests) stay private."""
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, Runner)
+            and value.__module__ == module.__name__
+            and "key" in value.__dict__
+        ):
+            register(value)
 
 
 def _discover() -> None:
@@ -55,17 +65,17 @@ def _discover() -> None:
     with _lock:
         if _discovered:
             return
-        for module in pkgutil.iter_modules(__path__):
-            if module.name in _NOT_PLUGINS:
-                continue
+        for module in pkgutil.iter_modules(plugins.__path__):
             try:
-                importlib.import_module(f"{__name__}.{module.name}")
+                plugin = importlib.import_module(f"{plugins.__name__}.{module.name}")
             except ImportError as exc:  # its SDK or execution provider is missing
                 _SKIPPED[module.name] = str(exc)
                 logger.info("runner plugin %s skipped: %s", module.name, exc)
             except Exception as exc:  # a broken plugin must not break the others
                 _SKIPPED[module.name] = f"{type(exc).__name__}: {exc}"
                 logger.warning("runner plugin %s is broken, skipped: %s", module.name, exc)
+            else:
+                _register_plugin(plugin)
         _discovered = True
 
 
@@ -115,9 +125,6 @@ def create_runner_for(spec: CandidateSpec) -> Runner:
     detail = "; ".join(reasons) or "no runner plugin loaded"
     raise RunnerUnavailable(f"no runner can run {spec.key} ({detail})")
 
-
-from agent.runners.base import Runner, TensorSignature, check_inputs  # noqa: E402
-from agent.runners.spec import CandidateSpec  # noqa: E402
 
 __all__ = [
     "PREFERENCE",

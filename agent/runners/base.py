@@ -93,7 +93,8 @@ def check_inputs(signatures: Sequence[TensorSignature], inputs: Mapping[str, np.
 
 class Runner(ABC):
     """A backend that serves one model as one candidate. Subclasses set ``key``,
-    ``default_spec`` and ``unsupported_reason``, and self-register."""
+    ``default_spec`` and ``unsupported_reason``; a class with its own ``key`` in a module
+    of ``agent/runners/plugins/`` is registered when that module is discovered."""
 
     key: ClassVar[str]
     #: KServe v2 ``platform`` string of models served by this runner.
@@ -109,14 +110,6 @@ class Runner(ABC):
         self.spec: CandidateSpec = spec
         self.inputs: tuple[TensorSignature, ...] = ()
         self.outputs: tuple[TensorSignature, ...] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # plugins are the modules of agent/runners/; subclasses elsewhere (tests) stay private
-        if "key" in cls.__dict__ and cls.__module__.startswith("agent.runners."):
-            from agent.runners import register
-
-            register(cls)
 
     @classmethod
     def supports(cls, spec: CandidateSpec) -> bool:

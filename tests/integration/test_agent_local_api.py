@@ -19,9 +19,9 @@ import tritonclient.http as triton
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
-from agent.local_api import LocalApiServer, build_app
-from agent.runners.onnxruntime import OnnxRuntimeRunner
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
 from model_store import build_bundle, load_metadata
 from protocol import EventKind
 from tests.support.deploy import Setup

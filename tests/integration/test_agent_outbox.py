@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.mqtt_link import MqttLink
+from agent.link.mqtt_link import MqttLink
 from protocol import (
     DeploymentEvent,
     DeviceStatus,

@@ -129,7 +129,7 @@ def test_attack_unsigned_command_bare_payload(s: Serving, caplog: pytest.LogCapt
     a = _v2(s)
     before, fetched = s.agent.malformed_messages, len(s.setup.blobs.requests)
     error = s.agent.last_error
-    with caplog.at_level(logging.WARNING, logger="agent.mqtt_link"):
+    with caplog.at_level(logging.WARNING, logger="agent.link.mqtt_link"):
         s.setup.watcher.raw(encode(desired_state(DEVICE, s.next_generation(), a)))
         wait_until(lambda: s.agent.malformed_messages == before + 1, 10, "malformed counted")
     lines = [r.getMessage() for r in caplog.records if "ignored malformed" in r.getMessage()]

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from agent.sim_latency import SlowRule
+from agent.simulator.latency import SlowRule
 from tests.support.fleet import FleetStack, open_fleet
 
 pytestmark = pytest.mark.integration

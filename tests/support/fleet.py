@@ -32,8 +32,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.sim_latency import LatencyKnob, SlowRule
 from agent.simulator import SimulatedFleet
+from agent.simulator.latency import LatencyKnob, SlowRule
 from model_store import (
     SIGNATURE_FILENAME,
     build_bundle,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.runners.onnxruntime import OnnxRuntimeRunner
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel
 from model_store import build_bundle, load_metadata
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agent.constraints import unmet_constraints
+from agent.selection.constraints import unmet_constraints
 from hw_profiles.probe import HostFacts
 from model_store.metadata import BundleConstraints, BundleMetadata
 

@@ -11,7 +11,7 @@ import pytest
 from agent.deployment.cache_gc import collect_garbage
 from agent.deployment.gate import BOOTSTRAP_FILENAME, bootstrap_inputs, health_gate
 from agent.errors import HealthGateFailed
-from agent.runners.onnxruntime import OnnxRuntimeRunner
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from model_store import build_bundle, load_metadata
 from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 

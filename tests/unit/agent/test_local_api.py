@@ -13,9 +13,9 @@ import httpx
 import numpy as np
 import pytest
 
-from agent.http_wire import Limits
-from agent.local_api import LocalApiServer, build_app
 from agent.serving import ServedModels
+from agent.serving.http_wire import Limits
+from agent.serving.local_api import LocalApiServer, build_app
 from tests.support.loaded import loaded_model
 from tests.support.onnx_models import bool_input_model, two_input_model
 

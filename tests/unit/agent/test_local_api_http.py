@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 
 from agent.errors import AgentError
-from agent.http_server import HttpServer
-from agent.http_wire import Limits, Request, Response
+from agent.serving.http_server import HttpServer
+from agent.serving.http_wire import Limits, Request, Response
 
 
 def _handler(request: Request) -> Response:
@@ -215,7 +215,7 @@ def test_head_gets_headers_only(client: Client) -> None:
 def test_handler_failure_is_a_500_without_details(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="agent.http_server"):
+    with caplog.at_level(logging.ERROR, logger="agent.serving.http_server"):
         client.send(b"GET /boom HTTP/1.1\r\n\r\n")
         answer = client.answer()
     assert answer.status == 500 and json.loads(answer.body) == {"error": "internal error"}

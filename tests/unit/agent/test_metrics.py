@@ -17,16 +17,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from agent.errors import InferenceError, InvalidInput
-from agent.metrics import (
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
+from agent.serving import LoadedModel, ServedModels
+from agent.telemetry import (
     BOUNDS,
     PROMETHEUS_BOUNDS,
     ErrorKind,
     MetricsRegistry,
     ModelStats,
+    model_text,
     render_prometheus,
 )
-from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.serving import LoadedModel, ServedModels
 from model_store import build_bundle, load_metadata
 from tests.support.onnx_models import affine_model
 
@@ -207,7 +208,7 @@ def test_prometheus_text_parses_and_escapes_labels(tmp_path: Path) -> None:
     for seconds in (3e-6, 0.0004, 0.0004, 0.02, 500.0):
         stats.observe(seconds)
     stats.error(ErrorKind.INFERENCE)
-    text = registry.prometheus_text()
+    text = model_text(registry)
     families = {f.name: f for f in text_string_to_metric_families(text.decode())}
     assert families["edgefleet_inference_requests"].type == "counter"
     assert families["edgefleet_inference_latency_seconds"].type == "histogram"
@@ -232,7 +233,7 @@ def test_render_prometheus_adds_host_gauges(tmp_path: Path, served: ServedModels
     served.activate(_loaded(tmp_path, "det", "1.0.0"))
     with served.use("det") as model:
         model.infer(X)
-    samples = _samples(render_prometheus(served, tmp_path))
+    samples = _samples(render_prometheus(served.metrics, tmp_path))
     assert samples["edgefleet_inference_requests"][0].value == 1
     [total] = samples["edgefleet_host_disk_total_bytes"]
     assert total.value == psutil.disk_usage(str(tmp_path)).total
@@ -244,4 +245,6 @@ def test_render_prometheus_adds_host_gauges(tmp_path: Path, served: ServedModels
         "15m",
     }
     assert "edgefleet_host_temperature_celsius" in samples  # the family, even with no sensor
-    assert "edgefleet_host_disk_total_bytes" not in _samples(render_prometheus(served, None))
+    assert "edgefleet_host_disk_total_bytes" not in _samples(
+        render_prometheus(served.metrics, None)
+    )

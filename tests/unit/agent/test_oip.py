@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agent.errors import InvalidInput
-from agent.oip import decode_request, encode_response, model_metadata
 from agent.runners.base import TensorSignature
+from agent.serving.oip import decode_request, encode_response, model_metadata
 
 SIGS = [
     TensorSignature("x", np.dtype("float32"), (None, 4)),

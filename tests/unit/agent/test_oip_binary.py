@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent import oip_binary
 from agent.errors import InvalidInput
-from agent.oip import decode_request, encode_response
 from agent.runners.base import TensorSignature
+from agent.serving import oip_binary
+from agent.serving.oip import decode_request, encode_response
 
 SIGS = [
     TensorSignature("x", np.dtype("float32"), (None, 4)),

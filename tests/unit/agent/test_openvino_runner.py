@@ -16,10 +16,10 @@ import pytest
 import agent.runners as runners
 from agent.errors import InferenceError, InvalidInput, ModelLoadError, RunnerUnavailable
 from agent.runners.choice import candidate_runners, runner_for
-from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.runners.openvino import OpenVinoRunner, compile_config
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
+from agent.runners.plugins.openvino import OpenVinoRunner, compile_config
 from agent.runners.spec import CandidateSpec
-from agent.warmup import warm_up
+from agent.runners.warmup import warm_up
 from model_store import build_bundle, load_metadata
 from model_store.metadata import BundleMetadata
 from tests.support.onnx_models import bool_input_model, external_data_model
@@ -121,7 +121,7 @@ _FIRST_INFERENCES = """
 import sys, threading
 from pathlib import Path
 import numpy as np
-from agent.runners.openvino import OpenVinoRunner
+from agent.runners.plugins.openvino import OpenVinoRunner
 from model_store import build_bundle, load_metadata
 from tests.support.onnx_models import affine_model
 work = Path(sys.argv[1])
@@ -233,8 +233,8 @@ def test_registry_lists_openvino_and_survives_without_it(monkeypatch: pytest.Mon
     monkeypatch.setattr(runners, "_REGISTRY", {})
     monkeypatch.setattr(runners, "_SKIPPED", {})
     monkeypatch.setitem(sys.modules, "openvino", None)
-    monkeypatch.delitem(sys.modules, "agent.runners.openvino")
-    monkeypatch.delitem(sys.modules, "agent.runners.onnxruntime")
+    monkeypatch.delitem(sys.modules, "agent.runners.plugins.openvino")
+    monkeypatch.delitem(sys.modules, "agent.runners.plugins.onnxruntime")
     available = runners.available_runners()
     assert "onnxruntime" in available and "openvino" not in available
     assert "openvino" in runners.skipped_plugins()
@@ -353,7 +353,7 @@ def test_supports_checks_device_precision_and_hint() -> None:
 
 def test_unsupported_reason_over_recorded_devices() -> None:
     """The pure check, over device lists and capabilities of hosts this box is not."""
-    from agent.runners.openvino import unsupported_reason_for
+    from agent.runners.plugins.openvino import unsupported_reason_for
 
     caps = {
         "CPU": {"FP32", "INT8", "BIN", "EXPORT_IMPORT"},  # an AVX2 CPU: no BF16

@@ -18,8 +18,6 @@ import agent.runners as runners
 from agent.deployment.loading import load_runner
 from agent.errors import ModelLoadError, RunnerUnavailable
 from agent.runners import CandidateSpec, create_runner, create_runner_for
-from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.runners.openvino import OpenVinoRunner
 from agent.runners.ort_providers import (
     CPU_EP,
     CUDA_EP,
@@ -35,6 +33,8 @@ from agent.runners.ort_providers import (
     tensorrt_reason,
 )
 from agent.runners.ort_session import OrtRunner
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
+from agent.runners.plugins.openvino import OpenVinoRunner
 from model_store import build_bundle, load_metadata
 from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 
@@ -75,11 +75,11 @@ def test_a_broken_plugin_is_skipped_and_the_others_load(
     plugins.mkdir()
     (plugins / "broken.py").write_text("raise RuntimeError('driver exploded')\n")
     (plugins / "no_ep.py").write_text("raise ImportError('onnxruntime has no FancyEP')\n")
-    monkeypatch.setattr(runners, "__path__", [*runners.__path__, str(plugins)])
+    monkeypatch.setattr(runners.plugins, "__path__", [*runners.plugins.__path__, str(plugins)])
     monkeypatch.setattr(runners, "_discovered", False)
     monkeypatch.setattr(runners, "_SKIPPED", {})
     for name in ("broken", "no_ep"):
-        monkeypatch.delitem(sys.modules, f"agent.runners.{name}", raising=False)
+        monkeypatch.delitem(sys.modules, f"agent.runners.plugins.{name}", raising=False)
     with caplog.at_level(logging.INFO, logger="agent.runners"):
         available = runners.available_runners()
     assert {"onnxruntime", "openvino"} <= set(available)
@@ -338,3 +338,18 @@ def test_every_catalogue_candidate_this_host_supports_gets_its_runner() -> None:
             created.add(spec.key)
     assert "onnxruntime:CPUExecutionProvider:f32" in created
     assert "openvino:CPU:f32" in created
+
+
+def test_a_helper_module_beside_the_plugins_is_never_loaded_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "a_new_helper.py").write_text("raise RuntimeError('imported as a plugin')\n")
+    monkeypatch.setattr(runners, "__path__", [*runners.__path__, str(helpers)])
+    monkeypatch.setattr(runners, "_discovered", False)
+    monkeypatch.setattr(runners, "_SKIPPED", {})
+    monkeypatch.delitem(sys.modules, "agent.runners.a_new_helper", raising=False)
+    assert "onnxruntime" in runners.available_runners()
+    assert "a_new_helper" not in runners.skipped_plugins()
+    assert "agent.runners.a_new_helper" not in sys.modules

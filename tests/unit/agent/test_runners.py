@@ -14,8 +14,8 @@ import pytest
 import agent.runners as runners
 from agent.errors import InvalidInput, ModelLoadError, RunnerUnavailable
 from agent.runners.base import TensorSignature
-from agent.runners.onnxruntime import OnnxRuntimeRunner
-from agent.warmup import warm_up, warmup_inputs
+from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
+from agent.runners.warmup import warm_up, warmup_inputs
 from model_store import BundleMetadata, TensorSpec, build_bundle, load_metadata
 from tests.support.onnx_models import bool_input_model, two_input_model
 
@@ -107,10 +107,10 @@ def test_registry_has_onnxruntime_and_skips_a_plugin_without_its_sdk(
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "fancy.py").write_text("import edgefleet_no_such_sdk  # noqa\n")
-    monkeypatch.setattr(runners, "__path__", [*runners.__path__, str(plugins)])
+    monkeypatch.setattr(runners.plugins, "__path__", [*runners.plugins.__path__, str(plugins)])
     monkeypatch.setattr(runners, "_discovered", False)
     monkeypatch.setattr(runners, "_SKIPPED", {})
-    monkeypatch.delitem(sys.modules, "agent.runners.fancy", raising=False)
+    monkeypatch.delitem(sys.modules, "agent.runners.plugins.fancy", raising=False)
     with caplog.at_level(logging.INFO, logger="agent.runners"):
         available = runners.available_runners()
     assert "onnxruntime" in available

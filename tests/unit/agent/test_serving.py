@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from agent.errors import ModelNotFound
-from agent.local_api import LocalApiServer, build_app
 from agent.runners.base import Runner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
 from tests.support.loaded import loaded_model
 from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent.serving import ServedModels
-from agent.sim_latency import SlowRule, knob_of, parse_slow_rule
+from agent.simulator.latency import SlowRule, knob_of, parse_slow_rule
 from tests.support.loaded import loaded_model
 from tests.support.onnx_models import affine_model
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.serving import ServedModels
-from agent.sim_traffic import TrafficGenerator
+from agent.simulator.traffic import TrafficGenerator
 from tests.support.loaded import loaded_model
 from tests.support.onnx_models import affine_model, bool_input_model, two_input_model
 from tests.support.ports import wait_until

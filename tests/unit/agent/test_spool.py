@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import SpoolError
-from agent.spool import Spool
+from agent.link.spool import Spool
 
 
 def _payloads(spool: Spool, n: int = 1000, after: int = 0) -> list[bytes]:

@@ -10,8 +10,14 @@ from typing import Any, NamedTuple
 import psutil
 import pytest
 
-from agent.metrics import MetricsRegistry
-from agent.telemetry import CpuMeter, HeartbeatLoop, build_heartbeat, disk_usage, temperatures
+from agent.telemetry import (
+    CpuMeter,
+    HeartbeatLoop,
+    MetricsRegistry,
+    build_heartbeat,
+    disk_usage,
+    temperatures,
+)
 from protocol import Heartbeat, ModelMetrics, decode, encode
 
 

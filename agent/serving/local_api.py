@@ -2,21 +2,21 @@
 
 ``build_app`` returns ``LocalApi``, the routes as one plain callable from a parsed
 request to a response (no web framework: the request path is a handful of string
-compares); ``LocalApiServer`` serves it with ``agent.http_server`` (one thread per
+compares); ``LocalApiServer`` serves it with ``agent.serving.http_server`` (one thread per
 connection, so inference never runs on an event loop thread). Each inference holds its
 model with ``ServedModels.use`` from decoding to encoding, so a response is wholly
 from one model version even across a hot swap.
 
-Tensors travel as JSON or with the binary tensor data extension (``agent.oip_binary``;
+Tensors travel as JSON or with the binary tensor data extension (``agent.serving.oip_binary``;
 ``/v2`` lists ``binary_tensor_data``), mixed freely in one request: binary inputs are
 numpy views of the request body, binary outputs are written from the output arrays.
-``GET /metrics`` is ``agent.metrics.render_prometheus`` (Prometheus text 0.0.4).
+``GET /metrics`` is ``agent.telemetry.prometheus.render_prometheus`` (Prometheus text 0.0.4).
 
 Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for an
 unknown model, version or path, 405 for a wrong method, 411/413/431 from the transport,
 415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
 the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
-are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.oip``).
+are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.serving.oip``).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from typing import Any
 
 import pydantic_core
 
-from agent import oip, oip_binary
 from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound
-from agent.http_server import HttpServer
-from agent.http_wire import Limits, Request, Response, error_response
-from agent.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
-from agent.serving import LoadedModel, ServedModels
+from agent.serving import oip, oip_binary
+from agent.serving.http_server import HttpServer
+from agent.serving.http_wire import Limits, Request, Response, error_response
+from agent.serving.models import LoadedModel, ServedModels
+from agent.telemetry.prometheus import PROMETHEUS_CONTENT_TYPE, render_prometheus
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class LocalApi:
         return {"name": model.name, "ready": True}
 
     def _metrics(self) -> Response:
-        text = render_prometheus(self._models, self._data_dir)
+        text = render_prometheus(self._models.metrics, self._data_dir)
         return Response(200, (text,), content_type=PROMETHEUS_CONTENT_TYPE)
 
     def _infer(self, request: Request, name: str, version: str | None) -> Response:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 
 from agent.errors import SpoolError
-from agent.spool import Spool, SpoolEntry
+from agent.link.spool import Spool, SpoolEntry
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Pure functions, no web framework: ``decode_request`` turns a request body (the parsed
 JSON, plus the binary part when the binary tensor data extension is used: see
-``agent.oip_binary``) into named numpy arrays (InvalidInput, one line, for anything
+``agent.serving.oip_binary``) into named numpy arrays (InvalidInput, one line, for anything
 wrong); JSON and binary inputs mix freely in one request. ``encode_response`` builds
 the response body, writing an output as binary when the request asks for it
 (``binary_data`` on the output, or ``binary_data_output`` on the request) and the
@@ -26,9 +26,9 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent import oip_binary
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
+from agent.serving import oip_binary
 
 #: numpy dtype name -> OIP datatype
 DATATYPES: dict[str, str] = {

@@ -8,10 +8,10 @@ x86-avx2 with 16 GiB; 1, 4, 7...: xeon-amx with 256 GiB; 2, 5, 8...: rpi5 with 8
 Simulation knobs (docs/simulator.md):
 
 - ``latency_ms``: extra inference latency per (device index, model, version), a callable
-  or ``agent.sim_latency.SlowRule`` s; added inside each served inference, so the
+  or ``agent.simulator.latency.SlowRule`` s; added inside each served inference, so the
   agent's own latency figures (its heartbeat's p95) include it;
 - ``traffic_hz``: per device, that many in-process inferences per second on every active
-  model (``agent.sim_traffic.TrafficGenerator``), so heartbeats carry real figures;
+  model (``agent.simulator.traffic.TrafficGenerator``), so heartbeats carry real figures;
 - ``labels``: per device index the labels it should carry (``labels_of``); the control
   plane holds labels, so whoever provisions the fleet applies them through its API;
 - ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``).
@@ -27,8 +27,8 @@ from typing import Any
 
 from agent.agent import Agent
 from agent.config import config_from_mapping
-from agent.sim_latency import LatencyKnob, SlowRule, knob_of
-from agent.sim_traffic import TrafficCounts, TrafficGenerator
+from agent.simulator.latency import LatencyKnob, SlowRule, knob_of
+from agent.simulator.traffic import TrafficCounts, TrafficGenerator
 from hw_profiles import GpuFacts, HostFacts
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ work to a thread pool, and 0.2-0.4 ms with one blocking thread per connection. T
 local API serves few, long-lived loopback clients, so it takes the last: the
 connection's own thread reads the request with ``recv_into`` straight into the body
 buffer, calls the handler (inference runs there, never on an event loop; onnxruntime
-releases the GIL) and writes the answer with one gather write (``agent.http_wire``).
+releases the GIL) and writes the answer with one gather write (``agent.serving.http_wire``).
 
 Bounds (``Limits``): head size (431), body size decided from ``Content-Length`` before
 any of the body is read (413), ``max_connections`` (503 beyond), an idle keep-alive
@@ -29,7 +29,7 @@ import threading
 import time
 
 from agent.errors import AgentError
-from agent.http_wire import (
+from agent.serving.http_wire import (
     READ_CHUNK,
     BodyAllocator,
     Handler,

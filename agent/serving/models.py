@@ -5,7 +5,7 @@ in flight; ``activate`` swaps the entry under a lock and retires the previous mo
 which is closed only once its last in-flight request has finished. A request therefore
 never fails because of a swap.
 
-Metrics: ``ServedModels.metrics`` (``agent.metrics.MetricsRegistry``) binds a
+Metrics: ``ServedModels.metrics`` (``agent.telemetry.MetricsRegistry``) binds a
 ``ModelStats`` to each model when it is activated and releases it when the model is
 closed, so figures are per (name, version) and those of a swapped-out version are final
 once its last request is done. ``LoadedModel.infer`` times the backend call and counts
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from agent.errors import InvalidInput, ModelNotFound
-from agent.metrics import ErrorKind, MetricsRegistry, ModelStats
 from agent.runners.base import Runner
+from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
 
 logger = logging.getLogger(__name__)
 

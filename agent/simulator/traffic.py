@@ -4,7 +4,7 @@
 per second, start times spread over the first period) runs one inference on every model
 the agent serves, through ``ServedModels.use`` as ``Agent.infer`` does, so the agent's
 own metrics (what its heartbeat reports: requests, errors, p95) count it. Inputs come
-from the served model's declared signature (``agent.warmup.warmup_inputs``: dynamic
+from the served model's declared signature (``agent.runners.warmup.warmup_inputs``: dynamic
 dimensions 1, int zeros, bool False, small random floats), built once per loaded model.
 
 A failed request is counted (``counts``) and logged once per device at debug level; no
@@ -24,8 +24,8 @@ from typing import Protocol
 import numpy as np
 
 from agent.errors import ModelNotFound
-from agent.serving import LoadedModel, ServedModels
-from agent.warmup import warmup_inputs
+from agent.runners.warmup import warmup_inputs
+from agent.serving.models import LoadedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Per-model inference metrics: counts, errors, a latency histogram; Prometheus text.
+"""Per-model inference metrics: counts, errors, a latency histogram.
 
 Design
 ------
@@ -26,10 +26,7 @@ Histogram: fixed bounds from the R10 Renard series (1, 1.25, 1.6, 2, 2.5, 3.15, 
 Prometheus' ``histogram_quantile`` does (linear within the bucket), clamped to the
 observed minimum and maximum: within one bucket of the exact value.
 
-``render_prometheus`` is what the local API serves on ``GET /metrics``: the text
-exposition format 0.0.4 (written by ``agent.prometheus``) of the model families plus the
-host gauges of ``agent.telemetry.host_figures``. Prometheus gets the 1 / 2.5 / 5 per
-decade subset of the bounds (cumulative counts at a subset of the bounds are exact).
+``agent.telemetry.prometheus`` renders a registry's figures for ``GET /metrics``.
 """
 
 from __future__ import annotations
@@ -38,33 +35,18 @@ import logging
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from agent import telemetry
-from agent.prometheus import Exposition, host_families, number
 from protocol import ModelMetrics
 
-if TYPE_CHECKING:
-    from agent.serving import ServedModels
-
 logger = logging.getLogger(__name__)
-
-#: Content-Type of ``render_prometheus``'s output.
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _R10 = ("1", "1.25", "1.6", "2", "2.5", "3.15", "4", "5", "6.3", "8")
 #: Upper bounds (seconds, inclusive) of the latency buckets; one more bucket above them.
 BOUNDS: tuple[float, ...] = (
     *(float(f"{m}e{e}") for e in range(-6, 2) for m in _R10),
-    100.0,
-)
-#: Bounds exposed to Prometheus: 1, 2.5 and 5 per decade (a subset of ``BOUNDS``).
-PROMETHEUS_BOUNDS: tuple[float, ...] = (
-    *(float(f"{m}e{e}") for e in range(-6, 2) for m in ("1", "2.5", "5")),
     100.0,
 )
 
@@ -220,55 +202,3 @@ class MetricsRegistry:
     def model_metrics(self, *, drain: bool = False) -> list[ModelMetrics]:
         """The heartbeat's ``models``: one ModelMetrics per version (see ``collect``)."""
         return [s.to_message() for s in self.collect(drain=drain)]
-
-    def prometheus_text(self) -> bytes:
-        """The model families of the exposition format (no host gauges)."""
-        out = Exposition()
-        _model_families(out, self.collect())
-        return out.render()
-
-
-def render_prometheus(models: ServedModels, data_dir: Path | None) -> bytes:
-    """``GET /metrics``: model figures plus host gauges (disk of ``data_dir`` if given)."""
-    out = Exposition()
-    _model_families(out, models.metrics.collect())
-    try:
-        host = telemetry.host_figures(data_dir, cpu=_SCRAPE_CPU)
-    except telemetry.HOST_ERRORS as exc:
-        logger.warning("host figures unavailable: %s", exc)
-    else:
-        host_families(out, host)
-    return out.render()
-
-
-#: CPU busy % between scrapes, apart from the heartbeat's own meter.
-_SCRAPE_CPU = telemetry.CpuMeter()
-
-
-def _model_families(out: Exposition, snapshots: Iterable[StatsSnapshot]) -> None:
-    snaps = list(snapshots)
-
-    def labels(s: StatsSnapshot) -> dict[str, str]:
-        return {"model": s.name, "version": s.version, "backend": s.backend}
-
-    name = "edgefleet_inference_requests_total"
-    out.family(name, "counter", "Inference requests per model version (successes + errors).")
-    for s in snaps:
-        out.sample(name, labels(s), s.requests)
-    name = "edgefleet_inference_errors_total"
-    out.family(name, "counter", "Failed inference requests per model version, by kind.")
-    for s in snaps:
-        for kind in ErrorKind:
-            out.sample(name, labels(s) | {"kind": str(kind)}, s.errors.get(kind, 0))
-    name = "edgefleet_inference_latency_seconds"
-    out.family(name, "histogram", "Backend latency of successful inference requests.")
-    for s in snaps:
-        cumulative, i = 0, 0
-        for bound in PROMETHEUS_BOUNDS:
-            while i < len(BOUNDS) and BOUNDS[i] <= bound:
-                cumulative += s.counts[i]
-                i += 1
-            out.sample(f"{name}_bucket", labels(s) | {"le": number(bound)}, cumulative)
-        out.sample(f"{name}_bucket", labels(s) | {"le": "+Inf"}, s.successes)
-        out.sample(f"{name}_sum", labels(s), s.sum_s)
-        out.sample(f"{name}_count", labels(s), s.successes)

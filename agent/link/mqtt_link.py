@@ -11,8 +11,8 @@ the link only parses them (malformed: counted and ignored); the deployment worke
 verifies them.
 
 Nothing depends on being connected: every QoS >= 1 message that is not retained (events,
-heartbeats) goes to the on-disk spool (``agent.spool``: bounded, oldest dropped and
-counted) and is sent from there, in order, by ``agent.spool_sender``, connected or not;
+heartbeats) goes to the on-disk spool (``agent.link.spool``: bounded, oldest dropped and
+counted) and is sent from there, in order, by ``agent.link.spool_sender``, connected or not;
 it leaves the spool only once the broker acknowledged it. Retained messages (state,
 availability) are not spooled: re-derived on every reconnect, dropped while offline.
 
@@ -33,8 +33,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 from agent.errors import LinkError, SpoolError
-from agent.spool import Spool, SpoolEntry
-from agent.spool_sender import SKIP, WINDOW, SpoolSender
+from agent.link.spool import Spool, SpoolEntry
+from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
 from protocol import (
     TRUST_TOPIC,
     Availability,

@@ -1,4 +1,4 @@
-"""HTTP/1.1 on the wire for ``agent.http_server``: request heads in, responses out.
+"""HTTP/1.1 on the wire for ``agent.serving.http_server``: request heads in, responses out.
 
 Pure parsing and formatting over bytes and sockets, no threads. ``parse_head`` turns a
 request head into a ``Request`` (or raises ``Refused`` with the status to answer: 400

@@ -3,7 +3,7 @@
 Every QoS 1, non-retained message of the agent (deployment events, heartbeats) is
 appended here first and removed only after the broker acknowledged it (PUBACK), so
 telemetry survives a long broker outage, a dropped link mid-flush and a ``kill -9``
-(see ``agent.mqtt_link`` for the sending side).
+(see ``agent.link.mqtt_link`` for the sending side).
 
 Storage: one SQLite file (``data_dir/spool.sqlite``), table ``spool(seq, kind,
 payload, created_at)`` plus ``meta(key, value)`` for the persisted ``dropped`` count.

@@ -5,11 +5,11 @@ Which state allows which action, and the state it leads to, is the table in
 running``; abort ``running|paused -> aborted``). Anything else is a
 :class:`~controlplane.errors.Conflict` (409). Aborting returns every device the
 rollout already touched (updating, activated, regressed or failed) that ran another
-version before to that version: one new
-``Deployment`` per distinct previous version, owned by the rollout; those devices end
-``rolled_back``. Pending devices were never sent the new version and stay pending. A
-device sent a later deployment since (e.g. ``POST /deployments`` of another version)
-keeps it: its row keeps its status, with the reason why it was not rolled back.
+version before to that version: one new ``Deployment`` per distinct previous version,
+owned by the rollout; those devices end ``rolled_back``. Pending devices were never
+sent the new version and stay pending. A device sent a later deployment since (e.g.
+``POST /deployments`` of another version) keeps it: its row keeps its status, with the
+reason why it was not rolled back.
 """
 
 from __future__ import annotations

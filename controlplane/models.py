@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# the rollout states live with their table of allowed moves; re-exported for the columns' users
+from controlplane.rollouts.states import RolloutState as RolloutState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -165,13 +168,6 @@ class DeploymentTarget(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow)
 
 
-class RolloutState(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    ABORTED = "aborted"
-
-
 class Rollout(SQLModel, table=True):
     """A model version going to the devices of a fleet (matching ``selector``) in
     batches, gated on install failures and on the inference figures devices report.
@@ -216,7 +212,7 @@ class RolloutDevice(SQLModel, table=True):
     rollout_id: int = Field(foreign_key="rollout.id", index=True)
     device_id: str = Field(foreign_key="device.id", index=True, max_length=128)
     batch: int
-    #: ``controlplane.rollouts.policy.DeviceStatus``: pending, updating, activated,
+    #: ``controlplane.rollouts.policy.RolloutDeviceStatus``: pending, updating, activated,
     #: failed, regressed, rolled_back.
     status: str = Field(default="pending", max_length=16)
     reason: str | None = None

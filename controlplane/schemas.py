@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from controlplane.rollouts.selectors import LABEL_PATTERN
+from controlplane.selectors import LABEL_PATTERN
 from protocol import NAME_PATTERN, BackendKey, FileRef, SelectionReport
 
 
@@ -23,7 +23,7 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
 Version = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
-#: Device label keys and values (``controlplane.rollouts.selectors``).
+#: Device label keys and values (``controlplane.selectors``).
 LabelText = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
 
 

@@ -19,7 +19,6 @@ from controlplane.models import (
     ModelVersion,
     TargetStatus,
 )
-from controlplane.rollouts.selectors import matches
 from controlplane.schemas import (
     DeploymentCreated,
     DeploymentPublic,
@@ -31,6 +30,7 @@ from controlplane.schemas import (
     PinPublic,
     TargetPublic,
 )
+from controlplane.selectors import matches
 from model_store import SIGNATURE_FILENAME
 from protocol import FileRef
 

@@ -22,6 +22,10 @@ Public surface:
                 parse_unverified_trust (operator tools only: checks no signature)
     storage     ArtifactStore, FilesystemArtifactStore
 
+Internal: ``strict_json`` (``StrictJson``), the strict JSON reading (duplicate keys
+refused, typed field reads) that every parser here (envelope, statement, metadata, dsse,
+trust) uses with its own wording.
+
 This package imports nothing of ours (it may import ``protocol``).
 """
 

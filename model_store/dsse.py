@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +26,7 @@ from pydantic import ValidationError
 from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.keys import key_id, require_p256
+from model_store.strict_json import StrictJson
 from protocol.messages import EnvelopeSignature, SignedEnvelope, encode
 
 #: Largest decoded payload accepted (trust documents and desired states are small).
@@ -134,26 +133,21 @@ def envelope_payload(envelope: SignedEnvelope) -> bytes:
     return _b64decode(envelope.payload, "payload", MAX_PAYLOAD_BYTES)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise SignatureError(f"envelope has a duplicate key {key[:40]!r}")
-        result[key] = value
-    return result
+#: The envelope's strict JSON and the wording of its errors.
+_JSON = StrictJson(
+    SignatureError,
+    invalid="malformed envelope: not valid JSON ({exc})",
+    duplicate="envelope has a duplicate key {key}",
+    not_object="malformed envelope: not a JSON object",
+    key_chars=40,
+)
 
 
 def decode_envelope(raw: bytes | bytearray | str) -> SignedEnvelope:
     """Parse an envelope's JSON wire bytes; ``SignatureError`` (one line) if malformed."""
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise SignatureError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
-    try:
-        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SignatureError(f"malformed envelope: not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise SignatureError("malformed envelope: not a JSON object")
+    obj = _JSON.parse_object(raw)
     try:
         return SignedEnvelope.model_validate(obj)
     except ValidationError as exc:

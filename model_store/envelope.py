@@ -19,9 +19,9 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from model_store.errors import SignatureError
+from model_store.strict_json import StrictJson
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -57,22 +57,15 @@ def encode_bundle(payload: bytes, signature: bytes, key_hint: str) -> bytes:
     return json.dumps(bundle, separators=(",", ":")).encode("utf-8")
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise SignatureError(f"signature has a duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _get(obj: object, key: str, kind: type, where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise SignatureError(f"malformed signature: {where}.{key} is missing")
-    value = obj[key]
-    if not isinstance(value, kind):
-        raise SignatureError(f"malformed signature: {where}.{key} is not a {kind.__name__}")
-    return value
+#: The signature file's strict JSON and the wording of its errors.
+_JSON = StrictJson(
+    SignatureError,
+    invalid="malformed signature: not valid JSON ({exc})",
+    duplicate="signature has a duplicate key {key}",
+    not_object="malformed signature: not a JSON object",
+    missing="malformed signature: {where}.{key} is missing",
+    wrong_type="malformed signature: {where}.{key} is not a {kind}",
+)
 
 
 def _b64(value: str, where: str) -> bytes:
@@ -86,31 +79,26 @@ def decode_bundle(data: bytes) -> Envelope:
     """Parse a signature file; ``SignatureError`` unless it is a key-signed DSSE bundle."""
     if len(data) > MAX_SIGNATURE_BYTES:
         raise SignatureError(f"signature is larger than {MAX_SIGNATURE_BYTES} bytes")
-    try:
-        bundle = json.loads(data.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SignatureError(f"malformed signature: not valid JSON ({exc})") from exc
-    if not isinstance(bundle, dict):
-        raise SignatureError("malformed signature: not a JSON object")
-    media_type = _get(bundle, "mediaType", str, "bundle")
+    bundle = _JSON.parse_object(data)
+    media_type = _JSON.req_str(bundle, "mediaType", "bundle")
     if media_type != BUNDLE_MEDIA_TYPE:
         raise SignatureError(f"unsupported signature media type {media_type!r}")
-    material = _get(bundle, "verificationMaterial", dict, "bundle")
+    material = _JSON.req_dict(bundle, "verificationMaterial", "bundle")
     if "publicKey" not in material:
         raise SignatureError(
             "signature was not made with a key (no verificationMaterial.publicKey)"
         )
-    public_key = _get(material, "publicKey", dict, "verificationMaterial")
+    public_key = _JSON.req_dict(material, "publicKey", "verificationMaterial")
     hint = public_key.get("hint")
     if hint is not None and not isinstance(hint, str):
         raise SignatureError("malformed signature: publicKey.hint is not a string")
-    envelope = _get(bundle, "dsseEnvelope", dict, "bundle")
-    payload_type = _get(envelope, "payloadType", str, "dsseEnvelope")
+    envelope = _JSON.req_dict(bundle, "dsseEnvelope", "bundle")
+    payload_type = _JSON.req_str(envelope, "payloadType", "dsseEnvelope")
     if payload_type != PAYLOAD_TYPE:
         raise SignatureError(f"unsupported payload type {payload_type!r} (expected {PAYLOAD_TYPE})")
-    payload = _b64(_get(envelope, "payload", str, "dsseEnvelope"), "dsseEnvelope.payload")
-    signatures = _get(envelope, "signatures", list, "dsseEnvelope")
+    payload = _b64(_JSON.req_str(envelope, "payload", "dsseEnvelope"), "dsseEnvelope.payload")
+    signatures = _JSON.req_list(envelope, "signatures", "dsseEnvelope")
     if len(signatures) != 1:
         raise SignatureError(f"signature must hold exactly one signature, got {len(signatures)}")
-    signature = _b64(_get(signatures[0], "sig", str, "signatures[0]"), "signatures[0].sig")
+    signature = _b64(_JSON.req_str(signatures[0], "sig", "signatures[0]"), "signatures[0].sig")
     return Envelope(payload=payload, signature=signature, key_hint=hint or None)

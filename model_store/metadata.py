@@ -8,7 +8,6 @@ picks the backend (``BundleSelection``: a pinned backend, the accuracy tolerance
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from pydantic import (
 
 from model_store.errors import BundleError
 from model_store.paths import METADATA_FILENAME, check_relative_path, read_small_file
+from model_store.strict_json import StrictJson
 from protocol.selection import BACKEND_KEY_MAX, BACKEND_KEY_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -252,24 +252,13 @@ def validation_summary(exc: ValidationError) -> str:
     return f"{where}: {message}{more}"
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def parse_metadata(raw: bytes, *, shown_as: str = METADATA_FILENAME) -> BundleMetadata:
     """Validate the bytes of an ``edgefleet.json`` (e.g. downloaded alone, before the model
     files, to check the constraints); ``BundleError`` naming ``shown_as`` if bad."""
     if len(raw) > MAX_METADATA_BYTES:
         raise BundleError(f"{shown_as} is larger than {MAX_METADATA_BYTES} bytes")
-    try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleError(f"{shown_as} is not valid JSON: {exc}") from exc
+    # a repeated key is invalid JSON here ("... is not valid JSON: duplicate key 'k'")
+    data = StrictJson(BundleError, invalid=f"{shown_as} is not valid JSON: {{exc}}").parse(raw)
     try:
         return BundleMetadata.model_validate(data)
     except ValidationError as exc:

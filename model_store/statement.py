@@ -25,6 +25,7 @@ from typing import Any
 from model_store.digests import bundle_digest, is_sha256_hex
 from model_store.errors import BundleError, SignatureError
 from model_store.paths import GIT_PATHS, SIGNATURE_FILENAME, check_relative_path, path_sort_key
+from model_store.strict_json import StrictJson
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
@@ -83,35 +84,28 @@ def build_statement(subject_name: str, entries: Sequence[ManifestEntry]) -> byte
     return json.dumps(statement, indent=2, ensure_ascii=False).encode("utf-8")
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise SignatureError(f"signature payload has a duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _field(obj: object, key: str, kind: type, where: str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise SignatureError(f"signature payload lacks {where}.{key}")
-    value = obj[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SignatureError(f"signature payload {where}.{key} is not a {kind.__name__}")
-    return value
+#: The signed statement's strict JSON and the wording of its errors.
+_JSON = StrictJson(
+    SignatureError,
+    invalid="signature payload is not valid JSON: {exc}",
+    duplicate="signature payload has a duplicate key {key}",
+    not_object="signature payload is not a JSON object",
+    missing="signature payload lacks {where}.{key}",
+    wrong_type="signature payload {where}.{key} is not a {kind}",
+)
 
 
 def _check_serialization(serialization: dict[str, Any]) -> None:
     unknown = sorted(set(serialization) - _SERIALIZATION_KEYS)
     if unknown:
         raise SignatureError(f"unsupported serialization parameter {unknown[0]!r}")
-    method = _field(serialization, "method", str, "serialization")
+    method = _JSON.req_str(serialization, "method", "serialization")
     if method != "files":
         raise SignatureError(f"unsupported serialization method {method!r} (expected 'files')")
-    hash_type = _field(serialization, "hash_type", str, "serialization")
+    hash_type = _JSON.req_str(serialization, "hash_type", "serialization")
     if hash_type != "sha256":
         raise SignatureError(f"unsupported hash type {hash_type!r} (expected 'sha256')")
-    if _field(serialization, "allow_symlinks", bool, "serialization") is not False:
+    if _JSON.req_bool(serialization, "allow_symlinks", "serialization") is not False:
         raise SignatureError("signature allows symbolic links; EdgeFleet bundles never do")
     ignore_paths = serialization.get("ignore_paths", [])
     if not isinstance(ignore_paths, list) or not all(isinstance(p, str) for p in ignore_paths):
@@ -123,17 +117,17 @@ def _parse_resources(resources: list[Any]) -> tuple[ManifestEntry, ...]:
         raise SignatureError("signature covers no files")
     entries: list[ManifestEntry] = []
     for resource in resources:
-        name = _field(resource, "name", str, "resource")
+        name = _JSON.req_str(resource, "name", "resource")
         try:
             check_relative_path(name, what="signed path")
         except BundleError as exc:
             raise SignatureError(str(exc)) from exc
         if name == SIGNATURE_FILENAME:
             raise SignatureError(f"signature covers its own file {name!r}")
-        algorithm = _field(resource, "algorithm", str, "resource")
+        algorithm = _JSON.req_str(resource, "algorithm", "resource")
         if algorithm != "sha256":
             raise SignatureError(f"unsupported digest algorithm {algorithm!r} for {name!r}")
-        digest = _field(resource, "digest", str, "resource")
+        digest = _JSON.req_str(resource, "digest", "resource")
         if not is_sha256_hex(digest):
             raise SignatureError(f"signed digest of {name!r} is not a lowercase sha256 hex")
         if entries and path_sort_key(entries[-1].path) >= path_sort_key(name):
@@ -154,30 +148,25 @@ def parse_statement(payload: bytes) -> tuple[str, str, tuple[ManifestEntry, ...]
     Checks the statement and predicate types, the serialization, every resource, and
     that the subject digest equals the digest recomputed from the resources.
     """
-    try:
-        statement = json.loads(payload.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SignatureError(f"signature payload is not valid JSON: {exc}") from exc
-    if not isinstance(statement, dict):
-        raise SignatureError("signature payload is not a JSON object")
-    statement_type = _field(statement, "_type", str, "statement")
+    statement = _JSON.parse_object(payload)
+    statement_type = _JSON.req_str(statement, "_type", "statement")
     if statement_type != STATEMENT_TYPE:
         raise SignatureError(f"unsupported statement type {statement_type!r}")
-    predicate_type = _field(statement, "predicateType", str, "statement")
+    predicate_type = _JSON.req_str(statement, "predicateType", "statement")
     if predicate_type != PREDICATE_TYPE:
         raise SignatureError(
             f"unsupported predicate type {predicate_type!r} (expected {PREDICATE_TYPE})"
         )
-    subjects = _field(statement, "subject", list, "statement")
+    subjects = _JSON.req_list(statement, "subject", "statement")
     if len(subjects) != 1:
         raise SignatureError(f"signature must have exactly one subject, got {len(subjects)}")
-    subject_name = _field(subjects[0], "name", str, "subject")
-    digests = _field(subjects[0], "digest", dict, "subject")
+    subject_name = _JSON.req_str(subjects[0], "name", "subject")
+    digests = _JSON.req_dict(subjects[0], "digest", "subject")
     if set(digests) != {"sha256"} or not is_sha256_hex(digests["sha256"]):
         raise SignatureError("signature subject digest must be exactly one lowercase sha256")
-    predicate = _field(statement, "predicate", dict, "statement")
-    _check_serialization(_field(predicate, "serialization", dict, "predicate"))
-    entries = _parse_resources(_field(predicate, "resources", list, "predicate"))
+    predicate = _JSON.req_dict(statement, "predicate", "statement")
+    _check_serialization(_JSON.req_dict(predicate, "serialization", "predicate"))
+    entries = _parse_resources(_JSON.req_list(predicate, "resources", "predicate"))
     recomputed = bundle_digest(entry.sha256 for entry in entries)
     if recomputed != digests["sha256"]:
         raise SignatureError(

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -37,6 +36,7 @@ from model_store.errors import KeyFileError, SignatureError, TrustError
 from model_store.keys import key_id, public_key_from_pem, public_key_pem
 from model_store.signing import verify_bundle, verify_signature
 from model_store.statement import SignedManifest
+from model_store.strict_json import StrictJson
 from protocol.messages import TRUST_PAYLOAD_TYPE, SignedEnvelope
 
 logger = logging.getLogger(__name__)
@@ -87,13 +87,14 @@ def _format_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise TrustError(f"trust document has a duplicate field {key[:40]!r}")
-        result[key] = value
-    return result
+#: The trust document's strict JSON and the wording of its errors.
+_JSON = StrictJson(
+    TrustError,
+    invalid="trust document is not valid JSON ({exc})",
+    duplicate="trust document has a duplicate field {key}",
+    not_object="trust document is not a JSON object",
+    key_chars=40,
+)
 
 
 def _id_list(value: object, where: str) -> frozenset[str]:
@@ -125,12 +126,7 @@ def _parse_keys(value: object) -> dict[str, ec.EllipticCurvePublicKey]:
 
 
 def _parse_payload(payload: bytes, envelope: SignedEnvelope) -> TrustDocument:
-    try:
-        obj = json.loads(payload.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise TrustError(f"trust document is not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise TrustError("trust document is not a JSON object")
+    obj = _JSON.parse_object(payload)
     if set(obj) != _FIELDS:
         odd = sorted(set(obj) ^ _FIELDS)
         raise TrustError(f"trust document has missing or unknown fields: {', '.join(odd)[:200]}")

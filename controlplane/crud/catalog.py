@@ -22,7 +22,7 @@ from controlplane.models import (
     Rollout,
     RolloutState,
 )
-from controlplane.rollouts.selectors import matches
+from controlplane.selectors import matches
 from controlplane.status import generation_floor
 from protocol import MAX_GENERATION, NAME_PATTERN, FileRef
 

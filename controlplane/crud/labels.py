@@ -1,6 +1,6 @@
 """Writes for device labels (keyword-only; see :mod:`controlplane.crud`).
 
-Keys and values are checked by :mod:`controlplane.rollouts.selectors` (the API's
+Keys and values are checked by :mod:`controlplane.selectors` (the API's
 schemas already refuse bad ones with 422; this is the last line for other callers).
 """
 
@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from controlplane.errors import InvalidRequest, NotFound
 from controlplane.models import Device
-from controlplane.rollouts.selectors import check_label, check_labels
+from controlplane.selectors import check_label, check_labels
 
 #: More labels than this on one device is a mistake (a selector is a handful).
 MAX_LABELS = 64

@@ -21,6 +21,7 @@ from controlplane.dashboard.html import (
     table,
 )
 from controlplane.rollouts.actions import Action
+from controlplane.rollouts.states import actions, is_driven
 from controlplane.schemas import (
     DevicePublic,
     FiguresPublic,
@@ -285,7 +286,7 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
     waits for traffic on some of them (None if it does not)."""
     gate = rollout.strategy.get("gate") or {}
     batch = next((b for b in rollout.batches if b.index == rollout.current_batch), None)
-    if rollout.state != "running" or gate.get("enabled") is False or batch is None:
+    if not is_driven(rollout.state) or gate.get("enabled") is False or batch is None:
         return None
     if batch.state != "running":
         return None
@@ -307,17 +308,9 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
 
 
 def allowed_actions(rollout: RolloutSummary) -> list[Action]:
-    """What may be done to the rollout in its state (what the API would not refuse)."""
-    out = []
-    if rollout.state == "running":
-        out.append(Action.PAUSE)
-    if rollout.state == "paused":
-        out.append(Action.RESUME)
-    if rollout.state in ("running", "paused"):
-        out.append(Action.ABORT)
-    if rollout.previous_version is not None:
-        out.append(Action.ROLLBACK)
-    return out
+    """What may be done to the rollout in its state (what the API would not refuse): the
+    table of :mod:`controlplane.rollouts.states`."""
+    return actions(rollout.state, has_previous=rollout.previous_version is not None)
 
 
 def action_label(rollout: RolloutSummary, action: Action) -> str:

@@ -25,6 +25,7 @@ from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.models import utcnow
+from controlplane.rollouts import states
 from controlplane.rollouts.actions import Action, perform
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.views import devices_public
@@ -148,7 +149,7 @@ def overview(
         return _to("/dashboard/login")
     devices = devices_public(db, fleet=fleet)
     recent = list_rollouts(db, fleet=fleet, newest=pages.RECENT_ROLLOUTS)
-    busy = [r for state in ("running", "paused") for r in list_rollouts(db, state=state)]
+    busy = [r for state in states.ACTIVE_STATES for r in list_rollouts(db, state=state)]
     body = pages.overview(devices, recent, busy, fleet=fleet, now=utcnow())
     title = f"Fleet {fleet}" if fleet else "Overview"
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
@@ -182,7 +183,7 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
 
 
 #: What the history says when an operator gives no reason on the dashboard.
-_DONE = {Action.PAUSE: "paused", Action.RESUME: "resumed", Action.ABORT: "aborted"}
+_DONE = states.DONE
 
 
 @router.get("/rollouts/{rollout_id}/{action}")

@@ -4,7 +4,6 @@ the REST routes and the dashboard's forms take."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 
 from sqlmodel import Session
 
@@ -13,13 +12,9 @@ from controlplane.models import utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts import control
 from controlplane.rollouts.create import rollback
+from controlplane.rollouts.states import Action
 
-
-class Action(StrEnum):
-    PAUSE = "pause"
-    RESUME = "resume"
-    ABORT = "abort"
-    ROLLBACK = "rollback"
+__all__ = ["Action", "perform"]
 
 
 def _publish(
@@ -42,7 +37,8 @@ def perform(
     reason: str | None = None,
 ) -> int:
     """Do ``action`` (committed, commands published); the id of the rollout to show: the
-    new one for a rollback. NotFound, Conflict (409) as :mod:`control` says; a signing
+    new one for a rollback. NotFound, Conflict (409) where the rollout's state does not
+    allow ``action`` (:mod:`~controlplane.rollouts.states`); a signing
     error (503) before an abort or rollback changes anything."""
     now = utcnow()
     if action is Action.PAUSE:

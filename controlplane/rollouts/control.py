@@ -1,13 +1,15 @@
 """Operator controls of a rollout: pause, resume, abort (also what a policy abort does).
 
-Transitions: pause ``running -> paused``; resume ``paused -> running``; abort
-``running|paused -> aborted``. Anything else is a :class:`~controlplane.errors.Conflict`
-(409). Aborting returns every device the rollout already touched (updating, activated,
-regressed or failed) that ran another version before to that version: one new
-``Deployment`` per distinct previous version, owned by the rollout; those devices end
-``rolled_back``. Pending devices were never sent the new version and stay pending. A
-device sent a later deployment since (e.g. ``POST /deployments`` of another version)
-keeps it: its row keeps its status, with the reason why it was not rolled back.
+Which state allows which action, and the state it leads to, is the table in
+:mod:`controlplane.rollouts.states` (pause ``running -> paused``; resume ``paused ->
+running``; abort ``running|paused -> aborted``). Anything else is a
+:class:`~controlplane.errors.Conflict` (409). Aborting returns every device the
+rollout already touched (updating, activated, regressed or failed) that ran another
+version before to that version: one new ``Deployment`` per distinct previous version,
+owned by the rollout; those devices end ``rolled_back``. Pending devices were never
+sent the new version and stay pending. A device sent a later deployment since (e.g.
+``POST /deployments`` of another version) keeps it: its row keeps its status, with the
+reason why it was not rolled back.
 """
 
 from __future__ import annotations
@@ -27,33 +29,38 @@ from controlplane.models import (
     ModelVersion,
     Rollout,
     RolloutDevice,
-    RolloutState,
 )
-from controlplane.rollouts.policy import DeviceStatus
+from controlplane.rollouts import states
+from controlplane.rollouts.policy import RolloutDeviceStatus
 from controlplane.rollouts.rows import ROLLOUT_LOCK, get_locked, note
 
 logger = logging.getLogger(__name__)
 
 #: Device statuses of devices that were sent the new version.
 TOUCHED = (
-    DeviceStatus.UPDATING.value,
-    DeviceStatus.ACTIVATED.value,
-    DeviceStatus.REGRESSED.value,
-    DeviceStatus.FAILED.value,
+    RolloutDeviceStatus.UPDATING.value,
+    RolloutDeviceStatus.ACTIVATED.value,
+    RolloutDeviceStatus.REGRESSED.value,
+    RolloutDeviceStatus.FAILED.value,
 )
 
 
-def _refuse(rollout: Rollout, verb: str, allowed: str) -> Conflict:
-    return Conflict(f"rollout {rollout.id} is {rollout.state}: only a {allowed} rollout can {verb}")
+def _check(rollout: Rollout, action: states.Action) -> states.RolloutState:
+    """The state ``action`` leads ``rollout`` to; Conflict if its state does not allow it."""
+    if not states.allows(rollout.state, action):
+        allowed = " or ".join(s.value for s in states.states_allowing(action))
+        verb = f"be {states.DONE[action]}"
+        raise Conflict(
+            f"rollout {rollout.id} is {rollout.state}: only a {allowed} rollout can {verb}"
+        )
+    return states.after(rollout.state, action)
 
 
 def pause(session: Session, *, rollout_id: int, reason: str | None, now: datetime) -> Rollout:
     """Pause a running rollout (committed): no batch starts until it is resumed."""
     with ROLLOUT_LOCK:
         rollout = get_locked(session, rollout_id)
-        if rollout.state != RolloutState.RUNNING.value:
-            raise _refuse(rollout, "be paused", "running")
-        rollout.state = RolloutState.PAUSED.value
+        rollout.state = _check(rollout, states.Action.PAUSE).value
         rollout.reason = reason or "paused by an operator"
         note(rollout, "paused", rollout.reason, now)
         session.add(rollout)
@@ -66,9 +73,7 @@ def resume(session: Session, *, rollout_id: int, reason: str | None, now: dateti
     """Resume a paused rollout (committed); regressed devices count as finished."""
     with ROLLOUT_LOCK:
         rollout = get_locked(session, rollout_id)
-        if rollout.state != RolloutState.PAUSED.value:
-            raise _refuse(rollout, "be resumed", "paused")
-        rollout.state = RolloutState.RUNNING.value
+        rollout.state = _check(rollout, states.Action.RESUME).value
         rollout.reason = None
         note(rollout, "resumed", reason or "resumed by an operator", now)
         session.add(rollout)
@@ -83,10 +88,13 @@ def abort(
     """Abort a running or paused rollout (committed); the rolled-back device ids."""
     with ROLLOUT_LOCK:
         rollout = get_locked(session, rollout_id)
-        if rollout.state not in (RolloutState.RUNNING.value, RolloutState.PAUSED.value):
-            raise _refuse(rollout, "be aborted", "running or paused")
+        _check(rollout, states.Action.ABORT)
         changed = abort_rollout(
-            session, rollout, reason=reason or "aborted by an operator", now=now
+            session,
+            rollout,
+            reason=reason or "aborted by an operator",
+            now=now,
+            move=states.Action.ABORT,
         )
         session.commit()
     return rollout, changed
@@ -110,9 +118,13 @@ def _superseding(session: Session, *, device_ids: list[str], rollout: Rollout) -
     }
 
 
-def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datetime) -> list[str]:
-    """Mark ``rollout`` (locked) aborted and roll its touched devices back (not committed);
-    the ids of the devices given their previous version."""
+def abort_rollout(
+    session: Session, rollout: Rollout, *, reason: str, now: datetime, move: states.Move
+) -> list[str]:
+    """Mark ``rollout`` (locked) as ``move`` (an abort, an automatic abort or a rollback)
+    leaves it and roll its touched devices back (not committed); the ids of the devices
+    given their previous version. NotAllowed if its state does not allow ``move``."""
+    final = states.after(rollout.state, move)
     rows = session.exec(
         select(RolloutDevice)
         .where(
@@ -162,12 +174,12 @@ def abort_rollout(session: Session, rollout: Rollout, *, reason: str, now: datet
         for row, device in todo:
             if assign(session, device=device, deployment=deployment) is None:
                 continue
-            row.status = DeviceStatus.ROLLED_BACK.value
+            row.status = RolloutDeviceStatus.ROLLED_BACK.value
             row.reason = f"rolled back to {back}"
             row.updated_at = now
             session.add(row)
             changed.append(row.device_id)
-    rollout.state = RolloutState.ABORTED.value
+    rollout.state = final.value
     rollout.reason = reason
     summary = f"{reason}; {len(changed)} device(s) rolled back"
     if kept:

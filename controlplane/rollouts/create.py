@@ -37,8 +37,9 @@ from controlplane.rollouts.rows import (
     get_locked,
     note,
 )
-from controlplane.rollouts.selectors import format_selector, matches
+from controlplane.rollouts.states import Action
 from controlplane.rollouts.step import advance
+from controlplane.selectors import format_selector, matches
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollo
                 source,
                 reason=f"superseded by a rollback to {source.model} {source.previous_version}",
                 now=now,
+                move=Action.ROLLBACK,
             )
         session.flush()
         created, more = create_rollout(

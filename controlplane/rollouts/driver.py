@@ -21,9 +21,10 @@ from sqlmodel import Session, col, select
 
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
-from controlplane.models import Rollout, RolloutState, utcnow
+from controlplane.models import Rollout, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.control import pause
+from controlplane.rollouts.states import DRIVEN_STATES
 from controlplane.rollouts.step import step
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class RolloutDriver:
             with Session(self._engine) as session:
                 ids = session.exec(
                     select(Rollout.id)
-                    .where(Rollout.state == RolloutState.RUNNING.value)
+                    .where(col(Rollout.state).in_(DRIVEN_STATES))
                     .order_by(col(Rollout.id))
                 ).all()
         except Exception as exc:  # the driver must survive a database outage

@@ -21,7 +21,9 @@ previous one):
 - the error rate regresses when ``error%(new) - error%(base) > error_rate_pct`` (a
   missing baseline counts as 0%).
 
-Deciding (:func:`decide`, only while the rollout is ``running``):
+Deciding (:func:`decide`, only while the rollout is in a state the driver steps,
+``running``: see :mod:`controlplane.rollouts.states`; COMPLETE, PAUSE and ABORT are the
+driver's moves ``complete``, ``auto_pause`` and ``auto_abort`` of that table):
 
 1. Before the first batch: START_BATCH 0 (COMPLETE "no devices match" without batches).
 2. Devices of the current batch follow their deployment target: ``activated`` ->
@@ -58,6 +60,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from controlplane.rollouts.states import is_driven
 from controlplane.rollouts.strategy import Gate, GateAction, Strategy, fmt_num
 
 __all__ = [
@@ -65,11 +68,11 @@ __all__ = [
     "ActionKind",
     "Decision",
     "DeviceChange",
-    "DeviceStatus",
     "DeviceView",
     "Figures",
     "Gate",
     "GateAction",
+    "RolloutDeviceStatus",
     "RolloutView",
     "Strategy",
     "Verdict",
@@ -79,7 +82,10 @@ __all__ = [
 ]
 
 
-class DeviceStatus(StrEnum):
+class RolloutDeviceStatus(StrEnum):
+    """Where one device of a rollout is (``RolloutDevice.status``); not the state a device
+    reports about itself, which is ``protocol.DeviceStatus``."""
+
     PENDING = "pending"
     UPDATING = "updating"
     ACTIVATED = "activated"
@@ -89,11 +95,13 @@ class DeviceStatus(StrEnum):
 
 
 #: Statuses that end a device's part in a batch.
-FINISHED = frozenset({DeviceStatus.ACTIVATED, DeviceStatus.FAILED, DeviceStatus.REGRESSED})
+FINISHED = frozenset(
+    {RolloutDeviceStatus.ACTIVATED, RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED}
+)
 
 
 #: Statuses a device no longer moves from within a batch (rolled back only after an abort).
-_SETTLED = FINISHED | {DeviceStatus.ROLLED_BACK}
+_SETTLED = FINISHED | {RolloutDeviceStatus.ROLLED_BACK}
 
 
 class Verdict(StrEnum):
@@ -141,7 +149,7 @@ class Figures:
 class DeviceView:
     device_id: str
     batch: int
-    status: DeviceStatus
+    status: RolloutDeviceStatus
     target_status: str | None
     target_reason: str | None
     baseline: Figures | None
@@ -162,7 +170,7 @@ class RolloutView:
 @dataclass(frozen=True)
 class DeviceChange:
     device_id: str
-    status: DeviceStatus
+    status: RolloutDeviceStatus
     reason: str | None
 
 
@@ -274,7 +282,7 @@ def _assess(
 
 def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -> Decision:
     """The next step of a running rollout (see the module docstring for the rules)."""
-    if rollout.state != "running":
+    if not is_driven(rollout.state):
         return Decision()
     if rollout.batch_count <= 0:
         return Decision(action=ActionKind.COMPLETE, reason="no devices match")
@@ -287,7 +295,7 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
     status = {d.device_id: d.status for d in devices}
     changes: dict[str, DeviceChange] = {}
 
-    def change(device_id: str, new: DeviceStatus, reason: str | None) -> None:
+    def change(device_id: str, new: RolloutDeviceStatus, reason: str | None) -> None:
         changes[device_id] = DeviceChange(device_id, new, reason)
         status[device_id] = new
 
@@ -300,14 +308,14 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
     regressions: list[tuple[str, _Assessment]] = []
     if gate.enabled:
         for device in batch:
-            if device.status is not DeviceStatus.ACTIVATED:
+            if device.status is not RolloutDeviceStatus.ACTIVATED:
                 continue
-            if status[device.device_id] is not DeviceStatus.ACTIVATED:
+            if status[device.device_id] is not RolloutDeviceStatus.ACTIVATED:
                 continue  # failed in this very call
             since = device.activated_at or rollout.batch_started_at
             found = _assess(gate, device.baseline, device.observed, since, now)
             if found.verdict is Verdict.REGRESSED:
-                change(device.device_id, DeviceStatus.REGRESSED, found.reason)
+                change(device.device_id, RolloutDeviceStatus.REGRESSED, found.reason)
                 regressions.append((device.device_id, found))
             elif found.verdict is Verdict.PASS:
                 passed[device.device_id] = found
@@ -330,7 +338,7 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
 
     if not all(status[d.device_id] in _SETTLED for d in batch):
         return Decision(devices=_ordered(changes))
-    activated = [d.device_id for d in batch if status[d.device_id] is DeviceStatus.ACTIVATED]
+    activated = [d.device_id for d in batch if status[d.device_id] is RolloutDeviceStatus.ACTIVATED]
     first_done = rollout.batch_done_at is None
     if first_done and gate.enabled and not all(i in passed for i in activated):
         return Decision(devices=_ordered(changes))
@@ -338,10 +346,10 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
         for device_id in activated:
             note = passed[device_id].reason if device_id in passed else None
             if note is not None and device_id not in changes:
-                change(device_id, DeviceStatus.ACTIVATED, note)
+                change(device_id, RolloutDeviceStatus.ACTIVATED, note)
     if current >= rollout.batch_count - 1:
-        failed = sum(1 for s in status.values() if s is DeviceStatus.FAILED)
-        regressed = sum(1 for s in status.values() if s is DeviceStatus.REGRESSED)
+        failed = sum(1 for s in status.values() if s is RolloutDeviceStatus.FAILED)
+        regressed = sum(1 for s in status.values() if s is RolloutDeviceStatus.REGRESSED)
         summary = f"all {len(devices)} devices updated ({failed} failed"
         summary += f", {regressed} regressed)" if regressed else ")"
         return Decision(
@@ -360,37 +368,41 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
 
 def _install_change(device: DeviceView, rollout: RolloutView, now: datetime) -> DeviceChange | None:
     """Rule 2: a device of the current batch following its deployment target."""
-    if device.status in (DeviceStatus.FAILED, DeviceStatus.REGRESSED, DeviceStatus.ROLLED_BACK):
+    if device.status in (
+        RolloutDeviceStatus.FAILED,
+        RolloutDeviceStatus.REGRESSED,
+        RolloutDeviceStatus.ROLLED_BACK,
+    ):
         return None
     if device.target_status == "failed":
         return DeviceChange(
-            device.device_id, DeviceStatus.FAILED, device.target_reason or "install failed"
+            device.device_id, RolloutDeviceStatus.FAILED, device.target_reason or "install failed"
         )
-    if device.status is DeviceStatus.ACTIVATED:
+    if device.status is RolloutDeviceStatus.ACTIVATED:
         return None
     if device.target_status == "activated":
-        return DeviceChange(device.device_id, DeviceStatus.ACTIVATED, None)
+        return DeviceChange(device.device_id, RolloutDeviceStatus.ACTIVATED, None)
     timeout = rollout.strategy.install_timeout_s
     started = rollout.batch_started_at
     if started is not None and _elapsed(now, started) >= timeout:
         reason = f"timed out after {fmt_num(timeout)} s"
         if device.target_status is not None:
             reason += f" (last status: {device.target_status})"
-        return DeviceChange(device.device_id, DeviceStatus.FAILED, reason)
-    if device.status is DeviceStatus.PENDING:
-        return DeviceChange(device.device_id, DeviceStatus.UPDATING, None)
+        return DeviceChange(device.device_id, RolloutDeviceStatus.FAILED, reason)
+    if device.status is RolloutDeviceStatus.PENDING:
+        return DeviceChange(device.device_id, RolloutDeviceStatus.UPDATING, None)
     return None
 
 
 def _failure_threshold(
-    strategy: Strategy, devices: Sequence[DeviceView], status: Mapping[str, DeviceStatus]
+    strategy: Strategy, devices: Sequence[DeviceView], status: Mapping[str, RolloutDeviceStatus]
 ) -> str | None:
     """Rule 4: the abort reason when too many finished devices failed, else None."""
     limit = strategy.max_failures_pct
     if limit is None:
         return None
     finished = [d for d in devices if status[d.device_id] in FINISHED]
-    failed = sum(1 for d in finished if status[d.device_id] is DeviceStatus.FAILED)
+    failed = sum(1 for d in finished if status[d.device_id] is RolloutDeviceStatus.FAILED)
     if len(finished) < strategy.min_finished or not finished:
         return None
     share = failed / len(finished) * 100

@@ -26,14 +26,16 @@ from controlplane.models import (
     Rollout,
     TargetStatus,
 )
+from controlplane.rollouts import states
 from controlplane.rollouts.policy import Figures, Strategy
 from controlplane.schemas import as_utc
 
 #: Serialises rollout changes in this process (the row lock serialises replicas).
 ROLLOUT_LOCK = threading.RLock()
 
-#: Rollout states in which no other rollout of the same model may start in the fleet.
-ACTIVE_STATES = ("running", "paused")
+#: Rollout states in which no other rollout of the same model may start in the fleet
+#: (from the table in :mod:`controlplane.rollouts.states`).
+ACTIVE_STATES = states.ACTIVE_STATES
 
 
 #: Seconds an operator action waits for a rollout row another replica holds (PostgreSQL).

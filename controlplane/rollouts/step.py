@@ -25,15 +25,15 @@ from controlplane.models import (
     Device,
     Rollout,
     RolloutDevice,
-    RolloutState,
 )
+from controlplane.rollouts import states
 from controlplane.rollouts.control import abort_rollout
 from controlplane.rollouts.policy import (
     ActionKind,
     Decision,
-    DeviceStatus,
     DeviceView,
     Figures,
+    RolloutDeviceStatus,
     RolloutView,
     Strategy,
     decide,
@@ -45,12 +45,13 @@ from controlplane.rollouts.rows import (
     note,
     previous_version,
 )
+from controlplane.rollouts.states import DriverMove
 from controlplane.schemas import as_utc
 
 logger = logging.getLogger(__name__)
 
 #: Device statuses whose new-version figures are worth watching.
-_WATCHED = {DeviceStatus.UPDATING.value, DeviceStatus.ACTIVATED.value}
+_WATCHED = {RolloutDeviceStatus.UPDATING.value, RolloutDeviceStatus.ACTIVATED.value}
 
 
 def step(
@@ -63,7 +64,7 @@ def step(
     """
     with ROLLOUT_LOCK:
         rollout = lock_rollout(session, rollout_id, skip_locked=skip_locked)
-        if rollout is None or rollout.state != RolloutState.RUNNING.value:
+        if rollout is None or not states.is_driven(rollout.state):
             session.rollback()
             return []
         changed = advance(session, rollout, now=now)
@@ -129,7 +130,7 @@ def _device_view(row: RolloutDevice, target: DeploymentTarget | None) -> DeviceV
     return DeviceView(
         device_id=row.device_id,
         batch=row.batch,
-        status=DeviceStatus(row.status),
+        status=RolloutDeviceStatus(row.status),
         target_status=target.status if target is not None else None,
         target_reason=target.reason if target is not None else None,
         baseline=Figures.from_json(row.baseline),
@@ -155,15 +156,15 @@ def _apply(
         row.status = change.status.value
         row.reason = change.reason
         row.updated_at = now
-        if change.status is DeviceStatus.ACTIVATED and row.activated_at is None:
+        if change.status is RolloutDeviceStatus.ACTIVATED and row.activated_at is None:
             row.activated_at = now
-        if change.status in (DeviceStatus.FAILED, DeviceStatus.REGRESSED):
+        if change.status in (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED):
             note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
         session.add(row)
     if decision.batch_done and rollout.batch_done_at is None:
         rollout.batch_done_at = now
         batch = [r for r in rows if r.batch == rollout.current_batch]
-        failed = sum(r.status != DeviceStatus.ACTIVATED.value for r in batch)
+        failed = sum(r.status != RolloutDeviceStatus.ACTIVATED.value for r in batch)
         label = batch_label(strategy, rollout.current_batch, count)
         message = f"{label} done: {len(batch)} device(s), {failed} not updated"
         note(rollout, "batch_done", message, now, batch=rollout.current_batch)
@@ -175,17 +176,20 @@ def _apply(
         batch = [r for r in rows if r.batch == decision.batch]
         changed = start_batch(session, rollout, batch, index=decision.batch, count=count, now=now)
     elif action is ActionKind.COMPLETE:
-        rollout.state = RolloutState.COMPLETED.value
+        rollout.state = states.after(rollout.state, DriverMove.COMPLETE).value
         rollout.reason = decision.reason
         note(rollout, "completed", decision.reason or "completed", now)
         logger.info("rollout %s completed: %s", rollout.id, decision.reason)
     elif action is ActionKind.PAUSE:
-        rollout.state = RolloutState.PAUSED.value
+        rollout.state = states.after(rollout.state, DriverMove.AUTO_PAUSE).value
         rollout.reason = decision.reason
         note(rollout, "paused", decision.reason or "paused", now)
         logger.warning("rollout %s paused: %s", rollout.id, decision.reason)
     elif action is ActionKind.ABORT:
-        changed = abort_rollout(session, rollout, reason=decision.reason or "aborted", now=now)
+        reason = decision.reason or "aborted"
+        changed = abort_rollout(
+            session, rollout, reason=reason, now=now, move=DriverMove.AUTO_ABORT
+        )
     session.add(rollout)
     return changed
 
@@ -209,7 +213,7 @@ def start_batch(
     assert deployment is not None
     assigned: list[str] = []
     for row in batch:
-        if row.status != DeviceStatus.PENDING.value:
+        if row.status != RolloutDeviceStatus.PENDING.value:
             continue
         row.updated_at = now
         session.add(row)
@@ -220,7 +224,7 @@ def start_batch(
         elif device.fleet != rollout.fleet:
             reason = f"device moved to fleet {device.fleet}"
         if device is None or reason is not None:
-            row.status, row.reason = DeviceStatus.FAILED.value, reason
+            row.status, row.reason = RolloutDeviceStatus.FAILED.value, reason
             continue
         previous = previous_version(session, device)
         if previous is not None and previous.id != rollout.model_version_id:
@@ -229,9 +233,9 @@ def start_batch(
                 row.baseline = figures(device, previous.model, previous.version)
         row.started_at = now
         if assign(session, device=device, deployment=deployment) is None:
-            row.status, row.reason = DeviceStatus.FAILED.value, "no higher generation left"
+            row.status, row.reason = RolloutDeviceStatus.FAILED.value, "no higher generation left"
             continue
-        row.status, row.reason = DeviceStatus.UPDATING.value, None
+        row.status, row.reason = RolloutDeviceStatus.UPDATING.value, None
         assigned.append(row.device_id)
     rollout.current_batch = index
     rollout.batch_started_at = now

@@ -13,8 +13,8 @@ from controlplane.commands import reissue_commands
 from controlplane.crud.labels import update_labels
 from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.errors import InvalidRequest, NotFound
-from controlplane.rollouts.selectors import parse_selector
 from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
+from controlplane.selectors import parse_selector
 from controlplane.views import devices_public
 from protocol import NAME_PATTERN
 

@@ -17,10 +17,11 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
 from controlplane.models import RolloutState, utcnow
 from controlplane.publisher import DesiredStatePublisher
-from controlplane.rollouts.actions import Action, perform
+from controlplane.rollouts.actions import perform
 from controlplane.rollouts.create import create_rollout
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.rollouts.rows import parse_strategy
+from controlplane.rollouts.states import Action
 from controlplane.schemas import RolloutAction, RolloutCreate, RolloutPublic, RolloutSummary
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ ActionBody = Annotated[RolloutAction | None, Body()]
 
 _Responses = dict[int | str, dict[str, Any]]
 _UNKNOWN: _Responses = {404: {"description": "unknown rollout"}}
+#: The rollout's state does not allow the action (:mod:`controlplane.rollouts.states`).
 _TRANSITION: _Responses = {409: {"description": "not allowed in the rollout's state"}}
 _SIGNING: _Responses = {
     503: {"description": "the trust document does not certify this control plane's key"}

@@ -12,11 +12,11 @@ from controlplane.rollouts.policy import (
     ActionKind,
     Decision,
     DeviceChange,
-    DeviceStatus,
     DeviceView,
     Figures,
     Gate,
     GateAction,
+    RolloutDeviceStatus,
     RolloutView,
     Strategy,
     decide,
@@ -34,7 +34,7 @@ def at(seconds: float) -> datetime:
 
 def dev(
     device_id: str,
-    status: DeviceStatus = DeviceStatus.UPDATING,
+    status: RolloutDeviceStatus = RolloutDeviceStatus.UPDATING,
     *,
     batch: int = 0,
     target: str | None = "received",
@@ -58,7 +58,7 @@ def dev(
 def active(device_id: str, observed: Figures = GOOD, **kwargs: Any) -> DeviceView:
     kwargs.setdefault("activated_at", T0)
     kwargs.setdefault("target", "activated")
-    return dev(device_id, DeviceStatus.ACTIVATED, observed=observed, **kwargs)
+    return dev(device_id, RolloutDeviceStatus.ACTIVATED, observed=observed, **kwargs)
 
 
 def rollout(
@@ -249,7 +249,7 @@ def test_nothing_happens_unless_running(state: str) -> None:
 
 
 def test_the_first_batch_starts() -> None:
-    devices = [dev("a", DeviceStatus.PENDING, target=None)]
+    devices = [dev("a", RolloutDeviceStatus.PENDING, target=None)]
     decision = decide(rollout(current=-1, started=None), devices, T0)
     assert decision == Decision(action=ActionKind.START_BATCH, batch=0)
 
@@ -262,41 +262,45 @@ def test_no_devices_completes() -> None:
 @pytest.mark.parametrize(
     ("device", "now", "change"),
     [
-        (dev("a", target="activated"), at(5), (DeviceStatus.ACTIVATED, None)),
+        (dev("a", target="activated"), at(5), (RolloutDeviceStatus.ACTIVATED, None)),
         (
-            dev("a", DeviceStatus.PENDING, target="activated"),
+            dev("a", RolloutDeviceStatus.PENDING, target="activated"),
             at(5),
-            (DeviceStatus.ACTIVATED, None),
+            (RolloutDeviceStatus.ACTIVATED, None),
         ),
         (
             dev("a", target="failed", target_reason="signature invalid"),
             at(5),
-            (DeviceStatus.FAILED, "signature invalid"),
+            (RolloutDeviceStatus.FAILED, "signature invalid"),
         ),
-        (dev("a", target="failed"), at(5), (DeviceStatus.FAILED, "install failed")),
+        (dev("a", target="failed"), at(5), (RolloutDeviceStatus.FAILED, "install failed")),
         (
             active("a", target="failed", target_reason="health check failed"),
             at(5),
-            (DeviceStatus.FAILED, "health check failed"),
+            (RolloutDeviceStatus.FAILED, "health check failed"),
         ),
-        (dev("a", DeviceStatus.PENDING, target="pending"), at(5), (DeviceStatus.UPDATING, None)),
+        (
+            dev("a", RolloutDeviceStatus.PENDING, target="pending"),
+            at(5),
+            (RolloutDeviceStatus.UPDATING, None),
+        ),
         (dev("a", target="downloaded"), at(599), None),
         (
             dev("a", target="downloaded"),
             at(600),
-            (DeviceStatus.FAILED, "timed out after 600 s (last status: downloaded)"),
+            (RolloutDeviceStatus.FAILED, "timed out after 600 s (last status: downloaded)"),
         ),
         (
-            dev("a", DeviceStatus.PENDING, target=None),
+            dev("a", RolloutDeviceStatus.PENDING, target=None),
             at(601),
-            (DeviceStatus.FAILED, "timed out after 600 s"),
+            (RolloutDeviceStatus.FAILED, "timed out after 600 s"),
         ),
-        (dev("a", DeviceStatus.FAILED, target="activated"), at(5), None),  # final
-        (dev("a", DeviceStatus.REGRESSED, target="failed"), at(5), None),  # final
+        (dev("a", RolloutDeviceStatus.FAILED, target="activated"), at(5), None),  # final
+        (dev("a", RolloutDeviceStatus.REGRESSED, target="failed"), at(5), None),  # final
     ],
 )
 def test_install_progress(
-    device: DeviceView, now: datetime, change: tuple[DeviceStatus, str | None] | None
+    device: DeviceView, now: datetime, change: tuple[RolloutDeviceStatus, str | None] | None
 ) -> None:
     # A second, still-installing device keeps the batch from being done.
     decision = decide(rollout(batch_count=2), [device, dev("z", target="verified")], now)
@@ -308,12 +312,14 @@ def test_install_timeout_is_configurable() -> None:
     devices = [dev("a", target="received")]
     decision = decide(rollout(Strategy(install_timeout_s=30.5)), devices, at(31))
     assert decision.devices == (
-        DeviceChange("a", DeviceStatus.FAILED, "timed out after 30.5 s (last status: received)"),
+        DeviceChange(
+            "a", RolloutDeviceStatus.FAILED, "timed out after 30.5 s (last status: received)"
+        ),
     )
 
 
 def test_only_the_current_batch_moves() -> None:
-    devices = [dev("a", batch=0, target="verified"), dev("b", DeviceStatus.PENDING, batch=1)]
+    devices = [dev("a", batch=0, target="verified"), dev("b", RolloutDeviceStatus.PENDING, batch=1)]
     decision = decide(rollout(batch_count=2), devices, at(700))
     assert [c.device_id for c in decision.devices] == ["a"]
 
@@ -323,8 +329,8 @@ def test_only_the_current_batch_moves() -> None:
 
 def threshold_fleet() -> list[DeviceView]:
     return [
-        dev("a", DeviceStatus.FAILED),
-        dev("b", DeviceStatus.FAILED),
+        dev("a", RolloutDeviceStatus.FAILED),
+        dev("b", RolloutDeviceStatus.FAILED),
         dev("c", target="failed", target_reason="out of disk"),  # fails in this call
         active("d"),
         active("e"),
@@ -337,7 +343,7 @@ def test_failure_threshold_aborts_with_the_failing_change() -> None:
     decision = decide(rollout(strategy), threshold_fleet(), at(10))
     assert decision.action is ActionKind.ABORT
     assert decision.reason == "failure threshold: 3 of 5 finished devices failed (60% > 20%)"
-    assert DeviceChange("c", DeviceStatus.FAILED, "out of disk") in decision.devices
+    assert DeviceChange("c", RolloutDeviceStatus.FAILED, "out of disk") in decision.devices
 
 
 @pytest.mark.parametrize(
@@ -351,16 +357,16 @@ def test_failure_threshold_aborts_with_the_failing_change() -> None:
 def test_failure_threshold_holds(strategy: Strategy) -> None:
     decision = decide(rollout(strategy), threshold_fleet(), at(10))
     assert decision.action is None
-    assert DeviceChange("c", DeviceStatus.FAILED, "out of disk") in decision.devices
+    assert DeviceChange("c", RolloutDeviceStatus.FAILED, "out of disk") in decision.devices
 
 
 def test_failure_threshold_counts_earlier_batches_not_later_ones() -> None:
     devices = [
-        dev("a", DeviceStatus.FAILED, batch=0),
+        dev("a", RolloutDeviceStatus.FAILED, batch=0),
         active("b", batch=1),
         dev("c", batch=1, target="failed"),
-        dev("d", DeviceStatus.PENDING, batch=2, target=None),
-        dev("e", DeviceStatus.PENDING, batch=2, target=None),
+        dev("d", RolloutDeviceStatus.PENDING, batch=2, target=None),
+        dev("e", RolloutDeviceStatus.PENDING, batch=2, target=None),
     ]
     strategy = Strategy(canary=1, batches=2, max_failures_pct=50, min_finished=3)
     decision = decide(rollout(strategy, batch_count=3, current=1), devices, at(10))
@@ -387,7 +393,7 @@ def test_latency_gate_pauses_or_aborts(action: GateAction, kind: ActionKind) -> 
     devices = [active("a"), active("b", SLOW)]
     decision = decide(rollout(strategy, batch_count=2), devices, at(60))
     reason = "p95 31.0 ms vs 10.0 ms before (+210%, limit +25%)"
-    assert decision.devices == (DeviceChange("b", DeviceStatus.REGRESSED, reason),)
+    assert decision.devices == (DeviceChange("b", RolloutDeviceStatus.REGRESSED, reason),)
     assert decision.action is kind
     assert decision.reason == f"latency gate: b: {reason}"
     assert not decision.batch_done
@@ -397,7 +403,7 @@ def test_error_rate_gate_names_every_regressed_device() -> None:
     failing = Figures(requests=100, errors=30, p95_ms=10.0)
     devices = [active("a", failing), active("b", failing), active("c", failing)]
     decision = decide(rollout(), devices, at(60))
-    assert [c.status for c in decision.devices] == [DeviceStatus.REGRESSED] * 3
+    assert [c.status for c in decision.devices] == [RolloutDeviceStatus.REGRESSED] * 3
     assert decision.reason == (
         "error-rate gate: a: error rate 30.0% vs 0.0% before (limit +1.0 points)"
         " (and 2 more devices)"
@@ -405,7 +411,10 @@ def test_error_rate_gate_names_every_regressed_device() -> None:
 
 
 def test_regressed_device_is_not_judged_again_after_resume() -> None:
-    devices = [active("a"), dev("b", DeviceStatus.REGRESSED, target="activated", observed=SLOW)]
+    devices = [
+        active("a"),
+        dev("b", RolloutDeviceStatus.REGRESSED, target="activated", observed=SLOW),
+    ]
     decision = decide(rollout(batch_count=2), devices, at(60))
     assert decision == Decision(batch_done=True)
 
@@ -424,12 +433,15 @@ def test_an_abort_wins_over_a_gate_pause() -> None:
     decision = decide(rollout(strategy), devices, at(60))
     assert decision.action is ActionKind.ABORT
     assert decision.reason == "failure threshold: 1 of 2 finished devices failed (50% > 10%)"
-    assert {c.status for c in decision.devices} == {DeviceStatus.REGRESSED, DeviceStatus.FAILED}
+    assert {c.status for c in decision.devices} == {
+        RolloutDeviceStatus.REGRESSED,
+        RolloutDeviceStatus.FAILED,
+    }
 
 
 def test_a_device_that_just_activated_is_judged_on_the_next_call() -> None:
     decision = decide(rollout(), [dev("a", target="activated", observed=SLOW)], at(60))
-    assert decision == Decision(devices=(DeviceChange("a", DeviceStatus.ACTIVATED, None),))
+    assert decision == Decision(devices=(DeviceChange("a", RolloutDeviceStatus.ACTIVATED, None),))
 
 
 def test_waiting_for_traffic_keeps_the_batch_open() -> None:
@@ -441,7 +453,7 @@ def test_the_gate_still_watches_during_the_wait() -> None:
     strategy = Strategy(canary=1, wait_s=600)
     decision = decide(rollout(strategy, batch_count=2, done=at(60)), [active("a", SLOW)], at(120))
     assert decision.action is ActionKind.PAUSE
-    assert decision.devices[0].status is DeviceStatus.REGRESSED
+    assert decision.devices[0].status is RolloutDeviceStatus.REGRESSED
 
 
 # --- deciding: batches, waits, completion ------------------------------------------------
@@ -453,8 +465,8 @@ def test_batch_done_is_reported_once_with_pass_notes() -> None:
     first = decide(rollout(batch_count=2), devices, now)
     assert first == Decision(
         devices=(
-            DeviceChange("b", DeviceStatus.ACTIVATED, "no baseline"),
-            DeviceChange("c", DeviceStatus.ACTIVATED, "not judged: no traffic"),
+            DeviceChange("b", RolloutDeviceStatus.ACTIVATED, "no baseline"),
+            DeviceChange("c", RolloutDeviceStatus.ACTIVATED, "not judged: no traffic"),
         ),
         batch_done=True,
     )
@@ -463,7 +475,7 @@ def test_batch_done_is_reported_once_with_pass_notes() -> None:
 
 
 def test_failed_devices_count_as_finished_for_the_batch() -> None:
-    devices = [active("a"), dev("b", DeviceStatus.FAILED)]
+    devices = [active("a"), dev("b", RolloutDeviceStatus.FAILED)]
     assert decide(rollout(batch_count=2), devices, at(60)) == Decision(batch_done=True)
 
 
@@ -473,7 +485,7 @@ def test_failed_devices_count_as_finished_for_the_batch() -> None:
 def test_next_batch_waits(elapsed: float, starts: bool) -> None:
     strategy = Strategy(canary=1, batches=2, wait_s=120)
     done = at(60)
-    devices = [active("a"), dev("b", DeviceStatus.PENDING, batch=1, target=None)]
+    devices = [active("a"), dev("b", RolloutDeviceStatus.PENDING, batch=1, target=None)]
     decision = decide(
         rollout(strategy, batch_count=3, done=done), devices, done + timedelta(seconds=elapsed)
     )
@@ -484,7 +496,7 @@ def test_next_batch_waits(elapsed: float, starts: bool) -> None:
 def test_last_batch_completes() -> None:
     devices = [
         active("a", batch=0),
-        dev("b", DeviceStatus.FAILED, batch=1),
+        dev("b", RolloutDeviceStatus.FAILED, batch=1),
         active("c", batch=1),
         dev("d", batch=1, target="activated"),  # activates now; judged on the next call
     ]
@@ -501,7 +513,7 @@ def test_naive_timestamps_are_utc() -> None:
     naive = T0.replace(tzinfo=None)
     devices = [dev("a", target="verified")]
     view = rollout(started=naive)
-    assert decide(view, devices, at(600)).devices[0].status is DeviceStatus.FAILED
+    assert decide(view, devices, at(600)).devices[0].status is RolloutDeviceStatus.FAILED
 
 
 # --- a whole rollout through a tiny in-memory driver -------------------------------------
@@ -516,7 +528,7 @@ def apply(
     for d in devices:
         c = changes.get(d.device_id)
         if c is not None and c.status is not d.status:
-            activated = now if c.status is DeviceStatus.ACTIVATED else d.activated_at
+            activated = now if c.status is RolloutDeviceStatus.ACTIVATED else d.activated_at
             d = replace(d, status=c.status, activated_at=activated)
         out.append(d)
     if decision.batch_done:
@@ -538,7 +550,7 @@ def run_rollout(
 ) -> tuple[RolloutView, list[DeviceView], list[Decision]]:
     plan = plan_batches(ids(n), strategy)
     devices = [
-        dev(i, DeviceStatus.PENDING, batch=b, target=None)
+        dev(i, RolloutDeviceStatus.PENDING, batch=b, target=None)
         for b, batch in enumerate(plan)
         for i in batch
     ]
@@ -580,7 +592,7 @@ def test_canary_and_three_batches_complete() -> None:
     strategy = Strategy(canary=2, batches=3, wait_s=30)
     view, devices, log = run_rollout(strategy, 20)
     assert view.state == "completed"
-    assert {d.status for d in devices} == {DeviceStatus.ACTIVATED}
+    assert {d.status for d in devices} == {RolloutDeviceStatus.ACTIVATED}
     starts = [(d.batch, d) for d in log if d.action is ActionKind.START_BATCH]
     assert [b for b, _ in starts] == [0, 1, 2, 3]
     assert sum(1 for d in log if d.batch_done) == 4
@@ -595,7 +607,7 @@ def test_slow_canary_pauses_before_the_first_batch() -> None:
     assert log[-1].reason is not None and log[-1].reason.startswith(
         "latency gate: dev-01: p95 31.0"
     )
-    assert [d.status for d in devices if d.batch > 0] == [DeviceStatus.PENDING] * 18
+    assert [d.status for d in devices if d.batch > 0] == [RolloutDeviceStatus.PENDING] * 18
     # An operator resume: the regressed device is not judged again and the rollout goes on.
     view = replace(view, state="running")
     decision = decide(view, devices, at(3000))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.rollouts.selectors import (
+from controlplane.selectors import (
     check_labels,
     format_selector,
     matches,

@@ -4,7 +4,10 @@ The control plane process (SQLite, embedded MQTT broker), a root of trust made a
 ``edgectl demo`` makes it, and one ``edge-agent run`` process with its own agent.toml and
 a fixed loopback port for its local API; models are pushed with ``edgectl``'s own push
 code (signed with the release key). Nothing is faked: the device downloads, verifies,
-gates and activates what is pushed.
+gates and activates what is pushed. Each push's rollout has the control plane's health
+gate off (``ROLLOUT_STRATEGY``): it would hold the rollout "running" until the device had
+reported ``min_requests`` requests on the new version, and the control plane refuses the
+next push of the model while one runs; what is measured here is the device.
 
 The control plane is started with a fresh bootstrap admin API token
 (``EDGEFLEET_ADMIN_TOKEN``, made and kept as ``edgectl demo`` does, in ``keys/admin.token``)
@@ -31,7 +34,7 @@ import numpy as np
 
 from edgectl.client import ControlPlaneClient
 from edgectl.demo import provision_admin_token, provision_trust
-from edgectl.errors import EdgectlError, ServerError
+from edgectl.errors import EdgectlError, ServerError, UnreachableError
 from edgectl.processes import ChildProcess, console_command, free_port
 from edgectl.push import push_model
 
@@ -41,6 +44,8 @@ FLEET = "bench"
 DEVICE = "bench-001"
 #: answers that no amount of waiting changes
 REFUSALS = (401, 403)
+#: every push's rollout: one batch, no health gate (nothing to wait for once it is active)
+ROLLOUT_STRATEGY = {"gate": {"enabled": False}}
 #: lines of each child's log printed when the fleet fails
 LOG_TAIL = 30
 
@@ -68,9 +73,10 @@ def wait_for(
     children: list[ChildProcess],
     interval: float = 0.25,
 ) -> None:
-    """Poll ``predicate()`` until true. A child that died, or a refusal from the control
-    plane (401/403), fails at once; other errors are retried and the last is named if
-    the wait times out."""
+    """Poll ``predicate()`` until true. A child that died, a refusal from the control
+    plane (401/403) or any other error of ``predicate`` fails at once; an unreachable
+    control plane or another error answer is retried, and the last is named if the wait
+    times out."""
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -83,7 +89,7 @@ def wait_for(
             if exc.status_code in REFUSALS:
                 raise EdgectlError(f"waiting for {what}: {exc}") from exc
             last = str(exc)
-        except EdgectlError as exc:
+        except UnreachableError as exc:
             last = str(exc)
         if time.monotonic() >= deadline:
             why = f"; last error: {last}" if last else ""
@@ -184,15 +190,17 @@ class BenchFleet:
     def device(self) -> dict[str, Any] | None:
         return next((d for d in self.client.devices() if d.get("id") == DEVICE), None)
 
-    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> None:
-        """Push a model to the fleet and wait until the device runs that version."""
-        push_model(
+    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> int:
+        """Push a model to the fleet and wait until the device runs that version; the id
+        of its rollout, which may still be running for a moment (``wait_rollout``)."""
+        result = push_model(
             self.client,
             model,
             name=name,
             version=version,
             fleet=FLEET,
             key_path=self.keys / "release.key",
+            strategy=ROLLOUT_STRATEGY,
         )
         wait_for(
             lambda: (d := self.device()) is not None and d.get("active_version") == version,
@@ -200,12 +208,33 @@ class BenchFleet:
             what=f"{DEVICE} to activate {name} {version}",
             children=[*self.children, *([self.agent] if self.agent else [])],
         )
+        if result.rollout is None:
+            raise EdgectlError(f"pushing {name} {version} to fleet {FLEET} started no rollout")
+        return int(result.rollout["id"])
+
+    def wait_rollout(self, rollout_id: int, timeout: float = 60.0) -> None:
+        """Wait until the rollout is completed (the control plane refuses another rollout
+        of the model to the fleet while one runs); an aborted or paused one fails."""
+
+        def completed() -> bool:
+            state = self.client.rollout(rollout_id).get("state")
+            if state in ("aborted", "paused"):
+                raise EdgectlError(f"rollout {rollout_id} is {state}")
+            return state == "completed"
+
+        wait_for(
+            completed,
+            timeout=timeout,
+            what=f"rollout {rollout_id} to complete",
+            children=[*self.children, *([self.agent] if self.agent else [])],
+        )
 
     def serve(self, model: Path, *, name: str, version: str) -> None:
-        """Start the agent, wait until it registers, push ``model`` and wait until it runs."""
+        """Start the agent, wait until it registers, push ``model`` and wait until it runs
+        and its rollout is completed."""
         self.start_agent()
         self.wait_registered()
-        self.push(model, name=name, version=version)
+        self.wait_rollout(self.push(model, name=name, version=version))
 
     def wait_registered(self, timeout: float = 60.0) -> None:
         wait_for(

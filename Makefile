@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-unit install lint bench bench-quick clean
 
 $(BIN)/python:
 	bash scripts/bootstrap.sh $(PYTHON)
@@ -20,19 +20,31 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/edgectl demo
 
-## Install, start Mosquitto/PostgreSQL if needed, then lint, type-check and run every test.
+## Install, start Mosquitto/PostgreSQL if needed, then lint, type-check, check the import
+## rules, run every test, then every benchmark in quick mode (docs/benchmarks.md).
 test: install
 	bash scripts/services.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
+	$(BIN)/python -m bench --quick
+
+## The unit tests alone (tests/unit): the quick check while working.
+test-unit: install
+	$(BIN)/pytest tests/unit
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
+## Every benchmark in full (minutes; figures for docs/benchmarks.md come from a quiet box).
 bench: install
-	$(BIN)/python -m bench.inference
+	$(BIN)/python -m bench
+
+## Every benchmark in quick mode (about 30 s): does each still run? Part of `make test`.
+bench-quick: install
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,6 +1,6 @@
 """Agent start -> serving a cached model, measured from the process spawn.
 
-    python -m bench.agent_start [--runs 5]
+    python -m bench.agent_start [--runs 5] [--quick]
 
 A real one-device fleet (``bench.fleet``: control plane with its embedded broker, one
 ``edge-agent run`` process). The model (``cnn-64px`` from ``bench.models``) is pushed once
@@ -10,6 +10,7 @@ timed from just before the spawn until its local API answers a real inference re
 up but not waited for). Baseline in the same run: a fresh Python process that imports
 onnxruntime, loads the same model and runs it once (the floor any Python agent pays).
 Prints a table, then one JSON line with ``start_to_serving_s`` (the median) last.
+``--quick``: 2 starts and 2 baseline runs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 
 from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
+from bench.options import parse_args
 
 GOAL_S = 1.5
 
@@ -47,7 +49,7 @@ def _baseline(model: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_start")
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, runs=2)
     spec = next(m for m in catalogue() if m.name == "cnn-64px")
     with (
         tempfile.TemporaryDirectory(prefix="ef-bench-start-") as tmp,
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 "start_to_serving_min_s": round(min(starts), 4),
                 "baseline_ort_process_s": round(base, 4),
                 "runs": args.runs,
+                "quick": args.quick,
             }
         )
     )

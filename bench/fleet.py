@@ -4,14 +4,27 @@ The control plane process (SQLite, embedded MQTT broker), a root of trust made a
 ``edgectl demo`` makes it, and one ``edge-agent run`` process with its own agent.toml and
 a fixed loopback port for its local API; models are pushed with ``edgectl``'s own push
 code (signed with the release key). Nothing is faked: the device downloads, verifies,
-gates and activates what is pushed.
+gates and activates what is pushed. Each push's rollout has the control plane's health
+gate off (``ROLLOUT_STRATEGY``): it would hold the rollout "running" until the device had
+reported ``min_requests`` requests on the new version, and the control plane refuses the
+next push of the model while one runs; what is measured here is the device.
+
+The control plane is started with a fresh bootstrap admin API token
+(``EDGEFLEET_ADMIN_TOKEN``, made and kept as ``edgectl demo`` does, in ``keys/admin.token``)
+and every API call sends it. A wait that the control plane refuses (401, 403) stops at
+once with its answer; a wait that times out names the last error it saw; and when the
+fleet fails, the tail of each child's log is printed to stderr before the work dir goes.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,12 +33,68 @@ import httpx
 import numpy as np
 
 from edgectl.client import ControlPlaneClient
-from edgectl.demo import provision_trust
-from edgectl.processes import ChildProcess, console_command, free_port, wait_for
+from edgectl.demo import provision_admin_token, provision_trust
+from edgectl.errors import EdgectlError, ServerError, UnreachableError
+from edgectl.processes import ChildProcess, console_command, free_port
 from edgectl.push import push_model
+
+logger = logging.getLogger(__name__)
 
 FLEET = "bench"
 DEVICE = "bench-001"
+#: answers that no amount of waiting changes
+REFUSALS = (401, 403)
+#: every push's rollout: one batch, no health gate (nothing to wait for once it is active)
+ROLLOUT_STRATEGY = {"gate": {"enabled": False}}
+#: lines of each child's log printed when the fleet fails
+LOG_TAIL = 30
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` set in this process's environment (for a child to inherit) for a while."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    children: list[ChildProcess],
+    interval: float = 0.25,
+) -> None:
+    """Poll ``predicate()`` until true. A child that died, a refusal from the control
+    plane (401/403) or any other error of ``predicate`` fails at once; an unreachable
+    control plane or another error answer is retried, and the last is named if the wait
+    times out."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        for child in children:
+            child.check_alive()
+        try:
+            if predicate():
+                return
+        except ServerError as exc:
+            if exc.status_code in REFUSALS:
+                raise EdgectlError(f"waiting for {what}: {exc}") from exc
+            last = str(exc)
+        except UnreachableError as exc:
+            last = str(exc)
+        if time.monotonic() >= deadline:
+            why = f"; last error: {last}" if last else ""
+            raise EdgectlError(f"timed out after {timeout:.0f}s waiting for {what}{why}")
+        time.sleep(interval)
 
 
 class BenchFleet:
@@ -34,12 +103,13 @@ class BenchFleet:
         self.root = root or Path(self._tmp.name if self._tmp else ".")
         self.keys = self.root / "keys"
         self.trust = provision_trust(self.keys)
+        self.token = provision_admin_token(self.keys)
         self.http_port, self.broker_port, self.api_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.local_api = f"http://127.0.0.1:{self.api_port}"
         self.children: list[ChildProcess] = []
         self.agent: ChildProcess | None = None
-        self.client = ControlPlaneClient(self.url)
+        self.client = ControlPlaneClient(self.url, token=self.token)
         self.config = self.root / "agent.toml"
         self.config.write_text(
             "\n".join(
@@ -59,26 +129,32 @@ class BenchFleet:
         )
 
     def __enter__(self) -> BenchFleet:
-        self.children.append(
-            ChildProcess(
-                "control plane",
-                [
-                    *console_command("edgefleet-controlplane", "controlplane.cli"),
-                    *("--port", str(self.http_port), "--embedded-broker"),
-                    *("--broker-port", str(self.broker_port)),
-                    *("--data-dir", str(self.root / "controlplane")),
-                    *("--root-keys", str(self.keys / "root.pub"), "--trust", str(self.trust)),
-                    *("--control-plane-key", str(self.keys / "control-plane.key")),
-                ],
-                self.root / "logs" / "controlplane.log",
+        with _environment({"EDGEFLEET_ADMIN_TOKEN": self.token}):
+            self.children.append(
+                ChildProcess(
+                    "control plane",
+                    [
+                        *console_command("edgefleet-controlplane", "controlplane.cli"),
+                        *("--port", str(self.http_port), "--embedded-broker"),
+                        *("--broker-port", str(self.broker_port)),
+                        *("--data-dir", str(self.root / "controlplane")),
+                        *("--root-keys", str(self.keys / "root.pub"), "--trust", str(self.trust)),
+                        *("--control-plane-key", str(self.keys / "control-plane.key")),
+                    ],
+                    self.root / "logs" / "controlplane.log",
+                )
             )
-        )
-        wait_for(
-            lambda: bool(self.client.health()),
-            timeout=60,
-            what="the control plane",
-            children=self.children,
-        )
+        try:
+            wait_for(
+                lambda: bool(self.client.health()),
+                timeout=60,
+                what="the control plane",
+                children=self.children,
+            )
+            self.client.devices()  # the token works: fail now, with the answer, if not
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def __exit__(
@@ -90,6 +166,8 @@ class BenchFleet:
         self.stop_agent()
         for child in reversed(self.children):
             child.stop()
+        if exc is not None:
+            _print_tails(sorted((self.root / "logs").glob("*.log")))
         self.client.close()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -112,15 +190,17 @@ class BenchFleet:
     def device(self) -> dict[str, Any] | None:
         return next((d for d in self.client.devices() if d.get("id") == DEVICE), None)
 
-    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> None:
-        """Push a model to the fleet and wait until the device runs that version."""
-        push_model(
+    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> int:
+        """Push a model to the fleet and wait until the device runs that version; the id
+        of its rollout, which may still be running for a moment (``wait_rollout``)."""
+        result = push_model(
             self.client,
             model,
             name=name,
             version=version,
             fleet=FLEET,
             key_path=self.keys / "release.key",
+            strategy=ROLLOUT_STRATEGY,
         )
         wait_for(
             lambda: (d := self.device()) is not None and d.get("active_version") == version,
@@ -128,12 +208,33 @@ class BenchFleet:
             what=f"{DEVICE} to activate {name} {version}",
             children=[*self.children, *([self.agent] if self.agent else [])],
         )
+        if result.rollout is None:
+            raise EdgectlError(f"pushing {name} {version} to fleet {FLEET} started no rollout")
+        return int(result.rollout["id"])
+
+    def wait_rollout(self, rollout_id: int, timeout: float = 60.0) -> None:
+        """Wait until the rollout is completed (the control plane refuses another rollout
+        of the model to the fleet while one runs); an aborted or paused one fails."""
+
+        def completed() -> bool:
+            state = self.client.rollout(rollout_id).get("state")
+            if state in ("aborted", "paused"):
+                raise EdgectlError(f"rollout {rollout_id} is {state}")
+            return state == "completed"
+
+        wait_for(
+            completed,
+            timeout=timeout,
+            what=f"rollout {rollout_id} to complete",
+            children=[*self.children, *([self.agent] if self.agent else [])],
+        )
 
     def serve(self, model: Path, *, name: str, version: str) -> None:
-        """Start the agent, wait until it registers, push ``model`` and wait until it runs."""
+        """Start the agent, wait until it registers, push ``model`` and wait until it runs
+        and its rollout is completed."""
         self.start_agent()
         self.wait_registered()
-        self.push(model, name=name, version=version)
+        self.wait_rollout(self.push(model, name=name, version=version))
 
     def wait_registered(self, timeout: float = 60.0) -> None:
         wait_for(
@@ -149,6 +250,19 @@ class BenchFleet:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+
+def _print_tails(logs: list[Path]) -> None:
+    """The last ``LOG_TAIL`` lines of each log, to stderr (the work dir is about to go)."""
+    for path in logs:
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            continue
+        print(f"--- last {len(lines)} lines of {path.name} ---", file=sys.stderr)
+        for line in lines:
+            print(line, file=sys.stderr)
 
 
 def oip_json_body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:

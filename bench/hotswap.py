@@ -1,6 +1,6 @@
 """p99 latency while a new model version swaps in, against steady state; failed requests.
 
-    python -m bench.hotswap [--clients 4] [--steady 3.0]
+    python -m bench.hotswap [--clients 4] [--steady 3.0] [--quick]
 
 A real one-device fleet (``bench.fleet``): control plane + embedded broker + one
 ``edge-agent run`` process serving ``cnn-64px`` 1.0.0. ``--clients`` threads send OIP REST
@@ -9,7 +9,8 @@ seconds before anything happens. Swap window: from the moment ``edgectl``'s push
 starts (upload, deployment command, download, verification, load and health gate on the
 device, atomic swap) until the control plane reports 1.1.0 active, plus 0.5 s. Both are
 measured in the same run on the same box. Prints a table, then one JSON line with
-``p99_steady_ms``, ``p99_swap_ms`` and ``failed_requests`` last.
+``p99_steady_ms``, ``p99_swap_ms`` and ``failed_requests`` last; exits 1 if a request
+failed. ``--quick``: 2 clients, 1 s of steady state.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
+from bench.options import parse_args
 
 
 @dataclass
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotswap")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--steady", type=float, default=3.0)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, clients=2, steady=1.0)
     spec = next(m for m in catalogue() if m.name == "cnn-64px")
     with (
         tempfile.TemporaryDirectory(prefix="ef-bench-swap-") as tmp,
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 "failed_requests": failed,
                 "requests": len(traffic.samples),
                 "clients": args.clients,
+                "quick": args.quick,
             }
         )
     )

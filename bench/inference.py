@@ -1,12 +1,12 @@
 """What the agent's serving path costs on top of a raw ONNX Runtime ``session.run``.
 
-    python -m bench.inference [--seconds 1.0]
+    python -m bench.inference [--seconds 1.0] [--quick]
 
 For each model (built in code) and in the same run: the baseline (a plain
 ``onnxruntime.InferenceSession.run``), the agent's ONNX Runtime runner plugin (input
 checks + run, the in-process Python API), and the agent's Open Inference Protocol REST
 endpoint over loopback with JSON tensors (a keep-alive httpx client). Prints a table,
-then one JSON line last.
+then one JSON line last. ``--quick``: every model and path, 0.05 s each (at least 50 calls).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels, oip
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.models import BenchModel, catalogue
+from bench.options import parse_args
 from model_store import build_bundle, load_metadata
 
 
@@ -116,8 +117,8 @@ def bench_model(spec: BenchModel, workdir: Path, seconds: float) -> dict[str, An
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds per path")
-    args = parser.parse_args(argv)
-    report: dict[str, Any] = {"onnxruntime": ort.__version__, "models": {}}
+    args = parse_args(parser, argv, seconds=0.05)
+    report: dict[str, Any] = {"onnxruntime": ort.__version__, "models": {}, "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
         for spec in catalogue():
             report["models"][spec.name] = bench_model(spec, Path(tmp), args.seconds)

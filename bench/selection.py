@@ -1,6 +1,6 @@
 """Does the agent's measured selection pick the fastest accurate backend for each model?
 
-    python -m bench.selection [--seconds 3]
+    python -m bench.selection [--seconds 3] [--models NAME ...] [--quick]
 
 For each model of ``bench.selection_models`` (a ResNet-18-like CNN, a depthwise CNN, a
 transformer encoder, a tiny MLP: all built in code), in one process and one run:
@@ -28,6 +28,7 @@ transformer encoder, a tiny MLP: all built in code), in one process and one run:
 
 Prints a table per model, then one JSON line last. The exit code is 0 even when a goal is
 missed (a "goal NOT met" line says so); non-zero only when the benchmark itself fails.
+``--quick``: two models (depthwise-cnn, tiny-mlp), one 0.25 s slice per candidate.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ from agent.runners.choice import candidate_runners
 from agent.selection import DEFAULT_TOLERANCE, SelectionCache, SelectionSettings, Selector
 from agent.selection.guard import compare_outputs
 from agent.selection.host import host_candidates, installed_runtimes
+from bench.options import parse_args
 from bench.selection_models import SelectionModel, catalogue
+from bench.selection_table import print_model
 from hw_profiles import CandidateSpec, HwProfilesError, fingerprint, probe_host
 from model_store import ModelStoreError, build_bundle, bundle_files
 from model_store.digests import bundle_digest
@@ -218,43 +221,17 @@ def bench_model(
     }
 
 
-def _print_model(name: str, r: dict[str, Any]) -> None:
-    sel = r["selection"]
-    print(f"\n{name}: {r['description']}, input {r['input']} f32")
-    print(f"  selection: chose {r['chosen']} ({sel['reason']}) in {sel['elapsed_s']:.1f} s")
-    by_key = {c["key"]: c for c in sel["candidates"]}
-    print(
-        f"  {'candidate':<40} {'p50 ms':>9} {'p99 ms':>9} {'runs':>7} {'rel err':>9} "
-        f"{'sel p50':>9}  notes"
-    )
-    for key, extra in r["remeasured"].items():
-        fig = r["candidates"].get(key) or r["ort_default"]
-        seen = by_key.get(key, {})
-        notes = [m for m, on in (("CHOSEN", key == r["chosen"]), ("best", key == r["best"])) if on]
-        if extra["excluded"]:
-            notes.append(f"excluded: {extra['excluded']}")
-        if seen.get("excluded") and not extra["excluded"]:
-            notes.append(f"selection excluded: {seen['excluded']}")
-        print(
-            f"  {key:<40} {_fmt(fig['p50_ms'])} {_fmt(fig['p99_ms'])} {extra['runs']:>7} "
-            f"{_fmt(extra['rel_error'], '.2%')} {_fmt(seen.get('p50_ms'))}  {', '.join(notes)}"
-        )
-    over, default = r["chosen_over_best"], r["ort_default_over_chosen"]
-    print(f"  chosen/best {over:.3f}   ORT default/chosen {default:.2f}")
-
-
 def _round(value: float | None, significant: int = 5) -> float | None:
     return None if value is None else float(f"{value:.{significant}g}")
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return f"{'-' if value is None else format(value, spec):>9}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per candidate")
-    args = parser.parse_args(argv)
+    names = [m.name for m in catalogue()]
+    parser.add_argument("--models", nargs="+", choices=names, default=names, metavar="NAME")
+    args = parse_args(parser, argv, seconds=SLICE_S, models=["depthwise-cnn", "tiny-mlp"])
+    models = [m for m in catalogue() if m.name in args.models]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     facts = probe_host().to_dict()
     settings = SelectionSettings()
@@ -272,13 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_candidate": args.seconds,
         "goal_chosen_over_best": GOAL_CHOSEN_OVER_BEST,
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "quick": args.quick,
     }
     try:
         with tempfile.TemporaryDirectory(prefix="edgefleet-bench-selection-") as tmp:
-            for model in catalogue():
+            for model in models:
                 result = bench_model(model, Path(tmp), args.seconds, facts)
                 report["models"][model.name] = result
-                _print_model(model.name, result)
+                print_model(model.name, result)
     except (AgentError, HwProfilesError, ModelStoreError, OSError) as exc:
         print(f"bench.selection: error: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """What serving a 1x3x224x224 float32 image costs on top of a raw ONNX Runtime ``session.run``.
 
-    python -m bench.serving [--seconds 20]
+    python -m bench.serving [--seconds 20] [--min-turns 10] [--quick]
 
 One process, one run, one model built in code (a small CNN: four strided 3x3
 convolutions with ReLU, 32 to 256 channels, global average pool, a 256 -> 1000 linear
@@ -34,7 +34,7 @@ alike while each path is timed as a steady stream of calls (one call of each in 
 would time every call cold). Prints a table, then one JSON line last with
 ``rest_added_p50_ms`` (rest_binary p50 - baseline p50) and ``inproc_overhead_pct``
 (inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %, and
-``tcp_floor_added_p50_ms`` (tcp_floor p50 - baseline p50).
+``tcp_floor_added_p50_ms`` (tcp_floor p50 - baseline p50). ``--quick``: 0.5 s, 2 turns.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.models import conv_net
+from bench.options import parse_args
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
 
@@ -171,10 +172,11 @@ class _Clients:
 
 
 def _time(
-    paths: dict[str, Callable[[], object]], seconds: float, blocks: dict[str, int]
+    paths: dict[str, Callable[[], object]], seconds: float, blocks: dict[str, int], turns: int
 ) -> dict[str, Any]:
-    """p50/p99 (ms) over turns; each turn runs a block of calls of every path in turn
-    (``blocks[name]`` calls, default ``BLOCK``), starting one path further each turn."""
+    """p50/p99 (ms) over ``seconds`` and ``turns`` turns at least; each turn runs a block
+    of calls of every path in turn (``blocks[name]`` calls, default ``BLOCK``), starting
+    one path further each turn."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
     names = list(paths)
     for fn in paths.values():
@@ -182,7 +184,7 @@ def _time(
             fn()
     deadline = time.perf_counter() + seconds
     turn = 0
-    while time.perf_counter() < deadline or turn < 10:
+    while time.perf_counter() < deadline or turn < turns:
         first = turn % len(names)
         for name in names[first:] + names[:first]:
             fn, out = paths[name], samples[name]
@@ -201,7 +203,7 @@ def _time(
     }
 
 
-def run(workdir: Path, seconds: float) -> dict[str, Any]:
+def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
     model_path = build_cnn(workdir / "src" / "model.onnx")
     bundle = workdir / "bundle"
     build_bundle(model_path, bundle, name=NAME, version="1.0.0")
@@ -243,7 +245,7 @@ def run(workdir: Path, seconds: float) -> dict[str, Any]:
         expected = paths["ort_session_run"]()
         for name, fn in paths.items():
             np.testing.assert_array_equal(fn(), expected, err_msg=name)
-        results = _time(dict(paths), seconds, {"rest_json": 2})
+        results = _time(dict(paths), seconds, {"rest_json": 2}, min_turns)
     finally:
         clients.close()
         floor.close()
@@ -259,9 +261,10 @@ def run(workdir: Path, seconds: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds in all")
-    args = parser.parse_args(argv)
+    parser.add_argument("--min-turns", type=int, default=10, help="timed turns at least")
+    args = parse_args(parser, argv, seconds=0.5, min_turns=2)
     with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
-        paths = run(Path(tmp), args.seconds)
+        paths = run(Path(tmp), args.seconds, args.min_turns)
     base = paths["ort_session_run"]["p50_ms"]
     rest_added = paths["rest_binary"]["p50_ms"] - base
     inproc_pct = (paths["inproc"]["p50_ms"] - base) / base * 100
@@ -290,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "http_floor_added_p50_ms": http_floor_added,
         "goals": {"rest_added_p50_ms": GOAL_REST_ADDED_MS, "inproc_overhead_pct": GOAL_INPROC_PCT},
         "paths": paths,
+        "quick": args.quick,
     }
     print(json.dumps(report, sort_keys=True))
     return 0

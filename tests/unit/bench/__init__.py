@@ -1,0 +1,1 @@
+"""Unit tests of bench/ (the runner that keeps the benchmarks from rotting)."""

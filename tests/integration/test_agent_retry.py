@@ -63,7 +63,16 @@ def test_transient_failure_is_retried_until_it_activates(
 
         setup.blobs.unavailable = False  # the control plane is back; no new desired state
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
-        wait_until(lambda: _last_state(setup).status == DeviceStatus.ACTIVE, 10, "ACTIVE")
+        # ACTIVE is reported on commit, before the generation's outcome (no error) is
+        # saved and reported again: wait for the report that carries both
+        wait_until(
+            lambda: (
+                _last_state(setup).status == DeviceStatus.ACTIVE
+                and _last_state(setup).last_error is None
+            ),
+            20,
+            "ACTIVE without last_error",
+        )
         state = _last_state(setup)
         assert state.generation == 1 and state.last_error is None
         assert [m.version for m in state.active] == ["1.0.0"]
@@ -91,7 +100,9 @@ def test_transient_failure_is_retried_at_once_on_restart(setup: Setup) -> None:
         # before the broker re-delivers anything, the failure is still reported
         assert restarted.last_error == error
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
-        assert restarted.generation == 1 and restarted.last_error is None
+        # ACTIVATED is published before the generation's outcome is saved and shown
+        wait_until(lambda: restarted.last_error is None, 20, "last_error cleared")
+        assert restarted.generation == 1
     finally:
         restarted.stop()
 

@@ -6,11 +6,16 @@ Public surface:
     AgentConfig, load_config, config_from_mapping   settings (``agent.config``)
     errors: AgentError and its hierarchy (``agent.errors``)
 
-Subpackages: ``agent.runners`` (backend plugins), ``agent.deployment`` (signed commands,
-lifecycle table, bundle cache, downloads, journal); ``agent.trust_store`` (the trust
-document, its bootstrap from the pinned root keys, updates and persistence). ``Agent``
-and ``SimulatedFleet`` are imported lazily so that ``agent.config`` / ``agent.errors``
-stay cheap to import.
+Sub-packages, a folder per part (import direction held by import-linter, top to bottom):
+``agent.simulator`` (many agents in one process), ``agent.deployment`` (signed commands,
+lifecycle table, bundle cache, downloads, journal, recovery), ``agent.selection``
+(measured backend choice), ``agent.serving`` (served models, local OIP API),
+``agent.link`` (MQTT and the report spool), ``agent.telemetry`` (stats, host figures,
+heartbeats, Prometheus text), ``agent.runners`` (the runner interface; ``plugins/``, one
+file per backend). At the top level only the process shell: ``agent.agent``, ``cli``,
+``config``, ``errors``, ``trust_store`` (the pinned trust chain), ``sdnotify``,
+``fsutil``. ``Agent`` and ``SimulatedFleet`` are imported lazily so that
+``agent.config`` / ``agent.errors`` stay cheap to import.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import Agent, config_from_mapping
+from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
+from agent.selection.selector import REFERENCE_KEY
 from model_store import TrustDocument, build_bundle, load_private_key, sign_bundle
 from protocol import (
     TRUST_TOPIC,
@@ -267,3 +269,36 @@ def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None
     for name in want:
         assert got[name].dtype == want[name].dtype
         np.testing.assert_array_equal(got[name], want[name])
+
+
+def served_backend(agent: Agent, name: str) -> str:
+    """The backend (candidate key) the agent's measured selection chose for model ``name``."""
+    backends = [m.backend for m in agent.active if m.name == name]
+    assert len(backends) == 1, [(m.name, m.backend) for m in agent.active]
+    return backends[0]
+
+
+def assert_close_to_reference(
+    got: dict[str, np.ndarray],
+    want: dict[str, np.ndarray],
+    backend: str,
+    *,
+    exact: bool = True,
+) -> None:
+    """Outputs served by ``backend`` against ONNX Runtime's (``want``), whichever backend
+    the measured selection picked: from the reference backend (ORT CPU fp32) the same
+    values (exactly, or within rtol 1e-4 / atol 1e-5 with ``exact=False``); from any other
+    candidate the same names and dtypes and values within the agent's accuracy guard
+    (docs/agent.md, "Backend selection")."""
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+    if backend == REFERENCE_KEY:
+        for name in want:
+            if exact:
+                np.testing.assert_array_equal(got[name], want[name])
+            else:
+                np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
+        return
+    error, why = compare_outputs(want, got, tolerance=DEFAULT_TOLERANCE)
+    assert why is None, f"{backend}: {why} (relative error {error})"

@@ -302,3 +302,11 @@ def assert_close_to_reference(
         return
     error, why = compare_outputs(want, got, tolerance=DEFAULT_TOLERANCE)
     assert why is None, f"{backend}: {why} (relative error {error})"
+
+
+def assert_served(
+    agent: Agent, got: dict[str, np.ndarray], want: dict[str, np.ndarray], name: str = "det"
+) -> None:
+    """``got`` (served by ``agent`` for ``name``) against ONNX Runtime's ``want``, exactly
+    when the selection chose ONNX Runtime, else within the accuracy guard."""
+    assert_close_to_reference(got, want, served_backend(agent, name))

@@ -242,7 +242,7 @@ def test_ready_watchdog_and_sigterm_drain(setup: Setup) -> None:
         outputs = body["outputs"]
         assert isinstance(outputs, list) and outputs[0]["shape"] == [BATCH, 4]
         got = np.asarray(outputs[0]["data"], dtype=np.float32).reshape(BATCH, 4)
-        assert_close_to_reference({"y": got}, {"y": expected}, backend, exact=False)
+        assert_close_to_reference({"y": got}, {"y": expected}, backend, rtol=1e-4)
         assert proc.wait(60) == 0
         _from_agent(notify.received, proc.pid)
     assert _retained_availability(setup) is False

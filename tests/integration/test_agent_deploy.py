@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from protocol import DeviceStatus, EventKind
-from tests.support.deploy import Setup, assert_same, det_inputs, oip_infer, ort_run, outputs_of
+from tests.support.deploy import (
+    Setup,
+    assert_served,
+    det_inputs,
+    oip_infer,
+    ort_run,
+    outputs_of,
+    served_backend,
+)
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
@@ -44,8 +52,8 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
         ]
         assert state.hardware == {"test": True}
         inputs = det_inputs(3)
-        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
-        assert_same(agent.infer("det", inputs), ort_run(v1, inputs))
+        assert_served(agent, outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
+        assert_served(agent, agent.infer("det", inputs), ort_run(v1, inputs))
         assert httpx.get(f"{agent.local_api_url}/v2/health/ready").status_code == 200
 
         # v2 is signed, but its model bytes are tampered with on the server
@@ -68,7 +76,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
             "StateReport with last_error",
         )
         assert not (agent.config.data_dir / "staging" / a2.bundle_digest).exists()
-        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
+        assert_served(agent, outputs_of(oip_infer(agent, "det", inputs)), ort_run(v1, inputs))
 
         # a malformed payload on the desired topic is counted and ignored
         setup.watcher.raw(b"{not json", retain=False)
@@ -79,7 +87,7 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
         a3 = setup.assignment(v3, deployment_id=3)
         setup.watcher.desire(3, a3)
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("3.0.0"), 20, "v3 ACTIVATED")
-        assert_same(outputs_of(oip_infer(agent, "det", inputs)), ort_run(v3, inputs))
+        assert_served(agent, outputs_of(oip_infer(agent, "det", inputs)), ort_run(v3, inputs))
     finally:
         agent.stop()
     wait_until(lambda: setup.watcher.availability[-1:] == [False], 10, "offline published")
@@ -91,7 +99,9 @@ def test_deploy_serve_refuse_tampered_and_restart(setup: Setup) -> None:
     try:
         assert [m.version for m in restarted.active] == ["3.0.0"]
         assert restarted.generation == 3
-        assert_same(outputs_of(oip_infer(restarted, "det", inputs)), ort_run(v3, inputs))
+        assert_served(
+            restarted, outputs_of(oip_infer(restarted, "det", inputs)), ort_run(v3, inputs)
+        )
         assert restarted.wait_connected(10)
         wait_until(lambda: setup.watcher.availability[-1:] == [True], 10, "online again")
         assert len(setup.blobs.requests) == requests_before
@@ -113,9 +123,11 @@ def test_already_active_bundle_just_reports_and_oip_errors(setup: Setup) -> None
 
         base = agent.local_api_url
         meta = httpx.get(f"{base}/v2/models/det").json()
-        # the platform is the measured winner's (ONNX Runtime or OpenVINO): any may win
-        [backend] = [m.backend for m in agent.active]
-        platform = "openvino" if backend.startswith("openvino:") else "onnxruntime_onnx"
+        platform = (
+            "onnxruntime_onnx"
+            if served_backend(agent, "det").startswith("onnxruntime:")
+            else "openvino"
+        )
         assert meta["platform"] == platform and meta["versions"] == ["1.0.0"]
         assert {"name": "x", "datatype": "FP32", "shape": [-1, 4]} in meta["inputs"]
         unknown = httpx.post(f"{base}/v2/models/nope/infer", json={"inputs": []})

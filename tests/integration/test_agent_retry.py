@@ -63,15 +63,14 @@ def test_transient_failure_is_retried_until_it_activates(
 
         setup.blobs.unavailable = False  # the control plane is back; no new desired state
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
-        # ACTIVE is reported on commit, before the generation's outcome (no error) is
-        # saved and reported again: wait for the report that carries both
+        # a report may show ACTIVE before the generation's outcome is saved (a heartbeat
+        # between the commit and the outcome): wait for the settled report, don't race it
         wait_until(
             lambda: (
-                _last_state(setup).status == DeviceStatus.ACTIVE
-                and _last_state(setup).last_error is None
+                (s := _last_state(setup)).status == DeviceStatus.ACTIVE and s.last_error is None
             ),
             20,
-            "ACTIVE without last_error",
+            "ACTIVE with last_error cleared",
         )
         state = _last_state(setup)
         assert state.generation == 1 and state.last_error is None

@@ -32,7 +32,7 @@ from agent import Agent
 from protocol import DeploymentEvent, EventKind, Heartbeat, TopicKind, decode
 from tests.support.deploy import (
     Setup,
-    assert_same,
+    assert_served,
     det_inputs,
     oip_infer,
     open_setup,
@@ -102,8 +102,8 @@ def _serve_for(agent: Agent, seconds: float, want: dict[str, np.ndarray]) -> int
     inputs, served = det_inputs(3), 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert_same(agent.infer("det", inputs), want)
-        assert_same(outputs_of(oip_infer(agent, "det", inputs)), want)
+        assert_served(agent, agent.infer("det", inputs), want)
+        assert_served(agent, outputs_of(oip_infer(agent, "det", inputs)), want)
         served += 2
     return served
 
@@ -159,7 +159,7 @@ def _long_outage(s: Setup, recorder: RawRecorder, first: Broker, port: int, tmp:
             assert agent.wait_connected(40), "agent did not reconnect"
             wanted = {p for _, p in held}
             wait_until(lambda: set(recorder.spooled()) >= wanted, 30, "every spooled entry")
-            assert_same(agent.infer("det", inputs), ort_run(v2, inputs))
+            assert_served(agent, agent.infer("det", inputs), ort_run(v2, inputs))
             agent.stop()  # waits for outstanding acknowledgements
             appended, dropped = _counters(spool)
             pending = {p for _, p in _rows(spool)}

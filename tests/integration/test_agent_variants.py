@@ -42,6 +42,7 @@ from tests.support.controlplane import (
     run_controlplane,
     upload_blobs,
 )
+from tests.support.deploy import assert_close_to_reference, served_backend
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.openvino_models import ir_from_onnx
@@ -163,10 +164,10 @@ def _assert_serves(agents: dict[str, Agent], onnx_path: Path) -> None:
         x = rng.standard_normal((batch, 4)).astype(np.float32)
         ids = rng.integers(-100, 100, size=batch, dtype=np.int64)
         y, n = reference.run(["y", "n"], {"x": x, "ids": ids})
-        for device_id, agent in agents.items():
-            got = _infer(agent, x, ids)
-            np.testing.assert_allclose(got["y"], y, rtol=1e-5, atol=1e-5, err_msg=device_id)
-            np.testing.assert_array_equal(got["n"], n, err_msg=device_id)
+        for agent in agents.values():
+            got, backend = _infer(agent, x, ids), served_backend(agent, "det")
+            # measured selection may pick a bf16 candidate: within the accuracy guard then
+            assert_close_to_reference(got, {"y": y, "n": n}, backend, rtol=1e-5, atol=1e-5)
 
 
 def _assert_backends(agents: dict[str, Agent]) -> None:

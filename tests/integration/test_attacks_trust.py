@@ -237,7 +237,7 @@ def test_command_arriving_during_a_trust_update_is_not_lost(
         wait_until(lambda: s.agent.trust_version == 2, 10, "trust version 2")
         a = s.assignment(make_bundle(setup, "2.0.0"))
         setup.watcher.desire(s.next_generation(), a, trust_version=2)
-        wait_until(lambda: s.agent.generation == 2, 20, "generation 2 applied")
+        wait_until(lambda: s.agent.generation == 2, 30, "generation 2 applied")
 
 
 def test_revoking_the_key_of_the_running_model_stops_it(setup: Setup) -> None:

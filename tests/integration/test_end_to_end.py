@@ -39,6 +39,7 @@ from model_store import (
     write_keypair,
 )
 from tests.support.controlplane import ControlPlaneProcess, auth_headers, run_controlplane
+from tests.support.deploy import assert_close_to_reference
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -90,8 +91,8 @@ def _assert_serves(url: str, model_path: Path, name: str) -> None:
         expected = dict(zip(["y", "n"], session.run(None, {"x": x, "ids": ids}), strict=True))
         for device in _devices(url).values():
             got = _infer(device["local_api"], name, x, ids)
-            np.testing.assert_array_equal(got["y"], expected["y"])
-            np.testing.assert_array_equal(got["n"], expected["n"])
+            # exact from an fp32 backend; measured selection may pick bf16 (accuracy guard)
+            assert_close_to_reference(got, expected, device["backend"])
             assert got["n"].dtype == np.int64
 
 

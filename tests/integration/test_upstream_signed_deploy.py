@@ -16,6 +16,7 @@ import pytest
 from agent.simulator import SimulatedFleet
 from edgectl.cli import main as edgectl
 from tests.support.controlplane import run_controlplane
+from tests.support.deploy import assert_close_to_reference, served_backend
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -115,5 +116,5 @@ def test_upstream_signed_bundle_is_deployed_and_served(
                 installed = agent.config.data_dir / "models" / agent.active[0].bundle_digest
                 assert (installed / "model.sig").read_bytes() == upstream_signature
                 out = agent.infer("det", {"x": x, "ids": ids})
-                np.testing.assert_array_equal(out["y"], y)
-                np.testing.assert_array_equal(out["n"], n)
+                # exact from fp32; the simulated xeon-amx host may measure bf16 fastest
+                assert_close_to_reference(out, {"y": y, "n": n}, served_backend(agent, "det"))

@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import Agent, config_from_mapping
+from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
 from model_store import TrustDocument, build_bundle, load_private_key, sign_bundle
 from protocol import (
     TRUST_TOPIC,
@@ -267,3 +268,47 @@ def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None
     for name in want:
         assert got[name].dtype == want[name].dtype
         np.testing.assert_array_equal(got[name], want[name])
+
+
+def served_backend(agent: Agent, name: str) -> str:
+    """The backend (candidate key) the agent's measured selection chose for model ``name``."""
+    backends = [m.backend for m in agent.active if m.name == name]
+    assert len(backends) == 1, [(m.name, m.backend) for m in agent.active]
+    return backends[0]
+
+
+def assert_close_to_reference(
+    got: dict[str, np.ndarray],
+    want: dict[str, np.ndarray],
+    backend: str,
+    *,
+    rtol: float | None = None,
+    atol: float = 1e-5,
+) -> None:
+    """Outputs served by ``backend`` against ONNX Runtime fp32's (``want``), whichever
+    backend the measured selection picked. The same names and dtypes; from an fp32 backend
+    the same values (exactly, or within ``rtol`` / ``atol``); from a reduced-precision one
+    (bf16, f16: the selection keeps those that pass its accuracy guard) values within that
+    guard (docs/agent.md, "Backend selection")."""
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+    if backend.endswith(":f32"):
+        for name in want:
+            if rtol is None:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=backend)
+            else:
+                np.testing.assert_allclose(
+                    got[name], want[name], rtol=rtol, atol=atol, err_msg=backend
+                )
+        return
+    error, why = compare_outputs(want, got, tolerance=DEFAULT_TOLERANCE)
+    assert why is None, f"{backend}: {why} (relative error {error})"
+
+
+def assert_served(
+    agent: Agent, got: dict[str, np.ndarray], want: dict[str, np.ndarray], name: str = "det"
+) -> None:
+    """``got`` (served by ``agent`` for ``name``) against ONNX Runtime's ``want``, exactly
+    when the selection chose an fp32 backend, else within the accuracy guard."""
+    assert_close_to_reference(got, want, served_backend(agent, name))

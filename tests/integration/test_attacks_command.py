@@ -132,6 +132,12 @@ def test_attack_unsigned_command_bare_payload(s: Serving, caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="agent.link.mqtt_link"):
         s.setup.watcher.raw(encode(desired_state(DEVICE, s.next_generation(), a)))
         wait_until(lambda: s.agent.malformed_messages == before + 1, 10, "malformed counted")
+        # the count and the log line come from the link's thread, not in a fixed order
+        wait_until(
+            lambda: any("ignored malformed" in r.getMessage() for r in caplog.records),
+            10,
+            "malformed logged",
+        )
     lines = [r.getMessage() for r in caplog.records if "ignored malformed" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0], lines
     assert s.agent.last_error == error

@@ -29,7 +29,6 @@ from tests.support.attacks import (
     SLOW_RETRY,
     Serving,
     assert_untouched,
-    direct_outputs,
     installed,
     make_bundle,
     module_serving,
@@ -39,7 +38,7 @@ from tests.support.attacks import (
     wait_refused,
 )
 from tests.support.blobserver import desired_state, sign_command
-from tests.support.deploy import DEVICE, open_setup
+from tests.support.deploy import DEVICE, open_setup, ort_run
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
@@ -239,4 +238,4 @@ def test_attack_same_version_different_content(tmp_path: Path, mosquitto: Broker
             "ids": np.array([1], dtype=np.int64),
         }
         served = oip_outputs(s.agent, "det", inputs)["y"]
-        assert not np.array_equal(served, direct_outputs(s.v1_dir, inputs)["y"])
+        assert not np.array_equal(served, ort_run(s.v1_dir, inputs)["y"])

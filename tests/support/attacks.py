@@ -29,17 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent import Agent
-from model_store import build_bundle, bundle_files, load_metadata, load_private_key, sign_bundle
+from model_store import build_bundle, bundle_files, load_private_key, sign_bundle
 from protocol import DeploymentEvent, DeviceStatus, EventKind, FileRef, ModelAssignment
 from tests.support.blobserver import assignment_for
-from tests.support.deploy import Setup, assert_served, open_setup
+from tests.support.deploy import Setup, assert_served, oip_infer, open_setup, ort_run, outputs_of
 from tests.support.mosquitto import run_mosquitto
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -100,42 +98,16 @@ def _inputs() -> dict[str, np.ndarray]:
     }
 
 
-def direct_outputs(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A direct ONNX Runtime run of the bundle's model (not through the agent)."""
-    model = bundle_dir / load_metadata(bundle_dir).model_file
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, inputs), strict=True))
-
-
 def oip_outputs(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A real HTTP OIP (KServe v2) inference request to the agent's local API."""
-    datatypes = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
-    body = {
-        "inputs": [
-            {
-                "name": key,
-                "shape": list(value.shape),
-                "datatype": datatypes[value.dtype],
-                "data": value.ravel().tolist(),
-            }
-            for key, value in inputs.items()
-        ]
-    }
-    response = httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    numpy_types = {"FP32": np.float32, "INT64": np.int64}
-    return {
-        t["name"]: np.asarray(t["data"], dtype=numpy_types[t["datatype"]]).reshape(t["shape"])
-        for t in response.json()["outputs"]
-    }
+    """A real HTTP OIP (KServe v2) inference request to the agent's local API; its outputs."""
+    return outputs_of(oip_infer(agent, name, inputs))
 
 
 def assert_serves(agent: Agent, bundle_dir: Path) -> None:
     """The agent's OIP API answers what ONNX Runtime answers for ``bundle_dir``: exactly
     from an fp32 backend, within the accuracy guard from the bf16 one selection may pick."""
     inputs = _inputs()
-    got, want = oip_outputs(agent, "det", inputs), direct_outputs(bundle_dir, inputs)
+    got, want = oip_outputs(agent, "det", inputs), ort_run(bundle_dir, inputs)
     assert_served(agent, got, want)
 
 

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import Agent, config_from_mapping
 from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
-from model_store import TrustDocument, build_bundle, load_private_key, sign_bundle
+from model_store import TrustDocument, build_bundle, load_metadata, load_private_key, sign_bundle
 from protocol import (
     TRUST_TOPIC,
     DeploymentEvent,
@@ -222,12 +222,15 @@ def det_inputs(batch: int = 3) -> dict[str, np.ndarray]:
 
 
 def ort_run(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A direct ONNX Runtime run of the bundle's ``model.onnx`` (not through the agent)."""
-    session = ort.InferenceSession(
-        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    """A direct ONNX Runtime run of the bundle's model file (not through the agent)."""
+    model = bundle_dir / load_metadata(bundle_dir).model_file
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, inputs), strict=True))
+
+
+#: OIP datatype of each numpy dtype the test models take.
+_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
 
 
 def oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
@@ -236,17 +239,12 @@ def oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.R
         "id": "req-1",
         "inputs": [
             {
-                "name": "x",
-                "shape": list(inputs["x"].shape),
-                "datatype": "FP32",
-                "data": inputs["x"].ravel().tolist(),
-            },
-            {
-                "name": "ids",
-                "shape": list(inputs["ids"].shape),
-                "datatype": "INT64",
-                "data": inputs["ids"].tolist(),
-            },
+                "name": key,
+                "shape": list(value.shape),
+                "datatype": _DATATYPES[value.dtype],
+                "data": value.ravel().tolist(),
+            }
+            for key, value in inputs.items()
         ],
     }
     return httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)

@@ -20,10 +20,15 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.config import AgentConfig
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
 from agent.errors import AgentConfigError, AgentError, VerificationError
+from agent.identity.enroll import enroll
+from agent.identity.files import Identity, IdentityFiles
+from agent.identity.renewal import RenewalLoop
+from agent.identity.sealer import ReportSealer
 from agent.link.mqtt_link import MqttLink
 from agent.runners import available_runners
 from agent.selection import SelectionCache, SelectionSettings, Selector
@@ -35,6 +40,7 @@ from agent.telemetry import HeartbeatLoop
 from agent.trust_store import TrustStore
 from hw_profiles import fingerprint, probe_host
 from model_store import BundleMetadata, ModelStoreError, TrustDocument, load_trusted_keys
+from model_store.trust import Role
 from protocol import (
     ActiveModel,
     DeploymentEvent,
@@ -84,6 +90,8 @@ class Agent:
         self._trust: TrustStore | None = None
         self._api: LocalApiServer | None = None
         self._heartbeats: HeartbeatLoop | None = None
+        self._renewal: RenewalLoop | None = None
+        self.identity: Identity | None = None
         self._report_lock = threading.Lock()
         self.local_api_url: str | None = None
 
@@ -115,6 +123,7 @@ class Agent:
                 fetch=self._fetcher.fetch_document,
             )
             self._trust.load_local()
+            sealer = self._open_identity()
             cache = BundleCache(
                 cfg.data_dir,
                 self._current_trust,
@@ -153,6 +162,7 @@ class Agent:
                 on_trust=self._on_trust,
                 spool_path=cfg.data_dir / "spool.sqlite",
                 spool_max_entries=cfg.spool_max_entries,
+                sealer=sealer,
             )
             # the worker may report at once (a resumed deployment): the link queues it
             self._manager.start()
@@ -165,6 +175,15 @@ class Agent:
                 metrics=self.models.metrics,
             )
             self._heartbeats.start()
+            if self.identity is not None:
+                self._renewal = RenewalLoop(
+                    IdentityFiles(cfg.data_dir / "identity"),
+                    self.identity,
+                    control_plane_url=cfg.control_plane_url,
+                    device_id=self.device_id,
+                    ca_keys=self._device_ca_keys,
+                )
+                self._renewal.start()
         except BaseException:
             self.stop()
             raise
@@ -177,6 +196,9 @@ class Agent:
             self._api.stop()
         if self._heartbeats is not None:
             self._heartbeats.stop()
+        if self._renewal is not None:
+            self._renewal.stop()
+            self._renewal = None
         if self._manager is not None:
             self._manager.request_stop()
             if self._fetcher is not None:
@@ -323,6 +345,33 @@ class Agent:
         if self._manager is None:
             raise AgentError("trust document received before the agent started")
         self._manager.submit_trust(raw)
+
+    def _device_ca_keys(self) -> list[ec.EllipticCurvePublicKey]:
+        assert self._trust is not None
+        return list(self._trust.ensure().keys_for(Role.DEVICE_CA).values())
+
+    def _open_identity(self) -> ReportSealer | None:
+        """The device's identity (enrolling with the configured token if it has none yet)
+        and the sealer of its reports; None, with a warning, if it is not enrolled."""
+        cfg = self.config
+        files = IdentityFiles(cfg.data_dir / "identity")
+        self.identity = files.load()
+        if self.identity is None and cfg.enrollment_token is not None:
+            self.identity = enroll(
+                files,
+                control_plane_url=cfg.control_plane_url,
+                device_id=self.device_id,
+                token=cfg.enrollment_token.get_secret_value(),
+                ca_keys=self._device_ca_keys(),
+            )
+        if self.identity is None:
+            logger.warning(
+                "%s: not enrolled: a control plane drops this device's reports; run "
+                "`edge-agent enroll --token ...` or set enrollment_token in agent.toml",
+                self.device_id,
+            )
+            return None
+        return ReportSealer(self.identity.key, self.device_id, files.directory)
 
     def _selector(self) -> Selector:
         """Measured selection among this host's candidates (profile of its facts)."""

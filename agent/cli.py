@@ -1,6 +1,7 @@
 """``edge-agent``: run the agent, simulate a fleet, or print the host's facts.
 
     edge-agent run --config agent.toml
+    edge-agent enroll --config agent.toml --token TOKEN [--force]
     edge-agent simulate --count N --fleet F --broker URL --control-plane URL \\
         --data-dir DIR --root-key PATH [--root-key PATH ...] [--trust PATH] [--id-prefix sim]
         [--traffic-hz N] [--slow MODEL[:VERSION]=DURATION[@DEVICES] ...]
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TOKEN_ENV = "EDGEFLEET_ENROLLMENT_TOKEN"
+API_TOKEN_ENV = "EDGEFLEET_API_TOKEN"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -48,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run the agent")
     run.add_argument("--config", required=True, help="path to agent.toml")
+    enroll = sub.add_parser("enroll", help="enroll this device with a one-time token")
+    enroll.add_argument("--config", required=True, help="path to agent.toml")
+    enroll.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"the token from `edgectl devices enroll` (or env {TOKEN_ENV})",
+    )
+    enroll.add_argument("--force", action="store_true", help="enroll again with a new key")
     sim = sub.add_parser("simulate", help="run N simulated agents in this process")
     sim.add_argument("--count", type=int, required=True)
     sim.add_argument("--fleet", required=True)
@@ -59,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--trust", help="initial signed trust document (provisioning)")
     sim.add_argument("--id-prefix", default="sim")
+    sim.add_argument(
+        "--api-token",
+        default=os.environ.get(API_TOKEN_ENV),
+        help="an operator API token: enroll devices that are not enrolled yet "
+        f"(or env {API_TOKEN_ENV})",
+    )
     sim.add_argument("--heartbeat-interval", type=float, default=30.0)
     sim.add_argument(
         "--traffic-hz",
@@ -180,8 +199,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _serve(agent.start, agent.stop, supervisor)
 
 
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+    from agent.enrollment import enroll_device
+
+    if not args.token:
+        raise AgentConfigError(f"--token (or {TOKEN_ENV}) is required")
+    config = load_config(args.config)
+    identity = enroll_device(config, args.token, force=args.force)
+    print(
+        f"enrolled {config.device_id}: certificate valid until "
+        f"{identity.not_after:%Y-%m-%d %H:%M}Z ({identity.directory})"
+    )
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from agent.simulator import SimulatedFleet
+    from agent.simulator.enroll import api_enrollment
     from agent.simulator.latency import parse_slow_rule
 
     if args.count < 1:
@@ -204,6 +239,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         heartbeat_interval_s=args.heartbeat_interval,
         latency_ms=rules or None,
         traffic_hz=args.traffic_hz,
+        enrollment=(
+            api_enrollment(args.control_plane.rstrip("/"), args.api_token, args.fleet)
+            if args.api_token
+            else None
+        ),
     )
     status = f"{args.count} simulated agent(s) in fleet {args.fleet}"
     if args.traffic_hz:
@@ -229,7 +269,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
-    commands = {"run": _cmd_run, "simulate": _cmd_simulate, "probe": _cmd_probe}
+    commands = {
+        "run": _cmd_run,
+        "enroll": _cmd_enroll,
+        "simulate": _cmd_simulate,
+        "probe": _cmd_probe,
+    }
     try:
         return commands[args.command](args)
     except AgentConfigError as exc:

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -56,6 +57,9 @@ class AgentConfig(BaseModel):
     root_keys: list[Path] = Field(min_length=1)
     #: optional root-signed trust document shipped at provisioning
     trust: Path | None = None
+    #: a one-time enrollment token (``edgectl devices enroll``): used at the first start
+    #: when the device has no identity yet (``data_dir/identity``); never logged
+    enrollment_token: SecretStr | None = None
     local_api: str = "127.0.0.1:8500"
     #: local API bounds: the largest request body (MiB) and the most open connections
     local_api_max_body_mb: int = Field(default=64, ge=1, le=4096)

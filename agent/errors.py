@@ -7,6 +7,8 @@ as one of these with ``raise ... from exc``.
 
 AgentError
 ├── AgentConfigError        agent.toml missing, not TOML, or a field missing / invalid
+├── IdentityError           enrollment or renewal failed: bad token, control plane refused
+│                           or unreachable, a certificate not issued by a trusted device CA
 ├── LinkError               the MQTT client could not be set up or used
 ├── SpoolError              the on-disk telemetry spool could not be opened or written
 ├── DeploymentError         a desired state could not be applied (previous model kept)
@@ -43,6 +45,10 @@ class AgentError(Exception):
 
 class AgentConfigError(AgentError):
     """The agent configuration cannot be loaded."""
+
+
+class IdentityError(AgentError):
+    """The device could not enroll or renew its certificate, or its identity is unusable."""
 
 
 class LinkError(AgentError):

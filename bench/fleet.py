@@ -140,6 +140,7 @@ class BenchFleet:
                         *("--data-dir", str(self.root / "controlplane")),
                         *("--root-keys", str(self.keys / "root.pub"), "--trust", str(self.trust)),
                         *("--control-plane-key", str(self.keys / "control-plane.key")),
+                        *("--device-ca-key", str(self.keys / "device-ca.key")),
                     ],
                     self.root / "logs" / "controlplane.log",
                 )
@@ -152,6 +153,10 @@ class BenchFleet:
                 children=self.children,
             )
             self.client.devices()  # the token works: fail now, with the answer, if not
+            # the agent enrolls at its first start with a one-time token, as a real one does
+            token = self.client.create_enrollment(DEVICE, FLEET, 3600)["token"]
+            with self.config.open("a") as fh:
+                fh.write(f'enrollment_token = "{token}"\n')
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise

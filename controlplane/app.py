@@ -34,6 +34,7 @@ from controlplane.dashboard import router as dashboard_router
 from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
+from controlplane.identity.ca import DeviceCA, certifies_device_ca
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.driver import RolloutDriver
@@ -80,6 +81,16 @@ def load_signing_key(path: Path | None) -> EllipticCurvePrivateKey:
         return load_private_key(path)
     except (ModelStoreError, OSError) as exc:
         raise ConfigError(f"cannot load control-plane key: {exc}") from exc
+
+
+def load_device_ca_key(path: Path | None) -> EllipticCurvePrivateKey | None:
+    """The device CA's private key, if configured; ConfigError if unusable."""
+    if path is None:
+        return None
+    try:
+        return load_private_key(path)
+    except (ModelStoreError, OSError) as exc:
+        raise ConfigError(f"cannot load device CA key: {exc}") from exc
 
 
 def read_trust_file(path: Path | None) -> bytes | None:
@@ -159,6 +170,7 @@ def build_services(
     """
     roots = load_root_keys(settings.root_keys)
     key = load_signing_key(settings.control_plane_key)
+    ca_key = load_device_ca_key(settings.device_ca_key)
     check_admin_token(settings.admin_token)  # ConfigError before anything is touched
     bootstrap = read_trust_file(settings.trust)
     target = settings.mqtt  # ConfigError if MQTT_URL is malformed
@@ -173,6 +185,11 @@ def build_services(
                 f"control-plane key {signing_key_id} is not certified by trust document "
                 f"v{document.version}"
             )
+        if ca_key is not None and not certifies_device_ca(document, key_id(ca_key.public_key())):
+            raise ConfigError(
+                f"device CA key {key_id(ca_key.public_key())} is not certified by trust "
+                f"document v{document.version} (role device-ca)"
+            )
 
     try:
         trust = TrustStore.open(
@@ -182,6 +199,15 @@ def build_services(
         engine.dispose()
         raise
     signer = CommandSigner(key=key, trust=trust, ttl=timedelta(seconds=settings.command_ttl))
+    device_ca = None
+    if ca_key is not None:
+        device_ca = DeviceCA(ca_key, trust, timedelta(seconds=settings.device_cert_ttl))
+        logger.info("device CA %s issues device certificates", device_ca.key_id)
+    else:
+        logger.warning(
+            "no device CA key (EDGEFLEET_DEVICE_CA_KEY): devices cannot enroll, and reports "
+            "of devices that are not enrolled are dropped"
+        )
     bootstrap_admin(engine, settings.admin_token)  # the first admin API token, if none yet
     logger.info(
         "trust document v%s certifies control-plane key %s", trust.document.version, signer.key_id
@@ -198,6 +224,7 @@ def build_services(
         signer=signer,
         publisher=publisher,
         bridge=bridge,
+        device_ca=device_ca,
     )
 
 

@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         help="private key that signs deployment commands (EDGEFLEET_CONTROL_PLANE_KEY)",
     )
     p.add_argument(
+        "--device-ca-key",
+        help="private key of the device CA that issues device certificates "
+        "(EDGEFLEET_DEVICE_CA_KEY; without it no device can enroll)",
+    )
+    p.add_argument(
         "--embedded-broker",
         action="store_true",
         help="also run an MQTT 3.1.1 broker (amqtt) on 127.0.0.1 and connect to it",
@@ -115,6 +120,7 @@ def _settings(
         "root_keys": args.root_keys,
         "trust": args.trust,
         "control_plane_key": args.control_plane_key,
+        "device_ca_key": args.device_ca_key,
     }
     try:
         return ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})

@@ -24,6 +24,7 @@ from sqlmodel import SQLModel, create_engine
 
 from controlplane import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from controlplane.errors import ConfigError
+from controlplane.identity import tables as _identity_tables  # noqa: F401  (the same)
 from controlplane.settings import mask_url
 
 logger = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.commands import CommandSigner
+from controlplane.errors import Unavailable
+from controlplane.identity.ca import DeviceCA
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.settings import ControlPlaneSettings
@@ -29,6 +31,7 @@ class Services:
     signer: CommandSigner
     publisher: DesiredStatePublisher
     bridge: MqttBridge | None = None
+    device_ca: DeviceCA | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -64,6 +67,14 @@ def get_signer(services: ServicesDep) -> CommandSigner:
     return services.signer
 
 
+def get_device_ca(services: ServicesDep) -> DeviceCA:
+    if services.device_ca is None:
+        raise Unavailable(
+            "device enrollment is not configured on this control plane (EDGEFLEET_DEVICE_CA_KEY)"
+        )
+    return services.device_ca
+
+
 def get_settings(services: ServicesDep) -> ControlPlaneSettings:
     return services.settings
 
@@ -73,6 +84,7 @@ PublisherDep = Annotated[DesiredStatePublisher, Depends(get_publisher)]
 TrustDep = Annotated[TrustStore, Depends(get_trust)]
 SignerDep = Annotated[CommandSigner, Depends(get_signer)]
 SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]
+DeviceCADep = Annotated[DeviceCA, Depends(get_device_ca)]
 
 
 #: A row id in a path: a positive 64-bit integer (larger ones are 422, not a database error).

@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from controlplane.crud.variants import variants_of
+from controlplane.identity.tables import DeviceIdentity
 from controlplane.models import (
     Deployment,
     DeploymentTarget,
@@ -114,6 +115,8 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .join(Device, col(Device.id) == col(DeploymentTarget.device_id))
         .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
+        .join(DeviceIdentity, col(DeviceIdentity.device_id) == col(Device.id), isouter=True)
+        .where(col(DeviceIdentity.revoked_at).is_(None))  # a revoked device gets nothing
         .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
     )
     if device_ids is not None:

@@ -9,13 +9,16 @@ ControlPlaneError
 ├── ConfigError              settings, keys, trust chain, database or port unusable at start-up
 ├── InvalidRequest      400  the request is well-formed JSON but cannot be honoured
 │   └── BundleRejected  400  signature, manifest, blobs or metadata of a version are wrong
+├── Unauthorized        401  an enrollment token that is unknown, used or expired; a
+│                            renewal by a key the device did not enroll with
 ├── NotFound            404  unknown blob, model, version, fleet, device or deployment
 ├── Conflict            409  a model version exists with other content; a trust version
 │                            that is not the current one plus one
 ├── PayloadTooLarge     413  a blob upload exceeds the configured limit
 ├── RangeNotSatisfiable 416  a Range header outside the blob
 └── Unavailable         503  the trust document does not certify our signing key (or has
-                             expired): no deployment can be signed; database unreachable
+                             expired): no deployment can be signed; database unreachable;
+                             no device CA configured or certified: no enrollment
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class InvalidRequest(ControlPlaneError):
 
 class BundleRejected(InvalidRequest):
     """A model version's signature, manifest, blobs or metadata do not check out."""
+
+
+class Unauthorized(ControlPlaneError):
+    status_code = 401
 
 
 class NotFound(ControlPlaneError):

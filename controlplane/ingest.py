@@ -4,8 +4,11 @@ Independent of paho: the MQTT bridge hands every received message to
 :meth:`Ingester.handle`, and unit tests call it directly. ``handle`` never raises: a
 malformed or forged message is logged in one line, counted and skipped.
 
-The device id is taken from the topic (the broker's ACLs confine a device to its own
-topics); a payload naming another device is rejected.
+Nothing depends on the broker's ACLs: a report is believed only if it is sealed by the
+key the device its topic names enrolled with, and is neither replayed nor dated in the
+future (``controlplane.identity.report_auth``). Anything else is dropped, counted
+(``unauthenticated``, ``replayed``, ``future``) and logged in one line. A device that was
+never enrolled is never registered. A payload naming another device is rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from sqlmodel import Session
 from controlplane import crud
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
-from controlplane.models import Device
+from controlplane.identity.report_auth import ReportAuthenticator, ReportRefused
+from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from protocol import (
     Availability,
@@ -29,7 +33,7 @@ from protocol import (
     ProtocolError,
     StateReport,
     TopicKind,
-    decode,
+    decode_body,
     message_type_for,
     parse_device_topic,
 )
@@ -44,9 +48,19 @@ class IngestStats:
     malformed: int = 0
     rejected: int = 0
     errors: int = 0
+    #: not sealed by the enrolled key of the device the topic names (or not enrolled)
+    unauthenticated: int = 0
+    #: a sequence number already seen (a replay; or a QoS 1 duplicate)
+    replayed: int = 0
+    #: dated beyond the allowed clock skew ahead of ours
+    future: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class _Dropped(Exception):
+    """A report that was counted and logged as not believed or malformed."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -63,6 +77,7 @@ class Ingester:
         self._engine = engine
         self._publisher = publisher
         self._signer = signer
+        self.auth = ReportAuthenticator()
         self.stats = IngestStats()
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
@@ -77,23 +92,11 @@ class Ingester:
             return  # our own desired states, or a retained message being cleared
         self.stats.received += 1
         try:
-            message = decode(message_type_for(kind), payload)
-        except ProtocolError as exc:
-            self.stats.malformed += 1
-            logger.warning("dropped malformed message on %s: %s", topic, exc)
-            return
-        if getattr(message, "device_id", None) != device_id:
-            self.stats.rejected += 1
-            logger.warning(
-                "rejected %s on %s: payload names device %r",
-                kind.value,
-                topic,
-                getattr(message, "device_id", None),
-            )
-            return
-        try:
             with Session(self._engine) as session:
-                applied = self._apply(session, device_id, message, retained=retained)
+                applied = self._authenticated(session, topic, device_id, kind, payload, retained)
+                session.commit()  # the replay window moved even if nothing else changed
+        except _Dropped:
+            return
         except ControlPlaneError as exc:
             self.stats.rejected += 1
             logger.warning("rejected %s from %s: %s", kind.value, device_id, exc)
@@ -113,6 +116,42 @@ class Ingester:
             self.stats.applied += 1
         else:
             logger.debug("%s from unknown device or deployment %s ignored", kind.value, device_id)
+
+    def _authenticated(
+        self,
+        session: Session,
+        topic: str,
+        device_id: str,
+        kind: TopicKind,
+        payload: bytes,
+        retained: bool,
+    ) -> bool:
+        """Authenticate, decode and apply one report; ``_Dropped`` (counted, logged) if it
+        is not believed or malformed."""
+        try:
+            report = self.auth.open(session, device_id, kind, payload, now=utcnow())
+        except ReportRefused as exc:
+            if retained and exc.reason == "replayed":
+                raise _Dropped from exc  # the broker's retained copy of what we applied
+            setattr(self.stats, exc.reason, getattr(self.stats, exc.reason) + 1)
+            logger.warning("dropped %s on %s (%s): %s", kind.value, topic, exc.reason, exc)
+            raise _Dropped from exc
+        try:
+            message = decode_body(message_type_for(kind), report.body)
+        except ProtocolError as exc:
+            self.stats.malformed += 1
+            logger.warning("dropped malformed message on %s: %s", topic, exc)
+            raise _Dropped from exc
+        if getattr(message, "device_id", None) != device_id:
+            self.stats.rejected += 1
+            logger.warning(
+                "rejected %s on %s: payload names device %r",
+                kind.value,
+                topic,
+                getattr(message, "device_id", None),
+            )
+            raise _Dropped
+        return self._apply(session, device_id, message, retained=retained)
 
     def _apply(self, session: Session, device_id: str, message: object, *, retained: bool) -> bool:
         if isinstance(message, StateReport):

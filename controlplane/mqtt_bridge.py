@@ -153,6 +153,10 @@ class MqttBridge:
     def publish_trust(self, raw: bytes) -> bool:
         return self._publish(TRUST_TOPIC, raw, "trust document")
 
+    def clear_desired(self, device_id: str) -> bool:
+        topic = device_topic(device_id, TopicKind.DESIRED)
+        return self._publish(topic, b"", f"clearing the command of {device_id}")
+
     def _publish(self, topic: str, payload: bytes, what: str) -> bool:
         if not self._connected.is_set():
             logger.info("broker unreachable: %s will be sent on reconnect", what)

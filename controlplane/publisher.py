@@ -35,6 +35,10 @@ class DesiredStatePublisher(Protocol):
         """Publish the latest trust envelope on ``TRUST_TOPIC`` (retained, QoS 1)."""
         ...
 
+    def clear_desired(self, device_id: str) -> bool:
+        """Clear the device's retained command (a revoked device gets none)."""
+        ...
+
 
 class MemoryPublisher:
     """Records what would have been published; thread-safe."""
@@ -43,6 +47,7 @@ class MemoryPublisher:
         self.connected = connected
         self.published: list[SignedCommand] = []
         self.trust: list[bytes] = []
+        self.cleared: list[str] = []
         self._lock = threading.Lock()
 
     def publish_desired(self, command: SignedCommand) -> bool:
@@ -55,6 +60,13 @@ class MemoryPublisher:
         with self._lock:
             if self.connected:
                 self.trust.append(raw)
+        return self.connected
+
+    def clear_desired(self, device_id: str) -> bool:
+        with self._lock:
+            if self.connected:
+                self.cleared.append(device_id)
+                self.published = [c for c in self.published if c.device_id != device_id]
         return self.connected
 
     def latest(self, device_id: str) -> SignedCommand | None:

@@ -322,6 +322,12 @@ class BridgeStatus(BaseModel):
     malformed: int
     rejected: int
     errors: int
+    #: reports not sealed by the enrolled key of the device their topic names
+    unauthenticated: int = 0
+    #: reports whose sequence number was already seen (replays, QoS 1 duplicates)
+    replayed: int = 0
+    #: reports dated beyond the allowed clock skew ahead of the control plane
+    future: int = 0
 
 
 class TrustPublic(BaseModel):

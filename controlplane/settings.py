@@ -9,6 +9,8 @@
 | ``EDGEFLEET_TRUST``         | none; required to bootstrap an empty DB   |
 | ``EDGEFLEET_CONTROL_PLANE_KEY`` | none: required. Signs deployment commands |
 | ``EDGEFLEET_COMMAND_TTL``   | 604800 (7 days): a command's lifetime, s  |
+| ``EDGEFLEET_DEVICE_CA_KEY`` | none: no enrollment. Issues device certs  |
+| ``EDGEFLEET_DEVICE_CERT_TTL``| 604800 (7 days): a device cert's lifetime|
 | ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
 | ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
@@ -34,6 +36,8 @@ from protocol import BrokerAddress, ProtocolError, mask_url, parse_broker_url
 DEFAULT_COMMAND_TTL_S = 7 * 24 * 3600
 MIN_COMMAND_TTL_S = 60
 MAX_COMMAND_TTL_S = 366 * 24 * 3600
+DEFAULT_DEVICE_CERT_TTL_S = 7 * 24 * 3600
+MIN_DEVICE_CERT_TTL_S = 60
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
@@ -84,6 +88,16 @@ class ControlPlaneSettings(BaseSettings):
         ge=MIN_COMMAND_TTL_S,
         le=MAX_COMMAND_TTL_S,
         validation_alias="EDGEFLEET_COMMAND_TTL",
+    )
+    #: The device CA's private key: the trust document must certify it for the device-ca
+    #: role. Without it no device can enroll, so no device report is believed.
+    device_ca_key: Path | None = Field(default=None, validation_alias="EDGEFLEET_DEVICE_CA_KEY")
+    #: Seconds a device certificate is valid; agents renew at half of it.
+    device_cert_ttl: int = Field(
+        default=DEFAULT_DEVICE_CERT_TTL_S,
+        ge=MIN_DEVICE_CERT_TTL_S,
+        le=MAX_COMMAND_TTL_S,
+        validation_alias="EDGEFLEET_DEVICE_CERT_TTL",
     )
     #: The HTTP port this process serves (the CLI sets it from ``--port``); it makes the
     #: default MQTT client id distinct between replicas on one host.
@@ -147,5 +161,6 @@ class ControlPlaneSettings(BaseSettings):
             f"data_dir={self.data_dir} database={mask_url(self.db_url)} "
             f"mqtt={mask_url(self.mqtt_url)} mqtt_client_id={self.mqtt_client_id} "
             f"root_keys={len(self.root_keys)} path(s) trust={self.trust} "
-            f"control_plane_key={self.control_plane_key} command_ttl={self.command_ttl}s"
+            f"control_plane_key={self.control_plane_key} command_ttl={self.command_ttl}s "
+            f"device_ca_key={self.device_ca_key} device_cert_ttl={self.device_cert_ttl}s"
         )

@@ -190,6 +190,15 @@ class ControlPlaneClient:
         body = {"set": dict(set_), "remove": list(remove)}
         return dict(self._json("PATCH", path, json=body))
 
+    def create_enrollment(self, device_id: str, fleet: str, ttl_s: int) -> dict[str, Any]:
+        """A one-time enrollment token for ``device_id`` (shown only in this answer)."""
+        path = f"/api/v1/devices/{quote(device_id, safe='')}/enrollment"
+        return dict(self._json("POST", path, json={"fleet": fleet, "ttl_s": ttl_s}))
+
+    def revoke_device(self, device_id: str) -> dict[str, Any]:
+        path = f"/api/v1/devices/{quote(device_id, safe='')}/revoke"
+        return dict(self._json("POST", path))
+
     # -- rollouts ---------------------------------------------------------------------
 
     def create_rollout(

@@ -31,11 +31,18 @@ import onnxruntime as ort
 
 from edgectl.client import ControlPlaneClient
 from edgectl.demo_model import INPUT_NAME, INPUT_WIDTH, build_demo_model
-from edgectl.errors import EdgectlError
+from edgectl.errors import EdgectlError, UsageError
 from edgectl.processes import ChildProcess, console_command, free_port, wait_for
 from edgectl.push import push_model
 from edgectl.table import render
-from model_store import build_trust_document, load_private_key, load_public_key, write_keypair
+from model_store import (
+    build_trust_document,
+    load_private_key,
+    load_public_key,
+    parse_unverified_trust,
+    write_keypair,
+)
+from model_store.trust import Role
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +53,9 @@ VERSION = "1.0.0"
 
 
 def provision_trust(keys: Path) -> Path:
-    """Root, release and control-plane key pairs and a root-signed trust document (v1)."""
-    for role in ("root", "release", "control-plane"):
+    """Root, release, control-plane and device-CA key pairs and a root-signed trust
+    document (v1) certifying them."""
+    for role in ("root", "release", "control-plane", "device-ca"):
         if not (keys / f"{role}.key").exists():
             write_keypair(keys, role)
     trust = keys / "trust.json"
@@ -58,9 +66,14 @@ def provision_trust(keys: Path) -> Path:
             roots=[load_public_key(keys / "root.pub")],
             releases=[load_public_key(keys / "release.pub")],
             control_planes=[load_public_key(keys / "control-plane.pub")],
+            device_cas=[load_public_key(keys / "device-ca.pub")],
             signers=[load_private_key(keys / "root.key")],
         )
         trust.write_bytes(document.raw())
+    elif not parse_unverified_trust(trust.read_bytes()).roles[Role.DEVICE_CA]:
+        raise UsageError(
+            f"{trust} certifies no device CA (made by an older edgectl); use a new --workdir"
+        )
     return trust
 
 
@@ -182,6 +195,8 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
                     str(trust),
                     "--control-plane-key",
                     str(keys / "control-plane.key"),
+                    "--device-ca-key",
+                    str(keys / "device-ca.key"),
                 ],
                 root / "logs" / "controlplane.log",
                 {"EDGEFLEET_ADMIN_TOKEN": token},
@@ -193,7 +208,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
         )
         print(f"starting {DEVICES} simulated devices in fleet '{FLEET}'")
         children.append(
-            ChildProcess(
+            _start_with_env(
                 "simulated devices",
                 [
                     *console_command("edge-agent", "agent.cli"),
@@ -214,6 +229,7 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
                     str(trust),
                 ],
                 root / "logs" / "devices.log",
+                {"EDGEFLEET_API_TOKEN": token},  # the simulator enrolls its devices with it
             )
         )
         wait_for(

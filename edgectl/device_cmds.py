@@ -1,24 +1,32 @@
-"""``edgectl devices list|show|label``.
+"""``edgectl devices list|show|label|enroll|revoke``.
 
 ``devices list [--fleet F] [--selector k=v,...]`` is one row per device;
 ``devices show ID`` adds labels, hardware profile, runtimes, and the inference figures of
 each model version from its latest heartbeat; ``devices label ID k=v k2-`` sets ``k`` and
 removes ``k2`` (kubectl style). Selectors and labels are checked here before anything is
-sent (exit 2).
+sent (exit 2). ``devices enroll ID --fleet F [--ttl 24h]`` prints a one-time enrollment
+token for the device (``edge-agent enroll --token ...`` on the device redeems it);
+``devices revoke ID`` cuts a device off.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from edgectl.connect import connect
+from edgectl.durations import parse_duration
+from edgectl.errors import UsageError
 from edgectl.progress import format_bytes
 from edgectl.table import render, when
 from edgectl.trust_cmds import SubParsers
 from edgectl.values import format_labels, parse_label_edits, parse_selector
+
+#: The control plane's limit on an enrollment token's life (30 days).
+MAX_ENROLLMENT_TTL_S = 30 * 24 * 3600
 
 
 def _model(device: Mapping[str, Any]) -> str:
@@ -126,8 +134,34 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    ttl = parse_duration(args.ttl, what="--ttl")
+    if not 60 <= ttl <= MAX_ENROLLMENT_TTL_S:
+        raise UsageError("--ttl must be between 1m and 30d")
+    with connect(args) as client:
+        answer = client.create_enrollment(args.id, args.fleet, int(ttl))
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(answer["token"])
+    print(
+        f"one-time enrollment token for {answer['device_id']} in fleet {answer['fleet']}, "
+        f"valid until {answer['expires_at']}; on the device run:\n"
+        f"  edge-agent enroll --config /etc/edgefleet/agent.toml --token <token>",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        answer = client.revoke_device(args.id)
+    print(json.dumps(answer, indent=2) if args.json else f"revoked {answer['device_id']}")
+    return 0
+
+
 def add_commands(sub: SubParsers) -> None:
-    """Register ``devices list|show|label``."""
+    """Register ``devices list|show|label|enroll|revoke``."""
     devices = sub.add_parser("devices", help="devices and their labels")
     cmds = devices.add_subparsers(dest="devices_cmd", required=True)
 
@@ -147,3 +181,15 @@ def add_commands(sub: SubParsers) -> None:
     label.add_argument("labels", nargs="*", metavar="K=V|K-")
     label.add_argument("--json", action="store_true", help="print the API object")
     label.set_defaults(handler=_cmd_label)
+
+    enroll = cmds.add_parser("enroll", help="a one-time enrollment token for a device")
+    enroll.add_argument("id", metavar="ID")
+    enroll.add_argument("--fleet", required=True, help="the fleet the device joins")
+    enroll.add_argument("--ttl", default="24h", help="how long the token is valid (default 24h)")
+    enroll.add_argument("--json", action="store_true", help="print the API object")
+    enroll.set_defaults(handler=_cmd_enroll)
+
+    revoke = cmds.add_parser("revoke", help="cut a device off: reports dropped, no commands")
+    revoke.add_argument("id", metavar="ID")
+    revoke.add_argument("--json", action="store_true", help="print the API object")
+    revoke.set_defaults(handler=_cmd_revoke)

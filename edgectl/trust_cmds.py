@@ -143,6 +143,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         roots=[root.public_key()],
         releases=[load_public_key(p) for p in args.release],
         control_planes=[load_public_key(p) for p in args.control_plane],
+        device_cas=[load_public_key(p) for p in args.device_ca],
         signers=[root],
     )
     _write_new(args.out, doc.raw())
@@ -178,7 +179,11 @@ def _cmd_update(args: argparse.Namespace) -> int:
         roots[key_id(new_root.public_key())] = new_root.public_key()
         signers.append(new_root)
     revoke = {key_ref(v) for v in args.revoke}
-    removals = {Role.RELEASE: args.remove_release, Role.CONTROL_PLANE: args.remove_control_plane}
+    removals = {
+        Role.RELEASE: args.remove_release,
+        Role.CONTROL_PLANE: args.remove_control_plane,
+        Role.DEVICE_CA: args.remove_device_ca,
+    }
     drop: dict[Role, set[str]] = {}
     for role, refs in removals.items():
         drop[role] = {key_ref(v) for v in refs}
@@ -193,6 +198,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
         releases=_role_keys(current, Role.RELEASE, args.add_release, drop[Role.RELEASE] | revoke),
         control_planes=_role_keys(
             current, Role.CONTROL_PLANE, args.add_control_plane, drop[Role.CONTROL_PLANE] | revoke
+        ),
+        device_cas=_role_keys(
+            current, Role.DEVICE_CA, args.add_device_ca, drop[Role.DEVICE_CA] | revoke
         ),
         revoked=current.revoked | revoke,
         signers=signers,
@@ -240,6 +248,14 @@ def add_commands(sub: SubParsers) -> None:
     init.add_argument("--root-key", type=Path, required=True, help="root private key")
     init.add_argument("--release", type=Path, action="append", required=True, metavar="PUB")
     init.add_argument("--control-plane", type=Path, action="append", required=True, metavar="PUB")
+    init.add_argument(
+        "--device-ca",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="the control plane's device CA public key (issues device certificates)",
+    )
     init.add_argument("--expires-days", type=int, default=365)
     init.add_argument("--out", type=Path, required=True)
     init.set_defaults(handler=_cmd_init)
@@ -248,9 +264,9 @@ def add_commands(sub: SubParsers) -> None:
     upd.add_argument("current", type=Path, help="the current trust document")
     upd.add_argument("--root-key", type=Path, required=True, help="a current root private key")
     upd.add_argument("--new-root-key", type=Path, help="rotate: the new root private key")
-    for flag in ("--add-release", "--add-control-plane"):
+    for flag in ("--add-release", "--add-control-plane", "--add-device-ca"):
         upd.add_argument(flag, type=Path, action="append", default=[], metavar="PUB")
-    for flag in ("--remove-release", "--remove-control-plane", "--revoke"):
+    for flag in ("--remove-release", "--remove-control-plane", "--remove-device-ca", "--revoke"):
         upd.add_argument(flag, action="append", default=[], metavar="KEYID|PUB")
     upd.add_argument("--expires-days", type=int, default=365)
     upd.add_argument("--out", type=Path, required=True)

@@ -128,6 +128,35 @@ def open_envelope(
     return payload, frozenset(verified)
 
 
+def open_envelope_by(
+    envelope: SignedEnvelope, payload_type: str, kid: str, key: ec.EllipticCurvePublicKey
+) -> bytes:
+    """``open_envelope`` for one key whose id the caller computed (``key_id``) and whose
+    curve it checked once, for hot paths (sealed reports): the payload if a signature by
+    ``kid`` verifies, else ``SignatureError``."""
+    if envelope.payload_type != payload_type:
+        raise SignatureError(
+            f"wrong payload type {envelope.payload_type[:80]!r} (expected {payload_type!r})"
+        )
+    if not 1 <= len(envelope.signatures) <= MAX_SIGNATURES:
+        raise SignatureError("envelope holds no signature, or too many")
+    payload = envelope_payload(envelope)
+    message = pae(payload, payload_type)
+    for signature in envelope.signatures:
+        if signature.keyid != kid:
+            continue
+        sig = _b64decode(signature.sig, "signature", MAX_SIGNATURE_BYTES)
+        try:
+            key.verify(sig, message, _ECDSA)
+        except (InvalidSignature, ValueError) as exc:
+            raise SignatureError(
+                "envelope signature does not verify against a trusted key"
+            ) from exc
+        return payload
+    ids = ", ".join(s.keyid[:16] or "(empty)" for s in envelope.signatures[:3])
+    raise SignatureError(f"envelope is not signed by a trusted key (key ids: {ids})")
+
+
 def envelope_payload(envelope: SignedEnvelope) -> bytes:
     """The decoded payload WITHOUT any signature check (to display or inspect only)."""
     return _b64decode(envelope.payload, "payload", MAX_PAYLOAD_BYTES)

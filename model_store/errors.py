@@ -15,6 +15,8 @@ ModelStoreError
 │   │                    that is malformed or not signed by a trusted key
 │   └── TrustError       a trust document is malformed, expired, not signed by the root
 │                        it must be signed by, or an update breaks the update rules
+├── CertificateError     a device CSR, certificate or CA bundle is malformed, not P-256,
+│                        not issued by a trusted device CA, expired, or names no device
 ├── KeyFileError         key file missing, unreadable, not PEM, not ECDSA P-256, or an
 │                        existing key file would be overwritten
 ├── InvalidDigest        (also a ValueError) a string that is not a lowercase sha256 hex
@@ -41,6 +43,10 @@ class SignatureError(ModelStoreError):
 
 class TrustError(SignatureError):
     """A trust document is malformed, expired, wrongly signed, or not a valid update."""
+
+
+class CertificateError(ModelStoreError):
+    """A device CSR or certificate is malformed, untrusted, expired or names no device."""
 
 
 class KeyFileError(ModelStoreError):

@@ -4,12 +4,15 @@ Payload (type ``protocol.TRUST_PAYLOAD_TYPE``, canonical JSON: sorted keys, comp
 
     {"_type": "edgefleet/trust", "version": N, "expires": "2026-01-01T00:00:00Z",
      "keys": {KEYID: PEM}, "revoked": [KEYID, ...],
-     "roles": {"root": [KEYID, ...], "release": [...], "control-plane": [...]}}
+     "roles": {"root": [KEYID, ...], "release": [...], "control-plane": [...],
+               "device-ca": [...]}}
 
 Parsing is strict: no unknown or duplicate fields; ``version`` an integer >= 1;
 ``expires`` timezone-aware; each key id is ``key_id`` of its PEM (an ECDSA P-256 key);
 every role lists only keys of ``keys``, every key holds exactly one role (a control-plane
 key can never sign bundles); the root role is not empty; no revoked key holds a role.
+``device-ca`` (the keys that may issue device certificates, held by the control plane)
+may be absent: documents made before device identity existed have none.
 
 Rules: a first document is accepted if a pinned root key that its own root role lists
 signs it; an update if its version is exactly one higher, a root key of the current
@@ -52,6 +55,12 @@ class Role(StrEnum):
     ROOT = "root"
     RELEASE = "release"
     CONTROL_PLANE = "control-plane"
+    DEVICE_CA = "device-ca"
+
+
+#: Roles every trust document names (``device-ca`` is optional, see the module docstring).
+_REQUIRED_ROLES = frozenset({Role.ROOT.value, Role.RELEASE.value, Role.CONTROL_PLANE.value})
+_ROLE_NAMES = frozenset(r.value for r in Role)
 
 
 @dataclass(frozen=True)
@@ -143,9 +152,11 @@ def _parse_payload(payload: bytes, envelope: SignedEnvelope) -> TrustDocument:
         raise TrustError("trust document expires has no time zone")
     keys = _parse_keys(obj["keys"])
     roles_obj = obj["roles"]
-    if not isinstance(roles_obj, dict) or set(roles_obj) != {r.value for r in Role}:
-        raise TrustError("trust document roles must name exactly root, release, control-plane")
-    roles = {role: _id_list(roles_obj[role.value], f"role {role.value}") for role in Role}
+    if not isinstance(roles_obj, dict) or not _REQUIRED_ROLES <= set(roles_obj) <= _ROLE_NAMES:
+        raise TrustError(
+            "trust document roles must name root, release, control-plane (and may name device-ca)"
+        )
+    roles = {role: _id_list(roles_obj.get(role.value, []), f"role {role.value}") for role in Role}
     revoked = _id_list(obj["revoked"], "revoked")
     if not roles[Role.ROOT]:
         raise TrustError("trust document root role is empty")
@@ -203,6 +214,7 @@ def build_trust_document(
     roots: Sequence[ec.EllipticCurvePublicKey],
     releases: Sequence[ec.EllipticCurvePublicKey],
     control_planes: Sequence[ec.EllipticCurvePublicKey],
+    device_cas: Sequence[ec.EllipticCurvePublicKey] = (),
     revoked: Iterable[str] = (),
     signers: Sequence[ec.EllipticCurvePrivateKey],
 ) -> TrustDocument:
@@ -214,6 +226,8 @@ def build_trust_document(
     if expires.tzinfo is None:
         raise TrustError("trust document expiry must be timezone-aware")
     by_role = {Role.ROOT: roots, Role.RELEASE: releases, Role.CONTROL_PLANE: control_planes}
+    if device_cas:
+        by_role[Role.DEVICE_CA] = device_cas
     keys = {key_id(k): public_key_pem(k).decode("ascii") for ks in by_role.values() for k in ks}
     payload = {
         "_type": TRUST_TYPE,

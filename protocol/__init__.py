@@ -39,6 +39,7 @@ from protocol.messages import (
     StateReport,
     Temperature,
     decode,
+    decode_body,
     encode,
     message_type_for,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "Temperature",
     "TopicKind",
     "decode",
+    "decode_body",
     "device_topic",
     "encode",
     "mask_url",

@@ -285,13 +285,23 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json(by_alias=True).encode("utf-8")
 
 
+def _malformed(message_type: type[BaseModel], exc: ValidationError) -> ProtocolError:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+    return ProtocolError(f"malformed {message_type.__name__}: {where}: {first.get('msg')}")
+
+
 def decode(message_type: type[M], payload: bytes | bytearray | str) -> M:
     """Parse a wire payload into ``message_type``; ProtocolError (one line) if malformed."""
     try:
         return message_type.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
-        raise ProtocolError(
-            f"malformed {message_type.__name__}: {where}: {first.get('msg')}"
-        ) from exc
+        raise _malformed(message_type, exc) from exc
+
+
+def decode_body(message_type: type[M], body: dict[str, Any]) -> M:
+    """``decode`` for a message already parsed from JSON (a sealed report's body)."""
+    try:
+        return message_type.model_validate(body)
+    except ValidationError as exc:
+        raise _malformed(message_type, exc) from exc

@@ -19,6 +19,11 @@ availability) are not spooled: re-derived on every reconnect, dropped while offl
 Identity: client id = device id; username = the broker URL's username if it has one,
 else the device id. The LWT is ``Availability(online=False)``, retained, QoS 1, on the
 availability topic.
+
+Every report is sealed with the device's enrolled key when it has one (``sealer``):
+sealing and spooling happen under one lock, so each stream's sequence numbers reach the
+spool, and so the broker, in order. The LWT is sealed anew before every connection
+attempt (paho's ``on_pre_connect``), on its own ``will`` stream.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 from agent.errors import LinkError, SpoolError
+from agent.identity.sealer import ReportSealer
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
+from model_store.report_seal import WILL_STREAM
 from protocol import (
     TRUST_TOPIC,
     Availability,
@@ -68,8 +75,11 @@ class MqttLink:
         spool_path: Path,
         on_trust: Callable[[bytes], None] | None = None,
         spool_max_entries: int = SPOOL_MAX_ENTRIES,
+        sealer: ReportSealer | None = None,
     ) -> None:
         self.device_id = device_id
+        self._sealer = sealer
+        self._publish_lock = threading.Lock()
         self._broker = broker
         self._on_desired = on_desired
         self._on_trust = on_trust
@@ -90,12 +100,7 @@ class MqttLink:
                 clean_session=False,  # persistent session: QoS 1 queued while away
             )
             client.username_pw_set(broker.username or device_id, broker.password)
-            client.will_set(
-                self._availability_topic,
-                encode(Availability(device_id=device_id, online=False)),
-                qos=1,
-                retain=True,
-            )
+            self._set_will(client)
             if broker.tls:
                 client.tls_set()
             client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
@@ -104,6 +109,7 @@ class MqttLink:
         except (ValueError, OSError) as exc:
             self._spool.close()
             raise LinkError(f"cannot set up MQTT client: {exc}") from exc
+        client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
         client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
@@ -167,19 +173,32 @@ class MqttLink:
         """Send a message; None when it was not handed to paho now. QoS >= 1 and not
         retained: appended to the spool, sent from there (None). Anything else is dropped
         while not connected (logged at debug)."""
-        payload = encode(message)
         if qos > 0 and not retain:
-            try:
-                self._spool.append(str(kind), payload)
-            except SpoolError as exc:  # disk trouble: best effort, never fail the caller
-                logger.warning("%s: %s; %s sent unspooled", self.device_id, exc, kind)
-                return self._send(kind, payload, qos=qos, retain=False) if self.connected else None
+            with self._publish_lock:  # sequence numbers reach the spool in order
+                payload = self._seal(str(kind), message)
+                try:
+                    self._spool.append(str(kind), payload)
+                except SpoolError as exc:  # disk trouble: best effort, never fail the caller
+                    logger.warning("%s: %s; %s sent unspooled", self.device_id, exc, kind)
+                    return (
+                        self._send(kind, payload, qos=qos, retain=False) if self.connected else None
+                    )
             self._sender.notify()
             return None
         if not self.connected:
             logger.debug("%s: not connected, %s not sent", self.device_id, kind)
             return None
-        return self._send(kind, payload, qos=qos, retain=retain)
+        return self._send(kind, self._seal(str(kind), message), qos=qos, retain=retain)
+
+    def _seal(self, stream: str, message: BaseModel) -> bytes:
+        body = encode(message)
+        return body if self._sealer is None else self._sealer.seal(stream, body)
+
+    def _set_will(self, client: mqtt.Client) -> None:
+        offline = Availability(device_id=self.device_id, online=False)
+        client.will_set(
+            self._availability_topic, self._seal(WILL_STREAM, offline), qos=1, retain=True
+        )
 
     def _send_entry(self, entry: SpoolEntry) -> int | None:
         """The spool sender's hand-over: paho's mid, None (retry later) or SKIP."""
@@ -213,6 +232,10 @@ class MqttLink:
         return info
 
     # -- paho callbacks (network thread) -------------------------------------------------
+
+    def _handle_pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        if self._sealer is not None:
+            self._set_will(client)  # a fresh sequence number: an old will is a replay
 
     def _handle_connect(
         self,

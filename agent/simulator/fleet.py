@@ -14,7 +14,11 @@ Simulation knobs (docs/simulator.md):
   model (``agent.simulator.traffic.TrafficGenerator``), so heartbeats carry real figures;
 - ``labels``: per device index the labels it should carry (``labels_of``); the control
   plane holds labels, so whoever provisions the fleet applies them through its API;
-- ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``).
+- ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``);
+- ``enrollment``: device id -> a one-time enrollment token (``agent.simulator.enroll``),
+  asked for each device that has no identity in its data directory yet; each agent then
+  enrolls at start as a real one does. Without it, devices that are not enrolled yet
+  start unenrolled (and a control plane drops their reports).
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ class SimulatedFleet:
         traffic_hz: float | None = None,
         labels: Callable[[int], Mapping[str, str]] | None = None,
         agent_config: Mapping[str, Any] | None = None,
+        enrollment: Callable[[str], str] | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -144,6 +149,8 @@ class SimulatedFleet:
         root = Path(data_dir)
         for i in range(count):
             device_id = f"{id_prefix}-{fleet}-{i:03d}"
+            enrolled = (root / device_id / "identity" / "device.crt").exists()
+            token = enrollment(device_id) if enrollment is not None and not enrolled else None
             config = config_from_mapping(
                 {
                     **(agent_config or {}),
@@ -156,6 +163,7 @@ class SimulatedFleet:
                     "trust": str(trust_file) if trust_file is not None else None,
                     "local_api": f"{local_api_host}:0",
                     "heartbeat_interval_s": heartbeat_interval_s,
+                    "enrollment_token": token,
                 },
                 source=f"simulated device {device_id}",
             )

@@ -5,6 +5,9 @@
   and the bundles they make up are signed (a device checks what it fetched against its
   signed deployment command), and trust documents are signed by the offline root keys
   the devices pin. Nothing secret is in either.
+- ``POST`` of ``/api/v1/enroll[/renew]`` and ``GET`` of ``/api/v1/device-ca[/crl]``: no
+  token. A device enrolls with its one-time enrollment token and renews with a CSR signed
+  by the key it enrolled with; the CA certificate and the CRL are public.
 - anything under ``/api/v1/tokens``: admin.
 - other ``GET``/``HEAD``: viewer.
 - every other method: operator.
@@ -17,7 +20,9 @@ from controlplane.auth.tokens import Role
 API_PREFIX = "/api/v1"
 _READS = frozenset({"GET", "HEAD"})
 #: Resources devices read without a token (the resource itself and what lies below it).
-PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust")
+PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust", f"{API_PREFIX}/device-ca")
+#: What devices post without a token (their credential is in the body).
+PUBLIC_POSTS = (f"{API_PREFIX}/enroll",)
 _ADMIN = f"{API_PREFIX}/tokens"
 
 
@@ -30,6 +35,8 @@ def required_role(method: str, path: str) -> Role | None:
     method = method.upper()
     if _under(path, _ADMIN):
         return Role.ADMIN
+    if method == "POST" and any(_under(path, resource) for resource in PUBLIC_POSTS):
+        return None
     if method in _READS:
         if any(_under(path, resource) for resource in PUBLIC_READS):
             return None

@@ -14,6 +14,7 @@ from controlplane.routes import (
     deployments,
     devices,
     fleets,
+    identity,
     models,
     rollouts,
     system,
@@ -31,5 +32,6 @@ api_router.include_router(devices.router)
 api_router.include_router(trust.router)
 api_router.include_router(system.status_router)
 api_router.include_router(tokens.router)
+api_router.include_router(identity.router)
 
 __all__ = ["api_router", "system"]

@@ -19,10 +19,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import Agent, InvalidInput
+from agent.enrollment import enroll_device
 from controlplane.app import create_app
-from protocol import EventKind, Heartbeat, ModelMetrics, TopicKind, decode, device_topic
+from protocol import EventKind, Heartbeat, ModelMetrics, TopicKind, device_topic
 from tests.support.controlplane import api_client, serve_app, settings
 from tests.support.deploy import DEVICE, Setup
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 
@@ -51,7 +53,7 @@ class Heartbeats:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self._beats.append(decode(Heartbeat, msg.payload))
+            self._beats.append(report_of(Heartbeat, msg.payload))
 
     def all(self) -> list[Heartbeat]:
         with self._lock:
@@ -153,28 +155,32 @@ def test_control_plane_shows_the_heartbeat_figures(
     app = create_app(
         settings(tmp_path / "cp", setup.kit, mqtt_url=setup.broker.url, database_url=database_url)
     )
-    with (
-        serve_app(app) as url,
-        api_client(url, timeout=10) as http,
-        setup.agent(heartbeat_interval_s=0.2) as agent,
-    ):
-        _deploy(setup, 1, "1.0.0", 0.5)
-        _serve_some(agent)
-        heartbeats.wait(_has("1.0.0", 8), "heartbeat with det 1.0.0 figures")
+    with serve_app(app) as url, api_client(url, timeout=10) as http:
+        # enrolled with this control plane (bundles still come from the test's blob server)
+        data_dir = tmp_path / "agent-data"
+        created = http.post(f"/api/v1/devices/{DEVICE}/enrollment", json={"fleet": "store-eu"})
+        config = setup.agent(data_dir).config.model_copy(update={"control_plane_url": url})
+        enroll_device(config, created.json()["token"])
+        with setup.agent(data_dir, heartbeat_interval_s=0.2) as agent:
+            _deploy(setup, 1, "1.0.0", 0.5)
+            _serve_some(agent)
+            heartbeats.wait(_has("1.0.0", 8), "heartbeat with det 1.0.0 figures")
 
-        def shown() -> dict[str, Any] | None:
-            response = http.get(f"/api/v1/devices/{DEVICE}")
-            beat = response.json().get("last_heartbeat") if response.status_code == 200 else None
-            models = (beat or {}).get("models") or []
-            return beat if any(m["requests"] == 8 for m in models) else None
+            def shown() -> dict[str, Any] | None:
+                response = http.get(f"/api/v1/devices/{DEVICE}")
+                beat = (
+                    response.json().get("last_heartbeat") if response.status_code == 200 else None
+                )
+                models = (beat or {}).get("models") or []
+                return beat if any(m["requests"] == 8 for m in models) else None
 
-        wait_until(lambda: shown() is not None, 20, "figures in GET /api/v1/devices/{id}")
-        beat = shown()
-        assert beat is not None
-        [figures] = beat["models"]
-        assert (figures["name"], figures["version"], figures["errors"]) == ("det", "1.0.0", 2)
-        assert figures["errors_by_kind"] == {"invalid_input": 2, "inference": 0}
-        assert figures["backend"] == agent.active[0].backend
-        assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
-        assert beat["disk"]["total_bytes"] > 0
-        assert isinstance(beat["temperatures"], list)
+            wait_until(lambda: shown() is not None, 20, "figures in GET /api/v1/devices/{id}")
+            beat = shown()
+            assert beat is not None
+            [figures] = beat["models"]
+            assert (figures["name"], figures["version"], figures["errors"]) == ("det", "1.0.0", 2)
+            assert figures["errors_by_kind"] == {"invalid_input": 2, "inference": 0}
+            assert figures["backend"] == agent.active[0].backend
+            assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
+            assert beat["disk"]["total_bytes"] > 0
+            assert isinstance(beat["temperatures"], list)

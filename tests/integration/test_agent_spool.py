@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from agent import Agent
-from protocol import DeploymentEvent, EventKind, Heartbeat, TopicKind, decode
+from protocol import DeploymentEvent, EventKind, Heartbeat, TopicKind
 from tests.support.deploy import (
     Setup,
     assert_served,
@@ -39,6 +39,7 @@ from tests.support.deploy import (
     ort_run,
     outputs_of,
 )
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker
 from tests.support.outage import Recorder, broker_on, stop_broker
 from tests.support.ports import free_port, wait_until
@@ -87,7 +88,7 @@ def _counters(path: Path) -> tuple[int, int]:
 
 
 def _beats(payloads: list[bytes], kinds: dict[bytes, str]) -> list[Heartbeat]:
-    return [decode(Heartbeat, p) for p in payloads if kinds[p] == TopicKind.HEARTBEAT]
+    return [report_of(Heartbeat, p) for p in payloads if kinds[p] == TopicKind.HEARTBEAT]
 
 
 def _assert_run(received: list[bytes], run: list[bytes]) -> None:
@@ -171,7 +172,7 @@ def _long_outage(s: Setup, recorder: RawRecorder, first: Broker, port: int, tmp:
     assert dropped == 0
     received = recorder.spooled()
     _assert_run(received, [p for _, p in held])
-    events = [decode(DeploymentEvent, p) for k, p in held if k == TopicKind.EVENTS]
+    events = [report_of(DeploymentEvent, p) for k, p in held if k == TopicKind.EVENTS]
     assert {(e.model_version, e.kind) for e in events} >= {
         ("2.0.0", EventKind.FAILED),
         ("2.0.0", EventKind.ACTIVATED),

@@ -32,8 +32,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli import agent_checks, agent_status
 from model_store import build_bundle, load_private_key, sign_bundle
-from protocol import EventKind, TopicKind, device_topic
+from protocol import Availability, EventKind, TopicKind, device_topic
 from tests.support.deploy import DEVICE, Setup, assert_close_to_reference
+from tests.support.identity import report_of
 from tests.support.ports import free_port, wait_until
 from tests.support.sdnotify import Message, NotifyListener
 
@@ -133,7 +134,7 @@ def _retained_availability(setup: Setup) -> bool | None:
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         if msg.retain and msg.payload:
-            got.append(bool(json.loads(msg.payload)["online"]))
+            got.append(report_of(Availability, msg.payload).online)
         done.set()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-availability")

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from agent import Agent
 from agent.config import config_from_mapping
 from agent.simulator import fake_facts
+from agent.simulator.enroll import api_enrollment
 from controlplane.db import make_engine
 from controlplane.models import Device
 from model_store import (
@@ -82,6 +83,7 @@ def stack(
             )
         )
         agents: dict[str, Agent] = {}
+        enrollment = api_enrollment(cp.url, cp.token, FLEET)
         for device_id, (index, _, _) in DEVICES.items():
             config = config_from_mapping(
                 {
@@ -95,6 +97,7 @@ def stack(
                     "local_api": "127.0.0.1:0",
                     "heartbeat_interval_s": 1.0,
                     "selection_budget_s": 1.0,  # keep the measured selection short
+                    "enrollment_token": enrollment(device_id),
                 }
             )
             agents[device_id] = stack.enter_context(Agent(config, facts=fake_facts(index)))
@@ -194,10 +197,10 @@ def test_each_device_installs_and_serves_the_variant_its_profile_prefers(
             return {d.id: (d.profile, d.runtimes, d.labels) for d in found if d is not None}
 
     try:
-        wait_until(lambda: len(registered()) == len(DEVICES), 30, "devices to register")
-        assert registered() == {
+        expected = {
             d: (profile, runtimes, {"hw": profile}) for d, (_, profile, runtimes) in DEVICES.items()
         }
+        wait_until(lambda: registered() == expected, 30, "devices to report their profiles")
     finally:
         engine.dispose()
 

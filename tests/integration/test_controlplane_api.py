@@ -228,7 +228,7 @@ def test_report_registers_device_and_deployments_publish_desired_state(cp: Contr
         model_version="2.0.0",
         kind=EventKind.ACTIVATED,
     )
-    cp.mqtt.publish(device_topic("dev-1", TopicKind.EVENTS), encode(event))
+    cp.send("dev-1", TopicKind.EVENTS, encode(event), retain=False)
     url = f"/api/v1/deployments/{second.json()['id']}"
     wait_until(
         lambda: cp.http.get(url).json()["targets"][0]["status"] == "activated", 10, "activated"
@@ -257,6 +257,7 @@ def test_new_device_receives_its_fleets_latest_deployment(cp: ControlPlane) -> N
 
 
 def test_malformed_and_forged_payloads_do_not_break_ingestion(cp: ControlPlane) -> None:
+    # not sealed by an enrolled device: dropped as unauthenticated, whatever they hold
     cp.mqtt.publish(device_topic("dev-x", TopicKind.STATE), b"{not json")
     cp.mqtt.publish(device_topic("dev-x", TopicKind.HEARTBEAT), b'{"device_id": "dev-x"}')
     forged = StateReport(
@@ -267,11 +268,19 @@ def test_malformed_and_forged_payloads_do_not_break_ingestion(cp: ControlPlane) 
         generation=0,
     )
     cp.mqtt.publish(device_topic("dev-x", TopicKind.STATE), encode(forged))
+    # sealed by an enrolled device, but not a report, or one naming another device
+    cp.send("dev-ok", TopicKind.STATE, b"{not json", retain=False)
+    cp.send("dev-ok", TopicKind.STATE, encode(forged), retain=False)
     cp.report("dev-ok", "f")
-    wait_until(lambda: cp.device("dev-ok") is not None, 10, "dev-ok registered after garbage")
+    wait_until(
+        lambda: (cp.device("dev-ok") or {}).get("last_report_at") is not None,
+        10,
+        "dev-ok's report applied after the garbage",
+    )
     status = cp.http.get("/api/v1/status").json()
     assert status["connected"] is True
-    assert status["malformed"] >= 2 and status["rejected"] >= 1
+    assert status["unauthenticated"] >= 3
+    assert status["malformed"] >= 1 and status["rejected"] >= 1
     assert cp.device("dev-x") is None and cp.device("someone-else") is None
 
     heartbeat = Heartbeat(
@@ -284,14 +293,14 @@ def test_malformed_and_forged_payloads_do_not_break_ingestion(cp: ControlPlane) 
         load_avg=(0.1, 0.2, 0.3),
         uptime_s=42.0,
     )
-    cp.mqtt.publish(device_topic("dev-ok", TopicKind.HEARTBEAT), encode(heartbeat))
+    cp.send("dev-ok", TopicKind.HEARTBEAT, encode(heartbeat), retain=False)
     wait_until(
         lambda: (cp.device("dev-ok") or {}).get("last_heartbeat") is not None, 10, "heartbeat"
     )
     assert cp.device("dev-ok")["last_heartbeat"]["cpu_percent"] == 12.5  # type: ignore[index]
 
     offline = b'{"device_id": "dev-ok", "online": false}'
-    cp.mqtt.publish(device_topic("dev-ok", TopicKind.AVAILABILITY), offline, retain=True)
+    cp.send("dev-ok", TopicKind.AVAILABILITY, offline, retain=True)
     wait_until(lambda: (cp.device("dev-ok") or {}).get("online") is False, 10, "dev-ok offline")
 
 

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from controlplane.app import create_app
 from controlplane.auth.bootstrap import bootstrap_admin
-from controlplane.auth.policy import API_PREFIX, PUBLIC_READS
+from controlplane.auth.policy import API_PREFIX, PUBLIC_POSTS, PUBLIC_READS
 from controlplane.db import init_db, make_engine
 from controlplane.models import ApiToken
 from controlplane.publisher import MemoryPublisher
@@ -41,7 +41,7 @@ from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
-_EXEMPT = re.compile(rf"^{API_PREFIX}/(blobs|trust)(/|$)")
+_EXEMPT = re.compile(rf"^{API_PREFIX}/(blobs|trust|device-ca)(/|$)")
 _READS = {"GET", "HEAD"}
 
 
@@ -111,6 +111,11 @@ def test_every_api_route_needs_a_token_and_writes_need_operator(
             if method in _READS and _EXEMPT.match(path):
                 assert anonymous.status_code not in (401, 403), (method, path)
                 continue
+            if method == "POST" and path.startswith(PUBLIC_POSTS):
+                # a device enrolls or renews with what is in the body, never an API token
+                assert anonymous.status_code != 403, (method, path)
+                assert anonymous.json() != {"detail": "missing bearer token"}, (method, path)
+                continue
             checked += 1
             assert anonymous.status_code == 401, (method, path, anonymous.text)
             assert anonymous.json() == {"detail": "missing bearer token"}
@@ -127,7 +132,9 @@ def test_every_api_route_needs_a_token_and_writes_need_operator(
                     path
                 )
     assert checked > 10
-    assert PUBLIC_READS == ("/api/v1/blobs", "/api/v1/trust")  # what devices read: nothing else
+    # what devices reach without an API token: nothing else
+    assert PUBLIC_READS == ("/api/v1/blobs", "/api/v1/trust", "/api/v1/device-ca")
+    assert PUBLIC_POSTS == ("/api/v1/enroll",)
 
 
 def test_roles_admin_operator_viewer(url: str, admin: httpx.Client, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from tests.support.controlplane import (
     state_report,
     trust_update,
 )
+from tests.support.identity import sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,11 @@ def cmd(engine: Engine, trust_kit: TrustKit) -> CommandSigner:
 
 
 @pytest.fixture
-def publisher(engine: Engine, cmd: CommandSigner) -> MemoryPublisher:
+def publisher(engine: Engine, cmd: CommandSigner, trust_kit: TrustKit) -> MemoryPublisher:
     publisher = MemoryPublisher()
-    Ingester(engine, publisher, cmd).handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
+    sealing(Ingester(engine, publisher, cmd), engine, cmd, trust_kit).handle(
+        device_topic("d1", TopicKind.STATE), state_report("d1")
+    )
     return publisher
 
 
@@ -102,7 +105,7 @@ def test_a_device_ahead_of_its_command_gets_a_higher_generation(
 ) -> None:
     deploy(engine, "1.0.0")
     publish(engine, cmd, publisher)
-    ingester = Ingester(engine, publisher, cmd)
+    ingester = sealing(Ingester(engine, publisher, cmd), engine, cmd, trust_kit)
     # e.g. the database was restored from a backup older than what the agent accepted
     ingester.handle(device_topic("d1", TopicKind.STATE), state_report("d1", generation=9))
     assert publish(engine, cmd, publisher, changed_only=True) == 1

@@ -30,6 +30,7 @@ from tests.support.controlplane import (
     signer,
     state_report,
 )
+from tests.support.identity import SealingIngester, sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -39,8 +40,9 @@ STATE = device_topic("d1", TopicKind.STATE)
 
 
 @pytest.fixture
-def ingester(engine: Engine, trust_kit: TrustKit) -> Ingester:
-    ingester = Ingester(engine, MemoryPublisher(), signer(engine, trust_kit))
+def ingester(engine: Engine, trust_kit: TrustKit) -> SealingIngester:
+    cmd = signer(engine, trust_kit)
+    ingester = sealing(Ingester(engine, MemoryPublisher(), cmd), engine, cmd, trust_kit)
     ingester.handle(STATE, state_report("d1"))  # registered at generation 0
     return ingester
 
@@ -63,13 +65,13 @@ def running(digest: str, version: str) -> list[ActiveModel]:
     return [ActiveModel(name="det", version=version, bundle_digest=digest, backend="ort-cpu")]
 
 
-def report(ingester: Ingester, generation: int, **fields: Any) -> None:
+def report(ingester: SealingIngester, generation: int, **fields: Any) -> None:
     ingester.handle(STATE, state_report("d1", generation=generation, **fields))
     assert ingester.stats.errors == 0 and ingester.stats.rejected == 0
 
 
 def test_a_report_running_the_bundle_activates_the_target(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
     first = deploy(engine, "1.0.0")
     report(ingester, 0, status=DeviceStatus.DOWNLOADING)  # not processed yet
@@ -79,7 +81,7 @@ def test_a_report_running_the_bundle_activates_the_target(
 
 
 def test_a_report_with_an_error_fails_the_target_and_a_retry_activates_it(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
     first = deploy(engine, "1.0.0")
     error = "det 1.0.0: download timed out"
@@ -94,7 +96,7 @@ def test_a_report_with_an_error_fails_the_target_and_a_retry_activates_it(
 
 
 def test_a_failed_update_keeps_the_previous_deployment_activated(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
     first = deploy(engine, "1.0.0")
     second = deploy(engine, "2.0.0")  # generation 2; the device never saw generation 1
@@ -106,7 +108,7 @@ def test_a_failed_update_keeps_the_previous_deployment_activated(
 
 
 def test_a_superseded_target_is_not_failed_by_a_later_error(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
     first = deploy(engine, "1.0.0")
     second = deploy(engine, "2.0.0")
@@ -115,7 +117,7 @@ def test_a_superseded_target_is_not_failed_by_a_later_error(
     assert target(engine, second) == ("failed", "det 2.0.0: out of memory")
 
 
-def test_events_and_reports_agree(ingester: Ingester, engine: Engine) -> None:
+def test_events_and_reports_agree(ingester: SealingIngester, engine: Engine) -> None:
     first = deploy(engine, "1.0.0")
     event = DeploymentEvent(
         device_id="d1",

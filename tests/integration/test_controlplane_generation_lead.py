@@ -18,6 +18,7 @@ from controlplane.publisher import MemoryPublisher
 from controlplane.status import REPORT_LEAD_LIMIT
 from protocol import MAX_GENERATION, TopicKind, device_topic
 from tests.support.controlplane import open_command, signer, state_report
+from tests.support.identity import sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def test_reported_generation_is_believed_only_within_a_bounded_lead(
 ) -> None:
     commands = signer(engine, trust_kit)
     publisher = MemoryPublisher()
-    ingester = Ingester(engine, publisher, commands)
+    ingester = sealing(Ingester(engine, publisher, commands), engine, commands, trust_kit)
     ingester.handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
     with Session(engine) as session:
         crud.create_deployment(session, model="det", version="1.0.0", fleet="f")

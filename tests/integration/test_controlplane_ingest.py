@@ -24,8 +24,14 @@ from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
 from controlplane.models import Device
 from controlplane.publisher import MemoryPublisher
-from model_store import FilesystemArtifactStore, build_trust_document, load_private_key
+from model_store import (
+    FilesystemArtifactStore,
+    build_trust_document,
+    generate_private_key,
+    load_private_key,
+)
 from model_store import load_public_key as public
+from model_store.report_seal import seal_report
 from protocol import (
     MAX_GENERATION,
     Availability,
@@ -38,6 +44,7 @@ from protocol import (
     encode,
 )
 from tests.support.controlplane import register_version, signer, state_report
+from tests.support.identity import SealingIngester, sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -67,8 +74,10 @@ def cmd_signer(engine: Engine, trust_kit: TrustKit) -> CommandSigner:
 
 
 @pytest.fixture
-def ingester(engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner) -> Ingester:
-    return Ingester(engine, publisher, cmd_signer)
+def ingester(
+    engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner, trust_kit: TrustKit
+) -> SealingIngester:
+    return sealing(Ingester(engine, publisher, cmd_signer), engine, cmd_signer, trust_kit)
 
 
 def _device(engine: Engine, device_id: str) -> Device | None:
@@ -77,7 +86,7 @@ def _device(engine: Engine, device_id: str) -> Device | None:
 
 
 def _signed_up_to(
-    engine: Engine, ingester: Ingester, device_id: str, generation: int, fleet: str = "f"
+    engine: Engine, ingester: SealingIngester, device_id: str, generation: int, fleet: str = "f"
 ) -> None:
     """Register ``device_id`` as if this control plane had signed up to ``generation``
     (a report far above anything signed is not believed: see controlplane.status)."""
@@ -90,7 +99,9 @@ def _signed_up_to(
         session.commit()
 
 
-def test_first_report_registers_device_and_fleet(ingester: Ingester, engine: Engine) -> None:
+def test_an_enrolled_device_s_first_report_fills_in_its_row(
+    ingester: SealingIngester, engine: Engine
+) -> None:
     ingester.handle(
         device_topic("d1", TopicKind.STATE), _report("d1", "lab", hardware={"cpu": "x"})
     )
@@ -102,31 +113,51 @@ def test_first_report_registers_device_and_fleet(ingester: Ingester, engine: Eng
     assert ingester.stats.applied == 1
 
 
-def test_retained_report_does_not_mark_online(ingester: Ingester, engine: Engine) -> None:
+def test_retained_report_does_not_mark_online(ingester: SealingIngester, engine: Engine) -> None:
     ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"), retained=True)
     device = _device(engine, "d1")
     assert device is not None and device.online is False
 
 
 def test_malformed_forged_and_foreign_messages_are_counted_and_skipped(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
-    ingester.handle(device_topic("d1", TopicKind.STATE), b"{oops")
-    ingester.handle(device_topic("d1", TopicKind.STATE), _report("d2"))
+    ingester.enroll("d1")
+    ingester.handle(device_topic("d1", TopicKind.STATE), b"{oops")  # sealed, not a report
+    ingester.handle(device_topic("d1", TopicKind.STATE), _report("d2"))  # names another
     ingester.handle("some/other/topic", b"{}")
     ingester.handle(device_topic("d1", TopicKind.STATE), b"")  # retained message cleared
     ingester.handle(device_topic("d1", TopicKind.DESIRED), b"{}")  # our own message
     bad_fleet = _report("d1").replace(b'"fleet":"f"', b'"fleet":"bad/fleet"')
     ingester.handle(device_topic("d1", TopicKind.STATE), bad_fleet)  # the protocol refuses it
+    ingester.ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"))  # not sealed
     assert ingester.stats.malformed == 2
     assert ingester.stats.rejected == 2
-    assert _device(engine, "d1") is None and _device(engine, "d2") is None
+    assert ingester.stats.unauthenticated == 1
+    device = _device(engine, "d1")
+    assert device is not None and device.last_report_at is None and device.status == "unknown"
+    assert _device(engine, "d2") is None
     ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"))
-    assert _device(engine, "d1") is not None
+    device = _device(engine, "d1")
+    assert device is not None and device.status == "idle"
+
+
+def test_a_device_that_never_enrolled_is_never_registered(
+    ingester: SealingIngester, engine: Engine
+) -> None:
+    topic = device_topic("ghost-001", TopicKind.STATE)
+    ingester.ingester.handle(topic, _report("ghost-001"))  # plain JSON, as before enrollment
+    own_key = generate_private_key()  # a key of its own making: signs, proves nothing
+    forged = seal_report(
+        own_key, device_id="ghost-001", stream="state", seq=1, body=_report("ghost-001")
+    )
+    ingester.ingester.handle(topic, forged)
+    assert ingester.stats.unauthenticated == 2 and ingester.stats.applied == 0
+    assert _device(engine, "ghost-001") is None
 
 
 def test_deployment_bumps_generation_and_new_device_gets_latest(
-    ingester: Ingester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
+    ingester: SealingIngester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
 ) -> None:
     _version(engine)
     _version(engine, version="2.0.0")
@@ -158,7 +189,7 @@ def test_deployment_bumps_generation_and_new_device_gets_latest(
     assert [s.generation for s in publisher.published if s.device_id == "d2"] == [8]
 
 
-def test_events_move_targets_forward_only(ingester: Ingester, engine: Engine) -> None:
+def test_events_move_targets_forward_only(ingester: SealingIngester, engine: Engine) -> None:
     _version(engine)
     ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"))
     with Session(engine) as session:
@@ -191,7 +222,7 @@ def test_events_move_targets_forward_only(ingester: Ingester, engine: Engine) ->
         assert target.reason == "signature does not verify"
 
 
-def test_availability(ingester: Ingester, engine: Engine) -> None:
+def test_availability(ingester: SealingIngester, engine: Engine) -> None:
     topic = device_topic("d1", TopicKind.AVAILABILITY)
     ingester.handle(topic, encode(Availability(device_id="d1", online=True)))  # unknown yet
     ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"))
@@ -219,7 +250,7 @@ def test_versions_are_refused_when_no_release_key_is_certified(
 
 
 def test_heartbeats_are_kept_for_registered_devices_only(
-    ingester: Ingester, engine: Engine
+    ingester: SealingIngester, engine: Engine
 ) -> None:
     topic = device_topic("d1", TopicKind.HEARTBEAT)
     beat = Heartbeat(
@@ -232,8 +263,8 @@ def test_heartbeats_are_kept_for_registered_devices_only(
         load_avg=(0.1, 0.2, 0.3),
         uptime_s=42.0,
     )
-    ingester.handle(topic, encode(beat))  # unknown device: ignored
-    assert ingester.stats.applied == 0
+    ingester.ingester.handle(topic, encode(beat))  # from no enrolled device: dropped
+    assert ingester.stats.applied == 0 and ingester.stats.unauthenticated == 1
     ingester.handle(STATE, _report("d1"))
     ingester.handle(topic, encode(beat))
     device = _device(engine, "d1")
@@ -255,7 +286,7 @@ def test_heartbeats_are_kept_for_registered_devices_only(
 
 
 def test_64_bit_generations_are_stored_and_bumped(
-    ingester: Ingester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
+    ingester: SealingIngester, engine: Engine, publisher: MemoryPublisher, cmd_signer: CommandSigner
 ) -> None:
     _version(engine)
     _signed_up_to(engine, ingester, "d1", 2**40 - 1)
@@ -290,7 +321,7 @@ def test_64_bit_generations_are_stored_and_bumped(
 
 
 def test_a_report_the_database_cannot_store_is_logged_counted_and_skipped(
-    ingester: Ingester, engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+    ingester: SealingIngester, engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """PostgreSQL refuses NUL characters in text; ingestion must carry on regardless."""
     caplog.set_level(logging.WARNING, logger="controlplane")
@@ -298,7 +329,8 @@ def test_a_report_the_database_cannot_store_is_logged_counted_and_skipped(
     if database_url.startswith("sqlite"):
         assert ingester.stats.errors == 0  # SQLite stores it
     else:
-        assert ingester.stats.errors == 1 and _device(engine, "d1") is None
+        device = _device(engine, "d1")
+        assert ingester.stats.errors == 1 and device is not None and device.last_error is None
         (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
         line = record.getMessage()
         assert "\n" not in line and "d1" in line and "NUL" in line, line
@@ -309,7 +341,7 @@ def test_a_report_the_database_cannot_store_is_logged_counted_and_skipped(
 
 
 def test_integer_generation_columns_of_an_older_database_are_widened(
-    database_url: str, ingester: Ingester, engine: Engine
+    database_url: str, ingester: SealingIngester, engine: Engine
 ) -> None:
     if not database_url.startswith("sqlite"):  # SQLite's INTEGER is 64-bit already
         with engine.begin() as conn:

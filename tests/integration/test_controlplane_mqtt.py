@@ -31,6 +31,7 @@ from tests.support.controlplane import (
     signed_bundle,
     upload_bundle,
 )
+from tests.support.identity import DeviceKeys, api_enroller
 from tests.support.mosquitto import mosquitto_binary
 from tests.support.ports import free_port, wait_for_port, wait_until
 from tests.support.trust import TrustKit
@@ -104,12 +105,16 @@ def test_desired_state_published_while_broker_down_arrives_after_reconnect(
             agent.connect("127.0.0.1", port)
             agent.loop_start()
             assert done.wait(10)
-            agent.publish(
-                device_topic("dev-1", TopicKind.STATE), encode(report), qos=1
-            ).wait_for_publish(5)
+            topic = device_topic("dev-1", TopicKind.STATE)
+            sealed = DeviceKeys(api_enroller(http)).seal(topic, encode(report))
+            agent.publish(topic, sealed, qos=1).wait_for_publish(5)
             agent.disconnect()
             agent.loop_stop()
-            wait_until(lambda: http.get("/api/v1/devices/dev-1").status_code == 200, 10, "dev-1")
+            wait_until(
+                lambda: bool(http.get("/api/v1/devices/dev-1").json().get("last_report_at")),
+                10,
+                "dev-1's report",
+            )
         wait_until(lambda: not connected(), 10, "bridge notices the broker is gone")
 
         bundle = signed_bundle(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ from tests.support.controlplane import (
     state_report,
     upload_bundle,
 )
+from tests.support.identity import sealing
 from tests.support.mqtt_plane import ControlPlane
 from tests.support.onnx_models import affine_model
 from tests.support.ports import wait_until
@@ -64,7 +66,13 @@ def _report(cp: ControlPlane, device_id: str, fleet: str, **fields: Any) -> None
         hardware={"cpu": {"model": "Xeon", "flags": ["avx512f", "amx_bf16"]}},
         **fields,
     )
-    cp.mqtt.publish(device_topic(device_id, TopicKind.STATE), encode(report), retain=True)
+    cp.send(device_id, TopicKind.STATE, encode(report), retain=True)
+    wait_until(lambda: _reported_at(cp, device_id) == report.reported_at, 10, "report applied")
+
+
+def _reported_at(cp: ControlPlane, device_id: str) -> datetime | None:
+    at = (cp.device(device_id) or {}).get("last_report_at")
+    return datetime.fromisoformat(at) if at else None
 
 
 def _commands(cp: ControlPlane, device_id: str, count: int) -> list[DesiredState]:
@@ -274,7 +282,8 @@ def test_new_columns_are_added_to_an_older_database(
     start-up; what it held keeps working, and its stored commands stay byte-identical."""
     cmd = signer(engine, trust_kit)
     publisher = MemoryPublisher()
-    Ingester(engine, publisher, cmd).handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
+    ingester = sealing(Ingester(engine, publisher, cmd), engine, cmd, trust_kit)
+    ingester.handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
     with Session(engine) as session:
         crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
         assert publish_commands(session, cmd, publisher) == 1
@@ -301,7 +310,6 @@ def test_new_columns_are_added_to_an_older_database(
         assert publish_commands(session, cmd, publisher) == 1
     assert publisher.published[-1].raw == first  # nothing changed: byte-identical
 
-    ingester = Ingester(engine, publisher, cmd)
     active = ActiveModel(
         name="det",
         version="1.0.0",

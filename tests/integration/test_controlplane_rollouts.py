@@ -325,10 +325,10 @@ def test_a_broken_rollout_is_logged_in_one_line_and_the_others_go_on(
     plane: Plane, caplog: pytest.LogCaptureFixture
 ) -> None:
     plane.fleet_on_v1(2)
-    register_version(plane.ingester._engine, "cls", "1.0.0", digest="cc" * 32)
+    register_version(plane.engine, "cls", "1.0.0", digest="cc" * 32)
     broken = plane.start({"batches": 1})
     good = plane.start({"gate": {"enabled": False}}, model="cls", version="1.0.0")
-    with Session(plane.ingester._engine) as session:
+    with Session(plane.engine) as session:
         row = session.get(Rollout, broken["id"])
         assert row is not None
         row.strategy = {"batches": "many"}

@@ -23,6 +23,7 @@ from controlplane.rollouts.create import create_rollout
 from controlplane.rollouts.policy import Strategy
 from protocol import TopicKind, device_topic
 from tests.support.controlplane import signer, state_report
+from tests.support.identity import sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def registered(engine: Engine, trust_kit: TrustKit) -> Engine:
-    ingester = Ingester(engine, MemoryPublisher(), signer(engine, trust_kit))
+    cmd = signer(engine, trust_kit)
+    ingester = sealing(Ingester(engine, MemoryPublisher(), cmd), engine, cmd, trust_kit)
     ingester.handle(device_topic("d1", TopicKind.STATE), state_report("d1"))
     return engine
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from tests.support.controlplane import (
     trust_update,
     upload_bundle,
 )
+from tests.support.identity import DeviceKeys, api_enroller
 from tests.support.mosquitto import Broker
 from tests.support.ports import wait_until
 from tests.support.trust import TrustKit
@@ -77,6 +78,10 @@ class Plane:
     broker: Broker
     kit: TrustKit
     workdir: Path
+    devices: DeviceKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.devices = DeviceKeys(api_enroller(self.http))
 
     def report(self, device_id: str, fleet: str = "lab") -> None:
         report = StateReport(
@@ -91,13 +96,17 @@ class Plane:
         )
         client.connect("127.0.0.1", self.broker.port)
         client.loop_start()
-        client.publish(
-            device_topic(device_id, TopicKind.STATE), encode(report), qos=1
-        ).wait_for_publish(5)
+        topic = device_topic(device_id, TopicKind.STATE)
+        sealed = self.devices.seal(topic, encode(report))
+        client.publish(topic, sealed, qos=1).wait_for_publish(5)
         client.disconnect()
         client.loop_stop()
         wait_until(
-            lambda: self.http.get(f"/api/v1/devices/{device_id}").status_code == 200, 10, device_id
+            lambda: bool(
+                self.http.get(f"/api/v1/devices/{device_id}").json().get("last_report_at")
+            ),
+            10,
+            device_id,
         )
 
     def command(self, device_id: str) -> tuple[bytes, DesiredState]:

@@ -46,6 +46,7 @@ from tests.support.controlplane import (
     upload_blobs,
     upload_bundle,
 )
+from tests.support.identity import SealingIngester, sealing
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import affine_model, two_input_model
 from tests.support.openvino_models import two_input_ir
@@ -71,11 +72,13 @@ def publisher() -> MemoryPublisher:
 
 
 @pytest.fixture
-def ingester(engine: Engine, publisher: MemoryPublisher, cmd: CommandSigner) -> Ingester:
-    return Ingester(engine, publisher, cmd)
+def ingester(
+    engine: Engine, publisher: MemoryPublisher, cmd: CommandSigner, trust_kit: TrustKit
+) -> SealingIngester:
+    return sealing(Ingester(engine, publisher, cmd), engine, cmd, trust_kit)
 
 
-def _report(ingester: Ingester, device_id: str, **fields: Any) -> None:
+def _report(ingester: SealingIngester, device_id: str, **fields: Any) -> None:
     ingester.handle(device_topic(device_id, TopicKind.STATE), state_report(device_id, **fields))
 
 
@@ -119,7 +122,7 @@ def _publish(engine: Engine, cmd: CommandSigner, publisher: MemoryPublisher) -> 
 
 
 def test_devices_store_their_profile_and_runtimes_and_default_the_hw_label(
-    engine: Engine, ingester: Ingester
+    engine: Engine, ingester: SealingIngester
 ) -> None:
     _report(ingester, "xeon", profile="xeon-amx", runtimes=XEON)
     _report(ingester, "old")  # an older agent: no profile, no runtimes, no label
@@ -146,7 +149,7 @@ def test_devices_store_their_profile_and_runtimes_and_default_the_hw_label(
 
 def test_each_device_is_sent_the_variant_its_runtimes_prefer(
     engine: Engine,
-    ingester: Ingester,
+    ingester: SealingIngester,
     cmd: CommandSigner,
     publisher: MemoryPublisher,
     trust_kit: TrustKit,
@@ -169,7 +172,7 @@ def test_each_device_is_sent_the_variant_its_runtimes_prefer(
 
 def test_a_change_of_chosen_variant_re_signs_only_the_devices_it_moves(
     engine: Engine,
-    ingester: Ingester,
+    ingester: SealingIngester,
     cmd: CommandSigner,
     publisher: MemoryPublisher,
     trust_kit: TrustKit,
@@ -202,7 +205,7 @@ def test_a_change_of_chosen_variant_re_signs_only_the_devices_it_moves(
 
 
 def test_a_device_running_a_variant_settles_its_target_as_activated(
-    engine: Engine, ingester: Ingester, cmd: CommandSigner, publisher: MemoryPublisher
+    engine: Engine, ingester: SealingIngester, cmd: CommandSigner, publisher: MemoryPublisher
 ) -> None:
     _add_ir_variant(engine)
     _report(ingester, "xeon", runtimes=XEON)

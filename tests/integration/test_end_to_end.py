@@ -23,6 +23,7 @@ import pytest
 
 import protocol as p
 from agent.simulator import SimulatedFleet
+from agent.simulator.enroll import api_enrollment
 from edgectl.cli import main as edgectl
 from edgectl.client import ControlPlaneClient
 from edgectl.errors import ServerError
@@ -38,7 +39,12 @@ from model_store import (
     verify_signature,
     write_keypair,
 )
-from tests.support.controlplane import ControlPlaneProcess, auth_headers, run_controlplane
+from tests.support.controlplane import (
+    ControlPlaneProcess,
+    auth_headers,
+    reported_devices,
+    run_controlplane,
+)
 from tests.support.deploy import assert_close_to_reference
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
@@ -118,9 +124,10 @@ def stack(
             data_dir=short_tmp / "devices",
             root_keys=[trust_kit.root_pub],
             heartbeat_interval_s=1.0,
+            enrollment=api_enrollment(cp.url, cp.token, FLEET),
         )
         with fleet:
-            wait_until(lambda: len(_devices(cp.url)) == DEVICES, 30, "devices to register")
+            wait_until(lambda: len(reported_devices(cp)) == DEVICES, 30, "devices to register")
             yield cp, fleet, trust_kit
 
 

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from agent.simulator import SimulatedFleet
+from agent.simulator.enroll import api_enrollment
 from edgectl.cli import main as edgectl
-from tests.support.controlplane import run_controlplane
+from tests.support.controlplane import reported_devices, run_controlplane
 from tests.support.deploy import assert_close_to_reference, served_backend
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
@@ -75,13 +75,11 @@ def test_upstream_signed_bundle_is_deployed_and_served(
             control_plane_url=cp.url,
             data_dir=tmp_path / "devices",
             root_keys=[trust_kit.root_pub],
+            enrollment=api_enrollment(cp.url, cp.token, "lab"),
         )
         with fleet:
             wait_until(
-                lambda: (
-                    len(httpx.get(f"{cp.url}/api/v1/devices", headers=cp.headers, timeout=5).json())
-                    == 2
-                ),
+                lambda: len(reported_devices(cp)) == 2,
                 30,
                 "devices to register",
             )

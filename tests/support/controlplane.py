@@ -154,6 +154,8 @@ def run_controlplane(
         str(trust_kit.trust_file),
         "--control-plane-key",
         str(trust_kit.cp_key),
+        "--device-ca-key",
+        str(trust_kit.device_ca_key),
     ]
     if database_url:
         cmd += ["--database-url", database_url]
@@ -166,6 +168,8 @@ def run_controlplane(
         "EDGEFLEET_ROOT_KEYS",
         "EDGEFLEET_TRUST",
         "EDGEFLEET_CONTROL_PLANE_KEY",
+        "EDGEFLEET_DEVICE_CA_KEY",
+        "EDGEFLEET_DEVICE_CERT_TTL",
         "EDGEFLEET_COMMAND_TTL",
         "EDGEFLEET_ADMIN_TOKEN",
     )
@@ -208,6 +212,13 @@ def run_controlplane(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def reported_devices(cp: ControlPlaneProcess) -> list[dict[str, Any]]:
+    """The devices that have sent a state report (enrolled ones that have not are left out)."""
+    response = httpx.get(f"{cp.url}/api/v1/devices", headers=cp.headers, timeout=5)
+    assert response.status_code == 200, response.text
+    return [d for d in response.json() if d.get("last_report_at")]
 
 
 @contextmanager
@@ -308,6 +319,7 @@ def settings(
         "root_keys": [trust_kit.root_pub],
         "trust": trust_kit.trust_file,
         "control_plane_key": trust_kit.cp_key,
+        "device_ca_key": trust_kit.device_ca_key,
         "admin_token": ADMIN_TOKEN,
     }
     return ControlPlaneSettings(**(fields | more))
@@ -329,6 +341,7 @@ def trust_update(
     roots: Sequence[Path] | None = None,
     releases: Sequence[Path] | None = None,
     control_planes: Sequence[Path] | None = None,
+    device_cas: Sequence[Path] | None = None,
     revoked: Sequence[Path] = (),
     signers: Sequence[Path] | None = None,
     expires: datetime | None = None,
@@ -341,6 +354,7 @@ def trust_update(
         roots=[load_public_key(p) for p in (roots or [kit.root_pub])],
         releases=[load_public_key(p) for p in (releases or [kit.release_pub])],
         control_planes=[load_public_key(p) for p in (control_planes or [kit.cp_pub])],
+        device_cas=[load_public_key(p) for p in (device_cas or [kit.device_ca_pub])],
         revoked=[key_id(load_public_key(p)) for p in revoked],
         signers=[load_private_key(p) for p in (signers or [kit.root_key])],
     )

@@ -11,7 +11,6 @@ API with a direct ONNX Runtime run."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,18 +30,19 @@ from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
 from model_store import TrustDocument, build_bundle, load_metadata, load_private_key, sign_bundle
 from protocol import (
     TRUST_TOPIC,
+    Availability,
     DeploymentEvent,
     EventKind,
     ModelAssignment,
     SignedEnvelope,
     StateReport,
     TopicKind,
-    decode,
     device_topic,
     encode,
 )
 from tests.support.agent_process import write_config
 from tests.support.blobserver import BlobServer, assignment_for, desired_state, sign_command
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
 from tests.support.trust import TrustKit, make_trust_kit
@@ -72,11 +72,11 @@ class Watcher:
         kind = msg.topic.rsplit("/", 1)[1]
         with self.lock:
             if kind == TopicKind.EVENTS:
-                self.events.append(decode(DeploymentEvent, msg.payload))
+                self.events.append(report_of(DeploymentEvent, msg.payload))
             elif kind == TopicKind.STATE and msg.payload:
-                self.states.append(decode(StateReport, msg.payload))
+                self.states.append(report_of(StateReport, msg.payload))
             elif kind == TopicKind.AVAILABILITY and msg.payload:
-                self.availability.append(json.loads(msg.payload)["online"])
+                self.availability.append(report_of(Availability, msg.payload).online)
 
     def desire(
         self,

@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.simulator import SimulatedFleet
+from agent.simulator.enroll import api_enrollment
 from agent.simulator.latency import LatencyKnob, SlowRule
 from model_store import (
     SIGNATURE_FILENAME,
@@ -42,7 +43,7 @@ from model_store import (
     sha256_file,
     sign_bundle,
 )
-from protocol import DeploymentEvent, FileRef, TopicKind, decode
+from protocol import DeploymentEvent, FileRef, TopicKind
 from tests.support.controlplane import (
     ControlPlaneProcess,
     SignedBundle,
@@ -50,6 +51,7 @@ from tests.support.controlplane import (
     run_controlplane,
     upload_bundle,
 )
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker, run_mosquitto
 from tests.support.onnx_models import affine_model
 from tests.support.trust import TrustKit, make_trust_kit
@@ -71,7 +73,7 @@ class EventLog:
         self._client.loop_start()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        event = decode(DeploymentEvent, msg.payload)
+        event = report_of(DeploymentEvent, msg.payload)
         with self._lock:
             self._events.append(event)
 
@@ -229,6 +231,10 @@ class FleetStack:
         assert response.status_code == 200, response.text
         return {d["id"]: d for d in response.json()}
 
+    def reported(self) -> dict[str, dict[str, Any]]:
+        """The devices that have sent a state report since they enrolled."""
+        return {k: d for k, d in self.devices().items() if d.get("last_report_at")}
+
     # -- the control plane -----------------------------------------------------------
 
     def restart_controlplane(self, down_s: float = 0.0) -> None:
@@ -293,6 +299,7 @@ def open_fleet(
             traffic_hz=traffic_hz,
             labels=labels,
             agent_config={"selection_budget_s": 1.0},
+            enrollment=api_enrollment(cp.url, cp.token, fleet),
         )
         stack = FleetStack(
             workdir=workdir,
@@ -308,7 +315,7 @@ def open_fleet(
         holder.append(stack)
         outer.enter_context(sim)  # stopped before the control plane (callbacks: LIFO)
         deadline = time.monotonic() + register_timeout_s
-        while len(set(stack.devices()) & set(sim.device_ids)) < count:
+        while len(set(stack.reported()) & set(sim.device_ids)) < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not all {count} simulated devices registered")
             time.sleep(0.2)

@@ -6,7 +6,7 @@ the commands published to them (``ControlPlane``; the ``cp`` fixture of
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import DesiredState, DeviceStatus, StateReport, TopicKind, device_topic, encode
 from tests.support.controlplane import SignedBundle, open_command, signed_bundle
+from tests.support.identity import DeviceKeys, api_enroller
 from tests.support.trust import TrustKit
 
 
@@ -63,6 +64,16 @@ class ControlPlane:
     mqtt: MqttPeer
     workdir: Path
     kit: TrustKit
+    #: the devices this test plays: enrolled through the API, reports sealed
+    devices: DeviceKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.devices = DeviceKeys(api_enroller(self.http))
+
+    def send(self, device_id: str, kind: TopicKind, payload: bytes, *, retain: bool) -> None:
+        """Publish a device's report, sealed by its enrolled key (enrolled on first use)."""
+        topic = device_topic(device_id, kind)
+        self.mqtt.publish(topic, self.devices.seal(topic, payload), retain=retain)
 
     def bundle(
         self, name: str, version: str, *, scale: float = 2.0, key: Any = None
@@ -85,7 +96,7 @@ class ControlPlane:
             hardware={"cpu": "test"},
             local_api="127.0.0.1:8500",
         )
-        self.mqtt.publish(device_topic(device_id, TopicKind.STATE), encode(report), retain=True)
+        self.send(device_id, TopicKind.STATE, encode(report), retain=True)
 
     def device(self, device_id: str) -> dict[str, Any] | None:
         response = self.http.get(f"/api/v1/devices/{device_id}")

@@ -14,8 +14,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol import DeploymentEvent, StateReport, TopicKind, decode
+from protocol import DeploymentEvent, StateReport, TopicKind
 from tests.support.deploy import DEVICE
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker, run_mosquitto
 
 
@@ -53,9 +54,9 @@ class Recorder:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[1]
         if kind == TopicKind.EVENTS:
-            item: Any = decode(DeploymentEvent, msg.payload)
+            item: Any = report_of(DeploymentEvent, msg.payload)
         elif kind == TopicKind.STATE and msg.payload:
-            item = decode(StateReport, msg.payload)
+            item = report_of(StateReport, msg.payload)
         else:
             item = msg.payload
         with self.lock:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine
 
 from controlplane.app import create_app
 from controlplane.ingest import Ingester
@@ -45,6 +46,7 @@ from tests.support.controlplane import (
     serve_app,
     settings,
 )
+from tests.support.identity import SealingIngester
 from tests.support.trust import TrustKit
 
 DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST}
@@ -57,9 +59,10 @@ class Plane:
 
     http: httpx.Client
     driver: RolloutDriver
-    ingester: Ingester
+    ingester: SealingIngester
     publisher: MemoryPublisher
     kit: TrustKit
+    engine: Engine
     #: what each device runs: (version, generation processed)
     running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
 
@@ -227,7 +230,12 @@ def open_plane(
         yield Plane(
             http=http,
             driver=app.state.rollout_driver,
-            ingester=Ingester(services.engine, publisher, services.signer),
+            ingester=SealingIngester(
+                Ingester(services.engine, publisher, services.signer),
+                services.engine,
+                services.device_ca,
+            ),
             publisher=publisher,
             kit=kit,
+            engine=services.engine,
         )

@@ -15,7 +15,8 @@ class TrustKit:
 
     ``trust_file`` holds the wire bytes of trust document version 1, signed by the root
     key, certifying ``release_pub`` for the release role and ``cp_pub`` for the
-    control-plane role, expiring 365 days after it was made.
+    control-plane role and ``device_ca_pub`` for the device-ca role, expiring 365 days
+    after it was made.
     """
 
     dir: Path
@@ -25,21 +26,26 @@ class TrustKit:
     release_pub: Path
     cp_key: Path
     cp_pub: Path
+    device_ca_key: Path
+    device_ca_pub: Path
     trust_file: Path
 
 
 def make_trust_kit(dir: Path) -> TrustKit:
-    """Create the key pairs (``root``, ``release``, ``control-plane``) and the trust file."""
+    """Create the key pairs (``root``, ``release``, ``control-plane``, ``device-ca``) and
+    the trust file."""
     dir.mkdir(parents=True, exist_ok=True)
     root_key, root_pub = write_keypair(dir, "root")
     release_key, release_pub = write_keypair(dir, "release")
     cp_key, cp_pub = write_keypair(dir, "control-plane")
+    device_ca_key, device_ca_pub = write_keypair(dir, "device-ca")
     document = build_trust_document(
         version=1,
         expires=datetime.now(UTC) + timedelta(days=365),
         roots=[load_public_key(root_pub)],
         releases=[load_public_key(release_pub)],
         control_planes=[load_public_key(cp_pub)],
+        device_cas=[load_public_key(device_ca_pub)],
         signers=[load_private_key(root_key)],
     )
     trust_file = dir / "trust.json"
@@ -52,5 +58,7 @@ def make_trust_kit(dir: Path) -> TrustKit:
         release_pub=release_pub,
         cp_key=cp_key,
         cp_pub=cp_pub,
+        device_ca_key=device_ca_key,
+        device_ca_pub=device_ca_pub,
         trust_file=trust_file,
     )

@@ -1,0 +1,96 @@
+"""The device's identity on disk (``data_dir/identity``): its key, certificate and the
+device CA's certificate.
+
+``device.key`` (PKCS8 PEM, 0600) is made on the device at enrollment and never leaves
+it; ``device.crt`` and ``ca.crt`` come back from the control plane. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.errors import IdentityError
+from agent.fsutil import write_atomically
+from model_store import ModelStoreError, generate_private_key, load_private_key
+
+KEY_FILE, CERT_FILE, CA_FILE = "device.key", "device.crt", "ca.crt"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An enrolled device: its key and certificate (what the broker and the control
+    plane know it by)."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate_pem: bytes
+    not_before: datetime
+    not_after: datetime
+    directory: Path
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def cert_path(self) -> Path:
+        return self.directory / CERT_FILE
+
+    @property
+    def ca_path(self) -> Path:
+        return self.directory / CA_FILE
+
+
+class IdentityFiles:
+    """Reads and writes ``data_dir/identity``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self) -> Identity | None:
+        """The enrolled identity, or None if the device has not enrolled yet."""
+        key_path, cert_path = self.directory / KEY_FILE, self.directory / CERT_FILE
+        if not (key_path.exists() and cert_path.exists()):
+            return None
+        try:
+            key = load_private_key(key_path)
+            pem = cert_path.read_bytes()
+            cert = x509.load_pem_x509_certificate(pem)
+        except (ModelStoreError, OSError, ValueError) as exc:
+            raise IdentityError(f"identity in {self.directory} is unusable: {exc}") from exc
+        return Identity(
+            key, pem, cert.not_valid_before_utc, cert.not_valid_after_utc, self.directory
+        )
+
+    def new_key(self) -> ec.EllipticCurvePrivateKey:
+        """A fresh key pair, its private half written 0600 (replacing an older one)."""
+        key = generate_private_key()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.directory / (KEY_FILE + ".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return key
+
+    def commit(self, certificate_pem: bytes, ca_pem: bytes, *, new_key: bool) -> Identity:
+        """Store a certificate (and the key made for it); the identity now in force."""
+        if new_key:
+            os.replace(self.directory / (KEY_FILE + ".new"), self.directory / KEY_FILE)
+        write_atomically(self.directory / CA_FILE, ca_pem)
+        write_atomically(self.directory / CERT_FILE, certificate_pem)
+        identity = self.load()
+        assert identity is not None
+        return identity

@@ -1,0 +1,64 @@
+"""Tables of device identity: enrollment tokens, enrolled identities, issued certificates
+and the per-stream replay windows of each device's sealed reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+from controlplane.models import utcnow
+
+
+def _ts(*, nullable: bool = False, **kwargs: Any) -> Any:
+    return Field(sa_type=DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+class EnrollmentToken(SQLModel, table=True):
+    """A one-time enrollment token for one device id and fleet; only its SHA-256 is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(index=True, max_length=128)
+    fleet: str = Field(max_length=128)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    created_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class DeviceIdentity(SQLModel, table=True):
+    """The key a device enrolled with (it made the key pair; only the public half is here)
+    and its current certificate. Reports are believed only if this key sealed them."""
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=128)
+    key_id: str = Field(max_length=64)
+    public_key_pem: str = Field(sa_type=Text)
+    cert_serial: str = Field(max_length=64)
+    cert_not_after: datetime = _ts()
+    enrolled_at: datetime = _ts(default_factory=utcnow)
+    renewed_at: datetime | None = _ts(nullable=True, default=None)
+    revoked_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class IssuedCertificate(SQLModel, table=True):
+    """Every device certificate issued (hex serial), for the revocation list."""
+
+    serial: str = Field(primary_key=True, max_length=64)
+    device_id: str = Field(index=True, max_length=128)
+    issued_at: datetime = _ts(default_factory=utcnow)
+    not_after: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True, default=None)
+
+
+class ReportWindow(SQLModel, table=True):
+    """The replay window of one report stream of one device (``ReplayWindow``), for the
+    key it enrolled with: a report sealed by any other key never moves it."""
+
+    device_id: str = Field(primary_key=True, max_length=128)
+    stream: str = Field(primary_key=True, max_length=16)
+    key_id: str = Field(max_length=64)
+    top: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    seen: int = Field(default=0, sa_type=BigInteger, nullable=False)

@@ -163,6 +163,7 @@ class Agent:
                 spool_path=cfg.data_dir / "spool.sqlite",
                 spool_max_entries=cfg.spool_max_entries,
                 sealer=sealer,
+                identity=self.identity,
             )
             # the worker may report at once (a resumed deployment): the link queues it
             self._manager.start()
@@ -182,6 +183,7 @@ class Agent:
                     control_plane_url=cfg.control_plane_url,
                     device_id=self.device_id,
                     ca_keys=self._device_ca_keys,
+                    on_renewed=self._link.reload_certificate,
                 )
                 self._renewal.start()
         except BaseException:

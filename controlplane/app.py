@@ -35,7 +35,7 @@ from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
 from controlplane.identity.ca import DeviceCA, certifies_device_ca
-from controlplane.mqtt_bridge import MqttBridge
+from controlplane.mqtt_bridge import MqttBridge, TlsFiles
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.driver import RolloutDriver
 from controlplane.rollouts.rows import LOCK_NOT_AVAILABLE
@@ -174,6 +174,11 @@ def build_services(
     check_admin_token(settings.admin_token)  # ConfigError before anything is touched
     bootstrap = read_trust_file(settings.trust)
     target = settings.mqtt  # ConfigError if MQTT_URL is malformed
+    tls = None
+    if any((settings.mqtt_ca, settings.mqtt_cert, settings.mqtt_key)):
+        if not target.tls:
+            raise ConfigError("EDGEFLEET_MQTT_CA/CERT/KEY need an mqtts:// MQTT_URL")
+        tls = TlsFiles(settings.mqtt_ca, settings.mqtt_cert, settings.mqtt_key)
     store = _open_store(settings.blobs_dir)
     engine = make_engine(settings.db_url)
     init_db(engine)
@@ -214,7 +219,9 @@ def build_services(
     )
     bridge = None
     if publisher is None:
-        bridge = MqttBridge(target, engine, signer, client_id=settings.mqtt_client_id)
+        bridge = MqttBridge(
+            target, engine, signer, client_id=settings.mqtt_client_id, tls_files=tls
+        )
         publisher = bridge
     return Services(
         settings=settings,

@@ -1,5 +1,8 @@
 """``edgefleet-controlplane``: run the control plane (uvicorn), optionally with its own broker.
 
+``edgefleet-controlplane broker-config --out DIR`` writes the production broker's
+configuration instead (``controlplane.broker_config_cmd``).
+
 Flags override the environment (see :mod:`controlplane.settings`). A configuration that
 cannot work (unreadable key, a trust document that does not verify from the pinned root
 keys or has expired, a signing key it does not certify, unreachable database, port in
@@ -164,6 +167,11 @@ def _release_logs(held: logging.handlers.MemoryHandler, *, emit: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["broker-config"]:
+        from controlplane.broker_config_cmd import main as broker_config
+
+        return broker_config(argv[1:])
     args = _parser().parse_args(argv)
     held = _hold_logs(args.log_level)
     broker: EmbeddedBroker | None = None

@@ -47,6 +47,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("device", "profile", None),
     ("device", "runtimes", "'[]'"),
     ("deployment", "rollout_id", None),
+    ("device", "key_id", None),
+    ("device", "report_windows", "'{}'"),
 )
 
 

@@ -100,6 +100,12 @@ class Device(SQLModel, table=True):
     #: Runtimes the device prefers, best first (from its state report), e.g.
     #: ``["openvino", "onnxruntime"]``: which variant of a model version it receives.
     runtimes: list[str] = Field(default_factory=list, sa_type=JSON)
+    #: The id of the key the device enrolled with: only reports it sealed are believed.
+    #: None: not enrolled, or revoked (``controlplane.identity``).
+    key_id: str | None = Field(default=None, max_length=64)
+    #: The replay window of each report stream, ``{stream: [top, seen]}``
+    #: (``model_store.report_seal.ReplayWindow``), moved under this row's lock.
+    report_windows: dict[str, list[int]] = Field(default_factory=dict, sa_type=JSON)
 
 
 class Model(SQLModel, table=True):

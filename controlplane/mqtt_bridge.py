@@ -20,6 +20,8 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -59,6 +61,15 @@ _STOP: Final = "stop"
 _Work = tuple[str, bytes, bool] | str
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """The CA to check the broker against, and our client certificate and key."""
+
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+
+
 class MqttBridge:
     """Implements :class:`~controlplane.publisher.DesiredStatePublisher` over paho."""
 
@@ -74,6 +85,7 @@ class MqttBridge:
         reconnect_max_delay: int = 30,
         queue_size: int = 10_000,
         refresh_interval: float | None = None,
+        tls_files: TlsFiles | None = None,
     ) -> None:
         self._target = target
         self._engine = engine
@@ -101,7 +113,14 @@ class MqttBridge:
         if target.username is not None:
             client.username_pw_set(target.username, target.password)
         if target.tls:
-            client.tls_set()
+            if tls_files is None:
+                client.tls_set()  # the system's CA store, no client certificate
+            else:
+                client.tls_set(
+                    ca_certs=str(tls_files.ca) if tls_files.ca else None,
+                    certfile=str(tls_files.cert) if tls_files.cert else None,
+                    keyfile=str(tls_files.key) if tls_files.key else None,
+                )
         client.reconnect_delay_set(min_delay=reconnect_min_delay, max_delay=reconnect_max_delay)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

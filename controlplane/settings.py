@@ -12,6 +12,8 @@
 | ``EDGEFLEET_DEVICE_CA_KEY`` | none: no enrollment. Issues device certs  |
 | ``EDGEFLEET_DEVICE_CERT_TTL``| 604800 (7 days): a device cert's lifetime|
 | ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
+| ``EDGEFLEET_MQTT_CA``       | none: the system store. CA for mqtts://   |
+| ``EDGEFLEET_MQTT_CERT``/``_KEY`` | none. Our MQTT client certificate    |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
 | ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
 | ``EDGEFLEET_ROLLOUT_TICK_S``| 1.0: seconds between rollout driver steps |
@@ -111,6 +113,11 @@ class ControlPlaneSettings(BaseSettings):
         max_length=256,
         validation_alias="EDGEFLEET_MQTT_CLIENT_ID",
     )
+    #: mqtts:// only: the CA the broker's certificate must chain to (``broker-config``'s
+    #: ``ca.crt``), and this replica's client certificate and key (``_IDENTITY.crt``/``.key``)
+    mqtt_ca: Path | None = Field(default=None, validation_alias="EDGEFLEET_MQTT_CA")
+    mqtt_cert: Path | None = Field(default=None, validation_alias="EDGEFLEET_MQTT_CERT")
+    mqtt_key: Path | None = Field(default=None, validation_alias="EDGEFLEET_MQTT_KEY")
     max_blob_bytes: int = Field(
         default=8 * 1024**3, gt=0, validation_alias="EDGEFLEET_MAX_BLOB_BYTES"
     )
@@ -140,6 +147,8 @@ class ControlPlaneSettings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'edgefleet.db'}"
         if not self.mqtt_client_id.strip():
             self.mqtt_client_id = default_client_id(self.http_port)
+        if (self.mqtt_cert is None) != (self.mqtt_key is None):
+            raise ValueError("EDGEFLEET_MQTT_CERT and EDGEFLEET_MQTT_KEY go together")
         return self
 
     @property

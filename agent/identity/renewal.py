@@ -45,8 +45,10 @@ class RenewalLoop:
         control_plane_url: str,
         device_id: str,
         ca_keys: Callable[[], Iterable[ec.EllipticCurvePublicKey]],
+        on_renewed: Callable[[], None] | None = None,
     ) -> None:
         self.identity = identity
+        self._on_renewed = on_renewed
         self.renewals = 0
         self._files = files
         self._url = control_plane_url
@@ -78,6 +80,8 @@ class RenewalLoop:
                     ca_keys=self._ca_keys(),
                 )
                 self.renewals += 1
+                if self._on_renewed is not None:
+                    self._on_renewed()
             except AgentError as exc:
                 left = (self.identity.not_after - datetime.now(UTC)).total_seconds()
                 retry = min(RETRY_S, max(left / 10, MIN_WAIT_S))

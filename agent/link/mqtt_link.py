@@ -29,6 +29,7 @@ attempt (paho's ``on_pre_connect``), on its own ``will`` stream.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 from agent.errors import LinkError, SpoolError
+from agent.identity.files import Identity
 from agent.identity.sealer import ReportSealer
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
@@ -76,6 +78,7 @@ class MqttLink:
         on_trust: Callable[[bytes], None] | None = None,
         spool_max_entries: int = SPOOL_MAX_ENTRIES,
         sealer: ReportSealer | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.device_id = device_id
         self._sealer = sealer
@@ -101,12 +104,20 @@ class MqttLink:
             )
             client.username_pw_set(broker.username or device_id, broker.password)
             self._set_will(client)
-            if broker.tls:
+            self._tls: ssl.SSLContext | None = None
+            self._identity = identity
+            if broker.tls and identity is not None:
+                # mutual TLS: the broker's certificate must chain to the device CA, and
+                # ours names this device (the broker makes it our username and client id)
+                self._tls = ssl.create_default_context(cafile=str(identity.ca_path))
+                self._tls.load_cert_chain(str(identity.cert_path), str(identity.key_path))
+                client.tls_set_context(self._tls)
+            elif broker.tls:
                 client.tls_set()
             client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
             # room for the spool window plus the retained state/availability reports
             client.max_inflight_messages_set(WINDOW + 10)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, ssl.SSLError) as exc:
             self._spool.close()
             raise LinkError(f"cannot set up MQTT client: {exc}") from exc
         client.on_pre_connect = self._handle_pre_connect
@@ -116,6 +127,16 @@ class MqttLink:
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
         self._client = client
+
+    def reload_certificate(self) -> None:
+        """Use the renewed certificate from the next connection on (the one open now
+        stays: the broker checks a certificate at the handshake)."""
+        if self._tls is not None and self._identity is not None:
+            cert, key = self._identity.cert_path, self._identity.key_path
+            try:
+                self._tls.load_cert_chain(str(cert), str(key))
+            except (OSError, ssl.SSLError) as exc:
+                logger.warning("%s: renewed certificate not loaded: %s", self.device_id, exc)
 
     @property
     def connected(self) -> bool:

@@ -133,7 +133,9 @@ def apply_state_report(
     """
     now = now or utcnow()
     get_or_create_fleet(session, name=report.fleet)
-    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+    # locked; ingestion loaded and locked it afresh in this transaction to authenticate
+    # the report (moving its replay window): re-reading it would flush that first
+    device = session.get(Device, device_id, with_for_update=True)
     if device is None:
         device = Device(id=device_id, fleet=report.fleet)
     device.fleet = report.fleet
@@ -220,7 +222,9 @@ def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -
     Agents spool heartbeats while offline and deliver them late (and, with shared
     subscriptions, possibly out of order across replicas): one measured before the kept
     one only marks the device as seen, it never replaces newer figures."""
-    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+    # locked; ingestion loaded and locked it afresh in this transaction to authenticate
+    # the report (moving its replay window): re-reading it would flush that first
+    device = session.get(Device, device_id, with_for_update=True)
     if device is None:
         return False
     kept = device.last_heartbeat_at

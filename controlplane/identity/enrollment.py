@@ -26,17 +26,11 @@ from controlplane.auth import hash_token
 from controlplane.crud.catalog import get_or_create_fleet
 from controlplane.errors import InvalidRequest, NotFound, Unauthorized
 from controlplane.identity.ca import DeviceCA
-from controlplane.identity.tables import (
-    DeviceIdentity,
-    EnrollmentToken,
-    IssuedCertificate,
-    ReportWindow,
-)
+from controlplane.identity.tables import DeviceIdentity, EnrollmentToken, IssuedCertificate
 from controlplane.models import Device, DeviceCommand, utcnow
 from model_store import key_id, public_key_pem
 from model_store.device_certs import parse_csr, to_pem
 from model_store.errors import CertificateError
-from model_store.report_seal import STREAMS
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +145,8 @@ def enroll(session: Session, ca: DeviceCA, *, token: str, csr_pem: str) -> Issue
     )
     identity.key_id, identity.public_key_pem = key_id(key), public_key_pem(key).decode("ascii")
     identity.enrolled_at, identity.renewed_at, identity.revoked_at = now, None, None
-    session.exec(delete(ReportWindow).where(col(ReportWindow.device_id) == device_id))
-    for stream in sorted(STREAMS):
-        session.add(ReportWindow(device_id=device_id, stream=stream, key_id=identity.key_id))
+    device.key_id, device.report_windows = identity.key_id, {}  # a new key: a new sequence
+    session.add(device)
     issued = _record(session, ca, identity, key)
     logger.info("device %s enrolled with key %s", device_id, identity.key_id[:16])
     return issued
@@ -187,11 +180,10 @@ def revoke(session: Session, *, device_id: str) -> datetime:
     ):
         cert.revoked_at = now
         session.add(cert)
-    session.exec(delete(ReportWindow).where(col(ReportWindow.device_id) == device_id))
     session.exec(delete(DeviceCommand).where(col(DeviceCommand.device_id) == device_id))
-    device = session.get(Device, device_id)
+    device = session.get(Device, device_id, with_for_update=True)
     if device is not None:
-        device.online = False
+        device.online, device.key_id, device.report_windows = False, None, {}
         session.add(device)
     session.commit()
     logger.warning("device %s revoked: its reports are dropped, it gets no commands", device_id)

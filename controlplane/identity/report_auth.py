@@ -3,17 +3,15 @@
 A report is believed only if it is sealed (``model_store.report_seal``) by the key the
 device named by its topic enrolled with, for that topic's stream, not revoked, not dated
 beyond ``MAX_FUTURE_SKEW`` ahead of our clock, and with a sequence number its stream's
-replay window has not seen. The window lives in the database (``ReportWindow``, one row
-per device, stream and enrolled key) and moves by compare-and-swap in the caller's
-transaction, so replicas that share the ingestion never accept one report twice.
+replay window has not seen.
 
-The hot path costs one signature check and one statement: the device's key is cached
-(parsed once), and a report newer than everything seen on its stream moves the window
-with a single conditional ``UPDATE`` whose ``WHERE`` names the key id. Revocation deletes
-the windows and re-enrollment replaces them (with the new key id), so a stale cache can
-never let an old key through: the ``UPDATE`` matches nothing, and the slow path re-reads
-the identity. Reordered reports (within the window), replays and every refusal take the
-slow path.
+The device's ``Device`` row holds the key id its reports must be sealed by (None once
+revoked) and the replay windows (``report_windows``). ``open`` loads that row with
+``FOR UPDATE``, the lock the report's own write takes anyway, checks and moves the window
+on it, and the report's write stores it: replicas that share the ingestion never accept
+one report twice, and authentication adds no statement to ingestion, only one ECDSA
+verify. Parsed keys are cached per device; a cached key whose id is no longer the row's
+(re-enrolled, revoked) is refused and dropped from the cache.
 """
 
 from __future__ import annotations
@@ -21,10 +19,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import BigInteger, Integer, Update, bindparam, case, cast, literal, update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from controlplane.identity.tables import DeviceIdentity, ReportWindow
+from controlplane.identity.tables import DeviceIdentity
+from controlplane.models import Device
 from model_store import public_key_from_pem
 from model_store.errors import KeyFileError, SignatureError
 from model_store.keys import require_p256
@@ -39,32 +37,6 @@ from protocol import TopicKind
 
 #: How far ahead of the control plane's clock a report may be dated (device clock skew).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-_CAS_TRIES = 5
-_MASK = (1 << ReplayWindow.WIDTH) - 1
-
-
-def _advance_statement() -> Update:
-    """``UPDATE reportwindow`` for ``seq`` (``:q``) above ``top``: slide the bitmap by the
-    gap, mark the old top seen; matches nothing unless device, stream and key id match.
-    Built once (building SQLAlchemy expressions per report costs more than the verify)."""
-    table = ReportWindow.__table__  # type: ignore[attr-defined]
-    gap = bindparam("q", type_=BigInteger) - table.c.top
-    shift = cast(gap, Integer)  # <= WIDTH where it is used: PostgreSQL shifts by int4
-    one = cast(literal(1), BigInteger)
-    moved = table.c.seen.op("<<")(shift).op("|")(one.op("<<")(shift - 1))
-    return (
-        update(table)
-        .where(
-            table.c.device_id == bindparam("d"),
-            table.c.stream == bindparam("s"),
-            table.c.key_id == bindparam("k"),
-            table.c.top < bindparam("q", type_=BigInteger),
-        )
-        .values(
-            seen=case((gap > ReplayWindow.WIDTH, 0), else_=moved.op("&")(_MASK)),
-            top=bindparam("q", type_=BigInteger),
-        )
-    )
 
 
 class ReportRefused(Exception):
@@ -81,9 +53,6 @@ def _streams_for(kind: TopicKind) -> tuple[str, ...]:
     return (kind.value,)
 
 
-_ADVANCE = _advance_statement()
-
-
 class ReportAuthenticator:
     """Opens sealed reports with the device's enrolled key (keys cached per device)."""
 
@@ -91,7 +60,7 @@ class ReportAuthenticator:
         self._keys: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
 
     def _load_key(self, session: Session, device_id: str) -> tuple[str, ec.EllipticCurvePublicKey]:
-        identity = session.get(DeviceIdentity, device_id, populate_existing=True)
+        identity = session.get(DeviceIdentity, device_id)
         if identity is None:
             raise ReportRefused("unauthenticated", "device is not enrolled")
         if identity.revoked_at is not None:
@@ -118,7 +87,8 @@ class ReportAuthenticator:
     def open(
         self, session: Session, device_id: str, kind: TopicKind, raw: bytes, *, now: datetime
     ) -> Report:
-        """The authenticated report, its sequence number recorded; ``ReportRefused`` if not."""
+        """The authenticated report, its sequence number recorded on the device's row
+        (locked; stored when the caller commits); ``ReportRefused`` if it is not believed."""
         cached = self._keys.get(device_id)
         try:
             if cached is None:
@@ -138,41 +108,18 @@ class ReportAuthenticator:
             raise ReportRefused(
                 "future", f"dated {report.sent_at:%Y-%m-%dT%H:%M:%SZ}, ahead of our clock"
             )
-        if not self._advance(session, report, kid):
-            self._admit(session, report, kid)
-        return report
-
-    def _advance(self, session: Session, report: Report, kid: str) -> bool:
-        """The in-order case in one statement: ``seq`` above everything seen so far."""
-        params = {"d": report.device_id, "s": report.stream, "k": kid, "q": report.seq}
-        result = session.connection().execute(_ADVANCE, params)
-        return bool(result.rowcount == 1)
-
-    def _admit(self, session: Session, report: Report, kid: str) -> None:
-        """Everything else: a reordered report within the window, a replay, a refusal."""
-        key = (report.device_id, report.stream)
-        for _ in range(_CAS_TRIES):
-            row = session.get(ReportWindow, key, populate_existing=True)
-            if row is None or row.key_id != kid:
-                self._keys.pop(report.device_id, None)
-                raise ReportRefused("unauthenticated", "device is revoked or enrolled anew")
-            moved = ReplayWindow(row.top, row.seen).accept(report.seq)
-            if moved is None:
-                raise ReportRefused(
-                    "replayed", f"{report.stream} seq {report.seq} already seen or too old"
-                )
-            result = session.execute(
-                update(ReportWindow)
-                .where(
-                    col(ReportWindow.device_id) == report.device_id,
-                    col(ReportWindow.stream) == report.stream,
-                    col(ReportWindow.key_id) == kid,
-                    col(ReportWindow.top) == row.top,
-                    col(ReportWindow.seen) == row.seen,
-                )
-                .values(top=moved.top, seen=moved.seen)
-                .execution_options(synchronize_session=False)
+        device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+        if device is None or device.key_id != kid:
+            self._keys.pop(device_id, None)
+            raise ReportRefused("unauthenticated", "device is revoked or enrolled anew")
+        windows = dict(device.report_windows or {})
+        top, seen = windows.get(report.stream, (0, 0))
+        moved = ReplayWindow(int(top), int(seen)).accept(report.seq)
+        if moved is None:
+            raise ReportRefused(
+                "replayed", f"{report.stream} seq {report.seq} already seen or too old"
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                return
-        raise ReportRefused("replayed", f"{report.stream} window contended; seq {report.seq}")
+        windows[report.stream] = [moved.top, moved.seen]
+        device.report_windows = windows  # a new dict: the JSON column is written
+        session.add(device)
+        return report

@@ -1,12 +1,13 @@
-"""Tables of device identity: enrollment tokens, enrolled identities, issued certificates
-and the per-stream replay windows of each device's sealed reports."""
+"""Tables of device identity: enrollment tokens, enrolled identities and issued
+certificates. (The key id a device's reports must be sealed by, and their replay windows,
+live on its ``Device`` row, which ingestion locks anyway.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Text
+from sqlalchemy import DateTime, Text
 from sqlmodel import Field, SQLModel
 
 from controlplane.models import utcnow
@@ -51,14 +52,3 @@ class IssuedCertificate(SQLModel, table=True):
     issued_at: datetime = _ts(default_factory=utcnow)
     not_after: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True, default=None)
-
-
-class ReportWindow(SQLModel, table=True):
-    """The replay window of one report stream of one device (``ReplayWindow``), for the
-    key it enrolled with: a report sealed by any other key never moves it."""
-
-    device_id: str = Field(primary_key=True, max_length=128)
-    stream: str = Field(primary_key=True, max_length=16)
-    key_id: str = Field(max_length=64)
-    top: int = Field(default=0, sa_type=BigInteger, nullable=False)
-    seen: int = Field(default=0, sa_type=BigInteger, nullable=False)

@@ -45,6 +45,30 @@ def run_mosquitto(workdir: Path, extra_config: str = "") -> Iterator[Broker]:
         f"log_dest file {log}\n"
         "log_type error\nlog_type warning\nlog_type notice\n" + extra_config
     )
+    with _serve(binary, conf, port, log) as broker:
+        yield broker
+
+
+@contextmanager
+def run_mosquitto_config(config: Path, port: int, workdir: Path) -> Iterator[Broker]:
+    """Mosquitto with a configuration made elsewhere (``broker-config``), logging to
+    ``workdir/mosquitto.log`` (a copy of the file with log lines added is what runs)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "mosquitto.log"
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"log_dest file {log}\nlog_type error\nlog_type warning\nlog_type notice\n"
+        + config.read_text()
+    )
+    with _serve(binary, conf, port, log) as broker:
+        yield broker
+
+
+@contextmanager
+def _serve(binary: str, conf: Path, port: int, log: Path) -> Iterator[Broker]:
     proc = subprocess.Popen(
         [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )

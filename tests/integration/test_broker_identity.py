@@ -1,0 +1,265 @@
+"""The broker enforces identity: a real Mosquitto started with the configuration
+``edgefleet-controlplane broker-config`` generates, a control plane connected to it with
+its own client certificate, and devices enrolled for real.
+
+A client holding device A's certificate receives none of B's commands (counted on
+delivery: Mosquitto grants the subscription and must deliver nothing), cannot take B's
+client id or the control plane's, and cannot change the retained trust document or any
+command. No certificate, an expired one, one from another CA and a revoked one are
+refused at connect.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from controlplane.broker_config import DEFAULT_IDENTITY
+from controlplane.broker_config_cmd import main as broker_config
+from model_store import generate_private_key, load_private_key
+from model_store.device_certs import issue_device_certificate, make_csr, to_pem
+from protocol import TRUST_TOPIC, TopicKind, device_topic
+from tests.support.controlplane import (
+    ControlPlaneProcess,
+    run_controlplane,
+    signed_bundle,
+    upload_bundle,
+)
+from tests.support.mosquitto import Broker, run_mosquitto_config
+from tests.support.ports import free_port, wait_until
+from tests.support.trust import TrustKit
+
+pytestmark = pytest.mark.integration
+
+FLEET = "lab"
+
+
+@dataclass
+class Secure:
+    broker: Broker
+    cp: ControlPlaneProcess
+    conf: Path
+    data_dir: Path
+    kit: TrustKit
+    workdir: Path
+
+    def regenerate(self) -> None:
+        """Rewrite the configuration (the CRL from the database) and reload the broker."""
+        assert self._config() == 0
+        os.kill(self.broker.process.pid, signal.SIGHUP)
+
+    def _config(self) -> int:
+        return broker_config(
+            [
+                *("--out", str(self.conf), "--device-ca-key", str(self.kit.device_ca_key)),
+                *("--port", str(self.broker.port), "--bind", "127.0.0.1", "--host", "127.0.0.1"),
+                *("--data-dir", str(self.data_dir)),
+            ]
+        )
+
+    def enroll(self, device_id: str) -> tuple[Path, Path]:
+        """Enroll ``device_id`` through the API: its certificate and key files."""
+        key = generate_private_key()
+        http = self.cp.client()
+        created = http.post(f"/api/v1/devices/{device_id}/enrollment", json={"fleet": FLEET})
+        assert created.status_code == 201, created.text
+        answer = http.post(
+            "/api/v1/enroll",
+            json={"token": created.json()["token"], "csr": make_csr(key, device_id).decode()},
+        )
+        assert answer.status_code == 200, answer.text
+        return self._files(device_id, answer.json()["certificate"].encode(), key)
+
+    def _files(self, name: str, cert: bytes, key: Any) -> tuple[Path, Path]:
+        from cryptography.hazmat.primitives import serialization
+
+        cert_path, key_path = self.workdir / f"{name}.crt", self.workdir / f"{name}.key"
+        cert_path.write_bytes(cert)
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert_path, key_path
+
+
+class Client:
+    """A paho client on the secure listener, recording what it receives."""
+
+    def __init__(self, s: Secure, client_id: str, files: tuple[Path, Path] | None) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.connected = threading.Event()
+        self.disconnected = threading.Event()
+        self.refused: str | None = None
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        context = ssl.create_default_context(cafile=str(s.conf / "ca.crt"))
+        if files is not None:
+            context.load_cert_chain(str(files[0]), str(files[1]))
+        self.client.tls_set_context(context)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_a: self.disconnected.set()
+        self.client.on_message = self._on_message
+        self._port = s.broker.port
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused = str(reason)
+        else:
+            self.connected.set()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append((msg.topic, bytes(msg.payload)))
+
+    def connect(self, timeout: float = 10.0) -> bool:
+        """True once the broker accepted us; False if it refused (TLS or CONNACK)."""
+        try:
+            self.client.connect("127.0.0.1", self._port)
+        except (ssl.SSLError, OSError) as exc:
+            self.refused = f"{type(exc).__name__}: {exc}"
+            return False
+        self.client.loop_start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected.is_set():
+                return True
+            if self.refused is not None or self.disconnected.is_set():
+                return False
+            time.sleep(0.05)
+        return False
+
+    def on(self, topic: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p in self.received if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def secure(tmp_path: Path, trust_kit: TrustKit) -> Iterator[Secure]:
+    conf, port = tmp_path / "broker-config", free_port()
+    data_dir = tmp_path / "cp" / "controlplane-data"  # where run_controlplane keeps it
+    args = [
+        *("--out", str(conf), "--device-ca-key", str(trust_kit.device_ca_key)),
+        *("--port", str(port), "--bind", "127.0.0.1", "--host", "127.0.0.1"),
+        *("--data-dir", str(data_dir)),
+    ]
+    assert broker_config(args) == 0
+    assert (conf / f"{DEFAULT_IDENTITY}.key").stat().st_mode & 0o777 == 0o600
+    with run_mosquitto_config(conf / "mosquitto.conf", port, tmp_path / "broker") as broker:
+        env = {
+            "EDGEFLEET_MQTT_CA": str(conf / "ca.crt"),
+            "EDGEFLEET_MQTT_CERT": str(conf / f"{DEFAULT_IDENTITY}.crt"),
+            "EDGEFLEET_MQTT_KEY": str(conf / f"{DEFAULT_IDENTITY}.key"),
+        }
+        url = f"mqtts://127.0.0.1:{port}"
+        with run_controlplane(tmp_path / "cp", mqtt_url=url, trust_kit=trust_kit, env=env) as cp:
+            http = cp.client()
+            wait_until(
+                lambda: http.get("/api/v1/status").json()["connected"], 20, "control plane on"
+            )
+            yield Secure(broker, cp, conf, data_dir, trust_kit, tmp_path)
+
+
+def test_refused_at_connect_without_a_valid_unrevoked_certificate(secure: Secure) -> None:
+    a = secure.enroll("dev-a")
+    assert Client(secure, "x", a).connect(), "an enrolled device connects"
+    assert not Client(secure, "anon", None).connect(), "no certificate"
+
+    ca = load_private_key(secure.kit.device_ca_key)
+    key = generate_private_key()
+    past = datetime.now(UTC) - timedelta(days=3)
+    expired = to_pem(
+        issue_device_certificate(
+            ca, "dev-old", key.public_key(), lifetime=timedelta(days=1), now=past
+        )
+    )
+    assert not Client(secure, "old", secure._files("dev-old", expired, key)).connect(), "expired"
+
+    other_ca = generate_private_key()
+    foreign = to_pem(
+        issue_device_certificate(other_ca, "dev-a", key.public_key(), lifetime=timedelta(days=1))
+    )
+    assert not Client(secure, "f", secure._files("foreign", foreign, key)).connect(), "other CA"
+
+    http = secure.cp.client()
+    assert http.post("/api/v1/devices/dev-a/revoke").status_code == 200
+    secure.regenerate()  # the CRL from the database, and SIGHUP: Mosquitto reloads it
+    wait_until(lambda: not Client(secure, "x", a).connect(timeout=3), 15, "revoked refused")
+
+
+def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) -> None:
+    a, b = secure.enroll("dev-a"), secure.enroll("dev-b")
+    http = secure.cp.client()
+    bundle = signed_bundle(
+        tmp_path / "bundle", name="det", version="1.0.0", private_key=secure.kit.release_key
+    )
+    assert upload_bundle(http, bundle).status_code == 201
+    deployment = http.post(
+        "/api/v1/deployments", json={"model": "det", "version": "1.0.0", "fleet": FLEET}
+    )
+    assert deployment.status_code == 201, deployment.text
+
+    real_b = Client(secure, "dev-b", b)
+    assert real_b.connect()
+    real_b.client.subscribe(device_topic("dev-b", TopicKind.DESIRED), qos=1)
+    wait_until(lambda: real_b.on(device_topic("dev-b", TopicKind.DESIRED)), 15, "B's command")
+    b_command = real_b.on(device_topic("dev-b", TopicKind.DESIRED))[-1]
+
+    rogue = Client(secure, "dev-b", a)  # A's certificate, asking for B's client id
+    assert rogue.connect()
+    time.sleep(1.0)
+    assert not real_b.disconnected.is_set(), "B was kicked off by a client claiming its id"
+    cp_id = Client(secure, DEFAULT_IDENTITY, a)  # ... and for the control plane's
+    assert cp_id.connect()
+    time.sleep(1.0)
+    assert http.get("/api/v1/status").json()["connected"] is True
+
+    for topic in ("edgefleet/v1/devices/dev-b/desired", "edgefleet/v1/devices/+/desired", "#"):
+        rogue.client.subscribe(topic, qos=1)
+    rogue.client.subscribe(TRUST_TOPIC, qos=1)
+    wait_until(lambda: rogue.on(device_topic("dev-a", TopicKind.DESIRED)), 15, "A's own command")
+    wait_until(lambda: rogue.on(TRUST_TOPIC), 15, "the trust document")
+    b_topics = [t for t, _ in rogue.received if "/dev-b/" in t]
+    assert b_topics == [], "A received B's traffic"
+
+    # A cannot replace the trust document or B's command, retained or not
+    rogue.client.publish(TRUST_TOPIC, b"junk", qos=1, retain=True).wait_for_publish(5)
+    rogue.client.publish(
+        device_topic("dev-b", TopicKind.DESIRED), b"", qos=1, retain=True
+    ).wait_for_publish(5)
+    rogue.client.publish(
+        device_topic("dev-b", TopicKind.STATE), b'{"forged": 1}', qos=1
+    ).wait_for_publish(5)
+    time.sleep(1.0)
+    fresh = Client(secure, "dev-b", b)
+    real_b.close()
+    assert fresh.connect()
+    fresh.client.subscribe(device_topic("dev-b", TopicKind.DESIRED), qos=1)
+    fresh.client.subscribe(TRUST_TOPIC, qos=1)
+    wait_until(
+        lambda: fresh.on(TRUST_TOPIC) and fresh.on(device_topic("dev-b", TopicKind.DESIRED)),
+        15,
+        "retained",
+    )
+    assert fresh.on(device_topic("dev-b", TopicKind.DESIRED))[-1] == b_command
+    assert fresh.on(TRUST_TOPIC)[-1] != b"junk"
+    for client in (rogue, cp_id, fresh):
+        client.close()

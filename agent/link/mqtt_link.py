@@ -15,6 +15,8 @@ heartbeats) goes to the on-disk spool (``agent.link.spool``: bounded, oldest dro
 counted) and is sent from there, in order, by ``agent.link.spool_sender``, connected or not;
 it leaves the spool only once the broker acknowledged it. Retained messages (state,
 availability) are not spooled: re-derived on every reconnect, dropped while offline.
+A report over ``protocol.MAX_REPORT_BYTES`` is never sent (the control plane would drop
+it unread): it is dropped here with a warning.
 
 Identity: client id = device id; username = the broker URL's username if it has one,
 else the device id. The LWT is ``Availability(online=False)``, retained, QoS 1, on the
@@ -36,6 +38,7 @@ from agent.errors import LinkError, SpoolError
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
 from protocol import (
+    MAX_REPORT_BYTES,
     TRUST_TOPIC,
     Availability,
     BrokerAddress,
@@ -168,6 +171,15 @@ class MqttLink:
         retained: appended to the spool, sent from there (None). Anything else is dropped
         while not connected (logged at debug)."""
         payload = encode(message)
+        if len(payload) > MAX_REPORT_BYTES:
+            logger.warning(
+                "%s: %s of %s bytes not sent: the control plane reads at most %s",
+                self.device_id,
+                kind,
+                len(payload),
+                MAX_REPORT_BYTES,
+            )
+            return None
         if qos > 0 and not retain:
             try:
                 self._spool.append(str(kind), payload)

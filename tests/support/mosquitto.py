@@ -1,4 +1,7 @@
-"""Start a private Mosquitto on a free loopback port with its own config."""
+"""Start a private Mosquitto on a free loopback port with its own config.
+
+Like a production broker it refuses packets over ``protocol.MAX_PACKET_BYTES``
+(``max_packet_size``): room for the largest signed envelope, nothing bigger."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol import MAX_PACKET_BYTES
 from tests.support.ports import free_port, wait_for_port
 
 
@@ -42,6 +46,7 @@ def run_mosquitto(workdir: Path, extra_config: str = "") -> Iterator[Broker]:
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         "persistence false\n"
+        f"max_packet_size {MAX_PACKET_BYTES}\n"
         f"log_dest file {log}\n"
         "log_type error\nlog_type warning\nlog_type notice\n" + extra_config
     )

@@ -5,13 +5,25 @@ Independent of paho: the MQTT bridge hands every received message to
 malformed or forged message is logged in one line, counted and skipped.
 
 The device id is taken from the topic (the broker's ACLs confine a device to its own
-topics); a payload naming another device is rejected.
+topics); a payload naming another device is rejected. Nothing in a report is believed
+beyond what a device may say about itself:
+
+* a payload over ``MAX_REPORT_BYTES`` is malformed, dropped before JSON parsing; the
+  protocol bounds every field (lengths, list sizes, 64-bit ids and counters);
+* a report dated more than ``MAX_CLOCK_SKEW`` ahead of the control plane's clock is
+  rejected (the device's clock is wrong, or the report is forged); one within the skew
+  is kept, and :mod:`controlplane.crud.reports` orders heartbeats by the device's time
+  but never later than when it arrived;
+* the fleet a state report names is used only when the device is registered; afterwards
+  a different one is ignored (logged once per claim) and the device stays in its fleet.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,9 +32,10 @@ from sqlmodel import Session
 from controlplane import crud
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
-from controlplane.models import Device
+from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from protocol import (
+    MAX_REPORT_BYTES,
     Availability,
     DeploymentEvent,
     Heartbeat,
@@ -35,6 +48,10 @@ from protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How far ahead of the control plane's clock a report may be dated (device clocks
+#: drift; NTP keeps them within a second). Later than that is rejected.
+MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 
 
 @dataclass
@@ -54,6 +71,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def report_time(message: object) -> datetime | None:
+    """When the device says it made ``message`` (None: the message carries no time)."""
+    if isinstance(message, StateReport):
+        return message.reported_at
+    if isinstance(message, DeploymentEvent | Heartbeat):
+        return message.at
+    return None
+
+
+def ahead_by(message: object, now: datetime) -> timedelta | None:
+    """How far past ``now`` + ``MAX_CLOCK_SKEW`` the message is dated; None if it is not."""
+    stamp = report_time(message)
+    if stamp is None or stamp <= now + MAX_CLOCK_SKEW:
+        return None
+    return stamp - now
+
+
 class Ingester:
     """Turns report messages into database rows; sends new devices their signed command."""
 
@@ -64,6 +98,19 @@ class Ingester:
         self._publisher = publisher
         self._signer = signer
         self.stats = IngestStats()
+        #: device id -> the other fleet its reports claim (logged once per claim)
+        self._fleet_claims: dict[str, str] = {}
+
+    def oversized(self, topic: str, size: int) -> None:
+        """Count and log a report of ``size`` bytes that was dropped unparsed."""
+        self.stats.received += 1
+        self.stats.malformed += 1
+        logger.warning(
+            "dropped malformed message on %s: %s bytes, more than MAX_REPORT_BYTES (%s)",
+            topic,
+            size,
+            MAX_REPORT_BYTES,
+        )
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         """Apply one message received on ``topic``; never raises."""
@@ -75,6 +122,9 @@ class Ingester:
             return
         if kind is TopicKind.DESIRED or not payload:
             return  # our own desired states, or a retained message being cleared
+        if len(payload) > MAX_REPORT_BYTES:
+            self.oversized(topic, len(payload))
+            return
         self.stats.received += 1
         try:
             message = decode(message_type_for(kind), payload)
@@ -89,6 +139,19 @@ class Ingester:
                 kind.value,
                 topic,
                 getattr(message, "device_id", None),
+            )
+            return
+        ahead = ahead_by(message, utcnow())
+        if ahead is not None:
+            self.stats.rejected += 1
+            logger.warning(
+                "rejected %s from %s: dated %s, %.0f s ahead of the control plane's clock "
+                "(at most %.0f s allowed)",
+                kind.value,
+                device_id,
+                report_time(message),
+                ahead.total_seconds(),
+                MAX_CLOCK_SKEW.total_seconds(),
             )
             return
         try:
@@ -123,6 +186,7 @@ class Ingester:
             )
             if known is None:
                 logger.info("device %s registered in fleet %s", device_id, device.fleet)
+            self._check_fleet_claim(device_id, claimed=message.fleet, fleet=device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
                 publish_commands(session, self._signer, self._publisher, device_ids=[device_id])
@@ -144,3 +208,19 @@ class Ingester:
         if isinstance(message, Heartbeat):
             return crud.apply_heartbeat(session, device_id=device_id, heartbeat=message)
         return False
+
+    def _check_fleet_claim(self, device_id: str, *, claimed: str, fleet: str) -> None:
+        """Log (once per claim) a report naming another fleet than the device's."""
+        if claimed == fleet:
+            self._fleet_claims.pop(device_id, None)
+            return
+        if self._fleet_claims.get(device_id) == claimed:
+            return
+        self._fleet_claims[device_id] = claimed
+        logger.warning(
+            "device %s reports fleet %r but belongs to fleet %r: ignored (a report cannot "
+            "move a device; an operator does)",
+            device_id,
+            claimed,
+            fleet,
+        )

@@ -322,6 +322,8 @@ class BridgeStatus(BaseModel):
     malformed: int
     rejected: int
     errors: int
+    #: reports dropped because the ingest queue was full (bounded in messages and bytes)
+    dropped: int = 0
 
 
 class TrustPublic(BaseModel):

@@ -39,10 +39,8 @@ from model_store.device_certs import (
     revocation_list,
     to_pem,
 )
-from protocol import TRUST_TOPIC, TopicKind
+from protocol import MAX_PACKET_BYTES, TRUST_TOPIC, TopicKind
 
-#: The largest MQTT packet the broker accepts (a command or a report, with headers).
-MAX_PACKET_BYTES = 1024 * 1024
 #: The control plane's MQTT identity unless told otherwise (one per replica).
 DEFAULT_IDENTITY = "_edgefleet-control-plane"
 #: How long the broker's and the control plane's certificates live.
@@ -143,8 +141,11 @@ def build(
     return BrokerConfig(files, frozenset(secret))
 
 
-def write(config: BrokerConfig, directory: Path) -> None:
-    """Write every file (keys 0600), each atomically."""
+def write(config: BrokerConfig, directory: Path, *, broker_user: str | None = None) -> None:
+    """Write every file (keys 0600), each atomically. Run as root, the broker's own key
+    goes to ``broker_user`` (Mosquitto started as root drops to that user before it reads
+    its key); the control plane's keys stay with whoever ran this."""
+    owner = _uid_gid(broker_user) if broker_user and os.geteuid() == 0 else None
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in config.files.items():
         mode = 0o600 if name in config.secret else 0o644
@@ -154,4 +155,16 @@ def write(config: BrokerConfig, directory: Path) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if owner is not None and name == "server.key":
+            os.chown(tmp, *owner)
         os.replace(tmp, directory / name)
+
+
+def _uid_gid(user: str) -> tuple[int, int] | None:
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help=f"a control-plane MQTT identity, one per replica (default {DEFAULT_IDENTITY})",
     )
+    p.add_argument(
+        "--broker-user",
+        default="mosquitto",
+        help="run as root: the user Mosquitto drops to, who must read server.key",
+    )
     p.add_argument("--data-dir", help="as for the server (EDGEFLEET_DATA_DIR)")
     p.add_argument("--database-url", help="as for the server (DATABASE_URL)")
     return p
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> list[str]:
         now=datetime.now(UTC),
     )
     try:
-        write(config, args.out)
+        write(config, args.out, broker_user=args.broker_user)
     except OSError as exc:
         raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     return sorted(config.files)

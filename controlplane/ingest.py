@@ -9,12 +9,24 @@ key the device its topic names enrolled with, and is neither replayed nor dated 
 future (``controlplane.identity.report_auth``). Anything else is dropped, counted
 (``unauthenticated``, ``replayed``, ``future``) and logged in one line. A device that was
 never enrolled is never registered. A payload naming another device is rejected.
+
+Nothing in an authenticated report is believed beyond what a device may say about itself:
+
+* a payload over ``MAX_REPORT_BYTES`` is malformed, dropped before JSON parsing; the
+  protocol bounds every field (lengths, list sizes, 64-bit ids and counters);
+* a report whose own time (``reported_at``, ``at``) is more than ``MAX_CLOCK_SKEW`` ahead
+  of the control plane's clock is rejected (the device's clock is wrong, or the report
+  is forged); one within the skew is kept, and :mod:`controlplane.crud.reports` orders
+  heartbeats by the device's time but never later than when it arrived;
+* the fleet a state report names is ignored (logged once per claim): a device is in the
+  fleet it enrolled into.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,10 +35,15 @@ from sqlmodel import Session
 from controlplane import crud
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
-from controlplane.identity.report_auth import ReportAuthenticator, ReportRefused
+from controlplane.identity.report_auth import (
+    MAX_CLOCK_SKEW,
+    ReportAuthenticator,
+    ReportRefused,
+)
 from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from protocol import (
+    MAX_REPORT_BYTES,
     Availability,
     DeploymentEvent,
     Heartbeat,
@@ -39,6 +56,9 @@ from protocol import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How far ahead of the control plane's clock a report may be dated (device clocks
+#: drift; NTP keeps them within a second). Later than that is rejected.
 
 
 @dataclass
@@ -68,6 +88,23 @@ def _one_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def report_time(message: object) -> datetime | None:
+    """When the device says it made ``message`` (None: the message carries no time)."""
+    if isinstance(message, StateReport):
+        return message.reported_at
+    if isinstance(message, DeploymentEvent | Heartbeat):
+        return message.at
+    return None
+
+
+def ahead_by(message: object, now: datetime) -> timedelta | None:
+    """How far past ``now`` + ``MAX_CLOCK_SKEW`` the message is dated; None if it is not."""
+    stamp = report_time(message)
+    if stamp is None or stamp <= now + MAX_CLOCK_SKEW:
+        return None
+    return stamp - now
+
+
 class Ingester:
     """Turns report messages into database rows; sends new devices their signed command."""
 
@@ -79,6 +116,19 @@ class Ingester:
         self._signer = signer
         self.auth = ReportAuthenticator()
         self.stats = IngestStats()
+        #: device id -> the other fleet its reports claim (logged once per claim)
+        self._fleet_claims: dict[str, str] = {}
+
+    def oversized(self, topic: str, size: int) -> None:
+        """Count and log a report of ``size`` bytes that was dropped unparsed."""
+        self.stats.received += 1
+        self.stats.malformed += 1
+        logger.warning(
+            "dropped malformed message on %s: %s bytes, more than MAX_REPORT_BYTES (%s)",
+            topic,
+            size,
+            MAX_REPORT_BYTES,
+        )
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         """Apply one message received on ``topic``; never raises."""
@@ -90,6 +140,9 @@ class Ingester:
             return
         if kind is TopicKind.DESIRED or not payload:
             return  # our own desired states, or a retained message being cleared
+        if len(payload) > MAX_REPORT_BYTES:
+            self.oversized(topic, len(payload))
+            return
         self.stats.received += 1
         try:
             with Session(self._engine) as session:
@@ -129,7 +182,7 @@ class Ingester:
         """Authenticate, decode and apply one report; ``_Dropped`` (counted, logged) if it
         is not believed or malformed."""
         try:
-            report = self.auth.open(session, device_id, kind, payload, now=utcnow())
+            opened = self.auth.open(session, device_id, kind, payload, now=utcnow())
         except ReportRefused as exc:
             if retained and exc.reason == "replayed":
                 raise _Dropped from exc  # the broker's retained copy of what we applied
@@ -137,7 +190,7 @@ class Ingester:
             logger.warning("dropped %s on %s (%s): %s", kind.value, topic, exc.reason, exc)
             raise _Dropped from exc
         try:
-            message = decode_body(message_type_for(kind), report.body)
+            message = decode_body(message_type_for(kind), opened.report.body)
         except ProtocolError as exc:
             self.stats.malformed += 1
             logger.warning("dropped malformed message on %s: %s", topic, exc)
@@ -151,21 +204,34 @@ class Ingester:
                 getattr(message, "device_id", None),
             )
             raise _Dropped
-        return self._apply(session, device_id, message, retained=retained)
-
-    def _apply(self, session: Session, device_id: str, message: object, *, retained: bool) -> bool:
-        if isinstance(message, StateReport):
-            known = session.get(Device, device_id)
-            runtimes_before = list(known.runtimes) if known is not None else []
-            device, assigned = crud.apply_state_report(
-                session, device_id=device_id, report=message, retained=retained
+        ahead = ahead_by(message, utcnow())
+        if ahead is not None:  # sealed now, but claiming figures from the future
+            self.stats.rejected += 1
+            logger.warning(
+                "rejected %s from %s: dated %s, %.0f s ahead of the control plane's clock "
+                "(at most %.0f s allowed)",
+                kind.value,
+                device_id,
+                report_time(message),
+                ahead.total_seconds(),
+                MAX_CLOCK_SKEW.total_seconds(),
             )
-            if known is None:
-                logger.info("device %s registered in fleet %s", device_id, device.fleet)
+            raise _Dropped
+        return self._apply(session, opened.device, message, retained=retained)
+
+    def _apply(self, session: Session, locked: Device, message: object, *, retained: bool) -> bool:
+        """Apply an authenticated report of ``locked`` (its row, locked in ``session``)."""
+        device_id = locked.id
+        if isinstance(message, StateReport):
+            runtimes_before = list(locked.runtimes)
+            device, assigned = crud.apply_state_report(
+                session, device_id=device_id, report=message, retained=retained, locked=locked
+            )
+            self._check_fleet_claim(device_id, claimed=message.fleet, fleet=device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
                 publish_commands(session, self._signer, self._publisher, device_ids=[device_id])
-            elif known is not None and list(device.runtimes) != runtimes_before:
+            elif list(device.runtimes) != runtimes_before:
                 # another preferred runtime (new hardware, an upgraded agent) may choose
                 # another variant of what it runs: re-sign only if the command changes
                 publish_commands(
@@ -181,5 +247,23 @@ class Ingester:
         if isinstance(message, DeploymentEvent):
             return crud.apply_event(session, device_id=device_id, event=message)
         if isinstance(message, Heartbeat):
-            return crud.apply_heartbeat(session, device_id=device_id, heartbeat=message)
+            return crud.apply_heartbeat(
+                session, device_id=device_id, heartbeat=message, locked=locked
+            )
         return False
+
+    def _check_fleet_claim(self, device_id: str, *, claimed: str, fleet: str) -> None:
+        """Log (once per claim) a report naming another fleet than the device's."""
+        if claimed == fleet:
+            self._fleet_claims.pop(device_id, None)
+            return
+        if self._fleet_claims.get(device_id) == claimed:
+            return
+        self._fleet_claims[device_id] = claimed
+        logger.warning(
+            "device %s reports fleet %r but belongs to fleet %r: ignored (a report cannot "
+            "move a device; an operator does)",
+            device_id,
+            claimed,
+            fleet,
+        )

@@ -6,7 +6,11 @@ a broker that is down at start-up is retried the same way while the HTTP API ser
 
 Discipline:
 * subscribe inside ``on_connect`` so the subscription returns after every reconnect;
-* the paho thread only enqueues; one worker thread does all database work;
+* the paho thread only enqueues, and never blocks: the ingest queue is bounded in
+  messages and in bytes (``INGEST_QUEUE_MESSAGES``, ``INGEST_QUEUE_BYTES``); a report
+  that does not fit is dropped and counted (``dropped``; one warning per episode), and
+  one over ``MAX_REPORT_BYTES`` is never queued (the ingester counts it as malformed);
+* one worker thread does all database work;
 * on every (re)connect the worker republishes the latest trust document and each
   device's signed command from the database, so a publish made while disconnected is
   never lost;
@@ -33,9 +37,11 @@ from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
+from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
 from protocol import (
     DEVICE_REPORTS_FILTER,
+    MAX_REPORT_BYTES,
     TRUST_TOPIC,
     BrokerAddress,
     TopicKind,
@@ -55,10 +61,31 @@ CLIENT_ID_HINT: Final = (
     "EDGEFLEET_MQTT_CLIENT_ID"
 )
 
+#: Reports waiting for the ingest worker: at most this many, weighing at most this much.
+INGEST_QUEUE_MESSAGES: Final = 10_000
+INGEST_QUEUE_BYTES: Final = 32 * 1024 * 1024
+
 _REPUBLISH: Final = "republish"
 _REFRESH: Final = "refresh"
 _STOP: Final = "stop"
-_Work = tuple[str, bytes, bool] | str
+
+
+@dataclass(frozen=True)
+class _Report:
+    topic: str
+    payload: bytes
+    retained: bool
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    """A report over ``MAX_REPORT_BYTES``: only its topic and size are kept."""
+
+    topic: str
+    size: int
+
+
+_Work = _Report | _Oversized | str
 
 
 @dataclass(frozen=True)
@@ -83,7 +110,8 @@ class MqttBridge:
         keepalive: int = 30,
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
-        queue_size: int = 10_000,
+        queue_size: int = INGEST_QUEUE_MESSAGES,
+        queue_bytes: int = INGEST_QUEUE_BYTES,
         refresh_interval: float | None = None,
         tls_files: TlsFiles | None = None,
     ) -> None:
@@ -94,14 +122,16 @@ class MqttBridge:
         ttl_s = signer.ttl.total_seconds()
         self._refresh_interval = refresh_interval or max(1.0, min(ttl_s / 4, 3600.0))
         self._keepalive = keepalive
-        self._queue: queue.Queue[_Work] = queue.Queue(maxsize=queue_size)
+        self._queue: IngestQueue[_Work] = IngestQueue(max_items=queue_size, max_bytes=queue_bytes)
         self._connected = threading.Event()
         self._stopping = False
         self._failures = 0
         self._client_id = client_id
         self._connected_at: float | None = None
         self._short_sessions = 0
+        #: reports dropped because the ingest queue was full
         self.dropped = 0
+        self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(
@@ -243,19 +273,29 @@ class MqttBridge:
         )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._enqueue((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        size = len(msg.payload)
+        if size > MAX_REPORT_BYTES:
+            self._enqueue(_Oversized(msg.topic, size))
+        else:
+            self._enqueue(_Report(msg.topic, bytes(msg.payload), bool(msg.retain)), size)
 
     # -- worker ---------------------------------------------------------------------
 
-    def _enqueue(self, work: _Work, *, force: bool = False) -> None:
-        try:
-            if force:
-                self._queue.put(work, timeout=5)
-            else:
-                self._queue.put_nowait(work)
-        except queue.Full:
-            self.dropped += 1
-            logger.warning("ingest queue full: dropped a message (%s so far)", self.dropped)
+    def _enqueue(self, work: _Work, size: int = 0, *, force: bool = False) -> None:
+        """Queue ``work`` (never blocks); drop and count it if the queue is full."""
+        if self._queue.offer(work, size, force=force):
+            self._dropping = False
+            return
+        self.dropped += 1
+        if not self._dropping:
+            self._dropping = True
+            logger.warning(
+                "ingest queue full (%s messages, %s bytes): dropping reports until it "
+                "drains (%s dropped so far)",
+                len(self._queue),
+                self._queue.bytes,
+                self.dropped,
+            )
 
     def _work(self) -> None:
         next_refresh = time.monotonic() + self._refresh_interval
@@ -271,9 +311,10 @@ class MqttBridge:
                 self._publish_commands(changed_only=True)
             elif work == _REPUBLISH:
                 self._republish_all()
-            elif isinstance(work, tuple):
-                topic, payload, retained = work
-                self.ingester.handle(topic, payload, retained=retained)
+            elif isinstance(work, _Report):
+                self.ingester.handle(work.topic, work.payload, retained=work.retained)
+            elif isinstance(work, _Oversized):
+                self.ingester.oversized(work.topic, work.size)
 
     def _republish_all(self) -> None:
         try:

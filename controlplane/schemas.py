@@ -328,6 +328,8 @@ class BridgeStatus(BaseModel):
     replayed: int = 0
     #: reports dated beyond the allowed clock skew ahead of the control plane
     future: int = 0
+    #: reports dropped because the ingest queue was full (bounded in messages and bytes)
+    dropped: int = 0
 
 
 class TrustPublic(BaseModel):

@@ -80,13 +80,15 @@ def render_device(device: Mapping[str, Any]) -> str:
                 m.get("backend"),
                 m.get("requests"),
                 m.get("errors"),
+                m.get("client_errors") or 0,
                 _ms(m.get("p50_ms")),
                 _ms(m.get("p95_ms")),
                 _ms(m.get("p99_ms")),
             ]
             for m in models
         ]
-        headers = ["model", "version", "backend", "requests", "errors", "p50 ms", "p95 ms"]
+        headers = ["model", "version", "backend", "requests", "errors", "client errors"]
+        headers += ["p50 ms", "p95 ms"]
         lines += ["", *render([*headers, "p99 ms"], rows).splitlines()]
     return "\n".join(lines)
 

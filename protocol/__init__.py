@@ -11,37 +11,47 @@ Public surface:
     EventKind, DeploymentEvent, Heartbeat, ModelMetrics, DiskUsage, Temperature,
     Availability, encode, decode,
     SignedEnvelope, EnvelopeSignature, DESIRED_STATE_PAYLOAD_TYPE, TRUST_PAYLOAD_TYPE, TRUST_TOPIC,
-    ProtocolError, BrokerAddress, parse_broker_url, mask_url.
+    ProtocolError, BrokerAddress, parse_broker_url, mask_url,
+    MAX_REPORT_BYTES, MAX_PACKET_BYTES, MAX_ENVELOPE_PAYLOAD, MAX_INT64, MAX_GENERATION
+    (size and range limits: ``protocol.fields``).
 """
 
 from protocol.broker_url import BrokerAddress, mask_url, parse_broker_url
 from protocol.errors import ProtocolError
-from protocol.messages import (
-    DESIRED_STATE_PAYLOAD_TYPE,
+from protocol.fields import (
+    MAX_ENVELOPE_PAYLOAD,
     MAX_GENERATION,
+    MAX_INT64,
+    MAX_PACKET_BYTES,
+    MAX_REPORT_BYTES,
     NAME_PATTERN,
     PROTOCOL_VERSION,
-    TRUST_PAYLOAD_TYPE,
-    ActiveModel,
-    Availability,
-    DeploymentEvent,
-    DesiredState,
-    DeviceStatus,
-    DiskUsage,
-    EnvelopeSignature,
-    EventKind,
-    FileRef,
     FleetName,
-    Heartbeat,
+)
+from protocol.messages import (
+    DESIRED_STATE_PAYLOAD_TYPE,
+    TRUST_PAYLOAD_TYPE,
+    DesiredState,
+    EnvelopeSignature,
+    FileRef,
     ModelAssignment,
-    ModelMetrics,
     SignedEnvelope,
-    StateReport,
-    Temperature,
     decode,
     decode_body,
     encode,
     message_type_for,
+)
+from protocol.reports import (
+    ActiveModel,
+    Availability,
+    DeploymentEvent,
+    DeviceStatus,
+    DiskUsage,
+    EventKind,
+    Heartbeat,
+    ModelMetrics,
+    StateReport,
+    Temperature,
 )
 from protocol.selection import (
     BACKEND_KEY_MAX,
@@ -67,7 +77,11 @@ __all__ = [
     "DESIRED_STATE_FILTER",
     "DESIRED_STATE_PAYLOAD_TYPE",
     "DEVICE_REPORTS_FILTER",
+    "MAX_ENVELOPE_PAYLOAD",
     "MAX_GENERATION",
+    "MAX_INT64",
+    "MAX_PACKET_BYTES",
+    "MAX_REPORT_BYTES",
     "NAME_PATTERN",
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",

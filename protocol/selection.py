@@ -29,6 +29,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from protocol.fields import MAX_INT64
+
 BACKEND_KEY_PATTERN = r"^[a-z0-9_]+:[A-Za-z0-9_.]+:[a-z0-9]+$"
 BACKEND_KEY_MAX = 128
 #: A pinned backend candidate key (``runtime:device:precision``).
@@ -56,7 +58,7 @@ def _duration(value: float) -> float:
     return value if math.isfinite(value) and value >= 0 else 0.0
 
 
-ReportText = Annotated[str, BeforeValidator(_cut)]
+ReportText = Annotated[str, BeforeValidator(_cut), StringConstraints(max_length=REPORT_TEXT_MAX)]
 #: Seconds; a negative or non-finite one is read as 0.
 Duration = Annotated[float, AfterValidator(_duration)]
 #: A measured figure; None when not measured (a non-finite number is read as None).
@@ -78,7 +80,7 @@ class CandidateFigures(_Report):
     key: str = Field(max_length=BACKEND_KEY_MAX)
     p50_ms: Figure = None
     p99_ms: Figure = None
-    runs: int = Field(default=0, ge=0)
+    runs: int = Field(default=0, ge=0, le=MAX_INT64)
     rel_error: Figure = None
     excluded: ReportText | None = None
 

@@ -15,6 +15,8 @@ heartbeats) goes to the on-disk spool (``agent.link.spool``: bounded, oldest dro
 counted) and is sent from there, in order, by ``agent.link.spool_sender``, connected or not;
 it leaves the spool only once the broker acknowledged it. Retained messages (state,
 availability) are not spooled: re-derived on every reconnect, dropped while offline.
+A report over ``protocol.MAX_REPORT_BYTES`` is never sent (the control plane would drop
+it unread): it is dropped here with a warning.
 
 Identity: client id = device id; username = the broker URL's username if it has one,
 else the device id. The LWT is ``Availability(online=False)``, retained, QoS 1, on the
@@ -45,6 +47,7 @@ from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
 from model_store.report_seal import WILL_STREAM
 from protocol import (
+    MAX_REPORT_BYTES,
     TRUST_TOPIC,
     Availability,
     BrokerAddress,
@@ -197,6 +200,8 @@ class MqttLink:
         if qos > 0 and not retain:
             with self._publish_lock:  # sequence numbers reach the spool in order
                 payload = self._seal(str(kind), message)
+                if payload is None:
+                    return None
                 try:
                     self._spool.append(str(kind), payload)
                 except SpoolError as exc:  # disk trouble: best effort, never fail the caller
@@ -209,17 +214,30 @@ class MqttLink:
         if not self.connected:
             logger.debug("%s: not connected, %s not sent", self.device_id, kind)
             return None
-        return self._send(kind, self._seal(str(kind), message), qos=qos, retain=retain)
+        payload = self._seal(str(kind), message)
+        return None if payload is None else self._send(kind, payload, qos=qos, retain=retain)
 
-    def _seal(self, stream: str, message: BaseModel) -> bytes:
+    def _seal(self, stream: str, message: BaseModel) -> bytes | None:
+        """The wire bytes of ``message`` (sealed if the device is enrolled); None, with a
+        warning, if they exceed what the control plane reads (``MAX_REPORT_BYTES``)."""
         body = encode(message)
-        return body if self._sealer is None else self._sealer.seal(stream, body)
+        payload = body if self._sealer is None else self._sealer.seal(stream, body)
+        if len(payload) > MAX_REPORT_BYTES:
+            logger.warning(
+                "%s: %s of %s bytes not sent: the control plane reads at most %s",
+                self.device_id,
+                stream,
+                len(payload),
+                MAX_REPORT_BYTES,
+            )
+            return None
+        return payload
 
     def _set_will(self, client: mqtt.Client) -> None:
         offline = Availability(device_id=self.device_id, online=False)
-        client.will_set(
-            self._availability_topic, self._seal(WILL_STREAM, offline), qos=1, retain=True
-        )
+        will = self._seal(WILL_STREAM, offline)
+        assert will is not None  # an availability notice is a few hundred bytes
+        client.will_set(self._availability_topic, will, qos=1, retain=True)
 
     def _send_entry(self, entry: SpoolEntry) -> int | None:
         """The spool sender's hand-over: paho's mid, None (retry later) or SKIP."""

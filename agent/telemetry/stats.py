@@ -16,8 +16,11 @@ nothing.
 
 What counts: ``observe(seconds)`` is one successful request (``LoadedModel.infer``
 measures the backend call with ``perf_counter``); ``error(kind)`` is one failed request,
-``invalid_input`` (the request did not fit the model: HTTP 400) or ``inference`` (the
-backend failed). ``requests`` = successes + errors; the histogram holds successes only.
+``invalid_input`` (the request did not fit the model: HTTP 400, the client's fault) or
+``inference`` (the backend failed: HTTP 500). ``requests`` = successes + errors of both
+kinds; the histogram holds successes only. The heartbeat reports the client's errors
+(``CLIENT_ERRORS``) apart, as ``client_errors``: a rollout's error-rate gate counts only
+``errors`` (the model's and the server's), so a buggy local client cannot trip it.
 
 Histogram: fixed bounds from the R10 Renard series (1, 1.25, 1.6, 2, 2.5, 3.15, 4, 5, 6.3,
 8 per decade: log-spaced, ~26% apart) from 1 µs to 100 s, plus an overflow bucket.
@@ -56,6 +59,10 @@ class ErrorKind(StrEnum):
     INFERENCE = "inference"
 
 
+#: Error kinds that are the client's fault (HTTP 4xx): ``ModelMetrics.client_errors``.
+CLIENT_ERRORS = frozenset({ErrorKind.INVALID_INPUT})
+
+
 @dataclass(frozen=True)
 class StatsSnapshot:
     """A consistent copy of one ``ModelStats``; ``counts[i]`` is bucket i (last: > 100 s)."""
@@ -75,7 +82,13 @@ class StatsSnapshot:
 
     @property
     def error_count(self) -> int:
+        """Failed requests of every kind."""
         return sum(self.errors.values())
+
+    @property
+    def client_error_count(self) -> int:
+        """Requests refused as the client's fault (``CLIENT_ERRORS``)."""
+        return sum(n for kind, n in self.errors.items() if kind in CLIENT_ERRORS)
 
     @property
     def requests(self) -> int:
@@ -106,7 +119,8 @@ class StatsSnapshot:
             version=self.version,
             backend=self.backend,
             requests=self.requests,
-            errors=self.error_count,
+            errors=self.error_count - self.client_error_count,
+            client_errors=self.client_error_count,
             errors_by_kind={str(k): v for k, v in self.errors.items()},
             p50_ms=ms(0.50),
             p95_ms=ms(0.95),

@@ -120,10 +120,13 @@ def apply_state_report(
     report: StateReport,
     retained: bool,
     now: datetime | None = None,
+    locked: Device | None = None,
 ) -> tuple[Device, bool]:
     """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment.
 
-    A new device is registered (its fleet created if new). Its selection reports are
+    A new device is registered in the fleet the report names (created if new); a known
+    device stays in its fleet whatever the report says (the control plane owns fleet
+    membership). Its selection reports are
     replaced by this report's. Its deployment targets are re-derived from the report. If
     the fleet's latest settled deployment that applies to the device (``latest_deployment``:
     all at once, or a completed rollout whose selector its labels match) is newer than any
@@ -132,13 +135,12 @@ def apply_state_report(
     replayed by the broker at subscription time does not mark the device online.
     """
     now = now or utcnow()
-    get_or_create_fleet(session, name=report.fleet)
-    # locked; ingestion loaded and locked it afresh in this transaction to authenticate
-    # the report (moving its replay window): re-reading it would flush that first
-    device = session.get(Device, device_id, with_for_update=True)
+    # ``locked``: ingestion loaded and locked it in this transaction to authenticate the
+    # report (moving its replay window); reading it again would flush that and re-select
+    device = locked or session.get(Device, device_id, with_for_update=True)
     if device is None:
+        get_or_create_fleet(session, name=report.fleet)
         device = Device(id=device_id, fleet=report.fleet)
-    device.fleet = report.fleet
     if not retained:
         device.online = True
     device.status = report.status.value
@@ -163,7 +165,7 @@ def apply_state_report(
     if report.profile and "hw" not in device.labels:
         device.labels = {**device.labels, "hw": report.profile}  # a new dict: JSON changed
     device.selections = selections(report)
-    device.last_report_at = report.reported_at
+    device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
     session.add(device)
     session.flush()
@@ -171,7 +173,7 @@ def apply_state_report(
     assigned = False
     # Only a settled deployment (all at once, or a completed rollout whose selector the
     # device matches): a device in a rollout's pending batch waits for its batch.
-    latest = latest_deployment(session, fleet=report.fleet, labels=device.labels or {})
+    latest = latest_deployment(session, fleet=device.fleet, labels=device.labels or {})
     if (
         latest is not None
         and latest.id is not None
@@ -216,25 +218,37 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
     return True
 
 
-def apply_heartbeat(session: Session, *, device_id: str, heartbeat: Heartbeat) -> bool:
+def apply_heartbeat(
+    session: Session,
+    *,
+    device_id: str,
+    heartbeat: Heartbeat,
+    now: datetime | None = None,
+    locked: Device | None = None,
+) -> bool:
     """Keep a device's latest heartbeat figures; False if the device is not registered.
 
     Agents spool heartbeats while offline and deliver them late (and, with shared
     subscriptions, possibly out of order across replicas): one measured before the kept
-    one only marks the device as seen, it never replaces newer figures."""
-    # locked; ingestion loaded and locked it afresh in this transaction to authenticate
-    # the report (moving its replay window): re-reading it would flush that first
-    device = session.get(Device, device_id, with_for_update=True)
+    one only marks the device as seen, it never replaces newer figures. A heartbeat is
+    placed at the device's time but never later than ``now`` (when it arrived), so one
+    dated in the future cannot hold back the ones after it; a kept time in the future
+    (stored before that rule) is disregarded."""
+    now = now or utcnow()
+    # ``locked``: ingestion loaded and locked it in this transaction to authenticate the
+    # report (moving its replay window); reading it again would flush that and re-select
+    device = locked or session.get(Device, device_id, with_for_update=True)
     if device is None:
         return False
     kept = device.last_heartbeat_at
     if kept is not None and kept.tzinfo is None:
         kept = kept.replace(tzinfo=UTC)  # SQLite hands back naive UTC timestamps
-    if kept is None or heartbeat.at >= kept:
+    at = min(heartbeat.at, now)
+    if kept is None or kept > now or at >= kept:
         figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
         device.last_heartbeat = figures
-        device.last_heartbeat_at = heartbeat.at
-    device.last_seen_at = utcnow()
+        device.last_heartbeat_at = at
+    device.last_seen_at = now
     session.add(device)
     session.commit()
     return True

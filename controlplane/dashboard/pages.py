@@ -214,13 +214,14 @@ def _metrics_table(device: DevicePublic) -> Markup:
             m.get("backend"),
             m.get("requests"),
             m.get("errors"),
+            m.get("client_errors") or 0,
             ms(m.get("p50_ms")),
             ms(m.get("p95_ms")),
             ms(m.get("p99_ms")),
         ]
         for m in (device.last_heartbeat or {}).get("models") or []
     ]
-    headers = ["model", "backend", "requests", "errors", "p50", "p95", "p99"]
+    headers = ["model", "backend", "requests", "errors", "client errors", "p50", "p95", "p99"]
     return table(headers, rows, empty="No inference figures in the last heartbeat.")
 
 

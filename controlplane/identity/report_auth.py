@@ -2,7 +2,7 @@
 
 A report is believed only if it is sealed (``model_store.report_seal``) by the key the
 device named by its topic enrolled with, for that topic's stream, not revoked, not dated
-beyond ``MAX_FUTURE_SKEW`` ahead of our clock, and with a sequence number its stream's
+beyond ``MAX_CLOCK_SKEW`` ahead of our clock, and with a sequence number its stream's
 replay window has not seen.
 
 The device's ``Device`` row holds the key id its reports must be sealed by (None once
@@ -16,6 +16,7 @@ verify. Parsed keys are cached per device; a cached key whose id is no longer th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,7 +37,7 @@ from model_store.report_seal import (
 from protocol import TopicKind
 
 #: How far ahead of the control plane's clock a report may be dated (device clock skew).
-MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ReportRefused(Exception):
@@ -51,6 +52,15 @@ def _streams_for(kind: TopicKind) -> tuple[str, ...]:
     if kind is TopicKind.AVAILABILITY:
         return (kind.value, WILL_STREAM)
     return (kind.value,)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A believed report and its device's row, loaded and locked in the caller's
+    transaction (the report's write reuses it)."""
+
+    report: Report
+    device: Device
 
 
 class ReportAuthenticator:
@@ -86,7 +96,7 @@ class ReportAuthenticator:
 
     def open(
         self, session: Session, device_id: str, kind: TopicKind, raw: bytes, *, now: datetime
-    ) -> Report:
+    ) -> Authenticated:
         """The authenticated report, its sequence number recorded on the device's row
         (locked; stored when the caller commits); ``ReportRefused`` if it is not believed."""
         cached = self._keys.get(device_id)
@@ -104,11 +114,12 @@ class ReportAuthenticator:
                 "unauthenticated",
                 f"sealed for {report.device_id}/{report.stream}, not this topic",
             )
-        if report.sent_at > now + MAX_FUTURE_SKEW:
+        if report.sent_at > now + MAX_CLOCK_SKEW:
             raise ReportRefused(
                 "future", f"dated {report.sent_at:%Y-%m-%dT%H:%M:%SZ}, ahead of our clock"
             )
-        device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+        # a fresh session per report: loaded afresh, and locked until the caller commits
+        device = session.get(Device, device_id, with_for_update=True)
         if device is None or device.key_id != kid:
             self._keys.pop(device_id, None)
             raise ReportRefused("unauthenticated", "device is revoked or enrolled anew")
@@ -122,4 +133,4 @@ class ReportAuthenticator:
         windows[report.stream] = [moved.top, moved.seen]
         device.report_windows = windows  # a new dict: the JSON column is written
         session.add(device)
-        return report
+        return Authenticated(report, device)

@@ -11,7 +11,8 @@ devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest sp
 batches. No canary and ``batches == 1``: one batch with everyone (all at once).
 
 Judging (:func:`judge`, one device on the new version against its own baseline on the
-previous one):
+previous one; :class:`Figures` are what the model served and its model/server errors,
+a client's bad requests left out: :func:`controlplane.rollouts.rows.figures`):
 
 - ``waiting`` until ``observed.requests >= min_requests``; a device activated for
   ``no_traffic_timeout_s`` without that many requests passes, "not judged: no traffic".

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -117,7 +118,10 @@ def note(rollout: Rollout, event: str, message: str, now: datetime, **extra: Any
 
 def figures(device: Device | None, model: str, version: str) -> dict[str, Any] | None:
     """The device's latest heartbeat figures for ``model`` ``version`` as stored on a
-    rollout device (``{requests, errors, p95_ms}``), if it reports any."""
+    rollout device and judged by the gate (``{requests, errors, p95_ms}``), if it reports
+    any. A client's bad requests (``client_errors``) are left out of both counts: they
+    say nothing about the model, so ``requests`` is what the model served and ``errors``
+    its model and server errors."""
     if device is None or not device.last_heartbeat:
         return None
     for entry in device.last_heartbeat.get("models") or ():
@@ -127,7 +131,11 @@ def figures(device: Device | None, model: str, version: str) -> dict[str, Any] |
             and entry.get("version") == version
         ):
             found = Figures.from_json(entry)
-            return found.to_json() if found is not None else None
+            if found is None:
+                return None
+            client = int(entry.get("client_errors") or 0)
+            served = replace(found, requests=max(0, found.requests - client))
+            return served.to_json()
     return None
 
 

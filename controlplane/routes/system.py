@@ -23,4 +23,6 @@ def bridge_status(services: ServicesDep) -> BridgeStatus:
         return BridgeStatus(
             connected=False, received=0, applied=0, malformed=0, rejected=0, errors=0
         )
-    return BridgeStatus(connected=bridge.connected, **bridge.ingester.stats.as_dict())
+    return BridgeStatus(
+        connected=bridge.connected, dropped=bridge.dropped, **bridge.ingester.stats.as_dict()
+    )

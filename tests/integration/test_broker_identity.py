@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -50,6 +51,7 @@ FLEET = "lab"
 class Secure:
     broker: Broker
     cp: ControlPlaneProcess
+    http: httpx.Client
     conf: Path
     data_dir: Path
     kit: TrustKit
@@ -72,7 +74,7 @@ class Secure:
     def enroll(self, device_id: str) -> tuple[Path, Path]:
         """Enroll ``device_id`` through the API: its certificate and key files."""
         key = generate_private_key()
-        http = self.cp.client()
+        http = self.http
         created = http.post(f"/api/v1/devices/{device_id}/enrollment", json={"fleet": FLEET})
         assert created.status_code == 201, created.text
         answer = http.post(
@@ -127,11 +129,13 @@ class Client:
             self.received.append((msg.topic, bytes(msg.payload)))
 
     def connect(self, timeout: float = 10.0) -> bool:
-        """True once the broker accepted us; False if it refused (TLS or CONNACK)."""
+        """True once the broker accepted us; False (and closed) if it refused, in the TLS
+        handshake or the CONNACK, or the connection died at once."""
         try:
             self.client.connect("127.0.0.1", self._port)
         except (ssl.SSLError, OSError) as exc:
             self.refused = f"{type(exc).__name__}: {exc}"
+            self.close()
             return False
         self.client.loop_start()
         deadline = time.monotonic() + timeout
@@ -139,8 +143,9 @@ class Client:
             if self.connected.is_set():
                 return True
             if self.refused is not None or self.disconnected.is_set():
-                return False
+                break
             time.sleep(0.05)
+        self.close()
         return False
 
     def on(self, topic: str) -> list[bytes]:
@@ -150,6 +155,9 @@ class Client:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
 
 
 @pytest.fixture
@@ -170,17 +178,21 @@ def secure(tmp_path: Path, trust_kit: TrustKit) -> Iterator[Secure]:
             "EDGEFLEET_MQTT_KEY": str(conf / f"{DEFAULT_IDENTITY}.key"),
         }
         url = f"mqtts://127.0.0.1:{port}"
-        with run_controlplane(tmp_path / "cp", mqtt_url=url, trust_kit=trust_kit, env=env) as cp:
-            http = cp.client()
+        with (
+            run_controlplane(tmp_path / "cp", mqtt_url=url, trust_kit=trust_kit, env=env) as cp,
+            cp.client() as http,
+        ):
             wait_until(
                 lambda: http.get("/api/v1/status").json()["connected"], 20, "control plane on"
             )
-            yield Secure(broker, cp, conf, data_dir, trust_kit, tmp_path)
+            yield Secure(broker, cp, http, conf, data_dir, trust_kit, tmp_path)
 
 
 def test_refused_at_connect_without_a_valid_unrevoked_certificate(secure: Secure) -> None:
     a = secure.enroll("dev-a")
-    assert Client(secure, "x", a).connect(), "an enrolled device connects"
+    first = Client(secure, "x", a)
+    assert first.connect(), "an enrolled device connects"
+    first.close()
     assert not Client(secure, "anon", None).connect(), "no certificate"
 
     ca = load_private_key(secure.kit.device_ca_key)
@@ -199,17 +211,16 @@ def test_refused_at_connect_without_a_valid_unrevoked_certificate(secure: Secure
     )
     assert not Client(secure, "f", secure._files("foreign", foreign, key)).connect(), "other CA"
 
-    http = secure.cp.client()
-    assert http.post("/api/v1/devices/dev-a/revoke").status_code == 200
+    assert secure.http.post("/api/v1/devices/dev-a/revoke").status_code == 200
     secure.regenerate()  # the CRL from the database, and SIGHUP: Mosquitto reloads it
     wait_until(lambda: not Client(secure, "x", a).connect(timeout=3), 15, "revoked refused")
 
 
 def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) -> None:
     a, b = secure.enroll("dev-a"), secure.enroll("dev-b")
-    http = secure.cp.client()
+    http = secure.http
     bundle = signed_bundle(
-        tmp_path / "bundle", name="det", version="1.0.0", private_key=secure.kit.release_key
+        tmp_path, name="det", version="1.0.0", private_key=secure.kit.release_key
     )
     assert upload_bundle(http, bundle).status_code == 201
     deployment = http.post(
@@ -223,14 +234,19 @@ def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) ->
     wait_until(lambda: real_b.on(device_topic("dev-b", TopicKind.DESIRED)), 15, "B's command")
     b_command = real_b.on(device_topic("dev-b", TopicKind.DESIRED))[-1]
 
-    rogue = Client(secure, "dev-b", a)  # A's certificate, asking for B's client id
-    assert rogue.connect()
-    time.sleep(1.0)
-    assert not real_b.disconnected.is_set(), "B was kicked off by a client claiming its id"
-    cp_id = Client(secure, DEFAULT_IDENTITY, a)  # ... and for the control plane's
+    # A's certificate, asking for the control plane's client id, then for B's: the broker
+    # names every client after its certificate, so neither is knocked off
+    cp_id = Client(secure, DEFAULT_IDENTITY, a)
     assert cp_id.connect()
     time.sleep(1.0)
     assert http.get("/api/v1/status").json()["connected"] is True
+    cp_id.close()
+    rogue = Client(secure, "dev-b", a)
+    assert rogue.connect()
+    time.sleep(1.0)
+    assert not real_b.disconnected.is_set(), "B was kicked off by a client claiming its id"
+    assert http.get("/api/v1/status").json()["connected"] is True
+    assert "MQTT connection lost" not in secure.cp.log.read_text(), "the control plane was kicked"
 
     for topic in ("edgefleet/v1/devices/dev-b/desired", "edgefleet/v1/devices/+/desired", "#"):
         rogue.client.subscribe(topic, qos=1)
@@ -261,5 +277,5 @@ def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) ->
     )
     assert fresh.on(device_topic("dev-b", TopicKind.DESIRED))[-1] == b_command
     assert fresh.on(TRUST_TOPIC)[-1] != b"junk"
-    for client in (rogue, cp_id, fresh):
+    for client in (rogue, fresh):
         client.close()

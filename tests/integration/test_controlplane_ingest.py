@@ -6,6 +6,7 @@ real code on a throw-away database of each kind (the ``database_url`` fixture).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from controlplane.desired import desired
 from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
 from controlplane.models import Device
+from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import MemoryPublisher
 from model_store import (
     FilesystemArtifactStore,
@@ -39,12 +41,17 @@ from protocol import (
     EventKind,
     FileRef,
     Heartbeat,
+    ModelMetrics,
     TopicKind,
     device_topic,
     encode,
+    parse_broker_url,
 )
 from tests.support.controlplane import register_version, signer, state_report
 from tests.support.identity import SealingIngester, sealing
+from tests.support.mosquitto import Broker
+from tests.support.mqtt_plane import MqttPeer
+from tests.support.ports import wait_until
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -355,3 +362,83 @@ def test_integer_generation_columns_of_an_older_database_are_widened(
         _, _, targets = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
     assert [t.generation for t in targets] == [2**40 + 1]
     assert ingester.stats.errors == 0
+
+
+def _beat(at: datetime | None = None, requests: int = 0) -> bytes:
+    figures = ModelMetrics(name="det", version="1.0.0", backend="b", requests=requests, errors=0)
+    return encode(
+        Heartbeat(
+            device_id="d1",
+            at=at or datetime.now(UTC),
+            cpu_percent=1.0,
+            rss_bytes=1,
+            mem_total_bytes=2,
+            mem_available_bytes=1,
+            mem_percent=50.0,
+            load_avg=(0.0, 0.0, 0.0),
+            uptime_s=1.0,
+            models=[figures],
+        )
+    )
+
+
+def test_forged_reports_change_nothing_on_either_database(
+    ingester: Ingester, engine: Engine, publisher: MemoryPublisher
+) -> None:
+    """A year-ahead heartbeat, a state report naming another fleet and an id past 64
+    bits: rejected, ignored and malformed, on SQLite and PostgreSQL alike."""
+    _version(engine)
+    beat_topic = device_topic("d1", TopicKind.HEARTBEAT)
+    ingester.handle(device_topic("d2", TopicKind.STATE), _report("d2", "evil"))
+    with Session(engine) as session:
+        crud.create_deployment(session, model="det", version="1.0.0", fleet="evil")
+    ingester.handle(STATE, _report("d1", "f"))
+    ingester.handle(beat_topic, _beat(datetime.now(UTC) + timedelta(days=365), requests=1))
+    ingester.handle(STATE, _report("d1", "evil"))
+    forged_event = {
+        "device_id": "d1",
+        "deployment_id": MAX_GENERATION + 1,
+        "generation": 1,
+        "model_name": "det",
+        "model_version": "1.0.0",
+        "kind": "failed",
+    }
+    ingester.handle(device_topic("d1", TopicKind.EVENTS), json.dumps(forged_event).encode())
+    ingester.handle(beat_topic, _beat(requests=107))
+
+    device = _device(engine, "d1")
+    assert device is not None and device.fleet == "f" and publisher.latest("d1") is None
+    assert device.last_heartbeat is not None
+    assert device.last_heartbeat["models"][0]["requests"] == 107
+    with Session(engine) as session:
+        assert [(f.name, n) for f, n in crud.list_fleets(session)] == [("evil", 1), ("f", 1)]
+    stats = ingester.stats
+    assert (stats.applied, stats.rejected, stats.malformed, stats.errors) == (4, 1, 1, 0)
+
+
+def test_a_bridge_on_a_real_broker_drops_oversized_reports_unread(
+    engine: Engine, cmd_signer: CommandSigner, mosquitto: Broker
+) -> None:
+    """Seen: 20 heartbeats of 15 MB took the control plane from 127 MB to 1.49 GB (the
+    ingest queue was bounded in messages only). Now a report over MAX_REPORT_BYTES is
+    never queued: counted as malformed, and the next real report is ingested."""
+    bridge = MqttBridge(parse_broker_url(mosquitto.url), engine, cmd_signer, client_id="cp-hygiene")
+    bridge.start()
+    device = MqttPeer(mosquitto.port, "d1")
+    try:
+        assert bridge.wait_connected(10)
+        device.publish(STATE, _report("d1"))
+        wait_until(lambda: bridge.ingester.stats.applied == 1, 10, "state report ingested")
+        big = b'{"device_id": "d1", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+        for _ in range(20):
+            device.publish(device_topic("d1", TopicKind.HEARTBEAT), big)
+        device.publish(device_topic("d1", TopicKind.HEARTBEAT), _beat(requests=107))
+        wait_until(lambda: bridge.ingester.stats.applied == 2, 20, "heartbeat ingested")
+        assert (bridge.ingester.stats.malformed, bridge.dropped) == (20, 0)
+        assert bridge.ingester.stats.received == 22
+        stored = _device(engine, "d1")
+        assert stored is not None and stored.last_heartbeat is not None
+        assert stored.last_heartbeat["models"][0]["requests"] == 107
+    finally:
+        device.close()
+        bridge.stop()

@@ -1,7 +1,11 @@
-"""Start a private Mosquitto on a free loopback port with its own config."""
+"""Start a private Mosquitto on a free loopback port with its own config.
+
+Like a production broker it refuses packets over ``protocol.MAX_PACKET_BYTES``
+(``max_packet_size``): room for the largest signed envelope, nothing bigger."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -9,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol import MAX_PACKET_BYTES
 from tests.support.ports import free_port, wait_for_port
 
 
@@ -42,6 +47,7 @@ def run_mosquitto(workdir: Path, extra_config: str = "") -> Iterator[Broker]:
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         "persistence false\n"
+        f"max_packet_size {MAX_PACKET_BYTES}\n"
         f"log_dest file {log}\n"
         "log_type error\nlog_type warning\nlog_type notice\n" + extra_config
     )
@@ -59,8 +65,11 @@ def run_mosquitto_config(config: Path, port: int, workdir: Path) -> Iterator[Bro
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "mosquitto.log"
     conf = workdir / "mosquitto.conf"
+    # run as root (tests are), Mosquitto would drop to its own user, who cannot enter
+    # pytest's private (0700) temporary directories to read the certificates
+    user = "user root\n" if os.geteuid() == 0 else ""
     conf.write_text(
-        f"log_dest file {log}\nlog_type error\nlog_type warning\nlog_type notice\n"
+        f"{user}log_dest file {log}\nlog_type error\nlog_type warning\nlog_type notice\n"
         + config.read_text()
     )
     with _serve(binary, conf, port, log) as broker:

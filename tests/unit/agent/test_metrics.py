@@ -55,7 +55,8 @@ def test_counts_errors_and_empty_percentiles() -> None:
     stats.error(ErrorKind.INVALID_INPUT)
     stats.error(ErrorKind.INFERENCE)
     message = stats.snapshot().to_message()
-    assert (message.requests, message.errors) == (6, 3)
+    # the client's bad requests are counted apart from the model's errors
+    assert (message.requests, message.errors, message.client_errors) == (6, 1, 2)
     assert message.errors_by_kind == {"invalid_input": 2, "inference": 1}
     assert message.backend == "onnxruntime-cpu"
     assert message.p50_ms is not None and 1.0 <= message.p50_ms <= 3.0
@@ -189,7 +190,7 @@ def test_errors_by_kind_over_a_real_runner(tmp_path: Path, served: ServedModels)
     with pytest.raises(InvalidInput), served.use("r"):
         raise InvalidInput("body does not fit")  # refused before the backend (REST decode)
     [metrics] = served.metrics.model_metrics()
-    assert metrics.requests == 3 and metrics.errors == 2
+    assert (metrics.requests, metrics.errors, metrics.client_errors) == (3, 1, 1)
     assert metrics.errors_by_kind == {"invalid_input": 1, "inference": 1}
     assert metrics.p50_ms is not None
 

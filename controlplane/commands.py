@@ -50,7 +50,8 @@ from protocol import (
 logger = logging.getLogger(__name__)
 
 
-def _command(row: DeviceCommand) -> SignedCommand:
+def stored_command(row: DeviceCommand) -> SignedCommand:
+    """The command ``row`` holds, as it is published (byte-identical)."""
     return SignedCommand(
         device_id=row.device_id,
         generation=row.generation,
@@ -145,7 +146,7 @@ class CommandSigner:
             if self.reusable(stored, device, want, document, now):
                 assert stored is not None
                 session.rollback()
-                return _command(stored), False
+                return stored_command(stored), False
             reason = self.refusal(document, now)
             if reason is not None:
                 session.rollback()
@@ -157,7 +158,7 @@ class CommandSigner:
             if generation > MAX_GENERATION:
                 session.rollback()
                 logger.warning("device %s has no higher generation left to sign", device_id)
-                return (_command(stored), False) if stored is not None else None
+                return (stored_command(stored), False) if stored is not None else None
             state = DesiredState(
                 device_id=device_id,
                 generation=generation,
@@ -192,7 +193,7 @@ class CommandSigner:
                 document.version,
                 want.assignment.backend or "measured",
             )
-            return _command(row), True
+            return stored_command(row), True
 
 
 def publish_commands(
@@ -227,13 +228,13 @@ def publish_commands(
         fresh = False
         if device is not None and signer.reusable(row, device, want, document, now):
             assert row is not None
-            command = _command(row)
+            command = stored_command(row)
         else:
             try:
                 result = signer.command_for(session, want.device_id, now=now)
             except Unavailable as exc:
                 refused.append(str(exc))
-                result = (_command(row), False) if row is not None else None
+                result = (stored_command(row), False) if row is not None else None
             if result is None:
                 continue
             command, fresh = result

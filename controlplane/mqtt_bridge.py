@@ -39,8 +39,11 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
+from controlplane.retained_watch import RetainedWatch
 from protocol import (
+    DESIRED_STATE_FILTER,
     DEVICE_REPORTS_FILTER,
+    MAX_PACKET_BYTES,
     MAX_REPORT_BYTES,
     TRUST_TOPIC,
     BrokerAddress,
@@ -85,7 +88,15 @@ class _Oversized:
     size: int
 
 
-_Work = _Report | _Oversized | str
+@dataclass(frozen=True)
+class _Retained:
+    """A message on one of our own retained topics (a command, the trust document)."""
+
+    topic: str
+    payload: bytes
+
+
+_Work = _Report | _Oversized | _Retained | str
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class MqttBridge:
         self.dropped = 0
         self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
+        self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -232,6 +244,8 @@ class MqttBridge:
         self._failures = 0
         self._connected_at = time.monotonic()
         client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
+        client.subscribe(DESIRED_STATE_FILTER, qos=1)  # our retained topics: watched
+        client.subscribe(TRUST_TOPIC, qos=1)
         self._connected.set()
         self._enqueue(_REPUBLISH, force=True)
 
@@ -274,6 +288,10 @@ class MqttBridge:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         size = len(msg.payload)
+        if RetainedWatch.watches(msg.topic):
+            if size <= MAX_PACKET_BYTES:
+                self._enqueue(_Retained(msg.topic, bytes(msg.payload)), size)
+            return
         if size > MAX_REPORT_BYTES:
             self._enqueue(_Oversized(msg.topic, size))
         else:
@@ -315,6 +333,8 @@ class MqttBridge:
                 self.ingester.handle(work.topic, work.payload, retained=work.retained)
             elif isinstance(work, _Oversized):
                 self.ingester.oversized(work.topic, work.size)
+            elif isinstance(work, _Retained):
+                self.retained.check(work.topic, work.payload)
 
     def _republish_all(self) -> None:
         try:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgectl.cli import main as edgectl
 from model_store import generate_private_key
@@ -27,6 +24,7 @@ from protocol import DeviceStatus, StateReport, TopicKind, device_topic, encode
 from tests.support.agent_process import AgentProcess, write_config
 from tests.support.controlplane import ControlPlaneProcess, run_controlplane
 from tests.support.mosquitto import Broker
+from tests.support.mqtt_plane import MqttPeer
 from tests.support.ports import free_port, wait_until
 from tests.support.trust import TrustKit
 
@@ -52,34 +50,6 @@ def _device(cp: ControlPlaneProcess) -> dict[str, Any]:
 
 def _status(cp: ControlPlaneProcess) -> dict[str, Any]:
     return dict(httpx.get(f"{cp.url}/api/v1/status", headers=cp.headers, timeout=5).json())
-
-
-class Rogue:
-    """Any MQTT client on the broker: records what it sees, publishes what it likes."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.seen: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rogue")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.subscribe("edgefleet/v1/devices/#", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.seen.append((msg.topic, bytes(msg.payload)))
-
-    def captured(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return [p for t, p in self.seen if t == topic and p]
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def test_enroll_run_renew_and_revoke_a_real_device(
@@ -118,7 +88,8 @@ def test_enroll_run_renew_and_revoke_a_real_device(
         assert last.startswith("edge-agent: ") and "unknown, already used or expired" in last
         first_cert = x509.load_pem_x509_certificate((data / "identity" / "device.crt").read_bytes())
 
-        rogue = Rogue(mosquitto)
+        rogue = MqttPeer(mosquitto.port, "rogue")  # any client on the open broker
+        rogue.subscribe("edgefleet/v1/devices/#")
         agent = AgentProcess(config, tmp_path / "agent.log").start()
         try:
             wait_until(
@@ -126,7 +97,7 @@ def test_enroll_run_renew_and_revoke_a_real_device(
             )
             assert _device(cp)["status"] == DeviceStatus.IDLE.value
             beat_topic = device_topic(DEVICE, TopicKind.HEARTBEAT)
-            wait_until(lambda: rogue.captured(beat_topic), 10, "a heartbeat to capture")
+            wait_until(lambda: rogue.received(beat_topic), 10, "a heartbeat to capture")
             before = _status(cp)
             forged = StateReport(
                 device_id=DEVICE,
@@ -143,7 +114,7 @@ def test_enroll_run_renew_and_revoke_a_real_device(
                 state_topic,
                 seal_report(own, device_id=DEVICE, stream="state", seq=10**9, body=encode(forged)),
             )
-            rogue.publish(beat_topic, rogue.captured(beat_topic)[0])  # a real one, replayed
+            rogue.publish(beat_topic, rogue.received(beat_topic)[0])  # a real one, replayed
             wait_until(
                 lambda: (
                     _status(cp)["unauthenticated"] >= before["unauthenticated"] + 2

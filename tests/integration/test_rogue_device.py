@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from model_store import load_private_key
 from model_store.report_seal import seal_report
@@ -38,7 +35,12 @@ from protocol import (
     device_topic,
     encode,
 )
+from tests.support.controlplane import run_controlplane, state_report
 from tests.support.fleet import FleetStack, open_fleet
+from tests.support.identity import DeviceKeys, api_enroller
+from tests.support.mqtt_plane import MqttPeer
+from tests.support.ports import free_port, wait_until
+from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
 
@@ -60,39 +62,25 @@ def stack() -> Iterator[FleetStack]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-class Attacker:
+class Attacker(MqttPeer):
     """Any client on the broker, holding device A's key."""
 
     def __init__(self, stack: FleetStack, device_a: str) -> None:
+        super().__init__(stack.broker.port, "attacker")
         self.key = load_private_key(
             stack.workdir / "devices" / device_a / "identity" / "device.key"
         )
         self.a = device_a
-        self.seen: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="attacker")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", stack.broker.port)
-        self.client.subscribe("edgefleet/v1/devices/#", qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.seen.append((msg.topic, bytes(msg.payload)))
+        self.subscribe("edgefleet/v1/devices/#")
 
     def captured(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return [p for t, p in self.seen if t == topic and p]
+        return [p for p in self.received(topic) if p]
 
     def send(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+        self.publish(topic, payload)
 
     def seal(self, device: str, stream: str, body: bytes, **kw: Any) -> bytes:
         return seal_report(self.key, device_id=device, stream=stream, body=body, **kw)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _awful_heartbeat(device: str, at: datetime | None = None) -> bytes:
@@ -205,3 +193,56 @@ def test_a_compromised_device_cannot_steer_a_gated_rollout(stack: FleetStack) ->
     assert devices[a]["fleet"] == stack.fleet_name
     assert "evil" not in {f["name"] for f in stack.http.get("/api/v1/fleets").json()}
     assert devices[b]["last_heartbeat"]["models"][0]["p95_ms"] < 500.0
+
+
+def test_on_the_embedded_broker_forged_replayed_and_future_reports_are_dropped(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    port = free_port()
+    with (
+        run_controlplane(
+            tmp_path / "cp",
+            mqtt_url=f"mqtt://127.0.0.1:{port}",
+            trust_kit=trust_kit,
+            extra_args=["--embedded-broker", "--broker-port", str(port)],
+        ) as cp,
+        cp.client() as http,
+    ):
+        wait_until(lambda: http.get("/api/v1/status").json()["connected"], 20, "bridge")
+        devices = DeviceKeys(api_enroller(http))
+        peer = MqttPeer(port, "anyone")
+        try:
+            topic = device_topic("dev-1", TopicKind.STATE)
+            sealed = devices.seal(topic, state_report("dev-1", "lab"))
+            peer.publish(topic, sealed)
+            wait_until(
+                lambda: bool(http.get("/api/v1/devices/dev-1").json()["last_report_at"]),
+                10,
+                "the real report",
+            )
+            before = http.get("/api/v1/status").json()
+            peer.publish(topic, sealed)  # replayed
+            peer.publish(topic, state_report("dev-1", "lab", status="failed"))  # not sealed
+            stranger = seal_report(
+                load_private_key(trust_kit.release_key),  # any key but dev-1's
+                device_id="dev-1",
+                stream="state",
+                seq=10**6,
+                body=state_report("dev-1", "lab", status="failed"),
+            )
+            peer.publish(topic, stranger)
+            year = datetime.now(UTC) + timedelta(days=365)
+            peer.publish(topic, devices.seal(topic, state_report("dev-1", "lab"), sent_at=year))
+
+            def counted() -> bool:
+                now = http.get("/api/v1/status").json()
+                return (
+                    now["replayed"] - before["replayed"] == 1
+                    and now["unauthenticated"] - before["unauthenticated"] == 2
+                    and now["future"] - before["future"] == 1
+                )
+
+            wait_until(counted, 10, "each forgery counted")
+            assert http.get("/api/v1/devices/dev-1").json()["status"] == "idle"
+        finally:
+            peer.close()

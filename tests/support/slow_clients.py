@@ -1,9 +1,10 @@
 """Slow and idle HTTP clients on raw sockets: the abuse an HTTP server must survive.
 
 ``SlowClients`` opens ``trickle`` connections that send a request one byte every
-``interval`` seconds (slowloris) and ``idle`` connections that send nothing, all served
-from one thread, and records for each when the server ended it and how: the status
-of the answer it got (408, 503, ...) or none (closed or reset without an answer).
+``interval`` seconds (slowloris) and ``idle`` connections that send nothing, one of
+each in turn, all driven from one thread once entered. It records for each when the
+server ended it and how: the status of the answer it got (408, 503, ...) or none
+(closed or reset without an answer).
 """
 
 from __future__ import annotations
@@ -49,8 +50,13 @@ class SlowClients:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="slow-clients", daemon=True)
-        self.trickling = [self._open(request) for _ in range(trickle)]
-        self.idle = [self._open(b"") for _ in range(idle)]
+        self.trickling: list[SlowClient] = []
+        self.idle: list[SlowClient] = []
+        for i in range(max(trickle, idle)):  # interleaved: trickling, idle, trickling, ...
+            if i < trickle:
+                self.trickling.append(self._open(request))
+            if i < idle:
+                self.idle.append(self._open(b""))
 
     def _open(self, payload: bytes) -> SlowClient:
         sock = socket.create_connection(self._address, timeout=5)

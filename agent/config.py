@@ -64,6 +64,11 @@ class AgentConfig(BaseModel):
     #: local API bounds: the largest request body (MiB) and the most open connections
     local_api_max_body_mb: int = Field(default=64, ge=1, le=4096)
     local_api_max_connections: int = Field(default=64, ge=1, le=10_000)
+    #: local API deadlines (seconds): a whole request from its first byte to its last
+    #: (408), writing a whole answer, and an idle keep-alive connection (closed)
+    local_api_request_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    local_api_write_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    local_api_keep_alive_s: float = Field(default=30.0, gt=0, le=3600)
     heartbeat_interval_s: float = Field(default=30.0, gt=0)
     #: telemetry spool (``data_dir/spool.sqlite``): most events/heartbeats kept unsent
     #: while the broker is away; beyond it the oldest are dropped (and counted)
@@ -125,6 +130,9 @@ class AgentConfig(BaseModel):
         return Limits(
             max_body_bytes=self.local_api_max_body_mb * 1024 * 1024,
             max_connections=self.local_api_max_connections,
+            keep_alive_s=self.local_api_keep_alive_s,
+            request_timeout_s=self.local_api_request_timeout_s,
+            write_timeout_s=self.local_api_write_timeout_s,
         )
 
 

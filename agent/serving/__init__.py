@@ -2,7 +2,7 @@
 
 ``models`` holds ``ServedModels``/``LoadedModel`` (public here); ``local_api`` serves them
 over the Open Inference Protocol (``oip`` JSON, ``oip_binary`` tensors) on the agent's own
-HTTP/1.1 server (``http_server``, ``http_wire``).
+HTTP/1.1 server (``http_server``, ``http_wire``, ``http_slots``).
 """
 
 from agent.serving.models import LoadedModel, ServedModels

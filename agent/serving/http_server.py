@@ -10,10 +10,14 @@ buffer, calls the handler (inference runs there, never on an event loop; onnxrun
 releases the GIL) and writes the answer with one gather write (``agent.serving.http_wire``).
 
 Bounds (``Limits``): head size (431), body size decided from ``Content-Length`` before
-any of the body is read (413), ``max_connections`` (503 beyond), an idle keep-alive
-timeout and a read timeout inside a request. Keep-alive and pipelining: bytes after
-one request stay buffered for the next; answers go out in order. A handler that raises
-is a 500 ``internal error`` logged in one line; no traceback ever reaches a client.
+any of the body is read (413), an idle keep-alive timeout, a deadline on each whole
+request from its first byte, however the bytes trickle in (408), and one on writing
+each whole answer; none runs while the handler works. ``max_connections``: when all
+are open, a new connection takes the slot of the one that has waited longest on its
+client (``agent.serving.http_slots``); 503 only when all are busy. Keep-alive and
+pipelining: bytes after one request stay buffered for the next; answers go out in
+order. A handler that raises is a 500 ``internal error`` logged in one line; no
+traceback ever reaches a client.
 
 Drain (``stop``): the listening socket closes at once (new connections are refused),
 idle keep-alive connections are closed without an answer, and a request already begun
@@ -23,12 +27,14 @@ timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
 
 from agent.errors import AgentError
+from agent.serving.http_slots import Connection, Phase, Slots
 from agent.serving.http_wire import (
     READ_CHUNK,
     BodyAllocator,
@@ -43,18 +49,12 @@ from agent.serving.http_wire import (
     default_body,
     error_response,
     parse_head,
+    refuse,
     send_response,
     shutdown,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class _Connection:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.lock = threading.Lock()
-        self.idle = True  # waiting for the first byte of a request
 
 
 class HttpServer:
@@ -75,8 +75,7 @@ class HttpServer:
         self.limits = limits or Limits()
         self._allocate = body_allocator or default_body
         self._server = server_header.encode("latin-1")
-        self._lock = threading.Lock()
-        self._connections: dict[_Connection, threading.Thread] = {}
+        self._slots = Slots(self.limits.max_connections)
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._draining = False
@@ -115,11 +114,10 @@ class HttpServer:
         if listener is not None:
             shutdown(listener)  # wakes accept()
             listener.close()
-        with self._lock:
-            connections = dict(self._connections)
+        connections = self._slots.snapshot()
         for conn in connections:
             with conn.lock:
-                if conn.idle:
+                if conn.phase is Phase.IDLE:
                     shutdown(conn.sock)
         for thread in connections.values():
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -134,8 +132,11 @@ class HttpServer:
 
     @property
     def active_connections(self) -> int:
-        with self._lock:
-            return len(self._connections)
+        return len(self._slots)
+
+    def phases(self) -> list[Phase]:
+        """The phase of each connection holding a slot (diagnostics and tests)."""
+        return [c.phase for c in self._slots.snapshot() if not c.evicted]
 
     # -- accepting ---------------------------------------------------------------------
 
@@ -153,38 +154,16 @@ class HttpServer:
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(sock)
-            with self._lock:
-                full = len(self._connections) >= self.limits.max_connections
-                if not full:  # started under the lock: stop() never joins an unstarted one
-                    thread = threading.Thread(
-                        target=self._serve, args=(conn,), name="http-conn", daemon=True
-                    )
-                    self._connections[conn] = thread
-                    thread.start()
-            if full:
-                self._refuse_connection(sock)
-
-    def _refuse_connection(self, sock: socket.socket) -> None:
-        """503 on a connection over ``max_connections`` (from the accepting thread)."""
-        try:
-            sock.setblocking(False)
-            try:  # drop what already arrived, so closing does not reset the answer away
-                while sock.recv(READ_CHUNK):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
-            sock.settimeout(1.0)
-            response = error_response(503, "too many connections")
-            send_response(sock, response, close=True, server=self._server)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        sock.close()
+            conn = Connection(sock)
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name="http-conn", daemon=True
+            )
+            if not self._slots.admit(conn, thread):  # every connection is busy
+                refuse(sock, error_response(503, "too many connections"), server=self._server)
 
     # -- one connection ----------------------------------------------------------------
 
-    def _serve(self, conn: _Connection) -> None:
+    def _serve(self, conn: Connection) -> None:
         buf = bytearray(self.limits.max_header_bytes + READ_CHUNK)
         view = memoryview(buf)
         have, keep_alive, linger = 0, True, False
@@ -199,31 +178,31 @@ class HttpServer:
             logger.error("local API connection failed: %s: %s", type(exc).__name__, exc)
             logger.debug("local API connection failure", exc_info=True)
         finally:
-            with self._lock:
-                self._connections.pop(conn, None)
+            self._slots.remove(conn)
             close(conn.sock, linger=linger)
 
     def _one_request(
-        self, conn: _Connection, buf: bytearray, view: memoryview, have: int
+        self, conn: Connection, buf: bytearray, view: memoryview, have: int
     ) -> tuple[int, bool, bool]:
         """Read, run and answer one request: (bytes left buffered, keep-alive, linger)."""
-        sock = conn.sock
+        sock, limits = conn.sock, self.limits
         with conn.lock:
             if self._draining:
                 raise PeerClosed
-            conn.idle = have == 0
+            if have == 0:
+                conn.phase = Phase.IDLE
         if have == 0:
-            sock.settimeout(self.limits.keep_alive_s)
-            have = _recv(sock, view, 0)
-            with conn.lock:
-                conn.idle = False
-                if self._draining:  # arrived after stop() began: not answered
-                    raise PeerClosed
-        sock.settimeout(self.limits.read_timeout_s)
+            sock.settimeout(limits.keep_alive_s)
+            have = _recv(sock, view, 0)  # evicted or drained while idle: closed unanswered
+        with conn.lock:
+            if self._draining and conn.phase is Phase.IDLE:  # arrived after stop() began
+                raise PeerClosed
+            conn.phase = Phase.READING
+        deadline = time.monotonic() + limits.request_timeout_s
         try:
-            end, have = self._read_head(sock, buf, view, have)
+            end, have = self._read_head(conn, buf, view, have, deadline)
             request, keep_alive, expect = parse_head(bytes(view[:end]))
-            length = body_length(request, self.limits)
+            length = body_length(request, limits)
             body = self._allocate(request.headers, length)
             start = end + 4
             got = min(length, have - start)
@@ -234,20 +213,32 @@ class HttpServer:
             if got < length and expect:
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             while got < length:
-                got += _recv(sock, body, got)
+                got += self._recv_request(conn, body, got, deadline)
         except Refused as exc:  # the body (if any) is unread: answer, then close
             response = error_response(exc.status, str(exc))
-            send_response(sock, response, close=True, server=self._server)
+            send_response(
+                sock, response, close=True, server=self._server, timeout=limits.write_timeout_s
+            )
             return 0, False, True
+        with conn.lock:  # from here on no deadline runs until the answer is written
+            conn.phase = Phase.BUSY
         request.body = body
         response = self._call(request)
-        close_after = not keep_alive or self._draining
-        head_only = request.method == "HEAD"
-        send_response(sock, response, close=close_after, server=self._server, head_only=head_only)
+        with conn.lock:  # once its answer is out it waits on its client again
+            conn.since = time.monotonic()
+        close_after = not keep_alive or self._draining or conn.evicted
+        send_response(
+            sock,
+            response,
+            close=close_after,
+            server=self._server,
+            timeout=limits.write_timeout_s,
+            head_only=request.method == "HEAD",
+        )
         return have, not close_after, False
 
     def _read_head(
-        self, sock: socket.socket, buf: bytearray, view: memoryview, have: int
+        self, conn: Connection, buf: bytearray, view: memoryview, have: int, deadline: float
     ) -> tuple[int, int]:
         """(index of the CRLFCRLF ending the head, bytes buffered), reading as needed."""
         limit = self.limits.max_header_bytes
@@ -264,7 +255,22 @@ class HttpServer:
             if have >= limit:
                 raise Refused(431, "request head too large")
             scanned = have
-            have += _recv(sock, view, have)
+            have += self._recv_request(conn, view, have, deadline)
+
+    def _recv_request(self, conn: Connection, into: memoryview, at: int, deadline: float) -> int:
+        """Read more of a request begun: ``Refused`` 408 past ``deadline`` (however the
+        bytes trickle in), 503 once its slot was taken for a new connection."""
+        left = deadline - time.monotonic()
+        if left > 0 and not conn.evicted:  # evicted: its read side is shut down
+            conn.sock.settimeout(left)
+            with contextlib.suppress(TimeoutError):
+                if n := conn.sock.recv_into(into[at:]):
+                    return n
+                if not conn.evicted:
+                    raise PeerClosed
+        if conn.evicted:
+            raise Refused(503, "too many connections")
+        raise Refused(408, f"request not received within {self.limits.request_timeout_s:g} s")
 
     def _call(self, request: Request) -> Response:
         try:

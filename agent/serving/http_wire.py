@@ -4,7 +4,8 @@ Pure parsing and formatting over bytes and sockets, no threads. ``parse_head`` t
 request head into a ``Request`` (or raises ``Refused`` with the status to answer: 400
 malformed, 417 unknown ``Expect``, 505 other HTTP versions), ``body_length`` applies the
 body rules (411 without ``Content-Length``, 413 over the limit, decided before a byte
-of the body is read), ``send_response`` writes one answer with a single gather write.
+of the body is read), ``send_response`` writes one answer with a single gather write
+within a deadline, ``refuse`` answers a connection that is not served and closes it.
 
 Both exceptions are private to the transport (subclasses of ``AgentError``, never seen
 by a client): ``Refused`` becomes an ``{"error": "<one line>"}`` answer, ``PeerClosed``
@@ -42,9 +43,10 @@ class Limits:
 
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 64 * 1024 * 1024
-    max_connections: int = 64
-    keep_alive_s: float = 30.0  # idle between two requests
-    read_timeout_s: float = 30.0  # no progress inside one request (or its answer)
+    max_connections: int = 64  # when all are open, see ``agent.serving.http_slots``
+    keep_alive_s: float = 30.0  # idle before the first byte of a request
+    request_timeout_s: float = 10.0  # from a request's first byte to its last (head + body)
+    write_timeout_s: float = 10.0  # to write one whole answer (a client that does not read)
 
 
 @dataclass
@@ -147,9 +149,14 @@ def send_response(
     *,
     close: bool,
     server: bytes,
+    timeout: float,
     head_only: bool = False,
 ) -> None:
-    """Write ``response`` (only its head for HEAD); one syscall unless it is large."""
+    """Write ``response`` (only its head for HEAD); one syscall unless it is large.
+
+    The whole answer must be written within ``timeout`` seconds, else ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(timeout)  # sendall: the timeout bounds the whole call
     length = sum(len(b) for b in response.body)
     try:
         reason = HTTPStatus(response.status).phrase
@@ -177,6 +184,10 @@ def send_response(
                 pending.pop(0)
             if sent:
                 pending[0] = pending[0][sent:]
+            left = deadline - time.monotonic()
+            if pending and left <= 0:
+                raise TimeoutError(f"answer not written within {timeout:g} s")
+            sock.settimeout(left)
 
 
 def shutdown(sock: socket.socket) -> None:
@@ -195,4 +206,20 @@ def close(sock: socket.socket, *, linger: bool) -> None:
             deadline = time.monotonic() + _LINGER_S
             while time.monotonic() < deadline and sock.recv_into(scratch):
                 pass
+    sock.close()
+
+
+def refuse(sock: socket.socket, response: Response, *, server: bytes) -> None:
+    """Answer a connection not served with ``response`` (within 1 s), then close it."""
+    try:
+        sock.setblocking(False)
+        try:  # drop what already arrived, so closing does not reset the answer away
+            while sock.recv(READ_CHUNK):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        send_response(sock, response, close=True, server=server, timeout=1.0)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
     sock.close()

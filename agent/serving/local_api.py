@@ -13,8 +13,8 @@ numpy views of the request body, binary outputs are written from the output arra
 ``GET /metrics`` is ``agent.telemetry.prometheus.render_prometheus`` (Prometheus text 0.0.4).
 
 Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for an
-unknown model, version or path, 405 for a wrong method, 411/413/431 from the transport,
-415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
+unknown model, version or path, 405 for a wrong method, 408/411/413/431/503 from the
+transport, 415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
 the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
 are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.serving.oip``).
 """

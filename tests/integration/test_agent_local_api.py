@@ -1,7 +1,8 @@
 """The local inference API against real clients and under change: the unmodified Triton
 client (``tritonclient[http]``) with binary and JSON tensors, graceful drain on
 ``stop()``, a hot swap while a slow request is in flight, and the agent's own wiring
-(binary inference and /metrics on a deployed model)."""
+(binary inference and /metrics on a deployed model, agent.toml's bounds). Slow and idle
+clients: ``test_local_api_abuse.py``."""
 
 from __future__ import annotations
 
@@ -266,26 +267,28 @@ def test_the_agent_serves_binary_tensors_and_metrics(setup: Setup) -> None:
 
 
 def test_agent_toml_bounds_the_local_api(setup: Setup) -> None:
-    """``local_api_max_body_mb`` and ``local_api_max_connections`` reach the server."""
-    with setup.agent(local_api_max_body_mb=1, local_api_max_connections=2) as agent:
+    """``local_api_max_body_mb``, ``local_api_max_connections`` and
+    ``local_api_request_timeout_s`` reach the server."""
+    with setup.agent(
+        local_api_max_body_mb=1, local_api_max_connections=2, local_api_request_timeout_s=1
+    ) as agent:
         assert agent.local_api_url is not None
         url = f"{agent.local_api_url}/v2/models/det/infer"
         body = b"{" + b" " * (1024 * 1024) + b"}"  # one byte over 1 MiB
         big = httpx.post(url, content=body, headers={"content-type": "application/json"})
         assert big.status_code == 413, big.text
         host, port = agent.local_api_url.removeprefix("http://").rsplit(":", 1)
-        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
-        try:
-            wait_until(
-                lambda: httpx.get(f"{agent.local_api_url}/v2/health/live").status_code == 503,
-                5,
-                "a third connection refused",
-            )
+        address = (host, int(port))
+        with socket.create_connection(address, timeout=5) as slow:
+            slow.sendall(b"GET /v2/health/live HTTP/1.1\r\n")  # and never the rest
+            assert slow.recv(4096).startswith(b"HTTP/1.1 408 ")  # after 1 s, not 10
+        held = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        try:  # both slots held by idle connections: a new one takes the older's slot
+            live = httpx.get(f"{agent.local_api_url}/v2/health/live", timeout=10)
+            assert live.status_code == 200
+            assert held[0].recv(4096) == b""  # closed unanswered
+            held[1].sendall(b"GET /v2/health/live HTTP/1.1\r\n\r\n")
+            assert held[1].recv(4096).startswith(b"HTTP/1.1 200 ")
         finally:
             for s in held:
                 s.close()
-        wait_until(
-            lambda: httpx.get(f"{agent.local_api_url}/v2/health/live").status_code == 200,
-            10,
-            "connections free again",
-        )

@@ -39,8 +39,25 @@ def test_good_config_resolves_paths_against_the_file(tmp_path: Path) -> None:
     assert config.heartbeat_interval_s == 30
     limits = config.local_api_limits
     assert (limits.max_body_bytes, limits.max_connections) == (64 * 1024 * 1024, 64)
+    assert (limits.request_timeout_s, limits.write_timeout_s, limits.keep_alive_s) == (10, 10, 30)
     assert config.broker.password == "s3cret"
     assert "s3cret" not in config.broker.masked()
+
+
+def test_local_api_bounds_reach_its_limits(tmp_path: Path) -> None:
+    text = GOOD + "\n".join(
+        [
+            "local_api_max_body_mb = 8",
+            "local_api_max_connections = 16",
+            "local_api_request_timeout_s = 2.5",
+            "local_api_write_timeout_s = 4",
+            "local_api_keep_alive_s = 5",
+            "",
+        ]
+    )
+    limits = load_config(_write(tmp_path, text)).local_api_limits
+    assert (limits.max_body_bytes, limits.max_connections) == (8 * 1024 * 1024, 16)
+    assert (limits.request_timeout_s, limits.write_timeout_s, limits.keep_alive_s) == (2.5, 4, 5)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -74,6 +91,17 @@ def test_missing_field_is_named(tmp_path: Path) -> None:
             "local_api_max_connections = 100000",
             "local_api_max_connections",
         ),
+        (
+            'local_api = "127.0.0.1:0"',
+            "local_api_request_timeout_s = 0",
+            "local_api_request_timeout_s",
+        ),
+        (
+            'local_api = "127.0.0.1:0"',
+            "local_api_write_timeout_s = -1",
+            "local_api_write_timeout_s",
+        ),
+        ('local_api = "127.0.0.1:0"', "local_api_keep_alive_s = 7200", "local_api_keep_alive_s"),
     ],
 )
 def test_invalid_field_is_named(tmp_path: Path, old: str, new: str, field: str) -> None:

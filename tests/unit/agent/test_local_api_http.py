@@ -1,20 +1,20 @@
 """The local API's HTTP/1.1 transport on real loopback sockets: keep-alive, pipelining,
-bounded heads and bodies, clean 400/411/413/417/431/503/505 answers, 100-continue, and a
-handler failure that never shows a traceback."""
+bounded heads and bodies, clean 400/411/413/417/431/505 answers, 100-continue, and a
+handler failure that never shows a traceback. Timeouts and the connection limit:
+``test_local_api_http_limits.py``."""
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from agent.errors import AgentError
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response
+from tests.support.raw_http import Client, post
 
 
 def _handler(request: Request) -> Response:
@@ -46,54 +46,6 @@ def server() -> Iterator[HttpServer]:
     srv.stop(5)
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class Client:
-    """A raw socket: bytes in, parsed HTTP/1.1 answers out (Content-Length bodies)."""
-
-    def __init__(self, server: HttpServer) -> None:
-        assert server.url is not None
-        host, port = server.url.removeprefix("http://").rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=5)
-        self.buf = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _fill(self) -> bool:
-        chunk = self.sock.recv(65536)
-        self.buf += chunk
-        return bool(chunk)
-
-    def answer(self, *, head_only: bool = False) -> Answer:
-        while b"\r\n\r\n" not in self.buf:
-            assert self._fill(), f"connection closed; got {self.buf!r}"
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-        length = 0 if head_only else int(headers["content-length"])
-        while len(self.buf) < length:
-            assert self._fill()
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return Answer(status, headers, body)
-
-    def closed(self) -> bool:
-        """True once the server has closed the connection (after any pending answer)."""
-        try:
-            return not self.buf and not self._fill()
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
 def client(server: HttpServer) -> Iterator[Client]:
     c = Client(server)
@@ -101,21 +53,16 @@ def client(server: HttpServer) -> Iterator[Client]:
     c.close()
 
 
-def _post(path: str, body: bytes, extra: str = "") -> bytes:
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-    return head.encode() + body
-
-
 def test_keep_alive_and_pipelined_requests_answer_in_order(client: Client) -> None:
-    client.send(_post("/a?q=1", b"hello"))
+    client.send(post("/a?q=1", b"hello"))
     first = client.answer()
     assert first.status == 200 and first.headers["connection"] == "keep-alive"
     meta, _, echoed = first.body.partition(b"}")
     assert json.loads(meta + b"}") == {"method": "POST", "path": "/a", "query": "q=1", "n": 5}
     assert echoed == b"hello"
     # three requests in one write, the last split over two writes
-    client.send(_post("/b", b"12") + b"GET /c%20d HTTP/1.1\r\n\r\n" + _post("/e", b"xyz")[:20])
-    client.send(_post("/e", b"xyz")[20:])
+    client.send(post("/b", b"12") + b"GET /c%20d HTTP/1.1\r\n\r\n" + post("/e", b"xyz")[:20])
+    client.send(post("/e", b"xyz")[20:])
     answers = [client.answer() for _ in range(3)]
     assert [json.loads(a.body.partition(b"}")[0] + b"}")["path"] for a in answers] == [
         "/b",
@@ -192,7 +139,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_sent(client: Client) -> N
 
 def test_a_client_still_sending_a_refused_body_sees_the_answer(server: HttpServer) -> None:
     c = Client(server)
-    c.send(_post("/big", b"z" * 200_000))  # the server lingers, reading and dropping it
+    c.send(post("/big", b"z" * 200_000))  # the server lingers, reading and dropping it
     assert c.answer().status == 413
     c.close()
 
@@ -224,31 +171,6 @@ def test_handler_failure_is_a_500_without_details(
     assert "\n" not in record.getMessage() and record.exc_info is None
     client.send(b"GET /after HTTP/1.1\r\n\r\n")  # the connection goes on
     assert client.answer().status == 200
-
-
-def test_connections_over_the_limit_get_503(server: HttpServer) -> None:
-    held = [Client(server) for _ in range(4)]
-    for c in held:  # each one is being served (idle keep-alive) once it has answered
-        c.send(b"GET / HTTP/1.1\r\n\r\n")
-        assert c.answer().status == 200
-    extra = Client(server)
-    answer = extra.answer()
-    assert answer.status == 503 and json.loads(answer.body) == {"error": "too many connections"}
-    for c in [*held, extra]:
-        c.close()
-
-
-def test_idle_keep_alive_connections_time_out() -> None:
-    srv = HttpServer(_handler, "127.0.0.1", 0, limits=Limits(keep_alive_s=0.2))
-    srv.start()
-    try:
-        c = Client(srv)
-        c.send(b"GET / HTTP/1.1\r\n\r\n")
-        assert c.answer().status == 200
-        assert c.closed()  # blocks until the server gives up on the idle connection
-        c.close()
-    finally:
-        srv.stop(5)
 
 
 def test_bind_failure_is_one_line(server: HttpServer) -> None:

@@ -48,7 +48,13 @@ from protocol import (
     parse_broker_url,
 )
 from tests.support.controlplane import register_version, signer, state_report
-from tests.support.identity import SealingIngester, sealing
+from tests.support.identity import (
+    DeviceKeys,
+    SealingIngester,
+    database_enroller,
+    device_ca,
+    sealing,
+)
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_plane import MqttPeer
 from tests.support.ports import wait_until
@@ -417,7 +423,7 @@ def test_forged_reports_change_nothing_on_either_database(
 
 
 def test_a_bridge_on_a_real_broker_drops_oversized_reports_unread(
-    engine: Engine, cmd_signer: CommandSigner, mosquitto: Broker
+    engine: Engine, cmd_signer: CommandSigner, mosquitto: Broker, trust_kit: TrustKit
 ) -> None:
     """Seen: 20 heartbeats of 15 MB took the control plane from 127 MB to 1.49 GB (the
     ingest queue was bounded in messages only). Now a report over MAX_REPORT_BYTES is
@@ -425,14 +431,16 @@ def test_a_bridge_on_a_real_broker_drops_oversized_reports_unread(
     bridge = MqttBridge(parse_broker_url(mosquitto.url), engine, cmd_signer, client_id="cp-hygiene")
     bridge.start()
     device = MqttPeer(mosquitto.port, "d1")
+    keys = DeviceKeys(database_enroller(engine, device_ca(cmd_signer, trust_kit)))
     try:
         assert bridge.wait_connected(10)
-        device.publish(STATE, _report("d1"))
+        device.publish(STATE, keys.seal(STATE, _report("d1")))
         wait_until(lambda: bridge.ingester.stats.applied == 1, 10, "state report ingested")
         big = b'{"device_id": "d1", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
         for _ in range(20):
             device.publish(device_topic("d1", TopicKind.HEARTBEAT), big)
-        device.publish(device_topic("d1", TopicKind.HEARTBEAT), _beat(requests=107))
+        beat = device_topic("d1", TopicKind.HEARTBEAT)
+        device.publish(beat, keys.seal(beat, _beat(requests=107)))
         wait_until(lambda: bridge.ingester.stats.applied == 2, 20, "heartbeat ingested")
         assert (bridge.ingester.stats.malformed, bridge.dropped) == (20, 0)
         assert bridge.ingester.stats.received == 22

@@ -183,7 +183,8 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
 
         device = _text(_page(browser, f"/dashboard/devices/{ids[1]}"))
         assert f"Device {ids[1]}" in device and "model det 1.0.0" in device
-        assert re.search(r"det 1.0.0 \S+ 500 0 5.00 ms 10.00 ms 12.00 ms", device), device
+        # requests, errors, client errors, p50, p95, p99
+        assert re.search(r"det 1.0.0 \S+ 500 0 0 5.00 ms 10.00 ms 12.00 ms", device), device
         assert "cpu 5.0 %" in device
 
         assert "unknown device 'nope'" in _text(_page(browser, "/dashboard/devices/nope", 404))

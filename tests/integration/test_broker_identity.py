@@ -27,6 +27,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.agent import Agent
+from agent.config import config_from_mapping
 from controlplane.broker_config import DEFAULT_IDENTITY
 from controlplane.broker_config_cmd import main as broker_config
 from model_store import generate_private_key, load_private_key
@@ -279,3 +281,37 @@ def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) ->
     assert fresh.on(TRUST_TOPIC)[-1] != b"junk"
     for client in (rogue, fresh):
         client.close()
+    # nothing A published on B's topics reached the control plane as B's
+    assert http.get("/api/v1/devices/dev-b").json()["last_report_at"] is None
+
+
+def test_a_real_agent_enrolls_and_reports_over_mutual_tls(secure: Secure, tmp_path: Path) -> None:
+    """``edge-agent`` with an enrollment token and ``mqtts://``: it enrolls, connects with
+    its own certificate (the broker's checked against the CA it enrolled with) and reports."""
+    created = secure.http.post("/api/v1/devices/cam-1/enrollment", json={"fleet": FLEET})
+    assert created.status_code == 201, created.text
+    config = config_from_mapping(
+        {
+            "device_id": "cam-1",
+            "fleet": FLEET,
+            "broker_url": f"mqtts://127.0.0.1:{secure.broker.port}",
+            "control_plane_url": secure.cp.url,
+            "data_dir": str(tmp_path / "cam-1"),
+            "root_keys": [str(secure.kit.root_pub)],
+            "trust": str(secure.kit.trust_file),
+            "local_api": "127.0.0.1:0",
+            "heartbeat_interval_s": 0.5,
+            "enrollment_token": created.json()["token"],
+        }
+    )
+    with Agent(config, facts={"test": True}):
+        wait_until(
+            lambda: (
+                (d := secure.http.get("/api/v1/devices/cam-1").json())["online"]
+                and d["last_heartbeat"] is not None
+            ),
+            30,
+            "cam-1 online over mTLS, its reports believed",
+        )
+    log = secure.broker.log.read_text()
+    assert "cam-1" in log, "the broker knows the client by its certificate's name"

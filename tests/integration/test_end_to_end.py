@@ -46,7 +46,9 @@ from tests.support.controlplane import (
     run_controlplane,
 )
 from tests.support.deploy import assert_close_to_reference
+from tests.support.identity import report_of
 from tests.support.mosquitto import Broker
+from tests.support.mqtt_plane import MqttPeer
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
 from tests.support.trust import TrustKit
@@ -261,13 +263,26 @@ def test_signed_push_reaches_every_device_and_tampering_is_refused(
         "the device to report the unsigned command",
     )
     assert _devices(cp.url)[target]["reported_generation"] == generation
-    publish(command(generation + 1), kit.cp_key)
-    wait_until(
-        lambda: _devices(cp.url)[target]["reported_generation"] == generation + 1,
-        30,
-        "the device to process the signed command",
-    )
-    assert "3.0.0" in (_devices(cp.url)[target]["last_error"] or "")
+    # the device's own deployment events say what it did with the command (its last_error
+    # may move on: the control plane puts its real command back on the retained topic)
+    events = MqttPeer(mosquitto.port, "e2e-events")
+    events_topic = p.device_topic(target, p.TopicKind.EVENTS)
+    events.subscribe(events_topic)
+
+    def refused_v3() -> bool:
+        seen = [report_of(p.DeploymentEvent, raw) for raw in events.received(events_topic)]
+        return any(e.model_version == "3.0.0" and e.kind == p.EventKind.FAILED for e in seen)
+
+    try:
+        publish(command(generation + 1), kit.cp_key)
+        wait_until(
+            lambda: _devices(cp.url)[target]["reported_generation"] == generation + 1,
+            30,
+            "the device to process the signed command",
+        )
+        wait_until(refused_v3, 30, "the device to refuse 3.0.0's tampered bytes")
+    finally:
+        events.close()
     assert _all_run(cp.url, "2.0.0")
     _assert_serves(cp.url, v2, "det")
 

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.config import AgentConfig
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
-from agent.errors import AgentConfigError, AgentError, VerificationError
+from agent.enrollment import device_ca_keys, open_device_trust
+from agent.errors import AgentError, VerificationError
 from agent.identity.enroll import enroll
 from agent.identity.files import Identity, IdentityFiles
 from agent.identity.renewal import RenewalLoop
@@ -39,8 +40,7 @@ from agent.serving.local_api import LocalApiServer, build_app
 from agent.telemetry import HeartbeatLoop
 from agent.trust_store import TrustStore
 from hw_profiles import fingerprint, probe_host
-from model_store import BundleMetadata, ModelStoreError, TrustDocument, load_trusted_keys
-from model_store.trust import Role
+from model_store import BundleMetadata, TrustDocument
 from protocol import (
     ActiveModel,
     DeploymentEvent,
@@ -102,27 +102,12 @@ class Agent:
         if self._probe:
             self.hardware = probe_host().to_dict()
         try:
-            roots = load_trusted_keys(cfg.root_keys)
-        except ModelStoreError as exc:
-            raise AgentConfigError(f"root_keys: {exc}") from exc
-        try:
-            cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AgentConfigError(f"data_dir {cfg.data_dir}: {exc.strerror or exc}") from exc
-        try:
             self._fetcher = BlobFetcher(
                 cfg.control_plane_url,
                 deadline_s=cfg.download_timeout_s,
                 stall_s=cfg.download_stall_timeout_s,
             )
-            self._trust = TrustStore(
-                label=self.device_id,
-                data_dir=cfg.data_dir,
-                pinned_roots=roots,
-                initial_file=cfg.trust,
-                fetch=self._fetcher.fetch_document,
-            )
-            self._trust.load_local()
+            self._trust = open_device_trust(cfg, self._fetcher.fetch_document)
             sealer = self._open_identity()
             cache = BundleCache(
                 cfg.data_dir,
@@ -350,7 +335,7 @@ class Agent:
 
     def _device_ca_keys(self) -> list[ec.EllipticCurvePublicKey]:
         assert self._trust is not None
-        return list(self._trust.ensure().keys_for(Role.DEVICE_CA).values())
+        return device_ca_keys(self._trust)
 
     def _open_identity(self) -> ReportSealer | None:
         """The device's identity (enrolling with the configured token if it has none yet)

@@ -91,6 +91,7 @@ class Agent:
         self._api: LocalApiServer | None = None
         self._heartbeats: HeartbeatLoop | None = None
         self._renewal: RenewalLoop | None = None
+        self._sealer: ReportSealer | None = None
         self.identity: Identity | None = None
         self._report_lock = threading.Lock()
         self.local_api_url: str | None = None
@@ -108,7 +109,7 @@ class Agent:
                 stall_s=cfg.download_stall_timeout_s,
             )
             self._trust = open_device_trust(cfg, self._fetcher.fetch_document)
-            sealer = self._open_identity()
+            self._sealer = sealer = self._open_identity()
             cache = BundleCache(
                 cfg.data_dir,
                 self._current_trust,
@@ -168,7 +169,7 @@ class Agent:
                     control_plane_url=cfg.control_plane_url,
                     device_id=self.device_id,
                     ca_keys=self._device_ca_keys,
-                    on_renewed=self._link.reload_certificate,
+                    on_renewed=self._on_renewed,
                 )
                 self._renewal.start()
         except BaseException:
@@ -337,6 +338,15 @@ class Agent:
         assert self._trust is not None
         return device_ca_keys(self._trust)
 
+    def _on_renewed(self) -> None:
+        """A renewed certificate (and maybe a first report key): use both from now on."""
+        renewal, link = self._renewal, self._link
+        if renewal is None or link is None:
+            return  # stopping
+        if self._sealer is not None:
+            self._sealer.use(renewal.identity)
+        link.reload_certificate()
+
     def _open_identity(self) -> ReportSealer | None:
         """The device's identity (enrolling with the configured token if it has none yet)
         and the sealer of its reports; None, with a warning, if it is not enrolled."""
@@ -358,7 +368,7 @@ class Agent:
                 self.device_id,
             )
             return None
-        return ReportSealer(self.identity.key, self.device_id, files.directory)
+        return ReportSealer(self.identity, self.device_id, files.directory)
 
     def _selector(self) -> Selector:
         """Measured selection among this host's candidates (profile of its facts)."""

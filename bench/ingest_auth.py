@@ -5,15 +5,17 @@
 The real ``Ingester`` on a real database (SQLite in a temporary directory unless
 ``--database-url``) ingests ``--reports`` heartbeats from ``--devices`` devices, each
 enrolled for real (token, CSR, certificate from a device CA the trust document
-certifies) and sealed with the device's own key before the clock starts (sealing is the
-device's cost). In the same run, the same heartbeats unsealed go through the same
+certifies, and a report key encrypted to the device's key) and sealed as an agent seals
+them (HMAC-SHA256 with the report key) before the clock starts (sealing is the device's
+cost). In the same run, the same heartbeats unsealed go through the same
 database writes (``crud.apply_heartbeat``, one transaction each): the baseline without
 authentication; the two take turns in chunks of 250, so drift falls on both alike. CPU
 time (``time.process_time``) of both: authentication's share of the ingest CPU is
 ``1 - baseline / sealed``; the floor is at most 20% (exit 1 above it, except with
 ``--quick``). For information, the authentication step's own CPU inside the
-sealed run (``ReportAuthenticator.open``: parse, ECDSA P-256 verify, the replay window's
-compare-and-swap) is printed too. The share does not depend on the rate, so it answers
+sealed run (``ReportAuthenticator.open``: parse, HMAC check, the replay window's
+compare-and-swap, and loading the device's row, which the write needs anyway) is
+printed too. The share does not depend on the rate, so it answers
 "at 5,000 reports/s" directly; the rate one core reached is printed as well. Prints a
 table, then one JSON line. ``--quick``: 300 reports from 10 devices.
 """
@@ -30,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from bench.options import parse_args
@@ -45,6 +47,7 @@ from controlplane.publisher import MemoryPublisher
 from controlplane.trust import TrustStore
 from model_store import build_trust_document, generate_private_key
 from model_store.device_certs import make_csr
+from model_store.report_key import unwrap_report_key
 from model_store.report_seal import seal_report
 from protocol import Heartbeat, ModelMetrics, TopicKind, decode, device_topic, encode
 
@@ -111,6 +114,11 @@ def _store_plain(engine: Engine, plain: list[tuple[str, bytes]]) -> None:
 
 def run(reports: int, devices: int, database_url: str | None, workdir: Path) -> dict[str, Any]:
     engine = make_engine(database_url or f"sqlite:///{workdir / 'bench.db'}")
+    if inspect(engine).get_table_names():
+        raise SystemExit(
+            f"ingest_auth: {engine.url.render_as_string(hide_password=True)} is not empty; "
+            "give it an empty database (it writes its own trust chain and devices)"
+        )
     init_db(engine)
     root, cp, ca_key = generate_private_key(), generate_private_key(), generate_private_key()
     document = build_trust_document(
@@ -133,8 +141,9 @@ def run(reports: int, devices: int, database_url: str | None, workdir: Path) -> 
             token, _ = create_enrollment(
                 session, device_id=device_id, fleet="bench", ttl=timedelta(hours=1), created_by="b"
             )
-            enroll(session, ca, token=token, csr_pem=make_csr(key, device_id).decode())
-            keys[device_id] = key
+            issued = enroll(session, ca, token=token, csr_pem=make_csr(key, device_id).decode())
+            # what an agent seals with: the report key it got, encrypted to its key
+            keys[device_id] = unwrap_report_key(issued.wrapped_report_key, key, device_id=device_id)
     ids = sorted(keys)
     sealed = []
     for n in range(reports):

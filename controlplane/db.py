@@ -49,6 +49,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("deployment", "rollout_id", None),
     ("device", "key_id", None),
     ("device", "report_windows", "'{}'"),
+    ("deviceidentity", "report_key", None),
 )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -128,12 +128,30 @@ def open_envelope(
     return payload, frozenset(verified)
 
 
+#: Checks one signature: ``(signature bytes, the PAE message) -> verified``.
+SignatureCheck = Callable[[bytes, bytes], bool]
+
+
+def ecdsa_check(key: ec.EllipticCurvePublicKey) -> SignatureCheck:
+    """The ``SignatureCheck`` of an ECDSA P-256 / SHA-256 key (its curve checked)."""
+    require_p256(key, "a trusted key")
+
+    def check(sig: bytes, message: bytes) -> bool:
+        try:
+            key.verify(sig, message, _ECDSA)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    return check
+
+
 def open_envelope_by(
-    envelope: SignedEnvelope, payload_type: str, kid: str, key: ec.EllipticCurvePublicKey
-) -> bytes:
-    """``open_envelope`` for one key whose id the caller computed (``key_id``) and whose
-    curve it checked once, for hot paths (sealed reports): the payload if a signature by
-    ``kid`` verifies, else ``SignatureError``."""
+    envelope: SignedEnvelope, payload_type: str, checks: Mapping[str, SignatureCheck]
+) -> tuple[bytes, str]:
+    """``open_envelope`` for hot paths (sealed reports): ``checks`` maps key id to a
+    prepared check (``ecdsa_check``, or a MAC's). The payload and the id of the key whose
+    signature verified (the first listed that ``checks`` knows), else ``SignatureError``."""
     if envelope.payload_type != payload_type:
         raise SignatureError(
             f"wrong payload type {envelope.payload_type[:80]!r} (expected {payload_type!r})"
@@ -141,18 +159,14 @@ def open_envelope_by(
     if not 1 <= len(envelope.signatures) <= MAX_SIGNATURES:
         raise SignatureError("envelope holds no signature, or too many")
     payload = envelope_payload(envelope)
-    message = pae(payload, payload_type)
     for signature in envelope.signatures:
-        if signature.keyid != kid:
+        check = checks.get(signature.keyid)
+        if check is None:
             continue
         sig = _b64decode(signature.sig, "signature", MAX_SIGNATURE_BYTES)
-        try:
-            key.verify(sig, message, _ECDSA)
-        except (InvalidSignature, ValueError) as exc:
-            raise SignatureError(
-                "envelope signature does not verify against a trusted key"
-            ) from exc
-        return payload
+        if not check(sig, pae(payload, payload_type)):
+            raise SignatureError("envelope signature does not verify against a trusted key")
+        return payload, signature.keyid
     ids = ", ".join(s.keyid[:16] or "(empty)" for s in envelope.signatures[:3])
     raise SignatureError(f"envelope is not signed by a trusted key (key ids: {ids})")
 

@@ -1,7 +1,9 @@
 """Sealed device reports: every report a device sends is signed with its enrolled key.
 
 A sealed report is a DSSE envelope (``protocol.SignedEnvelope``, payload type
-``REPORT_PAYLOAD_TYPE``) signed by the device's ECDSA P-256 key, whose payload is::
+``REPORT_PAYLOAD_TYPE``) sealed by the device: with an HMAC-SHA256 by its report key
+(``model_store.report_key``; the key id names it) once it holds one, else signed by its
+enrolled ECDSA P-256 key. Either covers the DSSE pre-authentication encoding of::
 
     {"body": MESSAGE, "device": ID, "seq": N, "sent_at": "2026-12-05T10:00:00.123Z",
      "stream": STREAM}
@@ -20,7 +22,9 @@ Parsing is strict and bounded; every failure is a ``SignatureError`` with one li
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +32,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from model_store import dsse
+from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.keys import key_id, require_p256
+from model_store.report_key import ReportKey
 from protocol import ProtocolError, TopicKind, validate_device_id
+from protocol.messages import EnvelopeSignature, SignedEnvelope
 
 REPORT_PAYLOAD_TYPE = "application/vnd.edgefleet.report.v1+json"
 #: The stream of the offline notice (MQTT will) the broker publishes for a device.
@@ -61,7 +68,7 @@ def _format_time(value: datetime) -> str:
 
 
 def seal_report(
-    key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey | ReportKey,
     *,
     device_id: str,
     stream: str,
@@ -69,7 +76,8 @@ def seal_report(
     body: bytes,
     sent_at: datetime | None = None,
 ) -> bytes:
-    """The wire bytes of ``body`` (a message's JSON) sealed by ``key``."""
+    """The wire bytes of ``body`` (a message's JSON) sealed by ``key``: MACed by a report
+    key, or signed by the device's private key."""
     if stream not in STREAMS:
         raise ValueError(f"unknown report stream {stream!r}")
     if not 1 <= seq <= MAX_SEQ:
@@ -84,7 +92,15 @@ def seal_report(
         separators=(",", ":"),
     )
     payload = b'{"body":' + body + b"," + header[1:].encode("ascii")
-    return dsse.encode_envelope(dsse.sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
+    if not isinstance(key, ReportKey):
+        return dsse.encode_envelope(dsse.sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
+    tag = key.mac(pae(payload, REPORT_PAYLOAD_TYPE))
+    envelope = SignedEnvelope(
+        payloadType=REPORT_PAYLOAD_TYPE,
+        payload=base64.b64encode(payload).decode("ascii"),
+        signatures=[EnvelopeSignature(keyid=key.kid, sig=base64.b64encode(tag).decode("ascii"))],
+    )
+    return dsse.encode_envelope(envelope)
 
 
 def _parse(payload: bytes, signer: str) -> Report:
@@ -111,17 +127,30 @@ def _parse(payload: bytes, signer: str) -> Report:
     return Report(device_id, stream, seq, sent_at, body, signer)
 
 
-def open_report(raw: bytes | bytearray, kid: str, key: ec.EllipticCurvePublicKey) -> Report:
-    """Verify a sealed report with one device's key (``kid`` = ``key_id(key)``, computed
-    by the caller once; ``device_keys`` makes the pair)."""
-    envelope = dsse.decode_envelope(raw)
-    return _parse(dsse.open_envelope_by(envelope, REPORT_PAYLOAD_TYPE, kid, key), kid)
+@dataclass(frozen=True)
+class DeviceKeys:
+    """What a device's reports may be sealed by: its enrolled key (``kid``, the id
+    reports are attributed to) and its report key, if it was given one."""
+
+    kid: str
+    checks: Mapping[str, dsse.SignatureCheck]
 
 
-def device_keys(key: ec.EllipticCurvePublicKey) -> tuple[str, ec.EllipticCurvePublicKey]:
-    """``(key id, key)`` as ``open_report`` takes them, for a P-256 device key."""
+def device_keys(key: ec.EllipticCurvePublicKey, mac: ReportKey | None = None) -> DeviceKeys:
+    """The ``DeviceKeys`` of a P-256 device key and its report key (prepared once)."""
     require_p256(key, "a device key")
-    return key_id(key), key
+    kid = key_id(key)
+    checks: dict[str, dsse.SignatureCheck] = {kid: dsse.ecdsa_check(key)}
+    if mac is not None:
+        checks[mac.kid] = mac.verifies
+    return DeviceKeys(kid, checks)
+
+
+def open_report(raw: bytes | bytearray, keys: DeviceKeys) -> Report:
+    """Open a report sealed by one of a device's ``keys`` (``device_keys``)."""
+    envelope = dsse.decode_envelope(raw)
+    payload, _ = dsse.open_envelope_by(envelope, REPORT_PAYLOAD_TYPE, keys.checks)
+    return _parse(payload, keys.kid)
 
 
 @dataclass(frozen=True)

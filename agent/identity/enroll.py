@@ -3,7 +3,8 @@
 The device makes its key pair, sends only a CSR, and accepts the certificate it gets
 back only if it names this device and this key and is issued by a device CA that the
 device's trust document certifies (role ``device-ca``): a control plane, or anything
-posing as one, cannot hand the device a certificate from another CA.
+posing as one, cannot hand the device a certificate from another CA. The report key that
+comes with it is encrypted to the device's key (``model_store.report_key``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from agent.errors import IdentityError
 from agent.identity.files import Identity, IdentityFiles
 from model_store import key_id
 from model_store.device_certs import MAX_PEM_BYTES, make_csr, parse_device_certificate
-from model_store.errors import CertificateError
+from model_store.errors import CertificateError, SignatureError
+from model_store.report_key import ReportKey, unwrap_report_key
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def _accept(
     device_id: str,
     key: ec.EllipticCurvePrivateKey,
     ca_keys: Iterable[ec.EllipticCurvePublicKey],
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, ReportKey | None]:
     cert_pem, ca_pem = answer.get("certificate"), answer.get("ca_certificate")
     if not isinstance(cert_pem, str) or not isinstance(ca_pem, str):
         raise IdentityError("the control plane's answer holds no certificate")
@@ -60,7 +62,16 @@ def _accept(
         raise IdentityError(f"refused the issued certificate: {exc}") from exc
     if cert.device_id != device_id or key_id(cert.public_key) != key_id(key.public_key()):
         raise IdentityError("refused the issued certificate: it names another device or key")
-    return cert.pem, ca_pem.encode("ascii")
+    wrapped = answer.get("report_key")
+    if wrapped is None:
+        return cert.pem, ca_pem.encode("ascii"), None  # a control plane without report keys
+    if not isinstance(wrapped, str):
+        raise IdentityError("the control plane's answer holds a malformed report key")
+    try:
+        mac = unwrap_report_key(wrapped, key, device_id=device_id)
+    except SignatureError as exc:
+        raise IdentityError(f"refused the report key: {exc}") from exc
+    return cert.pem, ca_pem.encode("ascii"), mac
 
 
 def enroll(
@@ -80,8 +91,8 @@ def enroll(
         f"{control_plane_url}/api/v1/enroll",
         {"token": token, "csr": make_csr(key, device_id).decode("ascii")},
     )
-    cert_pem, ca_pem = _accept(answer, device_id, key, ca_keys)
-    identity = files.commit(cert_pem, ca_pem, new_key=True)
+    cert_pem, ca_pem, mac = _accept(answer, device_id, key, ca_keys)
+    identity = files.commit(cert_pem, ca_pem, new_key=True, mac=mac)
     logger.info(
         "%s: enrolled (key %s, certificate valid until %s)",
         device_id,
@@ -104,7 +115,7 @@ def renew(
         f"{control_plane_url}/api/v1/enroll/renew",
         {"csr": make_csr(identity.key, device_id).decode("ascii")},
     )
-    cert_pem, ca_pem = _accept(answer, device_id, identity.key, list(ca_keys))
-    renewed = files.commit(cert_pem, ca_pem, new_key=False)
+    cert_pem, ca_pem, mac = _accept(answer, device_id, identity.key, list(ca_keys))
+    renewed = files.commit(cert_pem, ca_pem, new_key=False, mac=mac)
     logger.info("%s: certificate renewed until %s", device_id, renewed.not_after.isoformat())
     return renewed

@@ -1,4 +1,5 @@
-"""Seals every report the device sends with its enrolled key (``model_store.report_seal``).
+"""Seals every report the device sends (``model_store.report_seal``): MACed with its
+report key, or, until the control plane gives it one, signed with its enrolled key.
 
 Sequence numbers grow strictly across restarts: the highest number that may have been
 used is reserved on disk (``data_dir/identity/report_seq``) a block at a time, so a
@@ -11,10 +12,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from agent.errors import IdentityError
 from agent.fsutil import write_atomically
+from agent.identity.files import Identity
 from model_store.report_seal import MAX_SEQ, seal_report
 
 BLOCK = 1000
@@ -24,8 +24,8 @@ SEQ_FILE = "report_seq"
 class ReportSealer:
     """Thread-safe: one sequence for all of one device's report streams."""
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, device_id: str, directory: Path) -> None:
-        self._key = key
+    def __init__(self, identity: Identity, device_id: str, directory: Path) -> None:
+        self._key = identity.report_key or identity.key
         self.device_id = device_id
         self._path = directory / SEQ_FILE
         self._lock = threading.Lock()
@@ -44,6 +44,10 @@ class ReportSealer:
                 write_atomically(self._path, str(self._reserved).encode("ascii"))
             self._next = seq + 1
             return seq
+
+    def use(self, identity: Identity) -> None:
+        """Seal with ``identity``'s keys from now on (a renewal brought a report key)."""
+        self._key = identity.report_key or identity.key
 
     def seal(self, stream: str, body: bytes) -> bytes:
         """``body`` (a message's JSON) sealed for ``stream`` with the next sequence number."""

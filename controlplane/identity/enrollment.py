@@ -5,9 +5,11 @@
 - ``enroll``: the device sends the token and a CSR (its key pair never leaves it). The
   token must be unused, unexpired and for the device the CSR names. The device is
   registered in the token's fleet, its key recorded, its replay windows reset, and it
-  gets a certificate. A device is registered ONLY here: never by a report.
+  gets a certificate and a new report key (``model_store.report_key``, encrypted to the
+  CSR's key). A device is registered ONLY here: never by a report.
 - ``renew``: a CSR signed by the key the device enrolled with (proof of possession is the
-  authentication) gets a fresh certificate; a revoked device gets none.
+  authentication) gets a fresh certificate and its report key again (one is made for a
+  device enrolled before report keys existed); a revoked device gets none.
 - ``revoke``: the identity and its certificates are revoked; its reports are dropped and
   it gets no more commands.
 """
@@ -31,6 +33,7 @@ from controlplane.models import Device, DeviceCommand, utcnow
 from model_store import key_id, public_key_pem
 from model_store.device_certs import parse_csr, to_pem
 from model_store.errors import CertificateError
+from model_store.report_key import new_report_key, report_key, wrap_report_key
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +44,15 @@ BAD_TOKEN = "enrollment token is unknown, already used or expired"
 
 @dataclass(frozen=True)
 class Issued:
-    """What a device gets back: its certificate and the CA's."""
+    """What a device gets back: its certificate, the CA's, and its report key encrypted
+    to its enrolled key."""
 
     device_id: str
     fleet: str
     certificate_pem: bytes
     ca_certificate_pem: bytes
     not_after: datetime
+    wrapped_report_key: str
 
 
 def _aware(value: datetime) -> datetime:
@@ -88,10 +93,13 @@ def _csr(csr_pem: str) -> tuple[str, ec.EllipticCurvePublicKey]:
 def _record(
     session: Session, ca: DeviceCA, identity: DeviceIdentity, key: ec.EllipticCurvePublicKey
 ) -> Issued:
-    now = utcnow()
-    cert = ca.issue(identity.device_id, key, now)
+    now, device_id = utcnow(), identity.device_id
+    cert = ca.issue(device_id, key, now)
     serial = format(cert.serial_number, "x")
     identity.cert_serial, identity.cert_not_after = serial, cert.not_valid_after_utc
+    if identity.report_key is None:
+        identity.report_key = new_report_key().secret.hex()
+    mac = report_key(bytes.fromhex(identity.report_key))
     session.add(identity)
     session.add(
         IssuedCertificate(
@@ -110,6 +118,7 @@ def _record(
         certificate_pem=to_pem(cert),
         ca_certificate_pem=ca.certificate_pem,
         not_after=cert.not_valid_after_utc,
+        wrapped_report_key=wrap_report_key(mac, key, device_id=device_id),
     )
 
 
@@ -145,6 +154,7 @@ def enroll(session: Session, ca: DeviceCA, *, token: str, csr_pem: str) -> Issue
     )
     identity.key_id, identity.public_key_pem = key_id(key), public_key_pem(key).decode("ascii")
     identity.enrolled_at, identity.renewed_at, identity.revoked_at = now, None, None
+    identity.report_key = None  # a new key pair: a new report key (made by _record)
     device.key_id, device.report_windows = identity.key_id, {}  # a new key: a new sequence
     session.add(device)
     issued = _record(session, ca, identity, key)

@@ -9,9 +9,11 @@ The device's ``Device`` row holds the key id its reports must be sealed by (None
 revoked) and the replay windows (``report_windows``). ``open`` loads that row with
 ``FOR UPDATE``, the lock the report's own write takes anyway, checks and moves the window
 on it, and the report's write stores it: replicas that share the ingestion never accept
-one report twice, and authentication adds no statement to ingestion, only one ECDSA
-verify. Parsed keys are cached per device; a cached key whose id is no longer the row's
-(re-enrolled, revoked) is refused and dropped from the cache.
+one report twice, and authentication adds no statement to ingestion, only one HMAC (or,
+for a device not yet given a report key, one ECDSA verify). A device's keys are cached;
+a cached key whose id is no longer the row's (re-enrolled, revoked) is refused and
+dropped from the cache, and a report sealed by a key the cache does not know is checked
+again against the stored identity (a report key issued since).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session
 
 from controlplane.identity.tables import DeviceIdentity
@@ -27,11 +28,14 @@ from controlplane.models import Device
 from model_store import public_key_from_pem
 from model_store.errors import KeyFileError, SignatureError
 from model_store.keys import require_p256
+from model_store.report_key import report_key
 from model_store.report_seal import (
     WILL_STREAM,
+    DeviceKeys,
     MalformedReport,
     ReplayWindow,
     Report,
+    device_keys,
     open_report,
 )
 from protocol import TopicKind
@@ -67,28 +71,29 @@ class ReportAuthenticator:
     """Opens sealed reports with the device's enrolled key (keys cached per device)."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[str, ec.EllipticCurvePublicKey]] = {}
+        self._keys: dict[str, DeviceKeys] = {}
 
-    def _load_key(self, session: Session, device_id: str) -> tuple[str, ec.EllipticCurvePublicKey]:
+    def _load_keys(self, session: Session, device_id: str) -> DeviceKeys:
         identity = session.get(DeviceIdentity, device_id)
         if identity is None:
             raise ReportRefused("unauthenticated", "device is not enrolled")
         if identity.revoked_at is not None:
             raise ReportRefused("unauthenticated", "device is revoked")
-        cached = self._keys.get(device_id)
-        if cached is not None and cached[0] == identity.key_id:
-            return cached
         try:
             key = public_key_from_pem(identity.public_key_pem.encode("ascii"), what="device key")
             require_p256(key, "the enrolled device key")
-        except (KeyFileError, UnicodeEncodeError) as exc:
+            mac = report_key(bytes.fromhex(identity.report_key)) if identity.report_key else None
+        except (KeyFileError, UnicodeEncodeError, ValueError) as exc:
             raise ReportRefused("unauthenticated", f"stored key is unusable: {exc}") from exc
-        self._keys[device_id] = (identity.key_id, key)
-        return identity.key_id, key
+        keys = device_keys(key, mac)
+        if keys.kid != identity.key_id:
+            raise ReportRefused("unauthenticated", "stored key does not match its key id")
+        self._keys[device_id] = keys
+        return keys
 
-    def _verify(self, raw: bytes, kid: str, key: ec.EllipticCurvePublicKey) -> Report:
+    def _verify(self, raw: bytes, keys: DeviceKeys) -> Report:
         try:
-            return open_report(raw, kid, key)
+            return open_report(raw, keys)
         except MalformedReport as exc:
             raise ReportRefused("malformed", str(exc)) from exc
         except SignatureError as exc:
@@ -103,12 +108,13 @@ class ReportAuthenticator:
         try:
             if cached is None:
                 raise ReportRefused("unauthenticated", "no key cached")
-            kid, report = cached[0], self._verify(raw, *cached)
+            report = self._verify(raw, cached)
         except ReportRefused as exc:
             if exc.reason == "malformed":
                 raise
-            kid, key = self._load_key(session, device_id)  # enrolled anew, or not at all
-            report = self._verify(raw, kid, key)
+            # enrolled anew, given a report key since, or not enrolled at all
+            report = self._verify(raw, self._load_keys(session, device_id))
+        kid = report.key_id
         if report.device_id != device_id or report.stream not in _streams_for(kind):
             raise ReportRefused(
                 "unauthenticated",

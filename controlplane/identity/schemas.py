@@ -45,6 +45,8 @@ class CertificateIssued(BaseModel):
     certificate: str
     ca_certificate: str
     not_after: datetime
+    #: the device's report key, encrypted to its enrolled key (``model_store.report_key``)
+    report_key: str
 
 
 class Revoked(BaseModel):

@@ -31,12 +31,20 @@ class EnrollmentToken(SQLModel, table=True):
 
 
 class DeviceIdentity(SQLModel, table=True):
-    """The key a device enrolled with (it made the key pair; only the public half is here)
-    and its current certificate. Reports are believed only if this key sealed them."""
+    """The key a device enrolled with (it made the key pair; only the public half is here),
+    its current certificate and its report key. Reports are believed only if this key
+    signed them or the report key MACed them.
+
+    ``report_key`` (hex) is a secret shared with the device (``model_store.report_key``):
+    whoever reads it can seal reports as the device, so the database and its backups are
+    secrets, as a device registry's are (Azure IoT Hub, AWS IoT keep symmetric device keys
+    the same way). It is never logged nor returned by the API, and is replaced whenever
+    the device enrolls anew."""
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=128)
     key_id: str = Field(max_length=64)
     public_key_pem: str = Field(sa_type=Text)
+    report_key: str | None = Field(default=None, max_length=64, repr=False)
     cert_serial: str = Field(max_length=64)
     cert_not_after: datetime = _ts()
     enrolled_at: datetime = _ts(default_factory=utcnow)

@@ -39,6 +39,7 @@ def _issued(issued: enrollment.Issued) -> CertificateIssued:
         fleet=issued.fleet,
         certificate=issued.certificate_pem.decode("ascii"),
         ca_certificate=issued.ca_certificate_pem.decode("ascii"),
+        report_key=issued.wrapped_report_key,
         not_after=issued.not_after,
     )
 

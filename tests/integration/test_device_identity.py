@@ -8,6 +8,7 @@ so a rogue client on it forges and replays reports, and none is believed.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from cryptography import x509
 
+from agent.identity.files import IdentityFiles
 from edgectl.cli import main as edgectl
 from model_store import generate_private_key
 from model_store.report_seal import seal_report
@@ -81,6 +83,10 @@ def test_enroll_run_renew_and_revoke_a_real_device(
         assert enrolled.returncode == 0, enrolled.stderr
         key_file = data / "identity" / "device.key"
         assert key_file.stat().st_mode & 0o777 == 0o600
+        # its report key came encrypted to that key; stored as privately
+        report_key = data / "identity" / "report.key"
+        assert report_key.stat().st_mode & 0o777 == 0o600
+        mac_kid = IdentityFiles(data / "identity").load().report_key.kid  # type: ignore[union-attr]
         assert _device(cp)["fleet"] == FLEET  # registered by enrollment, in the token's fleet
         again = _agent_cli("enroll", "--config", str(config), "--token", token, "--force")
         last = again.stderr.strip().splitlines()[-1]
@@ -98,6 +104,8 @@ def test_enroll_run_renew_and_revoke_a_real_device(
             assert _device(cp)["status"] == DeviceStatus.IDLE.value
             beat_topic = device_topic(DEVICE, TopicKind.HEARTBEAT)
             wait_until(lambda: rogue.received(beat_topic), 10, "a heartbeat to capture")
+            sealed = json.loads(rogue.received(beat_topic)[0])
+            assert [s["keyid"] for s in sealed["signatures"]] == [mac_kid]  # MACed, not signed
             before = _status(cp)
             forged = StateReport(
                 device_id=DEVICE,

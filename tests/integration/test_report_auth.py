@@ -18,16 +18,19 @@ from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.db import init_db, make_engine
-from controlplane.identity.enrollment import revoke
-from controlplane.identity.report_auth import MAX_CLOCK_SKEW
+from controlplane.identity.enrollment import renew, revoke
+from controlplane.identity.report_auth import MAX_CLOCK_SKEW, ReportAuthenticator
+from controlplane.identity.tables import DeviceIdentity
 from controlplane.ingest import Ingester
 from controlplane.models import Device
 from controlplane.publisher import MemoryPublisher
 from model_store import generate_private_key
+from model_store.device_certs import make_csr
+from model_store.report_key import new_report_key, unwrap_report_key
 from model_store.report_seal import WILL_STREAM
 from protocol import Availability, Heartbeat, TopicKind, device_topic, encode
 from tests.support.controlplane import signer, state_report
-from tests.support.identity import SealingIngester, sealing
+from tests.support.identity import SealingIngester, device_ca, sealing
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -115,8 +118,37 @@ def test_other_keys_devices_and_streams_are_unauthenticated(
     _feed(ing, BEAT, moved)  # d2's sealed report republished on d1's topic
     _feed(ing, STATE, ing.seal(BEAT, _beat(4.0)))  # a heartbeat sealed for another stream
     _feed(ing, BEAT, _beat(5.0))  # plain JSON, as before enrollment existed
-    assert ing.stats.unauthenticated == 5 and ing.stats.applied == 0
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(6.0), key=ing.report_keys["d2"]))  # d2's MAC key
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(7.0), key=new_report_key()))  # a made-up MAC key
+    assert ing.stats.unauthenticated == 7 and ing.stats.applied == 0
     assert _cpu(engine) is None
+
+
+def test_a_device_without_a_report_key_signs_until_its_renewal_brings_one(
+    ing: SealingIngester, engine: Engine, cmd: CommandSigner, trust_kit: TrustKit
+) -> None:
+    with Session(engine) as session:  # enrolled before report keys existed
+        identity = session.get(DeviceIdentity, "d1")
+        assert identity is not None and identity.report_key is not None
+        identity.report_key = None
+        session.add(identity)
+        session.commit()
+    ing.ingester.auth = ReportAuthenticator()  # a control plane started since
+    key = ing.keys["d1"]
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(1.0), key=key))  # signed with its enrolled key
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(2.0)))  # its old report key is no longer known
+    assert (ing.stats.applied, ing.stats.unauthenticated, _cpu(engine)) == (1, 1, 1.0)
+    with Session(engine) as session:
+        issued = renew(session, device_ca(cmd, trust_kit), csr_pem=make_csr(key, "d1").decode())
+    mac = unwrap_report_key(issued.wrapped_report_key, key, device_id="d1")
+    assert mac != ing.report_keys["d1"]
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(3.0), key=mac))
+    assert (ing.stats.applied, _cpu(engine)) == (2, 3.0)
+    with Session(engine) as session:  # a renewal keeps the key it gave
+        again = renew(session, device_ca(cmd, trust_kit), csr_pem=make_csr(key, "d1").decode())
+    assert unwrap_report_key(again.wrapped_report_key, key, device_id="d1") == mac
+    _feed(ing, BEAT, ing.seal(BEAT, _beat(4.0), key=key))  # its signature is still good
+    assert (ing.stats.applied, _cpu(engine)) == (3, 4.0)
 
 
 def test_a_report_from_the_future_is_dropped_and_never_freezes_the_figures(

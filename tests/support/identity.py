@@ -1,6 +1,6 @@
 """Enrolled devices for tests that play devices themselves: real enrollment (a one-time
-token, a CSR, a certificate from the kit's device CA), then reports sealed with each
-device's own key, as an agent seals them.
+token, a CSR, a certificate from the kit's device CA, a report key encrypted to the
+device's key), then reports sealed as an agent seals them: MACed with the report key.
 
 ``DeviceKeys`` holds the keys and sequence numbers; how a device enrolls is given to it
 (straight on the control plane's database, or through its HTTP API). ``seal`` enrolls a
@@ -32,12 +32,13 @@ from controlplane.ingest import Ingester, IngestStats
 from model_store import dsse, generate_private_key, load_private_key
 from model_store.device_certs import make_csr
 from model_store.errors import SignatureError
+from model_store.report_key import ReportKey, unwrap_report_key
 from model_store.report_seal import REPORT_PAYLOAD_TYPE, seal_report
 from protocol import ProtocolError, TopicKind, decode, decode_body, parse_device_topic
 from tests.support.trust import TrustKit
 
-#: Enrolls a device: (device id, fleet, CSR PEM) -> None.
-Enroller = Callable[[str, str, str], None]
+#: Enrolls a device: (device id, fleet, CSR PEM) -> its wrapped report key.
+Enroller = Callable[[str, str, str], str]
 
 
 def device_ca(signer: CommandSigner, kit: TrustKit) -> DeviceCA:
@@ -48,12 +49,12 @@ def device_ca(signer: CommandSigner, kit: TrustKit) -> DeviceCA:
 def database_enroller(engine: Engine, ca: DeviceCA) -> Enroller:
     """Enroll with the control plane's own functions on its database."""
 
-    def enroll_in_db(device_id: str, fleet: str, csr: str) -> None:
+    def enroll_in_db(device_id: str, fleet: str, csr: str) -> str:
         with Session(engine) as session:
             token, _ = create_enrollment(
                 session, device_id=device_id, fleet=fleet, ttl=timedelta(hours=1), created_by="t"
             )
-            enroll(session, ca, token=token, csr_pem=csr)
+            return enroll(session, ca, token=token, csr_pem=csr).wrapped_report_key
 
     return enroll_in_db
 
@@ -61,12 +62,13 @@ def database_enroller(engine: Engine, ca: DeviceCA) -> Enroller:
 def api_enroller(http: httpx.Client) -> Enroller:
     """Enroll through the HTTP API, as ``edgectl devices enroll`` + ``edge-agent enroll``."""
 
-    def enroll_over_http(device_id: str, fleet: str, csr: str) -> None:
+    def enroll_over_http(device_id: str, fleet: str, csr: str) -> str:
         path = f"/api/v1/devices/{quote(device_id, safe='')}/enrollment"
         created = http.post(path, json={"fleet": fleet})
         assert created.status_code == 201, created.text
         answer = http.post("/api/v1/enroll", json={"token": created.json()["token"], "csr": csr})
         assert answer.status_code == 200, answer.text
+        return str(answer.json()["report_key"])
 
     return enroll_over_http
 
@@ -77,12 +79,14 @@ class DeviceKeys:
     def __init__(self, enroller: Enroller) -> None:
         self._enroller = enroller
         self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        self.report_keys: dict[str, ReportKey] = {}
         self.seq: dict[str, int] = {}
 
     def enroll(self, device_id: str, fleet: str = "f") -> ec.EllipticCurvePrivateKey:
         """Enroll ``device_id`` in ``fleet`` with a new key; the key."""
         key = generate_private_key()
-        self._enroller(device_id, fleet, make_csr(key, device_id).decode())
+        wrapped = self._enroller(device_id, fleet, make_csr(key, device_id).decode())
+        self.report_keys[device_id] = unwrap_report_key(wrapped, key, device_id=device_id)
         self.keys[device_id], self.seq[device_id] = key, 0
         return key
 
@@ -91,13 +95,13 @@ class DeviceKeys:
         topic: str,
         payload: bytes,
         *,
-        key: ec.EllipticCurvePrivateKey | None = None,
+        key: ec.EllipticCurvePrivateKey | ReportKey | None = None,
         stream: str | None = None,
         seq: int | None = None,
         sent_at: datetime | None = None,
     ) -> bytes:
         """``payload`` sealed for the topic's device (its next sequence number unless
-        ``seq``; its own key unless ``key``)."""
+        ``seq``; MACed with its own report key unless ``key``)."""
         device_id, kind = parse_device_topic(topic)
         if device_id not in self.keys:
             try:
@@ -109,7 +113,7 @@ class DeviceKeys:
             self.seq[device_id] += 1
             seq = self.seq[device_id]
         return seal_report(
-            key or self.keys[device_id],
+            key or self.report_keys[device_id],
             device_id=device_id,
             stream=stream or kind.value,
             seq=seq,

@@ -105,6 +105,9 @@ class EventKind(StrEnum):
     DOWNLOADED = "downloaded"
     VERIFIED = "verified"
     ACTIVATED = "activated"
+    #: a step failed and the agent will try again by itself (``reason`` says what failed);
+    #: not an outcome: ``failed`` is sent only when the agent gives up
+    RETRYING = "retrying"
     FAILED = "failed"
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgectl.errors import EdgectlError
+from edgectl.errors import EdgectlError, ServerError, UnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ class ChildProcess:
 def wait_for(
     predicate: Callable[[], bool], *, timeout: float, what: str, children: list[ChildProcess]
 ) -> None:
-    """Poll ``predicate()`` until true; fail early with a clear line if a child died."""
+    """Poll ``predicate()`` until true; fail early with a clear line if a child died.
+
+    A control plane that cannot be reached yet, or answers 5xx while it starts, is waited
+    for; any other refusal (401: a wrong token; 404) is raised at once, not timed out on."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children:
@@ -65,7 +68,10 @@ def wait_for(
         try:
             if predicate():
                 return
-        except EdgectlError:
+        except UnreachableError:
             pass
+        except ServerError as exc:
+            if exc.status_code < 500:
+                raise
         time.sleep(0.25)
     raise EdgectlError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -103,6 +103,15 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def crl_only(
+    ca_key: ec.EllipticCurvePrivateKey, revoked: list[tuple[int, datetime]], *, now: datetime
+) -> BrokerConfig:
+    """Only ``crl.pem``: to refresh the revocation list of a configuration in place
+    (keys and certificates untouched; Mosquitto rereads it on SIGHUP)."""
+    crl = revocation_list(ca_key, revoked, next_update=SERVICE_CERT_LIFETIME, now=now)
+    return BrokerConfig({"crl.pem": to_pem(crl)}, frozenset())
+
+
 def build(
     ca_key: ec.EllipticCurvePrivateKey,
     directory: Path,
@@ -126,9 +135,7 @@ def build(
                 ca_key, server_key.public_key(), hosts, lifetime=SERVICE_CERT_LIFETIME, now=now
             )
         ),
-        "crl.pem": to_pem(
-            revocation_list(ca_key, revoked, next_update=SERVICE_CERT_LIFETIME, now=now)
-        ),
+        **crl_only(ca_key, revoked, now=now).files,
     }
     secret = {"server.key"}
     for identity in identities:

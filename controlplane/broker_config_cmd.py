@@ -5,6 +5,10 @@ control plane's database (``--database-url`` / ``--data-dir`` as for the server)
     edgefleet-controlplane broker-config --out /etc/mosquitto/edgefleet \\
         --device-ca-key /etc/edgefleet/device-ca.key --host broker.example.com \\
         [--port 8883] [--bind 0.0.0.0] [--identity _edgefleet-cp-1 ...]
+    edgefleet-controlplane broker-config --out /etc/mosquitto/edgefleet --crl-only
+
+``--crl-only`` rewrites only ``crl.pem`` (after ``edgectl devices revoke``; then
+``kill -HUP`` Mosquitto), leaving the server's and control plane's keys as they are.
 
 One line on stderr and exit 2 for anything unusable.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from controlplane.broker_config import DEFAULT_IDENTITY, build, write
+from controlplane.broker_config import DEFAULT_IDENTITY, build, crl_only, write
 from controlplane.db import init_db, make_engine
 from controlplane.errors import ConfigError
 from controlplane.identity.enrollment import revoked_serials
@@ -54,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         default="mosquitto",
         help="run as root: the user Mosquitto drops to, who must read server.key",
     )
+    p.add_argument(
+        "--crl-only",
+        action="store_true",
+        help="rewrite only crl.pem (keys and certificates stay); then SIGHUP mosquitto",
+    )
     p.add_argument("--data-dir", help="as for the server (EDGEFLEET_DATA_DIR)")
     p.add_argument("--database-url", help="as for the server (DATABASE_URL)")
     return p
@@ -82,16 +91,21 @@ def run(args: argparse.Namespace) -> list[str]:
             revoked = revoked_serials(session)
     finally:
         engine.dispose()
-    config = build(
-        ca_key,
-        args.out,
-        hosts=args.host or ["127.0.0.1", "localhost"],
-        port=args.port,
-        bind=args.bind,
-        identities=identities,
-        revoked=revoked,
-        now=datetime.now(UTC),
-    )
+    if args.crl_only:
+        if not (args.out / "mosquitto.conf").is_file():
+            raise ConfigError(f"--crl-only: {args.out} holds no configuration to refresh")
+        config = crl_only(ca_key, revoked, now=datetime.now(UTC))
+    else:
+        config = build(
+            ca_key,
+            args.out,
+            hosts=args.host or ["127.0.0.1", "localhost"],
+            port=args.port,
+            bind=args.bind,
+            identities=identities,
+            revoked=revoked,
+            now=datetime.now(UTC),
+        )
     try:
         write(config, args.out, broker_user=args.broker_user)
     except OSError as exc:
@@ -107,5 +121,8 @@ def main(argv: list[str]) -> int:
         print(f"edgefleet-controlplane broker-config: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"wrote {', '.join(names)} to {args.out}")
-    print(f"run: mosquitto -c {args.out.resolve() / 'mosquitto.conf'}")
+    if args.crl_only:
+        print("reload: kill -HUP $(pidof mosquitto)")
+    else:
+        print(f"run: mosquitto -c {args.out.resolve() / 'mosquitto.conf'}")
     return 0

@@ -59,19 +59,14 @@ class Secure:
     kit: TrustKit
     workdir: Path
 
-    def regenerate(self) -> None:
-        """Rewrite the configuration (the CRL from the database) and reload the broker."""
-        assert self._config() == 0
+    def refresh_crl(self) -> None:
+        """Rewrite only the CRL (from the database) and reload the broker; the keys and
+        certificates in use stay as they are."""
+        keys = {p.name: p.read_bytes() for p in self.conf.glob("*.key")}
+        args = ["--out", str(self.conf), "--device-ca-key", str(self.kit.device_ca_key)]
+        assert broker_config([*args, "--data-dir", str(self.data_dir), "--crl-only"]) == 0
+        assert keys == {p.name: p.read_bytes() for p in self.conf.glob("*.key")}
         os.kill(self.broker.process.pid, signal.SIGHUP)
-
-    def _config(self) -> int:
-        return broker_config(
-            [
-                *("--out", str(self.conf), "--device-ca-key", str(self.kit.device_ca_key)),
-                *("--port", str(self.broker.port), "--bind", "127.0.0.1", "--host", "127.0.0.1"),
-                *("--data-dir", str(self.data_dir)),
-            ]
-        )
 
     def enroll(self, device_id: str) -> tuple[Path, Path]:
         """Enroll ``device_id`` through the API: its certificate and key files."""
@@ -214,7 +209,7 @@ def test_refused_at_connect_without_a_valid_unrevoked_certificate(secure: Secure
     assert not Client(secure, "f", secure._files("foreign", foreign, key)).connect(), "other CA"
 
     assert secure.http.post("/api/v1/devices/dev-a/revoke").status_code == 200
-    secure.regenerate()  # the CRL from the database, and SIGHUP: Mosquitto reloads it
+    secure.refresh_crl()  # the CRL from the database, and SIGHUP: Mosquitto reloads it
     wait_until(lambda: not Client(secure, "x", a).connect(timeout=3), 15, "revoked refused")
 
 

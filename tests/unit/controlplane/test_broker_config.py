@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from controlplane.broker_config import DEFAULT_IDENTITY, acl_text, build, mosquitto_conf, write
@@ -77,3 +78,23 @@ def test_every_file_is_made_and_keys_are_private(tmp_path: Path) -> None:
     assert sans.get_values_for_type(x509.DNSName) == ["broker.example.com"]
     crl = x509.load_pem_x509_crl((out / "crl.pem").read_bytes())
     assert [r.serial_number for r in crl] == [12345]
+
+
+def test_crl_only_refreshes_the_list_of_a_configuration_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controlplane.broker_config_cmd import main
+    from model_store import write_keypair
+
+    ca, _ = write_keypair(tmp_path, "ca")
+    out = tmp_path / "conf"
+    common = ["--out", str(out), "--device-ca-key", str(ca), "--data-dir", str(tmp_path / "d")]
+    assert main([*common, "--crl-only"]) == 2
+    assert "holds no configuration to refresh" in capsys.readouterr().err
+    assert main(common) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main([*common, "--crl-only"]) == 0
+    assert "kill -HUP" in capsys.readouterr().out
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {n for n in after if after[n] != before[n]} == {"crl.pem"}
+    x509.load_pem_x509_crl(after["crl.pem"])

@@ -122,7 +122,22 @@ class DeploymentManager:
 
     @property
     def last_error(self) -> str | None:
-        return self.book.outcome.last_error
+        """The last generation's error, after why a previous version serves instead of a
+        committed one that did not restore (until the committed one serves again)."""
+        error = self.book.outcome.last_error
+        notes = [n for n in self._fallback_notes() if n != error]
+        return "; ".join([*notes, error] if error is not None else notes) or None
+
+    def _fallback_notes(self) -> list[str]:
+        fallbacks = self._recovery.fallbacks
+        if not fallbacks:
+            return []
+        served = {m.name: m.bundle_digest for m in self._models.snapshot()}
+        for name in list(fallbacks):
+            committed = self.book.pointer.get(name)
+            if committed is None or served.get(name) == committed.bundle_digest:
+                fallbacks.pop(name, None)  # repaired (or no longer committed)
+        return list(fallbacks.values())
 
     # -- worker ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ model at all succeeds at once: that is how the operator removes every model on p
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from agent.deployment.book import Book, Outcome
 from agent.deployment.install import Failure, Installer, Interrupted
@@ -57,6 +58,14 @@ def _retire_dropped(
             book.retire(name)
 
 
+class Applied(NamedTuple):
+    """A generation applied: its outcome, and the assignments that failed in this pass
+    for a transient reason (to be reported as retrying)."""
+
+    outcome: Outcome
+    retrying: list[Failure]
+
+
 def apply_generation(
     *,
     label: str,
@@ -66,7 +75,7 @@ def apply_generation(
     generation: int,
     assignments: list[ModelAssignment],
     resume: dict[str, State] | None = None,
-) -> Outcome | None:
+) -> Applied | None:
     """Run every assignment of ``generation`` (``resume``: the interrupted ones, from
     where a restarted agent picks them up); the outcome to record, or None if the agent
     stopping interrupted it (the journal says where each assignment stands)."""
@@ -89,9 +98,10 @@ def apply_generation(
         if failure is not None:
             failures.append(failure)
     _retire_dropped(label, book, models, assignments, failures)
-    return Outcome(
+    outcome = Outcome(
         generation=generation,
         last_error=failures[0].message if failures else None,
         failed=bool(failures),
         retryable=any(f.transient for f in failures),
     )
+    return Applied(outcome, [f for f in failures if f.transient and f.assignment is not None])

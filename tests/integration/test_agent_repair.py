@@ -103,12 +103,13 @@ def test_corrupt_committed_model_with_the_control_plane_down(setup: Setup) -> No
         )
         # the repair is tried and fails while the control plane is down; 1.0.0 serves on
         wait_until(
-            lambda: any(k != EventKind.RECEIVED for k in setup.watcher.kinds("2.0.0")),
+            lambda: EventKind.RETRYING in setup.watcher.kinds("2.0.0"),
             60,
             "a repair attempt of 2.0.0",
         )
-        failed = [e for e in setup.watcher.events if e.model_version == "2.0.0"][-1]
-        assert failed.reason is not None and "Connection refused" in failed.reason
+        retrying = [e for e in setup.watcher.events if e.kind == EventKind.RETRYING][-1]
+        assert retrying.reason is not None and "Connection refused" in retrying.reason
+        assert "; retrying in " in retrying.reason
         state = _state_serving(setup, "1.0.0")
         _check_outputs(state, v1)
         assert state.last_error is not None and "serving the previous verified" in state.last_error
@@ -127,6 +128,8 @@ def test_corrupt_committed_model_with_the_control_plane_down(setup: Setup) -> No
                 "last_error cleared",
             )
             _check_outputs(_state_serving(setup, "2.0.0"), v2)
+            # the agent retried by itself: never reported as failed
+            assert EventKind.FAILED not in setup.watcher.kinds("2.0.0")
             assert model_file.read_bytes() == good  # verified bytes, downloaded again
             models = httpx.get(f"{state.local_api}/v2/models/det", timeout=10).json()
             assert models["versions"] == ["2.0.0"]

@@ -130,6 +130,11 @@ class DeploymentManager:
         notes = [n for n in self._fallback_notes() if n != error]
         return "; ".join([*notes, error] if error is not None else notes) or None
 
+    @property
+    def retrying(self) -> bool:
+        """Whether the last generation failed transiently: the agent applies it again."""
+        return self.book.outcome.retryable
+
     def _fallback_notes(self) -> list[str]:
         fallbacks = self._recovery.fallbacks
         if not fallbacks:

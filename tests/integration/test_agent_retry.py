@@ -60,6 +60,9 @@ def test_transient_failure_is_retried_until_it_activates(
             )
             return [float(m.group(1)) for m in found if m]
 
+        # the state report says the error is not final: the agent retries by itself
+        wait_until(lambda: _last_state(setup).retrying, 10, "a report that says retrying")
+        assert _last_state(setup).last_error is not None
         wait_until(lambda: len(delays()) >= 3, 10, "three failed attempts")
         assert delays()[:3] == [0.2, 0.4, 0.8]
         # a failure the agent retries by itself is never reported as failed
@@ -79,7 +82,7 @@ def test_transient_failure_is_retried_until_it_activates(
             "ACTIVE with last_error cleared",
         )
         state = _last_state(setup)
-        assert state.generation == 1 and state.last_error is None
+        assert state.generation == 1 and state.last_error is None and not state.retrying
         assert [m.version for m in state.active] == ["1.0.0"]
         assert EventKind.FAILED not in setup.watcher.kinds("1.0.0")
         assert _state_json(agent)["retryable"] is False
@@ -169,6 +172,7 @@ def test_the_agent_gives_up_when_the_command_expires_while_it_retries(setup: Set
         assert "HTTP 503" in failed[0].reason and "; gave up: " in failed[0].reason
         assert "expired" in failed[0].reason
         wait_until(lambda: _state_json(agent)["retryable"] is False, 10, "not retryable")
+        wait_until(lambda: not _last_state(setup).retrying, 10, "a report that says final")
         fetched = len(setup.blobs.requests)
         time.sleep(1.0)  # several backoff periods: no attempt after giving up
         assert len(setup.blobs.requests) == fetched

@@ -118,3 +118,34 @@ def test_the_served_model_leaves_once_its_replacement_is_active(setup: Setup) ->
         state = _settled(setup, 3)
         assert state.active == [] and state.status == DeviceStatus.IDLE
         assert _ready(agent, "cls") == 404
+
+
+def test_the_served_model_stays_while_its_replacement_is_retried(setup: Setup) -> None:
+    det = setup.bundle("det", "1.0.0", weight=0.5)
+    cls = setup.bundle("cls", "2.0.0", weight=2.0)
+    with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
+        setup.watcher.desire(1, setup.assignment(det))
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 30, "det active")
+
+        setup.blobs.unavailable = True  # the control plane answers 503: cls is retried
+        setup.watcher.desire(2, setup.assignment(cls, deployment_id=2))
+        wait_until(lambda: setup.watcher.kinds("2.0.0").count(EventKind.RETRYING) >= 2, 30, "retry")
+        _serves_det(agent, det)
+
+        def reported_retrying() -> list[StateReport]:
+            # between two attempts (an attempt in flight reports downloading)
+            with setup.watcher.lock:
+                return [s for s in setup.watcher.states if s.generation == 2 and s.retrying]
+
+        wait_until(lambda: len(reported_retrying()) > 0, 10, "a report while retrying")
+        for state in reported_retrying():
+            assert [(m.name, m.version) for m in state.active] == [("det", "1.0.0")]
+        assert any(s.status == DeviceStatus.ACTIVE for s in reported_retrying())
+
+        setup.blobs.unavailable = False  # back: cls activates, and only then det leaves
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "cls active")
+        wait_until(lambda: _ready(agent, "det") == 404, 10, "det unloaded")
+        assert _ready(agent, "cls") == 200
+        wait_until(lambda: agent.last_error is None, 10, "last_error cleared")
+        assert [(m.name, m.version) for m in agent.active] == [("cls", "2.0.0")]
+        assert EventKind.FAILED not in setup.watcher.kinds("2.0.0")

@@ -127,24 +127,13 @@ class DeploymentManager:
         """The last generation's error, after why a previous version serves instead of a
         committed one that did not restore (until the committed one serves again)."""
         error = self.book.outcome.last_error
-        notes = [n for n in self._fallback_notes() if n != error]
+        notes = [n for n in self._recovery.fallback_notes() if n != error]
         return "; ".join([*notes, error] if error is not None else notes) or None
 
     @property
     def retrying(self) -> bool:
         """Whether the last generation failed transiently: the agent applies it again."""
         return self.book.outcome.retryable
-
-    def _fallback_notes(self) -> list[str]:
-        fallbacks = self._recovery.fallbacks
-        if not fallbacks:
-            return []
-        served = {m.name: m.bundle_digest for m in self._models.snapshot()}
-        for name in list(fallbacks):
-            committed = self.book.pointer.get(name)
-            if committed is None or served.get(name) == committed.bundle_digest:
-                fallbacks.pop(name, None)  # repaired (or no longer committed)
-        return list(fallbacks.values())
 
     # -- worker ----------------------------------------------------------------------------
 

@@ -70,6 +70,18 @@ class Recovery:
             book.outcome = replace(book.outcome, generation=-1, last_error=failures[0], failed=True)
         return resume
 
+    def fallback_notes(self) -> list[str]:
+        """Why a previous version serves instead of the committed one, for each model it
+        still does so for (one repaired, or no longer committed, is forgotten)."""
+        if not self.fallbacks:
+            return []
+        served = {m.name: m.bundle_digest for m in self.models.snapshot()}
+        for name in list(self.fallbacks):
+            committed = self.book.pointer.get(name)
+            if committed is None or served.get(name) == committed.bundle_digest:
+                self.fallbacks.pop(name, None)
+        return list(self.fallbacks.values())
+
     def _fall_back(self, pm: PersistedModel, exc: AgentError) -> str:
         """The committed version ``pm`` did not restore (its bytes fail verification, or
         it does not load): serve its previous version instead, if that one verifies and

@@ -241,6 +241,11 @@ class Agent:
         ]
 
     @property
+    def retrying(self) -> bool:
+        """Whether the last generation failed transiently and is being retried."""
+        return self._manager.retrying if self._manager is not None else False
+
+    @property
     def trust_version(self) -> int:
         """Version of the current trust document (0 before there is one)."""
         return self._trust.version if self._trust is not None else 0
@@ -280,6 +285,7 @@ class Agent:
             generation=max(self.generation, 0),
             active=self.active,
             last_error=self.last_error,
+            retrying=self.retrying,
             local_api=self.local_api_url,
             hardware=self.hardware,
             profile=self.profile,

@@ -97,6 +97,13 @@ class StateReport(WireMessage):
             "each runtime once): which variant of a model version it receives"
         ),
     )
+    retrying: bool = Field(
+        default=False,
+        description=(
+            "the generation processed last failed for a transient reason and the agent "
+            "applies it again by itself: its last_error is not final (False from older agents)"
+        ),
+    )
     reported_at: ReportTime = Field(default_factory=utcnow)
 
 

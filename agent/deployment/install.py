@@ -4,7 +4,9 @@
 handler (its one side effect, ``steps.Steps``), post the event it returns, look the next
 state up in the table. A handler that raises posts ``error``. Terminal states report the
 outcome: an ``activated`` event on commit, a ``failed`` event with the reason (and what
-serves now) otherwise. ``crash_point`` is the fault-injection hook the kill -9 tests use.
+serves now) on a permanent failure; a transient one is returned, and the manager reports
+it as ``retrying`` once its retry is armed (``lifecycle.FAILURE_EVENT``).
+``crash_point`` is the fault-injection hook the kill -9 tests use.
 
 A failure is a one-line ``Failure``, ``transient`` when a retry may succeed
 (``TransientDownloadError``); the staged files of a transient failure are kept so the
@@ -26,6 +28,7 @@ from agent.deployment.lifecycle import (
     REPORTED_STATUS,
     Event,
     State,
+    failure_event,
     is_terminal,
     next_state,
     resume_activation,
@@ -49,10 +52,14 @@ class Interrupted(Exception):
 
 
 class Failure(NamedTuple):
-    """Why one assignment failed; ``transient`` failures make the generation retryable."""
+    """Why one assignment failed; ``transient`` failures make the generation retryable.
+    ``assignment`` and ``reason``: set when this pass failed it (its event not sent yet
+    if transient: the manager sends ``retrying`` once it knows when it retries)."""
 
     message: str
     transient: bool
+    assignment: ModelAssignment | None = None
+    reason: str = ""
 
 
 class Installer:
@@ -180,9 +187,12 @@ class Installer:
             reason += f"; rollback failed: {run.rollback_error}"
         elif run.rolled_back_to is not None:
             reason += f"; rolled back to {a.name} {run.rolled_back_to}"
-        logger.warning("%s: deployment failed: %s", run.label, reason)
-        self._reporter.event(EventKind.FAILED, a, run.generation, reason)
-        return Failure(f"{a.name} {a.version}: {reason}", transient)
+        if transient:  # the manager reports it as retrying, with when
+            logger.warning("%s: deployment failed for a transient reason: %s", run.label, reason)
+        else:
+            logger.warning("%s: deployment failed: %s", run.label, reason)
+            self._reporter.event(failure_event(will_retry=False), a, run.generation, reason)
+        return Failure(f"{a.name} {a.version}: {reason}", transient, a, reason)
 
     def load_committed(self, pm: PersistedModel) -> LoadedModel:
         """Load a committed version from the cache (``Steps.load_committed``)."""

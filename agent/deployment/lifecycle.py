@@ -41,7 +41,7 @@ import logging
 from enum import StrEnum
 
 from agent.errors import IllegalTransition
-from protocol import DeviceStatus
+from protocol import DeviceStatus, EventKind
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,18 @@ REPORTED_STATUS: dict[State, DeviceStatus] = {
     S.ROLLING_BACK: DeviceStatus.LOADING,
     S.FAILED: DeviceStatus.FAILED,
 }
+
+
+#: The deployment event a failed assignment reports, by whether the agent will apply it
+#: again by itself (a transient failure, retried with backoff and at every re-delivery of
+#: its command): ``retrying`` is not an outcome; ``failed`` is sent only when the agent
+#: gives up (a permanent failure, or a retry refused because its command expired).
+FAILURE_EVENT: dict[bool, EventKind] = {True: EventKind.RETRYING, False: EventKind.FAILED}
+
+
+def failure_event(*, will_retry: bool) -> EventKind:
+    """The event a failed assignment reports (``FAILURE_EVENT``)."""
+    return FAILURE_EVENT[will_retry]
 
 
 def next_state(state: State, event: Event) -> State:

@@ -12,9 +12,11 @@ that failed for a transient reason stays *retryable*: it is applied again after 
 exponential backoff (``retry_initial_s`` doubling up to ``retry_max_s``), and at once
 when the same command is re-delivered (after a reconnect or a restart). A newer
 generation supersedes the retry. A permanent failure (verification, constraints,
-metadata, load, warm-up) is final for its generation. ``restore`` (before ``start``) is
-the recovery after a restart (``recovery.Recovery``); what it lines up is resumed first
-on the worker.
+metadata, load, warm-up) is final for its generation. A transient failure is reported as a
+``retrying`` event that says when the agent tries again; ``failed`` only once it gives up:
+a permanent failure, or a retry refused (its command expired meanwhile). ``restore``
+(before ``start``) is the recovery after a restart (``recovery.Recovery``); what it lines
+up is resumed first on the worker.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.deployment.admission import admit
@@ -33,7 +35,7 @@ from agent.deployment.commands import Command, verify_command
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
 from agent.deployment.journal import load_state
-from agent.deployment.lifecycle import State, is_terminal
+from agent.deployment.lifecycle import State, failure_event, is_terminal
 from agent.deployment.loading import settled_status
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
@@ -122,7 +124,16 @@ class DeploymentManager:
 
     @property
     def last_error(self) -> str | None:
-        return self.book.outcome.last_error
+        """The last generation's error, after why a previous version serves instead of a
+        committed one that did not restore (until the committed one serves again)."""
+        error = self.book.outcome.last_error
+        notes = [n for n in self._recovery.fallback_notes() if n != error]
+        return "; ".join([*notes, error] if error is not None else notes) or None
+
+    @property
+    def retrying(self) -> bool:
+        """Whether the last generation failed transiently: the agent applies it again."""
+        return self.book.outcome.retryable
 
     # -- worker ----------------------------------------------------------------------------
 
@@ -208,6 +219,8 @@ class DeploymentManager:
         except CommandRefused as exc:
             if retry:
                 self._inbox.cancel_retry()
+                self._give_up(f"its retry was refused: {exc}")
+                self.book.outcome = replace(self.book.outcome, retryable=False)
             self._report_refusal(f"refused deployment command: {exc}")
             self.refused_commands += 1  # counted once reported, so watchers see both
             return
@@ -247,7 +260,7 @@ class DeploymentManager:
     ) -> None:
         """Run every assignment of ``generation`` (``resume``: the interrupted ones, from
         where a restarted agent picks them up); then record the outcome."""
-        outcome = apply_generation(
+        applied = apply_generation(
             label=self._label,
             book=self.book,
             models=self._models,
@@ -256,21 +269,24 @@ class DeploymentManager:
             assignments=assignments,
             resume=resume,
         )
-        if outcome is None:  # interrupted by the agent stopping
+        if applied is None:  # interrupted by the agent stopping
             self._recorder.persist()  # records the clean stop; the journal says where
             return
-        self._recorder.settle(outcome)  # saved before it is visible: a reader sees it on disk
-        if command is not None:
-            self._schedule_retry(command)
+        self._recorder.settle(applied.outcome)  # saved before it is visible
+        when = self._schedule_retry(command) if command is not None else None
+        for failure in applied.retrying:
+            self._report_retrying(failure, generation, when)
         self._settle_status()
         self._reporter.state_changed()
 
-    def _schedule_retry(self, command: Command) -> None:
-        """After ``apply``: arm the retry of a retryable generation, else cancel any."""
+    def _schedule_retry(self, command: Command) -> str | None:
+        """After ``apply``: arm the retry of a retryable generation, else cancel any;
+        when it retries, in words (None if it does not)."""
         if not self.book.outcome.retryable:
             self._inbox.cancel_retry()
-            return
+            return None
         delay = self._inbox.retry_later(command.envelope)
+        at = (self._clock() + timedelta(seconds=delay)).isoformat(timespec="seconds")
         logger.warning(
             "%s: generation %s failed for a transient reason; retrying in %.1fs: %s",
             self._label,
@@ -278,6 +294,26 @@ class DeploymentManager:
             delay,
             self.last_error,
         )
+        return f"retrying in {delay:g}s (at {at}) and whenever the command is delivered again"
+
+    def _report_retrying(self, failure: Failure, generation: int, when: str | None) -> None:
+        """A ``retrying`` event (``lifecycle.FAILURE_EVENT``) for an assignment that failed
+        transiently: what failed, and when the agent tries again by itself."""
+        assert failure.assignment is not None
+        when = when or "retrying when the deployment command is delivered again"
+        kind = failure_event(will_retry=True)
+        self._reporter.event(kind, failure.assignment, generation, f"{failure.reason}; {when}")
+
+    def _give_up(self, why: str) -> None:
+        """A retry of the generation in the journal was refused (its command expired):
+        the agent gives up on what failed transiently in it; ``failed`` events say why."""
+        generation = self.book.journal_generation
+        for entry in self.book.journal.values():
+            if entry.state == State.FAILED and entry.transient:
+                reason = f"{entry.reason}; gave up: {why}"
+                logger.warning("%s: %s: %s", self._label, entry.assignment.name, reason)
+                kind = failure_event(will_retry=False)
+                self._reporter.event(kind, entry.assignment, generation, reason)
 
     # -- restart ---------------------------------------------------------------------------
 

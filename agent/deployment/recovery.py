@@ -6,7 +6,15 @@ cleanly); at ``max_crashes`` the agent gives up on it (``lifecycle.give_up``): i
 is marked bad for this generation and the pointer goes back to the previous version
 *before* anything is loaded (a model that kills the agent while loading must not kill
 every restart). Likewise a committed version that the agent died loading at start
-``max_crashes`` times in a row. The outcome of the persisted generation (``last_error``,
+``max_crashes`` times in a row.
+
+A committed version that does not restore (its bytes on disk fail verification, or it
+does not load) is replaced, in what serves, by the previous version if that one verifies
+and loads: a device with a verified model on disk serves one. The pointer still names
+the committed version, and the processed generation is forgotten, so the retained
+command is applied again: it re-downloads and verifies the committed version (the
+repair, retried with backoff while the control plane cannot be reached) and switches
+back to it. The outcome of the persisted generation (``last_error``,
 failed, retryable) is reported again until a later one succeeds.
 """
 
@@ -14,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from agent.deployment.book import Book
 from agent.deployment.faults import crash_point
@@ -35,6 +43,9 @@ class Recovery:
     load: Callable[[PersistedModel], LoadedModel]
     persist: Callable[[], None]
     max_crashes: int
+    #: model name -> why its previous version serves instead of the committed one (set
+    #: at restore; the manager reports it until the committed version serves again)
+    fallbacks: dict[str, str] = field(default_factory=dict)
 
     def restore(self, state: PersistedState) -> dict[str, State]:
         """Take over ``state``, serve its committed models again; the interrupted
@@ -49,8 +60,7 @@ class Recovery:
             try:
                 self.models.activate(self.load(pm))
             except AgentError as exc:
-                failures.append(f"{pm.name} {pm.version}: restore failed: {exc}")
-                logger.warning("%s: %s", self.label, failures[-1])
+                failures.append(self._fall_back(pm, exc))
                 continue
             logger.info("%s: restored %s %s", self.label, pm.name, pm.version)
         book.restoring = {}
@@ -59,6 +69,41 @@ class Recovery:
             # forget the processed generation so the retained command is applied again
             book.outcome = replace(book.outcome, generation=-1, last_error=failures[0], failed=True)
         return resume
+
+    def fallback_notes(self) -> list[str]:
+        """Why a previous version serves instead of the committed one, for each model it
+        still does so for (one repaired, or no longer committed, is forgotten)."""
+        if not self.fallbacks:
+            return []
+        served = {m.name: m.bundle_digest for m in self.models.snapshot()}
+        for name in list(self.fallbacks):
+            committed = self.book.pointer.get(name)
+            if committed is None or served.get(name) == committed.bundle_digest:
+                self.fallbacks.pop(name, None)
+        return list(self.fallbacks.values())
+
+    def _fall_back(self, pm: PersistedModel, exc: AgentError) -> str:
+        """The committed version ``pm`` did not restore (its bytes fail verification, or
+        it does not load): serve its previous version instead, if that one verifies and
+        loads (never unverified bytes). The pointer keeps naming ``pm``: the generation is
+        applied again, which re-downloads and verifies it (the repair) and switches back.
+        Why, in one line (also kept in ``fallbacks`` while the previous version serves)."""
+        why = f"{pm.name} {pm.version}: restore failed: {exc}"
+        previous = self.book.previous.get(pm.name)
+        if previous is not None:
+            crash_point(f"restoring-{previous.version}")
+            try:
+                self.models.activate(self.load(previous))
+            except AgentError as again:
+                why += f"; the previous version {previous.version} did not restore either: {again}"
+            else:
+                why += (
+                    f"; serving the previous verified version {previous.version} until "
+                    f"{pm.version} is repaired"
+                )
+                self.fallbacks[pm.name] = why
+        logger.warning("%s: %s", self.label, why)
+        return why
 
     def _guard_boot_loop(self, restoring: dict[str, int]) -> list[str]:
         """A committed version the agent died loading at ``max_crashes`` starts in a row is

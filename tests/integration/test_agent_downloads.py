@@ -43,14 +43,18 @@ def _serving_v1(setup: Setup, **settings: Any) -> Agent:
     return agent
 
 
-def _failure(setup: Setup, version: str) -> str:
-    wait_until(lambda: EventKind.FAILED in setup.watcher.kinds(version), 20, f"{version} FAILED")
+def _failure(setup: Setup, version: str, kind: EventKind = EventKind.FAILED) -> str:
+    """The reason of the first ``kind`` event of ``version``: ``failed`` (the agent gave
+    up) or ``retrying`` (it tries again by itself; the reason says when, after what
+    failed, and only what failed is returned)."""
+    wait_until(lambda: kind in setup.watcher.kinds(version), 20, f"{version} {kind}")
     reason = next(
-        e.reason
-        for e in setup.watcher.events
-        if e.kind is EventKind.FAILED and e.model_version == version
+        e.reason for e in setup.watcher.events if e.kind is kind and e.model_version == version
     )
     assert reason is not None and "\n" not in reason
+    if kind is EventKind.RETRYING:
+        reason, _, when = reason.partition("; retrying ")
+        assert when, reason
     return reason
 
 
@@ -131,7 +135,7 @@ def test_a_dripping_server_is_aborted_by_the_bundle_deadline(setup: Setup) -> No
         setup.blobs.drip[_model_ref(a2).sha256] = 0.02  # one byte every 20 ms: far too slow
         started = time.monotonic()
         setup.watcher.desire(2, a2)
-        reason = _failure(setup, "2.0.0")
+        reason = _failure(setup, "2.0.0", EventKind.RETRYING)
         assert "bundle download exceeded 1.5s" in reason
         assert time.monotonic() - started < 6
         _assert_nothing_installed(agent, a2, transient=True)
@@ -145,7 +149,7 @@ def test_a_stalled_transfer_is_broken_off(setup: Setup) -> None:
         a2 = setup.assignment(setup.bundle("det", "2.0.0", weight=2.0), deployment_id=2)
         setup.blobs.drip[_model_ref(a2).sha256] = 5.0  # one byte, then silence
         setup.watcher.desire(2, a2)
-        reason = _failure(setup, "2.0.0")
+        reason = _failure(setup, "2.0.0", EventKind.RETRYING)
         assert "model.onnx: no data for 0.3s" in reason
         _assert_nothing_installed(agent, a2, transient=True)
         assert agent.last_error is not None and "no data" in agent.last_error
@@ -206,7 +210,7 @@ def test_the_retry_after_a_transient_failure_resumes_the_download(setup: Setup) 
     setup.blobs.hold_once[model.sha256] = half  # then silence until the deadline
     setup.watcher.desire(1, a)
     with setup.agent(retry_backoff_s=(0.5, 0.5), download_timeout_s=1.0) as agent:
-        assert "bundle download exceeded 1s" in _failure(setup, "1.0.0")
+        assert "bundle download exceeded 1s" in _failure(setup, "1.0.0", EventKind.RETRYING)
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
         ranges = [r for p, r in setup.blobs.requests if model.sha256 in p]
         assert ranges == [None, f"bytes={half}-"]
@@ -231,7 +235,7 @@ def test_a_disk_that_fills_while_staging_fails_cleanly_and_is_retried(setup: Set
             filler = fill(data_dir, leave=64 * 1024)  # room for state.json, not for the model
             setup.blobs.release.set()
 
-            reason = _failure(setup, "2.0.0")
+            reason = _failure(setup, "2.0.0", EventKind.RETRYING)
             expected = (
                 r"no space left on device while staging det 2\.0\.0: "
                 rf"needs {a2.size} bytes, \d+ free"
@@ -239,10 +243,15 @@ def test_a_disk_that_fills_while_staging_fails_cleanly_and_is_retried(setup: Set
             assert re.fullmatch(expected, reason), reason
             # while the disk stays full, each retry is refused before any request
             wait_until(
-                lambda: setup.watcher.kinds("2.0.0").count(EventKind.FAILED) >= 2, 20, "retry"
+                lambda: setup.watcher.kinds("2.0.0").count(EventKind.RETRYING) >= 2, 20, "retry"
             )
-            reasons = [e.reason or "" for e in setup.watcher.events if e.kind is EventKind.FAILED]
+            reasons = [
+                (e.reason or "").partition("; retrying ")[0]
+                for e in setup.watcher.events
+                if e.kind is EventKind.RETRYING
+            ]
             assert all(re.fullmatch(expected, r) for r in reasons), reasons
+            assert EventKind.FAILED not in setup.watcher.kinds("2.0.0")
             assert [r for p, r in setup.blobs.requests if model.sha256 in p] == [None]
             assert not (data_dir / "staging" / a2.bundle_digest).exists()  # no partial files
             _assert_nothing_installed(agent, a2)

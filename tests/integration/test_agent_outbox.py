@@ -75,11 +75,11 @@ def _deploy_while_offline(
             assert states_before[-1].status == DeviceStatus.ACTIVE
             kinds = [v.kind for k, v in after if k == "events"]
             # retries that still failed while the broker was away (blob server down) come
-            # first, each RECEIVED + FAILED; then the attempt that succeeded, complete
+            # first, each RECEIVED + RETRYING; then the attempt that succeeded, complete
             succeeded = [EventKind.RECEIVED, EventKind.DOWNLOADED, EventKind.VERIFIED]
             assert kinds[-4:] == [*succeeded, EventKind.ACTIVATED], kinds
             failed_attempts = kinds[:-4]
-            assert failed_attempts == [EventKind.RECEIVED, EventKind.FAILED] * (
+            assert failed_attempts == [EventKind.RECEIVED, EventKind.RETRYING] * (
                 len(failed_attempts) // 2
             ), kinds
 

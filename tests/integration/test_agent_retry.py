@@ -1,6 +1,7 @@
 """A device that fails converges: transient download failures are retried (backoff, and
-at once when the desired state is re-delivered), permanent ones are final for their
-generation, and the outcome of the last generation survives a restart.
+at once when the desired state is re-delivered) and reported as ``retrying`` (with when),
+``failed`` only once the agent gives up (a permanent failure, or its command expired
+while it retried); the outcome of the last generation survives a restart.
 
 Real Mosquitto, a real HTTP blob server that can answer 503 (control plane down), real
 signed bundles and ONNX Runtime; nothing of the agent is faked."""
@@ -11,6 +12,7 @@ import json
 import logging
 import re
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -41,9 +43,11 @@ def test_transient_failure_is_retried_until_it_activates(
     setup.blobs.unavailable = True  # the control plane answers 503
     setup.watcher.desire(1, a1)
     with setup.agent(retry_backoff_s=(0.2, 0.8)) as agent:
-        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("1.0.0"), 20, "FAILED")
-        failed = next(e for e in setup.watcher.events if e.kind == EventKind.FAILED)
-        assert failed.reason is not None and "HTTP 503" in failed.reason
+        wait_until(lambda: EventKind.RETRYING in setup.watcher.kinds("1.0.0"), 20, "RETRYING")
+        retrying = next(e for e in setup.watcher.events if e.kind == EventKind.RETRYING)
+        # what failed, and when the agent tries again by itself
+        assert retrying.reason is not None and "HTTP 503" in retrying.reason
+        assert "; retrying in 0.2s (at " in retrying.reason
         wait_until(lambda: agent.last_error is not None, 10, "last_error")
         assert agent.status == DeviceStatus.FAILED  # nothing serves yet
 
@@ -56,8 +60,13 @@ def test_transient_failure_is_retried_until_it_activates(
             )
             return [float(m.group(1)) for m in found if m]
 
+        # the state report says the error is not final: the agent retries by itself
+        wait_until(lambda: _last_state(setup).retrying, 10, "a report that says retrying")
+        assert _last_state(setup).last_error is not None
         wait_until(lambda: len(delays()) >= 3, 10, "three failed attempts")
         assert delays()[:3] == [0.2, 0.4, 0.8]
+        # a failure the agent retries by itself is never reported as failed
+        assert EventKind.FAILED not in setup.watcher.kinds("1.0.0")
         assert setup.blobs.refused >= 3
         assert _state_json(agent)["retryable"] is True
 
@@ -73,8 +82,9 @@ def test_transient_failure_is_retried_until_it_activates(
             "ACTIVE with last_error cleared",
         )
         state = _last_state(setup)
-        assert state.generation == 1 and state.last_error is None
+        assert state.generation == 1 and state.last_error is None and not state.retrying
         assert [m.version for m in state.active] == ["1.0.0"]
+        assert EventKind.FAILED not in setup.watcher.kinds("1.0.0")
         assert _state_json(agent)["retryable"] is False
         # and the retry timer is gone: nothing is fetched any more
         fetched = len(setup.blobs.requests)
@@ -88,7 +98,7 @@ def test_transient_failure_is_retried_at_once_on_restart(setup: Setup) -> None:
     setup.watcher.desire(1, a1)
     slow = (600.0, 600.0)  # the worker would wait ten minutes: only re-delivery retries now
     with setup.agent(retry_backoff_s=slow) as agent:
-        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("1.0.0"), 20, "FAILED")
+        wait_until(lambda: EventKind.RETRYING in setup.watcher.kinds("1.0.0"), 20, "RETRYING")
         wait_until(lambda: agent.last_error is not None, 10, "last_error")
         error = agent.last_error
     setup.blobs.unavailable = False
@@ -102,6 +112,7 @@ def test_transient_failure_is_retried_at_once_on_restart(setup: Setup) -> None:
         # ACTIVATED is published before the generation's outcome is saved and shown
         wait_until(lambda: restarted.last_error is None, 20, "last_error cleared")
         assert restarted.generation == 1
+        assert EventKind.FAILED not in setup.watcher.kinds("1.0.0")
     finally:
         restarted.stop()
 
@@ -146,3 +157,23 @@ def test_permanent_failure_is_final_and_reported_after_restart(setup: Setup) -> 
         restarted.stop()
     with setup.agent() as again:
         assert again.last_error is None and again.status == DeviceStatus.ACTIVE
+
+
+def test_the_agent_gives_up_when_the_command_expires_while_it_retries(setup: Setup) -> None:
+    a1 = setup.assignment(setup.bundle("det", "1.0.0"))
+    setup.blobs.unavailable = True  # the control plane answers 503 past the expiry
+    setup.watcher.desire(1, a1, expires_in=timedelta(seconds=4))
+    with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
+        wait_until(lambda: EventKind.RETRYING in setup.watcher.kinds("1.0.0"), 20, "RETRYING")
+        assert EventKind.FAILED not in setup.watcher.kinds("1.0.0")
+        wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("1.0.0"), 20, "FAILED")
+        failed = [e for e in setup.watcher.events if e.kind == EventKind.FAILED]
+        assert len(failed) == 1 and failed[0].reason is not None
+        assert "HTTP 503" in failed[0].reason and "; gave up: " in failed[0].reason
+        assert "expired" in failed[0].reason
+        wait_until(lambda: _state_json(agent)["retryable"] is False, 10, "not retryable")
+        wait_until(lambda: not _last_state(setup).retrying, 10, "a report that says final")
+        fetched = len(setup.blobs.requests)
+        time.sleep(1.0)  # several backoff periods: no attempt after giving up
+        assert len(setup.blobs.requests) == fetched
+        assert setup.watcher.kinds("1.0.0")[-1] == EventKind.FAILED

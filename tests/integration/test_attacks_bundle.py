@@ -29,7 +29,7 @@ from model_store.digests import bundle_digest
 from model_store.envelope import PAYLOAD_TYPE, decode_bundle, encode_bundle, pae
 from model_store.keys import key_hint
 from model_store.statement import ManifestEntry, build_statement
-from protocol import FileRef, ModelAssignment
+from protocol import EventKind, FileRef, ModelAssignment
 from tests.support.attacks import (
     Serving,
     assert_untouched,
@@ -194,7 +194,7 @@ def test_attack_slow_drip(tmp_path: Path, mosquitto: Broker) -> None:
         _, a = _v2(s)
         setup.blobs.drip[file_ref(a, MODEL).sha256] = 0.02  # ~10 s for the model
         started = time.monotonic()
-        reason = attack(s, a)
+        reason = attack(s, a, EventKind.RETRYING)  # transient: the agent retries by itself
         assert f"{MODEL}: bundle download exceeded 1.5s" in reason
         assert time.monotonic() - started < 6
         assert_untouched(s, a, partial_kept=True)  # transient: the retry resumes it

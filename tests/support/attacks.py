@@ -220,17 +220,21 @@ def wait_activated(s: Serving, a: ModelAssignment) -> None:
     )
 
 
-def wait_failed(s: Serving, a: ModelAssignment) -> str:
-    """The one-line reason of the attack bundle's FAILED event, also in ``last_error``."""
+def wait_failed(s: Serving, a: ModelAssignment, kind: EventKind = EventKind.FAILED) -> str:
+    """The one-line reason of the attack bundle's FAILED event (or RETRYING: a transient
+    failure, what failed without when it retries), also in ``last_error``."""
     wait_until(
-        lambda: _event(s, EventKind.FAILED, a.deployment_id) is not None,
+        lambda: _event(s, kind, a.deployment_id) is not None,
         20,
-        f"{a.name} {a.version} (deployment {a.deployment_id}) FAILED",
+        f"{a.name} {a.version} (deployment {a.deployment_id}) {kind}",
     )
-    event = _event(s, EventKind.FAILED, a.deployment_id)
+    event = _event(s, kind, a.deployment_id)
     assert event is not None and event.reason
     reason = event.reason
     assert "\n" not in reason
+    if kind is EventKind.RETRYING:
+        reason, _, when = reason.partition("; retrying ")
+        assert when, reason
     expected = f"{a.name} {a.version}: {reason}"
     wait_until(lambda: s.agent.last_error == expected, 10, "the failure in last_error")
     assert _event(s, EventKind.ACTIVATED, a.deployment_id) is None
@@ -246,10 +250,11 @@ def wait_refused(s: Serving, before: int, expected: str) -> str:
     return error
 
 
-def attack(s: Serving, a: ModelAssignment) -> str:
-    """Command ``a`` with a properly signed command (a new generation); the failure reason."""
+def attack(s: Serving, a: ModelAssignment, kind: EventKind = EventKind.FAILED) -> str:
+    """Command ``a`` with a properly signed command (a new generation); the failure reason
+    (of a ``failed`` event, or ``retrying`` for a failure the agent retries by itself)."""
     s.setup.watcher.desire(s.next_generation(), a)
-    return wait_failed(s, a)
+    return wait_failed(s, a, kind)
 
 
 @contextmanager

@@ -65,7 +65,9 @@ _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
 class BlobServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """``port``: where to listen (0: a free one); a fixed port lets a control plane
+        that went away come back at the same address."""
         self.blobs: dict[str, bytes] = {}
         self.cut_once: dict[str, int] = {}
         self.drip: dict[str, float] = {}
@@ -79,7 +81,7 @@ class BlobServer:
         self.requests: list[tuple[str, str | None]] = []
         self.unavailable = False
         self.refused = 0  # requests answered 503 while unavailable
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

@@ -233,8 +233,10 @@ def ort_run(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
 
 
-def oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
-    """A real HTTP OIP (KServe v2) JSON inference request to the agent's local API."""
+def oip_infer(agent: Agent | str, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
+    """A real HTTP OIP (KServe v2) JSON inference request to the agent's local API (an
+    in-process agent's, or the base URL an agent process reports as ``local_api``)."""
+    base = agent if isinstance(agent, str) else agent.local_api_url
     body = {
         "id": "req-1",
         "inputs": [
@@ -247,7 +249,7 @@ def oip_infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.R
             for key, value in inputs.items()
         ],
     }
-    return httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)
+    return httpx.post(f"{base}/v2/models/{name}/infer", json=body, timeout=10)
 
 
 def outputs_of(response: httpx.Response) -> dict[str, np.ndarray]:

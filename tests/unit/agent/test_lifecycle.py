@@ -17,6 +17,7 @@ from agent.deployment.journal import (
 )
 from agent.deployment.lifecycle import (
     ACTIVATION_RESUME,
+    FAILURE_EVENT,
     IN_FLIGHT,
     REPORTED_STATUS,
     RESUME,
@@ -24,6 +25,7 @@ from agent.deployment.lifecycle import (
     TRANSITIONS,
     Event,
     State,
+    failure_event,
     give_up,
     is_terminal,
     next_state,
@@ -34,7 +36,7 @@ from agent.deployment.lifecycle import (
 )
 from agent.deployment.loading import settled_status
 from agent.errors import IllegalTransition
-from protocol import DeviceStatus, FileRef, ModelAssignment
+from protocol import DeviceStatus, EventKind, FileRef, ModelAssignment
 
 HAPPY = [
     State.DOWNLOADING,
@@ -289,3 +291,9 @@ def test_take_replaces_the_book_in_place() -> None:
     other = Book(pointer={"det": _pm("1", "a" * 64)}, accepted=Accepted(3, "f" * 64))
     book.take(other)
     assert book == other
+
+
+def test_a_failure_the_agent_retries_is_reported_as_retrying_not_failed() -> None:
+    assert failure_event(will_retry=True) == EventKind.RETRYING
+    assert failure_event(will_retry=False) == EventKind.FAILED
+    assert set(FAILURE_EVENT) == {True, False}

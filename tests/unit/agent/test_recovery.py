@@ -3,6 +3,8 @@ at the limit (bundle marked bad, pointer put back *before* anything loads), resu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.deployment.book import Book, Outcome
 from agent.deployment.journal import (
     AssignmentJournal,
@@ -11,9 +13,11 @@ from agent.deployment.journal import (
 )
 from agent.deployment.lifecycle import State
 from agent.deployment.recovery import Recovery
-from agent.errors import AgentError
+from agent.errors import AgentError, VerificationError
 from agent.serving import LoadedModel, ServedModels
 from protocol import FileRef, ModelAssignment
+from tests.support.loaded import loaded_model
+from tests.support.onnx_models import two_input_model
 
 A, B = "a" * 64, "b" * 64
 
@@ -131,3 +135,39 @@ def test_a_settled_assignment_of_an_unfinished_generation_is_reported_again() ->
     )
     book, resume, _ = _recover(state)
     assert resume == {} and book.outcome == Outcome(generation=2)
+
+
+def test_a_committed_version_that_does_not_restore_falls_back_to_the_previous(
+    tmp_path: Path,
+) -> None:
+    served = ServedModels()
+    tried: list[str] = []
+
+    def load(pm: PersistedModel) -> LoadedModel:
+        tried.append(pm.version)
+        if pm.version == "2":
+            raise VerificationError("bundle rejected: digest mismatch for model.onnx")
+        return loaded_model(tmp_path, two_input_model, "det", pm.version)
+
+    book = Book()
+    recovery = Recovery(
+        label="t", book=book, models=served, load=load, persist=lambda: None, max_crashes=3
+    )
+    recovery.restore(PersistedState(models=[_pm("2", B)], previous=[_pm("1", A)], generation=2))
+    assert tried == ["2", "1"]
+    assert [(m.name, m.version) for m in served.snapshot()] == [("det", "1")]
+    # the pointer still names the committed version; the generation is applied again
+    assert book.pointer["det"].version == "2" and book.outcome.generation == -1
+    why = recovery.fallbacks["det"]
+    assert why.startswith("det 2: restore failed: bundle rejected")
+    assert why.endswith("serving the previous verified version 1 until 2 is repaired")
+    assert book.outcome.last_error == why
+
+
+def test_no_fallback_when_the_previous_version_does_not_restore_either() -> None:
+    book, _, loads = _recover(
+        PersistedState(models=[_pm("2", B)], previous=[_pm("1", A)], generation=2)
+    )
+    assert loads.tried == ["2", "1"]
+    assert book.outcome.last_error is not None
+    assert "the previous version 1 did not restore either" in book.outcome.last_error

@@ -1,8 +1,11 @@
 """The agent's MQTT link (paho-mqtt 2.x, MQTT 3.1.1).
 
-paho owns reconnection (``connect_async`` + ``loop_start`` with a capped backoff of
-``reconnect_delay_set(1, 30)``), so a broker that is down at start or goes away later
-is retried forever and each failure is logged. On every (re)connect, inside
+paho owns reconnection (``connect_async`` + ``loop_start``), so a broker that is down at
+start or goes away later is retried forever; each wait is drawn by
+``protocol.reconnect.Backoff`` (full jitter, at most ``RECONNECT_CAP_S`` = 3 s) in
+``on_connect_fail`` / ``on_disconnect`` and handed to paho, so a device is back within
+3 s of the broker and a fleet does not reconnect in step. Failures are logged (the
+first of a streak at warning level, then every tenth). On every (re)connect, inside
 ``on_connect``: subscribe to the device's own desired topic and to the trust topic (the
 broker re-sends the retained deployment command and trust document), publish
 ``Availability(online=True)`` retained, and call ``on_connected`` so the agent reports
@@ -58,11 +61,10 @@ from protocol import (
     device_topic,
     encode,
 )
+from protocol.reconnect import RECONNECT_CAP_S, Backoff, set_next_wait
 
 logger = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 KEEPALIVE_S = 30
 SPOOL_MAX_ENTRIES = 10_000
 
@@ -96,6 +98,8 @@ class MqttLink:
         self._count_lock = threading.Lock()
         self.malformed_messages = 0
         self.connections = 0
+        self._backoff = Backoff()
+        self._failures = 0  # connection attempts failed in a row
         self._spool = Spool(spool_path, spool_max_entries)  # SpoolError: one line
         self._sender = SpoolSender(device_id, self._spool, self._send_entry)
         try:
@@ -117,7 +121,6 @@ class MqttLink:
                 client.tls_set_context(self._tls)
             elif broker.tls:
                 client.tls_set()
-            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
             # room for the spool window plus the retained state/availability reports
             client.max_inflight_messages_set(WINDOW + 10)
         except (ValueError, OSError, ssl.SSLError) as exc:
@@ -288,6 +291,8 @@ class MqttLink:
             logger.warning("%s: broker refused connection: %s", self.device_id, reason_code)
             return
         self.connections += 1
+        self._backoff.reset()
+        self._failures = 0
         logger.info("%s: connected to %s", self.device_id, self._broker.masked())
         self._connected.set()
         client.subscribe(self._desired_topic, qos=1)
@@ -303,11 +308,17 @@ class MqttLink:
         self._sender.connected()  # after the state report: the spool drains now
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        logger.warning(
-            "%s: cannot reach broker %s; retrying (backoff up to %ss)",
+        wait = self._backoff.next()
+        set_next_wait(client, wait)  # paho sleeps this long before the next attempt
+        self._failures += 1
+        log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
+        log(
+            "%s: cannot reach broker %s (attempt %d); retrying in %.1fs (jittered, at most %ss)",
             self.device_id,
             self._broker.masked(),
-            RECONNECT_MAX_S,
+            self._failures,
+            wait,
+            RECONNECT_CAP_S,
         )
 
     def _handle_disconnect(
@@ -318,6 +329,7 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: mqtt.Properties | None,
     ) -> None:
+        set_next_wait(client, self._backoff.next())  # before paho's reconnect wait
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._sender.disconnected()

@@ -17,6 +17,8 @@ Discipline:
 * on every (re)connect the worker republishes the latest trust document and each
   device's signed command from the database, so a publish made while disconnected is
   never lost;
+* after committing reports the worker acknowledges them to their devices, batched
+  (``controlplane.report_acks``): an agent's spool forgets a report only then;
 * every ``refresh_interval`` the worker re-signs commands that near their expiry (or
   whose trust version another replica changed) and publishes those.
 """
@@ -42,6 +44,7 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
+from controlplane.report_acks import ACK_BATCH, AckSender
 from controlplane.retained_watch import RetainedWatch
 from protocol import (
     DESIRED_STATE_FILTER,
@@ -149,6 +152,7 @@ class MqttBridge:
         self.dropped = 0
         self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
+        self.acks = AckSender(engine, self._publish_ack)
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(
@@ -221,6 +225,12 @@ class MqttBridge:
     def clear_desired(self, device_id: str) -> bool:
         topic = device_topic(device_id, TopicKind.DESIRED)
         return self._publish(topic, b"", f"clearing the command of {device_id}")
+
+    def _publish_ack(self, topic: str, payload: bytes) -> bool:
+        """An acknowledgement of stored reports: QoS 1, not retained, never queued."""
+        if not self._connected.is_set():
+            return False
+        return self._client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
 
     def _publish(self, topic: str, payload: bytes, what: str) -> bool:
         if not self._connected.is_set():
@@ -343,6 +353,9 @@ class MqttBridge:
                 self._republish_all()
             elif isinstance(work, _Report):
                 self.ingester.handle(work.topic, work.payload, retained=work.retained)
+                acks = self.ingester.acks
+                if acks and (len(acks) >= ACK_BATCH or not len(self._queue)):
+                    self.acks.flush(acks)  # batched: once the queue is drained
             elif isinstance(work, _Oversized):
                 self.ingester.oversized(work.topic, work.size)
             elif isinstance(work, _Retained):

@@ -64,7 +64,7 @@ WINDOW = 100
 SKIP = -1
 _IDLE_WAKE_S = 1.0
 #: No ack at all for this long while entries await one: the control plane is away.
-STALL_S = 5.0
+STALL_S = 10.0
 #: While it is away, the oldest awaiting entry is sent again this often.
 PROBE_S = 3.0
 

@@ -163,7 +163,7 @@ class Ingester:
                 session.commit()  # the replay window moved even if nothing else changed
         except _Dropped as dropped:
             if acked and dropped.seq is not None:
-                if dropped.stored:
+                if dropped.stored or self.acks.knows(device_id, dropped.seq):
                     self.acks.stored(device_id, dropped.seq, new=False)
                 else:
                     self.acks.lost(device_id, dropped.seq)

@@ -40,6 +40,10 @@ ACKED_KINDS = frozenset({TopicKind.EVENTS, TopicKind.HEARTBEAT})
 ACK_BATCH = 500
 
 
+#: Per device, remember this many ranges of stored sequence numbers (the oldest go first).
+REMEMBERED_RANGES = 64
+
+
 @dataclass
 class _Pending:
     stored: set[int] = field(default_factory=set)
@@ -56,12 +60,32 @@ class AckBook:
         #: up to this), and those found lost (its ``spool_lost``), since the start
         self.stored_total = 0
         self.lost_total = 0
+        #: per device, ranges of the seqs stored since the start (bounded): a resend too
+        #: old for the replay window that is among them is acknowledged as stored
+        self._known: dict[str, list[tuple[int, int]]] = {}
+
+    def knows(self, device_id: str, seq: int) -> bool:
+        """Whether ``seq`` of ``device_id`` was stored by this process (as far as it
+        remembers)."""
+        return any(low <= seq <= high for low, high in self._known.get(device_id, ()))
+
+    def _remember(self, device_id: str, seq: int) -> None:
+        ranges = self._known.setdefault(device_id, [])
+        for i, (low, high) in enumerate(ranges):
+            if low - 1 <= seq <= high + 1:
+                ranges[i] = (min(low, seq), max(high, seq))
+                break
+        else:
+            ranges.append((seq, seq))
+            ranges.sort()
+            del ranges[:-REMEMBERED_RANGES]
 
     def stored(self, device_id: str, seq: int, *, new: bool = True) -> None:
         """``seq`` is stored (``new``: now; else a resend of one stored before)."""
         self._pending.setdefault(device_id, _Pending()).stored.add(seq)
         self._count += 1
         self.stored_total += new
+        self._remember(device_id, seq)
 
     def lost(self, device_id: str, seq: int) -> None:
         self._pending.setdefault(device_id, _Pending()).lost.add(seq)

@@ -22,6 +22,8 @@ acknowledged (restarted without persistence, a subscriber's session gone) loses 
 * **gaps**: the control plane handles one device's reports in the order they were handed
   over, so when it acknowledges a report, every entry handed over before that one and
   still awaiting its ack never reached it: those are handed over again at once;
+* **window**: at most ``ACK_WINDOW`` reports are handed over and not yet acknowledged;
+  newer ones wait in the spool;
 * **stall**: when entries await an ack and none at all came for ``STALL_S`` (the control
   plane is away, or the last reports were lost and nothing newer follows them), the
   sender holds new entries back and sends the oldest awaiting entry again every
@@ -63,10 +65,14 @@ WINDOW = 100
 #: a ``send`` result meaning: this entry can never be sent (drop it)
 SKIP = -1
 _IDLE_WAKE_S = 1.0
+#: At most this many reports handed over and not acknowledged by the control plane yet:
+#: well inside its replay window (``ReplayWindow.WIDTH`` = 62 per stream), so a report
+#: sent again after newer ones reached it is still one it can tell apart from a replay.
+ACK_WINDOW = 32
 #: No ack at all for this long while entries await one: the control plane is away.
-STALL_S = 10.0
+STALL_S = 3.0
 #: While it is away, the oldest awaiting entry is sent again this often.
-PROBE_S = 3.0
+PROBE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -248,7 +254,17 @@ class SpoolSender:
         if room > 0 and not stalled:
             if not self._awaiting and not self._inflight:
                 self._progress = time.monotonic()  # nothing outstanding: a stall starts now
-            self._hand_over(self._spool.peek(room, after=self._cursor), epoch, new=True)
+            unacked = len(self._awaiting) + sum(
+                1 for sent in self._inflight.values() if sent.report_seq is not None
+            )
+            entries = []
+            for entry in self._spool.peek(room, after=self._cursor):
+                if entry.report_seq is not None:
+                    if unacked >= ACK_WINDOW:
+                        break  # the rest waits for acks
+                    unacked += 1
+                entries.append(entry)
+            self._hand_over(entries, epoch, new=True)
 
     def _resends(self) -> list[SpoolEntry]:
         """Up to the window's room of the entries to send again, oldest first; those no

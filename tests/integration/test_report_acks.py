@@ -80,6 +80,7 @@ def test_stored_resent_too_old_and_refused_reports_are_acknowledged(
     top = 1 + ReplayWindow.WIDTH + 5
     ing.ingester.handle(BEAT, ing.seal(BEAT, _beat(), seq=top))
     ing.ingester.handle(BEAT, ing.seal(BEAT, _beat(), seq=3))  # too old to tell
+    ing.ingester.handle(BEAT, first)  # too old for the window, but remembered as stored
     ing.ingester.handle(BEAT, ing.seal(BEAT, _beat("d2"), seq=top + 1))  # names d2: refused
     ing.ingester.handle(STATE, ing.seal(STATE, state_report("d1", "f"), seq=top + 2))
     book = ing.ingester.acks

@@ -90,3 +90,15 @@ def test_a_silent_control_plane_gets_probes_and_nothing_new(
     _step(sender)
     _step(sender)
     assert link.reports()[-2:] == [12, 13]  # the gap first, then what is new
+
+
+def test_at_most_a_window_of_reports_is_out_unacknowledged(tmp_path: Path) -> None:
+    window = spool_sender.ACK_WINDOW
+    sender, _, link = _sender(tmp_path, *range(1, window + 11), None)
+    _step(sender)
+    assert link.reports() == list(range(1, window + 1))  # the rest waits for acks
+    _puback_all(sender, link)
+    sender.settled(list(range(1, 11)), [])
+    _step(sender)
+    _step(sender)
+    assert link.reports()[window:] == [*range(window + 1, window + 11), None]

@@ -7,9 +7,10 @@ It writes, from the device CA key (which the trust document certifies):
   (``use_identity_as_username``) and the username is the client id
   (``use_username_as_clientid``), so no client can take another's client id, the control
   plane's included; no anonymous clients; ``max_packet_size`` bounds every packet.
-- ``acl``: a device (username = device id) may read only its own command topic and the
-  trust topic, and write only its own report topics; only the control plane's identities
-  may write commands and the trust document (so only they can retain on them).
+- ``acl``: a device (username = device id) may read only its own command topic, the
+  trust topic and its own acks topic, and write only its own report topics; only the
+  control plane's identities may write commands, acks and the trust document (so only
+  they can retain on them).
 - ``ca.crt`` (the device CA's certificate: what the broker checks clients against and what
   devices check the broker against), ``server.crt``/``server.key`` (the listener's, for the
   given host names), ``crl.pem`` (the current revocation list), and for each control-plane
@@ -40,6 +41,7 @@ from model_store.device_certs import (
     to_pem,
 )
 from protocol import MAX_PACKET_BYTES, TRUST_TOPIC, TopicKind
+from protocol.topics import ACKS_ROOT
 
 #: The control plane's MQTT identity unless told otherwise (one per replica).
 DEFAULT_IDENTITY = "_edgefleet-control-plane"
@@ -65,6 +67,7 @@ def acl_text(identities: Sequence[str]) -> str:
         "# A device's username is the common name of its certificate: its device id.",
         f"pattern read {_DEVICE_TOPIC.format(kind=TopicKind.DESIRED.value)}",
         f"pattern read {TRUST_TOPIC}",
+        f"pattern read {ACKS_ROOT}/%u",
         *(f"pattern write {_DEVICE_TOPIC.format(kind=k.value)}" for k in _REPORTS),
         "",
         "# The control plane: commands, the trust document, and every device's reports.",

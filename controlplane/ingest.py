@@ -42,6 +42,7 @@ from controlplane.identity.report_auth import (
 )
 from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
+from controlplane.report_acks import ACKED_KINDS, AckBook
 from protocol import (
     MAX_REPORT_BYTES,
     Availability,
@@ -80,7 +81,13 @@ class IngestStats:
 
 
 class _Dropped(Exception):
-    """A report that was counted and logged as not believed or malformed."""
+    """A report that was counted and logged as not believed or malformed; ``seq`` is its
+    sequence number once its seal verified, ``stored`` says it was stored before."""
+
+    def __init__(self, seq: int | None = None, *, stored: bool = False) -> None:
+        super().__init__()
+        self.seq = seq
+        self.stored = stored
 
 
 def _one_line(exc: BaseException) -> str:
@@ -118,6 +125,8 @@ class Ingester:
         self.stats = IngestStats()
         #: device id -> the other fleet its reports claim (logged once per claim)
         self._fleet_claims: dict[str, str] = {}
+        #: the sequence numbers of spooled reports to acknowledge (``report_acks``)
+        self.acks = AckBook()
 
     def oversized(self, topic: str, size: int) -> None:
         """Count and log a report of ``size`` bytes that was dropped unparsed."""
@@ -144,15 +153,26 @@ class Ingester:
             self.oversized(topic, len(payload))
             return
         self.stats.received += 1
+        acked = kind in ACKED_KINDS and not retained
+        seqs: list[int] = []  # the report's sequence number, once its seal verified
         try:
             with Session(self._engine) as session:
-                applied = self._authenticated(session, topic, device_id, kind, payload, retained)
+                applied = self._authenticated(
+                    session, topic, device_id, kind, payload, retained, seqs
+                )
                 session.commit()  # the replay window moved even if nothing else changed
-        except _Dropped:
+        except _Dropped as dropped:
+            if acked and dropped.seq is not None:
+                if dropped.stored or self.acks.knows(device_id, dropped.seq):
+                    self.acks.stored(device_id, dropped.seq, new=False)
+                else:
+                    self.acks.lost(device_id, dropped.seq)
             return
         except ControlPlaneError as exc:
             self.stats.rejected += 1
             logger.warning("rejected %s from %s: %s", kind.value, device_id, exc)
+            if acked and seqs:
+                self.acks.lost(device_id, seqs[0])  # refused for good: sending again won't help
             return
         except SQLAlchemyError as exc:
             self.stats.errors += 1
@@ -165,6 +185,8 @@ class Ingester:
             logger.error("failed to ingest %s from %s: %s", kind.value, device_id, _one_line(exc))
             logger.debug("ingestion failure", exc_info=True)
             return
+        if acked and seqs:
+            self.acks.stored(device_id, seqs[0])
         if applied:
             self.stats.applied += 1
         else:
@@ -178,9 +200,11 @@ class Ingester:
         kind: TopicKind,
         payload: bytes,
         retained: bool,
+        seqs: list[int],
     ) -> bool:
-        """Authenticate, decode and apply one report; ``_Dropped`` (counted, logged) if it
-        is not believed or malformed."""
+        """Authenticate, decode and apply one report (its sequence number appended to
+        ``seqs`` once its seal verified); ``_Dropped`` (counted, logged) if it is not
+        believed or malformed."""
         try:
             opened = self.auth.open(session, device_id, kind, payload, now=utcnow())
         except ReportRefused as exc:
@@ -188,13 +212,15 @@ class Ingester:
                 raise _Dropped from exc  # the broker's retained copy of what we applied
             setattr(self.stats, exc.reason, getattr(self.stats, exc.reason) + 1)
             logger.warning("dropped %s on %s (%s): %s", kind.value, topic, exc.reason, exc)
-            raise _Dropped from exc
+            raise _Dropped(exc.seq, stored=exc.stored) from exc
+        seq = opened.report.seq
+        seqs.append(seq)
         try:
             message = decode_body(message_type_for(kind), opened.report.body)
         except ProtocolError as exc:
             self.stats.malformed += 1
             logger.warning("dropped malformed message on %s: %s", topic, exc)
-            raise _Dropped from exc
+            raise _Dropped(seq) from exc
         if getattr(message, "device_id", None) != device_id:
             self.stats.rejected += 1
             logger.warning(
@@ -203,7 +229,7 @@ class Ingester:
                 topic,
                 getattr(message, "device_id", None),
             )
-            raise _Dropped
+            raise _Dropped(seq)
         ahead = ahead_by(message, utcnow())
         if ahead is not None:  # sealed now, but claiming figures from the future
             self.stats.rejected += 1
@@ -216,7 +242,7 @@ class Ingester:
                 ahead.total_seconds(),
                 MAX_CLOCK_SKEW.total_seconds(),
             )
-            raise _Dropped
+            raise _Dropped(seq)
         return self._apply(session, opened.device, message, retained=retained)
 
     def _apply(self, session: Session, locked: Device, message: object, *, retained: bool) -> bool:

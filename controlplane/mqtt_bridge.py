@@ -1,8 +1,11 @@
 """The control plane's MQTT link: publishes desired states, ingests device reports.
 
 paho-mqtt 2.x (callback API v2), MQTT 3.1.1 so both Mosquitto and the embedded amqtt
-broker work. paho's network thread owns (re)connection with capped exponential backoff;
-a broker that is down at start-up is retried the same way while the HTTP API serves.
+broker work. paho's network thread owns (re)connection; a broker that is down at start-up is retried
+the same way while the HTTP API serves. Each wait is drawn by
+``protocol.reconnect.Backoff`` (full jitter, at most ``RECONNECT_CAP_S`` = 3 s, the
+agents' policy too) in ``on_connect_fail`` / ``on_disconnect`` and handed to paho, so
+the bridge is back within 3 s of the broker and replicas do not reconnect in step.
 
 Discipline:
 * subscribe inside ``on_connect`` so the subscription returns after every reconnect;
@@ -14,6 +17,8 @@ Discipline:
 * on every (re)connect the worker republishes the latest trust document and each
   device's signed command from the database, so a publish made while disconnected is
   never lost;
+* after committing reports the worker acknowledges them to their devices, batched
+  (``controlplane.report_acks``): an agent's spool forgets a report only then;
 * every ``refresh_interval`` the worker re-signs commands that near their expiry (or
   whose trust version another replica changed) and publishes those.
 """
@@ -39,6 +44,7 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
+from controlplane.report_acks import ACK_BATCH, AckSender
 from controlplane.retained_watch import RetainedWatch
 from protocol import (
     DESIRED_STATE_FILTER,
@@ -50,6 +56,7 @@ from protocol import (
     TopicKind,
     device_topic,
 )
+from protocol.reconnect import RECONNECT_BASE_S, RECONNECT_CAP_S, Backoff, set_next_wait
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +126,8 @@ class MqttBridge:
         *,
         client_id: str,
         keepalive: int = 30,
-        reconnect_min_delay: int = 1,
-        reconnect_max_delay: int = 30,
+        reconnect_base_s: float = RECONNECT_BASE_S,
+        reconnect_cap_s: float = RECONNECT_CAP_S,
         queue_size: int = INGEST_QUEUE_MESSAGES,
         queue_bytes: int = INGEST_QUEUE_BYTES,
         refresh_interval: float | None = None,
@@ -137,6 +144,7 @@ class MqttBridge:
         self._connected = threading.Event()
         self._stopping = False
         self._failures = 0
+        self._backoff = Backoff(reconnect_base_s, reconnect_cap_s)
         self._client_id = client_id
         self._connected_at: float | None = None
         self._short_sessions = 0
@@ -144,6 +152,7 @@ class MqttBridge:
         self.dropped = 0
         self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
+        self.acks = AckSender(engine, self._publish_ack)
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(
@@ -163,7 +172,6 @@ class MqttBridge:
                     certfile=str(tls_files.cert) if tls_files.cert else None,
                     keyfile=str(tls_files.key) if tls_files.key else None,
                 )
-        client.reconnect_delay_set(min_delay=reconnect_min_delay, max_delay=reconnect_max_delay)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -218,6 +226,12 @@ class MqttBridge:
         topic = device_topic(device_id, TopicKind.DESIRED)
         return self._publish(topic, b"", f"clearing the command of {device_id}")
 
+    def _publish_ack(self, topic: str, payload: bytes) -> bool:
+        """An acknowledgement of stored reports: QoS 1, not retained, never queued."""
+        if not self._connected.is_set():
+            return False
+        return self._client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
     def _publish(self, topic: str, payload: bytes, what: str) -> bool:
         if not self._connected.is_set():
             logger.info("broker unreachable: %s will be sent on reconnect", what)
@@ -242,6 +256,7 @@ class MqttBridge:
             return
         logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
         self._failures = 0
+        self._backoff.reset()
         self._connected_at = time.monotonic()
         client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
         client.subscribe(DESIRED_STATE_FILTER, qos=1)  # our retained topics: watched
@@ -250,12 +265,14 @@ class MqttBridge:
         self._enqueue(_REPUBLISH, force=True)
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
         if self._stopping:
             return
-        logger.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+        wait = self._backoff.next()
+        set_next_wait(client, wait)  # before paho's reconnect wait
+        logger.warning("MQTT connection lost (%s); reconnecting in %.1fs", reason, wait)
         connected_at, self._connected_at = self._connected_at, None
         if connected_at is None:
             return
@@ -276,14 +293,19 @@ class MqttBridge:
             )
             logger.warning("%s: " + CLIENT_ID_HINT, cause, self._client_id)
 
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
         self._failures += 1
+        wait = self._backoff.next()
+        set_next_wait(client, wait)  # paho sleeps this long before the next attempt
         log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
         log(
-            "cannot reach MQTT broker at %s:%s (attempt %s); retrying with backoff",
+            "cannot reach MQTT broker at %s:%s (attempt %s); retrying in %.1fs (jittered, "
+            "at most %ss)",
             self._target.host,
             self._target.port,
             self._failures,
+            wait,
+            self._backoff.cap,
         )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -331,6 +353,9 @@ class MqttBridge:
                 self._republish_all()
             elif isinstance(work, _Report):
                 self.ingester.handle(work.topic, work.payload, retained=work.retained)
+                acks = self.ingester.acks
+                if acks and (len(acks) >= ACK_BATCH or not len(self._queue)):
+                    self.acks.flush(acks)  # batched: once the queue is drained
             elif isinstance(work, _Oversized):
                 self.ingester.oversized(work.topic, work.size)
             elif isinstance(work, _Retained):

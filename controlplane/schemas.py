@@ -330,6 +330,13 @@ class BridgeStatus(BaseModel):
     future: int = 0
     #: reports dropped because the ingest queue was full (bounded in messages and bytes)
     dropped: int = 0
+    #: since this process started (issue 13.4): acknowledgements published to devices,
+    #: spooled reports (events, heartbeats) stored for the first time (the devices'
+    #: ``spool_acked`` add up to these), and those found lost: refused for good, or a
+    #: resend too old for the replay window to tell (the devices' ``spool_lost``)
+    acks_sent: int = 0
+    spooled_stored: int = 0
+    spooled_lost: int = 0
 
 
 class TrustPublic(BaseModel):

@@ -218,6 +218,10 @@ class Heartbeat(WireMessage):
     #: and those dropped unsent because the spool was full (cumulative, persisted)
     spool_pending: Count = 0
     spool_dropped: Count = 0
+    #: spooled reports the control plane acknowledged as stored / as lost (cumulative,
+    #: persisted; issue 13.4)
+    spool_acked: Count = 0
+    spool_lost: Count = 0
 
 
 class Availability(WireMessage):

@@ -9,6 +9,13 @@ Layout (all under ``edgefleet/v1``)::
     edgefleet/v1/devices/{device_id}/availability  agent (and its LWT), retained, QoS 1
     edgefleet/v1/trust                             control plane -> all, retained, QoS 1:
                                                    the latest signed trust document
+    edgefleet/v1/acks/{device_id}                  control plane -> agent, QoS 1: which of
+                                                   the device's reports are stored
+                                                   (``model_store.report_ack``)
+
+Acks live outside ``devices/`` so the control plane's report subscription
+(``DEVICE_REPORTS_FILTER``) never receives its own acks, and a device's ACL can grant
+it read access to its acks alone.
 
 The desired state travels as a ``SignedEnvelope`` holding a ``DesiredState``.
 
@@ -38,6 +45,8 @@ class TopicKind(StrEnum):
 
 #: The latest root-signed trust document (a SignedEnvelope), retained.
 TRUST_TOPIC = f"{TOPIC_ROOT}/trust"
+#: Where the control plane acknowledges the reports it stored (``ack_topic``).
+ACKS_ROOT = f"{TOPIC_ROOT}/acks"
 #: What the control plane subscribes to: every device's reports.
 DEVICE_REPORTS_FILTER = f"{_DEVICES}/+/+"
 #: Every device's desired state (for tools and tests that watch them all).
@@ -58,6 +67,11 @@ def validate_device_id(device_id: str) -> str:
 def device_topic(device_id: str, kind: TopicKind) -> str:
     """The topic on which ``device_id`` sends or receives messages of ``kind``."""
     return f"{_DEVICES}/{validate_device_id(device_id)}/{TopicKind(kind).value}"
+
+
+def ack_topic(device_id: str) -> str:
+    """The topic on which the control plane acknowledges ``device_id``'s reports."""
+    return f"{ACKS_ROOT}/{validate_device_id(device_id)}"
 
 
 def parse_device_topic(topic: str) -> tuple[str, TopicKind]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from agent.errors import IdentityError
 from agent.fsutil import write_atomically
 from agent.identity.files import Identity
+from model_store.report_key import ReportKey
 from model_store.report_seal import MAX_SEQ, seal_report
 
 BLOCK = 1000
@@ -49,8 +50,19 @@ class ReportSealer:
         """Seal with ``identity``'s keys from now on (a renewal brought a report key)."""
         self._key = identity.report_key or identity.key
 
+    @property
+    def report_key(self) -> ReportKey | None:
+        """The report key reports are MACed with (and the control plane's acks), if any."""
+        key = self._key
+        return key if isinstance(key, ReportKey) else None
+
     def seal(self, stream: str, body: bytes) -> bytes:
         """``body`` (a message's JSON) sealed for ``stream`` with the next sequence number."""
-        return seal_report(
-            self._key, device_id=self.device_id, stream=stream, seq=self._take(), body=body
+        return self.seal_numbered(stream, body)[1]
+
+    def seal_numbered(self, stream: str, body: bytes) -> tuple[int, bytes]:
+        """Like ``seal``, with the sequence number it was sealed with."""
+        seq = self._take()
+        return seq, seal_report(
+            self._key, device_id=self.device_id, stream=stream, seq=seq, body=body
         )

@@ -1,8 +1,9 @@
 """The MQTT link to the control plane: the connection, and the on-disk spool of reports.
 
 ``mqtt_link.MqttLink`` owns the broker connection (reconnection, subscriptions, LWT);
-reports wait in ``spool.Spool`` (SQLite) until the broker acknowledges them, sent in
-order by ``spool_sender.SpoolSender``.
+reports wait in ``spool.Spool`` (SQLite) until the control plane acknowledges them (the
+broker's PUBACK for a device without a report key), sent in order by
+``spool_sender.SpoolSender``.
 """
 
 from agent.link.mqtt_link import MqttLink

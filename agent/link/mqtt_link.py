@@ -1,8 +1,11 @@
 """The agent's MQTT link (paho-mqtt 2.x, MQTT 3.1.1).
 
-paho owns reconnection (``connect_async`` + ``loop_start`` with a capped backoff of
-``reconnect_delay_set(1, 30)``), so a broker that is down at start or goes away later
-is retried forever and each failure is logged. On every (re)connect, inside
+paho owns reconnection (``connect_async`` + ``loop_start``), so a broker that is down at
+start or goes away later is retried forever; each wait is drawn by
+``protocol.reconnect.Backoff`` (full jitter, at most ``RECONNECT_CAP_S`` = 3 s) in
+``on_connect_fail`` / ``on_disconnect`` and handed to paho, so a device is back within
+3 s of the broker and a fleet does not reconnect in step. Failures are logged (the
+first of a streak at warning level, then every tenth). On every (re)connect, inside
 ``on_connect``: subscribe to the device's own desired topic and to the trust topic (the
 broker re-sends the retained deployment command and trust document), publish
 ``Availability(online=True)`` retained, and call ``on_connected`` so the agent reports
@@ -12,8 +15,13 @@ verifies them.
 
 Nothing depends on being connected: every QoS >= 1 message that is not retained (events,
 heartbeats) goes to the on-disk spool (``agent.link.spool``: bounded, oldest dropped and
-counted) and is sent from there, in order, by ``agent.link.spool_sender``, connected or not;
-it leaves the spool only once the broker acknowledged it. Retained messages (state,
+counted) and is sent from there, in order, by ``agent.link.spool_sender``, connected or not.
+With a report key, a report leaves the spool only once the control plane acknowledged
+it (issue 13.4): the link subscribes to its acks topic (``protocol.topics.ack_topic``),
+checks each ack's MAC with the report key (``model_store.report_ack``; a forged or
+malformed one is counted in ``malformed_messages`` and ignored) and hands it to the
+sender. Without one (not enrolled, or sealing with the ECDSA key only), the broker's
+PUBACK is the end of it. Retained messages (state,
 availability) are not spooled: re-derived on every reconnect, dropped while offline.
 A report over ``protocol.MAX_REPORT_BYTES`` is never sent (the control plane would drop
 it unread): it is dropped here with a warning.
@@ -45,6 +53,8 @@ from agent.identity.files import Identity
 from agent.identity.sealer import ReportSealer
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
+from model_store.errors import SignatureError
+from model_store.report_ack import open_ack
 from model_store.report_seal import WILL_STREAM
 from protocol import (
     MAX_REPORT_BYTES,
@@ -58,11 +68,11 @@ from protocol import (
     device_topic,
     encode,
 )
+from protocol.reconnect import RECONNECT_CAP_S, Backoff, set_next_wait
+from protocol.topics import ack_topic
 
 logger = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 KEEPALIVE_S = 30
 SPOOL_MAX_ENTRIES = 10_000
 
@@ -92,10 +102,13 @@ class MqttLink:
         self._on_connected = on_connected
         self._desired_topic = device_topic(device_id, TopicKind.DESIRED)
         self._availability_topic = device_topic(device_id, TopicKind.AVAILABILITY)
+        self._ack_topic = ack_topic(device_id)
         self._connected = threading.Event()
         self._count_lock = threading.Lock()
         self.malformed_messages = 0
         self.connections = 0
+        self._backoff = Backoff()
+        self._failures = 0  # connection attempts failed in a row
         self._spool = Spool(spool_path, spool_max_entries)  # SpoolError: one line
         self._sender = SpoolSender(device_id, self._spool, self._send_entry)
         try:
@@ -117,7 +130,6 @@ class MqttLink:
                 client.tls_set_context(self._tls)
             elif broker.tls:
                 client.tls_set()
-            client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
             # room for the spool window plus the retained state/availability reports
             client.max_inflight_messages_set(WINDOW + 10)
         except (ValueError, OSError, ssl.SSLError) as exc:
@@ -191,6 +203,16 @@ class MqttLink:
         """Spooled messages dropped unsent because the spool was full (persisted)."""
         return self._spool.dropped
 
+    @property
+    def outbox_acked(self) -> int:
+        """Spooled reports the control plane acknowledged as stored (persisted)."""
+        return self._spool.acked
+
+    @property
+    def outbox_lost(self) -> int:
+        """Spooled reports the control plane acknowledged as lost (persisted)."""
+        return self._spool.lost
+
     def publish(
         self, kind: TopicKind, message: BaseModel, *, qos: int, retain: bool = False
     ) -> mqtt.MQTTMessageInfo | None:
@@ -199,11 +221,12 @@ class MqttLink:
         while not connected (logged at debug)."""
         if qos > 0 and not retain:
             with self._publish_lock:  # sequence numbers reach the spool in order
-                payload = self._seal(str(kind), message)
-                if payload is None:
+                sealed = self._seal_numbered(str(kind), message)
+                if sealed is None:
                     return None
+                report_seq, payload = sealed
                 try:
-                    self._spool.append(str(kind), payload)
+                    self._spool.append(str(kind), payload, report_seq)
                 except SpoolError as exc:  # disk trouble: best effort, never fail the caller
                     logger.warning("%s: %s; %s sent unspooled", self.device_id, exc, kind)
                     return (
@@ -214,14 +237,24 @@ class MqttLink:
         if not self.connected:
             logger.debug("%s: not connected, %s not sent", self.device_id, kind)
             return None
-        payload = self._seal(str(kind), message)
-        return None if payload is None else self._send(kind, payload, qos=qos, retain=retain)
+        wire = self._seal(str(kind), message)
+        return None if wire is None else self._send(kind, wire, qos=qos, retain=retain)
 
     def _seal(self, stream: str, message: BaseModel) -> bytes | None:
-        """The wire bytes of ``message`` (sealed if the device is enrolled); None, with a
-        warning, if they exceed what the control plane reads (``MAX_REPORT_BYTES``)."""
+        sealed = self._seal_numbered(stream, message)
+        return None if sealed is None else sealed[1]
+
+    def _seal_numbered(self, stream: str, message: BaseModel) -> tuple[int | None, bytes] | None:
+        """The wire bytes of ``message`` (sealed if the device is enrolled) and, if the
+        control plane will acknowledge it (MACed with a report key), its sequence number;
+        None, with a warning, if they exceed what the control plane reads."""
         body = encode(message)
-        payload = body if self._sealer is None else self._sealer.seal(stream, body)
+        seq: int | None = None
+        if self._sealer is None:
+            payload = body
+        else:
+            numbered, payload = self._sealer.seal_numbered(stream, body)
+            seq = numbered if self._sealer.report_key is not None else None
         if len(payload) > MAX_REPORT_BYTES:
             logger.warning(
                 "%s: %s of %s bytes not sent: the control plane reads at most %s",
@@ -231,7 +264,7 @@ class MqttLink:
                 MAX_REPORT_BYTES,
             )
             return None
-        return payload
+        return seq, payload
 
     def _set_will(self, client: mqtt.Client) -> None:
         offline = Availability(device_id=self.device_id, online=False)
@@ -288,11 +321,15 @@ class MqttLink:
             logger.warning("%s: broker refused connection: %s", self.device_id, reason_code)
             return
         self.connections += 1
+        self._backoff.reset()
+        self._failures = 0
         logger.info("%s: connected to %s", self.device_id, self._broker.masked())
         self._connected.set()
         client.subscribe(self._desired_topic, qos=1)
         if self._on_trust is not None:
             client.subscribe(TRUST_TOPIC, qos=1)
+        if self._sealer is not None:
+            client.subscribe(self._ack_topic, qos=1)
         self.publish(
             TopicKind.AVAILABILITY,
             Availability(device_id=self.device_id, online=True),
@@ -303,11 +340,17 @@ class MqttLink:
         self._sender.connected()  # after the state report: the spool drains now
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        logger.warning(
-            "%s: cannot reach broker %s; retrying (backoff up to %ss)",
+        wait = self._backoff.next()
+        set_next_wait(client, wait)  # paho sleeps this long before the next attempt
+        self._failures += 1
+        log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
+        log(
+            "%s: cannot reach broker %s (attempt %d); retrying in %.1fs (jittered, at most %ss)",
             self.device_id,
             self._broker.masked(),
-            RECONNECT_MAX_S,
+            self._failures,
+            wait,
+            RECONNECT_CAP_S,
         )
 
     def _handle_disconnect(
@@ -318,6 +361,7 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: mqtt.Properties | None,
     ) -> None:
+        set_next_wait(client, self._backoff.next())  # before paho's reconnect wait
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._sender.disconnected()
@@ -337,6 +381,8 @@ class MqttLink:
         self._sender.acked(mid)  # PUBACK: only now may the spool forget the entry
 
     def _handle_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._ack_topic:
+            return self._handle_ack(bytes(msg.payload))
         trust = msg.topic == TRUST_TOPIC and self._on_trust is not None
         if not trust and msg.topic != self._desired_topic:
             return
@@ -354,6 +400,21 @@ class MqttLink:
         if trust and self._on_trust is not None:
             return self._call(self._on_trust, bytes(msg.payload))
         self._call(self._on_desired, envelope)
+
+    def _handle_ack(self, payload: bytes) -> None:
+        """The control plane's ack of stored reports: believed only if MACed with our
+        report key (anyone may publish on an open broker)."""
+        key = self._sealer.report_key if self._sealer is not None else None
+        if key is None or not payload:
+            return
+        try:
+            ack = open_ack(payload, key, device_id=self.device_id)
+        except SignatureError as exc:
+            with self._count_lock:
+                self.malformed_messages += 1
+            logger.warning("%s: ignored report acknowledgement: %s", self.device_id, exc)
+            return
+        self._sender.settled(list(ack.seqs(ack.stored)), list(ack.seqs(ack.lost)))
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
         try:

@@ -1,12 +1,20 @@
 """The telemetry spool: a bounded, ordered, on-disk queue of outgoing MQTT messages.
 
 Every QoS 1, non-retained message of the agent (deployment events, heartbeats) is
-appended here first and removed only after the broker acknowledged it (PUBACK), so
+appended here first and removed only after the control plane acknowledged storing it
+(or, for a device without a report key, the broker's PUBACK), so
 telemetry survives a long broker outage, a dropped link mid-flush and a ``kill -9``
 (see ``agent.link.mqtt_link`` for the sending side).
 
 Storage: one SQLite file (``data_dir/spool.sqlite``), table ``spool(seq, kind,
-payload, created_at)`` plus ``meta(key, value)`` for the persisted ``dropped`` count.
+payload, created_at, report_seq)`` plus ``meta(key, value)`` for the persisted
+``dropped``, ``acked`` and ``lost`` counts.
+
+* ``report_seq`` is the sealed report's own sequence number (``model_store.report_seal``)
+  when the control plane acknowledges it (the device has a report key): such an entry
+  leaves the spool only by ``settle``, when the control plane said it stored it
+  (``acked``) or can no longer tell (``lost``), never on the broker's PUBACK. NULL: the
+  broker's PUBACK is the end of it (``ack``). Schema 1 files gain the column on open.
 
 * ``seq`` is ``INTEGER PRIMARY KEY AUTOINCREMENT``: SQLite never hands out a sequence
   number twice, even after the table was emptied, so ``seq`` order is append order
@@ -47,7 +55,7 @@ from agent.errors import SpoolError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: SQLite primary result codes that mean "this file is damaged / not ours"
 _CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _SCHEMA = """
@@ -58,7 +66,11 @@ CREATE TABLE IF NOT EXISTS spool (
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped', 0), ('acked', 0), ('lost', 0);
+"""
+_ADD_REPORT_SEQ = """
+ALTER TABLE spool ADD COLUMN report_seq INTEGER;
+CREATE INDEX IF NOT EXISTS spool_report_seq ON spool (report_seq);
 """
 
 T = TypeVar("T")
@@ -70,6 +82,8 @@ class SpoolEntry:
     kind: str
     payload: bytes
     created_at: float
+    #: the sealed report's sequence number, if the control plane acknowledges it
+    report_seq: int | None = None
 
 
 @contextmanager
@@ -87,6 +101,12 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 class _Damaged(sqlite3.DatabaseError):
     """The file opened but is not a spool we can trust (failed check, unknown schema)."""
+
+
+def _entry(row: tuple[int, str, bytes, float, int | None]) -> SpoolEntry:
+    seq, kind, payload, created_at, report_seq = row
+    report = None if report_seq is None else int(report_seq)
+    return SpoolEntry(int(seq), str(kind), bytes(payload), float(created_at), report)
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
@@ -108,6 +128,8 @@ class Spool:
         self._db: sqlite3.Connection | None = None
         self._count = 0
         self._dropped = 0
+        self._acked = 0
+        self._lost = 0
         self._last_seq = 0  # highest seq ever handed out (kept across a reset)
         self._dropped_upto = 0  # highest seq dropped by this process (0: none)
         with self._lock:
@@ -135,10 +157,36 @@ class Spool:
         with self._lock:
             return self._dropped
 
-    def append(self, kind: str, payload: bytes) -> int:
-        """Store one message at the end; drop the oldest beyond the bound. Its seq."""
+    @property
+    def acked(self) -> int:
+        """Entries the control plane acknowledged as stored (persisted)."""
         with self._lock:
-            return self._guarded("append", lambda: self._append(kind, payload))
+            return self._acked
+
+    @property
+    def lost(self) -> int:
+        """Entries the control plane acknowledged as lost (persisted)."""
+        with self._lock:
+            return self._lost
+
+    def append(self, kind: str, payload: bytes, report_seq: int | None = None) -> int:
+        """Store one message at the end; drop the oldest beyond the bound. Its seq.
+        ``report_seq``: it leaves only when the control plane acknowledges it."""
+        with self._lock:
+            return self._guarded("append", lambda: self._append(kind, payload, report_seq))
+
+    def get(self, seqs: list[int]) -> list[SpoolEntry]:
+        """The entries still spooled among ``seqs``, oldest first."""
+        with self._lock:
+            return self._guarded("read", lambda: self._get(seqs))
+
+    def settle(self, stored: list[int], lost: list[int]) -> tuple[int, int]:
+        """Remove the entries whose report the control plane stored or lost (by report
+        sequence number; unknown ones ignored, stored wins); (acked, lost) removed."""
+        if not stored and not lost:
+            return 0, 0
+        with self._lock:
+            return self._guarded("settle", lambda: self._settle(stored, lost))
 
     def peek(self, n: int, after: int = 0) -> list[SpoolEntry]:
         """Up to ``n`` entries with ``seq > after``, oldest first (nothing is removed)."""
@@ -166,17 +214,20 @@ class Spool:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise _Damaged(f"unknown spool schema version {version}")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(spool)")}
+            if "report_seq" not in columns:
+                db.executescript(_ADD_REPORT_SEQ)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise _Damaged(f"integrity check: {check}")
             self._count = int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
-            self._dropped = int(
-                db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0]
-            )
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            self._dropped = int(meta["dropped"])
+            self._acked, self._lost = int(meta["acked"]), int(meta["lost"])
             row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'spool'").fetchone()
             self._last_seq = max(self._last_seq, int(row[0]) if row else 0)
         except BaseException:
@@ -202,13 +253,13 @@ class Spool:
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {self.path}: cannot {what}: {exc}") from exc
 
-    def _append(self, kind: str, payload: bytes) -> int:
+    def _append(self, kind: str, payload: bytes, report_seq: int | None) -> int:
         db = self._conn()
         excess = self._count + 1 - self.max_entries
         with _transaction(db):
             cur = db.execute(
-                "INSERT INTO spool (kind, payload, created_at) VALUES (?, ?, ?)",
-                (kind, payload, time.time()),
+                "INSERT INTO spool (kind, payload, created_at, report_seq) VALUES (?, ?, ?, ?)",
+                (kind, payload, time.time(), report_seq),
             )
             seq = int(cur.lastrowid or 0)
             if excess > 0:
@@ -236,10 +287,38 @@ class Spool:
 
     def _peek(self, n: int, after: int) -> list[SpoolEntry]:
         rows = self._conn().execute(
-            "SELECT seq, kind, payload, created_at FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, kind, payload, created_at, report_seq FROM spool WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
             (after, n),
         )
-        return [SpoolEntry(int(s), str(k), bytes(p), float(c)) for s, k, p, c in rows]
+        return [_entry(row) for row in rows]
+
+    def _get(self, seqs: list[int]) -> list[SpoolEntry]:
+        db = self._conn()
+        out = []
+        for seq in sorted(set(seqs)):
+            row = db.execute(
+                "SELECT seq, kind, payload, created_at, report_seq FROM spool WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            if row is not None:
+                out.append(_entry(row))
+        return out
+
+    def _settle(self, stored: list[int], lost: list[int]) -> tuple[int, int]:
+        db = self._conn()
+        counts = []
+        with _transaction(db):
+            for key, seqs in (("acked", stored), ("lost", lost)):
+                cur = db.executemany("DELETE FROM spool WHERE report_seq = ?", [(s,) for s in seqs])
+                removed = max(cur.rowcount, 0)
+                db.execute("UPDATE meta SET value = value + ? WHERE key = ?", (removed, key))
+                counts.append(removed)
+        n_acked, n_lost = counts
+        self._count = max(self._count - n_acked - n_lost, 0)
+        self._acked += n_acked
+        self._lost += n_lost
+        return n_acked, n_lost
 
     def _ack(self, seqs: tuple[int, ...]) -> int:
         # an entry dropped while already in flight that the broker then acknowledged was
@@ -281,15 +360,19 @@ class Spool:
             "spool %s is damaged (%s): moved to %s, starting empty", self.path, exc, aside.name
         )
         dropped, last_seq = self._dropped + lost, self._last_seq
+        acked, settled_lost = self._acked, self._lost
         try:
             self._open()
             db = self._conn()
             with _transaction(db):  # keep counting from where the damaged file was
                 db.execute("UPDATE meta SET value = ? WHERE key = 'dropped'", (dropped,))
+                db.execute("UPDATE meta SET value = ? WHERE key = 'acked'", (acked,))
+                db.execute("UPDATE meta SET value = ? WHERE key = 'lost'", (settled_lost,))
                 if last_seq:
                     db.execute(
                         "INSERT INTO sqlite_sequence (name, seq) VALUES ('spool', ?)", (last_seq,)
                     )
             self._dropped, self._last_seq = dropped, last_seq
+            self._acked, self._lost = acked, settled_lost
         except sqlite3.Error as open_exc:
             raise SpoolError(f"spool {self.path}: cannot start anew: {open_exc}") from open_exc

@@ -13,6 +13,31 @@ sender waits until they are all acknowledged before it hands over newer ones, wh
 keeps the order across any number of reconnects. Nothing is sent before the link says
 ``connected()`` (after its full state report), so on a reconnect the state comes first.
 
+Acknowledged by the control plane (issue 13.4): an entry with a ``report_seq`` (the
+device has a report key, so the control plane can MAC acks) is not removed on PUBACK: it
+then waits (``awaiting``) for the control plane's ack naming its report sequence number
+(``settled``: stored or lost, ``Spool.settle``). A broker that loses what it
+acknowledged (restarted without persistence, a subscriber's session gone) loses nothing:
+
+* **gaps**: the control plane handles one device's reports in the order they were handed
+  over, so when it acknowledges a report, every entry handed over before that one and
+  still awaiting its ack never reached it: those are handed over again at once;
+* **window**: at most ``ACK_WINDOW`` reports are handed over and not yet acknowledged;
+  newer ones wait in the spool;
+* **stall**: when entries await an ack and none at all came for ``STALL_S`` (the control
+  plane is away, or the last reports were lost and nothing newer follows them), the
+  sender holds new entries back and sends the oldest awaiting entry again every
+  ``PROBE_S`` (a probe) until an ack comes. The control plane's replay window only
+  accepts a report a little older than the newest it stored (``ReplayWindow.WIDTH``
+  per stream), so the backlog must reach it oldest first: the probe is the oldest, and
+  its ack makes every other awaiting entry a gap, sent again in order before anything
+  new.
+
+A resend the control plane had stored is acknowledged as stored (its replay window
+knows it); one too old for the window to tell is acknowledged as lost, and counted lost
+on both sides. Reconnecting resends nothing by itself: the control plane may not be
+there yet (the reason for this scheme); the probes find it when it is back.
+
 Duplicates: an entry the broker received but whose PUBACK had not been processed when
 the process died is sent again after the restart (at most ``window`` entries, plus any
 in-flight across a broker restart, as MQTT QoS 1 allows). A clean ``stop()`` waits a
@@ -29,6 +54,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent.errors import SpoolError
 from agent.link.spool import Spool, SpoolEntry
@@ -39,6 +65,24 @@ WINDOW = 100
 #: a ``send`` result meaning: this entry can never be sent (drop it)
 SKIP = -1
 _IDLE_WAKE_S = 1.0
+#: At most this many reports handed over and not acknowledged by the control plane yet:
+#: well inside its replay window (``ReplayWindow.WIDTH`` = 62 per stream), so a report
+#: sent again after newer ones reached it is still one it can tell apart from a replay.
+ACK_WINDOW = 32
+#: No ack at all for this long while entries await one: the control plane is away.
+STALL_S = 3.0
+#: While it is away, the oldest awaiting entry is sent again this often.
+PROBE_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """An entry handed over: its spool seq, report seq, connection and hand-over number."""
+
+    seq: int
+    report_seq: int | None
+    epoch: int
+    number: int
 
 
 class SpoolSender:
@@ -64,15 +108,28 @@ class SpoolSender:
         self._epoch = 0  # connections so far
         self._acks_lock = threading.Lock()
         self._acked_mids: list[int] = []
-        # sender thread only: mid -> (seq, epoch it was handed over in); the cursor is
-        # the highest seq handed over by this process
-        self._inflight: dict[int, tuple[int, int]] = {}
+        self._settled: list[tuple[list[int], list[int]]] = []
+        # sender thread only: mid -> what was handed over; the cursor is the highest seq
+        # handed over by this process; awaiting: spool seq -> PUBACKed, awaiting the
+        # control plane's ack (by_report: report seq -> spool seq); resend: spool seqs
+        self._inflight: dict[int, _Sent] = {}
+        self._awaiting: dict[int, tuple[_Sent, float]] = {}
+        self._by_report: dict[int, int] = {}
+        self._resend: set[int] = set()
+        self._handed = 0
         self._cursor = 0
+        self._progress = time.monotonic()  # the last ack (or the first hand-over after one)
+        self._probed = 0.0
         self._thread: threading.Thread | None = None
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def awaiting(self) -> int:
+        """Entries the broker has, awaiting the control plane's ack."""
+        return len(self._awaiting)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"spool-{self._label}", daemon=True)
@@ -115,6 +172,12 @@ class SpoolSender:
             self._acked_mids.append(mid)
         self._wake.set()
 
+    def settled(self, stored: list[int], lost: list[int]) -> None:
+        """The control plane's ack (network thread): report seqs it stored / lost."""
+        with self._acks_lock:
+            self._settled.append((stored, lost))
+        self._wake.set()
+
     # -- the sender thread ----------------------------------------------------------------
 
     def _run(self) -> None:
@@ -133,26 +196,103 @@ class SpoolSender:
     def _apply_acks(self) -> None:
         with self._acks_lock:
             mids, self._acked_mids = self._acked_mids, []
-        seqs = [self._inflight.pop(mid)[0] for mid in mids if mid in self._inflight]
-        if seqs:
-            self._spool.ack(*seqs)
+            settled, self._settled = self._settled, []
+        now = time.monotonic()
+        plain = []
+        for sent in (self._inflight.pop(mid) for mid in mids if mid in self._inflight):
+            if sent.report_seq is None:
+                plain.append(sent.seq)  # the broker's PUBACK is the end of it
+            else:
+                self._awaiting[sent.seq] = (sent, now)
+                self._by_report[sent.report_seq] = sent.seq
+        if plain:
+            self._spool.ack(*plain)
+        for stored, lost in settled:
+            self._settle(stored, lost)
+
+    def _settle(self, stored: list[int], lost: list[int]) -> None:
+        self._spool.settle(stored, lost)
+        self._progress = time.monotonic()
+        newest = -1
+        for report_seq in (*stored, *lost):
+            seq = self._by_report.pop(report_seq, None)
+            if seq is not None:
+                sent, _ = self._awaiting.pop(seq)
+                self._resend.discard(seq)
+                newest = max(newest, sent.number)
+        # the control plane handles reports in the order they were handed over: what was
+        # handed over before the newest one it acknowledged never reached it
+        gaps = [seq for seq, (sent, _) in self._awaiting.items() if sent.number < newest]
+        if gaps:
+            logger.info("%s: %d report(s) lost on the way; sending again", self._label, len(gaps))
+            self._resend.update(gaps)
+
+    def _stalled(self) -> bool:
+        """No ack for ``STALL_S`` while entries await one: send a probe now and then
+        (the oldest awaiting entry) and nothing new."""
+        now = time.monotonic()
+        if not self._awaiting or now - self._progress < STALL_S:
+            return False
+        if now - self._probed >= PROBE_S:
+            self._probed = now
+            self._resend.add(min(self._awaiting))  # spool order is report seq order
+        return True
 
     def _pump(self) -> None:
         with self._state_lock:
             ready, epoch, paused = self._ready, self._epoch, self._paused
         if not ready or paused:
             return
-        if any(e < epoch for _, e in self._inflight.values()):
+        if any(sent.epoch < epoch for sent in self._inflight.values()):
             return  # paho re-sends those first; newer entries wait for their PUBACKs
+        stalled = self._stalled()
+        if self._resend:
+            self._hand_over(self._resends(), epoch)
+            if self._resend:
+                return  # resends go first, oldest first: the replay window needs the order
         room = self._window - len(self._inflight)
-        if room <= 0:
-            return
-        for entry in self._spool.peek(room, after=self._cursor):
+        if room > 0 and not stalled:
+            if not self._awaiting and not self._inflight:
+                self._progress = time.monotonic()  # nothing outstanding: a stall starts now
+            unacked = len(self._awaiting) + sum(
+                1 for sent in self._inflight.values() if sent.report_seq is not None
+            )
+            entries = []
+            for entry in self._spool.peek(room, after=self._cursor):
+                if entry.report_seq is not None:
+                    if unacked >= ACK_WINDOW:
+                        break  # the rest waits for acks
+                    unacked += 1
+                entries.append(entry)
+            self._hand_over(entries, epoch, new=True)
+
+    def _resends(self) -> list[SpoolEntry]:
+        """Up to the window's room of the entries to send again, oldest first; those no
+        longer spooled (settled meanwhile) are forgotten."""
+        wanted = sorted(self._resend)[: max(self._window - len(self._inflight), 0)]
+        entries = self._spool.get(wanted)
+        for seq in set(wanted) - {e.seq for e in entries}:
+            self._forget(seq)
+        return entries
+
+    def _forget(self, seq: int) -> None:
+        self._resend.discard(seq)
+        sent, _ = self._awaiting.pop(seq, (None, 0.0))
+        if sent is not None and sent.report_seq is not None:
+            self._by_report.pop(sent.report_seq, None)
+
+    def _hand_over(self, entries: list[SpoolEntry], epoch: int, *, new: bool = False) -> bool:
+        """Hand ``entries`` to paho in order; False if the link refused one (retry later)."""
+        for entry in entries:
             mid = self._send(entry)
             if mid is None:
-                return  # not handed over (link trouble): the next wake-up retries
-            self._cursor = entry.seq
+                return False  # not handed over (link trouble): the next wake-up retries
+            if new:
+                self._cursor = entry.seq
+            self._forget(entry.seq)
             if mid == SKIP:
                 self._spool.ack(entry.seq)
             else:
-                self._inflight[mid] = (entry.seq, epoch)
+                self._handed += 1
+                self._inflight[mid] = _Sent(entry.seq, entry.report_seq, epoch, self._handed)
+        return True

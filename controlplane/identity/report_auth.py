@@ -45,11 +45,19 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class ReportRefused(Exception):
-    """A report that is not believed; ``reason`` names the counter it goes to."""
+    """A report that is not believed; ``reason`` names the counter it goes to.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``seq`` is the report's sequence number once its seal verified (None before), and
+    ``stored`` says a replayed one was seen by the window (so stored before), not too
+    old for it to tell."""
+
+    def __init__(
+        self, reason: str, message: str, *, seq: int | None = None, stored: bool = False
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        self.seq = seq
+        self.stored = stored
 
 
 def _streams_for(kind: TopicKind) -> tuple[str, ...]:
@@ -122,7 +130,9 @@ class ReportAuthenticator:
             )
         if report.sent_at > now + MAX_CLOCK_SKEW:
             raise ReportRefused(
-                "future", f"dated {report.sent_at:%Y-%m-%dT%H:%M:%SZ}, ahead of our clock"
+                "future",
+                f"dated {report.sent_at:%Y-%m-%dT%H:%M:%SZ}, ahead of our clock",
+                seq=report.seq,
             )
         # a fresh session per report: loaded afresh, and locked until the caller commits
         device = session.get(Device, device_id, with_for_update=True)
@@ -133,8 +143,13 @@ class ReportAuthenticator:
         top, seen = windows.get(report.stream, (0, 0))
         moved = ReplayWindow(int(top), int(seen)).accept(report.seq)
         if moved is None:
+            too_old = report.seq <= int(top) - ReplayWindow.WIDTH - 1
             raise ReportRefused(
-                "replayed", f"{report.stream} seq {report.seq} already seen or too old"
+                "replayed",
+                f"{report.stream} seq {report.seq} "
+                + ("too old for the replay window" if too_old else "already seen"),
+                seq=report.seq,
+                stored=not too_old,
             )
         windows[report.stream] = [moved.top, moved.seen]
         device.report_windows = windows  # a new dict: the JSON column is written

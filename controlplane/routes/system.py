@@ -24,5 +24,10 @@ def bridge_status(services: ServicesDep) -> BridgeStatus:
             connected=False, received=0, applied=0, malformed=0, rejected=0, errors=0
         )
     return BridgeStatus(
-        connected=bridge.connected, dropped=bridge.dropped, **bridge.ingester.stats.as_dict()
+        connected=bridge.connected,
+        dropped=bridge.dropped,
+        acks_sent=bridge.acks.acks_sent,
+        spooled_stored=bridge.ingester.acks.stored_total,
+        spooled_lost=bridge.ingester.acks.lost_total,
+        **bridge.ingester.stats.as_dict(),
     )

@@ -21,15 +21,18 @@ from tests.support.mosquitto import Broker, run_mosquitto
 
 
 @contextmanager
-def broker_on(port: int, workdir: Path, run: int) -> Iterator[Broker]:
-    """A Mosquitto listening on ``port`` whose sessions persist in ``workdir`` across runs.
+def broker_on(port: int, workdir: Path, run: int, *, persistence: bool = True) -> Iterator[Broker]:
+    """A Mosquitto listening on ``port`` whose sessions persist in ``workdir`` across runs
+    (``persistence=False``: Mosquitto's default, a restart forgets every session and
+    every message it held).
 
     ``user root`` only matters when the tests run as root: it keeps Mosquitto from
     switching to the ``mosquitto`` user, which cannot write under the test's tmp dir.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    persist = f"persistence true\npersistence_location {workdir}/\n" if persistence else ""
     extra = (
-        f"listener {port} 127.0.0.1\npersistence true\npersistence_location {workdir}/\n"
+        f"listener {port} 127.0.0.1\n{persist}"
         # the recorder may be away while a whole backlog arrives: queue it all for it
         "user root\nmax_queued_messages 0\n"
     )

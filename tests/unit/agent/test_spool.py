@@ -182,3 +182,40 @@ def test_concurrent_appends_and_acks_stay_consistent(tmp_path: Path) -> None:
     assert acked == sorted(acked) and len(set(acked)) == per_thread * threads
     assert spool.pending == 0 and spool.dropped == 0
     spool.close()
+
+
+def test_reports_leave_only_when_the_control_plane_settles_them(tmp_path: Path) -> None:
+    """Issue 13.4: an entry with a report seq is removed by the control plane's ack (by
+    report seq), counted as acked or lost, persistently; stored wins over lost."""
+    path = tmp_path / "spool.sqlite"
+    spool = Spool(path, 100)
+    seqs = [spool.append("heartbeat", f"m{i}".encode(), report_seq=100 + i) for i in range(5)]
+    assert [e.report_seq for e in spool.peek(10)] == [100, 101, 102, 103, 104]
+    assert spool.settle([100, 101, 999], [102, 101]) == (2, 1)
+    assert [e.report_seq for e in spool.get([seqs[0], seqs[3], seqs[4]])] == [103, 104]
+    assert (spool.pending, spool.acked, spool.lost) == (2, 2, 1)
+    spool.close()
+    reopened = Spool(path, 100)
+    assert (reopened.pending, reopened.acked, reopened.lost) == (2, 2, 1)
+    reopened.close()
+
+
+def test_a_schema_1_spool_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+        " payload BLOB NOT NULL, created_at REAL NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('dropped', 3);"
+        "INSERT INTO spool (kind, payload, created_at) VALUES ('events', x'6f6c64', 1.0);"
+        "PRAGMA user_version = 1;"
+    )
+    db.close()
+    spool = Spool(path, 10)
+    [old] = spool.peek(10)
+    assert (old.payload, old.report_seq, spool.dropped, spool.acked) == (b"old", None, 3, 0)
+    spool.append("events", b"new", report_seq=7)
+    assert spool.settle([7], []) == (1, 0) and spool.pending == 1
+    spool.close()
+    assert not list(tmp_path.glob("spool.sqlite.corrupt-*"))

@@ -20,6 +20,7 @@ def test_acl_confines_devices_to_their_own_topics() -> None:
     assert patterns == [
         "pattern read edgefleet/v1/devices/%u/desired",
         "pattern read edgefleet/v1/trust",
+        "pattern read edgefleet/v1/acks/%u",  # the control plane's acks of its reports
         "pattern write edgefleet/v1/devices/%u/state",
         "pattern write edgefleet/v1/devices/%u/events",
         "pattern write edgefleet/v1/devices/%u/heartbeat",

@@ -235,17 +235,19 @@ class RolloutCounts(BaseModel):
 
     pending: int = 0
     updating: int = 0
+    retrying: int = 0
     activated: int = 0
     failed: int = 0
     regressed: int = 0
     rolled_back: int = 0
+    skipped: int = 0
     total: int = 0
 
 
 class BatchPublic(BaseModel):
     index: int
     size: int
-    state: Literal["pending", "running", "done", "aborted"]
+    state: Literal["pending", "running", "done", "aborted", "skipped"]
     started_at: UtcDatetime | None = None
     done_at: UtcDatetime | None = None
     counts: RolloutCounts
@@ -297,6 +299,8 @@ class RolloutSummary(BaseModel):
     counts: RolloutCounts
     batches: list[BatchPublic]
     history: list[HistoryEntry]
+    #: where the strategy could not be followed as asked (``strategy adjusted: ...``)
+    notes: list[str] = []
 
 
 class RolloutPublic(RolloutSummary):

@@ -36,7 +36,7 @@ from controlplane.status import (
     after_event,
     after_report,
 )
-from protocol import DeploymentEvent, Heartbeat, StateReport
+from protocol import DeploymentEvent, DeviceStatus, Heartbeat, StateReport
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
             session, digests=(m.bundle_digest for m in report.active)
         ),
         last_error=report.last_error,
+        gave_up=report.status is DeviceStatus.FAILED,
     )
     changed = 0
     for index, (target, bundle_digest) in enumerate(rows):

@@ -80,8 +80,16 @@ def _short(text: str | None, limit: int = 80) -> str | None:
 
 def _progress(rollout: RolloutSummary) -> str:
     c = rollout.counts
-    done = c.activated + c.failed + c.regressed + c.rolled_back
+    done = c.activated + c.failed + c.regressed + c.rolled_back + c.skipped
     return f"{done}/{c.total}"
+
+
+def _deadline(rollout: RolloutSummary) -> str | None:
+    """When a device still installing or retrying counts as failed."""
+    seconds = rollout.strategy.get("install_timeout_s")
+    if not isinstance(seconds, int | float):
+        return None
+    return f"{seconds:g} s after its batch starts, a device not active has failed"
 
 
 def _batch(rollout: RolloutSummary) -> str:
@@ -349,7 +357,7 @@ _EFFECT = {
     Action.PAUSE: "No further batch starts; devices already sent the version carry on.",
     Action.RESUME: "Batches start again where the rollout stopped.",
     Action.ABORT: "Every device already sent the new version goes back to the version it "
-    "ran before; pending devices keep what they run.",
+    "ran before; pending devices keep what they run (skipped).",
     Action.ROLLBACK: "A new rollout sends the previous version to every device the rollout "
     "targets, all at once and ungated (a running or paused rollout is aborted first).",
 }
@@ -392,6 +400,8 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             ("selector", selector),
             ("state", badge(rollout.state)),
             ("reason", rollout.reason),
+            *[("strategy adjusted", n.removeprefix("strategy adjusted: ")) for n in rollout.notes],
+            ("device deadline", _deadline(rollout)),
             *([("waiting", waiting)] if (waiting := gate_wait(rollout)) else []),
             ("batch", _batch(rollout)),
             ("finished", _progress(rollout)),
@@ -414,7 +424,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             b.counts.activated,
             b.counts.failed,
             b.counts.regressed,
-            b.counts.pending + b.counts.updating,
+            b.counts.pending + b.counts.updating + b.counts.retrying,
             ago(b.started_at, now),
             ago(b.done_at, now),
         ]

@@ -29,7 +29,7 @@ from controlplane.models import (
     RolloutState,
 )
 from controlplane.rollouts.control import abort_rollout
-from controlplane.rollouts.policy import Gate, Strategy, plan_batches
+from controlplane.rollouts.policy import Gate, Strategy, plan_batches, plan_notes
 from controlplane.rollouts.rows import (
     ACTIVE_STATES,
     ROLLOUT_LOCK,
@@ -42,6 +42,14 @@ from controlplane.rollouts.step import advance
 from controlplane.selectors import format_selector, matches
 
 logger = logging.getLogger(__name__)
+
+#: The history event of each way the strategy could not be followed as asked.
+ADJUSTED = "adjusted"
+
+
+class NoTargets(Conflict):
+    """No device of the fleet matches the selector: a rollout would do nothing (409)."""
+
 
 #: A rollback goes to every device at once, ungated: the previous version is the known one.
 ROLLBACK_STRATEGY = Strategy(gate=Gate(enabled=False))
@@ -108,6 +116,9 @@ def create_rollout(
             )
         devices = session.exec(select(Device).where(Device.fleet == fleet).order_by(col(Device.id)))
         ids = [d.id for d in devices if matches(d.labels or {}, selector)]
+        if not ids:
+            where = f"matches {format_selector(selector)}" if selector else "is registered"
+            raise NoTargets(f"no device of fleet {fleet} {where}: nothing to roll out")
         batches = [batch for batch in plan_batches(ids, strategy) if batch]
         rollout = Rollout(
             model=model,
@@ -147,6 +158,8 @@ def create_rollout(
             f"in {len(batches)} batch(es)",
             now,
         )
+        for line in plan_notes(len(ids), strategy, batches):
+            note(rollout, ADJUSTED, f"strategy adjusted: {line}", now)
         session.flush()
         changed = advance(session, rollout, now=now)
         session.commit()

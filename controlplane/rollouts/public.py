@@ -3,7 +3,8 @@
 A batch is ``done`` once the driver judged it done (every batch before the current one,
 and the current one after ``batch_done_at``), ``running`` while it is the current one,
 ``pending`` before it starts; the current one of an aborted rollout, not done, is
-``aborted``. Its start and end times come from the history.
+``aborted``, and those it never started are ``skipped``. Its start and end times come
+from the history.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def counts(rows: Sequence[RolloutDevice]) -> RolloutCounts:
     return RolloutCounts(**{status: n for status, n in found.items()}, total=len(rows))
 
 
-def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", "done", "aborted"]:
+BatchState = Literal["pending", "running", "done", "aborted", "skipped"]
+
+
+def _batch_state(rollout: Rollout, index: int) -> BatchState:
     if index < rollout.current_batch:
         return "done"
     if index == rollout.current_batch:
@@ -40,7 +44,10 @@ def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", 
         if done:
             return "done"
         return "aborted" if rollout.state == RolloutState.ABORTED else "running"
-    return "pending"
+    return "skipped" if rollout.state == RolloutState.ABORTED else "pending"
+
+
+_UNSTARTED = ("pending", "skipped")
 
 
 def batches(rollout: Rollout, rows: Sequence[RolloutDevice]) -> list[BatchPublic]:
@@ -67,7 +74,7 @@ def batches(rollout: Rollout, rows: Sequence[RolloutDevice]) -> list[BatchPublic
                     "index": index,
                     "size": len(by_batch[index]),
                     "state": state,
-                    "started_at": started.get(index) if state != "pending" else None,
+                    "started_at": started.get(index) if state not in _UNSTARTED else None,
                     "done_at": done.get(index) if state == "done" else None,
                     "counts": counts(by_batch[index]),
                 }
@@ -108,6 +115,11 @@ def _summary(rollout: Rollout, rows: Sequence[RolloutDevice]) -> RolloutSummary:
         counts=counts(rows),
         batches=batches(rollout, rows),
         history=[HistoryEntry.model_validate(entry) for entry in rollout.history],
+        notes=[
+            str(entry.get("message"))
+            for entry in rollout.history
+            if entry.get("event") == "adjusted"
+        ],
     )
 
 

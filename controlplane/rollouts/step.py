@@ -51,7 +51,20 @@ from controlplane.schemas import as_utc
 logger = logging.getLogger(__name__)
 
 #: Device statuses whose new-version figures are worth watching.
-_WATCHED = {RolloutDeviceStatus.UPDATING.value, RolloutDeviceStatus.ACTIVATED.value}
+_WATCHED = {
+    RolloutDeviceStatus.UPDATING.value,
+    RolloutDeviceStatus.RETRYING.value,
+    RolloutDeviceStatus.ACTIVATED.value,
+    RolloutDeviceStatus.FAILED.value,  # it may activate after all
+}
+
+
+#: Device statuses whose every entry goes into the rollout's history.
+_NOTED = (
+    RolloutDeviceStatus.RETRYING,
+    RolloutDeviceStatus.FAILED,
+    RolloutDeviceStatus.REGRESSED,
+)
 
 
 def step(
@@ -136,6 +149,7 @@ def _device_view(row: RolloutDevice, target: DeploymentTarget | None) -> DeviceV
         baseline=Figures.from_json(row.baseline),
         observed=Figures.from_json(row.observed),
         activated_at=as_utc(row.activated_at) if row.activated_at else None,
+        judged=row.judged_at is not None,
     )
 
 
@@ -153,12 +167,17 @@ def _apply(
         row = by_id.get(change.device_id)
         if row is None:
             continue
+        was = row.status
         row.status = change.status.value
         row.reason = change.reason
         row.updated_at = now
-        if change.status is RolloutDeviceStatus.ACTIVATED and row.activated_at is None:
-            row.activated_at = now
-        if change.status in (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED):
+        if change.status is RolloutDeviceStatus.ACTIVATED and was != change.status.value:
+            row.activated_at, row.judged_at = now, None  # judged afresh on this activation
+            if was == RolloutDeviceStatus.FAILED.value:
+                note(rollout, "device_recovered", f"{row.device_id}: activated after all", now)
+        if change.passed:
+            row.judged_at = now
+        if change.status in _NOTED and was != change.status.value:
             note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
         session.add(row)
     if decision.batch_done and rollout.batch_done_at is None:

@@ -46,10 +46,12 @@ def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
     assert rollout["counts"] == {
         "pending": 5,
         "updating": 1,
+        "retrying": 0,
         "activated": 0,
         "failed": 0,
         "regressed": 0,
         "rolled_back": 0,
+        "skipped": 0,
         "total": 6,
     }
     # only the canary was sent 2.0.0, in the request itself
@@ -74,7 +76,7 @@ def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
     plane.tick(3)
     rollout = plane.rollout(rollout["id"])
     assert rollout["state"] == "completed", rollout["history"]
-    assert rollout["reason"] == "all 6 devices updated (0 failed)"
+    assert rollout["reason"] == "all 6 devices updated"
     assert rollout["counts"]["activated"] == 6
     assert all(b["state"] == "done" and b["done_at"] for b in rollout["batches"])
     assert _events(rollout) == [
@@ -136,11 +138,11 @@ def test_failure_threshold_aborts_and_rolls_back_updated_devices(plane: Plane) -
         "d00": "rolled_back",
         "d01": "rolled_back",
         "d02": "rolled_back",
-        "d03": "pending",
-        "d04": "pending",
+        "d03": "skipped",
+        "d04": "skipped",
     }
     assert rollout["devices"][0]["reason"] == "rolled back to det 1.0.0"
-    assert [b["state"] for b in rollout["batches"]] == ["aborted", "pending"]
+    assert [b["state"] for b in rollout["batches"]] == ["aborted", "skipped"]
     # the updated devices' desired state is the previous version again; pending untouched
     assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 5
     assert [plane.command(i).generation for i in ids[3:]] == [1, 1]  # type: ignore[union-attr]
@@ -282,11 +284,12 @@ def test_rollback_of_a_running_rollout_aborts_it_first(plane: Plane) -> None:
     assert [plane.running[i][0] for i in ("d00", "d01")] == ["1.0.0", "1.0.0"]
 
 
-def test_a_rollout_over_no_matching_device_completes_at_once(plane: Plane) -> None:
+def test_a_rollout_over_no_matching_device_is_refused(plane: Plane) -> None:
     plane.fleet_on_v1(2)
-    rollout = plane.start(selector={"region": "mars"})
-    assert rollout["state"] == "completed" and rollout["reason"] == "no devices match"
-    assert rollout["batches"] == [] and rollout["counts"]["total"] == 0
+    body = {"model": "det", "version": "2.0.0", "fleet": "f", "selector": {"region": "mars"}}
+    refused = plane.post("/rollouts", body, status=409)
+    assert refused == {"detail": "no device of fleet f matches region=mars: nothing to roll out"}
+    assert plane.get("/rollouts") == []
     assert plane.desired_version("d00") == "1.0.0"
 
 
@@ -377,6 +380,7 @@ def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> No
     assert canary["status"] == "activated"
     assert canary["reason"].startswith("not rolled back: deployment ")
     assert aborted["history"][-1]["message"] == (
-        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since"
+        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since, "
+        "2 never started (skipped)"
     )
     assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

@@ -220,7 +220,7 @@ def test_dashboard_follows_a_real_fleet_through_a_rollout(tmp_path: Path) -> Non
                     rf"\b{device_id} store-eu online active det 1.1.0 \S+ \d+\.\d\d ms \d+", home
                 ), home
             detail = _text(_page(browser, f"/dashboard/rollouts/{second['id']}"))
-            assert "completed" in detail and "all 3 devices updated (0 failed)" in detail
+            assert "completed" in detail and "all 3 devices updated" in detail
             device_id = stack.fleet.device_ids[0]
             device = _text(_page(browser, f"/dashboard/devices/{device_id}"))
             assert "model det 1.1.0" in device and "Backend selection" in device

@@ -151,6 +151,22 @@ class Plane:
         self.running[device_id] = (previous if fail else model.version, command.generation)
         self.report(device_id, error=fail)
 
+    def event(self, device_id: str, kind: EventKind, reason: str | None = None) -> None:
+        """One deployment event about the device's latest command (e.g. ``retrying``)."""
+        command = self.command(device_id)
+        assert command is not None, f"{device_id} was sent no command"
+        model = command.models[0]
+        event = DeploymentEvent(
+            device_id=device_id,
+            deployment_id=model.deployment_id,
+            generation=command.generation,
+            model_name=model.name,
+            model_version=model.version,
+            kind=kind,
+            reason=reason,
+        )
+        self.send(device_id, TopicKind.EVENTS, event)
+
     def heartbeat(self, device_id: str, *figures: tuple[str, int, int, float]) -> None:
         """Figures per version served: (version, requests, errors, p95 ms)."""
         heartbeat = Heartbeat(

@@ -60,10 +60,17 @@ class PinResult(BaseModel):
 
 
 class PinPublic(BaseModel):
-    """The pin a device's commands carry, and whether it is the device's or its fleet's."""
+    """The pin a device's commands carry, whether it is the device's or its fleet's, and
+    the device's answer (``controlplane.views.pin_answer``)."""
 
     backend: str
     source: Literal["device", "fleet"]
+    #: ``waiting``: the device has not processed its latest command yet; ``honoured``:
+    #: it serves with the pinned backend; ``not honoured``: it processed the command and
+    #: serves with another backend or nothing (``reason`` says why); None: it serves no
+    #: model, so there is nothing to pin
+    state: Literal["waiting", "honoured", "not honoured"] | None = None
+    reason: str | None = None
 
 
 class ModelSelectionPublic(SelectionReport):

@@ -152,6 +152,18 @@ def _rollouts_table(rollouts: Sequence[RolloutSummary], now: datetime) -> Markup
     return table(headers, rows, empty="No rollout yet.")
 
 
+def _pin(device: DevicePublic, *, long: bool = False) -> str | None:
+    """The device's pin and its answer: ``openvino:CPU:bf16 (not honoured: ...)``."""
+    pin = device.pin
+    if pin is None:
+        return None
+    text = pin.backend + (f" ({pin.source})" if long else "")
+    if pin.state is not None:
+        why = f": {pin.reason}" if pin.reason and long else ""
+        text += f", {pin.state}{why}"
+    return text
+
+
 def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
     rows = []
     for d in sorted(devices, key=lambda d: d.id):
@@ -165,6 +177,7 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
                 badge(d.status),
                 _model(d),
                 d.backend,
+                _pin(d),
                 ms(figures.get("p95_ms")),
                 figures.get("requests"),
                 heartbeat.get("cpu_percent"),
@@ -180,6 +193,7 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
         "status",
         "model",
         "backend",
+        "pin",
         "p95",
         "requests",
         "cpu %",
@@ -261,7 +275,7 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             ("profile", device.profile),
             ("runtimes", ", ".join(device.runtimes) or None),
             ("labels", _labels(device.labels)),
-            ("pinned backend", device.pin.backend if device.pin is not None else None),
+            ("pinned backend", _pin(device, long=True)),
             ("last seen", ago(device.last_seen_at, now)),
             ("last heartbeat", ago(device.last_heartbeat_at, now)),
             ("registered", ago(device.created_at, now)),

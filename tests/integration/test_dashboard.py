@@ -161,7 +161,7 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
         assert re.search(rf"\b{rollout['id']} det 2.0.0 f paused 1/4 1/4 0 0\b", text), text
         for device_id in [*ids, "other-1"]:
             assert f'href="/dashboard/devices/{device_id}"' in home
-        assert re.search(r"\bd01 f online idle det 1.0.0 \S+ 10.00 ms 500\b", text), text
+        assert re.search(r"\bd01 f online idle det 1.0.0 \S+ — 10.00 ms 500\b", text), text
 
         lab = _text(_page(browser, "/dashboard?fleet=lab"))
         assert "other-1" in lab and "d00" not in lab and "fleet lab" in lab
@@ -217,7 +217,7 @@ def test_dashboard_follows_a_real_fleet_through_a_rollout(tmp_path: Path) -> Non
                 row = re.search(rf"\b{device_id} store-eu online active det 1.1.0 (.*?) ", home)
                 assert row is not None, home
                 assert re.search(
-                    rf"\b{device_id} store-eu online active det 1.1.0 \S+ \d+\.\d\d ms \d+", home
+                    rf"\b{device_id} store-eu online active det 1.1.0 \S+ — \d+\.\d\d ms \d+", home
                 ), home
             detail = _text(_page(browser, f"/dashboard/rollouts/{second['id']}"))
             assert "completed" in detail and "all 3 devices updated" in detail

@@ -28,6 +28,7 @@ from controlplane.models import (
     TargetStatus,
     utcnow,
 )
+from controlplane.rollouts.late import follow_late_activation
 from controlplane.status import (
     REPORT_LEAD_LIMIT,
     Change,
@@ -94,6 +95,7 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
         )
         _set(target, change)
         session.add(target)
+        follow_late_activation(session, target=target, now=utcnow())
         changed += 1
     return changed
 
@@ -215,6 +217,7 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
     if change is not None:
         _set(target, change)
         session.add(target)
+        follow_late_activation(session, target=target, now=utcnow())
         session.commit()
     return True
 

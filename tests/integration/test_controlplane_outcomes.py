@@ -108,3 +108,21 @@ def test_a_strategy_that_cannot_be_followed_says_so(plane: Plane) -> None:
         "strategy adjusted: 3 batches asked, no device left after the canary: none run",
     ]
     assert [b["size"] for b in rollout["batches"]] == [1]
+
+
+def test_a_device_that_activates_after_completion_is_recorded(plane: Plane) -> None:
+    plane.fleet_on_v1(2)
+    rid = plane.start({"gate": {"enabled": False}})["id"]
+    plane.healthy_v2("d00")
+    plane.obey("d01", fail=REFUSED)  # an older agent: 'failed', and it retries anyway
+    plane.tick()
+    rollout = plane.rollout(rid)
+    assert rollout["state"] == "completed"
+    assert rollout["reason"] == "1 of 2 devices updated (1 failed)"
+    plane.obey("d01")  # ... and gets there after the rollout completed
+    rollout = plane.rollout(rid)
+    assert rollout["reason"] == "all 2 devices updated"
+    d01 = next(d for d in rollout["devices"] if d["device_id"] == "d01")
+    assert d01["status"] == "activated" and "after the rollout completed" in d01["reason"]
+    assert rollout["history"][-1]["event"] == "device_recovered"
+    assert _summary(plane, rollout) == {"activated": 2}

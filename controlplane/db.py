@@ -51,6 +51,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("device", "report_windows", "'{}'"),
     ("deviceidentity", "report_key", None),
     ("rolloutdevice", "judged_at", None),
+    ("rolloutdevice", "target_model_version_id", None),
 )
 
 

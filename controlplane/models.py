@@ -225,8 +225,12 @@ class RolloutDevice(SQLModel, table=True):
     #: activated, failed, regressed, rolled_back, skipped.
     status: str = Field(default="pending", max_length=16)
     reason: str | None = None
-    #: The model version the device ran before this rollout (None: none), for abort.
+    #: The model version the device ran before this rollout (None: none), captured when
+    #: its batch starts: what an abort or a rollback sends it back to.
     previous_model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
+    #: The version this rollout sends the device when not the rollout's own (a rollback
+    #: sends each device its own previous version).
+    target_model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
     #: Figures of the previous version when the batch started: ``{requests, errors, p95_ms}``.
     baseline: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     #: The latest figures of the new version: ``{requests, errors, p95_ms}``.

@@ -229,6 +229,15 @@ class RolloutCreate(BaseModel):
     strategy: dict[str, Any] | None = None
 
 
+class RollbackRequest(BaseModel):
+    """Body of ``/rollouts/{id}/rollback`` (optional): the rollback's strategy (omitted:
+    all at once, default gate; ``{"gate": {"enabled": false}}``: ungated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: dict[str, Any] | None = None
+
+
 class RolloutAction(BaseModel):
     """Body of ``/rollouts/{id}/pause|resume|abort`` (optional): why, for the history."""
 
@@ -308,6 +317,8 @@ class RolloutSummary(BaseModel):
     history: list[HistoryEntry]
     #: where the strategy could not be followed as asked (``strategy adjusted: ...``)
     notes: list[str] = []
+    #: how many devices a rollback would send back to their own previous version
+    rollback_devices: int = 0
 
 
 class RolloutPublic(RolloutSummary):

@@ -21,7 +21,7 @@ from controlplane.dashboard.html import (
     table,
 )
 from controlplane.rollouts.actions import Action
-from controlplane.rollouts.states import actions, is_driven
+from controlplane.rollouts.states import actions, allows, is_driven
 from controlplane.schemas import (
     DevicePublic,
     FiguresPublic,
@@ -333,12 +333,13 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
 def allowed_actions(rollout: RolloutSummary) -> list[Action]:
     """What may be done to the rollout in its state (what the API would not refuse): the
     table of :mod:`controlplane.rollouts.states`."""
-    return actions(rollout.state, has_previous=rollout.previous_version is not None)
+    return actions(rollout.state, has_previous=rollout.rollback_devices > 0)
 
 
 def action_label(rollout: RolloutSummary, action: Action) -> str:
     if action is Action.ROLLBACK:
-        return f"Roll back to {rollout.model} {rollout.previous_version}"
+        count = rollout.rollback_devices
+        return f"Roll back {count} device{'s' if count != 1 else ''} to their previous version"
     return action.value.capitalize()
 
 
@@ -355,6 +356,12 @@ def rollout_controls(rollout: RolloutSummary, *, may_act: bool) -> Markup:
         )
     actions = allowed_actions(rollout)
     if not actions:
+        if allows(rollout.state, Action.ROLLBACK):  # done, and no device to send back
+            return Markup(
+                f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)} and '
+                "nothing to roll back (every device it updated is back on its previous "
+                "version, or was sent a later deployment since).</p>"
+            )
         return Markup(f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)}.</p>')
     links = [
         Markup(
@@ -372,8 +379,9 @@ _EFFECT = {
     Action.RESUME: "Batches start again where the rollout stopped.",
     Action.ABORT: "Every device already sent the new version goes back to the version it "
     "ran before; pending devices keep what they run (skipped).",
-    Action.ROLLBACK: "A new rollout sends the previous version to every device the rollout "
-    "targets, all at once and ungated (a running or paused rollout is aborted first).",
+    Action.ROLLBACK: "A new rollout sends each device this rollout updated back to the "
+    "version it ran before it, all at once, gated like any rollout. Devices an abort "
+    "already restored, or that were sent a later deployment, are left alone.",
 }
 
 

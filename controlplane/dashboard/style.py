@@ -37,7 +37,7 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .b-paused, .b-updating, .b-running, .b-downloading, .b-verifying, .b-loading,
 .b-pending, .b-idle, .b-retrying { color: var(--warn); }
 .b-offline, .b-failed, .b-regressed, .b-aborted, .b-rolled_back { color: var(--bad); }
-.empty, .hint, .filter { color: var(--muted); }
+.empty, .hint, .filter, .b-skipped { color: var(--muted); }
 .error { color: var(--bad); font-weight: 600; }
 form.login { display: flex; flex-direction: column; gap: .5rem; max-width: 26rem; }
 input, button { font: inherit; padding: .35rem .6rem; }

@@ -39,16 +39,14 @@ def follow_late_activation(session: Session, *, target: DeploymentTarget, now: d
     if deployment is None or deployment.rollout_id is None:
         return False
     rollout = session.get(Rollout, deployment.rollout_id)
-    if (
-        rollout is None
-        or rollout.state != RolloutState.COMPLETED.value
-        or rollout.deployment_id != deployment.id
-    ):
+    if rollout is None or rollout.state != RolloutState.COMPLETED.value:
         return False
     rows = session.exec(select(RolloutDevice).where(RolloutDevice.rollout_id == rollout.id)).all()
     row = next((r for r in rows if r.device_id == target.device_id), None)
     if row is None or row.status != RolloutDeviceStatus.FAILED.value:
         return False
+    if (row.target_model_version_id or rollout.model_version_id) != deployment.model_version_id:
+        return False  # not the version the rollout sent this device
     row.status, row.reason = RolloutDeviceStatus.ACTIVATED.value, LATE
     row.activated_at = row.updated_at = now
     session.add(row)

@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 
 from controlplane.errors import NotFound
 from controlplane.models import Rollout, RolloutDevice, RolloutState
+from controlplane.rollouts.rows import to_roll_back
+from controlplane.rollouts.states import Action, allows
 from controlplane.schemas import (
     BatchPublic,
     FiguresPublic,
@@ -136,13 +138,22 @@ def _rows(session: Session, rollout_ids: Sequence[int]) -> dict[int, list[Rollou
     return found
 
 
+def _rollback_devices(session: Session, rollout: Rollout) -> int:
+    """How many devices a rollback would move (0 while running or paused: abort it)."""
+    if not allows(rollout.state, Action.ROLLBACK):
+        return 0
+    return len(to_roll_back(session, rollout))
+
+
 def rollout_public(session: Session, rollout_id: int) -> RolloutPublic:
     """Rollout ``rollout_id`` with its devices; NotFound if there is none."""
     rollout = session.get(Rollout, rollout_id, populate_existing=True)
     if rollout is None:
         raise NotFound(f"unknown rollout {rollout_id}")
     rows = _rows(session, [rollout_id])[rollout_id]
-    summary = _summary(rollout, rows)
+    summary = _summary(rollout, rows).model_copy(
+        update={"rollback_devices": _rollback_devices(session, rollout)}
+    )
     return RolloutPublic(**summary.model_dump(), devices=[_device(row) for row in rows])
 
 
@@ -164,4 +175,9 @@ def list_rollouts(
         statement = statement.order_by(col(Rollout.id).desc()).limit(newest)
     rollouts = sorted(session.exec(statement).all(), key=lambda r: r.id or 0)
     rows = _rows(session, [r.id for r in rollouts if r.id is not None])
-    return [_summary(r, rows.get(r.id or -1, [])) for r in rollouts]
+    return [
+        _summary(r, rows.get(r.id or -1, [])).model_copy(
+            update={"rollback_devices": _rollback_devices(session, r)}
+        )
+        for r in rollouts
+    ]

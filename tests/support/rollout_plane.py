@@ -49,7 +49,8 @@ from tests.support.controlplane import (
 from tests.support.identity import SealingIngester
 from tests.support.trust import TrustKit
 
-DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST}
+DET_V3_DIGEST = "cc" * 32
+DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST, "3.0.0": DET_V3_DIGEST}
 BACKEND = "onnxruntime:cpu:fp32"
 
 
@@ -242,6 +243,7 @@ def open_plane(
     if register:
         register_version(services.engine, "det", "1.0.0", digest=DET_V1_DIGEST)
         register_version(services.engine, "det", "2.0.0", digest=DET_V2_DIGEST)
+        register_version(services.engine, "det", "3.0.0", digest=DET_V3_DIGEST)
     with serve_app(app) as url, api_client(url, timeout=30) as http:
         yield Plane(
             http=http,

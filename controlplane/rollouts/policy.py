@@ -5,10 +5,11 @@ No I/O, no database, no clock: the driver builds a :class:`RolloutView` and one
 :class:`Decision` (device changes first, then the action) and calls again on its next
 tick. Calling again with the state after the changes were applied never repeats them.
 
-Planning (:func:`plan_batches`): device ids sorted; the canary batch first (``canary``
-devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest split into
-``batches`` batches whose sizes differ by at most 1 (earlier ones larger). No empty
-batches. No canary and ``batches == 1``: one batch with everyone (all at once).
+Planning (:func:`plan_batches`, in :mod:`controlplane.rollouts.plan` with
+:func:`plan_notes` and :func:`summary`): device ids sorted; the canary batch first
+(``canary`` devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest
+split into ``batches`` batches whose sizes differ by at most 1 (earlier ones larger). No
+empty batches. No canary and ``batches == 1``: one batch with everyone (all at once).
 
 Judging (:func:`judge`, one device on the new version against its own baseline on the
 previous one; :class:`Figures` are what the model served and its model/server errors,
@@ -62,14 +63,13 @@ their JSON form and validation) live in :mod:`controlplane.rollouts.strategy`.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from controlplane.rollouts.plan import RolloutDeviceStatus, plan_batches, plan_notes, summary
 from controlplane.rollouts.states import is_driven
 from controlplane.rollouts.strategy import Gate, GateAction, Strategy, fmt_num
 
@@ -92,22 +92,6 @@ __all__ = [
     "plan_notes",
     "summary",
 ]
-
-
-class RolloutDeviceStatus(StrEnum):
-    """Where one device of a rollout is (``RolloutDevice.status``); not the state a device
-    reports about itself, which is ``protocol.DeviceStatus``."""
-
-    PENDING = "pending"
-    UPDATING = "updating"
-    #: the agent reported a failure it is retrying by itself: not an outcome
-    RETRYING = "retrying"
-    ACTIVATED = "activated"
-    FAILED = "failed"
-    REGRESSED = "regressed"
-    ROLLED_BACK = "rolled_back"
-    #: never started: the rollout was aborted before the device's batch
-    SKIPPED = "skipped"
 
 
 #: Statuses that end a device's part in a batch.
@@ -210,62 +194,6 @@ class Decision:
     batch: int | None = None
     reason: str | None = None
     batch_done: bool = False
-
-
-def plan_batches(device_ids: Sequence[str], strategy: Strategy) -> list[list[str]]:
-    """The batches of a rollout, canary first; deterministic (sorted, de-duplicated ids)."""
-    ids = sorted(set(device_ids))
-    if not ids:
-        return []
-    plan: list[list[str]] = []
-    canary = 0
-    if strategy.canary is not None:
-        canary = strategy.canary
-    elif strategy.canary_pct is not None:
-        # round() first so that 15% of 20 is 3, not ceil(3.0000000000000004) = 4.
-        canary = max(1, math.ceil(round(len(ids) * strategy.canary_pct / 100, 9)))
-    canary = min(canary, len(ids))
-    if canary:
-        plan.append(ids[:canary])
-    rest = ids[canary:]
-    count = min(strategy.batches, len(rest))
-    if count:
-        size, extra = divmod(len(rest), count)
-        start = 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            plan.append(rest[start:end])
-            start = end
-    return plan
-
-
-def plan_notes(count: int, strategy: Strategy, plan: Sequence[Sequence[str]]) -> list[str]:
-    """Where :func:`plan_batches` could not follow ``strategy`` as asked for ``count``
-    matching devices, one line each (empty when it did)."""
-    notes: list[str] = []
-    canary = len(plan[0]) if plan and strategy.canary is not None else 0
-    if strategy.canary is not None and strategy.canary > count:
-        notes.append(
-            f"canary of {strategy.canary} asked, {_n_devices(count)} match: the canary is "
-            f"{'all of them' if count > 1 else 'that one'}"
-        )
-    if strategy.canary_pct is not None and plan:
-        canary = len(plan[0])
-    rest = count - canary
-    if strategy.batches > 1 and strategy.batches > rest:
-        after = " after the canary" if canary else ""
-        if rest == 0:
-            notes.append(f"{strategy.batches} batches asked, no device left{after}: none run")
-        else:
-            notes.append(
-                f"{strategy.batches} batches asked, {_n_devices(rest)} left{after}: "
-                f"{rest} batch{'es' if rest != 1 else ''} of 1"
-            )
-    return notes
-
-
-def _n_devices(count: int) -> str:
-    return f"{count} device{'s' if count != 1 else ''}"
 
 
 class _Assessment(NamedTuple):
@@ -439,22 +367,6 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
     if _elapsed(now, done_at) >= strategy.wait_s:
         return Decision(devices=_ordered(changes), action=ActionKind.START_BATCH, batch=current + 1)
     return Decision(devices=_ordered(changes))
-
-
-def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:
-    """How a completed rollout ended: ``all 20 devices updated`` only when every one
-    was, else ``17 of 20 devices updated (2 failed, 1 regressed)``."""
-    found = Counter(statuses)
-    total = sum(found.values())
-    updated = found[RolloutDeviceStatus.ACTIVATED]
-    others = [
-        f"{found[s]} {s.value.replace('_', ' ')}"
-        for s in RolloutDeviceStatus
-        if s is not RolloutDeviceStatus.ACTIVATED and found[s]
-    ]
-    if not others:
-        return f"all {total} device{'s' if total != 1 else ''} updated"
-    return f"{updated} of {total} devices updated ({', '.join(others)})"
 
 
 def _install_change(

@@ -57,7 +57,7 @@ def _answered(device: Mapping[str, Any]) -> bool:
 
 
 def wait_for_answers(
-    client: ControlPlaneClient,
+    fetch: Callable[[], Sequence[Mapping[str, Any]]],
     device_ids: Sequence[str],
     *,
     timeout: float,
@@ -65,13 +65,16 @@ def wait_for_answers(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, dict[str, Any]]:
-    """Poll the devices until every online one answered its new command's pin (or
-    ``timeout`` passes); their latest views, by id."""
+    """Poll ``fetch`` (one request for the devices: a fleet's, or the one) until every
+    online one of ``device_ids`` answered its new command's pin (or ``timeout`` passes);
+    their latest views, by id."""
     start = clock()
+    wanted = set(device_ids)
     while True:
-        latest = {d: client.device(d) for d in device_ids}
-        if all(_answered(d) for d in latest.values()) or clock() - start >= timeout:
-            return latest
+        latest = {str(d.get("id")): dict(d) for d in fetch() if d.get("id") in wanted}
+        done = all(_answered(d) for d in latest.values())
+        if done or clock() - start >= timeout:
+            return {d: latest[d] for d in device_ids if d in latest}
         sleep(interval)
 
 
@@ -84,7 +87,7 @@ def answer_line(device: Mapping[str, Any]) -> str:
     return f"{device.get('id')}: {answer}"
 
 
-def _verdict(answers: Mapping[str, Mapping[str, Any]], backend: str, timeout: float) -> None:
+def verdict(answers: Mapping[str, Mapping[str, Any]], backend: str, timeout: float) -> None:
     """Raise for devices that cannot honour ``backend``, then for silent online ones."""
     refused = [d for d, v in answers.items() if (v.get("pin") or {}).get("state") == "not honoured"]
     if refused:
@@ -110,7 +113,14 @@ def _apply(args: argparse.Namespace, backend: str | None) -> int:
     with ControlPlaneClient(args.url, token=args.token) as client:
         result = client.set_pin(scope, name, backend)
         reissued = [str(d) for d in result.get("reissued", [])]
-        answers = wait_for_answers(client, reissued, timeout=timeout) if wait else {}
+        answers: dict[str, dict[str, Any]] = {}
+        if wait and reissued:
+            if scope == "fleets":
+                answers = wait_for_answers(
+                    lambda: client.devices(fleet=name), reissued, timeout=timeout
+                )
+            else:
+                answers = wait_for_answers(lambda: [client.device(name)], reissued, timeout=timeout)
     if args.json:
         print(json.dumps(result | ({"devices": list(answers.values())} if wait else {}), indent=2))
     else:
@@ -120,7 +130,7 @@ def _apply(args: argparse.Namespace, backend: str | None) -> int:
         for device in answers.values():
             print(answer_line(device))
     if wait and backend is not None:
-        _verdict(answers, backend, timeout)
+        verdict(answers, backend, timeout)
     return 0
 
 

@@ -60,12 +60,9 @@ _WATCHED = {
 }
 
 
-#: Device statuses whose every entry goes into the rollout's history.
-_NOTED = (
-    RolloutDeviceStatus.RETRYING,
-    RolloutDeviceStatus.FAILED,
-    RolloutDeviceStatus.REGRESSED,
-)
+#: Device statuses whose every entry goes into the rollout's history (not ``retrying``:
+#: an agent may retry many times before its deadline; the row shows the latest reason).
+_NOTED = (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED)
 
 
 def step(

@@ -171,6 +171,10 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
         detail = _text(detail_html)
         assert f"Rollout {rollout['id']}: det 2.0.0" in detail
         assert "previous version 1.0.0" in detail and "waiting for" not in detail
+        # when a device still installing or retrying counts as failed (issue 13.1)
+        assert "device deadline 600 s after its batch starts, a device not active has failed" in (
+            detail
+        )
         assert re.search(r"\b1 1 done 1 0 0 0\b", detail), detail  # the canary batch
         assert re.search(r"\b2 1 pending 0 0 0 1\b", detail), detail
         assert re.search(

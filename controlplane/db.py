@@ -50,6 +50,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("device", "key_id", None),
     ("device", "report_windows", "'{}'"),
     ("deviceidentity", "report_key", None),
+    ("rolloutdevice", "judged_at", None),
+    ("rolloutdevice", "target_model_version_id", None),
 )
 
 

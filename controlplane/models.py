@@ -38,6 +38,8 @@ class TargetStatus(StrEnum):
     DOWNLOADED = "downloaded"
     VERIFIED = "verified"
     ACTIVATED = "activated"
+    #: a step failed and the agent tries again by itself: not an outcome
+    RETRYING = "retrying"
     FAILED = "failed"
 
 
@@ -46,6 +48,7 @@ class TargetStatus(StrEnum):
 TARGET_PROGRESS = {
     TargetStatus.PENDING: 0,
     TargetStatus.RECEIVED: 1,
+    TargetStatus.RETRYING: 1,  # any unsettled status may move to it (controlplane.status)
     TargetStatus.DOWNLOADED: 2,
     TargetStatus.VERIFIED: 3,
     TargetStatus.ACTIVATED: 4,
@@ -218,18 +221,24 @@ class RolloutDevice(SQLModel, table=True):
     rollout_id: int = Field(foreign_key="rollout.id", index=True)
     device_id: str = Field(foreign_key="device.id", index=True, max_length=128)
     batch: int
-    #: ``controlplane.rollouts.policy.RolloutDeviceStatus``: pending, updating, activated,
-    #: failed, regressed, rolled_back.
+    #: ``controlplane.rollouts.policy.RolloutDeviceStatus``: pending, updating, retrying,
+    #: activated, failed, regressed, rolled_back, skipped.
     status: str = Field(default="pending", max_length=16)
     reason: str | None = None
-    #: The model version the device ran before this rollout (None: none), for abort.
+    #: The model version the device ran before this rollout (None: none), captured when
+    #: its batch starts: what an abort or a rollback sends it back to.
     previous_model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
+    #: The version this rollout sends the device when not the rollout's own (a rollback
+    #: sends each device its own previous version).
+    target_model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
     #: Figures of the previous version when the batch started: ``{requests, errors, p95_ms}``.
     baseline: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     #: The latest figures of the new version: ``{requests, errors, p95_ms}``.
     observed: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     started_at: datetime | None = _ts(nullable=True, default=None)
     activated_at: datetime | None = _ts(nullable=True, default=None)
+    #: When it first passed the health gate since it last activated (None: not yet).
+    judged_at: datetime | None = _ts(nullable=True, default=None)
     updated_at: datetime = _ts(default_factory=utcnow)
 
 

@@ -60,10 +60,17 @@ class PinResult(BaseModel):
 
 
 class PinPublic(BaseModel):
-    """The pin a device's commands carry, and whether it is the device's or its fleet's."""
+    """The pin a device's commands carry, whether it is the device's or its fleet's, and
+    the device's answer (``controlplane.views.pin_answer``)."""
 
     backend: str
     source: Literal["device", "fleet"]
+    #: ``waiting``: the device has not processed its latest command yet; ``honoured``:
+    #: it serves with the pinned backend; ``not honoured``: it processed the command and
+    #: serves with another backend or nothing (``reason`` says why); None: it serves no
+    #: model, so there is nothing to pin
+    state: Literal["waiting", "honoured", "not honoured"] | None = None
+    reason: str | None = None
 
 
 class ModelSelectionPublic(SelectionReport):
@@ -222,6 +229,15 @@ class RolloutCreate(BaseModel):
     strategy: dict[str, Any] | None = None
 
 
+class RollbackRequest(BaseModel):
+    """Body of ``/rollouts/{id}/rollback`` (optional): the rollback's strategy (omitted:
+    all at once, default gate; ``{"gate": {"enabled": false}}``: ungated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: dict[str, Any] | None = None
+
+
 class RolloutAction(BaseModel):
     """Body of ``/rollouts/{id}/pause|resume|abort`` (optional): why, for the history."""
 
@@ -235,17 +251,19 @@ class RolloutCounts(BaseModel):
 
     pending: int = 0
     updating: int = 0
+    retrying: int = 0
     activated: int = 0
     failed: int = 0
     regressed: int = 0
     rolled_back: int = 0
+    skipped: int = 0
     total: int = 0
 
 
 class BatchPublic(BaseModel):
     index: int
     size: int
-    state: Literal["pending", "running", "done", "aborted"]
+    state: Literal["pending", "running", "done", "aborted", "skipped"]
     started_at: UtcDatetime | None = None
     done_at: UtcDatetime | None = None
     counts: RolloutCounts
@@ -297,6 +315,10 @@ class RolloutSummary(BaseModel):
     counts: RolloutCounts
     batches: list[BatchPublic]
     history: list[HistoryEntry]
+    #: where the strategy could not be followed as asked (``strategy adjusted: ...``)
+    notes: list[str] = []
+    #: how many devices a rollback would send back to their own previous version
+    rollback_devices: int = 0
 
 
 class RolloutPublic(RolloutSummary):

@@ -5,12 +5,15 @@ A target's status moves on two kinds of evidence:
 * **DeploymentEvents** (:func:`after_event`): one step of the lifecycle, in order
   ``pending < received < downloaded < verified < activated = failed``. An event never moves
   a target backwards (QoS 1 may repeat or reorder them); between ``activated`` and
-  ``failed`` the later event wins.
+  ``failed`` the later event wins. ``retrying`` (a step failed, the agent tries again by
+  itself) is not an outcome: it replaces any status but ``activated`` and ``failed``,
+  and the next step of the retry (``received`` or later) replaces it.
 * **StateReports** (:func:`after_report`): events sent while a device was offline may be
   lost, so the status is also *re-derived* from the device's full state. A report that says
   the device processed the target's generation (or a later one) settles the target:
   ``activated`` if the device runs the deployment's bundle; otherwise ``failed`` with the
-  report's ``last_error`` if the target is the one that generation is about. A derived
+  report's ``last_error`` if the target is the one that generation is about (a
+  ``retrying`` target only when the device reports itself ``failed``). A derived
   ``failed`` never overrides ``activated``; a derived ``activated`` may replace ``failed``
   (the agent retries transient failures of the same generation).
 """
@@ -40,6 +43,9 @@ class ReportView:
     generation: int
     active_digests: Collection[str]
     last_error: str | None = None
+    #: the device says it is ``failed`` (not retrying): only then does a ``retrying``
+    #: target become ``failed`` from a report
+    gave_up: bool = True
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,16 @@ class Change:
     reason: str | None
 
 
+#: Statuses that are an outcome: ``retrying`` never replaces them.
+SETTLED = frozenset({TargetStatus.ACTIVATED, TargetStatus.FAILED})
+
+
 def after_event(target: TargetView, kind: TargetStatus, reason: str | None = None) -> Change | None:
     """The change a DeploymentEvent of ``kind`` makes, or None if it is stale."""
-    if TARGET_PROGRESS[kind] < TARGET_PROGRESS[target.status]:
+    if kind is TargetStatus.RETRYING:
+        if target.status in SETTLED:
+            return None  # a late retry notice: the outcome is known
+    elif TARGET_PROGRESS[kind] < TARGET_PROGRESS[target.status]:
         return None
     if (kind, reason) == (target.status, target.reason):
         return None
@@ -73,8 +86,10 @@ def after_report(target: TargetView, report: ReportView, *, current: bool) -> Ch
         return Change(TargetStatus.ACTIVATED, None)
     if not current or not report.last_error:
         return None
-    if target.status in (TargetStatus.ACTIVATED, TargetStatus.FAILED):
+    if target.status in SETTLED:
         return None  # settled; only an event may say an activated deployment failed
+    if target.status is TargetStatus.RETRYING and not report.gave_up:
+        return None  # the agent is still at it: its outcome (or the deadline) settles it
     return Change(TargetStatus.FAILED, report.last_error)
 
 

@@ -97,6 +97,24 @@ def fleet_public(fleet: Fleet, device_count: int) -> FleetPublic:
     )
 
 
+def pin_answer(device: Device, backend: str) -> tuple[str | None, str | None]:
+    """(state, reason) of the device's answer to the pin ``backend`` (see ``PinPublic``):
+    judged on its latest state report once it processed its latest command."""
+    if device.reported_generation < device.generation:
+        return "waiting", None
+    serving = {
+        str(s.get("backend")) for s in (device.selections or {}).values() if isinstance(s, dict)
+    }
+    if device.backend:
+        serving.add(device.backend)
+    if backend in serving:
+        return "honoured", None
+    if not serving:
+        return ("not honoured", device.last_error) if device.last_error else (None, None)
+    runs = f"runs {', '.join(sorted(serving))}"
+    return "not honoured", f"{device.last_error} ({runs})" if device.last_error else runs
+
+
 def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
     """``fleet_pin``: the device's fleet's backend pin (its own pin wins over it)."""
     public = DevicePublic.model_validate(device)
@@ -105,6 +123,9 @@ def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
         pin = PinPublic(backend=device.pinned_backend, source="device")
     elif fleet_pin:
         pin = PinPublic(backend=fleet_pin, source="fleet")
+    if pin is not None:
+        state, reason = pin_answer(device, pin.backend)
+        pin = pin.model_copy(update={"state": state, "reason": reason})
     return public.model_copy(update={"pin": pin})
 
 

@@ -232,9 +232,12 @@ class ControlPlaneClient:
         body = {"reason": reason} if reason else None
         return dict(self._json("POST", f"/api/v1/rollouts/{rollout_id}/{action}", json=body))
 
-    def rollback(self, rollout_id: int) -> dict[str, Any]:
-        """A new all-at-once rollout of the previous version of ``rollout_id``'s fleet."""
-        return dict(self._json("POST", f"/api/v1/rollouts/{rollout_id}/rollback"))
+    def rollback(self, rollout_id: int, *, gate: bool = True) -> dict[str, Any]:
+        """A new rollout sending each device ``rollout_id`` updated back to its own
+        previous version (all at once; gated unless ``gate`` is False)."""
+        body = None if gate else {"strategy": {"gate": {"enabled": False}}}
+        path = f"/api/v1/rollouts/{rollout_id}/rollback"
+        return dict(self._json("POST", path, json=body))
 
     # -- API tokens (admin) -----------------------------------------------------------
 

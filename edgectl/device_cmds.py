@@ -41,6 +41,20 @@ def _ms(value: object) -> str:
     return "-" if value is None else f"{float(str(value)):.1f}"
 
 
+def pin_answer(pin: Mapping[str, Any], *, long: bool = False) -> str:
+    """``, not honoured: <why>`` / ``, honoured`` / ``, waiting``; empty without an answer."""
+    state = pin.get("state")
+    if not state:
+        return ""
+    why = f": {pin['reason']}" if long and pin.get("reason") else ""
+    return f", {state}{why}"
+
+
+def _pin_cell(device: Mapping[str, Any]) -> str:
+    pin = device.get("pin") or {}
+    return f"{pin['backend']}{pin_answer(pin)}" if pin else "-"
+
+
 def render_device(device: Mapping[str, Any]) -> str:
     """``devices show``: one ``field: value`` line each, then the per-model figures."""
     digest = str(device.get("active_bundle_digest") or "")[:12]
@@ -53,7 +67,7 @@ def render_device(device: Mapping[str, Any]) -> str:
         ("agent", device.get("agent_version") or "-"),
         ("model", _model(device) + (f" (bundle {digest})" if digest else "")),
         ("backend", device.get("backend") or "-"),
-        ("pin", f"{pin['backend']} ({pin['source']})" if pin else "-"),
+        ("pin", f"{pin['backend']} ({pin['source']}){pin_answer(pin, long=True)}" if pin else "-"),
         ("labels", format_labels(device.get("labels") or {})),
         ("profile", device.get("profile") or "-"),
         ("runtimes", ", ".join(device.get("runtimes") or []) or "-"),
@@ -108,12 +122,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
             d.get("status"),
             _model(d),
             d.get("backend") or "-",
+            _pin_cell(d),
             format_labels(d.get("labels") or {}),
             when(d.get("last_report_at")),
         ]
         for d in devices
     ]
-    headers = ["device", "fleet", "link", "status", "model", "backend", "labels", "last report"]
+    headers = ["device", "fleet", "link", "status", "model", "backend", "pin", "labels"]
+    headers.append("last report")
     print(render(headers, rows))
     return 0
 

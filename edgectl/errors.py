@@ -7,17 +7,21 @@ EdgectlError            base; ``exit_code`` says how the CLI exits
 ├── VerificationError   a bundle signature or trust document is invalid (1)
 ├── RolloutFailed       a watched rollout was aborted, or completed with failed devices (1)
 ├── RolloutPaused       a watched rollout is paused: a gate tripped or an operator paused it (4)
-└── WatchTimeout        a watched rollout still runs after ``--timeout`` (5)
+├── PinNotHonoured      a device answered a pin: it cannot serve with that backend (1)
+└── WatchTimeout        a watched rollout still runs after ``--timeout``, or online devices
+                        have not answered a pin by then (5)
 
 Exit codes (the one list; ``docs/edgectl.md`` and ``edgectl --help`` repeat it):
 
   0    success: done, valid, or the watched rollout completed on every device
-  1    refused by the control plane, a signature or trust document is invalid, or the
-       watched rollout was aborted or completed with failed devices
+  1    refused by the control plane, a signature or trust document is invalid, the
+       watched rollout was aborted or completed with failed devices, or a device cannot
+       honour a pin
   2    bad input: arguments, files, keys (nothing was sent)
   3    the control plane cannot be reached
   4    the watched rollout is paused (resume it with ``edgectl rollouts resume ID``)
-  5    the watched rollout still runs after ``--timeout`` (it goes on server-side)
+  5    the watched rollout still runs after ``--timeout`` (it goes on server-side), or
+       online devices have not answered a pin by then
   130  interrupted (Ctrl-C); a rollout being watched goes on server-side
 """
 
@@ -26,11 +30,13 @@ from __future__ import annotations
 EXIT_CODES = """\
 exit codes:
   0    success (a watched rollout completed on every device)
-  1    refused by the control plane; invalid signature; rollout aborted or devices failed
+  1    refused by the control plane; invalid signature; rollout aborted or devices failed;
+       a device cannot honour a pin
   2    bad input (nothing was sent)
   3    control plane unreachable
   4    the watched rollout is paused (edgectl rollouts resume ID)
-  5    the watched rollout still runs after --timeout (it goes on server-side)
+  5    the watched rollout still runs after --timeout (it goes on server-side), or
+       devices have not answered a pin by then
   130  interrupted (a watched rollout goes on server-side)"""
 
 
@@ -76,3 +82,9 @@ class WatchTimeout(EdgectlError):
     """The watched rollout still runs after ``--timeout``; it goes on server-side."""
 
     exit_code = 5
+
+
+class PinNotHonoured(EdgectlError):
+    """A device processed a pin and serves with another backend, or nothing (exit 1)."""
+
+    exit_code = 1

@@ -27,7 +27,21 @@ def _counts(item: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(raw.get(k) or 0) for k in (*_STATUSES, "total")}
 
 
-_STATUSES = ("pending", "updating", "activated", "failed", "regressed", "rolled_back")
+_STATUSES = (
+    "pending",
+    "updating",
+    "retrying",
+    "activated",
+    "failed",
+    "regressed",
+    "rolled_back",
+    "skipped",
+)
+
+
+def _waiting(counts: Mapping[str, int]) -> int:
+    """Devices still on their way: not started, installing or retrying."""
+    return counts["pending"] + counts["updating"] + counts["retrying"]
 
 
 def title(rollout: Rollout) -> str:
@@ -57,8 +71,10 @@ def _devices(count: int) -> str:
 def _note(counts: Mapping[str, int]) -> str:
     notes = [
         f"{counts['updating']} updating" if counts["updating"] else "",
+        f"{counts['retrying']} retrying" if counts["retrying"] else "",
         f"{counts['regressed']} regressed" if counts["regressed"] else "",
         f"{counts['rolled_back']} rolled back" if counts["rolled_back"] else "",
+        f"{counts['skipped']} skipped" if counts["skipped"] else "",
     ]
     return ", ".join(n for n in notes if n)
 
@@ -69,9 +85,17 @@ def totals(rollout: Rollout) -> str:
     note = _note(c)
     return (
         f"{_devices(c['total'])}: {c['activated']} active, "
-        f"{c['failed']} failed, {c['pending'] + c['updating']} pending"
-        + (f" ({note})" if note else "")
+        f"{c['failed']} failed, {_waiting(c)} pending" + (f" ({note})" if note else "")
     )
+
+
+def deadline(rollout: Rollout) -> str:
+    """``each device: 10m to activate after its batch starts``: when a device that is
+    still installing or retrying counts as failed."""
+    seconds = (rollout.get("strategy") or {}).get("install_timeout_s")
+    if not isinstance(seconds, int | float):
+        return ""
+    return f"each device: {format_duration(float(seconds))} to activate after its batch starts"
 
 
 def status_line(rollout: Rollout) -> str:
@@ -129,15 +153,18 @@ def render_rollout(rollout: Rollout) -> list[str]:
                 batch.get("size", c["total"]),
                 c["activated"],
                 c["failed"],
-                c["pending"] + c["updating"],
+                _waiting(c),
                 batch.get("state"),
                 _note(c),
             ]
         )
     headers = ["batch", "size", "active", "failed", "pending", "state", "note"]
     lines = [f"{title(rollout)}  [{status_line(rollout)}]"]
+    lines += [f"note: {n}" for n in rollout.get("notes") or []]
     lines += render(headers, rows).splitlines() if rows else ["(no batches: no device matches)"]
     lines.append(totals(rollout))
+    if (limit := deadline(rollout)) and rollout.get("state") == "running":
+        lines.append(limit)
     if waiting := gate_wait(rollout):
         lines.append(waiting)
     history = rollout.get("history") or []
@@ -153,7 +180,7 @@ def _batch_summary(rollout: Rollout, batch: Mapping[str, Any]) -> str:
     name = "canary batch 1" if _is_canary(rollout, index) else f"batch {index + 1}"
     return (
         f"{name}: {_devices(int(batch.get('size', c['total'])))}, {c['activated']} active, "
-        f"{c['failed']} failed, {c['pending'] + c['updating']} pending"
+        f"{c['failed']} failed, {_waiting(c)} pending"
         + (f" ({note})" if note else "")
         + f" [{batch.get('state')}]"
     )
@@ -164,7 +191,9 @@ def changes(previous: Rollout | None, current: Rollout) -> list[str]:
     out = []
     before = previous or {}
     if previous is None:
-        out.append(title(current))
+        out.append(title(current))  # notes come with the history below
+        if limit := deadline(current):
+            out.append(limit)
     if previous is None or status_line(before) != status_line(current):
         out.append(f"rollout {current.get('id')}: {status_line(current)}")
     old_batches = {int(b.get("index", i)): b for i, b in enumerate(before.get("batches") or [])}

@@ -4,8 +4,12 @@
 (``runtime:device:precision``, e.g. ``openvino:CPU:f32``): devices use it instead of
 measuring. A device's pin wins over its fleet's. ``pin clear --fleet F`` / ``--device D``
 removes it. The control plane re-issues the affected devices' signed commands at once;
-the command prints which. A malformed key is refused here (exit 2) before the control
-plane is contacted; an unknown fleet or device is refused by it (exit 1).
+the command prints which. ``pin set`` then waits for each online device's answer (as
+``push`` waits for a rollout), up to ``--timeout`` (default 1m; ``--no-wait`` returns at
+once) and prints it: ``honoured``, or ``not honoured`` with why (exit 1); online devices
+still silent at the timeout exit 5; offline ones get the pin when they reconnect. A
+malformed key is refused here (exit 2) before the control plane is contacted; an unknown
+fleet or device is refused by it (exit 1).
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from edgectl.client import ControlPlaneClient
-from edgectl.errors import UsageError
+from edgectl.device_cmds import pin_answer
+from edgectl.durations import format_duration, parse_duration
+from edgectl.errors import PinNotHonoured, UsageError, WatchTimeout
 from edgectl.trust_cmds import SubParsers
 from protocol import BACKEND_KEY_MAX, BACKEND_KEY_PATTERN
 
@@ -38,21 +47,96 @@ def _scope(args: argparse.Namespace) -> tuple[str, str, str]:
     return "devices", args.device, f"device {args.device}"
 
 
+#: How long ``pin set`` waits for the devices' answers unless ``--timeout`` says.
+DEFAULT_WAIT_S = 60.0
+
+
+def _answered(device: Mapping[str, Any]) -> bool:
+    pin = device.get("pin") or {}
+    return not device.get("online") or pin.get("state") != "waiting"
+
+
+def wait_for_answers(
+    fetch: Callable[[], Sequence[Mapping[str, Any]]],
+    device_ids: Sequence[str],
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, dict[str, Any]]:
+    """Poll ``fetch`` (one request for the devices: a fleet's, or the one) until every
+    online one of ``device_ids`` answered its new command's pin (or ``timeout`` passes);
+    their latest views, by id."""
+    start = clock()
+    wanted = set(device_ids)
+    while True:
+        latest = {str(d.get("id")): dict(d) for d in fetch() if d.get("id") in wanted}
+        done = all(_answered(d) for d in latest.values())
+        if done or clock() - start >= timeout:
+            return {d: latest[d] for d in device_ids if d in latest}
+        sleep(interval)
+
+
+def answer_line(device: Mapping[str, Any]) -> str:
+    """``d1: not honoured: pinned backend ... is not available here`` (one device)."""
+    pin = device.get("pin") or {}
+    if not device.get("online") and pin.get("state") == "waiting":
+        return f"{device.get('id')}: offline, it gets the pin when it reconnects"
+    answer = pin_answer(pin, long=True).removeprefix(", ") or "serves no model: nothing to pin"
+    return f"{device.get('id')}: {answer}"
+
+
+def verdict(answers: Mapping[str, Mapping[str, Any]], backend: str, timeout: float) -> None:
+    """Raise for devices that cannot honour ``backend``, then for silent online ones."""
+    refused = [d for d, v in answers.items() if (v.get("pin") or {}).get("state") == "not honoured"]
+    if refused:
+        raise PinNotHonoured(
+            f"{len(refused)} of {len(answers)} device(s) cannot honour the pin {backend}: "
+            + ", ".join(refused)
+        )
+    silent = [d for d, v in answers.items() if not _answered(v)]
+    if silent:
+        raise WatchTimeout(
+            f"{len(silent)} online device(s) have not answered after "
+            f"{format_duration(timeout)}: {', '.join(silent)} (edgectl devices list shows "
+            "their answers)"
+        )
+
+
 def _apply(args: argparse.Namespace, backend: str | None) -> int:
     scope, name, shown = _scope(args)
+    wait = backend is not None and not getattr(args, "no_wait", True)
+    timeout = DEFAULT_WAIT_S
+    if wait and args.timeout is not None:
+        timeout = parse_duration(args.timeout, what="--timeout")
     with ControlPlaneClient(args.url, token=args.token) as client:
         result = client.set_pin(scope, name, backend)
+        reissued = [str(d) for d in result.get("reissued", [])]
+        answers: dict[str, dict[str, Any]] = {}
+        if wait and reissued:
+            if scope == "fleets":
+                answers = wait_for_answers(
+                    lambda: client.devices(fleet=name), reissued, timeout=timeout
+                )
+            else:
+                answers = wait_for_answers(lambda: [client.device(name)], reissued, timeout=timeout)
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    reissued = [str(d) for d in result.get("reissued", [])]
-    what = f"pinned {shown} to {backend}" if backend else f"removed the backend pin of {shown}"
-    sent = f"new command for {len(reissued)} device(s)"
-    print(f"{what}; {sent}" + (f": {', '.join(reissued)}" if reissued else ""))
+        print(json.dumps(result | ({"devices": list(answers.values())} if wait else {}), indent=2))
+    else:
+        what = f"pinned {shown} to {backend}" if backend else f"removed the backend pin of {shown}"
+        sent = f"new command for {len(reissued)} device(s)"
+        print(f"{what}; {sent}" + (f": {', '.join(reissued)}" if reissued else ""))
+        for device in answers.values():
+            print(answer_line(device))
+    if wait and backend is not None:
+        verdict(answers, backend, timeout)
     return 0
 
 
 def _cmd_set(args: argparse.Namespace) -> int:
+    if args.timeout is not None:
+        parse_duration(args.timeout, what="--timeout")  # refused before anything is sent
     return _apply(args, check_backend_key(args.backend))
 
 
@@ -75,6 +159,12 @@ def add_commands(sub: SubParsers) -> None:
     set_ = pin.add_parser("set", help="pin a backend: devices use it instead of measuring")
     _target(set_)
     set_.add_argument("backend", metavar="KEY", help="runtime:device:precision")
+    set_.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="wait this long for the online devices' answers (default 1m)",
+    )
+    set_.add_argument("--no-wait", action="store_true", help="return once the commands are sent")
     set_.set_defaults(handler=_cmd_set)
     clear = pin.add_parser("clear", help="remove a pin: devices measure again")
     _target(clear)

@@ -3,7 +3,8 @@
 
 ``rollouts show ID`` prints the batches, every device (status, reason, baseline and
 observed figures) and the history; ``--watch`` follows it live. ``rollback ID`` starts a
-new all-at-once rollout of the version the fleet ran before rollout ID.
+new all-at-once rollout, gated unless ``--no-gate``, sending each device rollout ID
+updated back to the version it ran before it.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     rid = _rollout_id(args.id)
     timeout = watch_timeout(args)
     with connect(args) as client:
-        rollout = client.rollback(rid)
+        rollout = client.rollback(rid, gate=not args.no_gate)
         return watch(client, rollout, as_json=args.json, detach=args.detach, timeout=timeout)
 
 
@@ -227,7 +228,15 @@ def add_commands(sub: SubParsers) -> None:
         cmd.add_argument("--json", action="store_true", help="print the API object")
         cmd.set_defaults(handler=_cmd_action)
 
-    rollback = sub.add_parser("rollback", help="deploy the version a rollout replaced, all at once")
+    rollback = sub.add_parser(
+        "rollback",
+        help="send each device a rollout updated back to the version it ran before",
+        description="A new rollout, all at once and gated like any rollout (--no-gate: "
+        "ungated), sending each device rollout ID updated back to its own previous version. "
+        "Refused when there is nothing to roll back (an abort already did) and for a running "
+        "or paused rollout (abort it). To send a version by name, push or roll it out.",
+    )
     rollback.add_argument("id", metavar="ID", help="the rollout to undo")
+    rollback.add_argument("--no-gate", action="store_true", help="no health gate")
     add_watch_options(rollback)
     rollback.set_defaults(handler=_cmd_rollback)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, and_, col, func, or_, select
 
 from controlplane.errors import Conflict, InvalidRequest, NotFound
 from controlplane.models import (
@@ -231,7 +231,8 @@ def latest_deployment(
 ) -> Deployment | None:
     """The fleet's latest settled deployment that applies to a device with ``labels``.
 
-    Settled: sent all at once (``rollout_id`` None) or by a rollout that completed; a
+    Settled: sent all at once (``rollout_id`` None) or by a rollout that completed (its
+    own version's deployment: a rollback's others went to the devices it named); a
     running, paused or aborted rollout's deployments (and an abort's roll-backs) never
     reach a device that was not one of its targets. A rollout's deployment applies when
     ``labels`` match its selector (``labels`` None: any settled deployment).
@@ -243,7 +244,10 @@ def latest_deployment(
             Deployment.fleet == fleet,
             or_(
                 col(Deployment.rollout_id).is_(None),
-                Rollout.state == RolloutState.COMPLETED.value,
+                and_(
+                    Rollout.state == RolloutState.COMPLETED.value,
+                    col(Rollout.deployment_id) == col(Deployment.id),
+                ),
             ),
         )
         .order_by(col(Deployment.id).desc())

@@ -28,6 +28,7 @@ from controlplane.models import (
     TargetStatus,
     utcnow,
 )
+from controlplane.rollouts.late import follow_late_activation
 from controlplane.status import (
     REPORT_LEAD_LIMIT,
     Change,
@@ -36,7 +37,7 @@ from controlplane.status import (
     after_event,
     after_report,
 )
-from protocol import DeploymentEvent, Heartbeat, StateReport
+from protocol import DeploymentEvent, DeviceStatus, Heartbeat, StateReport
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
             session, digests=(m.bundle_digest for m in report.active)
         ),
         last_error=report.last_error,
+        gave_up=report.status is DeviceStatus.FAILED,
     )
     changed = 0
     for index, (target, bundle_digest) in enumerate(rows):
@@ -93,6 +95,7 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
         )
         _set(target, change)
         session.add(target)
+        follow_late_activation(session, target=target, now=utcnow())
         changed += 1
     return changed
 
@@ -214,6 +217,7 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
     if change is not None:
         _set(target, change)
         session.add(target)
+        follow_late_activation(session, target=target, now=utcnow())
         session.commit()
     return True
 

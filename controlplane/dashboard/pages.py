@@ -21,7 +21,7 @@ from controlplane.dashboard.html import (
     table,
 )
 from controlplane.rollouts.actions import Action
-from controlplane.rollouts.states import actions, is_driven
+from controlplane.rollouts.states import actions, allows, is_driven
 from controlplane.schemas import (
     DevicePublic,
     FiguresPublic,
@@ -80,8 +80,16 @@ def _short(text: str | None, limit: int = 80) -> str | None:
 
 def _progress(rollout: RolloutSummary) -> str:
     c = rollout.counts
-    done = c.activated + c.failed + c.regressed + c.rolled_back
+    done = c.activated + c.failed + c.regressed + c.rolled_back + c.skipped
     return f"{done}/{c.total}"
+
+
+def _deadline(rollout: RolloutSummary) -> str | None:
+    """When a device still installing or retrying counts as failed."""
+    seconds = rollout.strategy.get("install_timeout_s")
+    if not isinstance(seconds, int | float):
+        return None
+    return f"{seconds:g} s after its batch starts, a device not active has failed"
 
 
 def _batch(rollout: RolloutSummary) -> str:
@@ -144,6 +152,18 @@ def _rollouts_table(rollouts: Sequence[RolloutSummary], now: datetime) -> Markup
     return table(headers, rows, empty="No rollout yet.")
 
 
+def _pin(device: DevicePublic, *, long: bool = False) -> str | None:
+    """The device's pin and its answer: ``openvino:CPU:bf16 (not honoured: ...)``."""
+    pin = device.pin
+    if pin is None:
+        return None
+    text = pin.backend + (f" ({pin.source})" if long else "")
+    if pin.state is not None:
+        why = f": {pin.reason}" if pin.reason and long else ""
+        text += f", {pin.state}{why}"
+    return text
+
+
 def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
     rows = []
     for d in sorted(devices, key=lambda d: d.id):
@@ -157,6 +177,7 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
                 badge(d.status),
                 _model(d),
                 d.backend,
+                _pin(d),
                 ms(figures.get("p95_ms")),
                 figures.get("requests"),
                 heartbeat.get("cpu_percent"),
@@ -172,6 +193,7 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
         "status",
         "model",
         "backend",
+        "pin",
         "p95",
         "requests",
         "cpu %",
@@ -253,7 +275,7 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             ("profile", device.profile),
             ("runtimes", ", ".join(device.runtimes) or None),
             ("labels", _labels(device.labels)),
-            ("pinned backend", device.pin.backend if device.pin is not None else None),
+            ("pinned backend", _pin(device, long=True)),
             ("last seen", ago(device.last_seen_at, now)),
             ("last heartbeat", ago(device.last_heartbeat_at, now)),
             ("registered", ago(device.created_at, now)),
@@ -311,12 +333,13 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
 def allowed_actions(rollout: RolloutSummary) -> list[Action]:
     """What may be done to the rollout in its state (what the API would not refuse): the
     table of :mod:`controlplane.rollouts.states`."""
-    return actions(rollout.state, has_previous=rollout.previous_version is not None)
+    return actions(rollout.state, has_previous=rollout.rollback_devices > 0)
 
 
 def action_label(rollout: RolloutSummary, action: Action) -> str:
     if action is Action.ROLLBACK:
-        return f"Roll back to {rollout.model} {rollout.previous_version}"
+        count = rollout.rollback_devices
+        return f"Roll back {count} device{'s' if count != 1 else ''} to their previous version"
     return action.value.capitalize()
 
 
@@ -333,6 +356,12 @@ def rollout_controls(rollout: RolloutSummary, *, may_act: bool) -> Markup:
         )
     actions = allowed_actions(rollout)
     if not actions:
+        if allows(rollout.state, Action.ROLLBACK):  # done, and no device to send back
+            return Markup(
+                f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)} and '
+                "nothing to roll back (every device it updated is back on its previous "
+                "version, or was sent a later deployment since).</p>"
+            )
         return Markup(f'<p class="hint">Nothing to do: the rollout is {esc(rollout.state)}.</p>')
     links = [
         Markup(
@@ -349,9 +378,10 @@ _EFFECT = {
     Action.PAUSE: "No further batch starts; devices already sent the version carry on.",
     Action.RESUME: "Batches start again where the rollout stopped.",
     Action.ABORT: "Every device already sent the new version goes back to the version it "
-    "ran before; pending devices keep what they run.",
-    Action.ROLLBACK: "A new rollout sends the previous version to every device the rollout "
-    "targets, all at once and ungated (a running or paused rollout is aborted first).",
+    "ran before; pending devices keep what they run (skipped).",
+    Action.ROLLBACK: "A new rollout sends each device this rollout updated back to the "
+    "version it ran before it, all at once, gated like any rollout. Devices an abort "
+    "already restored, or that were sent a later deployment, are left alone.",
 }
 
 
@@ -392,6 +422,8 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             ("selector", selector),
             ("state", badge(rollout.state)),
             ("reason", rollout.reason),
+            *[("strategy adjusted", n.removeprefix("strategy adjusted: ")) for n in rollout.notes],
+            ("device deadline", _deadline(rollout)),
             *([("waiting", waiting)] if (waiting := gate_wait(rollout)) else []),
             ("batch", _batch(rollout)),
             ("finished", _progress(rollout)),
@@ -414,7 +446,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             b.counts.activated,
             b.counts.failed,
             b.counts.regressed,
-            b.counts.pending + b.counts.updating,
+            b.counts.pending + b.counts.updating + b.counts.retrying,
             ago(b.started_at, now),
             ago(b.done_at, now),
         ]

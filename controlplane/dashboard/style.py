@@ -35,9 +35,9 @@ dl.facts dd { margin: 0; overflow-wrap: anywhere; }
   border: 1px solid currentColor; white-space: nowrap; }
 .b-online, .b-active, .b-activated, .b-completed, .b-done { color: var(--ok); }
 .b-paused, .b-updating, .b-running, .b-downloading, .b-verifying, .b-loading,
-.b-pending, .b-idle { color: var(--warn); }
+.b-pending, .b-idle, .b-retrying { color: var(--warn); }
 .b-offline, .b-failed, .b-regressed, .b-aborted, .b-rolled_back { color: var(--bad); }
-.empty, .hint, .filter { color: var(--muted); }
+.empty, .hint, .filter, .b-skipped { color: var(--muted); }
 .error { color: var(--bad); font-weight: 600; }
 form.login { display: flex; flex-direction: column; gap: .5rem; max-width: 26rem; }
 input, button { font: inherit; padding: .35rem .6rem; }

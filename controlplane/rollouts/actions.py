@@ -12,6 +12,7 @@ from controlplane.models import utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts import control
 from controlplane.rollouts.create import rollback
+from controlplane.rollouts.policy import Strategy
 from controlplane.rollouts.states import Action
 
 __all__ = ["Action", "perform"]
@@ -35,6 +36,7 @@ def perform(
     rollout_id: int,
     action: Action,
     reason: str | None = None,
+    strategy: Strategy | None = None,
 ) -> int:
     """Do ``action`` (committed, commands published); the id of the rollout to show: the
     new one for a rollback. NotFound, Conflict (409) where the rollout's state does not
@@ -52,7 +54,7 @@ def perform(
         _, changed = control.abort(session, rollout_id=rollout_id, reason=reason, now=now)
         _publish(session, signer, publisher, changed)
         return rollout_id
-    created, changed = rollback(session, rollout_id=rollout_id, now=now)
+    created, changed = rollback(session, rollout_id=rollout_id, now=now, strategy=strategy)
     assert created.id is not None
     _publish(session, signer, publisher, changed)
     return created.id

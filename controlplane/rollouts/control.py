@@ -7,9 +7,9 @@ running``; abort ``running|paused -> aborted``). Anything else is a
 rollout already touched (updating, activated, regressed or failed) that ran another
 version before to that version: one new ``Deployment`` per distinct previous version,
 owned by the rollout; those devices end ``rolled_back``. Pending devices were never
-sent the new version and stay pending. A device sent a later deployment since (e.g.
-``POST /deployments`` of another version) keeps it: its row keeps its status, with the
-reason why it was not rolled back.
+sent the new version: they keep what they run and end ``skipped``. A device sent a
+later deployment since (e.g. ``POST /deployments`` of another version) keeps it: its
+row keeps its status, with the reason why it was not rolled back.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 #: Device statuses of devices that were sent the new version.
 TOUCHED = (
     RolloutDeviceStatus.UPDATING.value,
+    RolloutDeviceStatus.RETRYING.value,
     RolloutDeviceStatus.ACTIVATED.value,
     RolloutDeviceStatus.REGRESSED.value,
     RolloutDeviceStatus.FAILED.value,
@@ -118,6 +119,22 @@ def _superseding(session: Session, *, device_ids: list[str], rollout: Rollout) -
     }
 
 
+def _skip_pending(session: Session, rollout: Rollout, now: datetime) -> int:
+    """Mark the devices never sent the new version ``skipped``; how many."""
+    rows = session.exec(
+        select(RolloutDevice).where(
+            RolloutDevice.rollout_id == rollout.id,
+            RolloutDevice.status == RolloutDeviceStatus.PENDING.value,
+        )
+    ).all()
+    for row in rows:
+        row.status = RolloutDeviceStatus.SKIPPED.value
+        row.reason = "not started: the rollout was aborted"
+        row.updated_at = now
+        session.add(row)
+    return len(rows)
+
+
 def abort_rollout(
     session: Session, rollout: Rollout, *, reason: str, now: datetime, move: states.Move
 ) -> list[str]:
@@ -179,11 +196,14 @@ def abort_rollout(
             row.updated_at = now
             session.add(row)
             changed.append(row.device_id)
+    skipped = _skip_pending(session, rollout, now)
     rollout.state = final.value
     rollout.reason = reason
     summary = f"{reason}; {len(changed)} device(s) rolled back"
     if kept:
         summary += f", {kept} kept the newer deployment they were sent since"
+    if skipped:
+        summary += f", {skipped} never started (skipped)"
     note(rollout, "aborted", summary, now)
     session.add(rollout)
     logger.warning(

@@ -1,5 +1,5 @@
-"""Creating rollouts: a new rollout, and an operator rollback (a new rollout of the
-version the fleet ran before).
+"""Creating rollouts: a new rollout, and an operator rollback (a new rollout sending
+each device a rollout updated back to its own previous version).
 
 The targets are the fleet's devices whose labels match the selector when the rollout is
 created, sorted by id and cut into batches by ``policy.plan_batches``. The rollout owns
@@ -11,6 +11,7 @@ At most one rollout of a model may be running or paused in a fleet.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -28,23 +29,27 @@ from controlplane.models import (
     RolloutDevice,
     RolloutState,
 )
-from controlplane.rollouts.control import abort_rollout
-from controlplane.rollouts.policy import Gate, Strategy, plan_batches
+from controlplane.rollouts.policy import Strategy, plan_batches, plan_notes
 from controlplane.rollouts.rows import (
     ACTIVE_STATES,
     ROLLOUT_LOCK,
     bound_lock_waits,
     get_locked,
     note,
+    to_roll_back,
 )
-from controlplane.rollouts.states import Action
+from controlplane.rollouts.states import Action, allows
 from controlplane.rollouts.step import advance
 from controlplane.selectors import format_selector, matches
 
 logger = logging.getLogger(__name__)
 
-#: A rollback goes to every device at once, ungated: the previous version is the known one.
-ROLLBACK_STRATEGY = Strategy(gate=Gate(enabled=False))
+#: The history event of each way the strategy could not be followed as asked.
+ADJUSTED = "adjusted"
+
+
+class NoTargets(Conflict):
+    """No device of the fleet matches the selector: a rollout would do nothing (409)."""
 
 
 def previous_version(session: Session, *, fleet: str, model: str, other_than: str) -> str | None:
@@ -80,10 +85,14 @@ def create_rollout(
     strategy: Strategy,
     now: datetime,
     rollback_of: int | None = None,
+    targets: Mapping[str, int] | None = None,
 ) -> tuple[Rollout, list[str]]:
     """Record the rollout and start its first batch (committed); (rollout, device ids
     whose desired state changed). NotFound for an unknown fleet, model or version;
-    Conflict if a rollout of ``model`` is already running or paused in ``fleet``."""
+    Conflict if a rollout of ``model`` is already running or paused in ``fleet``.
+
+    ``targets`` (a rollback): exactly these devices of the fleet, each sent the model
+    version id given (its own previous version), instead of the selector's matches."""
     with ROLLOUT_LOCK:
         # FOR NO KEY UPDATE: serialises rollout creation per fleet without blocking the
         # key-share locks that inserting the fleet's devices takes.
@@ -107,7 +116,13 @@ def create_rollout(
                 "abort it (or let it complete) first"
             )
         devices = session.exec(select(Device).where(Device.fleet == fleet).order_by(col(Device.id)))
-        ids = [d.id for d in devices if matches(d.labels or {}, selector)]
+        if targets is None:
+            ids = [d.id for d in devices if matches(d.labels or {}, selector)]
+        else:
+            ids = [d.id for d in devices if d.id in targets]
+        if not ids:
+            where = f"matches {format_selector(selector)}" if selector else "is registered"
+            raise NoTargets(f"no device of fleet {fleet} {where}: nothing to roll out")
         batches = [batch for batch in plan_batches(ids, strategy) if batch]
         rollout = Rollout(
             model=model,
@@ -134,9 +149,14 @@ def create_rollout(
         assert rollout.id is not None
         for index, batch in enumerate(batches):
             for device_id in batch:
+                own = targets.get(device_id) if targets is not None else None
                 session.add(
                     RolloutDevice(
-                        rollout_id=rollout.id, device_id=device_id, batch=index, updated_at=now
+                        rollout_id=rollout.id,
+                        device_id=device_id,
+                        batch=index,
+                        updated_at=now,
+                        target_model_version_id=own if own != target.id else None,
                     )
                 )
         where = f" matching {format_selector(selector)}" if selector else ""
@@ -147,6 +167,8 @@ def create_rollout(
             f"in {len(batches)} batch(es)",
             now,
         )
+        for line in plan_notes(len(ids), strategy, batches):
+            note(rollout, ADJUSTED, f"strategy adjusted: {line}", now)
         session.flush()
         changed = advance(session, rollout, now=now)
         session.commit()
@@ -163,10 +185,14 @@ def create_rollout(
     return rollout, changed
 
 
-def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollout, list[str]]:
-    """A new all-at-once, ungated rollout of ``rollout_id``'s previous version to the same
-    fleet and selector (committed); Conflict if it has none. A running or paused source
-    is aborted first (its updated devices return to their previous versions)."""
+def rollback(
+    session: Session, *, rollout_id: int, now: datetime, strategy: Strategy | None = None
+) -> tuple[Rollout, list[str]]:
+    """A new rollout sending each device ``rollout_id`` updated back to the version it ran
+    before it (:func:`~controlplane.rollouts.rows.to_roll_back`), committed; its
+    ``strategy`` defaults to all at once with the default gate. Conflict for a running
+    or paused rollout (abort it: that sends its devices back) and when there is nothing
+    to roll back (an abort already did, or later deployments superseded it)."""
     with ROLLOUT_LOCK:
         # the fleet first, as creating a rollout locks it, then the rollout: one lock
         # order for every path (no deadlock between replicas on PostgreSQL)
@@ -175,26 +201,31 @@ def rollback(session: Session, *, rollout_id: int, now: datetime) -> tuple[Rollo
         if unlocked is not None:
             session.get(Fleet, unlocked.fleet, with_for_update={"key_share": True})
         source = get_locked(session, rollout_id)
-        if source.previous_version is None:
-            raise Conflict(f"rollout {rollout_id} has no previous version to roll back to")
-        changed: list[str] = []
-        if source.state in ACTIVE_STATES:
-            changed = abort_rollout(
-                session,
-                source,
-                reason=f"superseded by a rollback to {source.model} {source.previous_version}",
-                now=now,
-                move=Action.ROLLBACK,
+        if not allows(source.state, Action.ROLLBACK):
+            raise Conflict(
+                f"rollout {rollout_id} is {source.state}: abort it instead (an abort sends "
+                "every device it updated back to the version it ran before)"
             )
-        session.flush()
-        created, more = create_rollout(
+        back = to_roll_back(session, source)
+        if not back:
+            raise Conflict(
+                f"rollout {rollout_id}: nothing to roll back (every device it updated is "
+                "back on its previous version or was sent a later deployment since)"
+            )
+        # the rollout's own version: the one most of its devices go back to
+        counts = Counter(back.values())
+        main_id = max(counts, key=lambda v: (counts[v], v))
+        main = session.get(ModelVersion, main_id)
+        assert main is not None
+        created, changed = create_rollout(
             session,
-            model=source.model,
-            version=source.previous_version,
+            model=main.model,
+            version=main.version,
             fleet=source.fleet,
             selector=source.selector,
-            strategy=ROLLBACK_STRATEGY,
+            strategy=strategy or Strategy(),
             now=now,
             rollback_of=rollout_id,
+            targets=back,
         )
-    return created, sorted(set(changed) | set(more))
+    return created, changed

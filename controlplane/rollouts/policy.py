@@ -5,10 +5,11 @@ No I/O, no database, no clock: the driver builds a :class:`RolloutView` and one
 :class:`Decision` (device changes first, then the action) and calls again on its next
 tick. Calling again with the state after the changes were applied never repeats them.
 
-Planning (:func:`plan_batches`): device ids sorted; the canary batch first (``canary``
-devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest split into
-``batches`` batches whose sizes differ by at most 1 (earlier ones larger). No empty
-batches. No canary and ``batches == 1``: one batch with everyone (all at once).
+Planning (:func:`plan_batches`, in :mod:`controlplane.rollouts.plan` with
+:func:`plan_notes` and :func:`summary`): device ids sorted; the canary batch first
+(``canary`` devices, or ``ceil(canary_pct% of n)``, at least 1, at most n), then the rest
+split into ``batches`` batches whose sizes differ by at most 1 (earlier ones larger). No
+empty batches. No canary and ``batches == 1``: one batch with everyone (all at once).
 
 Judging (:func:`judge`, one device on the new version against its own baseline on the
 previous one; :class:`Figures` are what the model served and its model/server errors,
@@ -27,26 +28,34 @@ Deciding (:func:`decide`, only while the rollout is in a state the driver steps,
 driver's moves ``complete``, ``auto_pause`` and ``auto_abort`` of that table):
 
 1. Before the first batch: START_BATCH 0 (COMPLETE "no devices match" without batches).
-2. Devices of the current batch follow their deployment target: ``activated`` ->
-   ACTIVATED (the driver records ``activated_at``), ``failed`` -> FAILED with the
-   target's reason, still installing ``install_timeout_s`` after the batch started ->
-   FAILED "timed out after N s". PENDING devices of the current batch become UPDATING.
+2. Devices of the started batches follow their deployment target: ``activated`` ->
+   ACTIVATED (the driver records ``activated_at``; a FAILED device that activates after
+   all is ACTIVATED again and judged afresh), ``failed`` -> FAILED with the target's
+   reason. In the current batch only: ``retrying`` (the agent retries a failure by
+   itself) -> RETRYING, which is not finished; not active ``install_timeout_s`` after
+   the batch started (the per-device deadline) -> FAILED "timed out after N s (last
+   status: ...)"; PENDING or RETRYING devices whose target moves on become UPDATING.
+   REGRESSED, ROLLED_BACK and SKIPPED never move.
 3. Gate (when enabled): each device already ACTIVATED in the view is judged (one that
    activated in this call is judged on the next); a regression makes it REGRESSED and
    the rollout PAUSEs or ABORTs (``gate.action``): "latency gate: <device>: p95 ..." or
    "error-rate gate: <device>: error rate ...". REGRESSED is finished and never judged
    again, so a resumed rollout goes on. ACTIVATED devices of the current batch are
-   judged until the next batch starts, the wait after a batch included.
+   judged until the next batch starts, the wait after a batch included; one of an
+   earlier batch (it activated late) until it passed once. A first pass is a change
+   with ``passed`` (the driver records ``judged_at``).
 4. Failure threshold over the batches so far: ABORT when FAILED / finished (activated +
    failed + regressed) * 100 > ``max_failures_pct`` and finished >= ``min_finished``.
    An ABORT wins over a PAUSE in the same call.
 5. The batch is done when all its devices are finished and every ACTIVATED one was
-   judged "pass" (or the gate is off): ``batch_done`` once (the driver sets
+   judged "pass" (or the gate is off); no batch starts while a device that activated
+   late waits for its verdict: ``batch_done`` once (the driver sets
    ``batch_done_at = now``), with a same-status change carrying the note of each device
    that passed with one ("no baseline", "not judged: no traffic"); the driver must only
    update the reason for those, not ``activated_at``. The next batch starts on a later
-   call once ``now >= batch_done_at + wait_s``; after the last batch: COMPLETE
-   "all N devices updated (F failed)", together with ``batch_done``.
+   call once ``now >= batch_done_at + wait_s``; after the last batch: COMPLETE with
+   :func:`summary` ("all N devices updated", or "U of N devices updated (F failed)"),
+   together with ``batch_done``.
 
 Naive datetimes (SQLite) are taken as UTC. :class:`Strategy` and :class:`Gate` (with
 their JSON form and validation) live in :mod:`controlplane.rollouts.strategy`.
@@ -54,13 +63,13 @@ their JSON form and validation) live in :mod:`controlplane.rollouts.strategy`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from controlplane.rollouts.plan import RolloutDeviceStatus, plan_batches, plan_notes, summary
 from controlplane.rollouts.states import is_driven
 from controlplane.rollouts.strategy import Gate, GateAction, Strategy, fmt_num
 
@@ -80,19 +89,9 @@ __all__ = [
     "decide",
     "judge",
     "plan_batches",
+    "plan_notes",
+    "summary",
 ]
-
-
-class RolloutDeviceStatus(StrEnum):
-    """Where one device of a rollout is (``RolloutDevice.status``); not the state a device
-    reports about itself, which is ``protocol.DeviceStatus``."""
-
-    PENDING = "pending"
-    UPDATING = "updating"
-    ACTIVATED = "activated"
-    FAILED = "failed"
-    REGRESSED = "regressed"
-    ROLLED_BACK = "rolled_back"
 
 
 #: Statuses that end a device's part in a batch.
@@ -103,6 +102,15 @@ FINISHED = frozenset(
 
 #: Statuses a device no longer moves from within a batch (rolled back only after an abort).
 _SETTLED = FINISHED | {RolloutDeviceStatus.ROLLED_BACK}
+
+#: Statuses that never move again (a FAILED device that activates after all is ACTIVATED).
+_FINAL = frozenset(
+    {
+        RolloutDeviceStatus.REGRESSED,
+        RolloutDeviceStatus.ROLLED_BACK,
+        RolloutDeviceStatus.SKIPPED,
+    }
+)
 
 
 class Verdict(StrEnum):
@@ -156,6 +164,8 @@ class DeviceView:
     baseline: Figures | None
     observed: Figures | None
     activated_at: datetime | None
+    #: it passed the gate once since it activated (``RolloutDevice.judged_at``)
+    judged: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,8 @@ class DeviceChange:
     device_id: str
     status: RolloutDeviceStatus
     reason: str | None
+    #: it passed the gate (the driver records ``judged_at``)
+    passed: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,33 +194,6 @@ class Decision:
     batch: int | None = None
     reason: str | None = None
     batch_done: bool = False
-
-
-def plan_batches(device_ids: Sequence[str], strategy: Strategy) -> list[list[str]]:
-    """The batches of a rollout, canary first; deterministic (sorted, de-duplicated ids)."""
-    ids = sorted(set(device_ids))
-    if not ids:
-        return []
-    plan: list[list[str]] = []
-    canary = 0
-    if strategy.canary is not None:
-        canary = strategy.canary
-    elif strategy.canary_pct is not None:
-        # round() first so that 15% of 20 is 3, not ceil(3.0000000000000004) = 4.
-        canary = max(1, math.ceil(round(len(ids) * strategy.canary_pct / 100, 9)))
-    canary = min(canary, len(ids))
-    if canary:
-        plan.append(ids[:canary])
-    rest = ids[canary:]
-    count = min(strategy.batches, len(rest))
-    if count:
-        size, extra = divmod(len(rest), count)
-        start = 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            plan.append(rest[start:end])
-            start = end
-    return plan
 
 
 class _Assessment(NamedTuple):
@@ -292,27 +277,36 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
         return Decision(action=ActionKind.START_BATCH, batch=0)
     strategy = rollout.strategy
     gate = strategy.gate
-    batch = sorted((d for d in devices if d.batch == current), key=lambda d: d.device_id)
+    started = sorted((d for d in devices if d.batch <= current), key=lambda d: d.device_id)
+    batch = [d for d in started if d.batch == current]
     status = {d.device_id: d.status for d in devices}
     changes: dict[str, DeviceChange] = {}
 
-    def change(device_id: str, new: RolloutDeviceStatus, reason: str | None) -> None:
-        changes[device_id] = DeviceChange(device_id, new, reason)
+    def change(
+        device_id: str, new: RolloutDeviceStatus, reason: str | None, *, passed: bool = False
+    ) -> None:
+        changes[device_id] = DeviceChange(device_id, new, reason, passed)
         status[device_id] = new
 
-    for device in batch:
-        install = _install_change(device, rollout, now)
+    for device in started:
+        install = _install_change(device, rollout, now, current=device.batch == current)
         if install is not None:
             change(device.device_id, install.status, install.reason)
 
+    # judged: the current batch's activated devices (until the next batch starts) and
+    # any earlier one that activated late (it failed, then its agent got there after
+    # all) until it passed once
+    judged = [
+        d
+        for d in started
+        if d.status is RolloutDeviceStatus.ACTIVATED
+        and status[d.device_id] is RolloutDeviceStatus.ACTIVATED  # not failed in this call
+        and (d.batch == current or not d.judged)
+    ]
     passed: dict[str, _Assessment] = {}
     regressions: list[tuple[str, _Assessment]] = []
     if gate.enabled:
-        for device in batch:
-            if device.status is not RolloutDeviceStatus.ACTIVATED:
-                continue
-            if status[device.device_id] is not RolloutDeviceStatus.ACTIVATED:
-                continue  # failed in this very call
+        for device in judged:
             since = device.activated_at or rollout.batch_started_at
             found = _assess(gate, device.baseline, device.observed, since, now)
             if found.verdict is Verdict.REGRESSED:
@@ -320,6 +314,9 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
                 regressions.append((device.device_id, found))
             elif found.verdict is Verdict.PASS:
                 passed[device.device_id] = found
+                if not device.judged and device.device_id not in changes:
+                    activated = RolloutDeviceStatus.ACTIVATED
+                    change(device.device_id, activated, found.reason, passed=True)
 
     action: ActionKind | None = None
     reason: str | None = None
@@ -331,7 +328,7 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
             more = len(regressions) - 1
             reason += f" (and {more} more device{'s' if more > 1 else ''})"
     if action is not ActionKind.ABORT:
-        tripped = _failure_threshold(strategy, [d for d in devices if d.batch <= current], status)
+        tripped = _failure_threshold(strategy, started, status)
         if tripped is not None:
             action, reason = ActionKind.ABORT, tripped
     if action is not None:
@@ -339,24 +336,29 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
 
     if not all(status[d.device_id] in _SETTLED for d in batch):
         return Decision(devices=_ordered(changes))
-    activated = [d.device_id for d in batch if status[d.device_id] is RolloutDeviceStatus.ACTIVATED]
     first_done = rollout.batch_done_at is None
-    if first_done and gate.enabled and not all(i in passed for i in activated):
+    activated = RolloutDeviceStatus.ACTIVATED
+    # not passed yet: the batch's devices (once, before it is done), and any that
+    # activated late (failed first, or after their batch was done): the next batch
+    # waits for their verdict
+    late = [d for d in started if d.status is not activated or not d.judged]
+    unjudged = [
+        d.device_id
+        for d in (batch if first_done else []) + late
+        if status[d.device_id] is activated and d.device_id not in passed
+    ]
+    if gate.enabled and unjudged:
         return Decision(devices=_ordered(changes))
     if first_done:
-        for device_id in activated:
-            note = passed[device_id].reason if device_id in passed else None
-            if note is not None and device_id not in changes:
-                change(device_id, RolloutDeviceStatus.ACTIVATED, note)
+        for device in batch:
+            note = passed[device.device_id].reason if device.device_id in passed else None
+            if note is not None and device.device_id not in changes:
+                change(device.device_id, RolloutDeviceStatus.ACTIVATED, note)
     if current >= rollout.batch_count - 1:
-        failed = sum(1 for s in status.values() if s is RolloutDeviceStatus.FAILED)
-        regressed = sum(1 for s in status.values() if s is RolloutDeviceStatus.REGRESSED)
-        summary = f"all {len(devices)} devices updated ({failed} failed"
-        summary += f", {regressed} regressed)" if regressed else ")"
         return Decision(
             devices=_ordered(changes),
             action=ActionKind.COMPLETE,
-            reason=summary,
+            reason=summary(status.values()),
             batch_done=first_done,
         )
     done_at = rollout.batch_done_at
@@ -367,30 +369,40 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
     return Decision(devices=_ordered(changes))
 
 
-def _install_change(device: DeviceView, rollout: RolloutView, now: datetime) -> DeviceChange | None:
-    """Rule 2: a device of the current batch following its deployment target."""
-    if device.status in (
-        RolloutDeviceStatus.FAILED,
-        RolloutDeviceStatus.REGRESSED,
-        RolloutDeviceStatus.ROLLED_BACK,
-    ):
+def _install_change(
+    device: DeviceView, rollout: RolloutView, now: datetime, *, current: bool
+) -> DeviceChange | None:
+    """Rule 2: a started device following its deployment target (the deadline and the
+    first move to UPDATING only in the current batch)."""
+    if device.status in _FINAL:
         return None
-    if device.target_status == "failed":
-        return DeviceChange(
-            device.device_id, RolloutDeviceStatus.FAILED, device.target_reason or "install failed"
-        )
-    if device.status is RolloutDeviceStatus.ACTIVATED:
-        return None
-    if device.target_status == "activated":
+    target = device.target_status
+    if target == "activated":
+        if device.status is RolloutDeviceStatus.ACTIVATED:
+            return None
         return DeviceChange(device.device_id, RolloutDeviceStatus.ACTIVATED, None)
+    if target == "failed":
+        if device.status is RolloutDeviceStatus.FAILED:
+            return None
+        reason = device.target_reason or "install failed"
+        return DeviceChange(device.device_id, RolloutDeviceStatus.FAILED, reason)
+    if device.status in (RolloutDeviceStatus.ACTIVATED, RolloutDeviceStatus.FAILED):
+        return None
+    if not current:
+        return None
     timeout = rollout.strategy.install_timeout_s
     started = rollout.batch_started_at
     if started is not None and _elapsed(now, started) >= timeout:
         reason = f"timed out after {fmt_num(timeout)} s"
-        if device.target_status is not None:
-            reason += f" (last status: {device.target_status})"
+        if target is not None:
+            reason += f" (last status: {target}"
+            reason += f": {device.target_reason})" if device.target_reason else ")"
         return DeviceChange(device.device_id, RolloutDeviceStatus.FAILED, reason)
-    if device.status is RolloutDeviceStatus.PENDING:
+    if target == "retrying":
+        if device.status is RolloutDeviceStatus.RETRYING:
+            return None
+        return DeviceChange(device.device_id, RolloutDeviceStatus.RETRYING, device.target_reason)
+    if device.status in (RolloutDeviceStatus.PENDING, RolloutDeviceStatus.RETRYING):
         return DeviceChange(device.device_id, RolloutDeviceStatus.UPDATING, None)
     return None
 

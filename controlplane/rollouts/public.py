@@ -3,7 +3,8 @@
 A batch is ``done`` once the driver judged it done (every batch before the current one,
 and the current one after ``batch_done_at``), ``running`` while it is the current one,
 ``pending`` before it starts; the current one of an aborted rollout, not done, is
-``aborted``. Its start and end times come from the history.
+``aborted``, and those it never started are ``skipped``. Its start and end times come
+from the history.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlmodel import Session, col, select
 
 from controlplane.errors import NotFound
 from controlplane.models import Rollout, RolloutDevice, RolloutState
+from controlplane.rollouts.rows import to_roll_back
+from controlplane.rollouts.states import Action, allows
 from controlplane.schemas import (
     BatchPublic,
     FiguresPublic,
@@ -32,7 +35,10 @@ def counts(rows: Sequence[RolloutDevice]) -> RolloutCounts:
     return RolloutCounts(**{status: n for status, n in found.items()}, total=len(rows))
 
 
-def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", "done", "aborted"]:
+BatchState = Literal["pending", "running", "done", "aborted", "skipped"]
+
+
+def _batch_state(rollout: Rollout, index: int) -> BatchState:
     if index < rollout.current_batch:
         return "done"
     if index == rollout.current_batch:
@@ -40,7 +46,10 @@ def _batch_state(rollout: Rollout, index: int) -> Literal["pending", "running", 
         if done:
             return "done"
         return "aborted" if rollout.state == RolloutState.ABORTED else "running"
-    return "pending"
+    return "skipped" if rollout.state == RolloutState.ABORTED else "pending"
+
+
+_UNSTARTED = ("pending", "skipped")
 
 
 def batches(rollout: Rollout, rows: Sequence[RolloutDevice]) -> list[BatchPublic]:
@@ -67,7 +76,7 @@ def batches(rollout: Rollout, rows: Sequence[RolloutDevice]) -> list[BatchPublic
                     "index": index,
                     "size": len(by_batch[index]),
                     "state": state,
-                    "started_at": started.get(index) if state != "pending" else None,
+                    "started_at": started.get(index) if state not in _UNSTARTED else None,
                     "done_at": done.get(index) if state == "done" else None,
                     "counts": counts(by_batch[index]),
                 }
@@ -108,6 +117,11 @@ def _summary(rollout: Rollout, rows: Sequence[RolloutDevice]) -> RolloutSummary:
         counts=counts(rows),
         batches=batches(rollout, rows),
         history=[HistoryEntry.model_validate(entry) for entry in rollout.history],
+        notes=[
+            str(entry.get("message"))
+            for entry in rollout.history
+            if entry.get("event") == "adjusted"
+        ],
     )
 
 
@@ -124,13 +138,22 @@ def _rows(session: Session, rollout_ids: Sequence[int]) -> dict[int, list[Rollou
     return found
 
 
+def _rollback_devices(session: Session, rollout: Rollout) -> int:
+    """How many devices a rollback would move (0 while running or paused: abort it)."""
+    if not allows(rollout.state, Action.ROLLBACK):
+        return 0
+    return len(to_roll_back(session, rollout))
+
+
 def rollout_public(session: Session, rollout_id: int) -> RolloutPublic:
     """Rollout ``rollout_id`` with its devices; NotFound if there is none."""
     rollout = session.get(Rollout, rollout_id, populate_existing=True)
     if rollout is None:
         raise NotFound(f"unknown rollout {rollout_id}")
     rows = _rows(session, [rollout_id])[rollout_id]
-    summary = _summary(rollout, rows)
+    summary = _summary(rollout, rows).model_copy(
+        update={"rollback_devices": _rollback_devices(session, rollout)}
+    )
     return RolloutPublic(**summary.model_dump(), devices=[_device(row) for row in rows])
 
 
@@ -152,4 +175,9 @@ def list_rollouts(
         statement = statement.order_by(col(Rollout.id).desc()).limit(newest)
     rollouts = sorted(session.exec(statement).all(), key=lambda r: r.id or 0)
     rows = _rows(session, [r.id for r in rollouts if r.id is not None])
-    return [_summary(r, rows.get(r.id or -1, [])) for r in rollouts]
+    return [
+        _summary(r, rows.get(r.id or -1, [])).model_copy(
+            update={"rollback_devices": _rollback_devices(session, r)}
+        )
+        for r in rollouts
+    ]

@@ -25,6 +25,7 @@ from controlplane.models import (
     Device,
     ModelVersion,
     Rollout,
+    RolloutDevice,
     TargetStatus,
 )
 from controlplane.rollouts import states
@@ -137,6 +138,43 @@ def figures(device: Device | None, model: str, version: str) -> dict[str, Any] |
             served = replace(found, requests=max(0, found.requests - client))
             return served.to_json()
     return None
+
+
+#: Device statuses of devices that were sent a rollout's version and may still run it
+#: (what a rollback sends back).
+SENT = ("updating", "retrying", "activated", "failed", "regressed")
+
+
+def to_roll_back(session: Session, rollout: Rollout) -> dict[str, int]:
+    """Per device a rollback of ``rollout`` would move, the model version it ran before
+    (its own): those sent the rollout's version, that ran another before, and whose
+    latest deployment target still sends that version (not rolled back by an abort, not
+    superseded by a deployment of another version; an abort of a later rollout that sent
+    it back to this one's version counts as this one's)."""
+    rows = session.exec(
+        select(RolloutDevice).where(
+            RolloutDevice.rollout_id == rollout.id,
+            col(RolloutDevice.status).in_(SENT),
+            col(RolloutDevice.previous_model_version_id).is_not(None),
+        )
+    ).all()
+    if not rows:
+        return {}
+    latest: dict[str, int] = {}
+    targets = session.exec(
+        select(DeploymentTarget.device_id, Deployment.model_version_id)
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .where(col(DeploymentTarget.device_id).in_([r.device_id for r in rows]))
+        .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
+    )
+    for device_id, version_id in targets:
+        latest.setdefault(device_id, version_id)
+    return {
+        r.device_id: r.previous_model_version_id
+        for r in rows
+        if r.previous_model_version_id is not None
+        and latest.get(r.device_id) == (r.target_model_version_id or rollout.model_version_id)
+    }
 
 
 def previous_version(session: Session, device: Device) -> ModelVersion | None:

@@ -10,10 +10,10 @@ it, and the moves it allows with the state each leads to:
 ============  ======  ======  ====================================================
 state         active  driven  moves (-> resulting state)
 ============  ======  ======  ====================================================
-running       yes     yes     pause -> paused, abort -> aborted, rollback -> aborted,
+running       yes     yes     pause -> paused, abort -> aborted,
                               complete -> completed, auto_pause -> paused,
                               auto_abort -> aborted
-paused        yes     no      resume -> running, abort -> aborted, rollback -> aborted
+paused        yes     no      resume -> running, abort -> aborted
 completed     no      no      rollback -> completed
 aborted       no      no      rollback -> aborted
 ============  ======  ======  ====================================================
@@ -21,8 +21,11 @@ aborted       no      no      rollback -> aborted
 Operator moves are :class:`Action` (``pause``, ``resume``, ``abort``, ``rollback``: the
 URL segments of the API and the dashboard); the driver's are :class:`DriverMove`
 (``complete``, ``auto_pause``, ``auto_abort``: what the policy decided). A rollback also
-needs a previous version to go back to; the resulting state is the one the rolled-back
-rollout ends in (a new rollout of the previous version starts ``running``).
+needs devices to send back (:func:`controlplane.rollouts.rows.to_roll_back`: each to its
+own previous version); the resulting state is the one the rolled-back rollout stays in
+(the rollback is a new rollout that starts ``running``). A running or paused rollout is
+rolled back by aborting it: an abort sends every device it updated back to its own
+previous version.
 """
 
 from __future__ import annotations
@@ -102,7 +105,6 @@ TABLE: Mapping[RolloutState, StateRow] = MappingProxyType(
             moves={
                 Action.PAUSE: _S.PAUSED,
                 Action.ABORT: _S.ABORTED,
-                Action.ROLLBACK: _S.ABORTED,
                 DriverMove.COMPLETE: _S.COMPLETED,
                 DriverMove.AUTO_PAUSE: _S.PAUSED,
                 DriverMove.AUTO_ABORT: _S.ABORTED,
@@ -114,7 +116,6 @@ TABLE: Mapping[RolloutState, StateRow] = MappingProxyType(
             moves={
                 Action.RESUME: _S.RUNNING,
                 Action.ABORT: _S.ABORTED,
-                Action.ROLLBACK: _S.ABORTED,
             },
         ),
         _S.COMPLETED: StateRow(active=False, driven=False, moves={Action.ROLLBACK: _S.COMPLETED}),
@@ -161,5 +162,5 @@ def states_allowing(move: Move) -> tuple[RolloutState, ...]:
 
 def actions(state: str, *, has_previous: bool) -> list[Action]:
     """The operator actions a rollout in ``state`` allows, in :class:`Action` order (a
-    rollback only with a previous version to go back to)."""
+    rollback only with devices to send back to their previous versions)."""
     return [a for a in Action if allows(state, a) and (a is not Action.ROLLBACK or has_previous)]

@@ -23,6 +23,7 @@ from controlplane.models import (
     Deployment,
     DeploymentTarget,
     Device,
+    ModelVersion,
     Rollout,
     RolloutDevice,
 )
@@ -51,7 +52,17 @@ from controlplane.schemas import as_utc
 logger = logging.getLogger(__name__)
 
 #: Device statuses whose new-version figures are worth watching.
-_WATCHED = {RolloutDeviceStatus.UPDATING.value, RolloutDeviceStatus.ACTIVATED.value}
+_WATCHED = {
+    RolloutDeviceStatus.UPDATING.value,
+    RolloutDeviceStatus.RETRYING.value,
+    RolloutDeviceStatus.ACTIVATED.value,
+    RolloutDeviceStatus.FAILED.value,  # it may activate after all
+}
+
+
+#: Device statuses whose every entry goes into the rollout's history (not ``retrying``:
+#: an agent may retry many times before its deadline; the row shows the latest reason).
+_NOTED = (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED)
 
 
 def step(
@@ -93,24 +104,74 @@ def advance(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
     rows = _rows(session, rollout)
     ids = [row.device_id for row in rows]
     devices = {d.id: d for d in session.exec(select(Device).where(col(Device.id).in_(ids))).all()}
-    targets = {
-        t.device_id: t
-        for t in session.exec(
-            select(DeploymentTarget).where(
-                DeploymentTarget.deployment_id == rollout.deployment_id,
-                col(DeploymentTarget.device_id).in_(ids),
-            )
-        ).all()
-    }
+    targets = _targets(session, rollout, rows)
+    versions = _versions(session, rollout, rows)
     for row in rows:
         if row.status in _WATCHED:
-            seen = figures(devices.get(row.device_id), rollout.model, rollout.version)
+            version = versions[wanted(rollout, row)]
+            seen = figures(devices.get(row.device_id), rollout.model, version)
             if seen is not None and seen != row.observed:
                 row.observed = seen
                 session.add(row)
     views = [_device_view(row, targets.get(row.device_id)) for row in rows]
     decision = decide(_rollout_view(rollout, strategy, rows), views, as_utc(now))
     return _apply(session, rollout, strategy, rows, decision, now)
+
+
+def wanted(rollout: Rollout, row: RolloutDevice) -> int:
+    """The model version id the rollout sends this device (a rollback: its own)."""
+    return row.target_model_version_id or rollout.model_version_id
+
+
+def _versions(session: Session, rollout: Rollout, rows: Sequence[RolloutDevice]) -> dict[int, str]:
+    ids = {wanted(rollout, row) for row in rows} | {rollout.model_version_id}
+    found = session.exec(select(ModelVersion).where(col(ModelVersion.id).in_(ids))).all()
+    return {v.id: v.version for v in found if v.id is not None} | {
+        rollout.model_version_id: rollout.version
+    }
+
+
+def _targets(
+    session: Session, rollout: Rollout, rows: Sequence[RolloutDevice]
+) -> dict[str, DeploymentTarget]:
+    """Per device, its latest target of the rollout's deployment of the version it is
+    sent (an abort's deployments of the same rollout send other versions)."""
+    want = {row.device_id: wanted(rollout, row) for row in rows}
+    found: dict[str, DeploymentTarget] = {}
+    statement = (
+        select(DeploymentTarget, Deployment.model_version_id)
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .where(
+            Deployment.rollout_id == rollout.id,
+            col(DeploymentTarget.device_id).in_(list(want)),
+        )
+        .order_by(col(DeploymentTarget.generation).desc())
+    )
+    for target, version_id in session.exec(statement).all():
+        if want.get(target.device_id) == version_id:
+            found.setdefault(target.device_id, target)
+    return found
+
+
+def _deployment(session: Session, rollout: Rollout, version_id: int, now: datetime) -> Deployment:
+    """The rollout's deployment of ``version_id`` (made on first use: a rollback sends
+    several versions)."""
+    if version_id == rollout.model_version_id:
+        main = session.get(Deployment, rollout.deployment_id)
+        assert main is not None
+        return main
+    found = session.exec(
+        select(Deployment)
+        .where(Deployment.rollout_id == rollout.id, Deployment.model_version_id == version_id)
+        .order_by(col(Deployment.id))
+    ).first()
+    if found is None:
+        found = Deployment(
+            model_version_id=version_id, fleet=rollout.fleet, rollout_id=rollout.id, created_at=now
+        )
+        session.add(found)
+        session.flush()
+    return found
 
 
 def _rollout_view(
@@ -136,6 +197,7 @@ def _device_view(row: RolloutDevice, target: DeploymentTarget | None) -> DeviceV
         baseline=Figures.from_json(row.baseline),
         observed=Figures.from_json(row.observed),
         activated_at=as_utc(row.activated_at) if row.activated_at else None,
+        judged=row.judged_at is not None,
     )
 
 
@@ -153,12 +215,17 @@ def _apply(
         row = by_id.get(change.device_id)
         if row is None:
             continue
+        was = row.status
         row.status = change.status.value
         row.reason = change.reason
         row.updated_at = now
-        if change.status is RolloutDeviceStatus.ACTIVATED and row.activated_at is None:
-            row.activated_at = now
-        if change.status in (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED):
+        if change.status is RolloutDeviceStatus.ACTIVATED and was != change.status.value:
+            row.activated_at, row.judged_at = now, None  # judged afresh on this activation
+            if was == RolloutDeviceStatus.FAILED.value:
+                note(rollout, "device_recovered", f"{row.device_id}: activated after all", now)
+        if change.passed:
+            row.judged_at = now
+        if change.status in _NOTED and was != change.status.value:
             note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
         session.add(row)
     if decision.batch_done and rollout.batch_done_at is None:
@@ -209,8 +276,6 @@ def start_batch(
     sends it, else what it reports it runs) and that version's figures (the baseline of
     the gate) are captured first.
     """
-    deployment = session.get(Deployment, rollout.deployment_id)
-    assert deployment is not None
     assigned: list[str] = []
     for row in batch:
         if row.status != RolloutDeviceStatus.PENDING.value:
@@ -226,8 +291,10 @@ def start_batch(
         if device is None or reason is not None:
             row.status, row.reason = RolloutDeviceStatus.FAILED.value, reason
             continue
+        version_id = wanted(rollout, row)
+        deployment = _deployment(session, rollout, version_id, now)
         previous = previous_version(session, device)
-        if previous is not None and previous.id != rollout.model_version_id:
+        if previous is not None and previous.id != version_id:
             row.previous_model_version_id = previous.id
             if previous.model == rollout.model:
                 row.baseline = figures(device, previous.model, previous.version)

@@ -22,7 +22,13 @@ from controlplane.rollouts.create import create_rollout
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.rollouts.rows import parse_strategy
 from controlplane.rollouts.states import Action
-from controlplane.schemas import RolloutAction, RolloutCreate, RolloutPublic, RolloutSummary
+from controlplane.schemas import (
+    RollbackRequest,
+    RolloutAction,
+    RolloutCreate,
+    RolloutPublic,
+    RolloutSummary,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,14 +143,31 @@ def abort(
     status_code=201,
     responses={
         **_UNKNOWN,
-        409: {"description": "no previous version, or another rollout of the model is active"},
+        409: {
+            "description": "running or paused (abort it), nothing to roll back, or another "
+            "rollout of the model is active"
+        },
+        422: {"description": "an invalid strategy"},
         **_SIGNING,
     },
 )
 def roll_back(
-    rollout_id: RowId, session: SessionDep, publisher: PublisherDep, signer: SignerDep
+    rollout_id: RowId,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+    body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> RolloutPublic:
-    """A new all-at-once rollout of the previous version (a running or paused one is
-    aborted first)."""
-    created = perform(session, signer, publisher, rollout_id=rollout_id, action=Action.ROLLBACK)
+    """A new rollout sending each device the rollout updated back to the version it ran
+    before it; gated like any rollout (all at once, default gate) unless the strategy
+    says otherwise."""
+    strategy = parse_strategy(body.strategy) if body is not None and body.strategy else None
+    created = perform(
+        session,
+        signer,
+        publisher,
+        rollout_id=rollout_id,
+        action=Action.ROLLBACK,
+        strategy=strategy,
+    )
     return rollout_public(session, created)

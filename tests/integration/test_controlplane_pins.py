@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -161,14 +162,16 @@ def test_fleet_and_device_pins_change_the_signed_commands(cp: ControlPlane) -> N
             second.models[0].bundle_digest == _commands(cp, device_id, 1)[0].models[0].bundle_digest
         )
     assert cp.http.get("/api/v1/fleets/store").json()["pinned_backend"] == OV_BF16
-    assert _registered(cp, "d1")["pin"] == {"backend": OV_BF16, "source": "fleet"}
+    # the device has not answered its new command yet
+    expected = {"backend": OV_BF16, "source": "fleet", "state": "waiting", "reason": None}
+    assert _registered(cp, "d1")["pin"] == expected
     assert _registered(cp, "x1")["pin"] is None
 
     # a device pin wins over the fleet's; the same pin again changes nothing
     assert _pin(cp, "devices", "d1", OV_F32)["reissued"] == ["d1"]
     assert _commands(cp, "d1", 3)[-1].models[0].backend == OV_F32
     assert _pin(cp, "devices", "d1", OV_F32)["reissued"] == []
-    assert _registered(cp, "d1")["pin"] == {"backend": OV_F32, "source": "device"}
+    assert _registered(cp, "d1")["pin"] == expected | {"backend": OV_F32, "source": "device"}
     assert _registered(cp, "d1")["pinned_backend"] == OV_F32
 
     # a new fleet pin reaches only the device without a pin of its own
@@ -228,12 +231,13 @@ def test_pins_of_unknown_fleets_and_devices_are_404(cp: ControlPlane) -> None:
 def test_edgectl_pin_set_and_clear(cp: ControlPlane, capsys: pytest.CaptureFixture[str]) -> None:
     _deployed(cp, {"d1": "store"})
     url = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN]
-    assert edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16]) == 0
+    # the test's device never answers: --no-wait (the next test waits for answers)
+    assert edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16, "--no-wait"]) == 0
     out = capsys.readouterr().out.strip()
     assert out == f"pinned fleet store to {OV_BF16}; new command for 1 device(s): d1"
     assert _commands(cp, "d1", 2)[-1].models[0].backend == OV_BF16
 
-    assert edgectl([*url, "pin", "set", "--device", "d1", OV_F32, "--json"]) == 0
+    assert edgectl([*url, "pin", "set", "--device", "d1", OV_F32, "--json", "--no-wait"]) == 0
     assert json.loads(capsys.readouterr().out)["reissued"] == ["d1"]
     assert edgectl([*url, "pin", "clear", "--device", "d1"]) == 0
     assert capsys.readouterr().out.strip() == (
@@ -254,6 +258,58 @@ def test_edgectl_pin_set_and_clear(cp: ControlPlane, capsys: pytest.CaptureFixtu
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("edgectl: error: ") and fragment in err[0]
     assert len(cp.desired("d1")) == 5
+
+
+def test_edgectl_pin_set_waits_for_the_devices_answers(
+    cp: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13.7: a pin a device cannot honour shows in ``pin set``'s own output (exit
+    1), in ``devices list`` and in the API, once the devices answered."""
+    _deployed(cp, {"d1": "store", "d2": "store", "d3": "store"})
+    missing = f"pinned backend {OV_BF16} is not available here (have {ORT})"
+    answers = {"d1": None, "d2": missing}  # d3 goes offline: it answers when it is back
+    _report(cp, "d3", "store", generation=1)
+    cp.send("d3", TopicKind.AVAILABILITY, b'{"device_id": "d3", "online": false}', retain=True)
+    wait_until(lambda: not (cp.device("d3") or {}).get("online"), 10, "d3 offline")
+
+    def answer() -> None:  # each device answers the command the pin made, as an agent does
+        for device_id, error in answers.items():
+            command = _commands(cp, device_id, 2)[-1]
+            active = ActiveModel(
+                name="det",
+                version="1.0.0",
+                bundle_digest=DET_V1_DIGEST,
+                backend=OV_BF16 if error is None else ORT,
+            )
+            _report(
+                cp,
+                device_id,
+                "store",
+                generation=command.generation,
+                active=[active],
+                last_error=error,
+            )
+
+    devices = threading.Thread(target=answer)
+    devices.start()
+    url = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN]
+    code = edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16, "--timeout", "30s"])
+    devices.join()
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    assert out.splitlines() == [
+        f"pinned fleet store to {OV_BF16}; new command for 3 device(s): d1, d2, d3",
+        "d1: honoured",
+        f"d2: not honoured: {missing} (runs {ORT})",
+        "d3: offline, it gets the pin when it reconnects",
+    ]
+    assert err.strip() == (f"edgectl: error: 1 of 3 device(s) cannot honour the pin {OV_BF16}: d2")
+    # the same answers in the API and in devices list
+    pins = {d["id"]: d["pin"] for d in cp.http.get("/api/v1/devices").json()}
+    assert [pins[d]["state"] for d in ("d1", "d2", "d3")] == ["honoured", "not honoured", "waiting"]
+    assert edgectl([*url, "devices", "list", "--fleet", "store"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert f"{OV_BF16}, not honoured" in listed["d2"] and f"{OV_BF16}, honoured" in listed["d1"]
 
 
 def test_edgectl_push_signs_the_bundle_pin_and_tolerance(

@@ -46,10 +46,12 @@ def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
     assert rollout["counts"] == {
         "pending": 5,
         "updating": 1,
+        "retrying": 0,
         "activated": 0,
         "failed": 0,
         "regressed": 0,
         "rolled_back": 0,
+        "skipped": 0,
         "total": 6,
     }
     # only the canary was sent 2.0.0, in the request itself
@@ -74,7 +76,7 @@ def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
     plane.tick(3)
     rollout = plane.rollout(rollout["id"])
     assert rollout["state"] == "completed", rollout["history"]
-    assert rollout["reason"] == "all 6 devices updated (0 failed)"
+    assert rollout["reason"] == "all 6 devices updated"
     assert rollout["counts"]["activated"] == 6
     assert all(b["state"] == "done" and b["done_at"] for b in rollout["batches"])
     assert _events(rollout) == [
@@ -136,11 +138,11 @@ def test_failure_threshold_aborts_and_rolls_back_updated_devices(plane: Plane) -
         "d00": "rolled_back",
         "d01": "rolled_back",
         "d02": "rolled_back",
-        "d03": "pending",
-        "d04": "pending",
+        "d03": "skipped",
+        "d04": "skipped",
     }
     assert rollout["devices"][0]["reason"] == "rolled back to det 1.0.0"
-    assert [b["state"] for b in rollout["batches"]] == ["aborted", "pending"]
+    assert [b["state"] for b in rollout["batches"]] == ["aborted", "skipped"]
     # the updated devices' desired state is the previous version again; pending untouched
     assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 5
     assert [plane.command(i).generation for i in ids[3:]] == [1, 1]  # type: ignore[union-attr]
@@ -235,21 +237,12 @@ def test_operator_controls_and_invalid_transitions(plane: Plane) -> None:
         "aborted",
     ]
 
-    back = plane.post(f"/rollouts/{rid}/rollback", None, 201)
-    assert back["rollback_of"] == rid and back["version"] == "1.0.0"
-    assert back["batches"] == [
-        {
-            "index": 0,
-            "size": 3,
-            "state": "running",
-            "started_at": back["batches"][0]["started_at"],
-            "done_at": None,
-            "counts": back["batches"][0]["counts"],
-        }
-    ]
-    assert back["strategy"]["gate"]["enabled"] is False
-    assert back["previous_version"] is None  # 2.0.0 never settled in this fleet
-    plane.post(f"/rollouts/{back['id']}/rollback", None, 409)
+    # the abort already sent its one updated device back: a rollback has nothing to do
+    assert aborted["rollback_devices"] == 0
+    assert plane.post(f"/rollouts/{rid}/rollback", None, 409)["detail"] == (
+        f"rollout {rid}: nothing to roll back (every device it updated is back on its "
+        "previous version or was sent a later deployment since)"
+    )
 
     assert plane.http.get("/api/v1/rollouts/999").status_code == 404
     assert plane.post("/rollouts/999/pause", None, 404)["detail"] == "unknown rollout 999"
@@ -266,27 +259,65 @@ def test_operator_controls_and_invalid_transitions(plane: Plane) -> None:
     assert plane.post("/rollouts", bad | {"selector": {"bad key": "x"}}, 422)["detail"]
 
 
-def test_rollback_of_a_running_rollout_aborts_it_first(plane: Plane) -> None:
+def test_a_running_rollout_is_rolled_back_by_aborting_it(plane: Plane) -> None:
     plane.fleet_on_v1(2)
     rollout = plane.start({"canary": 1})
     plane.healthy_v2("d00")
-    back = plane.post(f"/rollouts/{rollout['id']}/rollback", None, 201)
-    source = plane.rollout(rollout["id"])
-    assert source["state"] == "aborted"
-    assert source["reason"] == "superseded by a rollback to det 1.0.0"
-    assert back["state"] == "running" and back["counts"]["updating"] == 2
-    plane.obey("d00")
-    plane.obey("d01")
-    plane.tick(2)
-    assert plane.rollout(back["id"])["state"] == "completed"
-    assert [plane.running[i][0] for i in ("d00", "d01")] == ["1.0.0", "1.0.0"]
+    refused = plane.post(f"/rollouts/{rollout['id']}/rollback", None, 409)
+    assert refused["detail"] == (
+        f"rollout {rollout['id']} is running: abort it instead (an abort sends every device "
+        "it updated back to the version it ran before)"
+    )
+    assert plane.rollout(rollout["id"])["state"] == "running"
 
 
-def test_a_rollout_over_no_matching_device_completes_at_once(plane: Plane) -> None:
+def test_rollback_sends_each_device_its_own_previous_version_gated(plane: Plane) -> None:
+    """Issue 13.6: before rollout B (3.0.0) d00 ran 1.0.0 and d01 2.0.0 (an earlier rollout
+    to d01 alone). Rolling B back sends each device its own version, never one it has not
+    run, through the health gate unless the operator says otherwise."""
     plane.fleet_on_v1(2)
-    rollout = plane.start(selector={"region": "mars"})
-    assert rollout["state"] == "completed" and rollout["reason"] == "no devices match"
-    assert rollout["batches"] == [] and rollout["counts"]["total"] == 0
+    plane.http.patch("/api/v1/devices/d01/labels", json={"set": {"ring": "early"}})
+    early = plane.start({"gate": {"enabled": False}}, selector={"ring": "early"})
+    plane.healthy_v2("d01")
+    plane.tick()
+    assert plane.rollout(early["id"])["state"] == "completed"
+    b = plane.start({"gate": {"enabled": False}}, version="3.0.0")
+    for device_id in ("d00", "d01"):
+        plane.obey(device_id)
+    plane.tick()
+    assert plane.rollout(b["id"])["state"] == "completed"
+    assert plane.rollout(b["id"])["rollback_devices"] == 2
+
+    back = plane.post(f"/rollouts/{b['id']}/rollback", None, 201)
+    assert back["rollback_of"] == b["id"] and back["strategy"]["gate"]["enabled"] is True
+    assert {plane.desired_version(d) for d in ("d00", "d01")} == {"1.0.0", "2.0.0"}
+    assert [plane.desired_version(d) for d in ("d00", "d01")] == ["1.0.0", "2.0.0"]
+    for device_id, version in (("d00", "1.0.0"), ("d01", "2.0.0")):
+        plane.obey(device_id)
+        plane.heartbeat(device_id, (version, 100, 0, 10.0))
+    plane.tick()  # activated now: judged on the next tick, as any rollout's devices
+    assert plane.rollout(back["id"])["state"] == "running"
+    plane.tick()
+    done = plane.rollout(back["id"])
+    assert done["state"] == "completed" and done["reason"] == "all 2 devices updated", done
+    assert all(d["observed"]["requests"] == 100 for d in done["devices"])
+    assert [plane.running[d][0] for d in ("d00", "d01")] == ["1.0.0", "2.0.0"]
+    # B's devices are back: nothing more to roll back
+    assert plane.rollout(b["id"])["rollback_devices"] == 0
+    plane.post(f"/rollouts/{b['id']}/rollback", None, 409)
+    # undoing the rollback, ungated: each device's own previous version is 3.0.0
+    ungated = {"strategy": {"gate": {"enabled": False}}}
+    again = plane.post(f"/rollouts/{back['id']}/rollback", ungated, 201)
+    assert again["strategy"]["gate"]["enabled"] is False and again["version"] == "3.0.0"
+    assert [plane.desired_version(d) for d in ("d00", "d01")] == ["3.0.0", "3.0.0"]
+
+
+def test_a_rollout_over_no_matching_device_is_refused(plane: Plane) -> None:
+    plane.fleet_on_v1(2)
+    body = {"model": "det", "version": "2.0.0", "fleet": "f", "selector": {"region": "mars"}}
+    refused = plane.post("/rollouts", body, status=409)
+    assert refused == {"detail": "no device of fleet f matches region=mars: nothing to roll out"}
+    assert plane.get("/rollouts") == []
     assert plane.desired_version("d00") == "1.0.0"
 
 
@@ -377,6 +408,7 @@ def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> No
     assert canary["status"] == "activated"
     assert canary["reason"].startswith("not rolled back: deployment ")
     assert aborted["history"][-1]["message"] == (
-        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since"
+        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since, "
+        "2 never started (skipped)"
     )
     assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

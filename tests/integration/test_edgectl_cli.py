@@ -214,3 +214,26 @@ def test_tokens_and_reachability(stack: FleetStack, capsys: pytest.CaptureFixtur
     capsys.readouterr()
     assert main(["--url", f"http://127.0.0.1:{free_port()}", "rollouts", "list"]) == 3
     assert "cannot reach the control plane" in _one_line_error(capsys.readouterr().err)
+
+
+def test_no_false_success(stack: FleetStack, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13.7: a selector matching no device is refused (exit 1, one line); a strategy
+    that cannot be followed as asked says so in the live view."""
+    for running in stack.http.get("/api/v1/rollouts", params={"state": "running"}).json():
+        stack.wait_state(running["id"], "completed", timeout=120)  # the rollback test's
+    fleet = ["--fleet", stack.fleet_name]
+    code, _, err = _run(stack, capsys, *_push(stack, "1.9.0", 4.0, *fleet, "--selector", "hw=no"))
+    assert code == 1
+    assert _one_line_error(err).endswith(
+        f"(409): no device of fleet {stack.fleet_name} matches hw=no: nothing to roll out"
+    )
+    assert stack.http.get("/api/v1/rollouts", params={"state": "running"}).json() == []
+
+    code, _, err = _run(stack, capsys, "devices", "label", stack.fleet.device_ids[0], "ring=solo")
+    assert code == 0, err
+    options = [*fleet, "--selector", "ring=solo", "--canary", "2", "--batches", "3", "--no-gate"]
+    code, out, err = _run(stack, capsys, *_push(stack, "1.9.1", 4.5, *options))
+    assert code == 0, err
+    assert "strategy adjusted: canary of 2 asked, 1 device match: the canary is that one" in out
+    assert "strategy adjusted: 3 batches asked, no device left after the canary: none run" in out
+    assert out.rstrip().endswith("completed: all 1 device updated"), out

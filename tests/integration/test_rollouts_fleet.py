@@ -123,7 +123,7 @@ def test_slow_version_trips_latency_gate_and_rolls_back(stack: FleetStack) -> No
     assert _batch_ids(rollout, 1) >= slow_ids, show
     later = _batch_ids(rollout, 2) | _batch_ids(rollout, 3)
     statuses = _by_status(rollout)
-    assert statuses.get("pending", set()) == later, show
+    assert statuses.get("skipped", set()) == later, show
     updated = _batch_ids(rollout, 0) | _batch_ids(rollout, 1)
     assert statuses.get("rolled_back", set()) == updated, show
 
@@ -162,7 +162,7 @@ def test_failure_threshold_aborts(stack: FleetStack) -> None:
     assert all("requires 12.0 GiB" in reason for reason in failures.values()), show
     # the later batches never got it; every agent serves the previous version again
     later = _batch_ids(rollout, 2) | _batch_ids(rollout, 3)
-    assert _by_status(rollout).get("pending", set()) == later, show
+    assert _by_status(rollout).get("skipped", set()) == later, show
     assert not stack.events.devices_that_received("det", V_BIG) & later, show
     stack.wait_versions(dict.fromkeys(ids, V_OK), f"every agent on {V_OK}", timeout=60)
 

@@ -12,8 +12,8 @@ devices with short heartbeats and steady traffic, waits until every device regis
   rollout API; a timeout's message holds the rollout's JSON;
 - ``versions()``: what each agent itself serves; ``events``: every deployment event
   the agents published (a test-side MQTT subscriber);
-- ``restart_controlplane(down_s)``: stop the control plane and start it again on the
-  same port and data directory (SQLite database included).
+- ``restart_controlplane(down_s, kill=False)``: stop the control plane (or ``kill -9``
+  it) and start it again on the same port and data directory (SQLite database included).
 """
 
 from __future__ import annotations
@@ -237,9 +237,13 @@ class FleetStack:
 
     # -- the control plane -----------------------------------------------------------
 
-    def restart_controlplane(self, down_s: float = 0.0) -> None:
-        """Stop the control plane process and start it again on the same port and data."""
+    def restart_controlplane(self, down_s: float = 0.0, *, kill: bool = False) -> None:
+        """Stop the control plane process (``kill``: with ``kill -9``, in whatever it was
+        doing) and start it again on the same port and data."""
         port = self._cp.port
+        if kill:
+            self._cp.process.kill()
+            self._cp.process.wait()
         self._cp_stack.close()
         time.sleep(down_s)
         self._cp_stack = ExitStack()

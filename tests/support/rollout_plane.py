@@ -49,7 +49,8 @@ from tests.support.controlplane import (
 from tests.support.identity import SealingIngester
 from tests.support.trust import TrustKit
 
-DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST}
+DET_V3_DIGEST = "cc" * 32
+DIGESTS = {"1.0.0": DET_V1_DIGEST, "2.0.0": DET_V2_DIGEST, "3.0.0": DET_V3_DIGEST}
 BACKEND = "onnxruntime:cpu:fp32"
 
 
@@ -151,6 +152,22 @@ class Plane:
         self.running[device_id] = (previous if fail else model.version, command.generation)
         self.report(device_id, error=fail)
 
+    def event(self, device_id: str, kind: EventKind, reason: str | None = None) -> None:
+        """One deployment event about the device's latest command (e.g. ``retrying``)."""
+        command = self.command(device_id)
+        assert command is not None, f"{device_id} was sent no command"
+        model = command.models[0]
+        event = DeploymentEvent(
+            device_id=device_id,
+            deployment_id=model.deployment_id,
+            generation=command.generation,
+            model_name=model.name,
+            model_version=model.version,
+            kind=kind,
+            reason=reason,
+        )
+        self.send(device_id, TopicKind.EVENTS, event)
+
     def heartbeat(self, device_id: str, *figures: tuple[str, int, int, float]) -> None:
         """Figures per version served: (version, requests, errors, p95 ms)."""
         heartbeat = Heartbeat(
@@ -226,6 +243,7 @@ def open_plane(
     if register:
         register_version(services.engine, "det", "1.0.0", digest=DET_V1_DIGEST)
         register_version(services.engine, "det", "2.0.0", digest=DET_V2_DIGEST)
+        register_version(services.engine, "det", "3.0.0", digest=DET_V3_DIGEST)
     with serve_app(app) as url, api_client(url, timeout=30) as http:
         yield Plane(
             http=http,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from controlplane.dashboard.html import Markup, ago, badge, esc, facts, link, page, table
+from controlplane.dashboard.pages import device_page
+from controlplane.models import Device
+from controlplane.views import device_public
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -46,3 +49,26 @@ def test_page_title_is_escaped_and_nav_only_when_signed_in() -> None:
     signed_in = page("T", Markup(""), who="ops <x>", refresh_s=5)
     assert "signed in as ops &lt;x&gt;" in signed_in
     assert '<meta http-equiv="refresh" content="5">' in signed_in
+
+
+def test_a_pin_a_device_cannot_honour_shows_on_its_page() -> None:
+    """Issue 13.7: the device's answer to its pin, with why, on the dashboard."""
+    device = Device(
+        id="d1",
+        fleet="f",
+        generation=4,
+        reported_generation=4,
+        backend="onnxruntime:CPUExecutionProvider:f32",
+        active_model="det",
+        active_version="1.0.0",
+        last_error="pinned backend openvino:CPU:bf16 is not available here",
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    html = str(device_page(device_public(device, "openvino:CPU:bf16"), now=datetime.now(UTC)))
+    assert (
+        "openvino:CPU:bf16 (fleet), not honoured: pinned backend openvino:CPU:bf16 is not "
+        "available here (runs onnxruntime:CPUExecutionProvider:f32)"
+    ) in html
+    device.reported_generation = 3  # the device has not processed its latest command
+    html = str(device_page(device_public(device, "openvino:CPU:bf16"), now=datetime.now(UTC)))
+    assert "openvino:CPU:bf16 (fleet), waiting" in html

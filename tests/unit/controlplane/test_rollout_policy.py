@@ -42,6 +42,7 @@ def dev(
     baseline: Figures | None = GOOD,
     observed: Figures | None = None,
     activated_at: datetime | None = None,
+    judged: bool = False,
 ) -> DeviceView:
     return DeviceView(
         device_id=device_id,
@@ -52,11 +53,14 @@ def dev(
         baseline=baseline,
         observed=observed,
         activated_at=activated_at,
+        judged=judged,
     )
 
 
 def active(device_id: str, observed: Figures = GOOD, **kwargs: Any) -> DeviceView:
+    """An activated device that already passed the gate once (unless ``judged=False``)."""
     kwargs.setdefault("activated_at", T0)
+    kwargs.setdefault("judged", True)
     kwargs.setdefault("target", "activated")
     return dev(device_id, RolloutDeviceStatus.ACTIVATED, observed=observed, **kwargs)
 
@@ -295,7 +299,31 @@ def test_no_devices_completes() -> None:
             at(601),
             (RolloutDeviceStatus.FAILED, "timed out after 600 s"),
         ),
-        (dev("a", RolloutDeviceStatus.FAILED, target="activated"), at(5), None),  # final
+        # it failed, then its agent got there after all: active, and judged
+        (
+            dev("a", RolloutDeviceStatus.FAILED, target="activated"),
+            at(5),
+            (RolloutDeviceStatus.ACTIVATED, None),
+        ),
+        # a failure the agent retries by itself is no outcome ...
+        (
+            dev("a", target="retrying", target_reason="refused"),
+            at(5),
+            (RolloutDeviceStatus.RETRYING, "refused"),
+        ),
+        (dev("a", RolloutDeviceStatus.RETRYING, target="retrying"), at(5), None),
+        # ... until the device's deadline passes
+        (
+            dev("a", RolloutDeviceStatus.RETRYING, target="retrying", target_reason="refused"),
+            at(601),
+            (RolloutDeviceStatus.FAILED, "timed out after 600 s (last status: retrying: refused)"),
+        ),
+        (
+            dev("a", RolloutDeviceStatus.RETRYING, target="downloaded"),
+            at(5),
+            (RolloutDeviceStatus.UPDATING, None),
+        ),
+        (dev("a", RolloutDeviceStatus.SKIPPED, target="activated"), at(5), None),  # final
         (dev("a", RolloutDeviceStatus.REGRESSED, target="failed"), at(5), None),  # final
     ],
 )
@@ -423,7 +451,7 @@ def test_gate_disabled_lets_regressions_through() -> None:
     strategy = Strategy(gate=Gate(enabled=False))
     decision = decide(rollout(strategy), [active("a", SLOW)], at(60))
     assert decision == Decision(
-        action=ActionKind.COMPLETE, reason="all 1 devices updated (0 failed)", batch_done=True
+        action=ActionKind.COMPLETE, reason="all 1 device updated", batch_done=True
     )
 
 
@@ -505,7 +533,7 @@ def test_last_batch_completes() -> None:
     devices[3] = active("d", batch=1)
     decision = decide(rollout(strategy, batch_count=2, current=1), devices, at(61))
     assert decision == Decision(
-        action=ActionKind.COMPLETE, reason="all 4 devices updated (1 failed)", batch_done=True
+        action=ActionKind.COMPLETE, reason="3 of 4 devices updated (1 failed)", batch_done=True
     )
 
 
@@ -529,7 +557,9 @@ def apply(
         c = changes.get(d.device_id)
         if c is not None and c.status is not d.status:
             activated = now if c.status is RolloutDeviceStatus.ACTIVATED else d.activated_at
-            d = replace(d, status=c.status, activated_at=activated)
+            d = replace(d, status=c.status, activated_at=activated, judged=False)
+        if c is not None and c.passed:
+            d = replace(d, judged=True)
         out.append(d)
     if decision.batch_done:
         view = replace(view, batch_done_at=now)
@@ -596,7 +626,7 @@ def test_canary_and_three_batches_complete() -> None:
     starts = [(d.batch, d) for d in log if d.action is ActionKind.START_BATCH]
     assert [b for b, _ in starts] == [0, 1, 2, 3]
     assert sum(1 for d in log if d.batch_done) == 4
-    assert log[-1].reason == "all 20 devices updated (0 failed)"
+    assert log[-1].reason == "all 20 devices updated"
 
 
 def test_slow_canary_pauses_before_the_first_batch() -> None:

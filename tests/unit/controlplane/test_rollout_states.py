@@ -33,14 +33,14 @@ EXPECTED: dict[tuple[RolloutState, Move], RolloutState | None] = {
     (R, Action.PAUSE): P,
     (R, Action.RESUME): None,
     (R, Action.ABORT): A,
-    (R, Action.ROLLBACK): A,
+    (R, Action.ROLLBACK): None,  # abort it: that sends its devices back
     (R, DriverMove.COMPLETE): C,
     (R, DriverMove.AUTO_PAUSE): P,
     (R, DriverMove.AUTO_ABORT): A,
     (P, Action.PAUSE): None,
     (P, Action.RESUME): R,
     (P, Action.ABORT): A,
-    (P, Action.ROLLBACK): A,
+    (P, Action.ROLLBACK): None,
     (P, DriverMove.COMPLETE): None,
     (P, DriverMove.AUTO_PAUSE): None,
     (P, DriverMove.AUTO_ABORT): None,
@@ -96,16 +96,16 @@ def test_states_allowing_in_enum_order() -> None:
     assert states_allowing(Action.PAUSE) == (R,)
     assert states_allowing(Action.RESUME) == (P,)
     assert states_allowing(Action.ABORT) == (R, P)
-    assert states_allowing(Action.ROLLBACK) == (R, P, C, A)
+    assert states_allowing(Action.ROLLBACK) == (C, A)
     assert states_allowing(DriverMove.COMPLETE) == (R,)
 
 
 @pytest.mark.parametrize(
     ("state", "has_previous", "expected"),
     [
-        (R, True, [Action.PAUSE, Action.ABORT, Action.ROLLBACK]),
+        (R, True, [Action.PAUSE, Action.ABORT]),
         (R, False, [Action.PAUSE, Action.ABORT]),
-        (P, True, [Action.RESUME, Action.ABORT, Action.ROLLBACK]),
+        (P, True, [Action.RESUME, Action.ABORT]),
         (P, False, [Action.RESUME, Action.ABORT]),
         (C, True, [Action.ROLLBACK]),
         (C, False, []),
@@ -114,5 +114,6 @@ def test_states_allowing_in_enum_order() -> None:
     ],
 )
 def test_operator_actions(state: RolloutState, has_previous: bool, expected: list[Action]) -> None:
-    """What the dashboard offers: the table's operator moves (a rollback needs a version)."""
+    """What the dashboard offers: the table's operator moves (a rollback needs devices to
+    send back)."""
     assert actions(state.value, has_previous=has_previous) == expected

@@ -199,13 +199,13 @@ def _ended(state: str, reason: str | None = None, **counts: int) -> Followed:
 
 
 def test_outcome_decides_the_exit_code() -> None:
-    done = _ended("completed", "all 10 devices updated (0 failed)", activated=10)
-    assert outcome(done) == "rollout 7 completed: all 10 devices updated (0 failed)"
+    done = _ended("completed", "all 10 devices updated", activated=10)
+    assert outcome(done) == "rollout 7 completed: all 10 devices updated"
     with pytest.raises(RolloutFailed, match="rollout 7 aborted: failure threshold") as info:
         outcome(_ended("aborted", "failure threshold: 3 of 5 finished devices failed"))
     assert info.value.exit_code == 1
     with pytest.raises(RolloutFailed, match="completed, but 2 failed of 10 device"):
-        outcome(_ended("completed", "all 10 devices updated (2 failed)", activated=8, failed=2))
+        outcome(_ended("completed", "8 of 10 devices updated (2 failed)", activated=8, failed=2))
     mixed = _ended(
         "completed", "all 10 updated (1 failed, 2 regressed)", activated=7, failed=1, regressed=2
     )

@@ -46,6 +46,9 @@ class ReportView:
     #: the device says it is ``failed`` (not retrying): only then does a ``retrying``
     #: target become ``failed`` from a report
     gave_up: bool = True
+    #: the agent says its last generation failed transiently and it tries again by
+    #: itself (``StateReport.retrying``): ``last_error`` is not an outcome
+    retrying: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ def after_report(target: TargetView, report: ReportView, *, current: bool) -> Ch
         return None
     if target.status in SETTLED:
         return None  # settled; only an event may say an activated deployment failed
+    if report.retrying:  # not an outcome: the agent's next try (or the deadline) is
+        if target.status is TargetStatus.RETRYING:
+            return None
+        return Change(TargetStatus.RETRYING, report.last_error)
     if target.status is TargetStatus.RETRYING and not report.gave_up:
         return None  # the agent is still at it: its outcome (or the deadline) settles it
     return Change(TargetStatus.FAILED, report.last_error)

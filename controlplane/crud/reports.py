@@ -79,7 +79,8 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
             session, digests=(m.bundle_digest for m in report.active)
         ),
         last_error=report.last_error,
-        gave_up=report.status is DeviceStatus.FAILED,
+        gave_up=report.status is DeviceStatus.FAILED and not report.retrying,
+        retrying=report.retrying,
     )
     changed = 0
     for index, (target, bundle_digest) in enumerate(rows):

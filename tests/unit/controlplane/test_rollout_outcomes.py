@@ -160,3 +160,18 @@ def test_retrying_is_no_outcome_for_a_target() -> None:
     gave_up = ReportView(generation=5, active_digests=(), last_error="refused", gave_up=True)
     change = after_report(target(retrying), gave_up, current=True)
     assert change is not None and change.status is TargetStatus.FAILED
+
+
+def test_a_report_the_agent_marks_retrying_never_fails_a_target() -> None:
+    def target(status: TargetStatus) -> TargetView:
+        return TargetView(generation=5, bundle_digest="aa" * 32, status=status)
+
+    # the agent serves nothing yet (status failed) but says it tries again by itself
+    report = ReportView(
+        generation=5, active_digests=(), last_error="ConnectError", gave_up=False, retrying=True
+    )
+    for status in (TargetStatus.RECEIVED, TargetStatus.DOWNLOADED):
+        change = after_report(target(status), report, current=True)
+        assert change is not None and change.status is TargetStatus.RETRYING
+    assert after_report(target(TargetStatus.RETRYING), report, current=True) is None
+    assert after_report(target(TargetStatus.ACTIVATED), report, current=True) is None

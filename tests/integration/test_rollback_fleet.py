@@ -1,4 +1,5 @@
-"""Issue 13.6 with real parts: a rollback sends each device its own previous version.
+"""Issue 13's rollback and failed-push faults with real parts: a rollback sends each
+device its own previous version, and a failed push of another model takes nothing down.
 
 Seen before: rollout 2 put 1.1.0 on one device, rollout 3 (1.2.0, the whole fleet)
 recorded "previous version 1.1.0", and rolling 3 back moved devices that had never run
@@ -7,7 +8,9 @@ recorded "previous version 1.1.0", and rolling 3 back moved devices that had nev
 rollout 3 puts 1.1.0 back on the one device that ran it and 1.0.0 on the others, none
 of which ever hears of 1.1.0 (every deployment event the agents publish is watched on the
 broker); it is gated like any rollout; afterwards there is nothing left to roll back.
-A rollout that matches no device is refused (no false success).
+A rollout that matches no device is refused (no false success). Then, with model A
+serving everywhere, a push of model B that every device refuses leaves A serving, on the
+agents' local APIs and as the control plane sees the devices.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.fleet import FleetStack, open_fleet
@@ -91,3 +95,29 @@ def test_a_rollback_sends_each_device_its_own_previous_version_gated(
     )
     assert none.status_code == 409 and "no device" in none.text, none.text
     assert stack.http.get("/api/v1/rollouts").json() == before
+
+
+def test_a_failed_push_of_another_model_takes_nothing_down(stack: FleetStack) -> None:
+    """Issue 13, seen 6: every device served model A, a push of model B failed on every
+    device, and the fleet went dark. Now A keeps serving, the devices stay active, and
+    the rollout does not call itself a success."""
+    ids = sorted(stack.fleet.device_ids)
+    _roll(stack, "1.0.0")
+    stack.wait_versions(dict.fromkeys(ids, "1.0.0"), "all on 1.0.0")
+    # a model no host here can hold (1 TiB of RAM): it fails on every device
+    stack.push("1.0.0", model="cls", constraints={"min_ram_bytes": 2**40})
+    strategy = {"gate": {"enabled": False}}
+    rid = stack.create_rollout("1.0.0", strategy, model="cls")["id"]
+    ended = stack.wait_rollout(
+        rid, lambda r: r["state"] in {"completed", "aborted"}, "the cls rollout to end", 120
+    )
+    assert "all 3 devices updated" not in (ended["reason"] or ""), json.dumps(ended)
+    assert all(d["status"] == "failed" for d in ended["devices"]), json.dumps(ended)
+    # it failed on the devices themselves: each got the command and reported its refusal
+    assert stack.events.devices_that_received("cls", "1.0.0") == set(ids)
+    assert stack.versions() == dict.fromkeys(ids, "1.0.0")  # what serves is untouched
+    for agent in stack.fleet.agents:
+        ready = httpx.get(f"{agent.local_api_url}/v2/models/{stack.model}/ready", timeout=5)
+        assert ready.status_code == 200, (agent.device_id, ready.text)
+    devices = stack.devices()
+    assert {devices[d]["status"] for d in ids} == {"active"}, devices

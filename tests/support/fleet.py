@@ -114,13 +114,20 @@ class FleetStack:
     # -- bundles ---------------------------------------------------------------------
 
     def bundle(
-        self, version: str, *, scale: float = 2.0, constraints: Mapping[str, Any] | None = None
+        self,
+        version: str,
+        *,
+        scale: float = 2.0,
+        constraints: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> SignedBundle:
-        """A signed bundle of ``y = x * scale + 1`` (``constraints``: ``edgefleet.json``'s)."""
+        """A signed bundle of ``y = x * scale + 1`` (``constraints``: ``edgefleet.json``'s;
+        ``model``: another model than the stack's)."""
+        model = model or self.model
         work = Path(tempfile.mkdtemp(prefix=f"bundle-{version}-", dir=self.workdir))
         source = affine_model(work / "src" / "model.onnx", scale=scale)
         directory = work / "bundle"
-        build_bundle(source, directory, name=self.model, version=version, constraints=constraints)
+        build_bundle(source, directory, name=model, version=version, constraints=constraints)
         sig = sign_bundle(directory, load_private_key(self.kit.release_key))
         files = [
             FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(directory)
@@ -128,7 +135,7 @@ class FleetStack:
         signature = FileRef(
             path=SIGNATURE_FILENAME, sha256=sha256_file(sig), size=sig.stat().st_size
         )
-        return SignedBundle(self.model, version, directory, files, signature)
+        return SignedBundle(model, version, directory, files, signature)
 
     def push(self, version: str, **kwargs: Any) -> SignedBundle:
         """Build and upload a version (no rollout); see ``bundle`` for the arguments."""
@@ -144,8 +151,13 @@ class FleetStack:
         version: str,
         strategy: Mapping[str, Any] | None = None,
         selector: Mapping[str, str] | None = None,
+        model: str | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "version": version, "fleet": self.fleet_name}
+        body: dict[str, Any] = {
+            "model": model or self.model,
+            "version": version,
+            "fleet": self.fleet_name,
+        }
         if strategy is not None:
             body["strategy"] = dict(strategy)
         if selector is not None:

@@ -42,6 +42,15 @@ def setup(tmp_path: Path, mosquitto: Broker) -> Iterator[Setup]:
 
 
 @pytest.fixture
+def bare_engine(database_url: str) -> Iterator[Engine]:
+    """A fresh, empty control-plane database (SQLite, then PostgreSQL)."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A fresh control-plane database (SQLite, then PostgreSQL) with det 1.0.0 and 2.0.0."""
     engine = make_engine(database_url)

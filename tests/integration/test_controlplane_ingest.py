@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sqlmodel import Session
 from controlplane import crud
 from controlplane.bundles import verify_version
 from controlplane.commands import CommandSigner, publish_commands
-from controlplane.db import GENERATION_COLUMNS, init_db, make_engine
+from controlplane.db import GENERATION_COLUMNS, init_db
 from controlplane.desired import desired
 from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
@@ -69,11 +68,8 @@ _version = register_version
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(bare_engine: Engine) -> Engine:
+    return bare_engine  # empty: each test registers what it needs
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ device's report key and with nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
 
 from controlplane.commands import CommandSigner
-from controlplane.db import init_db, make_engine
 from controlplane.ingest import Ingester
 from controlplane.publisher import MemoryPublisher
 from controlplane.report_acks import AckSender
@@ -33,11 +31,8 @@ STATE = device_topic("d1", TopicKind.STATE)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(bare_engine: Engine) -> Engine:
+    return bare_engine  # empty: each test registers what it needs
 
 
 @pytest.fixture

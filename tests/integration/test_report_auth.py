@@ -9,7 +9,6 @@ in one line; a revoked device is dropped; re-enrollment starts a new key and seq
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +16,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
-from controlplane.db import init_db, make_engine
 from controlplane.identity.enrollment import renew, revoke
 from controlplane.identity.report_auth import MAX_CLOCK_SKEW, ReportAuthenticator
 from controlplane.identity.tables import DeviceIdentity
@@ -41,11 +39,8 @@ AVAILABILITY = device_topic("d1", TopicKind.AVAILABILITY)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(bare_engine: Engine) -> Engine:
+    return bare_engine  # empty: each test registers what it needs
 
 
 @pytest.fixture

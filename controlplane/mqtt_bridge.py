@@ -152,7 +152,7 @@ class MqttBridge:
         self.dropped = 0
         self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
-        self.acks = AckSender(engine, self._publish_ack)
+        self.acks = AckSender(self.ingester.auth.report_key, self._publish_ack)
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         client = mqtt.Client(

@@ -22,13 +22,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
-
-from controlplane.identity.tables import DeviceIdentity
 from model_store.report_ack import MAX_RANGES, seal_ack, to_ranges
-from model_store.report_key import report_key
+from model_store.report_key import ReportKey
 from protocol import TopicKind
 from protocol.topics import ack_topic
 
@@ -101,10 +96,18 @@ class AckBook:
 
 
 class AckSender:
-    """Seals and publishes what an ``AckBook`` holds; counts what it acknowledged."""
+    """Seals and publishes what an ``AckBook`` holds; counts what it acknowledged.
 
-    def __init__(self, engine: Engine, publish: Callable[[str, bytes], bool]) -> None:
-        self._engine = engine
+    ``key_of`` gives a device's report key: the ingester's authenticator holds it for
+    every device whose report it just opened (``ReportAuthenticator.report_key``), so
+    acknowledging reads nothing from the database."""
+
+    def __init__(
+        self,
+        key_of: Callable[[str], ReportKey | None],
+        publish: Callable[[str, bytes], bool],
+    ) -> None:
+        self._key_of = key_of
         self._publish = publish
         #: acks published, and the sequence numbers they acknowledged as stored / lost
         self.acks_sent = 0
@@ -115,17 +118,10 @@ class AckSender:
         pending = book.take()
         if not pending:
             return
-        try:
-            with Session(self._engine) as session:
-                keys = {d: session.get(DeviceIdentity, d) for d in pending}
-        except SQLAlchemyError as exc:
-            logger.warning("acks not sent: database error %s", exc.__class__.__name__)
-            return
         for device_id, seqs in pending.items():
-            identity = keys.get(device_id)
-            if identity is None or not identity.report_key or identity.revoked_at is not None:
-                continue
-            key = report_key(bytes.fromhex(identity.report_key))
+            key = self._key_of(device_id)
+            if key is None:
+                continue  # signs with its device key only: no acks (see above)
             stored, lost = to_ranges(seqs.stored), to_ranges(seqs.lost - seqs.stored)
             while stored or lost:
                 chunk_s, stored = stored[:MAX_RANGES], stored[MAX_RANGES:]

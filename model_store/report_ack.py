@@ -19,19 +19,16 @@ are never reused, so it names reports the device already forgot.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from model_store import dsse
-from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.report_key import ReportKey
-from model_store.report_seal import MAX_SEQ
+from model_store.report_seal import MAX_SEQ, format_time
 from protocol import ProtocolError, validate_device_id
-from protocol.messages import EnvelopeSignature, SignedEnvelope
 
 ACK_PAYLOAD_TYPE = "application/vnd.edgefleet.report-ack.v1+json"
 #: At most this many ranges per list in one ack (more are sent in further acks).
@@ -74,24 +71,17 @@ def seal_ack(
     """The wire bytes of an ack for ``device_id``, MACed with its report ``key``."""
     if len(stored) > MAX_RANGES or len(lost) > MAX_RANGES:
         raise ValueError(f"an ack holds at most {MAX_RANGES} ranges per list")
-    stamp = (sent_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
     payload = json.dumps(
         {
             "device": validate_device_id(device_id),
             "lost": [list(r) for r in lost],
-            "sent_at": stamp.replace("+00:00", "Z"),
+            "sent_at": format_time(sent_at or datetime.now(UTC)),
             "stored": [list(r) for r in stored],
         },
         separators=(",", ":"),
         sort_keys=True,
     ).encode("ascii")
-    tag = key.mac(pae(payload, ACK_PAYLOAD_TYPE))
-    envelope = SignedEnvelope(
-        payloadType=ACK_PAYLOAD_TYPE,
-        payload=base64.b64encode(payload).decode("ascii"),
-        signatures=[EnvelopeSignature(keyid=key.kid, sig=base64.b64encode(tag).decode("ascii"))],
-    )
-    return dsse.encode_envelope(envelope)
+    return key.seal(payload, ACK_PAYLOAD_TYPE)
 
 
 def _ranges(value: object) -> Ranges:
@@ -117,16 +107,9 @@ def open_ack(raw: bytes | bytearray, key: ReportKey, *, device_id: str) -> Ack:
     if envelope.payload_type != ACK_PAYLOAD_TYPE:
         raise SignatureError("not a report acknowledgement")
     try:
-        payload = base64.b64decode(envelope.payload, validate=True)
-        tags = [
-            base64.b64decode(s.sig, validate=True)
-            for s in envelope.signatures
-            if s.keyid == key.kid
-        ]
-    except ValueError as exc:
-        raise SignatureError("ack is not valid base64") from exc
-    if not any(key.verifies(tag, pae(payload, ACK_PAYLOAD_TYPE)) for tag in tags):
-        raise SignatureError("ack is not MACed with this device's report key")
+        payload, _ = dsse.open_envelope_by(envelope, ACK_PAYLOAD_TYPE, {key.kid: key.verifies})
+    except SignatureError as exc:
+        raise SignatureError(f"ack is not MACed with this device's report key: {exc}") from exc
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:

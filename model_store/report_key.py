@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from model_store.dsse import encode_envelope
+from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.keys import key_id, require_p256
+from protocol.messages import EnvelopeSignature, SignedEnvelope
 
 KEY_BYTES = 32
 #: A report key's id starts with this: envelopes name the MAC key they were sealed with.
@@ -49,6 +52,17 @@ class ReportKey:
 
     def mac(self, message: bytes) -> bytes:
         return hmac.digest(self.secret, message, "sha256")
+
+    def seal(self, payload: bytes, payload_type: str) -> bytes:
+        """The wire bytes of a DSSE envelope of ``payload`` MACed with this key (the MAC
+        covers the pre-authentication encoding, so it binds ``payload_type``)."""
+        tag = base64.b64encode(self.mac(pae(payload, payload_type))).decode("ascii")
+        envelope = SignedEnvelope(
+            payloadType=payload_type,
+            payload=base64.b64encode(payload).decode("ascii"),
+            signatures=[EnvelopeSignature(keyid=self.kid, sig=tag)],
+        )
+        return encode_envelope(envelope)
 
     def verifies(self, tag: bytes, message: bytes) -> bool:
         """Whether ``tag`` is this key's MAC of ``message`` (a ``dsse.SignatureCheck``)."""

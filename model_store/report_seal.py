@@ -22,7 +22,6 @@ Parsing is strict and bounded; every failure is a ``SignatureError`` with one li
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +31,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from model_store import dsse
-from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.keys import key_id, require_p256
 from model_store.report_key import ReportKey
 from protocol import ProtocolError, TopicKind, validate_device_id
-from protocol.messages import EnvelopeSignature, SignedEnvelope
 
 REPORT_PAYLOAD_TYPE = "application/vnd.edgefleet.report.v1+json"
 #: The stream of the offline notice (MQTT will) the broker publishes for a device.
@@ -63,7 +60,7 @@ class Report:
     key_id: str
 
 
-def _format_time(value: datetime) -> str:
+def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -86,21 +83,15 @@ def seal_report(
         {
             "device": validate_device_id(device_id),
             "seq": seq,
-            "sent_at": _format_time(sent_at or datetime.now(UTC)),
+            "sent_at": format_time(sent_at or datetime.now(UTC)),
             "stream": stream,
         },
         separators=(",", ":"),
     )
     payload = b'{"body":' + body + b"," + header[1:].encode("ascii")
-    if not isinstance(key, ReportKey):
-        return dsse.encode_envelope(dsse.sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
-    tag = key.mac(pae(payload, REPORT_PAYLOAD_TYPE))
-    envelope = SignedEnvelope(
-        payloadType=REPORT_PAYLOAD_TYPE,
-        payload=base64.b64encode(payload).decode("ascii"),
-        signatures=[EnvelopeSignature(keyid=key.kid, sig=base64.b64encode(tag).decode("ascii"))],
-    )
-    return dsse.encode_envelope(envelope)
+    if isinstance(key, ReportKey):
+        return key.seal(payload, REPORT_PAYLOAD_TYPE)
+    return dsse.encode_envelope(dsse.sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
 
 
 def _parse(payload: bytes, signer: str) -> Report:
@@ -134,6 +125,7 @@ class DeviceKeys:
 
     kid: str
     checks: Mapping[str, dsse.SignatureCheck]
+    mac: ReportKey | None = None
 
 
 def device_keys(key: ec.EllipticCurvePublicKey, mac: ReportKey | None = None) -> DeviceKeys:
@@ -143,7 +135,7 @@ def device_keys(key: ec.EllipticCurvePublicKey, mac: ReportKey | None = None) ->
     checks: dict[str, dsse.SignatureCheck] = {kid: dsse.ecdsa_check(key)}
     if mac is not None:
         checks[mac.kid] = mac.verifies
-    return DeviceKeys(kid, checks)
+    return DeviceKeys(kid, checks, mac)
 
 
 def open_report(raw: bytes | bytearray, keys: DeviceKeys) -> Report:

@@ -28,7 +28,7 @@ from controlplane.models import Device
 from model_store import public_key_from_pem
 from model_store.errors import KeyFileError, SignatureError
 from model_store.keys import require_p256
-from model_store.report_key import report_key
+from model_store.report_key import ReportKey, report_key
 from model_store.report_seal import (
     WILL_STREAM,
     DeviceKeys,
@@ -80,6 +80,12 @@ class ReportAuthenticator:
 
     def __init__(self) -> None:
         self._keys: dict[str, DeviceKeys] = {}
+
+    def report_key(self, device_id: str) -> ReportKey | None:
+        """The report key of a device whose report this authenticator opened (cached; None
+        if it has none or none of its reports was opened since start-up)."""
+        keys = self._keys.get(device_id)
+        return keys.mac if keys is not None else None
 
     def _load_keys(self, session: Session, device_id: str) -> DeviceKeys:
         identity = session.get(DeviceIdentity, device_id)

@@ -61,7 +61,9 @@ def _beat(device: str = "d1") -> bytes:
 
 def _flush(ing: SealingIngester, engine: Engine) -> list[tuple[str, bytes]]:
     published: list[tuple[str, bytes]] = []
-    sender = AckSender(engine, lambda topic, raw: published.append((topic, raw)) is None)
+    sender = AckSender(
+        ing.ingester.auth.report_key, lambda topic, raw: published.append((topic, raw)) is None
+    )
     sender.flush(ing.ingester.acks)
     return published
 

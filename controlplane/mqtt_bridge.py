@@ -56,7 +56,7 @@ from protocol import (
     TopicKind,
     device_topic,
 )
-from protocol.reconnect import RECONNECT_BASE_S, RECONNECT_CAP_S, Backoff, set_next_wait
+from protocol.reconnect import RECONNECT_BASE_S, RECONNECT_CAP_S, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,6 @@ class MqttBridge:
         self._queue: IngestQueue[_Work] = IngestQueue(max_items=queue_size, max_bytes=queue_bytes)
         self._connected = threading.Event()
         self._stopping = False
-        self._failures = 0
         self._backoff = Backoff(reconnect_base_s, reconnect_cap_s)
         self._client_id = client_id
         self._connected_at: float | None = None
@@ -255,7 +254,6 @@ class MqttBridge:
             logger.warning("MQTT broker refused the connection: %s", reason)
             return
         logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
-        self._failures = 0
         self._backoff.reset()
         self._connected_at = time.monotonic()
         client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
@@ -270,8 +268,7 @@ class MqttBridge:
         self._connected.clear()
         if self._stopping:
             return
-        wait = self._backoff.next()
-        set_next_wait(client, wait)  # before paho's reconnect wait
+        wait = self._backoff.schedule(client)  # before paho's reconnect wait
         logger.warning("MQTT connection lost (%s); reconnecting in %.1fs", reason, wait)
         connected_at, self._connected_at = self._connected_at, None
         if connected_at is None:
@@ -294,16 +291,14 @@ class MqttBridge:
             logger.warning("%s: " + CLIENT_ID_HINT, cause, self._client_id)
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        self._failures += 1
-        wait = self._backoff.next()
-        set_next_wait(client, wait)  # paho sleeps this long before the next attempt
-        log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
+        wait = self._backoff.failed(client)  # paho sleeps this long before the next attempt
+        log = logger.warning if self._backoff.loud else logger.info
         log(
             "cannot reach MQTT broker at %s:%s (attempt %s); retrying in %.1fs (jittered, "
             "at most %ss)",
             self._target.host,
             self._target.port,
-            self._failures,
+            self._backoff.failures,
             wait,
             self._backoff.cap,
         )

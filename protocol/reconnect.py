@@ -51,6 +51,8 @@ class Backoff:
         self.cap = cap
         self._rng = rng or random.Random()
         self._attempt = 0
+        #: connection attempts failed in a row (``failed``); 0 after ``reset``
+        self.failures = 0
 
     @property
     def ceiling(self) -> float:
@@ -63,8 +65,27 @@ class Backoff:
         self._attempt += 1
         return wait
 
+    def schedule(self, client: _Reconnecting) -> float:
+        """Draw the next wait and hand it to paho (``set_next_wait``); the wait."""
+        wait = self.next()
+        set_next_wait(client, wait)
+        return wait
+
+    def failed(self, client: _Reconnecting) -> float:
+        """An attempt failed (``on_connect_fail``): count it and ``schedule`` the next."""
+        self.failures += 1
+        return self.schedule(client)
+
+    @property
+    def loud(self) -> bool:
+        """Whether the latest failure is worth a warning: the first of a streak and every
+        tenth (the others go to info, so an outage does not flood the log)."""
+        return self.failures == 1 or self.failures % 10 == 0
+
     def reset(self) -> None:
+        """A connection was accepted: start over."""
         self._attempt = 0
+        self.failures = 0
 
 
 class _Reconnecting(Protocol):

@@ -68,7 +68,7 @@ from protocol import (
     device_topic,
     encode,
 )
-from protocol.reconnect import RECONNECT_CAP_S, Backoff, set_next_wait
+from protocol.reconnect import RECONNECT_CAP_S, Backoff
 from protocol.topics import ack_topic
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,6 @@ class MqttLink:
         self.malformed_messages = 0
         self.connections = 0
         self._backoff = Backoff()
-        self._failures = 0  # connection attempts failed in a row
         self._spool = Spool(spool_path, spool_max_entries)  # SpoolError: one line
         self._sender = SpoolSender(device_id, self._spool, self._send_entry)
         try:
@@ -322,7 +321,6 @@ class MqttLink:
             return
         self.connections += 1
         self._backoff.reset()
-        self._failures = 0
         logger.info("%s: connected to %s", self.device_id, self._broker.masked())
         self._connected.set()
         client.subscribe(self._desired_topic, qos=1)
@@ -340,15 +338,13 @@ class MqttLink:
         self._sender.connected()  # after the state report: the spool drains now
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        wait = self._backoff.next()
-        set_next_wait(client, wait)  # paho sleeps this long before the next attempt
-        self._failures += 1
-        log = logger.warning if self._failures == 1 or self._failures % 10 == 0 else logger.info
+        wait = self._backoff.failed(client)  # paho sleeps this long before the next attempt
+        log = logger.warning if self._backoff.loud else logger.info
         log(
             "%s: cannot reach broker %s (attempt %d); retrying in %.1fs (jittered, at most %ss)",
             self.device_id,
             self._broker.masked(),
-            self._failures,
+            self._backoff.failures,
             wait,
             RECONNECT_CAP_S,
         )
@@ -361,7 +357,7 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: mqtt.Properties | None,
     ) -> None:
-        set_next_wait(client, self._backoff.next())  # before paho's reconnect wait
+        self._backoff.schedule(client)  # before paho's reconnect wait
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._sender.disconnected()

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from controlplane.models import Deployment, DeploymentTarget, Rollout, RolloutDevice, TargetStatus
 from controlplane.rollouts.policy import RolloutDeviceStatus, summary
-from controlplane.rollouts.rows import note
+from controlplane.rollouts.rows import note, wanted
 from controlplane.rollouts.states import RolloutState
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def follow_late_activation(session: Session, *, target: DeploymentTarget, now: d
     row = next((r for r in rows if r.device_id == target.device_id), None)
     if row is None or row.status != RolloutDeviceStatus.FAILED.value:
         return False
-    if (row.target_model_version_id or rollout.model_version_id) != deployment.model_version_id:
+    if wanted(rollout, row) != deployment.model_version_id:
         return False  # not the version the rollout sent this device
     row.status, row.reason = RolloutDeviceStatus.ACTIVATED.value, LATE
     row.activated_at = row.updated_at = now

@@ -172,9 +172,13 @@ def to_roll_back(session: Session, rollout: Rollout) -> dict[str, int]:
     return {
         r.device_id: r.previous_model_version_id
         for r in rows
-        if r.previous_model_version_id is not None
-        and latest.get(r.device_id) == (r.target_model_version_id or rollout.model_version_id)
+        if r.previous_model_version_id is not None and latest.get(r.device_id) == wanted(rollout, r)
     }
+
+
+def wanted(rollout: Rollout, row: RolloutDevice) -> int:
+    """The model version id the rollout sends this device (a rollback: its own)."""
+    return row.target_model_version_id or rollout.model_version_id
 
 
 def previous_version(session: Session, device: Device) -> ModelVersion | None:

@@ -45,6 +45,7 @@ from controlplane.rollouts.rows import (
     lock_rollout,
     note,
     previous_version,
+    wanted,
 )
 from controlplane.rollouts.states import DriverMove
 from controlplane.schemas import as_utc
@@ -116,11 +117,6 @@ def advance(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
     views = [_device_view(row, targets.get(row.device_id)) for row in rows]
     decision = decide(_rollout_view(rollout, strategy, rows), views, as_utc(now))
     return _apply(session, rollout, strategy, rows, decision, now)
-
-
-def wanted(rollout: Rollout, row: RolloutDevice) -> int:
-    """The model version id the rollout sends this device (a rollback: its own)."""
-    return row.target_model_version_id or rollout.model_version_id
 
 
 def _versions(session: Session, rollout: Rollout, rows: Sequence[RolloutDevice]) -> dict[int, str]:

@@ -9,7 +9,7 @@ Public surface:
     errors      ModelStoreError, BundleError, SignatureError, KeyFileError, InvalidDigest,
                 StorageError, BlobDigestMismatch, BlobTooLarge, BlobNotFound, TrustError
     layout      SIGNATURE_FILENAME, METADATA_FILENAME
-    metadata    TensorSpec, BundleMetadata, BundleConstraints, BundleSelection,
+    metadata    TensorSpec, BundleMetadata, BundleConstraints, BundleSelection, BundleServing,
                 load_metadata, parse_metadata, read_onnx_io, read_openvino_io
     bundles     BundleFile, build_bundle, bundle_files, sha256_file
     signing     ManifestEntry, SignedManifest, sign_bundle, verify_signature, verify_bundle
@@ -64,6 +64,7 @@ from model_store.metadata import (
     BundleConstraints,
     BundleMetadata,
     BundleSelection,
+    BundleServing,
     TensorSpec,
     load_metadata,
     parse_metadata,
@@ -98,6 +99,7 @@ __all__ = [
     "BundleFile",
     "BundleMetadata",
     "BundleSelection",
+    "BundleServing",
     "FilesystemArtifactStore",
     "InvalidDigest",
     "KeyFileError",

@@ -26,8 +26,10 @@ from model_store.metadata import (
     BundleConstraints,
     BundleMetadata,
     BundleSelection,
+    BundleServing,
     build_constraints,
     build_selection,
+    build_serving,
     ir_weights_file,
     write_metadata,
 )
@@ -196,6 +198,7 @@ def build_bundle(
     constraints: BundleConstraints | Mapping[str, Any] | None = None,
     extra_files: Iterable[Path | str] = (),
     selection: BundleSelection | Mapping[str, Any] | None = None,
+    serving: BundleServing | Mapping[str, Any] | None = None,
 ) -> BundleMetadata:
     """Copy a model into a new bundle directory ``out_dir`` and write ``edgefleet.json``.
 
@@ -208,7 +211,8 @@ def build_bundle(
     beside it, then renamed). Symbolic links, special files, unsafe or duplicate names are
     refused. The model is checked as copied (``onnx.checker``; OpenVINO reads an IR).
     ``selection`` (a backend ``pin``, an accuracy ``tolerance``) goes into the metadata,
-    so the operator's signature covers it. The bundle is not signed.
+    so the operator's signature covers it, as does ``serving`` (priority, declared memory,
+    concurrency, threads). The bundle is not signed.
     """
     _check_name("name", name)
     _check_name("version", version)
@@ -222,6 +226,7 @@ def build_bundle(
         raise BundleError(f"{reserved[0]!r} is a reserved bundle file name")
     checked_constraints = build_constraints(constraints, framework=found.framework)
     checked_selection = build_selection(selection)
+    checked_serving = build_serving(serving)
     _check_out_dir(out_dir, source)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -246,6 +251,7 @@ def build_bundle(
             extra_files=sort_paths(rel for rel, _ in files if rel not in model_files),
             constraints=checked_constraints,
             selection=checked_selection,
+            serving=checked_serving,
         )
         write_metadata(staging, metadata)
         staging.chmod(0o755)

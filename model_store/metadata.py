@@ -1,9 +1,11 @@
 """``edgefleet.json``: what a bundle holds (name, version, framework, model files, tensor
 specs, extra files), what a device needs to run it (``BundleConstraints``) and how it
-picks the backend (``BundleSelection``: a pinned backend, the accuracy tolerance).
+picks the backend (``BundleSelection``: a pinned backend, the accuracy tolerance) and how
+it shares a device with other models (``BundleServing``: priority, memory, concurrency,
+threads).
 
 ``schema_version`` stays 1: the fields added later (``extra_files``, ``constraints``,
-``selection``) are optional, and readers ignore fields they do not know.
+``selection``, ``serving``) are optional, and readers ignore fields they do not know.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import (
 from model_store.errors import BundleError
 from model_store.paths import METADATA_FILENAME, check_relative_path, read_small_file
 from model_store.strict_json import StrictJson
+from protocol.messages import Priority
 from protocol.selection import BACKEND_KEY_MAX, BACKEND_KEY_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -118,6 +121,25 @@ class BundleSelection(BaseModel):
     tolerance: float | None = Field(default=None, gt=0, le=1)
 
 
+class BundleServing(BaseModel):
+    """How a model shares a device with the others it serves; every field is optional.
+
+    ``priority``: ``high``, ``normal`` (default) or ``low``; a deployment's own priority
+    wins. ``memory_bytes``: the memory the model is declared to need once loaded (the
+    agent refuses it before unloading anything if the device's models would not fit).
+    ``concurrency``: the most requests it serves at once; ``threads``: the CPU threads
+    its backend runs with (both default to the agent's share by priority). Unknown fields
+    are refused.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    priority: Priority | None = None
+    memory_bytes: Annotated[StrictInt, Field(ge=1)] | None = None
+    concurrency: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
+    threads: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
+
+
 class BundleMetadata(BaseModel):
     """Content of ``edgefleet.json``.
 
@@ -125,7 +147,8 @@ class BundleMetadata(BaseModel):
     of an OpenVINO IR, whose weights are the ``.bin`` of the same name beside it).
     ``extra_files`` are the bundle's other files that are not model data (labels,
     preprocessing config, ...), sorted; ``constraints`` what a device needs to run it;
-    ``selection`` the operator's backend pin and accuracy tolerance.
+    ``selection`` the operator's backend pin and accuracy tolerance; ``serving`` its
+    share of a device that serves several models.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -140,6 +163,7 @@ class BundleMetadata(BaseModel):
     extra_files: list[str] = Field(default_factory=list)
     constraints: BundleConstraints | None = None
     selection: BundleSelection | None = None
+    serving: BundleServing | None = None
 
     @field_validator("schema_version")
     @classmethod
@@ -235,6 +259,17 @@ def build_selection(
     except ValidationError as exc:
         raise BundleError(f"invalid selection: {validation_summary(exc)}") from exc
     return None if selection.pin is None and selection.tolerance is None else selection
+
+
+def build_serving(value: BundleServing | Mapping[str, Any] | None) -> BundleServing | None:
+    """Validate the serving settings given to ``build_bundle``; None if they say nothing."""
+    if value is None:
+        return None
+    try:
+        serving = BundleServing.model_validate(value)
+    except ValidationError as exc:
+        raise BundleError(f"invalid serving settings: {validation_summary(exc)}") from exc
+    return serving if serving.model_dump(exclude_none=True) else None
 
 
 def ir_weights_file(xml_path: str) -> str:

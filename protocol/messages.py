@@ -13,6 +13,7 @@ states and trust documents) and the topic -> message table; what agents report i
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +45,14 @@ class FileRef(WireMessage):
     size: int = Field(ge=0)
 
 
+class Priority(StrEnum):
+    """How a model shares the box with the others a device serves (highest first)."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
 class ModelAssignment(WireMessage):
     """A model version a device should run, and where its bytes are.
 
@@ -63,10 +72,19 @@ class ModelAssignment(WireMessage):
     #: which overrides the agent's measured selection; None: the agent measures. It is
     #: part of the signed command, so only the control plane's key can set it.
     backend: BackendKey | None = None
+    #: The operator's priority for this model on the device, set per deployment; it wins
+    #: over the bundle's ``serving.priority``. None: the bundle's, else ``normal``. The
+    #: agent shares the box's CPU threads and request concurrency by priority
+    #: (docs/agent.md, "Several models on one device").
+    priority: Priority | None = None
 
 
 class DesiredState(WireMessage):
     """What a device should run: the payload of a signed deployment command.
+
+    ``models`` is the whole set the device should serve, one assignment per model name
+    (each at its own version, backend pin and priority); a model it does not name is
+    removed once every named one is active. An empty list removes every model.
 
     It travels inside a ``SignedEnvelope`` (payload type ``DESIRED_STATE_PAYLOAD_TYPE``)
     signed by a control-plane key that the trust document certifies. The agent refuses

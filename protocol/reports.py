@@ -62,6 +62,24 @@ class ActiveModel(WireMessage):
     deployment_id: RowId | None = None
     #: how ``backend`` was chosen (None: an older agent, or no selection ran)
     selection: SelectionReport | None = None
+    #: resident memory the model took when it was loaded (measured; None: not measured)
+    memory_bytes: Count | None = None
+    #: its share of the box: priority, CPU threads its backend runs with, and how many
+    #: requests it serves at once (None: an older agent)
+    priority: Name | None = None
+    threads: Count | None = None
+    concurrency: Count | None = None
+
+
+class ModelFailure(WireMessage):
+    """One model of the last generation processed that did not become active."""
+
+    name: Name
+    version: Name
+    deployment_id: RowId | None = None
+    reason: ErrorText
+    #: the agent tries it again by itself: not an outcome yet
+    retrying: bool = False
 
 
 class StateReport(WireMessage):
@@ -103,6 +121,22 @@ class StateReport(WireMessage):
             "the generation processed last failed for a transient reason and the agent "
             "applies it again by itself: its last_error is not final (False from older agents)"
         ),
+    )
+    failures: list[ModelFailure] = Field(
+        default_factory=list,
+        max_length=MAX_ACTIVE_MODELS,
+        description=(
+            "each model of the generation processed last that failed or is being retried, "
+            "with its own reason (empty from older agents: last_error then covers them)"
+        ),
+    )
+    memory_budget_bytes: Count | None = Field(
+        default=None,
+        description="memory the agent lets its models take in all (None: an older agent)",
+    )
+    memory_models_bytes: Count | None = Field(
+        default=None,
+        description="memory its loaded models take, measured (headroom = budget - this)",
     )
     reported_at: ReportTime = Field(default_factory=utcnow)
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.config import AgentConfig
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
+from agent.deployment.fit import memory_budget
 from agent.enrollment import device_ca_keys, open_device_trust
 from agent.errors import AgentError, VerificationError
 from agent.identity.enroll import enroll
@@ -115,6 +116,7 @@ class Agent:
                 self._current_trust,
                 self._fetcher,
                 unmet_constraints=self._unmet_constraints,
+                disk_reserve_mb=cfg.disk_reserve_mb,
             )
             self._manager = DeploymentManager(
                 label=self.device_id,
@@ -130,6 +132,7 @@ class Agent:
                 gate=GateSettings(runs=cfg.gate_runs, max_latency_ratio=cfg.gate_max_latency_ratio),
                 cache_versions=cfg.cache_versions,
                 selector=self._selector(),
+                memory_budget=memory_budget(cfg.memory_budget_mb, self.hardware),
             )
             self._manager.restore()
             host, port = cfg.local_api_address
@@ -236,6 +239,7 @@ class Agent:
                 backend=m.backend,
                 deployment_id=m.deployment_id,
                 selection=SelectionReport.model_validate(m.selection) if m.selection else None,
+                memory_bytes=m.memory_bytes,
             )
             for m in self.models.snapshot()
         ]
@@ -290,6 +294,8 @@ class Agent:
             hardware=self.hardware,
             profile=self.profile,
             runtimes=self.runtimes,
+            memory_budget_bytes=self._manager.memory_budget if self._manager else None,
+            memory_models_bytes=self._manager.memory_used() if self._manager else None,
         )
 
     # -- inference (in-process API) --------------------------------------------------------

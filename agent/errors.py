@@ -19,6 +19,8 @@ AgentError
 │   │                               partial files are removed; retried (space may be freed)
 │   ├── VerificationError   signature / manifest / bundle verification failed
 │   ├── UnmetConstraints    the bundle's hardware constraints do not hold on this host
+│   ├── DoesNotFit          the model would not fit the device's memory budget beside the
+│   │                       other models (declared before download, measured once loaded)
 │   ├── CommandRefused      a signed deployment command was refused (signature, device,
 │   │                       generation, expiry, trust): nothing changes
 │   ├── HealthGateFailed    the new model failed warm-up, gave non-finite outputs or was
@@ -90,6 +92,11 @@ class VerificationError(DeploymentError):
 
 class UnmetConstraints(DeploymentError):
     """The bundle declares hardware constraints this host does not meet (permanent)."""
+
+
+class DoesNotFit(DeploymentError):
+    """The model would not fit the device's memory budget beside the others (permanent:
+    the same set on the same budget would be refused again)."""
 
 
 class CommandRefused(DeploymentError):

@@ -13,13 +13,15 @@ Order of trust, for one assignment of a verified deployment command:
 1. the declared sizes add up: ``signature.size + sum(files) == size`` (else refused
    before any download), and the bytes not staged yet fit in the free space of the
    staging filesystem (else ``StorageFull`` before any download); one ``Budget`` (total
-   deadline + stall timeout) covers the whole bundle;
+   deadline + stall timeout) covers the whole bundle; the free space must also keep a
+   small reserve (``fit.disk_reserve``);
 2. the signature is downloaded and verified against the release keys the current trust
    document certifies (revoked ones excluded); its subject digest must be the assigned
    ``bundle_digest`` and its file list must equal the assignment's (path + sha256);
 3. ``edgefleet.json`` is downloaded first (its digest is in the signed manifest) and the
    bundle's hardware constraints are checked (``agent.selection.constraints``): a bundle this host
-   cannot run is refused before any model file is downloaded;
+   cannot run is refused before any model file is downloaded, and so is one whose declared
+   memory does not fit beside the device's other models (``fit``, the caller's check);
 4. staging keeps only the signed paths from an earlier attempt; the other files are
    downloaded or resumed (each bounded by its declared size and digest), and the whole
    staged bundle is verified again before it is moved into ``models/``.
@@ -67,6 +69,8 @@ logger = logging.getLogger(__name__)
 
 #: why a bundle cannot run on this host (one line per unmet constraint; empty: it can)
 ConstraintCheck = Callable[[BundleMetadata], list[str]]
+#: raises (a permanent ``DeploymentError``) if the bundle may not be installed here
+MetadataCheck = Callable[[BundleMetadata], None]
 
 
 def check_bundle_path(path: str) -> str:
@@ -101,8 +105,11 @@ class BundleCache:
         fetcher: BlobFetcher,
         *,
         unmet_constraints: ConstraintCheck = lambda metadata: [],
+        disk_reserve_mb: int | None = 0,
     ) -> None:
-        """``trust`` returns the current trust document (its release role verifies)."""
+        """``trust`` returns the current trust document (its release role verifies);
+        ``disk_reserve_mb``: what a download leaves free (``fit.disk_reserve``)."""
+        self._disk_reserve_mb = disk_reserve_mb
         self.staging_root = data_dir / "staging"
         self.models_root = data_dir / "models"
         self._trust = trust
@@ -154,9 +161,12 @@ class BundleCache:
         if unmet:
             raise UnmetConstraints(f"cannot meet bundle constraints: {'; '.join(unmet)}")
 
-    def download(self, assignment: ModelAssignment) -> Path:
-        """Sizes, free space, signature, file list, metadata + constraints, then the files,
-        into staging, reusing what an earlier attempt left there; the staging directory.
+    def download(
+        self, assignment: ModelAssignment, *, fits: MetadataCheck = lambda metadata: None
+    ) -> Path:
+        """Sizes, free space, signature, file list, metadata + constraints (and ``fits``,
+        which raises if the bundle does not fit the device), then the files, into
+        staging, reusing what an earlier attempt left there; the staging directory.
 
         A permanent failure removes the staging directory; a transient one keeps it for
         the next attempt to resume, except ``StorageFull`` (its partial files are removed).
@@ -165,8 +175,9 @@ class BundleCache:
         check_declared_size(a)
         staging, label = Staging(self.staging_root, a.bundle_digest), f"{a.name} {a.version}"
         try:
-            staging.check_space(a.size - staging.staged_bytes(a.files), label)
-            self._download(a, staging)
+            need = a.size - staging.staged_bytes(a.files)
+            staging.check_space(need, label, reserve_mb=self._disk_reserve_mb)
+            self._download(a, staging, fits)
         except OSError as exc:  # writing to staging failed
             self.discard_staging(a.bundle_digest)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -179,7 +190,7 @@ class BundleCache:
             raise
         return staging.path
 
-    def _download(self, a: ModelAssignment, staging: Staging) -> None:
+    def _download(self, a: ModelAssignment, staging: Staging, fits: MetadataCheck) -> None:
         budget = self._fetcher.budget()
         signature = self._fetcher.fetch_bytes(a.signature, budget)
         try:
@@ -209,6 +220,7 @@ class BundleCache:
                 f"bundle holds {metadata.name} {metadata.version}, not {a.name} {a.version}"
             )
         self.check_constraints(metadata)
+        fits(metadata)
         with staging:  # only the signed paths (and their .part files) survive from before
             staging.prune(f.path for f in a.files)
             staging.write_file(METADATA_FILENAME, raw_meta)

@@ -79,9 +79,11 @@ class Installer:
         cache_versions: int = 3,
         stopping: Callable[[], bool] = lambda: False,
         selector: Selector | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         """``stopping``: True once the agent stops; a step that fails then (its download
-        cut off by the stop) raises ``Interrupted`` instead of failing the assignment."""
+        cut off by the stop) raises ``Interrupted`` instead of failing the assignment.
+        ``memory_budget``: bytes the device's models may take in all (``fit``)."""
         self._label = label
         self._stopping = stopping
         self._cache = cache
@@ -99,6 +101,7 @@ class Installer:
             persist=persist,
             gate=gate or GateSettings(),
             selector=selector,
+            memory_budget=memory_budget,
         )
 
     # -- the loop --------------------------------------------------------------------------

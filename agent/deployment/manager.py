@@ -32,11 +32,13 @@ from agent.deployment.applying import apply_generation
 from agent.deployment.book import Book, Outcome
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, verify_command
+from agent.deployment.fit import models_bytes
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
 from agent.deployment.journal import load_state
 from agent.deployment.lifecycle import State, failure_event, is_terminal
 from agent.deployment.loading import settled_status
+from agent.deployment.memory import held_models
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
@@ -74,8 +76,13 @@ class DeploymentManager:
         cache_versions: int = 3,
         selector: Selector | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        memory_budget: int | None = None,
     ) -> None:
+        """``memory_budget``: bytes the device's models may take in all (``fit``; None:
+        no budget)."""
         self._label = label
+        #: bytes the device's models may take in all (None: no budget is enforced)
+        self.memory_budget = memory_budget
         self._device_id = device_id
         self._cache = cache
         self._models = models
@@ -103,6 +110,7 @@ class DeploymentManager:
             cache_versions=cache_versions,
             stopping=lambda: self._recorder.stopped_cleanly,
             selector=selector,
+            memory_budget=memory_budget,
         )
         self._recovery = Recovery(
             label=label,
@@ -129,6 +137,10 @@ class DeploymentManager:
         error = self.book.outcome.last_error
         notes = [n for n in self._recovery.fallback_notes() if n != error]
         return "; ".join([*notes, error] if error is not None else notes) or None
+
+    def memory_used(self) -> int:
+        """What the loaded models count for the fit rule in all (measured, else declared)."""
+        return models_bytes(held_models(self._models))
 
     @property
     def retrying(self) -> bool:

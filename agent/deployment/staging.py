@@ -21,7 +21,8 @@ regular file after opening), so a symlink planted in staging, at any depth, is r
 and never followed; so is a file where a directory belongs, or a directory where a file
 belongs. Write errors are left as ``OSError``: ``BundleCache.download`` turns ENOSPC /
 EDQUOT into ``StorageFull`` (``full``), the error ``check_space`` raises before any
-download when the bytes still missing exceed the free space.
+download when the bytes still missing, plus a small reserve (``fit.disk_reserve``),
+exceed the free space.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 
+from agent.deployment.fit import disk_problem, disk_reserve
 from agent.errors import StorageFull
 from protocol import FileRef
 
@@ -168,10 +170,14 @@ class Staging:
         plain = (r for r in refs if _PLAIN.fullmatch(r.path) and ".." not in r.path.split("/"))
         return sum(min(_staged_size(self.path, ref.path), ref.size) for ref in plain)
 
-    def check_space(self, need: int, label: str) -> None:
-        """StorageFull unless ``need`` more bytes fit on the staging filesystem."""
-        if need > self.free_bytes():
-            raise self.full(label, need, errno.ENOSPC)
+    def check_space(self, need: int, label: str, *, reserve_mb: int | None = 0) -> None:
+        """StorageFull unless ``need`` more bytes fit on the staging filesystem, leaving
+        ``fit.disk_reserve`` of ``reserve_mb`` free."""
+        usage = shutil.disk_usage(self._existing())
+        reserve = disk_reserve(reserve_mb, usage.total)
+        problem = disk_problem(label=label, need=need, free=usage.free, reserve=reserve)
+        if problem is not None:
+            raise StorageFull(problem)
 
     def full(self, label: str, need: int, code: int) -> StorageFull:
         what = "disk quota exceeded" if code == errno.EDQUOT else "no space left on device"
@@ -181,10 +187,13 @@ class Staging:
 
     def free_bytes(self) -> int:
         """Free bytes on the staging filesystem (that of its nearest existing parent)."""
+        return shutil.disk_usage(self._existing()).free
+
+    def _existing(self) -> Path:
         path = self.root
         while not path.is_dir() and path != path.parent:
             path = path.parent
-        return shutil.disk_usage(path).free
+        return path
 
     def prune(self, keep: Iterable[str]) -> None:
         """Remove every entry that is not a listed file, its ``.part``, or a directory on

@@ -4,8 +4,10 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
 - ``idle``: already served (same bundle and pin), cached (re-verified, read only), or to
   be downloaded;
 - ``downloading`` / ``verifying`` / ``staging``: the bundle fetched, verified, installed
-  into the content-addressed cache;
-- ``selecting``: loaded on its measured (or pinned) backend; ``warming_up``: the gate;
+  into the content-addressed cache; its declared memory checked against the budget
+  (``fit``) before any model file is fetched (or, when cached, before it is loaded);
+- ``selecting``: loaded on its measured (or pinned) backend; ``warming_up``: the gate,
+  then the memory it took (``memory``) checked against the budget;
 - ``activating``: the persisted pointer switched, then the served model;
 - ``rolling_back``: the previous version made the active one again (``Book.revert``).
 """
@@ -20,15 +22,18 @@ from typing import Any, Protocol
 
 from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache, read_metadata
+from agent.deployment.fit import memory_problem
 from agent.deployment.gate import bootstrap_inputs, health_gate
 from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import Event, State
 from agent.deployment.loading import load_runner
-from agent.errors import AgentError
+from agent.deployment.memory import grown_since, held, process_rss
+from agent.errors import AgentError, DoesNotFit
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
+from model_store import BundleMetadata
 from protocol import EventKind, ModelAssignment
 
 logger = logging.getLogger(__name__)
@@ -68,6 +73,9 @@ class Run:
     error: BaseException | None = None
     rolled_back_to: str | None = None
     rollback_error: str | None = None
+    #: the process's resident memory before loading, and what loading + warm-up added
+    rss_before: int | None = None
+    memory_bytes: int | None = None
 
     @property
     def reason(self) -> str:
@@ -95,7 +103,10 @@ class Steps:
         persist: Callable[[], None],
         gate: GateSettings,
         selector: Selector | None,
+        memory_budget: int | None = None,
     ) -> None:
+        """``memory_budget``: bytes the device's models may take in all (None: none)."""
+        self._memory_budget = memory_budget
         self._cache = cache
         self._models = models
         self._reporter = reporter
@@ -155,7 +166,7 @@ class Steps:
         return Event.CACHED if run.bundle_dir is not None else Event.START
 
     def _downloading(self, run: Run) -> Event:
-        self._cache.download(run.a)
+        self._cache.download(run.a, fits=lambda metadata: self._fits_declared(run, metadata))
         run.staged = True
         self._reporter.event(EventKind.DOWNLOADED, run.a, run.generation)
         return Event.DONE
@@ -166,7 +177,9 @@ class Steps:
             self._cache.verify_staged(digest)
         else:  # the cached copy: verified in idle, against the current trust
             assert run.bundle_dir is not None
-            self._cache.check_constraints(read_metadata(run.bundle_dir))
+            metadata = read_metadata(run.bundle_dir)
+            self._cache.check_constraints(metadata)
+            self._fits_declared(run, metadata)
             self._reporter.event(EventKind.DOWNLOADED, run.a, run.generation)
         self._reporter.event(EventKind.VERIFIED, run.a, run.generation)
         return Event.DONE
@@ -179,6 +192,7 @@ class Steps:
     def _selecting(self, run: Run) -> Event:
         assert run.bundle_dir is not None
         a = run.a
+        run.rss_before = process_rss()
         run.runner, run.selection = self._load_selected(
             run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend
         )
@@ -223,7 +237,32 @@ class Steps:
             baseline_p50_ms=previous.gate_p50_ms if previous is not None else None,
             max_latency_ratio=self._gate.max_latency_ratio,
         )
+        run.memory_bytes = grown_since(run.rss_before)
+        self._fits(run, run.memory_bytes, measured=True)
         return Event.DONE
+
+    # -- fit before install (``fit``) ------------------------------------------------------
+
+    def _fits_declared(self, run: Run, metadata: BundleMetadata) -> None:
+        """DoesNotFit if the bundle's declared memory does not fit beside the set."""
+        serving = metadata.serving
+        self._fits(run, serving.memory_bytes if serving is not None else None, measured=False)
+
+    def _fits(self, run: Run, need: int | None, *, measured: bool) -> None:
+        """DoesNotFit unless ``need`` fits the budget beside the other loaded models that
+        the generation in progress names (the journal holds its assignments)."""
+        in_set = set(self._book.journal)
+        others = [held(m) for m in self._models.snapshot() if m.name in in_set]
+        problem = memory_problem(
+            name=run.a.name,
+            version=run.a.version,
+            need=need,
+            measured=measured,
+            others=others,
+            budget=self._memory_budget,
+        )
+        if problem is not None:
+            raise DoesNotFit(problem)
 
     def _activating(self, run: Run) -> Event:
         a, runner = run.a, run.runner
@@ -249,6 +288,7 @@ class Steps:
                 runner,
                 a.deployment_id,
                 selection=run.selection,
+                memory_bytes=run.memory_bytes,
             )
         )
         return Event.DONE
@@ -276,8 +316,10 @@ class Steps:
 
     def load_committed(self, pm: PersistedModel) -> LoadedModel:
         """Load a committed version from the cache: re-verified, loaded on its selected
-        backend (the selection cache answers: no new measurement), gated (no ratio)."""
+        backend (the selection cache answers: no new measurement), gated (no ratio), its
+        memory measured again (not checked: it is committed)."""
         bundle_dir = self._cache.verify_installed(pm.bundle_digest)
+        before = process_rss()
         runner, selection = self._load_selected(
             bundle_dir, pm.name, pm.version, pm.bundle_digest, pin=pm.pin
         )
@@ -294,4 +336,5 @@ class Steps:
             runner,
             pm.deployment_id,
             selection=selection,
+            memory_bytes=grown_since(before),
         )

@@ -50,6 +50,8 @@ class LoadedModel:
     deployment_id: int | None = None
     #: how its backend was chosen (``agent.selection.Selection.summary``), if measured
     selection: dict[str, Any] | None = None
+    #: resident memory it took when loaded and warmed up (measured; None: not measured)
+    memory_bytes: int | None = None
     _in_flight: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _stats: ModelStats | None = field(default=None, repr=False)

@@ -238,7 +238,7 @@ def test_a_disk_that_fills_while_staging_fails_cleanly_and_is_retried(setup: Set
             reason = _failure(setup, "2.0.0", EventKind.RETRYING)
             expected = (
                 r"no space left on device while staging det 2\.0\.0: "
-                rf"needs {a2.size} bytes, \d+ free"
+                rf"needs {a2.size} bytes, \d+ free( \(keeping \d+ free: disk_reserve_mb\))?"
             )
             assert re.fullmatch(expected, reason), reason
             # while the disk stays full, each retry is refused before any request

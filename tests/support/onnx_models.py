@@ -94,3 +94,30 @@ def external_data_model(path: Path, *, location: str = "weights/two_input.data")
         size_threshold=64,  # compared with sys.getsizeof(raw_data): W only
     )
     return path
+
+
+def table_model(path: Path, *, rows: int, weight: float = 0.5) -> Path:
+    """``two_input_model`` plus a float32 table of ``rows`` zeros (``rows * 4`` bytes a
+    backend must hold in memory): y = x @ W + cast(ids)[:, None] + table[ids]. Same
+    outputs as ``two_input_model`` for ``0 <= ids < rows``; for the memory tests."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"])
+    w = numpy_helper.from_array(
+        (np.arange(12, dtype=np.float32).reshape(4, 3) * weight).astype(np.float32), "W"
+    )
+    table = numpy_helper.from_array(np.zeros((rows, 1), dtype=np.float32), "table")
+    two = numpy_helper.from_array(np.array(2, dtype=np.int64), "two")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Cast", ["ids"], ["idsf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["idsf", "axes"], ["idsf2"]),
+        helper.make_node("Add", ["xw", "idsf2"], ["y0"]),
+        helper.make_node("Gather", ["table", "ids"], ["looked"], axis=0),
+        helper.make_node("Add", ["y0", "looked"], ["y"]),
+        helper.make_node("Mul", ["ids", "two"], ["n"]),
+    ]
+    graph = helper.make_graph(nodes, "table", [x, ids], [y, n], [w, table, two, axes])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)

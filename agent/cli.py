@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODEL[:VERSION]=DURATION[@DEVICES]",
         help="extra inference latency, e.g. det:2.0.0=40ms@every-3rd (repeatable)",
     )
+    sim.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        help="the memory each device's models may take in all, MiB (default: three "
+        "quarters of its simulated RAM)",
+    )
     probe = sub.add_parser("probe", help="print this host's facts")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -239,6 +245,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         heartbeat_interval_s=args.heartbeat_interval,
         latency_ms=rules or None,
         traffic_hz=args.traffic_hz,
+        agent_config=(
+            {"memory_budget_mb": args.memory_budget_mb}
+            if args.memory_budget_mb is not None
+            else None
+        ),
         enrollment=(
             api_enrollment(args.control_plane.rstrip("/"), args.api_token, args.fleet)
             if args.api_token

@@ -91,7 +91,7 @@ class AgentConfig(BaseModel):
     #: the largest share of one core the measurement may take from the serving model
     selection_budget_s: float = Field(default=20.0, gt=0, le=3600)
     selection_cpu_share: float = Field(default=0.5, gt=0, le=1)
-    #: fit before install (docs/agent.md, "Several models on one device: fit"): the memory
+    #: fit before install (docs/agent.md, "Fit before install"): the memory
     #: the device's models may take in all, MiB (unset: three quarters of the host's RAM),
     #: and the free space a download must leave on data_dir's filesystem, MiB (unset:
     #: 256 MiB, at most 5 % of that filesystem)

@@ -1,7 +1,7 @@
 """Fit before install: does the device's whole set of models fit its memory budget and
 disk? Pure rules (no I/O); ``steps`` feeds them what it finds.
 
-The memory rule (docs/agent.md, "Several models on one device: fit"):
+The memory rule (docs/agent.md, "Fit before install"):
 
 - the **budget** is the memory the device's models may take in all: ``memory_budget_mb``
   from ``agent.toml``, else three quarters of the host's RAM (``default_budget``); none

@@ -14,7 +14,11 @@ Simulation knobs (docs/simulator.md):
   model (``agent.simulator.traffic.TrafficGenerator``), so heartbeats carry real figures;
 - ``labels``: per device index the labels it should carry (``labels_of``); the control
   plane holds labels, so whoever provisions the fleet applies them through its API;
-- ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``);
+- ``agent_config``: more ``agent.toml`` fields for every device (e.g. ``selection_budget_s``,
+  or ``memory_budget_mb``: without it each device's memory budget is three quarters of
+  its simulated RAM);
+- ``memory_budget_mb``: per device index, its memory budget in MiB (None: the default),
+  so one fleet can hold devices a model fits and devices it does not;
 - ``enrollment``: device id -> a one-time enrollment token (``agent.simulator.enroll``),
   asked for each device that has no identity in its data directory yet; each agent then
   enrolls at start as a real one does. Without it, devices that are not enrolled yet
@@ -138,6 +142,7 @@ class SimulatedFleet:
         labels: Callable[[int], Mapping[str, str]] | None = None,
         agent_config: Mapping[str, Any] | None = None,
         enrollment: Callable[[str], str] | None = None,
+        memory_budget_mb: Callable[[int], int | None] | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -151,9 +156,11 @@ class SimulatedFleet:
             device_id = f"{id_prefix}-{fleet}-{i:03d}"
             enrolled = (root / device_id / "identity" / "device.crt").exists()
             token = enrollment(device_id) if enrollment is not None and not enrolled else None
+            budget = memory_budget_mb(i) if memory_budget_mb is not None else None
             config = config_from_mapping(
                 {
                     **(agent_config or {}),
+                    **({"memory_budget_mb": budget} if budget is not None else {}),
                     "device_id": device_id,
                     "fleet": fleet,
                     "broker_url": broker_url,

@@ -101,3 +101,65 @@ def test_edge_agent_simulate_cli_runs_until_sigterm(env: Setup, tmp_path: Path) 
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     wait_until(lambda: env.watcher.availability[-2:] == [False, False], 10, "both offline")
+
+
+def _affine_bundle(env: Setup, name: str, scale: float, serving: dict[str, int] | None) -> Path:
+    src = affine_model(env.tmp / f"{name}-src" / "model.onnx", scale=scale)
+    out = env.tmp / "bundles" / name
+    build_bundle(src, out, name=name, version="1.0", serving=serving)
+    sign_bundle(out, load_private_key(env.key_path))
+    return out
+
+
+def test_a_model_too_large_for_some_simulated_devices_is_refused_there_only(
+    env: Setup, tmp_path: Path
+) -> None:
+    """Each simulated device's budget is three quarters of its simulated RAM: a model that
+    declares 8 GiB fits the x86 (16 GiB) and Xeon (256 GiB) boxes, not the rpi5 (8 GiB),
+    where the two models already serving go on answering."""
+    pin = {"backend": "onnxruntime:CPUExecutionProvider:f32"}
+    det, cls, big = (
+        env.assignment(_affine_bundle(env, name, scale, serving), i).model_copy(update=pin)
+        for i, (name, scale, serving) in enumerate(
+            [("det", 2.0, None), ("cls", 3.0, None), ("big", 4.0, {"memory_bytes": 8 << 30})],
+            start=1,
+        )
+    )
+    fleet = SimulatedFleet(
+        count=3,
+        fleet="lab",
+        broker_url=env.broker.url,
+        control_plane_url=env.blobs.url,
+        data_dir=tmp_path / "sim",
+        root_keys=[env.kit.root_pub],
+        trust_file=env.kit.trust_file,
+        agent_config={"selection_budget_s": 1.0},
+    )
+    x = np.ones((2, 4), dtype=np.float32)
+    with fleet:
+        assert fleet.wait_connected(10)
+        for device in fleet.device_ids:
+            env.watcher.desire(1, det, cls, device=device)
+        wait_until(
+            lambda: all(len(ag.active) == 2 for ag in fleet.agents), 60, "det and cls active"
+        )
+        for device in fleet.device_ids:
+            env.watcher.desire(2, det, cls, big, device=device)
+        wait_until(lambda: all(ag.generation == 2 for ag in fleet.agents), 60, "generation 2")
+
+        served = {ag.device_id: sorted(m.name for m in ag.active) for ag in fleet.agents}
+        assert served == {
+            "sim-lab-000": ["big", "cls", "det"],
+            "sim-lab-001": ["big", "cls", "det"],
+            "sim-lab-002": ["cls", "det"],
+        }
+        rpi = fleet.agents[2]
+        assert rpi.last_error is not None
+        assert rpi.last_error.startswith(
+            "big 1.0: does not fit in memory: big 1.0 declares 8.0 GiB"
+        )
+        assert rpi.last_error.endswith("over the device's 6.0 GiB budget (memory_budget_mb)")
+        assert rpi.state_report().memory_budget_bytes == 6 << 30
+        for ag in fleet.agents:
+            np.testing.assert_array_equal(ag.infer("det", {"x": x})["y"], x * 2 + 1)
+            np.testing.assert_array_equal(ag.infer("cls", {"x": x})["y"], x * 3 + 1)

@@ -1,4 +1,5 @@
-"""``edge-agent simulate``: a bad ``--slow`` rule or ``--traffic-hz`` is one line, exit 2."""
+"""``edge-agent simulate``: a bad ``--slow`` rule, ``--traffic-hz`` or ``--memory-budget-mb``
+is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def _simulate(tmp_path: Path, *more: str) -> list[str]:
         (("--slow", "det=fast"), "edge-agent: error: --slow: bad duration 'fast'"),
         (("--slow", "det:2.0=4ms@x"), "edge-agent: error: --slow: bad device set 'x'"),
         (("--traffic-hz", "0"), "edge-agent: error: --traffic-hz must be above 0"),
+        (
+            ("--memory-budget-mb", "0"),
+            "edge-agent: error: simulated device sim-lab-000: memory_budget_mb: "
+            "Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_bad_simulation_knobs(

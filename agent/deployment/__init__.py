@@ -17,7 +17,9 @@ Public surface:
 Inside, one module per job: ``lifecycle`` (what next), ``install`` (one assignment
 through the table) and ``steps`` (each state's side effect), ``admission`` (generation
 rules), ``applying`` (one generation), ``recorder`` (persisting), ``recovery`` (after a
-restart), ``worker`` (the thread), ``manager`` (wires them; commands and trust).
+restart), ``worker`` (the thread), ``manager`` (wires them; commands and trust),
+``fit`` (does the device's set of models fit its memory budget and disk: pure rules)
+and ``memory`` (what it is fed: measured and declared memory).
 """
 
 from agent.deployment.book import Book

@@ -32,7 +32,7 @@ from agent.deployment.applying import apply_generation
 from agent.deployment.book import Book, Outcome
 from agent.deployment.bundles import BundleCache
 from agent.deployment.commands import Command, verify_command
-from agent.deployment.fit import models_bytes
+from agent.deployment.fit import models_bytes, size_text
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
 from agent.deployment.journal import load_state
@@ -83,6 +83,10 @@ class DeploymentManager:
         self._label = label
         #: bytes the device's models may take in all (None: no budget is enforced)
         self.memory_budget = memory_budget
+        if memory_budget is None:
+            logger.info("%s: no memory budget (host RAM unknown, no memory_budget_mb)", label)
+        else:
+            logger.info("%s: the models may take %s in all", label, size_text(memory_budget))
         self._device_id = device_id
         self._cache = cache
         self._models = models

@@ -13,9 +13,9 @@ The memory rule (docs/agent.md, "Fit before install"):
   must fit beside the *other* named models that are loaded now. A new version replaces
   its older one, so a name counts once, at its new version; models the command no
   longer names are not counted (they leave once it is applied);
-- checked twice: with the declared figure before anything is downloaded or loaded
-  (``declared`` is refused then), and with the measured figure once it is loaded,
-  before it is activated (refused: it is unloaded, the version serving keeps serving).
+- checked twice: with the declared figure before its model files are downloaded (or,
+  cached, before it is loaded), and with the measured figure once it is loaded, before
+  it is activated (a refusal then unloads it; the version serving keeps serving).
 
 Not counted (documented, not hidden): while a version is hot swapped, both are loaded
 for a moment (the old one until its last in-flight request ends), and a model the

@@ -23,6 +23,7 @@ from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache
 from agent.deployment.cache_gc import collect_garbage, prune_staging
 from agent.deployment.faults import crash_point
+from agent.deployment.fit import size_text
 from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import (
     REPORTED_STATUS,
@@ -176,7 +177,9 @@ class Installer:
                 logger.info("%s: already active", run.label)
             else:
                 backend = run.runner.backend if run.runner is not None else "?"
-                logger.info("%s: committed (%s)", run.label, backend)
+                memory = run.memory_bytes
+                took = f", {size_text(memory)} measured" if memory is not None else ""
+                logger.info("%s: committed (%s%s)", run.label, backend, took)
                 self._reporter.event(EventKind.ACTIVATED, a, run.generation)
             keep = self._book.keep()
             collect_garbage(self._cache.models_root, keep=keep, max_versions=self._cache_versions)

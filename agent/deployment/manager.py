@@ -37,6 +37,7 @@ from agent.deployment.install import Failure, GateSettings, Installer, Reporter
 from agent.deployment.journal import load_state
 from agent.deployment.lifecycle import State, failure_event, is_terminal
 from agent.deployment.loading import settled_status
+from agent.deployment.pipeline_order import pipelines_last
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
@@ -266,7 +267,7 @@ class DeploymentManager:
             models=self._models,
             installer=self._installer,
             generation=generation,
-            assignments=assignments,
+            assignments=pipelines_last(assignments),
             resume=resume,
         )
         if applied is None:  # interrupted by the agent stopping

@@ -122,7 +122,8 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
     embed, head = _steps(setup)
     pipe = _pipeline(setup, "1.0", _spec())
     steps = [setup.assignment(embed), setup.assignment(head, deployment_id=2)]
-    agent = _start(setup, *steps, setup.assignment(pipe, deployment_id=3))
+    # listed first: the agent installs a pipeline after the models it runs
+    agent = _start(setup, setup.assignment(pipe, deployment_id=3), *steps)
     try:
         wait_until(lambda: all(_event(setup, n, EventKind.ACTIVATED) for n in NAMES), 60, "up")
         assert _event(setup, "ocr", EventKind.FAILED) is None
@@ -141,6 +142,14 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
         np.testing.assert_allclose(by_api["y"], first["y"], rtol=1e-6)
         in_process = agent.infer("ocr", inputs)
         np.testing.assert_allclose(in_process["scores"], second["z"], rtol=1e-6)
+
+        # a restarted agent serves the pipeline again, over its restored steps
+        agent.stop()
+        agent = setup.agent()
+        agent.start()
+        wait_until(lambda: {m.name for m in agent.active} == set(NAMES), 60, "restored")
+        again = outputs_of(_infer(agent, "ocr", inputs))
+        np.testing.assert_allclose(again["scores"], second["z"], rtol=1e-6)
 
         # a step leaves the device: the pipeline stays, its requests answer 503 naming it
         setup.watcher.desire(2, steps[0], setup.assignment(pipe, deployment_id=3))

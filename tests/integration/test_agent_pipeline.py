@@ -157,6 +157,11 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
         response = _infer(agent, "ocr", inputs)
         assert response.status_code == 503, response.text
         assert "step head needs model head 1.0.0" in response.json()["error"]
+        # counted like any model: one success and one inference error on this agent
+        metrics = httpx.get(f"{agent.local_api_url}/metrics", timeout=10).text
+        ocr = 'model="ocr",version="1.0",backend="pipeline"'
+        assert f"edgefleet_inference_requests_total{{{ocr}}} 2" in metrics
+        assert f'edgefleet_inference_errors_total{{{ocr},kind="inference"}} 1' in metrics
     finally:
         agent.stop()
 

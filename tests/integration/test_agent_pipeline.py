@@ -1,8 +1,9 @@
 """A pipeline bundle on a real agent (issue 14, point 5; test 7.5): two models, ``embed``
 (float32 + int64 in) then ``head`` (its float32 output + a bool pipeline input), served as
-the one OIP model ``ocr`` whose outputs equal running the two models by hand; a pipeline
-whose step version the device does not serve is refused while the steps serve on; a step
-that leaves the device makes the pipeline answer 503 naming it.
+the one OIP model ``chain`` whose outputs equal running the two models by hand, also after
+a restart (``chain`` sorts before its steps: the agent installs and restores pipelines
+last); a pipeline whose step version the device does not serve is refused while the steps
+serve on; a step that leaves the device makes the pipeline answer 503 naming it.
 
 Real Mosquitto, a real HTTP blob server, real signed bundles and deployment commands
 naming the whole set, inference over the real OIP REST API."""
@@ -27,7 +28,7 @@ from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
 PIN = {"pin": "onnxruntime:CPUExecutionProvider:f32"}
-NAMES = ("embed", "head", "ocr")
+NAMES = ("embed", "head", "chain")
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64", np.dtype(bool): "BOOL"}
 
 
@@ -59,10 +60,10 @@ def _signed(setup: Setup, source: Path, name: str, version: str, **build: Any) -
 
 
 def _pipeline(setup: Setup, version: str, spec: dict[str, Any]) -> Path:
-    source = setup.tmp / f"pipe-{version}" / "ocr.pipeline.json"
+    source = setup.tmp / f"pipe-{version}" / "chain.pipeline.json"
     source.parent.mkdir(parents=True)
     source.write_text(json.dumps(spec))
-    return _signed(setup, source, "ocr", version)
+    return _signed(setup, source, "chain", version)
 
 
 def _steps(setup: Setup) -> tuple[Path, Path]:
@@ -126,11 +127,11 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
     agent = _start(setup, setup.assignment(pipe, deployment_id=3), *steps)
     try:
         wait_until(lambda: all(_event(setup, n, EventKind.ACTIVATED) for n in NAMES), 60, "up")
-        assert _event(setup, "ocr", EventKind.FAILED) is None
-        assert {m.name: m.backend for m in agent.active}["ocr"] == "pipeline"
+        assert _event(setup, "chain", EventKind.FAILED) is None
+        assert {m.name: m.backend for m in agent.active}["chain"] == "pipeline"
 
         inputs = _inputs()
-        got = outputs_of(_infer(agent, "ocr", inputs))
+        got = outputs_of(_infer(agent, "chain", inputs))
 
         first = _ort(embed / "embed.onnx", {"x": inputs["x"], "ids": inputs["ids"]})
         second = _ort(head / "head.onnx", {"features": first["y"], "mask": inputs["mask"]})
@@ -140,28 +141,28 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
         # the step models answer on their own too, and the in-process API runs the pipeline
         by_api = outputs_of(_infer(agent, "embed", {"x": inputs["x"], "ids": inputs["ids"]}))
         np.testing.assert_allclose(by_api["y"], first["y"], rtol=1e-6)
-        in_process = agent.infer("ocr", inputs)
+        in_process = agent.infer("chain", inputs)
         np.testing.assert_allclose(in_process["scores"], second["z"], rtol=1e-6)
 
         # a restarted agent serves the pipeline again, over its restored steps
         agent.stop()
         agent = setup.agent()
-        agent.start()
-        wait_until(lambda: {m.name for m in agent.active} == set(NAMES), 60, "restored")
-        again = outputs_of(_infer(agent, "ocr", inputs))
+        agent.start()  # restores the committed models before it returns, steps first
+        assert {m.name for m in agent.active} == set(NAMES)
+        again = outputs_of(_infer(agent, "chain", inputs))
         np.testing.assert_allclose(again["scores"], second["z"], rtol=1e-6)
 
         # a step leaves the device: the pipeline stays, its requests answer 503 naming it
         setup.watcher.desire(2, steps[0], setup.assignment(pipe, deployment_id=3))
         wait_until(lambda: "head" not in {m.name for m in agent.active}, 30, "head removed")
-        response = _infer(agent, "ocr", inputs)
+        response = _infer(agent, "chain", inputs)
         assert response.status_code == 503, response.text
         assert "step head needs model head 1.0.0" in response.json()["error"]
         # counted like any model: one success and one inference error on this agent
         metrics = httpx.get(f"{agent.local_api_url}/metrics", timeout=10).text
-        ocr = 'model="ocr",version="1.0",backend="pipeline"'
-        assert f"edgefleet_inference_requests_total{{{ocr}}} 2" in metrics
-        assert f'edgefleet_inference_errors_total{{{ocr},kind="inference"}} 1' in metrics
+        chain = 'model="chain",version="1.0",backend="pipeline"'
+        assert f"edgefleet_inference_requests_total{{{chain}}} 2" in metrics
+        assert f'edgefleet_inference_errors_total{{{chain},kind="inference"}} 1' in metrics
     finally:
         agent.stop()
 
@@ -174,14 +175,14 @@ def test_pipeline_with_a_missing_step_version_is_refused_and_steps_serve_on(
     steps = [setup.assignment(embed), setup.assignment(head, deployment_id=2)]
     agent = _start(setup, *steps, setup.assignment(pipe, deployment_id=3))
     try:
-        wait_until(lambda: _event(setup, "ocr", EventKind.FAILED) is not None, 60, "refusal")
-        failed = _event(setup, "ocr", EventKind.FAILED)
+        wait_until(lambda: _event(setup, "chain", EventKind.FAILED) is not None, 60, "refusal")
+        failed = _event(setup, "chain", EventKind.FAILED)
         assert failed is not None and failed.reason is not None
-        assert "pipeline ocr 2.0: step head needs model head 9.9, which this device does not " \
+        assert "pipeline chain 2.0: step head needs model head 9.9, which this device does not " \
             "serve (it serves head 1.0.0)" in failed.reason  # fmt: skip
         assert {m.name for m in agent.active} == {"embed", "head"}
         inputs = _inputs()
-        assert _infer(agent, "ocr", inputs).status_code == 404
+        assert _infer(agent, "chain", inputs).status_code == 404
         head_out = outputs_of(
             _infer(agent, "head", {"features": np.ones((4, 3), np.float32), "mask": inputs["mask"]})
         )

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+import tritonclient.http as triton
 
 from agent import Agent
 from model_store import build_bundle, load_private_key, sign_bundle
@@ -105,6 +106,22 @@ def _infer(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> httpx.Resp
     return httpx.post(f"{agent.local_api_url}/v2/models/{name}/infer", json=body, timeout=10)
 
 
+def _triton_binary(agent: Agent, name: str, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The unmodified Triton client, every tensor binary both ways."""
+    assert agent.local_api_url is not None
+    client = triton.InferenceServerClient(agent.local_api_url.removeprefix("http://"))
+    try:
+        request = []
+        for key, value in inputs.items():
+            tensor = triton.InferInput(key, list(value.shape), _DATATYPES[value.dtype])
+            tensor.set_data_from_numpy(value, binary_data=True)
+            request.append(tensor)
+        result = client.infer(name, request)
+        return {o: result.as_numpy(o) for o in ("scores", "doubled")}
+    finally:
+        client.close()
+
+
 def _event(setup: Setup, name: str, kind: EventKind) -> DeploymentEvent | None:
     with setup.watcher.lock:
         return next(
@@ -143,6 +160,12 @@ def test_pipeline_of_two_models_equals_running_them_by_hand(setup: Setup) -> Non
         np.testing.assert_allclose(by_api["y"], first["y"], rtol=1e-6)
         in_process = agent.infer("chain", inputs)
         np.testing.assert_allclose(in_process["scores"], second["z"], rtol=1e-6)
+        binary = _triton_binary(agent, "chain", inputs)
+        np.testing.assert_allclose(binary["scores"], second["z"], rtol=1e-6)
+        np.testing.assert_array_equal(binary["doubled"], first["n"])
+        metadata = httpx.get(f"{agent.local_api_url}/v2/models/chain", timeout=10).json()
+        assert metadata["platform"] == "edgefleet_pipeline"
+        assert [i["datatype"] for i in metadata["inputs"]] == ["FP32", "INT64", "BOOL"]
 
         # a restarted agent serves the pipeline again, over its restored steps
         agent.stop()

@@ -97,7 +97,8 @@ def _check_not_linked(parent: Path, location: str) -> None:
 
 
 def _files_of_model_file(source: Path) -> _Source:
-    """A single ``.onnx`` plus the external data it names, or an IR ``.xml`` plus its ``.bin``."""
+    """A single ``.onnx`` plus the external data it names, an IR ``.xml`` plus its ``.bin``,
+    or a pipeline spec ``*.pipeline.json`` alone."""
     files = [(source.name, source.resolve())]  # the operator may name the model by a link
     if source.name.lower().endswith(PIPELINE_SUFFIX):
         return _Source(FRAMEWORK_PIPELINE, source.name, frozenset(), files)

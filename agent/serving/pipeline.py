@@ -30,7 +30,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agent.errors import InvalidInput, ModelLoadError, ModelNotFound, StepUnavailable
+from agent.errors import (
+    InferenceError,
+    InvalidInput,
+    ModelLoadError,
+    ModelNotFound,
+    StepUnavailable,
+)
 from agent.runners.base import Runner, TensorSignature, check_inputs
 from agent.runners.spec import CandidateSpec
 from agent.serving.models import LoadedModel, ServedModels
@@ -43,8 +49,14 @@ BACKEND = "pipeline"
 
 
 def _source(source: str) -> tuple[str, str]:
-    step, tensor = split_source(source)
-    return step, tensor
+    return split_source(source)
+
+
+def _take(values: dict[tuple[str, str], np.ndarray], source: str) -> np.ndarray:
+    array = values.get(_source(source))
+    if array is None:  # a backend that left out an output it declares
+        raise InferenceError(f"{source!r} was not produced")
+    return array
 
 
 class PipelineRunner(Runner):
@@ -87,11 +99,11 @@ class PipelineRunner(Runner):
             (INPUT_SOURCE, name): array for name, array in inputs.items()
         }
         for step in spec.steps:
-            feed = {name: values[_source(src)] for name, src in step.inputs.items()}
+            feed = {name: _take(values, src) for name, src in step.inputs.items()}
             outputs = self._run_step(step.name, step.model, step.version, feed)
             for name, array in outputs.items():
                 values[(step.name, name)] = array
-        return {out.name: values[_source(out.source)] for out in spec.outputs}
+        return {out.name: _take(values, out.source) for out in spec.outputs}
 
     def _run_step(
         self, step: str, model_name: str, version: str, feed: dict[str, np.ndarray]

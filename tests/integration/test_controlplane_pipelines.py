@@ -1,6 +1,7 @@
 """Pipeline versions on the control plane (issue 14, point 5): registered like any signed
 version (the spec checked at upload), and a rollout of one refused (409, one line) while a
-step's model version is not registered.
+step's model version is not registered; ``edgectl push model NAME.pipeline.json`` builds,
+signs and uploads one and reports that refusal in one line.
 
 The app served by a real uvicorn on SQLite and PostgreSQL, real signed bundles, the real
 artifact store."""
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from edgectl.cli import main as edgectl
 from model_store import (
     SIGNATURE_FILENAME,
     build_bundle,
@@ -22,7 +24,12 @@ from model_store import (
     sign_bundle,
 )
 from protocol import FileRef
-from tests.support.controlplane import SignedBundle, register_version, upload_bundle
+from tests.support.controlplane import (
+    ADMIN_TOKEN,
+    SignedBundle,
+    register_version,
+    upload_bundle,
+)
 from tests.support.rollout_plane import Plane
 
 pytestmark = pytest.mark.integration
@@ -83,3 +90,19 @@ def test_a_signed_pipeline_with_a_bad_spec_is_refused_at_upload(
     assert refused.status_code == 400, refused.text
     detail = refused.json()["detail"]
     assert "step 'cls' does not run before it" in detail and "\n" not in detail
+
+
+def test_edgectl_pushes_a_pipeline_spec_and_reports_the_refused_rollout(
+    plane: Plane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "ocr.pipeline.json"
+    spec.write_text(json.dumps(SPEC))
+    plane.report("d00")
+    argv = ["--url", str(plane.http.base_url), "--token", ADMIN_TOKEN, "push", "model", str(spec)]
+    argv += ["--name", "ocr", "--version", "1.0", "--key", str(plane.kit.release_key)]
+    code = edgectl([*argv, "--fleet", "f", "--detach"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert "step cls needs model cls 9.0, which is not registered" in err[0]
+    metadata = plane.get("/models/ocr/versions/1.0")["metadata"]
+    assert (metadata["framework"], metadata["model_file"]) == ("pipeline", "ocr.pipeline.json")

@@ -34,7 +34,8 @@ AgentError
 │   ├── RunnerUnavailable   no runner plugin is available for the request
 │   ├── ModelLoadError      the backend refused the model or its declared signature
 │   └── InferenceError      the backend failed while running
-│       └── InvalidInput    request tensors do not match the model (HTTP 400)
+│       ├── InvalidInput    request tensors do not match the model (HTTP 400)
+│       └── StepUnavailable a pipeline step's model (at its version) is not served (503)
 └── ModelNotFound           no active model with that name (HTTP 404)
 """
 
@@ -141,6 +142,10 @@ class InferenceError(RunnerError):
 
 class InvalidInput(InferenceError):
     """Request tensors do not match the model's declared inputs."""
+
+
+class StepUnavailable(InferenceError):
+    """A served pipeline cannot run: a step's model, at its version, is not served now."""
 
 
 class ModelNotFound(AgentError):

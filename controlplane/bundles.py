@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from controlplane.errors import BundleRejected
+from controlplane.pipelines import check_uploaded_pipeline
 from model_store import (
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
@@ -136,6 +137,7 @@ def verify_version(
     metadata = _parse_metadata(raw_metadata, name=name, version=version)
     if metadata.model_file not in by_path:
         raise BundleRejected(f"model_file {metadata.model_file!r} is not one of the bundle's files")
+    check_uploaded_pipeline(store, metadata, by_path)
     return VerifiedVersion(
         bundle_digest=manifest.bundle_digest,
         key_id=manifest.key_id,

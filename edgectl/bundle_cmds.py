@@ -9,6 +9,10 @@ DIR/model.sig --private_key KEY`` can sign. ``sign`` writes ``model.sig``:
 * ``bundle sign MODEL --key KEY --name N --version V --out OUT``: builds a bundle from a
   ``.onnx`` file or model directory into OUT first, then signs it.
 
+A pipeline (``docs/bundles.md``) is built and signed the same way from its spec file,
+``edgectl bundle build ocr.pipeline.json --name ocr --version 1.0 --out DIR`` (no
+``--pin``/``--tolerance``: its steps' bundles carry those).
+
 ``build`` and ``sign`` (when building) take ``--pin KEY`` (a backend candidate key that
 devices use instead of measuring) and ``--tolerance X`` (the accuracy guard): both go
 into ``edgefleet.json`` and so are covered by the operator's signature.
@@ -179,7 +183,11 @@ def add_commands(sub: SubParsers) -> None:
         dest="bundle_cmd", required=True
     )
     build = bundle.add_parser("build", help="build an unsigned bundle directory")
-    build.add_argument("path", type=Path, help="a .onnx file or a directory with one")
+    build.add_argument(
+        "path",
+        type=Path,
+        help="a .onnx file or a directory with one, or a pipeline spec NAME.pipeline.json",
+    )
     build.add_argument("--name", required=True)
     build.add_argument("--version", required=True)
     build.add_argument("--out", type=Path, required=True, help="new bundle directory")

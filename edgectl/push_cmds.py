@@ -195,7 +195,8 @@ def add_commands(sub: SubParsers) -> None:
     model.add_argument(
         "path",
         type=Path,
-        help="a .onnx file or a directory with one; a signed bundle directory (holding "
+        help="a .onnx file or a directory with one, or a pipeline spec NAME.pipeline.json "
+        "(docs/bundles.md); a signed bundle directory (holding "
         "model.sig and edgefleet.json) is pushed as is, without re-signing",
     )
     model.add_argument("--name", required=True)

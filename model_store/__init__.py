@@ -12,6 +12,8 @@ Public surface:
     metadata    TensorSpec, BundleMetadata, BundleConstraints, BundleSelection, BundleServing,
                 load_metadata, parse_metadata, read_onnx_io, read_openvino_io
     bundles     BundleFile, build_bundle, bundle_files, sha256_file
+    pipeline    FRAMEWORK_PIPELINE, PipelineSpec, PipelineStep, parse_pipeline, split_source
+                (a bundle that runs other models of the device in turn)
     signing     ManifestEntry, SignedManifest, sign_bundle, verify_signature, verify_bundle
     keys        generate_private_key, write_keypair, load_private_key, load_public_key,
                 load_trusted_keys, key_id, public_key_from_pem, public_key_pem
@@ -72,6 +74,13 @@ from model_store.metadata import (
 from model_store.onnx_io import read_onnx_io
 from model_store.openvino_io import read_openvino_io
 from model_store.paths import METADATA_FILENAME, SIGNATURE_FILENAME
+from model_store.pipeline import (
+    FRAMEWORK_PIPELINE,
+    PipelineSpec,
+    PipelineStep,
+    parse_pipeline,
+    split_source,
+)
 from model_store.signing import sign_bundle, verify_bundle, verify_signature
 from model_store.statement import ManifestEntry, SignedManifest
 from model_store.storage import ArtifactStore, FilesystemArtifactStore
@@ -88,6 +97,7 @@ from model_store.trust import (
 )
 
 __all__ = [
+    "FRAMEWORK_PIPELINE",
     "METADATA_FILENAME",
     "SIGNATURE_FILENAME",
     "ArtifactStore",
@@ -105,6 +115,8 @@ __all__ = [
     "KeyFileError",
     "ManifestEntry",
     "ModelStoreError",
+    "PipelineSpec",
+    "PipelineStep",
     "Role",
     "SignatureError",
     "SignedManifest",
@@ -127,6 +139,7 @@ __all__ = [
     "load_trusted_keys",
     "open_envelope",
     "parse_metadata",
+    "parse_pipeline",
     "parse_unverified_trust",
     "public_key_from_pem",
     "public_key_pem",
@@ -135,6 +148,7 @@ __all__ = [
     "sha256_file",
     "sign_bundle",
     "sign_envelope",
+    "split_source",
     "verify_bundle",
     "verify_bundle_trusted",
     "verify_signature",

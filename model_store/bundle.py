@@ -22,7 +22,9 @@ from model_store.errors import BundleError
 from model_store.metadata import (
     FRAMEWORK_ONNX,
     FRAMEWORK_OPENVINO,
+    FRAMEWORK_PIPELINE,
     NAME_PATTERN,
+    PIPELINE_SUFFIX,
     BundleConstraints,
     BundleMetadata,
     BundleSelection,
@@ -45,6 +47,7 @@ from model_store.paths import (
     sort_paths,
     walk_files,
 )
+from model_store.pipeline import check_pipeline_bundle, load_pipeline_spec
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +97,11 @@ def _check_not_linked(parent: Path, location: str) -> None:
 
 
 def _files_of_model_file(source: Path) -> _Source:
-    """A single ``.onnx`` plus the external data it names, or an IR ``.xml`` plus its ``.bin``."""
+    """A single ``.onnx`` plus the external data it names, an IR ``.xml`` plus its ``.bin``,
+    or a pipeline spec ``*.pipeline.json`` alone."""
     files = [(source.name, source.resolve())]  # the operator may name the model by a link
+    if source.name.lower().endswith(PIPELINE_SUFFIX):
+        return _Source(FRAMEWORK_PIPELINE, source.name, frozenset(), files)
     if _is_onnx(source.name):
         data = external_data_files(load_checked_model(source))
         for location in data:
@@ -110,7 +116,9 @@ def _files_of_model_file(source: Path) -> _Source:
             )
         files.append((weights, source.parent / weights))
         return _Source(FRAMEWORK_OPENVINO, source.name, frozenset({weights}), files)
-    raise BundleError(f"{source} is not an .onnx file or an OpenVINO IR .xml")
+    raise BundleError(
+        f"{source} is not an .onnx file, an OpenVINO IR .xml or a {PIPELINE_SUFFIX} spec"
+    )
 
 
 def _files_of_directory(source: Path) -> _Source:
@@ -203,7 +211,8 @@ def build_bundle(
     """Copy a model into a new bundle directory ``out_dir`` and write ``edgefleet.json``.
 
     ``source`` is an ``.onnx`` file (with the external data files it names, beside it), an
-    OpenVINO IR ``.xml`` (with the ``.bin`` of the same name beside it), or a directory
+    OpenVINO IR ``.xml`` (with the ``.bin`` of the same name beside it), a pipeline spec
+    ``*.pipeline.json`` (``model_store.pipeline``: no backend pin or runtimes), or a directory
     holding exactly one top-level model of either kind plus any other files. Each of
     ``extra_files`` (a file, or a directory with everything under it) is added at the top
     level under its name. Files that are not model data are listed in ``extra_files`` of
@@ -227,6 +236,8 @@ def build_bundle(
     checked_constraints = build_constraints(constraints, framework=found.framework)
     checked_selection = build_selection(selection)
     checked_serving = build_serving(serving)
+    if found.framework == FRAMEWORK_PIPELINE:
+        check_pipeline_bundle(checked_constraints, checked_selection)
     _check_out_dir(out_dir, source)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +249,9 @@ def build_bundle(
             _copy_file(src, staging / check_relative_path(rel), shown_as=rel)
         if found.framework == FRAMEWORK_OPENVINO:
             inputs, outputs = read_openvino_io(staging / found.model_file)
+        elif found.framework == FRAMEWORK_PIPELINE:
+            spec = load_pipeline_spec(staging / found.model_file, name=name)
+            inputs, outputs = spec.input_specs(), spec.output_specs()
         else:
             inputs, outputs = io_specs(load_checked_model(staging / found.model_file))
         model_files = {found.model_file, *found.model_data}

@@ -43,8 +43,15 @@ TOKEN_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 FRAMEWORK_ONNX = "onnx"
 FRAMEWORK_OPENVINO = "openvino"
+#: A pipeline over other models the device serves (``model_store.pipeline``).
+FRAMEWORK_PIPELINE = "pipeline"
+PIPELINE_SUFFIX = ".pipeline.json"
 #: What each framework's model file is called (``model_file`` must end like this).
-MODEL_SUFFIXES: dict[str, str] = {FRAMEWORK_ONNX: ".onnx", FRAMEWORK_OPENVINO: ".xml"}
+MODEL_SUFFIXES: dict[str, str] = {
+    FRAMEWORK_ONNX: ".onnx",
+    FRAMEWORK_OPENVINO: ".xml",
+    FRAMEWORK_PIPELINE: PIPELINE_SUFFIX,
+}
 #: Runtimes the bundle format knows (agent runner keys); ``build_bundle`` refuses others.
 KNOWN_RUNTIMES: frozenset[str] = frozenset({"onnxruntime", "openvino"})
 

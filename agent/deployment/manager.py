@@ -39,6 +39,7 @@ from agent.deployment.journal import load_state
 from agent.deployment.lifecycle import State, failure_event, is_terminal
 from agent.deployment.loading import settled_status
 from agent.deployment.memory import held_models
+from agent.deployment.pipeline_order import committed_pipelines_last, pipelines_last
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
@@ -123,6 +124,7 @@ class DeploymentManager:
             load=self._installer.load_committed,
             persist=self._recorder.persist,
             max_crashes=max_crashes,
+            order=lambda committed: committed_pipelines_last(committed, cache.model_dir),
         )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
         self._worker = Worker(label, self._inbox, first=self._resume_interrupted, handle=self._do)
@@ -282,7 +284,7 @@ class DeploymentManager:
             models=self._models,
             installer=self._installer,
             generation=generation,
-            assignments=assignments,
+            assignments=pipelines_last(assignments),
             resume=resume,
         )
         if applied is None:  # interrupted by the agent stopping

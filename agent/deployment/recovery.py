@@ -46,6 +46,8 @@ class Recovery:
     #: model name -> why its previous version serves instead of the committed one (set
     #: at restore; the manager reports it until the committed version serves again)
     fallbacks: dict[str, str] = field(default_factory=dict)
+    #: the order the committed models are restored in (pipelines after their steps)
+    order: Callable[[list[PersistedModel]], list[PersistedModel]] = list
 
     def restore(self, state: PersistedState) -> dict[str, State]:
         """Take over ``state``, serve its committed models again; the interrupted
@@ -55,7 +57,7 @@ class Recovery:
         crashed = not state.stopped_cleanly
         resume = self._count_crashes(crashed=crashed)
         failures = self._guard_boot_loop(state.restoring if crashed else {})
-        for pm in list(book.pointer.values()):
+        for pm in self.order(list(book.pointer.values())):
             crash_point(f"restoring-{pm.version}")
             try:
                 self.models.activate(self.load(pm))

@@ -6,8 +6,9 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
 - ``downloading`` / ``verifying`` / ``staging``: the bundle fetched, verified, installed
   into the content-addressed cache; its declared memory checked against the budget
   (``fit``) before any model file is fetched (or, when cached, before it is loaded);
-- ``selecting``: loaded on its measured (or pinned) backend; ``warming_up``: the gate,
-  then the memory it took (``memory``) checked against the budget;
+- ``selecting``: loaded on its measured (or pinned) backend (a pipeline: over the
+  models served, ``agent.serving.pipeline``); ``warming_up``: the gate, then the memory
+  it took (``memory``) checked against the budget;
 - ``activating``: the persisted pointer switched, then the served model;
 - ``rolling_back``: the previous version made the active one again (``Book.revert``).
 """
@@ -33,6 +34,7 @@ from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.pipeline import is_pipeline, load_pipeline
 from model_store import BundleMetadata
 from protocol import EventKind, ModelAssignment
 
@@ -210,6 +212,8 @@ class Steps:
             return load_runner(bundle_dir, expected_name=name, expected_version=version, spec=spec)
 
         metadata = read_metadata(bundle_dir)
+        if is_pipeline(metadata):  # its steps are served models: no backend to select
+            return load_pipeline(bundle_dir, metadata, self._models), None
         bundle = metadata.selection
         pin = pin or (bundle.pin if bundle is not None else None)
         runtimes = candidate_runners(metadata)

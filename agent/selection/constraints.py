@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.runners.choice import candidate_runners, unservable
 from hw_profiles.probe import ISA_FLAGS_OF_INTEREST
-from model_store.metadata import FRAMEWORK_OPENVINO, BundleMetadata
+from model_store.metadata import FRAMEWORK_OPENVINO, FRAMEWORK_PIPELINE, BundleMetadata
 
 _GIB = 1024**3
 
@@ -33,6 +33,8 @@ def _probe_failed(facts: Mapping[str, Any], probe: str) -> bool:
 
 
 def _runtime_problem(metadata: BundleMetadata, runners: set[str]) -> str | None:
+    if metadata.framework == FRAMEWORK_PIPELINE:  # runs served models, no runtime of its own
+        return None
     candidates = candidate_runners(metadata)
     if not candidates:
         return unservable(metadata)

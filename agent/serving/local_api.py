@@ -13,7 +13,8 @@ numpy views of the request body, binary outputs are written from the output arra
 ``GET /metrics`` is ``agent.telemetry.prometheus.render_prometheus`` (Prometheus text 0.0.4).
 
 Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for an
-unknown model, version or path, 405 for a wrong method, 408/411/413/431/503 from the
+unknown model, version or path, 405 for a wrong method, 503 for a pipeline whose step
+model is not served (``agent.serving.pipeline``), 408/411/413/431/503 from the
 transport, 415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
 the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
 are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.serving.oip``).
@@ -28,7 +29,7 @@ from typing import Any
 
 import pydantic_core
 
-from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound
+from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound, StepUnavailable
 from agent.serving import oip, oip_binary
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, error_response
@@ -98,6 +99,8 @@ class LocalApi:
             return error_response(404, str(exc))
         except InvalidInput as exc:
             return error_response(400, str(exc))
+        except StepUnavailable as exc:  # a pipeline whose step model is gone
+            return error_response(503, str(exc))
         except AgentError as exc:
             return error_response(500, str(exc))
 

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Body
 from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
-from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep
+from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep, StoreDep
 from controlplane.models import RolloutState, utcnow
+from controlplane.pipelines import check_rollout_steps
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.actions import perform
 from controlplane.rollouts.create import create_rollout
@@ -64,16 +65,25 @@ def _act(
     status_code=201,
     responses={
         404: {"description": "unknown model, version or fleet"},
-        409: {"description": "a rollout of this model is already running or paused in the fleet"},
+        409: {
+            "description": "a rollout of this model is already running or paused in the "
+            "fleet, or a pipeline step's model version is not registered"
+        },
         422: {"description": "invalid selector or strategy"},
         **_SIGNING,
     },
 )
 def create(
-    body: RolloutCreate, session: SessionDep, publisher: PublisherDep, signer: SignerDep
+    body: RolloutCreate,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+    store: StoreDep,
 ) -> RolloutPublic:
-    """Start a rollout; its first batch is assigned (and sent) before this answers."""
+    """Start a rollout; its first batch is assigned (and sent) before this answers. A
+    pipeline whose step model versions are not all registered is refused (409)."""
     signer.check_ready(session)
+    check_rollout_steps(session, store, model=body.model, version=body.version)
     strategy = parse_strategy(body.strategy)
     rollout, changed = create_rollout(
         session,

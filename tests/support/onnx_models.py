@@ -77,6 +77,27 @@ def bool_input_model(path: Path) -> Path:
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
 
 
+def masked_head_model(path: Path, *, scale: float = 3.0) -> Path:
+    """features float32 [batch, 3], mask bool [batch, 3] -> z = where(mask, features *
+    scale - 1, 0) float32 [batch, 3]: a second stage that takes what ``two_input_model``
+    outputs as ``y`` (the pipeline tests)."""
+    f = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 3])
+    m = helper.make_tensor_value_info("mask", TensorProto.BOOL, ["batch", 3])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 3])
+    inits = [
+        numpy_helper.from_array(np.array(scale, dtype=np.float32), "scale"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["features", "scale"], ["fs"]),
+        helper.make_node("Sub", ["fs", "one"], ["shifted"]),
+        helper.make_node("Where", ["mask", "shifted", "zero"], ["z"]),
+    ]
+    graph = helper.make_graph(nodes, "masked_head", [f, m], [z], inits)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
 def external_data_model(path: Path, *, location: str = "weights/two_input.data") -> Path:
     """``two_input_model`` with its weight ``W`` in the external data file ``location``
     (relative to the model's directory), as ``onnx.save(save_as_external_data=True)`` writes.

@@ -290,6 +290,7 @@ class Agent:
             active=self.active,
             last_error=self.last_error,
             retrying=self.retrying,
+            failures=self._manager.failures if self._manager is not None else [],
             local_api=self.local_api_url,
             hardware=self.hardware,
             profile=self.profile,

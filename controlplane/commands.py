@@ -1,20 +1,20 @@
 """Signed deployment commands: each device's desired state, signed by the control-plane key.
 
 A command is a ``protocol.DesiredState`` (device id, generation, ``expires_at`` = signing
-time + ``EDGEFLEET_COMMAND_TTL``, ``trust_version``, the model assignment with its
-declared ``size``) in a DSSE envelope (payload type ``DESIRED_STATE_PAYLOAD_TYPE``)
-signed by this control plane's key, which the current trust document must certify.
+time + ``EDGEFLEET_COMMAND_TTL``, ``trust_version``, every model assignment of the
+device's set, each with its declared ``size``) in a DSSE envelope (payload type
+``DESIRED_STATE_PAYLOAD_TYPE``) signed by this control plane's key, which the current
+trust document must certify.
 
-The agent refuses an equal generation with different content, so the last signed
-command of each device is stored (``DeviceCommand``) and republished **byte-identical**
-while it is still good: same deployment, same backend pin, same bundle (the variant the
-device's runtimes prefer can change), same trust version, same signing key, a generation
-the device has not gone past, and more than half its lifetime left.
-Otherwise it is re-signed with a **new, higher generation**
-(``max(last command, device's reported generation) + 1``, or the generation a new
-deployment just assigned). Generations therefore only grow, and a given generation
-is only ever signed once per device.
-"""
+The agent refuses an equal generation with different content, so the last signed command
+of each device is stored (``DeviceCommand``) and republished **byte-identical** while it
+is still good: the same model set (each model's deployment, bundle — the variant the
+device's runtimes prefer can change —, backend pin and priority), same trust version, same
+signing key, a generation the device has not gone past, and more than half its lifetime
+left. Otherwise it is re-signed with a **new, higher generation** (``max(last command,
+device's reported generation) + 1``, or the generation a new deployment just assigned).
+Generations therefore only grow, and a given generation is only ever signed once per
+device."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from protocol import (
     DESIRED_STATE_PAYLOAD_TYPE,
     MAX_GENERATION,
     DesiredState,
+    ModelAssignment,
     ProtocolError,
     SignedEnvelope,
     decode,
@@ -61,14 +62,19 @@ def stored_command(row: DeviceCommand) -> SignedCommand:
     )
 
 
-def _bundle_digests(row: DeviceCommand) -> list[str] | None:
-    """The bundle digests a stored command names (None if it cannot be read back)."""
+def _models(row: DeviceCommand) -> list[ModelAssignment] | None:
+    """The model set a stored command names (None if it cannot be read back)."""
     try:
         envelope = decode(SignedEnvelope, bytes(row.envelope))
         state = decode(DesiredState, base64.b64decode(envelope.payload, validate=True))
     except (ProtocolError, binascii.Error):
         return None
-    return [m.bundle_digest for m in state.models]
+    return state.models
+
+
+def _pins(assignments: list[ModelAssignment]) -> str | None:
+    """The backend pin the command carries (the same for every model of a device)."""
+    return next((a.backend for a in assignments if a.backend), None)
 
 
 class CommandSigner:
@@ -117,13 +123,12 @@ class CommandSigner:
         return (
             stored is not None
             and stored.deployment_id == want.deployment_id
-            and stored.backend == want.assignment.backend
             and stored.generation
             >= generation_floor(signed=device.generation, reported=device.reported_generation)
             and stored.trust_version == document.version
             and stored.key_id == self.key_id
             and as_utc(stored.expires_at) - now > self.ttl / 2
-            and _bundle_digests(stored) == [want.assignment.bundle_digest]
+            and _models(stored) == want.assignments
         )
 
     def command_for(
@@ -165,13 +170,13 @@ class CommandSigner:
                 issued_at=now,
                 expires_at=now + self.ttl,
                 trust_version=document.version,
-                models=[want.assignment],
+                models=want.assignments,
             )
             envelope = sign_envelope(encode(state), DESIRED_STATE_PAYLOAD_TYPE, [self._key])
             fields: dict[str, Any] = {
                 "generation": generation,
                 "deployment_id": want.deployment_id,
-                "backend": want.assignment.backend,
+                "backend": _pins(want.assignments),
                 "trust_version": document.version,
                 "key_id": self.key_id,
                 "expires_at": state.expires_at,
@@ -186,12 +191,11 @@ class CommandSigner:
             session.commit()
             session.refresh(row)
             logger.info(
-                "signed command for %s: generation %s, deployment %s, trust v%s, backend %s",
+                "signed command for %s: generation %s, %s, trust v%s",
                 device_id,
                 generation,
-                want.deployment_id,
+                ", ".join(f"{a.name} {a.version}" for a in want.assignments) or "no models",
                 document.version,
-                want.assignment.backend or "measured",
             )
             return stored_command(row), True
 

@@ -52,6 +52,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("deviceidentity", "report_key", None),
     ("rolloutdevice", "judged_at", None),
     ("rolloutdevice", "target_model_version_id", None),
+    ("deployment", "remove", "false"),
+    ("rollout", "remove", "false"),
 )
 
 

@@ -1,13 +1,12 @@
 """Derive what each device should run from the database (never stored as a message).
 
-A device's desired content is its deployment target with the highest generation: the
-model version of that target's deployment, in the variant the device's runtimes prefer
-(:mod:`controlplane.variant_choice`; the version's own bundle by default), with the
-operator's backend pin (``ModelAssignment.backend``: the device's pin, else its current
-fleet's, else None).
-:mod:`controlplane.commands` wraps it in a signed deployment command (generation,
-expiry, trust version) and keeps the last one.
-"""
+A device's desired content is a set: for each model, its deployment target with the
+highest generation among that model's deployments decides the model version, in the
+variant the device's runtimes prefer (:mod:`controlplane.variant_choice`; the version's
+own bundle by default), with the operator's backend pin (``ModelAssignment.backend``: the
+device's pin, else its current fleet's, else None). A model whose latest target is an
+undeploy (``Deployment.remove``) is left out of the set. :mod:`controlplane.commands` wraps it
+in a signed deployment command (generation, expiry, trust version) and keeps the last one."""
 
 from __future__ import annotations
 
@@ -73,12 +72,15 @@ class Bundle:
 
 @dataclass(frozen=True)
 class Desired:
-    """What one device should run: its latest deployment target and that model version."""
+    """What one device should run: for each model, its latest deployment target's
+    version of that model (a set: one assignment per model name, sorted by name)."""
 
     device_id: str
+    #: the newest deployment among the set's latest targets (the command's row points at it)
     deployment_id: int
+    #: the highest generation among those targets
     target_generation: int
-    assignment: ModelAssignment
+    assignments: list[ModelAssignment]
 
 
 def assignment(
@@ -108,7 +110,12 @@ def assignment(
 
 
 def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> list[Desired]:
-    """What ``device_ids`` (default: every device with a deployment) should run, by id."""
+    """What ``device_ids`` (default: every device with a deployment) should run, by id.
+
+    Per device and model, the target with the highest generation among that model's
+    deployments decides the model's version: a deployment of model B adds or updates B
+    and never touches model A.
+    """
     statement = (
         select(DeploymentTarget, Deployment, ModelVersion, _PIN)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
@@ -121,10 +128,12 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
     )
     if device_ids is not None:
         statement = statement.where(col(DeploymentTarget.device_id).in_(list(device_ids)))
-    latest: dict[str, tuple[DeploymentTarget, Deployment, ModelVersion, str | None]] = {}
+    latest: dict[str, dict[str, tuple[DeploymentTarget, Deployment, ModelVersion, str | None]]]
+    latest = {}
     for target, deployment, version, pin in session.exec(statement).all():
-        if target.device_id not in latest and deployment.id is not None:
-            latest[target.device_id] = (target, deployment, version, pin)
+        per_model = latest.setdefault(target.device_id, {})
+        if version.model not in per_model and deployment.id is not None:
+            per_model[version.model] = (target, deployment, version, pin)
     if not latest:
         return []
     runtimes = dict(
@@ -132,18 +141,27 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
             select(Device.id, Device.runtimes).where(col(Device.id).in_(sorted(latest)))
         ).all()
     )
-    extra = variants_of(session, version_ids={v.id for _, _, v, _ in latest.values() if v.id})
+    version_ids = {v.id for rows in latest.values() for _, _, v, _ in rows.values() if v.id}
+    extra = variants_of(session, version_ids=version_ids)
     found: list[Desired] = []
-    for device_id, (row, deployed, model_version, backend) in latest.items():
-        assert deployed.id is not None
-        bundles = [Bundle.of(model_version), *map(Bundle.of, extra.get(model_version.id or 0, []))]
-        chosen = choose_variant(runtimes.get(device_id) or [], bundles)
+    for device_id, per_model in latest.items():
+        assignments: list[ModelAssignment] = []
+        for name in sorted(per_model):
+            _, deployed, model_version, backend = per_model[name]
+            if deployed.remove:  # undeployed: the model leaves the device
+                continue
+            bundles = [
+                Bundle.of(model_version),
+                *map(Bundle.of, extra.get(model_version.id or 0, [])),
+            ]
+            chosen = choose_variant(runtimes.get(device_id) or [], bundles)
+            assignments.append(assignment(deployed, model_version, backend=backend, bundle=chosen))
         found.append(
             Desired(
                 device_id=device_id,
-                deployment_id=deployed.id,
-                target_generation=row.generation,
-                assignment=assignment(deployed, model_version, backend=backend, bundle=chosen),
+                deployment_id=max(d.id or 0 for _, d, _, _ in per_model.values()),
+                target_generation=max(t.generation for t, _, _, _ in per_model.values()),
+                assignments=assignments,
             )
         )
     return found

@@ -163,6 +163,9 @@ class Deployment(SQLModel, table=True):
     #: (No foreign key: ``Rollout.deployment_id`` points back, and a cycle of keys would
     #: need ALTERs at creation.)
     rollout_id: int | None = Field(default=None)
+    #: An undeploy: the model of ``model_version_id`` leaves the targeted devices (the
+    #: version is only a reference to the model; ``controlplane.desired`` drops it).
+    remove: bool = False
 
 
 class DeploymentTarget(SQLModel, table=True):
@@ -204,6 +207,9 @@ class Rollout(SQLModel, table=True):
     batch_done_at: datetime | None = _ts(nullable=True, default=None)
     #: The version of this model the fleet ran before (what ``rollback`` deploys).
     previous_version: str | None = Field(default=None, max_length=128)
+    #: An undeploy: the model leaves the matching devices batch by batch (``version`` is
+    #: the model's version registered last, a reference only; no health gate applies).
+    remove: bool = False
     #: Set when this rollout is an operator rollback of another.
     rollback_of: int | None = Field(default=None, foreign_key="rollout.id")
     #: Decisions and operator actions, oldest first: ``[{at, event, message}]``.

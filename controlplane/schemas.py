@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from controlplane.selectors import LABEL_PATTERN
 from protocol import NAME_PATTERN, BackendKey, FileRef, SelectionReport
@@ -218,15 +225,25 @@ class LabelsUpdate(BaseModel):
 
 class RolloutCreate(BaseModel):
     """``POST /rollouts``. ``strategy``: ``controlplane.rollouts.policy.Strategy`` as JSON
-    (omitted: all at once, default gate)."""
+    (omitted: all at once, default gate). ``undeploy``: remove ``model`` from the matching
+    devices instead (``version`` omitted; no health gate)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName
-    version: Version
+    version: Version | None = None
     fleet: Name
     selector: dict[LabelText, LabelText] = Field(default_factory=dict)
     strategy: dict[str, Any] | None = None
+    undeploy: bool = False
+
+    @model_validator(mode="after")
+    def _version_unless_undeploy(self) -> RolloutCreate:
+        if self.undeploy and self.version is not None:
+            raise ValueError("an undeploy names no version")
+        if not self.undeploy and self.version is None:
+            raise ValueError("version is required (or undeploy: true)")
+        return self
 
 
 class RollbackRequest(BaseModel):
@@ -319,6 +336,8 @@ class RolloutSummary(BaseModel):
     notes: list[str] = []
     #: how many devices a rollback would send back to their own previous version
     rollback_devices: int = 0
+    #: an undeploy: the model leaves the devices (``version``: its latest, a reference)
+    undeploy: bool = False
 
 
 class RolloutPublic(RolloutSummary):

@@ -100,6 +100,15 @@ def after_report(target: TargetView, report: ReportView, *, current: bool) -> Ch
     return Change(TargetStatus.FAILED, report.last_error)
 
 
+def after_removal(target: TargetView, *, gone: bool) -> Change | None:
+    """The change a StateReport covering an undeploy's target makes: ``activated`` once
+    the device no longer runs the model (``gone``); nothing otherwise (the device
+    deadline judges a device that keeps it)."""
+    if not gone or target.status is TargetStatus.ACTIVATED:
+        return None
+    return Change(TargetStatus.ACTIVATED, None)
+
+
 #: How far above the highest generation this control plane signed a device's reported
 #: generation is still believed (a database restored from a backup lags the devices).
 REPORT_LEAD_LIMIT = 2**20

@@ -218,6 +218,22 @@ class ControlPlaneClient:
             body["strategy"] = dict(strategy)
         return dict(self._json("POST", "/api/v1/rollouts", json=body))
 
+    def undeploy(
+        self,
+        model: str,
+        fleet: str,
+        *,
+        selector: Mapping[str, str] | None = None,
+        strategy: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a rollout that removes ``model`` from the fleet's (matching) devices."""
+        body: dict[str, Any] = {"model": model, "fleet": fleet, "undeploy": True}
+        if selector:
+            body["selector"] = dict(selector)
+        if strategy:
+            body["strategy"] = dict(strategy)
+        return dict(self._json("POST", "/api/v1/rollouts", json=body))
+
     def rollouts(self, *, fleet: str | None = None, state: str | None = None) -> list[Any]:
         params = _params(fleet=fleet, state=state)
         return list(self._json("GET", "/api/v1/rollouts", params=params))

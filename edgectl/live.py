@@ -51,7 +51,10 @@ def title(rollout: Rollout) -> str:
     what = f"{rollout.get('model')} {rollout.get('version')}"
     if rollout.get("rollback_of") is not None:
         what += f" (rollback of rollout {rollout['rollback_of']})"
-    return f"rollout {rollout.get('id')}: {what} to fleet {rollout.get('fleet')}{where}"
+    head, fleet = f"rollout {rollout.get('id')}", rollout.get("fleet")
+    if rollout.get("undeploy"):
+        return f"{head}: undeploy {rollout.get('model')} from fleet {fleet}{where}"
+    return f"{head}: {what} to fleet {fleet}{where}"
 
 
 def _is_canary(rollout: Rollout, index: int) -> bool:

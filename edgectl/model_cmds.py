@@ -1,4 +1,5 @@
-"""``edgectl models list|show``: registered models, their versions, digests and variants."""
+"""``edgectl models list|show|undeploy``: registered models, their versions, digests and
+variants; ``undeploy`` (:mod:`edgectl.undeploy_cmds`) removes one from a fleet."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from edgectl.connect import connect
 from edgectl.progress import format_bytes
 from edgectl.table import render, when
 from edgectl.trust_cmds import SubParsers
+from edgectl.undeploy_cmds import add_undeploy
 
 
 def _variant(name: object, framework: object) -> str:
@@ -89,3 +91,4 @@ def add_commands(sub: SubParsers) -> None:
     show.add_argument("name", metavar="NAME")
     show.add_argument("--json", action="store_true", help="print the API object")
     show.set_defaults(handler=_cmd_show)
+    add_undeploy(cmds)

@@ -1,13 +1,12 @@
 """Applying one generation: each of its assignments through the lifecycle
 (``install.Installer``), then the models it no longer names retired, and its outcome.
 
-A model leaves the device only once its replacement is active: the models a generation
-no longer names are unloaded (and their pointer retired to ``previous``) only if every
-assignment of that generation committed (``may_retire``). A generation with any failed
-assignment, transient or permanent, changes nothing that serves besides its own models'
-rollbacks; the dropped models keep serving, stay committed (a restart serves them
-again) and leave with the first later generation that succeeds. A command that names no
-model at all succeeds at once: that is how the operator removes every model on purpose.
+A command names the device's whole set of models (one assignment per model). A model it
+no longer names was undeployed by the operator: it is unloaded (and its pointer retired to
+``previous``) whatever happened to the other models of the generation; a failure of one
+model never holds back or undoes what happens to another. A failed assignment rolls back
+only its own model: its previous version (if any) keeps serving. A command that names no
+model at all removes every model.
 """
 
 from __future__ import annotations
@@ -24,34 +23,14 @@ from protocol import ModelAssignment
 logger = logging.getLogger(__name__)
 
 
-def may_retire(failures: list[Failure]) -> bool:
-    """Whether the models a generation no longer names may leave: only when every one of
-    its assignments committed (their replacement is active, or it names none)."""
-    return not failures
-
-
 def _retire_dropped(
-    label: str,
-    book: Book,
-    models: ServedModels,
-    assignments: list[ModelAssignment],
-    failures: list[Failure],
+    label: str, book: Book, models: ServedModels, assignments: list[ModelAssignment]
 ) -> None:
     wanted = {a.name for a in assignments}
     dropped = sorted({m.name for m in models.snapshot()} | set(book.pointer))
-    dropped = [name for name in dropped if name not in wanted]
-    if not dropped:
-        return
-    if not may_retire(failures):
-        logger.warning(
-            "%s: %s keep%s serving until a deployment that replaces %s succeeds",
-            label,
-            ", ".join(dropped),
-            "s" if len(dropped) == 1 else "",
-            "it" if len(dropped) == 1 else "them",
-        )
-        return
     for name in dropped:
+        if name in wanted:
+            continue
         logger.info("%s: %s is no longer desired; unloading", label, name)
         models.remove(name)
         if name in book.pointer:
@@ -97,7 +76,7 @@ def apply_generation(
             return None
         if failure is not None:
             failures.append(failure)
-    _retire_dropped(label, book, models, assignments, failures)
+    _retire_dropped(label, book, models, assignments)
     outcome = Outcome(
         generation=generation,
         last_error=failures[0].message if failures else None,

@@ -35,7 +35,7 @@ from agent.deployment.commands import Command, verify_command
 from agent.deployment.fit import models_bytes, size_text
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
-from agent.deployment.journal import load_state
+from agent.deployment.journal import AssignmentJournal, load_state
 from agent.deployment.lifecycle import State, failure_event, is_terminal
 from agent.deployment.loading import settled_status
 from agent.deployment.memory import held_models
@@ -48,7 +48,7 @@ from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
 from agent.selection import Selector
 from agent.serving import ServedModels
 from agent.trust_store import TrustStore
-from protocol import DeviceStatus, ModelAssignment, SignedEnvelope
+from protocol import DeviceStatus, ModelAssignment, ModelFailure, SignedEnvelope
 
 __all__ = ["DeploymentManager", "Failure", "Outcome", "Reporter", "settled_status"]
 
@@ -127,6 +127,8 @@ class DeploymentManager:
             order=lambda committed: committed_pipelines_last(committed, cache.model_dir),
         )
         self._inbox = Inbox(label, retry_initial_s=retry_initial_s, retry_max_s=retry_max_s)
+        #: the failed assignments when the last outcome was recorded (None: none yet)
+        self._failed: tuple[int, list[AssignmentJournal]] | None = None
         self._worker = Worker(label, self._inbox, first=self._resume_interrupted, handle=self._do)
 
     # -- what the agent reads --------------------------------------------------------------
@@ -143,6 +145,32 @@ class DeploymentManager:
         error = self.book.outcome.last_error
         notes = [n for n in self._recovery.fallback_notes() if n != error]
         return "; ".join([*notes, error] if error is not None else notes) or None
+
+    @property
+    def failures(self) -> list[ModelFailure]:
+        """Each model of the last generation processed that failed, with its own reason
+        (``retrying``: a transient failure the agent applies again by itself). Taken when
+        the generation's outcome was recorded: a retry in flight does not hide it."""
+        outcome = self.book.outcome
+        settled = self._failed if self._failed is not None else self._failed_now()
+        generation, failed = settled
+        if generation != outcome.generation:
+            return []
+        return [
+            ModelFailure(
+                name=e.assignment.name,
+                version=e.assignment.version,
+                deployment_id=e.assignment.deployment_id,
+                reason=e.reason or "failed",
+                retrying=e.transient and outcome.retryable,
+            )
+            for e in failed
+        ]
+
+    def _failed_now(self) -> tuple[int, list[AssignmentJournal]]:
+        """The journal's generation and its failed assignments, by name."""
+        failed = [e for _, e in sorted(self.book.journal.items()) if e.state == State.FAILED]
+        return self.book.journal_generation, failed
 
     def memory_used(self) -> int:
         """What the loaded models count for the fit rule in all (measured, else declared)."""
@@ -290,6 +318,7 @@ class DeploymentManager:
         if applied is None:  # interrupted by the agent stopping
             self._recorder.persist()  # records the clean stop; the journal says where
             return
+        self._failed = self._failed_now()
         self._recorder.settle(applied.outcome)  # saved before it is visible
         when = self._schedule_retry(command) if command is not None else None
         for failure in applied.retrying:

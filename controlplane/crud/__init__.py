@@ -15,7 +15,7 @@ from controlplane.crud.catalog import (
     get_model_version,
     get_or_create_fleet,
     get_target,
-    latest_deployment,
+    latest_deployments,
     list_fleets,
     list_models,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "get_model_version",
     "get_or_create_fleet",
     "get_target",
-    "latest_deployment",
+    "latest_deployments",
     "list_fleets",
     "list_models",
     "set_availability",

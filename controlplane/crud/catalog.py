@@ -226,10 +226,11 @@ def create_deployment(
     return deployment, model_version, targets
 
 
-def latest_deployment(
+def latest_deployments(
     session: Session, *, fleet: str, labels: Mapping[str, str] | None = None
-) -> Deployment | None:
-    """The fleet's latest settled deployment that applies to a device with ``labels``.
+) -> list[Deployment]:
+    """The fleet's latest settled deployment of each model that applies to a device with
+    ``labels``, newest first.
 
     Settled: sent all at once (``rollout_id`` None) or by a rollout that completed (its
     own version's deployment: a rollback's others went to the devices it named); a
@@ -238,7 +239,8 @@ def latest_deployment(
     ``labels`` match its selector (``labels`` None: any settled deployment).
     """
     statement = (
-        select(Deployment, Rollout)
+        select(Deployment, Rollout, ModelVersion.model)
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .join(Rollout, col(Rollout.id) == col(Deployment.rollout_id), isouter=True)
         .where(
             Deployment.fleet == fleet,
@@ -252,22 +254,31 @@ def latest_deployment(
         )
         .order_by(col(Deployment.id).desc())
     )
-    for deployment, rollout in session.exec(statement):
+    found: dict[str, Deployment] = {}
+    for deployment, rollout, model in session.exec(statement):
+        if model in found:
+            continue
         if rollout is None or labels is None or matches(labels, rollout.selector or {}):
-            return deployment
-    return None
+            found[model] = deployment
+    return list(found.values())
 
 
 def needs_assignment(session: Session, *, device_id: str, deployment: Deployment) -> bool:
     """Whether ``device_id`` should be given ``deployment``: it is a target of no
-    deployment of that fleet at least as new (so a device a rollout already reached, or
-    one rolled back by an abort, is never sent an older settled deployment)."""
+    deployment of that fleet and of the same model at least as new (so a device a
+    rollout already reached, or one rolled back by an abort, is never sent an older
+    settled deployment of that model; other models' deployments do not count)."""
+    model = session.exec(
+        select(ModelVersion.model).where(ModelVersion.id == deployment.model_version_id)
+    ).first()
     statement = (
         select(DeploymentTarget.id)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .where(
             DeploymentTarget.device_id == device_id,
             Deployment.fleet == deployment.fleet,
+            ModelVersion.model == model,
             col(Deployment.id) >= deployment.id,
         )
     )

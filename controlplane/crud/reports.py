@@ -7,6 +7,7 @@ the pure rules of :mod:`controlplane.status`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from controlplane.crud.catalog import (
     assign,
     get_or_create_fleet,
     get_target,
-    latest_deployment,
+    latest_deployments,
     needs_assignment,
 )
 from controlplane.crud.variants import with_default_digests
@@ -35,6 +36,7 @@ from controlplane.status import (
     ReportView,
     TargetView,
     after_event,
+    after_removal,
     after_report,
 )
 from protocol import DeploymentEvent, DeviceStatus, Heartbeat, StateReport
@@ -64,7 +66,7 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
     deployment whose events were lost still ends ``activated`` or ``failed``.
     """
     rows = session.exec(
-        select(DeploymentTarget, ModelVersion.bundle_digest)
+        select(DeploymentTarget, ModelVersion.bundle_digest, ModelVersion.model, Deployment.remove)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .where(
@@ -73,18 +75,21 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
         )
         .order_by(col(DeploymentTarget.generation).desc())
     ).all()
-    seen = ReportView(
-        generation=report.generation,
-        active_digests=with_default_digests(
-            session, digests=(m.bundle_digest for m in report.active)
-        ),
-        last_error=report.last_error,
-        gave_up=report.status is DeviceStatus.FAILED and not report.retrying,
-        retrying=report.retrying,
-    )
+    active = with_default_digests(session, digests=(m.bundle_digest for m in report.active))
     changed = 0
-    for index, (target, bundle_digest) in enumerate(rows):
-        change = after_report(_view(target, bundle_digest), seen, current=index == 0)
+    seen_models: set[str] = set()
+    running = {m.name for m in report.active}
+    for target, bundle_digest, model, remove in rows:
+        # the newest target of each model that the report covers is the one its
+        # failure (if any) is about; older ones of that model were superseded
+        current = model not in seen_models
+        seen_models.add(model)
+        if remove:  # an undeploy is done once the device no longer runs the model
+            change = after_removal(_view(target, bundle_digest), gone=model not in running)
+        else:
+            change = after_report(
+                _view(target, bundle_digest), report_view(report, model, active), current=current
+            )
         if change is None:
             continue
         logger.info(
@@ -99,6 +104,27 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
         follow_late_activation(session, target=target, now=utcnow())
         changed += 1
     return changed
+
+
+def report_view(report: StateReport, model: str, active: Collection[str]) -> ReportView:
+    """What ``report`` says about ``model``: its own failure (``StateReport.failures``);
+    from an agent that reports none, the report's ``last_error`` covers every model."""
+    if report.failures:
+        failure = next((f for f in report.failures if f.name == model), None)
+        return ReportView(
+            generation=report.generation,
+            active_digests=active,
+            last_error=failure.reason if failure else None,
+            gave_up=failure is not None and not failure.retrying,
+            retrying=failure is not None and failure.retrying,
+        )
+    return ReportView(
+        generation=report.generation,
+        active_digests=active,
+        last_error=report.last_error,
+        gave_up=report.status is DeviceStatus.FAILED and not report.retrying,
+        retrying=report.retrying,
+    )
 
 
 def selections(report: StateReport) -> dict[str, dict[str, Any]]:
@@ -132,9 +158,10 @@ def apply_state_report(
     device stays in its fleet whatever the report says (the control plane owns fleet
     membership). Its selection reports are
     replaced by this report's. Its deployment targets are re-derived from the report. If
-    the fleet's latest settled deployment that applies to the device (``latest_deployment``:
-    all at once, or a completed rollout whose selector its labels match) is newer than any
-    of the fleet's deployments the device is a target of, the device is assigned to it
+    the fleet's latest settled deployment of a model that applies to the device
+    (``latest_deployments``: all at once, or a completed rollout whose selector its labels
+    match) is newer than any of the fleet's deployments of that model the device is a
+    target of, the device is assigned to it
     (so a device in a rollout's pending batch waits for its batch). A retained report
     replayed by the broker at subscription time does not mark the device online.
     """
@@ -177,13 +204,15 @@ def apply_state_report(
     assigned = False
     # Only a settled deployment (all at once, or a completed rollout whose selector the
     # device matches): a device in a rollout's pending batch waits for its batch.
-    latest = latest_deployment(session, fleet=device.fleet, labels=device.labels or {})
-    if (
-        latest is not None
-        and latest.id is not None
-        and needs_assignment(session, device_id=device_id, deployment=latest)
+    # Each model separately: a device that missed model B's deployment gets it whatever
+    # it runs of model A.
+    for latest in reversed(
+        latest_deployments(session, fleet=device.fleet, labels=device.labels or {})
     ):
-        assigned = assign(session, device=device, deployment=latest) is not None
+        if latest.id is not None and needs_assignment(
+            session, device_id=device_id, deployment=latest
+        ):
+            assigned = assign(session, device=device, deployment=latest) is not None or assigned
     session.commit()
     return device, assigned
 

@@ -102,12 +102,17 @@ def abort(
 
 
 def _superseding(session: Session, *, device_ids: list[str], rollout: Rollout) -> dict[str, int]:
-    """Per device, the deployment it was sent after ``rollout``'s, if any (its latest
-    target is another deployment's): one query for all of them."""
+    """Per device, the deployment of the same model it was sent after ``rollout``'s, if
+    any (its latest target of that model is another deployment's): one query for all."""
     latest: dict[str, DeploymentTarget] = {}
     targets = session.exec(
         select(DeploymentTarget)
-        .where(col(DeploymentTarget.device_id).in_(device_ids))
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .where(
+            col(DeploymentTarget.device_id).in_(device_ids),
+            ModelVersion.model == rollout.model,  # other models' deployments do not count
+        )
         .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
     )
     for target in targets:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from sqlmodel import Session, col, or_, select
@@ -75,6 +76,20 @@ def previous_version(session: Session, *, fleet: str, model: str, other_than: st
     return session.exec(statement).first()
 
 
+def undeploy_reference(session: Session, *, model: str) -> str:
+    """The version an undeploy of ``model`` refers to: its version registered last
+    (NotFound for an unknown model or one without versions)."""
+    version = session.exec(
+        select(ModelVersion.version)
+        .where(ModelVersion.model == model)
+        .order_by(col(ModelVersion.id).desc())
+        .limit(1)
+    ).first()
+    if version is None:
+        raise NotFound(f"unknown model {model!r}")
+    return version
+
+
 def create_rollout(
     session: Session,
     *,
@@ -86,13 +101,20 @@ def create_rollout(
     now: datetime,
     rollback_of: int | None = None,
     targets: Mapping[str, int] | None = None,
+    remove: bool = False,
 ) -> tuple[Rollout, list[str]]:
     """Record the rollout and start its first batch (committed); (rollout, device ids
     whose desired state changed). NotFound for an unknown fleet, model or version;
     Conflict if a rollout of ``model`` is already running or paused in ``fleet``.
 
     ``targets`` (a rollback): exactly these devices of the fleet, each sent the model
-    version id given (its own previous version), instead of the selector's matches."""
+    version id given (its own previous version), instead of the selector's matches.
+
+    ``remove`` (an undeploy): the model leaves the devices batch by batch; ``version``
+    is only a reference to the model (:func:`undeploy_reference`), and the health gate
+    is off (a removed model has no figures to judge)."""
+    if remove:
+        strategy = replace(strategy, gate=replace(strategy.gate, enabled=False))
     with ROLLOUT_LOCK:
         # FOR NO KEY UPDATE: serialises rollout creation per fleet without blocking the
         # key-share locks that inserting the fleet's devices takes.
@@ -135,13 +157,18 @@ def create_rollout(
                 session, fleet=fleet, model=model, other_than=version
             ),
             rollback_of=rollback_of,
+            remove=remove,
             created_at=now,
             updated_at=now,
         )
         session.add(rollout)
         session.flush()
         deployment = Deployment(
-            model_version_id=target.id, fleet=fleet, rollout_id=rollout.id, created_at=now
+            model_version_id=target.id,
+            fleet=fleet,
+            rollout_id=rollout.id,
+            created_at=now,
+            remove=remove,
         )
         session.add(deployment)
         session.flush()
@@ -160,11 +187,11 @@ def create_rollout(
                     )
                 )
         where = f" matching {format_selector(selector)}" if selector else ""
+        what = f"undeploy {model} from" if remove else f"{model} {version} to"
         note(
             rollout,
             "created",
-            f"{model} {version} to {len(ids)} device(s) of fleet {fleet}{where} "
-            f"in {len(batches)} batch(es)",
+            f"{what} {len(ids)} device(s) of fleet {fleet}{where} in {len(batches)} batch(es)",
             now,
         )
         for line in plan_notes(len(ids), strategy, batches):

@@ -110,6 +110,7 @@ def _summary(rollout: Rollout, rows: Sequence[RolloutDevice]) -> RolloutSummary:
         reason=rollout.reason,
         current_batch=rollout.current_batch,
         previous_version=rollout.previous_version,
+        undeploy=rollout.remove,
         rollback_of=rollout.rollback_of,
         deployment_id=rollout.deployment_id,
         created_at=rollout.created_at,

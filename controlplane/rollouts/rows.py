@@ -148,9 +148,9 @@ SENT = ("updating", "retrying", "activated", "failed", "regressed")
 def to_roll_back(session: Session, rollout: Rollout) -> dict[str, int]:
     """Per device a rollback of ``rollout`` would move, the model version it ran before
     (its own): those sent the rollout's version, that ran another before, and whose
-    latest deployment target still sends that version (not rolled back by an abort, not
-    superseded by a deployment of another version; an abort of a later rollout that sent
-    it back to this one's version counts as this one's)."""
+    latest deployment target of that model still sends that version (not rolled back by
+    an abort, not superseded by a deployment of another version; an abort of a later
+    rollout that sent it back to this one's version counts as this one's)."""
     rows = session.exec(
         select(RolloutDevice).where(
             RolloutDevice.rollout_id == rollout.id,
@@ -160,19 +160,24 @@ def to_roll_back(session: Session, rollout: Rollout) -> dict[str, int]:
     ).all()
     if not rows:
         return {}
-    latest: dict[str, int] = {}
+    latest: dict[str, tuple[int, bool]] = {}
     targets = session.exec(
-        select(DeploymentTarget.device_id, Deployment.model_version_id)
+        select(DeploymentTarget.device_id, Deployment.model_version_id, Deployment.remove)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
-        .where(col(DeploymentTarget.device_id).in_([r.device_id for r in rows]))
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .where(
+            col(DeploymentTarget.device_id).in_([r.device_id for r in rows]),
+            ModelVersion.model == rollout.model,
+        )
         .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
     )
-    for device_id, version_id in targets:
-        latest.setdefault(device_id, version_id)
+    for device_id, version_id, remove in targets:
+        latest.setdefault(device_id, (version_id, remove))
     return {
         r.device_id: r.previous_model_version_id
         for r in rows
-        if r.previous_model_version_id is not None and latest.get(r.device_id) == wanted(rollout, r)
+        if r.previous_model_version_id is not None
+        and latest.get(r.device_id) == (wanted(rollout, r), rollout.remove)
     }
 
 
@@ -181,30 +186,37 @@ def wanted(rollout: Rollout, row: RolloutDevice) -> int:
     return row.target_model_version_id or rollout.model_version_id
 
 
-def previous_version(session: Session, device: Device) -> ModelVersion | None:
-    """What the device returns to if a rollout starting now is aborted: the version its
-    latest deployment target asks for, unless that target failed; else what it reports
-    running. A rollback still installing counts as where the device is going: taking
-    what it reports would send it back to the version being rolled back."""
-    target = session.exec(
-        select(DeploymentTarget)
-        .where(DeploymentTarget.device_id == device.id)
+def previous_version(session: Session, device: Device, model: str) -> ModelVersion | None:
+    """The version of ``model`` the device returns to if a rollout of it starting now is
+    aborted: the version its latest target of that model asks for, unless that target
+    failed; else the version of it the device reports running. A rollback still
+    installing counts as where the device is going: taking what it reports would send it
+    back to the version being rolled back. Other models' targets do not count."""
+    found = session.exec(
+        select(DeploymentTarget, ModelVersion)
+        .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+        .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+        .where(DeploymentTarget.device_id == device.id, ModelVersion.model == model)
         .order_by(col(DeploymentTarget.generation).desc())
         .limit(1)
     ).first()
-    if target is not None and target.status != TargetStatus.FAILED.value:
-        deployment = session.get(Deployment, target.deployment_id)
-        version = session.get(ModelVersion, deployment.model_version_id) if deployment else None
-        if version is not None:
-            return version
-    return running_version(session, device)
+    if found is not None and found[0].status != TargetStatus.FAILED.value:
+        deployment = session.get(Deployment, found[0].deployment_id)
+        # an undeploy sends the device to no version of the model
+        return None if deployment is not None and deployment.remove else found[1]
+    return running_version(session, device, model)
 
 
-def running_version(session: Session, device: Device) -> ModelVersion | None:
-    """The model version the device reports it runs now (its active model), if known."""
-    if not device.active_model or not device.active_version:
+def running_version(session: Session, device: Device, model: str) -> ModelVersion | None:
+    """The version of ``model`` the device reports it runs now, if known (its latest
+    state report's selections, else the first active model it reported)."""
+    entry = (device.selections or {}).get(model)
+    version = entry.get("version") if isinstance(entry, dict) else None
+    if version is None and device.active_model == model:
+        version = device.active_version
+    if not version:
         return None
     statement = select(ModelVersion).where(
-        ModelVersion.model == device.active_model, ModelVersion.version == device.active_version
+        ModelVersion.model == model, ModelVersion.version == version
     )
     return session.exec(statement).first()

@@ -139,6 +139,7 @@ def _targets(
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
         .where(
             Deployment.rollout_id == rollout.id,
+            Deployment.remove == rollout.remove,  # not an abort's deployments
             col(DeploymentTarget.device_id).in_(list(want)),
         )
         .order_by(col(DeploymentTarget.generation).desc())
@@ -268,9 +269,9 @@ def start_batch(
 ) -> list[str]:
     """Assign the new version to the pending devices of ``batch``; the ids assigned.
 
-    Each device's previous version (``rows.previous_version``: where its latest target
-    sends it, else what it reports it runs) and that version's figures (the baseline of
-    the gate) are captured first.
+    Each device's previous version of the model (``rows.previous_version``: where its
+    latest target of that model sends it, else what it reports it runs) and that
+    version's figures (the baseline of the gate) are captured first.
     """
     assigned: list[str] = []
     for row in batch:
@@ -289,10 +290,10 @@ def start_batch(
             continue
         version_id = wanted(rollout, row)
         deployment = _deployment(session, rollout, version_id, now)
-        previous = previous_version(session, device)
-        if previous is not None and previous.id != version_id:
+        previous = previous_version(session, device, rollout.model)
+        if previous is not None and (rollout.remove or previous.id != version_id):
             row.previous_model_version_id = previous.id
-            if previous.model == rollout.model:
+            if not rollout.remove:
                 row.baseline = figures(device, previous.model, previous.version)
         row.started_at = now
         if assign(session, device=device, deployment=deployment) is None:

@@ -19,7 +19,7 @@ from controlplane.models import RolloutState, utcnow
 from controlplane.pipelines import check_rollout_steps
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.actions import perform
-from controlplane.rollouts.create import create_rollout
+from controlplane.rollouts.create import create_rollout, undeploy_reference
 from controlplane.rollouts.public import list_rollouts, rollout_public
 from controlplane.rollouts.rows import parse_strategy
 from controlplane.rollouts.states import Action
@@ -83,16 +83,22 @@ def create(
     """Start a rollout; its first batch is assigned (and sent) before this answers. A
     pipeline whose step model versions are not all registered is refused (409)."""
     signer.check_ready(session)
-    check_rollout_steps(session, store, model=body.model, version=body.version)
     strategy = parse_strategy(body.strategy)
+    if body.undeploy:
+        version = undeploy_reference(session, model=body.model)
+    else:
+        assert body.version is not None
+        version = body.version
+        check_rollout_steps(session, store, model=body.model, version=version)
     rollout, changed = create_rollout(
         session,
         model=body.model,
-        version=body.version,
+        version=version,
         fleet=body.fleet,
         selector=body.selector,
         strategy=strategy,
         now=utcnow(),
+        remove=body.undeploy,
     )
     assert rollout.id is not None
     if changed:

@@ -1,11 +1,11 @@
-"""A failed deployment never takes down what is serving (issue 13, point 2).
+"""A failed deployment never takes down what is serving (issue 13, point 2), and one
+model's failure changes nothing for another (issue 14).
 
-Two models, built in code: ``det`` serves; a deployment command then names only ``cls``
-(the control plane sends each device its latest deployment, so pushing another model
-drops the one serving from the desired set). When ``cls`` fails, ``det`` keeps serving,
-also across a restart, and the device reports it as ``active``; ``det`` leaves only once
-its replacement is active, or when a command names no model at all (the operator removes
-everything on purpose).
+Two models, built in code: ``det`` serves; a deployment command then names the set
+``det`` + ``cls`` (a push of ``cls`` adds it). When ``cls`` fails, ``det`` keeps serving,
+also across a restart, the device reports it as ``active`` and reports ``cls``'s own
+failure. ``det`` leaves only when a command no longer names it (the operator undeploys
+it), and then at once, even while ``cls`` is being retried.
 
 A real in-process agent, a real Mosquitto, a real HTTP blob server, real signed bundles,
 ONNX Runtime; outputs checked against a direct onnxruntime run.
@@ -74,7 +74,7 @@ def test_a_failed_push_of_another_model_keeps_the_served_one(setup: Setup, fault
         if fault == "download":  # the control plane lost the model file: HTTP 404
             model = next(f for f in bad.files if f.path == "model.onnx")
             del setup.blobs.blobs[model.sha256]
-        setup.watcher.desire(2, bad)
+        setup.watcher.desire(2, setup.assignment(det), bad)
         wait_until(lambda: EventKind.FAILED in setup.watcher.kinds("2.0.0"), 30, "cls failed")
         wait_until(lambda: agent.generation == 2, 10, "generation 2 processed")
 
@@ -85,6 +85,9 @@ def test_a_failed_push_of_another_model_keeps_the_served_one(setup: Setup, fault
         assert state.status == DeviceStatus.ACTIVE
         assert [(m.name, m.version) for m in state.active] == [("det", "1.0.0")]
         assert state.last_error is not None and state.last_error.startswith("cls 2.0.0: ")
+        assert [(f.name, f.version, f.retrying) for f in state.failures] == [
+            ("cls", "2.0.0", False)
+        ]
 
     # a restart serves det again (it is still the committed version) and does not retry
     with setup.watcher.lock:
@@ -95,7 +98,7 @@ def test_a_failed_push_of_another_model_keeps_the_served_one(setup: Setup, fault
         assert agent.last_error is not None and agent.last_error.startswith("cls 2.0.0: ")
 
 
-def test_the_served_model_leaves_once_its_replacement_is_active(setup: Setup) -> None:
+def test_a_model_leaves_when_a_command_no_longer_names_it(setup: Setup) -> None:
     det = setup.bundle("det", "1.0.0", weight=0.5)
     cls = setup.bundle("cls", "2.0.0", weight=2.0)
     with setup.agent() as agent:
@@ -120,7 +123,7 @@ def test_the_served_model_leaves_once_its_replacement_is_active(setup: Setup) ->
         assert _ready(agent, "cls") == 404
 
 
-def test_the_served_model_stays_while_its_replacement_is_retried(setup: Setup) -> None:
+def test_a_retried_model_holds_back_no_other(setup: Setup) -> None:
     det = setup.bundle("det", "1.0.0", weight=0.5)
     cls = setup.bundle("cls", "2.0.0", weight=2.0)
     with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
@@ -128,7 +131,7 @@ def test_the_served_model_stays_while_its_replacement_is_retried(setup: Setup) -
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 30, "det active")
 
         setup.blobs.unavailable = True  # the control plane answers 503: cls is retried
-        setup.watcher.desire(2, setup.assignment(cls, deployment_id=2))
+        setup.watcher.desire(2, setup.assignment(det), setup.assignment(cls, deployment_id=2))
         wait_until(lambda: setup.watcher.kinds("2.0.0").count(EventKind.RETRYING) >= 2, 30, "retry")
         _serves_det(agent, det)
 
@@ -140,12 +143,15 @@ def test_the_served_model_stays_while_its_replacement_is_retried(setup: Setup) -
         wait_until(lambda: len(reported_retrying()) > 0, 10, "a report while retrying")
         for state in reported_retrying():
             assert [(m.name, m.version) for m in state.active] == [("det", "1.0.0")]
+            assert [(f.name, f.retrying) for f in state.failures] == [("cls", True)]
         assert any(s.status == DeviceStatus.ACTIVE for s in reported_retrying())
 
-        setup.blobs.unavailable = False  # back: cls activates, and only then det leaves
+        # the operator undeploys det while cls is still retried: det leaves at once
+        setup.watcher.desire(3, setup.assignment(cls, deployment_id=2))
+        wait_until(lambda: _ready(agent, "det") == 404, 30, "det unloaded")
+
+        setup.blobs.unavailable = False  # back: cls activates
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 30, "cls active")
-        wait_until(lambda: _ready(agent, "det") == 404, 10, "det unloaded")
         assert _ready(agent, "cls") == 200
         wait_until(lambda: agent.last_error is None, 10, "last_error cleared")
         assert [(m.name, m.version) for m in agent.active] == [("cls", "2.0.0")]
-        assert EventKind.FAILED not in setup.watcher.kinds("2.0.0")

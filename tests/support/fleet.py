@@ -148,16 +148,17 @@ class FleetStack:
 
     def create_rollout(
         self,
-        version: str,
+        version: str | None,
         strategy: Mapping[str, Any] | None = None,
         selector: Mapping[str, str] | None = None,
         model: str | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model or self.model,
-            "version": version,
-            "fleet": self.fleet_name,
-        }
+        """Start a rollout of ``version`` (None: an undeploy of the model)."""
+        body: dict[str, Any] = {"model": model or self.model, "fleet": self.fleet_name}
+        if version is None:
+            body["undeploy"] = True
+        else:
+            body["version"] = version
         if strategy is not None:
             body["strategy"] = dict(strategy)
         if selector is not None:
@@ -207,30 +208,35 @@ class FleetStack:
 
     # -- devices ---------------------------------------------------------------------
 
-    def versions(self) -> dict[str, str | None]:
-        """Per device, the version of ``model`` its agent serves right now (None: none)."""
+    def versions(self, model: str | None = None) -> dict[str, str | None]:
+        """Per device, the version of ``model`` (default: the stack's) its agent serves
+        right now (None: none)."""
+        name = model or self.model
         out: dict[str, str | None] = {}
         for agent in self.fleet.agents:
-            active = [m.version for m in agent.active if m.name == self.model]
+            active = [m.version for m in agent.active if m.name == name]
             out[agent.device_id] = active[0] if active else None
         return out
 
     def wait_versions(
-        self, expected: Mapping[str, str | None], what: str, timeout: float = 60.0
+        self,
+        expected: Mapping[str, str | None],
+        what: str,
+        timeout: float = 60.0,
+        model: str | None = None,
     ) -> None:
-        """Poll until every device in ``expected`` serves that version, on the agent and
-        as the control plane knows it (its next rollout's previous version comes from
-        what devices last reported)."""
+        """Poll until every device in ``expected`` serves that version of ``model``, on
+        the agent and as the control plane knows it (its next rollout's previous version
+        comes from what devices last reported)."""
+        name = model or self.model
         deadline = time.monotonic() + timeout
         while True:
-            now = self.versions()
+            now = self.versions(name)
             wrong = {d: now[d] for d, v in expected.items() if now[d] != v}
             if not wrong:
-                known = self.devices()
+                known = {d: _known_version(row, name) for d, row in self.devices().items()}
                 wrong = {
-                    f"{d} (control plane)": known[d]["active_version"]
-                    for d, v in expected.items()
-                    if known[d]["active_version"] != v
+                    f"{d} (control plane)": known[d] for d, v in expected.items() if known[d] != v
                 }
             if not wrong:
                 return
@@ -266,6 +272,14 @@ class FleetStack:
     def close(self) -> None:
         self.http.close()
         self._cp_stack.close()
+
+
+def _known_version(device: Mapping[str, Any], model: str) -> str | None:
+    """The version of ``model`` the control plane last heard a device runs."""
+    selection = (device.get("selections") or {}).get(model)
+    if selection:
+        return str(selection["version"])
+    return device["active_version"] if device.get("active_model") == model else None
 
 
 @contextmanager

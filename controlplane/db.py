@@ -54,6 +54,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("rolloutdevice", "target_model_version_id", None),
     ("deployment", "remove", "false"),
     ("rollout", "remove", "false"),
+    ("deployment", "priority", None),
+    ("rollout", "priority", None),
 )
 
 

@@ -28,7 +28,7 @@ from controlplane.models import (
 )
 from controlplane.variant_choice import choose_variant
 from model_store import SIGNATURE_FILENAME
-from protocol import FileRef, ModelAssignment
+from protocol import FileRef, ModelAssignment, Priority
 
 #: What a model version's own bundle is called among its variants.
 DEFAULT_VARIANT = "default"
@@ -106,6 +106,7 @@ def assignment(
         ),
         files=files,
         backend=backend,
+        priority=Priority(deployment.priority) if deployment.priority else None,
     )
 
 

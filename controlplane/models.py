@@ -166,6 +166,9 @@ class Deployment(SQLModel, table=True):
     #: An undeploy: the model of ``model_version_id`` leaves the targeted devices (the
     #: version is only a reference to the model; ``controlplane.desired`` drops it).
     remove: bool = False
+    #: The operator's priority for the model on these devices (``protocol.Priority``;
+    #: None: the bundle's ``serving.priority``): carried in each device's assignment.
+    priority: str | None = Field(default=None, max_length=16)
 
 
 class DeploymentTarget(SQLModel, table=True):
@@ -210,6 +213,9 @@ class Rollout(SQLModel, table=True):
     #: An undeploy: the model leaves the matching devices batch by batch (``version`` is
     #: the model's version registered last, a reference only; no health gate applies).
     remove: bool = False
+    #: The operator's priority for the model on the devices it reaches (None: the
+    #: bundle's); every deployment of the rollout carries it.
+    priority: str | None = Field(default=None, max_length=16)
     #: Set when this rollout is an operator rollback of another.
     rollback_of: int | None = Field(default=None, foreign_key="rollout.id")
     #: Decisions and operator actions, oldest first: ``[{at, event, message}]``.

@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from controlplane.selectors import LABEL_PATTERN
-from protocol import NAME_PATTERN, BackendKey, FileRef, SelectionReport
+from protocol import NAME_PATTERN, BackendKey, FileRef, Priority, SelectionReport
 
 
 def as_utc(value: datetime) -> datetime:
@@ -236,6 +236,8 @@ class RolloutCreate(BaseModel):
     selector: dict[LabelText, LabelText] = Field(default_factory=dict)
     strategy: dict[str, Any] | None = None
     undeploy: bool = False
+    #: the model's priority on these devices (wins over the bundle's ``serving.priority``)
+    priority: Priority | None = None
 
     @model_validator(mode="after")
     def _version_unless_undeploy(self) -> RolloutCreate:
@@ -338,6 +340,8 @@ class RolloutSummary(BaseModel):
     rollback_devices: int = 0
     #: an undeploy: the model leaves the devices (``version``: its latest, a reference)
     undeploy: bool = False
+    #: the operator's priority for the model on these devices (None: the bundle's)
+    priority: str | None = None
 
 
 class RolloutPublic(RolloutSummary):

@@ -209,9 +209,13 @@ class ControlPlaneClient:
         *,
         selector: Mapping[str, str] | None = None,
         strategy: Mapping[str, Any] | None = None,
+        priority: str | None = None,
     ) -> dict[str, Any]:
-        """Start a rollout; the control plane starts its first batch in the request."""
+        """Start a rollout; the control plane starts its first batch in the request.
+        ``priority``: the model's priority on these devices (None: the bundle's)."""
         body: dict[str, Any] = {"model": model, "version": version, "fleet": fleet}
+        if priority:
+            body["priority"] = priority
         if selector:
             body["selector"] = dict(selector)
         if strategy:

@@ -103,6 +103,7 @@ def push_model(
     selector: Mapping[str, str] | None = None,
     strategy: Mapping[str, Any] | None = None,
     progress: ProgressFactory | None = None,
+    priority: str | None = None,
 ) -> PushResult:
     """Push ``source`` (a signed bundle as is, else built and signed with ``key_path``)
     and, with ``fleet``, start a rollout of it to the fleet's devices matching
@@ -170,7 +171,9 @@ def push_model(
             shown.finish()
     created = client.create_version(name, version, signature, files, variant=variant)
     rollout = (
-        client.create_rollout(name, version, fleet, selector=selector, strategy=strategy)
+        client.create_rollout(
+            name, version, fleet, selector=selector, strategy=strategy, priority=priority
+        )
         if fleet
         else None
     )

@@ -44,6 +44,7 @@ _ROLLOUT_OPTIONS = (
     "max_failures",
     "min_finished",
     "install_timeout",
+    "deploy_priority",
     *_GATE_OPTIONS,
 )
 
@@ -160,6 +161,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             selector=selector,
             strategy=strategy,
             progress=progress,
+            priority=args.deploy_priority,
         )
         if not args.json:
             variant = f" variant {args.variant}" if args.variant else ""
@@ -239,6 +241,12 @@ def add_commands(sub: SubParsers) -> None:
         "--min-finished",
         metavar="M",
         help="... once at least M devices finished (default 1)",
+    )
+    target.add_argument(
+        "--deploy-priority",
+        choices=("high", "normal", "low"),
+        help="the model's share of each device beside its other models (wins over the "
+        "bundle's serving priority; default: the bundle's, else normal)",
     )
     target.add_argument(
         "--install-timeout",

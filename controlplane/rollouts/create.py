@@ -102,6 +102,7 @@ def create_rollout(
     rollback_of: int | None = None,
     targets: Mapping[str, int] | None = None,
     remove: bool = False,
+    priority: str | None = None,
 ) -> tuple[Rollout, list[str]]:
     """Record the rollout and start its first batch (committed); (rollout, device ids
     whose desired state changed). NotFound for an unknown fleet, model or version;
@@ -110,7 +111,8 @@ def create_rollout(
     ``targets`` (a rollback): exactly these devices of the fleet, each sent the model
     version id given (its own previous version), instead of the selector's matches.
 
-    ``remove`` (an undeploy): the model leaves the devices batch by batch; ``version``
+    ``priority``: the operator's priority for the model on these devices (None: the
+    bundle's). ``remove`` (an undeploy): the model leaves the devices batch by batch; ``version``
     is only a reference to the model (:func:`undeploy_reference`), and the health gate
     is off (a removed model has no figures to judge)."""
     if remove:
@@ -158,6 +160,7 @@ def create_rollout(
             ),
             rollback_of=rollback_of,
             remove=remove,
+            priority=priority,
             created_at=now,
             updated_at=now,
         )
@@ -169,6 +172,7 @@ def create_rollout(
             rollout_id=rollout.id,
             created_at=now,
             remove=remove,
+            priority=priority,
         )
         session.add(deployment)
         session.flush()

@@ -111,6 +111,7 @@ def _summary(rollout: Rollout, rows: Sequence[RolloutDevice]) -> RolloutSummary:
         current_batch=rollout.current_batch,
         previous_version=rollout.previous_version,
         undeploy=rollout.remove,
+        priority=rollout.priority,
         rollback_of=rollout.rollback_of,
         deployment_id=rollout.deployment_id,
         created_at=rollout.created_at,

@@ -164,7 +164,11 @@ def _deployment(session: Session, rollout: Rollout, version_id: int, now: dateti
     ).first()
     if found is None:
         found = Deployment(
-            model_version_id=version_id, fleet=rollout.fleet, rollout_id=rollout.id, created_at=now
+            model_version_id=version_id,
+            fleet=rollout.fleet,
+            rollout_id=rollout.id,
+            created_at=now,
+            priority=rollout.priority,
         )
         session.add(found)
         session.flush()

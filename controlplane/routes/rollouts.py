@@ -99,6 +99,7 @@ def create(
         strategy=strategy,
         now=utcnow(),
         remove=body.undeploy,
+        priority=body.priority.value if body.priority else None,
     )
     assert rollout.id is not None
     if changed:

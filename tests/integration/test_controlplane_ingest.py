@@ -22,7 +22,7 @@ from controlplane.db import GENERATION_COLUMNS, init_db
 from controlplane.desired import desired
 from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
-from controlplane.models import Device
+from controlplane.models import Deployment, Device
 from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import MemoryPublisher
 from model_store import (
@@ -35,12 +35,16 @@ from model_store import load_public_key as public
 from model_store.report_seal import seal_report
 from protocol import (
     MAX_GENERATION,
+    ActiveModel,
     Availability,
     DeploymentEvent,
+    DeviceStatus,
     EventKind,
     FileRef,
     Heartbeat,
+    ModelFailure,
     ModelMetrics,
+    Priority,
     TopicKind,
     device_topic,
     encode,
@@ -182,9 +186,10 @@ def test_deployment_bumps_generation_and_new_device_gets_latest(
         )
         assert [t.generation for t in targets] == [2]
         (state,) = desired(session)
-        assert state.target_generation == 2 and state.assignment.version == "2.0.0"
-        assert state.assignment.deployment_id == second.id
-        assert state.assignment.size == 10 + 20  # model.sig + model.onnx
+        (assignment,) = state.assignments  # one model: its newest deployment wins
+        assert state.target_generation == 2 and assignment.version == "2.0.0"
+        assert assignment.deployment_id == second.id
+        assert assignment.size == 10 + 20  # model.sig + model.onnx
     latest = publisher.latest("d1")
     assert latest is not None and latest.generation == 1
 
@@ -446,3 +451,71 @@ def test_a_bridge_on_a_real_broker_drops_oversized_reports_unread(
     finally:
         device.close()
         bridge.stop()
+
+
+def test_a_device_desires_every_model_and_each_is_judged_on_its_own(
+    ingester: SealingIngester, engine: Engine
+) -> None:
+    """Issue 14: the desired state is a set (a deployment of cls never touches det), a
+    state report settles each model's target from that model's own failure, and an
+    undeploy leaves the model out of the set and is done once the device drops it."""
+    _version(engine, "det", "1.0.0", digest="aa" * 32)
+    _version(engine, "cls", "1.0.0", digest="cc" * 32)
+    ingester.handle(device_topic("d1", TopicKind.STATE), _report("d1"))
+    with Session(engine) as session:
+        det, _, _ = crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
+        cls, _, _ = crud.create_deployment(session, model="cls", version="1.0.0", fleet="f")
+        cls.priority = "high"  # the operator's priority for cls on these devices
+        session.add(cls)
+        session.commit()
+        (state,) = desired(session)
+        assert [(a.name, a.version, a.priority) for a in state.assignments] == [
+            ("cls", "1.0.0", Priority.HIGH),
+            ("det", "1.0.0", None),
+        ]
+        assert state.target_generation == 2
+        det_id, cls_id = det.id, cls.id
+    assert det_id is not None and cls_id is not None
+
+    det_active = ActiveModel(name="det", version="1.0.0", bundle_digest="aa" * 32, backend="b")
+    failure = ModelFailure(name="cls", version="1.0.0", deployment_id=cls_id, reason="too big")
+    ingester.handle(
+        device_topic("d1", TopicKind.STATE),
+        _report(
+            "d1",
+            generation=2,
+            status=DeviceStatus.FAILED,
+            active=[det_active],
+            last_error="cls 1.0.0: too big",
+            failures=[failure],
+        ),
+    )
+    with Session(engine) as session:
+        det_target = crud.get_target(session, deployment_id=det_id, device_id="d1")
+        cls_target = crud.get_target(session, deployment_id=cls_id, device_id="d1")
+        assert det_target is not None and det_target.status == "activated"
+        assert cls_target is not None and cls_target.status == "failed"
+        assert cls_target.reason == "too big"
+
+        # an undeploy of cls: left out of the set, done once the device drops it
+        cls_version = crud.get_model_version(session, model="cls", version="1.0.0")
+        assert cls_version is not None and cls_version.id is not None
+        removal = Deployment(model_version_id=cls_version.id, fleet="f", remove=True)
+        session.add(removal)
+        session.flush()
+        device = session.get(Device, "d1")
+        assert device is not None
+        target = crud.assign(session, device=device, deployment=removal)
+        assert target is not None
+        session.commit()
+        removal_id = removal.id
+        (state,) = desired(session)
+        assert [a.name for a in state.assignments] == ["det"]
+    assert removal_id is not None
+    ingester.handle(
+        device_topic("d1", TopicKind.STATE),
+        _report("d1", generation=3, status=DeviceStatus.ACTIVE, active=[det_active]),
+    )
+    with Session(engine) as session:
+        gone = crud.get_target(session, deployment_id=removal_id, device_id="d1")
+        assert gone is not None and gone.status == "activated"

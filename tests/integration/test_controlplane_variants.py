@@ -103,7 +103,7 @@ def _add_ir_variant(engine: Engine, version: str = "1.0.0", digest: str = IR_DIG
 
 def _chosen(engine: Engine) -> dict[str, str]:
     with Session(engine) as session:
-        return {d.device_id: d.assignment.bundle_digest for d in desired(session)}
+        return {d.device_id: d.assignments[0].bundle_digest for d in desired(session)}
 
 
 def _opened(command: SignedCommand | None, kit: TrustKit) -> DesiredState:

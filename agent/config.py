@@ -91,6 +91,9 @@ class AgentConfig(BaseModel):
     #: the largest share of one core the measurement may take from the serving model
     selection_budget_s: float = Field(default=20.0, gt=0, le=3600)
     selection_cpu_share: float = Field(default=0.5, gt=0, le=1)
+    #: fair share (``agent.serving.fairshare``): the CPU threads the served models share
+    #: by priority; None: every core this process may use
+    cpu_threads: int | None = Field(default=None, ge=1, le=1024)
 
     @field_validator("broker_url")
     @classmethod

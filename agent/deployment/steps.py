@@ -29,6 +29,7 @@ from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.fairshare import Share, Want, want_for
 from protocol import EventKind, ModelAssignment
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Run:
     runner: Runner | None = None
     gate_p50_ms: float | None = None
     selection: dict[str, Any] | None = None
+    fair: tuple[Want, Share | None] | None = None
     already_active: bool = False
     error: BaseException | None = None
     rolled_back_to: str | None = None
@@ -179,15 +181,23 @@ class Steps:
     def _selecting(self, run: Run) -> Event:
         assert run.bundle_dir is not None
         a = run.a
-        run.runner, run.selection = self._load_selected(
-            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend
+        run.runner, run.selection, run.fair = self._load_selected(
+            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend, priority=a.priority
         )
         return Event.DONE
 
     def _load_selected(
-        self, bundle_dir: Path, name: str, version: str, digest: str, *, pin: str | None
-    ) -> tuple[Runner, dict[str, Any] | None]:
-        """The bundle loaded on its measured (or pinned) backend, and how it was chosen.
+        self,
+        bundle_dir: Path,
+        name: str,
+        version: str,
+        digest: str,
+        *,
+        pin: str | None,
+        priority: Any = None,
+    ) -> tuple[Runner, dict[str, Any] | None, tuple[Want, Share | None]]:
+        """The bundle loaded on its measured (or pinned) backend, how it was chosen, and
+        its fair share (``agent.serving.fairshare``: measured and loaded with its threads).
 
         The pin: the deployment's (the control plane's device or fleet pin), else the
         bundle's own (``edgefleet.json`` ``selection.pin``, signed by the operator)."""
@@ -196,11 +206,14 @@ class Steps:
             return load_runner(bundle_dir, expected_name=name, expected_version=version, spec=spec)
 
         metadata = read_metadata(bundle_dir)
+        want = want_for(metadata.serving, priority)
+        share = self._models.share_for(name, want)
+        fair = (want, share)
         bundle = metadata.selection
         pin = pin or (bundle.pin if bundle is not None else None)
         runtimes = candidate_runners(metadata)
         if self._selector is None or (pin is None and not self._selector.candidates_for(runtimes)):
-            return load(), None
+            return load(), None, fair
         selection = self._selector.select(
             bundle_digest=digest,
             runtimes=runtimes,
@@ -208,10 +221,11 @@ class Steps:
             inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
             pin=pin,
             tolerance=bundle.tolerance if bundle is not None else None,
+            threads=share.threads if share is not None else None,
         )
         summary = selection.summary()
         summary["pinned"] = pin is not None
-        return selection.runner, summary
+        return selection.runner, summary, fair
 
     def _warming_up(self, run: Run) -> Event:
         assert run.runner is not None and run.bundle_dir is not None
@@ -249,6 +263,7 @@ class Steps:
                 runner,
                 a.deployment_id,
                 selection=run.selection,
+                **_fair_fields(run.fair),
             )
         )
         return Event.DONE
@@ -278,7 +293,7 @@ class Steps:
         """Load a committed version from the cache: re-verified, loaded on its selected
         backend (the selection cache answers: no new measurement), gated (no ratio)."""
         bundle_dir = self._cache.verify_installed(pm.bundle_digest)
-        runner, selection = self._load_selected(
+        runner, selection, fair = self._load_selected(
             bundle_dir, pm.name, pm.version, pm.bundle_digest, pin=pm.pin
         )
         try:
@@ -294,4 +309,12 @@ class Steps:
             runner,
             pm.deployment_id,
             selection=selection,
+            **_fair_fields(fair),
         )
+
+
+def _fair_fields(fair: tuple[Want, Share | None] | None) -> dict[str, Any]:
+    """``LoadedModel``'s fair-share fields from ``Steps._load_selected``'s answer."""
+    if fair is None:
+        return {}
+    return {"want": fair[0], "share": fair[1]}

@@ -69,11 +69,13 @@ def serve(
     models: ServedModels, bundles: dict[str, Path], wants: dict[str, Want]
 ) -> dict[str, LoadedModel]:
     """Load and serve each bundle on ONNX Runtime CPU, as the agent does: with the
-    policy on, each backend gets its fair share's threads (``ServedModels.share_for``)."""
+    policy on, each backend gets its fair share's threads (``ServedModels.share_for``),
+    planned for the whole set in ``wants`` (the models named there that are loaded
+    later count already)."""
     served: dict[str, LoadedModel] = {}
     for name, out in bundles.items():
         want = wants.get(name, Want())
-        share = models.share_for(name, want)
+        share = models.share_for(name, want, wants)  # the whole set's plan
         spec = _ORT_CPU if share is None else CandidateSpec(*_spec_args(share.threads))
         runner = create_runner_for(spec)
         runner.load(out, load_metadata(out))
@@ -132,7 +134,11 @@ def post_image(conn: http.client.HTTPConnection, model: str, image: np.ndarray) 
 
 @dataclass
 class Flood:
-    """``clients`` threads posting to the heavy model until ``stop``: answers by status."""
+    """``clients`` threads posting to the heavy model until ``stop``: answers by status.
+
+    Threads of this process, as the light client is: their own Python work takes the
+    same GIL as the server's (client processes were tried: on a 2-core box their start
+    and their own CPU then dominate what is measured)."""
 
     port: int
     clients: int

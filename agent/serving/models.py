@@ -117,13 +117,17 @@ class ServedModels:
         self.fair_share = True
         self.cores = device_cores()
 
-    def share_for(self, name: str, want: Want) -> Share | None:
-        """The share ``name`` would get if served (with ``want``) beside the others:
-        the thread count to load and select it with. None with the policy off."""
+    def share_for(
+        self, name: str, want: Want, coming: Mapping[str, Want] | None = None
+    ) -> Share | None:
+        """The share ``name`` would get if served (with ``want``) beside the others (and
+        ``coming``, models about to be loaded too): the thread count to load and select
+        it with. None with the policy off."""
         if not self.fair_share:
             return None
         with self._lock:
             wants = {n: m.want for n, m in self._models.items()}
+        wants.update(coming or {})
         wants[name] = want
         return plan(self.cores, wants)[name]
 

@@ -181,7 +181,11 @@ def test_control_plane_shows_the_heartbeat_figures(
             [figures] = beat["models"]
             assert (figures["name"], figures["version"]) == ("det", "1.0.0")
             assert (figures["errors"], figures["client_errors"]) == (0, 2)
-            assert figures["errors_by_kind"] == {"invalid_input": 2, "inference": 0, "overloaded": 0}
+            assert figures["errors_by_kind"] == {
+                "invalid_input": 2,
+                "inference": 0,
+                "overloaded": 0,
+            }
             assert figures["backend"] == agent.active[0].backend
             assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
             assert beat["disk"]["total_bytes"] > 0

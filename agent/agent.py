@@ -37,6 +37,7 @@ from agent.selection import SelectionCache, SelectionSettings, Selector
 from agent.selection.constraints import unmet_constraints
 from agent.selection.host import host_candidates, installed_runtimes
 from agent.serving import ServedModels
+from agent.serving.fairshare import device_cores
 from agent.serving.local_api import LocalApiServer, build_app
 from agent.telemetry import HeartbeatLoop
 from agent.trust_store import TrustStore
@@ -79,6 +80,7 @@ class Agent:
         self._retry_backoff_s = retry_backoff_s
         self.device_id = config.device_id
         self.models = ServedModels()
+        self.models.cores = device_cores(config.cpu_threads)
         self.hardware: dict[str, Any] = dict(facts) if facts is not None else {}
         self._probe = facts is None
         #: The matched hw profile and its runtimes, best first (set when the selector is
@@ -240,6 +242,9 @@ class Agent:
                 deployment_id=m.deployment_id,
                 selection=SelectionReport.model_validate(m.selection) if m.selection else None,
                 memory_bytes=m.memory_bytes,
+                priority=m.share.priority if m.share else None,
+                threads=m.share.threads if m.share else None,
+                concurrency=m.share.concurrency if m.share else None,
             )
             for m in self.models.snapshot()
         ]

@@ -97,6 +97,9 @@ class AgentConfig(BaseModel):
     #: 256 MiB, at most 5 % of that filesystem)
     memory_budget_mb: int | None = Field(default=None, ge=1, le=1 << 40)
     disk_reserve_mb: int | None = Field(default=None, ge=0, le=1 << 40)
+    #: fair share (``agent.serving.fairshare``): the CPU threads the served models share
+    #: by priority; None: every core this process may use
+    cpu_threads: int | None = Field(default=None, ge=1, le=1024)
 
     @field_validator("broker_url")
     @classmethod

@@ -29,7 +29,15 @@ from pathlib import Path
 import bench
 
 #: the benchmarks, in the order they run (each is ``python -m bench.NAME [--quick]``)
-BENCHMARKS = ("inference", "serving", "selection", "agent_start", "hotswap", "ingest_auth")
+BENCHMARKS = (
+    "inference",
+    "serving",
+    "selection",
+    "agent_start",
+    "hotswap",
+    "ingest_auth",
+    "multimodel",
+)
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(
     {"fleet", "models", "options", "selection_models", "selection_table", "tcp_floor"}

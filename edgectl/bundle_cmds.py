@@ -45,6 +45,7 @@ from model_store import (
     verify_bundle,
     verify_bundle_trusted,
 )
+from protocol import Priority
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,63 @@ def selection_of(args: argparse.Namespace) -> dict[str, Any] | None:
     return {k: v for k, v in chosen.items() if v is not None} or None
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+_SIZE_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``200MiB``, ``1.5GB``, ``4096`` -> bytes (argparse type; one-line error)."""
+    number = text.strip().rstrip("bBiIkKmMgG")
+    unit = text.strip()[len(number) :].upper()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if unit not in _SIZE_UNITS or value <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 200MiB, 1GB, 4096)")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def serving_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The bundle serving settings ``--priority``/``--concurrency``/``--threads``/
+    ``--memory`` give (``model_store.BundleServing``), or None."""
+    chosen = {
+        "priority": getattr(args, "priority", None),
+        "concurrency": getattr(args, "concurrency", None),
+        "threads": getattr(args, "threads", None),
+        "memory_bytes": getattr(args, "memory", None),
+    }
+    return {k: v for k, v in chosen.items() if v is not None} or None
+
+
+def add_serving_options(parser: argparse.ArgumentParser) -> None:
+    """How the model shares a device with others, signed with the bundle (``serving``)."""
+    parser.add_argument(
+        "--priority",
+        choices=[p.value for p in Priority],
+        help="its share of the device's CPU threads and requests beside other models "
+        "(a deployment's own priority wins; devices default to normal)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="the most of its requests a device runs at once (default: its thread share)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads its backend runs with (default: its share of the device's cores)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=parse_size,
+        metavar="SIZE",
+        help="memory it needs once loaded, e.g. 200MiB (devices check the set fits)",
+    )
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     build_bundle(
         args.path,
@@ -63,6 +121,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         version=args.version,
         extra_files=args.extra,
         selection=selection_of(args),
+        serving=serving_of(args),
     )
     print(
         f"built unsigned bundle {args.out} ({args.name} {args.version}); sign it with "
@@ -94,6 +153,11 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         raise UsageError(
             "--pin and --tolerance are set when a bundle is built: give --name and --version"
         )
+    if serving_of(args) is not None and not building:
+        raise UsageError(
+            "--priority, --concurrency, --threads and --memory are set when a bundle is "
+            "built: give --name and --version"
+        )
     if building:
         if args.name is None or args.version is None or args.out is None:
             raise UsageError("building a bundle to sign needs --name, --version and --out")
@@ -104,6 +168,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
             version=args.version,
             extra_files=args.extra,
             selection=selection_of(args),
+            serving=serving_of(args),
         )
         target = args.out
     elif not args.path.is_dir():
@@ -193,6 +258,7 @@ def add_commands(sub: SubParsers) -> None:
     build.add_argument("--out", type=Path, required=True, help="new bundle directory")
     add_extra_option(build)
     add_selection_options(build)
+    add_serving_options(build)
     build.set_defaults(handler=_cmd_build)
 
     sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
@@ -203,6 +269,7 @@ def add_commands(sub: SubParsers) -> None:
     sign.add_argument("--version", help="... and this version")
     add_extra_option(sign)
     add_selection_options(sign)
+    add_serving_options(sign)
     sign.set_defaults(handler=_cmd_sign)
 
     verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")

@@ -99,6 +99,7 @@ def push_model(
     trust_path: Path | None = None,
     extra_files: Sequence[Path] = (),
     selection: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
     variant: str | None = None,
     selector: Mapping[str, str] | None = None,
     strategy: Mapping[str, Any] | None = None,
@@ -125,6 +126,11 @@ def push_model(
         raise UsageError(
             "--pin and --tolerance cannot change a signed bundle: build and sign it with them"
         )
+    if presigned and serving:
+        raise UsageError(
+            "--priority, --concurrency, --threads and --memory cannot change a signed "
+            "bundle: build and sign it with them"
+        )
     if not presigned and not key_path.is_file():
         raise UsageError(
             f"signing key not found: {key_path} "
@@ -145,6 +151,7 @@ def push_model(
                     version=version,
                     extra_files=extra_files,
                     selection=selection,
+                    serving=serving,
                 )
                 sign_bundle(bundle, key)
             if trust_path is not None:

@@ -157,6 +157,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             trust_path=args.trust,
             extra_files=args.extra,
             selection=bundle_cmds.selection_of(args),
+            serving=bundle_cmds.serving_of(args),
             variant=args.variant,
             selector=selector,
             strategy=strategy,
@@ -219,6 +220,7 @@ def add_commands(sub: SubParsers) -> None:
     )
     bundle_cmds.add_extra_option(model)
     bundle_cmds.add_selection_options(model)
+    bundle_cmds.add_serving_options(model)
 
     target = model.add_argument_group("rollout (needs --fleet)")
     target.add_argument("--fleet", help="roll out to this fleet (omit to only upload)")

@@ -34,6 +34,7 @@ from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.fairshare import Share, Want, want_for
 from agent.serving.pipeline import is_pipeline, load_pipeline
 from model_store import BundleMetadata
 from protocol import EventKind, ModelAssignment
@@ -71,6 +72,7 @@ class Run:
     runner: Runner | None = None
     gate_p50_ms: float | None = None
     selection: dict[str, Any] | None = None
+    fair: tuple[Want, Share | None] | None = None
     already_active: bool = False
     error: BaseException | None = None
     rolled_back_to: str | None = None
@@ -195,15 +197,23 @@ class Steps:
         assert run.bundle_dir is not None
         a = run.a
         run.rss_before = process_rss()
-        run.runner, run.selection = self._load_selected(
-            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend
+        run.runner, run.selection, run.fair = self._load_selected(
+            run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend, priority=a.priority
         )
         return Event.DONE
 
     def _load_selected(
-        self, bundle_dir: Path, name: str, version: str, digest: str, *, pin: str | None
-    ) -> tuple[Runner, dict[str, Any] | None]:
-        """The bundle loaded on its measured (or pinned) backend, and how it was chosen.
+        self,
+        bundle_dir: Path,
+        name: str,
+        version: str,
+        digest: str,
+        *,
+        pin: str | None,
+        priority: Any = None,
+    ) -> tuple[Runner, dict[str, Any] | None, tuple[Want, Share | None] | None]:
+        """The bundle loaded on its measured (or pinned) backend, how it was chosen, and
+        its fair share (``agent.serving.fairshare``: measured and loaded with its threads).
 
         The pin: the deployment's (the control plane's device or fleet pin), else the
         bundle's own (``edgefleet.json`` ``selection.pin``, signed by the operator)."""
@@ -212,13 +222,16 @@ class Steps:
             return load_runner(bundle_dir, expected_name=name, expected_version=version, spec=spec)
 
         metadata = read_metadata(bundle_dir)
-        if is_pipeline(metadata):  # its steps are served models: no backend to select
-            return load_pipeline(bundle_dir, metadata, self._models), None
+        if is_pipeline(metadata):  # its steps are served models: no backend, no threads
+            return load_pipeline(bundle_dir, metadata, self._models), None, None
+        want = want_for(metadata.serving, priority)
+        share = self._models.share_for(name, want)
+        fair = (want, share)
         bundle = metadata.selection
         pin = pin or (bundle.pin if bundle is not None else None)
         runtimes = candidate_runners(metadata)
         if self._selector is None or (pin is None and not self._selector.candidates_for(runtimes)):
-            return load(), None
+            return load(), None, fair
         selection = self._selector.select(
             bundle_digest=digest,
             runtimes=runtimes,
@@ -226,10 +239,11 @@ class Steps:
             inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
             pin=pin,
             tolerance=bundle.tolerance if bundle is not None else None,
+            threads=share.threads if share is not None else None,
         )
         summary = selection.summary()
         summary["pinned"] = pin is not None
-        return selection.runner, summary
+        return selection.runner, summary, fair
 
     def _warming_up(self, run: Run) -> Event:
         assert run.runner is not None and run.bundle_dir is not None
@@ -293,6 +307,7 @@ class Steps:
                 a.deployment_id,
                 selection=run.selection,
                 memory_bytes=run.memory_bytes,
+                **_fair_fields(run.fair),
             )
         )
         return Event.DONE
@@ -324,7 +339,7 @@ class Steps:
         memory measured again (not checked: it is committed)."""
         bundle_dir = self._cache.verify_installed(pm.bundle_digest)
         before = process_rss()
-        runner, selection = self._load_selected(
+        runner, selection, fair = self._load_selected(
             bundle_dir, pm.name, pm.version, pm.bundle_digest, pin=pm.pin
         )
         try:
@@ -341,4 +356,12 @@ class Steps:
             pm.deployment_id,
             selection=selection,
             memory_bytes=grown_since(before),
+            **_fair_fields(fair),
         )
+
+
+def _fair_fields(fair: tuple[Want, Share | None] | None) -> dict[str, Any]:
+    """``LoadedModel``'s fair-share fields from ``Steps._load_selected``'s answer."""
+    if fair is None:
+        return {}
+    return {"want": fair[0], "share": fair[1]}

@@ -21,6 +21,7 @@ with the device's state report.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -125,10 +126,19 @@ class Selector:
         inputs_for: InputsFn,
         pin: str | None = None,
         tolerance: float | None = None,
+        threads: int | None = None,
     ) -> Selection:
-        """The loaded winner among the candidates whose runtime is in ``runtimes``."""
+        """The loaded winner among the candidates whose runtime is in ``runtimes``.
+
+        ``threads``: the model's fair share (``agent.serving.fairshare``): every
+        candidate without its own thread count is measured and loaded with it, so the
+        measurement neither takes the serving models' cores nor favours a backend for
+        cores it will not have."""
         started = time.monotonic()
-        specs = self.candidates_for(runtimes)
+        specs = [
+            dataclasses.replace(c, threads=threads) if threads and not c.threads else c
+            for c in self.candidates_for(runtimes)
+        ]
         by_key = {c.key: c for c in specs}
         if pin is not None:  # the operator's word overrides the measurement
             if pin not in by_key:

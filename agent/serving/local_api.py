@@ -15,7 +15,9 @@ numpy views of the request body, binary outputs are written from the output arra
 Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for an
 unknown model, version or path, 405 for a wrong method, 503 for a pipeline whose step
 model is not served (``agent.serving.pipeline``), 408/411/413/431/503 from the
-transport, 415 for a compressed body, 500 if the backend fails. Bodies are strict JSON both ways:
+transport, 415 for a compressed body, 500 if the backend fails, 503 when the model's fair
+share is full (``agent.serving.fairshare``: its concurrency limit and queue). Bodies are
+strict JSON both ways:
 the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
 are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.serving.oip``).
 """
@@ -31,6 +33,7 @@ import pydantic_core
 
 from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound, StepUnavailable
 from agent.serving import oip, oip_binary
+from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, error_response
 from agent.serving.models import LoadedModel, ServedModels
@@ -99,7 +102,7 @@ class LocalApi:
             return error_response(404, str(exc))
         except InvalidInput as exc:
             return error_response(400, str(exc))
-        except StepUnavailable as exc:  # a pipeline whose step model is gone
+        except (StepUnavailable, Overloaded) as exc:  # a step gone; the fair share full
             return error_response(503, str(exc))
         except AgentError as exc:
             return error_response(500, str(exc))
@@ -174,6 +177,10 @@ class LocalApi:
         encoding = request.headers.get("content-encoding", "identity").lower()
         if encoding != "identity":
             return error_response(415, f"Content-Encoding {encoding[:40]} is not supported")
+        with self._models.admitted(name):  # the fair-share slot before any decoding
+            return self._admitted_infer(request, name, version)
+
+    def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
         header, binary = oip_binary.split_body(request.body, request.headers.get(_HEADER))
         try:
             # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the

@@ -33,6 +33,7 @@ import numpy as np
 
 from agent.errors import InvalidInput, ModelNotFound
 from agent.runners.base import Runner
+from agent.serving.fairshare import Gate, Overloaded, Share, Want, device_cores, plan
 from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ class LoadedModel:
     selection: dict[str, Any] | None = None
     #: resident memory it took when loaded and warmed up (measured; None: not measured)
     memory_bytes: int | None = None
+    #: its fair share (``agent.serving.fairshare``): priority and overrides asked for,
+    #: the share given (threads it was loaded with; concurrency re-planned live)
+    want: Want = field(default_factory=Want)
+    share: Share | None = None
+    _gate: Gate | None = field(default=None, repr=False)
     _in_flight: int = field(default=0, repr=False)
     _retired: bool = field(default=False, repr=False)
     _stats: ModelStats | None = field(default=None, repr=False)
@@ -66,6 +72,25 @@ class LoadedModel:
         stats = self._stats
         if stats is None:
             return self.runner.infer(inputs)
+        with self.admitted():
+            return self._timed(stats, inputs)
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold one of its fair-share slots (``agent.serving.fairshare.Gate``; re-entrant
+        in one thread), or raise ``Overloaded``, counted as such."""
+        gate, stats = self._gate, self._stats
+        if gate is None or stats is None:
+            yield
+            return
+        try:
+            with gate.slot():
+                yield
+        except Overloaded:
+            stats.error(ErrorKind.OVERLOADED)
+            raise
+
+    def _timed(self, stats: ModelStats, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         start = time.perf_counter()
         try:
             outputs = self.runner.infer(inputs)
@@ -89,6 +114,38 @@ class ServedModels:
         self.metrics = MetricsRegistry()
         #: simulation only: (name, version) -> extra seconds per served inference
         self.extra_latency: Callable[[str, str], float] | None = None
+        #: the fair-share policy (``agent.serving.fairshare``): on unless switched off
+        #: (the benchmark's "no policy" phase); ``cores``: what ``plan`` shares
+        self.fair_share = True
+        self.cores = device_cores()
+
+    def share_for(
+        self, name: str, want: Want, coming: Mapping[str, Want] | None = None
+    ) -> Share | None:
+        """The share ``name`` would get if served (with ``want``) beside the others (and
+        ``coming``, models about to be loaded too): the thread count to load and select
+        it with. None with the policy off."""
+        if not self.fair_share:
+            return None
+        with self._lock:
+            wants = {n: m.want for n, m in self._models.items()}
+        wants.update(coming or {})
+        wants[name] = want
+        return plan(self.cores, wants)[name]
+
+    def _replan(self) -> None:
+        """Re-plan every served model's concurrency limit (under ``_lock``)."""
+        if not self.fair_share:
+            return
+        shares = plan(self.cores, {n: m.want for n, m in self._models.items()})
+        for name, model in self._models.items():
+            share = shares[name]
+            threads = model.share.threads if model.share is not None else share.threads
+            model.share = Share(share.priority, threads, share.concurrency)
+            if model._gate is None:
+                model._gate = Gate(name, share.concurrency)
+            else:
+                model._gate.set_limit(share.concurrency)
 
     def get(self, name: str) -> LoadedModel:
         with self._lock:
@@ -126,6 +183,13 @@ class ServedModels:
             if close:
                 self._close(model)
 
+    @contextmanager
+    def admitted(self, name: str) -> Iterator[None]:
+        """A fair-share slot of ``name``'s current model, held before a request's body is
+        decoded (the REST path), so a refused request costs no decoding."""
+        with self.get(name).admitted():
+            yield
+
     def activate(self, model: LoadedModel) -> LoadedModel | None:
         """Serve ``model`` under its name from now on; return the model it replaced."""
         if model._stats is None:
@@ -135,6 +199,7 @@ class ServedModels:
         with self._lock:
             previous = self._models.get(model.name)
             self._models[model.name] = model
+            self._replan()
         if previous is not None and previous is not model:
             self._retire(previous)
         return previous
@@ -142,6 +207,7 @@ class ServedModels:
     def remove(self, name: str) -> LoadedModel | None:
         with self._lock:
             previous = self._models.pop(name, None)
+            self._replan()
         if previous is not None:
             self._retire(previous)
         return previous

@@ -57,10 +57,13 @@ BOUNDS: tuple[float, ...] = (
 class ErrorKind(StrEnum):
     INVALID_INPUT = "invalid_input"
     INFERENCE = "inference"
+    #: refused by the device's fair-share policy (its concurrency and queue were full)
+    OVERLOADED = "overloaded"
 
 
 #: Error kinds that are the client's fault (HTTP 4xx): ``ModelMetrics.client_errors``.
-CLIENT_ERRORS = frozenset({ErrorKind.INVALID_INPUT})
+#: A request refused as overloaded is load shedding, not a fault of the model version.
+CLIENT_ERRORS = frozenset({ErrorKind.INVALID_INPUT, ErrorKind.OVERLOADED})
 
 
 @dataclass(frozen=True)

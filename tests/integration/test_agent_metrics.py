@@ -117,7 +117,7 @@ def test_heartbeats_carry_per_version_figures_across_a_hot_swap(
         v1 = _figures(beat, "1.0.0")
         # the 400s (one in-process, one over REST) are the client's, not model errors
         assert v1 is not None and (v1.requests, v1.errors, v1.client_errors) == (8, 0, 2)
-        assert v1.errors_by_kind == {"invalid_input": 2, "inference": 0}
+        assert v1.errors_by_kind == {"invalid_input": 2, "inference": 0, "overloaded": 0}
         assert v1.backend == agent.active[0].backend
         assert v1.p50_ms is not None and v1.p95_ms is not None and v1.p99_ms is not None
         assert 0 < v1.p50_ms <= v1.p95_ms <= v1.p99_ms
@@ -181,7 +181,11 @@ def test_control_plane_shows_the_heartbeat_figures(
             [figures] = beat["models"]
             assert (figures["name"], figures["version"]) == ("det", "1.0.0")
             assert (figures["errors"], figures["client_errors"]) == (0, 2)
-            assert figures["errors_by_kind"] == {"invalid_input": 2, "inference": 0}
+            assert figures["errors_by_kind"] == {
+                "invalid_input": 2,
+                "inference": 0,
+                "overloaded": 0,
+            }
             assert figures["backend"] == agent.active[0].backend
             assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
             assert beat["disk"]["total_bytes"] > 0

@@ -57,7 +57,7 @@ def test_counts_errors_and_empty_percentiles() -> None:
     message = stats.snapshot().to_message()
     # the client's bad requests are counted apart from the model's errors
     assert (message.requests, message.errors, message.client_errors) == (6, 1, 2)
-    assert message.errors_by_kind == {"invalid_input": 2, "inference": 1}
+    assert message.errors_by_kind == {"invalid_input": 2, "inference": 1, "overloaded": 0}
     assert message.backend == "onnxruntime-cpu"
     assert message.p50_ms is not None and 1.0 <= message.p50_ms <= 3.0
 
@@ -191,7 +191,7 @@ def test_errors_by_kind_over_a_real_runner(tmp_path: Path, served: ServedModels)
         raise InvalidInput("body does not fit")  # refused before the backend (REST decode)
     [metrics] = served.metrics.model_metrics()
     assert (metrics.requests, metrics.errors, metrics.client_errors) == (3, 1, 1)
-    assert metrics.errors_by_kind == {"invalid_input": 1, "inference": 1}
+    assert metrics.errors_by_kind == {"invalid_input": 1, "inference": 1, "overloaded": 0}
     assert metrics.p50_ms is not None
 
 
@@ -219,7 +219,7 @@ def test_prometheus_text_parses_and_escapes_labels(tmp_path: Path) -> None:
     assert requests.labels == {"model": "det", "version": odd, "backend": "onnxruntime"}
     assert requests.value == 6
     errors = {s.labels["kind"]: s.value for s in samples["edgefleet_inference_errors"]}
-    assert errors == {"invalid_input": 0, "inference": 1}
+    assert errors == {"invalid_input": 0, "inference": 1, "overloaded": 0}
     latency = samples["edgefleet_inference_latency_seconds"]
     buckets = [(float(s.labels["le"]), s.value) for s in latency if s.name.endswith("_bucket")]
     assert [b for b, _ in buckets] == [*PROMETHEUS_BOUNDS, float("inf")]

@@ -1,0 +1,167 @@
+"""Fair share of the box between the models one device serves (issue 14, point 4).
+
+Two knobs per served model, both from ``plan``:
+
+- ``threads``: the CPU threads its backend runs with (ORT ``intra_op_num_threads``,
+  OpenVINO ``INFERENCE_NUM_THREADS``, through ``CandidateSpec.threads``). The device's
+  cores (``AgentConfig.cpu_threads`` caps them) are split by priority weight
+  (``WEIGHTS``: high 4, normal 2, low 1), at least one each. A model served alone gets
+  every core, as before this policy existed.
+- ``concurrency``: how many of its requests run at once (``Gate``). Default: its thread
+  count when several models are served (so a flooded model keeps at most its threads
+  busy), no limit when it is alone. Up to ``QUEUE_PER_SLOT`` x that many more (at least
+  ``QUEUE_MIN``) wait in a short queue (at most ``QUEUE_WAIT_S``; a waiter sleeps on a
+  condition, holding no CPU or GIL); beyond that a request is refused at once with
+  ``Overloaded`` (503 on the local API, counted as ``overloaded``). On the REST path the
+  slot is taken before the body is decoded, so a queued or refused request costs no
+  decoding.
+
+The bundle's ``serving.threads`` / ``serving.concurrency`` override the computed share.
+
+When models come and go: concurrency limits are re-planned at once on every activate and
+remove (a gate's limit is a number). Threads are fixed when a backend session is created
+(ORT and OpenVINO take them at load), so a model keeps the thread count it was loaded
+with until it is loaded again (its next version, or an agent restart); a new model is
+loaded with its share of the current set. The sum of loaded threads may therefore exceed
+the cores for a while after a model arrives; the concurrency limits, re-planned at once,
+bound what each model can keep busy meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from agent.errors import AgentError
+from protocol import Priority
+
+WEIGHTS: Mapping[Priority, int] = {Priority.HIGH: 4, Priority.NORMAL: 2, Priority.LOW: 1}
+#: queued requests allowed per concurrency slot (at least ``QUEUE_MIN``) before refusing
+QUEUE_PER_SLOT = 4
+QUEUE_MIN = 16
+#: the longest a queued request waits for a slot before it is refused
+QUEUE_WAIT_S = 5.0
+
+
+class Overloaded(AgentError):
+    """The model's concurrency limit and its queue are full: refused (503)."""
+
+
+@dataclass(frozen=True)
+class Want:
+    """What one model asks for: its priority and the bundle's explicit overrides."""
+
+    priority: Priority = Priority.NORMAL
+    threads: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Share:
+    """One model's share: backend threads and concurrency (None: no limit)."""
+
+    priority: Priority
+    threads: int
+    concurrency: int | None
+
+
+def device_cores(cap: int | None = None) -> int:
+    """The cores this process may use (its CPU affinity), capped by ``cap``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, cap) if cap else cores)
+
+
+def plan(cores: int, wants: Mapping[str, Want]) -> dict[str, Share]:
+    """Each model's share of ``cores`` by priority weight; overrides win."""
+    total = sum(WEIGHTS[w.priority] for w in wants.values()) or 1
+    alone = len(wants) == 1
+    shares: dict[str, Share] = {}
+    for name, want in wants.items():
+        computed = cores if alone else max(1, (cores * WEIGHTS[want.priority]) // total)
+        threads = want.threads or computed
+        concurrency = want.concurrency or (None if alone else threads)
+        shares[name] = Share(want.priority, threads, concurrency)
+    return shares
+
+
+class Gate:
+    """At most ``limit`` holders at once (None: no limit), ``queue`` more waiting."""
+
+    def __init__(self, name: str, limit: int | None = None) -> None:
+        self._name = name
+        self._cond = threading.Condition()
+        self._running = 0
+        self._waiting = 0
+        self._held = threading.local()  # re-entrant per thread: REST admits, then infers
+        self.limit: int | None = None
+        self.queue = 0
+        self.set_limit(limit)
+
+    def set_limit(self, limit: int | None) -> None:
+        with self._cond:
+            self.limit = limit
+            self.queue = max(QUEUE_MIN, QUEUE_PER_SLOT * limit) if limit else 0
+            self._cond.notify_all()
+
+    def _free(self) -> bool:
+        return self.limit is None or self._running < self.limit
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the model's slots for one inference, or raise ``Overloaded``."""
+        if getattr(self._held, "on", False):
+            yield
+            return
+        with self._cond:
+            if not self._free():
+                if self._waiting >= self.queue:
+                    raise Overloaded(
+                        f"model {self._name!r} is overloaded: {self.limit} running and "
+                        f"{self._waiting} queued (its fair share of the device)"
+                    )
+                self._waiting += 1
+                try:
+                    ok = self._cond.wait_for(self._free, timeout=QUEUE_WAIT_S)
+                finally:
+                    self._waiting -= 1
+                if not ok:
+                    raise Overloaded(
+                        f"model {self._name!r} is overloaded: no slot within {QUEUE_WAIT_S:g} s"
+                    )
+            self._running += 1
+        self._held.on = True
+        try:
+            yield
+        finally:
+            self._held.on = False
+            with self._cond:
+                self._running -= 1
+                self._cond.notify()
+
+    @property
+    def running(self) -> int:
+        with self._cond:
+            return self._running
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return self._waiting
+
+
+def want_for(serving: object | None, priority: Priority | None) -> Want:
+    """A model's ``Want``: the deployment's ``priority`` wins over the bundle's
+    ``serving.priority`` (``model_store.BundleServing``); its threads/concurrency, if
+    given, override the computed share."""
+    bundle_priority = getattr(serving, "priority", None)
+    return Want(
+        priority=Priority(priority or bundle_priority or Priority.NORMAL),
+        threads=getattr(serving, "threads", None),
+        concurrency=getattr(serving, "concurrency", None),
+    )

@@ -56,6 +56,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("rollout", "remove", "false"),
     ("deployment", "priority", None),
     ("rollout", "priority", None),
+    ("device", "models", "'[]'"),
+    ("device", "memory", None),
 )
 
 

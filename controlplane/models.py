@@ -109,6 +109,11 @@ class Device(SQLModel, table=True):
     #: The replay window of each report stream, ``{stream: [top, seen]}``
     #: (``model_store.report_seal.ReplayWindow``), moved under this row's lock.
     report_windows: dict[str, list[int]] = Field(default_factory=dict, sa_type=JSON)
+    #: Every model it serves or failed to install, from its latest state report
+    #: (``controlplane.crud.device_models``).
+    models: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    #: Its memory budget for models and what they take: ``{budget_bytes, models_bytes}``.
+    memory: dict[str, int] | None = Field(default=None, sa_type=JSON)
 
 
 class Model(SQLModel, table=True):

@@ -177,6 +177,40 @@ class DeploymentPublic(_Public):
     summary: dict[str, int]
 
 
+class DeviceModelPublic(BaseModel):
+    """One model a device serves (``active``) or failed to install (``failed``,
+    ``retrying``), with its latest heartbeat figures."""
+
+    name: str
+    version: str
+    state: str
+    reason: str | None = None
+    backend: str | None = None
+    bundle_digest: str | None = None
+    deployment_id: int | None = None
+    memory_bytes: int | None = None
+    priority: str | None = None
+    threads: int | None = None
+    concurrency: int | None = None
+    requests: int | None = None
+    errors: int | None = None
+    p95_ms: float | None = None
+
+
+class MemoryPublic(BaseModel):
+    """A device's memory budget for its models, what they take, and the headroom left."""
+
+    budget_bytes: int
+    models_bytes: int
+    #: budget - models, never negative (computed)
+    headroom_bytes: int = 0
+
+    @model_validator(mode="after")
+    def _headroom(self) -> MemoryPublic:
+        self.headroom_bytes = max(0, self.budget_bytes - self.models_bytes)
+        return self
+
+
 class DevicePublic(_Public):
     id: str
     fleet: str
@@ -209,6 +243,10 @@ class DevicePublic(_Public):
     profile: str | None = None
     #: the runtimes the device prefers, best first (which variant it receives)
     runtimes: list[str] = Field(default_factory=list)
+    #: every model it serves or failed to install, with its figures (latest reports)
+    models: list[DeviceModelPublic] = Field(default_factory=list)
+    #: its memory budget for models, what they take and the headroom (None: not reported)
+    memory: MemoryPublic | None = None
 
 
 class LabelsUpdate(BaseModel):

@@ -22,8 +22,10 @@ from controlplane.models import (
 from controlplane.schemas import (
     DeploymentCreated,
     DeploymentPublic,
+    DeviceModelPublic,
     DevicePublic,
     FleetPublic,
+    MemoryPublic,
     ModelPublic,
     ModelVariantPublic,
     ModelVersionPublic,
@@ -126,7 +128,45 @@ def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
     if pin is not None:
         state, reason = pin_answer(device, pin.backend)
         pin = pin.model_copy(update={"state": state, "reason": reason})
-    return public.model_copy(update={"pin": pin})
+    return public.model_copy(
+        update={"pin": pin, "models": models_public(device), "memory": memory_public(device)}
+    )
+
+
+def models_public(device: Device) -> list[DeviceModelPublic]:
+    """The device's models with the figures its latest heartbeat gives for that version."""
+    figures = {
+        (m.get("name"), m.get("version")): m
+        for m in (device.last_heartbeat or {}).get("models") or []
+        if isinstance(m, dict)
+    }
+    found = []
+    for entry in device.models or []:
+        seen = figures.get((entry.get("name"), entry.get("version"))) or {}
+        found.append(
+            DeviceModelPublic.model_validate(
+                {
+                    **entry,
+                    "requests": seen.get("requests"),
+                    "errors": seen.get("errors"),
+                    "p95_ms": seen.get("p95_ms"),
+                }
+            )
+        )
+    return found
+
+
+def memory_public(device: Device) -> MemoryPublic | None:
+    """Budget, used and headroom (never negative), if the agent reports them."""
+    if not device.memory:
+        return None
+    budget, used = (
+        int(device.memory.get("budget_bytes", 0)),
+        int(device.memory.get("models_bytes", 0)),
+    )
+    return MemoryPublic(
+        budget_bytes=budget, models_bytes=used, headroom_bytes=max(0, budget - used)
+    )
 
 
 def devices_public(

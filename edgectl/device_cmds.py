@@ -29,8 +29,39 @@ from edgectl.values import format_labels, parse_label_edits, parse_selector
 MAX_ENROLLMENT_TTL_S = 30 * 24 * 3600
 
 
+#: How many models ``devices list`` names in its MODELS cell before ``+N more``.
+LIST_MODELS = 3
+
+
 def _model(device: Mapping[str, Any]) -> str:
     return f"{device.get('active_model') or '-'} {device.get('active_version') or ''}".strip()
+
+
+def _models_cell(device: Mapping[str, Any]) -> str:
+    """``det 1.4.0, cls 2.0.1 (failed)``: every model, the first ``LIST_MODELS`` named."""
+    models = device.get("models") or []
+    if not models:
+        return _model(device)  # an older control plane: its one active model
+    named = [
+        f"{m.get('name')} {m.get('version')}"
+        + ("" if m.get("state") == "active" else f" ({m.get('state')})")
+        for m in models[:LIST_MODELS]
+    ]
+    more = len(models) - LIST_MODELS
+    return ", ".join(named) + (f" +{more} more" if more > 0 else "")
+
+
+def _headroom(device: Mapping[str, Any]) -> str:
+    memory = device.get("memory") or {}
+    return format_bytes(int(memory["headroom_bytes"])) if memory else "-"
+
+
+def _memory_line(memory: Mapping[str, Any]) -> str:
+    used, budget = (
+        format_bytes(int(memory["models_bytes"])),
+        format_bytes(int(memory["budget_bytes"])),
+    )
+    return f"{used} of {budget} budget, {format_bytes(int(memory['headroom_bytes']))} headroom"
 
 
 def _link(device: Mapping[str, Any]) -> str:
@@ -81,10 +112,31 @@ def render_device(device: Mapping[str, Any]) -> str:
         total = format_bytes(int(heartbeat.get("mem_total_bytes") or 0))
         host = f"cpu {cpu:.0f}%, mem {mem:.0f}% of {total}"
         fields.append(("host", host))
+    if device.get("memory"):
+        fields.append(("model memory", _memory_line(device["memory"])))
     if device.get("last_error"):
         fields.append(("last error", device["last_error"]))
     width = max(len(k) for k, _ in fields)
     lines = [f"{k + ':':<{width + 1}} {v}" for k, v in fields]
+    served = device.get("models") or []
+    if served:
+        rows = [
+            [
+                m.get("name"),
+                m.get("version"),
+                m.get("state"),
+                m.get("backend") or "-",
+                m.get("priority") or "-",
+                m.get("threads") or "-",
+                m.get("concurrency") or "-",
+                format_bytes(int(m["memory_bytes"])) if m.get("memory_bytes") else "-",
+                m.get("reason") or "",
+            ]
+            for m in served
+        ]
+        headers = ["model", "version", "state", "backend", "priority", "threads"]
+        headers += ["concurrency", "memory", "reason"]
+        lines += ["", *render(headers, rows).splitlines()]
     models = heartbeat.get("models") or []
     if models:
         rows = [
@@ -120,15 +172,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
             d.get("fleet"),
             _link(d),
             d.get("status"),
-            _model(d),
-            d.get("backend") or "-",
+            _models_cell(d),
+            _headroom(d),
             _pin_cell(d),
             format_labels(d.get("labels") or {}),
             when(d.get("last_report_at")),
         ]
         for d in devices
     ]
-    headers = ["device", "fleet", "link", "status", "model", "backend", "pin", "labels"]
+    headers = ["device", "fleet", "link", "status", "models", "headroom", "pin", "labels"]
     headers.append("last report")
     print(render(headers, rows))
     return 0

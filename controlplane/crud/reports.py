@@ -20,6 +20,7 @@ from controlplane.crud.catalog import (
     latest_deployments,
     needs_assignment,
 )
+from controlplane.crud.device_models import device_memory, device_models
 from controlplane.crud.variants import with_default_digests
 from controlplane.models import (
     Deployment,
@@ -196,6 +197,7 @@ def apply_state_report(
     if report.profile and "hw" not in device.labels:
         device.labels = {**device.labels, "hw": report.profile}  # a new dict: JSON changed
     device.selections = selections(report)
+    device.models, device.memory = device_models(report), device_memory(report)
     device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
     session.add(device)

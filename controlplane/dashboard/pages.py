@@ -247,6 +247,41 @@ def _metrics_table(device: DevicePublic) -> Markup:
     return table(headers, rows, empty="No inference figures in the last heartbeat.")
 
 
+def _mib(value: int | None) -> str | None:
+    return None if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def _models_table(device: DevicePublic) -> Markup:
+    """Every model the device serves or failed to install, with its share and figures."""
+    rows = [
+        [
+            m.name,
+            m.version,
+            badge(m.state),
+            m.backend,
+            m.priority,
+            m.threads,
+            m.concurrency,
+            _mib(m.memory_bytes),
+            m.requests,
+            m.errors,
+            ms(m.p95_ms),
+            m.reason,
+        ]
+        for m in device.models
+    ]
+    headers = ["model", "version", "state", "backend", "priority", "threads", "concurrency"]
+    headers += ["memory", "requests", "errors", "p95", "reason"]
+    return table(headers, rows, empty="No model reported.")
+
+
+def _memory(device: DevicePublic) -> str | None:
+    m = device.memory
+    if m is None:
+        return None
+    return f"{_mib(m.models_bytes)} of {_mib(m.budget_bytes)}, {_mib(m.headroom_bytes)} headroom"
+
+
 def _host(heartbeat: Mapping[str, Any]) -> list[tuple[str, object]]:
     if not heartbeat:
         return []
@@ -269,6 +304,7 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             ("model", _model(device)),
             ("backend", device.backend),
             ("bundle", device.active_bundle_digest),
+            ("model memory", _memory(device)),
             ("generation", f"{device.reported_generation} reported / {device.generation} sent"),
             ("last error", device.last_error),
             ("agent", device.agent_version),
@@ -285,6 +321,7 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
     return join(
         [
             section("Device", about),
+            section("Models", _models_table(device)),
             section("Inference", _metrics_table(device)),
             section(
                 "Backend selection",

@@ -72,6 +72,15 @@ def test_three_models_roll_out_fail_and_leave_independently(stack: FleetStack) -
     for model, version in (("det", "1.0.0"), ("cls", "2.0.0"), ("ocr", "3.0.0")):
         stack.wait_versions(dict.fromkeys(ids, version), f"{model} everywhere", model=model)
         assert _ready(stack, model) == everywhere
+    # the operator sees every model of every device, each with its version and state
+    for device in stack.devices().values():
+        shown = [(m["name"], m["version"], m["state"]) for m in device["models"]]
+        assert shown == [
+            ("cls", "2.0.0", "active"),
+            ("det", "1.0.0", "active"),
+            ("ocr", "3.0.0", "active"),
+        ], device["models"]
+        assert device["memory"] is not None and device["memory"]["budget_bytes"] > 0
 
     # two rollouts at once: det 1.1.0 completes while cls 2.1.0 fails on every device
     stack.push("1.1.0", model="det", scale=2.5)

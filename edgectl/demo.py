@@ -50,6 +50,8 @@ FLEET = "demo"
 DEVICES = 3
 MODEL = "demo-classifier"
 VERSION = "1.0.0"
+#: The demo's models: a device serves both side by side (name, version, weights seed).
+MODELS = ((MODEL, VERSION, 7), ("demo-scorer", "2.0.0", 11))
 
 
 def provision_trust(keys: Path) -> Path:
@@ -103,7 +105,7 @@ def _start_with_env(name: str, argv: list[str], log: Path, env: dict[str, str]) 
                 os.environ[key] = value
 
 
-def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
+def _infer(local_api: str, features: np.ndarray, model: str) -> tuple[np.ndarray, float]:
     body = {
         "inputs": [
             {
@@ -119,7 +121,7 @@ def _infer(local_api: str, features: np.ndarray) -> tuple[np.ndarray, float]:
         for _ in range(20):
             start = time.perf_counter()
             try:
-                response = http.post(f"/v2/models/{MODEL}/infer", json=body)
+                response = http.post(f"/v2/models/{model}/infer", json=body)
             except httpx.HTTPError as exc:
                 raise EdgectlError(f"inference on {local_api} failed: {exc}") from exc
             latencies.append((time.perf_counter() - start) * 1000)
@@ -144,10 +146,20 @@ def _demo_devices(client: ControlPlaneClient, since: datetime) -> list[dict[str,
     ]
 
 
+def _serves(device: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (model, version) pairs a device reports it serves."""
+    return {
+        (str(m.get("name")), str(m.get("version")))
+        for m in device.get("models") or []
+        if m.get("state") == "active"
+    }
+
+
 def _all_active(client: ControlPlaneClient, since: datetime) -> bool:
     devices = _demo_devices(client, since)
+    wanted = {(name, version) for name, version, _ in MODELS}
     return len(devices) >= DEVICES and all(
-        d.get("active_version") == VERSION and d.get("local_api") for d in devices
+        wanted <= _serves(d) and d.get("local_api") for d in devices
     )
 
 
@@ -238,42 +250,60 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             what=f"{DEVICES} devices to register",
             children=children,
         )
-        model_path = build_demo_model(root / "model" / "demo-classifier.onnx")
-        print(f"pushing {MODEL} {VERSION} (signed with {keys / 'release.key'}) to fleet '{FLEET}'")
-        push_model(
-            client,
-            model_path,
-            name=MODEL,
-            version=VERSION,
-            fleet=FLEET,
-            key_path=keys / "release.key",
-        )
+        paths = {}
+        for name, version, seed in MODELS:  # two models, side by side on every device
+            paths[name] = build_demo_model(root / "model" / f"{name}.onnx", seed=seed)
+            print(
+                f"pushing {name} {version} (signed with {keys / 'release.key'}) to fleet '{FLEET}'"
+            )
+            push_model(
+                client,
+                paths[name],
+                name=name,
+                version=version,
+                fleet=FLEET,
+                key_path=keys / "release.key",
+            )
         wait_for(
             lambda: _all_active(client, started),
             timeout=timeout,
-            what=f"all devices to activate {MODEL} {VERSION}",
+            what="all devices to activate " + " and ".join(f"{n} {v}" for n, v, _ in MODELS),
             children=children,
         )
         features = np.random.default_rng(0).standard_normal((1, INPUT_WIDTH)).astype(np.float32)
-        (expected,) = ort.InferenceSession(str(model_path)).run(None, {INPUT_NAME: features})
         rows = []
         for device in sorted(_demo_devices(client, started), key=lambda d: str(d["id"])):
-            got, latency = _infer(str(device["local_api"]), features)
-            match = "yes" if _close(got, expected) else "NO"
-            rows.append(
-                [
-                    device["id"],
-                    device["active_version"],
-                    device["backend"],
-                    device["status"],
-                    f"{latency:.2f} ms",
-                    match,
-                ]
-            )
+            served = {str(m["name"]): m for m in device.get("models") or []}
+            for name, _, _ in MODELS:
+                (expected,) = ort.InferenceSession(str(paths[name])).run(
+                    None, {INPUT_NAME: features}
+                )
+                got, latency = _infer(str(device["local_api"]), features, name)
+                match = "yes" if _close(got, expected) else "NO"
+                model = served.get(name) or {}
+                rows.append(
+                    [
+                        device["id"],
+                        name,
+                        model.get("version"),
+                        model.get("backend"),
+                        device["status"],
+                        f"{latency:.2f} ms",
+                        match,
+                    ]
+                )
         print()
         print(
             render(
-                ["device", "version", "backend", "status", "p50 latency", "matches ORT (1%)"],
+                [
+                    "device",
+                    "model",
+                    "version",
+                    "backend",
+                    "status",
+                    "p50 latency",
+                    "matches ORT (1%)",
+                ],
                 rows,
             )
         )
@@ -284,7 +314,8 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             print(f"dashboard: {url}/dashboard  (sign in with the admin token)")
             print(f"admin token: {token}\n  export EDGECTL_URL={url} EDGECTL_TOKEN={token}")
             for device in _demo_devices(client, started):
-                print(f"{device['id']}: {device['local_api']}/v2/models/{MODEL}")
+                for name, _, _ in MODELS:
+                    print(f"{device['id']}: {device['local_api']}/v2/models/{name}")
             print(f"work dir: {root}\nrunning; press Ctrl-C to stop")
             try:
                 while True:

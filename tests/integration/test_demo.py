@@ -32,12 +32,15 @@ def test_demo_runs_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("DEVICE"))
-    rows = [line.split() for line in lines[header + 1 : header + 4]]
-    assert len(rows) == 3
+    rows = [line.split() for line in lines[header + 1 : header + 7]]
+    assert len(rows) == 6  # 3 devices, each serving both models
+    assert sorted((row[1], row[2]) for row in rows) == sorted(
+        [("demo-classifier", "1.0.0")] * 3 + [("demo-scorer", "2.0.0")] * 3
+    )
     for row in rows:
         # the backend each device measured fastest (a candidate key)
-        runtime, precision = row[2].split(":")[0], row[2].split(":")[-1]
-        assert row[1] == "1.0.0" and row[3] == "active"
+        runtime, precision = row[3].split(":")[0], row[3].split(":")[-1]
+        assert row[4] == "active"
         assert runtime in ("onnxruntime", "openvino") and precision in ("f32", "bf16", "f16")
         assert row[-1] == "yes"
     # SQLite file under the data directory, content-addressed blobs on disk.

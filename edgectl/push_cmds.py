@@ -28,7 +28,7 @@ from edgectl.trust_cmds import SubParsers
 from edgectl.values import parse_canary, parse_percent, parse_positive_int, parse_selector
 
 #: Options of the health gate, and all those that shape a rollout (they need --fleet).
-_GATE_OPTIONS = (
+GATE_OPTIONS = (
     "gate_latency",
     "gate_latency_floor",
     "gate_errors",
@@ -45,7 +45,7 @@ _ROLLOUT_OPTIONS = (
     "min_finished",
     "install_timeout",
     "deploy_priority",
-    *_GATE_OPTIONS,
+    *GATE_OPTIONS,
 )
 
 
@@ -73,7 +73,7 @@ def _milliseconds(text: str) -> float:
 def gate_of(args: argparse.Namespace) -> dict[str, Any]:
     """The ``strategy.gate`` keys the ``--gate-*`` options give (only those given)."""
     if args.no_gate:
-        given = [_flag(o) for o in _GATE_OPTIONS if getattr(args, o) is not None]
+        given = [_flag(o) for o in GATE_OPTIONS if getattr(args, o) is not None]
         if given:
             raise UsageError(f"--no-gate contradicts {', '.join(given)}")
         return {"enabled": False}

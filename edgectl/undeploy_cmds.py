@@ -7,28 +7,14 @@ import argparse
 from typing import Any
 
 from edgectl.connect import connect
-from edgectl.durations import parse_duration
+from edgectl.push_cmds import GATE_OPTIONS, strategy_of
 from edgectl.rollout_cmds import add_watch_options, watch, watch_timeout
-from edgectl.values import parse_canary, parse_percent, parse_positive_int, parse_selector
-
-
-def _strategy(args: argparse.Namespace) -> dict[str, Any]:
-    """The undeploy's strategy (only the keys given; the control plane fills the rest)."""
-    strategy: dict[str, Any] = {}
-    if args.canary is not None:
-        strategy.update(parse_canary(args.canary))
-    if args.batches is not None:
-        strategy["batches"] = parse_positive_int(args.batches, what="--batches")
-    if args.wait is not None:
-        strategy["wait_s"] = parse_duration(args.wait, what="--wait")
-    if args.max_failures is not None:
-        strategy["max_failures_pct"] = parse_percent(args.max_failures, what="--max-failures")
-    return strategy
+from edgectl.values import parse_selector
 
 
 def _cmd_undeploy(args: argparse.Namespace) -> int:
     selector = parse_selector(args.selector) if args.selector else None
-    strategy = _strategy(args)
+    strategy = strategy_of(args)
     timeout = watch_timeout(args)
     with connect(args) as client:
         rollout = client.undeploy(args.name, args.fleet, selector=selector, strategy=strategy)
@@ -54,5 +40,16 @@ def add_undeploy(cmds: Any) -> None:
     undeploy.add_argument(
         "--max-failures", metavar="P%", help="abort when more than P%% of the finished failed"
     )
+    undeploy.add_argument(
+        "--install-timeout",
+        metavar="DURATION",
+        help="a device still holding the model this long after its batch started failed",
+    )
     add_watch_options(undeploy)
-    undeploy.set_defaults(handler=_cmd_undeploy)
+    # no health gate for an undeploy (nothing left to measure): the rollout options only
+    undeploy.set_defaults(
+        handler=_cmd_undeploy,
+        min_finished=None,
+        no_gate=False,
+        **dict.fromkeys(GATE_OPTIONS),
+    )

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edgectl.cli import main
 from tests.support.fleet import FleetStack, open_fleet
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,9 @@ def _ended(stack: FleetStack, rollout_id: int) -> dict[str, Any]:
     )
 
 
-def test_three_models_roll_out_fail_and_leave_independently(stack: FleetStack) -> None:
+def test_three_models_roll_out_fail_and_leave_independently(
+    stack: FleetStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     ids = sorted(stack.fleet.device_ids)
     everywhere = dict.fromkeys(ids, 200)
 
@@ -101,11 +104,15 @@ def test_three_models_roll_out_fail_and_leave_independently(stack: FleetStack) -
     # the failure of cls is cls's own: the det rollout's devices show none
     assert stack.rollout(good)["counts"]["failed"] == 0
 
-    # undeploy ocr on purpose, as a rollout: it leaves, the others serve on
-    undeploy = stack.create_rollout(None, model="ocr")
-    assert undeploy["undeploy"] is True
-    gone = stack.wait_state(undeploy["id"], "completed", timeout=150)
-    assert all(d["status"] == "activated" for d in gone["devices"]), json.dumps(gone)
+    # undeploy ocr on purpose, as a rollout (edgectl, as an operator runs it): it leaves,
+    # the others serve on
+    argv = ["--url", stack.cp.url, "--token", stack.cp.token, "models", "undeploy", "ocr"]
+    code = main([*argv, "--fleet", stack.fleet_name, "--batches", "2", "--json"])
+    assert code == 0, capsys.readouterr()
+    undeploy = json.loads(capsys.readouterr().out)
+    assert undeploy["undeploy"] is True and undeploy["state"] == "completed", undeploy
+    assert all(d["status"] == "activated" for d in undeploy["devices"]), json.dumps(undeploy)
+    assert len(undeploy["batches"]) == 2
     stack.wait_versions(dict.fromkeys(ids, None), "ocr removed", model="ocr")
     assert _ready(stack, "ocr") == dict.fromkeys(ids, 404)
     assert _ready(stack, "det") == everywhere and _ready(stack, "cls") == everywhere

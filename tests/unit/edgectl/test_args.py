@@ -74,6 +74,23 @@ def test_argparse_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) ->
         (["rollouts", "show", "seven"], "invalid rollout id 'seven'"),
         (["rollouts", "show", "7", "--watch", "--timeout", "1x"], "invalid --timeout '1x'"),
         (["rollback", "0"], "invalid rollout id '0'"),
+        (["models", "undeploy", "det", "--fleet", "f", "--canary", "0"], "invalid --canary '0'"),
+        (["models", "undeploy", "det", "--fleet", "f", "--selector", "hw"], "invalid selector"),
+        (["models", "undeploy", "det", "--fleet", "f", "--install-timeout", "x"], "--install"),
+        (
+            [
+                "push",
+                "model",
+                "m.onnx",
+                "--name",
+                "d",
+                "--version",
+                "1",
+                "--deploy-priority",
+                "high",
+            ],
+            "--deploy-priority needs --fleet",
+        ),
     ],
 )
 def test_other_commands_check_their_input_first(

@@ -157,16 +157,8 @@ def models_public(device: Device) -> list[DeviceModelPublic]:
 
 
 def memory_public(device: Device) -> MemoryPublic | None:
-    """Budget, used and headroom (never negative), if the agent reports them."""
-    if not device.memory:
-        return None
-    budget, used = (
-        int(device.memory.get("budget_bytes", 0)),
-        int(device.memory.get("models_bytes", 0)),
-    )
-    return MemoryPublic(
-        budget_bytes=budget, models_bytes=used, headroom_bytes=max(0, budget - used)
-    )
+    """Budget, used and headroom (derived by ``MemoryPublic``), if the agent reports them."""
+    return MemoryPublic.model_validate(device.memory) if device.memory else None
 
 
 def devices_public(

@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -230,6 +230,17 @@ class BundleMetadata(BaseModel):
         return self
 
 
+_Section = TypeVar("_Section", bound=BaseModel)
+
+
+def _validated(model: type[_Section], value: _Section | Mapping[str, Any], what: str) -> _Section:
+    """``value`` as ``model``; BundleError ``invalid <what>: <first error>`` if it is not."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise BundleError(f"invalid {what}: {validation_summary(exc)}") from exc
+
+
 def build_constraints(
     value: BundleConstraints | Mapping[str, Any] | None, *, framework: str
 ) -> BundleConstraints | None:
@@ -237,10 +248,7 @@ def build_constraints(
     unknown runtime (a typo) is refused, and an IR must be allowed its 'openvino' runtime."""
     if value is None:
         return None
-    try:
-        constraints = BundleConstraints.model_validate(value)
-    except ValidationError as exc:
-        raise BundleError(f"invalid constraints: {validation_summary(exc)}") from exc
+    constraints = _validated(BundleConstraints, value, "constraints")
     runtimes = constraints.runtimes or []
     unknown = sorted(set(runtimes) - KNOWN_RUNTIMES)
     if unknown:
@@ -261,10 +269,7 @@ def build_selection(
     """Validate the selection given to ``build_bundle``; None if it says nothing."""
     if value is None:
         return None
-    try:
-        selection = BundleSelection.model_validate(value)
-    except ValidationError as exc:
-        raise BundleError(f"invalid selection: {validation_summary(exc)}") from exc
+    selection = _validated(BundleSelection, value, "selection")
     return None if selection.pin is None and selection.tolerance is None else selection
 
 
@@ -272,10 +277,7 @@ def build_serving(value: BundleServing | Mapping[str, Any] | None) -> BundleServ
     """Validate the serving settings given to ``build_bundle``; None if they say nothing."""
     if value is None:
         return None
-    try:
-        serving = BundleServing.model_validate(value)
-    except ValidationError as exc:
-        raise BundleError(f"invalid serving settings: {validation_summary(exc)}") from exc
+    serving = _validated(BundleServing, value, "serving settings")
     return serving if serving.model_dump(exclude_none=True) else None
 
 

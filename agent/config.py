@@ -98,7 +98,8 @@ class AgentConfig(BaseModel):
     memory_budget_mb: int | None = Field(default=None, ge=1, le=1 << 40)
     disk_reserve_mb: int | None = Field(default=None, ge=0, le=1 << 40)
     #: fair share (``agent.serving.fairshare``): the CPU threads the served models share
-    #: by priority; None: every core this process may use
+    #: by priority (the first N of the cores this process may use: the models below the
+    #: highest priority are confined to some of them); None: every core it may use
     cpu_threads: int | None = Field(default=None, ge=1, le=1024)
 
     @field_validator("broker_url")

@@ -40,7 +40,15 @@ BENCHMARKS = (
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(
-    {"fleet", "models", "options", "selection_models", "selection_table", "tcp_floor"}
+    {
+        "fleet",
+        "models",
+        "oip_clients",
+        "options",
+        "selection_models",
+        "selection_table",
+        "tcp_floor",
+    }
 )
 #: seconds one benchmark may take
 TIMEOUT_QUICK_S = 180.0

@@ -36,6 +36,7 @@ from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.fairshare import Share, Want, want_for
 from agent.serving.pipeline import is_pipeline, load_pipeline
+from agent.serving.placement import confined
 from model_store import BundleMetadata
 from protocol import EventKind, ModelAssignment
 
@@ -230,17 +231,21 @@ class Steps:
         bundle = metadata.selection
         pin = pin or (bundle.pin if bundle is not None else None)
         runtimes = candidate_runners(metadata)
-        if self._selector is None or (pin is None and not self._selector.candidates_for(runtimes)):
-            return load(), None, fair
-        selection = self._selector.select(
-            bundle_digest=digest,
-            runtimes=runtimes,
-            load=load,
-            inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
-            pin=pin,
-            tolerance=bundle.tolerance if bundle is not None else None,
-            threads=share.threads if share is not None else None,
-        )
+        # loaded and measured on its share's cores: its backend's threads inherit them
+        with confined(share.cores if share is not None else None):
+            if self._selector is None or (
+                pin is None and not self._selector.candidates_for(runtimes)
+            ):
+                return load(), None, fair
+            selection = self._selector.select(
+                bundle_digest=digest,
+                runtimes=runtimes,
+                load=load,
+                inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
+                pin=pin,
+                tolerance=bundle.tolerance if bundle is not None else None,
+                threads=share.threads if share is not None else None,
+            )
         summary = selection.summary()
         summary["pinned"] = pin is not None
         return selection.runner, summary, fair

@@ -19,6 +19,10 @@ pipelining: bytes after one request stay buffered for the next; answers go out i
 order. A handler that raises is a 500 ``internal error`` logged in one line; no
 traceback ever reaches a client.
 
+``scope``: what each request runs within, from its parsed head to its written answer
+(the local API confines the thread to the cores of the model the request names, so a
+heavy model's large bodies are read on its cores, ``agent.serving.placement``).
+
 Drain (``stop``): the listening socket closes at once (new connections are refused),
 idle keep-alive connections are closed without an answer, and a request already begun
 (from its first byte) is finished and answered with ``Connection: close``, up to the
@@ -32,6 +36,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from agent.errors import AgentError
 from agent.serving.http_slots import Connection, Phase, Slots
@@ -56,6 +62,14 @@ from agent.serving.http_wire import (
 
 logger = logging.getLogger(__name__)
 
+#: what a request runs within, from its parsed head to its written answer (its body read
+#: included): ``LocalApi.scope`` confines the thread to the cores of the model it names
+Scope = Callable[[Request], AbstractContextManager[None]]
+
+
+def _no_scope(request: Request) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
 
 class HttpServer:
     """Serves ``handler`` on ``host:port`` (port 0: a free one) from daemon threads."""
@@ -68,9 +82,11 @@ class HttpServer:
         *,
         limits: Limits | None = None,
         body_allocator: BodyAllocator | None = None,
+        scope: Scope | None = None,
         server_header: str = "edgefleet-agent",
     ) -> None:
         self._handler = handler
+        self._scope = scope or _no_scope
         self._host, self._port = host, port
         self.limits = limits or Limits()
         self._allocate = body_allocator or default_body
@@ -202,6 +218,25 @@ class HttpServer:
         try:
             end, have = self._read_head(conn, buf, view, have, deadline)
             request, keep_alive, expect = parse_head(bytes(view[:end]))
+        except Refused as exc:
+            return self._refuse(sock, exc)
+        with self._scope(request):  # e.g. the cores of the model it names, until answered
+            return self._finish(conn, request, keep_alive, expect, view, have, end, deadline)
+
+    def _finish(
+        self,
+        conn: Connection,
+        request: Request,
+        keep_alive: bool,
+        expect: bool,
+        view: memoryview,
+        have: int,
+        end: int,
+        deadline: float,
+    ) -> tuple[int, bool, bool]:
+        """Read the body of a request whose head ends at ``end``, run it and answer."""
+        sock, limits = conn.sock, self.limits
+        try:
             length = body_length(request, limits)
             body = self._allocate(request.headers, length)
             start = end + 4
@@ -215,11 +250,7 @@ class HttpServer:
             while got < length:
                 got += self._recv_request(conn, body, got, deadline)
         except Refused as exc:  # the body (if any) is unread: answer, then close
-            response = error_response(exc.status, str(exc))
-            send_response(
-                sock, response, close=True, server=self._server, timeout=limits.write_timeout_s
-            )
-            return 0, False, True
+            return self._refuse(sock, exc)
         with conn.lock:  # from here on no deadline runs until the answer is written
             conn.phase = Phase.BUSY
         request.body = body
@@ -236,6 +267,14 @@ class HttpServer:
             head_only=request.method == "HEAD",
         )
         return have, not close_after, False
+
+    def _refuse(self, sock: socket.socket, exc: Refused) -> tuple[int, bool, bool]:
+        """Answer a refused request and close (its body, if any, is unread)."""
+        response = error_response(exc.status, str(exc))
+        send_response(
+            sock, response, close=True, server=self._server, timeout=self.limits.write_timeout_s
+        )
+        return 0, False, True
 
     def _read_head(
         self, conn: Connection, buf: bytearray, view: memoryview, have: int, deadline: float

@@ -16,7 +16,8 @@ Errors are ``{"error": "<one line>"}``: 400 for a bad request or tensor, 404 for
 unknown model, version or path, 405 for a wrong method, 503 for a pipeline whose step
 model is not served (``agent.serving.pipeline``), 408/411/413/431/503 from the
 transport, 415 for a compressed body, 500 if the backend fails, 503 when the model's fair
-share is full (``agent.serving.fairshare``: its concurrency limit and queue). Bodies are
+share is full (``agent.serving.fairshare``: its concurrency limit and queue; an inference
+request is read, run and answered on the cores of its model's share, ``LocalApi.scope``). Bodies are
 strict JSON both ways:
 the literals ``NaN``/``Infinity`` are refused in requests, and non-finite output values
 are written as the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` (see ``agent.serving.oip``).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,14 @@ class LocalApi:
             return error_response(503, str(exc))
         except AgentError as exc:
             return error_response(500, str(exc))
+
+    def scope(self, request: Request) -> AbstractContextManager[None]:
+        """What the transport runs an inference request within, from its head to its
+        answer: the cores of the model it names (``agent.serving.placement``)."""
+        parts = request.path.split("/")
+        if len(parts) >= 5 and parts[1:3] == ["v2", "models"] and parts[-1] == "infer":
+            return self._models.placed(parts[3])
+        return nullcontext()
 
     @staticmethod
     def allocate_body(headers: Mapping[str, str], length: int) -> memoryview:
@@ -219,6 +229,7 @@ class LocalApiServer:
             port,
             limits=limits,
             body_allocator=app.allocate_body,
+            scope=app.scope,
             server_header=SERVER_NAME,
         )
         self.url: str | None = None

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import numpy as np
 from agent.errors import InvalidInput, ModelNotFound
 from agent.runners.base import Runner
 from agent.serving.fairshare import Gate, Overloaded, Share, Want, device_cores, plan
+from agent.serving.placement import confined
 from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,14 @@ class LoadedModel:
         stats = self._stats
         if stats is None:
             return self.runner.infer(inputs)
-        with self.admitted():
+        with self.admitted(), self.placed():
             return self._timed(stats, inputs)
+
+    def placed(self) -> AbstractContextManager[None]:
+        """The calling thread confined to its share's cores while it works for this
+        model (``agent.serving.placement``; nested: the innermost model's cores)."""
+        share = self.share
+        return confined(share.cores if share is not None else None)
 
     @contextmanager
     def admitted(self) -> Iterator[None]:
@@ -115,9 +122,10 @@ class ServedModels:
         #: simulation only: (name, version) -> extra seconds per served inference
         self.extra_latency: Callable[[str, str], float] | None = None
         #: the fair-share policy (``agent.serving.fairshare``): on unless switched off
-        #: (the benchmark's "no policy" phase); ``cores``: what ``plan`` shares
+        #: (the benchmark's "no policy" phase); ``cores``: the ids of the cores ``plan``
+        #: shares
         self.fair_share = True
-        self.cores = device_cores()
+        self.cores: tuple[int, ...] = device_cores()
 
     def share_for(
         self, name: str, want: Want, coming: Mapping[str, Want] | None = None
@@ -134,14 +142,14 @@ class ServedModels:
         return plan(self.cores, wants)[name]
 
     def _replan(self) -> None:
-        """Re-plan every served model's concurrency limit (under ``_lock``)."""
+        """Re-plan every served model's concurrency limit and cores (under ``_lock``)."""
         if not self.fair_share:
             return
         shares = plan(self.cores, {n: m.want for n, m in self._models.items()})
         for name, model in self._models.items():
             share = shares[name]
             threads = model.share.threads if model.share is not None else share.threads
-            model.share = Share(share.priority, threads, share.concurrency)
+            model.share = Share(share.priority, threads, share.concurrency, share.cores)
             if model._gate is None:
                 model._gate = Gate(name, share.concurrency)
             else:
@@ -182,6 +190,14 @@ class ServedModels:
                 close = model._retired and model._in_flight == 0
             if close:
                 self._close(model)
+
+    def placed(self, name: str) -> AbstractContextManager[None]:
+        """The calling thread confined to the cores of ``name``'s current model while it
+        works for it (a REST request, from its head to its answer); as it is if the
+        model is not served."""
+        with self._lock:
+            model = self._models.get(name)
+        return model.placed() if model is not None else nullcontext()
 
     @contextmanager
     def admitted(self, name: str) -> Iterator[None]:

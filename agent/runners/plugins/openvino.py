@@ -10,6 +10,12 @@ data) and compiled for ``spec.device`` with ``compile_config(spec)``:
                               AVX512-BF16 and the outputs drift from the model's.
     INFERENCE_NUM_THREADS     spec.threads, on CPU only (ignored for other devices; None
                               or 0: OpenVINO's own choice)
+    ENABLE_CPU_PINNING        NO, on CPU. Left alone OpenVINO pins its stream threads
+                              *and the thread that calls infer* to cores of its own
+                              choosing, so a local API connection thread stayed pinned
+                              after its request, and a model confined to its fair share's
+                              cores (``agent.serving.placement``) ran elsewhere. Unpinned,
+                              its threads take the cores of the thread that loads it.
 
 int8 means "run this already-quantized model's int8 kernels": it is accepted only for a
 model that holds quantization (FakeQuantize, or int8/uint8 weights), with the rest kept
@@ -74,8 +80,10 @@ def compile_config(spec: CandidateSpec) -> dict[str, str]:
         "PERFORMANCE_HINT": spec.hint,
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[spec.precision],
     }
-    if spec.threads and _family(spec.device) == "CPU":
-        config["INFERENCE_NUM_THREADS"] = str(spec.threads)
+    if _family(spec.device) == "CPU":
+        config["ENABLE_CPU_PINNING"] = "NO"
+        if spec.threads:
+            config["INFERENCE_NUM_THREADS"] = str(spec.threads)
     return config
 
 

@@ -3,6 +3,7 @@ explicit precision (f32 equals ORT, bf16 close but not equal on this CPU), threa
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.runners.plugins.openvino import OpenVinoRunner, compile_config
 from agent.runners.spec import CandidateSpec
 from agent.runners.warmup import warm_up
+from agent.serving.placement import confined
 from model_store import build_bundle, load_metadata
 from model_store.metadata import BundleMetadata
 from tests.support.onnx_models import bool_input_model, external_data_model
@@ -71,6 +73,7 @@ def test_compiled_for_cpu_in_f32_with_a_latency_hint(tmp_path: Path) -> None:
     assert compile_config(runner.spec) == {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "f32",
+        "ENABLE_CPU_PINNING": "NO",
     }
     assert runner.inference_precision == "f32"
     assert runner.compiled_property("PERFORMANCE_HINT").endswith("LATENCY")
@@ -281,6 +284,10 @@ def _dense_bundle(tmp_path: Path, *, quantized: bool = False) -> tuple[Path, Pat
     return model, tmp_path / "bundle", load_metadata(tmp_path / "bundle")
 
 
+def _dense_feeds() -> dict[str, np.ndarray]:
+    return {"x": np.ones((1, 64), np.float32)}
+
+
 def _cpu(precision: str, threads: int | None = None) -> CandidateSpec:
     return CandidateSpec("openvino", "CPU", precision, threads=threads)
 
@@ -317,8 +324,31 @@ def test_threads_become_inference_num_threads_on_cpu(tmp_path: Path) -> None:
     assert compile_config(CandidateSpec("openvino", "CPU", "bf16", "THROUGHPUT", 2)) == {
         "PERFORMANCE_HINT": "THROUGHPUT",
         "INFERENCE_PRECISION_HINT": "bf16",
+        "ENABLE_CPU_PINNING": "NO",
         "INFERENCE_NUM_THREADS": "2",
     }
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="thread affinity needs Linux and 2 cores",
+)
+def test_openvino_leaves_the_calling_thread_on_its_cores_and_loads_on_the_loaders(
+    tmp_path: Path,
+) -> None:
+    _, bundle, meta = _dense_bundle(tmp_path)
+    every = os.sched_getaffinity(0)
+    core = max(every)
+    runner = OpenVinoRunner(_cpu("f32", threads=2))
+    before = set(os.listdir("/proc/self/task"))
+    with confined({core}):  # as the agent loads a model confined to its fair share
+        runner.load(bundle, meta)
+        runner.infer(_dense_feeds())
+    started = set(os.listdir("/proc/self/task")) - before
+    assert started and all(os.sched_getaffinity(int(t)) == {core} for t in started)
+    assert runner.compiled_property("ENABLE_CPU_PINNING") in ("False", "NO")
+    runner.infer(_dense_feeds())  # a call from an unconfined thread leaves it so
+    assert os.sched_getaffinity(0) == every
 
 
 def test_int8_runs_a_quantized_model_and_refuses_a_float_one(tmp_path: Path) -> None:

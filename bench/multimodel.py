@@ -224,7 +224,9 @@ PHASES = {"alone": (True, False), "nopolicy": (False, True), "policy": (True, Tr
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per phase")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="timed seconds per phase, split over its rounds"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of phases")
     parser.add_argument("--heavy-clients", type=int, default=4, help="clients flooding heavy")
     parser.add_argument(
@@ -232,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--heavy", choices=sorted(HEAVY_MODELS), default="detector")
     args = parse_args(parser, argv, seconds=0.5, rounds=1)
-    if args.seconds <= 0 or args.rounds < 1 or args.heavy_clients < 1:
-        parser.error("--seconds must be > 0, --rounds and --heavy-clients at least 1")
+    if args.seconds <= 0 or args.rounds < 1 or args.heavy_clients < 1 or args.light_rate < 0:
+        parser.error(
+            "--seconds must be > 0, --rounds and --heavy-clients at least 1, --light-rate >= 0"
+        )
     phases = {name: Phase() for name in PHASES}
     with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
         workdir = Path(tmp)

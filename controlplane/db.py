@@ -58,6 +58,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("rollout", "priority", None),
     ("device", "models", "'[]'"),
     ("device", "memory", None),
+    ("fleet", "model_pins", "'{}'"),
+    ("device", "model_pins", "'{}'"),
 )
 
 

@@ -3,10 +3,12 @@
 A device's desired content is a set: for each model, its deployment target with the
 highest generation among that model's deployments decides the model version, in the
 variant the device's runtimes prefer (:mod:`controlplane.variant_choice`; the version's
-own bundle by default), with the operator's backend pin (``ModelAssignment.backend``: the
-device's pin, else its current fleet's, else None). A model whose latest target is an
-undeploy (``Deployment.remove``) is left out of the set. :mod:`controlplane.commands` wraps it
-in a signed deployment command (generation, expiry, trust version) and keeps the last one."""
+own bundle by default), with the operator's backend pin for that model
+(``ModelAssignment.backend``: :mod:`controlplane.pin_rules`, the device's pins, else its
+current fleet's, a pin naming the model over one for every model; else None). A model
+whose latest target is an undeploy (``Deployment.remove``) is left out of the set.
+:mod:`controlplane.commands` wraps it in a signed deployment command (generation, expiry,
+trust version) and keeps the last one."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from controlplane.crud.variants import variants_of
 from controlplane.identity.tables import DeviceIdentity
@@ -26,15 +28,13 @@ from controlplane.models import (
     ModelVariant,
     ModelVersion,
 )
+from controlplane.pin_rules import Pins
 from controlplane.variant_choice import choose_variant
 from model_store import SIGNATURE_FILENAME
 from protocol import FileRef, ModelAssignment, Priority
 
 #: What a model version's own bundle is called among its variants.
 DEFAULT_VARIANT = "default"
-
-#: The backend pin a device's commands carry: its own, else its current fleet's, else None.
-_PIN = func.coalesce(col(Device.pinned_backend), col(Fleet.pinned_backend)).label("pin")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,24 @@ def assignment(
     )
 
 
+def pins_of(session: Session, device_ids: Iterable[str]) -> dict[str, Pins]:
+    """The operator pins of each device and of its current fleet, by device id."""
+    rows = session.exec(
+        select(Device, Fleet)
+        .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
+        .where(col(Device.id).in_(sorted(device_ids)))
+    ).all()
+    return {
+        device.id: Pins(
+            device.pinned_backend,
+            device.model_pins or {},
+            fleet.pinned_backend if fleet is not None else None,
+            (fleet.model_pins or {}) if fleet is not None else {},
+        )
+        for device, fleet in rows
+    }
+
+
 def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> list[Desired]:
     """What ``device_ids`` (default: every device with a deployment) should run, by id.
 
@@ -118,7 +136,7 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
     and never touches model A.
     """
     statement = (
-        select(DeploymentTarget, Deployment, ModelVersion, _PIN)
+        select(DeploymentTarget, Deployment, ModelVersion)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .join(Device, col(Device.id) == col(DeploymentTarget.device_id))
@@ -129,26 +147,27 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
     )
     if device_ids is not None:
         statement = statement.where(col(DeploymentTarget.device_id).in_(list(device_ids)))
-    latest: dict[str, dict[str, tuple[DeploymentTarget, Deployment, ModelVersion, str | None]]]
-    latest = {}
-    for target, deployment, version, pin in session.exec(statement).all():
+    latest: dict[str, dict[str, tuple[DeploymentTarget, Deployment, ModelVersion]]] = {}
+    for target, deployment, version in session.exec(statement).all():
         per_model = latest.setdefault(target.device_id, {})
         if version.model not in per_model and deployment.id is not None:
-            per_model[version.model] = (target, deployment, version, pin)
+            per_model[version.model] = (target, deployment, version)
     if not latest:
         return []
+    pins = pins_of(session, latest)
     runtimes = dict(
         session.exec(
             select(Device.id, Device.runtimes).where(col(Device.id).in_(sorted(latest)))
         ).all()
     )
-    version_ids = {v.id for rows in latest.values() for _, _, v, _ in rows.values() if v.id}
+    version_ids = {v.id for rows in latest.values() for _, _, v in rows.values() if v.id}
     extra = variants_of(session, version_ids=version_ids)
     found: list[Desired] = []
     for device_id, per_model in latest.items():
         assignments: list[ModelAssignment] = []
         for name in sorted(per_model):
-            _, deployed, model_version, backend = per_model[name]
+            _, deployed, model_version = per_model[name]
+            backend = pins[device_id].backend_for(name)
             if deployed.remove:  # undeployed: the model leaves the device
                 continue
             bundles = [
@@ -160,8 +179,8 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
         found.append(
             Desired(
                 device_id=device_id,
-                deployment_id=max(d.id or 0 for _, d, _, _ in per_model.values()),
-                target_generation=max(t.generation for t, _, _, _ in per_model.values()),
+                deployment_id=max(d.id or 0 for _, d, _ in per_model.values()),
+                target_generation=max(t.generation for t, _, _ in per_model.values()),
                 assignments=assignments,
             )
         )

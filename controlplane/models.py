@@ -66,6 +66,9 @@ class Fleet(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
     #: The operator's backend pin for every device of the fleet (a device pin wins).
     pinned_backend: str | None = _backend_key()
+    #: The operator's backend pins for one model each, by model name: over the fleet's
+    #: ``pinned_backend`` for that model (a device's pins win over both).
+    model_pins: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
 
 
 class Device(SQLModel, table=True):
@@ -92,6 +95,9 @@ class Device(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
     #: The operator's backend pin for this device; it wins over its fleet's.
     pinned_backend: str | None = _backend_key()
+    #: The operator's backend pins for one model each on this device, by model name: over
+    #: its ``pinned_backend`` for that model (and over its fleet's pins).
+    model_pins: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     #: How each active model's backend was chosen, by model name, from the latest state
     #: report: ``{version, bundle_digest, backend, chosen, reason, ..., candidates}``.
     selections: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

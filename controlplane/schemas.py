@@ -48,13 +48,17 @@ class FleetPublic(_Public):
     device_count: int = 0
     #: the backend pinned for the fleet's devices (a device's own pin wins), or None
     pinned_backend: str | None = None
+    #: backends pinned for one model each, by model name (over ``pinned_backend``)
+    model_pins: dict[str, str] = Field(default_factory=dict)
 
 
 class PinUpdate(BaseModel):
     """``PUT /fleets/{name}/pin``, ``PUT /devices/{id}/pin``: a backend candidate key
-    (``runtime:device:precision``), or null to remove the pin."""
+    (``runtime:device:precision``), or null to remove the pin; with ``model``, the pin
+    of that model only (over the pin for every model of the same fleet or device)."""
 
     backend: BackendKey | None
+    model: ModelName | None = None
 
 
 class PinResult(BaseModel):
@@ -62,6 +66,8 @@ class PinResult(BaseModel):
 
     fleet: str | None = None
     device: str | None = None
+    #: the model the pin is for (None: every model)
+    model: str | None = None
     backend: str | None
     reissued: list[str]
 
@@ -72,6 +78,8 @@ class PinPublic(BaseModel):
 
     backend: str
     source: Literal["device", "fleet"]
+    #: the pin names this model (set for one model, not for every model of its scope)
+    for_model: bool = False
     #: ``waiting``: the device has not processed its latest command yet; ``honoured``:
     #: it serves with the pinned backend; ``not honoured``: it processed the command and
     #: serves with another backend or nothing (``reason`` says why); None: it serves no
@@ -195,6 +203,9 @@ class DeviceModelPublic(BaseModel):
     requests: int | None = None
     errors: int | None = None
     p95_ms: float | None = None
+    #: the operator pin this model gets on the device (``controlplane.pin_rules``), with
+    #: the device's answer for this model
+    pin: PinPublic | None = None
 
 
 class MemoryPublic(BaseModel):
@@ -233,7 +244,10 @@ class DevicePublic(_Public):
     created_at: UtcDatetime
     #: the device's own backend pin (None: none; its fleet's may still apply, see ``pin``)
     pinned_backend: str | None = None
-    #: the pin its deployment commands carry (device pin, else fleet pin), or None
+    #: the device's own backend pins for one model each, by model name
+    model_pins: dict[str, str] = Field(default_factory=dict)
+    #: the pin for every model its deployment commands carry (device pin, else fleet
+    #: pin), or None; a model's own pin, if any, is that model's ``models[].pin``
     pin: PinPublic | None = None
     #: per active model name, how its backend was chosen (latest state report)
     selections: dict[str, ModelSelectionPublic] = Field(default_factory=dict)

@@ -19,6 +19,7 @@ from controlplane.models import (
     ModelVersion,
     TargetStatus,
 )
+from controlplane.pin_rules import Pins
 from controlplane.schemas import (
     DeploymentCreated,
     DeploymentPublic,
@@ -96,6 +97,7 @@ def fleet_public(fleet: Fleet, device_count: int) -> FleetPublic:
         created_at=fleet.created_at,
         device_count=device_count,
         pinned_backend=fleet.pinned_backend,
+        model_pins=fleet.model_pins or {},
     )
 
 
@@ -117,8 +119,25 @@ def pin_answer(device: Device, backend: str) -> tuple[str | None, str | None]:
     return "not honoured", f"{device.last_error} ({runs})" if device.last_error else runs
 
 
-def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
-    """``fleet_pin``: the device's fleet's backend pin (its own pin wins over it)."""
+def model_pin_answer(
+    device: Device, entry: Mapping[str, Any], backend: str
+) -> tuple[str | None, str | None]:
+    """(state, reason) of the device's answer to the pin ``backend`` of one of its models
+    (``entry``: the model as the device reports it, ``Device.models``)."""
+    if device.reported_generation < device.generation:
+        return "waiting", None
+    if entry.get("backend") == backend and entry.get("state") == "active":
+        return "honoured", None
+    reason = entry.get("reason")
+    runs = f"runs {entry['backend']}" if entry.get("backend") else None
+    return "not honoured", "; ".join(str(r) for r in (reason, runs) if r) or None
+
+
+def device_public(
+    device: Device, fleet_pin: str | None = None, fleet_model_pins: Mapping[str, str] | None = None
+) -> DevicePublic:
+    """``fleet_pin``, ``fleet_model_pins``: the device's fleet's backend pins (its own
+    win over them)."""
     public = DevicePublic.model_validate(device)
     pin = None
     if device.pinned_backend:
@@ -128,13 +147,19 @@ def device_public(device: Device, fleet_pin: str | None = None) -> DevicePublic:
     if pin is not None:
         state, reason = pin_answer(device, pin.backend)
         pin = pin.model_copy(update={"state": state, "reason": reason})
+    pins = Pins(device.pinned_backend, device.model_pins or {}, fleet_pin, fleet_model_pins or {})
     return public.model_copy(
-        update={"pin": pin, "models": models_public(device), "memory": memory_public(device)}
+        update={
+            "pin": pin,
+            "models": models_public(device, pins),
+            "memory": memory_public(device),
+        }
     )
 
 
-def models_public(device: Device) -> list[DeviceModelPublic]:
-    """The device's models with the figures its latest heartbeat gives for that version."""
+def models_public(device: Device, pins: Pins | None = None) -> list[DeviceModelPublic]:
+    """The device's models with the figures its latest heartbeat gives for that version,
+    and the pin each gets (``pins``: the device's and its fleet's)."""
     figures = {
         (m.get("name"), m.get("version")): m
         for m in (device.last_heartbeat or {}).get("models") or []
@@ -143,6 +168,17 @@ def models_public(device: Device) -> list[DeviceModelPublic]:
     found = []
     for entry in device.models or []:
         seen = figures.get((entry.get("name"), entry.get("version"))) or {}
+        pinned = pins.for_model(str(entry.get("name"))) if pins is not None else None
+        pin = None
+        if pinned is not None:
+            state, reason = model_pin_answer(device, entry, pinned.backend)
+            pin = PinPublic(
+                backend=pinned.backend,
+                source=pinned.source,
+                for_model=pinned.for_model,
+                state=state,  # type: ignore[arg-type]
+                reason=reason,
+            )
         found.append(
             DeviceModelPublic.model_validate(
                 {
@@ -150,6 +186,7 @@ def models_public(device: Device) -> list[DeviceModelPublic]:
                     "requests": seen.get("requests"),
                     "errors": seen.get("errors"),
                     "p95_ms": seen.get("p95_ms"),
+                    "pin": pin,
                 }
             )
         )
@@ -171,7 +208,7 @@ def devices_public(
     """Devices sorted by id (one, or those of a fleet and/or whose labels match
     ``selector``), each with its effective pin."""
     statement = (
-        select(Device, Fleet.pinned_backend)
+        select(Device, Fleet.pinned_backend, Fleet.model_pins)
         .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
         .order_by(col(Device.id))
     )
@@ -180,7 +217,11 @@ def devices_public(
     if fleet is not None:
         statement = statement.where(Device.fleet == fleet)
     rows = session.exec(statement).all()
-    return [device_public(d, pin) for d, pin in rows if matches(d.labels or {}, selector or {})]
+    return [
+        device_public(d, pin, model_pins)
+        for d, pin, model_pins in rows
+        if matches(d.labels or {}, selector or {})
+    ]
 
 
 def deployment_created(

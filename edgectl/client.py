@@ -171,10 +171,16 @@ class ControlPlaneClient:
     def device(self, device_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/devices/{quote(device_id, safe='')}"))
 
-    def set_pin(self, scope: str, name: str, backend: str | None) -> dict[str, Any]:
-        """PUT the backend pin of a fleet or device (``scope``: ``fleets``/``devices``)."""
+    def set_pin(
+        self, scope: str, name: str, backend: str | None, *, model: str | None = None
+    ) -> dict[str, Any]:
+        """PUT the backend pin of a fleet or device (``scope``: ``fleets``/``devices``),
+        for ``model`` only if given."""
         path = f"/api/v1/{scope}/{quote(name, safe='')}/pin"
-        return dict(self._json("PUT", path, json={"backend": backend}))
+        body: dict[str, Any] = {"backend": backend}
+        if model is not None:
+            body["model"] = model
+        return dict(self._json("PUT", path, json=body))
 
     def fleet(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))

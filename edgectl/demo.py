@@ -2,9 +2,10 @@
 
 Starts the control plane (SQLite, embedded MQTT broker) and three simulated devices,
 creates a root of trust (root, release and control-plane keys and a root-signed trust
-document, as ``edgectl keys create`` / ``edgectl trust init`` would), builds a small
-ONNX model in code, pushes it signed, waits until every device runs it, calls each
-device's local inference API and prints a summary.
+document, as ``edgectl keys create`` / ``edgectl trust init`` would), builds two small
+ONNX models in code, pushes each signed (its rollout without a health gate: a demo fleet
+has no traffic to judge one by), waits until every device runs both and both rollouts
+completed, calls each device's local inference API for each model and prints a summary.
 
 The control plane gets a fresh admin API token (``EDGEFLEET_ADMIN_TOKEN``, kept in the
 work dir's ``keys/admin.token``, mode 0600); with ``--keep`` it is printed so that
@@ -155,6 +156,24 @@ def _serves(device: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+#: The demo's rollouts go out without a health gate: its fleet serves no traffic for one
+#: to judge (a gate waits for ``min_requests`` per device and would keep them running).
+DEMO_STRATEGY = {"gate": {"enabled": False}}
+
+
+def _rollouts_completed(client: ControlPlaneClient, ids: list[int]) -> bool:
+    """True once every rollout in ``ids`` completed; an error if one stopped short."""
+    states = {r: str(client.rollout(r)["state"]) for r in ids}
+    stopped = {r: st for r, st in states.items() if st in ("paused", "aborted")}
+    if stopped:
+        raise EdgectlError(
+            "rollout "
+            + ", ".join(f"{r} is {st}" for r, st in stopped.items())
+            + " (see `edgectl rollouts show ID`)"
+        )
+    return all(st == "completed" for st in states.values())
+
+
 def _all_active(client: ControlPlaneClient, since: datetime) -> bool:
     devices = _demo_devices(client, since)
     wanted = {(name, version) for name, version, _ in MODELS}
@@ -251,25 +270,36 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
             children=children,
         )
         paths = {}
+        rollouts: list[int] = []
         for name, version, seed in MODELS:  # two models, side by side on every device
             paths[name] = build_demo_model(root / "model" / f"{name}.onnx", seed=seed)
             print(
                 f"pushing {name} {version} (signed with {keys / 'release.key'}) to fleet '{FLEET}'"
             )
-            push_model(
+            pushed = push_model(
                 client,
                 paths[name],
                 name=name,
                 version=version,
                 fleet=FLEET,
                 key_path=keys / "release.key",
+                strategy=DEMO_STRATEGY,
             )
+            if pushed.rollout is not None:
+                rollouts.append(int(pushed.rollout["id"]))
         wait_for(
             lambda: _all_active(client, started),
             timeout=timeout,
             what="all devices to activate " + " and ".join(f"{n} {v}" for n, v, _ in MODELS),
             children=children,
         )
+        wait_for(
+            lambda: _rollouts_completed(client, rollouts),
+            timeout=timeout,
+            what="both rollouts to complete",
+            children=children,
+        )
+        print("rollouts " + ", ".join(str(r) for r in rollouts) + " completed")
         features = np.random.default_rng(0).standard_normal((1, INPUT_WIDTH)).astype(np.float32)
         rows = []
         for device in sorted(_demo_devices(client, started), key=lambda d: str(d["id"])):

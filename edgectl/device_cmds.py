@@ -86,6 +86,14 @@ def _pin_cell(device: Mapping[str, Any]) -> str:
     return f"{pin['backend']}{pin_answer(pin)}" if pin else "-"
 
 
+def _model_pin(pin: Mapping[str, Any]) -> str:
+    """A model's pin in ``devices show``: ``KEY (device model), honoured``; ``-`` if none."""
+    if not pin:
+        return "-"
+    source = f"{pin.get('source')} model" if pin.get("for_model") else pin.get("source")
+    return f"{pin['backend']} ({source}){pin_answer(pin)}"
+
+
 def render_device(device: Mapping[str, Any]) -> str:
     """``devices show``: one ``field: value`` line each, then the per-model figures."""
     digest = str(device.get("active_bundle_digest") or "")[:12]
@@ -126,6 +134,7 @@ def render_device(device: Mapping[str, Any]) -> str:
                 m.get("version"),
                 m.get("state"),
                 m.get("backend") or "-",
+                _model_pin(m.get("pin") or {}),
                 m.get("priority") or "-",
                 m.get("threads") or "-",
                 m.get("concurrency") or "-",
@@ -134,7 +143,7 @@ def render_device(device: Mapping[str, Any]) -> str:
             ]
             for m in served
         ]
-        headers = ["model", "version", "state", "backend", "priority", "threads"]
+        headers = ["model", "version", "state", "backend", "pin", "priority", "threads"]
         headers += ["concurrency", "memory", "reason"]
         lines += ["", *render(headers, rows).splitlines()]
     models = heartbeat.get("models") or []

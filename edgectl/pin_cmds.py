@@ -3,7 +3,10 @@
 ``pin set --fleet F KEY`` / ``pin set --device D KEY`` pins the backend candidate ``KEY``
 (``runtime:device:precision``, e.g. ``openvino:CPU:f32``): devices use it instead of
 measuring. A device's pin wins over its fleet's. ``pin clear --fleet F`` / ``--device D``
-removes it. The control plane re-issues the affected devices' signed commands at once;
+removes it. ``--model M`` pins (or clears) the backend of model ``M`` only, over the
+pin for every model of the same fleet or device (a device's pins win over its fleet's;
+see ``controlplane.pin_rules``); its answers are that model's. The control plane
+re-issues the affected devices' signed commands at once;
 the command prints which. ``pin set`` then waits for each online device's answer (as
 ``push`` waits for a rollout), up to ``--timeout`` (default 1m; ``--no-wait`` returns at
 once) and prints it: ``honoured``, or ``not honoured`` with why (exit 1); online devices
@@ -51,9 +54,26 @@ def _scope(args: argparse.Namespace) -> tuple[str, str, str]:
 DEFAULT_WAIT_S = 60.0
 
 
-def _answered(device: Mapping[str, Any]) -> bool:
-    pin = device.get("pin") or {}
-    return not device.get("online") or pin.get("state") != "waiting"
+def pin_of(device: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """The pin the device view shows for ``model`` (its ``models[].pin``; {} if it does
+    not serve the model), or for every model (its ``pin``)."""
+    if model is None:
+        return dict(device.get("pin") or {})
+    for entry in device.get("models") or []:
+        if entry.get("name") == model:
+            return dict(entry.get("pin") or {})
+    return {}
+
+
+def _waiting(device: Mapping[str, Any], model: str | None) -> bool:
+    """Its new command is unprocessed (for ``model``: also while it does not show it)."""
+    if device.get("online") and model is not None and not pin_of(device, model):
+        return int(device.get("reported_generation") or 0) < int(device.get("generation") or 0)
+    return bool(device.get("online")) and pin_of(device, model).get("state") == "waiting"
+
+
+def _answered(device: Mapping[str, Any], model: str | None = None) -> bool:
+    return not _waiting(device, model)
 
 
 def wait_for_answers(
@@ -61,6 +81,7 @@ def wait_for_answers(
     device_ids: Sequence[str],
     *,
     timeout: float,
+    model: str | None = None,
     interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -72,30 +93,38 @@ def wait_for_answers(
     wanted = set(device_ids)
     while True:
         latest = {str(d.get("id")): dict(d) for d in fetch() if d.get("id") in wanted}
-        done = all(_answered(d) for d in latest.values())
+        done = all(_answered(d, model) for d in latest.values())
         if done or clock() - start >= timeout:
             return {d: latest[d] for d in device_ids if d in latest}
         sleep(interval)
 
 
-def answer_line(device: Mapping[str, Any]) -> str:
-    """``d1: not honoured: pinned backend ... is not available here`` (one device)."""
-    pin = device.get("pin") or {}
-    if not device.get("online") and pin.get("state") == "waiting":
+def answer_line(device: Mapping[str, Any], model: str | None = None) -> str:
+    """``d1: not honoured: pinned backend ... is not available here`` (one device; for
+    ``model``, its answer for that model)."""
+    pin = pin_of(device, model)
+    unanswered = pin.get("state") == "waiting" or (model is not None and not pin)
+    if not device.get("online") and unanswered:
         return f"{device.get('id')}: offline, it gets the pin when it reconnects"
-    answer = pin_answer(pin, long=True).removeprefix(", ") or "serves no model: nothing to pin"
+    nothing = "serves no model" if model is None else f"does not serve {model}"
+    answer = pin_answer(pin, long=True).removeprefix(", ") or f"{nothing}: nothing to pin"
     return f"{device.get('id')}: {answer}"
 
 
-def verdict(answers: Mapping[str, Mapping[str, Any]], backend: str, timeout: float) -> None:
+def verdict(
+    answers: Mapping[str, Mapping[str, Any]],
+    backend: str,
+    timeout: float,
+    model: str | None = None,
+) -> None:
     """Raise for devices that cannot honour ``backend``, then for silent online ones."""
-    refused = [d for d, v in answers.items() if (v.get("pin") or {}).get("state") == "not honoured"]
+    refused = [d for d, v in answers.items() if pin_of(v, model).get("state") == "not honoured"]
     if refused:
         raise PinNotHonoured(
             f"{len(refused)} of {len(answers)} device(s) cannot honour the pin {backend}: "
             + ", ".join(refused)
         )
-    silent = [d for d, v in answers.items() if not _answered(v)]
+    silent = [d for d, v in answers.items() if not _answered(v, model)]
     if silent:
         raise WatchTimeout(
             f"{len(silent)} online device(s) have not answered after "
@@ -110,27 +139,30 @@ def _apply(args: argparse.Namespace, backend: str | None) -> int:
     timeout = DEFAULT_WAIT_S
     if wait and args.timeout is not None:
         timeout = parse_duration(args.timeout, what="--timeout")
+    model = args.model
     with ControlPlaneClient(args.url, token=args.token) as client:
-        result = client.set_pin(scope, name, backend)
+        result = client.set_pin(scope, name, backend, model=model)
         reissued = [str(d) for d in result.get("reissued", [])]
         answers: dict[str, dict[str, Any]] = {}
         if wait and reissued:
+            fetch: Callable[[], Sequence[Mapping[str, Any]]]
             if scope == "fleets":
-                answers = wait_for_answers(
-                    lambda: client.devices(fleet=name), reissued, timeout=timeout
-                )
+                fetch = lambda: client.devices(fleet=name)  # noqa: E731
             else:
-                answers = wait_for_answers(lambda: [client.device(name)], reissued, timeout=timeout)
+                fetch = lambda: [client.device(name)]  # noqa: E731
+            answers = wait_for_answers(fetch, reissued, timeout=timeout, model=model)
     if args.json:
         print(json.dumps(result | ({"devices": list(answers.values())} if wait else {}), indent=2))
     else:
+        if model is not None:
+            shown = f"model {model} of {shown}"
         what = f"pinned {shown} to {backend}" if backend else f"removed the backend pin of {shown}"
         sent = f"new command for {len(reissued)} device(s)"
         print(f"{what}; {sent}" + (f": {', '.join(reissued)}" if reissued else ""))
         for device in answers.values():
-            print(answer_line(device))
+            print(answer_line(device, model))
     if wait and backend is not None:
-        verdict(answers, backend, timeout)
+        verdict(answers, backend, timeout, model)
     return 0
 
 
@@ -148,6 +180,10 @@ def _target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--fleet", help="every device of this fleet (a device pin wins)")
     group.add_argument("--device", help="this device")
+    parser.add_argument(
+        "--model",
+        help="this model only (over the pin for every model of the fleet or device)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -25,6 +25,7 @@ from controlplane.rollouts.states import actions, allows, is_driven
 from controlplane.schemas import (
     DevicePublic,
     FiguresPublic,
+    PinPublic,
     RolloutPublic,
     RolloutSummary,
 )
@@ -154,10 +155,15 @@ def _rollouts_table(rollouts: Sequence[RolloutSummary], now: datetime) -> Markup
 
 def _pin(device: DevicePublic, *, long: bool = False) -> str | None:
     """The device's pin and its answer: ``openvino:CPU:bf16 (not honoured: ...)``."""
-    pin = device.pin
+    return _pin_text(device.pin, long=long)
+
+
+def _pin_text(pin: PinPublic | None, *, long: bool = False) -> str | None:
+    """A pin and its answer; ``long``: with whose it is and why it is not honoured."""
     if pin is None:
         return None
-    text = pin.backend + (f" ({pin.source})" if long else "")
+    source = f"{pin.source} model" if pin.for_model else pin.source
+    text = pin.backend + (f" ({source})" if long else "")
     if pin.state is not None:
         why = f": {pin.reason}" if pin.reason and long else ""
         text += f", {pin.state}{why}"
@@ -259,6 +265,7 @@ def _models_table(device: DevicePublic) -> Markup:
             m.version,
             badge(m.state),
             m.backend,
+            _pin_text(m.pin, long=True),
             m.priority,
             m.threads,
             m.concurrency,
@@ -270,8 +277,8 @@ def _models_table(device: DevicePublic) -> Markup:
         ]
         for m in device.models
     ]
-    headers = ["model", "version", "state", "backend", "priority", "threads", "concurrency"]
-    headers += ["memory", "requests", "errors", "p95", "reason"]
+    headers = ["model", "version", "state", "backend", "pin", "priority", "threads"]
+    headers += ["concurrency", "memory", "requests", "errors", "p95", "reason"]
     return table(headers, rows, empty="No model reported.")
 
 

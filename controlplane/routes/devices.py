@@ -75,9 +75,13 @@ def pin_device(
     publisher: PublisherDep,
     signer: SignerDep,
 ) -> PinResult:
-    """Pin a backend for one device, over its fleet's pin (null removes it); the device
+    """Pin a backend for one device, over its fleet's pins (null removes it); with
+    ``model``, for that model only (over the device's pin for every model). The device
     gets a new signed command if what it carries changed."""
     signer.check_ready(session)
-    device = crud.set_device_pin(session, device_id=device_id, backend=body.backend)
+    device = crud.set_device_pin(
+        session, device_id=device_id, backend=body.backend, model=body.model
+    )
     reissued = reissue_commands(session, signer, publisher, device_ids=[device.id])
-    return PinResult(device=device.id, backend=device.pinned_backend, reissued=reissued)
+    backend = (device.model_pins or {}).get(body.model) if body.model else device.pinned_backend
+    return PinResult(device=device.id, model=body.model, backend=backend, reissued=reissued)

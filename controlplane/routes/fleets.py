@@ -55,9 +55,13 @@ def pin_fleet(
     publisher: PublisherDep,
     signer: SignerDep,
 ) -> PinResult:
-    """Pin a backend for every device of the fleet (null removes the pin); devices without
-    a pin of their own get a new signed command carrying it."""
+    """Pin a backend for every device of the fleet (null removes the pin); with
+    ``model``, for that model only (over the fleet's pin for every model). Devices whose
+    own pins do not override it get a new signed command carrying it."""
     signer.check_ready(session)
-    fleet, device_ids = crud.set_fleet_pin(session, name=name, backend=body.backend)
+    fleet, device_ids = crud.set_fleet_pin(
+        session, name=name, backend=body.backend, model=body.model
+    )
     reissued = reissue_commands(session, signer, publisher, device_ids=device_ids)
-    return PinResult(fleet=fleet.name, backend=fleet.pinned_backend, reissued=reissued)
+    backend = (fleet.model_pins or {}).get(body.model) if body.model else fleet.pinned_backend
+    return PinResult(fleet=fleet.name, model=body.model, backend=backend, reissued=reissued)

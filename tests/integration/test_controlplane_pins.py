@@ -152,6 +152,7 @@ def test_fleet_and_device_pins_change_the_signed_commands(cp: ControlPlane) -> N
     assert pinned == {
         "fleet": "store",
         "device": None,
+        "model": None,
         "backend": OV_BF16,
         "reissued": ["d1", "d2"],
     }
@@ -163,7 +164,13 @@ def test_fleet_and_device_pins_change_the_signed_commands(cp: ControlPlane) -> N
         )
     assert cp.http.get("/api/v1/fleets/store").json()["pinned_backend"] == OV_BF16
     # the device has not answered its new command yet
-    expected = {"backend": OV_BF16, "source": "fleet", "state": "waiting", "reason": None}
+    expected = {
+        "backend": OV_BF16,
+        "source": "fleet",
+        "for_model": False,
+        "state": "waiting",
+        "reason": None,
+    }
     assert _registered(cp, "d1")["pin"] == expected
     assert _registered(cp, "x1")["pin"] is None
 
@@ -196,6 +203,81 @@ def test_fleet_and_device_pins_change_the_signed_commands(cp: ControlPlane) -> N
     body = {"model": "det", "version": "1.0.0", "fleet": "lab"}
     assert cp.http.post("/api/v1/deployments", json=body).status_code == 201
     assert _commands(cp, "late", 1)[-1].models[0].backend == OV_BF16
+
+
+def test_a_pin_for_one_model_changes_only_that_model(
+    cp: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14.1: each model of a device's set at its own backend pin: a pin for one
+    model (fleet or device) is over the pin for every model of the same scope, and a
+    device's pins win over its fleet's."""
+    _deployed(cp, {"d1": "store", "d2": "store"})
+    assert upload_bundle(cp.http, cp.bundle("cls", "2.0.0")).status_code == 201
+    body = {"model": "cls", "version": "2.0.0", "fleet": "store"}
+    assert cp.http.post("/api/v1/deployments", json=body).status_code == 201
+
+    def backends(device_id: str, count: int) -> dict[str, str | None]:
+        return {m.name: m.backend for m in _commands(cp, device_id, count)[-1].models}
+
+    assert backends("d1", 2) == {"cls": None, "det": None}
+    url = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN]
+    argv = ["pin", "set", "--fleet", "store", "--model", "cls", OV_F32, "--no-wait"]
+    assert edgectl([*url, *argv]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"pinned model cls of fleet store to {OV_F32}; new command for 2 device(s): d1, d2"
+    )
+    for device_id in ("d1", "d2"):
+        assert backends(device_id, 3) == {"cls": OV_F32, "det": None}
+    assert cp.http.get("/api/v1/fleets/store").json()["model_pins"] == {"cls": OV_F32}
+
+    # a device's pin for every model wins over its fleet's pin for one
+    assert _pin(cp, "devices", "d1", ORT)["reissued"] == ["d1"]
+    assert backends("d1", 4) == {"cls": ORT, "det": ORT}
+    # ... and its pin for one model over its own pin for every model
+    pinned = cp.http.put("/api/v1/devices/d1/pin", json={"backend": OV_BF16, "model": "det"})
+    assert pinned.status_code == 200, pinned.text
+    assert pinned.json() == {
+        "fleet": None,
+        "device": "d1",
+        "model": "det",
+        "backend": OV_BF16,
+        "reissued": ["d1"],
+    }
+    assert backends("d1", 5) == {"cls": ORT, "det": OV_BF16}
+    assert backends("d2", 3) == {"cls": OV_F32, "det": None}  # untouched
+
+    # the device shows each model's pin and its answer once it reports them
+    command = _commands(cp, "d1", 5)[-1]
+    active = [
+        ActiveModel(name="cls", version="2.0.0", bundle_digest="cd" * 32, backend=ORT),
+        ActiveModel(name="det", version="1.0.0", bundle_digest=DET_V1_DIGEST, backend=ORT),
+    ]
+    _report(
+        cp, "d1", "store", status=DeviceStatus.ACTIVE, generation=command.generation, active=active
+    )
+    device = _registered(cp, "d1")
+    assert device["model_pins"] == {"det": OV_BF16} and device["pinned_backend"] == ORT
+    pins = {m["name"]: m["pin"] for m in device["models"]}
+    assert pins["cls"] == {
+        "backend": ORT,
+        "source": "device",
+        "for_model": False,
+        "state": "honoured",
+        "reason": None,
+    }
+    assert pins["det"]["backend"] == OV_BF16 and pins["det"]["for_model"] is True
+    assert pins["det"]["state"] == "not honoured" and pins["det"]["reason"] == f"runs {ORT}"
+    assert edgectl([*url, "devices", "show", "d1"]) == 0
+    shown = capsys.readouterr().out
+    assert f"{OV_BF16} (device model), not honoured" in shown
+
+    # clearing the model's pin falls back to the device's pin for every model
+    assert edgectl([*url, "pin", "clear", "--device", "d1", "--model", "det"]) == 0
+    assert capsys.readouterr().out.startswith("removed the backend pin of model det of device d1")
+    assert backends("d1", 6) == {"cls": ORT, "det": ORT}
+    # a bad model name is a one-line 422
+    response = cp.http.put("/api/v1/fleets/store/pin", json={"backend": ORT, "model": "a b"})
+    assert response.status_code == 422 and "body.model" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,8 @@ def test_demo_runs_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr + logs
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
+    # pushed without a gate (a demo fleet has no traffic to judge one), so both complete
+    assert any(line.startswith("rollouts ") and line.endswith(" completed") for line in lines)
     header = next(i for i, line in enumerate(lines) if line.startswith("DEVICE"))
     rows = [line.split() for line in lines[header + 1 : header + 7]]
     assert len(rows) == 6  # 3 devices, each serving both models

@@ -181,6 +181,7 @@ def test_report_registers_device_and_deployments_publish_desired_state(cp: Contr
             "created_at": fleets[0]["created_at"],
             "device_count": 1,
             "pinned_backend": None,
+            "model_pins": {},
         }
     ]
 
@@ -317,6 +318,7 @@ def test_get_one_fleet(cp: ControlPlane) -> None:
         "created_at": fleet.json()["created_at"],
         "device_count": 0,
         "pinned_backend": None,
+        "model_pins": {},
     }
     cp.report("dev-1", "store-eu")
     wait_until(

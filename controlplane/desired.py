@@ -110,19 +110,23 @@ def assignment(
     )
 
 
-def pins_of(session: Session, device_ids: Iterable[str]) -> dict[str, Pins]:
-    """The operator pins of each device and of its current fleet, by device id."""
+def _devices_of(session: Session, device_ids: Iterable[str]) -> dict[str, tuple[Pins, list[str]]]:
+    """Each device's operator pins (its own and its current fleet's) and the runtimes it
+    reports, by device id: one query."""
     rows = session.exec(
         select(Device, Fleet)
         .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
         .where(col(Device.id).in_(sorted(device_ids)))
     ).all()
     return {
-        device.id: Pins(
-            device.pinned_backend,
-            device.model_pins or {},
-            fleet.pinned_backend if fleet is not None else None,
-            (fleet.model_pins or {}) if fleet is not None else {},
+        device.id: (
+            Pins(
+                device.pinned_backend,
+                device.model_pins or {},
+                fleet.pinned_backend if fleet is not None else None,
+                (fleet.model_pins or {}) if fleet is not None else {},
+            ),
+            device.runtimes or [],
         )
         for device, fleet in rows
     }
@@ -140,7 +144,6 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
         .join(Device, col(Device.id) == col(DeploymentTarget.device_id))
-        .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
         .join(DeviceIdentity, col(DeviceIdentity.device_id) == col(Device.id), isouter=True)
         .where(col(DeviceIdentity.revoked_at).is_(None))  # a revoked device gets nothing
         .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
@@ -154,12 +157,7 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
             per_model[version.model] = (target, deployment, version)
     if not latest:
         return []
-    pins = pins_of(session, latest)
-    runtimes = dict(
-        session.exec(
-            select(Device.id, Device.runtimes).where(col(Device.id).in_(sorted(latest)))
-        ).all()
-    )
+    devices = _devices_of(session, latest)
     version_ids = {v.id for rows in latest.values() for _, _, v in rows.values() if v.id}
     extra = variants_of(session, version_ids=version_ids)
     found: list[Desired] = []
@@ -167,14 +165,15 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
         assignments: list[ModelAssignment] = []
         for name in sorted(per_model):
             _, deployed, model_version = per_model[name]
-            backend = pins[device_id].backend_for(name)
             if deployed.remove:  # undeployed: the model leaves the device
                 continue
+            pins, runtimes = devices[device_id]
             bundles = [
                 Bundle.of(model_version),
                 *map(Bundle.of, extra.get(model_version.id or 0, [])),
             ]
-            chosen = choose_variant(runtimes.get(device_id) or [], bundles)
+            chosen = choose_variant(runtimes, bundles)
+            backend = pins.backend_for(name)
             assignments.append(assignment(deployed, model_version, backend=backend, bundle=chosen))
         found.append(
             Desired(

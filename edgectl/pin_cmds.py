@@ -72,10 +72,6 @@ def _waiting(device: Mapping[str, Any], model: str | None) -> bool:
     return bool(device.get("online")) and pin_of(device, model).get("state") == "waiting"
 
 
-def _answered(device: Mapping[str, Any], model: str | None = None) -> bool:
-    return not _waiting(device, model)
-
-
 def wait_for_answers(
     fetch: Callable[[], Sequence[Mapping[str, Any]]],
     device_ids: Sequence[str],
@@ -93,7 +89,7 @@ def wait_for_answers(
     wanted = set(device_ids)
     while True:
         latest = {str(d.get("id")): dict(d) for d in fetch() if d.get("id") in wanted}
-        done = all(_answered(d, model) for d in latest.values())
+        done = all(not _waiting(d, model) for d in latest.values())
         if done or clock() - start >= timeout:
             return {d: latest[d] for d in device_ids if d in latest}
         sleep(interval)
@@ -124,7 +120,7 @@ def verdict(
             f"{len(refused)} of {len(answers)} device(s) cannot honour the pin {backend}: "
             + ", ".join(refused)
         )
-    silent = [d for d, v in answers.items() if not _answered(v, model)]
+    silent = [d for d, v in answers.items() if _waiting(v, model)]
     if silent:
         raise WatchTimeout(
             f"{len(silent)} online device(s) have not answered after "

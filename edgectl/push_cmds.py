@@ -49,6 +49,27 @@ _ROLLOUT_OPTIONS = (
 )
 
 
+def add_batch_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The options that say which devices a rollout takes and in what batches (``push
+    model`` and ``models undeploy``): --selector, --canary, --batches, --wait,
+    --max-failures."""
+    parser.add_argument(
+        "--selector", metavar="K=V,...", help="only the fleet's devices with these labels"
+    )
+    parser.add_argument(
+        "--canary", metavar="N|P%", help="first a canary batch of N devices or P%% of them"
+    )
+    parser.add_argument("--batches", metavar="K", help="then the rest in K batches (default 1)")
+    parser.add_argument(
+        "--wait", metavar="DURATION", help="wait between batches, e.g. 30s, 5m (default 0)"
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="P%",
+        help="abort when more than P%% of the finished devices failed",
+    )
+
+
 def _flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
@@ -224,21 +245,7 @@ def add_commands(sub: SubParsers) -> None:
 
     target = model.add_argument_group("rollout (needs --fleet)")
     target.add_argument("--fleet", help="roll out to this fleet (omit to only upload)")
-    target.add_argument(
-        "--selector", metavar="K=V,...", help="only the fleet's devices with these labels"
-    )
-    target.add_argument(
-        "--canary", metavar="N|P%", help="first a canary batch of N devices or P%% of them"
-    )
-    target.add_argument("--batches", metavar="K", help="then the rest in K batches (default 1)")
-    target.add_argument(
-        "--wait", metavar="DURATION", help="wait between batches, e.g. 30s, 5m (default 0)"
-    )
-    target.add_argument(
-        "--max-failures",
-        metavar="P%",
-        help="abort when more than P%% of the finished devices failed",
-    )
+    add_batch_options(target)
     target.add_argument(
         "--min-finished",
         metavar="M",

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from edgectl.connect import connect
-from edgectl.push_cmds import GATE_OPTIONS, strategy_of
+from edgectl.push_cmds import GATE_OPTIONS, add_batch_options, strategy_of
 from edgectl.rollout_cmds import add_watch_options, watch, watch_timeout
 from edgectl.values import parse_selector
 
@@ -29,17 +29,7 @@ def add_undeploy(cmds: Any) -> None:
     )
     undeploy.add_argument("name", metavar="NAME")
     undeploy.add_argument("--fleet", required=True, help="the fleet to remove it from")
-    undeploy.add_argument(
-        "--selector", metavar="K=V,...", help="only the fleet's devices with these labels"
-    )
-    undeploy.add_argument(
-        "--canary", metavar="N|P%", help="first a canary batch of N devices or P%% of them"
-    )
-    undeploy.add_argument("--batches", metavar="K", help="then the rest in K batches (default 1)")
-    undeploy.add_argument("--wait", metavar="DURATION", help="wait between batches, e.g. 5m")
-    undeploy.add_argument(
-        "--max-failures", metavar="P%", help="abort when more than P%% of the finished failed"
-    )
+    add_batch_options(undeploy)
     undeploy.add_argument(
         "--install-timeout",
         metavar="DURATION",

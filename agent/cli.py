@@ -5,6 +5,7 @@
     edge-agent simulate --count N --fleet F --broker URL --control-plane URL \\
         --data-dir DIR --root-key PATH [--root-key PATH ...] [--trust PATH] [--id-prefix sim]
         [--traffic-hz N] [--slow MODEL[:VERSION]=DURATION[@DEVICES] ...]
+        [--light [--full M] [--private-downloads]]   (agent.simulator.command)
     edge-agent probe [--json]
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import AgentConfigError, AgentError
 from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
+from agent.simulator.command import add_simulate_parser
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "EDGEFLEET_ENROLLMENT_TOKEN"
-API_TOKEN_ENV = "EDGEFLEET_API_TOKEN"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,42 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the token from `edgectl devices enroll` (or env {TOKEN_ENV})",
     )
     enroll.add_argument("--force", action="store_true", help="enroll again with a new key")
-    sim = sub.add_parser("simulate", help="run N simulated agents in this process")
-    sim.add_argument("--count", type=int, required=True)
-    sim.add_argument("--fleet", required=True)
-    sim.add_argument("--broker", required=True, help="mqtt://host:port")
-    sim.add_argument("--control-plane", required=True, help="http://host:port")
-    sim.add_argument("--data-dir", required=True)
-    sim.add_argument(
-        "--root-key", action="append", required=True, dest="root_keys", help="pinned root key"
-    )
-    sim.add_argument("--trust", help="initial signed trust document (provisioning)")
-    sim.add_argument("--id-prefix", default="sim")
-    sim.add_argument(
-        "--api-token",
-        default=os.environ.get(API_TOKEN_ENV),
-        help="an operator API token: enroll devices that are not enrolled yet "
-        f"(or env {API_TOKEN_ENV})",
-    )
-    sim.add_argument("--heartbeat-interval", type=float, default=30.0)
-    sim.add_argument(
-        "--traffic-hz",
-        type=float,
-        help="per device, this many in-process inferences per second on each active model",
-    )
-    sim.add_argument(
-        "--slow",
-        action="append",
-        default=[],
-        metavar="MODEL[:VERSION]=DURATION[@DEVICES]",
-        help="extra inference latency, e.g. det:2.0.0=40ms@every-3rd (repeatable)",
-    )
-    sim.add_argument(
-        "--memory-budget-mb",
-        type=int,
-        help="the memory each device's models may take in all, MiB (default: three "
-        "quarters of its simulated RAM)",
-    )
+    add_simulate_parser(sub)
     probe = sub.add_parser("probe", help="print this host's facts")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
@@ -221,48 +187,11 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from agent.simulator import SimulatedFleet
-    from agent.simulator.enroll import api_enrollment
-    from agent.simulator.latency import parse_slow_rule
+    from agent.simulator.command import simulation
 
-    if args.count < 1:
-        raise AgentConfigError("--count must be at least 1")
-    if args.traffic_hz is not None and not args.traffic_hz > 0:
-        raise AgentConfigError("--traffic-hz must be above 0")
-    try:
-        rules = [parse_slow_rule(text) for text in args.slow]
-    except ValueError as exc:
-        raise AgentConfigError(f"--slow: {exc}") from exc
-    fleet = SimulatedFleet(
-        count=args.count,
-        fleet=args.fleet,
-        broker_url=args.broker,
-        control_plane_url=args.control_plane,
-        data_dir=args.data_dir,
-        root_keys=args.root_keys,
-        trust_file=args.trust,
-        id_prefix=args.id_prefix,
-        heartbeat_interval_s=args.heartbeat_interval,
-        latency_ms=rules or None,
-        traffic_hz=args.traffic_hz,
-        agent_config=(
-            {"memory_budget_mb": args.memory_budget_mb}
-            if args.memory_budget_mb is not None
-            else None
-        ),
-        enrollment=(
-            api_enrollment(args.control_plane.rstrip("/"), args.api_token, args.fleet)
-            if args.api_token
-            else None
-        ),
-    )
-    status = f"{args.count} simulated agent(s) in fleet {args.fleet}"
-    if args.traffic_hz:
-        status += f", traffic {args.traffic_hz:g} Hz per model"
-    supervisor = Supervisor(
-        Notifier.from_env(), watchdog_s=watchdog_interval(), status=lambda: status
-    )
-    return _serve(fleet.start, fleet.stop, supervisor)
+    sim = simulation(args)
+    supervisor = Supervisor(Notifier.from_env(), watchdog_s=watchdog_interval(), status=sim.status)
+    return _serve(sim.start, sim.stop, supervisor)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

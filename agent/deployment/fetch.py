@@ -146,6 +146,11 @@ class BlobFetcher:
         _check_digest(ref, sink)
         return bytes(sink.data)
 
+    def fetch_checked(self, ref: FileRef, sink: Sink, budget: Budget) -> None:
+        """Download ``ref`` into ``sink`` and check its digest (DownloadError if wrong)."""
+        self._fetch(ref, sink, budget)
+        _check_digest(ref, sink)
+
     def fetch_to(self, ref: FileRef, staging: Staging, budget: Budget) -> None:
         """Download ``ref`` into ``staging``, reusing what an earlier attempt left there."""
         if staging.has_complete(ref):

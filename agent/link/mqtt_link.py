@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -51,6 +53,7 @@ from pydantic import BaseModel
 from agent.errors import LinkError, SpoolError
 from agent.identity.files import Identity
 from agent.identity.sealer import ReportSealer
+from agent.link.network_loop import NetworkLoop
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
 from model_store.errors import SignatureError
@@ -92,8 +95,14 @@ class MqttLink:
         spool_max_entries: int = SPOOL_MAX_ENTRIES,
         sealer: ReportSealer | None = None,
         identity: Identity | None = None,
+        network: NetworkLoop | None = None,
     ) -> None:
+        """``network``: drive the connection from that shared loop (a light simulated
+        device) instead of a network thread of its own (``loop_start``)."""
         self.device_id = device_id
+        self._network = network
+        self._stopping = False
+        self._step_due = False
         self._sealer = sealer
         self._publish_lock = threading.Lock()
         self._broker = broker
@@ -109,7 +118,12 @@ class MqttLink:
         self.connections = 0
         self._backoff = Backoff()
         self._spool = Spool(spool_path, spool_max_entries)  # SpoolError: one line
-        self._sender = SpoolSender(device_id, self._spool, self._send_entry)
+        self._sender = SpoolSender(
+            device_id,
+            self._spool,
+            self._send_entry,
+            wake=self._wake_sender if network is not None else None,
+        )
         try:
             client = mqtt.Client(
                 callback_api_version=CallbackAPIVersion.VERSION2,
@@ -166,25 +180,32 @@ class MqttLink:
         except (ValueError, OSError) as exc:
             raise LinkError(f"cannot connect to {self._broker.masked()}: {exc}") from exc
         self._sender.start()
-        self._client.loop_start()
+        if self._network is not None:
+            self._network.call_soon(self._network.attach, self._client, self._sender.step)
+            self._network.call_soon(self._connect)
+        else:
+            self._client.loop_start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Await outstanding PUBACKs, publish offline, disconnect; the spool keeps the rest."""
+        """Await outstanding PUBACKs, publish offline, disconnect; the spool keeps the rest.
+        Driven by a ``NetworkLoop``: call from another thread than the loop's."""
+        self._stopping = True
         self._sender.stop(timeout)
         if self.connected:
-            info = self.publish(
-                TopicKind.AVAILABILITY,
-                Availability(device_id=self.device_id, online=False),
-                qos=1,
-                retain=True,
-            )
+            offline = Availability(device_id=self.device_id, online=False)
+            publish = partial(self.publish, TopicKind.AVAILABILITY, offline, qos=1, retain=True)
+            info = self._network.call(publish) if self._network is not None else publish()
             if info is not None:
                 try:
                     info.wait_for_publish(timeout)
                 except (RuntimeError, ValueError) as exc:
                     logger.debug("%s: offline publish not confirmed: %s", self.device_id, exc)
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._network is not None:
+            self._network.call(self._client.disconnect)
+            self._network.call(self._network.detach, self._client)
+        else:
+            self._client.disconnect()
+            self._client.loop_stop()
         self._connected.clear()
         if pending := self._spool.pending:
             logger.info(
@@ -217,7 +238,12 @@ class MqttLink:
     ) -> mqtt.MQTTMessageInfo | None:
         """Send a message; None when it was not handed to paho now. QoS >= 1 and not
         retained: appended to the spool, sent from there (None). Anything else is dropped
-        while not connected (logged at debug)."""
+        while not connected (logged at debug). Driven by a ``NetworkLoop`` and called
+        from another thread: handed to the loop (None)."""
+        network = self._network
+        if network is not None and not network.in_loop():
+            network.call_soon(partial(self.publish, kind, message, qos=qos, retain=retain))
+            return None
         if qos > 0 and not retain:
             with self._publish_lock:  # sequence numbers reach the spool in order
                 sealed = self._seal_numbered(str(kind), message)
@@ -338,16 +364,45 @@ class MqttLink:
         self._sender.connected()  # after the state report: the spool drains now
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        wait = self._backoff.failed(client)  # paho sleeps this long before the next attempt
+        # paho calls this while it handles the OSError its attempt raised: say which
+        self._connect_failed(sys.exc_info()[1])
+
+    def _connect_failed(self, exc: BaseException | None) -> float:
+        """Log a failed attempt (why, when the next one is); the wait before it."""
+        wait = self._backoff.failed(self._client)  # paho sleeps this long (threaded)
         log = logger.warning if self._backoff.loud else logger.info
         log(
-            "%s: cannot reach broker %s (attempt %d); retrying in %.1fs (jittered, at most %ss)",
+            "%s: cannot reach broker %s (attempt %d): %s; retrying in %.1fs "
+            "(jittered, at most %ss)",
             self.device_id,
             self._broker.masked(),
             self._backoff.failures,
+            f"{type(exc).__name__}: {exc}" if exc is not None else "no reason given",
             wait,
             RECONNECT_CAP_S,
         )
+        return wait
+
+    # -- driven by a NetworkLoop (on its thread) ------------------------------------------
+
+    def _connect(self) -> None:
+        """One connection attempt; the next one is scheduled if it fails."""
+        if self._stopping or self._network is None:
+            return
+        try:
+            self._client.reconnect()
+        except OSError as exc:  # refused, unreachable, TLS handshake failed...
+            self._network.call_later(self._connect_failed(exc), self._connect)
+
+    def _wake_sender(self) -> None:
+        """The spool sender has work: one ``step`` on the loop (coalesced)."""
+        if not self._step_due and self._network is not None:
+            self._step_due = True
+            self._network.call_soon(self._step_sender)
+
+    def _step_sender(self) -> None:
+        self._step_due = False
+        self._sender.step()
 
     def _handle_disconnect(
         self,
@@ -357,7 +412,9 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: mqtt.Properties | None,
     ) -> None:
-        self._backoff.schedule(client)  # before paho's reconnect wait
+        wait = self._backoff.schedule(client)  # before paho's reconnect wait
+        if self._network is not None and not self._stopping:
+            self._network.call_later(wait, self._connect)
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._sender.disconnected()

@@ -95,8 +95,14 @@ class SpoolSender:
         send: Callable[[SpoolEntry], int | None],
         *,
         window: int = WINDOW,
+        wake: Callable[[], None] | None = None,
     ) -> None:
+        """``wake``: the sender is driven by someone else's loop (a light simulated
+        device's ``agent.link.network_loop``): no thread of its own; ``wake`` is called
+        (from any thread) when there is something to do, and the owner then calls
+        ``step`` on its loop, and also about once a second (stalls, probes)."""
         self._label = label
+        self._driver_wake = wake
         self._spool = spool
         self._send = send
         self._window = window
@@ -132,6 +138,8 @@ class SpoolSender:
         return len(self._awaiting)
 
     def start(self) -> None:
+        if self._driver_wake is not None:
+            return  # driven: the owner's loop calls step()
         self._thread = threading.Thread(target=self._run, name=f"spool-{self._label}", daemon=True)
         self._thread.start()
 
@@ -141,7 +149,7 @@ class SpoolSender:
             self._paused = True
         deadline = time.monotonic() + timeout
         while self._inflight and self._ready and time.monotonic() < deadline:
-            self._wake.set()
+            self._poke()
             time.sleep(0.02)
         self._stopping.set()
         self._wake.set()
@@ -156,7 +164,7 @@ class SpoolSender:
         with self._state_lock:
             self._epoch += 1
             self._ready = True
-        self._wake.set()
+        self._poke()
 
     def disconnected(self) -> None:
         with self._state_lock:
@@ -164,33 +172,44 @@ class SpoolSender:
 
     def notify(self) -> None:
         """Something was appended to the spool."""
-        self._wake.set()
+        self._poke()
 
     def acked(self, mid: int) -> None:
         """paho's on_publish (network thread): the broker acknowledged ``mid``."""
         with self._acks_lock:
             self._acked_mids.append(mid)
-        self._wake.set()
+        self._poke()
 
     def settled(self, stored: list[int], lost: list[int]) -> None:
         """The control plane's ack (network thread): report seqs it stored / lost."""
         with self._acks_lock:
             self._settled.append((stored, lost))
-        self._wake.set()
+        self._poke()
 
-    # -- the sender thread ----------------------------------------------------------------
+    def _poke(self) -> None:
+        self._wake.set()
+        if self._driver_wake is not None:
+            self._driver_wake()
+
+    # -- the sender thread (or the owner's loop) ------------------------------------------
+
+    def step(self) -> bool:
+        """One round: apply acknowledgements, then hand over what may go now; False once
+        stopping. A driven sender's owner calls it on its loop (one caller at a time)."""
+        self._wake.clear()
+        try:
+            self._apply_acks()
+            if self._stopping.is_set():
+                return False
+            self._pump()
+        except SpoolError as exc:  # disk trouble: keep serving, try again later
+            logger.warning("%s: %s", self._label, exc)
+            if self._driver_wake is None:
+                self._stopping.wait(_IDLE_WAKE_S)
+        return True
 
     def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                self._apply_acks()
-                if self._stopping.is_set():
-                    return
-                self._pump()
-            except SpoolError as exc:  # disk trouble: keep serving, try again later
-                logger.warning("%s: %s", self._label, exc)
-                self._stopping.wait(_IDLE_WAKE_S)
+        while self.step():
             self._wake.wait(_IDLE_WAKE_S)
 
     def _apply_acks(self) -> None:

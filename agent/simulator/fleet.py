@@ -1,6 +1,11 @@
 """A simulated fleet: N real ``Agent`` instances in one process with fake hardware facts.
 
-Each simulated device has its own id (``{prefix}-{fleet}-{i:03d}``), data directory and
+Each full agent loads real runtimes and runs threads of its own, so one process holds at
+most ``agent.simulator.capacity.MAX_FULL_AGENTS`` of them (a larger count is refused);
+``agent.simulator.light`` simulates large fleets.
+
+Each simulated device has its own id (``{prefix}-{fleet}-{i:03d}``, ``i`` from
+``first_index``), data directory and
 local API on a free loopback port; only the host facts are invented (marked
 ``simulated: true``), cycling through a few plausible edge boxes (index 0, 3, 6...:
 x86-avx2 with 16 GiB; 1, 4, 7...: xeon-amx with 256 GiB; 2, 5, 8...: rpi5 with 8 GiB).
@@ -35,6 +40,7 @@ from typing import Any
 
 from agent.agent import Agent
 from agent.config import config_from_mapping
+from agent.simulator.capacity import check_full_count
 from agent.simulator.latency import LatencyKnob, SlowRule, knob_of
 from agent.simulator.traffic import TrafficCounts, TrafficGenerator
 from hw_profiles import GpuFacts, HostFacts
@@ -116,6 +122,10 @@ _FAKE_HOSTS: tuple[HostFacts, ...] = (
 )
 
 
+#: How many simulated boxes there are (device ``i`` is box ``i % FAKE_HOST_KINDS``).
+FAKE_HOST_KINDS = len(_FAKE_HOSTS)
+
+
 def fake_facts(index: int) -> dict[str, Any]:
     """Plausible host facts for simulated device ``index`` (cycles through the catalogue)."""
     return {**_FAKE_HOSTS[index % len(_FAKE_HOSTS)].to_dict(), "simulated": True}
@@ -135,6 +145,7 @@ class SimulatedFleet:
         root_keys: Sequence[str | Path],
         trust_file: str | Path | None = None,
         id_prefix: str = "sim",
+        first_index: int = 0,
         heartbeat_interval_s: float = 30.0,
         local_api_host: str = "127.0.0.1",
         latency_ms: LatencyKnob | Sequence[SlowRule] | None = None,
@@ -146,13 +157,14 @@ class SimulatedFleet:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
+        check_full_count(count)
         if traffic_hz is not None and not traffic_hz > 0:
             raise ValueError(f"traffic_hz must be above 0, got {traffic_hz}")
         knob = knob_of(latency_ms) if isinstance(latency_ms, Sequence) else latency_ms
         self.agents: list[Agent] = []
         self._labels: dict[str, dict[str, str]] = {}
         root = Path(data_dir)
-        for i in range(count):
+        for i in range(first_index, first_index + count):
             device_id = f"{id_prefix}-{fleet}-{i:03d}"
             enrolled = (root / device_id / "identity" / "device.crt").exists()
             token = enrollment(device_id) if enrollment is not None and not enrolled else None

@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.simulator import SimulatedFleet
 from agent.simulator.enroll import api_enrollment
 from agent.simulator.latency import LatencyKnob, SlowRule
+from agent.simulator.light import LightFleet
 from model_store import (
     SIGNATURE_FILENAME,
     build_bundle,
@@ -96,7 +97,7 @@ class FleetStack:
     workdir: Path
     broker: Broker
     kit: TrustKit
-    fleet: SimulatedFleet
+    fleet: SimulatedFleet | LightFleet
     events: EventLog
     model: str
     fleet_name: str
@@ -212,6 +213,8 @@ class FleetStack:
         """Per device, the version of ``model`` (default: the stack's) its agent serves
         right now (None: none)."""
         name = model or self.model
+        if isinstance(self.fleet, LightFleet):
+            return self.fleet.versions(name)
         out: dict[str, str | None] = {}
         for agent in self.fleet.agents:
             active = [m.version for m in agent.active if m.name == name]
@@ -305,8 +308,11 @@ def open_fleet(
     latency_ms: LatencyKnob | Sequence[SlowRule] | None = None,
     labels: Callable[[int], Mapping[str, str]] | None = None,
     register_timeout_s: float = 60.0,
+    light: bool = False,
+    shared_cache: bool = True,
 ) -> Iterator[FleetStack]:
-    """Mosquitto + control plane + ``count`` simulated agents, all registered."""
+    """Mosquitto + control plane + ``count`` simulated agents, all registered
+    (``light``: light simulated devices, ``agent.simulator.light``)."""
     with ExitStack() as outer:
         broker = outer.enter_context(run_mosquitto(workdir / "mosquitto"))
         kit = make_trust_kit(workdir / "trust")
@@ -316,21 +322,39 @@ def open_fleet(
         cp = cp_stack.enter_context(_controlplane(workdir, broker, kit))
         events = EventLog(broker)
         outer.callback(events.close)
-        sim = SimulatedFleet(
-            count=count,
-            fleet=fleet,
-            broker_url=broker.url,
-            control_plane_url=cp.url,
-            data_dir=workdir / "devices",
-            root_keys=[kit.root_pub],
-            trust_file=kit.trust_file,
-            heartbeat_interval_s=heartbeat_interval_s,
-            latency_ms=latency_ms,
-            traffic_hz=traffic_hz,
-            labels=labels,
-            agent_config={"selection_budget_s": 1.0},
-            enrollment=api_enrollment(cp.url, cp.token, fleet),
-        )
+        sim: SimulatedFleet | LightFleet
+        if light:
+            sim = LightFleet(
+                count=count,
+                fleet=fleet,
+                broker_url=broker.url,
+                control_plane_url=cp.url,
+                data_dir=workdir / "devices",
+                root_keys=[kit.root_pub],
+                trust_file=kit.trust_file,
+                heartbeat_interval_s=heartbeat_interval_s,
+                latency_ms=latency_ms,
+                traffic_hz=traffic_hz,
+                labels=labels,
+                enrollment=api_enrollment(cp.url, cp.token, fleet),
+                shared_cache=shared_cache,
+            )
+        else:
+            sim = SimulatedFleet(
+                count=count,
+                fleet=fleet,
+                broker_url=broker.url,
+                control_plane_url=cp.url,
+                data_dir=workdir / "devices",
+                root_keys=[kit.root_pub],
+                trust_file=kit.trust_file,
+                heartbeat_interval_s=heartbeat_interval_s,
+                latency_ms=latency_ms,
+                traffic_hz=traffic_hz,
+                labels=labels,
+                agent_config={"selection_budget_s": 1.0},
+                enrollment=api_enrollment(cp.url, cp.token, fleet),
+            )
         stack = FleetStack(
             workdir=workdir,
             broker=broker,

@@ -48,3 +48,30 @@ def test_bad_simulation_knobs(
     assert main(_simulate(tmp_path, *flags)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ("--count", "500"),
+            "edge-agent: error: --count 500: one process holds at most 96 full simulated "
+            "agents (each holds about 10 open files, and paho's network thread cannot use one "
+            "numbered 1024 or above); use --light",
+        ),
+        (("--full", "2"), "edge-agent: error: --full and --private-downloads go with --light"),
+        (("--light", "--workers", "0"), "edge-agent: error: --workers must be at least 1"),
+        (("--light", "--full", "-1"), "edge-agent: error: --full must not be negative"),
+        (("--light", "--full", "97"), "edge-agent: error: --count 97: one process holds"),
+        (("--light",), "edge-agent: error: "),  # the root key file does not exist
+    ],
+)
+def test_fleet_sizes_a_process_cannot_hold_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], message: str
+) -> None:
+    argv = _simulate(tmp_path, *flags)
+    if "--count" in flags:  # the later --count wins
+        argv = [a for i, a in enumerate(argv) if i not in (1, 2)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err, err

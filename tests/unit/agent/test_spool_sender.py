@@ -102,3 +102,23 @@ def test_at_most_a_window_of_reports_is_out_unacknowledged(tmp_path: Path) -> No
     _step(sender)
     _step(sender)
     assert link.reports()[window:] == [*range(window + 1, window + 11), None]
+
+
+def test_a_driven_sender_has_no_thread_and_asks_its_owner_to_step(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite", 100)
+    link = Link()
+    wakes: list[int] = []
+    sender = SpoolSender("d1", spool, link.send, wake=lambda: wakes.append(1))
+    sender.start()
+    assert sender._thread is None  # a light device's link: its loop calls step()
+    sender.connected()
+    spool.append("heartbeat", b"x", None)
+    sender.notify()
+    assert len(wakes) == 2 and link.sent == []  # nothing happens until the owner steps
+    assert sender.step()
+    assert [e.payload for e in link.sent] == [b"x"]
+    sender.acked(1)
+    sender.step()
+    assert spool.pending == 0 and len(wakes) == 3
+    sender.stop(0.1)
+    assert not sender.step()  # stopped

@@ -110,6 +110,7 @@ def _store_plain(engine: Engine, plain: list[tuple[str, bytes]]) -> None:
     for device_id, body in plain:
         with Session(engine) as session:
             crud.apply_heartbeat(session, device_id=device_id, heartbeat=decode(Heartbeat, body))
+            session.commit()
 
 
 def run(reports: int, devices: int, database_url: str | None, workdir: Path) -> dict[str, Any]:

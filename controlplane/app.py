@@ -220,7 +220,12 @@ def build_services(
     bridge = None
     if publisher is None:
         bridge = MqttBridge(
-            target, engine, signer, client_id=settings.mqtt_client_id, tls_files=tls
+            target,
+            engine,
+            signer,
+            client_id=settings.mqtt_client_id,
+            tls_files=tls,
+            share_group=settings.mqtt_share_group,
         )
         publisher = bridge
     return Services(
@@ -246,7 +251,11 @@ def create_app(
     logger.info("control plane configuration: %s", settings.describe())
 
     driver = RolloutDriver(
-        services.engine, services.signer, services.publisher, tick_s=settings.rollout_tick_s
+        services.engine,
+        services.signer,
+        services.publisher,
+        tick_s=settings.rollout_tick_s,
+        replica=settings.mqtt_client_id,
     )
 
     @asynccontextmanager

@@ -25,7 +25,7 @@ Nothing in an authenticated report is believed beyond what a device may say abou
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -40,6 +40,7 @@ from controlplane.identity.report_auth import (
     ReportAuthenticator,
     ReportRefused,
 )
+from controlplane.ingest_batch import Incoming, IngestStats, Outcome, batchable, lock_devices
 from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.report_acks import ACKED_KINDS, AckBook
@@ -60,24 +61,6 @@ logger = logging.getLogger(__name__)
 
 #: How far ahead of the control plane's clock a report may be dated (device clocks
 #: drift; NTP keeps them within a second). Later than that is rejected.
-
-
-@dataclass
-class IngestStats:
-    received: int = 0
-    applied: int = 0
-    malformed: int = 0
-    rejected: int = 0
-    errors: int = 0
-    #: not sealed by the enrolled key of the device the topic names (or not enrolled)
-    unauthenticated: int = 0
-    #: a sequence number already seen (a replay; or a QoS 1 duplicate)
-    replayed: int = 0
-    #: dated beyond the allowed clock skew ahead of ours
-    future: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class _Dropped(Exception):
@@ -140,57 +123,110 @@ class Ingester:
         )
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
-        """Apply one message received on ``topic``; never raises."""
-        try:
-            device_id, kind = parse_device_topic(topic)
-        except ProtocolError as exc:
-            self.stats.rejected += 1
-            logger.warning("ignored message on unexpected topic: %s", exc)
-            return
-        if kind is TopicKind.DESIRED or not payload:
-            return  # our own desired states, or a retained message being cleared
-        if len(payload) > MAX_REPORT_BYTES:
-            self.oversized(topic, len(payload))
-            return
-        self.stats.received += 1
-        acked = kind in ACKED_KINDS and not retained
-        seqs: list[int] = []  # the report's sequence number, once its seal verified
+        """Apply one message received on ``topic`` in a transaction of its own; never
+        raises."""
+        self._transaction([Incoming(topic, payload, retained)], batch=False)
+
+    def handle_batch(self, items: Sequence[Incoming]) -> None:
+        """Apply several messages, in order; never raises. Heartbeats go together, in one
+        transaction (``controlplane.ingest_batch``), after the others (each in its own)."""
+        beats: list[Incoming] = []
+        for item in items:
+            if batchable(item):
+                beats.append(item)
+            else:
+                self.handle(item.topic, item.payload, retained=item.retained)
+        if len(beats) == 1:
+            self.handle(beats[0].topic, beats[0].payload)
+        elif beats:
+            self._transaction(beats, batch=True)
+
+    def _transaction(self, items: Sequence[Incoming], *, batch: bool) -> None:
+        """Apply ``items`` in one transaction; count them and record their acks only
+        once it committed. A batch the database refuses is applied one by one."""
+        done = Outcome()
         try:
             with Session(self._engine) as session:
-                applied = self._authenticated(
-                    session, topic, device_id, kind, payload, retained, seqs
-                )
-                session.commit()  # the replay window moved even if nothing else changed
-        except _Dropped as dropped:
-            if acked and dropped.seq is not None:
-                if dropped.stored or self.acks.knows(device_id, dropped.seq):
-                    self.acks.stored(device_id, dropped.seq, new=False)
-                else:
-                    self.acks.lost(device_id, dropped.seq)
-            return
-        except ControlPlaneError as exc:
-            self.stats.rejected += 1
-            logger.warning("rejected %s from %s: %s", kind.value, device_id, exc)
-            if acked and seqs:
-                self.acks.lost(device_id, seqs[0])  # refused for good: sending again won't help
-            return
+                locked = lock_devices(session, items) if batch else None
+                commit = False
+                for item in items:
+                    commit = self._step(session, item, locked, done) or batch
+                if commit:  # the replay window moved even if nothing else changed
+                    session.commit()
         except SQLAlchemyError as exc:
+            if batch:
+                logger.warning(
+                    "a batch of %d heartbeats failed in the database (%s); applying them "
+                    "one by one",
+                    len(items),
+                    _one_line(exc),
+                )
+                for item in items:
+                    self.handle(item.topic, item.payload, retained=item.retained)
+                return
             self.stats.errors += 1
+            device_id, kind = parse_device_topic(items[0].topic)
             logger.error(
                 "database error ingesting %s from %s: %s", kind.value, device_id, _one_line(exc)
             )
             return
+        done.settle(self.stats, self.acks)
+
+    def _step(
+        self,
+        session: Session,
+        item: Incoming,
+        locked: Mapping[str, Device] | None,
+        done: Outcome,
+    ) -> bool:
+        """Apply one message in ``session``; True if it should be committed. What to
+        count and acknowledge goes to ``done``."""
+        topic, payload, retained = item.topic, item.payload, item.retained
+        try:
+            device_id, kind = parse_device_topic(topic)
+        except ProtocolError as exc:
+            done.stats.rejected += 1
+            logger.warning("ignored message on unexpected topic: %s", exc)
+            return False
+        if kind is TopicKind.DESIRED or not payload:
+            return False  # our own desired states, or a retained message being cleared
+        if len(payload) > MAX_REPORT_BYTES:
+            self.oversized(topic, len(payload))
+            return False
+        done.stats.received += 1
+        acked = kind in ACKED_KINDS and not retained
+        seqs: list[int] = []  # the report's sequence number, once its seal verified
+        try:
+            applied = self._authenticated(
+                session, topic, device_id, kind, payload, retained, seqs, locked, done.stats
+            )
+        except _Dropped as dropped:
+            if acked and dropped.seq is not None:
+                if dropped.stored or self.acks.knows(device_id, dropped.seq):
+                    done.ack(device_id, dropped.seq, stored=True, new=False)
+                else:
+                    done.ack(device_id, dropped.seq, stored=False)
+            return False
+        except ControlPlaneError as exc:
+            done.stats.rejected += 1
+            logger.warning("rejected %s from %s: %s", kind.value, device_id, exc)
+            if acked and seqs:  # refused for good: sending again won't help
+                done.ack(device_id, seqs[0], stored=False)
+            return False
+        except SQLAlchemyError:
+            raise
         except Exception as exc:  # the bridge must survive anything one message does
-            self.stats.errors += 1
+            done.stats.errors += 1
             logger.error("failed to ingest %s from %s: %s", kind.value, device_id, _one_line(exc))
             logger.debug("ingestion failure", exc_info=True)
-            return
+            return False
         if acked and seqs:
-            self.acks.stored(device_id, seqs[0])
+            done.ack(device_id, seqs[0], stored=True)
         if applied:
-            self.stats.applied += 1
+            done.stats.applied += 1
         else:
             logger.debug("%s from unknown device or deployment %s ignored", kind.value, device_id)
+        return True
 
     def _authenticated(
         self,
@@ -201,16 +237,18 @@ class Ingester:
         payload: bytes,
         retained: bool,
         seqs: list[int],
+        locked: Mapping[str, Device] | None,
+        stats: IngestStats,
     ) -> bool:
         """Authenticate, decode and apply one report (its sequence number appended to
         ``seqs`` once its seal verified); ``_Dropped`` (counted, logged) if it is not
         believed or malformed."""
         try:
-            opened = self.auth.open(session, device_id, kind, payload, now=utcnow())
+            opened = self.auth.open(session, device_id, kind, payload, now=utcnow(), locked=locked)
         except ReportRefused as exc:
             if retained and exc.reason == "replayed":
                 raise _Dropped from exc  # the broker's retained copy of what we applied
-            setattr(self.stats, exc.reason, getattr(self.stats, exc.reason) + 1)
+            setattr(stats, exc.reason, getattr(stats, exc.reason) + 1)
             logger.warning("dropped %s on %s (%s): %s", kind.value, topic, exc.reason, exc)
             raise _Dropped(exc.seq, stored=exc.stored) from exc
         seq = opened.report.seq
@@ -218,11 +256,11 @@ class Ingester:
         try:
             message = decode_body(message_type_for(kind), opened.report.body)
         except ProtocolError as exc:
-            self.stats.malformed += 1
+            stats.malformed += 1
             logger.warning("dropped malformed message on %s: %s", topic, exc)
             raise _Dropped(seq) from exc
         if getattr(message, "device_id", None) != device_id:
-            self.stats.rejected += 1
+            stats.rejected += 1
             logger.warning(
                 "rejected %s on %s: payload names device %r",
                 kind.value,
@@ -232,7 +270,7 @@ class Ingester:
             raise _Dropped(seq)
         ahead = ahead_by(message, utcnow())
         if ahead is not None:  # sealed now, but claiming figures from the future
-            self.stats.rejected += 1
+            stats.rejected += 1
             logger.warning(
                 "rejected %s from %s: dated %s, %.0f s ahead of the control plane's clock "
                 "(at most %.0f s allowed)",
@@ -243,6 +281,11 @@ class Ingester:
                 MAX_CLOCK_SKEW.total_seconds(),
             )
             raise _Dropped(seq)
+        if opened.stale and isinstance(message, StateReport | Availability):
+            # a newer state (or availability) of this device was applied already: this
+            # one crossed it on the way (replicas sharing reports); only its seq counts
+            logger.debug("out-of-date %s from %s ignored", kind.value, device_id)
+            return True
         return self._apply(session, opened.device, message, retained=retained)
 
     def _apply(self, session: Session, locked: Device, message: object, *, retained: bool) -> bool:

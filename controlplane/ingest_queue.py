@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -50,6 +51,16 @@ class IngestQueue(Generic[T]):
             item, size = self._items.popleft()
             self._bytes -= size
             return item
+
+    def take_while(self, wanted: Callable[[T], bool], limit: int) -> list[T]:
+        """Up to ``limit`` items from the front, as long as ``wanted(item)``; never waits."""
+        taken: list[T] = []
+        with self._ready:
+            while self._items and len(taken) < limit and wanted(self._items[0][0]):
+                item, size = self._items.popleft()
+                self._bytes -= size
+                taken.append(item)
+        return taken
 
     @property
     def bytes(self) -> int:

@@ -1,7 +1,21 @@
 """The control plane's MQTT link: publishes desired states, ingests device reports.
 
 paho-mqtt 2.x (callback API v2), MQTT 3.1.1 so both Mosquitto and the embedded amqtt
-broker work. paho's network thread owns (re)connection; a broker that is down at start-up is retried
+broker work; MQTT 5 when replicas share reports (``share_group``: each subscribes to
+``$share/<group>/edgefleet/v1/devices/+/+``, and the broker hands each report to one of
+them). Our own retained topics (commands, trust) are never shared: every replica
+watches them.
+
+A replica in a share group starts a clean session, with no expiry: Mosquitto goes on
+handing a share of the group's reports to the persistent session of a replica that is
+away, where they wait until it returns (seen: a killed replica's share of state reports
+never reached the other one). Nothing is lost without a persistent session: devices send
+events and heartbeats again until a replica acknowledges them (``report_acks``), and
+state reports and availability are retained, so a replica that (re)connects gets each
+device's latest. A state report in flight to a replica as it dies reaches the others
+only with the device's next one (a state change or a reconnect).
+
+paho's network thread owns (re)connection; a broker that is down at start-up is retried
 the same way while the HTTP API serves. Each wait is drawn by
 ``protocol.reconnect.Backoff`` (full jitter, at most ``RECONNECT_CAP_S`` = 3 s, the
 agents' policy too) in ``on_connect_fail`` / ``on_disconnect`` and handed to paho, so
@@ -42,6 +56,7 @@ from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
+from controlplane.ingest_batch import BATCH, Incoming
 from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
 from controlplane.report_acks import ACK_BATCH, AckSender
@@ -80,11 +95,8 @@ _REFRESH: Final = "refresh"
 _STOP: Final = "stop"
 
 
-@dataclass(frozen=True)
-class _Report:
-    topic: str
-    payload: bytes
-    retained: bool
+#: A device report waiting for the worker.
+_Report = Incoming
 
 
 @dataclass(frozen=True)
@@ -132,8 +144,15 @@ class MqttBridge:
         queue_bytes: int = INGEST_QUEUE_BYTES,
         refresh_interval: float | None = None,
         tls_files: TlsFiles | None = None,
+        share_group: str | None = None,
     ) -> None:
         self._target = target
+        self.share_group = share_group
+        self._reports_filter = (
+            f"$share/{share_group}/{DEVICE_REPORTS_FILTER}"
+            if share_group
+            else DEVICE_REPORTS_FILTER
+        )
         self._engine = engine
         self._signer = signer
         #: Half a command's lifetime is the re-signing margin; check twice as often.
@@ -154,12 +173,17 @@ class MqttBridge:
         self.acks = AckSender(self.ingester.auth.report_key, self._publish_ack)
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=False,  # persistent session: QoS 1 queued while away
-        )
+        if share_group:  # MQTT 5, a clean session (see the module text)
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,  # persistent session: QoS 1 queued while away
+            )
         if target.username is not None:
             client.username_pw_set(target.username, target.password)
         if target.tls:
@@ -192,12 +216,18 @@ class MqttBridge:
         """Start connecting in the background; returns at once, even if the broker is down."""
         self._worker.start()
         logger.info(
-            "MQTT bridge connecting to %s:%s as %r",
+            "MQTT bridge connecting to %s:%s as %r%s",
             self._target.host,
             self._target.port,
             self._client_id,
+            f", sharing reports in group {self.share_group!r} (MQTT 5)" if self.share_group else "",
         )
-        self._client.connect_async(self._target.host, self._target.port, self._keepalive)
+        if self.share_group:
+            self._client.connect_async(
+                self._target.host, self._target.port, self._keepalive, clean_start=True
+            )
+        else:
+            self._client.connect_async(self._target.host, self._target.port, self._keepalive)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -256,7 +286,7 @@ class MqttBridge:
         logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
         self._backoff.reset()
         self._connected_at = time.monotonic()
-        client.subscribe(DEVICE_REPORTS_FILTER, qos=1)
+        client.subscribe(self._reports_filter, qos=1)
         client.subscribe(DESIRED_STATE_FILTER, qos=1)  # our retained topics: watched
         client.subscribe(TRUST_TOPIC, qos=1)
         self._connected.set()
@@ -346,8 +376,10 @@ class MqttBridge:
                 self._publish_commands(changed_only=True)
             elif work == _REPUBLISH:
                 self._republish_all()
-            elif isinstance(work, _Report):
-                self.ingester.handle(work.topic, work.payload, retained=work.retained)
+            elif isinstance(work, Incoming):
+                # with what else is queued: heartbeats are applied in batches
+                more = self._queue.take_while(_is_report, BATCH - 1)
+                self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
                 acks = self.ingester.acks
                 if acks and (len(acks) >= ACK_BATCH or not len(self._queue)):
                     self.acks.flush(acks)  # batched: once the queue is drained
@@ -380,3 +412,7 @@ class MqttBridge:
         except SQLAlchemyError as exc:
             logger.error("cannot publish commands: database error %s", exc.__class__.__name__)
             return 0
+
+
+def _is_report(work: object) -> bool:
+    return isinstance(work, Incoming)

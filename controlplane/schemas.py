@@ -434,6 +434,12 @@ class BridgeStatus(BaseModel):
     acks_sent: int = 0
     spooled_stored: int = 0
     spooled_lost: int = 0
+    #: this replica's name (its MQTT client id), the group it shares reports with (None:
+    #: it gets every report), and the replica driving rollouts now (None: none holds the
+    #: lease; issue 15)
+    replica: str | None = None
+    share_group: str | None = None
+    rollout_driver: str | None = None
 
 
 class TrustPublic(BaseModel):

@@ -12,6 +12,7 @@
 | ``EDGEFLEET_DEVICE_CA_KEY`` | none: no enrollment. Issues device certs  |
 | ``EDGEFLEET_DEVICE_CERT_TTL``| 604800 (7 days): a device cert's lifetime|
 | ``EDGEFLEET_MQTT_CLIENT_ID``| ``edgefleet-cp-<hostname>-<http port>``   |
+| ``EDGEFLEET_MQTT_SHARE_GROUP``| none: every report. Replicas of a group split them (MQTT 5)|
 | ``EDGEFLEET_MQTT_CA``       | none: the system store. CA for mqtts://   |
 | ``EDGEFLEET_MQTT_CERT``/``_KEY`` | none. Our MQTT client certificate    |
 | ``EDGEFLEET_MAX_BLOB_BYTES``| 8 GiB                                     |
@@ -113,6 +114,17 @@ class ControlPlaneSettings(BaseSettings):
         max_length=256,
         validation_alias="EDGEFLEET_MQTT_CLIENT_ID",
     )
+    #: Replicas with the same group split device reports between them (MQTT 5 shared
+    #: subscriptions, ``$share/<group>/edgefleet/v1/devices/+/+``): each report reaches
+    #: one of them. None: this replica subscribes alone and gets every report (one
+    #: replica; or a broker without MQTT 5, like the embedded one).
+    mqtt_share_group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^/+#]+$",
+        validation_alias="EDGEFLEET_MQTT_SHARE_GROUP",
+    )
     #: mqtts:// only: the CA the broker's certificate must chain to (``broker-config``'s
     #: ``ca.crt``), and this replica's client certificate and key (``_IDENTITY.crt``/``.key``)
     mqtt_ca: Path | None = Field(default=None, validation_alias="EDGEFLEET_MQTT_CA")
@@ -169,6 +181,7 @@ class ControlPlaneSettings(BaseSettings):
         return (
             f"data_dir={self.data_dir} database={mask_url(self.db_url)} "
             f"mqtt={mask_url(self.mqtt_url)} mqtt_client_id={self.mqtt_client_id} "
+            f"mqtt_share_group={self.mqtt_share_group} "
             f"root_keys={len(self.root_keys)} path(s) trust={self.trust} "
             f"control_plane_key={self.control_plane_key} command_ttl={self.command_ttl}s "
             f"device_ca_key={self.device_ca_key} device_cert_ttl={self.device_cert_ttl}s"

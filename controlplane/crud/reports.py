@@ -285,6 +285,5 @@ def apply_heartbeat(
         device.last_heartbeat = figures
         device.last_heartbeat_at = at
     device.last_seen_at = now
-    session.add(device)
-    session.commit()
+    session.add(device)  # the caller commits (ingestion: one heartbeat or a batch)
     return True

@@ -18,6 +18,7 @@ again against the stored identity (a report key issued since).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,6 +74,9 @@ class Authenticated:
 
     report: Report
     device: Device
+    #: a newer report of its stream was believed before this one (they crossed on the way:
+    #: two replicas sharing reports, a resend): what it says about state is out of date
+    stale: bool = False
 
 
 class ReportAuthenticator:
@@ -114,10 +118,19 @@ class ReportAuthenticator:
             raise ReportRefused("unauthenticated", str(exc)) from exc
 
     def open(
-        self, session: Session, device_id: str, kind: TopicKind, raw: bytes, *, now: datetime
+        self,
+        session: Session,
+        device_id: str,
+        kind: TopicKind,
+        raw: bytes,
+        *,
+        now: datetime,
+        locked: Mapping[str, Device] | None = None,
     ) -> Authenticated:
         """The authenticated report, its sequence number recorded on the device's row
-        (locked; stored when the caller commits); ``ReportRefused`` if it is not believed."""
+        (locked; stored when the caller commits); ``ReportRefused`` if it is not believed.
+        ``locked``: the rows the caller already loaded and locked in ``session`` (a batch;
+        a device missing from it is not registered)."""
         cached = self._keys.get(device_id)
         try:
             if cached is None:
@@ -140,8 +153,11 @@ class ReportAuthenticator:
                 f"dated {report.sent_at:%Y-%m-%dT%H:%M:%SZ}, ahead of our clock",
                 seq=report.seq,
             )
-        # a fresh session per report: loaded afresh, and locked until the caller commits
-        device = session.get(Device, device_id, with_for_update=True)
+        # loaded afresh in the caller's transaction, and locked until it commits
+        if locked is not None:
+            device = locked.get(device_id)
+        else:
+            device = session.get(Device, device_id, with_for_update=True)
         if device is None or device.key_id != kid:
             self._keys.pop(device_id, None)
             raise ReportRefused("unauthenticated", "device is revoked or enrolled anew")
@@ -160,4 +176,4 @@ class ReportAuthenticator:
         windows[report.stream] = [moved.top, moved.seen]
         device.report_windows = windows  # a new dict: the JSON column is written
         session.add(device)
-        return Authenticated(report, device)
+        return Authenticated(report, device, stale=report.seq < int(top))

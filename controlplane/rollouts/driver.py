@@ -1,5 +1,11 @@
 """The rollout driver: a daemon thread that steps every running rollout each tick.
 
+One replica at a time drives: every tick, a replica's driver renews (or takes over) the
+``rollout-driver`` lease (``controlplane.leases``) and steps rollouts only while it holds
+it. A replica that stops releases it, so another takes over at its next tick; one that
+dies is taken over once its lease expires (``lease_ttl``: ``LEASE_TICKS`` ticks, at least
+``MIN_LEASE_S``). Every change of driver is logged.
+
 Each rollout is stepped in its own session and short transaction
 (:func:`controlplane.rollouts.step.step`); on PostgreSQL its row is locked with
 ``SKIP LOCKED``, so two replicas never step one rollout at once. The commands of the
@@ -14,11 +20,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from controlplane import leases
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
 from controlplane.models import Rollout, utcnow
@@ -31,6 +38,12 @@ logger = logging.getLogger(__name__)
 
 #: A rollout whose step fails this many ticks in a row is paused, with the error.
 MAX_STEP_FAILURES = 10
+#: The lease naming the replica that drives rollouts.
+LEASE = "rollout-driver"
+#: A driver's lease lasts this many ticks (at least MIN_LEASE_S): how long a dead
+#: replica holds up rollouts before another takes over.
+LEASE_TICKS = 10
+MIN_LEASE_S = 5.0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -49,8 +62,13 @@ class RolloutDriver:
         *,
         tick_s: float,
         clock: Callable[[], datetime] = utcnow,
+        replica: str = "control-plane",
     ) -> None:
+        """``replica``: this replica's name in the lease (unique among replicas)."""
         self._engine = engine
+        self.replica = replica
+        self.lease_ttl = timedelta(seconds=max(LEASE_TICKS * tick_s, MIN_LEASE_S))
+        self.driving = False
         self._signer = signer
         self._publisher = publisher
         self.tick_s = tick_s
@@ -78,6 +96,12 @@ class RolloutDriver:
         thread.join(timeout)
         if thread.is_alive():
             logger.warning("rollout driver did not stop within %ss", timeout)
+        if self.driving:
+            try:  # hand over now rather than when the lease expires
+                leases.release(self._engine, LEASE, self.replica, now=self._clock())
+            except Exception as exc:  # the next driver waits for the expiry instead
+                logger.warning("rollout driver lease not released: %s", _one_line(exc))
+            self.driving = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):
@@ -87,6 +111,8 @@ class RolloutDriver:
         """Step each running rollout once; how many device commands were published."""
         now = now or self._clock()
         self.ticks += 1
+        if not self._hold_lease(now):
+            return 0
         try:
             with Session(self._engine) as session:
                 ids = session.exec(
@@ -118,6 +144,30 @@ class RolloutDriver:
                 logger.debug("rollout driver step failure", exc_info=True)
                 self._count_failure(rollout_id, exc, now)
         return sent
+
+    def _hold_lease(self, now: datetime) -> bool:
+        """Renew or take the driver's lease; whether this replica drives now."""
+        try:
+            held = leases.hold(self._engine, LEASE, self.replica, ttl=self.lease_ttl, now=now)
+        except Exception as exc:  # the database is away: nobody can drive anyway
+            logger.error("rollout driver: cannot renew its lease: %s", _one_line(exc))
+            held = False
+        if held != self.driving:
+            if held:
+                lease = leases.current(self._engine, LEASE)
+                logger.info(
+                    "this replica (%s) drives rollouts now (lease epoch %s)",
+                    self.replica,
+                    lease.epoch if lease else "?",
+                )
+            else:
+                lease = leases.current(self._engine, LEASE)
+                logger.info(
+                    "rollouts are driven by %s now, not by this replica",
+                    lease.holder if lease else "nobody",
+                )
+        self.driving = held
+        return held
 
     def _count_failure(self, rollout_id: int, exc: Exception, now: datetime) -> None:
         """After :data:`MAX_STEP_FAILURES` failed steps in a row (not a passing glitch),

@@ -14,7 +14,7 @@ message JSON and hands the sealed bytes to the real ``handle``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import quote
@@ -28,7 +28,8 @@ from sqlmodel import Session
 from controlplane.commands import CommandSigner
 from controlplane.identity.ca import DeviceCA
 from controlplane.identity.enrollment import create_enrollment, enroll
-from controlplane.ingest import Ingester, IngestStats
+from controlplane.ingest import Ingester
+from controlplane.ingest_batch import Incoming, IngestStats
 from model_store import dsse, generate_private_key, load_private_key
 from model_store.device_certs import make_csr
 from model_store.errors import SignatureError
@@ -141,6 +142,10 @@ class SealingIngester(DeviceKeys):
         if payload and kind is not TopicKind.DESIRED:
             payload = self.seal(topic, payload)
         self.ingester.handle(topic, payload, retained=retained)
+
+    def handle_batch(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Seal each device report (as ``handle``) and hand them over as one batch."""
+        self.ingester.handle_batch([Incoming(t, self.seal(t, p)) for t, p in items])
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -132,6 +132,7 @@ class LightFleet:
         self.devices: list[LightDevice] = []
         self._rng = random.Random(first_index)
         self._running = False
+        self._beating = True
 
     @property
     def device_ids(self) -> list[str]:
@@ -201,8 +202,17 @@ class LightFleet:
         device.identity.open(token)
         return device
 
+    def heartbeats(self, enabled: bool) -> None:
+        """Pause (the devices stay connected and keep working) or resume heartbeats."""
+        if enabled and not self._beating:
+            self._beating = True
+            for device in self.devices:
+                phase = self._rng.uniform(0.0, self._heartbeat_s)
+                self.network.call_later(phase, self._beat, device)
+        self._beating = enabled
+
     def _beat(self, device: LightDevice) -> None:
-        if not self._running:
+        if not (self._running and self._beating):
             return
         device.heartbeat()
         self.network.call_later(self._heartbeat_s, self._beat, device)

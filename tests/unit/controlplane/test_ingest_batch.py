@@ -1,0 +1,126 @@
+"""Heartbeats applied in batches (``controlplane.ingest_batch``): one transaction for many,
+the newest figures of each device kept, each report counted and acknowledged once, a bad
+report costing only itself, and a batch the database refuses applied one by one.
+
+Real sealed reports of enrolled devices, the real ingester, a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from controlplane import ingest
+from controlplane.ingest_batch import Incoming
+from controlplane.models import Device
+from protocol import TopicKind, device_topic
+from tests.support.controlplane import state_report
+from tests.support.identity import SealingIngester
+
+DEVICES = ("d1", "d2", "d3")
+
+
+def beat(device_id: str, requests: int, at: datetime) -> bytes:
+    return json.dumps(
+        {
+            "device_id": device_id,
+            "at": at.isoformat(),
+            "cpu_percent": 5.0,
+            "rss_bytes": 1 << 20,
+            "mem_total_bytes": 1 << 30,
+            "mem_available_bytes": 1 << 29,
+            "mem_percent": 50.0,
+            "load_avg": [0.1, 0.1, 0.1],
+            "uptime_s": 60.0,
+            "models": [
+                {"name": "det", "version": "1", "backend": "b", "requests": requests, "errors": 0}
+            ],
+        }
+    ).encode()
+
+
+def topic(device_id: str) -> str:
+    return device_topic(device_id, TopicKind.HEARTBEAT)
+
+
+def rows(engine: Engine) -> dict[str, Device]:
+    with Session(engine) as session:
+        return {d.id: d for d in session.exec(select(Device)).all()}
+
+
+def requests_of(device: Device) -> Any:
+    return (device.last_heartbeat or {})["models"][0]["requests"]
+
+
+@pytest.fixture
+def registered(ingester: SealingIngester) -> SealingIngester:
+    for device_id in DEVICES:
+        ingester.handle(device_topic(device_id, TopicKind.STATE), state_report(device_id))
+    return ingester
+
+
+def test_a_batch_keeps_each_devices_newest_figures_in_one_transaction(
+    registered: SealingIngester, engine: Engine
+) -> None:
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    start = datetime.now(UTC) - timedelta(seconds=30)
+    items = [
+        (topic(d), beat(d, n, start + timedelta(seconds=n))) for n in range(5) for d in DEVICES
+    ]
+    registered.handle_batch(items)
+    assert len(commits) == 1
+    stats = registered.stats
+    assert (stats.received, stats.applied) == (18, 18)  # 3 state reports + 15 heartbeats
+    assert {d: requests_of(row) for d, row in rows(engine).items()} == dict.fromkeys(DEVICES, 4)
+    assert len(registered.ingester.acks) == 15  # each heartbeat acknowledged once stored
+
+
+def test_a_replayed_or_malformed_heartbeat_costs_only_itself(
+    registered: SealingIngester, engine: Engine
+) -> None:
+    now = datetime.now(UTC)
+    good = registered.seal(topic("d1"), beat("d1", 7, now))
+    malformed = registered.seal(topic("d2"), b'{"device_id": "d2"}')
+    other = registered.seal(topic("d3"), beat("d1", 9, now))  # names another device
+    last = registered.seal(topic("d2"), beat("d2", 11, now))
+    registered.ingester.handle_batch(
+        [Incoming(topic("d1"), good), Incoming(topic("d1"), good), Incoming(topic("d2"), malformed),
+         Incoming(topic("d3"), other), Incoming(topic("d2"), last)]
+    )  # fmt: skip
+    stats = registered.stats
+    assert (stats.applied, stats.replayed, stats.malformed, stats.rejected) == (3 + 2, 1, 1, 1)
+    found = rows(engine)
+    assert (requests_of(found["d1"]), requests_of(found["d2"])) == (7, 11)
+    assert found["d3"].last_heartbeat is None
+    pending = registered.ingester.acks.take()
+    assert len(pending["d1"].stored) == 1  # the replay is acknowledged as stored, once
+    assert len(pending["d2"].lost) == 1 and len(pending["d2"].stored) == 1
+    assert len(pending["d3"].lost) == 1
+
+
+def test_a_batch_the_database_refuses_is_applied_one_by_one(
+    registered: SealingIngester,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("lock timeout"))
+
+    monkeypatch.setattr(ingest, "lock_devices", refuse)
+    now = datetime.now(UTC)
+    with caplog.at_level(logging.WARNING, logger="controlplane.ingest"):
+        registered.handle_batch([(topic(d), beat(d, 5, now)) for d in DEVICES])
+    assert "a batch of 3 heartbeats failed in the database" in caplog.text
+    assert "applying them one by one" in caplog.text
+    stats = registered.stats
+    assert (stats.received, stats.applied, stats.errors) == (6, 6, 0)  # counted once each
+    assert {d: requests_of(row) for d, row in rows(engine).items()} == dict.fromkeys(DEVICES, 5)
+    assert len(registered.ingester.acks) == 3

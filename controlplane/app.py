@@ -35,6 +35,7 @@ from controlplane.db import init_db, make_engine
 from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
 from controlplane.identity.ca import DeviceCA, certifies_device_ca
+from controlplane.maintenance import Maintenance
 from controlplane.mqtt_bridge import MqttBridge, TlsFiles
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.driver import RolloutDriver
@@ -257,15 +258,18 @@ def create_app(
         tick_s=settings.rollout_tick_s,
         replica=settings.mqtt_client_id,
     )
+    maintenance = Maintenance(services.engine, settings.retention, replica=settings.mqtt_client_id)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if services.bridge is not None:
             services.bridge.start()
         driver.start()
+        maintenance.start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(maintenance.stop)
             await anyio.to_thread.run_sync(driver.stop)
             if services.bridge is not None:
                 await anyio.to_thread.run_sync(services.bridge.stop)
@@ -279,6 +283,7 @@ def create_app(
     )
     app.state.services = services
     app.state.rollout_driver = driver
+    app.state.maintenance = maintenance
     app.include_router(system.router)
     app.include_router(api_router)
     app.include_router(dashboard_router)

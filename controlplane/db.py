@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from controlplane import history as _history  # noqa: F401  (the same)
 from controlplane import leases as _leases  # noqa: F401  (the same)
 from controlplane import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from controlplane.errors import ConfigError

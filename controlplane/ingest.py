@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from controlplane import crud
+from controlplane import crud, history
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.errors import ControlPlaneError
 from controlplane.identity.report_auth import (
@@ -110,6 +111,8 @@ class Ingester:
         self._fleet_claims: dict[str, str] = {}
         #: the sequence numbers of spooled reports to acknowledge (``report_acks``)
         self.acks = AckBook()
+        #: heartbeat history rows of the transaction in progress (``controlplane.history``)
+        self._samples: list[dict[str, Any]] = []
 
     def oversized(self, topic: str, size: int) -> None:
         """Count and log a report of ``size`` bytes that was dropped unparsed."""
@@ -145,6 +148,7 @@ class Ingester:
         """Apply ``items`` in one transaction; count them and record their acks only
         once it committed. A batch the database refuses is applied one by one."""
         done = Outcome()
+        self._samples = []
         try:
             with Session(self._engine) as session:
                 locked = lock_devices(session, items) if batch else None
@@ -152,6 +156,7 @@ class Ingester:
                 for item in items:
                     commit = self._step(session, item, locked, done) or batch
                 if commit:  # the replay window moved even if nothing else changed
+                    history.record(session, self._samples)  # one INSERT for the batch
                     session.commit()
         except SQLAlchemyError as exc:
             if batch:
@@ -316,8 +321,10 @@ class Ingester:
         if isinstance(message, DeploymentEvent):
             return crud.apply_event(session, device_id=device_id, event=message)
         if isinstance(message, Heartbeat):
+            now = utcnow()
+            self._samples += history.samples_of(device_id, message, min(message.at, now))
             return crud.apply_heartbeat(
-                session, device_id=device_id, heartbeat=message, locked=locked
+                session, device_id=device_id, heartbeat=message, now=now, locked=locked
             )
         return False
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Engine, case, update
 from sqlalchemy.exc import IntegrityError
@@ -91,4 +91,7 @@ def current(engine: Engine, name: str) -> LeaseView | None:
         lease = session.get(Lease, name)
         if lease is None:
             return None
-        return LeaseView(lease.name, lease.holder, lease.epoch, lease.expires_at)
+        expires = lease.expires_at
+        if expires.tzinfo is None:  # SQLite hands back naive UTC timestamps
+            expires = expires.replace(tzinfo=UTC)
+        return LeaseView(lease.name, lease.holder, lease.epoch, expires)

@@ -442,6 +442,20 @@ class BridgeStatus(BaseModel):
     rollout_driver: str | None = None
 
 
+class HeartbeatSamplePublic(_Public):
+    """One sample of a device's heartbeat history (``controlplane.history``)."""
+
+    model: str
+    version: str
+    backend: str
+    at: UtcDatetime
+    resolution_s: int
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
 class TrustPublic(BaseModel):
     """``POST /trust``: the accepted trust document, and whether it certifies our key."""
 

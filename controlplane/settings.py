@@ -19,6 +19,9 @@
 | ``EDGEFLEET_HTTP_PORT``     | none; the CLI sets it from ``--port``      |
 | ``EDGEFLEET_ROLLOUT_TICK_S``| 1.0: seconds between rollout driver steps |
 | ``EDGEFLEET_ADMIN_TOKEN``   | none; bootstrap admin API token (secret)  |
+| ``EDGEFLEET_HISTORY_RAW_S`` | 86400: heartbeat history kept as reported |
+| ``EDGEFLEET_HISTORY_BUCKET_S``| 3600: then folded into buckets this wide|
+| ``EDGEFLEET_HISTORY_KEEP_S``| 2592000 (30 days): then dropped           |
 
 Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 """
@@ -34,6 +37,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.errors import ConfigError
+from controlplane.history import BUCKET_S, KEEP_S, RAW_S, Retention
 from protocol import BrokerAddress, ProtocolError, mask_url, parse_broker_url
 
 DEFAULT_COMMAND_TTL_S = 7 * 24 * 3600
@@ -140,6 +144,13 @@ class ControlPlaneSettings(BaseSettings):
     #: The admin API token stored (as its hash, named "bootstrap") when the database
     #: holds no token yet; without it one is generated and printed once. Never logged.
     admin_token: SecretStr | None = Field(default=None, validation_alias="EDGEFLEET_ADMIN_TOKEN")
+    #: Heartbeat history (``controlplane.history``): kept as reported this long, then
+    #: folded into buckets this wide, which are kept this long.
+    history_raw_s: int = Field(default=RAW_S, gt=0, validation_alias="EDGEFLEET_HISTORY_RAW_S")
+    history_bucket_s: int = Field(
+        default=BUCKET_S, gt=0, validation_alias="EDGEFLEET_HISTORY_BUCKET_S"
+    )
+    history_keep_s: int = Field(default=KEEP_S, gt=0, validation_alias="EDGEFLEET_HISTORY_KEEP_S")
 
     @field_validator("root_keys", mode="before")
     @classmethod
@@ -161,7 +172,12 @@ class ControlPlaneSettings(BaseSettings):
             self.mqtt_client_id = default_client_id(self.http_port)
         if (self.mqtt_cert is None) != (self.mqtt_key is None):
             raise ValueError("EDGEFLEET_MQTT_CERT and EDGEFLEET_MQTT_KEY go together")
+        self.retention  # noqa: B018 - ValueError (one line) if the three do not fit
         return self
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.history_raw_s, self.history_bucket_s, self.history_keep_s)
 
     @property
     def db_url(self) -> str:

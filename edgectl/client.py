@@ -107,7 +107,9 @@ class ControlPlaneClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
+        return self._decode(self._request(method, path, **kwargs), method, path)
+
+    def _decode(self, response: httpx.Response, method: str, path: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:
@@ -162,8 +164,16 @@ class ControlPlaneClient:
     def devices(
         self, *, fleet: str | None = None, selector: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
+        """Every device (of ``fleet``, matching ``selector``), following the pages."""
         params = _params(fleet=fleet, selector=_selector_param(selector))
-        return list(self._json("GET", "/api/v1/devices", params=params))
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self._request("GET", "/api/v1/devices", params=params)
+            found += list(self._decode(response, "GET", "/api/v1/devices"))
+            after = response.headers.get("X-Next-After")
+            if not after:
+                return found
+            params = {**params, "after": after}
 
     def models(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/api/v1/models"))

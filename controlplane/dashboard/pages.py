@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from controlplane.dashboard.html import (
     Markup,
@@ -20,6 +21,7 @@ from controlplane.dashboard.html import (
     section,
     table,
 )
+from controlplane.paging import DevicePage, FleetCounts
 from controlplane.rollouts.actions import Action
 from controlplane.rollouts.states import actions, allows, is_driven
 from controlplane.schemas import (
@@ -32,6 +34,8 @@ from controlplane.schemas import (
 
 #: How many rollouts the overview lists (newest first).
 RECENT_ROLLOUTS = 20
+#: The overview shows this many devices, with a link to the next ones.
+DEVICES_PER_PAGE = 200
 
 
 def device_href(device_id: str) -> str:
@@ -100,20 +104,20 @@ def _batch(rollout: RolloutSummary) -> str:
 # -- the overview ----------------------------------------------------------------------
 
 
-def _fleets_table(devices: Sequence[DevicePublic], busy: Sequence[RolloutSummary]) -> Markup:
-    names = sorted({d.fleet for d in devices} | {r.fleet for r in busy})
+def _fleets_table(summary: Sequence[FleetCounts], busy: Sequence[RolloutSummary]) -> Markup:
+    counts = {c.fleet: c for c in summary}
+    names = sorted(set(counts) | {r.fleet for r in busy})
     running = Counter(r.fleet for r in busy)
     rows = []
     for name in names:
-        members = [d for d in devices if d.fleet == name]
-        status = Counter(d.status for d in members)
+        c = counts.get(name) or FleetCounts(name, 0, 0, 0, 0)
         rows.append(
             [
                 link(fleet_href(name), name),
-                len(members),
-                sum(1 for d in members if d.online),
-                sum(1 for d in members if d.active_model is not None),
-                status.get("failed", 0),
+                c.devices,
+                c.online,
+                c.serving,
+                c.failed,
                 running.get(name, 0),
             ]
         )
@@ -210,25 +214,36 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
     return table(headers, rows, empty="No device has registered yet.")
 
 
+def _next_page(fleet: str | None, next_after: str | None) -> Markup:
+    if next_after is None:
+        return Markup("")
+    query = urlencode({k: v for k, v in (("fleet", fleet), ("after", next_after)) if v})
+    return Markup(f'<p class="pager">{link(f"/dashboard?{query}", "next devices →")}</p>')
+
+
 def overview(
-    devices: Sequence[DevicePublic],
+    devices: DevicePage,
+    summary: Sequence[FleetCounts],
     rollouts: Sequence[RolloutSummary],
     busy: Sequence[RolloutSummary],
     *,
     fleet: str | None,
     now: datetime,
+    after: str | None = None,
 ) -> Markup:
-    """Fleets (with the rollouts in progress, ``busy``), recent rollouts and devices (of
-    one fleet, with ``fleet``)."""
+    """Fleets (their counts, ``summary``, with the rollouts in progress, ``busy``), recent
+    rollouts and a page of devices (of one fleet, with ``fleet``; after ``after``)."""
     parts = []
     if fleet is not None:
         parts.append(
             Markup(f'<p class="filter">fleet {esc(fleet)} · {link("/dashboard", "all fleets")}</p>')
         )
     else:
-        parts.append(section("Fleets", _fleets_table(devices, busy)))
+        parts.append(section("Fleets", _fleets_table(summary, busy)))
     parts.append(section("Rollouts", _rollouts_table(rollouts, now)))
-    parts.append(section("Devices", _devices_table(devices, now)))
+    title = f"Devices after {after}" if after else "Devices"
+    table_ = join([_devices_table(devices.devices, now), _next_page(fleet, devices.next_after)])
+    parts.append(section(title, table_))
     return join(parts)
 
 

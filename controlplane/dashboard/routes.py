@@ -25,6 +25,7 @@ from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.models import utcnow
+from controlplane.paging import devices_page, fleet_summary
 from controlplane.rollouts import states
 from controlplane.rollouts.actions import Action, perform
 from controlplane.rollouts.public import list_rollouts, rollout_public
@@ -143,14 +144,17 @@ def overview(
     request: Request,
     db: SessionDep,
     fleet: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
     viewer = session.signed_in(request, db)
     if viewer is None:
         return _to("/dashboard/login")
-    devices = devices_public(db, fleet=fleet)
+    # a page of devices and the per-fleet counts: never every device row
+    devices = devices_page(db, fleet=fleet, after=after, limit=pages.DEVICES_PER_PAGE)
+    summary = fleet_summary(db) if fleet is None else []
     recent = list_rollouts(db, fleet=fleet, newest=pages.RECENT_ROLLOUTS)
     busy = [r for state in states.ACTIVE_STATES for r in list_rollouts(db, state=state)]
-    body = pages.overview(devices, recent, busy, fleet=fleet, now=utcnow())
+    body = pages.overview(devices, summary, recent, busy, fleet=fleet, after=after, now=utcnow())
     title = f"Fleet {fleet}" if fleet else "Overview"
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
 

@@ -14,6 +14,7 @@ from controlplane.routes import (
     deployments,
     devices,
     fleets,
+    history,
     identity,
     models,
     rollouts,
@@ -29,6 +30,7 @@ api_router.include_router(fleets.router)
 api_router.include_router(deployments.router)
 api_router.include_router(rollouts.router)
 api_router.include_router(devices.router)
+api_router.include_router(history.router)
 api_router.include_router(trust.router)
 api_router.include_router(system.status_router)
 api_router.include_router(tokens.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
 from controlplane import crud
@@ -13,6 +13,7 @@ from controlplane.commands import reissue_commands
 from controlplane.crud.labels import update_labels
 from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.errors import InvalidRequest, NotFound
+from controlplane.paging import DEFAULT_LIMIT, MAX_LIMIT, devices_page
 from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
 from controlplane.selectors import parse_selector
 from controlplane.views import devices_public
@@ -25,17 +26,31 @@ DeviceId = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
 @router.get("", responses={400: {"description": "malformed selector"}})
 def list_devices(
+    request: Request,
+    response: Response,
     session: SessionDep,
     fleet: str | None = None,
     selector: Annotated[
         str | None, Query(description="labels that must all match: k=v,k2=v2")
     ] = None,
+    after: Annotated[
+        str | None, Query(max_length=128, description="the last device id of the page before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[DevicePublic]:
+    """Devices sorted by id, a page at a time (``controlplane.paging``): when there are
+    more, the ``Link`` header (``rel="next"``) names the next page and ``X-Next-After``
+    its cursor."""
     try:
         wanted = parse_selector(selector)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    return devices_public(session, fleet=fleet, selector=wanted)
+    page = devices_page(session, fleet=fleet, selector=wanted, after=after, limit=limit)
+    if page.next_after is not None:
+        url = request.url.include_query_params(after=page.next_after, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+        response.headers["X-Next-After"] = page.next_after
+    return page.devices
 
 
 @router.get("/{device_id}", responses={404: {"description": "unknown device"}})

@@ -23,7 +23,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,10 @@ import pytest
 
 from agent.simulator.enroll import api_enrollment
 from agent.simulator.light import LightFleet
-from tests.conftest import _postgres_database
 from tests.support.controlplane import ControlPlaneProcess, run_controlplane
 from tests.support.fleet import EventLog, FleetStack
 from tests.support.mosquitto import run_mosquitto
+from tests.support.postgres import postgres_database
 from tests.support.trust import make_trust_kit
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -80,7 +80,7 @@ def plane() -> Iterator[Plane]:
         with ExitStack() as stack:
             broker = stack.enter_context(run_mosquitto(workdir / "mosquitto"))
             kit = make_trust_kit(workdir / "trust")
-            db = stack.enter_context(contextmanager(_postgres_database)())
+            db = stack.enter_context(postgres_database())
             shared = ["--data-dir", str(workdir / "cp-data")]  # one blob store for both
 
             def replica(name: str) -> ControlPlaneProcess:

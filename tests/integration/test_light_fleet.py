@@ -6,7 +6,7 @@ One fleet of ``COUNT`` light devices (one process, one event loop) serves the mo
 with a heartbeat every 0.5 s and 10 synthetic requests a second per model:
 
 1. a canary + batches rollout with a latency gate completes, every device judged on its
-   synthetic figures against its own baseline;
+   synthetic figures against its own baseline; its heartbeats are kept as a time series;
 2. a version the latency knob slows on two devices of batch 1 trips the gate: aborted,
    rolled back;
 3. every device requested the bundle itself (the control plane's access log counts one
@@ -90,6 +90,15 @@ def test_gated_rollout_over_light_devices_completes(stack: FleetStack) -> None:
         assert device["baseline"] is not None and device["baseline"]["requests"] > 0, show
         assert device["observed"]["p95_ms"] < GATE["latency_floor_ms"], show
     stack.wait_versions(dict.fromkeys(stack.fleet.device_ids, V2), f"all on {V2}", timeout=10)
+    # the heartbeats are kept as a time series: the device's traffic on each version
+    device_id = stack.fleet.device_ids[0]
+    response = stack.http.get(f"/api/v1/devices/{device_id}/history", params={"model": "det"})
+    assert response.status_code == 200, response.text
+    samples = response.json()
+    assert {s["version"] for s in samples} >= {V1, V2}
+    on_v2 = [s["requests"] for s in samples if s["version"] == V2]
+    assert on_v2 == sorted(on_v2) and on_v2[-1] >= GATE["min_requests"]
+    assert stack.http.get("/api/v1/devices/nope/history").status_code == 404
 
 
 def test_latency_knob_trips_the_gate_on_light_devices(stack: FleetStack) -> None:

@@ -32,6 +32,7 @@ def test_the_holder_renews_and_others_wait_for_the_expiry(engine: Engine) -> Non
     assert not leases.hold(engine, "job", "a", ttl=TTL, now=T0 + timedelta(seconds=20))
     view = leases.current(engine, "job")
     assert view is not None and (view.holder, view.epoch) == ("b", 2)
+    assert view.expires_at == T0 + timedelta(seconds=19) + TTL  # aware, as written
 
 
 def test_a_released_lease_is_taken_at_once(engine: Engine) -> None:

@@ -1,0 +1,80 @@
+"""Housekeeping on one replica at a time: folding and dropping heartbeat history.
+
+A daemon thread wakes every ``interval_s`` (default ``INTERVAL_S``), takes or renews the
+``maintenance`` lease (``controlplane.leases``; it lasts a few intervals) and, while it
+holds it, runs ``history.downsample`` with the configured retention. A failure is logged
+in one line and tried again at the next wake-up; a clean stop releases the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from controlplane import history, leases
+from controlplane.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+LEASE = "maintenance"
+INTERVAL_S = 300.0
+
+
+class Maintenance:
+    def __init__(
+        self,
+        engine: Engine,
+        retention: history.Retention,
+        *,
+        replica: str,
+        interval_s: float = INTERVAL_S,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._retention = retention
+        self._replica = replica
+        self.interval_s = interval_s
+        self._ttl = timedelta(seconds=3 * interval_s)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.holding = False
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout)
+        if self.holding:
+            try:
+                leases.release(self._engine, LEASE, self._replica, now=self._clock())
+            except Exception as exc:  # another replica waits for the expiry instead
+                logger.warning("maintenance lease not released: %s", exc)
+            self.holding = False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.run_once()
+
+    def run_once(self) -> tuple[int, int] | None:
+        """Fold and drop history if this replica holds the lease; what it did, or None."""
+        now = self._clock()
+        try:
+            self.holding = leases.hold(self._engine, LEASE, self._replica, ttl=self._ttl, now=now)
+            if not self.holding:
+                return None
+            return history.downsample(self._engine, self._retention, now=now)
+        except Exception as exc:  # the database is away: try again next time
+            text = str(exc).strip().splitlines()
+            logger.error("maintenance failed: %s: %s", type(exc).__name__, text[0] if text else "")
+            return None

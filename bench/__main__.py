@@ -37,6 +37,7 @@ BENCHMARKS = (
     "hotswap",
     "ingest_auth",
     "multimodel",
+    "fleet_scale",
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(
@@ -45,6 +46,8 @@ HELPERS = frozenset(
         "models",
         "oip_clients",
         "options",
+        "report_flood",
+        "scale_stack",
         "selection_models",
         "selection_table",
         "tcp_floor",

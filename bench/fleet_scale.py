@@ -1,0 +1,280 @@
+"""A fleet of 1,000 light devices on Mosquitto and PostgreSQL, with 1 and 2 control-plane
+replicas (issue 15.5).
+
+    python -m bench.fleet_scale [--devices 1000] [--reports 60000] [--quick]
+
+For 1, then 2 replicas, each on a fresh Mosquitto, PostgreSQL database and blob store
+(``bench.scale_stack``), with ``--devices`` light devices in one process (``edge-agent
+simulate --light``, heartbeats every 30 s):
+
+- ``register_s``: from starting the simulator until every device enrolled and registered;
+- ``converge_s``: a model version uploaded, then a rollout to the whole fleet created (all
+  at once, gate off): from creating it until every device reported it active (each device
+  downloads and checks the bundle itself);
+- control-plane RSS (all replicas) per 1,000 devices, after converging;
+- ``reports_per_s``: the simulator stopped, its devices' heartbeats come faster than
+  production from ``bench.report_flood`` (the devices' own report keys, sealed before the
+  clock starts): ``--reports`` of them, as fast as the broker takes them. Rate = reports
+  the replicas applied (``/status``) over the time from the first sent to the last
+  applied, per replica;
+- ``api_p99_ms``: during that flood, ``GET /devices?limit=100`` and ``GET /status`` in a
+  loop on the first replica: the 99th percentile of their latency.
+
+Then the floor, in the same run: the same sealed heartbeats from the same generator
+through a fresh Mosquitto to its own C subscriber, which does nothing with them
+(``mosquitto_sub``; ``floor_msgs_per_s``); ``fraction_of_floor`` is the
+replicas' total rate over it. ``two_replica_speedup`` is the total rate with two replicas
+over one. Goals (this 2-core box): converge_s <= 20, reports_per_s >= 5,000 per replica,
+two_replica_speedup >= 1.7; ``met`` says which held (exit 1 if one did not, except with
+``--quick``: 50 devices, 3,000 reports). The box is shared by every process of the
+bench, load generator included: ratios in one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.models import _mlp
+from bench.options import parse_args
+from bench.scale_stack import Child, Replicas, light_fleet, mosquitto, postgres
+from edgectl.client import ControlPlaneClient
+from edgectl.push import push_model
+from protocol import parse_broker_url
+
+FLEET = "scale"
+GOALS = {"converge_s": 20.0, "reports_per_s": 5000.0, "two_replica_speedup": 1.7}
+ALL_AT_ONCE = {"gate": {"enabled": False}}
+
+
+def _wait(predicate: Any, what: str, timeout: float, children: Sequence[Child]) -> float:
+    start = time.monotonic()
+    while not predicate():
+        for child in children:
+            child.check()
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
+def _registered(http: httpx.Client) -> int:
+    response = http.get(f"/api/v1/fleets/{FLEET}")
+    return int(response.json().get("device_count", 0)) if response.status_code == 200 else 0
+
+
+def _applied(replicas: Replicas) -> tuple[int, int]:
+    applied = dropped = 0
+    for i in range(len(replicas.urls)):
+        with replicas.client(i) as http:
+            status = http.get("/api/v1/status").json()
+        applied, dropped = applied + status["applied"], dropped + status["dropped"]
+    return applied, dropped
+
+
+class Prober:
+    """Times API calls on one replica in a loop, in a thread, until stopped."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+        self._stop = threading.Event()
+        self.latencies: list[float] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        paths = ("/api/v1/devices?limit=100", "/api/v1/status")
+        n = 0
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            self._http.get(paths[n % 2])
+            self.latencies.append(time.perf_counter() - start)
+            n += 1
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def p99_ms(self) -> float:
+        if len(self.latencies) < 2:
+            return float("nan")
+        return statistics.quantiles(self.latencies, n=100)[98] * 1000
+
+
+def _flood(devices: Path, broker: str, reports: int) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable, "-m", "bench.report_flood", "--devices", str(devices),
+        "--broker", broker, "--reports", str(reports),
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("report_flood did not get ready")
+    return proc
+
+
+def _go(proc: subprocess.Popen[str]) -> dict[str, float]:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    proc.wait(60)
+    result: dict[str, float] = json.loads(line)
+    return result
+
+
+def _model(root: Path) -> Path:
+    return _mlp(root / "model" / "model.onnx", [64, 256, 256, 16])
+
+
+def run_replicas(count: int, devices: int, reports: int, root: Path) -> dict[str, Any]:
+    with mosquitto(root / "mosquitto") as broker, postgres() as database:
+        replicas = Replicas(root, count=count, mqtt_url=broker, database_url=database)
+        sim: Child | None = None
+        try:
+            sim = light_fleet(
+                root, replicas, count=devices, mqtt_url=broker, fleet=FLEET, heartbeat_s=30.0
+            )
+            children = [sim, *replicas.children]
+            with replicas.client(count - 1) as http:
+                register_s = _wait(
+                    lambda: _registered(http) >= devices, "devices registered", 600, children
+                )
+                client = ControlPlaneClient(replicas.urls[-1], token=replicas.token)
+                push_model(
+                    client,
+                    _model(root),
+                    name="det",
+                    version="1.0.0",
+                    fleet=None,
+                    key_path=replicas.keys / "release.key",
+                )
+                start = time.monotonic()
+                rollout = client.create_rollout("det", "1.0.0", FLEET, strategy=ALL_AT_ONCE)
+
+                def converged() -> bool:
+                    found = client.rollout(int(rollout["id"]))
+                    return bool(found["state"] == "completed")
+
+                _wait(converged, "every device active", 600, children)
+                converge_s = time.monotonic() - start
+            rss = replicas.rss_bytes()
+            sim.stop()
+            sim = None
+            flood = _flood(root / "devices", broker, reports)
+            before, dropped_before = _applied(replicas)
+            with replicas.client(0) as api, Prober(api) as prober:
+                start = time.monotonic()
+                sent = _go(flood)
+                last, last_change = before, time.monotonic()
+                while time.monotonic() - last_change < 3.0:
+                    replicas.check()
+                    now, _ = _applied(replicas)
+                    if now != last:
+                        last, last_change = now, time.monotonic()
+                    time.sleep(0.25)
+            applied = last - before
+            _, dropped = _applied(replicas)
+            seconds = last_change - start
+            return {
+                "replicas": count,
+                "register_s": round(register_s, 1),
+                "converge_s": round(converge_s, 1),
+                "cp_rss_mb": round(rss / 2**20, 1),
+                "cp_rss_mb_per_1000_devices": round(rss / 2**20 / (devices / 1000), 1),
+                "reports_sent": int(sent["published"]),
+                "reports_applied": applied,
+                "reports_dropped": dropped - dropped_before,
+                "send_rate": round(sent["rate"], 1),
+                "reports_per_s_total": round(applied / seconds, 1),
+                "reports_per_s": round(applied / seconds / count, 1),
+                "api_p99_ms": round(prober.p99_ms(), 1),
+                "api_calls": len(prober.latencies),
+            }
+        finally:
+            if sim is not None:
+                sim.stop()
+            replicas.close()
+
+
+def floor(devices_dir: Path, reports: int, root: Path) -> dict[str, Any]:
+    """The same sealed heartbeats, from the same generator, through Mosquitto to its own
+    C subscriber (``mosquitto_sub``, QoS 1) that does nothing with them."""
+    with mosquitto(root / "floor-mosquitto") as broker:
+        address = parse_broker_url(broker)
+        argv = [
+            shutil.which("mosquitto_sub") or "mosquitto_sub", "-h", address.host,
+            "-p", str(address.port), "-q", "1", "-t", "edgefleet/v1/devices/+/heartbeat",
+            "-C", str(reports),
+        ]  # fmt: skip
+        sub = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)  # subscribed
+        flood = _flood(devices_dir, broker, reports)
+        start = time.monotonic()
+        _go(flood)
+        sub.wait(120)
+        seconds = time.monotonic() - start
+    return {"floor_received": reports, "floor_msgs_per_s": round(reports / seconds, 1)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__)
+    parser.add_argument("--devices", type=int, default=1000, help="light devices (1000)")
+    parser.add_argument("--reports", type=int, default=60_000, help="heartbeats to flood")
+    args = parse_args(parser, argv, devices=50, reports=3000)
+    with tempfile.TemporaryDirectory(prefix="ef-scale-") as tmp:
+        root = Path(tmp)
+        one = run_replicas(1, args.devices, args.reports, root / "one")
+        base = floor(root / "one" / "devices", args.reports, root)
+        two = run_replicas(2, args.devices, args.reports, root / "two")
+    speedup = two["reports_per_s_total"] / one["reports_per_s_total"]
+    result = {
+        "devices": args.devices,
+        "converge_s": one["converge_s"],
+        "converge_s_two_replicas": two["converge_s"],
+        "reports_per_s": one["reports_per_s"],
+        "reports_per_s_two_replicas": two["reports_per_s"],
+        "two_replica_speedup": round(speedup, 2),
+        "cp_rss_mb_per_1000_devices": one["cp_rss_mb_per_1000_devices"],
+        "api_p99_ms": one["api_p99_ms"],
+        "api_p99_ms_two_replicas": two["api_p99_ms"],
+        **base,
+        "fraction_of_floor": round(one["reports_per_s_total"] / base["floor_msgs_per_s"], 3),
+        "fraction_of_floor_two_replicas": round(
+            two["reports_per_s_total"] / base["floor_msgs_per_s"], 3
+        ),
+        "one_replica": one,
+        "two_replicas": two,
+        "quick": args.quick,
+    }
+    met = {
+        "converge_s": result["converge_s"] <= GOALS["converge_s"],
+        "reports_per_s": result["reports_per_s"] >= GOALS["reports_per_s"],
+        "two_replica_speedup": speedup >= GOALS["two_replica_speedup"],
+    }
+    result["goals"] = GOALS
+    result["met"] = met
+    for key in ("converge_s", "reports_per_s", "two_replica_speedup", "floor_msgs_per_s"):
+        print(f"{key:32} {result[key]}")
+    print(json.dumps(result))
+    return 0 if args.quick or all(met.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,10 @@ simulate --light``, heartbeats every 30 s):
 - ``converge_s``: a model version uploaded, then a rollout to the whole fleet created (all
   at once, gate off): from creating it until every device reported it active (each device
   downloads and checks the bundle itself);
+- ``fanout_s``: then a version whose bundle weighs ``--bundle-mb`` (20 MB: one MatMul of
+  random weights) rolled out the same way: until every device downloaded, checked and
+  activated it; ``fanout_mb_per_s`` is the bytes the control plane served (devices x
+  bundle) over that time;
 - control-plane RSS (all replicas) per 1,000 devices, after converging;
 - ``reports_per_s``: the simulator stopped, its devices' heartbeats come faster than
   production from ``bench.report_flood`` (the devices' own report keys, sealed before the
@@ -143,7 +147,28 @@ def _model(root: Path) -> Path:
     return _mlp(root / "model" / "model.onnx", [64, 256, 256, 16])
 
 
-def run_replicas(count: int, devices: int, reports: int, root: Path) -> dict[str, Any]:
+def _big_model(root: Path, megabytes: float) -> Path:
+    """One MatMul whose random float32 weights weigh ``megabytes``."""
+    rows = max(1, int(megabytes * 2**20 / 4 / 1024))
+    return _mlp(root / "big" / "model.onnx", [rows, 1024])
+
+
+def _roll_out(client: ControlPlaneClient, version: str, children: Sequence[Child]) -> float:
+    """Roll ``version`` of det out to the whole fleet (all at once, gate off); seconds
+    until every device reported it active."""
+    start = time.monotonic()
+    rollout = client.create_rollout("det", version, FLEET, strategy=ALL_AT_ONCE)
+
+    def converged() -> bool:
+        return bool(client.rollout(int(rollout["id"]))["state"] == "completed")
+
+    _wait(converged, f"every device active on {version}", 1800, children)
+    return time.monotonic() - start
+
+
+def run_replicas(
+    count: int, devices: int, reports: int, bundle_mb: float, root: Path
+) -> dict[str, Any]:
     with mosquitto(root / "mosquitto") as broker, postgres() as database:
         replicas = Replicas(root, count=count, mqtt_url=broker, database_url=database)
         sim: Child | None = None
@@ -157,23 +182,14 @@ def run_replicas(count: int, devices: int, reports: int, root: Path) -> dict[str
                     lambda: _registered(http) >= devices, "devices registered", 600, children
                 )
                 client = ControlPlaneClient(replicas.urls[-1], token=replicas.token)
-                push_model(
-                    client,
-                    _model(root),
-                    name="det",
-                    version="1.0.0",
-                    fleet=None,
-                    key_path=replicas.keys / "release.key",
-                )
-                start = time.monotonic()
-                rollout = client.create_rollout("det", "1.0.0", FLEET, strategy=ALL_AT_ONCE)
-
-                def converged() -> bool:
-                    found = client.rollout(int(rollout["id"]))
-                    return bool(found["state"] == "completed")
-
-                _wait(converged, "every device active", 600, children)
-                converge_s = time.monotonic() - start
+                key = replicas.keys / "release.key"
+                push_model(client, _model(root), name="det", version="1.0.0", fleet=None,
+                           key_path=key)  # fmt: skip
+                converge_s = _roll_out(client, "1.0.0", children)
+                big = _big_model(root, bundle_mb)
+                push_model(client, big, name="det", version="2.0.0", fleet=None, key_path=key)
+                fanout_s = _roll_out(client, "2.0.0", children)
+                fanout_mb = big.stat().st_size / 2**20 * devices
             rss = replicas.rss_bytes()
             sim.stop()
             sim = None
@@ -196,6 +212,9 @@ def run_replicas(count: int, devices: int, reports: int, root: Path) -> dict[str
                 "replicas": count,
                 "register_s": round(register_s, 1),
                 "converge_s": round(converge_s, 1),
+                "bundle_mb": round(big.stat().st_size / 2**20, 1),
+                "fanout_s": round(fanout_s, 1),
+                "fanout_mb_per_s": round(fanout_mb / fanout_s, 1),
                 "cp_rss_mb": round(rss / 2**20, 1),
                 "cp_rss_mb_per_1000_devices": round(rss / 2**20 / (devices / 1000), 1),
                 "reports_sent": int(sent["published"]),
@@ -237,12 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__)
     parser.add_argument("--devices", type=int, default=1000, help="light devices (1000)")
     parser.add_argument("--reports", type=int, default=60_000, help="heartbeats to flood")
-    args = parse_args(parser, argv, devices=50, reports=3000)
+    parser.add_argument("--bundle-mb", type=float, default=20.0, help="the fan-out bundle")
+    args = parse_args(parser, argv, devices=50, reports=3000, bundle_mb=1.0)
     with tempfile.TemporaryDirectory(prefix="ef-scale-") as tmp:
         root = Path(tmp)
-        one = run_replicas(1, args.devices, args.reports, root / "one")
+        one = run_replicas(1, args.devices, args.reports, args.bundle_mb, root / "one")
         base = floor(root / "one" / "devices", args.reports, root)
-        two = run_replicas(2, args.devices, args.reports, root / "two")
+        two = run_replicas(2, args.devices, args.reports, args.bundle_mb, root / "two")
     speedup = two["reports_per_s_total"] / one["reports_per_s_total"]
     result = {
         "devices": args.devices,
@@ -251,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reports_per_s": one["reports_per_s"],
         "reports_per_s_two_replicas": two["reports_per_s"],
         "two_replica_speedup": round(speedup, 2),
+        "fanout_s": one["fanout_s"],
+        "fanout_mb_per_s": one["fanout_mb_per_s"],
+        "bundle_mb": one["bundle_mb"],
         "cp_rss_mb_per_1000_devices": one["cp_rss_mb_per_1000_devices"],
         "api_p99_ms": one["api_p99_ms"],
         "api_p99_ms_two_replicas": two["api_p99_ms"],
@@ -270,7 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     result["goals"] = GOALS
     result["met"] = met
-    for key in ("converge_s", "reports_per_s", "two_replica_speedup", "floor_msgs_per_s"):
+    for key in (
+        "converge_s",
+        "reports_per_s",
+        "two_replica_speedup",
+        "floor_msgs_per_s",
+        "fanout_mb_per_s",
+    ):
         print(f"{key:32} {result[key]}")
     print(json.dumps(result))
     return 0 if args.quick or all(met.values()) else 1

@@ -29,9 +29,10 @@ through a fresh Mosquitto to its own C subscriber, which does nothing with them
 (``mosquitto_sub``; ``floor_msgs_per_s``); ``fraction_of_floor`` is the
 replicas' total rate over it. ``two_replica_speedup`` is the total rate with two replicas
 over one. Goals (this 2-core box): converge_s <= 20, reports_per_s >= 5,000 per replica,
-two_replica_speedup >= 1.7; ``met`` says which held (exit 1 if one did not, except with
-``--quick``: 50 devices, 3,000 reports). The box is shared by every process of the
-bench, load generator included: ratios in one run are what to compare.
+two_replica_speedup >= 1.7; ``met`` says which held (a missed goal is printed as "NOT
+met"; it does not fail the run). ``--quick``: 50 devices, 3,000 reports, a 1 MB bundle.
+The box is shared by every process of the bench, load generator included: ratios in one
+run are what to compare.
 """
 
 from __future__ import annotations
@@ -293,16 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     result["goals"] = GOALS
     result["met"] = met
-    for key in (
-        "converge_s",
-        "reports_per_s",
-        "two_replica_speedup",
-        "floor_msgs_per_s",
-        "fanout_mb_per_s",
-    ):
+    for key in ("floor_msgs_per_s", "fanout_mb_per_s", "api_p99_ms"):
         print(f"{key:32} {result[key]}")
+    for key, ok in met.items():
+        print(f"{key:32} {result[key]}  (goal {GOALS[key]}: {'met' if ok else 'NOT met'})")
     print(json.dumps(result))
-    return 0 if args.quick or all(met.values()) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@ paho owns reconnection (``connect_async`` + ``loop_start``), so a broker that is
 start or goes away later is retried forever; each wait is drawn by
 ``protocol.reconnect.Backoff`` (full jitter, at most ``RECONNECT_CAP_S`` = 3 s) in
 ``on_connect_fail`` / ``on_disconnect`` and handed to paho, so a device is back within
-3 s of the broker and a fleet does not reconnect in step. Failures are logged (the
-first of a streak at warning level, then every tenth). On every (re)connect, inside
+3 s of the broker and a fleet does not reconnect in step. Failures are logged with
+their reason (the first of a streak at warning level, then every tenth). A light
+simulated device's link is driven by a shared ``agent.link.network_loop.NetworkLoop``
+instead (``network=``): no thread of its own, the same callbacks, each attempt made and
+the next one scheduled by the loop with the same backoff. On every (re)connect, inside
 ``on_connect``: subscribe to the device's own desired topic and to the trust topic (the
 broker re-sends the retained deployment command and trust document), publish
 ``Availability(online=True)`` retained, and call ``on_connected`` so the agent reports

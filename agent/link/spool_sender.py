@@ -43,6 +43,10 @@ the process died is sent again after the restart (at most ``window`` entries, pl
 in-flight across a broker restart, as MQTT QoS 1 allows). A clean ``stop()`` waits a
 moment for outstanding acknowledgements so that a planned restart sends none twice.
 
+Driven (``wake=``, a light simulated device): no thread of its own; every event calls
+``wake`` and the owner's loop calls ``step`` (one round of the loop below), also about
+once a second for stalls and probes.
+
 Locking: ``acked`` runs on paho's network thread while paho holds its own message lock,
 so it only appends the mid to a list under a lock that is never held while calling
 into paho; the sender thread resolves mids to sequence numbers itself.

@@ -124,6 +124,7 @@ def plane() -> Iterator[Plane]:
                 _cp=b,
                 _cp_stack=cp_stack,
             )
+            stack.callback(fleet_stack.http.close)
             stack.enter_context(fleet)
             wait(lambda: len(fleet_stack.reported()) >= COUNT, "every device registered", 120)
             yield Plane(fleet_stack, a, b)

@@ -134,62 +134,74 @@ class CommandSigner:
     def command_for(
         self, session: Session, device_id: str, *, now: datetime | None = None
     ) -> tuple[SignedCommand, bool] | None:
-        """The device's command and whether it was signed now; None if it has none.
+        """The device's command and whether it was signed now; None if it has none
+        (``commands_for`` of one device)."""
+        return self.commands_for(session, [device_id], now=now).get(device_id)
+
+    def commands_for(
+        self, session: Session, device_ids: Iterable[str], *, now: datetime | None = None
+    ) -> dict[str, tuple[SignedCommand, bool]]:
+        """Each device's command and whether it was signed now (devices without one are
+        left out), in one transaction: their rows locked in id order, every command that
+        must be signed anew signed and stored, one commit (before anything is published).
 
         Unavailable if a new command is needed but cannot be signed (see :meth:`refusal`).
         """
         now = now or utcnow()
+        ids = sorted(set(device_ids))
+        if not ids:
+            return {}
         with self._lock:
-            device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
-            found = desired(session, device_ids=[device_id])
-            if device is None or not found:
-                session.rollback()
-                return None
-            want = found[0]
-            stored = session.get(DeviceCommand, device_id, populate_existing=True)
-            document = self.trust.current(session)
-            if self.reusable(stored, device, want, document, now):
-                assert stored is not None
-                session.rollback()
-                return stored_command(stored), False
-            reason = self.refusal(document, now)
-            if reason is not None:
-                session.rollback()
-                raise Unavailable(reason)
-            floor = generation_floor(
-                signed=stored.generation if stored else 0, reported=device.reported_generation
-            )
-            generation = device.generation if device.generation > floor else floor + 1
-            if generation > MAX_GENERATION:
-                session.rollback()
-                logger.warning("device %s has no higher generation left to sign", device_id)
-                return (stored_command(stored), False) if stored is not None else None
-            state = DesiredState(
-                device_id=device_id,
-                generation=generation,
-                issued_at=now,
-                expires_at=now + self.ttl,
-                trust_version=document.version,
-                models=want.assignments,
-            )
-            envelope = sign_envelope(encode(state), DESIRED_STATE_PAYLOAD_TYPE, [self._key])
-            fields: dict[str, Any] = {
-                "generation": generation,
-                "deployment_id": want.deployment_id,
-                "backend": _pins(want.assignments),
-                "trust_version": document.version,
-                "key_id": self.key_id,
-                "expires_at": state.expires_at,
-                "signed_at": now,
-                "envelope": encode(envelope),
+            devices = {
+                d.id: d
+                for d in session.exec(
+                    select(Device)
+                    .where(col(Device.id).in_(ids))
+                    .order_by(col(Device.id))
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
             }
-            row = stored or DeviceCommand(device_id=device_id, **fields)
-            row.sqlmodel_update(fields)
-            device.generation = generation
-            session.add(row)
-            session.add(device)
-            session.commit()
-            session.refresh(row)
+            wanted = {w.device_id: w for w in desired(session, device_ids=ids)}
+            stored = {
+                c.device_id: c
+                for c in session.exec(
+                    select(DeviceCommand)
+                    .where(col(DeviceCommand.device_id).in_(ids))
+                    .execution_options(populate_existing=True)
+                )
+            }
+            document = self.trust.current(session)
+            out: dict[str, tuple[SignedCommand, bool]] = {}
+            signed: list[tuple[str, Desired, int]] = []
+            for device_id in ids:
+                device, want, row = (
+                    devices.get(device_id),
+                    wanted.get(device_id),
+                    stored.get(device_id),
+                )
+                if device is None or want is None:
+                    continue
+                if self.reusable(row, device, want, document, now):
+                    assert row is not None
+                    out[device_id] = (stored_command(row), False)
+                    continue
+                reason = self.refusal(document, now)
+                if reason is not None:
+                    session.rollback()
+                    raise Unavailable(reason)
+                command = self._sign(session, device, row, want, document, now)
+                if command is None:  # no generation left
+                    if row is not None:
+                        out[device_id] = (stored_command(row), False)
+                    continue
+                out[device_id] = (command, True)
+                signed.append((device_id, want, command.generation))
+            if signed:
+                session.commit()
+            else:
+                session.rollback()
+        for device_id, want, generation in signed:
             logger.info(
                 "signed command for %s: generation %s, %s, trust v%s",
                 device_id,
@@ -197,7 +209,57 @@ class CommandSigner:
                 ", ".join(f"{a.name} {a.version}" for a in want.assignments) or "no models",
                 document.version,
             )
-            return stored_command(row), True
+        return out
+
+    def _sign(
+        self,
+        session: Session,
+        device: Device,
+        stored: DeviceCommand | None,
+        want: Desired,
+        document: TrustDocument,
+        now: datetime,
+    ) -> SignedCommand | None:
+        """Sign ``want`` for ``device`` with the next generation and stage the rows
+        (the caller commits); None if no generation is left."""
+        floor = generation_floor(
+            signed=stored.generation if stored else 0, reported=device.reported_generation
+        )
+        generation = device.generation if device.generation > floor else floor + 1
+        if generation > MAX_GENERATION:
+            logger.warning("device %s has no higher generation left to sign", device.id)
+            return None
+        state = DesiredState(
+            device_id=device.id,
+            generation=generation,
+            issued_at=now,
+            expires_at=now + self.ttl,
+            trust_version=document.version,
+            models=want.assignments,
+        )
+        envelope = encode(sign_envelope(encode(state), DESIRED_STATE_PAYLOAD_TYPE, [self._key]))
+        fields: dict[str, Any] = {
+            "generation": generation,
+            "deployment_id": want.deployment_id,
+            "backend": _pins(want.assignments),
+            "trust_version": document.version,
+            "key_id": self.key_id,
+            "expires_at": state.expires_at,
+            "signed_at": now,
+            "envelope": envelope,
+        }
+        row = stored or DeviceCommand(device_id=device.id, **fields)
+        row.sqlmodel_update(fields)
+        device.generation = generation
+        session.add(row)
+        session.add(device)
+        return SignedCommand(
+            device_id=device.id,
+            generation=generation,
+            trust_version=document.version,
+            expires_at=as_utc(state.expires_at),
+            raw=envelope,
+        )
 
 
 def publish_commands(
@@ -211,9 +273,11 @@ def publish_commands(
 ) -> int:
     """(Re-)sign where needed and publish the commands of ``device_ids`` (default: all).
 
-    With ``changed_only`` only freshly signed commands are published. A command that
-    cannot be signed now (key not certified, trust expired) is logged; the device's last
-    command is republished as it is. Returns how many were handed to the publisher.
+    With ``changed_only`` only freshly signed commands are published. The commands to sign
+    anew are signed in one transaction (``CommandSigner.commands_for``). When they cannot
+    be signed now (key not certified, trust expired), that is logged and each of those
+    devices' last command is republished as it is. Returns how many were handed to the
+    publisher.
     """
     now = now or utcnow()
     wanted = desired(session, device_ids=device_ids)
@@ -224,32 +288,33 @@ def publish_commands(
         for c in session.exec(select(DeviceCommand).where(col(DeviceCommand.device_id).in_(ids)))
     }
     document = signer.trust.current(session)
-    refused: list[str] = []
-    sent = 0
+    results: dict[str, tuple[SignedCommand, bool]] = {}
+    need: list[str] = []
     for want in wanted:
         row, device = stored.get(want.device_id), devices.get(want.device_id)
-        command: SignedCommand | None
-        fresh = False
         if device is not None and signer.reusable(row, device, want, document, now):
             assert row is not None
-            command = stored_command(row)
+            results[want.device_id] = (stored_command(row), False)
         else:
-            try:
-                result = signer.command_for(session, want.device_id, now=now)
-            except Unavailable as exc:
-                refused.append(str(exc))
-                result = (stored_command(row), False) if row is not None else None
-            if result is None:
-                continue
-            command, fresh = result
+            need.append(want.device_id)
+    fallback = {d: stored_command(stored[d]) for d in need if d in stored}
+    if need:
+        try:
+            results |= signer.commands_for(session, need, now=now)
+        except Unavailable as exc:
+            logger.error(
+                "cannot sign deployment commands for %d device(s) (they keep their last one): %s",
+                len(need),
+                exc,
+            )
+            results |= {d: (command, False) for d, command in fallback.items()}
+    sent = 0
+    for want in wanted:
+        if (result := results.get(want.device_id)) is None:
+            continue
+        command, fresh = result
         if (fresh or not changed_only) and publisher.publish_desired(command):
             sent += 1
-    if refused:
-        logger.error(
-            "cannot sign deployment commands for %d device(s) (they keep their last one): %s",
-            len(refused),
-            refused[0],
-        )
     return sent
 
 
@@ -269,15 +334,13 @@ def reissue_commands(
     command that cannot be signed now is logged and the device keeps its last one (the
     periodic re-sign retries it).
     """
-    signed: list[str] = []
-    for want in desired(session, device_ids=device_ids):
-        try:
-            result = signer.command_for(session, want.device_id, now=now)
-        except Unavailable as exc:
-            logger.error("cannot re-issue the command of %s: %s", want.device_id, exc)
-            continue
-        if result is None or not result[1]:
-            continue
-        publisher.publish_desired(result[0])
-        signed.append(want.device_id)
-    return sorted(signed)
+    ids = [want.device_id for want in desired(session, device_ids=device_ids)]
+    try:
+        results = signer.commands_for(session, ids, now=now)
+    except Unavailable as exc:
+        logger.error("cannot re-issue the commands of %d device(s): %s", len(ids), exc)
+        return []
+    signed = sorted(d for d, (_, fresh) in results.items() if fresh)
+    for device_id in signed:
+        publisher.publish_desired(results[device_id][0])
+    return signed

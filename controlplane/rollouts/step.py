@@ -278,12 +278,22 @@ def start_batch(
     version's figures (the baseline of the gate) are captured first.
     """
     assigned: list[str] = []
-    for row in batch:
-        if row.status != RolloutDeviceStatus.PENDING.value:
-            continue
+    pending = [row for row in batch if row.status == RolloutDeviceStatus.PENDING.value]
+    # every device row of the batch locked in one statement, in id order
+    locked = {
+        d.id: d
+        for d in session.exec(
+            select(Device)
+            .where(col(Device.id).in_(sorted(row.device_id for row in pending)))
+            .order_by(col(Device.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    for row in pending:
         row.updated_at = now
         session.add(row)
-        device = session.get(Device, row.device_id, with_for_update=True, populate_existing=True)
+        device = locked.get(row.device_id)
         reason = None
         if device is None:
             reason = "device no longer registered"

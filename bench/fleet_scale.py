@@ -122,10 +122,10 @@ class Prober:
         return statistics.quantiles(self.latencies, n=100)[98] * 1000
 
 
-def _flood(devices: Path, broker: str, reports: int) -> subprocess.Popen[str]:
+def _flood(devices: Path, broker: str, reports: int, rate: float = 0.0) -> subprocess.Popen[str]:
     argv = [
         sys.executable, "-m", "bench.report_flood", "--devices", str(devices),
-        "--broker", broker, "--reports", str(reports),
+        "--broker", broker, "--reports", str(reports), "--rate", str(rate),
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -168,7 +168,7 @@ def _roll_out(client: ControlPlaneClient, version: str, children: Sequence[Child
 
 
 def run_replicas(
-    count: int, devices: int, reports: int, bundle_mb: float, root: Path
+    count: int, devices: int, reports: int, bundle_mb: float, root: Path, rate: float = 0.0
 ) -> dict[str, Any]:
     with mosquitto(root / "mosquitto") as broker, postgres() as database:
         replicas = Replicas(root, count=count, mqtt_url=broker, database_url=database)
@@ -194,7 +194,7 @@ def run_replicas(
             rss = replicas.rss_bytes()
             sim.stop()
             sim = None
-            flood = _flood(root / "devices", broker, reports)
+            flood = _flood(root / "devices", broker, reports, rate * count)
             before, dropped_before = _applied(replicas)
             with replicas.client(0) as api, Prober(api) as prober:
                 start = time.monotonic()
@@ -258,12 +258,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=1000, help="light devices (1000)")
     parser.add_argument("--reports", type=int, default=60_000, help="heartbeats to flood")
     parser.add_argument("--bundle-mb", type=float, default=20.0, help="the fan-out bundle")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="heartbeats a second offered per replica (default 0: as fast as they go)",
+    )
     args = parse_args(parser, argv, devices=50, reports=3000, bundle_mb=1.0)
     with tempfile.TemporaryDirectory(prefix="ef-scale-") as tmp:
         root = Path(tmp)
-        one = run_replicas(1, args.devices, args.reports, args.bundle_mb, root / "one")
+        one = run_replicas(1, args.devices, args.reports, args.bundle_mb, root / "one", args.rate)
         base = floor(root / "one" / "devices", args.reports, root)
-        two = run_replicas(2, args.devices, args.reports, args.bundle_mb, root / "two")
+        two = run_replicas(2, args.devices, args.reports, args.bundle_mb, root / "two", args.rate)
     speedup = two["reports_per_s_total"] / one["reports_per_s_total"]
     result = {
         "devices": args.devices,

@@ -422,10 +422,5 @@ class Agent:
     def _send_heartbeat(self, heartbeat: Heartbeat) -> None:
         """Heartbeats are the telemetry: QoS 1, spooled while the broker is away."""
         if (link := self._link) is not None:
-            spool = {
-                "spool_pending": link.outbox_length,
-                "spool_dropped": link.outbox_dropped,
-                "spool_acked": link.outbox_acked,
-                "spool_lost": link.outbox_lost,
-            }
-            link.publish(TopicKind.HEARTBEAT, heartbeat.model_copy(update=spool), qos=1)
+            beat = heartbeat.model_copy(update=link.spool_figures())
+            link.publish(TopicKind.HEARTBEAT, beat, qos=1)

@@ -216,6 +216,15 @@ class MqttLink:
             )
         self._spool.close()
 
+    def spool_figures(self) -> dict[str, int]:
+        """What a heartbeat says of the spool (``Heartbeat.spool_*``)."""
+        return {
+            "spool_pending": self.outbox_length,
+            "spool_dropped": self.outbox_dropped,
+            "spool_acked": self.outbox_acked,
+            "spool_lost": self.outbox_lost,
+        }
+
     @property
     def outbox_length(self) -> int:
         """Spooled messages the broker has not acknowledged yet (in flight included)."""

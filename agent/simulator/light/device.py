@@ -237,14 +237,8 @@ class LightDevice:
             load_avg=(0.3, 0.25, 0.2),
         )
         beat = heartbeat_of(self.device_id, self._started_at, host, self.traffic.metrics())
-        link = self.link
-        spool = {
-            "spool_pending": link.outbox_length,
-            "spool_dropped": link.outbox_dropped,
-            "spool_acked": link.outbox_acked,
-            "spool_lost": link.outbox_lost,
-        }
-        link.publish(TopicKind.HEARTBEAT, beat.model_copy(update=spool), qos=1)
+        beat = beat.model_copy(update=self.link.spool_figures())
+        self.link.publish(TopicKind.HEARTBEAT, beat, qos=1)
 
     def _event(
         self, kind: EventKind, a: ModelAssignment, generation: int, reason: str | None = None

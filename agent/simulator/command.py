@@ -155,30 +155,39 @@ def simulation(args: argparse.Namespace) -> Simulation:
     return _mixed(args, light)
 
 
+def _common(
+    args: argparse.Namespace, rules: list[SlowRule], enrollment: Callable[[str], str] | None
+) -> dict[str, Any]:
+    """What full and light fleets take alike."""
+    return {
+        "count": args.count,
+        "fleet": args.fleet,
+        "broker_url": args.broker,
+        "control_plane_url": args.control_plane,
+        "data_dir": args.data_dir,
+        "root_keys": args.root_keys,
+        "trust_file": args.trust,
+        "id_prefix": args.id_prefix,
+        "heartbeat_interval_s": args.heartbeat_interval,
+        "latency_ms": rules or None,
+        "enrollment": enrollment,
+    }
+
+
 def _full(
     args: argparse.Namespace, rules: list[SlowRule], enrollment: Callable[[str], str] | None
 ) -> Simulation:
     from agent.simulator import SimulatedFleet
 
     fleet = SimulatedFleet(
-        count=args.count,
+        **_common(args, rules, enrollment),
         first_index=args.first_index,
-        fleet=args.fleet,
-        broker_url=args.broker,
-        control_plane_url=args.control_plane,
-        data_dir=args.data_dir,
-        root_keys=args.root_keys,
-        trust_file=args.trust,
-        id_prefix=args.id_prefix,
-        heartbeat_interval_s=args.heartbeat_interval,
-        latency_ms=rules or None,
         traffic_hz=args.traffic_hz,
         agent_config=(
             {"memory_budget_mb": args.memory_budget_mb}
             if args.memory_budget_mb is not None
             else None
         ),
-        enrollment=enrollment,
     )
     status = f"{args.count} simulated agent(s) in fleet {args.fleet}"
     if args.traffic_hz:
@@ -193,19 +202,9 @@ def _light(
     from agent.simulator.light.fleet import DEFAULT_TRAFFIC_HZ
 
     fleet = LightFleet(
-        count=args.count,
+        **_common(args, rules, enrollment),
         first_index=args.first_index + args.full,
-        fleet=args.fleet,
-        broker_url=args.broker,
-        control_plane_url=args.control_plane,
-        data_dir=args.data_dir,
-        root_keys=args.root_keys,
-        trust_file=args.trust,
-        id_prefix=args.id_prefix,
-        heartbeat_interval_s=args.heartbeat_interval,
-        latency_ms=rules or None,
         traffic_hz=args.traffic_hz or DEFAULT_TRAFFIC_HZ,
-        enrollment=enrollment,
         shared_cache=not args.private_downloads,
         workers=args.workers,
     )

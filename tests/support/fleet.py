@@ -322,39 +322,25 @@ def open_fleet(
         cp = cp_stack.enter_context(_controlplane(workdir, broker, kit))
         events = EventLog(broker)
         outer.callback(events.close)
+        common: dict[str, Any] = {
+            "count": count,
+            "fleet": fleet,
+            "broker_url": broker.url,
+            "control_plane_url": cp.url,
+            "data_dir": workdir / "devices",
+            "root_keys": [kit.root_pub],
+            "trust_file": kit.trust_file,
+            "heartbeat_interval_s": heartbeat_interval_s,
+            "latency_ms": latency_ms,
+            "traffic_hz": traffic_hz,
+            "labels": labels,
+            "enrollment": api_enrollment(cp.url, cp.token, fleet),
+        }
         sim: SimulatedFleet | LightFleet
         if light:
-            sim = LightFleet(
-                count=count,
-                fleet=fleet,
-                broker_url=broker.url,
-                control_plane_url=cp.url,
-                data_dir=workdir / "devices",
-                root_keys=[kit.root_pub],
-                trust_file=kit.trust_file,
-                heartbeat_interval_s=heartbeat_interval_s,
-                latency_ms=latency_ms,
-                traffic_hz=traffic_hz,
-                labels=labels,
-                enrollment=api_enrollment(cp.url, cp.token, fleet),
-                shared_cache=shared_cache,
-            )
+            sim = LightFleet(**common, shared_cache=shared_cache)
         else:
-            sim = SimulatedFleet(
-                count=count,
-                fleet=fleet,
-                broker_url=broker.url,
-                control_plane_url=cp.url,
-                data_dir=workdir / "devices",
-                root_keys=[kit.root_pub],
-                trust_file=kit.trust_file,
-                heartbeat_interval_s=heartbeat_interval_s,
-                latency_ms=latency_ms,
-                traffic_hz=traffic_hz,
-                labels=labels,
-                agent_config={"selection_budget_s": 1.0},
-                enrollment=api_enrollment(cp.url, cp.token, fleet),
-            )
+            sim = SimulatedFleet(**common, agent_config={"selection_budget_s": 1.0})
         stack = FleetStack(
             workdir=workdir,
             broker=broker,

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
+from controlplane.blob_urls import BlobUrls
 from controlplane.commands import CommandSigner
 from controlplane.dashboard import root_router as dashboard_root
 from controlplane.dashboard import router as dashboard_router
@@ -44,6 +45,7 @@ from controlplane.routes import api_router, system
 from controlplane.settings import ControlPlaneSettings
 from controlplane.trust import TrustStore, certifies
 from model_store import (
+    ArtifactStore,
     FilesystemArtifactStore,
     ModelStoreError,
     TrustDocument,
@@ -147,8 +149,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
 
-def _open_store(directory: Path) -> FilesystemArtifactStore:
-    """The blob store, after checking a file can be written there; ConfigError if not."""
+def _open_store(settings: ControlPlaneSettings) -> ArtifactStore:
+    """The blob store (``EDGEFLEET_BLOB_STORE``, else ``DATA_DIR/blobs``), after checking
+    it can be used: a file written there, or the bucket reached; ConfigError if not."""
+    if settings.blob_store:
+        from model_store.s3_storage import S3ArtifactStore  # needs boto3: only when asked
+
+        try:
+            s3 = S3ArtifactStore.connect(
+                settings.blob_store,
+                endpoint_url=settings.s3_endpoint_url,
+                public_url=settings.s3_public_url,
+                region=settings.s3_region,
+            )
+        except ModelStoreError as exc:
+            raise ConfigError(str(exc)) from exc
+        logger.info("bundle files live in %s; devices download with presigned URLs", s3.location)
+        return s3
+    directory = settings.blobs_dir
     try:
         store = FilesystemArtifactStore(directory)
         with tempfile.TemporaryFile(dir=directory / "tmp"):
@@ -180,7 +198,7 @@ def build_services(
         if not target.tls:
             raise ConfigError("EDGEFLEET_MQTT_CA/CERT/KEY need an mqtts:// MQTT_URL")
         tls = TlsFiles(settings.mqtt_ca, settings.mqtt_cert, settings.mqtt_key)
-    store = _open_store(settings.blobs_dir)
+    store = _open_store(settings)
     engine = make_engine(settings.db_url)
     init_db(engine)
     signing_key_id = key_id(key.public_key())
@@ -204,7 +222,12 @@ def build_services(
     except ConfigError:
         engine.dispose()
         raise
-    signer = CommandSigner(key=key, trust=trust, ttl=timedelta(seconds=settings.command_ttl))
+    signer = CommandSigner(
+        key=key,
+        trust=trust,
+        ttl=timedelta(seconds=settings.command_ttl),
+        urls=BlobUrls(store, settings.blob_url_ttl) if settings.blob_store else None,
+    )
     device_ca = None
     if ca_key is not None:
         device_ca = DeviceCA(ca_key, trust, timedelta(seconds=settings.device_cert_ttl))

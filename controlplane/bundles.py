@@ -21,8 +21,8 @@ from controlplane.pipelines import check_uploaded_pipeline
 from model_store import (
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
+    ArtifactStore,
     BundleMetadata,
-    FilesystemArtifactStore,
     ModelStoreError,
     SignedManifest,
     TrustDocument,
@@ -47,7 +47,7 @@ class VerifiedVersion:
     metadata: dict[str, Any]
 
 
-def _read_blob(store: FilesystemArtifactStore, ref: FileRef, *, limit: int) -> bytes:
+def _read_blob(store: ArtifactStore, ref: FileRef, *, limit: int) -> bytes:
     if ref.size > limit:
         raise BundleRejected(f"{ref.path} is {ref.size} bytes; at most {limit} are accepted")
     _check_stored(store, ref)
@@ -58,7 +58,7 @@ def _read_blob(store: FilesystemArtifactStore, ref: FileRef, *, limit: int) -> b
         raise BundleRejected(f"cannot read the stored blob of {ref.path}: {exc}") from exc
 
 
-def _check_stored(store: FilesystemArtifactStore, ref: FileRef) -> None:
+def _check_stored(store: ArtifactStore, ref: FileRef) -> None:
     if not store.has(ref.sha256):
         raise BundleRejected(
             f"blob of {ref.path} (sha256 {ref.sha256}) is not uploaded; "
@@ -110,7 +110,7 @@ def _parse_metadata(raw: bytes, *, name: str, version: str) -> BundleMetadata:
 
 
 def verify_version(
-    store: FilesystemArtifactStore,
+    store: ArtifactStore,
     trust: TrustDocument,
     *,
     name: str,

@@ -11,8 +11,10 @@ of each device is stored (``DeviceCommand``) and republished **byte-identical** 
 is still good: the same model set (each model's deployment, bundle — the variant the
 device's runtimes prefer can change —, backend pin and priority), same trust version, same
 signing key, a generation the device has not gone past, and more than half its lifetime
-left. Otherwise it is re-signed with a **new, higher generation** (``max(last command,
-device's reported generation) + 1``, or the generation a new deployment just assigned).
+left (the download URLs it carries with an object-store blob store are not compared:
+:mod:`controlplane.blob_urls`). Otherwise it is re-signed with a **new, higher
+generation** (``max(last command, device's reported generation) + 1``, or the generation
+a new deployment just assigned).
 Generations therefore only grow, and a given generation is only ever signed once per
 device."""
 
@@ -29,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from sqlmodel import Session, col, select
 
+from controlplane.blob_urls import BlobUrls, without_urls
 from controlplane.desired import Desired, desired
 from controlplane.errors import Unavailable
 from controlplane.models import Device, DeviceCommand, utcnow
@@ -63,13 +66,14 @@ def stored_command(row: DeviceCommand) -> SignedCommand:
 
 
 def _models(row: DeviceCommand) -> list[ModelAssignment] | None:
-    """The model set a stored command names (None if it cannot be read back)."""
+    """The model set a stored command names, download URLs left out (None if it cannot
+    be read back)."""
     try:
         envelope = decode(SignedEnvelope, bytes(row.envelope))
         state = decode(DesiredState, base64.b64decode(envelope.payload, validate=True))
     except (ProtocolError, binascii.Error):
         return None
-    return state.models
+    return without_urls(state.models)
 
 
 def _pins(assignments: list[ModelAssignment]) -> str | None:
@@ -80,11 +84,20 @@ def _pins(assignments: list[ModelAssignment]) -> str | None:
 class CommandSigner:
     """Signs and keeps each device's deployment command (one per process; thread-safe)."""
 
-    def __init__(self, *, key: EllipticCurvePrivateKey, trust: TrustStore, ttl: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        key: EllipticCurvePrivateKey,
+        trust: TrustStore,
+        ttl: timedelta,
+        urls: BlobUrls | None = None,
+    ) -> None:
         self._key = key
         self.key_id = key_id(key.public_key())
         self.trust = trust
         self.ttl = ttl
+        #: presigned download URLs put in each command (an object-store blob store)
+        self.urls = urls
         # Serialises sign decisions in this process (SQLite ignores FOR UPDATE; on
         # PostgreSQL the device row lock serialises replicas).
         self._lock = threading.Lock()
@@ -229,13 +242,17 @@ class CommandSigner:
         if generation > MAX_GENERATION:
             logger.warning("device %s has no higher generation left to sign", device.id)
             return None
+        expires_at = now + self.ttl
+        models = want.assignments
+        if self.urls is not None:
+            models = self.urls.located(models, now=now, expires_at=expires_at)
         state = DesiredState(
             device_id=device.id,
             generation=generation,
             issued_at=now,
-            expires_at=now + self.ttl,
+            expires_at=expires_at,
             trust_version=document.version,
-            models=want.assignments,
+            models=models,
         )
         envelope = encode(sign_envelope(encode(state), DESIRED_STATE_PAYLOAD_TYPE, [self._key]))
         fields: dict[str, Any] = {

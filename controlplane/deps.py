@@ -17,7 +17,7 @@ from controlplane.mqtt_bridge import MqttBridge
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.settings import ControlPlaneSettings
 from controlplane.trust import TrustStore
-from model_store import FilesystemArtifactStore
+from model_store import ArtifactStore
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Services:
 
     settings: ControlPlaneSettings
     engine: Engine
-    store: FilesystemArtifactStore
+    store: ArtifactStore
     trust: TrustStore
     signer: CommandSigner
     publisher: DesiredStatePublisher
@@ -51,7 +51,7 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_store(services: ServicesDep) -> FilesystemArtifactStore:
+def get_store(services: ServicesDep) -> ArtifactStore:
     return services.store
 
 
@@ -79,7 +79,7 @@ def get_settings(services: ServicesDep) -> ControlPlaneSettings:
     return services.settings
 
 
-StoreDep = Annotated[FilesystemArtifactStore, Depends(get_store)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 PublisherDep = Annotated[DesiredStatePublisher, Depends(get_publisher)]
 TrustDep = Annotated[TrustStore, Depends(get_trust)]
 SignerDep = Annotated[CommandSigner, Depends(get_signer)]

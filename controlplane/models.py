@@ -136,7 +136,8 @@ class ModelVersion(SQLModel, table=True):
     bundle_digest: str = Field(max_length=64)
     signature_sha256: str = Field(max_length=64)
     signature_size: int
-    #: ``[{path, sha256, size}]`` sorted by path (the FileRefs of the bundle, no signature).
+    #: ``[{path, sha256, size}]`` sorted by path (the FileRefs of the bundle, no signature;
+    #: never a download URL: those are signed into each command).
     files: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     #: The bundle's ``edgefleet.json`` (BundleMetadata) as stored.
     bundle_metadata: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -17,8 +17,8 @@ from controlplane import crud
 from controlplane.errors import BundleRejected, Conflict
 from model_store import (
     FRAMEWORK_PIPELINE,
+    ArtifactStore,
     BundleMetadata,
-    FilesystemArtifactStore,
     ModelStoreError,
     PipelineSpec,
     parse_pipeline,
@@ -27,7 +27,7 @@ from model_store.pipeline import MAX_PIPELINE_BYTES
 from protocol import FileRef
 
 
-def _read_spec(store: FilesystemArtifactStore, ref: FileRef, metadata: Any) -> PipelineSpec:
+def _read_spec(store: ArtifactStore, ref: FileRef, metadata: Any) -> PipelineSpec:
     """The spec blob ``ref`` parsed against ``metadata``; BundleRejected if bad."""
     if ref.size > MAX_PIPELINE_BYTES:
         raise BundleRejected(f"{ref.path} is {ref.size} bytes; at most {MAX_PIPELINE_BYTES}")
@@ -40,7 +40,7 @@ def _read_spec(store: FilesystemArtifactStore, ref: FileRef, metadata: Any) -> P
 
 
 def check_uploaded_pipeline(
-    store: FilesystemArtifactStore, metadata: BundleMetadata, files: Mapping[str, FileRef]
+    store: ArtifactStore, metadata: BundleMetadata, files: Mapping[str, FileRef]
 ) -> None:
     """For a pipeline version being registered: its spec is valid and matches its
     ``edgefleet.json`` (BundleRejected, 400); any other version passes."""
@@ -49,7 +49,7 @@ def check_uploaded_pipeline(
 
 
 def check_rollout_steps(
-    session: Session, store: FilesystemArtifactStore, *, model: str, version: str
+    session: Session, store: ArtifactStore, *, model: str, version: str
 ) -> None:
     """Conflict (409, one line) if ``model`` ``version`` is a pipeline and a model version
     one of its steps runs is not registered; nothing for any other version."""

@@ -45,6 +45,7 @@ MIN_COMMAND_TTL_S = 60
 MAX_COMMAND_TTL_S = 366 * 24 * 3600
 DEFAULT_DEVICE_CERT_TTL_S = 7 * 24 * 3600
 MIN_DEVICE_CERT_TTL_S = 60
+DEFAULT_BLOB_URL_TTL_S = 15 * 60
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
@@ -137,6 +138,27 @@ class ControlPlaneSettings(BaseSettings):
     max_blob_bytes: int = Field(
         default=8 * 1024**3, gt=0, validation_alias="EDGEFLEET_MAX_BLOB_BYTES"
     )
+    #: Where bundle files live: unset, ``DATA_DIR/blobs`` on this host (one replica, or
+    #: replicas sharing that directory); ``s3://bucket[/prefix]``, an S3-compatible object
+    #: store that devices download from with presigned URLs (docs/controlplane.md).
+    blob_store: str | None = Field(
+        default=None, pattern=r"^s3://[^/?#]+(/[^?#]*)?$", validation_alias="EDGEFLEET_BLOB_STORE"
+    )
+    #: The S3 API endpoint the control plane uses (MinIO, Ceph, ...); unset: AWS.
+    s3_endpoint_url: str | None = Field(default=None, validation_alias="EDGEFLEET_S3_ENDPOINT_URL")
+    #: The endpoint put in devices' presigned URLs, where devices reach the store under
+    #: another address than the control plane does; unset: ``s3_endpoint_url``.
+    s3_public_url: str | None = Field(default=None, validation_alias="EDGEFLEET_S3_PUBLIC_URL")
+    #: The region requests are signed for; unset: boto3's (``AWS_REGION``...), else us-east-1.
+    s3_region: str | None = Field(default=None, validation_alias="EDGEFLEET_S3_REGION")
+    #: Seconds a presigned download URL stays valid (never past the command's expiry); a
+    #: device that starts later is sent to a fresh one by the control plane's blob URL.
+    blob_url_ttl: int = Field(
+        default=DEFAULT_BLOB_URL_TTL_S,
+        ge=60,
+        le=7 * 24 * 3600,
+        validation_alias="EDGEFLEET_BLOB_URL_TTL",
+    )
     #: Seconds between two steps of the rollout driver (each running rollout per step).
     rollout_tick_s: float = Field(
         default=1.0, gt=0, le=3600, validation_alias="EDGEFLEET_ROLLOUT_TICK_S"
@@ -200,5 +222,6 @@ class ControlPlaneSettings(BaseSettings):
             f"mqtt_share_group={self.mqtt_share_group} "
             f"root_keys={len(self.root_keys)} path(s) trust={self.trust} "
             f"control_plane_key={self.control_plane_key} command_ttl={self.command_ttl}s "
-            f"device_ca_key={self.device_ca_key} device_cert_ttl={self.device_cert_ttl}s"
+            f"device_ca_key={self.device_ca_key} device_cert_ttl={self.device_cert_ttl}s "
+            f"blob_store={self.blob_store or self.blobs_dir}"
         )

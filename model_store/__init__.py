@@ -22,7 +22,8 @@ Public surface:
     trust       Role, TrustError, TrustDocument, build_trust_document, load_initial_trust,
                 verify_trust_update, verify_bundle_trusted, verify_signature_trusted,
                 parse_unverified_trust (operator tools only: checks no signature)
-    storage     ArtifactStore, FilesystemArtifactStore
+    storage     ArtifactStore, FilesystemArtifactStore (s3_storage: S3ArtifactStore, imported
+                on demand: it needs boto3)
 
 Internal: ``strict_json`` (``StrictJson``), the strict JSON reading (duplicate keys
 refused, typed field reads) that every parser here (envelope, statement, metadata, dsse,

@@ -1,7 +1,8 @@
 """Content-addressed artifact storage: blobs named by their sha256.
 
-``ArtifactStore`` is the interface the control plane uses (an S3-compatible store can
-implement it later); ``FilesystemArtifactStore`` keeps blobs at
+``ArtifactStore`` is the interface the control plane uses; ``model_store.s3_storage``
+implements it on an S3-compatible object store. ``FilesystemArtifactStore`` (the default)
+keeps blobs at
 ``ROOT/sha256/ab/cdef...`` (first two hex digits, then the other 62). Writes stream to a
 temporary file under ``ROOT/tmp``, are hashed on the way, fsynced and renamed into
 place, so a blob is either complete and correct or absent.
@@ -42,6 +43,11 @@ class ArtifactStore(Protocol):
     def size(self, sha256: str) -> int: ...
 
     def open(self, sha256: str) -> BinaryIO: ...
+
+    def presigned_url(self, sha256: str, ttl_s: int) -> str | None:
+        """A URL devices may GET the blob from directly for ``ttl_s`` seconds, or None
+        if the control plane serves the bytes itself."""
+        ...
 
 
 def _fsync_dir(path: Path) -> None:
@@ -86,6 +92,11 @@ class FilesystemArtifactStore:
             return self.path(sha256).open("rb")
         except FileNotFoundError as exc:
             raise BlobNotFound(f"blob sha256:{sha256} not found") from exc
+
+    def presigned_url(self, sha256: str, ttl_s: int) -> str | None:
+        """None: the control plane serves these blobs itself."""
+        check_sha256_hex(sha256)
+        return None
 
     def put_stream(
         self,

@@ -44,6 +44,8 @@ MAX_REPORT_BYTES = 256 * 1024
 MAX_ENVELOPE_PAYLOAD = 16 * 1024 * 1024
 #: The broker's ``max_packet_size``: the largest envelope plus 1 MiB of headroom.
 MAX_PACKET_BYTES = MAX_ENVELOPE_PAYLOAD + 1024 * 1024
+#: A download URL in a command (presigned URLs with a session token run to ~2 KiB).
+MAX_URL = 8192
 
 #: Ids and counters: signed 64-bit on every store (SQLite INTEGER, PostgreSQL BIGINT).
 MAX_INT64 = 2**63 - 1

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocol.errors import ProtocolError
 from protocol.fields import (
     MAX_ENVELOPE_PAYLOAD,
+    MAX_URL,
     PROTOCOL_VERSION,
     DeviceId,
     Generation,
@@ -38,11 +39,16 @@ class FileRef(WireMessage):
 
     In a desired state these are hints used to bound downloads; the agent accepts a
     file only if its path and digest also appear in the verified bundle signature.
+    ``url``, set when the control plane keeps bundles in an object store, is a short-lived
+    presigned URL to download the bytes from directly; the control plane's own blob URL
+    is the fallback (it expired, or the store is unreachable). Where the bytes come from
+    never decides what is installed: the digests do.
     """
 
     path: str = Field(min_length=1, max_length=1024)
     sha256: Sha256Hex
     size: int = Field(ge=0)
+    url: str | None = Field(default=None, max_length=MAX_URL, pattern=r"^https?://[^\s]+$")
 
 
 class Priority(StrEnum):

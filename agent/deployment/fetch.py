@@ -1,6 +1,8 @@
 """Bounded downloads from the control plane: blobs and trust documents.
 
-``GET /api/v1/blobs/sha256/{hex}``: every download is bounded by the size the signed
+``GET /api/v1/blobs/sha256/{hex}``, or first the presigned object-store URL a command
+gives a file (``FileRef.url``; one try, then the control plane's URL, which may redirect
+to the store): every download is bounded by the size the signed
 deployment command declares (a server that sends more is cut off), checked against the
 declared sha256 as it streams, and limited in time by a ``Budget``: one total deadline
 for the whole bundle (a server that drips bytes is aborted) and a stall timeout (no byte
@@ -197,11 +199,40 @@ class BlobFetcher:
             raise TransientDownloadError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
     def _fetch(self, ref: FileRef, sink: Sink, budget: Budget) -> None:
-        """Fill ``sink`` up to ``ref.size`` bytes, resuming from ``sink.size``.
+        """Fill ``sink`` up to ``ref.size`` bytes, resuming from ``sink.size``: from the
+        presigned URL the command gives, if any (one try), else or then from the control
+        plane's blob URL (which may redirect to the object store)."""
+        if ref.url is not None:
+            where = _origin(ref.url)
+            try:
+                self._transfer(ref, sink, budget, ref.url, source=where, attempts=1)
+                return
+            except DownloadError as exc:  # Transient too: the control plane is the fallback
+                budget.check(ref.path)
+                logger.info(
+                    "%s: %s; downloading through the control plane from byte %d",
+                    ref.path,
+                    exc,
+                    sink.size,
+                )
+        self._transfer(ref, sink, budget, self.url_for(ref.sha256), source="control plane")
+
+    def _transfer(
+        self,
+        ref: FileRef,
+        sink: Sink,
+        budget: Budget,
+        url: str,
+        *,
+        source: str,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        """Fill ``sink`` from ``url`` (redirects followed).
 
         Every restart from zero either follows a resumed request (at most one per
         failed attempt, and an attempt from zero sends no Range) or ends the loop, so
-        the loop is bounded by ``ATTEMPTS`` failed transfers.
+        the loop is bounded by ``attempts`` failed transfers. Messages name ``source``,
+        never ``url`` (a presigned URL is a credential).
         """
         failures = 0
         while sink.size < ref.size:
@@ -211,11 +242,12 @@ class BlobFetcher:
             try:
                 with self._client.stream(
                     "GET",
-                    self.url_for(ref.sha256),
+                    url,
                     headers=headers,
                     timeout=budget.timeout(self._connect_s),
+                    follow_redirects=True,
                 ) as resp:
-                    if not _fits(ref, resp, offset):
+                    if not _fits(ref, resp, offset, source):
                         sink.reset()
                         if resp.status_code != 200:  # 416 / a misplaced 206: ask again
                             continue
@@ -230,8 +262,8 @@ class BlobFetcher:
             except httpx.HTTPError as exc:
                 failures += 1
                 budget.check(ref.path)
-                if failures == ATTEMPTS:
-                    raise TransientDownloadError(_describe(ref, exc, budget)) from exc
+                if failures >= attempts:
+                    raise TransientDownloadError(_describe(ref, exc, budget, source)) from exc
                 logger.info(
                     "%s: %s after %d bytes; resuming", ref.path, type(exc).__name__, sink.size
                 )
@@ -241,7 +273,14 @@ class BlobFetcher:
                 raise DownloadError(f"{ref.path}: got {sink.size} bytes, declared {ref.size}")
 
 
-def _fits(ref: FileRef, resp: httpx.Response, offset: int) -> bool:
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what a log line may say about a presigned URL."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
+
+
+def _fits(ref: FileRef, resp: httpx.Response, offset: int, source: str) -> bool:
     """Whether the response continues at ``offset``; False if it must be dropped (HTTP
     200 to a resume: the whole body follows; 416 or a 206 elsewhere: ask from zero)."""
     status = resp.status_code
@@ -261,7 +300,7 @@ def _fits(ref: FileRef, resp: httpx.Response, offset: int) -> bool:
         logger.info("%s: HTTP 416 to Range: bytes=%d-; downloading again", ref.path, offset)
         return False
     error = TransientDownloadError if status in TRANSIENT_STATUSES else DownloadError
-    raise error(f"{ref.path}: HTTP {status} from control plane")
+    raise error(f"{ref.path}: HTTP {status} from {source}")
 
 
 def _check_digest(ref: FileRef, sink: Sink) -> None:
@@ -281,7 +320,10 @@ def _check_length(ref: FileRef, resp: httpx.Response, received: int) -> None:
         )
 
 
-def _describe(ref: FileRef, exc: httpx.HTTPError, budget: Budget) -> str:
+def _describe(ref: FileRef, exc: httpx.HTTPError, budget: Budget, source: str) -> str:
     if isinstance(exc, httpx.ReadTimeout):
-        return f"{ref.path}: no data for {min(budget.stall_s, budget.total_s):g}s"
+        where = "" if source == "control plane" else f" from {source}"
+        return f"{ref.path}: no data{where} for {min(budget.stall_s, budget.total_s):g}s"
+    if source != "control plane":  # httpx may quote the URL, which is a credential
+        return f"{ref.path}: {type(exc).__name__} from {source}"
     return f"{ref.path}: {type(exc).__name__}: {exc}"

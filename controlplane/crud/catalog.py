@@ -93,7 +93,7 @@ def bundle_columns(
         "bundle_digest": bundle_digest,
         "signature_sha256": signature.sha256,
         "signature_size": signature.size,
-        "files": [f.model_dump() for f in sorted(files, key=lambda f: f.path)],
+        "files": [f.model_dump(exclude={"url"}) for f in sorted(files, key=lambda f: f.path)],
         "bundle_metadata": metadata,
         "key_id": key_id,
     }

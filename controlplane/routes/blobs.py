@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -11,13 +10,13 @@ import anyio.from_thread
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from controlplane.deps import SettingsDep, StoreDep
 from controlplane.errors import InvalidRequest, NotFound, PayloadTooLarge, Unavailable
 from controlplane.ranges import parse_range
 from controlplane.schemas import BlobStored
-from model_store import BlobDigestMismatch, BlobTooLarge, FilesystemArtifactStore, ModelStoreError
+from model_store import ArtifactStore, BlobDigestMismatch, BlobTooLarge, ModelStoreError
 
 router = APIRouter(prefix="/blobs", tags=["blobs"])
 
@@ -25,9 +24,7 @@ Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="sha256
 _CHUNK = 256 * 1024
 
 
-async def _store_body(
-    request: Request, store: FilesystemArtifactStore, digest: str, limit: int
-) -> int:
+async def _store_body(request: Request, store: ArtifactStore, digest: str, limit: int) -> int:
     """Stream the request body into the store in a worker thread; the stored size."""
     body = request.stream()
 
@@ -79,8 +76,8 @@ async def put_blob(
     return BlobStored(sha256=digest, size=size, created=not existed)
 
 
-def _file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as fh:
+def _blob_range(store: ArtifactStore, digest: str, start: int, length: int) -> Iterator[bytes]:
+    with store.open(digest) as fh:
         fh.seek(start)
         while length > 0:
             chunk = fh.read(min(_CHUNK, length))
@@ -97,14 +94,19 @@ def _file_range(path: Path, start: int, length: int) -> Iterator[bytes]:
     responses={
         200: {"content": {"application/octet-stream": {}}},
         206: {"description": "partial content (Range)"},
+        307: {"description": "GET from an object store: a fresh presigned URL of the blob"},
         404: {"description": "unknown blob"},
         416: {"description": "range not satisfiable"},
     },
 )
-def get_blob(digest: Digest, request: Request, store: StoreDep) -> Response:
-    """Download a blob; supports ``Range: bytes=a-b | a- | -n``."""
+def get_blob(digest: Digest, request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+    """Download a blob; supports ``Range: bytes=a-b | a- | -n``. With an object-store
+    blob store a GET is redirected (307) to a presigned URL of the store, which honours
+    the same ``Range``: the control plane does not carry the bytes."""
     if not store.has(digest):
         raise NotFound(f"no blob with sha256 {digest}")
+    if request.method == "GET" and (url := store.presigned_url(digest, settings.blob_url_ttl)):
+        return RedirectResponse(url, status_code=307, headers={"cache-control": "no-store"})
     size = store.size(digest)
     byte_range = parse_range(request.headers.get("range"), size)
     headers = {
@@ -121,7 +123,7 @@ def get_blob(digest: Digest, request: Request, store: StoreDep) -> Response:
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
-        _file_range(store.path(digest), start, length),
+        _blob_range(store, digest, start, length),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",

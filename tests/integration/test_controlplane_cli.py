@@ -22,6 +22,7 @@ from model_store import (
 from tests.support.controlplane import run_controlplane
 from tests.support.mosquitto import Broker
 from tests.support.ports import free_port, wait_until
+from tests.support.s3 import CREDENTIALS, run_s3
 from tests.support.trust import TrustKit
 
 pytestmark = pytest.mark.integration
@@ -283,3 +284,22 @@ def test_bad_mqtt_url_is_one_line_exit_2(tmp_path: Path, trust_kit: TrustKit) ->
         "--port", str(free_port()), "--mqtt-url", "http://h:1", tmp_path=tmp_path, kit=trust_kit
     )
     _assert_one_line_error(result, "invalid MQTT_URL")
+
+
+def test_blob_store_bucket_that_does_not_exist_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    with run_s3(tmp_path / "s3") as s3:
+        env = s3.controlplane_env() | {"EDGEFLEET_BLOB_STORE": "s3://no-such-bucket/blobs"}
+        result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, kit=trust_kit, env=env)
+    _assert_one_line_error(result, "cannot use blob store s3://no-such-bucket/blobs/")
+    assert "there is no bucket 'no-such-bucket'" in result.stderr
+    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in result.stderr
+
+
+def test_blob_store_that_is_not_an_s3_url_is_one_line_exit_2(
+    tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    env = {"EDGEFLEET_BLOB_STORE": "https://bucket.example/blobs"}
+    result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, kit=trust_kit, env=env)
+    _assert_one_line_error(result, "EDGEFLEET_BLOB_STORE")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col
 
 from controlplane import crud
+from controlplane.blob_urls import BlobUrls
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.db import init_db, make_engine
 from controlplane.errors import ConfigError, Unavailable
@@ -22,7 +23,7 @@ from controlplane.ingest import Ingester
 from controlplane.models import Device, TrustVersion
 from controlplane.publisher import MemoryPublisher
 from controlplane.trust import TrustStore
-from model_store import load_public_key, write_keypair
+from model_store import ArtifactStore, load_public_key, write_keypair
 from protocol import TopicKind, device_topic
 from tests.support.controlplane import (
     DET_V1_DIGEST,
@@ -193,3 +194,41 @@ def test_empty_database_needs_a_bootstrap_document(database_url: str, trust_kit:
             _open(engine, trust_kit)
     finally:
         engine.dispose()
+
+
+class _Presigning:
+    """The one call the signer makes of an object store: a URL per blob (numbered, so
+    two signings of the same blob differ as real presigned URLs do)."""
+
+    def __init__(self) -> None:
+        self.signed: list[tuple[str, int]] = []
+
+    def presigned_url(self, sha256: str, ttl_s: int) -> str:
+        self.signed.append((sha256, ttl_s))
+        return f"https://bucket.example/sha256/{sha256}?expires={ttl_s}&n={len(self.signed)}"
+
+
+def test_download_urls_are_signed_in_but_never_cause_a_new_command(
+    engine: Engine, cmd: CommandSigner, publisher: MemoryPublisher, trust_kit: TrustKit
+) -> None:
+    store = _Presigning()
+    cmd.urls = BlobUrls(cast(ArtifactStore, store), ttl_s=900)
+    deploy(engine, "1.0.0")
+    start = datetime.now(UTC)
+    assert publish(engine, cmd, publisher, now=start) == 1
+    first = publisher.published[-1]
+    (model,) = open_command(first.raw, trust_kit).models
+    for ref in (model.signature, *model.files):  # every file, signature included
+        assert (ref.url or "").startswith(
+            f"https://bucket.example/sha256/{ref.sha256}?expires=900&"
+        )
+    assert {ttl for _, ttl in store.signed} == {900}
+    signed = len(store.signed)
+    # republished as it is while good: the URLs it carries are not a change
+    assert publish(engine, cmd, publisher, now=start + 3 * DAY) == 1
+    assert publisher.published[-1].raw == first.raw and len(store.signed) == signed
+    deploy(engine, "2.0.0")  # a new command: new URLs
+    assert publish(engine, cmd, publisher, now=start + 3 * DAY, changed_only=True) == 1
+    (model,) = open_command(publisher.published[-1].raw, trust_kit).models
+    assert model.bundle_digest == B and all(f.url for f in model.files)
+    assert len(store.signed) > signed

@@ -103,6 +103,8 @@ class FleetStack:
     fleet_name: str
     _cp: ControlPlaneProcess
     _cp_stack: ExitStack
+    #: extra environment of the control plane (kept across restarts)
+    cp_env: Mapping[str, str] = field(default_factory=dict)
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -269,7 +271,7 @@ class FleetStack:
         time.sleep(down_s)
         self._cp_stack = ExitStack()
         self._cp = self._cp_stack.enter_context(
-            _controlplane(self.workdir, self.broker, self.kit, port)
+            _controlplane(self.workdir, self.broker, self.kit, port, env=self.cp_env)
         )
 
     def close(self) -> None:
@@ -287,9 +289,14 @@ def _known_version(device: Mapping[str, Any], model: str) -> str | None:
 
 @contextmanager
 def _controlplane(
-    workdir: Path, broker: Broker, kit: TrustKit, port: int | None = None
+    workdir: Path,
+    broker: Broker,
+    kit: TrustKit,
+    port: int | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ControlPlaneProcess]:
-    env = {"EDGEFLEET_ROLLOUT_TICK_S": str(ROLLOUT_TICK_S)}
+    env = {"EDGEFLEET_ROLLOUT_TICK_S": str(ROLLOUT_TICK_S), **(env or {})}
     with run_controlplane(
         workdir / "cp", mqtt_url=broker.url, trust_kit=kit, env=env, port=port
     ) as cp:
@@ -310,16 +317,18 @@ def open_fleet(
     register_timeout_s: float = 60.0,
     light: bool = False,
     shared_cache: bool = True,
+    cp_env: Mapping[str, str] | None = None,
 ) -> Iterator[FleetStack]:
-    """Mosquitto + control plane + ``count`` simulated agents, all registered
-    (``light``: light simulated devices, ``agent.simulator.light``)."""
+    """Mosquitto + control plane (``cp_env``: its extra environment) + ``count``
+    simulated agents, all registered (``light``: light simulated devices,
+    ``agent.simulator.light``)."""
     with ExitStack() as outer:
         broker = outer.enter_context(run_mosquitto(workdir / "mosquitto"))
         kit = make_trust_kit(workdir / "trust")
         cp_stack = ExitStack()
         holder: list[FleetStack] = []  # a restart replaces the stack's control plane
         outer.callback(lambda: holder[0].close() if holder else cp_stack.close())
-        cp = cp_stack.enter_context(_controlplane(workdir, broker, kit))
+        cp = cp_stack.enter_context(_controlplane(workdir, broker, kit, env=cp_env))
         events = EventLog(broker)
         outer.callback(events.close)
         common: dict[str, Any] = {
@@ -351,6 +360,7 @@ def open_fleet(
             fleet_name=fleet,
             _cp=cp,
             _cp_stack=cp_stack,
+            cp_env=dict(cp_env or {}),
         )
         holder.append(stack)
         outer.enter_context(sim)  # stopped before the control plane (callbacks: LIFO)

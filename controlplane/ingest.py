@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,16 @@ from controlplane.identity.report_auth import (
     ReportAuthenticator,
     ReportRefused,
 )
-from controlplane.ingest_batch import Incoming, IngestStats, Outcome, batchable, lock_devices
+from controlplane.ingest_batch import (
+    BatchReads,
+    Incoming,
+    IngestStats,
+    Outcome,
+    batch_reads,
+    batchable,
+    device_of,
+    lock_devices,
+)
 from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.report_acks import ACKED_KINDS, AckBook
@@ -113,6 +123,11 @@ class Ingester:
         self.acks = AckBook()
         #: heartbeat history rows of the transaction in progress (``controlplane.history``)
         self._samples: list[dict[str, Any]] = []
+        #: devices whose command to publish once the transaction committed: assigned a
+        #: deployment (True), or whose runtimes changed (False: only a changed command)
+        self._to_publish: dict[str, bool] = {}
+        #: what the batch in progress read once for all its reports (None: one report)
+        self._reads: BatchReads | None = None
 
     def oversized(self, topic: str, size: int) -> None:
         """Count and log a report of ``size`` bytes that was dropped unparsed."""
@@ -131,38 +146,52 @@ class Ingester:
         self._transaction([Incoming(topic, payload, retained)], batch=False)
 
     def handle_batch(self, items: Sequence[Incoming]) -> None:
-        """Apply several messages, in order; never raises. Heartbeats go together, in one
-        transaction (``controlplane.ingest_batch``), after the others (each in its own)."""
-        beats: list[Incoming] = []
+        """Apply several messages; never raises. Reports go together, in one transaction
+        (``controlplane.ingest_batch``); the few others (availability, retained copies)
+        each in its own, after the batch whenever it holds an earlier report of the same
+        device, so each device's reports keep their order."""
+        batch: list[Incoming] = []
+        devices: set[str] = set()
         for item in items:
             if batchable(item):
-                beats.append(item)
-            else:
-                self.handle(item.topic, item.payload, retained=item.retained)
-        if len(beats) == 1:
-            self.handle(beats[0].topic, beats[0].payload)
-        elif beats:
-            self._transaction(beats, batch=True)
+                batch.append(item)
+                devices.add(parse_device_topic(item.topic)[0])
+                continue
+            if devices & {device_of(item)}:
+                self._run(batch)
+                batch, devices = [], set()
+            self.handle(item.topic, item.payload, retained=item.retained)
+        self._run(batch)
+
+    def _run(self, batch: Sequence[Incoming]) -> None:
+        if len(batch) == 1:
+            self.handle(batch[0].topic, batch[0].payload)
+        elif batch:
+            self._transaction(batch, batch=True)
 
     def _transaction(self, items: Sequence[Incoming], *, batch: bool) -> None:
         """Apply ``items`` in one transaction; count them and record their acks only
         once it committed. A batch the database refuses is applied one by one."""
         done = Outcome()
         self._samples = []
+        self._to_publish = {}
         try:
             with Session(self._engine) as session:
                 locked = lock_devices(session, items) if batch else None
+                self._reads = batch_reads(session, items) if batch else None
                 commit = False
-                for item in items:
-                    commit = self._step(session, item, locked, done) or batch
+                # a batch writes its rows once, at the commit (one executemany per kind of
+                # change); what a query below must see first is flushed where it is made
+                with session.no_autoflush if batch else nullcontext():
+                    for item in items:
+                        commit = self._step(session, item, locked, done) or batch
                 if commit:  # the replay window moved even if nothing else changed
                     history.record(session, self._samples)  # one INSERT for the batch
                     session.commit()
         except SQLAlchemyError as exc:
             if batch:
                 logger.warning(
-                    "a batch of %d heartbeats failed in the database (%s); applying them "
-                    "one by one",
+                    "a batch of %d reports failed in the database (%s); applying them one by one",
                     len(items),
                     _one_line(exc),
                 )
@@ -176,6 +205,34 @@ class Ingester:
             )
             return
         done.settle(self.stats, self.acks)
+        self._publish()
+
+    def _publish(self) -> None:
+        """Sign (where needed) and publish the commands the committed transaction called
+        for; a failure is logged (the periodic re-sign and the next report retry it)."""
+        pending, self._to_publish = self._to_publish, {}
+        if not pending:
+            return
+        assigned = sorted(d for d, new in pending.items() if new)
+        changed = sorted(d for d, new in pending.items() if not new)
+        try:
+            with Session(self._engine) as session:
+                if assigned:
+                    publish_commands(session, self._signer, self._publisher, device_ids=assigned)
+                if changed:
+                    publish_commands(
+                        session,
+                        self._signer,
+                        self._publisher,
+                        device_ids=changed,
+                        changed_only=True,
+                    )
+        except SQLAlchemyError as exc:
+            logger.error(
+                "database error publishing the commands of %d device(s): %s",
+                len(pending),
+                _one_line(exc),
+            )
 
     def _step(
         self,
@@ -299,27 +356,31 @@ class Ingester:
         if isinstance(message, StateReport):
             runtimes_before = list(locked.runtimes)
             device, assigned = crud.apply_state_report(
-                session, device_id=device_id, report=message, retained=retained, locked=locked
+                session,
+                device_id=device_id,
+                report=message,
+                retained=retained,
+                locked=locked,
+                reads=self._reads.state if self._reads else None,
             )
             self._check_fleet_claim(device_id, claimed=message.fleet, fleet=device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
-                publish_commands(session, self._signer, self._publisher, device_ids=[device_id])
+                self._to_publish[device_id] = True
             elif list(device.runtimes) != runtimes_before:
                 # another preferred runtime (new hardware, an upgraded agent) may choose
                 # another variant of what it runs: re-sign only if the command changes
-                publish_commands(
-                    session,
-                    self._signer,
-                    self._publisher,
-                    device_ids=[device_id],
-                    changed_only=True,
-                )
+                self._to_publish.setdefault(device_id, False)
             return True
         if isinstance(message, Availability):
             return crud.set_availability(session, device_id=device_id, online=message.online)
         if isinstance(message, DeploymentEvent):
-            return crud.apply_event(session, device_id=device_id, event=message)
+            return crud.apply_event(
+                session,
+                device_id=device_id,
+                event=message,
+                targets=self._reads.targets if self._reads else None,
+            )
         if isinstance(message, Heartbeat):
             now = utcnow()
             self._samples += history.samples_of(device_id, message, min(message.at, now))

@@ -265,6 +265,7 @@ class MqttBridge:
         if not self._connected.is_set():
             logger.info("broker unreachable: %s will be sent on reconnect", what)
             return False
+        self.retained.sent(topic, payload)  # its echo comes back: nothing to check
         info = self._client.publish(topic, payload, qos=1, retain=True)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             logger.warning(
@@ -336,6 +337,8 @@ class MqttBridge:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         size = len(msg.payload)
         if RetainedWatch.watches(msg.topic):
+            if self.retained.echo(msg.topic, msg.payload):
+                return  # what we published, back from the broker
             if size <= MAX_PACKET_BYTES:
                 self._enqueue(_Retained(msg.topic, bytes(msg.payload)), size)
             return
@@ -377,7 +380,7 @@ class MqttBridge:
             elif work == _REPUBLISH:
                 self._republish_all()
             elif isinstance(work, Incoming):
-                # with what else is queued: heartbeats are applied in batches
+                # with what else is queued: reports are applied in batches
                 more = self._queue.take_while(_is_report, BATCH - 1)
                 self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
                 acks = self.ingester.acks

@@ -7,12 +7,16 @@ and a junk or empty retained message would then sit there for every device that
 (re)connects. The bridge subscribes to both and hands each message here: one that is
 not byte-identical to what the database says we last published is replaced by ours (a
 device without a command, or a revoked one, gets its topic cleared), logged in one line
-and counted. Our own publications come back identical and change nothing. At most one
-restore per topic per ``MIN_INTERVAL_S``, so a flood cannot make us flood.
+and counted. Our own publications come back identical and change nothing: the bridge
+remembers a digest of the last payload it published on each topic (``sent``), and an
+echo of it (``echo``) is dropped as it arrives, without a database read (a rollout of
+1,000 devices brings 1,000 of them back at once). At most one restore per topic per
+``MIN_INTERVAL_S``, so a flood cannot make us flood.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -31,6 +35,10 @@ logger = logging.getLogger(__name__)
 MIN_INTERVAL_S = 1.0
 
 
+def _digest(payload: bytes | bytearray) -> bytes:
+    return hashlib.blake2b(payload, digest_size=16).digest()
+
+
 class RetainedWatch:
     def __init__(
         self, engine: Engine, signer: CommandSigner, publisher: DesiredStatePublisher
@@ -40,6 +48,16 @@ class RetainedWatch:
         self._publisher = publisher
         self._last: dict[str, float] = {}
         self.restored = 0
+        #: topic -> digest of the payload we last published there (16 bytes a topic)
+        self._sent: dict[str, bytes] = {}
+
+    def sent(self, topic: str, payload: bytes) -> None:
+        """Remember what we just published on ``topic`` (any thread)."""
+        self._sent[topic] = _digest(payload)
+
+    def echo(self, topic: str, payload: bytes | bytearray) -> bool:
+        """Whether ``payload`` is what we last published on ``topic`` (any thread)."""
+        return self._sent.get(topic) == _digest(payload)
 
     @staticmethod
     def watches(topic: str) -> bool:

@@ -26,10 +26,10 @@ acknowledged (restarted without persistence, a subscriber's session gone) loses 
   newer ones wait in the spool;
 * **stall**: when entries await an ack and none at all came for ``STALL_S`` (the control
   plane is away, or the last reports were lost and nothing newer follows them), the
-  sender holds new entries back and sends the oldest awaiting entry again every
-  ``PROBE_S`` (a probe) until an ack comes. The control plane's replay window only
-  accepts a report a little older than the newest it stored (``ReplayWindow.WIDTH``
-  per stream), so the backlog must reach it oldest first: the probe is the oldest, and
+  sender holds new entries back and sends the oldest awaiting entry again (a probe),
+  ``PROBE_S`` apart at first and backing off to ``PROBE_MAX_S``, until an ack comes.
+  The control plane's replay window only accepts a report a little older than the
+  newest it stored (``ReplayWindow.WIDTH`` per stream), so the backlog must reach it oldest first: the probe is the oldest, and
   its ack makes every other awaiting entry a gap, sent again in order before anything
   new.
 
@@ -55,6 +55,7 @@ into paho; the sender thread resolves mids to sequence numbers itself.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -75,8 +76,12 @@ _IDLE_WAKE_S = 1.0
 ACK_WINDOW = 32
 #: No ack at all for this long while entries await one: the control plane is away.
 STALL_S = 3.0
-#: While it is away, the oldest awaiting entry is sent again this often.
+#: While it is away, the oldest awaiting entry is sent again: first after this long, then
+#: twice as long after each probe that brought no ack, up to ``PROBE_MAX_S`` (each gap
+#: drawn within +-20 %: a fleet whose control plane is away or behind does not probe in
+#: step, nor pile probes onto a backlog).
 PROBE_S = 2.0
+PROBE_MAX_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class SpoolSender:
         self._cursor = 0
         self._progress = time.monotonic()  # the last ack (or the first hand-over after one)
         self._probed = 0.0
+        self._probe_gap = PROBE_S  # until the next probe; doubles while none is acked
         self._thread: threading.Thread | None = None
 
     @property
@@ -236,6 +242,7 @@ class SpoolSender:
     def _settle(self, stored: list[int], lost: list[int]) -> None:
         self._spool.settle(stored, lost)
         self._progress = time.monotonic()
+        self._probe_gap = PROBE_S
         newest = -1
         for report_seq in (*stored, *lost):
             seq = self._by_report.pop(report_seq, None)
@@ -256,8 +263,11 @@ class SpoolSender:
         now = time.monotonic()
         if not self._awaiting or now - self._progress < STALL_S:
             return False
-        if now - self._probed >= PROBE_S:
+        if now - self._probed >= self._probe_gap:
+            if self._probed >= self._progress:  # an earlier probe of this stall went unacked
+                self._probe_gap = min(self._probe_gap * 2, PROBE_MAX_S)
             self._probed = now
+            self._probe_gap *= random.uniform(0.8, 1.2)
             self._resend.add(min(self._awaiting))  # spool order is report seq order
         return True
 

@@ -6,8 +6,10 @@ the pure rules of :mod:`controlplane.status`.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,23 +62,58 @@ def _view(target: DeploymentTarget, bundle_digest: str) -> TargetView:
     )
 
 
-def derive_targets(session: Session, *, device_id: str, report: StateReport) -> int:
-    """Re-derive the device's target statuses from its state report; how many changed.
+#: A device's deployment targets as ``derive_targets`` reads them: the target, its bundle
+#: digest, its model, and whether it is an undeploy; newest generation first.
+TargetRow = tuple[DeploymentTarget, str, str, bool]
 
-    Covers the targets whose generation the report says the device processed, so a
-    deployment whose events were lost still ends ``activated`` or ``failed``.
-    """
+
+def target_rows(session: Session, device_ids: Collection[str]) -> dict[str, list[TargetRow]]:
+    """Every deployment target of ``device_ids`` (one query), by device, newest first."""
+    found: dict[str, list[TargetRow]] = {d: [] for d in device_ids}
+    if not found:
+        return found
     rows = session.exec(
         select(DeploymentTarget, ModelVersion.bundle_digest, ModelVersion.model, Deployment.remove)
         .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
         .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
-        .where(
-            DeploymentTarget.device_id == device_id,
-            col(DeploymentTarget.generation) <= report.generation,
-        )
-        .order_by(col(DeploymentTarget.generation).desc())
-    ).all()
-    active = with_default_digests(session, digests=(m.bundle_digest for m in report.active))
+        .where(col(DeploymentTarget.device_id).in_(sorted(found)))
+        .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
+    )
+    for target, digest, model, remove in rows:
+        found[target.device_id].append((target, digest, model, bool(remove)))
+    return found
+
+
+@dataclass
+class StateReads:
+    """What a batch of state reports reads once: its devices' targets (``target_rows``),
+    the default digests of the bundles they run (``with_default_digests``) and each
+    fleet's latest settled deployments by (fleet, labels) (``latest_deployments``)."""
+
+    targets: dict[str, list[TargetRow]] = field(default_factory=dict)
+    digests: dict[frozenset[str], set[str]] = field(default_factory=dict)
+    latest: dict[tuple[str, str], list[Deployment]] = field(default_factory=dict)
+
+
+def derive_targets(
+    session: Session,
+    *,
+    device_id: str,
+    report: StateReport,
+    rows: Sequence[TargetRow] | None = None,
+    digests: dict[frozenset[str], set[str]] | None = None,
+) -> int:
+    """Re-derive the device's target statuses from its state report; how many changed.
+
+    Covers the targets whose generation the report says the device processed, so a
+    deployment whose events were lost still ends ``activated`` or ``failed``. ``rows``:
+    the device's targets a batch read already (``target_rows``); ``digests``: a batch's
+    cache of ``with_default_digests``.
+    """
+    if rows is None:
+        rows = target_rows(session, [device_id])[device_id]
+    rows = [r for r in rows if r[0].generation <= report.generation]
+    active = _default_digests(session, {m.bundle_digest for m in report.active}, digests)
     changed = 0
     seen_models: set[str] = set()
     running = {m.name for m in report.active}
@@ -105,6 +142,18 @@ def derive_targets(session: Session, *, device_id: str, report: StateReport) -> 
         follow_late_activation(session, target=target, now=utcnow())
         changed += 1
     return changed
+
+
+def _default_digests(
+    session: Session, given: set[str], cache: dict[frozenset[str], set[str]] | None
+) -> set[str]:
+    key = frozenset(given)
+    if cache is not None and key in cache:
+        return set(cache[key])
+    found = with_default_digests(session, digests=given)
+    if cache is not None:
+        cache[key] = set(found)
+    return found
 
 
 def report_view(report: StateReport, model: str, active: Collection[str]) -> ReportView:
@@ -152,8 +201,10 @@ def apply_state_report(
     retained: bool,
     now: datetime | None = None,
     locked: Device | None = None,
+    reads: StateReads | None = None,
 ) -> tuple[Device, bool]:
-    """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment.
+    """Upsert ``device_id`` from its report; (device, True) if it was just given a deployment
+    (whose command the caller publishes once it committed).
 
     A new device is registered in the fleet the report names (created if new); a known
     device stays in its fleet whatever the report says (the control plane owns fleet
@@ -201,22 +252,46 @@ def apply_state_report(
     device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
     session.add(device)
-    session.flush()
-    derive_targets(session, device_id=device_id, report=report)
+    if session.new:  # a new device (or a target assigned earlier in a batch): rows to insert
+        session.flush()
     assigned = False
-    # Only a settled deployment (all at once, or a completed rollout whose selector the
-    # device matches): a device in a rollout's pending batch waits for its batch.
-    # Each model separately: a device that missed model B's deployment gets it whatever
-    # it runs of model A.
-    for latest in reversed(
-        latest_deployments(session, fleet=device.fleet, labels=device.labels or {})
-    ):
-        if latest.id is not None and needs_assignment(
-            session, device_id=device_id, deployment=latest
-        ):
-            assigned = assign(session, device=device, deployment=latest) is not None or assigned
-    session.commit()
+    # the device row's update waits for the commit (a batch writes them together): no
+    # query below reads it
+    with session.no_autoflush:
+        derive_targets(
+            session,
+            device_id=device_id,
+            report=report,
+            rows=reads.targets.get(device_id) if reads else None,
+            digests=reads.digests if reads else None,
+        )
+        # Only a settled deployment (all at once, or a completed rollout whose selector
+        # the device matches): a device in a rollout's pending batch waits for its batch.
+        # Each model separately: a device that missed model B's deployment gets it
+        # whatever it runs of model A.
+        for deployment in reversed(_latest(session, device, reads.latest if reads else None)):
+            if deployment.id is not None and needs_assignment(
+                session, device_id=device_id, deployment=deployment
+            ):
+                assigned = (
+                    assign(session, device=device, deployment=deployment) is not None or assigned
+                )
+    session.add(device)  # the caller commits (ingestion: one report or a batch)
     return device, assigned
+
+
+def _latest(
+    session: Session, device: Device, cache: dict[tuple[str, str], list[Deployment]] | None
+) -> list[Deployment]:
+    """``latest_deployments`` for the device's fleet and labels, read once per ``cache``."""
+    labels = device.labels or {}
+    key = (device.fleet, json.dumps(labels, sort_keys=True))
+    if cache is not None and key in cache:
+        return cache[key]
+    found = latest_deployments(session, fleet=device.fleet, labels=labels)
+    if cache is not None:
+        cache[key] = found
+    return found
 
 
 def set_availability(session: Session, *, device_id: str, online: bool) -> bool:
@@ -231,12 +306,21 @@ def set_availability(session: Session, *, device_id: str, online: bool) -> bool:
     return True
 
 
-def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> bool:
-    """Move a deployment target forward; False if there is no such target."""
+def apply_event(
+    session: Session,
+    *,
+    device_id: str,
+    event: DeploymentEvent,
+    targets: Mapping[tuple[int, str], DeploymentTarget] | None = None,
+) -> bool:
+    """Move a deployment target forward; False if there is no such target. ``targets``:
+    rows a batch loaded and locked already (by deployment id and device id)."""
     if event.deployment_id is None:
         return False
-    # locked: every replica ingests every event, and progress must not go backwards
-    target = get_target(session, deployment_id=event.deployment_id, device_id=device_id, lock=True)
+    # locked: replicas share the reports, and progress must not go backwards
+    target = (targets or {}).get((event.deployment_id, device_id)) or get_target(
+        session, deployment_id=event.deployment_id, device_id=device_id, lock=True
+    )
     if target is None:
         return False
     current = TargetView(
@@ -250,8 +334,7 @@ def apply_event(session: Session, *, device_id: str, event: DeploymentEvent) -> 
         _set(target, change)
         session.add(target)
         follow_late_activation(session, target=target, now=utcnow())
-        session.commit()
-    return True
+    return True  # the caller commits (ingestion: one report or a batch)
 
 
 def apply_heartbeat(

@@ -9,7 +9,7 @@ change one rollout at the same time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -207,14 +207,64 @@ def previous_version(session: Session, device: Device, model: str) -> ModelVersi
     return running_version(session, device, model)
 
 
-def running_version(session: Session, device: Device, model: str) -> ModelVersion | None:
-    """The version of ``model`` the device reports it runs now, if known (its latest
-    state report's selections, else the first active model it reported)."""
+def previous_versions(
+    session: Session, devices: Sequence[Device], model: str
+) -> dict[str, ModelVersion | None]:
+    """``previous_version`` of many devices, in two queries (their targets of ``model``
+    newest first, then the versions some of them report running) instead of one or two
+    per device."""
+    latest: dict[str, tuple[DeploymentTarget, ModelVersion, bool]] = {}
+    if devices:
+        rows = session.exec(
+            select(DeploymentTarget, ModelVersion, Deployment.remove)
+            .join(Deployment, col(Deployment.id) == col(DeploymentTarget.deployment_id))
+            .join(ModelVersion, col(ModelVersion.id) == col(Deployment.model_version_id))
+            .where(
+                col(DeploymentTarget.device_id).in_(sorted(d.id for d in devices)),
+                ModelVersion.model == model,
+            )
+            .order_by(col(DeploymentTarget.device_id), col(DeploymentTarget.generation).desc())
+        )
+        for target, version, remove in rows:
+            latest.setdefault(target.device_id, (target, version, bool(remove)))
+    found: dict[str, ModelVersion | None] = {}
+    running: dict[str, str] = {}
+    for device in devices:
+        hit = latest.get(device.id)
+        if hit is not None and hit[0].status != TargetStatus.FAILED.value:
+            found[device.id] = None if hit[2] else hit[1]  # an undeploy: no version
+        elif (reported := _reported_version(device, model)) is not None:
+            running[device.id] = reported
+        else:
+            found[device.id] = None
+    if running:
+        versions = {
+            v.version: v
+            for v in session.exec(
+                select(ModelVersion).where(
+                    ModelVersion.model == model,
+                    col(ModelVersion.version).in_(sorted(set(running.values()))),
+                )
+            )
+        }
+        found |= {d: versions.get(v) for d, v in running.items()}
+    return found
+
+
+def _reported_version(device: Device, model: str) -> str | None:
+    """The version of ``model`` the device's latest state report says it runs."""
     entry = (device.selections or {}).get(model)
     version = entry.get("version") if isinstance(entry, dict) else None
     if version is None and device.active_model == model:
         version = device.active_version
-    if not version:
+    return version or None
+
+
+def running_version(session: Session, device: Device, model: str) -> ModelVersion | None:
+    """The version of ``model`` the device reports it runs now, if known (its latest
+    state report's selections, else the first active model it reported)."""
+    version = _reported_version(device, model)
+    if version is None:
         return None
     statement = select(ModelVersion).where(
         ModelVersion.model == model, ModelVersion.version == version

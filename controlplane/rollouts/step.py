@@ -13,7 +13,7 @@ published here: the caller publishes the returned device ids' commands after com
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -44,7 +44,7 @@ from controlplane.rollouts.rows import (
     figures,
     lock_rollout,
     note,
-    previous_version,
+    previous_versions,
     wanted,
 )
 from controlplane.rollouts.states import DriverMove
@@ -275,9 +275,9 @@ def start_batch(
 
     Each device's previous version of the model (``rows.previous_version``: where its
     latest target of that model sends it, else what it reports it runs) and that
-    version's figures (the baseline of the gate) are captured first.
+    version's figures (the baseline of the gate) are captured first (``previous_versions``:
+    for the whole batch at once).
     """
-    assigned: list[str] = []
     pending = [row for row in batch if row.status == RolloutDeviceStatus.PENDING.value]
     # every device row of the batch locked in one statement, in id order
     locked = {
@@ -290,6 +290,28 @@ def start_batch(
             .execution_options(populate_existing=True)
         )
     }
+    previous_of = previous_versions(session, list(locked.values()), rollout.model)
+    with session.no_autoflush:  # the new targets are inserted together, at the commit
+        assigned = _assign_each(session, rollout, pending, locked, previous_of, now)
+    rollout.current_batch = index
+    rollout.batch_started_at = now
+    rollout.batch_done_at = None
+    label = batch_label(Strategy.from_json(rollout.strategy), index, count)
+    note(rollout, "batch_started", f"{label} started: {len(assigned)} device(s)", now, batch=index)
+    logger.info("rollout %s: %s started (%d device(s))", rollout.id, label, len(assigned))
+    return assigned
+
+
+def _assign_each(
+    session: Session,
+    rollout: Rollout,
+    pending: Sequence[RolloutDevice],
+    locked: Mapping[str, Device],
+    previous_of: Mapping[str, ModelVersion | None],
+    now: datetime,
+) -> list[str]:
+    """Assign each pending row's device its version (``start_batch``); the ids assigned."""
+    assigned: list[str] = []
     for row in pending:
         row.updated_at = now
         session.add(row)
@@ -304,7 +326,7 @@ def start_batch(
             continue
         version_id = wanted(rollout, row)
         deployment = _deployment(session, rollout, version_id, now)
-        previous = previous_version(session, device, rollout.model)
+        previous = previous_of.get(device.id)
         if previous is not None and (rollout.remove or previous.id != version_id):
             row.previous_model_version_id = previous.id
             if not rollout.remove:
@@ -315,10 +337,4 @@ def start_batch(
             continue
         row.status, row.reason = RolloutDeviceStatus.UPDATING.value, None
         assigned.append(row.device_id)
-    rollout.current_batch = index
-    rollout.batch_started_at = now
-    rollout.batch_done_at = None
-    label = batch_label(Strategy.from_json(rollout.strategy), index, count)
-    note(rollout, "batch_started", f"{label} started: {len(assigned)} device(s)", now, batch=index)
-    logger.info("rollout %s: %s started (%d device(s))", rollout.id, label, len(assigned))
     return assigned

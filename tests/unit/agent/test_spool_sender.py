@@ -5,6 +5,7 @@ silent control plane gets probes (the oldest report) and nothing new."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,29 @@ def test_a_driven_sender_has_no_thread_and_asks_its_owner_to_step(tmp_path: Path
     assert spool.pending == 0 and len(wakes) == 3
     sender.stop(0.1)
     assert not sender.step()  # stopped
+
+
+def test_probes_back_off_while_none_is_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(spool_sender.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(spool_sender.random, "uniform", lambda a, b: 1.0)  # no jitter
+    sender, _, link = _sender(tmp_path, 11)
+    _step(sender)
+    _puback_all(sender, link)
+    probes: list[float] = []
+    for _ in range(400):  # 40 s in steps of 0.1 s, no ack from the control plane
+        clock[0] += 0.1
+        before = len(link.sent)
+        _step(sender)
+        if len(link.sent) > before:
+            probes.append(round(clock[0] - 1000.0, 1))
+            _puback_all(sender, link)  # the broker has it; the control plane says nothing
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(probes)]
+    assert probes[0] == spool_sender.STALL_S  # the first probe once the stall is seen
+    assert gaps[:3] == [2.0, 4.0, 8.0]  # (to within the 0.1 s steps)
+    assert gaps[3:] and all(10.0 <= g <= 10.2 for g in gaps[3:])  # PROBE_MAX_S
+    sender.settled([11], [])  # an ack: the next stall starts from PROBE_S again
+    _step(sender)
+    assert sender._probe_gap == spool_sender.PROBE_S

@@ -1,6 +1,8 @@
-"""Heartbeats applied in batches (``controlplane.ingest_batch``): one transaction for many,
-the newest figures of each device kept, each report counted and acknowledged once, a bad
-report costing only itself, and a batch the database refuses applied one by one.
+"""Reports applied in batches (``controlplane.ingest_batch``): one transaction for many,
+the newest figures of each device kept, events and state reports in the same batch (a
+command it calls for published after it committed), each report counted and acknowledged
+once, a bad report costing only itself, a batch the database refuses applied one by one,
+and availability keeping its place among its device's reports.
 
 Real sealed reports of enrolled devices, the real ingester, a real SQLite database."""
 
@@ -16,11 +18,19 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from controlplane import ingest
+from controlplane import crud, ingest
 from controlplane.ingest_batch import Incoming
-from controlplane.models import Device
-from protocol import TopicKind, device_topic
-from tests.support.controlplane import state_report
+from controlplane.models import DeploymentTarget, Device, TargetStatus
+from controlplane.publisher import MemoryPublisher
+from protocol import (
+    Availability,
+    DeploymentEvent,
+    EventKind,
+    TopicKind,
+    device_topic,
+    encode,
+)
+from tests.support.controlplane import DET_V1_DIGEST, register_version, state_report
 from tests.support.identity import SealingIngester
 
 DEVICES = ("d1", "d2", "d3")
@@ -118,9 +128,77 @@ def test_a_batch_the_database_refuses_is_applied_one_by_one(
     now = datetime.now(UTC)
     with caplog.at_level(logging.WARNING, logger="controlplane.ingest"):
         registered.handle_batch([(topic(d), beat(d, 5, now)) for d in DEVICES])
-    assert "a batch of 3 heartbeats failed in the database" in caplog.text
+    assert "a batch of 3 reports failed in the database" in caplog.text
     assert "applying them one by one" in caplog.text
     stats = registered.stats
     assert (stats.received, stats.applied, stats.errors) == (6, 6, 0)  # counted once each
     assert {d: requests_of(row) for d, row in rows(engine).items()} == dict.fromkeys(DEVICES, 5)
     assert len(registered.ingester.acks) == 3
+
+
+def _event(device_id: str, deployment_id: int, generation: int, kind: EventKind) -> bytes:
+    return encode(
+        DeploymentEvent(
+            device_id=device_id,
+            deployment_id=deployment_id,
+            generation=generation,
+            model_name="det",
+            model_version="1.0.0",
+            kind=kind,
+        )
+    )
+
+
+def test_events_and_state_reports_go_in_the_batch_in_each_devices_order(
+    registered: SealingIngester, engine: Engine, publisher: MemoryPublisher
+) -> None:
+    register_version(engine, digest=DET_V1_DIGEST)
+    with Session(engine) as session:
+        deployment, _, targets = crud.create_deployment(
+            session, model="det", version="1.0.0", fleet="f"
+        )
+        assert deployment.id is not None
+        generations = {t.device_id: t.generation for t in targets}
+    items: list[tuple[str, bytes]] = []
+    for kind in (EventKind.RECEIVED, EventKind.DOWNLOADED, EventKind.ACTIVATED):
+        for d in DEVICES:
+            items.append(
+                (device_topic(d, TopicKind.EVENTS), _event(d, deployment.id, generations[d], kind))
+            )
+    # a device enrolled just now: its first state report assigns it the fleet's deployment,
+    # and its command is signed and published once the batch committed
+    items.append((device_topic("d4", TopicKind.STATE), state_report("d4")))
+    sealed = [Incoming(t, registered.seal(t, p)) for t, p in items]  # d4 enrolls here
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    registered.ingester.handle_batch(sealed)
+    assert len(commits) == 2  # the batch, then the command it called for
+    stats = registered.stats
+    assert (stats.received, stats.applied, stats.errors) == (3 + 10, 3 + 10, 0)
+    with Session(engine) as session:
+        status = {t.device_id: t.status for t in session.exec(select(DeploymentTarget)).all()}
+    assert status == dict.fromkeys(DEVICES, TargetStatus.ACTIVATED) | {"d4": TargetStatus.PENDING}
+    assert [c.device_id for c in publisher.published][-1] == "d4"
+    assert len(registered.ingester.acks) == 9  # each event acknowledged once (states: retained)
+
+
+def test_availability_after_a_report_of_its_device_waits_for_the_batch(
+    registered: SealingIngester, engine: Engine
+) -> None:
+    now = datetime.now(UTC)
+    offline = device_topic("d1", TopicKind.AVAILABILITY)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    registered.handle_batch(
+        [
+            (topic("d1"), beat("d1", 3, now)),
+            (topic("d2"), beat("d2", 3, now)),
+            (offline, encode(Availability(device_id="d1", online=False))),
+            (topic("d3"), beat("d3", 3, now)),
+        ]
+    )
+    # the two heartbeats before it, then it, then the rest: three transactions, in order
+    assert len(commits) == 3
+    found = rows(engine)
+    assert found["d1"].online is False and found["d3"].online is True
+    assert {d: requests_of(row) for d, row in found.items()} == dict.fromkeys(DEVICES, 3)

@@ -29,9 +29,9 @@ acknowledged (restarted without persistence, a subscriber's session gone) loses 
   sender holds new entries back and sends the oldest awaiting entry again (a probe),
   ``PROBE_S`` apart at first and backing off to ``PROBE_MAX_S``, until an ack comes.
   The control plane's replay window only accepts a report a little older than the
-  newest it stored (``ReplayWindow.WIDTH`` per stream), so the backlog must reach it oldest first: the probe is the oldest, and
-  its ack makes every other awaiting entry a gap, sent again in order before anything
-  new.
+  newest it stored (``ReplayWindow.WIDTH`` per stream), so the backlog must reach it
+  oldest first: the probe is the oldest, and its ack makes every other awaiting entry a
+  gap, sent again in order before anything new.
 
 A resend the control plane had stored is acknowledged as stored (its replay window
 knows it); one too old for the window to tell is acknowledged as lost, and counted lost

@@ -2,9 +2,7 @@
 replicas and a light simulated fleet, each a real process on loopback.
 
 - ``mosquitto(root)``: a private Mosquitto on a free port (no persistence, no queue
-  limit: the bench measures the control plane, not the broker's drop policy; the
-  default in-flight limit of 20 messages a client, which the control plane's
-  back-pressure relies on, as in production);
+  limits: the bench measures the control plane, not the broker's drop policy);
 - ``postgres(admin_url)``: a fresh database on the local PostgreSQL, dropped afterwards;
 - ``Replicas``: ``count`` control planes on that broker and database, one data directory
   (the blob store they share), a share group when there are several, 0.5 s rollout ticks;
@@ -82,7 +80,7 @@ def mosquitto(root: Path) -> Iterator[str]:
     user = "user root\n" if os.geteuid() == 0 else ""
     conf.write_text(
         f"{user}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 0\nmax_connections -1\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\nmax_connections -1\n"
         f"log_dest file {root / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
     )
     child = Child("mosquitto", [binary, "-c", str(conf)], root / "stdout.log", _env())

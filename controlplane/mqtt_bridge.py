@@ -24,11 +24,9 @@ the bridge is back within 3 s of the broker and replicas do not reconnect in ste
 Discipline:
 * subscribe inside ``on_connect`` so the subscription returns after every reconnect;
 * the paho thread only enqueues, and never blocks: the ingest queue is bounded in
-  messages and in bytes (``INGEST_QUEUE_MESSAGES``, ``INGEST_QUEUE_BYTES``); a report is
-  acknowledged to the broker only once it is on the queue, so a flood waits at the
-  broker (``controlplane.ingest_gate``; past ``HELD_MAX`` waiting reports one is dropped
-  and counted, ``dropped``), and one over ``MAX_REPORT_BYTES`` is never queued (the
-  ingester counts it as malformed);
+  messages and in bytes (``INGEST_QUEUE_MESSAGES``, ``INGEST_QUEUE_BYTES``); a report
+  that does not fit is dropped and counted (``dropped``; one warning per episode), and
+  one over ``MAX_REPORT_BYTES`` is never queued (the ingester counts it as malformed);
 * one worker thread does all database work;
 * on every (re)connect the worker republishes the latest trust document and each
   device's signed command from the database, so a publish made while disconnected is
@@ -59,7 +57,6 @@ from sqlmodel import Session
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_batch import BATCH, Incoming
-from controlplane.ingest_gate import IngestGate
 from controlplane.ingest_queue import IngestQueue
 from controlplane.publisher import SignedCommand
 from controlplane.report_acks import ACK_BATCH, AckSender
@@ -169,18 +166,16 @@ class MqttBridge:
         self._client_id = client_id
         self._connected_at: float | None = None
         self._short_sessions = 0
-        #: reports reach the queue, and are acknowledged to the broker, through the gate
-        self.gate: IngestGate[_Work] = IngestGate(self._queue, self._ack_message)
+        #: reports dropped because the ingest queue was full
+        self.dropped = 0
+        self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
         self.acks = AckSender(self.ingester.auth.report_key, self._publish_ack)
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         if share_group:  # MQTT 5, a clean session (see the module text)
             client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=client_id,
-                protocol=mqtt.MQTTv5,
-                manual_ack=True,  # PUBACK once on the ingest queue (controlplane.ingest_gate)
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
             )
         else:
             client = mqtt.Client(
@@ -188,7 +183,6 @@ class MqttBridge:
                 client_id=client_id,
                 protocol=mqtt.MQTTv311,
                 clean_session=False,  # persistent session: QoS 1 queued while away
-                manual_ack=True,  # PUBACK once on the ingest queue (controlplane.ingest_gate)
             )
         if target.username is not None:
             client.username_pw_set(target.username, target.password)
@@ -240,7 +234,7 @@ class MqttBridge:
         self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
-        self._enqueue(_STOP)
+        self._enqueue(_STOP, force=True)
         self._worker.join(timeout=10)
         logger.info("MQTT bridge stopped")
 
@@ -297,13 +291,12 @@ class MqttBridge:
         client.subscribe(DESIRED_STATE_FILTER, qos=1)  # our retained topics: watched
         client.subscribe(TRUST_TOPIC, qos=1)
         self._connected.set()
-        self._enqueue(_REPUBLISH)
+        self._enqueue(_REPUBLISH, force=True)
 
     def _on_disconnect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         self._connected.clear()
-        self.gate.forget()  # their message ids mean nothing on the next connection
         if self._stopping:
             return
         wait = self._backoff.schedule(client)  # before paho's reconnect wait
@@ -343,34 +336,34 @@ class MqttBridge:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         size = len(msg.payload)
-        mid = msg.mid if msg.qos else 0
-        work: _Work
         if RetainedWatch.watches(msg.topic):
-            if self.retained.echo(msg.topic, msg.payload) or size > MAX_PACKET_BYTES:
-                self._ack_message(mid)  # what we published, back from the broker
-                return
-            work = _Retained(msg.topic, bytes(msg.payload))
-        elif size > MAX_REPORT_BYTES:
-            work, size = _Oversized(msg.topic, size), 0
+            if self.retained.echo(msg.topic, msg.payload):
+                return  # what we published, back from the broker
+            if size <= MAX_PACKET_BYTES:
+                self._enqueue(_Retained(msg.topic, bytes(msg.payload)), size)
+            return
+        if size > MAX_REPORT_BYTES:
+            self._enqueue(_Oversized(msg.topic, size))
         else:
-            work = _Report(msg.topic, bytes(msg.payload), bool(msg.retain))
-        self.gate.admit(work, size, mid)
-
-    def _ack_message(self, mid: int) -> None:
-        """The broker's PUBACK for message ``mid`` (0: QoS 0, none); any thread."""
-        if mid:
-            self._client.ack(mid, 1)
-
-    @property
-    def dropped(self) -> int:
-        """Reports dropped because the ingest queue was full."""
-        return self.gate.dropped
+            self._enqueue(_Report(msg.topic, bytes(msg.payload), bool(msg.retain)), size)
 
     # -- worker ---------------------------------------------------------------------
 
-    def _enqueue(self, work: _Work) -> None:
-        """Queue the worker's own ``work`` (stop, republish): never refused."""
-        self._queue.offer(work, 0, force=True)
+    def _enqueue(self, work: _Work, size: int = 0, *, force: bool = False) -> None:
+        """Queue ``work`` (never blocks); drop and count it if the queue is full."""
+        if self._queue.offer(work, size, force=force):
+            self._dropping = False
+            return
+        self.dropped += 1
+        if not self._dropping:
+            self._dropping = True
+            logger.warning(
+                "ingest queue full (%s messages, %s bytes): dropping reports until it "
+                "drains (%s dropped so far)",
+                len(self._queue),
+                self._queue.bytes,
+                self.dropped,
+            )
 
     def _work(self) -> None:
         next_refresh = time.monotonic() + self._refresh_interval
@@ -379,7 +372,6 @@ class MqttBridge:
                 work = self._queue.get(timeout=max(0.0, next_refresh - time.monotonic()))
             except queue.Empty:
                 work = _REFRESH
-            self.gate.release()  # what waited for room, unacknowledged
             if work == _STOP:
                 return
             if work == _REFRESH:
@@ -390,7 +382,6 @@ class MqttBridge:
             elif isinstance(work, Incoming):
                 # with what else is queued: reports are applied in batches
                 more = self._queue.take_while(_is_report, BATCH - 1)
-                self.gate.release()
                 self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
                 acks = self.ingester.acks
                 if acks and (len(acks) >= ACK_BATCH or not len(self._queue)):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -152,27 +152,26 @@ class S3ArtifactStore:
         known = self._sizes.get(sha256)
         if known is not None:
             return known
-        key = self.location.key(sha256)
-        try:
-            head = self._client.head_object(Bucket=self.location.bucket, Key=key)
-        except Exception as exc:
-            if _code(exc) in _MISSING:
-                raise BlobNotFound(f"blob sha256:{sha256} not found") from exc
-            raise StorageError(f"cannot read {self.location}: {_reason(exc)}") from exc
+        head = self._read(self._client.head_object, sha256)
         size = int(head["ContentLength"])
         self._sizes[sha256] = size
         return size
 
     def open(self, sha256: str) -> BinaryIO:
         """The blob as a stream (close it); ``BlobNotFound`` if absent."""
-        key = self.location.key(sha256)
+        answer = self._read(self._client.get_object, sha256)
+        return cast(BinaryIO, answer["Body"])
+
+    def _read(self, request: Callable[..., Any], sha256: str) -> Any:
+        """``request`` (HEAD or GET) of the blob's object; ``BlobNotFound`` if it is absent,
+        ``StorageError`` (one line) if the store cannot be read."""
+        key = self.location.key(sha256)  # InvalidDigest for bad hex, before any request
         try:
-            answer = self._client.get_object(Bucket=self.location.bucket, Key=key)
-        except Exception as exc:
+            return request(Bucket=self.location.bucket, Key=key)
+        except Exception as exc:  # botocore's errors
             if _code(exc) in _MISSING:
                 raise BlobNotFound(f"blob sha256:{sha256} not found") from exc
             raise StorageError(f"cannot read {self.location}: {_reason(exc)}") from exc
-        return cast(BinaryIO, answer["Body"])
 
     def presigned_url(self, sha256: str, ttl_s: int) -> str:
         """A GET URL for the blob that works without credentials for ``ttl_s`` seconds

@@ -13,6 +13,7 @@ a configuration error: the MQTT bridge keeps retrying while the API serves.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import logging.handlers
 import signal
@@ -166,6 +167,22 @@ def _release_logs(held: logging.handlers.MemoryHandler, *, emit: bool) -> None:
         root.addHandler(target)
 
 
+#: Allocations between two collections of the youngest generation (CPython's default:
+#: 700). Ingesting a batch allocates hundreds of thousands of short-lived objects; at the
+#: default the collector ran every few hundred of them and took ~15 % of the ingest worker.
+GC_THRESHOLD_0 = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Move what start-up allocated (modules, the app) out of the collector's way
+    (``gc.freeze``: full collections no longer walk it) and collect the young generation
+    less often. Cycles are still collected; they live a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD_0, older, oldest)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["broker-config"]:
@@ -192,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgefleet-controlplane: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     _release_logs(held, emit=True)
+    settle_garbage_collector()
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, log_level=args.log_level, lifespan="on")
     )

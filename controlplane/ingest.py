@@ -36,9 +36,11 @@ from sqlmodel import Session
 
 from controlplane import crud, history
 from controlplane.commands import CommandSigner, publish_commands
+from controlplane.crud.heartbeats import HeartbeatRow, HeartbeatRows
 from controlplane.errors import ControlPlaneError
 from controlplane.identity.report_auth import (
     MAX_CLOCK_SKEW,
+    DeviceRow,
     ReportAuthenticator,
     ReportRefused,
 )
@@ -50,6 +52,8 @@ from controlplane.ingest_batch import (
     batch_reads,
     batchable,
     device_of,
+    devices_of,
+    heartbeats_only,
     lock_devices,
 )
 from controlplane.models import Device, utcnow
@@ -164,21 +168,41 @@ class Ingester:
         self._run(batch)
 
     def _run(self, batch: Sequence[Incoming]) -> None:
-        if len(batch) == 1:
-            self.handle(batch[0].topic, batch[0].payload)
-        elif batch:
-            self._transaction(batch, batch=True)
+        """Apply a batch: the heartbeats of devices that sent only heartbeats in it on the
+        fast path (``crud.heartbeats.HeartbeatRows``), in a transaction of their own; the
+        others together on the ORM path."""
+        only = heartbeats_only(batch)
+        fast = [item for item in batch if device_of(item) in only]
+        rest = [item for item in batch if device_of(item) not in only]
+        if len(fast) > 1:
+            self._transaction(fast, batch=True, heartbeats=True)
+        else:
+            rest = fast + rest
+        if len(rest) == 1:
+            self.handle(rest[0].topic, rest[0].payload)
+        elif rest:
+            self._transaction(rest, batch=True)
 
-    def _transaction(self, items: Sequence[Incoming], *, batch: bool) -> None:
+    def _transaction(
+        self, items: Sequence[Incoming], *, batch: bool, heartbeats: bool = False
+    ) -> None:
         """Apply ``items`` in one transaction; count them and record their acks only
-        once it committed. A batch the database refuses is applied one by one."""
+        once it committed. A batch the database refuses is applied one by one.
+        ``heartbeats``: they are all heartbeats, applied on the fast path."""
         done = Outcome()
         self._samples = []
         self._to_publish = {}
         try:
             with Session(self._engine) as session:
-                locked = lock_devices(session, items) if batch else None
-                self._reads = batch_reads(session, items) if batch else None
+                rows = HeartbeatRows.lock(session, devices_of(items)) if heartbeats else None
+                locked: Mapping[str, DeviceRow] | None = None
+                if rows is not None:
+                    locked = rows.rows
+                elif batch:
+                    locked = lock_devices(session, items)
+                    self._reads = batch_reads(session, items)
+                else:
+                    self._reads = None
                 commit = False
                 # a batch writes its rows once, at the commit (one executemany per kind of
                 # change); what a query below must see first is flushed where it is made
@@ -186,6 +210,8 @@ class Ingester:
                     for item in items:
                         commit = self._step(session, item, locked, done) or batch
                 if commit:  # the replay window moved even if nothing else changed
+                    if rows is not None:
+                        rows.write(session)
                     history.record(session, self._samples)  # one INSERT for the batch
                     session.commit()
         except SQLAlchemyError as exc:
@@ -238,7 +264,7 @@ class Ingester:
         self,
         session: Session,
         item: Incoming,
-        locked: Mapping[str, Device] | None,
+        locked: Mapping[str, DeviceRow] | None,
         done: Outcome,
     ) -> bool:
         """Apply one message in ``session``; True if it should be committed. What to
@@ -299,7 +325,7 @@ class Ingester:
         payload: bytes,
         retained: bool,
         seqs: list[int],
-        locked: Mapping[str, Device] | None,
+        locked: Mapping[str, DeviceRow] | None,
         stats: IngestStats,
     ) -> bool:
         """Authenticate, decode and apply one report (its sequence number appended to
@@ -350,8 +376,16 @@ class Ingester:
             return True
         return self._apply(session, opened.device, message, retained=retained)
 
-    def _apply(self, session: Session, locked: Device, message: object, *, retained: bool) -> bool:
+    def _apply(
+        self, session: Session, locked: DeviceRow, message: object, *, retained: bool
+    ) -> bool:
         """Apply an authenticated report of ``locked`` (its row, locked in ``session``)."""
+        if isinstance(locked, HeartbeatRow):  # the fast path takes only heartbeats
+            assert isinstance(message, Heartbeat)
+            now = utcnow()
+            self._samples += history.samples_of(locked.id, message, min(message.at, now))
+            return locked.apply(message, now)
+        assert isinstance(locked, Device)
         device_id = locked.id
         if isinstance(message, StateReport):
             runtimes_before = list(locked.runtimes)

@@ -167,8 +167,23 @@ def batch_reads(session: Session, items: Sequence[Incoming]) -> BatchReads:
     return reads
 
 
+def devices_of(items: Sequence[Incoming]) -> set[str]:
+    """The devices ``items`` (device topics) come from."""
+    return {parse_device_topic(item.topic)[0] for item in items}
+
+
+def heartbeats_only(items: Sequence[Incoming]) -> set[str]:
+    """The devices that sent only heartbeats among ``items`` (batchable reports)."""
+    others = {d for d, kind in map(_sender, items) if kind is not TopicKind.HEARTBEAT}
+    return devices_of(items) - others
+
+
+def _sender(item: Incoming) -> tuple[str, TopicKind]:
+    return parse_device_topic(item.topic)
+
+
 def lock_devices(session: Session, items: Sequence[Incoming]) -> Mapping[str, Device]:
     """The rows of the devices ``items`` come from, loaded and locked in id order."""
-    ids = sorted({parse_device_topic(item.topic)[0] for item in items})
+    ids = sorted(devices_of(items))
     query = select(Device).where(col(Device.id).in_(ids)).order_by(col(Device.id))
     return {device.id: device for device in session.exec(query.with_for_update())}

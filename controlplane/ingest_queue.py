@@ -1,10 +1,10 @@
 """The queue between paho's network thread and the MQTT bridge's ingest worker.
 
 Bounded in messages **and** in bytes, so a burst of large reports cannot grow the
-control plane's memory without limit. ``offer`` never blocks (paho's network thread
-must keep the connection alive): it answers False when the item does not fit, and the
-caller drops and counts it. Control items (``size`` 0, ``force=True``: republish, stop)
-are always accepted; there are a handful of them.
+control plane's memory without limit. ``offer`` waits at most ``wait`` seconds for room
+(paho's network thread must keep the connection alive): it answers False when the item
+still does not fit, and the caller drops and counts it. Control items (``size`` 0,
+``force=True``: republish, stop) are always accepted; there are a handful of them.
 """
 
 from __future__ import annotations
@@ -28,14 +28,20 @@ class IngestQueue(Generic[T]):
         self.max_bytes = max_bytes
         self._items: deque[tuple[T, int]] = deque()
         self._bytes = 0
-        self._ready = threading.Condition()
+        lock = threading.Lock()
+        self._ready = threading.Condition(lock)  # an item was added
+        self._room = threading.Condition(lock)  # an item was taken
 
-    def offer(self, item: T, size: int = 0, *, force: bool = False) -> bool:
-        """Append ``item`` (weighing ``size`` bytes) unless that would pass a bound;
-        ``force`` appends regardless. Never blocks; False if the item was not taken."""
+    def _fits(self, size: int) -> bool:
+        return len(self._items) < self.max_items and self._bytes + size <= self.max_bytes
+
+    def offer(self, item: T, size: int = 0, *, force: bool = False, wait: float = 0.0) -> bool:
+        """Append ``item`` (weighing ``size`` bytes) unless that would pass a bound,
+        waiting up to ``wait`` seconds for room; ``force`` appends regardless. False if
+        the item was not taken."""
         with self._ready:
-            if not force and (
-                len(self._items) >= self.max_items or self._bytes + size > self.max_bytes
+            if not (
+                force or self._fits(size) or self._room.wait_for(lambda: self._fits(size), wait)
             ):
                 return False
             self._items.append((item, size))
@@ -50,6 +56,7 @@ class IngestQueue(Generic[T]):
                 raise queue.Empty
             item, size = self._items.popleft()
             self._bytes -= size
+            self._room.notify()
             return item
 
     def take_while(self, wanted: Callable[[T], bool], limit: int) -> list[T]:
@@ -60,6 +67,7 @@ class IngestQueue(Generic[T]):
                 item, size = self._items.popleft()
                 self._bytes -= size
                 taken.append(item)
+            self._room.notify()
         return taken
 
     @property

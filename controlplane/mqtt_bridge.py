@@ -23,9 +23,10 @@ the bridge is back within 3 s of the broker and replicas do not reconnect in ste
 
 Discipline:
 * subscribe inside ``on_connect`` so the subscription returns after every reconnect;
-* the paho thread only enqueues, and never blocks: the ingest queue is bounded in
-  messages and in bytes (``INGEST_QUEUE_MESSAGES``, ``INGEST_QUEUE_BYTES``); a report
-  that does not fit is dropped and counted (``dropped``; one warning per episode), and
+* the paho thread only enqueues: the ingest queue is bounded in messages and in bytes
+  (``INGEST_QUEUE_MESSAGES``, ``INGEST_QUEUE_BYTES``); a report waits at most
+  ``OFFER_WAIT_S`` for room (reading stops meanwhile, so the broker holds the rest: back
+  pressure), then it is dropped and counted (``dropped``; one warning per episode), and
   one over ``MAX_REPORT_BYTES`` is never queued (the ingester counts it as malformed);
 * one worker thread does all database work;
 * on every (re)connect the worker republishes the latest trust document and each
@@ -58,8 +59,9 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_batch import BATCH, Incoming
 from controlplane.ingest_queue import IngestQueue
+from controlplane.mqtt_socket import ReadAheadClient
 from controlplane.publisher import SignedCommand
-from controlplane.report_acks import ACK_BATCH, AckSender
+from controlplane.report_acks import AckSender
 from controlplane.retained_watch import RetainedWatch
 from protocol import (
     DESIRED_STATE_FILTER,
@@ -89,6 +91,10 @@ CLIENT_ID_HINT: Final = (
 #: Reports waiting for the ingest worker: at most this many, weighing at most this much.
 INGEST_QUEUE_MESSAGES: Final = 10_000
 INGEST_QUEUE_BYTES: Final = 32 * 1024 * 1024
+#: How long the network thread waits for room in a full queue before it drops a report.
+#: It reads nothing meanwhile: the broker holds the reports (QoS 1), and what is read is
+#: applied instead of thrown away. Short against the keepalive, which that thread sends.
+OFFER_WAIT_S: Final = 0.2
 
 _REPUBLISH: Final = "republish"
 _REFRESH: Final = "refresh"
@@ -174,11 +180,11 @@ class MqttBridge:
         self.retained = RetainedWatch(engine, signer, self)
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         if share_group:  # MQTT 5, a clean session (see the module text)
-            client = mqtt.Client(
+            client = ReadAheadClient(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
             )
         else:
-            client = mqtt.Client(
+            client = ReadAheadClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=client_id,
                 protocol=mqtt.MQTTv311,
@@ -345,13 +351,17 @@ class MqttBridge:
         if size > MAX_REPORT_BYTES:
             self._enqueue(_Oversized(msg.topic, size))
         else:
-            self._enqueue(_Report(msg.topic, bytes(msg.payload), bool(msg.retain)), size)
+            report = _Report(msg.topic, bytes(msg.payload), bool(msg.retain))
+            self._enqueue(report, size, wait=OFFER_WAIT_S)
 
     # -- worker ---------------------------------------------------------------------
 
-    def _enqueue(self, work: _Work, size: int = 0, *, force: bool = False) -> None:
-        """Queue ``work`` (never blocks); drop and count it if the queue is full."""
-        if self._queue.offer(work, size, force=force):
+    def _enqueue(
+        self, work: _Work, size: int = 0, *, force: bool = False, wait: float = 0.0
+    ) -> None:
+        """Queue ``work``, waiting up to ``wait`` s for room; drop and count it if the
+        queue is still full."""
+        if self._queue.offer(work, size, force=force, wait=wait):
             self._dropping = False
             return
         self.dropped += 1
@@ -384,7 +394,7 @@ class MqttBridge:
                 more = self._queue.take_while(_is_report, BATCH - 1)
                 self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
                 acks = self.ingester.acks
-                if acks and (len(acks) >= ACK_BATCH or not len(self._queue)):
+                if acks and (not len(self._queue) or acks.due(time.monotonic())):
                     self.acks.flush(acks)  # batched: once the queue is drained
             elif isinstance(work, _Oversized):
                 self.ingester.oversized(work.topic, work.size)

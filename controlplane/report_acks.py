@@ -7,7 +7,7 @@ knows it stored) and those it never will store (``lost``: a resend too old for t
 replay window to tell, or a report it refused after its seal verified: malformed body,
 another device's payload, dated in the future, refused by the database rules). The MQTT
 bridge's worker sends them (``AckSender.flush``) when its queue is empty or a batch is
-full: one ack per device, its ranges MACed with the device's report key
+full or ``ACK_DELAY_S`` old: one ack per device, its ranges MACed with the device's report key
 (``model_store.report_ack``), QoS 1, on ``protocol.ack_topic``. A database error acks
 nothing: the device sends the report again. A device without a report key (sealing with
 its ECDSA key only) gets no acks; its spool forgets a report once the broker has it.
@@ -19,6 +19,7 @@ those reports again and the resends are acknowledged then.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: The report kinds agents spool until acknowledged.
 ACKED_KINDS = frozenset({TopicKind.EVENTS, TopicKind.HEARTBEAT})
-#: Flush once this many sequence numbers wait, even if more reports are queued.
-ACK_BATCH = 500
+#: Flush once this many sequence numbers wait, or the oldest waited this long, even if
+#: more reports are queued (under load, one ack then covers several reports of a device).
+ACK_BATCH = 5_000
+ACK_DELAY_S = 0.5
 
 
 #: Per device, remember this many ranges of stored sequence numbers (the oldest go first).
@@ -58,6 +61,13 @@ class AckBook:
         #: per device, ranges of the seqs stored since the start (bounded): a resend too
         #: old for the replay window that is among them is acknowledged as stored
         self._known: dict[str, list[tuple[int, int]]] = {}
+        self._since: float | None = None  # when the oldest pending seq was added
+
+    def due(self, now: float) -> bool:
+        """Whether what waits should be sent even though more reports are queued."""
+        return self._count >= ACK_BATCH or (
+            self._since is not None and now - self._since >= ACK_DELAY_S
+        )
 
     def knows(self, device_id: str, seq: int) -> bool:
         """Whether ``seq`` of ``device_id`` was stored by this process (as far as it
@@ -78,20 +88,25 @@ class AckBook:
     def stored(self, device_id: str, seq: int, *, new: bool = True) -> None:
         """``seq`` is stored (``new``: now; else a resend of one stored before)."""
         self._pending.setdefault(device_id, _Pending()).stored.add(seq)
-        self._count += 1
+        self._added()
         self.stored_total += new
         self._remember(device_id, seq)
 
     def lost(self, device_id: str, seq: int) -> None:
         self._pending.setdefault(device_id, _Pending()).lost.add(seq)
-        self._count += 1
+        self._added()
         self.lost_total += 1
+
+    def _added(self) -> None:
+        if not self._count:
+            self._since = time.monotonic()
+        self._count += 1
 
     def __len__(self) -> int:
         return self._count
 
     def take(self) -> dict[str, _Pending]:
-        pending, self._pending, self._count = self._pending, {}, 0
+        pending, self._pending, self._count, self._since = self._pending, {}, 0, None
         return pending
 
 

@@ -19,10 +19,10 @@ from controlplane.crud.catalog import (
     list_fleets,
     list_models,
 )
+from controlplane.crud.heartbeats import apply_heartbeat
 from controlplane.crud.pins import set_device_pin, set_fleet_pin
 from controlplane.crud.reports import (
     apply_event,
-    apply_heartbeat,
     apply_state_report,
     derive_targets,
     set_availability,

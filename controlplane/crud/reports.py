@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -42,7 +42,7 @@ from controlplane.status import (
     after_removal,
     after_report,
 )
-from protocol import DeploymentEvent, DeviceStatus, Heartbeat, StateReport
+from protocol import DeploymentEvent, DeviceStatus, StateReport
 
 logger = logging.getLogger(__name__)
 
@@ -335,38 +335,3 @@ def apply_event(
         session.add(target)
         follow_late_activation(session, target=target, now=utcnow())
     return True  # the caller commits (ingestion: one report or a batch)
-
-
-def apply_heartbeat(
-    session: Session,
-    *,
-    device_id: str,
-    heartbeat: Heartbeat,
-    now: datetime | None = None,
-    locked: Device | None = None,
-) -> bool:
-    """Keep a device's latest heartbeat figures; False if the device is not registered.
-
-    Agents spool heartbeats while offline and deliver them late (and, with shared
-    subscriptions, possibly out of order across replicas): one measured before the kept
-    one only marks the device as seen, it never replaces newer figures. A heartbeat is
-    placed at the device's time but never later than ``now`` (when it arrived), so one
-    dated in the future cannot hold back the ones after it; a kept time in the future
-    (stored before that rule) is disregarded."""
-    now = now or utcnow()
-    # ``locked``: ingestion loaded and locked it in this transaction to authenticate the
-    # report (moving its replay window); reading it again would flush that and re-select
-    device = locked or session.get(Device, device_id, with_for_update=True)
-    if device is None:
-        return False
-    kept = device.last_heartbeat_at
-    if kept is not None and kept.tzinfo is None:
-        kept = kept.replace(tzinfo=UTC)  # SQLite hands back naive UTC timestamps
-    at = min(heartbeat.at, now)
-    if kept is None or kept > now or at >= kept:
-        figures = heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
-        device.last_heartbeat = figures
-        device.last_heartbeat_at = at
-    device.last_seen_at = now
-    session.add(device)  # the caller commits (ingestion: one heartbeat or a batch)
-    return True

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlmodel import Session
 
@@ -67,13 +68,21 @@ def _streams_for(kind: TopicKind) -> tuple[str, ...]:
     return (kind.value,)
 
 
+class DeviceRow(Protocol):
+    """What authentication reads and moves on a device's row: a ``Device``, or the
+    columns the heartbeat batch path loads (``crud.heartbeats.HeartbeatRow``)."""
+
+    key_id: str | None
+    report_windows: dict[str, list[int]]
+
+
 @dataclass(frozen=True)
 class Authenticated:
     """A believed report and its device's row, loaded and locked in the caller's
     transaction (the report's write reuses it)."""
 
     report: Report
-    device: Device
+    device: DeviceRow
     #: a newer report of its stream was believed before this one (they crossed on the way:
     #: two replicas sharing reports, a resend): what it says about state is out of date
     stale: bool = False
@@ -125,7 +134,7 @@ class ReportAuthenticator:
         raw: bytes,
         *,
         now: datetime,
-        locked: Mapping[str, Device] | None = None,
+        locked: Mapping[str, DeviceRow] | None = None,
     ) -> Authenticated:
         """The authenticated report, its sequence number recorded on the device's row
         (locked; stored when the caller commits); ``ReportRefused`` if it is not believed.
@@ -154,6 +163,7 @@ class ReportAuthenticator:
                 seq=report.seq,
             )
         # loaded afresh in the caller's transaction, and locked until it commits
+        device: DeviceRow | None
         if locked is not None:
             device = locked.get(device_id)
         else:
@@ -175,5 +185,4 @@ class ReportAuthenticator:
             )
         windows[report.stream] = [moved.top, moved.seen]
         device.report_windows = windows  # a new dict: the JSON column is written
-        session.add(device)
         return Authenticated(report, device, stale=report.seq < int(top))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from controlplane import crud, ingest
+from controlplane.db import init_db, make_engine
 from controlplane.ingest_batch import Incoming
 from controlplane.models import DeploymentTarget, Device, TargetStatus
 from controlplane.publisher import MemoryPublisher
@@ -34,6 +36,15 @@ from tests.support.controlplane import DET_V1_DIGEST, register_version, state_re
 from tests.support.identity import SealingIngester
 
 DEVICES = ("d1", "d2", "d3")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """SQLite, and PostgreSQL: there the batch path takes its fast paths (COPY)."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
 
 
 def beat(device_id: str, requests: int, at: datetime) -> bytes:
@@ -113,6 +124,21 @@ def test_a_replayed_or_malformed_heartbeat_costs_only_itself(
     assert len(pending["d1"].stored) == 1  # the replay is acknowledged as stored, once
     assert len(pending["d2"].lost) == 1 and len(pending["d2"].stored) == 1
     assert len(pending["d3"].lost) == 1
+    assert found["d3"].report_windows["heartbeat"][0] > 0  # its seq is spent all the same
+
+
+def test_an_older_heartbeat_in_a_batch_only_marks_its_device_seen(
+    registered: SealingIngester, engine: Engine
+) -> None:
+    now = datetime.now(UTC)
+    registered.handle_batch([(topic(d), beat(d, 8, now)) for d in DEVICES])
+    seen = {d: row.last_seen_at for d, row in rows(engine).items()}
+    older = now - timedelta(seconds=20)
+    registered.handle_batch([(topic(d), beat(d, 3, older)) for d in DEVICES])
+    after = rows(engine)
+    assert {d: requests_of(row) for d, row in after.items()} == dict.fromkeys(DEVICES, 8)
+    assert all(after[d].last_seen_at > seen[d] for d in DEVICES)  # type: ignore[operator]
+    assert registered.stats.applied == 3 + 6
 
 
 def test_a_batch_the_database_refuses_is_applied_one_by_one(
@@ -124,7 +150,8 @@ def test_a_batch_the_database_refuses_is_applied_one_by_one(
     def refuse(*args: object) -> None:
         raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("lock timeout"))
 
-    monkeypatch.setattr(ingest, "lock_devices", refuse)
+    # heartbeats only: the batch takes the fast path (crud.heartbeats)
+    monkeypatch.setattr(ingest.HeartbeatRows, "lock", refuse)
     now = datetime.now(UTC)
     with caplog.at_level(logging.WARNING, logger="controlplane.ingest"):
         registered.handle_batch([(topic(d), beat(d, 5, now)) for d in DEVICES])

@@ -25,6 +25,7 @@ sessions), so the embedded amqtt broker and Mosquitto both work.
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 
@@ -74,6 +75,12 @@ def ack_topic(device_id: str) -> str:
     return f"{ACKS_ROOT}/{validate_device_id(device_id)}"
 
 
+#: topics parsed lately: a fleet's few topics per device come again and again (a refused
+#: one is not remembered: the cache holds only valid topics)
+_PARSED_TOPICS = 65_536
+
+
+@functools.lru_cache(maxsize=_PARSED_TOPICS)
 def parse_device_topic(topic: str) -> tuple[str, TopicKind]:
     """Split a device topic into (device id, kind); ProtocolError if it is not one."""
     prefix = f"{_DEVICES}/"

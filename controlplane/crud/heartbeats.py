@@ -46,9 +46,17 @@ def keeps(kept: datetime | None, heartbeat: Heartbeat, now: datetime) -> datetim
     return at if kept is None or kept > now or at >= kept else None
 
 
+_NOT_KEPT = {"protocol_version", "device_id"}
+
+
 def figures(heartbeat: Heartbeat) -> dict[str, Any]:
     """What ``Device.last_heartbeat`` keeps of a heartbeat."""
-    return heartbeat.model_dump(mode="json", exclude={"protocol_version", "device_id"})
+    return heartbeat.model_dump(mode="json", exclude=_NOT_KEPT)
+
+
+def figures_json(heartbeat: Heartbeat) -> str:
+    """``figures`` as JSON text (pydantic's serializer, straight from the model)."""
+    return heartbeat.model_dump_json(exclude=_NOT_KEPT)
 
 
 def apply_heartbeat(
@@ -86,18 +94,20 @@ class HeartbeatRow:
     report_windows: dict[str, list[int]]
     last_heartbeat_at: datetime | None
     read_windows: dict[str, list[int]] = field(default_factory=dict)  # as read
-    last_heartbeat: dict[str, Any] | None = None  # only when new figures replace them
+    #: the heartbeat whose figures replace those kept (None: none does)
+    last_heartbeat: Heartbeat | None = None
     last_seen_at: datetime | None = None
 
     def apply(self, heartbeat: Heartbeat, now: datetime) -> bool:
         at = keeps(self.last_heartbeat_at, heartbeat, now)
         if at is not None:
-            self.last_heartbeat, self.last_heartbeat_at = figures(heartbeat), at
+            self.last_heartbeat, self.last_heartbeat_at = heartbeat, at
         self.last_seen_at = now
         return True
 
     def changes(self) -> dict[str, Any]:
-        """The columns to write (none: nothing changed), by name."""
+        """The columns to write (none: nothing changed), by name; ``last_heartbeat`` as
+        the ``Heartbeat`` whose figures it keeps."""
         out: dict[str, Any] = {}
         if self.report_windows != self.read_windows:
             out["report_windows"] = self.report_windows  # a seq spent, even if refused
@@ -143,6 +153,8 @@ class HeartbeatRows:
             return
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for device_id, changes in changed:
+            if (beat := changes.get("last_heartbeat")) is not None:
+                changes["last_heartbeat"] = figures(beat)
             values = {f"v_{name}": value for name, value in changes.items()}
             shapes.setdefault(tuple(changes), []).append({"b_id": device_id, **values})
         for columns, params in shapes.items():
@@ -181,7 +193,7 @@ def _update_from_staged(session: Session, changed: list[tuple[str, dict[str, Any
             device_id,
             _json(c.get("report_windows")),
             c.get("last_seen_at"),
-            _json(c.get("last_heartbeat")),
+            figures_json(beat) if (beat := c.get("last_heartbeat")) else None,
             c.get("last_heartbeat_at"),
         )
         for device_id, c in changed

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from controlplane import crud, ingest
+from controlplane.crud.heartbeats import figures
 from controlplane.db import init_db, make_engine
 from controlplane.ingest_batch import Incoming
 from controlplane.models import DeploymentTarget, Device, TargetStatus
@@ -28,7 +29,9 @@ from protocol import (
     Availability,
     DeploymentEvent,
     EventKind,
+    Heartbeat,
     TopicKind,
+    decode,
     device_topic,
     encode,
 )
@@ -137,6 +140,8 @@ def test_an_older_heartbeat_in_a_batch_only_marks_its_device_seen(
     registered.handle_batch([(topic(d), beat(d, 3, older)) for d in DEVICES])
     after = rows(engine)
     assert {d: requests_of(row) for d, row in after.items()} == dict.fromkeys(DEVICES, 8)
+    kept = figures(decode(Heartbeat, beat("d1", 8, now)))  # as one heartbeat alone keeps it
+    assert after["d1"].last_heartbeat == kept
     assert all(after[d].last_seen_at > seen[d] for d in DEVICES)  # type: ignore[operator]
     assert registered.stats.applied == 3 + 6
 

@@ -7,7 +7,8 @@ For 1, then 2 replicas, each on a fresh Mosquitto, PostgreSQL database and blob 
 (``bench.scale_stack``), with ``--devices`` light devices in one process (``edge-agent
 simulate --light``, heartbeats every 30 s):
 
-- ``register_s``: from starting the simulator until every device enrolled and registered;
+- ``register_s``: from starting the simulator until every device enrolled, registered and
+  online (the rollouts below start from a settled fleet, not one still connecting);
 - ``converge_s``: a model version uploaded, then a rollout to the whole fleet created (all
   at once, gate off): from creating it until every device reported it active (each device
   downloads and checks the bundle itself);
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from bench.models import _mlp
 from bench.options import parse_args
@@ -78,6 +80,18 @@ def _wait(predicate: Any, what: str, timeout: float, children: Sequence[Child]) 
 def _registered(http: httpx.Client) -> int:
     response = http.get(f"/api/v1/fleets/{FLEET}")
     return int(response.json().get("device_count", 0)) if response.status_code == 200 else 0
+
+
+def _online(database_url: str) -> int:
+    """Devices the control plane holds as online (read in its database)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(sa.text("SELECT count(*) FROM device WHERE online")).scalar_one()
+            )
+    finally:
+        engine.dispose()
 
 
 def _applied(replicas: Replicas) -> tuple[int, int]:
@@ -180,7 +194,10 @@ def run_replicas(
             children = [sim, *replicas.children]
             with replicas.client(count - 1) as http:
                 register_s = _wait(
-                    lambda: _registered(http) >= devices, "devices registered", 600, children
+                    lambda: _registered(http) >= devices and _online(database) >= devices,
+                    "devices registered and online",
+                    600,
+                    children,
                 )
                 client = ControlPlaneClient(replicas.urls[-1], token=replicas.token)
                 key = replicas.keys / "release.key"

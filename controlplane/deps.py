@@ -34,7 +34,9 @@ class Services:
     device_ca: DeviceCA | None = None
 
 
-def get_services(request: Request) -> Services:
+# Accessors of what the app holds are ``async``: FastAPI runs a plain ``def`` dependency in
+# a worker thread, a hop per dependency per request (each blob download paid several).
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -51,23 +53,23 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_store(services: ServicesDep) -> ArtifactStore:
+async def get_store(services: ServicesDep) -> ArtifactStore:
     return services.store
 
 
-def get_publisher(services: ServicesDep) -> DesiredStatePublisher:
+async def get_publisher(services: ServicesDep) -> DesiredStatePublisher:
     return services.publisher
 
 
-def get_trust(services: ServicesDep) -> TrustStore:
+async def get_trust(services: ServicesDep) -> TrustStore:
     return services.trust
 
 
-def get_signer(services: ServicesDep) -> CommandSigner:
+async def get_signer(services: ServicesDep) -> CommandSigner:
     return services.signer
 
 
-def get_device_ca(services: ServicesDep) -> DeviceCA:
+async def get_device_ca(services: ServicesDep) -> DeviceCA:
     if services.device_ca is None:
         raise Unavailable(
             "device enrollment is not configured on this control plane (EDGEFLEET_DEVICE_CA_KEY)"
@@ -75,7 +77,7 @@ def get_device_ca(services: ServicesDep) -> DeviceCA:
     return services.device_ca
 
 
-def get_settings(services: ServicesDep) -> ControlPlaneSettings:
+async def get_settings(services: ServicesDep) -> ControlPlaneSettings:
     return services.settings
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session
 
 from controlplane.auth.policy import required_role
 from controlplane.auth.tokens import MAX_TOKEN_LEN, Role
 from controlplane.crud.tokens import find_token, touch_token
-from controlplane.deps import ServicesDep
+from controlplane.deps import Services, ServicesDep
 
 MISSING = "missing bearer token"
 INVALID = "invalid or revoked token"
@@ -54,12 +55,18 @@ def _api_path(request: Request) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def authorize(request: Request, services: ServicesDep) -> Caller:
-    """Refuse the request unless its token's role may do it; who the caller is."""
+async def authorize(request: Request, services: ServicesDep) -> Caller:
+    """Refuse the request unless its token's role may do it; who the caller is. An
+    exempt route (blob downloads) is answered here, on the event loop; a token is looked
+    up in the database in a worker thread."""
     path = _api_path(request)
     needed = required_role(request.method, path)
     if needed is None:
         return Caller(token_id=None, name=None, role=None)
+    return await anyio.to_thread.run_sync(_check_token, request, services, path, needed)
+
+
+def _check_token(request: Request, services: Services, path: str, needed: Role) -> Caller:
     token = bearer_token(request)
     if token is None:
         raise HTTPException(401, MISSING, headers=_CHALLENGE)

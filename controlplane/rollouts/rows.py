@@ -120,12 +120,20 @@ def note(rollout: Rollout, event: str, message: str, now: datetime, **extra: Any
 def figures(device: Device | None, model: str, version: str) -> dict[str, Any] | None:
     """The device's latest heartbeat figures for ``model`` ``version`` as stored on a
     rollout device and judged by the gate (``{requests, errors, p95_ms}``), if it reports
-    any. A client's bad requests (``client_errors``) are left out of both counts: they
-    say nothing about the model, so ``requests`` is what the model served and ``errors``
-    its model and server errors."""
-    if device is None or not device.last_heartbeat:
+    any (``heartbeat_figures`` of its ``last_heartbeat``)."""
+    return heartbeat_figures(device.last_heartbeat if device else None, model, version)
+
+
+def heartbeat_figures(
+    heartbeat: dict[str, Any] | None, model: str, version: str
+) -> dict[str, Any] | None:
+    """``figures`` from a device's kept heartbeat (``Device.last_heartbeat``). A client's
+    bad requests (``client_errors``) are left out of both counts: they say nothing about
+    the model, so ``requests`` is what the model served and ``errors`` its model and
+    server errors."""
+    if not heartbeat:
         return None
-    for entry in device.last_heartbeat.get("models") or ():
+    for entry in heartbeat.get("models") or ():
         if (
             isinstance(entry, dict)
             and entry.get("name") == model

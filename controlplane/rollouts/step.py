@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -42,6 +43,7 @@ from controlplane.rollouts.policy import (
 from controlplane.rollouts.rows import (
     ROLLOUT_LOCK,
     figures,
+    heartbeat_figures,
     lock_rollout,
     note,
     previous_versions,
@@ -103,20 +105,28 @@ def advance(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
     """One decision for ``rollout`` (running, locked by the caller), applied, not committed."""
     strategy = Strategy.from_json(rollout.strategy)
     rows = _rows(session, rollout)
-    ids = [row.device_id for row in rows]
-    devices = {d.id: d for d in session.exec(select(Device).where(col(Device.id).in_(ids))).all()}
+    heartbeats = _heartbeats(session, [row.device_id for row in rows if row.status in _WATCHED])
     targets = _targets(session, rollout, rows)
     versions = _versions(session, rollout, rows)
     for row in rows:
         if row.status in _WATCHED:
             version = versions[wanted(rollout, row)]
-            seen = figures(devices.get(row.device_id), rollout.model, version)
+            seen = heartbeat_figures(heartbeats.get(row.device_id), rollout.model, version)
             if seen is not None and seen != row.observed:
                 row.observed = seen
                 session.add(row)
     views = [_device_view(row, targets.get(row.device_id)) for row in rows]
     decision = decide(_rollout_view(rollout, strategy, rows), views, as_utc(now))
     return _apply(session, rollout, strategy, rows, decision, now)
+
+
+def _heartbeats(session: Session, device_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """The kept heartbeat of each of ``device_ids`` (that column alone: a tick reads it for
+    every device the rollout watches)."""
+    if not device_ids:
+        return {}
+    query = select(Device.id, Device.last_heartbeat).where(col(Device.id).in_(device_ids))
+    return dict(session.exec(query).all())  # type: ignore[arg-type]
 
 
 def _versions(session: Session, rollout: Rollout, rows: Sequence[RolloutDevice]) -> dict[int, str]:

@@ -22,6 +22,7 @@ router = APIRouter(prefix="/blobs", tags=["blobs"])
 
 Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="sha256, lowercase hex")]
 _CHUNK = 256 * 1024
+_OCTETS = "application/octet-stream"
 
 
 async def _store_body(request: Request, store: ArtifactStore, digest: str, limit: int) -> int:
@@ -122,6 +123,9 @@ def get_blob(digest: Digest, request: Request, store: StoreDep, settings: Settin
     headers["content-length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    if length <= _CHUNK:  # one read, here (a stream costs a worker-thread hop per chunk)
+        body = b"".join(_blob_range(store, digest, start, length))
+        return Response(body, status_code=status, headers=headers, media_type=_OCTETS)
     return StreamingResponse(
         _blob_range(store, digest, start, length),
         status_code=status,

@@ -22,6 +22,9 @@ simulate --light``, heartbeats every 30 s):
   clock starts): ``--reports`` of them, as fast as the broker takes them. Rate = reports
   the replicas applied (``/status``) over the time from the first sent to the last
   applied, per replica;
+- ``box_cpu_busy``: the fraction of the box's cores busy from the first report sent to
+  the last applied (all processes: 1.0 means the box, not the control plane, was the
+  limit);
 - ``api_p99_ms``: during that flood, ``GET /devices?limit=100`` and ``GET /status`` in a
   loop on the first replica: the 99th percentile of their latency.
 
@@ -52,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import sqlalchemy as sa
 
 from bench.models import _mlp
@@ -80,6 +84,13 @@ def _wait(predicate: Any, what: str, timeout: float, children: Sequence[Child]) 
 def _registered(http: httpx.Client) -> int:
     response = http.get(f"/api/v1/fleets/{FLEET}")
     return int(response.json().get("device_count", 0)) if response.status_code == 200 else 0
+
+
+def _busy(before: Any, after: Any) -> float:
+    """The fraction of all the box's cores that was busy between two ``cpu_times()``."""
+    total = sum(after) - sum(before)
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    return 1.0 - idle / total if total > 0 else 0.0
 
 
 def _online(database_url: str) -> int:
@@ -213,17 +224,19 @@ def run_replicas(
             sim = None
             flood = _flood(root / "devices", broker, reports, rate * count)
             before, dropped_before = _applied(replicas)
+            cpu_before = psutil.cpu_times()
             with replicas.client(0) as api, Prober(api) as prober:
                 start = time.monotonic()
                 sent = _go(flood)
-                last, last_change = before, time.monotonic()
+                last, last_change, cpu_last = before, time.monotonic(), cpu_before
                 while time.monotonic() - last_change < 3.0:
                     replicas.check()
                     now, _ = _applied(replicas)
                     if now != last:
-                        last, last_change = now, time.monotonic()
+                        last, last_change, cpu_last = now, time.monotonic(), psutil.cpu_times()
                     time.sleep(0.25)
             applied = last - before
+            box_busy = _busy(cpu_before, cpu_last)
             _, dropped = _applied(replicas)
             seconds = last_change - start
             return {
@@ -241,6 +254,7 @@ def run_replicas(
                 "send_rate": round(sent["rate"], 1),
                 "reports_per_s_total": round(applied / seconds, 1),
                 "reports_per_s": round(applied / seconds / count, 1),
+                "box_cpu_busy": round(box_busy, 2),
                 "api_p99_ms": round(prober.p99_ms(), 1),
                 "api_calls": len(prober.latencies),
             }

@@ -131,7 +131,8 @@ def _settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from exc
 
 
 def _exit_on_sigterm(_sig: int, _frame: FrameType | None) -> None:

@@ -10,16 +10,11 @@ future (``controlplane.identity.report_auth``). Anything else is dropped, counte
 (``unauthenticated``, ``replayed``, ``future``) and logged in one line. A device that was
 never enrolled is never registered. A payload naming another device is rejected.
 
-Nothing in an authenticated report is believed beyond what a device may say about itself:
-
-* a payload over ``MAX_REPORT_BYTES`` is malformed, dropped before JSON parsing; the
-  protocol bounds every field (lengths, list sizes, 64-bit ids and counters);
-* a report whose own time (``reported_at``, ``at``) is more than ``MAX_CLOCK_SKEW`` ahead
-  of the control plane's clock is rejected (the device's clock is wrong, or the report
-  is forged); one within the skew is kept, and :mod:`controlplane.crud.reports` orders
-  heartbeats by the device's time but never later than when it arrived;
-* the fleet a state report names is ignored (logged once per claim): a device is in the
-  fleet it enrolled into.
+Nothing in an authenticated report is believed beyond what a device may say about itself
+(``controlplane.ingest_rules``): a payload over ``MAX_REPORT_BYTES`` is malformed, dropped
+before JSON parsing (the protocol bounds every field); one dated too far ahead is
+rejected; the fleet a state report names is ignored. Heartbeats are ordered by the
+device's time but never later than when they arrived (``controlplane.crud.heartbeats``).
 """
 
 from __future__ import annotations
@@ -27,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -56,6 +50,7 @@ from controlplane.ingest_batch import (
     heartbeats_only,
     lock_devices,
 )
+from controlplane.ingest_rules import Dropped, FleetClaims, ahead_by, one_line, report_time
 from controlplane.models import Device, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.report_acks import ACKED_KINDS, AckBook
@@ -74,41 +69,6 @@ from protocol import (
 
 logger = logging.getLogger(__name__)
 
-#: How far ahead of the control plane's clock a report may be dated (device clocks
-#: drift; NTP keeps them within a second). Later than that is rejected.
-
-
-class _Dropped(Exception):
-    """A report that was counted and logged as not believed or malformed; ``seq`` is its
-    sequence number once its seal verified, ``stored`` says it was stored before."""
-
-    def __init__(self, seq: int | None = None, *, stored: bool = False) -> None:
-        super().__init__()
-        self.seq = seq
-        self.stored = stored
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
-
-
-def report_time(message: object) -> datetime | None:
-    """When the device says it made ``message`` (None: the message carries no time)."""
-    if isinstance(message, StateReport):
-        return message.reported_at
-    if isinstance(message, DeploymentEvent | Heartbeat):
-        return message.at
-    return None
-
-
-def ahead_by(message: object, now: datetime) -> timedelta | None:
-    """How far past ``now`` + ``MAX_CLOCK_SKEW`` the message is dated; None if it is not."""
-    stamp = report_time(message)
-    if stamp is None or stamp <= now + MAX_CLOCK_SKEW:
-        return None
-    return stamp - now
-
 
 class Ingester:
     """Turns report messages into database rows; sends new devices their signed command."""
@@ -121,8 +81,7 @@ class Ingester:
         self._signer = signer
         self.auth = ReportAuthenticator()
         self.stats = IngestStats()
-        #: device id -> the other fleet its reports claim (logged once per claim)
-        self._fleet_claims: dict[str, str] = {}
+        self._fleet_claims = FleetClaims()
         #: the sequence numbers of spooled reports to acknowledge (``report_acks``)
         self.acks = AckBook()
         #: heartbeat history rows of the transaction in progress (``controlplane.history``)
@@ -219,7 +178,7 @@ class Ingester:
                 logger.warning(
                     "a batch of %d reports failed in the database (%s); applying them one by one",
                     len(items),
-                    _one_line(exc),
+                    one_line(exc),
                 )
                 for item in items:
                     self.handle(item.topic, item.payload, retained=item.retained)
@@ -227,7 +186,7 @@ class Ingester:
             self.stats.errors += 1
             device_id, kind = parse_device_topic(items[0].topic)
             logger.error(
-                "database error ingesting %s from %s: %s", kind.value, device_id, _one_line(exc)
+                "database error ingesting %s from %s: %s", kind.value, device_id, one_line(exc)
             )
             return
         done.settle(self.stats, self.acks)
@@ -257,7 +216,7 @@ class Ingester:
             logger.error(
                 "database error publishing the commands of %d device(s): %s",
                 len(pending),
-                _one_line(exc),
+                one_line(exc),
             )
 
     def _step(
@@ -288,7 +247,7 @@ class Ingester:
             applied = self._authenticated(
                 session, topic, device_id, kind, payload, retained, seqs, locked, done.stats
             )
-        except _Dropped as dropped:
+        except Dropped as dropped:
             if acked and dropped.seq is not None:
                 if dropped.stored or self.acks.knows(device_id, dropped.seq):
                     done.ack(device_id, dropped.seq, stored=True, new=False)
@@ -305,7 +264,7 @@ class Ingester:
             raise
         except Exception as exc:  # the bridge must survive anything one message does
             done.stats.errors += 1
-            logger.error("failed to ingest %s from %s: %s", kind.value, device_id, _one_line(exc))
+            logger.error("failed to ingest %s from %s: %s", kind.value, device_id, one_line(exc))
             logger.debug("ingestion failure", exc_info=True)
             return False
         if acked and seqs:
@@ -329,16 +288,16 @@ class Ingester:
         stats: IngestStats,
     ) -> bool:
         """Authenticate, decode and apply one report (its sequence number appended to
-        ``seqs`` once its seal verified); ``_Dropped`` (counted, logged) if it is not
+        ``seqs`` once its seal verified); ``Dropped`` (counted, logged) if it is not
         believed or malformed."""
         try:
             opened = self.auth.open(session, device_id, kind, payload, now=utcnow(), locked=locked)
         except ReportRefused as exc:
             if retained and exc.reason == "replayed":
-                raise _Dropped from exc  # the broker's retained copy of what we applied
+                raise Dropped from exc  # the broker's retained copy of what we applied
             setattr(stats, exc.reason, getattr(stats, exc.reason) + 1)
             logger.warning("dropped %s on %s (%s): %s", kind.value, topic, exc.reason, exc)
-            raise _Dropped(exc.seq, stored=exc.stored) from exc
+            raise Dropped(exc.seq, stored=exc.stored) from exc
         seq = opened.report.seq
         seqs.append(seq)
         try:
@@ -346,7 +305,7 @@ class Ingester:
         except ProtocolError as exc:
             stats.malformed += 1
             logger.warning("dropped malformed message on %s: %s", topic, exc)
-            raise _Dropped(seq) from exc
+            raise Dropped(seq) from exc
         if getattr(message, "device_id", None) != device_id:
             stats.rejected += 1
             logger.warning(
@@ -355,7 +314,7 @@ class Ingester:
                 topic,
                 getattr(message, "device_id", None),
             )
-            raise _Dropped(seq)
+            raise Dropped(seq)
         ahead = ahead_by(message, utcnow())
         if ahead is not None:  # sealed now, but claiming figures from the future
             stats.rejected += 1
@@ -368,7 +327,7 @@ class Ingester:
                 ahead.total_seconds(),
                 MAX_CLOCK_SKEW.total_seconds(),
             )
-            raise _Dropped(seq)
+            raise Dropped(seq)
         if opened.stale and isinstance(message, StateReport | Availability):
             # a newer state (or availability) of this device was applied already: this
             # one crossed it on the way (replicas sharing reports); only its seq counts
@@ -397,7 +356,7 @@ class Ingester:
                 locked=locked,
                 reads=self._reads.state if self._reads else None,
             )
-            self._check_fleet_claim(device_id, claimed=message.fleet, fleet=device.fleet)
+            self._fleet_claims.check(device_id, claimed=message.fleet, fleet=device.fleet)
             if assigned:
                 logger.info("device %s assigned generation %s", device_id, device.generation)
                 self._to_publish[device_id] = True
@@ -422,19 +381,3 @@ class Ingester:
                 session, device_id=device_id, heartbeat=message, now=now, locked=locked
             )
         return False
-
-    def _check_fleet_claim(self, device_id: str, *, claimed: str, fleet: str) -> None:
-        """Log (once per claim) a report naming another fleet than the device's."""
-        if claimed == fleet:
-            self._fleet_claims.pop(device_id, None)
-            return
-        if self._fleet_claims.get(device_id) == claimed:
-            return
-        self._fleet_claims[device_id] = claimed
-        logger.warning(
-            "device %s reports fleet %r but belongs to fleet %r: ignored (a report cannot "
-            "move a device; an operator does)",
-            device_id,
-            claimed,
-            fleet,
-        )

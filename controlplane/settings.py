@@ -71,6 +71,9 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+_BLOB_STORE = re.compile(r"^s3://[^/?#]+(/[^?#]*)?$")
+
+
 class ControlPlaneSettings(BaseSettings):
     """Everything the control plane process needs to know; one instance per process."""
 
@@ -141,9 +144,7 @@ class ControlPlaneSettings(BaseSettings):
     #: Where bundle files live: unset, ``DATA_DIR/blobs`` on this host (one replica, or
     #: replicas sharing that directory); ``s3://bucket[/prefix]``, an S3-compatible object
     #: store that devices download from with presigned URLs (docs/controlplane.md).
-    blob_store: str | None = Field(
-        default=None, pattern=r"^s3://[^/?#]+(/[^?#]*)?$", validation_alias="EDGEFLEET_BLOB_STORE"
-    )
+    blob_store: str | None = Field(default=None, validation_alias="EDGEFLEET_BLOB_STORE")
     #: The S3 API endpoint the control plane uses (MinIO, Ceph, ...); unset: AWS.
     s3_endpoint_url: str | None = Field(default=None, validation_alias="EDGEFLEET_S3_ENDPOINT_URL")
     #: The endpoint put in devices' presigned URLs, where devices reach the store under
@@ -180,6 +181,15 @@ class ControlPlaneSettings(BaseSettings):
         if isinstance(value, str):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
         return value
+
+    @field_validator("blob_store", mode="after")
+    @classmethod
+    def _blob_store(cls, value: str | None) -> str | None:
+        if value and not _BLOB_STORE.match(value):
+            raise ValueError(
+                f"{value[:80]!r} is not s3://bucket[/prefix] (unset: bundles on this host)"
+            )
+        return value or None
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -302,4 +302,8 @@ def test_blob_store_that_is_not_an_s3_url_is_one_line_exit_2(
 ) -> None:
     env = {"EDGEFLEET_BLOB_STORE": "https://bucket.example/blobs"}
     result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, kit=trust_kit, env=env)
-    _assert_one_line_error(result, "EDGEFLEET_BLOB_STORE")
+    _assert_one_line_error(
+        result,
+        "invalid setting EDGEFLEET_BLOB_STORE: 'https://bucket.example/blobs' is not "
+        "s3://bucket[/prefix]",
+    )

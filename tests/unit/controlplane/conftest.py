@@ -28,6 +28,16 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def engine_on_both(database_url: str) -> Iterator[Engine]:
+    """A fresh control-plane database: SQLite, then PostgreSQL (for the paths that take
+    PostgreSQL's own statements, such as ``COPY``). A module uses it as its ``engine``."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def publisher() -> MemoryPublisher:
     return MemoryPublisher()
 

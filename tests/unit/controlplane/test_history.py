@@ -6,7 +6,6 @@ it on the replica holding its lease. Real sealed reports, real SQLite."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from controlplane import history
-from controlplane.db import init_db, make_engine
 from controlplane.history import HeartbeatSample, Retention
 from controlplane.maintenance import Maintenance
 from protocol import TopicKind, device_topic
@@ -26,12 +24,9 @@ RETENTION = Retention(raw_s=3600, bucket_s=600, keep_s=86_400)
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(engine_on_both: Engine) -> Engine:
     """SQLite, and PostgreSQL: there the batch path takes its fast paths (COPY)."""
-    engine = make_engine(database_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    return engine_on_both
 
 
 def beat(at: datetime, requests: int, p50: float, p95: float) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from sqlmodel import Session, select
 
 from controlplane import crud, ingest
 from controlplane.crud.heartbeats import figures
-from controlplane.db import init_db, make_engine
 from controlplane.ingest_batch import Incoming
 from controlplane.models import DeploymentTarget, Device, TargetStatus
 from controlplane.publisher import MemoryPublisher
@@ -42,12 +40,9 @@ DEVICES = ("d1", "d2", "d3")
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(engine_on_both: Engine) -> Engine:
     """SQLite, and PostgreSQL: there the batch path takes its fast paths (COPY)."""
-    engine = make_engine(database_url)
-    init_db(engine)
-    yield engine
-    engine.dispose()
+    return engine_on_both
 
 
 def beat(device_id: str, requests: int, at: datetime) -> bytes:

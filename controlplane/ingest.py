@@ -155,13 +155,12 @@ class Ingester:
             with Session(self._engine) as session:
                 rows = HeartbeatRows.lock(session, devices_of(items)) if heartbeats else None
                 locked: Mapping[str, DeviceRow] | None = None
+                self._reads = None
                 if rows is not None:
                     locked = rows.rows
                 elif batch:
                     locked = lock_devices(session, items)
                     self._reads = batch_reads(session, items)
-                else:
-                    self._reads = None
                 commit = False
                 # a batch writes its rows once, at the commit (one executemany per kind of
                 # change); what a query below must see first is flushed where it is made

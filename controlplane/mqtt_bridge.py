@@ -93,7 +93,8 @@ INGEST_QUEUE_MESSAGES: Final = 10_000
 INGEST_QUEUE_BYTES: Final = 32 * 1024 * 1024
 #: How long the network thread waits for room in a full queue before it drops a report.
 #: It reads nothing meanwhile: the broker holds the reports (QoS 1), and what is read is
-#: applied instead of thrown away. Short against the keepalive, which that thread sends.
+#: applied instead of thrown away. Short against the keepalive, which that thread sends;
+#: once one report was dropped, the next ones do not wait until the queue has room again.
 OFFER_WAIT_S: Final = 0.2
 
 _REPUBLISH: Final = "republish"
@@ -352,7 +353,9 @@ class MqttBridge:
             self._enqueue(_Oversized(msg.topic, size))
         else:
             report = _Report(msg.topic, bytes(msg.payload), bool(msg.retain))
-            self._enqueue(report, size, wait=OFFER_WAIT_S)
+            # no wait once dropping: a stalled worker must not hold this thread (and the
+            # PUBACKs and pings it writes) 0.2 s per message
+            self._enqueue(report, size, wait=0.0 if self._dropping else OFFER_WAIT_S)
 
     # -- worker ---------------------------------------------------------------------
 
@@ -386,20 +389,28 @@ class MqttBridge:
                 return
             if work == _REFRESH:
                 next_refresh = time.monotonic() + self._refresh_interval
-                self._publish_commands(changed_only=True)
-            elif work == _REPUBLISH:
-                self._republish_all()
-            elif isinstance(work, Incoming):
-                # with what else is queued: reports are applied in batches
-                more = self._queue.take_while(_is_report, BATCH - 1)
-                self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
-                acks = self.ingester.acks
-                if acks and (not len(self._queue) or acks.due(time.monotonic())):
-                    self.acks.flush(acks)  # batched: once the queue is drained
-            elif isinstance(work, _Oversized):
-                self.ingester.oversized(work.topic, work.size)
-            elif isinstance(work, _Retained):
-                self.retained.check(work.topic, work.payload)
+            try:
+                self._do(work)
+            except Exception as exc:  # the worker must outlive anything one item does
+                logger.error("ingest worker: %s failed: %s", _what(work), exc.__class__.__name__)
+                logger.debug("ingest worker failure", exc_info=True)
+
+    def _do(self, work: _Work) -> None:
+        if work == _REFRESH:
+            self._publish_commands(changed_only=True)
+        elif work == _REPUBLISH:
+            self._republish_all()
+        elif isinstance(work, Incoming):
+            # with what else is queued: reports are applied in batches
+            more = self._queue.take_while(_is_report, BATCH - 1)
+            self.ingester.handle_batch([work, *(w for w in more if isinstance(w, Incoming))])
+            acks = self.ingester.acks
+            if acks and (not len(self._queue) or acks.due(time.monotonic())):
+                self.acks.flush(acks)  # batched: once the queue is drained
+        elif isinstance(work, _Oversized):
+            self.ingester.oversized(work.topic, work.size)
+        elif isinstance(work, _Retained):
+            self.retained.check(work.topic, work.payload)
 
     def _republish_all(self) -> None:
         try:
@@ -425,6 +436,14 @@ class MqttBridge:
         except SQLAlchemyError as exc:
             logger.error("cannot publish commands: database error %s", exc.__class__.__name__)
             return 0
+
+
+def _what(work: _Work) -> str:
+    return (
+        work
+        if isinstance(work, str)
+        else f"{type(work).__name__.strip('_').lower()} on {work.topic}"
+    )
 
 
 def _is_report(work: object) -> bool:

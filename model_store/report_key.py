@@ -55,9 +55,13 @@ class ReportKey:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keyed", hmac.new(self.secret, digestmod=hashlib.sha256))
 
+    def __reduce__(self) -> tuple[type[ReportKey], tuple[bytes, str]]:
+        return (ReportKey, (self.secret, self.kid))  # the HMAC state is rebuilt
+
     def mac(self, message: bytes) -> bytes:
         # a copy of the keyed state, not ``hmac.digest``: that one lets go of the GIL for
-        # every MAC, and a busy ingest worker then waits to take it back each time
+        # every MAC (``update`` only from 2 KiB), and a busy ingest worker then waits to
+        # take it back each time
         keyed = self._keyed.copy()
         keyed.update(message)
         return keyed.digest()

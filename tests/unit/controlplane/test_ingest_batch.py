@@ -125,6 +125,23 @@ def test_a_replayed_or_malformed_heartbeat_costs_only_itself(
     assert found["d3"].report_windows["heartbeat"][0] > 0  # its seq is spent all the same
 
 
+def test_a_heartbeat_the_database_refuses_costs_only_itself(
+    registered: SealingIngester, engine: Engine
+) -> None:
+    """PostgreSQL refuses a NUL in text: the fast path's COPY fails, the batch is applied
+    one by one, and only that heartbeat is lost (SQLite stores it)."""
+    now = datetime.now(UTC)
+    bad = beat("d2", 5, now).replace(b'"backend": "b"', b'"backend": "b\\u0000"')
+    assert bad != beat("d2", 5, now)
+    registered.handle_batch([(topic("d1"), beat("d1", 5, now)), (topic("d2"), bad),
+                             (topic("d3"), beat("d3", 5, now))])  # fmt: skip
+    found = rows(engine)
+    assert requests_of(found["d1"]) == requests_of(found["d3"]) == 5
+    postgres = engine.dialect.name == "postgresql"
+    assert registered.stats.errors == (1 if postgres else 0)
+    assert (found["d2"].last_heartbeat is None) == postgres
+
+
 def test_an_older_heartbeat_in_a_batch_only_marks_its_device_seen(
     registered: SealingIngester, engine: Engine
 ) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import pickle
 
 import pytest
 
@@ -52,3 +55,13 @@ def test_a_maced_report_opens_only_with_its_key_and_unchanged() -> None:
     envelope["payload"] = base64.b64encode(payload).decode()
     with pytest.raises(SignatureError, match="does not verify"):
         open_report(json.dumps(envelope).encode(), device_keys(device.public_key(), key))
+
+
+def test_a_report_key_survives_pickling_and_its_macs_are_hmac_sha256() -> None:
+    key = new_report_key()
+    again = pickle.loads(pickle.dumps(key))
+    assert again == key and repr(again) == repr(key)
+    message = b"x" * 3000  # past the size at which hashlib lets go of the GIL
+    expected = hmac.new(key.secret, message, hashlib.sha256).digest()
+    assert key.mac(message) == again.mac(message) == expected
+    assert key.mac(b"short") == hmac.new(key.secret, b"short", hashlib.sha256).digest()

@@ -72,6 +72,7 @@ def sqlalchemy_url(url: str) -> str:
 
 
 _BLOB_STORE = re.compile(r"^s3://[^/?#]+(/[^?#]*)?$")
+_ENDPOINT = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
 
 
 class ControlPlaneSettings(BaseSettings):
@@ -189,6 +190,13 @@ class ControlPlaneSettings(BaseSettings):
             raise ValueError(
                 f"{value[:80]!r} is not s3://bucket[/prefix] (unset: bundles on this host)"
             )
+        return value or None
+
+    @field_validator("s3_endpoint_url", "s3_public_url", mode="after")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value and not _ENDPOINT.match(value):
+            raise ValueError(f"{value[:80]!r} is not an http:// or https:// URL of an S3 endpoint")
         return value or None
 
     @field_validator("database_url", mode="after")

@@ -117,7 +117,7 @@ def status_line(rollout: Rollout) -> str:
 
 def gate_wait(rollout: Rollout) -> str | None:
     """Why a running batch whose devices all activated is not done yet, if it is the
-    health gate waiting for traffic: ``gate: waiting for 20 requests on 3 devices ...``."""
+    health gate waiting for traffic: ``gate: waiting for 100 requests on 3 devices ...``."""
     gate = (rollout.get("strategy") or {}).get("gate") or {}
     current = rollout.get("current_batch")
     batches = {b.get("index"): b for b in rollout.get("batches") or []}

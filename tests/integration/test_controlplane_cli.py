@@ -297,6 +297,17 @@ def test_blob_store_bucket_that_does_not_exist_is_one_line_exit_2(
     assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in result.stderr
 
 
+@pytest.mark.parametrize("name", ["EDGEFLEET_S3_ENDPOINT_URL", "EDGEFLEET_S3_PUBLIC_URL"])
+def test_an_s3_endpoint_that_is_not_an_http_url_is_one_line_exit_2(
+    name: str, tmp_path: Path, trust_kit: TrustKit
+) -> None:
+    env = {"EDGEFLEET_BLOB_STORE": "s3://bucket/blobs", name: "notaurl"}
+    result = _run_cli("--port", str(free_port()), tmp_path=tmp_path, kit=trust_kit, env=env)
+    _assert_one_line_error(
+        result, f"invalid setting {name}: 'notaurl' is not an http:// or https:// URL"
+    )
+
+
 def test_blob_store_that_is_not_an_s3_url_is_one_line_exit_2(
     tmp_path: Path, trust_kit: TrustKit
 ) -> None:

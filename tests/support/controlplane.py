@@ -68,6 +68,7 @@ from protocol import (
 )
 from tests.support.onnx_models import affine_model
 from tests.support.ports import free_port
+from tests.support.processes import stop
 from tests.support.trust import TrustKit
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -206,12 +207,7 @@ def run_controlplane(
             token=child_env["EDGEFLEET_ADMIN_TOKEN"],  # "": generated, printed in the log
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 def reported_devices(cp: ControlPlaneProcess) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from protocol import MAX_PACKET_BYTES
 from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import stop
 
 
 @dataclass
@@ -85,9 +86,4 @@ def _serve(binary: str, conf: Path, port: int, log: Path) -> Iterator[Broker]:
         wait_for_port(port)
         yield Broker(port=port, process=proc, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=5)

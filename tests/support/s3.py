@@ -25,6 +25,7 @@ import boto3
 import httpx
 
 from tests.support.ports import free_port
+from tests.support.processes import stop
 
 #: moto accepts any credentials; these only have to be present and look like AWS's.
 CREDENTIALS = {
@@ -101,9 +102,4 @@ def run_s3(workdir: Path, *, bucket: str = "edgefleet-blobs") -> Iterator[S3Serv
         )
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)

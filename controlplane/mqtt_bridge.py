@@ -59,6 +59,7 @@ from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
 from controlplane.ingest_batch import BATCH, Incoming
 from controlplane.ingest_queue import IngestQueue
+from controlplane.mqtt_sessions import CLIENT_ID_HINT, SessionWatch
 from controlplane.mqtt_socket import ReadAheadClient
 from controlplane.publisher import SignedCommand
 from controlplane.report_acks import AckSender
@@ -76,17 +77,6 @@ from protocol import (
 from protocol.reconnect import RECONNECT_BASE_S, RECONNECT_CAP_S, Backoff
 
 logger = logging.getLogger(__name__)
-
-#: A connection that ends sooner than this after it was made counts as "dropped at once".
-SHORT_SESSION_S: Final = 10.0
-#: After this many such drops in a row, warn that the client id may be taken.
-SHORT_SESSIONS_WARN: Final = 3
-#: MQTT 5 reason code 0x8E: the broker gave our session to another client with our id.
-SESSION_TAKEN_OVER: Final = 0x8E
-CLIENT_ID_HINT: Final = (
-    "another MQTT client is probably using client id %r; give each control plane its own "
-    "EDGEFLEET_MQTT_CLIENT_ID"
-)
 
 #: Reports waiting for the ingest worker: at most this many, weighing at most this much.
 INGEST_QUEUE_MESSAGES: Final = 10_000
@@ -171,8 +161,7 @@ class MqttBridge:
         self._stopping = False
         self._backoff = Backoff(reconnect_base_s, reconnect_cap_s)
         self._client_id = client_id
-        self._connected_at: float | None = None
-        self._short_sessions = 0
+        self._sessions = SessionWatch()
         #: reports dropped because the ingest queue was full
         self.dropped = 0
         self._dropping = False  # in a full-queue episode (warned once)
@@ -293,7 +282,7 @@ class MqttBridge:
             return
         logger.info("MQTT bridge connected to %s:%s", self._target.host, self._target.port)
         self._backoff.reset()
-        self._connected_at = time.monotonic()
+        self._sessions.connected()
         client.subscribe(self._reports_filter, qos=1)
         client.subscribe(DESIRED_STATE_FILTER, qos=1)  # our retained topics: watched
         client.subscribe(TRUST_TOPIC, qos=1)
@@ -308,24 +297,7 @@ class MqttBridge:
             return
         wait = self._backoff.schedule(client)  # before paho's reconnect wait
         logger.warning("MQTT connection lost (%s); reconnecting in %.1fs", reason, wait)
-        connected_at, self._connected_at = self._connected_at, None
-        if connected_at is None:
-            return
-        if time.monotonic() - connected_at < SHORT_SESSION_S:
-            self._short_sessions += 1
-        else:
-            self._short_sessions = 0
-        taken_over = reason.value == SESSION_TAKEN_OVER
-        streak = self._short_sessions
-        if taken_over or streak == SHORT_SESSIONS_WARN or (streak and streak % 20 == 0):
-            cause = (
-                "the broker says the session was taken over"
-                if taken_over
-                else (
-                    f"the connection dropped {streak} times in a row within "
-                    f"{SHORT_SESSION_S:.0f}s of connecting"
-                )
-            )
+        if (cause := self._sessions.lost(reason.value)) is not None:
             logger.warning("%s: " + CLIENT_ID_HINT, cause, self._client_id)
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:

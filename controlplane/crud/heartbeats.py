@@ -168,15 +168,15 @@ class HeartbeatRows:
 
 #: The batch's changes, copied into a temporary table and joined by one UPDATE; a column a
 #: row does not change is NULL there and keeps its value (none is ever written NULL here).
-_STAGED = "edgefleet_heartbeat_rows"
-_STAGED_COLUMNS = "id text, windows json, seen timestamptz, figures json, at timestamptz"
-_UPDATE_FROM_STAGED = f"""
+STAGED = "edgefleet_heartbeat_rows"
+STAGED_COLUMNS = "id text, windows json, seen timestamptz, figures json, at timestamptz"
+UPDATE_FROM_STAGED = f"""
     UPDATE device AS d SET
         report_windows = COALESCE(v.windows, d.report_windows),
         last_seen_at = COALESCE(v.seen, d.last_seen_at),
         last_heartbeat = COALESCE(v.figures, d.last_heartbeat),
         last_heartbeat_at = COALESCE(v.at, d.last_heartbeat_at)
-    FROM {_STAGED} AS v
+    FROM {STAGED} AS v
     WHERE d.id = v.id
 """
 
@@ -187,7 +187,7 @@ def _json(value: Any) -> str | None:
 
 def _update_from_staged(session: Session, changed: list[tuple[str, dict[str, Any]]]) -> None:
     connection = session.connection()
-    table = bulk.staged(connection, _STAGED, _STAGED_COLUMNS)
+    table = bulk.staged(connection, STAGED, STAGED_COLUMNS)
     rows = (
         (
             device_id,
@@ -199,4 +199,4 @@ def _update_from_staged(session: Session, changed: list[tuple[str, dict[str, Any
         for device_id, c in changed
     )
     bulk.copy_rows(connection, table, ("id", "windows", "seen", "figures", "at"), rows)
-    connection.exec_driver_sql(_UPDATE_FROM_STAGED)
+    connection.exec_driver_sql(UPDATE_FROM_STAGED)

@@ -131,8 +131,10 @@ class Ingester:
         fast path (``crud.heartbeats.HeartbeatRows``), in a transaction of their own; the
         others together on the ORM path."""
         only = heartbeats_only(batch)
-        fast = [item for item in batch if device_of(item) in only]
-        rest = [item for item in batch if device_of(item) not in only]
+        fast: list[Incoming] = []
+        rest: list[Incoming] = []
+        for item in batch:
+            (fast if device_of(item) in only else rest).append(item)
         if len(fast) > 1:
             self._transaction(fast, batch=True, heartbeats=True)
         else:

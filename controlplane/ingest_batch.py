@@ -174,12 +174,9 @@ def devices_of(items: Sequence[Incoming]) -> set[str]:
 
 def heartbeats_only(items: Sequence[Incoming]) -> set[str]:
     """The devices that sent only heartbeats among ``items`` (batchable reports)."""
-    others = {d for d, kind in map(_sender, items) if kind is not TopicKind.HEARTBEAT}
-    return devices_of(items) - others
-
-
-def _sender(item: Incoming) -> tuple[str, TopicKind]:
-    return parse_device_topic(item.topic)
+    senders = [parse_device_topic(item.topic) for item in items]
+    others = {device for device, kind in senders if kind is not TopicKind.HEARTBEAT}
+    return {device for device, _ in senders} - others
 
 
 def lock_devices(session: Session, items: Sequence[Incoming]) -> Mapping[str, Device]:

@@ -11,8 +11,8 @@ time in the future (stored before that rule) is disregarded.
 - ``HeartbeatRows``: the ingest batch path, for heartbeats only (most of what a fleet
   sends). Its devices' rows are read and locked with the four columns it needs
   (``lock``), and written back at once (``write``; on PostgreSQL copied into a temporary
-  table joined by one UPDATE, elsewhere an executemany per set of columns changed): no ORM objects,
-  no JSON column it does not change read or written.
+  table joined by one UPDATE, elsewhere an executemany per set of columns changed): no
+  ORM objects, no JSON column it does not change read or written.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -28,20 +28,16 @@ from sqlmodel import Session
 
 from controlplane import bulk
 from controlplane.models import Device, utcnow
+from controlplane.schemas import as_utc
 from protocol import Heartbeat
 
 _DEVICE = Device.__table__  # type: ignore[attr-defined]
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    """SQLite hands back naive UTC timestamps."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
-
-
 def keeps(kept: datetime | None, heartbeat: Heartbeat, now: datetime) -> datetime | None:
     """Where a heartbeat arriving ``now`` is placed if its figures replace those kept
     (measured at ``kept``); None if it only marks the device as seen."""
-    kept = _aware(kept)
+    kept = as_utc(kept) if kept is not None else None  # SQLite's are naive
     at = min(heartbeat.at, now)
     return at if kept is None or kept > now or at >= kept else None
 
@@ -143,8 +139,8 @@ class HeartbeatRows:
         return cls(found)
 
     def write(self, session: Session) -> None:
-        """Write back what changed: on PostgreSQL one UPDATE from arrays (``unnest``),
-        elsewhere one UPDATE executemany per set of columns changed."""
+        """Write back what changed: on PostgreSQL copied into a temporary table joined by
+        one UPDATE, elsewhere one UPDATE executemany per set of columns changed."""
         changed = [(row.id, changes) for row in self.rows.values() if (changes := row.changes())]
         if not changed:
             return

@@ -24,17 +24,20 @@ simulate --light``, heartbeats every 30 s):
   applied, per replica;
 - ``box_cpu_busy``: the fraction of the box's cores busy from the first report sent to
   the last applied (all processes: 1.0 means the box, not the control plane, was the
-  limit);
+  limit); ``cpu_us_per_report``: CPU microseconds per applied report, by role (the
+  replicas, PostgreSQL, the broker, the load generator);
 - ``api_p99_ms``: during that flood, ``GET /devices?limit=100`` and ``GET /status`` in a
   loop on the first replica: the 99th percentile of their latency.
 
 Then the floor, in the same run: the same sealed heartbeats from the same generator
 through a fresh Mosquitto to its own C subscriber, which does nothing with them
-(``mosquitto_sub``; ``floor_msgs_per_s``); ``fraction_of_floor`` is the
-replicas' total rate over it. ``two_replica_speedup`` is the total rate with two replicas
-over one. Goals (this 2-core box): converge_s <= 20, reports_per_s >= 5,000 per replica,
-two_replica_speedup >= 1.7; ``met`` says which held (a missed goal is printed as "NOT
-met"; it does not fail the run). ``--quick``: 50 devices, 3,000 reports, a 1 MB bundle.
+(``mosquitto_sub``; ``floor_msgs_per_s``); ``fraction_of_floor`` is the replicas' total
+rate over it. ``two_replica_speedup`` is the total rate with two replicas over one;
+``speedup_ceiling_on_this_box`` is the most it could be here: all cores busy at the one-
+replica run's CPU cost per report, over that run's rate. Goals (this 2-core box):
+converge_s <= 20, reports_per_s >= 5,000 per replica, two_replica_speedup >= 1.7;
+``met`` says which held (a missed goal is printed as "NOT met"; it does not fail the
+run). ``--quick``: 50 devices, 3,000 reports, a 1 MB bundle.
 The box is shared by every process of the bench, load generator included: ratios in one
 run are what to compare.
 """
@@ -91,6 +94,49 @@ def _busy(before: Any, after: Any) -> float:
     total = sum(after) - sum(before)
     idle = (after.idle + after.iowait) - (before.idle + before.iowait)
     return 1.0 - idle / total if total > 0 else 0.0
+
+
+class RoleCpu:
+    """CPU seconds used by each role's processes on this box: the replicas, PostgreSQL
+    (every ``postgres`` process) and the broker (the load generator reports its own)."""
+
+    def __init__(self, roles: dict[str, list[psutil.Process]]) -> None:
+        self._roles = roles
+
+    @classmethod
+    def of(cls, replicas: Replicas, broker_port: int) -> RoleCpu:
+        broker, postgres = [], []
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if proc.info["name"] == "postgres":
+                postgres.append(proc)
+            elif proc.info["name"] == "mosquitto" and any(
+                str(broker_port) in Path(arg).read_text(errors="replace")
+                for arg in proc.info["cmdline"] or ()
+                if arg.endswith(".conf") and Path(arg).is_file()
+            ):
+                broker.append(proc)
+        return cls({
+            "replicas": [psutil.Process(c.process.pid) for c in replicas.children],
+            "postgres": postgres,
+            "broker": broker,
+        })  # fmt: skip
+
+    def sample(self) -> dict[str, float]:
+        out = {}
+        for role, procs in self._roles.items():
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue  # a PostgreSQL backend that ended
+                total += times.user + times.system
+            out[role] = total
+        return out
+
+
+def _per_report_us(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {role: round((after[role] - before[role]) / max(n, 1) * 1e6, 1) for role in after}
 
 
 def _online(database_url: str) -> int:
@@ -223,17 +269,20 @@ def run_replicas(
             sim.stop()
             sim = None
             flood = _flood(root / "devices", broker, reports, rate * count)
+            roles = RoleCpu.of(replicas, parse_broker_url(broker).port)
             before, dropped_before = _applied(replicas)
-            cpu_before = psutil.cpu_times()
+            cpu_before, roles_before = psutil.cpu_times(), roles.sample()
             with replicas.client(0) as api, Prober(api) as prober:
                 start = time.monotonic()
                 sent = _go(flood)
                 last, last_change, cpu_last = before, time.monotonic(), cpu_before
+                roles_last = roles_before
                 while time.monotonic() - last_change < 3.0:
                     replicas.check()
                     now, _ = _applied(replicas)
                     if now != last:
                         last, last_change, cpu_last = now, time.monotonic(), psutil.cpu_times()
+                        roles_last = roles.sample()
                     time.sleep(0.25)
             applied = last - before
             box_busy = _busy(cpu_before, cpu_last)
@@ -255,6 +304,10 @@ def run_replicas(
                 "reports_per_s_total": round(applied / seconds, 1),
                 "reports_per_s": round(applied / seconds / count, 1),
                 "box_cpu_busy": round(box_busy, 2),
+                "cpu_us_per_report": {
+                    **_per_report_us(roles_before, roles_last, applied),
+                    "load_generator": round(sent["cpu_s"] / max(applied, 1) * 1e6, 1),
+                },
                 "api_p99_ms": round(prober.p99_ms(), 1),
                 "api_calls": len(prober.latencies),
             }
@@ -284,6 +337,16 @@ def floor(devices_dir: Path, reports: int, root: Path) -> dict[str, Any]:
     return {"floor_received": reports, "floor_msgs_per_s": round(reports / seconds, 1)}
 
 
+def speedup_ceiling(one: dict[str, Any]) -> float:
+    """The most any number of replicas could apply on this box, over one replica's rate:
+    every core busy with what one report cost in the one-replica run (all roles: the
+    replicas, PostgreSQL, the broker, the load generator)."""
+    cpu_s_per_report = sum(one["cpu_us_per_report"].values()) / 1e6
+    if cpu_s_per_report <= 0:
+        return float("nan")
+    return (psutil.cpu_count() or 1) / cpu_s_per_report / one["reports_per_s_total"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__)
     parser.add_argument("--devices", type=int, default=1000, help="light devices (1000)")
@@ -302,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = floor(root / "one" / "devices", args.reports, root)
         two = run_replicas(2, args.devices, args.reports, args.bundle_mb, root / "two", args.rate)
     speedup = two["reports_per_s_total"] / one["reports_per_s_total"]
+    ceiling = speedup_ceiling(one)
     result = {
         "devices": args.devices,
         "converge_s": one["converge_s"],
@@ -309,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reports_per_s": one["reports_per_s"],
         "reports_per_s_two_replicas": two["reports_per_s"],
         "two_replica_speedup": round(speedup, 2),
+        "speedup_ceiling_on_this_box": round(ceiling, 2),
         "fanout_s": one["fanout_s"],
         "fanout_mb_per_s": one["fanout_mb_per_s"],
         "bundle_mb": one["bundle_mb"],
@@ -331,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     result["goals"] = GOALS
     result["met"] = met
-    for key in ("floor_msgs_per_s", "fanout_mb_per_s", "api_p99_ms"):
+    for key in ("floor_msgs_per_s", "fanout_mb_per_s", "api_p99_ms", "speedup_ceiling_on_this_box"):
         print(f"{key:32} {result[key]}")
     for key, ok in met.items():
         print(f"{key:32} {result[key]}  (goal {GOALS[key]}: {'met' if ok else 'NOT met'})")

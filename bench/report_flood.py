@@ -9,7 +9,7 @@ heartbeats round-robin over the devices as each agent would (its report key, seq
 numbers above any it used) and prints ``ready``; on a line from standard input it
 publishes them QoS 1 on each device's heartbeat topic, paced at ``R`` a second (0: as fast
 as paho goes). Sealing happens before the clock starts (it is the devices' work). Prints
-one JSON line last: published, seconds, rate.
+one JSON line last: published, seconds, rate, cpu_s (its own CPU time publishing).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def flood(broker_url: str, messages: list[tuple[str, bytes]], rate: float) -> di
     client.max_queued_messages_set(0)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for n, (topic, payload) in enumerate(messages):
         if rate > 0:
             due = start + n / rate
@@ -89,10 +89,15 @@ def flood(broker_url: str, messages: list[tuple[str, bytes]], rate: float) -> di
         client.publish(topic, payload, qos=1)
     info = client.publish("bench/flood/end", b"", qos=1)
     info.wait_for_publish(60)
-    seconds = time.perf_counter() - start
+    seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     client.disconnect()
     client.loop_stop()
-    return {"published": len(messages), "seconds": seconds, "rate": len(messages) / seconds}
+    return {
+        "published": len(messages),
+        "seconds": seconds,
+        "rate": len(messages) / seconds,
+        "cpu_s": cpu_s,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,9 +19,12 @@ then waits (``awaiting``) for the control plane's ack naming its report sequence
 (``settled``: stored or lost, ``Spool.settle``). A broker that loses what it
 acknowledged (restarted without persistence, a subscriber's session gone) loses nothing:
 
-* **gaps**: the control plane handles one device's reports in the order they were handed
+* **gaps**: one control plane handles one device's reports in the order they were handed
   over, so when it acknowledges a report, every entry handed over before that one and
-  still awaiting its ack never reached it: those are handed over again at once;
+  still awaiting its ack never reached it -- unless another replica has it: with several
+  replicas (a shared subscription) a device's reports are split between them, and their
+  acks cross. So a gap is handed over again once it has awaited its ack for
+  ``GAP_GRACE_S`` since its PUBACK (at once if it already has: after a stall);
 * **window**: at most ``ACK_WINDOW`` reports are handed over and not yet acknowledged;
   newer ones wait in the spool;
 * **stall**: when entries await an ack and none at all came for ``STALL_S`` (the control
@@ -82,6 +85,10 @@ STALL_S = 3.0
 #: step, nor pile probes onto a backlog).
 PROBE_S = 2.0
 PROBE_MAX_S = 10.0
+#: A report handed over before one the control plane acknowledged is sent again once it has
+#: awaited its own ack this long (since its PUBACK): enough for another replica's batch and
+#: ack delay (``controlplane.report_acks.ACK_DELAY_S``), so split reports are not resent.
+GAP_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class SpoolSender:
         self._awaiting: dict[int, tuple[_Sent, float]] = {}
         self._by_report: dict[int, int] = {}
         self._resend: set[int] = set()
+        self._gaps: set[int] = set()  # awaiting, handed over before an acknowledged one
         self._handed = 0
         self._cursor = 0
         self._progress = time.monotonic()  # the last ack (or the first hand-over after one)
@@ -252,10 +260,23 @@ class SpoolSender:
                 newest = max(newest, sent.number)
         # the control plane handles reports in the order they were handed over: what was
         # handed over before the newest one it acknowledged never reached it
-        gaps = [seq for seq, (sent, _) in self._awaiting.items() if sent.number < newest]
-        if gaps:
-            logger.info("%s: %d report(s) lost on the way; sending again", self._label, len(gaps))
-            self._resend.update(gaps)
+        self._gaps.update(seq for seq, (sent, _) in self._awaiting.items() if sent.number < newest)
+
+    def _gaps_due(self) -> None:
+        """Gaps that awaited their ack for ``GAP_GRACE_S`` are lost: send them again."""
+        if not self._gaps:
+            return
+        now, due = time.monotonic(), []
+        for seq in list(self._gaps):
+            awaiting = self._awaiting.get(seq)
+            if awaiting is None:
+                self._gaps.discard(seq)  # acknowledged meanwhile (another replica had it)
+            elif now - awaiting[1] >= GAP_GRACE_S:
+                self._gaps.discard(seq)
+                due.append(seq)
+        if due:
+            logger.info("%s: %d report(s) lost on the way; sending again", self._label, len(due))
+            self._resend.update(due)
 
     def _stalled(self) -> bool:
         """No ack for ``STALL_S`` while entries await one: send a probe now and then
@@ -279,6 +300,7 @@ class SpoolSender:
         if any(sent.epoch < epoch for sent in self._inflight.values()):
             return  # paho re-sends those first; newer entries wait for their PUBACKs
         stalled = self._stalled()
+        self._gaps_due()
         if self._resend:
             self._hand_over(self._resends(), epoch)
             if self._resend:
@@ -310,6 +332,7 @@ class SpoolSender:
 
     def _forget(self, seq: int) -> None:
         self._resend.discard(seq)
+        self._gaps.discard(seq)
         sent, _ = self._awaiting.pop(seq, (None, 0.0))
         if sent is not None and sent.report_seq is not None:
             self._by_report.pop(sent.report_seq, None)

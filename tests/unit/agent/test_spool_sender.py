@@ -1,11 +1,13 @@
 """The spool sender's acknowledgement rules (issue 13.4), driven step by step on a real
 spool file: the broker's PUBACK frees a report of a device with a report key from the
-send window only; the control plane's ack removes it; a gap is sent again at once; a
-silent control plane gets probes (the oldest report) and nothing new."""
+send window only; the control plane's ack removes it; a gap is sent again once it has
+awaited its ack for a grace (another replica may still hold it); a silent control plane
+gets probes (the oldest report) and nothing new."""
 
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +62,10 @@ def test_puback_alone_keeps_a_report_the_control_plane_acknowledges(tmp_path: Pa
     assert (spool.pending, spool.acked, sender.awaiting) == (0, 1, 0)
 
 
-def test_an_ack_past_unacknowledged_reports_sends_them_again_in_order(tmp_path: Path) -> None:
+def test_an_ack_past_unacknowledged_reports_sends_them_again_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_sender, "GAP_GRACE_S", 0.0)
     sender, spool, link = _sender(tmp_path, 11, 12, 13)
     _step(sender)
     _puback_all(sender, link)
@@ -72,6 +77,27 @@ def test_an_ack_past_unacknowledged_reports_sends_them_again_in_order(tmp_path: 
     sender.settled([], [11])  # too old for its window: counted lost on both sides
     _step(sender)
     assert (spool.pending, spool.acked, spool.lost) == (1, 1, 1)
+
+
+def test_a_gap_another_replica_acknowledges_within_the_grace_is_not_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_sender, "GAP_GRACE_S", 0.3)
+    sender, spool, link = _sender(tmp_path, 11, 12, 13, 14)
+    _step(sender)
+    _puback_all(sender, link)
+    _step(sender)
+    sender.settled([12], [])  # replica B was quicker than replica A with 11
+    _step(sender)
+    sender.settled([11], [])  # ... which now acknowledges it too
+    _step(sender)
+    sender.settled([14], [])  # 13 is missing, for longer than the grace: lost
+    _step(sender)
+    assert link.reports() == [11, 12, 13, 14]
+    time.sleep(0.35)
+    _step(sender)
+    assert link.reports() == [11, 12, 13, 14, 13]
+    assert (spool.pending, spool.acked) == (1, 3)
 
 
 def test_a_silent_control_plane_gets_probes_and_nothing_new(

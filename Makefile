@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-unit install lint bench bench-quick clean
+.PHONY: demo test test-unit install lint bench bench-quick clean migration
 
 $(BIN)/python:
 	bash scripts/bootstrap.sh $(PYTHON)
@@ -34,6 +34,12 @@ test: install
 ## The unit tests alone (tests/unit): the quick check while working.
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+## A new schema migration for a model change: make migration m="add device.site"
+## (docs/controlplane.md, "Schema migrations"; read and format what it writes).
+migration: install
+	$(BIN)/python -m controlplane.migrations.new "$(m)"
+	$(BIN)/ruff format controlplane/migrations/versions
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

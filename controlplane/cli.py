@@ -1,7 +1,9 @@
 """``edgefleet-controlplane``: run the control plane (uvicorn), optionally with its own broker.
 
 ``edgefleet-controlplane broker-config --out DIR`` writes the production broker's
-configuration instead (``controlplane.broker_config_cmd``).
+configuration instead (``controlplane.broker_config_cmd``); ``edgefleet-controlplane
+migrate`` brings the database's schema to this release (``controlplane.migrate_cmd``;
+start-up does the same).
 
 Flags override the environment (see :mod:`controlplane.settings`). A configuration that
 cannot work (unreadable key, a trust document that does not verify from the pinned root
@@ -190,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         from controlplane.broker_config_cmd import main as broker_config
 
         return broker_config(argv[1:])
+    if argv[:1] == ["migrate"]:
+        from controlplane.migrate_cmd import main as migrate
+
+        return migrate(argv[1:])
     args = _parser().parse_args(argv)
     held = _hold_logs(args.log_level)
     broker: EmbeddedBroker | None = None

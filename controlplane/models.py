@@ -255,7 +255,7 @@ class RolloutDevice(SQLModel, table=True):
     #: The version this rollout sends the device when not the rollout's own (a rollback
     #: sends each device its own previous version). A ``modelversion`` id, without a
     #: foreign key: an older database gets the column by ``ALTER TABLE ... ADD COLUMN``
-    #: (``db.ADDED_COLUMNS``), which adds none, so a new one matches it.
+    #: (migration 0001's ``ADDED_COLUMNS``), which adds none, so a new one matches it.
     target_model_version_id: int | None = Field(default=None)
     #: Figures of the previous version when the batch started: ``{requests, errors, p95_ms}``.
     baseline: dict[str, Any] | None = Field(default=None, sa_type=JSON)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from controlplane import crud
 from controlplane.bundles import verify_version
 from controlplane.commands import CommandSigner, publish_commands
-from controlplane.db import GENERATION_COLUMNS, init_db
+from controlplane.db import init_db
 from controlplane.desired import desired
 from controlplane.errors import BundleRejected, NotFound
 from controlplane.ingest import Ingester
@@ -58,6 +58,7 @@ from tests.support.identity import (
     device_ca,
     sealing,
 )
+from tests.support.migrations import forget_migrations, revision
 from tests.support.mosquitto import Broker
 from tests.support.mqtt_plane import MqttPeer
 from tests.support.ports import wait_until
@@ -358,9 +359,10 @@ def test_integer_generation_columns_of_an_older_database_are_widened(
     database_url: str, ingester: SealingIngester, engine: Engine
 ) -> None:
     if not database_url.startswith("sqlite"):  # SQLite's INTEGER is 64-bit already
-        with engine.begin() as conn:
-            for table, column in GENERATION_COLUMNS:
+        with engine.begin() as conn:  # a database made before migrations existed
+            for table, column in revision("0001").GENERATION_COLUMNS:
                 conn.execute(text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE INTEGER'))
+            forget_migrations(conn)
     init_db(engine)  # what the next start-up does
     _version(engine)
     _signed_up_to(engine, ingester, "d1", 2**40 - 1)

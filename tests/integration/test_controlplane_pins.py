@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from controlplane import crud
 from controlplane.commands import publish_commands, reissue_commands
-from controlplane.db import ADDED_COLUMNS, init_db
+from controlplane.db import init_db
 from controlplane.ingest import Ingester
 from controlplane.models import Device, DeviceCommand, Fleet
 from controlplane.publisher import MemoryPublisher
@@ -45,6 +45,7 @@ from tests.support.controlplane import (
     upload_bundle,
 )
 from tests.support.identity import sealing
+from tests.support.migrations import forget_migrations, revision
 from tests.support.mqtt_plane import ControlPlane
 from tests.support.onnx_models import affine_model
 from tests.support.ports import wait_until
@@ -426,17 +427,19 @@ def test_new_columns_are_added_to_an_older_database(
         crud.create_deployment(session, model="det", version="1.0.0", fleet="f")
         assert publish_commands(session, cmd, publisher) == 1
     first = publisher.published[-1].raw
-    with engine.begin() as conn:  # what a database of the previous release looks like
-        for table, column, _ in ADDED_COLUMNS:
+    added_columns = revision("0001").ADDED_COLUMNS
+    with engine.begin() as conn:  # what a database of an earlier release looks like
+        for table, column, _ in added_columns:
             conn.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
+        forget_migrations(conn)  # made before migrations existed
     assert "selections" not in {c["name"] for c in inspect(engine).get_columns("device")}
 
-    with caplog.at_level(logging.WARNING, logger="controlplane.db"):
+    with caplog.at_level(logging.WARNING, logger="controlplane.migrations"):
         init_db(engine)  # the next start-up
         init_db(engine)  # and the one after: nothing left to do
     added = [r.getMessage() for r in caplog.records if "adding column" in r.getMessage()]
-    assert len(added) == len(ADDED_COLUMNS)
-    for table, column, _ in ADDED_COLUMNS:
+    assert len(added) == len(added_columns)
+    for table, column, _ in added_columns:
         assert column in {c["name"] for c in inspect(engine).get_columns(table)}
 
     with Session(engine) as session:

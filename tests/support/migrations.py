@@ -1,0 +1,24 @@
+"""The control plane's migration revisions, as modules (their frozen constants)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from alembic.script import ScriptDirectory
+
+from controlplane.migrate import SCRIPTS
+
+
+def revision(name: str) -> ModuleType:
+    """The module of revision ``name`` (e.g. "0001": the baseline)."""
+    script = ScriptDirectory(str(SCRIPTS)).get_revision(name)
+    assert script is not None, name
+    return script.module
+
+
+def forget_migrations(connection: object) -> None:
+    """What a database made before migrations existed lacks: ``alembic_version``."""
+    from sqlalchemy import Connection, text
+
+    assert isinstance(connection, Connection)
+    connection.execute(text("DROP TABLE alembic_version"))

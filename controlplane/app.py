@@ -37,6 +37,7 @@ from controlplane.deps import Services
 from controlplane.errors import ConfigError, ControlPlaneError, RangeNotSatisfiable
 from controlplane.identity.ca import DeviceCA, certifies_device_ca
 from controlplane.maintenance import Maintenance
+from controlplane.metrics import LatencyMiddleware, Metrics
 from controlplane.mqtt_bridge import MqttBridge, TlsFiles
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.driver import RolloutDriver
@@ -305,6 +306,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.metrics = metrics = Metrics(services)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
     app.state.rollout_driver = driver
     app.state.maintenance = maintenance
     app.include_router(system.router)

@@ -18,6 +18,7 @@ import argparse
 import gc
 import logging
 import logging.handlers
+import os
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from controlplane.app import create_app
 from controlplane.broker import EmbeddedBroker
 from controlplane.errors import ConfigError
+from controlplane.log_format import FORMATS, formatter
 from controlplane.settings import ControlPlaneSettings
 
 logger = logging.getLogger("controlplane")
@@ -95,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         help="embedded broker port (default %(default)s)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("EDGEFLEET_LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line (EDGEFLEET_LOG_FORMAT; default text)",
+    )
     return p
 
 
@@ -143,11 +151,12 @@ def _exit_on_sigterm(_sig: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _hold_logs(level: str) -> logging.handlers.MemoryHandler:
-    """Log to stderr, but hold start-up lines back until the configuration is known to
-    work: a refused start-up then prints exactly one line (see :func:`_release_logs`)."""
+def _hold_logs(level: str, kind: str = "text") -> logging.handlers.MemoryHandler:
+    """Log to stderr (as ``kind``: text or json), but hold start-up lines back until the
+    configuration is known to work: a refused start-up then prints exactly one line (see
+    :func:`_release_logs`)."""
     stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    stream.setFormatter(formatter(kind))
     held = logging.handlers.MemoryHandler(
         capacity=100_000, flushLevel=logging.CRITICAL + 1, target=stream, flushOnClose=False
     )
@@ -196,8 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         from controlplane.migrate_cmd import main as migrate
 
         return migrate(argv[1:])
-    args = _parser().parse_args(argv)
-    held = _hold_logs(args.log_level)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.log_format not in FORMATS:  # from the environment: argparse checks only flags
+        parser.error(f"EDGEFLEET_LOG_FORMAT={args.log_format!r}: use one of {', '.join(FORMATS)}")
+    held = _hold_logs(args.log_level, args.log_format)
     broker: EmbeddedBroker | None = None
     sock: socket.socket | None = None
     try:

@@ -39,15 +39,18 @@ from controlplane.identity.report_auth import (
     ReportRefused,
 )
 from controlplane.ingest_batch import (
+    UNKNOWN_KIND,
     BatchReads,
     Incoming,
     IngestStats,
+    KindStats,
     Outcome,
     batch_reads,
     batchable,
     device_of,
     devices_of,
     heartbeats_only,
+    kind_of,
     lock_devices,
 )
 from controlplane.ingest_rules import Dropped, FleetClaims, ahead_by, one_line, report_time
@@ -80,7 +83,8 @@ class Ingester:
         self._publisher = publisher
         self._signer = signer
         self.auth = ReportAuthenticator()
-        self.stats = IngestStats()
+        #: what happened to the reports, by kind (``stats``: all kinds together)
+        self.kinds = KindStats()
         self._fleet_claims = FleetClaims()
         #: the sequence numbers of spooled reports to acknowledge (``report_acks``)
         self.acks = AckBook()
@@ -92,10 +96,16 @@ class Ingester:
         #: what the batch in progress read once for all its reports (None: one report)
         self._reads: BatchReads | None = None
 
+    @property
+    def stats(self) -> IngestStats:
+        """The counters of every kind of report together."""
+        return self.kinds.total()
+
     def oversized(self, topic: str, size: int) -> None:
         """Count and log a report of ``size`` bytes that was dropped unparsed."""
-        self.stats.received += 1
-        self.stats.malformed += 1
+        stats = self.kinds.of(kind_of(topic))
+        stats.received += 1
+        stats.malformed += 1
         logger.warning(
             "dropped malformed message on %s: %s bytes, more than MAX_REPORT_BYTES (%s)",
             topic,
@@ -184,13 +194,13 @@ class Ingester:
                 for item in items:
                     self.handle(item.topic, item.payload, retained=item.retained)
                 return
-            self.stats.errors += 1
             device_id, kind = parse_device_topic(items[0].topic)
+            self.kinds.of(kind.value).errors += 1
             logger.error(
                 "database error ingesting %s from %s: %s", kind.value, device_id, one_line(exc)
             )
             return
-        done.settle(self.stats, self.acks)
+        done.settle(self.kinds, self.acks)
         self._publish()
 
     def _publish(self) -> None:
@@ -233,7 +243,7 @@ class Ingester:
         try:
             device_id, kind = parse_device_topic(topic)
         except ProtocolError as exc:
-            done.stats.rejected += 1
+            done.kinds.of(UNKNOWN_KIND).rejected += 1
             logger.warning("ignored message on unexpected topic: %s", exc)
             return False
         if kind is TopicKind.DESIRED or not payload:
@@ -241,12 +251,13 @@ class Ingester:
         if len(payload) > MAX_REPORT_BYTES:
             self.oversized(topic, len(payload))
             return False
-        done.stats.received += 1
+        stats = done.kinds.of(kind.value)
+        stats.received += 1
         acked = kind in ACKED_KINDS and not retained
         seqs: list[int] = []  # the report's sequence number, once its seal verified
         try:
             applied = self._authenticated(
-                session, topic, device_id, kind, payload, retained, seqs, locked, done.stats
+                session, topic, device_id, kind, payload, retained, seqs, locked, stats
             )
         except Dropped as dropped:
             if acked and dropped.seq is not None:
@@ -256,7 +267,7 @@ class Ingester:
                     done.ack(device_id, dropped.seq, stored=False)
             return False
         except ControlPlaneError as exc:
-            done.stats.rejected += 1
+            stats.rejected += 1
             logger.warning("rejected %s from %s: %s", kind.value, device_id, exc)
             if acked and seqs:  # refused for good: sending again won't help
                 done.ack(device_id, seqs[0], stored=False)
@@ -264,14 +275,14 @@ class Ingester:
         except SQLAlchemyError:
             raise
         except Exception as exc:  # the bridge must survive anything one message does
-            done.stats.errors += 1
+            stats.errors += 1
             logger.error("failed to ingest %s from %s: %s", kind.value, device_id, one_line(exc))
             logger.debug("ingestion failure", exc_info=True)
             return False
         if acked and seqs:
             done.ack(device_id, seqs[0], stored=True)
         if applied:
-            done.stats.applied += 1
+            stats.applied += 1
         else:
             logger.debug("%s from unknown device or deployment %s ignored", kind.value, device_id)
         return True

@@ -79,19 +79,54 @@ class IngestStats:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
+#: the kind of a message whose topic names no device's report
+UNKNOWN_KIND = "unknown"
+
+
+def kind_of(topic: str) -> str:
+    """The kind of report ``topic`` carries (``UNKNOWN_KIND``: not a device's topic)."""
+    try:
+        return parse_device_topic(topic)[1].value
+    except ProtocolError:
+        return UNKNOWN_KIND
+
+
+class KindStats:
+    """``IngestStats`` per kind of report (the topic's last part: heartbeat, state, ...)."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, IngestStats] = {}
+
+    def of(self, kind: str) -> IngestStats:
+        found = self.kinds.get(kind)
+        if found is None:
+            found = self.kinds[kind] = IngestStats()
+        return found
+
+    def add(self, other: KindStats) -> None:
+        for kind, stats in other.kinds.items():
+            self.of(kind).add(stats)
+
+    def total(self) -> IngestStats:
+        total = IngestStats()
+        for stats in list(self.kinds.values()):
+            total.add(stats)
+        return total
+
+
 @dataclass
 class Outcome:
     """What a transaction's reports come to: counted and acknowledged once it commits."""
 
-    stats: IngestStats = field(default_factory=IngestStats)
+    kinds: KindStats = field(default_factory=KindStats)
     #: (device, seq, stored, new) in the order the reports were handled
     acks: list[tuple[str, int, bool, bool]] = field(default_factory=list)
 
     def ack(self, device_id: str, seq: int, *, stored: bool, new: bool = True) -> None:
         self.acks.append((device_id, seq, stored, new))
 
-    def settle(self, stats: IngestStats, book: AckBook) -> None:
-        stats.add(self.stats)
+    def settle(self, kinds: KindStats, book: AckBook) -> None:
+        kinds.add(self.kinds)
         for device_id, seq, stored, new in self.acks:
             if stored:
                 book.stored(device_id, seq, new=new)

@@ -40,6 +40,7 @@ Discipline:
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -57,7 +58,7 @@ from sqlmodel import Session
 
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.ingest import Ingester
-from controlplane.ingest_batch import BATCH, Incoming
+from controlplane.ingest_batch import BATCH, Incoming, kind_of
 from controlplane.ingest_queue import IngestQueue
 from controlplane.mqtt_sessions import CLIENT_ID_HINT, SessionWatch
 from controlplane.mqtt_socket import ReadAheadClient
@@ -162,8 +163,9 @@ class MqttBridge:
         self._backoff = Backoff(reconnect_base_s, reconnect_cap_s)
         self._client_id = client_id
         self._sessions = SessionWatch()
-        #: reports dropped because the ingest queue was full
+        #: reports dropped because the ingest queue was full (``dropped_kinds``: by kind)
         self.dropped = 0
+        self.dropped_kinds: collections.Counter[str] = collections.Counter()
         self._dropping = False  # in a full-queue episode (warned once)
         self.ingester = Ingester(engine, self, signer)
         self.acks = AckSender(self.ingester.auth.report_key, self._publish_ack)
@@ -204,6 +206,11 @@ class MqttBridge:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Reports waiting in the ingest queue: how many, and their bytes."""
+        return len(self._queue), self._queue.bytes
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -340,6 +347,7 @@ class MqttBridge:
             self._dropping = False
             return
         self.dropped += 1
+        self.dropped_kinds[kind_of(getattr(work, "topic", ""))] += 1
         if not self._dropping:
             self._dropping = True
             logger.warning(

@@ -412,6 +412,15 @@ class Health(BaseModel):
     status: str = "ok"
 
 
+class Readiness(BaseModel):
+    """Whether this replica can do its work: its database answers and its MQTT bridge is
+    connected (``broker`` is "not used" for an app without one)."""
+
+    ready: bool
+    database: str
+    broker: str
+
+
 class BridgeStatus(BaseModel):
     connected: bool
     received: int

@@ -22,12 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.ec import (
     EllipticCurvePrivateKey,
     EllipticCurvePublicKey,
 )
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 
+from controlplane import openapi
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
+from controlplane.auth.dependency import authorize
 from controlplane.blob_urls import BlobUrls
 from controlplane.commands import CommandSigner
 from controlplane.dashboard import root_router as dashboard_root
@@ -117,6 +120,12 @@ def _one_line_validation(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+async def _authorized(request: Request) -> None:
+    """HTTPException (401/403) if the request needs a token it does not carry."""
+    if openapi.behind_token(request.url.path):
+        await authorize(request, request.app.state.services)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ControlPlaneError)
     async def _ours(_request: Request, exc: ControlPlaneError) -> JSONResponse:
@@ -126,7 +135,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses a JSON body before the token check runs: check the token first,
+        # so a caller without one learns nothing about what the route accepts
+        try:
+            await _authorized(request)
+        except HTTPException as refused:
+            return JSONResponse(
+                {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+            )
         return JSONResponse({"detail": _one_line_validation(exc)}, status_code=422)
 
     @app.exception_handler(SQLAlchemyError)
@@ -299,7 +316,7 @@ def create_app(
                 await anyio.to_thread.run_sync(services.bridge.stop)
             services.engine.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc load their scripts from here, not a CDN
         title="EdgeFleet control plane",
         version=_version(),
         summary="Signed model bundles, fleets, deployments and device state.",
@@ -315,4 +332,5 @@ def create_app(
     app.include_router(dashboard_router)
     app.include_router(dashboard_root)
     _install_error_handlers(app)
+    openapi.install(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import anyio.from_thread
@@ -88,18 +88,23 @@ def _blob_range(store: ArtifactStore, digest: str, start: int, length: int) -> I
             yield chunk
 
 
-@router.api_route(
+_BLOB_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {}}},
+    206: {"description": "partial content (Range)"},
+    404: {"description": "unknown blob"},
+    416: {"description": "range not satisfiable"},
+}
+
+
+@router.get(
     "/sha256/{digest}",
-    methods=["GET", "HEAD"],
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}},
-        206: {"description": "partial content (Range)"},
-        307: {"description": "GET from an object store: a fresh presigned URL of the blob"},
-        404: {"description": "unknown blob"},
-        416: {"description": "range not satisfiable"},
+        **_BLOB_ANSWERS,
+        307: {"description": "from an object store: a fresh presigned URL of the blob"},
     },
 )
+@router.head("/sha256/{digest}", response_class=Response, responses=_BLOB_ANSWERS)
 def get_blob(digest: Digest, request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     """Download a blob; supports ``Range: bytes=a-b | a- | -n``. With an object-store
     blob store a GET is redirected (307) to a presigned URL of the store, which honours

@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ec import (
 )
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane import openapi
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
@@ -120,6 +121,11 @@ def _one_line_validation(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+#: what FastAPI answers (400) for a body it cannot decode; answered as the 422 of any
+#: other malformed body instead, after the token check
+UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _authorized(request: Request) -> None:
     """HTTPException (401/403) if the request needs a token it does not carry."""
     if openapi.behind_token(request.url.path):
@@ -127,6 +133,25 @@ async def _authorized(request: Request) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method the path answers, not one route's
+            headers["allow"] = ", ".join(openapi.allowed_methods(app, request.url.path))
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            try:
+                await _authorized(request)  # as for any malformed request: token first
+            except HTTPException as refused:
+                return JSONResponse(
+                    {"detail": refused.detail},
+                    status_code=refused.status_code,
+                    headers=refused.headers,
+                )
+            return JSONResponse({"detail": "body: not JSON (or not UTF-8)"}, status_code=422)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(ControlPlaneError)
     async def _ours(_request: Request, exc: ControlPlaneError) -> JSONResponse:
         headers = {}

@@ -11,6 +11,7 @@ FastAPI's generated description is adjusted once, when first asked for:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -84,3 +85,25 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
 def behind_token(path: str) -> bool:
     """Paths behind the API's token check: ``/api/v1/...`` and ``/metrics``."""
     return path.startswith("/api/") or path == "/metrics"
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the description documents for ``path`` (the ``Allow`` of a 405)."""
+    patterns = getattr(app.state, "allow_patterns", None)
+    if patterns is None:
+        patterns = app.state.allow_patterns = _path_patterns(app.openapi())
+    for pattern, methods in patterns:
+        if pattern.fullmatch(path):
+            return methods
+    return []
+
+
+def _path_patterns(schema: dict[str, Any]) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a regex and its methods; literal paths before templated
+    ones (``/devices/enrollment`` before ``/devices/{device_id}``), as the router does."""
+    found = []
+    for template, item in sorted(schema.get("paths", {}).items(), key=lambda t: t[0].count("{")):
+        regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        methods = sorted(m.upper() for m in item if m in _METHODS)
+        found.append((re.compile(regex), methods))
+    return found

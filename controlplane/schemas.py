@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from controlplane.rollouts.strategy_schema import STRATEGY_SCHEMA
 from controlplane.selectors import LABEL_PATTERN
 from protocol import NAME_PATTERN, BackendKey, FileRef, Priority, SelectionReport
 
@@ -32,6 +33,8 @@ ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
 Version = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
 #: Device label keys and values (``controlplane.selectors``).
 LabelText = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+#: a ``dict[LabelText, LabelText]`` takes no other keys (JSON Schema)
+ONLY_LABELS: dict[str, Any] = {"additionalProperties": False}
 
 
 class _Public(BaseModel):
@@ -268,7 +271,7 @@ class LabelsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    set: dict[LabelText, LabelText] = Field(default_factory=dict)
+    set: dict[LabelText, LabelText] = Field(default_factory=dict, json_schema_extra=ONLY_LABELS)
     remove: list[LabelText] = Field(default_factory=list)
 
 
@@ -280,13 +283,29 @@ class RolloutCreate(BaseModel):
     (omitted: all at once, default gate). ``undeploy``: remove ``model`` from the matching
     devices instead (``version`` omitted; no health gate)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # a version, or undeploy: true without one
+            "oneOf": [
+                {
+                    "required": ["version"],
+                    "properties": {"version": {"type": "string"}, "undeploy": {"const": False}},
+                },
+                {
+                    "required": ["undeploy"],
+                    "properties": {"version": {"type": "null"}, "undeploy": {"const": True}},
+                },
+            ]
+        },
+    )
 
     model: ModelName
     version: Version | None = None
     fleet: Name
-    selector: dict[LabelText, LabelText] = Field(default_factory=dict)
-    strategy: dict[str, Any] | None = None
+    selector: dict[LabelText, LabelText] = Field(
+        default_factory=dict, json_schema_extra=ONLY_LABELS
+    )
+    strategy: dict[str, Any] | None = Field(default=None, json_schema_extra=STRATEGY_SCHEMA)
     undeploy: bool = False
     #: the model's priority on these devices (wins over the bundle's ``serving.priority``)
     priority: Priority | None = None
@@ -306,7 +325,7 @@ class RollbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: dict[str, Any] | None = None
+    strategy: dict[str, Any] | None = Field(default=None, json_schema_extra=STRATEGY_SCHEMA)
 
 
 class RolloutAction(BaseModel):

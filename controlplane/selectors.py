@@ -13,6 +13,9 @@ from collections.abc import Mapping
 
 #: Label keys and values: a letter or digit, then up to 62 of ``A-Za-z0-9._/-``.
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$"
+_TERM = r"\s*[A-Za-z0-9][A-Za-z0-9._/-]{0,62}\s*=\s*[A-Za-z0-9][A-Za-z0-9._/-]{0,62}\s*"
+#: what ``parse_selector`` accepts, as a regular expression (the API's description)
+SELECTOR_PATTERN = rf"^(\s*|{_TERM}(,{_TERM})*)$"
 _LABEL = re.compile(LABEL_PATTERN)
 
 

@@ -46,6 +46,9 @@ MAX_ENVELOPE_PAYLOAD = 16 * 1024 * 1024
 MAX_PACKET_BYTES = MAX_ENVELOPE_PAYLOAD + 1024 * 1024
 #: A download URL in a command (presigned URLs with a session token run to ~2 KiB).
 MAX_URL = 8192
+#: an http(s) URL in its wire form: printable ASCII, no spaces (non-ASCII is %-encoded).
+#: ASCII only, so that every regex engine reads it alike (Python's, pydantic's, a fuzzer's)
+URL_PATTERN = r"^https?://[!-~]+$"
 
 #: Ids and counters: signed 64-bit on every store (SQLite INTEGER, PostgreSQL BIGINT).
 MAX_INT64 = 2**63 - 1

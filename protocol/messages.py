@@ -23,6 +23,7 @@ from protocol.fields import (
     MAX_ENVELOPE_PAYLOAD,
     MAX_URL,
     PROTOCOL_VERSION,
+    URL_PATTERN,
     DeviceId,
     Generation,
     Sha256Hex,
@@ -48,7 +49,7 @@ class FileRef(WireMessage):
     path: str = Field(min_length=1, max_length=1024)
     sha256: Sha256Hex
     size: int = Field(ge=0)
-    url: str | None = Field(default=None, max_length=MAX_URL, pattern=r"^https?://[^\s]+$")
+    url: str | None = Field(default=None, max_length=MAX_URL, pattern=URL_PATTERN)
 
 
 class Priority(StrEnum):

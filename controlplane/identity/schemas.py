@@ -30,13 +30,17 @@ class EnrollmentCreated(BaseModel):
     expires_at: datetime
 
 
+#: a PEM certificate signing request, as the schema can say it (its content is checked)
+CSR_PATTERN = r"^\s*-----BEGIN CERTIFICATE REQUEST-----"
+
+
 class EnrollRequest(_Body):
     token: str = Field(min_length=1, max_length=128)
-    csr: str = Field(min_length=1, max_length=MAX_PEM_BYTES)
+    csr: str = Field(min_length=1, max_length=MAX_PEM_BYTES, pattern=CSR_PATTERN)
 
 
 class RenewRequest(_Body):
-    csr: str = Field(min_length=1, max_length=MAX_PEM_BYTES)
+    csr: str = Field(min_length=1, max_length=MAX_PEM_BYTES, pattern=CSR_PATTERN)
 
 
 class CertificateIssued(BaseModel):

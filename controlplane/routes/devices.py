@@ -15,7 +15,7 @@ from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.errors import InvalidRequest, NotFound
 from controlplane.paging import DEFAULT_LIMIT, MAX_LIMIT, devices_page
 from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
-from controlplane.selectors import parse_selector
+from controlplane.selectors import SELECTOR_PATTERN, parse_selector
 from controlplane.views import devices_public
 from protocol import NAME_PATTERN
 
@@ -31,7 +31,13 @@ def list_devices(
     session: SessionDep,
     fleet: str | None = None,
     selector: Annotated[
-        str | None, Query(description="labels that must all match: k=v,k2=v2")
+        str | None,
+        # the pattern is documented, and checked by parse_selector (its message says
+        # which term is wrong, where FastAPI's would only quote the pattern)
+        Query(
+            description="labels that must all match: k=v,k2=v2",
+            json_schema_extra={"pattern": SELECTOR_PATTERN},
+        ),
     ] = None,
     after: Annotated[
         str | None, Query(max_length=128, description="the last device id of the page before")

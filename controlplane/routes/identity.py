@@ -59,19 +59,36 @@ def create_enrollment(
     return EnrollmentCreated(device_id=device_id, fleet=body.fleet, token=token, expires_at=expires)
 
 
-@router.post("/enroll")
+@router.post(
+    "/enroll",
+    responses={
+        400: {"description": "the CSR is not usable (not PEM, wrong key type or name)"},
+        401: {"description": "the enrollment token is unknown, already used or expired"},
+        503: {"description": "no device CA configured: no device can enroll"},
+    },
+)
 def enroll(body: EnrollRequest, session: SessionDep, ca: DeviceCADep) -> CertificateIssued:
     """Redeem an enrollment token: the device's CSR in, its certificate out."""
     return _issued(enrollment.enroll(session, ca, token=body.token, csr_pem=body.csr))
 
 
-@router.post("/enroll/renew")
+@router.post(
+    "/enroll/renew",
+    responses={
+        400: {"description": "the CSR is not usable (not PEM, or not signed by its key)"},
+        401: {"description": "not enrolled with this key, or revoked"},
+        404: {"description": "the device is not enrolled"},
+        503: {"description": "no device CA configured"},
+    },
+)
 def renew(body: RenewRequest, session: SessionDep, ca: DeviceCADep) -> CertificateIssued:
     """A fresh certificate for a CSR signed by the key the device enrolled with."""
     return _issued(enrollment.renew(session, ca, csr_pem=body.csr))
 
 
-@router.post("/devices/{device_id}/revoke")
+@router.post(
+    "/devices/{device_id}/revoke", responses={404: {"description": "the device is not enrolled"}}
+)
 def revoke(device_id: DeviceId, session: SessionDep, publisher: PublisherDep) -> Revoked:
     """Revoke the device: its reports are dropped, its certificates listed in the CRL,
     and its retained command cleared."""

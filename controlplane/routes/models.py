@@ -143,7 +143,7 @@ def list_models(session: SessionDep) -> list[ModelPublic]:
     return _models_view(session)
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses={404: {"description": "unknown model"}})
 def get_model(name: ModelName, session: SessionDep) -> ModelPublic:
     found = _models_view(session, name)
     if not found:
@@ -151,7 +151,7 @@ def get_model(name: ModelName, session: SessionDep) -> ModelPublic:
     return found[0]
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", responses={404: {"description": "unknown version"}})
 def get_version(name: ModelName, version: str, session: SessionDep) -> ModelVersionPublic:
     found = crud.get_model_version(session, model=name, version=version)
     if found is None:

@@ -25,7 +25,10 @@ def list_tokens(session: SessionDep) -> list[TokenPublic]:
     return [TokenPublic.model_validate(row) for row in crud_tokens.list_tokens(session)]
 
 
-@router.delete("/tokens/{token_id}")
+@router.delete(
+    "/tokens/{token_id}",
+    responses={404: {"description": "unknown token"}, 409: {"description": "the last admin token"}},
+)
 def revoke_token(token_id: RowId, session: SessionDep) -> TokenPublic:
     """Revoke a token: it stops working at once. 409 for the last admin token."""
     return TokenPublic.model_validate(crud_tokens.revoke_token(session, token_id=token_id))

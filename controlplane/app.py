@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane import openapi
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
-from controlplane.auth.dependency import authorize
+from controlplane.auth.dependency import api_path, authorize
 from controlplane.blob_urls import BlobUrls
 from controlplane.commands import CommandSigner
 from controlplane.dashboard import root_router as dashboard_root
@@ -126,10 +126,17 @@ def _one_line_validation(exc: RequestValidationError) -> str:
 UNPARSABLE_BODY = "There was an error parsing the body"
 
 
-async def _authorized(request: Request) -> None:
-    """HTTPException (401/403) if the request needs a token it does not carry."""
-    if openapi.behind_token(request.url.path):
+async def _token_refused(request: Request) -> JSONResponse | None:
+    """The 401/403 answer if the request needs a token it does not carry, else None."""
+    if not openapi.behind_token(api_path(request)):
+        return None
+    try:
         await authorize(request, request.app.state.services)
+    except HTTPException as refused:
+        return JSONResponse(
+            {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+        )
+    return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -137,17 +144,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method the path answers, not one route's
-            headers["allow"] = ", ".join(openapi.allowed_methods(app, request.url.path))
+            documented = openapi.allowed_methods(app, api_path(request))
+            if documented:
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["Allow"] = ", ".join(documented)
         if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
-            try:
-                await _authorized(request)  # as for any malformed request: token first
-            except HTTPException as refused:
-                return JSONResponse(
-                    {"detail": refused.detail},
-                    status_code=refused.status_code,
-                    headers=refused.headers,
-                )
-            return JSONResponse({"detail": "body: not JSON (or not UTF-8)"}, status_code=422)
+            # a body FastAPI cannot even decode: as a body that is not JSON (below)
+            refused = await _token_refused(request)
+            if refused is not None:
+                return refused
+            return JSONResponse({"detail": "body: not JSON"}, status_code=422)
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code, headers=headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
@@ -161,14 +167,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI parses a JSON body before the token check runs: check the token first,
-        # so a caller without one learns nothing about what the route accepts
-        try:
-            await _authorized(request)
-        except HTTPException as refused:
-            return JSONResponse(
-                {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
-            )
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            # a body that is not JSON is refused before the token check runs (a valid
+            # one is checked after it): check the token first, as for any other request
+            refused = await _token_refused(request)
+            if refused is not None:
+                return refused
+            return JSONResponse({"detail": "body: not JSON"}, status_code=422)
         return JSONResponse({"detail": _one_line_validation(exc)}, status_code=422)
 
     @app.exception_handler(SQLAlchemyError)

@@ -39,7 +39,7 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` (SQLite: thread-shareable, WAL, foreign keys on)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigError(f"invalid DATABASE_URL {mask_url(url)!r}") from exc
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
@@ -61,7 +61,7 @@ def make_engine(url: str) -> Engine:
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
-    except (ArgumentError, ImportError) as exc:
+    except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(f"unusable DATABASE_URL {mask_url(url)!r}: {exc}") from exc
 
 

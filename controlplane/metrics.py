@@ -4,13 +4,14 @@ Counted as they happen, read at scrape time:
 
 - ``edgefleet_reports_{received,applied,dropped}_total{kind}`` and
   ``edgefleet_reports_rejected_total{kind,reason}``: device reports by kind (the topic's
-  last part: heartbeat, state, event, ...); rejected for being malformed, unauthenticated,
+  last part: heartbeat, state, events, ...); rejected for being malformed, unauthenticated,
   replayed, dated in the future, refused (``rejected``) or failing (``errors``); dropped
   unread because the ingest queue was full;
 - ``edgefleet_ingest_queue_reports`` and ``edgefleet_ingest_queue_bytes``;
 - ``edgefleet_mqtt_connected`` (1/0) and ``edgefleet_report_acks_sent_total``;
 - ``edgefleet_http_request_duration_seconds{method,route,status}``: API latency by route
-  template (``/api/v1/devices/{device_id}``; ``unmatched`` for paths no route took);
+  template (``/api/v1/devices/{device_id}``; ``unmatched`` for paths no route took;
+  methods other than the usual seven are ``OTHER``);
 - ``edgefleet_db_pool_connections{state}`` (checked_out, idle, overflow) and
   ``edgefleet_db_pool_size``.
 
@@ -50,6 +51,10 @@ REASONS = tuple(f.name for f in fields(IngestStats) if f.name not in ("received"
 #: seconds; API calls run from ~1 ms (a cached read) to seconds (a big upload)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED = "unmatched"
+#: the ``method`` label: these, else ``OTHER`` (a client may send any method name, and
+#: each would be a new series)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "OTHER"
 
 
 class Metrics:
@@ -223,7 +228,8 @@ class LatencyMiddleware:
 
         def observe(status: int) -> None:
             template = route_template(scope)
-            self._metrics.http.labels(scope["method"], template, str(status)).observe(
+            method = scope["method"] if scope["method"] in METHODS else OTHER
+            self._metrics.http.labels(method, template, str(status)).observe(
                 time.perf_counter() - start
             )
 

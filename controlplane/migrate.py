@@ -7,9 +7,10 @@ which is written to bring such a database to it. A database whose revision this 
 does not know was migrated by a newer release: it is refused (``ConfigError``, one
 line), never touched.
 
-Replicas starting together on PostgreSQL migrate one at a time: each upgrade runs in one
-transaction that first takes a transaction-level advisory lock, so the second waits for
-the first to commit and then finds nothing to do. (SQLite: one process at a time.)
+Each upgrade runs in one transaction (on SQLite too: see ``_upgrade_sqlite``). Replicas
+starting together on PostgreSQL migrate one at a time: the transaction first takes a
+transaction-level advisory lock, so the second waits for the first to commit and then
+finds nothing to do. (SQLite: one process; ``BEGIN IMMEDIATE`` serialises writers.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -85,16 +87,56 @@ def current(connection: Connection) -> str | None:
 
 def upgrade(engine: Engine) -> Migrated:
     """Apply every revision the database lacks, in one transaction."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
-        before = current(connection)
-        if before != head():
-            command.upgrade(_config(connection), "head")
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            before = _upgrade_sqlite(connection)
+        else:
+            with connection.begin():
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": ADVISORY_LOCK})
+                before = _apply(connection)
     migrated = Migrated(before, head())
     if migrated.changed:
         logger.info("database schema upgraded from %s to %s", before or "(none)", migrated.after)
     return migrated
+
+
+def _apply(connection: Connection) -> str | None:
+    """Upgrade to head inside the caller's transaction; the revision it was at."""
+    before = current(connection)
+    if before != head():
+        command.upgrade(_config(connection), "head")
+    return before
+
+
+def _upgrade_sqlite(connection: Connection) -> str | None:
+    """SQLite: Python's driver commits DDL as it goes and our engine enforces foreign
+    keys, which a table Alembic rebuilds (batch mode: copy, drop, rename) would trip.
+    So the driver leaves the transaction to us (one ``BEGIN IMMEDIATE`` ... ``COMMIT``
+    around every revision: a failed upgrade changes nothing), foreign keys are off
+    meanwhile, and ``PRAGMA foreign_key_check`` must find nothing before the commit."""
+    dbapi: Any = connection.connection.dbapi_connection
+    saved = dbapi.isolation_level
+    dbapi.isolation_level = None
+    try:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # no-op inside a transaction
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            before = _apply(connection)
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise ConfigError(
+                    f"the migration would leave {len(broken)} row(s) whose foreign key "
+                    f"points nowhere (first in table {broken[0][0]!r}); nothing was changed"
+                )
+            connection.exec_driver_sql("COMMIT")
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        dbapi.isolation_level = saved
+    return before
 
 
 def status(engine: Engine) -> str | None:

@@ -26,7 +26,11 @@ PROG = "edgefleet-controlplane migrate"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Bring the database's schema to this release's newest revision "
+        "(start-up does the same), or with --status only say where it stands.",
+    )
     p.add_argument("--data-dir", help="as for the server (EDGEFLEET_DATA_DIR)")
     p.add_argument("--database-url", help="as for the server (DATABASE_URL)")
     p.add_argument(

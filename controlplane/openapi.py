@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from controlplane.auth.policy import required_role
 
@@ -107,3 +108,23 @@ def _path_patterns(schema: dict[str, Any]) -> list[tuple[re.Pattern[str], list[s
         methods = sorted(m.upper() for m in item if m in _METHODS)
         found.append((re.compile(regex), methods))
     return found
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema (by alias) with its ``$defs`` written in place: a schema
+    that stands on its own inside the OpenAPI document."""
+    schema = model.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

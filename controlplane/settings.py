@@ -197,6 +197,11 @@ class ControlPlaneSettings(BaseSettings):
     def _endpoint(cls, value: str | None) -> str | None:
         if value and not _ENDPOINT.match(value):
             raise ValueError(f"{value[:80]!r} is not an http:// or https:// URL of an S3 endpoint")
+        if value and not value.isascii():  # devices take ASCII URLs (protocol.URL_PATTERN)
+            raise ValueError(
+                f"{value[:80]!r}: write the URL in ASCII (an internationalised host in its "
+                "xn-- form, other characters %-encoded)"
+            )
         return value or None
 
     @field_validator("database_url", mode="after")

@@ -6,6 +6,7 @@ so neither ever logs a password (``masked()``, ``mask_url``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -51,6 +52,10 @@ def parse_broker_url(url: str) -> BrokerAddress:
     )
 
 
+#: "scheme://" (optional) then user[:password]@: what to hide where no parser finds a netloc
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@")
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (safe to log); any scheme."""
     try:
@@ -59,6 +64,8 @@ def mask_url(url: str) -> str:
     except ValueError:
         return "<unparseable url>"
     if parts.password is None:
+        if "@" in url and not parts.netloc:  # no scheme: "user:secret@host/db" is a path
+            return _USERINFO.sub(r"\1***@", url, count=1)
         return url
     netloc = f"{parts.username or ''}:***@{parts.hostname or ''}{port}"
     return urlunsplit(parts._replace(netloc=netloc))

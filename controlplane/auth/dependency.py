@@ -48,7 +48,7 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-def _api_path(request: Request) -> str:
+def api_path(request: Request) -> str:
     """The request path as the router matched it (without a proxy's ``root_path``)."""
     path: str = request.scope["path"]
     root: str = request.scope.get("root_path") or ""
@@ -59,7 +59,7 @@ async def authorize(request: Request, services: ServicesDep) -> Caller:
     """Refuse the request unless its token's role may do it; who the caller is. An
     exempt route (blob downloads) is answered here, on the event loop; a token is looked
     up in the database in a worker thread."""
-    path = _api_path(request)
+    path = api_path(request)
     needed = required_role(request.method, path)
     if needed is None:
         return Caller(token_id=None, name=None, role=None)

@@ -30,8 +30,9 @@ class EnrollmentCreated(BaseModel):
     expires_at: datetime
 
 
-#: a PEM certificate signing request, as the schema can say it (its content is checked)
-CSR_PATTERN = r"^\s*-----BEGIN CERTIFICATE REQUEST-----"
+#: holds a PEM certificate signing request, as a schema can say it (its content is checked;
+#: text around the block and the older NEW CERTIFICATE REQUEST label are accepted)
+CSR_PATTERN = r"-----BEGIN (NEW )?CERTIFICATE REQUEST-----"
 
 
 class EnrollRequest(_Body):

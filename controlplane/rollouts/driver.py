@@ -105,7 +105,10 @@ class RolloutDriver:
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):
-            self.tick()
+            try:
+                self.tick()
+            except Exception as exc:  # the thread must outlive anything one tick meets
+                logger.error("rollout driver: tick failed: %s", _one_line(exc))
 
     def tick(self, now: datetime | None = None) -> int:
         """Step each running rollout once; how many device commands were published."""
@@ -153,18 +156,20 @@ class RolloutDriver:
             logger.error("rollout driver: cannot renew its lease: %s", _one_line(exc))
             held = False
         if held != self.driving:
-            if held:
+            try:  # only for the log line: the database may be the reason it changed
                 lease = leases.current(self._engine, LEASE)
+            except Exception:
+                lease = None
+            if held:
                 logger.info(
                     "this replica (%s) drives rollouts now (lease epoch %s)",
                     self.replica,
                     lease.epoch if lease else "?",
                 )
             else:
-                lease = leases.current(self._engine, LEASE)
                 logger.info(
                     "rollouts are driven by %s now, not by this replica",
-                    lease.holder if lease else "nobody",
+                    lease.holder if lease else "nobody (or the database is away)",
                 )
         self.driving = held
         return held

@@ -45,6 +45,7 @@ STRATEGY_SCHEMA: dict[str, Any] = {
     },
     # canary or canary_pct, not both
     "not": {
+        "type": "object",
         "required": ["canary", "canary_pct"],
         "properties": {"canary": {"type": "integer"}, "canary_pct": {"type": "number"}},
     },

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel
 from sqlmodel import Session
 
 from controlplane.commands import publish_commands
 from controlplane.deps import Services, ServicesDep, SessionDep, TrustDep
 from controlplane.errors import NotFound, PayloadTooLarge
+from controlplane.openapi import inline_schema
 from controlplane.schemas import TrustPublic
 from controlplane.trust import certifies
 from protocol import SignedEnvelope
@@ -24,26 +24,6 @@ router = APIRouter(prefix="/trust", tags=["trust"])
 
 MAX_TRUST_BYTES = 1024 * 1024
 _JSON: dict[str, Any] = {"content": {"application/json": {}}}
-
-
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON Schema (by alias) with its ``$defs`` written in place: a schema
-    that stands on its own inside the OpenAPI document."""
-    schema = model.model_json_schema(by_alias=True)
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved
 
 
 _ENVELOPE_BODY: dict[str, Any] = {

@@ -50,6 +50,8 @@ def test_no_token_is_refused_before_the_body_is_read(plane: Plane) -> None:
         )
         assert answer.status_code == 401, answer.text
         assert answer.headers["www-authenticate"].lower().startswith("bearer")
+        answer = anonymous.post("/api/v1/tokens", json={"name": "", "role": "nobody"})
+        assert answer.status_code == 401, answer.text  # a malformed body too
     viewer = plane.post("/tokens", {"name": "v", "role": "viewer"}, 201)["token"]
     with httpx.Client(base_url=plane.http.base_url) as weak:
         answer = weak.post(
@@ -62,6 +64,14 @@ def test_no_token_is_refused_before_the_body_is_read(plane: Plane) -> None:
         "/api/v1/tokens", content=b"x", headers={"content-type": "application/json"}
     )
     assert answer.status_code == 422  # with a token, the body is what is wrong
+
+
+def test_a_405_allows_every_method_the_path_answers(plane: Plane) -> None:
+    answer = plane.http.put("/api/v1/tokens", json={})
+    assert answer.status_code == 405
+    assert answer.headers.get_list("allow") == ["GET, POST"]
+    answer = plane.http.delete("/healthz")
+    assert answer.status_code == 405 and answer.headers.get_list("allow") == ["GET"]
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

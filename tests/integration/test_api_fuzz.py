@@ -62,7 +62,8 @@ def _schemathesis(
         "--workers", "1", "--generation-database", "none",
         "--no-color", "--report", "junit", "--report-dir", str(workdir), *extra,
     ]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
+    # in tmp_path: schemathesis keeps a cache in the directory it runs in
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=workdir)
 
 
 def _tail(done: subprocess.CompletedProcess[str]) -> str:

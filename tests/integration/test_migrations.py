@@ -15,8 +15,10 @@ migrate`` upgrades and ``--status`` says where a database stands.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,6 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, make_url, text
 from sqlmodel import Session, SQLModel, select
 
+from controlplane import migrate
 from controlplane.cli import main as controlplane_main
 from controlplane.crud.tokens import find_token
 from controlplane.db import init_db, make_engine, schema_revision
@@ -116,6 +119,9 @@ def test_a_database_from_before_migrations_upgrades_with_nothing_lost(database_u
 
         again = init_db(engine)  # the next start-up: nothing to do
         assert (again.before, again.after) == (head(), head())
+        with engine.connect() as conn:  # and it is the schema a new database gets
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, SQLModel.metadata) == []
     finally:
         engine.dispose()
 
@@ -185,3 +191,79 @@ def test_migrate_command_upgrades_and_reports_status(
     assert f"migrated from (none) to {head()}" in out and "@" not in out.split(":")[0]
     assert controlplane_main(["migrate", "--database-url", database_url, "--status"]) == 0
     assert f"at {head()} (this release's newest)" in capsys.readouterr().out
+
+
+# -- a later revision, as the next schema change will be ------------------------------
+
+REBUILD_FLEET = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    # SQLite rebuilds the table (copy, drop, rename) while devices point at it
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table("fleet", recreate="always" if sqlite else "auto") as batch:
+        batch.add_column(sa.Column("region", sa.String(32), nullable=True))
+"""
+
+FAILING = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    op.create_table("scratch", sa.Column("id", sa.Integer, primary_key=True))
+    raise RuntimeError("this revision fails half-way")
+"""
+
+
+@pytest.fixture
+def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the migrations whose ``versions/0002_next.py`` the test writes."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migrate, "SCRIPTS", scripts)
+    migrate._scripts.cache_clear()
+    yield scripts / "versions" / "0002_next.py"
+    migrate._scripts.cache_clear()
+
+
+def test_a_revision_that_rebuilds_a_referenced_table_keeps_every_row(
+    database_url: str, next_revision: Path
+) -> None:
+    _load_dump(database_url)
+    next_revision.write_text(REBUILD_FLEET)
+    engine = make_engine(database_url)
+    try:
+        before = _counts(engine)
+        assert init_db(engine).after == "0002"
+        assert _counts(engine) == before
+        tables = inspect(engine).get_table_names()
+        assert not [t for t in tables if t.startswith("_alembic_tmp")], tables
+        assert "region" in {c["name"] for c in inspect(engine).get_columns("fleet")}
+        if database_url.startswith("sqlite"):
+            with engine.connect() as conn:  # enforced again for the server
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_that_fails_changes_nothing(database_url: str, next_revision: Path) -> None:
+    engine = make_engine(database_url)
+    try:
+        init_db(engine)
+        next_revision.write_text(FAILING)
+        migrate._scripts.cache_clear()
+        with pytest.raises(RuntimeError, match="half-way"):
+            init_db(engine)
+        assert "scratch" not in inspect(engine).get_table_names()  # rolled back, DDL too
+        assert schema_revision(engine) == "0001"
+    finally:
+        engine.dispose()

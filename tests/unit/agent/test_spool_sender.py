@@ -7,7 +7,6 @@ gets probes (the oldest report) and nothing new."""
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,8 @@ def test_an_ack_past_unacknowledged_reports_sends_them_again_in_order(
 def test_a_gap_another_replica_acknowledges_within_the_grace_is_not_sent_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(spool_sender, "GAP_GRACE_S", 0.3)
+    clock = [1000.0]  # the sender's monotonic clock, moved by hand
+    monkeypatch.setattr(spool_sender.time, "monotonic", lambda: clock[0])
     sender, spool, link = _sender(tmp_path, 11, 12, 13, 14)
     _step(sender)
     _puback_all(sender, link)
@@ -94,7 +94,10 @@ def test_a_gap_another_replica_acknowledges_within_the_grace_is_not_sent_again(
     sender.settled([14], [])  # 13 is missing, for longer than the grace: lost
     _step(sender)
     assert link.reports() == [11, 12, 13, 14]
-    time.sleep(0.35)
+    clock[0] += spool_sender.GAP_GRACE_S - 0.1
+    _step(sender)
+    assert link.reports() == [11, 12, 13, 14]  # still within the grace
+    clock[0] += 0.2
     _step(sender)
     assert link.reports() == [11, 12, 13, 14, 13]
     assert (spool.pending, spool.acked) == (1, 3)

@@ -77,3 +77,27 @@ def test_two_drivers_take_turns_never_both(
     b.stop()
     a.tick()
     assert a.driving and leases.current(engine, LEASE).holder == "replica-a"  # type: ignore[union-attr]
+
+
+def test_the_driver_survives_losing_its_lease_to_a_database_outage(
+    engine: Engine, trust_kit: TrustKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: the database dropped under a running control plane; the lease renewal
+    failed, and reading the lease for the log line raised in the driver's thread, which
+    died (no replica drove rollouts again until a restart)."""
+    driver = RolloutDriver(
+        engine, signer(engine, trust_kit), MemoryPublisher(), tick_s=0.01, replica="replica-a"
+    )
+    driver.tick()
+    assert driver.driving
+
+    def away(*_args: object, **_kwargs: object) -> None:
+        raise OSError("the database is away")
+
+    monkeypatch.setattr(leases, "hold", away)
+    monkeypatch.setattr(leases, "current", away)
+    driver.tick()  # the lease is lost; logging it must not raise
+    assert not driver.driving
+    monkeypatch.undo()
+    driver.tick()  # the database is back: it drives again
+    assert driver.driving

@@ -26,13 +26,12 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import uvicorn
-from pydantic import ValidationError
 
 from controlplane.app import create_app
 from controlplane.broker import EmbeddedBroker
 from controlplane.errors import ConfigError
 from controlplane.log_format import FORMATS, formatter
-from controlplane.settings import ControlPlaneSettings
+from controlplane.settings import ControlPlaneSettings, load_settings
 
 logger = logging.getLogger("controlplane")
 
@@ -136,13 +135,7 @@ def _settings(
         "control_plane_key": args.control_plane_key,
         "device_ca_key": args.device_ca_key,
     }
-    try:
-        return ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}: {message}") from exc
+    return load_settings(**given)
 
 
 def _exit_on_sigterm(_sig: int, _frame: FrameType | None) -> None:

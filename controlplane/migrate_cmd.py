@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pydantic import ValidationError
-
 from controlplane.db import init_db, make_engine, schema_revision
 from controlplane.errors import ConfigError
 from controlplane.migrate import head
-from controlplane.settings import ControlPlaneSettings, mask_url
+from controlplane.settings import load_settings, mask_url
 
 EXIT_CONFIG = 2
 PROG = "edgefleet-controlplane migrate"
@@ -40,15 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _database_url(args: argparse.Namespace) -> str:
-    given = {"data_dir": args.data_dir, "database_url": args.database_url}
-    try:
-        settings = ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}: {message}") from exc
-    return settings.db_url
+    return load_settings(data_dir=args.data_dir, database_url=args.database_url).db_url
 
 
 def run(args: argparse.Namespace) -> tuple[str, int]:

@@ -33,7 +33,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.errors import ConfigError
@@ -248,3 +248,15 @@ class ControlPlaneSettings(BaseSettings):
             f"device_ca_key={self.device_ca_key} device_cert_ttl={self.device_cert_ttl}s "
             f"blob_store={self.blob_store or self.blobs_dir}"
         )
+
+
+def load_settings(**given: Any) -> ControlPlaneSettings:
+    """Settings from ``given`` (None: not given, the environment or default decides);
+    ConfigError naming the first bad setting in one line."""
+    try:
+        return ControlPlaneSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {where}: {message}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 
 from controlplane.migrate import SCRIPTS
 
@@ -16,9 +17,6 @@ def revision(name: str) -> ModuleType:
     return script.module
 
 
-def forget_migrations(connection: object) -> None:
+def forget_migrations(connection: Connection) -> None:
     """What a database made before migrations existed lacks: ``alembic_version``."""
-    from sqlalchemy import Connection, text
-
-    assert isinstance(connection, Connection)
     connection.execute(text("DROP TABLE alembic_version"))

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-unit install lint bench bench-quick clean migration
+.PHONY: demo test test-unit install lint bench bench-quick clean migration images compose-test system-test
 
 $(BIN)/python:
 	bash scripts/bootstrap.sh $(PYTHON)
@@ -40,6 +40,17 @@ test-unit: install
 migration: install
 	$(BIN)/python -m controlplane.migrations.new "$(m)"
 	$(BIN)/ruff format controlplane/migrations/versions
+
+## Every image, on a machine without a registry: a Debian base from debootstrap
+## (docker import), then docker build FROM it (docs/docker.md). Starts dockerd if needed.
+images: install
+	bash scripts/docker-engine.sh
+	bash docker/images.sh
+
+## Build the images, start docker/compose.yaml (broker, PostgreSQL, 2 control planes,
+## 3 agents), enroll, push a model, check every agent serves it, tear it all down.
+compose-test: images
+	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest tests/system/test_compose_stack.py
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

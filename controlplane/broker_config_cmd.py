@@ -4,7 +4,8 @@ control plane's database (``--database-url`` / ``--data-dir`` as for the server)
 
     edgefleet-controlplane broker-config --out /etc/mosquitto/edgefleet \\
         --device-ca-key /etc/edgefleet/device-ca.key --host broker.example.com \\
-        [--port 8883] [--bind 0.0.0.0] [--identity _edgefleet-cp-1 ...]
+        [--port 8883] [--bind 0.0.0.0] [--identity _edgefleet-cp-1 ...] \\
+        [--persistence /var/lib/mosquitto] [--broker-user mosquitto|UID[:GID]]
     edgefleet-controlplane broker-config --out /etc/mosquitto/edgefleet --crl-only
 
 ``--crl-only`` rewrites only ``crl.pem`` (after ``edgectl devices revoke``; then
@@ -56,7 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--broker-user",
         default="mosquitto",
-        help="run as root: the user Mosquitto drops to, who must read server.key",
+        help="run as root: the user (name, UID or UID:GID) Mosquitto runs as, who must "
+        "read server.key",
+    )
+    p.add_argument(
+        "--persistence",
+        type=Path,
+        help="a directory where Mosquitto keeps retained messages and sessions across "
+        "restarts (default: kept in memory only)",
     )
     p.add_argument(
         "--crl-only",
@@ -82,6 +90,8 @@ def run(args: argparse.Namespace) -> list[str]:
     for identity in identities:
         if not identity.startswith("_") or not 2 <= len(identity) <= 64 or "/" in identity:
             raise ConfigError(f"--identity {identity!r}: must start with '_' (at most 64)")
+    if args.persistence is not None and not args.persistence.is_absolute():
+        raise ConfigError(f"--persistence {args.persistence}: must be an absolute path")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: not a TCP port")
     engine = make_engine(settings.db_url)
@@ -105,6 +115,7 @@ def run(args: argparse.Namespace) -> list[str]:
             identities=identities,
             revoked=revoked,
             now=datetime.now(UTC),
+            persistence=args.persistence,
         )
     try:
         write(config, args.out, broker_user=args.broker_user)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from controlplane.broker_config import DEFAULT_IDENTITY, acl_text, build, mosquitto_conf, write
+from controlplane.broker_config import (
+    DEFAULT_IDENTITY,
+    _uid_gid,
+    acl_text,
+    build,
+    mosquitto_conf,
+    write,
+)
 from model_store import generate_private_key
 from model_store.device_certs import ca_certificate
 from protocol import MAX_PACKET_BYTES
@@ -44,6 +51,23 @@ def test_listener_requires_certificates_and_binds_identity(tmp_path: Path) -> No
         f"crlfile {tmp_path.resolve() / 'crl.pem'}",
     ):
         assert line in conf
+    assert not any(line.startswith("persistence") for line in conf)
+
+
+def test_persistence_keeps_retained_messages_in_the_given_directory(tmp_path: Path) -> None:
+    conf = mosquitto_conf(
+        tmp_path, port=8883, bind="0.0.0.0", persistence=Path("/var/lib/mosquitto")
+    ).splitlines()
+    assert conf[3:5] == ["persistence true", "persistence_location /var/lib/mosquitto/"]
+    # global settings: before the listener, or per_listener_settings would scope them
+    assert conf.index("persistence true") < conf.index("listener 8883 0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"), [("10002", (10002, 10002)), ("10002:10003", (10002, 10003))]
+)
+def test_the_broker_user_may_be_a_numeric_id(user: str, expected: tuple[int, int]) -> None:
+    assert _uid_gid(user) == expected
 
 
 def test_every_file_is_made_and_keys_are_private(tmp_path: Path) -> None:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make images`: every EdgeFleet image, on a machine without an image registry.
+#  1. build/wheels: the project and its dependencies as wheels (from this venv's index);
+#  2. edgefleet/base:bookworm: Debian 12 from debootstrap, `docker import`ed (docker/base.sh);
+#  3. docker build FROM that base: controlplane, agent, mosquitto, postgres.
+# Tags: edgefleet/<name>:<version> and :latest. BASE=debian:bookworm-slim (with a registry)
+# skips step 2. PYTHON picks the interpreter that builds the wheels (default .venv's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+base=${BASE:-edgefleet/base:bookworm}
+version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+
+command -v docker >/dev/null || { echo "images: docker is not installed" >&2; exit 1; }
+docker info >/dev/null 2>&1 || { echo "images: no Docker engine answers (is dockerd running?)" >&2; exit 1; }
+
+echo "wheels -> build/wheels"
+rm -rf build/wheels
+"$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir build/wheels '.[s3]' \
+  >build/wheels.log 2>&1 || { tail -20 build/wheels.log >&2; exit 1; }
+"$python" docker/requirements.py agent >build/wheels/requirements-agent.txt
+"$python" docker/requirements.py controlplane --extra s3 >build/wheels/requirements-controlplane.txt
+if [ "$base" = edgefleet/base:bookworm ]; then
+  bash docker/base.sh "$base"
+fi
+for name in controlplane agent mosquitto postgres; do
+  echo "image edgefleet/$name:$version"
+  started=$(date +%s)
+  DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=$base" \
+    -f "docker/$name.Dockerfile" -t "edgefleet/$name:$version" -t "edgefleet/$name:latest" . \
+    >build/image-$name.log 2>&1 || { tail -30 build/image-$name.log >&2; exit 1; }
+  size=$(docker image inspect -f '{{.Size}}' "edgefleet/$name:$version")
+  echo "  $((size / 1000000)) MB in $(($(date +%s) - started)) s"
+done

@@ -9,7 +9,9 @@
     edge-agent probe [--json]
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
-exits 1. Logs go to stderr with timestamps (``-v`` for debug).
+exits 1. Logs go to stderr with timestamps (``-v`` for debug); when stderr is systemd's
+journal stream (``$JOURNAL_STREAM``) each line starts with its syslog priority instead
+(``<4>`` for a warning, sd-daemon(3)), so ``journalctl -p warning`` finds it.
 
 ``run`` and ``simulate`` share one serve loop: SIGTERM/SIGINT handlers first (a signal
 during start-up is kept), start, ``READY=1``, wait for the signal (the main loop beats
@@ -29,7 +31,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from agent.errors import AgentConfigError, AgentError
 from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
@@ -68,12 +70,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: syslog priorities of the logging levels, highest level first (sd-daemon(3) prefixes)
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+class JournalFormatter(logging.Formatter):
+    """Lines for systemd's journal: no timestamp (journald stamps every line) and an
+    ``<N>`` syslog priority before each line, continuation lines (tracebacks) included."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next((p for level, p in _PRIORITIES if record.levelno >= level), 7)
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
+
+
+def writes_to_journal(stream: TextIO) -> bool:
+    """True when ``stream`` is the journal stream systemd connected to this process:
+    ``$JOURNAL_STREAM`` names its device and inode (systemd.exec(5)); a redirection by a
+    child's parent (a file, a pipe) does not match."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if writes_to_journal(sys.stderr):
+        handler.setFormatter(JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:  # one line per blob request is noise at INFO
         logging.getLogger("httpx").setLevel(logging.WARNING)
 

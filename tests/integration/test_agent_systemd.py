@@ -23,11 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import paho.mqtt.client as mqtt
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli import agent_checks, agent_status
@@ -35,42 +33,15 @@ from model_store import build_bundle, load_private_key, sign_bundle
 from protocol import Availability, EventKind, TopicKind, device_topic
 from tests.support.deploy import DEVICE, Setup, assert_close_to_reference
 from tests.support.identity import report_of
+from tests.support.onnx_models import slow_model
 from tests.support.ports import free_port, wait_until
+from tests.support.raw_http import oip_request, read_until_closed, refused
 from tests.support.sdnotify import Message, NotifyListener
 
 pytestmark = pytest.mark.integration
 
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s
 BATCH = 512  # ~0.4 s per request on a fast x86 core pair; warm-up (batch 1) takes ~2 ms
-
-
-def slow_model(path: Path, *, width: int = 1024, depth: int = 64) -> Path:
-    """x float32 [batch, 8] -> ``depth`` x (MatMul [width, width], Tanh) -> y [batch, 4]:
-    the work grows with the batch, so one big request is slow and warm-up is not."""
-    rng = np.random.default_rng(0)
-    weights = {
-        "w_in": rng.standard_normal((8, width)) / 3,
-        "w": rng.standard_normal((width, width)) / np.sqrt(width),
-        "w_out": rng.standard_normal((width, 4)) / np.sqrt(width),
-    }
-    nodes = [helper.make_node("MatMul", ["x", "w_in"], ["h0"])]
-    for i in range(depth):
-        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
-        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
-    nodes.append(helper.make_node("MatMul", [f"h{depth}", "w_out"], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        "slow",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def _write_config(setup: Setup, *, broker_url: str | None = None) -> Path:
@@ -150,45 +121,6 @@ def _retained_availability(setup: Setup) -> bool | None:
     return got[0] if got else None
 
 
-def _request_bytes(host: str, port: int, inputs: np.ndarray) -> bytes:
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "shape": list(inputs.shape),
-                    "datatype": "FP32",
-                    "data": inputs.ravel().tolist(),
-                }
-            ]
-        }
-    ).encode()
-    head = (
-        f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, object]]:
-    """Read until the server closes (it does: it is shutting down); status and JSON."""
-    sock.settimeout(30)
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, json.loads(body)
-
-
-def _refused(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return False
-    except ConnectionRefusedError:
-        return True
-
-
 def _from_agent(messages: list[Message], pid: int) -> None:
     assert messages and {m.pid for m in messages} == {pid}, [(m.lines, m.pid) for m in messages]
 
@@ -229,16 +161,16 @@ def test_ready_watchdog_and_sigterm_drain(setup: Setup) -> None:
         # a request in flight: headers and most of the body sent, the rest held back
         url = urlsplit(state.local_api)
         host, port = url.hostname or "127.0.0.1", url.port or 0
-        request = _request_bytes(host, port, inputs)
+        request = oip_request(host, port, "slow", {"x": inputs})
         with socket.create_connection((host, port), timeout=10) as client:
             client.sendall(request[:-16])
             time.sleep(0.3)  # let the server read the request line and headers
             proc.send_signal(signal.SIGTERM)
             notify.wait_for("STOPPING=1", 20)
-            wait_until(lambda: _refused(host, port), 20, "the API to stop accepting")
+            wait_until(lambda: refused(host, port), 20, "the API to stop accepting")
             assert proc.poll() is None  # still draining: our request is not answered yet
             client.sendall(request[-16:])
-            code, body = _read_response(client)
+            code, body = read_until_closed(client)
         assert code == 200, body
         outputs = body["outputs"]
         assert isinstance(outputs, list) and outputs[0]["shape"] == [BATCH, 4]

@@ -142,3 +142,28 @@ def table_model(path: Path, *, rows: int, weight: float = 0.5) -> Path:
     ]
     graph = helper.make_graph(nodes, "table", [x, ids], [y, n], [w, table, two, axes])
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def slow_model(path: Path, *, width: int = 1024, depth: int = 64) -> Path:
+    """x float32 [batch, 8] -> ``depth`` x (MatMul [width, width], Tanh) -> y [batch, 4]:
+    the work grows with the batch, so one big request is slow and warm-up is not (the
+    tests of a request in flight while the agent stops)."""
+    rng = np.random.default_rng(0)
+    weights = {
+        "w_in": rng.standard_normal((8, width)) / 3,
+        "w": rng.standard_normal((width, width)) / np.sqrt(width),
+        "w_out": rng.standard_normal((width, 4)) / np.sqrt(width),
+    }
+    nodes = [helper.make_node("MatMul", ["x", "w_in"], ["h0"])]
+    for i in range(depth):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("MatMul", [f"h{depth}", "w_out"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)

@@ -1,10 +1,18 @@
 """A raw HTTP/1.1 client on one loopback socket, for tests of the agent's HTTP server:
-bytes in exactly as written, parsed answers out (``Content-Length`` bodies only)."""
+bytes in exactly as written, parsed answers out (``Content-Length`` bodies only).
+
+``oip_request``, ``read_until_closed`` and ``refused`` hold a request in flight while an
+agent stops (under the fake notify socket and under a real systemd): send all but the
+last bytes, stop the agent, see the port refuse new connections, send the rest, read the
+answer the draining server still gives."""
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
+
+import numpy as np
 
 from agent.serving.http_server import HttpServer
 
@@ -60,3 +68,45 @@ class Client:
 def post(path: str, body: bytes, extra: str = "") -> bytes:
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
     return head.encode() + body
+
+
+def oip_request(host: str, port: int, model: str, inputs: dict[str, np.ndarray]) -> bytes:
+    """The whole bytes of an OIP (KServe v2) JSON inference request for FP32 ``inputs``."""
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": list(value.shape),
+                    "datatype": "FP32",
+                    "data": value.ravel().tolist(),
+                }
+                for name, value in inputs.items()
+            ]
+        }
+    ).encode()
+    head = (
+        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 30) -> tuple[int, dict[str, object]]:
+    """Read until the server closes (it does when it is shutting down); status and JSON."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+def refused(host: str, port: int) -> bool:
+    """True when a connection to ``host:port`` is refused (nothing listens any more)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return False
+    except ConnectionRefusedError:
+        return True

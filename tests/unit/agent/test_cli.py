@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.cli import JournalFormatter, main, writes_to_journal
 from tests.support.trust import make_trust_kit
 
 
@@ -112,3 +115,35 @@ def test_bad_arguments_exit_2_with_one_line(argv: list[str]) -> None:
     result = _run(*argv)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_journal_lines_carry_their_syslog_priority() -> None:
+    def line(level: int, message: str, exc: bool = False) -> str:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            info = sys.exc_info() if exc else None
+        record = logging.LogRecord("agent.x", level, __file__, 1, message, (), info)
+        return JournalFormatter().format(record)
+
+    assert line(logging.WARNING, "not enrolled") == "<4>WARNING agent.x: not enrolled"
+    assert line(logging.INFO, "started") == "<6>INFO agent.x: started"
+    assert line(logging.DEBUG, "detail") == "<7>DEBUG agent.x: detail"
+    assert line(logging.CRITICAL, "down").startswith("<2>")
+    failed = line(logging.ERROR, "failed", exc=True).splitlines()
+    assert len(failed) > 2 and all(part.startswith("<3>") for part in failed)  # + traceback
+    assert failed[-1] == "<3>ValueError: boom"
+
+
+def test_only_the_stream_systemd_connected_is_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (tmp_path / "journal").open("w") as journal, (tmp_path / "file").open("w") as other:
+        st = os.fstat(journal.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert writes_to_journal(journal)
+        assert not writes_to_journal(other)  # stderr redirected by a parent: timestamps
+        monkeypatch.delenv("JOURNAL_STREAM")
+        assert not writes_to_journal(journal)  # not under systemd at all
+    assert not writes_to_journal(journal)  # closed
+    assert not writes_to_journal(io.StringIO())  # no file descriptor

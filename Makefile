@@ -20,15 +20,18 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/edgectl demo
 
-## Install, start Mosquitto/PostgreSQL if needed, then lint, type-check, check the import
-## rules, run every test, then every benchmark in quick mode (docs/benchmarks.md).
+## Install, start Mosquitto/PostgreSQL and a Docker engine if needed, lint, type-check,
+## check the import rules, build the images, run every test (the system tests in
+## containers included: tests/system), then every benchmark in quick mode.
 test: install
 	bash scripts/services.sh
+	bash scripts/docker-engine.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	bash docker/images.sh
+	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest
 	$(BIN)/python -m bench --quick
 
 ## The unit tests alone (tests/unit): the quick check while working.
@@ -51,6 +54,11 @@ images: install
 ## 3 agents), enroll, push a model, check every agent serves it, tear it all down.
 compose-test: images
 	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest tests/system/test_compose_stack.py
+
+## Build the images, then the agent's systemd unit under a real systemd as PID 1 in a
+## container (tests/system/test_systemd_pid1.py) and the Compose stack.
+system-test: images
+	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest tests/system
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

@@ -97,6 +97,7 @@ def mosquitto_conf(
             "per_listener_settings true",
             f"max_packet_size {MAX_PACKET_BYTES}",
             *kept,
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             f"listener {port} {bind}",
             "allow_anonymous false",
             f"cafile {d / 'ca.crt'}",

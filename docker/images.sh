@@ -16,6 +16,10 @@ docker info >/dev/null 2>&1 || { echo "images: no Docker engine answers (is dock
 
 echo "wheels -> build/wheels"
 rm -rf build/wheels
+mkdir -p build
+# the same source gives the same wheel bytes (zip times from the last commit), so an
+# unchanged tree reuses Docker's cached layers instead of reinstalling everything
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir build/wheels '.[s3]' \
   >build/wheels.log 2>&1 || { tail -20 build/wheels.log >&2; exit 1; }
 "$python" docker/requirements.py agent >build/wheels/requirements-agent.txt

@@ -116,6 +116,8 @@ class MqttLink:
         self._availability_topic = device_topic(device_id, TopicKind.AVAILABILITY)
         self._ack_topic = ack_topic(device_id)
         self._connected = threading.Event()
+        #: a CONNACK refusal was logged: its disconnect needs no second line
+        self._refusal_logged = False
         self._count_lock = threading.Lock()
         self.malformed_messages = 0
         self.connections = 0
@@ -356,6 +358,7 @@ class MqttLink:
     ) -> None:
         if reason_code.is_failure:
             logger.warning("%s: broker refused connection: %s", self.device_id, reason_code)
+            self._refusal_logged = True
             return
         self.connections += 1
         self._backoff.reset()
@@ -424,10 +427,21 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: mqtt.Properties | None,
     ) -> None:
-        wait = self._backoff.schedule(client)  # before paho's reconnect wait
+        was_connected = self._connected.is_set()
+        if not was_connected and not self._refusal_logged and not self._stopping:
+            # closed before any CONNACK: under TLS 1.3 a broker that refuses the client's
+            # certificate (revoked, expired, another CA) says so only by closing
+            wait = self._connect_failed(
+                ConnectionError(
+                    f"the broker closed the connection before accepting it ({reason_code}): "
+                    "a refused client certificate (revoked, expired, another CA) looks so"
+                )
+            )
+        else:
+            wait = self._backoff.schedule(client)  # before paho's reconnect wait
+        self._refusal_logged = False
         if self._network is not None and not self._stopping:
             self._network.call_later(wait, self._connect)
-        was_connected = self._connected.is_set()
         self._connected.clear()
         self._sender.disconnected()
         if was_connected and reason_code.is_failure:

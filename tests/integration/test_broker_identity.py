@@ -11,6 +11,7 @@ refused at connect.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import ssl
@@ -310,3 +311,36 @@ def test_a_real_agent_enrolls_and_reports_over_mutual_tls(secure: Secure, tmp_pa
         )
     log = secure.broker.log.read_text()
     assert "cam-1" in log, "the broker knows the client by its certificate's name"
+
+
+def test_an_agent_the_broker_refuses_says_so_in_its_log(
+    secure: Secure, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Revoked: the broker closes the TLS connection before any CONNACK (TLS 1.3 sends the
+    certificate alert only then); the agent logs each refused attempt with the likely cause
+    instead of retrying in silence."""
+    created = secure.http.post("/api/v1/devices/cam-2/enrollment", json={"fleet": FLEET})
+    config = config_from_mapping(
+        {
+            "device_id": "cam-2",
+            "fleet": FLEET,
+            "broker_url": f"mqtts://127.0.0.1:{secure.broker.port}",
+            "control_plane_url": secure.cp.url,
+            "data_dir": str(tmp_path / "cam-2"),
+            "root_keys": [str(secure.kit.root_pub)],
+            "trust": str(secure.kit.trust_file),
+            "local_api": "127.0.0.1:0",
+            "enrollment_token": created.json()["token"],
+        }
+    )
+    with Agent(config, facts={"test": True}) as agent:
+        wait_until(lambda: agent.connected, 30, "cam-2 connected")
+    assert secure.http.post("/api/v1/devices/cam-2/revoke").status_code == 200
+    secure.refresh_crl()
+    with (
+        caplog.at_level(logging.INFO, logger="agent.link.mqtt_link"),
+        Agent(config, facts={"test": True}),
+    ):
+        wait_until(lambda: "a refused client certificate" in caplog.text, 30, "the refusal logged")
+    refused = [r for r in caplog.records if "closed the connection before accepting" in r.message]
+    assert refused[0].levelno == logging.WARNING  # the first of a streak is a warning

@@ -29,7 +29,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.agent import Agent
-from agent.config import config_from_mapping
+from agent.config import AgentConfig, config_from_mapping
 from controlplane.broker_config import DEFAULT_IDENTITY
 from controlplane.broker_config_cmd import main as broker_config
 from model_store import generate_private_key, load_private_key
@@ -281,25 +281,30 @@ def test_a_device_touches_only_its_own_topics(secure: Secure, tmp_path: Path) ->
     assert http.get("/api/v1/devices/dev-b").json()["last_report_at"] is None
 
 
-def test_a_real_agent_enrolls_and_reports_over_mutual_tls(secure: Secure, tmp_path: Path) -> None:
-    """``edge-agent`` with an enrollment token and ``mqtts://``: it enrolls, connects with
-    its own certificate (the broker's checked against the CA it enrolled with) and reports."""
-    created = secure.http.post("/api/v1/devices/cam-1/enrollment", json={"fleet": FLEET})
+def _enrolling_agent(secure: Secure, tmp_path: Path, device_id: str, **more: Any) -> AgentConfig:
+    """An agent config for ``device_id`` on the mTLS broker with a fresh enrollment token."""
+    created = secure.http.post(f"/api/v1/devices/{device_id}/enrollment", json={"fleet": FLEET})
     assert created.status_code == 201, created.text
-    config = config_from_mapping(
+    return config_from_mapping(
         {
-            "device_id": "cam-1",
+            "device_id": device_id,
             "fleet": FLEET,
             "broker_url": f"mqtts://127.0.0.1:{secure.broker.port}",
             "control_plane_url": secure.cp.url,
-            "data_dir": str(tmp_path / "cam-1"),
+            "data_dir": str(tmp_path / device_id),
             "root_keys": [str(secure.kit.root_pub)],
             "trust": str(secure.kit.trust_file),
             "local_api": "127.0.0.1:0",
-            "heartbeat_interval_s": 0.5,
             "enrollment_token": created.json()["token"],
+            **more,
         }
     )
+
+
+def test_a_real_agent_enrolls_and_reports_over_mutual_tls(secure: Secure, tmp_path: Path) -> None:
+    """``edge-agent`` with an enrollment token and ``mqtts://``: it enrolls, connects with
+    its own certificate (the broker's checked against the CA it enrolled with) and reports."""
+    config = _enrolling_agent(secure, tmp_path, "cam-1", heartbeat_interval_s=0.5)
     with Agent(config, facts={"test": True}):
         wait_until(
             lambda: (
@@ -319,24 +324,15 @@ def test_an_agent_the_broker_refuses_says_so_in_its_log(
     """Revoked: the broker closes the TLS connection before any CONNACK (TLS 1.3 sends the
     certificate alert only then); the agent logs each refused attempt with the likely cause
     instead of retrying in silence."""
-    created = secure.http.post("/api/v1/devices/cam-2/enrollment", json={"fleet": FLEET})
-    config = config_from_mapping(
-        {
-            "device_id": "cam-2",
-            "fleet": FLEET,
-            "broker_url": f"mqtts://127.0.0.1:{secure.broker.port}",
-            "control_plane_url": secure.cp.url,
-            "data_dir": str(tmp_path / "cam-2"),
-            "root_keys": [str(secure.kit.root_pub)],
-            "trust": str(secure.kit.trust_file),
-            "local_api": "127.0.0.1:0",
-            "enrollment_token": created.json()["token"],
-        }
-    )
+    config = _enrolling_agent(secure, tmp_path, "cam-2")
     with Agent(config, facts={"test": True}) as agent:
         wait_until(lambda: agent.connected, 30, "cam-2 connected")
     assert secure.http.post("/api/v1/devices/cam-2/revoke").status_code == 200
     secure.refresh_crl()
+    identity = tmp_path / "cam-2" / "identity"
+    own = (identity / "device.crt", identity / "device.key")
+    # SIGHUP is applied asynchronously: wait until cam-2's own certificate is refused
+    wait_until(lambda: not Client(secure, "probe", own).connect(timeout=3), 15, "revoked")
     with (
         caplog.at_level(logging.INFO, logger="agent.link.mqtt_link"),
         Agent(config, facts={"test": True}),

@@ -16,7 +16,7 @@ fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "installing debootstrap"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq debootstrap >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 work=$(mktemp -d /var/tmp/edgefleet-base.XXXXXX)
 trap 'as_root rm -rf "$work"' EXIT

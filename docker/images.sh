@@ -14,8 +14,13 @@ version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml"
 command -v docker >/dev/null || { echo "images: docker is not installed" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "images: no Docker engine answers (is dockerd running?)" >&2; exit 1; }
 
+# the images run Debian 12's Python 3.11: compiled wheels must be cp311
+if [ "$("$python" -c 'import sys; print(sys.version_info[:2] == (3, 11))')" != True ]; then
+  echo "images: $python is not Python 3.11 (the images' Python); set PYTHON" >&2
+  exit 1
+fi
 echo "wheels -> build/wheels"
-rm -rf build/wheels
+rm -rf build/wheels build/lib  # build/lib: setuptools' staging, may hold removed modules
 mkdir -p build
 # the same source gives the same wheel bytes (zip times from the last commit), so an
 # unchanged tree reuses Docker's cached layers instead of reinstalling everything

@@ -14,6 +14,7 @@ data=${EDGEFLEET_DATA_DIR:-./edgefleet-data}
 url=${DATABASE_URL:-sqlite:///$data/edgefleet.db}
 python=${PYTHON:-python3}
 
+umask 077  # the dump holds every table: readable by whoever runs this only
 [ ! -e "$out" ] || { echo "backup: $out exists; give a new directory" >&2; exit 2; }
 [ -d "$data" ] || { echo "backup: no data directory $data (EDGEFLEET_DATA_DIR)" >&2; exit 2; }
 mkdir -p "$out"
@@ -27,8 +28,10 @@ with dst:
     src.backup(dst)' "$db" "$out/edgefleet.db"
     ;;
   postgresql://*|postgres://*|postgresql+psycopg://*)
-    pg_dump --format=custom --no-owner --file "$out/database.pgdump" \
-      "postgresql://${url#*://}"
+    # the password goes to libpq in PGPASSWORD, not on a command line others can read
+    eval "$("$python" "$(dirname "$0")/pg_url.py" "$url")"
+    PGPASSWORD=$pg_password pg_dump --format=custom --no-owner --file "$out/database.pgdump" \
+      --dbname "$pg_url"
     ;;
   *) echo "backup: DATABASE_URL is neither sqlite:/// nor postgresql://" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=0
 apt_install() {
   if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 if ! command -v dockerd >/dev/null 2>&1; then
@@ -22,6 +22,11 @@ fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   echo "installing debootstrap"; apt_install debootstrap
 fi
+if [ "$(id -u)" -ne 0 ] && [ -S /var/run/docker.sock ] && [ ! -w /var/run/docker.sock ]; then
+  echo "cannot use /var/run/docker.sock as $(id -un): sudo usermod -aG docker $(id -un)," \
+    "then log in again" >&2
+  exit 1
+fi
 if ! docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     as_root systemctl start docker
@@ -31,5 +36,8 @@ if ! docker info >/dev/null 2>&1; then
   fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
-docker info >/dev/null 2>&1 || { echo "no Docker engine answers (see /var/log/edgefleet-dockerd.log)" >&2; exit 1; }
+docker info >/dev/null 2>&1 || {
+  echo "no Docker engine answers (journalctl -u docker, or /var/log/edgefleet-dockerd.log)" >&2
+  exit 1
+}
 echo "docker: engine $(docker version -f '{{.Server.Version}}'), $(docker compose version --short 2>/dev/null || docker-compose version --short)"

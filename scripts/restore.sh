@@ -25,8 +25,9 @@ case $url in
     ;;
   postgresql://*|postgres://*|postgresql+psycopg://*)
     [ -f "$from/database.pgdump" ] || { echo "restore: $from holds no PostgreSQL dump" >&2; exit 2; }
-    pg_restore --no-owner --exit-on-error --single-transaction \
-      --dbname "postgresql://${url#*://}" "$from/database.pgdump"
+    eval "$("${PYTHON:-python3}" "$(dirname "$0")/pg_url.py" "$url")"
+    PGPASSWORD=$pg_password pg_restore --no-owner --exit-on-error --single-transaction \
+      --dbname "$pg_url" "$from/database.pgdump"
     ;;
   *) echo "restore: DATABASE_URL is neither sqlite:/// nor postgresql://" >&2; exit 2 ;;
 esac

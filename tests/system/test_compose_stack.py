@@ -23,7 +23,8 @@ from tests.support.compose import Stack, compose_stack
 from tests.support.docker import docker, require_docker
 from tests.support.ports import wait_until
 
-pytestmark = pytest.mark.system
+# minutes, not the suite's 300 s: images, a stack or a booted systemd on a busy 2-core box
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
 
 IMAGES = {
     "controlplane": "/var/lib/edgefleet",

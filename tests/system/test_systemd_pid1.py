@@ -35,7 +35,8 @@ from tests.support.ports import free_port, wait_until
 from tests.support.raw_http import oip_request, read_until_closed, refused
 from tests.support.systemd_box import AGENT_IMAGE, Box, boot, systemd_image
 
-pytestmark = pytest.mark.system
+# minutes, not the suite's 300 s: images, a stack or a booted systemd on a busy 2-core box
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
 
 UNIT = "edge-agent.service"
 UNIT_FILE = REPO / "packaging" / "systemd" / UNIT

@@ -45,6 +45,7 @@ from tests.support.blobserver import BlobServer, assignment_for, desired_state, 
 from tests.support.identity import report_of
 from tests.support.mosquitto import Broker
 from tests.support.onnx_models import two_input_model
+from tests.support.raw_http import oip_body
 from tests.support.trust import TrustKit, make_trust_kit
 
 DEVICE = "store-eu-001"
@@ -229,26 +230,11 @@ def ort_run(bundle_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     return dict(zip(names, session.run(names, inputs), strict=True))
 
 
-#: OIP datatype of each numpy dtype the test models take.
-_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
-
-
 def oip_infer(agent: Agent | str, name: str, inputs: dict[str, np.ndarray]) -> httpx.Response:
     """A real HTTP OIP (KServe v2) JSON inference request to the agent's local API (an
     in-process agent's, or the base URL an agent process reports as ``local_api``)."""
     base = agent if isinstance(agent, str) else agent.local_api_url
-    body = {
-        "id": "req-1",
-        "inputs": [
-            {
-                "name": key,
-                "shape": list(value.shape),
-                "datatype": _DATATYPES[value.dtype],
-                "data": value.ravel().tolist(),
-            }
-            for key, value in inputs.items()
-        ],
-    }
+    body = oip_body(inputs, id="req-1")
     return httpx.post(f"{base}/v2/models/{name}/infer", json=body, timeout=10)
 
 

@@ -70,21 +70,29 @@ def post(path: str, body: bytes, extra: str = "") -> bytes:
     return head.encode() + body
 
 
+#: OIP datatype of each numpy dtype the test models take.
+OIP_DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+
+
+def oip_body(inputs: dict[str, np.ndarray], **more: object) -> dict[str, object]:
+    """An OIP (KServe v2) JSON inference request body for ``inputs`` (plus ``more`` keys)."""
+    return {
+        **more,
+        "inputs": [
+            {
+                "name": name,
+                "shape": list(value.shape),
+                "datatype": OIP_DATATYPES[value.dtype],
+                "data": value.ravel().tolist(),
+            }
+            for name, value in inputs.items()
+        ],
+    }
+
+
 def oip_request(host: str, port: int, model: str, inputs: dict[str, np.ndarray]) -> bytes:
-    """The whole bytes of an OIP (KServe v2) JSON inference request for FP32 ``inputs``."""
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": name,
-                    "shape": list(value.shape),
-                    "datatype": "FP32",
-                    "data": value.ravel().tolist(),
-                }
-                for name, value in inputs.items()
-            ]
-        }
-    ).encode()
+    """The whole bytes of an OIP (KServe v2) JSON inference request for ``inputs``."""
+    body = json.dumps(oip_body(inputs)).encode()
     head = (
         f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

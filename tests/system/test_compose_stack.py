@@ -22,6 +22,7 @@ from edgectl.demo_model import INPUT_NAME, INPUT_WIDTH, build_demo_model
 from tests.support.compose import Stack, compose_stack
 from tests.support.docker import docker, require_docker
 from tests.support.ports import wait_until
+from tests.support.raw_http import oip_body
 
 # minutes, not the suite's 300 s: images, a stack or a booted systemd on a busy 2-core box
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
@@ -123,18 +124,7 @@ def test_the_agents_enroll_and_serve_a_pushed_model(stack: Stack, tmp_path: Path
 
     features = np.random.default_rng(1).standard_normal((2, INPUT_WIDTH)).astype(np.float32)
     (expected,) = ort.InferenceSession(str(model)).run(None, {INPUT_NAME: features})
-    request = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": INPUT_NAME,
-                    "shape": list(features.shape),
-                    "datatype": "FP32",
-                    "data": features.ravel().tolist(),
-                }
-            ]
-        }
-    )
+    request = json.dumps(oip_body({INPUT_NAME: features}))
     for agent in AGENTS:
         answer = json.loads(stack.run("exec", "-T", agent, "python3", "-c", INFER, input=request))
         (output,) = answer["outputs"]

@@ -135,6 +135,19 @@ def history(
     return list(session.exec(query).scalars())  # type: ignore[call-overload]
 
 
+def recent(
+    session: Session, device_id: str, *, since: datetime, limit: int = 5000
+) -> list[HeartbeatSample]:
+    """A device's newest ``limit`` samples since ``since`` (every model), oldest first."""
+    query = (
+        select(HeartbeatSample)
+        .where(col(HeartbeatSample.device_id) == device_id, col(HeartbeatSample.at) >= since)
+        .order_by(col(HeartbeatSample.at).desc(), col(HeartbeatSample.id).desc())
+        .limit(limit)
+    )
+    return list(reversed(session.exec(query).scalars().all()))  # type: ignore[call-overload]
+
+
 def _bucket_start(at: datetime, bucket_s: int) -> datetime:
     at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     epoch = int(at.timestamp())

@@ -2,7 +2,8 @@
 
 A daemon thread wakes every ``interval_s`` (default ``INTERVAL_S``), takes or renews the
 ``maintenance`` lease (``controlplane.leases``; it lasts a few intervals) and, while it
-holds it, runs ``history.downsample`` with the configured retention. A failure is logged
+holds it, runs ``history.downsample`` with the configured retention (and drops device
+timeline entries past it, ``timeline.prune``). A failure is logged
 in one line and tried again at the next wake-up; a clean stop releases the lease.
 """
 
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from controlplane import history, leases
+from controlplane import history, leases, timeline
 from controlplane.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class Maintenance:
             self.holding = leases.hold(self._engine, LEASE, self._replica, ttl=self._ttl, now=now)
             if not self.holding:
                 return None
-            return history.downsample(self._engine, self._retention, now=now)
+            done = history.downsample(self._engine, self._retention, now=now)
+            timeline.prune(self._engine, now=now, keep_s=self._retention.keep_s)
+            return done
         except Exception as exc:  # the database is away: try again next time
             text = str(exc).strip().splitlines()
             logger.error("maintenance failed: %s: %s", type(exc).__name__, text[0] if text else "")

@@ -42,6 +42,7 @@ from controlplane.status import (
     after_removal,
     after_report,
 )
+from controlplane.timeline import record_changes, record_deployment, record_link
 from protocol import DeploymentEvent, DeviceStatus, StateReport
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,7 @@ def apply_state_report(
         device = Device(id=device_id, fleet=report.fleet)
     if not retained:
         device.online = True
+    before = (device.status, device.last_error, dict(device.selections or {}))
     device.status = report.status.value
     device.agent_version = report.agent_version
     first = report.active[0] if report.active else None
@@ -248,6 +250,14 @@ def apply_state_report(
     if report.profile and "hw" not in device.labels:
         device.labels = {**device.labels, "hw": report.profile}  # a new dict: JSON changed
     device.selections = selections(report)
+    record_changes(
+        session,
+        device_id=device_id,
+        at=now,
+        status=(before[0], device.status),
+        error=(before[1], device.last_error),
+        selections=(before[2], device.selections),
+    )
     device.models, device.memory = device_models(report), device_memory(report)
     device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
@@ -299,6 +309,8 @@ def set_availability(session: Session, *, device_id: str, online: bool) -> bool:
     device = session.get(Device, device_id)
     if device is None:
         return False
+    if device.online != online:
+        record_link(session, device_id=device_id, at=utcnow(), online=online)
     device.online = online
     device.last_seen_at = utcnow() if online else device.last_seen_at
     session.add(device)
@@ -323,6 +335,16 @@ def apply_event(
     )
     if target is None:
         return False
+    record_deployment(
+        session,
+        device_id=device_id,
+        at=min(event.at, utcnow()),
+        kind=event.kind.value,
+        model=event.model_name,
+        version=event.model_version,
+        deployment_id=event.deployment_id,
+        reason=event.reason,
+    )
     current = TargetView(
         generation=target.generation,
         bundle_digest="",

@@ -74,6 +74,20 @@ def ago(when: datetime | None, now: datetime) -> str | None:
     return f"{seconds}s ago"
 
 
+def iso(at: datetime) -> str:
+    """``2026-12-06T10:04:05Z``."""
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def when(at: datetime | None, now: datetime) -> Markup:
+    """How long ago, with the absolute UTC time on hover (an em dash for None)."""
+    if at is None:
+        return esc(None)
+    stamp = iso(at)
+    return Markup(f'<time datetime="{stamp}" title="{stamp}">{esc(ago(at, now))}</time>')
+
+
 def ms(value: float | None) -> str | None:
     return None if value is None else f"{value:.2f} ms"
 
@@ -85,6 +99,7 @@ def page(title: str, body: Markup, *, who: str | None = None, refresh_s: int | N
     if who is not None:
         nav = (
             '<nav><a class="home" href="/dashboard">EdgeFleet</a>'
+            '<a href="/dashboard/cohorts">Cohorts</a>'
             f'<span class="who">signed in as {esc(who)}</span>'
             '<form method="post" action="/dashboard/logout">'
             '<button type="submit">Sign out</button></form></nav>'

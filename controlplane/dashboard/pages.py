@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from controlplane.dashboard import trend_pages
 from controlplane.dashboard.html import (
     Markup,
     ago,
@@ -317,7 +318,6 @@ def _host(heartbeat: Mapping[str, Any]) -> list[tuple[str, object]]:
 
 
 def device_page(device: DevicePublic, *, now: datetime) -> Markup:
-    selections = [[name, s.backend, s.reason] for name, s in sorted(device.selections.items())]
     about = facts(
         [
             ("fleet", link(fleet_href(device.fleet), device.fleet)),
@@ -345,10 +345,7 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             section("Device", about),
             section("Models", _models_table(device)),
             section("Inference", _metrics_table(device)),
-            section(
-                "Backend selection",
-                table(["model", "backend", "why"], selections, empty="No selection reported."),
-            ),
+            section("Backend selection", trend_pages.selections(device)),
         ]
     )
 

@@ -10,7 +10,8 @@ its CSRF value) acts through :func:`controlplane.rollouts.actions.perform`.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
@@ -18,9 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from controlplane import cohorts, history, timeline
 from controlplane.auth.tokens import Role
-from controlplane.dashboard import pages, session
-from controlplane.dashboard.html import Markup, esc, link, page
+from controlplane.dashboard import pages, session, trend_pages
+from controlplane.dashboard.html import Markup, esc, join, link, page, section
 from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
 from controlplane.errors import ControlPlaneError, NotFound
@@ -39,6 +41,11 @@ root_router = APIRouter(include_in_schema=False)
 
 #: Seconds between the automatic refreshes of a page.
 REFRESH_S = 5
+#: Samples a device's charts draw from at most, and timeline entries shown.
+CHART_SAMPLES = 5000
+TIMELINE_ENTRIES = 100
+Window = Literal["15m", "1h", "6h", "24h", "7d", "30d"]
+DEFAULT_WINDOW: Window = "1h"
 #: The largest form accepted (a token is at most 256 characters, a reason 500).
 MAX_FORM_BYTES = 4096
 _HEADERS = {
@@ -160,15 +167,49 @@ def overview(
 
 
 @router.get("/devices/{device_id}")
-def device(device_id: str, request: Request, db: SessionDep) -> Response:
+def device(
+    device_id: str, request: Request, db: SessionDep, window: Window = DEFAULT_WINDOW
+) -> Response:
+    """The device, its charts over ``window`` and its timeline."""
     viewer = session.signed_in(request, db)
     if viewer is None:
         return _to("/dashboard/login")
     found = devices_public(db, device_id=device_id)
     if not found:
         return _not_found(f"unknown device {device_id!r}", viewer.label)
-    body = pages.device_page(found[0], now=utcnow())
+    now = utcnow()
+    since = now - timedelta(seconds=cohorts.WINDOWS[window])
+    samples = history.recent(db, device_id, since=since, limit=CHART_SAMPLES)
+    href = pages.device_href(device_id)
+    charts = join([trend_pages.window_links(href, window), trend_pages.device_charts(samples)])
+    entries = timeline.timeline(db, device_id, limit=TIMELINE_ENTRIES)
+    body = join(
+        [
+            pages.device_page(found[0], now=now),
+            section("Over time", charts),
+            section("Timeline", trend_pages.device_timeline(entries, now)),
+        ]
+    )
     return _html(page(f"Device {device_id}", body, who=viewer.label, refresh_s=REFRESH_S))
+
+
+@router.get("/cohorts")
+def cohort_view(
+    request: Request,
+    db: SessionDep,
+    window: Window = DEFAULT_WINDOW,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    fleet: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """Latency and errors by model version x backend x hardware profile over ``window``."""
+    viewer = session.signed_in(request, db)
+    if viewer is None:
+        return _to("/dashboard/login")
+    found = cohorts.cohorts(
+        db, now=utcnow(), window_s=cohorts.WINDOWS[window], model=model, fleet=fleet
+    )
+    body = trend_pages.cohorts_page(found, window=window, model=model, fleet=fleet)
+    return _html(page("Cohorts", body, who=viewer.label, refresh_s=REFRESH_S))
 
 
 @router.get("/rollouts/{rollout_id}")
@@ -182,7 +223,12 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
         return _not_found(str(exc), viewer.label)
     title = f"Rollout {rollout_id}: {found.model} {found.version}"
     may_act = viewer.role.allows(Role.OPERATOR)
-    body = pages.rollout_page(found, now=utcnow(), may_act=may_act)
+    body = join(
+        [
+            pages.rollout_page(found, now=utcnow(), may_act=may_act),
+            section("Before and after, per batch", trend_pages.rollout_batches(found)),
+        ]
+    )
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
 
 

@@ -46,4 +46,18 @@ form.action { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center;
 form.action input[name=reason] { min-width: 18rem; }
 a.button { display: inline-block; padding: .3rem .7rem; margin: 0 .4rem .4rem 0;
   border: 1px solid var(--line); border-radius: .3rem; text-decoration: none; }
+figure.chart { margin: .4rem 0 1rem; max-width: 760px; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg.chart text { fill: var(--muted); font-size: 11px; }
+svg.chart text.ct { fill: var(--fg); font-weight: 600; font-size: 12px; }
+svg.chart line.grid { stroke: var(--line); stroke-width: 1; }
+svg.chart polyline { fill: none; stroke-width: 1.6; }
+svg.chart polyline.c0 { stroke: var(--info); } svg.chart polyline.c1 { stroke: var(--warn); }
+svg.chart polyline.c2 { stroke: var(--bad); } svg.chart polyline.c3 { stroke: var(--ok); }
+svg.chart .c0 { fill: var(--info); } svg.chart .c1 { fill: var(--warn); }
+svg.chart .c2 { fill: var(--bad); } svg.chart .c3 { fill: var(--ok); }
+.charts h3 { font-size: .95rem; margin: 1rem 0 .2rem; }
+.candidates table { width: auto; margin: .3rem 0; font-size: .9em; }
+.windows .chosen { font-weight: 600; }
+time { text-decoration: underline dotted var(--line); }
 """

@@ -20,6 +20,7 @@ from controlplane.routes import (
     rollouts,
     system,
     tokens,
+    trends,
     trust,
 )
 
@@ -31,6 +32,7 @@ api_router.include_router(deployments.router)
 api_router.include_router(rollouts.router)
 api_router.include_router(devices.router)
 api_router.include_router(history.router)
+api_router.include_router(trends.router)
 api_router.include_router(trust.router)
 api_router.include_router(system.status_router)
 api_router.include_router(tokens.router)

@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -199,8 +200,8 @@ REBUILD_FLEET = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 
 
 def upgrade() -> None:
@@ -214,8 +215,8 @@ FAILING = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 
 
 def upgrade() -> None:
@@ -224,26 +225,41 @@ def upgrade() -> None:
 """
 
 
+@dataclass(frozen=True)
+class NextRevision:
+    """The revision after this release's newest (``head``), as the next change adds it."""
+
+    path: Path
+    head: str
+    number: str
+
+    def write(self, template: str) -> None:
+        self.path.write_text(template.replace("{next}", self.number).replace("{head}", self.head))
+
+
 @pytest.fixture
-def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the migrations whose ``versions/0002_next.py`` the test writes."""
+def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NextRevision]:
+    """A copy of the migrations whose next revision (``versions/NNNN_next.py``) the test
+    writes."""
+    newest = head()
+    number = f"{int(newest) + 1:04d}"
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(migrate, "SCRIPTS", scripts)
     migrate._scripts.cache_clear()
-    yield scripts / "versions" / "0002_next.py"
+    yield NextRevision(scripts / "versions" / f"{number}_next.py", newest, number)
     migrate._scripts.cache_clear()
 
 
 def test_a_revision_that_rebuilds_a_referenced_table_keeps_every_row(
-    database_url: str, next_revision: Path
+    database_url: str, next_revision: NextRevision
 ) -> None:
     _load_dump(database_url)
-    next_revision.write_text(REBUILD_FLEET)
+    next_revision.write(REBUILD_FLEET)
     engine = make_engine(database_url)
     try:
         before = _counts(engine)
-        assert init_db(engine).after == "0002"
+        assert init_db(engine).after == next_revision.number
         assert _counts(engine) == before
         tables = inspect(engine).get_table_names()
         assert not [t for t in tables if t.startswith("_alembic_tmp")], tables
@@ -255,15 +271,17 @@ def test_a_revision_that_rebuilds_a_referenced_table_keeps_every_row(
         engine.dispose()
 
 
-def test_a_revision_that_fails_changes_nothing(database_url: str, next_revision: Path) -> None:
+def test_a_revision_that_fails_changes_nothing(
+    database_url: str, next_revision: NextRevision
+) -> None:
     engine = make_engine(database_url)
     try:
         init_db(engine)
-        next_revision.write_text(FAILING)
+        next_revision.write(FAILING)
         migrate._scripts.cache_clear()
         with pytest.raises(RuntimeError, match="half-way"):
             init_db(engine)
         assert "scratch" not in inspect(engine).get_table_names()  # rolled back, DDL too
-        assert schema_revision(engine) == "0001"
+        assert schema_revision(engine) == next_revision.head
     finally:
         engine.dispose()

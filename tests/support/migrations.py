@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from controlplane.migrate import SCRIPTS
 
@@ -18,5 +18,10 @@ def revision(name: str) -> ModuleType:
 
 
 def forget_migrations(connection: Connection) -> None:
-    """What a database made before migrations existed lacks: ``alembic_version``."""
+    """What a database made before migrations existed lacks: ``alembic_version``, and the
+    tables later revisions added (those not in the baseline's schema)."""
     connection.execute(text("DROP TABLE alembic_version"))
+    known = set(revision("0001").baseline().tables)
+    for table in inspect(connection).get_table_names():
+        if table not in known:
+            connection.execute(text(f'DROP TABLE "{table}"'))

@@ -17,6 +17,7 @@ from edgectl import (
     push_cmds,
     rollout_cmds,
     token_cmds,
+    trend_cmds,
     trust_cmds,
 )
 from edgectl.client import DEFAULT_URL
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     rollout_cmds.add_commands(sub)
     pin_cmds.add_commands(sub)
     token_cmds.add_commands(sub)
+    trend_cmds.add_commands(sub)
 
     demo = sub.add_parser("demo", help="run the whole product locally with simulated devices")
     demo.add_argument("--keep", action="store_true", help="keep everything running")

@@ -195,6 +195,16 @@ class ControlPlaneClient:
     def fleet(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))
 
+    def timeline(self, device_id: str, *, kind: str | None, limit: int) -> list[Any]:
+        params: dict[str, Any] = {"limit": limit} | ({"kind": kind} if kind else {})
+        path = f"/api/v1/devices/{quote(device_id, safe='')}/timeline"
+        return list(self._json("GET", path, params=params))
+
+    def cohorts(self, *, window: str, model: str | None, fleet: str | None) -> list[Any]:
+        params = {"window": window, "model": model, "fleet": fleet}
+        given = {k: v for k, v in params.items() if v}
+        return list(self._json("GET", "/api/v1/cohorts", params=given))
+
     def model(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/models/{quote(name, safe='')}"))
 

@@ -8,6 +8,7 @@ last hour."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from controlplane.models import utcnow
+from edgectl.cli import main as edgectl_main
 from protocol import (
     ActiveModel,
     CandidateFigures,
@@ -28,7 +30,7 @@ from protocol import (
     StateReport,
     TopicKind,
 )
-from tests.support.controlplane import DET_V1_DIGEST
+from tests.support.controlplane import ADMIN_TOKEN, DET_V1_DIGEST
 from tests.support.rollout_plane import Plane
 
 pytestmark = pytest.mark.integration
@@ -219,3 +221,27 @@ def test_the_dashboard_draws_history_timeline_cohorts_and_batches(fleet: Plane) 
         assert 'data-group="canary"' in rollout
         timeline = browser.get("/dashboard/devices/d00").text
         assert f'href="/dashboard/rollouts/{started["id"]}"' in timeline
+
+
+def test_edgectl_shows_the_timeline_and_the_cohorts(
+    fleet: Plane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--url", str(fleet.http.base_url), "--token", ADMIN_TOKEN]
+    assert edgectl_main([*base, "timeline", "d00", "--kind", "selection"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["WHEN", "KIND", "MODEL", "WHAT", "ROLLOUT"]
+    assert f"chose {ORT}" in lines[1]
+    assert lines[2].strip() == f"* {ORT}: p50 1.25 ms, p99 2.00 ms, 40 runs"
+    assert lines[4].strip() == "openvino:CPU:bf16: max abs error 2.1 % > 1 %"
+    assert edgectl_main([*base, "timeline", "d00", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert {e["kind"] for e in entries} >= {"deployment", "error", "selection", "status"}
+
+    assert edgectl_main([*base, "cohorts", "--window", "1h"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3 and "x86-avx2" in rows[1] and "arm64-neon" in rows[2]
+    assert rows[1].split()[5:8] == ["400", "4", "1"]  # requests, errors, error rate 1 %
+    assert edgectl_main([*base, "cohorts", "--json", "--model", "det"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert edgectl_main([*base, "timeline", "nosuch"]) != 0
+    assert "unknown device 'nosuch'" in capsys.readouterr().err

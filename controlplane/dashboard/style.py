@@ -54,8 +54,10 @@ svg.chart line.grid { stroke: var(--line); stroke-width: 1; }
 svg.chart polyline { fill: none; stroke-width: 1.6; }
 svg.chart polyline.c0 { stroke: var(--info); } svg.chart polyline.c1 { stroke: var(--warn); }
 svg.chart polyline.c2 { stroke: var(--bad); } svg.chart polyline.c3 { stroke: var(--ok); }
-svg.chart .c0 { fill: var(--info); } svg.chart .c1 { fill: var(--warn); }
-svg.chart .c2 { fill: var(--bad); } svg.chart .c3 { fill: var(--ok); }
+svg.chart rect.c0, svg.chart circle.c0 { fill: var(--info); }
+svg.chart rect.c1, svg.chart circle.c1 { fill: var(--warn); }
+svg.chart rect.c2, svg.chart circle.c2 { fill: var(--bad); }
+svg.chart rect.c3, svg.chart circle.c3 { fill: var(--ok); }
 .charts h3 { font-size: .95rem; margin: 1rem 0 .2rem; }
 .candidates table { width: auto; margin: .3rem 0; font-size: .9em; }
 .windows .chosen { font-weight: 600; }

@@ -45,7 +45,16 @@ def device_charts(samples: Sequence[HeartbeatSample]) -> Markup:
     parts = []
     ordered = sorted(samples, key=lambda s: (s.model, s.version, s.at))
     for (model, version), group in groupby(ordered, key=lambda s: (s.model, s.version)):
-        points = thin(rates(list(group)), MAX_POINTS)
+        kept = list(group)
+        if len(kept) < 2:
+            parts.append(
+                Markup(
+                    f'<h3>{esc(f"{model} {version}")}</h3><p class="empty">One heartbeat '
+                    "in this window: a chart needs two (the traffic between them).</p>"
+                )
+            )
+            continue
+        points = thin(rates(kept), MAX_POINTS)
         latency = [
             Line("p50", [(p.at, p.p50_ms) for p in points]),
             Line("p95", [(p.at, p.p95_ms) for p in points]),

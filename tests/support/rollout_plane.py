@@ -66,6 +66,8 @@ class Plane:
     engine: Engine
     #: what each device runs: (version, generation processed)
     running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    #: each device's fleet, as it last reported it (``f`` unless told otherwise)
+    fleets: dict[str, str] = field(default_factory=dict)
 
     # -- the API -------------------------------------------------------------------
 
@@ -99,7 +101,9 @@ class Plane:
     def send(self, device_id: str, kind: TopicKind, message: Any) -> None:
         self.ingester.handle(device_topic(device_id, kind), encode(message))
 
-    def report(self, device_id: str, *, fleet: str = "f", error: str | None = None) -> None:
+    def report(self, device_id: str, *, fleet: str | None = None, error: str | None = None) -> None:
+        """The device's full state; in ``fleet``, else the fleet it reported last."""
+        fleet = self.fleets[device_id] = fleet or self.fleets.get(device_id, "f")
         version, generation = self.running.get(device_id, (None, 0))
         active = []
         if version is not None:
@@ -195,9 +199,10 @@ class Plane:
         )
         self.send(device_id, TopicKind.HEARTBEAT, heartbeat)
 
-    def fleet_on_v1(self, count: int, *, fleet: str = "f") -> list[str]:
-        """``count`` devices registered, running det 1.0.0 (all at once) with good figures."""
-        ids = [f"d{i:02d}" for i in range(count)]
+    def fleet_on_v1(self, count: int, *, fleet: str = "f", prefix: str = "d") -> list[str]:
+        """``count`` devices registered (``d00``, ``d01``… with the default ``prefix``),
+        running det 1.0.0 (all at once) with good figures."""
+        ids = [f"{prefix}{i:02d}" for i in range(count)]
         for device_id in ids:
             self.report(device_id, fleet=fleet)
         self.post("/deployments", {"model": "det", "version": "1.0.0", "fleet": fleet}, 201)

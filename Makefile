@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-unit install lint bench bench-quick clean migration images compose-test system-test
+.PHONY: demo test test-unit install lint bench bench-quick clean migration images compose-test system-test browser-test
 
 $(BIN)/python:
 	bash scripts/bootstrap.sh $(PYTHON)
@@ -20,18 +20,20 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/edgectl demo
 
-## Install, start Mosquitto/PostgreSQL and a Docker engine if needed, lint, type-check,
-## check the import rules, build the images, run every test (the system tests in
-## containers included: tests/system), then every benchmark in quick mode.
+## Install, start Mosquitto/PostgreSQL and a Docker engine if needed, install Debian's
+## chromium if missing, lint, type-check, check the import rules, build the images, run
+## every test (the system tests in containers and the browser tests in Chromium included:
+## tests/system, tests/browser), then every benchmark in quick mode.
 test: install
 	bash scripts/services.sh
 	bash scripts/docker-engine.sh
+	bash scripts/chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	bash docker/images.sh
-	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest
+	EDGEFLEET_REQUIRE_DOCKER=1 EDGEFLEET_REQUIRE_BROWSER=1 $(BIN)/pytest
 	$(BIN)/python -m bench --quick
 
 ## The unit tests alone (tests/unit): the quick check while working.
@@ -59,6 +61,12 @@ compose-test: images
 ## container (tests/system/test_systemd_pid1.py) and the Compose stack.
 system-test: images
 	EDGEFLEET_REQUIRE_DOCKER=1 $(BIN)/pytest tests/system
+
+## The dashboard in Debian's chromium (tests/browser, about 20 s); screenshots are kept
+## in build/test-artifacts/screenshots/.
+browser-test: install
+	bash scripts/chromium.sh
+	EDGEFLEET_REQUIRE_BROWSER=1 $(BIN)/pytest tests/browser
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

@@ -13,7 +13,7 @@ from playwright.sync_api import Page
 
 from tests.support.browser import new_token, sign_in
 from tests.support.charts import assert_chart_renders
-from tests.support.png import Pixels, _decode_by_hand, decode_png
+from tests.support.png import Pixels, decode_png, decode_png_by_hand
 from tests.support.rollout_plane import Plane
 
 
@@ -65,11 +65,11 @@ def test_the_decoder_undoes_every_row_filter(colour: int, bpp: int) -> None:
         for y in range(10)
     ]
     filters = [0, 1, 2, 3, 4, 4, 3, 2, 1, 0]
-    image = _decode_by_hand(_encode(rows, width, colour, bpp, filters))
+    image = decode_png_by_hand(_encode(rows, width, colour, bpp, filters))
     assert (image.width, image.height, image.channels) == (width, 10, bpp)
     assert image.data == b"".join(rows)
     with pytest.raises(ValueError, match="not a PNG"):
-        _decode_by_hand(b"GIF89a")
+        decode_png_by_hand(b"GIF89a")
 
 
 #: a small chart as the chart pages draw them: a line, and one circle per data point
@@ -91,10 +91,10 @@ _CHART = """
 @pytest.mark.browser
 def test_the_decoder_reads_chromium_screenshots(page: Page) -> None:
     page.set_content(_CHART)
-    solid = _decode_by_hand(page.locator("#solid").screenshot())
+    solid = decode_png_by_hand(page.locator("#solid").screenshot())
     assert (solid.width, solid.height) == (40, 10)
     assert {colour[:3] for colour in solid.colours()} == {bytes((200, 30, 90))}
-    for decode in (_decode_by_hand, decode_png):  # decode_png: Pillow's, if installed
+    for decode in (decode_png_by_hand, decode_png):  # decode_png: Pillow's, if installed
         chart = decode(page.locator("#chart").screenshot())
         assert (chart.width, chart.height) == (320, 120)
 

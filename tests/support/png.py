@@ -33,10 +33,11 @@ class Pixels:
 
 
 def decode_png(blob: bytes) -> Pixels:
+    """The PNG's pixels: RGBA through Pillow if installed, else as stored, by hand."""
     try:
         from PIL import Image
     except ImportError:
-        return _decode_by_hand(blob)
+        return decode_png_by_hand(blob)
     with Image.open(io.BytesIO(blob)) as image:
         rgba = image.convert("RGBA")
         return Pixels(rgba.width, rgba.height, 4, rgba.tobytes())
@@ -56,7 +57,8 @@ def _chunks(blob: bytes) -> list[tuple[bytes, bytes]]:
     return found
 
 
-def _decode_by_hand(blob: bytes) -> Pixels:
+def decode_png_by_hand(blob: bytes) -> Pixels:
+    """The PNG's pixels, read with ``zlib`` alone (``ValueError`` for what it cannot read)."""
     chunks = _chunks(blob)
     if not chunks or chunks[0][0] != b"IHDR":
         raise ValueError("PNG without a header")

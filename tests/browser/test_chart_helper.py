@@ -118,7 +118,8 @@ def test_assert_chart_renders_tells_a_chart_from_a_blank_box(page: Page) -> None
 
 @pytest.mark.browser
 def test_assert_chart_renders_on_a_dashboard_element(page: Page, plane: Plane) -> None:
-    """Until the charts land: the rollout page's batch table, its rows as the points."""
+    """``points`` picks what counts as a data point: here the rows of the rollout page's
+    batch table (the charts themselves: ``test_dashboard_charts.py``)."""
     plane.fleet_on_v1(2, fleet="charting", prefix="ch")
     rid = plane.start({"canary": 1, "batches": 1}, fleet="charting")["id"]
     base = str(plane.http.base_url).rstrip("/")

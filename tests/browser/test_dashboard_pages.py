@@ -1,5 +1,6 @@
 """The dashboard in Chromium: sign in through the form, every page (overview, fleet view,
-device, rollout, the action forms), what a viewer is not offered, narrow screens."""
+device, rollout, the action forms, cohorts), what a viewer is not offered, narrow
+screens. The charts: ``test_dashboard_charts.py``."""
 
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ def test_an_operator_signs_in_and_visits_every_page(page: Page, plane: Plane) ->
     assert missing is not None and missing.status == 404
     expect(page.locator("p.error")).to_have_text("unknown device 'no-such-device'")
 
+    page.get_by_role("link", name="Cohorts", exact=True).click()  # the fleet cohort view
+    expect(page).to_have_url(re.compile(r"/dashboard/cohorts$"))
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/dashboard/login$"))
     page.goto(f"{base}/dashboard")
@@ -116,6 +121,7 @@ def test_pages_fit_a_narrow_screen(chromium_narrow: Page, plane: Plane) -> None:
         ("overview", "/dashboard"),
         ("device", f"/dashboard/devices/{ids[0]}"),
         ("rollout", f"/dashboard/rollouts/{rid}"),
+        ("cohorts", "/dashboard/cohorts"),
     ):
         page.goto(f"{base}{path}")
         screenshot(page, f"narrow-{name}")

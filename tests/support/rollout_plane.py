@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +172,14 @@ class Plane:
         )
         self.send(device_id, TopicKind.EVENTS, event)
 
-    def heartbeat(self, device_id: str, *figures: tuple[str, int, int, float]) -> None:
-        """Figures per version served: (version, requests, errors, p95 ms)."""
+    def heartbeat(
+        self, device_id: str, *figures: tuple[str, int, int, float], at: datetime | None = None
+    ) -> None:
+        """Figures per version served: (version, requests, errors, p95 ms); sent ``at``
+        (by default now)."""
         heartbeat = Heartbeat(
             device_id=device_id,
+            at=at or utcnow(),
             cpu_percent=5.0,
             rss_bytes=1,
             mem_total_bytes=2,

@@ -91,7 +91,9 @@ def test_a_database_from_before_migrations_upgrades_with_nothing_lost(database_u
         assert (migrated.before, migrated.after) == (None, head())
         assert _counts(engine) == before
         assert schema_revision(engine) == head()
-        assert "ix_device_fleet" in {i["name"] for i in inspect(engine).get_indexes("device")}
+        indexes = {i["name"] for i in inspect(engine).get_indexes("device")}
+        # 0001 made the dropped one again, 0002 put (fleet, id) in its place
+        assert "ix_device_fleet" not in indexes and "ix_device_fleet_id" in indexes, indexes
         with Session(engine) as session:
             devices = session.exec(select(Device).order_by(Device.id)).all()
             assert [d.id for d in devices] == ["d00", "d01", "d02", "d03", "s00"]
@@ -199,8 +201,8 @@ REBUILD_FLEET = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "NEXT"
+down_revision = "HEAD"
 
 
 def upgrade() -> None:
@@ -214,8 +216,8 @@ FAILING = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "NEXT"
+down_revision = "HEAD"
 
 
 def upgrade() -> None:
@@ -226,24 +228,37 @@ def upgrade() -> None:
 
 @pytest.fixture
 def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the migrations whose ``versions/0002_next.py`` the test writes."""
+    """A copy of the migrations whose next revision (``versions/NNNN_next.py``, after
+    this release's newest) the test writes, from a text naming it ``NEXT`` after ``HEAD``
+    (:func:`_revision`)."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(migrate, "SCRIPTS", scripts)
     migrate._scripts.cache_clear()
-    yield scripts / "versions" / "0002_next.py"
+    yield scripts / "versions" / f"{_next()}_next.py"
     migrate._scripts.cache_clear()
+
+
+def _next() -> str:
+    return f"{int(head()) + 1:04d}"
+
+
+def _revision(text: str) -> str:
+    """``text`` as the revision after this release's newest."""
+    return text.replace('"NEXT"', f'"{_next()}"').replace('"HEAD"', f'"{head()}"')
 
 
 def test_a_revision_that_rebuilds_a_referenced_table_keeps_every_row(
     database_url: str, next_revision: Path
 ) -> None:
     _load_dump(database_url)
-    next_revision.write_text(REBUILD_FLEET)
+    newest = _next()
+    next_revision.write_text(_revision(REBUILD_FLEET))
+    migrate._scripts.cache_clear()
     engine = make_engine(database_url)
     try:
         before = _counts(engine)
-        assert init_db(engine).after == "0002"
+        assert init_db(engine).after == newest
         assert _counts(engine) == before
         tables = inspect(engine).get_table_names()
         assert not [t for t in tables if t.startswith("_alembic_tmp")], tables
@@ -259,11 +274,12 @@ def test_a_revision_that_fails_changes_nothing(database_url: str, next_revision:
     engine = make_engine(database_url)
     try:
         init_db(engine)
-        next_revision.write_text(FAILING)
+        released = head()
+        next_revision.write_text(_revision(FAILING))
         migrate._scripts.cache_clear()
         with pytest.raises(RuntimeError, match="half-way"):
             init_db(engine)
         assert "scratch" not in inspect(engine).get_table_names()  # rolled back, DDL too
-        assert schema_revision(engine) == "0001"
+        assert schema_revision(engine) == released
     finally:
         engine.dispose()

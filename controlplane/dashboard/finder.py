@@ -3,8 +3,9 @@ read into a :class:`controlplane.paging.DeviceFilter`, and the links between pag
 
 The query parameters: ``q`` (a part of the device id), ``fleet``, ``status``, ``version``
 (the version it serves), ``online`` (``yes``/``no``), ``profile`` (hardware profile),
-``label`` (``k=v,k2=v2``) and ``after`` (the last device id of the page before). An empty
-field is no filter, so the form can send every field.
+``label`` (``k=v,k2=v2``), ``limit`` (devices a page, at most :data:`MAX_PER_PAGE`) and
+``after`` (the last device id of the page before). An empty field is no filter, so the
+form can send every field.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ STATUSES = ("unknown", *(s.value for s in DeviceStatus))
 _ONLINE = {"yes": True, "no": False}
 #: the longest value a filter field takes
 MAX_FIELD = 128
+#: devices a page, unless ``limit`` says otherwise, and the most it may say
+PER_PAGE = 200
+MAX_PER_PAGE = 1000
 
 
 class BadFilter(ValueError):
@@ -43,12 +47,14 @@ class Finder:
 
     fields: dict[str, str]
     wanted: DeviceFilter
+    #: devices a page
+    limit: int = PER_PAGE
 
 
 def read(params: Mapping[str, str]) -> Finder:
     """The filters in ``params`` (a request's query); :class:`BadFilter` if one is bad."""
     fields = {}
-    for name in ("q", "fleet", "status", "version", "online", "profile", "label"):
+    for name in ("q", "fleet", "status", "version", "online", "profile", "label", "limit"):
         value = (params.get(name) or "").strip()
         if len(value) > MAX_FIELD:
             raise BadFilter(f"{name} is longer than {MAX_FIELD} characters")
@@ -56,6 +62,9 @@ def read(params: Mapping[str, str]) -> Finder:
             fields[name] = value
     if fields.get("online", "yes") not in _ONLINE:
         raise BadFilter(f"online must be yes or no, not {fields['online']!r}")
+    limit = fields.get("limit", str(PER_PAGE))
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PER_PAGE:
+        raise BadFilter(f"limit must be a whole number from 1 to {MAX_PER_PAGE}, not {limit!r}")
     try:
         selector = parse_selector(fields.get("label"))
     except ValueError as exc:
@@ -72,7 +81,7 @@ def read(params: Mapping[str, str]) -> Finder:
         selector=selector,
         search=fields.get("q"),
     )
-    return Finder(fields, wanted)
+    return Finder(fields, wanted, int(limit))
 
 
 def href(fields: Mapping[str, str], after: str | None = None) -> str:
@@ -107,6 +116,8 @@ def form(fields: Mapping[str, str]) -> Markup:
         [("", "online or not"), ("yes", "online"), ("no", "offline")],
         fields.get("online"),
     )
+    if "limit" in fields:  # the page size chosen stays
+        inputs.append(Markup(f'<input type="hidden" name="limit" value="{esc(fields["limit"])}">'))
     clear = link("/dashboard", "clear") if fields else Markup("")
     return Markup(
         '<form class="filters" method="get" action="/dashboard">'

@@ -40,8 +40,6 @@ from controlplane.schemas import (
 
 #: How many rollouts the overview lists (newest first).
 RECENT_ROLLOUTS = 20
-#: The overview shows this many devices, with a link to the next ones.
-DEVICES_PER_PAGE = 200
 
 
 def device_href(device_id: str) -> str:

@@ -161,7 +161,7 @@ def overview(
     if fleet is not None and not fleet_exists(db, fleet):
         return _not_found(f"unknown fleet {fleet!r}", viewer.label)
     # a page of devices and the per-fleet counts: never every device row
-    devices = devices_page(db, found.wanted, after=after, limit=pages.DEVICES_PER_PAGE)
+    devices = devices_page(db, found.wanted, after=after, limit=found.limit)
     summary = fleet_summary(db) if fleet is None else []
     recent = list_rollouts(db, fleet=fleet, newest=pages.RECENT_ROLLOUTS)
     busy = [r for state in states.ACTIVE_STATES for r in list_rollouts(db, state=state)]

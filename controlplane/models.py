@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # the rollout states live with their table of allowed moves; re-exported for the columns' users
@@ -71,9 +71,16 @@ class Fleet(SQLModel, table=True):
     model_pins: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
 
 
+#: The columns a page of devices is filtered on (``controlplane.paging``): each has an
+#: index ``ix_device_<column>_id`` on (column, id), so a filtered page reads in id order.
+DEVICE_FILTER_COLUMNS = ("fleet", "status", "active_version", "online", "profile")
+
+
 class Device(SQLModel, table=True):
+    __table_args__ = tuple(Index(f"ix_device_{c}_id", c, "id") for c in DEVICE_FILTER_COLUMNS)
+
     id: str = Field(primary_key=True, max_length=128)
-    fleet: str = Field(foreign_key="fleet.name", index=True, max_length=128)
+    fleet: str = Field(foreign_key="fleet.name", max_length=128)
     online: bool = False
     status: str = "unknown"
     agent_version: str | None = None

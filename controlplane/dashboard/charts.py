@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controlplane.dashboard.html import Markup, esc, iso
+from controlplane.dashboard.html import Markup, esc, utc
 
 WIDTH = 640
 HEIGHT = 200
@@ -112,10 +112,10 @@ def line_chart(title: str, lines: Sequence[Line], *, unit: str) -> Markup:
                 continue
             x, y = xy(at, value)
             run.append(f"{x},{y}")
-            tip = esc(f"{line.name}: {number(value)} {unit} at {iso(at)}")
+            tip = esc(f"{line.name}: {number(value)} {unit} at {utc(at)}")
             parts.append(
                 f'<circle class="pt {css}" cx="{x}" cy="{y}" r="2.2" '
-                f'data-series="{esc(line.name)}" data-at="{iso(at)}" data-value="{value:g}">'
+                f'data-series="{esc(line.name)}" data-at="{utc(at)}" data-value="{value:g}">'
                 f"<title>{tip}</title></circle>"
             )
         for points in runs:

@@ -44,11 +44,15 @@ def badge(state: str | None, kind: str | None = None) -> Markup:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, empty: str) -> Markup:
+    """A table in a box that scrolls sideways on its own (the page never does)."""
     body = ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
     if not body:
         return Markup(f'<p class="empty">{esc(empty)}</p>')
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return Markup(
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def facts(pairs: Iterable[tuple[str, object]]) -> Markup:
@@ -61,31 +65,44 @@ def section(title: str, body: Markup) -> Markup:
     return Markup(f"<section><h2>{esc(title)}</h2>{body}</section>")
 
 
-def ago(when: datetime | None, now: datetime) -> str | None:
-    """``12s ago``, ``4m ago``, ``3h ago``, ``2d ago`` (None stays None)."""
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def utc(when: datetime) -> str:
+    """``2026-12-06T12:56:42Z``: an absolute time, in UTC, to the second."""
+    return _utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def span(seconds: float) -> str:
+    """``2m 10s``, ``1h 5m``, ``3d 2h``, ``42s``: a duration, at most two units."""
+    left = max(0, int(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def when_text(when: datetime, text: str) -> Markup:
+    """``text`` about the time ``when``, which shows on hover (and to machines)."""
+    stamp = esc(utc(when))
+    return Markup(f'<time datetime="{stamp}" title="{stamp}">{esc(text)}</time>')
+
+
+def ago(when: datetime | None, now: datetime) -> Markup | None:
+    """``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``, its UTC time on hover (None stays
+    None)."""
     if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = max(0, int((now - when).total_seconds()))
+    seconds = max(0, int((now - _utc(when)).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
-
-
-def iso(at: datetime) -> str:
-    """``2026-12-06T10:04:05Z``."""
-    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def when(at: datetime | None, now: datetime) -> Markup:
-    """How long ago, with the absolute UTC time on hover (an em dash for None)."""
-    if at is None:
-        return esc(None)
-    stamp = iso(at)
-    return Markup(f'<time datetime="{stamp}" title="{stamp}">{esc(ago(at, now))}</time>')
+            return when_text(when, f"{seconds // size}{unit} ago")
+    return when_text(when, f"{seconds}s ago")
 
 
 def ms(value: float | None) -> str | None:

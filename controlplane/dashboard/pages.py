@@ -6,9 +6,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
-from controlplane.dashboard import trend_pages
+from controlplane.dashboard import finder, trend_pages
 from controlplane.dashboard.html import (
     Markup,
     ago,
@@ -21,6 +20,12 @@ from controlplane.dashboard.html import (
     path_part,
     section,
     table,
+)
+from controlplane.dashboard.rollout_view import (
+    batch_label,
+    next_batch,
+    state_badge,
+    strategy_facts,
 )
 from controlplane.paging import DevicePage, FleetCounts
 from controlplane.rollouts.actions import Action
@@ -35,8 +40,6 @@ from controlplane.schemas import (
 
 #: How many rollouts the overview lists (newest first).
 RECENT_ROLLOUTS = 20
-#: The overview shows this many devices, with a link to the next ones.
-DEVICES_PER_PAGE = 200
 
 
 def device_href(device_id: str) -> str:
@@ -48,7 +51,7 @@ def rollout_href(rollout_id: int) -> str:
 
 
 def fleet_href(fleet: str) -> str:
-    return f"/dashboard?fleet={path_part(fleet)}"
+    return finder.href({"fleet": fleet})
 
 
 def _labels(labels: Mapping[str, str]) -> str | None:
@@ -133,7 +136,7 @@ def _rollouts_table(rollouts: Sequence[RolloutSummary], now: datetime) -> Markup
             link(rollout_href(r.id), r.id),
             f"{r.model} {r.version}",
             r.fleet,
-            badge(r.state),
+            state_badge(r),
             _batch(r),
             _progress(r),
             r.counts.failed,
@@ -175,7 +178,7 @@ def _pin_text(pin: PinPublic | None, *, long: bool = False) -> str | None:
     return text
 
 
-def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
+def _devices_table(devices: Sequence[DevicePublic], now: datetime, *, empty: str) -> Markup:
     rows = []
     for d in sorted(devices, key=lambda d: d.id):
         figures = _served_figures(d) or {}
@@ -212,14 +215,23 @@ def _devices_table(devices: Sequence[DevicePublic], now: datetime) -> Markup:
         "labels",
         "last error",
     ]
-    return table(headers, rows, empty="No device has registered yet.")
+    return table(headers, rows, empty=empty)
 
 
-def _next_page(fleet: str | None, next_after: str | None) -> Markup:
-    if next_after is None:
-        return Markup("")
-    query = urlencode({k: v for k, v in (("fleet", fleet), ("after", next_after)) if v})
-    return Markup(f'<p class="pager">{link(f"/dashboard?{query}", "next devices →")}</p>')
+def _devices_section(
+    devices: DevicePage, found: finder.Finder, now: datetime, after: str | None
+) -> Markup:
+    """The filter form, a page of devices and the links to the first and next pages."""
+    title = f"Devices after {after}" if after else "Devices"
+    empty = "No device matches." if found.fields else "No device has registered yet."
+    body = join(
+        [
+            finder.form(found.fields),
+            _devices_table(devices.devices, now, empty=empty),
+            finder.pager(found.fields, after=after, next_after=devices.next_after),
+        ]
+    )
+    return section(title, body)
 
 
 def overview(
@@ -228,13 +240,16 @@ def overview(
     rollouts: Sequence[RolloutSummary],
     busy: Sequence[RolloutSummary],
     *,
-    fleet: str | None,
+    found: finder.Finder,
     now: datetime,
     after: str | None = None,
+    attention: Markup | None = None,
 ) -> Markup:
-    """Fleets (their counts, ``summary``, with the rollouts in progress, ``busy``), recent
-    rollouts and a page of devices (of one fleet, with ``fleet``; after ``after``)."""
-    parts = []
+    """What needs ``attention`` first, fleets (their counts, ``summary``, with the
+    rollouts in progress, ``busy``), recent rollouts and a page of devices (those
+    ``found`` asks for, after ``after``)."""
+    fleet = found.wanted.fleet
+    parts = [attention or Markup("")]
     if fleet is not None:
         parts.append(
             Markup(f'<p class="filter">fleet {esc(fleet)} · {link("/dashboard", "all fleets")}</p>')
@@ -242,9 +257,7 @@ def overview(
     else:
         parts.append(section("Fleets", _fleets_table(summary, busy)))
     parts.append(section("Rollouts", _rollouts_table(rollouts, now)))
-    title = f"Devices after {after}" if after else "Devices"
-    table_ = join([_devices_table(devices.devices, now), _next_page(fleet, devices.next_after)])
-    parts.append(section(title, table_))
+    parts.append(_devices_section(devices, found, now, after))
     return join(parts)
 
 
@@ -330,7 +343,12 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             ("generation", f"{device.reported_generation} reported / {device.generation} sent"),
             ("last error", device.last_error),
             ("agent", device.agent_version),
-            ("profile", device.profile),
+            (
+                "profile",
+                link(finder.href({"profile": device.profile}), device.profile)
+                if device.profile
+                else None,
+            ),
             ("runtimes", ", ".join(device.runtimes) or None),
             ("labels", _labels(device.labels)),
             ("pinned backend", _pin(device, long=True)),
@@ -476,12 +494,13 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             ("model", f"{rollout.model} {rollout.version}"),
             ("fleet", link(fleet_href(rollout.fleet), rollout.fleet)),
             ("selector", selector),
-            ("state", badge(rollout.state)),
+            ("state", state_badge(rollout)),
             ("reason", rollout.reason),
             *[("strategy adjusted", n.removeprefix("strategy adjusted: ")) for n in rollout.notes],
             ("device deadline", _deadline(rollout)),
             *([("waiting", waiting)] if (waiting := gate_wait(rollout)) else []),
             ("batch", _batch(rollout)),
+            *([("next batch", upcoming)] if (upcoming := next_batch(rollout, now)) else []),
             ("finished", _progress(rollout)),
             ("previous version", rollout.previous_version),
             (
@@ -496,7 +515,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
     )
     batches = [
         [
-            b.index + 1,
+            batch_label(rollout, b),
             b.size,
             badge(b.state),
             b.counts.activated,
@@ -535,6 +554,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
         [
             section("Rollout", about),
             section("Actions", rollout_controls(rollout, may_act=may_act)),
+            section("Strategy", strategy_facts(rollout)),
             section("Batches", table(batch_headers, batches, empty="No batch.")),
             section(
                 "Devices",

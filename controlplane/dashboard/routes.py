@@ -1,6 +1,8 @@
 """``/dashboard``: a web view of fleets, devices and rollouts, and rollout actions.
 
-``GET /dashboard`` (``?fleet=``), ``/dashboard/devices/{id}``, ``/dashboard/rollouts/{id}``
+``GET /dashboard`` (filtered by ``?fleet=``, ``status``, ``version``, ``online``,
+``profile``, ``label``, ``q``; a page after ``after``: :mod:`controlplane.dashboard.finder`),
+``/dashboard/devices/{id}``, ``/dashboard/rollouts/{id}``
 need a signed-in token (see :mod:`controlplane.dashboard.session`); without one they
 redirect to ``/dashboard/login``. Pages refresh themselves every few seconds.
 ``POST /dashboard/rollouts/{id}/{pause|resume|abort|rollback}`` (an operator's form, with
@@ -20,14 +22,15 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from controlplane import cohorts, history, timeline
+from controlplane.attention import failed_devices, regressed_devices
 from controlplane.auth.tokens import Role
-from controlplane.dashboard import pages, session, trend_pages
+from controlplane.dashboard import attention, finder, pages, session, trend_pages
 from controlplane.dashboard.html import Markup, esc, join, link, page, section
 from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.models import utcnow
-from controlplane.paging import devices_page, fleet_summary
+from controlplane.paging import devices_page, fleet_exists, fleet_summary
 from controlplane.rollouts import states
 from controlplane.rollouts.actions import Action, perform
 from controlplane.rollouts.public import list_rollouts, rollout_public
@@ -150,18 +153,34 @@ def log_out(request: Request) -> Response:
 def overview(
     request: Request,
     db: SessionDep,
-    fleet: Annotated[str | None, Query(max_length=64)] = None,
     after: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response:
+    """The overview; the query's filters (:mod:`controlplane.dashboard.finder`) narrow
+    the devices listed, ``fleet`` the rollouts too."""
     viewer = session.signed_in(request, db)
     if viewer is None:
         return _to("/dashboard/login")
+    try:
+        found = finder.read(request.query_params)
+    except finder.BadFilter as exc:
+        return _problem(str(exc), 400, viewer.label, "/dashboard")
+    fleet = found.wanted.fleet
+    if fleet is not None and not fleet_exists(db, fleet):
+        return _not_found(f"unknown fleet {fleet!r}", viewer.label)
     # a page of devices and the per-fleet counts: never every device row
-    devices = devices_page(db, fleet=fleet, after=after, limit=pages.DEVICES_PER_PAGE)
+    devices = devices_page(db, found.wanted, after=after, limit=found.limit)
     summary = fleet_summary(db) if fleet is None else []
     recent = list_rollouts(db, fleet=fleet, newest=pages.RECENT_ROLLOUTS)
     busy = [r for state in states.ACTIVE_STATES for r in list_rollouts(db, state=state)]
-    body = pages.overview(devices, summary, recent, busy, fleet=fleet, after=after, now=utcnow())
+    flagged = attention.section(
+        busy,
+        regressed_devices(db, [r.id for r in busy], limit=attention.SHOWN),
+        failed_devices(db, limit=attention.SHOWN),
+    )
+    now = utcnow()
+    body = pages.overview(
+        devices, summary, recent, busy, found=found, after=after, now=now, attention=flagged
+    )
     title = f"Fleet {fleet}" if fleet else "Overview"
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
 

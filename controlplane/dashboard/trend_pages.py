@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from controlplane import cohorts as cohort_query
 from controlplane.cohorts import Cohort
 from controlplane.dashboard.charts import Line, bar_chart, line_chart, number
-from controlplane.dashboard.html import Markup, badge, esc, join, link, section, table, when
+from controlplane.dashboard.html import Markup, ago, badge, esc, join, link, section, table
 from controlplane.history import HeartbeatSample
 from controlplane.schemas import DevicePublic, RolloutPublic
 from controlplane.timeline import Entry
@@ -127,7 +127,7 @@ def device_timeline(entries: Sequence[Entry], now: datetime) -> Markup:
         if e.kind == "selection":
             message = Markup(f"{esc(e.message)}{candidates(e.detail or {})}")
         kind = "bad" if e.kind == "error" or "failed" in e.message else e.kind
-        rows.append([when(e.at, now), badge(e.kind, kind), what, message, _entry_link(e)])
+        rows.append([ago(e.at, now), badge(e.kind, kind), what, message, _entry_link(e)])
     headers = ["when", "kind", "model", "what", "rollout"]
     return Markup(
         f'<div class="timeline">{table(headers, rows, empty="Nothing recorded yet.")}</div>'

@@ -13,7 +13,7 @@ from controlplane.commands import reissue_commands
 from controlplane.crud.labels import update_labels
 from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.errors import InvalidRequest, NotFound
-from controlplane.paging import DEFAULT_LIMIT, MAX_LIMIT, devices_page
+from controlplane.paging import DEFAULT_LIMIT, MAX_LIMIT, DeviceFilter, devices_page
 from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
 from controlplane.selectors import SELECTOR_PATTERN, parse_selector
 from controlplane.views import devices_public
@@ -29,7 +29,16 @@ def list_devices(
     request: Request,
     response: Response,
     session: SessionDep,
-    fleet: str | None = None,
+    fleet: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[str | None, Query(max_length=32, description="e.g. active, failed")] = None,
+    version: Annotated[
+        str | None, Query(max_length=128, description="the version it serves")
+    ] = None,
+    online: bool | None = None,
+    profile: Annotated[
+        str | None, Query(max_length=128, description="its hardware profile")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=128, description="a part of its id")] = None,
     selector: Annotated[
         str | None,
         # the pattern is documented, and checked by parse_selector (its message says
@@ -44,14 +53,25 @@ def list_devices(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> list[DevicePublic]:
-    """Devices sorted by id, a page at a time (``controlplane.paging``): when there are
+    """Devices sorted by id (those of ``fleet``, in ``status``, serving ``version``,
+    ``online`` or not, of hardware ``profile``, matching ``selector``, with ``q`` in their
+    id: every filter given), a page at a time (``controlplane.paging``): when there are
     more, the ``Link`` header (``rel="next"``) names the next page and ``X-Next-After``
     its cursor."""
     try:
         wanted = parse_selector(selector)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    page = devices_page(session, fleet=fleet, selector=wanted, after=after, limit=limit)
+    wanted_devices = DeviceFilter(
+        fleet=fleet,
+        status=status,
+        version=version,
+        online=online,
+        profile=profile,
+        selector=wanted,
+        search=q,
+    )
+    page = devices_page(session, wanted_devices, after=after, limit=limit)
     if page.next_after is not None:
         url = request.url.include_query_params(after=page.next_after, limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'

@@ -110,7 +110,6 @@ def test_a_viewer_sees_no_action_buttons(page: Page, plane: Plane) -> None:
     assert plane.rollout(rid)["state"] == "running"
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by the findui branch")
 def test_pages_fit_a_narrow_screen(chromium_narrow: Page, plane: Plane) -> None:
     """420 px wide (a phone): no page scrolls sideways."""
     ids, rid = _running_rollout(plane, "narrow", "nw")

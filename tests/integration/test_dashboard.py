@@ -165,7 +165,8 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
 
         lab = _text(_page(browser, "/dashboard?fleet=lab"))
         assert "other-1" in lab and "d00" not in lab and "fleet lab" in lab
-        assert "No device has registered yet." in _page(browser, "/dashboard?fleet=nowhere")
+        unknown = _text(_page(browser, "/dashboard?fleet=nowhere", 404))
+        assert "unknown fleet 'nowhere'" in unknown
 
         detail_html = _page(browser, f"/dashboard/rollouts/{rollout['id']}")
         detail = _text(detail_html)
@@ -175,7 +176,7 @@ def test_pages_show_fleets_devices_and_rollouts_escaped(plane: Plane) -> None:
         assert "device deadline 600 s after its batch starts, a device not active has failed" in (
             detail
         )
-        assert re.search(r"\b1 1 done 1 0 0 0\b", detail), detail  # the canary batch
+        assert re.search(r"\b1 canary 1 done 1 0 0 0\b", detail), detail
         assert re.search(r"\b2 1 pending 0 0 0 1\b", detail), detail
         assert re.search(
             r"\bd00 1 activated p95 10.00 ms, 500 requests, 0 errors "

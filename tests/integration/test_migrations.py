@@ -85,14 +85,15 @@ def test_a_database_from_before_migrations_upgrades_with_nothing_lost(database_u
         assert before["device"] == 5 and before["rolloutdevice"] == 4, before
         assert before["apitoken"] == 4 and before["heartbeatsample"] > 0, before
         with engine.begin() as conn:  # an index added after its table first shipped
-            conn.execute(text("DROP INDEX ix_device_fleet"))
+            conn.execute(text("DROP INDEX ix_heartbeatsample_at"))
 
         migrated = init_db(engine)  # what start-up does
 
         assert (migrated.before, migrated.after) == (None, head())
         assert _counts(engine) == before
         assert schema_revision(engine) == head()
-        assert "ix_device_fleet" in {i["name"] for i in inspect(engine).get_indexes("device")}
+        indexes = {i["name"] for i in inspect(engine).get_indexes("heartbeatsample")}
+        assert "ix_heartbeatsample_at" in indexes
         with Session(engine) as session:
             devices = session.exec(select(Device).order_by(Device.id)).all()
             assert [d.id for d in devices] == ["d00", "d01", "d02", "d03", "s00"]

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from controlplane.dashboard.html import Markup, ago, badge, esc, facts, link, page, table
+from controlplane.dashboard.html import (
+    Markup,
+    ago,
+    badge,
+    esc,
+    facts,
+    link,
+    page,
+    span,
+    table,
+    utc,
+)
 from controlplane.dashboard.pages import device_page
 from controlplane.models import Device
 from controlplane.views import device_public
@@ -19,6 +30,7 @@ def test_text_is_escaped_and_markup_is_not() -> None:
     assert esc(built) is built
     cells = table(["a"], [["<i>"], [built]], empty="none")
     assert "<td>&lt;i&gt;</td>" in cells and "<td><b>ok</b></td>" in cells
+    assert cells.startswith('<div class="scroll"><table>')  # scrolls in its own box
     assert facts([("k<", "v>")]) == '<dl class="facts"><dt>k&lt;</dt><dd>v&gt;</dd></dl>'
 
 
@@ -33,14 +45,42 @@ def test_links_badges_and_empty_tables() -> None:
     assert table(["a"], [], empty="No <rows>.") == '<p class="empty">No &lt;rows&gt;.</p>'
 
 
-def test_relative_times() -> None:
+def _shown(when: datetime) -> str:
+    return f'<time datetime="{utc(when)}" title="{utc(when)}">'
+
+
+def test_relative_times_carry_their_utc_time() -> None:
     assert ago(None, NOW) is None
-    assert ago(NOW - timedelta(seconds=12), NOW) == "12s ago"
-    assert ago(NOW - timedelta(minutes=4, seconds=59), NOW) == "4m ago"
-    assert ago(NOW - timedelta(hours=3), NOW) == "3h ago"
-    assert ago(NOW - timedelta(days=2, hours=5), NOW) == "2d ago"
-    assert ago(NOW + timedelta(seconds=5), NOW) == "0s ago"  # a clock a little ahead
-    assert ago(datetime(2026, 12, 1, 11, 59), NOW) == "1m ago"  # naive: UTC
+    twelve = NOW - timedelta(seconds=12)
+    assert ago(twelve, NOW) == f"{_shown(twelve)}12s ago</time>"
+    assert utc(twelve) == "2026-12-01T11:59:48Z"
+    for when, text in [
+        (NOW - timedelta(minutes=4, seconds=59), "4m ago"),
+        (NOW - timedelta(hours=3), "3h ago"),
+        (NOW - timedelta(days=2, hours=5), "2d ago"),
+        (NOW + timedelta(seconds=5), "0s ago"),  # a clock a little ahead
+    ]:
+        assert ago(when, NOW) == f"{_shown(when)}{text}</time>"
+    naive = datetime(2026, 12, 1, 11, 59)  # naive: UTC
+    assert ago(naive, NOW) == '<time datetime="2026-12-01T11:59:00Z" ' + (
+        'title="2026-12-01T11:59:00Z">1m ago</time>'
+    )
+    assert utc(datetime(2026, 12, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))) == (
+        "2026-12-01T12:00:00Z"
+    )
+
+
+def test_durations_have_at_most_two_units() -> None:
+    assert [span(s) for s in (0, 5, 60, 130, 3600, 3725, 90000, -3)] == [
+        "0s",
+        "5s",
+        "1m",
+        "2m 10s",
+        "1h",
+        "1h 2m",
+        "1d 1h",
+        "0s",
+    ]
 
 
 def test_page_title_is_escaped_and_nav_only_when_signed_in() -> None:

@@ -383,6 +383,29 @@ class HistoryEntry(BaseModel):
     at: UtcDatetime
     event: str
     message: str
+    #: who did it, for an operator's action: ``ops (operator) via edgectl``
+    by: str | None = None
+
+
+class AuditEntryPublic(BaseModel):
+    """``GET /audit``: one recorded write (``controlplane.audit``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: UtcDatetime
+    #: the token's name and role (None: a failed dashboard sign-in)
+    token_name: str | None
+    role: str | None
+    #: ``api`` or ``dashboard``
+    source: str
+    client_address: str | None
+    user_agent: str | None
+    action: str
+    target: str
+    #: the answer's HTTP status code
+    status: int
+    detail: dict[str, Any]
 
 
 class RolloutSummary(BaseModel):

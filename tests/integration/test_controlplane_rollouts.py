@@ -227,7 +227,8 @@ def test_operator_controls_and_invalid_transitions(plane: Plane) -> None:
     assert plane.rollout(rid)["batches"][1]["state"] == "pending"  # paused: nothing starts
     assert plane.post(f"/rollouts/{rid}/resume")["state"] == "running"
     aborted = plane.post(f"/rollouts/{rid}/abort")
-    assert aborted["state"] == "aborted" and aborted["reason"] == "aborted by an operator"
+    assert aborted["state"] == "aborted"
+    assert aborted["reason"] == "aborted by bootstrap (admin) via api"
     assert plane.desired_version("d00") == "1.0.0"
     for verb in ("pause", "resume", "abort"):
         plane.post(f"/rollouts/{rid}/{verb}", None, 409)

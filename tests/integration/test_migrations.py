@@ -199,8 +199,8 @@ REBUILD_FLEET = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{rev}"
+down_revision = "{down}"
 
 
 def upgrade() -> None:
@@ -214,8 +214,8 @@ FAILING = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{rev}"
+down_revision = "{down}"
 
 
 def upgrade() -> None:
@@ -224,14 +224,24 @@ def upgrade() -> None:
 """
 
 
+#: the newest revision of this release, and the one the tests below add after it
+NEWEST = head()
+NEXT = f"{int(NEWEST) + 1:04d}"
+
+
+def _revision(template: str) -> str:
+    return template.replace("{rev}", NEXT).replace("{down}", NEWEST)
+
+
 @pytest.fixture
 def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A copy of the migrations whose ``versions/0002_next.py`` the test writes."""
+    """A copy of the migrations whose ``versions/NNNN_next.py`` (after the newest) the
+    test writes."""
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(migrate, "SCRIPTS", scripts)
     migrate._scripts.cache_clear()
-    yield scripts / "versions" / "0002_next.py"
+    yield scripts / "versions" / f"{NEXT}_next.py"
     migrate._scripts.cache_clear()
 
 
@@ -239,11 +249,11 @@ def test_a_revision_that_rebuilds_a_referenced_table_keeps_every_row(
     database_url: str, next_revision: Path
 ) -> None:
     _load_dump(database_url)
-    next_revision.write_text(REBUILD_FLEET)
+    next_revision.write_text(_revision(REBUILD_FLEET))
     engine = make_engine(database_url)
     try:
         before = _counts(engine)
-        assert init_db(engine).after == "0002"
+        assert init_db(engine).after == NEXT
         assert _counts(engine) == before
         tables = inspect(engine).get_table_names()
         assert not [t for t in tables if t.startswith("_alembic_tmp")], tables
@@ -259,11 +269,11 @@ def test_a_revision_that_fails_changes_nothing(database_url: str, next_revision:
     engine = make_engine(database_url)
     try:
         init_db(engine)
-        next_revision.write_text(FAILING)
+        next_revision.write_text(_revision(FAILING))
         migrate._scripts.cache_clear()
         with pytest.raises(RuntimeError, match="half-way"):
             init_db(engine)
         assert "scratch" not in inspect(engine).get_table_names()  # rolled back, DDL too
-        assert schema_revision(engine) == "0001"
+        assert schema_revision(engine) == NEWEST
     finally:
         engine.dispose()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from controlplane.app import create_app
@@ -66,6 +67,8 @@ class Plane:
     engine: Engine
     #: what each device runs: (version, generation processed)
     running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    #: the app served (its routes)
+    app: FastAPI | None = None
 
     # -- the API -------------------------------------------------------------------
 
@@ -256,4 +259,5 @@ def open_plane(
             publisher=publisher,
             kit=kit,
             engine=services.engine,
+            app=app,
         )

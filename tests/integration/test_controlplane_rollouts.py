@@ -409,7 +409,7 @@ def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> No
     assert canary["status"] == "activated"
     assert canary["reason"].startswith("not rolled back: deployment ")
     assert aborted["history"][-1]["message"] == (
-        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since, "
-        "2 never started (skipped)"
+        "superseded; aborted by bootstrap (admin) via api; 0 device(s) rolled back, 1 kept "
+        "the newer deployment they were sent since, 2 never started (skipped)"
     )
     assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

@@ -21,7 +21,7 @@ class Filters(BaseModel):
     token: str | None = Field(default=None, max_length=128)
     action: str | None = Field(default=None, max_length=64)
     target: str | None = Field(default=None, max_length=300)
-    before: int | None = Field(default=None, ge=1)
+    before: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
     def given(self, name: str) -> str | None:
         value = getattr(self, name)

@@ -224,6 +224,8 @@ def test_audit_filters_and_pages_newest_first_for_operators(
     assert len(_audit(plane, since="2000-01-01T00:00:00Z")) == 9
     bad = plane.http.get("/api/v1/audit", params={"limit": 0})
     assert bad.status_code == 422 and "limit" in bad.json()["detail"]
+    unix = plane.http.get("/api/v1/audit", params={"since": "1700000000"})
+    assert unix.status_code == 422 and "expected an ISO 8601 time" in unix.json()["detail"]
 
     url = str(plane.http.base_url).rstrip("/")
     _, out = _edgectl(

@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: Request bytes read for the entry's detail (a longer body is an upload: none kept).
 MAX_BODY = 16 * 1024
-#: Answer bytes held back to read its ``id``/``version`` (a longer one is sent at once).
-MAX_ANSWER = 64 * 1024
+#: Answer bytes held back to read its ``id``/``version`` (a rollout of a large fleet
+#: answers with every device; a longer answer is sent on, its entry without them).
+MAX_ANSWER = 1024 * 1024
 
 
 def _path(scope: Scope) -> str:

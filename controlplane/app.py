@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane import openapi
+from controlplane.audit.recorder import AuditMiddleware
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
 from controlplane.auth.dependency import api_path, authorize
 from controlplane.blob_urls import BlobUrls
@@ -355,6 +356,7 @@ def create_app(
     app.state.services = services
     app.state.metrics = metrics = Metrics(services)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    app.add_middleware(AuditMiddleware, engine=services.engine)  # every write, recorded
     app.state.rollout_driver = driver
     app.state.maintenance = maintenance
     app.include_router(system.router)

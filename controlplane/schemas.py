@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,6 +27,19 @@ def as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a bare number as a time (pydantic would read it as Unix seconds)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
+    ):
+        raise ValueError("expected an ISO 8601 time, e.g. 2026-12-05T10:00Z")
+    return value
+
+
+#: A time a client gives (a query's ``since``): ISO 8601 only, as documented.
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(as_utc)]
 #: Fleet names (also MQTT-safe device ids use the same alphabet).
 #: Model names and versions: the alphabet of the bundle metadata (model_store), '+' allowed.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
@@ -383,6 +398,29 @@ class HistoryEntry(BaseModel):
     at: UtcDatetime
     event: str
     message: str
+    #: who did it, for an operator's action: ``ops (operator) via edgectl``
+    by: str | None = None
+
+
+class AuditEntryPublic(BaseModel):
+    """``GET /audit``: one recorded write (``controlplane.audit``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: UtcDatetime
+    #: the token's name and role (None: a failed dashboard sign-in)
+    token_name: str | None
+    role: str | None
+    #: ``api`` or ``dashboard``
+    source: str
+    client_address: str | None
+    user_agent: str | None
+    action: str
+    target: str
+    #: the answer's HTTP status code
+    status: int
+    detail: dict[str, Any]
 
 
 class RolloutSummary(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +27,15 @@ _AUTH_HINTS = {
     401: " (set EDGECTL_TOKEN or --token)",
     403: " (use a token with a higher role: set EDGECTL_TOKEN or --token)",
 }
+
+
+def user_agent() -> str:
+    """What edgectl calls itself to the control plane (its audit trail shows it):
+    ``edgectl/<version>``."""
+    try:
+        return f"edgectl/{package_version('edgefleet')}"
+    except PackageNotFoundError:
+        return "edgectl/0+unknown"
 
 
 def _detail(response: httpx.Response) -> str:
@@ -78,7 +89,9 @@ class ControlPlaneClient:
             raise UsageError(
                 "invalid API token: it may contain only letters, digits and . _ ~ + / = -"
             )
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        headers = {"User-Agent": user_agent()}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
@@ -300,3 +313,27 @@ class ControlPlaneClient:
 
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return dict(self._json("DELETE", f"/api/v1/tokens/{token_id}"))
+
+    # -- the audit trail (operator) ---------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        since: str | None = None,
+        token: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` recorded writes, newest first, following the pages."""
+        params = _params(since=since, token=token, action=action, target=target)
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            page = {**params, "limit": str(min(500, limit - len(found)))}
+            response = self._request("GET", "/api/v1/audit", params=page)
+            found += list(self._decode(response, "GET", "/api/v1/audit"))
+            before = response.headers.get("X-Next-Before")
+            if not before:
+                break
+            params = {**params, "before": before}
+        return found[:limit]

@@ -17,6 +17,7 @@ import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from sqlmodel import Session
 
+from controlplane.audit.context import Actor, actor_of, note_caller
 from controlplane.auth.policy import required_role
 from controlplane.auth.tokens import MAX_TOKEN_LEN, Role
 from controlplane.crud.tokens import find_token, touch_token
@@ -80,9 +81,20 @@ def _check_token(request: Request, services: Services, path: str, needed: Role) 
         assert row.id is not None
         caller = Caller(token_id=row.id, name=row.name, role=Role(row.role))
     assert caller.role is not None
+    note_caller(request, row.name, caller.role.value)  # the audit trail's who, refused or not
     if not caller.role.allows(needed):
         raise HTTPException(403, f"role {caller.role.value} may not {request.method} {path}")
     return caller
 
 
 CallerDep = Annotated[Caller, Depends(authorize)]
+
+
+async def request_actor(request: Request, caller: CallerDep) -> Actor | None:
+    """Who made an API request, as rollout history names them (None: an exempt route)."""
+    if caller.name is None or caller.role is None:
+        return None
+    return actor_of(request, caller.name, caller.role.value)
+
+
+ActorDep = Annotated[Actor | None, Depends(request_actor)]

@@ -9,6 +9,8 @@
   token. A device enrolls with its one-time enrollment token and renews with a CSR signed
   by the key it enrolled with; the CA certificate and the CRL are public.
 - anything under ``/api/v1/tokens``: admin.
+- ``/api/v1/audit``: operator (it shows every token's client address and user agent;
+  a viewer sees who acted on a rollout in its history).
 - other ``GET``/``HEAD``: viewer.
 - every other method: operator.
 """
@@ -24,6 +26,8 @@ PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust", f"{API_PREFIX}/dev
 #: What devices post without a token (their credential is in the body).
 PUBLIC_POSTS = (f"{API_PREFIX}/enroll",)
 _ADMIN = f"{API_PREFIX}/tokens"
+#: Reads that need an operator.
+OPERATOR_READS = (f"{API_PREFIX}/audit",)
 
 
 def _under(path: str, resource: str) -> bool:
@@ -40,5 +44,7 @@ def required_role(method: str, path: str) -> Role | None:
     if method in _READS:
         if any(_under(path, resource) for resource in PUBLIC_READS):
             return None
+        if any(_under(path, resource) for resource in OPERATOR_READS):
+            return Role.OPERATOR
         return Role.VIEWER
     return Role.OPERATOR

@@ -7,6 +7,7 @@ need a signed-in token (see :mod:`controlplane.dashboard.session`); without one 
 redirect to ``/dashboard/login``. Pages refresh themselves every few seconds.
 ``POST /dashboard/rollouts/{id}/{pause|resume|abort|rollback}`` (an operator's form, with
 its CSRF value) acts through :func:`controlplane.rollouts.actions.perform`.
+``/dashboard/audit`` (operator or admin) lists the audit trail (``audit_page``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from controlplane import cohorts, history, timeline
 from controlplane.attention import failed_devices, regressed_devices
+from controlplane.audit import actor_of, note_caller
 from controlplane.auth.tokens import Role
-from controlplane.dashboard import attention, finder, pages, session, trend_pages
+from controlplane.dashboard import attention, audit_page, finder, pages, session, trend_pages
 from controlplane.dashboard.html import Markup, esc, join, link, page, section
 from controlplane.dashboard.style import CSS
 from controlplane.deps import RowId, ServicesDep, SessionDep
@@ -130,16 +132,19 @@ async def log_in(request: Request, services: ServicesDep) -> Response:
         with Session(services.engine) as db:
             return session.check_token(db, token)
 
-    if await run_in_threadpool(check) is None:
+    viewer = await run_in_threadpool(check)
+    if viewer is None:
         return _html(page("Sign in", pages.login_form("invalid or revoked token")), 401)
     assert token is not None
+    note_caller(request, viewer.name, viewer.role.value)
     response = _to("/dashboard")
     session.remember(response, request, token)
     return response
 
 
 @router.post("/logout")
-def log_out(request: Request) -> Response:
+def log_out(request: Request, db: SessionDep) -> Response:
+    session.signed_in(request, db)  # who signs out, for the audit trail
     if not session.same_origin(request):  # another site may not sign a browser out
         return _html(
             page("Sign out", Markup('<p class="error">cross-site sign-out refused</p>')), 403
@@ -251,8 +256,20 @@ def rollout(rollout_id: RowId, request: Request, db: SessionDep) -> Response:
     return _html(page(title, body, who=viewer.label, refresh_s=REFRESH_S))
 
 
-#: What the history says when an operator gives no reason on the dashboard.
-_DONE = states.DONE
+@router.get("/audit")
+def audit(
+    request: Request,
+    db: SessionDep,
+    filters: Annotated[audit_page.Filters, Query()],
+) -> Response:
+    """The audit trail (operator or admin, as ``GET /api/v1/audit``)."""
+    viewer = session.signed_in(request, db)
+    if viewer is None:
+        return _to("/dashboard/login")
+    if not viewer.role.allows(Role.OPERATOR):
+        return _problem(f"role {viewer.role.value} may not read the audit trail", 403, viewer.label)
+    body = audit_page.render(db, filters, now=utcnow())
+    return _html(page("Audit trail", body, who=viewer.label))
 
 
 @router.get("/rollouts/{rollout_id}/{action}")
@@ -302,8 +319,8 @@ async def act(
                 return _problem(
                     f"tick the box to confirm the {action.value}", 400, viewer.label, back
                 )
-            given = form.get("reason", "")[:500]
-            reason = given or f"{_DONE.get(action, action.value)} by {viewer.name} (dashboard)"
+            reason = form.get("reason", "")[:500] or None
+            by = actor_of(request, viewer.name, viewer.role.value).label
             try:
                 shown = perform(
                     db,
@@ -312,6 +329,7 @@ async def act(
                     rollout_id=rollout_id,
                     action=action,
                     reason=reason,
+                    by=by,
                 )
             except ControlPlaneError as exc:
                 return _problem(str(exc), exc.status_code, viewer.label, back)

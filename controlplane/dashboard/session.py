@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from sqlmodel import Session
 
+from controlplane.audit.context import note_caller
 from controlplane.auth.tokens import MAX_TOKEN_LEN, Role
 from controlplane.crud.tokens import find_token, touch_token
 
@@ -65,7 +66,11 @@ def csrf_matches(viewer: Viewer, sent: str | None) -> bool:
 
 
 def signed_in(request: Request, session: Session) -> Viewer | None:
-    return check_token(session, request.cookies.get(COOKIE))
+    """The signed-in token, noted as the request's author for the audit trail."""
+    viewer = check_token(session, request.cookies.get(COOKIE))
+    if viewer is not None:
+        note_caller(request, viewer.name, viewer.role.value)
+    return viewer
 
 
 def remember(response: Response, request: Request, token: str) -> None:

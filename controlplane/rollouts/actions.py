@@ -37,24 +37,26 @@ def perform(
     action: Action,
     reason: str | None = None,
     strategy: Strategy | None = None,
+    by: str | None = None,
 ) -> int:
     """Do ``action`` (committed, commands published); the id of the rollout to show: the
     new one for a rollback. NotFound, Conflict (409) where the rollout's state does not
     allow ``action`` (:mod:`~controlplane.rollouts.states`); a signing
-    error (503) before an abort or rollback changes anything."""
+    error (503) before an abort or rollback changes anything. ``by``: who acted (the
+    actor's label, e.g. ``ops (operator) via edgectl``), named in the history."""
     now = utcnow()
     if action is Action.PAUSE:
-        control.pause(session, rollout_id=rollout_id, reason=reason, now=now)
+        control.pause(session, rollout_id=rollout_id, reason=reason, now=now, by=by)
         return rollout_id
     if action is Action.RESUME:
-        control.resume(session, rollout_id=rollout_id, reason=reason, now=now)
+        control.resume(session, rollout_id=rollout_id, reason=reason, now=now, by=by)
         return rollout_id
     signer.check_ready(session)
     if action is Action.ABORT:
-        _, changed = control.abort(session, rollout_id=rollout_id, reason=reason, now=now)
+        _, changed = control.abort(session, rollout_id=rollout_id, reason=reason, now=now, by=by)
         _publish(session, signer, publisher, changed)
         return rollout_id
-    created, changed = rollback(session, rollout_id=rollout_id, now=now, strategy=strategy)
+    created, changed = rollback(session, rollout_id=rollout_id, now=now, strategy=strategy, by=by)
     assert created.id is not None
     _publish(session, signer, publisher, changed)
     return created.id

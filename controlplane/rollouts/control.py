@@ -57,26 +57,52 @@ def _check(rollout: Rollout, action: states.Action) -> states.RolloutState:
     return states.after(rollout.state, action)
 
 
-def pause(session: Session, *, rollout_id: int, reason: str | None, now: datetime) -> Rollout:
-    """Pause a running rollout (committed): no batch starts until it is resumed."""
+def said(verb: str, reason: str | None, by: str | None) -> str:
+    """A history message naming who acted: ``lunch; paused by ops (operator) via api``
+    (``by``: the actor's label; None: "an operator")."""
+    done = f"{verb} by {by or 'an operator'}"
+    return f"{reason}; {done}" if reason else done
+
+
+def _extra(by: str | None) -> dict[str, str]:
+    return {"by": by} if by else {}
+
+
+def pause(
+    session: Session,
+    *,
+    rollout_id: int,
+    reason: str | None,
+    now: datetime,
+    by: str | None = None,
+) -> Rollout:
+    """Pause a running rollout (committed): no batch starts until it is resumed.
+    ``by``: who (the actor's label, for the history)."""
     with ROLLOUT_LOCK:
         rollout = get_locked(session, rollout_id)
         rollout.state = _check(rollout, states.Action.PAUSE).value
-        rollout.reason = reason or "paused by an operator"
-        note(rollout, "paused", rollout.reason, now)
+        rollout.reason = reason or said("paused", None, by)
+        note(rollout, "paused", said("paused", reason, by), now, **_extra(by))
         session.add(rollout)
         session.commit()
     logger.info("rollout %s paused: %s", rollout_id, rollout.reason)
     return rollout
 
 
-def resume(session: Session, *, rollout_id: int, reason: str | None, now: datetime) -> Rollout:
+def resume(
+    session: Session,
+    *,
+    rollout_id: int,
+    reason: str | None,
+    now: datetime,
+    by: str | None = None,
+) -> Rollout:
     """Resume a paused rollout (committed); regressed devices count as finished."""
     with ROLLOUT_LOCK:
         rollout = get_locked(session, rollout_id)
         rollout.state = _check(rollout, states.Action.RESUME).value
         rollout.reason = None
-        note(rollout, "resumed", reason or "resumed by an operator", now)
+        note(rollout, "resumed", said("resumed", reason, by), now, **_extra(by))
         session.add(rollout)
         session.commit()
     logger.info("rollout %s resumed", rollout_id)
@@ -84,7 +110,12 @@ def resume(session: Session, *, rollout_id: int, reason: str | None, now: dateti
 
 
 def abort(
-    session: Session, *, rollout_id: int, reason: str | None, now: datetime
+    session: Session,
+    *,
+    rollout_id: int,
+    reason: str | None,
+    now: datetime,
+    by: str | None = None,
 ) -> tuple[Rollout, list[str]]:
     """Abort a running or paused rollout (committed); the rolled-back device ids."""
     with ROLLOUT_LOCK:
@@ -93,9 +124,11 @@ def abort(
         changed = abort_rollout(
             session,
             rollout,
-            reason=reason or "aborted by an operator",
+            reason=reason or said("aborted", None, by),
             now=now,
             move=states.Action.ABORT,
+            said_by=said("aborted", reason, by) if reason else None,
+            by=by,
         )
         session.commit()
     return rollout, changed
@@ -141,11 +174,20 @@ def _skip_pending(session: Session, rollout: Rollout, now: datetime) -> int:
 
 
 def abort_rollout(
-    session: Session, rollout: Rollout, *, reason: str, now: datetime, move: states.Move
+    session: Session,
+    rollout: Rollout,
+    *,
+    reason: str,
+    now: datetime,
+    move: states.Move,
+    said_by: str | None = None,
+    by: str | None = None,
 ) -> list[str]:
     """Mark ``rollout`` (locked) as ``move`` (an abort, an automatic abort or a rollback)
     leaves it and roll its touched devices back (not committed); the ids of the devices
-    given their previous version. NotAllowed if its state does not allow ``move``."""
+    given their previous version. NotAllowed if its state does not allow ``move``.
+    ``said_by``: the history's opening words if not ``reason`` (who aborted it, with
+    the reason given); ``by``: the actor's label."""
     final = states.after(rollout.state, move)
     rows = session.exec(
         select(RolloutDevice)
@@ -204,12 +246,12 @@ def abort_rollout(
     skipped = _skip_pending(session, rollout, now)
     rollout.state = final.value
     rollout.reason = reason
-    summary = f"{reason}; {len(changed)} device(s) rolled back"
+    summary = f"{said_by or reason}; {len(changed)} device(s) rolled back"
     if kept:
         summary += f", {kept} kept the newer deployment they were sent since"
     if skipped:
         summary += f", {skipped} never started (skipped)"
-    note(rollout, "aborted", summary, now)
+    note(rollout, "aborted", summary, now, **_extra(by))
     session.add(rollout)
     logger.warning(
         "rollout %s aborted: %s (%d device(s) rolled back)", rollout.id, reason, len(changed)

@@ -103,6 +103,7 @@ def create_rollout(
     targets: Mapping[str, int] | None = None,
     remove: bool = False,
     priority: str | None = None,
+    by: str | None = None,
 ) -> tuple[Rollout, list[str]]:
     """Record the rollout and start its first batch (committed); (rollout, device ids
     whose desired state changed). NotFound for an unknown fleet, model or version;
@@ -110,6 +111,8 @@ def create_rollout(
 
     ``targets`` (a rollback): exactly these devices of the fleet, each sent the model
     version id given (its own previous version), instead of the selector's matches.
+
+    ``by``: who asked (the actor's label), named in the history.
 
     ``priority``: the operator's priority for the model on these devices (None: the
     bundle's). ``remove`` (an undeploy): the model leaves the devices batch by batch; ``version``
@@ -192,11 +195,15 @@ def create_rollout(
                 )
         where = f" matching {format_selector(selector)}" if selector else ""
         what = f"undeploy {model} from" if remove else f"{model} {version} to"
+        who = {"by": by} if by else {}
+        asked = f"; created by {by}" if by else ""
         note(
             rollout,
             "created",
-            f"{what} {len(ids)} device(s) of fleet {fleet}{where} in {len(batches)} batch(es)",
+            f"{what} {len(ids)} device(s) of fleet {fleet}{where} in {len(batches)} "
+            f"batch(es){asked}",
             now,
+            **who,
         )
         for line in plan_notes(len(ids), strategy, batches):
             note(rollout, ADJUSTED, f"strategy adjusted: {line}", now)
@@ -217,7 +224,12 @@ def create_rollout(
 
 
 def rollback(
-    session: Session, *, rollout_id: int, now: datetime, strategy: Strategy | None = None
+    session: Session,
+    *,
+    rollout_id: int,
+    now: datetime,
+    strategy: Strategy | None = None,
+    by: str | None = None,
 ) -> tuple[Rollout, list[str]]:
     """A new rollout sending each device ``rollout_id`` updated back to the version it ran
     before it (:func:`~controlplane.rollouts.rows.to_roll_back`), committed; its
@@ -258,5 +270,6 @@ def rollback(
             now=now,
             rollback_of=rollout_id,
             targets=back,
+            by=by,
         )
     return created, changed

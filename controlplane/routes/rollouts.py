@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from sqlmodel import Session
 
+from controlplane.auth.dependency import ActorDep
 from controlplane.commands import CommandSigner, publish_commands
 from controlplane.deps import PublisherDep, RowId, SessionDep, SignerDep, StoreDep
 from controlplane.models import RolloutState, utcnow
@@ -54,9 +55,11 @@ def _act(
     rollout_id: int,
     action: Action,
     body: RolloutAction | None,
+    actor: ActorDep,
 ) -> RolloutPublic:
     reason = body.reason if body is not None else None
-    perform(session, signer, publisher, rollout_id=rollout_id, action=action, reason=reason)
+    by = actor.label if actor is not None else None
+    perform(session, signer, publisher, rollout_id=rollout_id, action=action, reason=reason, by=by)
     return rollout_public(session, rollout_id)
 
 
@@ -79,6 +82,7 @@ def create(
     publisher: PublisherDep,
     signer: SignerDep,
     store: StoreDep,
+    actor: ActorDep,
 ) -> RolloutPublic:
     """Start a rollout; its first batch is assigned (and sent) before this answers. A
     pipeline whose step model versions are not all registered is refused (409)."""
@@ -100,6 +104,7 @@ def create(
         now=utcnow(),
         remove=body.undeploy,
         priority=body.priority.value if body.priority else None,
+        by=actor.label if actor is not None else None,
     )
     assert rollout.id is not None
     if changed:
@@ -125,10 +130,11 @@ def pause(
     session: SessionDep,
     publisher: PublisherDep,
     signer: SignerDep,
+    actor: ActorDep,
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Stop starting batches (devices already sent the version carry on installing)."""
-    return _act(session, signer, publisher, rollout_id, Action.PAUSE, body)
+    return _act(session, signer, publisher, rollout_id, Action.PAUSE, body, actor)
 
 
 @router.post("/{rollout_id}/resume", responses={**_UNKNOWN, **_TRANSITION})
@@ -137,10 +143,11 @@ def resume(
     session: SessionDep,
     publisher: PublisherDep,
     signer: SignerDep,
+    actor: ActorDep,
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Carry on a paused rollout (a device a gate judged regressed counts as finished)."""
-    return _act(session, signer, publisher, rollout_id, Action.RESUME, body)
+    return _act(session, signer, publisher, rollout_id, Action.RESUME, body, actor)
 
 
 @router.post("/{rollout_id}/abort", responses={**_UNKNOWN, **_TRANSITION, **_SIGNING})
@@ -149,10 +156,11 @@ def abort(
     session: SessionDep,
     publisher: PublisherDep,
     signer: SignerDep,
+    actor: ActorDep,
     body: ActionBody = None,
 ) -> RolloutPublic:
     """Abort: every device already sent the new version returns to its previous one."""
-    return _act(session, signer, publisher, rollout_id, Action.ABORT, body)
+    return _act(session, signer, publisher, rollout_id, Action.ABORT, body, actor)
 
 
 @router.post(
@@ -173,6 +181,7 @@ def roll_back(
     session: SessionDep,
     publisher: PublisherDep,
     signer: SignerDep,
+    actor: ActorDep,
     body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> RolloutPublic:
     """A new rollout sending each device the rollout updated back to the version it ran
@@ -186,5 +195,6 @@ def roll_back(
         rollout_id=rollout_id,
         action=Action.ROLLBACK,
         strategy=strategy,
+        by=actor.label if actor is not None else None,
     )
     return rollout_public(session, created)

@@ -47,8 +47,8 @@ def test_pause_resume_and_abort_through_the_forms(page: Page, plane: Plane) -> N
     page.get_by_role("link", name="Resume…").click()
     page.get_by_role("button", name="Resume", exact=True).click()
     _expect_state(page, rid, "running")
-    expect(page.locator("main")).to_contain_text("resumed by ops (dashboard)")
-    assert plane.rollout(rid)["history"][-1]["message"] == "resumed by ops (dashboard)"
+    expect(page.locator("main")).to_contain_text("resumed by ops (operator) via dashboard")
+    assert plane.rollout(rid)["history"][-1]["message"] == "resumed by ops (operator) via dashboard"
 
     page.get_by_role("link", name="Abort…").click()
     abort = page.get_by_role("button", name="Abort", exact=True)
@@ -60,12 +60,12 @@ def test_pause_resume_and_abort_through_the_forms(page: Page, plane: Plane) -> N
     confirm.check()
     abort.click()
     _expect_state(page, rid, "aborted")
-    expect(page.locator("main")).to_contain_text("aborted by ops (dashboard)")
+    expect(page.locator("main")).to_contain_text("aborted by ops (operator) via dashboard")
     expect(page.locator("a.button")).to_have_count(0)
     expect(page.locator("main")).to_contain_text("nothing to roll back")
     screenshot(page, "rollout-aborted")
     shown = plane.rollout(rid)
-    assert (shown["state"], shown["reason"]) == ("aborted", "aborted by ops (dashboard)")
+    assert (shown["state"], shown["reason"]) == ("aborted", "aborted by ops (operator) via dashboard")
     assert plane.desired_version(ids[0]) == "1.0.0"  # the canary was sent back
 
 

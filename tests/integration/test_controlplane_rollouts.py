@@ -227,7 +227,8 @@ def test_operator_controls_and_invalid_transitions(plane: Plane) -> None:
     assert plane.rollout(rid)["batches"][1]["state"] == "pending"  # paused: nothing starts
     assert plane.post(f"/rollouts/{rid}/resume")["state"] == "running"
     aborted = plane.post(f"/rollouts/{rid}/abort")
-    assert aborted["state"] == "aborted" and aborted["reason"] == "aborted by an operator"
+    assert aborted["state"] == "aborted"
+    assert aborted["reason"] == "aborted by bootstrap (admin) via api"
     assert plane.desired_version("d00") == "1.0.0"
     for verb in ("pause", "resume", "abort"):
         plane.post(f"/rollouts/{rid}/{verb}", None, 409)
@@ -408,7 +409,7 @@ def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> No
     assert canary["status"] == "activated"
     assert canary["reason"].startswith("not rolled back: deployment ")
     assert aborted["history"][-1]["message"] == (
-        "superseded; 0 device(s) rolled back, 1 kept the newer deployment they were sent since, "
-        "2 never started (skipped)"
+        "superseded; aborted by bootstrap (admin) via api; 0 device(s) rolled back, 1 kept "
+        "the newer deployment they were sent since, 2 never started (skipped)"
     )
     assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

@@ -308,7 +308,7 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
         assert _act(browser, rid, "resume", csrf=csrf).status_code == 303
         shown = plane.rollout(rid)
         assert shown["state"] == "running"
-        assert shown["history"][-1]["message"] == "resumed by ops (dashboard)"
+        assert shown["history"][-1]["message"] == "resumed by ops (operator) via dashboard"
         again = _act(browser, rid, "resume", csrf=csrf)
         assert again.status_code == 409
         assert "only a paused rollout can be resumed" in _text(again.text)
@@ -318,7 +318,7 @@ def test_operators_pause_resume_abort_and_roll_back_from_the_page(plane: Plane) 
         assert _act(browser, rid, "abort", csrf=csrf, confirm="yes").status_code == 303
         aborted = plane.rollout(rid)
         assert aborted["state"] == "aborted"
-        assert aborted["reason"] == "aborted by ops (dashboard)"
+        assert aborted["reason"] == "aborted by ops (operator) via dashboard"
         assert plane.desired_version(ids[0]) == "1.0.0"  # the canary was sent back
 
         # the abort sent every updated device back: a rollback is not offered, nor done

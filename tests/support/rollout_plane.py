@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from controlplane.app import create_app
@@ -68,6 +69,8 @@ class Plane:
     running: dict[str, tuple[str | None, int]] = field(default_factory=dict)
     #: each device's fleet, as it last reported it (``f`` unless told otherwise)
     fleets: dict[str, str] = field(default_factory=dict)
+    #: the app served (its routes)
+    app: FastAPI | None = None
 
     # -- the API -------------------------------------------------------------------
 
@@ -265,4 +268,5 @@ def open_plane(
             publisher=publisher,
             kit=kit,
             engine=services.engine,
+            app=app,
         )

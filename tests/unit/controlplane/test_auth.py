@@ -67,6 +67,9 @@ def test_roles_are_ordered_admin_operator_viewer() -> None:
         ("POST", "/api/v1/tokens", Role.ADMIN),
         ("DELETE", "/api/v1/tokens/4", Role.ADMIN),
         ("GET", "/api/v1/tokensx", Role.VIEWER),
+        # the audit trail: operator, reads too
+        ("GET", "/api/v1/audit", Role.OPERATOR),
+        ("GET", "/api/v1/auditx", Role.VIEWER),
     ],
 )
 def test_required_role_by_method_and_path(method: str, path: str, needed: Role | None) -> None:

@@ -89,8 +89,9 @@ def _n_devices(count: int) -> str:
 
 
 def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:
-    """How a completed rollout ended: ``all 20 devices updated`` only when every one
-    was, else ``17 of 20 devices updated (2 failed, 1 regressed)``."""
+    """How a completed rollout ended: ``all 20 devices updated`` (``1 device updated``
+    for one) only when every one was, else ``17 of 20 devices updated (2 failed, 1
+    regressed)``."""
     found = Counter(statuses)
     total = sum(found.values())
     updated = found[RolloutDeviceStatus.ACTIVATED]
@@ -100,5 +101,5 @@ def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:
         if s is not RolloutDeviceStatus.ACTIVATED and found[s]
     ]
     if not others:
-        return f"all {total} device{'s' if total != 1 else ''} updated"
-    return f"{updated} of {total} devices updated ({', '.join(others)})"
+        return f"all {total} devices updated" if total != 1 else "1 device updated"
+    return f"{updated} of {_n_devices(total)} updated ({', '.join(others)})"

@@ -227,7 +227,9 @@ def test_no_false_success(stack: FleetStack, capsys: pytest.CaptureFixture[str])
     code, _, err = _run(stack, capsys, *_push(stack, "1.9.0", 4.0, *fleet, "--selector", "hw=no"))
     assert code == 1
     assert _one_line_error(err).endswith(
-        f"(409): no device of fleet {stack.fleet_name} matches hw=no: nothing to roll out"
+        f"(409): no device of fleet {stack.fleet_name} matches hw=no: nothing to roll out "
+        "(det 1.9.0 is uploaded and registered: push it again once that is resolved, "
+        "nothing is uploaded twice)"
     )
     assert stack.http.get("/api/v1/rollouts", params={"state": "running"}).json() == []
 

@@ -30,6 +30,7 @@ from controlplane.models import (
     RolloutDevice,
     RolloutState,
 )
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.policy import Strategy, plan_batches, plan_notes
 from controlplane.rollouts.rows import (
     ACTIVE_STATES,
@@ -195,7 +196,8 @@ def create_rollout(
         note(
             rollout,
             "created",
-            f"{what} {len(ids)} device(s) of fleet {fleet}{where} in {len(batches)} batch(es)",
+            f"{what} {counted(len(ids))} of fleet {fleet}{where} in "
+            f"{counted(len(batches), 'batch')}",
             now,
         )
         for line in plan_notes(len(ids), strategy, batches):

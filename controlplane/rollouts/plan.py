@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from controlplane.rollouts.strategy import Strategy
 
-__all__ = ["RolloutDeviceStatus", "plan_batches", "plan_notes", "summary"]
+__all__ = ["RolloutDeviceStatus", "counted", "plan_batches", "plan_notes", "summary"]
 
 
 class RolloutDeviceStatus(StrEnum):
@@ -84,8 +84,15 @@ def plan_notes(count: int, strategy: Strategy, plan: Sequence[Sequence[str]]) ->
     return notes
 
 
+def counted(count: int, word: str = "device") -> str:
+    """``1 device``, ``3 devices``, ``2 batches``: a count for a history message."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
 def _n_devices(count: int) -> str:
-    return f"{count} device{'s' if count != 1 else ''}"
+    return counted(count)
 
 
 def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:

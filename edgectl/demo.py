@@ -8,8 +8,9 @@ has no traffic to judge one by), waits until every device runs both and both rol
 completed, calls each device's local inference API for each model and prints a summary.
 
 The control plane gets a fresh admin API token (``EDGEFLEET_ADMIN_TOKEN``, kept in the
-work dir's ``keys/admin.token``, mode 0600); with ``--keep`` it is printed so that
-``edgectl`` can be pointed at the demo.
+work dir's ``keys/admin.token``, mode 0600); with ``--keep`` it prints one ``export`` line
+(``EDGECTL_URL``, ``EDGECTL_TOKEN`` and ``EDGECTL_KEY``, the demo's release key) after
+which the README's tour runs against the demo as written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -190,6 +192,13 @@ def _close(got: np.ndarray, expected: np.ndarray) -> bool:
     return got.shape == expected.shape and float(np.max(np.abs(got - expected))) <= 0.01 * scale
 
 
+def export_line(url: str, token: str, key: Path) -> str:
+    """The one shell line that points ``edgectl`` at the demo: its URL, its admin token
+    and the release key its trust document certifies (so pushes are accepted)."""
+    values = {"EDGECTL_URL": url, "EDGECTL_TOKEN": token, "EDGECTL_KEY": str(key.resolve())}
+    return "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # stop the children and clean up, as for Ctrl-C
 
@@ -342,7 +351,9 @@ def run_demo(*, keep: bool, workdir: Path | None, timeout: float = 120.0) -> int
         if keep:
             print(f"\ncontrol plane: {url}  (API docs {url}/docs)\nbroker: {broker}")
             print(f"dashboard: {url}/dashboard  (sign in with the admin token)")
-            print(f"admin token: {token}\n  export EDGECTL_URL={url} EDGECTL_TOKEN={token}")
+            print(f"admin token: {token}")
+            print("point edgectl at the demo (then follow the README's tour):")
+            print(export_line(url, token, keys / "release.key"))
             for device in _demo_devices(client, started):
                 for name, _, _ in MODELS:
                     print(f"{device['id']}: {device['local_api']}/v2/models/{name}")

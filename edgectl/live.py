@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from edgectl.durations import format_duration
 from edgectl.table import render, when
 from edgectl.values import format_labels
+from edgectl.words import plural
 
 Rollout = Mapping[str, Any]
 
@@ -68,7 +69,7 @@ def _batch_name(rollout: Rollout, index: int) -> str:
 
 
 def _devices(count: int) -> str:
-    return f"{count} device{'' if count == 1 else 's'}"
+    return plural(count, "device")
 
 
 def _note(counts: Mapping[str, int]) -> str:
@@ -115,9 +116,32 @@ def status_line(rollout: Rollout) -> str:
     return line
 
 
+#: How to shorten or skip the health gate's wait for traffic (options of ``push model``).
+GATE_WAIT_HINT = (
+    "to wait less, push with --gate-min-requests N (fewer requests), "
+    "--gate-no-traffic 30s (a shorter idle time) or --no-gate"
+)
+
+
+def gate_rule(rollout: Rollout) -> str:
+    """``gate: judged after 100 requests per device on the new version, or passed
+    unjudged 5m after it activated without them``: what the gate waits for (empty
+    without a gate)."""
+    gate = (rollout.get("strategy") or {}).get("gate") or {}
+    if gate.get("enabled") is False or not gate or rollout.get("state") != "running":
+        return ""
+    needed = int(gate.get("min_requests", 100))
+    after = format_duration(float(gate.get("no_traffic_timeout_s", 300.0)))
+    return (
+        f"gate: each device judged after {plural(needed, 'request')} on the new version, "
+        f"or passed unjudged {after} after it activated without them"
+    )
+
+
 def gate_wait(rollout: Rollout) -> str | None:
-    """Why a running batch whose devices all activated is not done yet, if it is the
-    health gate waiting for traffic: ``gate: waiting for 100 requests on 3 devices ...``."""
+    """Why a running batch whose devices activated is not done yet, if it is the health
+    gate waiting for traffic: ``gate: waiting for traffic: 3 devices have fewer than 100
+    requests on the new version; each passes unjudged 5m after it activated``."""
     gate = (rollout.get("strategy") or {}).get("gate") or {}
     current = rollout.get("current_batch")
     batches = {b.get("index"): b for b in rollout.get("batches") or []}
@@ -132,12 +156,27 @@ def gate_wait(rollout: Rollout) -> str | None:
         for d in rollout.get("devices") or []
         if d.get("batch") == current
         and d.get("status") == "activated"
+        and not d.get("reason")  # not yet passed (a pass leaves a note, or none at all)
         and int((d.get("observed") or {}).get("requests") or 0) < needed
     ]
     if not waiting:
         return None
     after = format_duration(float(gate.get("no_traffic_timeout_s", 300.0)))
-    return f"gate: waiting for {needed} requests on {_devices(len(waiting))} (or {after} idle)"
+    have = "has" if len(waiting) == 1 else "have"
+    return (
+        f"gate: waiting for traffic: {plural(len(waiting), 'device')} {have} fewer than "
+        f"{plural(needed, 'request')} on the new version; each passes unjudged {after} "
+        "after it activated"
+    )
+
+
+def unjudged(rollout: Rollout) -> int:
+    """How many devices passed the gate unjudged: no traffic before ``--gate-no-traffic``."""
+    return sum(
+        1
+        for d in rollout.get("devices") or []
+        if str(d.get("reason") or "").startswith("not judged: no traffic")
+    )
 
 
 def history_line(entry: Mapping[str, Any]) -> str:
@@ -168,8 +207,10 @@ def render_rollout(rollout: Rollout) -> list[str]:
     lines.append(totals(rollout))
     if (limit := deadline(rollout)) and rollout.get("state") == "running":
         lines.append(limit)
+    if (rule := gate_rule(rollout)) and not gate_wait(rollout):
+        lines.append(rule)
     if waiting := gate_wait(rollout):
-        lines.append(waiting)
+        lines += [waiting, f"  ({GATE_WAIT_HINT}; Ctrl-C only stops watching)"]
     history = rollout.get("history") or []
     if history:
         lines.append(history_line(history[-1]))
@@ -197,6 +238,8 @@ def changes(previous: Rollout | None, current: Rollout) -> list[str]:
         out.append(title(current))  # notes come with the history below
         if limit := deadline(current):
             out.append(limit)
+        if rule := gate_rule(current):
+            out.append(rule)
     if previous is None or status_line(before) != status_line(current):
         out.append(f"rollout {current.get('id')}: {status_line(current)}")
     old_batches = {int(b.get("index", i)): b for i, b in enumerate(before.get("batches") or [])}
@@ -208,6 +251,8 @@ def changes(previous: Rollout | None, current: Rollout) -> list[str]:
     waiting = gate_wait(current)
     if waiting and waiting != gate_wait(before):
         out.append(waiting)
+        if gate_wait(before) is None:
+            out.append(f"  ({GATE_WAIT_HINT})")
     seen = len(before.get("history") or [])
     out += [history_line(e) for e in (current.get("history") or [])[seen:]]
     return out
@@ -222,6 +267,11 @@ class LiveView:
         self._previous: Rollout | None = None
         self._drawn: list[str] = []
         self._note: str | None = None
+
+    @property
+    def last(self) -> Rollout | None:
+        """The last answer shown (None before the first)."""
+        return self._previous
 
     def update(self, rollout: Rollout) -> None:
         if self._tty:

@@ -38,7 +38,7 @@ def render_model(model: Mapping[str, Any]) -> str:
         [
             v.get("version"),
             str(v.get("bundle_digest") or "")[:12],
-            str(v.get("key_id") or "-")[:12],
+            str(v.get("key_id") or "-")[:16],
             len(v.get("files") or []),
             format_bytes(_size(v)),
             _variants(v),

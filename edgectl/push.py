@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgectl.client import ControlPlaneClient
-from edgectl.errors import UsageError, VerificationError
+from edgectl.errors import ServerError, UsageError, VerificationError
 from edgectl.progress import UploadProgress
 from edgectl.trust_cmds import verify_trust_file
 from model_store import (
@@ -86,6 +86,38 @@ def _check_trusted(bundle: Path, trust_path: Path) -> None:
         raise VerificationError(f"invalid: {exc}") from exc
     logger.info("bundle verified against trust document version %d", trust.version)
     logger.debug("bundle digest %s", manifest.bundle_digest)
+
+
+#: Rollout states that hold a model in a fleet: no other rollout of it may start there.
+_ACTIVE = ("running", "paused")
+
+
+def _check_no_active_rollout(client: ControlPlaneClient, name: str, fleet: str) -> None:
+    """ServerError (409, as the control plane would answer) while a rollout of ``name``
+    is running or paused in ``fleet``: checked before anything is uploaded."""
+    for rollout in client.rollouts(fleet=fleet):
+        if rollout.get("model") == name and rollout.get("state") in _ACTIVE:
+            rid, state = rollout.get("id"), rollout.get("state")
+            raise ServerError(
+                f"rollout {rid} of {name} in fleet {fleet} is {state}: let it complete "
+                f"(edgectl rollouts show {rid}) or abort it (edgectl rollouts abort {rid}) "
+                "first; nothing was uploaded",
+                status_code=409,
+            )
+
+
+def _start_rollout(
+    client: ControlPlaneClient, name: str, version: str, fleet: str, **options: Any
+) -> dict[str, Any]:
+    """``POST /rollouts``; a refusal says that the version is registered all the same."""
+    try:
+        return client.create_rollout(name, version, fleet, **options)
+    except ServerError as exc:
+        raise ServerError(
+            f"{exc} ({name} {version} is uploaded and registered: push it again once "
+            "that is resolved, nothing is uploaded twice)",
+            status_code=exc.status_code,
+        ) from exc
 
 
 def push_model(
@@ -168,6 +200,7 @@ def push_model(
         client.health()
         if fleet is not None:
             client.fleet(fleet)  # an unknown fleet fails here, before anything is uploaded
+            _check_no_active_rollout(client, name, fleet)
         refs = [*files, signature]
         shown = progress(sum(r.size for r in refs)) if progress is not None else None
         for ref in refs:
@@ -178,8 +211,8 @@ def push_model(
             shown.finish()
     created = client.create_version(name, version, signature, files, variant=variant)
     rollout = (
-        client.create_rollout(
-            name, version, fleet, selector=selector, strategy=strategy, priority=priority
+        _start_rollout(
+            client, name, version, fleet, selector=selector, strategy=strategy, priority=priority
         )
         if fleet
         else None

@@ -18,11 +18,11 @@ from typing import Any
 from edgectl.client import ControlPlaneClient
 from edgectl.connect import connect
 from edgectl.durations import parse_duration
-from edgectl.live import LiveView, history_line, render_rollout, status_line, title
+from edgectl.live import LiveView, gate_rule, history_line, render_rollout, status_line, title
 from edgectl.table import render, when
 from edgectl.trust_cmds import SubParsers
 from edgectl.values import format_labels, parse_positive_int
-from edgectl.wait import follow_rollout, outcome
+from edgectl.wait import follow_rollout, outcome, waiting_note
 
 STATES = ("running", "paused", "completed", "aborted")
 
@@ -66,6 +66,8 @@ def watch(
         else:
             print(f"{title(rollout)}  [{status_line(rollout)}]")
             print(f"follow it: edgectl rollouts show {rid} --watch")
+            if rule := gate_rule(rollout):
+                print(rule)
         return 0
     view = LiveView(sys.stdout)
     try:
@@ -79,7 +81,8 @@ def watch(
         )
     except KeyboardInterrupt:
         print(
-            f"\nrollout {rid} continues on the control plane: edgectl rollouts show {rid}",
+            f"\nrollout {rid} continues on the control plane: edgectl rollouts show {rid}"
+            + waiting_note(view.last or rollout),
             file=sys.stderr,
         )
         return 130

@@ -16,6 +16,8 @@ from typing import Any
 from edgectl.client import ControlPlaneClient
 from edgectl.durations import format_duration
 from edgectl.errors import RolloutFailed, RolloutPaused, UnreachableError, WatchTimeout
+from edgectl.live import GATE_WAIT_HINT, gate_wait, unjudged
+from edgectl.words import plural
 
 #: States in which following stops.
 ENDED = {"completed", "aborted", "paused"}
@@ -86,7 +88,7 @@ def outcome(followed: Followed) -> str:
         waited = format_duration(followed.timeout or 0.0)
         raise WatchTimeout(
             f"rollout {rid} still {state} after {waited}; it goes on on the control plane: "
-            f"edgectl rollouts show {rid}"
+            f"edgectl rollouts show {rid}" + waiting_note(rollout)
         )
     if state == "paused":
         raise RolloutPaused(
@@ -102,7 +104,17 @@ def outcome(followed: Followed) -> str:
             f"{n} {word}" for n, word in ((failed, "failed"), (regressed, "regressed")) if n
         )
         raise RolloutFailed(
-            f"rollout {rid} completed, but {what} of {_count(rollout, 'total')} device(s)"
+            f"rollout {rid} completed, but {what} of {plural(_count(rollout, 'total'), 'device')}"
             + (f": {reason}" if reason else "")
         )
-    return f"rollout {rid} completed" + (f": {reason}" if reason else "")
+    line = f"rollout {rid} completed" + (f": {reason}" if reason else "")
+    if idle := unjudged(rollout):
+        line += f" ({plural(idle, 'device')} not judged by the gate: no traffic; {GATE_WAIT_HINT})"
+    return line
+
+
+def waiting_note(rollout: Mapping[str, Any]) -> str:
+    """``; gate: waiting for traffic: ... (to wait less, ...)`` when the health gate holds
+    the rollout for traffic, else empty: for the line that ends watching early."""
+    waiting = gate_wait(rollout)
+    return f"; {waiting} ({GATE_WAIT_HINT})" if waiting else ""

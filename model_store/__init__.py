@@ -16,7 +16,7 @@ Public surface:
                 (a bundle that runs other models of the device in turn)
     signing     ManifestEntry, SignedManifest, sign_bundle, verify_signature, verify_bundle
     keys        generate_private_key, write_keypair, load_private_key, load_public_key,
-                load_trusted_keys, key_id, public_key_from_pem, public_key_pem
+                load_trusted_keys, key_id, short_key_id, public_key_from_pem, public_key_pem
     dsse        sign_envelope, open_envelope, decode_envelope, encode_envelope,
                 envelope_payload (unverified)
     trust       Role, TrustError, TrustDocument, build_trust_document, load_initial_trust,
@@ -61,6 +61,7 @@ from model_store.keys import (
     load_trusted_keys,
     public_key_from_pem,
     public_key_pem,
+    short_key_id,
     write_keypair,
 )
 from model_store.metadata import (
@@ -147,6 +148,7 @@ __all__ = [
     "read_onnx_io",
     "read_openvino_io",
     "sha256_file",
+    "short_key_id",
     "sign_bundle",
     "sign_envelope",
     "split_source",

@@ -30,11 +30,14 @@ MAX_SIGNATURE_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Envelope:
-    """The parts of a signature file that matter: payload, DER signature, key hint."""
+    """The parts of a signature file that matter: payload, DER signature, key hint, and
+    the signer's key id (``model_store.key_id``) when the signature names it (edgectl
+    writes it into the DSSE ``keyid``; upstream ``model_signing`` leaves that empty)."""
 
     payload: bytes
     signature: bytes
     key_hint: str | None
+    key_id: str | None = None
 
 
 def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
@@ -43,15 +46,16 @@ def pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def encode_bundle(payload: bytes, signature: bytes, key_hint: str) -> bytes:
-    """The signature file's bytes (compact JSON, as upstream writes it)."""
+def encode_bundle(payload: bytes, signature: bytes, key_hint: str, key_id: str = "") -> bytes:
+    """The signature file's bytes (compact JSON, as upstream writes it; ``key_id`` goes
+    into the DSSE signature's ``keyid``, which upstream's verifier ignores)."""
     bundle = {
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode("ascii"),
             "payloadType": PAYLOAD_TYPE,
-            "signatures": [{"sig": base64.b64encode(signature).decode("ascii"), "keyid": ""}],
+            "signatures": [{"sig": base64.b64encode(signature).decode("ascii"), "keyid": key_id}],
         },
     }
     return json.dumps(bundle, separators=(",", ":")).encode("utf-8")
@@ -101,4 +105,9 @@ def decode_bundle(data: bytes) -> Envelope:
     if len(signatures) != 1:
         raise SignatureError(f"signature must hold exactly one signature, got {len(signatures)}")
     signature = _b64(_JSON.req_str(signatures[0], "sig", "signatures[0]"), "signatures[0].sig")
-    return Envelope(payload=payload, signature=signature, key_hint=hint or None)
+    keyid = signatures[0].get("keyid")
+    if keyid is not None and not isinstance(keyid, str):
+        raise SignatureError("malformed signature: signatures[0].keyid is not a string")
+    return Envelope(
+        payload=payload, signature=signature, key_hint=hint or None, key_id=keyid or None
+    )

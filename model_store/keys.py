@@ -72,6 +72,16 @@ def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+#: How many hex digits of a key id are shown where a key is named in a message.
+SHORT_KEY_ID = 16
+
+
+def short_key_id(kid: str) -> str:
+    """The key id as messages show it: its first 16 hex digits (``keys create`` prints
+    the whole id, which starts with them)."""
+    return kid[:SHORT_KEY_ID]
+
+
 def key_hint(public_key: ec.EllipticCurvePublicKey) -> str:
     """Upstream ``model_signing``'s key hint: hex sha256 of the public key's PEM."""
     return hashlib.sha256(public_key_pem(public_key)).hexdigest()

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from model_store.bundle import bundle_files, list_bundle_paths
 from model_store.digests import sha256_regular_file
-from model_store.envelope import MAX_SIGNATURE_BYTES, decode_bundle, encode_bundle, pae
+from model_store.envelope import MAX_SIGNATURE_BYTES, Envelope, decode_bundle, encode_bundle, pae
 from model_store.errors import BundleError, SignatureError
-from model_store.keys import key_hint, key_id, require_p256
+from model_store.keys import key_hint, key_id, require_p256, short_key_id
 from model_store.metadata import load_metadata
 from model_store.paths import METADATA_FILENAME, SIGNATURE_FILENAME, read_small_file
 from model_store.statement import ManifestEntry, SignedManifest, build_statement, parse_statement
@@ -73,26 +73,47 @@ def sign_bundle(bundle_dir: Path, private_key: ec.EllipticCurvePrivateKey) -> Pa
     public_key = private_key.public_key()
     path = bundle_dir / SIGNATURE_FILENAME
     try:
-        _write_atomically(path, encode_bundle(payload, signature, key_hint(public_key)))
+        _write_atomically(
+            path, encode_bundle(payload, signature, key_hint(public_key), key_id(public_key))
+        )
     except OSError as exc:
         raise BundleError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    logger.info("signed %s (%d files) with key %s", bundle_dir, len(files), key_id(public_key)[:16])
+    logger.info(
+        "signed %s (%d files) with key %s", bundle_dir, len(files), short_key_id(key_id(public_key))
+    )
     return path
 
 
+def _untrusted(envelope: Envelope) -> SignatureError:
+    """The refusal of a signature by no trusted key, naming the signer by its key id (as
+    ``edgectl keys create`` and the trust document do) when the signature says it."""
+    if envelope.key_id is not None:
+        return SignatureError(
+            f"signed by an untrusted key (key id {short_key_id(envelope.key_id)})"
+        )
+    hint = envelope.key_hint or ""
+    return SignatureError(
+        "signed by an untrusted key (the signature names no key id: made by another tool; "
+        f"its key hint, sha256 of the public key PEM, is {hint[:16]})"
+    )
+
+
 def _verifying_key(
-    payload: bytes,
-    signature: bytes,
-    hint: str | None,
-    trusted_keys: Sequence[ec.EllipticCurvePublicKey],
+    envelope: Envelope, trusted_keys: Sequence[ec.EllipticCurvePublicKey]
 ) -> ec.EllipticCurvePublicKey:
     if not trusted_keys:
         raise SignatureError("no trusted keys to verify the signature against")
     for key in trusted_keys:
         require_p256(key, "a trusted key")
-    candidates = [k for k in trusted_keys if hint is None or key_hint(k) == hint]
+    hint, kid = envelope.key_hint, envelope.key_id
+    candidates = [
+        k
+        for k in trusted_keys
+        if (hint is None or key_hint(k) == hint) and (kid is None or key_id(k) == kid)
+    ]
     if not candidates:
-        raise SignatureError(f"signed by an untrusted key (key hint {hint[:16] if hint else ''})")
+        raise _untrusted(envelope)
+    payload, signature = envelope.payload, envelope.signature
     message = pae(payload)
     for key in candidates:
         try:
@@ -113,7 +134,7 @@ def verify_signature(
     digests. Does not look at any file. ``SignatureError`` on any failure.
     """
     envelope = decode_bundle(signature)
-    key = _verifying_key(envelope.payload, envelope.signature, envelope.key_hint, trusted_keys)
+    key = _verifying_key(envelope, trusted_keys)
     subject_name, digest, entries = parse_statement(envelope.payload)
     return SignedManifest(
         subject_name=subject_name, bundle_digest=digest, files=entries, key_id=key_id(key)
@@ -161,6 +182,6 @@ def verify_bundle(
         bundle_dir,
         len(signed),
         manifest.bundle_digest,
-        manifest.key_id[:16],
+        short_key_id(manifest.key_id),
     )
     return manifest

@@ -29,6 +29,7 @@ from controlplane.dashboard.rollout_view import (
 )
 from controlplane.paging import DevicePage, FleetCounts
 from controlplane.rollouts.actions import Action
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.states import actions, allows, is_driven
 from controlplane.schemas import (
     DevicePublic,
@@ -399,7 +400,7 @@ def gate_wait(rollout: RolloutPublic) -> str | None:
         return None
     idle_s = int(float(gate.get("no_traffic_timeout_s", 300.0)))
     return (
-        f"health gate: waiting for {needed} requests on {len(waiting)} device(s); "
+        f"health gate: waiting for {needed} requests on {counted(len(waiting))}; "
         f"a device without them passes {idle_s} s after it activated"
     )
 

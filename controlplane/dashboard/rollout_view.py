@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controlplane.dashboard.html import Markup, badge, esc, facts, join, span, utc
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.states import is_driven
 from controlplane.rollouts.strategy import Strategy, fmt_num
 from controlplane.schemas import BatchPublic, RolloutSummary
@@ -58,10 +59,10 @@ def _seconds(value: float) -> str:
 
 def _canary(s: Strategy) -> str:
     if s.canary is not None:
-        return f"{s.canary} device{'s' if s.canary != 1 else ''}, then {s.batches} batch(es)"
+        return f"{counted(s.canary)}, then {counted(s.batches, 'batch')}"
     if s.canary_pct is not None:
-        return f"{fmt_num(s.canary_pct)}% of the devices, then {s.batches} batch(es)"
-    return f"none: {s.batches} batch(es)"
+        return f"{fmt_num(s.canary_pct)}% of the devices, then {counted(s.batches, 'batch')}"
+    return f"none: {counted(s.batches, 'batch')}"
 
 
 def strategy_facts(rollout: RolloutSummary) -> Markup:

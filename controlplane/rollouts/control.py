@@ -31,6 +31,7 @@ from controlplane.models import (
     RolloutDevice,
 )
 from controlplane.rollouts import states
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.policy import RolloutDeviceStatus
 from controlplane.rollouts.rows import ROLLOUT_LOCK, get_locked, note
 
@@ -246,7 +247,7 @@ def abort_rollout(
     skipped = _skip_pending(session, rollout, now)
     rollout.state = final.value
     rollout.reason = reason
-    summary = f"{said_by or reason}; {len(changed)} device(s) rolled back"
+    summary = f"{said_by or reason}; {counted(len(changed))} rolled back"
     if kept:
         summary += f", {kept} kept the newer deployment they were sent since"
     if skipped:

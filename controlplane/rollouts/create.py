@@ -30,6 +30,7 @@ from controlplane.models import (
     RolloutDevice,
     RolloutState,
 )
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.policy import Strategy, plan_batches, plan_notes
 from controlplane.rollouts.rows import (
     ACTIVE_STATES,
@@ -200,8 +201,8 @@ def create_rollout(
         note(
             rollout,
             "created",
-            f"{what} {len(ids)} device(s) of fleet {fleet}{where} in {len(batches)} "
-            f"batch(es){asked}",
+            f"{what} {counted(len(ids))} of fleet {fleet}{where} in "
+            f"{counted(len(batches), 'batch')}{asked}",
             now,
             **who,
         )

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from controlplane.rollouts.strategy import Strategy
 
-__all__ = ["RolloutDeviceStatus", "plan_batches", "plan_notes", "summary"]
+__all__ = ["RolloutDeviceStatus", "counted", "plan_batches", "plan_notes", "summary"]
 
 
 class RolloutDeviceStatus(StrEnum):
@@ -84,13 +84,21 @@ def plan_notes(count: int, strategy: Strategy, plan: Sequence[Sequence[str]]) ->
     return notes
 
 
+def counted(count: int, word: str = "device") -> str:
+    """``1 device``, ``3 devices``, ``2 batches``: a count for a history message."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
 def _n_devices(count: int) -> str:
-    return f"{count} device{'s' if count != 1 else ''}"
+    return counted(count)
 
 
 def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:
-    """How a completed rollout ended: ``all 20 devices updated`` only when every one
-    was, else ``17 of 20 devices updated (2 failed, 1 regressed)``."""
+    """How a completed rollout ended: ``all 20 devices updated`` (``1 device updated``
+    for one) only when every one was, else ``17 of 20 devices updated (2 failed, 1
+    regressed)``."""
     found = Counter(statuses)
     total = sum(found.values())
     updated = found[RolloutDeviceStatus.ACTIVATED]
@@ -100,5 +108,5 @@ def summary(statuses: Iterable[RolloutDeviceStatus]) -> str:
         if s is not RolloutDeviceStatus.ACTIVATED and found[s]
     ]
     if not others:
-        return f"all {total} device{'s' if total != 1 else ''} updated"
-    return f"{updated} of {total} devices updated ({', '.join(others)})"
+        return f"all {total} devices updated" if total != 1 else "1 device updated"
+    return f"{updated} of {_n_devices(total)} updated ({', '.join(others)})"

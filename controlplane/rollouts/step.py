@@ -30,6 +30,7 @@ from controlplane.models import (
 )
 from controlplane.rollouts import states
 from controlplane.rollouts.control import abort_rollout
+from controlplane.rollouts.plan import counted
 from controlplane.rollouts.policy import (
     ActionKind,
     Decision,
@@ -244,7 +245,7 @@ def _apply(
         batch = [r for r in rows if r.batch == rollout.current_batch]
         failed = sum(r.status != RolloutDeviceStatus.ACTIVATED.value for r in batch)
         label = batch_label(strategy, rollout.current_batch, count)
-        message = f"{label} done: {len(batch)} device(s), {failed} not updated"
+        message = f"{label} done: {counted(len(batch))}, {failed} not updated"
         note(rollout, "batch_done", message, now, batch=rollout.current_batch)
     if decision.devices or decision.action or decision.batch_done:
         rollout.updated_at = now
@@ -307,7 +308,7 @@ def start_batch(
     rollout.batch_started_at = now
     rollout.batch_done_at = None
     label = batch_label(Strategy.from_json(rollout.strategy), index, count)
-    note(rollout, "batch_started", f"{label} started: {len(assigned)} device(s)", now, batch=index)
+    note(rollout, "batch_started", f"{label} started: {counted(len(assigned))}", now, batch=index)
     logger.info("rollout %s: %s started (%d device(s))", rollout.id, label, len(assigned))
     return assigned
 

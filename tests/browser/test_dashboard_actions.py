@@ -65,7 +65,10 @@ def test_pause_resume_and_abort_through_the_forms(page: Page, plane: Plane) -> N
     expect(page.locator("main")).to_contain_text("nothing to roll back")
     screenshot(page, "rollout-aborted")
     shown = plane.rollout(rid)
-    assert (shown["state"], shown["reason"]) == ("aborted", "aborted by ops (operator) via dashboard")
+    assert (shown["state"], shown["reason"]) == (
+        "aborted",
+        "aborted by ops (operator) via dashboard",
+    )
     assert plane.desired_version(ids[0]) == "1.0.0"  # the canary was sent back
 
 

@@ -89,7 +89,7 @@ def test_canary_then_batches_progress_as_devices_activate(plane: Plane) -> None:
         "batch_done",
         "completed",
     ]
-    assert rollout["history"][1]["message"] == "canary batch (1 of 3) started: 1 device(s)"
+    assert rollout["history"][1]["message"] == "canary batch (1 of 3) started: 1 device"
     listed = plane.get("/rollouts?state=completed&fleet=f")
     assert [r["id"] for r in listed] == [rollout["id"]] and "devices" not in listed[0]
     assert plane.get("/rollouts?state=running") == []
@@ -409,7 +409,7 @@ def test_abort_leaves_devices_a_later_deployment_was_sent_to(plane: Plane) -> No
     assert canary["status"] == "activated"
     assert canary["reason"].startswith("not rolled back: deployment ")
     assert aborted["history"][-1]["message"] == (
-        "superseded; aborted by bootstrap (admin) via api; 0 device(s) rolled back, 1 kept "
+        "superseded; aborted by bootstrap (admin) via api; 0 devices rolled back, 1 kept "
         "the newer deployment they were sent since, 2 never started (skipped)"
     )
     assert [plane.desired_version(i) for i in ids] == ["2.0.0"] * 3

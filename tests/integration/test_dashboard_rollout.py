@@ -28,7 +28,7 @@ def test_the_rollout_page_shows_strategy_canary_next_batch_and_skipped(plane: Pl
     with signed_in(plane.http.base_url, make_token(plane.http, "viewer")) as browser:
         page = text_of(html_of(browser, f"/dashboard/rollouts/{rid}"))
         for shown in [
-            "canary 1 device, then 3 batch(es)",
+            "canary 1 device, then 3 batches",
             "wait between batches 120 s (2m)",
             "install timeout 600 s (10m)",
             "failure threshold no limit",
@@ -87,6 +87,6 @@ def test_a_paused_rollout_waits_for_its_operator(plane: Plane) -> None:
         html = html_of(browser, f"/dashboard/rollouts/{rollout['id']}")
         page = text_of(html)
         assert "next batch none while the rollout is paused: resume it to go on" in page
-        assert "canary none: 3 batch(es)" in page and "canary 1" not in page
+        assert "canary none: 3 batches" in page and "canary 1" not in page
         assert 'class="badge b-paused"' in html and "b-gate" not in html
         assert 'class="badge b-running"' in html  # the batch; paused is not running's colour

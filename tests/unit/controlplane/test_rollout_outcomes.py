@@ -119,7 +119,7 @@ def test_a_late_activation_that_regresses_pauses_the_rollout() -> None:
 
 def test_summaries_never_say_all_updated_when_some_were_not() -> None:
     assert summary([S.ACTIVATED] * 3) == "all 3 devices updated"
-    assert summary([S.ACTIVATED]) == "all 1 device updated"
+    assert summary([S.ACTIVATED]) == "1 device updated"
     assert summary([S.FAILED] * 3) == "0 of 3 devices updated (3 failed)"
     mixed = [S.ACTIVATED, S.FAILED, S.REGRESSED, S.ACTIVATED]
     assert summary(mixed) == "2 of 4 devices updated (1 failed, 1 regressed)"

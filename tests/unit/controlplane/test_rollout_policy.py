@@ -451,7 +451,7 @@ def test_gate_disabled_lets_regressions_through() -> None:
     strategy = Strategy(gate=Gate(enabled=False))
     decision = decide(rollout(strategy), [active("a", SLOW)], at(60))
     assert decision == Decision(
-        action=ActionKind.COMPLETE, reason="all 1 device updated", batch_done=True
+        action=ActionKind.COMPLETE, reason="1 device updated", batch_done=True
     )
 
 

@@ -226,8 +226,44 @@ def test_the_view_says_when_the_gate_waits_for_traffic() -> None:
     rollout["devices"].append(
         {"device_id": "sim-004", "batch": 1, "status": "activated", "observed": None}
     )
-    wait = "gate: waiting for 20 requests on 2 devices (or 5m idle)"
-    assert render_rollout(rollout)[-2] == wait
-    assert changes(_rollout(), rollout) == [wait]
+    wait = (
+        "gate: waiting for traffic: 2 devices have fewer than 20 requests on the new "
+        "version; each passes unjudged 5m after it activated"
+    )
+    hint = (
+        "to wait less, push with --gate-min-requests N (fewer requests), "
+        "--gate-no-traffic 30s (a shorter idle time) or --no-gate"
+    )
+    view = render_rollout(rollout)
+    assert view[-3] == wait
+    assert view[-2] == f"  ({hint}; Ctrl-C only stops watching)"
+    assert changes(_rollout(), rollout) == [wait, f"  ({hint})"]
+    assert changes(rollout, rollout) == []
+    late = Followed(rollout, timed_out=True, timeout=60)
+    with pytest.raises(WatchTimeout, match=f"still running after 1m; .*{wait} \\(to wait less"):
+        outcome(late)
     rollout["strategy"]["gate"]["enabled"] = False
     assert wait not in render_rollout(rollout)
+
+
+def test_the_view_says_at_once_what_the_gate_waits_for() -> None:
+    rollout = _rollout()
+    rollout["strategy"]["gate"] = {"min_requests": 1, "no_traffic_timeout_s": 30.0}
+    rule = (
+        "gate: each device judged after 1 request on the new version, "
+        "or passed unjudged 30s after it activated without them"
+    )
+    assert rule in render_rollout(rollout)
+    assert rule in changes(None, rollout)
+    rollout["strategy"]["gate"]["enabled"] = False
+    assert not any(line.startswith("gate:") for line in render_rollout(rollout))
+
+
+def test_the_final_line_counts_devices_the_gate_did_not_judge() -> None:
+    done = _ended("completed", "1 device updated", activated=1)
+    done.rollout["devices"] = [{"device_id": "sim-000", "reason": "not judged: no traffic"}]
+    assert outcome(done) == (
+        "rollout 7 completed: 1 device updated (1 device not judged by the gate: no "
+        "traffic; to wait less, push with --gate-min-requests N (fewer requests), "
+        "--gate-no-traffic 30s (a shorter idle time) or --no-gate)"
+    )

@@ -165,10 +165,17 @@ def test_extra_and_missing_files_are_bundle_errors(
 def test_untrusted_key_is_refused(bundle: Path, key: ec.EllipticCurvePrivateKey) -> None:
     sig_path = sign_bundle(bundle, key)
     stranger = generate_private_key().public_key()
-    with pytest.raises(SignatureError, match="untrusted key"):
+    # the refusal names the signer by the key id `edgectl keys create` printed for it
+    signer = key_id(key.public_key())
+    with pytest.raises(SignatureError, match=rf"untrusted key \(key id {signer[:16]}\)$"):
         verify_bundle(bundle, [stranger])
-    # without the (unsigned) hint, every trusted key is tried; none verifies
     sig = _sig_json(sig_path)
+    assert sig["dsseEnvelope"]["signatures"][0]["keyid"] == signer
+    # upstream's tools write no key id: the refusal can only give the hint
+    sig["dsseEnvelope"]["signatures"][0]["keyid"] = ""
+    with pytest.raises(SignatureError, match="names no key id: made by another tool"):
+        verify_signature(json.dumps(sig).encode(), [stranger])
+    # without the (unsigned) hint and key id, every trusted key is tried; none verifies
     del sig["verificationMaterial"]["publicKey"]["hint"]
     with pytest.raises(SignatureError, match="does not verify against any trusted key"):
         verify_signature(json.dumps(sig).encode(), [stranger])
@@ -182,6 +189,9 @@ def test_lying_hint_does_not_help(bundle: Path, key: ec.EllipticCurvePrivateKey)
     trusted = key.public_key()
     sig = _sig_json(sign_bundle(bundle, attacker))
     sig["verificationMaterial"]["publicKey"]["hint"] = _pem_hint(trusted)
+    with pytest.raises(SignatureError, match="untrusted key"):  # its own key id still
+        verify_signature(json.dumps(sig).encode(), [trusted])
+    sig["dsseEnvelope"]["signatures"][0]["keyid"] = key_id(trusted)
     with pytest.raises(SignatureError, match="does not verify"):
         verify_signature(json.dumps(sig).encode(), [trusted])
 

@@ -9,6 +9,9 @@
   token. A device enrolls with its one-time enrollment token and renews with a CSR signed
   by the key it enrolled with; the CA certificate and the CRL are public.
 - anything under ``/api/v1/tokens``: admin.
+- anything under ``/api/v1/alerts``, reads included: operator (webhook URLs may carry
+  credentials, e.g. a chat service's incoming-webhook URL; delivery errors quote the
+  receivers' answers).
 - other ``GET``/``HEAD``: viewer.
 - every other method: operator.
 """
@@ -24,6 +27,8 @@ PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust", f"{API_PREFIX}/dev
 #: What devices post without a token (their credential is in the body).
 PUBLIC_POSTS = (f"{API_PREFIX}/enroll",)
 _ADMIN = f"{API_PREFIX}/tokens"
+#: Read by operators only, not viewers.
+_OPERATOR_READS = (f"{API_PREFIX}/alerts",)
 
 
 def _under(path: str, resource: str) -> bool:
@@ -37,6 +42,8 @@ def required_role(method: str, path: str) -> Role | None:
         return Role.ADMIN
     if method == "POST" and any(_under(path, resource) for resource in PUBLIC_POSTS):
         return None
+    if any(_under(path, resource) for resource in _OPERATOR_READS):
+        return Role.OPERATOR
     if method in _READS:
         if any(_under(path, resource) for resource in PUBLIC_READS):
             return None

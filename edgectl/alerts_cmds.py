@@ -1,6 +1,6 @@
 """``edgectl alerts add|list|remove|deliveries|test``: webhooks on rollout and device events.
 
-``alerts add --url URL`` registers a webhook (all event types unless ``--events``) and
+``alerts add URL`` registers a webhook (all event types unless ``--events``) and
 prints its signing secret once, unless the operator gave one (``--secret-file`` or
 ``EDGECTL_ALERT_SECRET``). ``alerts deliveries [ID]`` shows each delivery's state
 (pending, delivered, failed), attempts, last answer and next attempt. ``alerts test ID``
@@ -94,7 +94,7 @@ def _counts(webhook: dict[str, Any]) -> str:
 def _cmd_add(args: argparse.Namespace) -> int:
     secret, source = _secret(args)
     body: dict[str, Any] = {
-        "url": args.url,
+        "url": args.webhook_url,
         "offline_after_s": round(parse_duration(args.offline_after, what="--offline-after")),
     }
     if (events := _events(args.events)) is not None:
@@ -128,7 +128,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         _print_json(webhooks)
         return 0
     if not webhooks:
-        print("no webhooks (add one with: edgectl alerts add --url URL)")
+        print("no webhooks (add one with: edgectl alerts add URL)")
         return 0
     rows = [
         [
@@ -193,12 +193,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     with connect(args) as client:
         delivery = _api(client, "POST", f"/webhooks/{args.id}/test")
         deadline = time.monotonic() + timeout
-        while (
-            not args.no_wait
-            and delivery["state"] == "pending"
-            and delivery["attempts"] == 0
-            and time.monotonic() < deadline
-        ):
+        while not args.no_wait and _unanswered(delivery) and time.monotonic() < deadline:
             time.sleep(0.2)
             delivery = _api(client, "GET", f"/deliveries/{delivery['id']}")
     if args.json:
@@ -207,7 +202,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         _print_test(delivery, args.id)
     if args.no_wait or delivery["state"] == "delivered":
         return 0
-    if delivery["attempts"] == 0:
+    if _unanswered(delivery):
         raise NotDelivered(
             f"ping {delivery['id']} not attempted within {args.timeout} "
             "(is the control plane's alert dispatcher running?)"
@@ -215,12 +210,18 @@ def _cmd_test(args: argparse.Namespace) -> int:
     raise NotDelivered(f"ping {delivery['id']} to webhook {args.id} was not delivered")
 
 
+def _unanswered(delivery: dict[str, Any]) -> bool:
+    """Whether a fresh ping's first attempt has no outcome yet (not made, or in flight)."""
+    answered = delivery.get("last_status") is not None or delivery.get("last_error")
+    return delivery["state"] == "pending" and not answered
+
+
 def _print_test(delivery: dict[str, Any], webhook_id: int) -> None:
     state = delivery["state"]
     if state == "delivered":
         status = delivery["last_status"]
         print(f"ping {delivery['id']} delivered to webhook {webhook_id} (HTTP {status})")
-    elif delivery["attempts"] == 0:
+    elif _unanswered(delivery):
         print(f"ping {delivery['id']} queued for webhook {webhook_id}")
     else:
         nxt = when(delivery.get("next_attempt_at")) if state == "pending" else "none"
@@ -236,7 +237,8 @@ def add_commands(sub: SubParsers) -> None:
         dest="alerts_cmd", required=True
     )
     add = alerts.add_parser("add", help="add a webhook; its secret is printed once")
-    add.add_argument("--url", required=True, help="where to POST (http:// or https://)")
+    # a positional URL: --url is edgectl's global control-plane URL
+    add.add_argument("webhook_url", metavar="URL", help="where to POST (http:// or https://)")
     add.add_argument(
         "--events",
         default=None,

@@ -20,9 +20,11 @@ from controlplane.alerts.schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookPublic,
+    usable_url,
 )
 from controlplane.alerts.tables import AlertDelivery, AlertWebhook, DeliveryState
 from controlplane.deps import RowId, SessionDep, SettingsDep
+from controlplane.errors import InvalidRequest
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -48,9 +50,13 @@ def _public(webhook: AlertWebhook, counts: dict[int, DeliveryCounts]) -> Webhook
     return public
 
 
-@router.post("/webhooks", status_code=201)
+@router.post(
+    "/webhooks", status_code=201, responses={400: {"description": "a URL without a usable host"}}
+)
 def create_webhook(body: WebhookCreate, session: SessionDep) -> WebhookCreated:
     """A new webhook. The answer is the only one that holds its secret."""
+    if (wrong := usable_url(body.url)) is not None:
+        raise InvalidRequest(f"url: {wrong}")
     webhook = crud.create_webhook(
         session,
         url=body.url,

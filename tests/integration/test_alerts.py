@@ -48,9 +48,11 @@ def receiver() -> Iterator[Receiver]:
         yield receiver
 
 
-def _dispatcher(plane: Plane, *, max_attempts: int = 5, backoff_s: float = 0.2) -> Dispatcher:
+def _dispatcher(
+    plane: Plane, *, max_attempts: int = 5, backoff_s: float = 0.2, replica: str = "alerts-test"
+) -> Dispatcher:
     retry = RetryPolicy(backoff_s=backoff_s, cap_s=1.0, max_attempts=max_attempts, timeout_s=2.0)
-    return Dispatcher(plane.engine, replica="alerts-test", retry=retry, interval_s=0.1)
+    return Dispatcher(plane.engine, replica=replica, retry=retry, interval_s=0.1)
 
 
 def _hook(plane: Plane, url: str, **body: Any) -> dict[str, Any]:
@@ -289,3 +291,38 @@ def test_webhooks_are_validated_and_for_operators(plane: Plane) -> None:
     assert removed.status_code == 200 and removed.json()["url"] == "https://example.com/hook"
     assert plane.get("/alerts/webhooks") == []
     assert plane.http.delete(f"/api/v1/alerts/webhooks/{hook['id']}").status_code == 404
+
+
+def test_pending_deliveries_survive_a_restart_and_one_replica_sends(
+    tmp_path: Path,
+    trust_kit: TrustKit,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+) -> None:
+    monkeypatch.setenv("EDGEFLEET_ALERT_TICK_S", "3600")
+    receiver.statuses[:] = [500]
+    with open_plane(tmp_path / "a", trust_kit, database_url, MemoryPublisher()) as first:
+        hook = _hook(first, receiver.url, events=["rollout.paused"])
+        first.fleet_on_v1(1)
+        rollout = first.start({"canary": 1, "batches": 1})
+        first.post(f"/rollouts/{rollout['id']}/pause", {"reason": "before the restart"})
+        _dispatcher(first).run_once()  # answered 500: pending, retried later
+        [pending] = _deliveries(first, webhook_id=hook["id"])
+        assert (pending["state"], pending["attempts"]) == ("pending", 1)
+    with open_plane(
+        tmp_path / "b", trust_kit, database_url, MemoryPublisher(), register=False
+    ) as second:
+        # two replicas on the same database
+        replicas = [_dispatcher(second), _dispatcher(second, replica="another-replica")]
+        for _ in range(30):
+            ticks = [r.run_once() for r in replicas]
+            assert ticks[1] is None  # the lease: one replica sends
+            if _deliveries(second, webhook_id=hook["id"])[0]["state"] == "delivered":
+                break
+            time.sleep(0.1)
+        [done] = _deliveries(second, webhook_id=hook["id"])
+        assert (done["state"], done["attempts"], done["last_status"]) == ("delivered", 2, 200)
+    assert [e["type"] for e in receiver.events()] == ["rollout.paused"] * 2
+    assert len({e["id"] for e in receiver.events()}) == 1  # the same event, retried
+    _all_verified(receiver)

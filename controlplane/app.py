@@ -30,6 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controlplane import openapi
+from controlplane.alerts import emit as alert_events
+from controlplane.alerts.dispatch import Dispatcher
+from controlplane.alerts.sender import RetryPolicy
 from controlplane.audit.recorder import AuditMiddleware
 from controlplane.auth.bootstrap import bootstrap_admin, check_admin_token
 from controlplane.auth.dependency import api_path, authorize
@@ -331,6 +334,19 @@ def create_app(
         replica=settings.mqtt_client_id,
     )
     maintenance = Maintenance(services.engine, settings.retention, replica=settings.mqtt_client_id)
+    alert_events.install(services.engine)  # alert events commit with their changes
+    alerts = Dispatcher(
+        services.engine,
+        replica=settings.mqtt_client_id,
+        retry=RetryPolicy(
+            backoff_s=settings.alert_backoff_s,
+            cap_s=settings.alert_backoff_cap_s,
+            max_attempts=settings.alert_max_attempts,
+            timeout_s=settings.alert_timeout_s,
+        ),
+        interval_s=settings.alert_tick_s,
+        keep_s=settings.alert_keep_s,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -338,13 +354,16 @@ def create_app(
             services.bridge.start()
         driver.start()
         maintenance.start()
+        alerts.start()
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(alerts.stop)
             await anyio.to_thread.run_sync(maintenance.stop)
             await anyio.to_thread.run_sync(driver.stop)
             if services.bridge is not None:
                 await anyio.to_thread.run_sync(services.bridge.stop)
+            alert_events.uninstall(services.engine)
             services.engine.dispose()
 
     app = FastAPIOffline(  # /docs and /redoc load their scripts from here, not a CDN
@@ -359,6 +378,7 @@ def create_app(
     app.add_middleware(AuditMiddleware, engine=services.engine)  # every write, recorded
     app.state.rollout_driver = driver
     app.state.maintenance = maintenance
+    app.state.alerts = alerts
     app.include_router(system.router)
     app.include_router(api_router)
     app.include_router(dashboard_router)

@@ -20,6 +20,7 @@ from controlplane import history as _history  # noqa: F401  (the same)
 from controlplane import leases as _leases  # noqa: F401  (the same)
 from controlplane import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from controlplane import timeline as _timeline  # noqa: F401  (the same)
+from controlplane.alerts import tables as _alert_tables  # noqa: F401  (the same)
 from controlplane.audit import table as _audit_table  # noqa: F401  (the same)
 from controlplane.errors import ConfigError
 from controlplane.identity import tables as _identity_tables  # noqa: F401  (the same)

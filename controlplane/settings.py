@@ -176,6 +176,26 @@ class ControlPlaneSettings(BaseSettings):
     )
     history_keep_s: int = Field(default=KEEP_S, gt=0, validation_alias="EDGEFLEET_HISTORY_KEEP_S")
 
+    #: Alert webhooks (``controlplane.alerts``): seconds between two dispatcher wake-ups,
+    #: the timeout of one attempt, the first retry's delay (doubled at each retry up to
+    #: the cap), the attempts before a delivery fails, and how long finished ones are kept.
+    alert_tick_s: float = Field(
+        default=5.0, gt=0, le=3600, validation_alias="EDGEFLEET_ALERT_TICK_S"
+    )
+    alert_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, validation_alias="EDGEFLEET_ALERT_TIMEOUT_S"
+    )
+    alert_backoff_s: float = Field(
+        default=30.0, gt=0, le=86400, validation_alias="EDGEFLEET_ALERT_BACKOFF_S"
+    )
+    alert_backoff_cap_s: float = Field(
+        default=3600.0, gt=0, le=7 * 86400, validation_alias="EDGEFLEET_ALERT_BACKOFF_CAP_S"
+    )
+    alert_max_attempts: int = Field(
+        default=10, ge=1, le=100, validation_alias="EDGEFLEET_ALERT_MAX_ATTEMPTS"
+    )
+    alert_keep_s: int = Field(default=7 * 86400, gt=0, validation_alias="EDGEFLEET_ALERT_KEEP_S")
+
     @field_validator("root_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

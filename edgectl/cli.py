@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from edgectl import (
+    alerts_cmds,
     audit_cmds,
     bundle_cmds,
     config,
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     token_cmds.add_commands(sub)
     trend_cmds.add_commands(sub)
     audit_cmds.add_commands(sub)
+    alerts_cmds.add_commands(sub)
 
     demo = sub.add_parser("demo", help="run the whole product locally with simulated devices")
     demo.add_argument("--keep", action="store_true", help="keep everything running")

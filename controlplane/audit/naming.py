@@ -59,6 +59,14 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/tokens"): Rule("token.create", "token {id}"),
     ("DELETE", "/tokens/{token_id}"): Rule("token.revoke", "token {token_id}"),
     ("POST", "/trust"): Rule("trust.publish", "trust v{version}"),
+    # the webhook's URL is never kept: it may hold a credential
+    ("POST", "/alerts/webhooks"): Rule("alert.webhook.create", "webhook {id}"),
+    ("DELETE", "/alerts/webhooks/{webhook_id}"): Rule(
+        "alert.webhook.remove", "webhook {webhook_id}"
+    ),
+    ("POST", "/alerts/webhooks/{webhook_id}/test"): Rule(
+        "alert.webhook.test", "webhook {webhook_id}"
+    ),
     ("POST", "/dashboard/login"): Rule("dashboard.sign-in", "dashboard"),
     ("POST", "/dashboard/logout"): Rule("dashboard.sign-out", "dashboard"),
     ("POST", "/dashboard/rollouts/{rollout_id}/{action}"): Rule(

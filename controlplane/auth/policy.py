@@ -11,6 +11,9 @@
 - anything under ``/api/v1/tokens``: admin.
 - ``/api/v1/audit``: operator (it shows every token's client address and user agent;
   a viewer sees who acted on a rollout in its history).
+- anything under ``/api/v1/alerts``, reads included: operator (webhook URLs may carry
+  credentials, e.g. a chat service's incoming-webhook URL; delivery errors quote the
+  receivers' answers).
 - other ``GET``/``HEAD``: viewer.
 - every other method: operator.
 """
@@ -26,8 +29,8 @@ PUBLIC_READS = (f"{API_PREFIX}/blobs", f"{API_PREFIX}/trust", f"{API_PREFIX}/dev
 #: What devices post without a token (their credential is in the body).
 PUBLIC_POSTS = (f"{API_PREFIX}/enroll",)
 _ADMIN = f"{API_PREFIX}/tokens"
-#: Reads that need an operator.
-OPERATOR_READS = (f"{API_PREFIX}/audit",)
+#: Reads that need an operator, not a viewer.
+OPERATOR_READS = (f"{API_PREFIX}/audit", f"{API_PREFIX}/alerts")
 
 
 def _under(path: str, resource: str) -> bool:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from controlplane.auth.dependency import authorize
 from controlplane.routes import (
+    alerts,
     audit,
     blobs,
     deployments,
@@ -39,5 +40,6 @@ api_router.include_router(system.status_router)
 api_router.include_router(tokens.router)
 api_router.include_router(identity.router)
 api_router.include_router(audit.router)
+api_router.include_router(alerts.router)
 
 __all__ = ["api_router", "system"]

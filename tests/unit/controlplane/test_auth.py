@@ -70,6 +70,11 @@ def test_roles_are_ordered_admin_operator_viewer() -> None:
         # the audit trail: operator, reads too
         ("GET", "/api/v1/audit", Role.OPERATOR),
         ("GET", "/api/v1/auditx", Role.VIEWER),
+        # alerts: operator, reads too (webhook URLs may hold credentials)
+        ("GET", "/api/v1/alerts/webhooks", Role.OPERATOR),
+        ("GET", "/api/v1/alerts/deliveries", Role.OPERATOR),
+        ("POST", "/api/v1/alerts/webhooks", Role.OPERATOR),
+        ("GET", "/api/v1/alertsx", Role.VIEWER),
     ],
 )
 def test_required_role_by_method_and_path(method: str, path: str, needed: Role | None) -> None:

@@ -1,6 +1,6 @@
 """``edgectl audit``: who wrote what, when and from where (needs an operator token).
 
-``edgectl audit [--since 1h|2026-12-05T10:00Z] [--token NAME] [--action rollout.pause|rollout.]
+``edgectl audit [--since 1h|2026-12-05T10:00Z] [--by NAME] [--action rollout.pause|rollout.]
 [--target "rollout 7"] [--limit N] [--json]`` lists the control plane's audit trail,
 newest first: every write through the API, edgectl or the dashboard, by token name and
 role, with the client's address and tool (user agent).
@@ -88,9 +88,9 @@ def add_commands(sub: SubParsers) -> None:
         "audit", help="who wrote what, when and from where, newest first (operator)"
     )
     audit.add_argument("--since", default=None, help="e.g. 1h, 2d or 2026-12-05T10:00Z")
-    # dest token_name: args.token is the global --token (the API token edgectl sends)
+    # not --token: that is the API token edgectl sends, accepted after the subcommand too
     audit.add_argument(
-        "--token",
+        "--by",
         dest="token_name",
         default=None,
         metavar="NAME",

@@ -25,6 +25,7 @@ exit 1 "invalid: <reason>", exit 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -34,6 +35,7 @@ from typing import Any
 
 from edgectl.errors import UsageError, VerificationError
 from edgectl.trust_cmds import SubParsers, verify_trust_file
+from edgectl.words import plural
 from model_store import (
     METADATA_FILENAME,
     BundleError,
@@ -123,6 +125,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         selection=selection_of(args),
         serving=serving_of(args),
     )
+    if args.json:
+        answer = {"bundle": str(args.out), "name": args.name, "version": args.version}
+        print(json.dumps({**answer, "signed": False}, indent=2))
+        return 0
     print(
         f"built unsigned bundle {args.out} ({args.name} {args.version}); sign it with "
         f"'edgectl bundle sign {args.out} --key KEY' or 'model_signing sign key {args.out} "
@@ -183,10 +189,16 @@ def _cmd_sign(args: argparse.Namespace) -> int:
         target = args.path
     sign_bundle(target, key)
     manifest = verify_bundle(target, [key.public_key()])
-    print(
-        f"signed {target}: {len(manifest.files)} file(s), bundle digest "
-        f"{manifest.bundle_digest}, release key {key_id(key.public_key())[:16]}"
-    )
+    signer = key_id(key.public_key())
+    if args.json:
+        answer = {"bundle": str(target), "files": [f.path for f in manifest.files]}
+        answer |= {"bundle_digest": manifest.bundle_digest, "key_id": signer}
+        print(json.dumps(answer, indent=2))
+    else:
+        print(
+            f"signed {target}: {plural(len(manifest.files), 'file')}, bundle digest "
+            f"{manifest.bundle_digest}, release key {signer[:16]}"
+        )
     if not (target / METADATA_FILENAME).is_file():
         print(
             f"note: {target} has no {METADATA_FILENAME}; 'edgectl push' needs one "
@@ -205,10 +217,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         manifest = verify_bundle_trusted(args.path, trust, now=now)
     except (SignatureError, BundleError) as exc:
         raise VerificationError(f"invalid: {exc}") from exc
+    if args.json:
+        answer = {"valid": True, "name": manifest.subject_name}
+        answer |= {"files": [f.path for f in manifest.files]}
+        answer |= {"bundle_digest": manifest.bundle_digest, "key_id": manifest.key_id}
+        answer |= {"trust_version": trust.version, "trust_verified_against": against}
+        print(json.dumps(answer, indent=2))
+        return 0
     print(
-        f"valid: {manifest.subject_name}: {len(manifest.files)} file(s), bundle digest "
-        f"{manifest.bundle_digest}, signed by release key {manifest.key_id[:16]}; trust "
-        f"document version {trust.version} verified against {against}"
+        f"valid: {manifest.subject_name}: {plural(len(manifest.files), 'file')}, bundle "
+        f"digest {manifest.bundle_digest}, signed by release key {manifest.key_id[:16]}; "
+        f"trust document version {trust.version} verified against {against}"
     )
     return 0
 
@@ -259,6 +278,7 @@ def add_commands(sub: SubParsers) -> None:
     add_extra_option(build)
     add_selection_options(build)
     add_serving_options(build)
+    build.add_argument("--json", action="store_true", help="print the result as JSON")
     build.set_defaults(handler=_cmd_build)
 
     sign = bundle.add_parser("sign", help="write model.sig (OpenSSF model signing)")
@@ -270,10 +290,12 @@ def add_commands(sub: SubParsers) -> None:
     add_extra_option(sign)
     add_selection_options(sign)
     add_serving_options(sign)
+    sign.add_argument("--json", action="store_true", help="print the result as JSON")
     sign.set_defaults(handler=_cmd_sign)
 
     verify = bundle.add_parser("verify", help="verify a bundle offline against a trust document")
     verify.add_argument("path", type=Path, help="bundle directory holding model.sig")
     verify.add_argument("--trust", type=Path, required=True, help="trust document file")
     verify.add_argument("--root", type=Path, help="pinned root public key to verify it against")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=_cmd_verify)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
@@ -12,8 +13,11 @@ from edgectl import (
     alerts_cmds,
     audit_cmds,
     bundle_cmds,
+    completion,
     config,
     device_cmds,
+    fleet_cmds,
+    key_cmds,
     model_cmds,
     pin_cmds,
     push_cmds,
@@ -22,11 +26,10 @@ from edgectl import (
     trend_cmds,
     trust_cmds,
 )
-from edgectl.client import DEFAULT_URL
 from edgectl.errors import EXIT_CODES, EdgectlError, UsageError
-from model_store import ModelStoreError, Role, key_id, load_public_key, write_keypair
-
-URL_ENV = "EDGECTL_URL"
+from edgectl.global_options import accept_after_subcommands, add_global_options
+from edgectl.pipes import quiet_on_closed_pipe
+from model_store import ModelStoreError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +39,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"edgectl: error: {message} (see '{self.prog} --help')\n")
 
 
+def version() -> str:
+    """The installed package's version (``edgectl --version``)."""
+    try:
+        return metadata.version("edgefleet")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edgectl",
@@ -43,32 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--url",
-        default=None,
-        help=f"control-plane URL (env {URL_ENV}, config file url, default {DEFAULT_URL})",
-    )
-    config.add_token_option(parser)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"edgectl {version()}")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    keys = sub.add_parser("keys", help="signing keys").add_subparsers(
-        dest="keys_cmd", required=True
-    )
-    create = keys.add_parser("create", help="write an ECDSA P-256 key pair (PEM)")
-    create.add_argument("--out", type=Path, required=True, help="directory for the key pair")
-    create.add_argument(
-        "--role",
-        choices=[r.value for r in Role],
-        default=Role.RELEASE.value,
-        help="what the key is for (default: release)",
-    )
-    create.add_argument("--name", default=None, help="file stem (default: the role)")
+    key_cmds.add_commands(sub)
     trust_cmds.add_commands(sub)
     bundle_cmds.add_commands(sub)
 
     push_cmds.add_commands(sub)
     device_cmds.add_commands(sub)
+    fleet_cmds.add_commands(sub)
     model_cmds.add_commands(sub)
     rollout_cmds.add_commands(sub)
     pin_cmds.add_commands(sub)
@@ -80,16 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole product locally with simulated devices")
     demo.add_argument("--keep", action="store_true", help="keep everything running")
     demo.add_argument("--workdir", type=Path, default=None, help="keep state in this directory")
+    demo.set_defaults(handler=_cmd_demo)
+    completion.add_commands(sub, parser)
+
+    accept_after_subcommands(parser)  # last: every subcommand takes --url, --token, -v
     return parser
-
-
-def _cmd_keys_create(args: argparse.Namespace) -> int:
-    key, pub = write_keypair(args.out, args.name or args.role)
-    print(f"private key: {key}\npublic key:  {pub}")
-    print(f"{args.role} key id: {key_id(load_public_key(pub))}")
-    if args.role == Role.ROOT:
-        print("keep the root private key offline; pin the .pub on devices")
-    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -98,24 +89,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep, workdir=args.workdir)
 
 
-_COMMANDS = {
-    ("keys", "create"): _cmd_keys_create,
-}
-
-
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sub = str(getattr(args, f"{args.command}_cmd", ""))
-    handler = getattr(args, "handler", None) or (
-        _cmd_demo if args.command == "demo" else _COMMANDS[(args.command, sub)]
-    )
     try:
         config.apply(args)  # --url / --token, else env, else config file, else default
-        return handler(args)
+        return int(args.handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -125,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgectlError as exc:
         print(f"edgectl: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one edgectl command; its exit code (141 when stdout's reader went away)."""
+    return quiet_on_closed_pipe(lambda: _run(argv))
 
 
 if __name__ == "__main__":

@@ -205,6 +205,9 @@ class ControlPlaneClient:
             body["model"] = model
         return dict(self._json("PUT", path, json=body))
 
+    def fleets(self) -> list[dict[str, Any]]:
+        return [dict(f) for f in self._json("GET", "/api/v1/fleets")]
+
     def fleet(self, name: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/fleets/{quote(name, safe='')}"))
 

@@ -116,15 +116,6 @@ def resolve(
     return Connection(url=url or DEFAULT_URL, token=token.strip() if token else None)
 
 
-def add_token_option(parser: argparse.ArgumentParser) -> None:
-    """The global ``--token`` option."""
-    parser.add_argument(
-        "--token",
-        default=None,
-        help=f"API bearer token (env {TOKEN_ENV}, config file token; see {CONFIG_ENV})",
-    )
-
-
 def apply(args: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> None:
     """Set ``args.url`` and ``args.token`` by precedence (see :func:`resolve`)."""
     connection = resolve(

@@ -37,7 +37,8 @@ exit codes:
   4    the watched rollout is paused (edgectl rollouts resume ID)
   5    the watched rollout still runs after --timeout (it goes on server-side), or
        devices have not answered a pin by then
-  130  interrupted (a watched rollout goes on server-side)"""
+  130  interrupted (a watched rollout goes on server-side)
+  141  stdout's reader went away (edgectl ... | head -1): stopped quietly"""
 
 
 class EdgectlError(Exception):

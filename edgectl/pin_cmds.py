@@ -29,6 +29,7 @@ from edgectl.device_cmds import pin_answer
 from edgectl.durations import format_duration, parse_duration
 from edgectl.errors import PinNotHonoured, UsageError, WatchTimeout
 from edgectl.trust_cmds import SubParsers
+from edgectl.words import plural
 from protocol import BACKEND_KEY_MAX, BACKEND_KEY_PATTERN
 
 _KEY = re.compile(BACKEND_KEY_PATTERN)
@@ -117,13 +118,14 @@ def verdict(
     refused = [d for d, v in answers.items() if pin_of(v, model).get("state") == "not honoured"]
     if refused:
         raise PinNotHonoured(
-            f"{len(refused)} of {len(answers)} device(s) cannot honour the pin {backend}: "
-            + ", ".join(refused)
+            f"{len(refused)} of {plural(len(answers), 'device')} cannot honour the pin "
+            f"{backend}: " + ", ".join(refused)
         )
     silent = [d for d, v in answers.items() if _waiting(v, model)]
     if silent:
         raise WatchTimeout(
-            f"{len(silent)} online device(s) have not answered after "
+            f"{plural(len(silent), 'online device')} "
+            f"{'has' if len(silent) == 1 else 'have'} not answered after "
             f"{format_duration(timeout)}: {', '.join(silent)} (edgectl devices list shows "
             "their answers)"
         )
@@ -153,7 +155,7 @@ def _apply(args: argparse.Namespace, backend: str | None) -> int:
         if model is not None:
             shown = f"model {model} of {shown}"
         what = f"pinned {shown} to {backend}" if backend else f"removed the backend pin of {shown}"
-        sent = f"new command for {len(reissued)} device(s)"
+        sent = f"new command for {plural(len(reissued), 'device')}"
         print(f"{what}; {sent}" + (f": {', '.join(reissued)}" if reissued else ""))
         for device in answers.values():
             print(answer_line(device, model))

@@ -135,6 +135,17 @@ def _print_summary(doc: TrustDocument) -> None:
         print(f"  {role + ':':<15}{', '.join(ids) or '-'}")
 
 
+def _print_written(args: argparse.Namespace, doc: TrustDocument, *, rotated: bool = False) -> None:
+    """What ``init`` and ``update`` print: the file written and the document's summary."""
+    if args.json:
+        print(
+            json.dumps({"file": str(args.out), "root_rotated": rotated, **describe(doc)}, indent=2)
+        )
+        return
+    print(f"wrote {args.out}" + (" (root rotated)" if rotated else ""))
+    _print_summary(doc)
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     root = load_private_key(args.root_key)
     doc = build_trust_document(
@@ -147,8 +158,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         signers=[root],
     )
     _write_new(args.out, doc.raw())
-    print(f"wrote {args.out}")
-    _print_summary(doc)
+    _print_written(args, doc)
     return 0
 
 
@@ -207,8 +217,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
     )
     verify_trust_update(current, doc.raw(), now=datetime.now(UTC))
     _write_new(args.out, doc.raw())
-    print(f"wrote {args.out}" + (" (root rotated)" if args.new_root_key else ""))
-    _print_summary(doc)
+    _print_written(args, doc, rotated=args.new_root_key is not None)
     return 0
 
 
@@ -234,8 +243,11 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     doc = parse_unverified_trust(raw)
     self_signed_roots(doc)
     with ControlPlaneClient(args.url, token=args.token) as client:
-        client.publish_trust(raw)
-    print(f"published trust document version {doc.version} to {args.url}")
+        answer = client.publish_trust(raw)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"published trust document version {doc.version} to {args.url}")
     return 0
 
 
@@ -256,8 +268,11 @@ def add_commands(sub: SubParsers) -> None:
         metavar="PUB",
         help="the control plane's device CA public key (issues device certificates)",
     )
-    init.add_argument("--expires-days", type=int, default=365)
-    init.add_argument("--out", type=Path, required=True)
+    init.add_argument(
+        "--expires-days", type=int, default=365, help="valid this many days (default: 365)"
+    )
+    init.add_argument("--out", type=Path, required=True, help="the new trust document file")
+    init.add_argument("--json", action="store_true", help="print the document's summary as JSON")
     init.set_defaults(handler=_cmd_init)
 
     upd = trust.add_parser("update", help="write the next version (rotate, add, revoke keys)")
@@ -268,15 +283,19 @@ def add_commands(sub: SubParsers) -> None:
         upd.add_argument(flag, type=Path, action="append", default=[], metavar="PUB")
     for flag in ("--remove-release", "--remove-control-plane", "--remove-device-ca", "--revoke"):
         upd.add_argument(flag, action="append", default=[], metavar="KEYID|PUB")
-    upd.add_argument("--expires-days", type=int, default=365)
-    upd.add_argument("--out", type=Path, required=True)
+    upd.add_argument(
+        "--expires-days", type=int, default=365, help="valid this many days (default: 365)"
+    )
+    upd.add_argument("--out", type=Path, required=True, help="the new version's file")
+    upd.add_argument("--json", action="store_true", help="print the document's summary as JSON")
     upd.set_defaults(handler=_cmd_update)
 
     show = trust.add_parser("show", help="print a trust document")
     show.add_argument("file", type=Path)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the summary as JSON")
     show.set_defaults(handler=_cmd_show)
 
     publish = trust.add_parser("publish", help="send a trust document to the control plane")
     publish.add_argument("file", type=Path)
+    publish.add_argument("--json", action="store_true", help="print the control plane's answer")
     publish.set_defaults(handler=_cmd_publish)

@@ -174,7 +174,7 @@ def test_api_and_edgectl_writes_name_the_token_and_rollout_history_the_actor(
     actions = [e["action"] for e in listed]
     assert actions[:4] == ["rollout.abort", "rollout.abort", "rollout.resume", "rollout.pause"]
     assert actions[-1] == "rollout.create"
-    _, out = _edgectl(capsys, url, ops, "audit", "--token", "ops", "--since", "1h")
+    _, out = _edgectl(capsys, url, ops, "audit", "--by", "ops", "--since", "1h")
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["ID", "WHEN", "WHO"]
     assert len(lines) == 4 and all("ops (operator)" in line for line in lines[1:])

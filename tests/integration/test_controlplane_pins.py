@@ -225,7 +225,7 @@ def test_a_pin_for_one_model_changes_only_that_model(
     argv = ["pin", "set", "--fleet", "store", "--model", "cls", OV_F32, "--no-wait"]
     assert edgectl([*url, *argv]) == 0
     assert capsys.readouterr().out.strip() == (
-        f"pinned model cls of fleet store to {OV_F32}; new command for 2 device(s): d1, d2"
+        f"pinned model cls of fleet store to {OV_F32}; new command for 2 devices: d1, d2"
     )
     for device_id in ("d1", "d2"):
         assert backends(device_id, 3) == {"cls": OV_F32, "det": None}
@@ -317,14 +317,14 @@ def test_edgectl_pin_set_and_clear(cp: ControlPlane, capsys: pytest.CaptureFixtu
     # the test's device never answers: --no-wait (the next test waits for answers)
     assert edgectl([*url, "pin", "set", "--fleet", "store", OV_BF16, "--no-wait"]) == 0
     out = capsys.readouterr().out.strip()
-    assert out == f"pinned fleet store to {OV_BF16}; new command for 1 device(s): d1"
+    assert out == f"pinned fleet store to {OV_BF16}; new command for 1 device: d1"
     assert _commands(cp, "d1", 2)[-1].models[0].backend == OV_BF16
 
     assert edgectl([*url, "pin", "set", "--device", "d1", OV_F32, "--json", "--no-wait"]) == 0
     assert json.loads(capsys.readouterr().out)["reissued"] == ["d1"]
     assert edgectl([*url, "pin", "clear", "--device", "d1"]) == 0
     assert capsys.readouterr().out.strip() == (
-        "removed the backend pin of device d1; new command for 1 device(s): d1"
+        "removed the backend pin of device d1; new command for 1 device: d1"
     )
     assert _commands(cp, "d1", 4)[-1].models[0].backend == OV_BF16  # the fleet's again
     assert edgectl([*url, "pin", "clear", "--fleet", "store"]) == 0
@@ -381,12 +381,12 @@ def test_edgectl_pin_set_waits_for_the_devices_answers(
     out, err = capsys.readouterr()
     assert code == 1, (out, err)
     assert out.splitlines() == [
-        f"pinned fleet store to {OV_BF16}; new command for 3 device(s): d1, d2, d3",
+        f"pinned fleet store to {OV_BF16}; new command for 3 devices: d1, d2, d3",
         "d1: honoured",
         f"d2: not honoured: {missing} (runs {ORT})",
         "d3: offline, it gets the pin when it reconnects",
     ]
-    assert err.strip() == (f"edgectl: error: 1 of 3 device(s) cannot honour the pin {OV_BF16}: d2")
+    assert err.strip() == (f"edgectl: error: 1 of 3 devices cannot honour the pin {OV_BF16}: d2")
     # the same answers in the API and in devices list
     pins = {d["id"]: d["pin"] for d in cp.http.get("/api/v1/devices").json()}
     assert [pins[d]["state"] for d in ("d1", "d2", "d3")] == ["honoured", "not honoured", "waiting"]
@@ -429,9 +429,9 @@ def test_new_columns_are_added_to_an_older_database(
     first = publisher.published[-1].raw
     added_columns = revision("0001").ADDED_COLUMNS
     with engine.begin() as conn:  # what a database of an earlier release looks like
+        forget_migrations(conn)  # made before migrations existed
         for table, column, _ in added_columns:
             conn.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
-        forget_migrations(conn)  # made before migrations existed
     assert "selections" not in {c["name"] for c in inspect(engine).get_columns("device")}
 
     with caplog.at_level(logging.WARNING, logger="controlplane.migrations"):

@@ -70,7 +70,7 @@ def test_edgectl_signed_bundle_verifies_with_upstream(
         "--name", "det", "--version", "1.0", "--out", bundle,
     )  # fmt: skip
     assert code == 0, err
-    assert out.startswith(f"signed {bundle}: 2 file(s)")
+    assert out.startswith(f"signed {bundle}: 2 files")
     result = _upstream_verify(bundle, trust_kit.release_pub)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _upstream_verify(bundle, trust_kit.cp_pub).returncode != 0

@@ -6,6 +6,7 @@ from types import ModuleType
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
+from sqlmodel import SQLModel
 
 from controlplane.migrate import SCRIPTS
 
@@ -19,9 +20,19 @@ def revision(name: str) -> ModuleType:
 
 def forget_migrations(connection: Connection) -> None:
     """What a database made before migrations existed lacks: ``alembic_version``, and the
-    tables later revisions added (those not in the baseline's schema)."""
+    tables and indexes later revisions added (those not in the baseline's schema)."""
     connection.execute(text("DROP TABLE alembic_version"))
-    known = set(revision("0001").baseline().tables)
-    for table in inspect(connection).get_table_names():
-        if table not in known:
+    baseline = revision("0001").baseline()
+    found = inspect(connection)
+    later = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]  # dependents first
+    for table in later:
+        if table not in baseline.tables and table in found.get_table_names():
             connection.execute(text(f'DROP TABLE "{table}"'))
+    for table in found.get_table_names():
+        if table not in baseline.tables:
+            continue
+        known = {index.name for index in baseline.tables[table].indexes}
+        for index in found.get_indexes(table):
+            # ix_: an index of ours (unique constraints show as indexes too)
+            if str(index["name"]).startswith("ix_") and index["name"] not in known:
+                connection.execute(text(f'DROP INDEX "{index["name"]}"'))

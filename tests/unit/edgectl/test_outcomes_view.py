@@ -70,7 +70,7 @@ def test_pin_set_waits_for_online_devices_only() -> None:
         "b: not honoured: pinned backend openvino:CPU:bf16 is not available here",
         "c: offline, it gets the pin when it reconnects",
     ]
-    with pytest.raises(PinNotHonoured, match=r"^1 of 3 device\(s\) cannot honour the pin .*: b$"):
+    with pytest.raises(PinNotHonoured, match=r"^1 of 3 devices cannot honour the pin .*: b$"):
         verdict(answers, "openvino:CPU:bf16", 60)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from controlplane.alerts.events import SUBSCRIBABLE, EventType, new_event_id
+from controlplane.alerts.schemas import DeliveryCounts
 from controlplane.alerts.signing import new_secret
 from controlplane.alerts.tables import (
     AlertDelivery,
@@ -113,6 +114,19 @@ def list_deliveries(
         query = query.where(AlertDelivery.event_type == event_type)
     query = query.order_by(col(AlertDelivery.id).desc()).limit(limit)
     return session.exec(query).all()
+
+
+def delivery_counts(session: Session, webhook_ids: list[int]) -> dict[int, DeliveryCounts]:
+    """Each webhook's deliveries counted by state."""
+    rows = session.exec(
+        select(AlertDelivery.webhook_id, AlertDelivery.state, func.count())
+        .where(col(AlertDelivery.webhook_id).in_(webhook_ids))
+        .group_by(col(AlertDelivery.webhook_id), col(AlertDelivery.state))
+    ).all()
+    counts: dict[int, dict[str, int]] = {}
+    for webhook_id, state, count in rows:
+        counts.setdefault(webhook_id, {})[state] = count
+    return {k: DeliveryCounts.model_validate(v) for k, v in counts.items()}
 
 
 def get_delivery(session: Session, *, delivery_id: int) -> AlertDelivery:

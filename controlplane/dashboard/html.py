@@ -118,6 +118,7 @@ def page(title: str, body: Markup, *, who: str | None = None, refresh_s: int | N
             '<nav><a class="home" href="/dashboard">EdgeFleet</a>'
             '<a href="/dashboard/cohorts">Cohorts</a>'
             '<a href="/dashboard/audit">Audit</a>'
+            '<a href="/dashboard/alerts">Alerts</a>'
             f'<span class="who">signed in as {esc(who)}</span>'
             '<form method="post" action="/dashboard/logout">'
             '<button type="submit">Sign out</button></form></nav>'

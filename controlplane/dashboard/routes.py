@@ -2,12 +2,13 @@
 
 ``GET /dashboard`` (filtered by ``?fleet=``, ``status``, ``version``, ``online``,
 ``profile``, ``label``, ``q``; a page after ``after``: :mod:`controlplane.dashboard.finder`),
-``/dashboard/devices/{id}``, ``/dashboard/rollouts/{id}``
-need a signed-in token (see :mod:`controlplane.dashboard.session`); without one they
+``/dashboard/devices/{id}`` (charts over ``?window=`` and its timeline: ``trend_pages``),
+``/dashboard/rollouts/{id}``, ``/dashboard/cohorts`` need a signed-in token (see :mod:`controlplane.dashboard.session`); without one they
 redirect to ``/dashboard/login``. Pages refresh themselves every few seconds.
 ``POST /dashboard/rollouts/{id}/{pause|resume|abort|rollback}`` (an operator's form, with
 its CSRF value) acts through :func:`controlplane.rollouts.actions.perform`.
-``/dashboard/audit`` (operator or admin) lists the audit trail (``audit_page``).
+``/dashboard/audit`` and ``/dashboard/alerts`` (operator or admin) list the audit trail
+(``audit_page``) and the alert webhooks with their deliveries (``alerts_page``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ from controlplane import cohorts, history, timeline
 from controlplane.attention import failed_devices, regressed_devices
 from controlplane.audit import actor_of, note_caller
 from controlplane.auth.tokens import Role
-from controlplane.dashboard import attention, audit_page, finder, pages, session, trend_pages
+from controlplane.dashboard import (
+    alerts_page,
+    attention,
+    audit_page,
+    finder,
+    pages,
+    session,
+    trend_pages,
+)
 from controlplane.dashboard.html import Markup, esc, join, link, page, section
 from controlplane.dashboard.style import CSS
-from controlplane.deps import RowId, ServicesDep, SessionDep
+from controlplane.deps import RowId, ServicesDep, SessionDep, SettingsDep
 from controlplane.errors import ControlPlaneError, NotFound
 from controlplane.models import utcnow
 from controlplane.paging import devices_page, fleet_exists, fleet_summary
@@ -270,6 +279,18 @@ def audit(
         return _problem(f"role {viewer.role.value} may not read the audit trail", 403, viewer.label)
     body = audit_page.render(db, filters, now=utcnow())
     return _html(page("Audit trail", body, who=viewer.label))
+
+
+@router.get("/alerts")
+def alerts(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
+    """Alert webhooks and their newest deliveries (operator or admin, as the API)."""
+    viewer = session.signed_in(request, db)
+    if viewer is None:
+        return _to("/dashboard/login")
+    if not viewer.role.allows(Role.OPERATOR):
+        return _problem(f"role {viewer.role.value} may not read the alerts", 403, viewer.label)
+    body = alerts_page.render(db, max_attempts=settings.alert_max_attempts, now=utcnow())
+    return _html(page("Alerts", body, who=viewer.label, refresh_s=REFRESH_S))
 
 
 @router.get("/rollouts/{rollout_id}/{action}")

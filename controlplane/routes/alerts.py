@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 
 from controlplane.alerts import crud
 from controlplane.alerts.events import SUBSCRIBABLE, EventType
@@ -29,18 +27,6 @@ from controlplane.errors import InvalidRequest
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "unknown webhook"}}
-
-
-def _counts(session: Session, webhook_ids: list[int]) -> dict[int, DeliveryCounts]:
-    rows = session.exec(
-        select(AlertDelivery.webhook_id, AlertDelivery.state, func.count())
-        .where(col(AlertDelivery.webhook_id).in_(webhook_ids))
-        .group_by(col(AlertDelivery.webhook_id), col(AlertDelivery.state))
-    ).all()
-    counts: dict[int, dict[str, int]] = {}
-    for webhook_id, state, count in rows:
-        counts.setdefault(webhook_id, {})[state] = count
-    return {k: DeliveryCounts.model_validate(v) for k, v in counts.items()}
 
 
 def _public(webhook: AlertWebhook, counts: dict[int, DeliveryCounts]) -> WebhookPublic:
@@ -72,21 +58,21 @@ def create_webhook(body: WebhookCreate, session: SessionDep) -> WebhookCreated:
 def list_webhooks(session: SessionDep) -> list[WebhookPublic]:
     """Every webhook (never its secret), with its deliveries counted by state."""
     webhooks = crud.list_webhooks(session)
-    counts = _counts(session, [w.id for w in webhooks if w.id is not None])
+    counts = crud.delivery_counts(session, [w.id for w in webhooks if w.id is not None])
     return [_public(w, counts) for w in webhooks]
 
 
 @router.get("/webhooks/{webhook_id}", responses=_NOT_FOUND)
 def get_webhook(webhook_id: RowId, session: SessionDep) -> WebhookPublic:
     webhook = crud.get_webhook(session, webhook_id=webhook_id)
-    return _public(webhook, _counts(session, [webhook_id]))
+    return _public(webhook, crud.delivery_counts(session, [webhook_id]))
 
 
 @router.delete("/webhooks/{webhook_id}", responses=_NOT_FOUND)
 def remove_webhook(webhook_id: RowId, session: SessionDep) -> WebhookPublic:
     """Remove a webhook and its deliveries: nothing more is sent to it."""
     webhook = crud.get_webhook(session, webhook_id=webhook_id)
-    public = _public(webhook, _counts(session, [webhook_id]))
+    public = _public(webhook, crud.delivery_counts(session, [webhook_id]))
     crud.remove_webhook(session, webhook_id=webhook_id)
     return public
 

@@ -1,5 +1,5 @@
 """The dashboard in Chromium: sign in through the form, every page (overview, fleet view,
-device, rollout, the action forms, cohorts), what a viewer is not offered, narrow
+device, rollout, the action forms, cohorts, audit trail, alerts), what a viewer is not offered, narrow
 screens. The charts: ``test_dashboard_charts.py``."""
 
 from __future__ import annotations
@@ -80,6 +80,16 @@ def test_an_operator_signs_in_and_visits_every_page(page: Page, plane: Plane) ->
     expect(page).to_have_url(re.compile(r"/dashboard/cohorts$"))
     expect(page.get_by_role("heading", level=1)).to_be_visible()
 
+    page.get_by_role("link", name="Audit", exact=True).click()  # who did what
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    expect(page.locator("main tbody tr").first).to_be_visible()  # the rollout's creation
+    expect(page.locator("main")).to_contain_text("rollout.create")
+    screenshot(page, "audit")
+
+    page.get_by_role("link", name="Alerts", exact=True).click()  # webhooks, deliveries
+    expect(page.get_by_role("heading", name="Alerts", level=1)).to_be_visible()
+    expect(page.locator("main")).to_contain_text("No webhook.")
+
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/dashboard/login$"))
     page.goto(f"{base}/dashboard")
@@ -114,13 +124,15 @@ def test_pages_fit_a_narrow_screen(chromium_narrow: Page, plane: Plane) -> None:
     """420 px wide (a phone): no page scrolls sideways."""
     ids, rid = _running_rollout(plane, "narrow", "nw")
     page, base = chromium_narrow, _base(plane)
-    sign_in(page, base, new_token(plane.http, "viewer", "phone"))
+    sign_in(page, base, new_token(plane.http, "operator", "phone"))
     widths = {}
     for name, path in (
         ("overview", "/dashboard"),
         ("device", f"/dashboard/devices/{ids[0]}"),
         ("rollout", f"/dashboard/rollouts/{rid}"),
         ("cohorts", "/dashboard/cohorts"),
+        ("audit", "/dashboard/audit"),
+        ("alerts", "/dashboard/alerts"),
     ):
         page.goto(f"{base}{path}")
         screenshot(page, f"narrow-{name}")

@@ -9,6 +9,7 @@ hand (``Dispatcher.run_once``), with short retry settings, as the app's would ev
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from controlplane.alerts.sender import RetryPolicy
 from controlplane.models import utcnow
 from controlplane.publisher import MemoryPublisher
 from protocol import Availability, TopicKind
+from tests.support.dashboard_client import html_of, make_token, signed_in, text_of
 from tests.support.ports import free_port
 from tests.support.rollout_plane import Plane, open_plane
 from tests.support.trust import TrustKit
@@ -326,3 +328,31 @@ def test_pending_deliveries_survive_a_restart_and_one_replica_sends(
     assert [e["type"] for e in receiver.events()] == ["rollout.paused"] * 2
     assert len({e["id"] for e in receiver.events()}) == 1  # the same event, retried
     _all_verified(receiver)
+
+
+def test_the_dashboard_shows_webhooks_and_deliveries_to_operators(
+    plane: Plane, receiver: Receiver
+) -> None:
+    """``/dashboard/alerts``: each webhook without what may be a credential in its URL,
+    and each delivery's state and attempts; a viewer is refused."""
+    hook = _hook(plane, receiver.url + "?key=s3cr3t-in-query", description="on call")
+    receiver.statuses[:] = [500]
+    ping = plane.post(f"/alerts/webhooks/{hook['id']}/test", None, 202)
+    _dispatcher(plane).run_once()
+    operator = make_token(plane.http, "operator", name="ops")
+    with signed_in(plane.http.base_url, operator) as browser:
+        html = html_of(browser, "/dashboard/alerts")
+    text = text_of(html)
+    assert "s3cr3t-in-query" not in html and SECRET not in html
+    assert f"{receiver.url}?…" in text and "on call" in text
+    assert "0 delivered, 1 pending, 0 failed" in text
+    deliveries = html.split("<h2>Deliveries</h2>", 1)[1]
+    row = re.search(rf"<tr><td>{ping['id']}</td>.*?</tr>", deliveries)
+    assert row is not None
+    cells = text_of(row.group(0)).split(" ")
+    most = plane.get(f"/alerts/deliveries/{ping['id']}")["max_attempts"]  # as the API says
+    assert "ping" in cells and "pending" in cells and f"1/{most}" in cells and "500" in cells
+    viewer = make_token(plane.http, "viewer", name="watcher")
+    with signed_in(plane.http.base_url, viewer) as browser:
+        refused = html_of(browser, "/dashboard/alerts", status=403)
+    assert "role viewer may not read the alerts" in refused and receiver.url not in refused

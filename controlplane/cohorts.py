@@ -79,6 +79,9 @@ def cohorts(
     )
     if model is not None:
         per_series = per_series.where(col(s.model) == model)
+    if fleet is not None:  # narrowed before the aggregate: only the fleet's samples read
+        fleet_ids = select(col(Device.id)).where(col(Device.fleet) == fleet)
+        per_series = per_series.where(col(s.device_id).in_(fleet_ids))
     series = per_series.subquery()
     query = (
         select(
@@ -97,8 +100,6 @@ def cohorts(
         .group_by(series.c.model, series.c.version, series.c.backend, col(Device.profile))
         .order_by(series.c.model, series.c.version, series.c.backend, col(Device.profile))
     )
-    if fleet is not None:
-        query = query.where(col(Device.fleet) == fleet)
     found = []
     for name, version, backend, profile, devices, requests, errors, p50, p95, worst in (
         session.connection().execute(query).all()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -143,18 +144,25 @@ class Dispatcher:
             return 0
         attempted = 0
         timeout = httpx.Timeout(self.retry.timeout_s)
+        started = time.monotonic()
         with httpx.Client(
             timeout=timeout, follow_redirects=False, transport=self._transport
         ) as client:
             for delivery_id in due:
                 if self._stop.is_set() or delivery_id is None:
                     break
-                claimed = self._claim(delivery_id, now)
+                elapsed = time.monotonic() - started
+                if elapsed > self._ttl.total_seconds() / 2:
+                    break  # the rest at the next wake-up, once the lease is renewed
+                # the wake-up's time, moved on by what its sends took: each attempt is
+                # claimed, signed and recorded at its own time
+                at = now + timedelta(seconds=elapsed)
+                claimed = self._claim(delivery_id, at)
                 if claimed is None:
                     continue
                 request, attempts = claimed
-                outcome = send(client, request, now_unix=int(now.timestamp()))
-                self._record(delivery_id, attempts, outcome, now)
+                outcome = send(client, request, now_unix=int(at.timestamp()))
+                self._record(delivery_id, attempts, outcome, at)  # backoff from its start
                 attempted += 1
         return attempted
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from controlplane.alerts.events import SUBSCRIBABLE
@@ -36,6 +37,10 @@ def usable_url(value: str) -> str | None:
         return f"not a usable URL: {exc}"
     if not parts.hostname:
         return "not a usable URL: it names no host"
+    try:
+        httpx.URL(value)  # what the sender will parse: it must not refuse it then
+    except httpx.InvalidURL as exc:
+        return f"not a usable URL: {exc}"
     return None
 
 

@@ -3,7 +3,9 @@ policy (capped exponential backoff, a maximum number of attempts)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,8 +55,36 @@ def _one_line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 
 
+#: What is read of a receiver's answer at most (for ``last_error``); the rest is dropped.
+MAX_ANSWER_BYTES = 1024
+
+
+def _where(location: str) -> str:
+    """A redirect's target without what may be a credential (user, password, query)."""
+    parts = urlsplit(location)
+    if not parts.scheme:
+        return parts.path[:100] or "?"
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
+
+
+def _answer(response: httpx.Response, deadline: float) -> str | None:
+    """At most :data:`MAX_ANSWER_BYTES` of the body, read before ``deadline`` (None: the
+    receiver was too slow)."""
+    got = b""
+    for chunk in response.iter_bytes():
+        got += chunk
+        if len(got) >= MAX_ANSWER_BYTES:
+            break
+        if time.monotonic() > deadline:
+            return None
+    return got[:MAX_ANSWER_BYTES].decode("utf-8", errors="replace")
+
+
 def send(client: httpx.Client, request: Request, *, now_unix: int) -> Outcome:
-    """POST ``request`` once; any 2xx answer is delivered, anything else an error."""
+    """POST ``request`` once; any 2xx answer is delivered, anything else an error. The
+    answer is read for at most the client's timeout in all, and its first KiB only."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -63,16 +93,21 @@ def send(client: httpx.Client, request: Request, *, now_unix: int) -> Outcome:
         DELIVERY_HEADER: str(request.delivery_id),
         SIGNATURE_HEADER: sign(request.secret, now_unix, request.body),
     }
+    limit = client.timeout.read or 10.0
+    deadline = time.monotonic() + limit
     try:
-        response = client.post(request.url, content=request.body, headers=headers)
+        with client.stream("POST", request.url, content=request.body, headers=headers) as answer:
+            status = answer.status_code
+            if 200 <= status < 300:
+                return Outcome(True, status, None)
+            if 300 <= status < 400:
+                where = _where(answer.headers.get("location", "?"))
+                return Outcome(False, status, f"HTTP {status}: redirect to {where} not followed")
+            text = _answer(answer, deadline)
     except httpx.TimeoutException:
-        return Outcome(False, None, f"timed out after {client.timeout.read}s")
-    except httpx.HTTPError as exc:
+        return Outcome(False, None, f"timed out after {limit:g}s")
+    except Exception as exc:  # a refused connection, a URL httpx cannot use, ...
         return Outcome(False, None, _one_line(f"{type(exc).__name__}: {exc}") or "request failed")
-    status = response.status_code
-    if 200 <= status < 300:
-        return Outcome(True, status, None)
-    if 300 <= status < 400:
-        where = response.headers.get("location", "?")
-        return Outcome(False, status, _one_line(f"HTTP {status}: redirect to {where} not followed"))
-    return Outcome(False, status, _one_line(f"HTTP {status}: {response.text}"))
+    if text is None:
+        return Outcome(False, status, f"HTTP {status}: answer not read within {limit:g}s")
+    return Outcome(False, status, _one_line(f"HTTP {status}: {text}"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 SIGNATURE_HEADER = "X-EdgeFleet-Signature"
@@ -40,10 +41,11 @@ def verify(
 ) -> bool:
     """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_s`` of ``now``."""
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
+    stamp = parts.get("t", "")
+    if re.fullmatch(r"[0-9]{1,12}", stamp) is None:  # ASCII digits only ("²".isdigit())
         return False
+    timestamp = int(stamp)
     if abs(now - timestamp) > tolerance_s:
         return False
-    return hmac.compare_digest(parts.get("v1", ""), _mac(secret, timestamp, body))
+    given = parts.get("v1", "").encode("utf-8", errors="replace")  # bytes: any text compares
+    return hmac.compare_digest(given, _mac(secret, timestamp, body).encode())

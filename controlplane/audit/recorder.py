@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.audit import naming
 from controlplane.audit.context import STATE_KEY, AuditContext, source_of
-from controlplane.audit.table import ADDRESS_LEN, UA_LEN, AuditEntry
+from controlplane.audit.table import ACTION_LEN, ADDRESS_LEN, TARGET_LEN, UA_LEN, AuditEntry
 from controlplane.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -176,8 +176,8 @@ class AuditMiddleware:
             source=context.source,
             client_address=str(client[0])[:ADDRESS_LEN] if client else None,
             user_agent=_header(scope, "user-agent")[:UA_LEN] or None,
-            action=action,
-            target=target,
+            action=action[:ACTION_LEN],
+            target=target[:TARGET_LEN],
             status=status,
             detail=detail,
         )

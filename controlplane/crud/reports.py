@@ -42,7 +42,7 @@ from controlplane.status import (
     after_removal,
     after_report,
 )
-from controlplane.timeline import record_changes, record_deployment, record_link
+from controlplane.timeline import DeviceEvent, record_changes, record_deployment, record_link
 from protocol import DeploymentEvent, DeviceStatus, StateReport
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,9 @@ def apply_state_report(
     device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
     session.add(device)
-    if session.new:  # a new device (or a target assigned earlier in a batch): rows to insert
+    # a new device (or a target assigned earlier in a batch): rows to insert (timeline
+    # entries wait for the batch's one flush: nothing reads them back)
+    if any(not isinstance(row, DeviceEvent) for row in session.new):
         session.flush()
     assigned = False
     # the device row's update waits for the commit (a batch writes them together): no

@@ -8,7 +8,7 @@ page could show.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlmodel import Session
@@ -16,7 +16,7 @@ from sqlmodel import Session
 from controlplane.alerts import crud
 from controlplane.alerts.schemas import DeliveryCounts
 from controlplane.alerts.tables import AlertDelivery, AlertWebhook
-from controlplane.dashboard.html import Markup, ago, badge, join, section, table
+from controlplane.dashboard.html import Markup, ago, badge, join, section, span, table, when_text
 
 #: Deliveries shown, newest first.
 DELIVERIES = 50
@@ -64,7 +64,7 @@ def _deliveries(deliveries: list[AlertDelivery], max_attempts: int, now: datetim
             d.last_status,
             d.last_error,
             ago(d.last_attempt_at, now),
-            ago(d.next_attempt_at, now) if d.state == "pending" else None,
+            _next(d.next_attempt_at, now) if d.state == "pending" else None,
             ago(d.created_at, now),
         ]
         for d in deliveries
@@ -72,6 +72,14 @@ def _deliveries(deliveries: list[AlertDelivery], max_attempts: int, now: datetim
     headers = ["id", "webhook", "event", "state", "attempts", "last status", "last error"]
     headers += ["last attempt", "next attempt", "created"]
     return table(headers, rows, empty="Nothing sent yet.")
+
+
+def _next(at: datetime | None, now: datetime) -> Markup | None:
+    """``in 1m 50s`` (its UTC time on hover), ``due`` once past."""
+    if at is None:
+        return None
+    left = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - now
+    return when_text(at, f"in {span(left.total_seconds())}" if left.total_seconds() > 0 else "due")
 
 
 def render(session: Session, *, max_attempts: int, now: datetime) -> Markup:

@@ -39,7 +39,7 @@ def _who(entry: AuditEntry) -> str:
 
 def _row(entry: AuditEntry, now: datetime) -> list[object]:
     return [
-        Markup(f'<span title="{esc(ago(entry.at, now))}">{esc(_stamp(entry.at))}</span>'),
+        Markup(f"{esc(_stamp(entry.at))} ({ago(entry.at, now)})"),
         _who(entry),
         entry.source,
         entry.client_address,

@@ -3,8 +3,9 @@
 ``GET /dashboard`` (filtered by ``?fleet=``, ``status``, ``version``, ``online``,
 ``profile``, ``label``, ``q``; a page after ``after``: :mod:`controlplane.dashboard.finder`),
 ``/dashboard/devices/{id}`` (charts over ``?window=`` and its timeline: ``trend_pages``),
-``/dashboard/rollouts/{id}``, ``/dashboard/cohorts`` need a signed-in token (see :mod:`controlplane.dashboard.session`); without one they
-redirect to ``/dashboard/login``. Pages refresh themselves every few seconds.
+``/dashboard/rollouts/{id}``, ``/dashboard/cohorts`` need a signed-in token (see
+:mod:`controlplane.dashboard.session`); without one they redirect to ``/dashboard/login``.
+Pages refresh themselves every few seconds.
 ``POST /dashboard/rollouts/{id}/{pause|resume|abort|rollback}`` (an operator's form, with
 its CSRF value) acts through :func:`controlplane.rollouts.actions.perform`.
 ``/dashboard/audit`` and ``/dashboard/alerts`` (operator or admin) list the audit trail

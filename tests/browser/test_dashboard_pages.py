@@ -1,6 +1,6 @@
 """The dashboard in Chromium: sign in through the form, every page (overview, fleet view,
-device, rollout, the action forms, cohorts, audit trail, alerts), what a viewer is not offered, narrow
-screens. The charts: ``test_dashboard_charts.py``."""
+device, rollout, the action forms, cohorts, audit trail, alerts), what a viewer is not
+offered, narrow screens. The charts: ``test_dashboard_charts.py``."""
 
 from __future__ import annotations
 

@@ -10,9 +10,12 @@ hand (``Dispatcher.run_once``), with short retry settings, as the app's would ev
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -356,3 +359,77 @@ def test_the_dashboard_shows_webhooks_and_deliveries_to_operators(
     with signed_in(plane.http.base_url, viewer) as browser:
         refused = html_of(browser, "/dashboard/alerts", status=403)
     assert "role viewer may not read the alerts" in refused and receiver.url not in refused
+
+
+@contextmanager
+def _trickler(location: str | None = None) -> Iterator[str]:
+    """A receiver on a raw socket that answers 500 and then its body a byte every 0.2 s
+    (with ``location``: a 302 to it at once)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                if location is not None:
+                    head = (
+                        f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    conn.sendall(head.encode())
+                    continue
+                conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n")
+                for _ in range(200):
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        break
+                    time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+def test_a_slow_answer_is_cut_at_the_timeout_and_a_redirect_target_is_masked(
+    plane: Plane,
+) -> None:
+    """A receiver trickling its answer holds an attempt no longer than the timeout in all
+    (each read alone would be quick enough); a redirect's target is recorded without its
+    query or password."""
+    retry = RetryPolicy(backoff_s=0.1, cap_s=1.0, max_attempts=1, timeout_s=1.0)
+    dispatcher = Dispatcher(plane.engine, replica="slow", retry=retry, interval_s=0.1)
+    with _trickler() as url:
+        ping = plane.post(f"/alerts/webhooks/{_hook(plane, url)['id']}/test", None, 202)
+        started = time.monotonic()
+        dispatcher.run_once()
+        took = time.monotonic() - started
+    failed = plane.get(f"/alerts/deliveries/{ping['id']}")
+    assert (failed["state"], failed["last_status"]) == ("failed", 500)
+    assert failed["last_error"] == "HTTP 500: answer not read within 1s"
+    assert took < 5.0  # one second of answer, not 40
+    with _trickler("https://user:pw@elsewhere.example/in?token=abc") as url:
+        ping = plane.post(f"/alerts/webhooks/{_hook(plane, url)['id']}/test", None, 202)
+        dispatcher.run_once()
+    moved = plane.get(f"/alerts/deliveries/{ping['id']}")
+    assert moved["last_error"] == (
+        "HTTP 302: redirect to https://elsewhere.example/in?… not followed"
+    )
+
+
+def test_a_url_the_sender_could_not_use_is_refused_at_once(plane: Plane) -> None:
+    response = plane.http.post("/api/v1/alerts/webhooks", json={"url": "http://[::1]x/hook"})
+    assert response.status_code in (400, 422), response.text
+    assert plane.get("/alerts/webhooks") == []

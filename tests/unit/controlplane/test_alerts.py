@@ -67,3 +67,11 @@ def test_ping_is_not_subscribable() -> None:
 def test_backoff_doubles_up_to_its_cap() -> None:
     policy = RetryPolicy(backoff_s=30, cap_s=300, max_attempts=10)
     assert [policy.delay_s(n) for n in range(1, 7)] == [30, 60, 120, 240, 300, 300]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["t=²,v1=00", "t=1,v1=é", "t=99999999999999,v1=00", "t=,v1=", "v1=00"],
+)
+def test_verify_refuses_odd_headers_without_raising(header: str) -> None:
+    assert verify("s" * 32, header, b"{}", now=1.0) is False

@@ -333,7 +333,12 @@ def create_app(
         tick_s=settings.rollout_tick_s,
         replica=settings.mqtt_client_id,
     )
-    maintenance = Maintenance(services.engine, settings.retention, replica=settings.mqtt_client_id)
+    maintenance = Maintenance(
+        services.engine,
+        settings.retention,
+        replica=settings.mqtt_client_id,
+        audit_keep_s=settings.audit_keep_s,
+    )
     alert_events.install(services.engine)  # alert events commit with their changes
     alerts = Dispatcher(
         services.engine,

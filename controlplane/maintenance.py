@@ -3,7 +3,8 @@
 A daemon thread wakes every ``interval_s`` (default ``INTERVAL_S``), takes or renews the
 ``maintenance`` lease (``controlplane.leases``; it lasts a few intervals) and, while it
 holds it, runs ``history.downsample`` with the configured retention (and drops device
-timeline entries past it, ``timeline.prune``). A failure is logged
+timeline entries past it, ``timeline.prune``, and audit entries past
+``EDGEFLEET_AUDIT_KEEP_S``). A failure is logged
 in one line and tried again at the next wake-up; a clean stop releases the lease.
 """
 
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from controlplane import history, leases, timeline
+from controlplane.audit import query as audit_query
 from controlplane.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -34,8 +36,10 @@ class Maintenance:
         replica: str,
         interval_s: float = INTERVAL_S,
         clock: Callable[[], datetime] = utcnow,
+        audit_keep_s: int | None = None,
     ) -> None:
         self._engine = engine
+        self._audit_keep_s = audit_keep_s
         self._retention = retention
         self._replica = replica
         self.interval_s = interval_s
@@ -76,6 +80,8 @@ class Maintenance:
                 return None
             done = history.downsample(self._engine, self._retention, now=now)
             timeline.prune(self._engine, now=now, keep_s=self._retention.keep_s)
+            if self._audit_keep_s is not None:
+                audit_query.prune(self._engine, now=now, keep_s=self._audit_keep_s)
             return done
         except Exception as exc:  # the database is away: try again next time
             text = str(exc).strip().splitlines()

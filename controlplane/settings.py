@@ -22,6 +22,7 @@
 | ``EDGEFLEET_HISTORY_RAW_S`` | 86400: heartbeat history kept as reported |
 | ``EDGEFLEET_HISTORY_BUCKET_S``| 3600: then folded into buckets this wide|
 | ``EDGEFLEET_HISTORY_KEEP_S``| 2592000 (30 days): then dropped           |
+| ``EDGEFLEET_AUDIT_KEEP_S``  | 31536000 (365 days): audit entries kept   |
 
 Secrets (passwords in URLs) never reach a log line: use :func:`mask_url`.
 """
@@ -175,6 +176,9 @@ class ControlPlaneSettings(BaseSettings):
         default=BUCKET_S, gt=0, validation_alias="EDGEFLEET_HISTORY_BUCKET_S"
     )
     history_keep_s: int = Field(default=KEEP_S, gt=0, validation_alias="EDGEFLEET_HISTORY_KEEP_S")
+    #: Audit trail entries (``controlplane.audit``) are dropped this long after they were
+    #: recorded.
+    audit_keep_s: int = Field(default=365 * 86_400, gt=0, validation_alias="EDGEFLEET_AUDIT_KEEP_S")
 
     #: Alert webhooks (``controlplane.alerts``): seconds between two dispatcher wake-ups,
     #: the timeout of one attempt, the first retry's delay (doubled at each retry up to

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from controlplane.audit.table import AuditEntry
@@ -50,3 +51,13 @@ def list_entries(
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(entries=rows, next_before=rows[-1].id if more and rows else None)
+
+
+def prune(engine: Engine, *, now: datetime, keep_s: int) -> int:
+    """Drop entries recorded more than ``keep_s`` ago; how many."""
+    with Session(engine) as session:
+        gone = session.exec(
+            delete(AuditEntry).where(col(AuditEntry.at) < now - timedelta(seconds=keep_s))
+        )
+        session.commit()
+        return int(gone.rowcount or 0)

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from controlplane import history
+from controlplane.audit import AuditEntry
 from controlplane.history import HeartbeatSample, Retention
 from controlplane.maintenance import Maintenance
+from controlplane.timeline import DeviceEvent
 from protocol import TopicKind, device_topic
 from tests.support.controlplane import state_report
 from tests.support.identity import SealingIngester
@@ -115,3 +117,25 @@ def test_a_retention_that_does_not_fit_is_refused(bad: tuple[int, int, int]) -> 
     raw, bucket, keep = bad
     with pytest.raises(ValueError, match="history retention needs"):
         Retention(raw_s=raw, bucket_s=bucket, keep_s=keep)
+
+
+def test_maintenance_drops_timeline_and_audit_entries_past_their_retention(
+    engine: Engine,
+) -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    with Session(engine) as session:
+        for days in (40, 10):  # history keeps 1 day here, the audit trail 30
+            at = now - timedelta(days=days)
+            session.add(DeviceEvent(device_id="d1", at=at, kind="link", message="online"))
+            session.add(
+                AuditEntry(at=at, source="api", action="fleet.create", target="fleet f", status=201)
+            )
+        session.commit()
+    keeper = Maintenance(
+        engine, RETENTION, replica="a", clock=lambda: now, audit_keep_s=30 * 86_400
+    )
+    assert keeper.run_once() == (0, 0)
+    with Session(engine) as session:
+        assert session.exec(select(DeviceEvent)).all() == []
+        kept = session.exec(select(AuditEntry)).all()
+    assert [e.at.replace(tzinfo=UTC) for e in kept] == [now - timedelta(days=10)]

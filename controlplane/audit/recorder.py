@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,6 +36,8 @@ MAX_BODY = 16 * 1024
 #: Answer bytes held back to read its ``id``/``version`` (a rollout of a large fleet
 #: answers with every device; a longer answer is sent on, its entry without them).
 MAX_ANSWER = 1024 * 1024
+#: Entries a minute from one address for writes no token is known for (failed sign-ins).
+ANONYMOUS_PER_MINUTE = 20
 
 
 def _path(scope: Scope) -> str:
@@ -67,12 +71,33 @@ def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
     return {}
 
 
+class AnonymousLimit:
+    """At most :data:`ANONYMOUS_PER_MINUTE` entries a minute from one address for writes
+    no token is known for (failed sign-ins): anyone may send those, so they must not fill
+    the table."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+
+    def allows(self, address: str, now: float) -> bool:
+        minute = int(now // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute, self._counts = minute, {}
+            count = self._counts.get(address, 0) + 1
+            self._counts[address] = count
+            return count <= ANONYMOUS_PER_MINUTE
+
+
 class AuditMiddleware:
     """Pure ASGI middleware (no ``BaseHTTPMiddleware``: bodies are streamed through)."""
 
     def __init__(self, app: ASGIApp, *, engine: Engine) -> None:
         self.app = app
         self.engine = engine
+        self.anonymous = AnonymousLimit()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _recorded(scope):
@@ -156,6 +181,11 @@ class AuditMiddleware:
             return
         if context.token_name is None and (method, template) not in naming.WITHOUT_TOKEN:
             return  # no token identified (401, a signed-out form): nothing to attribute
+        client = scope.get("client")
+        if context.token_name is None and not self.anonymous.allows(
+            str(client[0]) if client else "", time.monotonic()
+        ):
+            return  # a flood of failed sign-ins from one address: the first ones say it
         try:
             parsed = json.loads(answer) if answer else None
         except ValueError:
@@ -168,7 +198,6 @@ class AuditMiddleware:
             detail=detail,
             answer=naming.answer_fields(parsed),
         )
-        client = scope.get("client")
         entry = AuditEntry(
             at=utcnow(),
             token_name=context.token_name,

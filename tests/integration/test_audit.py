@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from controlplane.audit.naming import EXEMPT, RULES, WRITES, template_of
+from controlplane.audit.recorder import ANONYMOUS_PER_MINUTE
 from controlplane.dashboard.session import csrf_token
 from edgectl.cli import main as edgectl_main
 from tests.support.controlplane import auth_headers
@@ -299,3 +300,16 @@ def test_dashboard_writes_are_recorded(plane: Plane) -> None:
         refused = browser.get("/dashboard/audit")
         assert refused.status_code == 403
         assert "role viewer may not read the audit trail" in refused.text
+
+
+def test_failed_sign_ins_from_one_address_cannot_fill_the_trail(plane: Plane) -> None:
+    """Anyone may post a sign-in: past ANONYMOUS_PER_MINUTE a minute from one address,
+    failed ones are not recorded (a known token's writes always are)."""
+    with httpx.Client(base_url=plane.http.base_url, follow_redirects=False, timeout=30) as b:
+        for _ in range(ANONYMOUS_PER_MINUTE + 15):
+            assert _sign_in(b, "efk_a-wrong-token-for-the-dashboard-0000").status_code == 401
+    failed = [e for e in _audit(plane, limit=200) if e["action"] == "dashboard.sign-in"]
+    # a minute may turn during the loop: at most two minutes' worth
+    assert ANONYMOUS_PER_MINUTE <= len(failed) <= 2 * ANONYMOUS_PER_MINUTE
+    plane.post("/fleets", {"name": "after-the-flood"}, 201)
+    assert _audit(plane, limit=1)[0]["target"] == "fleet after-the-flood"

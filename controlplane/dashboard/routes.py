@@ -57,7 +57,7 @@ root_router = APIRouter(include_in_schema=False)
 #: Seconds between the automatic refreshes of a page.
 REFRESH_S = 5
 #: Samples a device's charts draw from at most, and timeline entries shown.
-CHART_SAMPLES = 5000
+CHART_SAMPLES = 20_000
 TIMELINE_ENTRIES = 100
 Window = Literal["15m", "1h", "6h", "24h", "7d", "30d"]
 DEFAULT_WINDOW: Window = "1h"
@@ -215,7 +215,13 @@ def device(
     since = now - timedelta(seconds=cohorts.WINDOWS[window])
     samples = history.recent(db, device_id, since=since, limit=CHART_SAMPLES)
     href = pages.device_href(device_id)
-    charts = join([trend_pages.window_links(href, window), trend_pages.device_charts(samples)])
+    charts = join(
+        [
+            trend_pages.window_links(href, window),
+            trend_pages.cut_note(len(samples), CHART_SAMPLES),
+            trend_pages.device_charts(samples),
+        ]
+    )
     entries = timeline.timeline(db, device_id, limit=TIMELINE_ENTRIES)
     body = join(
         [

@@ -40,6 +40,16 @@ def window_links(base: str, chosen: str, **keep: str | None) -> Markup:
 # -- one device ------------------------------------------------------------------------
 
 
+def cut_note(count: int, most: int) -> Markup:
+    """A note when the window held more samples than were read (the newest are drawn)."""
+    if count < most:
+        return Markup("")
+    return Markup(
+        f'<p class="hint">This window holds more than {most:,} samples: the charts show '
+        f"the newest {most:,}, so they start later than the window does.</p>"
+    )
+
+
 def device_charts(samples: Sequence[HeartbeatSample]) -> Markup:
     """For each model version in ``samples`` (oldest first): latency and traffic."""
     parts = []

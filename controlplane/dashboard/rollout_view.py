@@ -21,8 +21,15 @@ _GATE_REASON = re.compile(r"^[a-z-]+ gate: ")
 
 
 def gate_paused(rollout: RolloutSummary) -> bool:
-    """Whether the health gate (not an operator) paused the rollout."""
-    return rollout.state == "paused" and bool(_GATE_REASON.match(rollout.reason or ""))
+    """Whether the health gate (not an operator) paused the rollout: its last pause in
+    the history names no one who acted (an operator's always does, whatever its reason
+    says), and the reason is the gate's."""
+    if rollout.state != "paused":
+        return False
+    pauses = [h for h in rollout.history if h.event == "paused"]
+    if pauses and pauses[-1].by is not None:
+        return False
+    return bool(_GATE_REASON.match(rollout.reason or ""))
 
 
 def state_badge(rollout: RolloutSummary) -> Markup:

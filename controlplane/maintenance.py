@@ -11,14 +11,14 @@ in one line and tried again at the next wake-up; a clean stop releases the lease
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from controlplane import history, leases, timeline
+from controlplane import history, timeline
 from controlplane.audit import query as audit_query
+from controlplane.leased_loop import LeasedLoop
 from controlplane.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ LEASE = "maintenance"
 INTERVAL_S = 300.0
 
 
-class Maintenance:
+class Maintenance(LeasedLoop):
+    name = LEASE
+
     def __init__(
         self,
         engine: Engine,
@@ -38,45 +40,16 @@ class Maintenance:
         clock: Callable[[], datetime] = utcnow,
         audit_keep_s: int | None = None,
     ) -> None:
-        self._engine = engine
+        ttl = timedelta(seconds=3 * interval_s)
+        super().__init__(engine, replica=replica, interval_s=interval_s, ttl=ttl, clock=clock)
         self._audit_keep_s = audit_keep_s
         self._retention = retention
-        self._replica = replica
-        self.interval_s = interval_s
-        self._ttl = timedelta(seconds=3 * interval_s)
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.holding = False
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
-        if self.holding:
-            try:
-                leases.release(self._engine, LEASE, self._replica, now=self._clock())
-            except Exception as exc:  # another replica waits for the expiry instead
-                logger.warning("maintenance lease not released: %s", exc)
-            self.holding = False
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()
 
     def run_once(self) -> tuple[int, int] | None:
         """Fold and drop history if this replica holds the lease; what it did, or None."""
         now = self._clock()
         try:
-            self.holding = leases.hold(self._engine, LEASE, self._replica, ttl=self._ttl, now=now)
-            if not self.holding:
+            if not self.hold(now):
                 return None
             done = history.downsample(self._engine, self._retention, now=now)
             timeline.prune(self._engine, now=now, keep_s=self._retention.keep_s)

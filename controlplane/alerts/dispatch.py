@@ -25,7 +25,6 @@ and tried again at the next wake-up; a clean stop releases the lease.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,11 +34,11 @@ import httpx
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from controlplane import leases
 from controlplane.alerts import offline
 from controlplane.alerts.events import envelope
 from controlplane.alerts.sender import Outcome, Request, RetryPolicy, send
 from controlplane.alerts.tables import AlertDelivery, AlertEvent, AlertWebhook, DeliveryState
+from controlplane.leased_loop import LeasedLoop
 from controlplane.models import utcnow
 from controlplane.schemas import as_utc
 
@@ -62,7 +61,9 @@ class Tick:
     attempted: int
 
 
-class Dispatcher:
+class Dispatcher(LeasedLoop):
+    name = LEASE
+
     def __init__(
         self,
         engine: Engine,
@@ -74,47 +75,18 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._engine = engine
-        self._replica = replica
         self.retry = retry or RetryPolicy()
-        self.interval_s = interval_s
+        ttl = timedelta(seconds=max(3 * interval_s, 3 * self.retry.timeout_s, 5.0))
+        super().__init__(engine, replica=replica, interval_s=interval_s, ttl=ttl, clock=clock)
         self._keep = timedelta(seconds=keep_s)
-        self._ttl = timedelta(seconds=max(3 * interval_s, 3 * self.retry.timeout_s, 5.0))
-        self._clock = clock
         self._transport = transport
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pruned: datetime | None = None
-        self.holding = False
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stop.set()
-        thread.join(timeout)
-        if self.holding:
-            try:
-                leases.release(self._engine, LEASE, self._replica, now=self._clock())
-            except Exception as exc:  # another replica waits for the expiry instead
-                logger.warning("alerts lease not released: %s", type(exc).__name__)
-            self.holding = False
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()
 
     def run_once(self, now: datetime | None = None) -> Tick | None:
         """One wake-up if this replica holds the lease; what it did, or None."""
         now = now or self._clock()
         try:
-            self.holding = leases.hold(self._engine, LEASE, self._replica, ttl=self._ttl, now=now)
-            if not self.holding:
+            if not self.hold(now):
                 return None
             with Session(self._engine) as session:
                 down = offline.check(session, now=now)

@@ -419,7 +419,7 @@ def test_a_slow_answer_is_cut_at_the_timeout_and_a_redirect_target_is_masked(
     failed = plane.get(f"/alerts/deliveries/{ping['id']}")
     assert (failed["state"], failed["last_status"]) == ("failed", 500)
     assert failed["last_error"] == "HTTP 500: answer not read within 1s"
-    assert took < 5.0  # one second of answer, not 40
+    assert took < 20.0  # about a second of answer, not the 40 s the receiver would take
     with _trickler("https://user:pw@elsewhere.example/in?token=abc") as url:
         ping = plane.post(f"/alerts/webhooks/{_hook(plane, url)['id']}/test", None, 202)
         dispatcher.run_once()

@@ -44,6 +44,19 @@ def usable_url(value: str) -> str | None:
     return None
 
 
+def shown_url(url: str) -> str:
+    """``https://hooks.example.com/edgefleet?…``: a URL without what may be a credential
+    (its user, password and query); a relative one (a redirect's) is its path."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return parts.path[:100] or "?"
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
+
+
 WebhookUrl = Annotated[
     str,
     Field(min_length=8, max_length=2048, json_schema_extra={"pattern": URL_PATTERN}),

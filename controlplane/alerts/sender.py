@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
+from controlplane.alerts.schemas import shown_url
 from controlplane.alerts.signing import (
     DELIVERY_HEADER,
     EVENT_ID_HEADER,
@@ -59,16 +59,6 @@ def _one_line(text: str, limit: int = 200) -> str:
 MAX_ANSWER_BYTES = 1024
 
 
-def _where(location: str) -> str:
-    """A redirect's target without what may be a credential (user, password, query)."""
-    parts = urlsplit(location)
-    if not parts.scheme:
-        return parts.path[:100] or "?"
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
-
-
 def _answer(response: httpx.Response, deadline: float) -> str | None:
     """At most :data:`MAX_ANSWER_BYTES` of the body, read before ``deadline`` (None: the
     receiver was too slow)."""
@@ -101,7 +91,7 @@ def send(client: httpx.Client, request: Request, *, now_unix: int) -> Outcome:
             if 200 <= status < 300:
                 return Outcome(True, status, None)
             if 300 <= status < 400:
-                where = _where(answer.headers.get("location", "?"))
+                where = shown_url(answer.headers.get("location", "?"))
                 return Outcome(False, status, f"HTTP {status}: redirect to {where} not followed")
             text = _answer(answer, deadline)
     except httpx.TimeoutException:

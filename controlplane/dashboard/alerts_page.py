@@ -9,27 +9,16 @@ page could show.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
 from controlplane.alerts import crud
-from controlplane.alerts.schemas import DeliveryCounts
+from controlplane.alerts.schemas import DeliveryCounts, shown_url
 from controlplane.alerts.tables import AlertDelivery, AlertWebhook
 from controlplane.dashboard.html import Markup, ago, badge, join, section, span, table, when_text
 
 #: Deliveries shown, newest first.
 DELIVERIES = 50
-
-
-def shown_url(url: str) -> str:
-    """``https://hooks.example.com/edgefleet?…``: scheme, host, port and path only."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
 
 
 def _counts(counts: DeliveryCounts) -> str:

@@ -33,9 +33,10 @@ from agent.identity.renewal import RenewalLoop
 from agent.identity.sealer import ReportSealer
 from agent.link.mqtt_link import MqttLink
 from agent.runners import available_runners
-from agent.selection import SelectionCache, SelectionSettings, Selector
+from agent.selection import SelectionSettings, Selector
 from agent.selection.constraints import unmet_constraints
 from agent.selection.host import host_candidates, installed_runtimes
+from agent.selection.setup import SelectorSetup
 from agent.serving import ServedModels
 from agent.serving.fairshare import device_cores
 from agent.serving.local_api import LocalApiServer, build_app
@@ -73,9 +74,14 @@ class Agent:
         *,
         facts: dict[str, Any] | None = None,
         retry_backoff_s: tuple[float, float] = (2.0, 60.0),
+        measure_in_child: bool = True,
     ) -> None:
         """``retry_backoff_s``: first and longest delay before a transiently failed
-        generation is applied again (the delay doubles in between)."""
+        generation is applied again (the delay doubles in between).
+        ``measure_in_child``: backend selection measures in a short-lived child process,
+        so that only the winner's runtime is loaded here (``agent.deployment.selecting``);
+        False measures in this process (the simulator: its agents share one process)."""
+        self._measure_in_child = measure_in_child
         self.config = config
         self._retry_backoff_s = retry_backoff_s
         self.device_id = config.device_id
@@ -400,16 +406,16 @@ class Agent:
             profile,
             ", ".join(c.key for c in candidates),
         )
-        return Selector(
+        return SelectorSetup(
             profile=profile,
-            candidates=candidates,
+            candidates=tuple(candidates),
             fingerprint=fingerprint(self.hardware),
             runtimes=installed_runtimes(),
-            cache=SelectionCache(cfg.data_dir),
+            data_dir=cfg.data_dir,
             settings=SelectionSettings(
                 budget_s=cfg.selection_budget_s, cpu_share=cfg.selection_cpu_share
             ),
-        )
+        ).build(portable=self._measure_in_child)
 
     def _current_trust(self) -> TrustDocument:
         if (document := self._trust.current if self._trust else None) is None:

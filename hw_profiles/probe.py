@@ -1,17 +1,18 @@
 """Probe the host softly: every probe is guarded, so ``probe_host`` never raises.
 
-Each probe reads one source (/proc/cpuinfo, psutil, ONNX Runtime, OpenVINO, nvidia-smi,
-/dev/dri + sysfs, the device tree, /etc/nv_tegra_release) and hands the text to a pure
-parser in ``hw_profiles.parse``. A probe that fails leaves its field at a neutral value
-(empty string, 0, empty tuple) and records a one-line note in ``HostFacts.probe_errors``
-(``"<probe>: <Error>: <message>"``) so that an operator can see why a field is missing.
+Each probe reads one source (/proc/cpuinfo, psutil, nvidia-smi, /dev/dri + sysfs, the
+device tree, /etc/nv_tegra_release) and hands the text to a pure parser in
+``hw_profiles.parse``. ONNX Runtime and OpenVINO are asked in a child process, once per
+process (``hw_profiles.runtimes``), so that probing never loads them here. A probe that
+fails leaves its field at a neutral value (empty string, 0, empty tuple) and records a
+one-line note in ``HostFacts.probe_errors`` (``"<probe>: <Error>: <message>"``) so that
+an operator can see why a field is missing.
 A source that simply does not exist on this kind of host (no nvidia-smi on PATH, no
 device tree on a PC, no Jetson release file) is not an error: the field stays empty.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import platform
@@ -19,7 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hw_profiles.facts import ISA_FLAGS_OF_INTEREST, GpuFacts, HostFacts
 from hw_profiles.parse import (
@@ -30,6 +31,7 @@ from hw_profiles.parse import (
     parse_physical_cores,
     parse_tegra_release,
 )
+from hw_profiles.runtimes import probe_runtimes
 
 __all__ = ["ISA_FLAGS_OF_INTEREST", "HostFacts", "parse_cpuinfo", "probe_host"]
 
@@ -72,45 +74,6 @@ def _ram_bytes() -> int:
     import psutil
 
     return int(psutil.virtual_memory().total)
-
-
-def _onnxruntime() -> tuple[str, tuple[str, ...]]:
-    import onnxruntime
-
-    return str(onnxruntime.__version__), tuple(onnxruntime.get_available_providers())
-
-
-def _openvino_name(core: Any, device: str) -> str:
-    return str(core.get_property(device, "FULL_DEVICE_NAME"))
-
-
-def _openvino_capabilities(core: Any, device: str) -> tuple[str, ...]:
-    return tuple(str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
-
-
-def _openvino(errors: list[str]) -> tuple[str, dict[str, str], dict[str, tuple[str, ...]]]:
-    """Version, devices with FULL_DEVICE_NAME, and OPTIMIZATION_CAPABILITIES per device."""
-    import openvino
-
-    core = openvino.Core()
-    names: dict[str, str] = {}
-    capabilities: dict[str, tuple[str, ...]] = {}
-    no_capabilities: tuple[str, ...] = ()
-    for device in core.available_devices:
-        # a plugin may lack a property: keep the device, note the property
-        names[device] = _guard(
-            errors,
-            f"openvino {device} FULL_DEVICE_NAME",
-            functools.partial(_openvino_name, core, device),
-            "",
-        )
-        capabilities[device] = _guard(
-            errors,
-            f"openvino {device} OPTIMIZATION_CAPABILITIES",
-            functools.partial(_openvino_capabilities, core, device),
-            no_capabilities,
-        )
-    return str(openvino.__version__), names, capabilities
 
 
 def _nvidia_gpus() -> tuple[GpuFacts, ...]:
@@ -170,12 +133,8 @@ def probe_host() -> HostFacts:
     cpu_model, isa = parse_cpuinfo(cpuinfo)
     if not cpu_model:
         cpu_model = _guard(errors, "cpu_model", platform.processor, "")
-    no_onnxruntime: tuple[str, tuple[str, ...]] = ("", ())
-    ort_version, providers = _guard(errors, "onnxruntime", _onnxruntime, no_onnxruntime)
-    no_openvino: tuple[str, dict[str, str], dict[str, tuple[str, ...]]] = ("", {}, {})
-    ov_version, ov_devices, ov_caps = _guard(
-        errors, "openvino", lambda: _openvino(errors), no_openvino
-    )
+    runtimes = probe_runtimes()  # in a child process: this one never loads them
+    errors.extend(runtimes.errors)
     no_gpus: tuple[GpuFacts, ...] = ()
     nvidia = _guard(errors, "nvidia-smi", _nvidia_gpus, no_gpus)
     drm = _guard(errors, "drm", _drm_gpus, no_gpus)
@@ -193,11 +152,11 @@ def probe_host() -> HostFacts:
         python=_guard(errors, "python", platform.python_version, ""),
         board_model=_guard(errors, "device-tree", _board_model, ""),
         jetson_release=_guard(errors, "nv_tegra_release", _jetson_release, ""),
-        onnxruntime_version=ort_version,
-        onnxruntime_providers=providers,
-        openvino_version=ov_version,
-        openvino_devices=ov_devices,
-        openvino_capabilities=ov_caps,
+        onnxruntime_version=runtimes.onnxruntime_version,
+        onnxruntime_providers=runtimes.onnxruntime_providers,
+        openvino_version=runtimes.openvino_version,
+        openvino_devices=dict(runtimes.openvino_devices),
+        openvino_capabilities=dict(runtimes.openvino_capabilities),
         gpus=(*nvidia, *drm),
         probe_errors=tuple(errors),
     )

@@ -7,8 +7,9 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
   into the content-addressed cache; its declared memory checked against the budget
   (``fit``) before any model file is fetched (or, when cached, before it is loaded);
 - ``selecting``: loaded on its measured (or pinned) backend (a pipeline: over the
-  models served, ``agent.serving.pipeline``); ``warming_up``: the gate, then the memory
-  it took (``memory``) checked against the budget;
+  models served, ``agent.serving.pipeline``); a measurement runs in a child process
+  (``selecting``), so only the winner's runtime is loaded here; ``warming_up``: the
+  gate, then the memory it took (``memory``) checked against the budget;
 - ``activating``: the persisted pointer switched, then the served model;
 - ``rolling_back``: the previous version made the active one again (``Book.revert``).
 """
@@ -29,6 +30,7 @@ from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import Event, State
 from agent.deployment.loading import load_runner
 from agent.deployment.memory import grown_since, held, process_rss
+from agent.deployment.selecting import Request, select_backend
 from agent.errors import AgentError, DoesNotFit
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
@@ -237,14 +239,21 @@ class Steps:
                 pin is None and not self._selector.candidates_for(runtimes)
             ):
                 return load(), None, fair
-            selection = self._selector.select(
-                bundle_digest=digest,
-                runtimes=runtimes,
+            # measured in a child process when due: only the winner's runtime loads here
+            selection = select_backend(
+                self._selector,
+                Request(
+                    bundle_dir=bundle_dir,
+                    name=name,
+                    version=version,
+                    digest=digest,
+                    runtimes=runtimes,
+                    tolerance=bundle.tolerance if bundle is not None else None,
+                    threads=share.threads if share is not None else None,
+                ),
                 load=load,
                 inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
                 pin=pin,
-                tolerance=bundle.tolerance if bundle is not None else None,
-                threads=share.threads if share is not None else None,
             )
         summary = selection.summary()
         summary["pinned"] = pin is not None

@@ -12,10 +12,17 @@ Plugins (one module each, in ``agent/runners/plugins/``, and nothing else there)
 ``onnxruntime`` (ORT CPU EP), ``ort_cuda``, ``ort_tensorrt``, ``ort_openvino`` (ORT with
 that EP; present only where ORT lists the EP) and ``openvino`` (OpenVINO on any of its
 devices). Discovery lists that folder alone, so a helper module beside ``base.py`` is
-never taken for a plugin. A plugin module imports its SDK at the top and raises
-ImportError when its SDK or EP is missing; the registry then logs one line and skips
-that plugin, so a missing OpenVINO never breaks ONNX Runtime. Any other exception while
-importing a plugin (a broken plugin) is logged as a warning and skips that plugin only.
+never taken for a plugin.
+
+Runtimes are loaded lazily: a plugin module does not import its SDK; it imports it when
+one of its candidates is first loaded (measured or served), so an idle agent carries no
+runtime and a serving one only the runtime it serves with. Discovery asks each plugin's
+``unavailable()`` instead (the SDK is installed and its EP / device is there, from the
+runtime probe of ``agent.runners.installed``, run once per process in a child process);
+a reason skips the plugin, logged in one line, so a missing OpenVINO never breaks ONNX
+Runtime. A plugin module may also raise ImportError at import (same: skipped with its
+message). Any other exception while importing or asking a plugin (a broken plugin) is
+logged as a warning and skips that plugin only.
 """
 
 from __future__ import annotations
@@ -68,6 +75,8 @@ def _discover() -> None:
         for module in pkgutil.iter_modules(plugins.__path__):
             try:
                 plugin = importlib.import_module(f"{plugins.__name__}.{module.name}")
+                unavailable = getattr(plugin, "unavailable", None)
+                reason = unavailable() if callable(unavailable) else None
             except ImportError as exc:  # its SDK or execution provider is missing
                 _SKIPPED[module.name] = str(exc)
                 logger.info("runner plugin %s skipped: %s", module.name, exc)
@@ -75,7 +84,11 @@ def _discover() -> None:
                 _SKIPPED[module.name] = f"{type(exc).__name__}: {exc}"
                 logger.warning("runner plugin %s is broken, skipped: %s", module.name, exc)
             else:
-                _register_plugin(plugin)
+                if reason is None:
+                    _register_plugin(plugin)
+                else:
+                    _SKIPPED[module.name] = str(reason)
+                    logger.info("runner plugin %s skipped: %s", module.name, reason)
         _discovered = True
 
 

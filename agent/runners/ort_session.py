@@ -10,22 +10,26 @@ its EP is not first, the load is refused, so a "CUDA" candidate is never secretl
 ORT partitions graphs, and the measured selection sees its cost.)
 
 External data must be files of the verified bundle, checked before ORT reads the model.
+
+onnxruntime (and onnx) are imported on the first load, not with this module: a plugin is
+discovered without them (``ort_unavailable``, from the runtime probe of
+``agent.runners.installed``), and an agent that serves with OpenVINO never loads them.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import onnx
-import onnxruntime as ort  # guarded by the registry: ImportError skips the ORT plugins
 
 from agent.errors import InferenceError, InvalidInput, ModelLoadError
+from agent.runners import installed
 from agent.runners.base import Runner, check_inputs
-from agent.runners.ort_providers import CPU_EP, Providers
+from agent.runners.ort_providers import CPU_EP, RUNTIME, Providers
 from agent.runners.spec import CandidateSpec
 from model_store import ModelStoreError
 from model_store.onnx_io import external_data_files
@@ -47,18 +51,38 @@ _STATE_ERRORS = (
     "NoModel",
     "ModelLoaded",
 )
-_ORT_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
-try:
-    from onnxruntime.capi import onnxruntime_pybind11_state as _state
 
-    _ORT_ERRORS = (
-        *(getattr(_state, name) for name in _STATE_ERRORS if hasattr(_state, name)),
-        *_ORT_ERRORS,
-    )
-except ImportError:  # pragma: no cover - depends on the ORT build
-    pass
 
-_LOAD_ERRORS: tuple[type[BaseException], ...] = (*_ORT_ERRORS, OSError)
+def ort_unavailable(provider: str) -> str | None:
+    """Why an ORT plugin whose EP is ``provider`` cannot load here (None: it can)."""
+    problem = installed.sdk_problem(RUNTIME)
+    if problem is not None:
+        return problem
+    if provider not in installed.ort_providers():
+        return f"onnxruntime {installed.ort_version()} has no {provider}"
+    return None
+
+
+def _ort() -> Any:
+    """The onnxruntime module, imported on first use (see the module docstring)."""
+    import onnxruntime
+
+    return onnxruntime
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    return (*_ort_errors(), OSError)
+
+
+@functools.cache
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """ORT's exception classes, plus RuntimeError and ValueError."""
+    errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+    except ImportError:  # pragma: no cover - depends on the ORT build
+        return errors
+    return (*(getattr(state, name) for name in _STATE_ERRORS if hasattr(state, name)), *errors)
 
 
 class OrtRunner(Runner):
@@ -79,6 +103,7 @@ class OrtRunner(Runner):
         return [(cls.provider, {})]
 
     def session_options(self) -> Any:
+        ort = _ort()
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -96,13 +121,13 @@ class OrtRunner(Runner):
         model_path = Path(bundle_dir) / str(metadata.model_file)
         _check_external_data(model_path, Path(bundle_dir))
         try:
-            session = ort.InferenceSession(
+            session = _ort().InferenceSession(
                 str(model_path),
                 sess_options=self.session_options(),
                 providers=self.provider_list(self.spec),
                 enable_fallback=0,
             )
-        except _LOAD_ERRORS as exc:
+        except _load_errors() as exc:
             raise ModelLoadError(
                 f"onnxruntime cannot load {model_path.name} on {self.spec.key}: {_line(exc)}"
             ) from exc
@@ -137,7 +162,7 @@ class OrtRunner(Runner):
         names = self._output_names
         try:
             results = session.run(names, dict(inputs))
-        except _ORT_ERRORS as exc:
+        except _ort_errors() as exc:
             if type(exc).__name__ == "InvalidArgument":
                 raise InvalidInput(_line(exc)) from exc
             raise InferenceError(f"onnxruntime: {_line(exc)}") from exc
@@ -150,6 +175,8 @@ class OrtRunner(Runner):
 def _check_external_data(model_path: Path, bundle_dir: Path) -> None:
     """External data must be files of this (verified) bundle: never a path that leaves it,
     whatever the ONNX Runtime version would do with one."""
+    import onnx  # with onnxruntime: only when an ORT session is made
+
     try:
         model = onnx.load(str(model_path), load_external_data=False)
         locations = external_data_files(model)

@@ -25,14 +25,15 @@ must be the one asked for, or the load is refused.
 
 ``supports(spec)`` checks that the device is in ``Core().available_devices`` and the
 precision in its OPTIMIZATION_CAPABILITIES (bf16 needs BF16, f16 FP16, int8 INT8; CPU f32
-always); both are probed once per process. Nothing is reshaped: dynamic shapes run as
+always); both come from the runtime probe (``agent.runners.installed``: once per process,
+in a child), and openvino itself is imported on the first load, not with this module: an
+agent that serves with ONNX Runtime never loads it. Nothing is reshaped: dynamic shapes run as
 they are. Each call takes an idle InferRequest from a small pool (or creates one), so
 ``infer`` is safe from many threads.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -41,12 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-try:  # a missing or broken SDK skips this plugin only (the registry logs the ImportError)
-    import openvino as ov
-except Exception as exc:  # pragma: no cover - depends on the host
-    raise ImportError(f"openvino is not usable: {exc}") from exc
-
 from agent.errors import InferenceError, ModelLoadError
+from agent.runners import installed
 from agent.runners.altstack import drop_alt_stack
 from agent.runners.base import Runner, check_inputs
 from agent.runners.spec import CandidateSpec, device_present
@@ -112,22 +109,16 @@ def unsupported_reason_for(
     return None
 
 
-@functools.cache
-def _available_devices() -> tuple[str, ...]:
-    try:
-        return tuple(ov.Core().available_devices)
-    except Exception as exc:  # a broken driver must not break the agent
-        logger.warning("openvino: cannot list devices: %s", _line(exc))
-        return ()
+def unavailable() -> str | None:
+    """Why this plugin cannot load here (the registry skips it then), or None."""
+    return installed.sdk_problem(RUNTIME)
 
 
-@functools.cache
-def _capabilities(device: str) -> frozenset[str]:
-    try:
-        return frozenset(ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
-    except Exception as exc:
-        logger.warning("openvino: cannot read %s capabilities: %s", device, _line(exc))
-        return frozenset()
+def _ov() -> Any:
+    """The openvino module, imported on the first load (see the module docstring)."""
+    import openvino
+
+    return openvino
 
 
 class OpenVinoRunner(Runner):
@@ -144,7 +135,9 @@ class OpenVinoRunner(Runner):
 
     @classmethod
     def unsupported_reason(cls, spec: CandidateSpec) -> str | None:
-        return unsupported_reason_for(spec, _available_devices(), _capabilities)
+        return unsupported_reason_for(
+            spec, installed.openvino_devices(), installed.openvino_capabilities
+        )
 
     @property
     def inference_precision(self) -> str:
@@ -165,7 +158,7 @@ class OpenVinoRunner(Runner):
         model_path = Path(bundle_dir) / str(metadata.model_file)
         spec = self.spec
         try:
-            core = ov.Core()
+            core = _ov().Core()
             if model_path.suffix.lower() == ".xml":
                 model = core.read_model(str(model_path), str(model_path.with_suffix(".bin")))
             else:

@@ -1,22 +1,23 @@
 """ONNX Runtime on the CUDA execution provider (NVIDIA GPUs, f32).
 
-Present only where ``onnxruntime`` (the GPU build) lists ``CUDAExecutionProvider``:
-otherwise this module raises ImportError at import and the registry skips it. The
-device ``CUDAExecutionProvider:<n>`` selects GPU ``n`` (``device_id``; default 0).
+Present only where ``onnxruntime`` (the GPU build) lists ``CUDAExecutionProvider``
+(``unavailable`` says why not, and the registry skips the plugin). The device
+``CUDAExecutionProvider:<n>`` selects GPU ``n`` (``device_id``; default 0).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import onnxruntime as ort  # guarded by the registry: ImportError skips this plugin
-
+from agent.runners import installed
 from agent.runners.ort_providers import CUDA_EP, RUNTIME, Providers, cuda_providers, cuda_reason
-from agent.runners.ort_session import OrtRunner
+from agent.runners.ort_session import OrtRunner, ort_unavailable
 from agent.runners.spec import CandidateSpec
 
-if CUDA_EP not in ort.get_available_providers():
-    raise ImportError(f"onnxruntime {ort.__version__} has no {CUDA_EP}")
+
+def unavailable() -> str | None:
+    """Why this plugin cannot load here (the registry skips it then), or None."""
+    return ort_unavailable(CUDA_EP)
 
 
 class OrtCudaRunner(OrtRunner):
@@ -26,7 +27,7 @@ class OrtCudaRunner(OrtRunner):
 
     @classmethod
     def unsupported_reason(cls, spec: CandidateSpec) -> str | None:
-        return cuda_reason(spec, ort.get_available_providers())
+        return cuda_reason(spec, installed.ort_providers())
 
     @classmethod
     def provider_list(cls, spec: CandidateSpec) -> Providers:

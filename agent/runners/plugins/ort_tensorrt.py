@@ -1,7 +1,7 @@
 """ONNX Runtime on the TensorRT execution provider (NVIDIA GPUs, Jetson; f32 or f16).
 
-Present only where ``onnxruntime`` lists ``TensorrtExecutionProvider``: otherwise this
-module raises ImportError at import and the registry skips it. Precision f16 sets
+Present only where ``onnxruntime`` lists ``TensorrtExecutionProvider`` (``unavailable``
+says why not, and the registry skips the plugin). Precision f16 sets
 ``trt_fp16_enable``; ``TensorrtExecutionProvider:<n>`` selects GPU ``n``. The CUDA EP
 follows TensorRT in the provider list for the nodes TensorRT cannot take. Engines are
 built when the session is created (slow the first time; not cached on disk here).
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import onnxruntime as ort  # guarded by the registry: ImportError skips this plugin
-
+from agent.runners import installed
 from agent.runners.ort_providers import (
     RUNTIME,
     TENSORRT_EP,
@@ -20,11 +19,13 @@ from agent.runners.ort_providers import (
     tensorrt_providers,
     tensorrt_reason,
 )
-from agent.runners.ort_session import OrtRunner
+from agent.runners.ort_session import OrtRunner, ort_unavailable
 from agent.runners.spec import CandidateSpec
 
-if TENSORRT_EP not in ort.get_available_providers():
-    raise ImportError(f"onnxruntime {ort.__version__} has no {TENSORRT_EP}")
+
+def unavailable() -> str | None:
+    """Why this plugin cannot load here (the registry skips it then), or None."""
+    return ort_unavailable(TENSORRT_EP)
 
 
 class OrtTensorrtRunner(OrtRunner):
@@ -34,8 +35,8 @@ class OrtTensorrtRunner(OrtRunner):
 
     @classmethod
     def unsupported_reason(cls, spec: CandidateSpec) -> str | None:
-        return tensorrt_reason(spec, ort.get_available_providers())
+        return tensorrt_reason(spec, installed.ort_providers())
 
     @classmethod
     def provider_list(cls, spec: CandidateSpec) -> Providers:
-        return tensorrt_providers(spec, ort.get_available_providers())
+        return tensorrt_providers(spec, installed.ort_providers())

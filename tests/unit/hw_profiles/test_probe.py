@@ -16,6 +16,7 @@ from hw_profiles import (
     load_catalogue,
     match_profile,
     probe,
+    runtimes,
 )
 from hw_profiles.parse import (
     drm_gpu,
@@ -206,12 +207,38 @@ def test_hanging_nvidia_smi_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert facts.cpu_model  # the other probes still ran
 
 
-def test_missing_openvino_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
-    facts = probe_host()
+def test_a_broken_openvino_is_a_note_and_the_runtimes_load_only_in_the_probe_child(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The runtimes are asked in a child process (``hw_profiles.runtimes``): an openvino
+    that fails to import there is a note, and this process imports neither runtime."""
+    fake = tmp_path / "openvino"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError('openvino driver missing')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    before = {m for m in ("onnxruntime", "openvino") if m in sys.modules}
+    runtimes.probe_runtimes.cache_clear()
+    try:
+        facts = probe_host()
+    finally:
+        runtimes.probe_runtimes.cache_clear()
     assert facts.openvino_devices == {} and facts.openvino_version == ""
-    assert any(e.startswith("openvino: ModuleNotFoundError") for e in facts.probe_errors)
+    assert "openvino: ModuleNotFoundError: openvino driver missing" in facts.probe_errors
     assert "CPUExecutionProvider" in facts.onnxruntime_providers
+    assert {m for m in ("onnxruntime", "openvino") if m in sys.modules} == before
+
+
+def test_a_crashing_runtime_probe_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtimes, "CHILD_MODULE", "hw_profiles.no_such_module")
+    runtimes.probe_runtimes.cache_clear()
+    try:
+        facts = probe_host()
+    finally:
+        runtimes.probe_runtimes.cache_clear()
+    assert facts.onnxruntime_providers == () and facts.cpu_model
+    (note,) = [e for e in facts.probe_errors if e.startswith("runtimes:")]
+    assert note.startswith("runtimes: the probe process failed: exit status 1: ")
+    assert "\n" not in note
 
 
 def test_probe_reads_board_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

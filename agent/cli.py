@@ -24,6 +24,7 @@ what ``STATUS=`` shows (docs/agent.md, "Running under systemd").
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
+from urllib.parse import urlsplit
 
 from agent.errors import AgentConfigError, AgentError
 from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
@@ -115,15 +117,21 @@ def agent_checks(agent: Agent, probe_timeout_s: float = 5.0) -> list[HealthCheck
         return None if agent.worker_alive else "the deployment worker thread has stopped"
 
     def local_api() -> str | None:
-        import httpx
-
         # any answer proves the server accepts and serves; a 503 for too many
-        # connections is load, not a wedge, and must not get the agent killed
+        # connections is load, not a wedge, and must not get the agent killed.
+        # (http.client, not httpx: the agent does not load httpx only for this)
         url = f"{agent.local_api_url}/v2/health/live"
+        parts = urlsplit(url)
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=probe_timeout_s
+        )
         try:
-            httpx.get(url, timeout=probe_timeout_s)
-        except httpx.HTTPError as exc:
+            connection.request("GET", parts.path)
+            connection.getresponse().read()
+        except (OSError, http.client.HTTPException) as exc:
             return f"local API {url} does not answer: {str(exc) or type(exc).__name__}"
+        finally:
+            connection.close()
         return None
 
     return [deployment_worker, local_api]

@@ -34,6 +34,7 @@ BENCHMARKS = (
     "serving",
     "selection",
     "agent_start",
+    "footprint",
     "hotswap",
     "ingest_auth",
     "multimodel",

@@ -195,9 +195,18 @@ class BenchFleet:
     def device(self) -> dict[str, Any] | None:
         return next((d for d in self.client.devices() if d.get("id") == DEVICE), None)
 
-    def push(self, model: Path, *, name: str, version: str, timeout: float = 120.0) -> int:
+    def push(
+        self,
+        model: Path,
+        *,
+        name: str,
+        version: str,
+        timeout: float = 120.0,
+        selection: dict[str, Any] | None = None,
+    ) -> int:
         """Push a model to the fleet and wait until the device runs that version; the id
-        of its rollout, which may still be running for a moment (``wait_rollout``)."""
+        of its rollout, which may still be running for a moment (``wait_rollout``).
+        ``selection``: the bundle's ``pin`` / ``tolerance`` (signed with it)."""
         result = push_model(
             self.client,
             model,
@@ -206,6 +215,7 @@ class BenchFleet:
             fleet=FLEET,
             key_path=self.keys / "release.key",
             strategy=ROLLOUT_STRATEGY,
+            selection=selection,
         )
         wait_for(
             lambda: (d := self.device()) is not None and d.get("active_version") == version,

@@ -1,6 +1,8 @@
 """Read an ONNX model's inputs and outputs (and its external data files) safely.
 
-Every error from onnx or protobuf is turned into ``BundleError`` here.
+Every error from onnx or protobuf is turned into ``BundleError`` here. onnx (with
+protobuf, about 8 MB resident) is imported when a model is first read, not with this
+module: an agent that verifies and serves bundles on OpenVINO never needs it.
 """
 
 from __future__ import annotations
@@ -8,26 +10,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-
-import onnx
-from google.protobuf.message import DecodeError
-from onnx import helper
+from typing import TYPE_CHECKING
 
 from model_store.errors import BundleError
 from model_store.metadata import TensorSpec
 from model_store.paths import check_relative_path
 
+if TYPE_CHECKING:
+    import onnx
+
 logger = logging.getLogger(__name__)
 
 UNNAMED_DIM = "?"
 UNKNOWN_RANK = "..."
-_ONNX_ERRORS: tuple[type[Exception], ...] = (
-    DecodeError,
-    OSError,
-    ValueError,
-    RuntimeError,
-    onnx.checker.ValidationError,
-)
+
+
+def _onnx_errors() -> tuple[type[Exception], ...]:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    return (DecodeError, OSError, ValueError, RuntimeError, onnx.checker.ValidationError)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -43,10 +45,12 @@ def load_checked_model(model_path: Path) -> onnx.ModelProto:
     """
     if not model_path.is_file():
         raise BundleError(f"model file not found: {model_path}")
+    import onnx
+
     try:
         model = onnx.load(str(model_path), load_external_data=False)
         onnx.checker.check_model(str(model_path))
-    except _ONNX_ERRORS as exc:
+    except _onnx_errors() as exc:
         raise BundleError(
             f"{model_path.name} is not a valid ONNX model: {_one_line(str(exc))}"
         ) from exc
@@ -71,6 +75,8 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:
     """The relative paths of the external data files a model refers to (sorted, unique)."""
+    import onnx
+
     locations: set[str] = set()
     for tensor in _graph_tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -82,6 +88,9 @@ def external_data_files(model: onnx.ModelProto) -> list[str]:
 
 
 def _dtype_name(elem_type: int) -> str:
+    import onnx
+    from onnx import helper
+
     try:
         return str(helper.tensor_dtype_to_np_dtype(elem_type).name)
     except (KeyError, ValueError, TypeError):

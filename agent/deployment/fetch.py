@@ -25,6 +25,9 @@ Failures that say nothing about the bytes (connection refused or reset, timeouts
 deadline, HTTP 5xx/408/429) raise ``TransientDownloadError`` and the deployment is
 retried later; refused content (too large, wrong digest, other HTTP statuses) raises
 ``DownloadError`` and is not.
+
+httpx (about 9 MB resident with its client) is imported at the first download, not with
+this module: an idle agent that has its trust document and identity never loads it.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import hashlib
 import logging
 import re
 import time
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.deployment.staging import Staging
 from agent.errors import DownloadError, TransientDownloadError
 from protocol import FileRef
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,8 @@ class Budget:
 
     def timeout(self, connect_s: float) -> httpx.Timeout:
         """Per-request timeouts: never past the deadline, never longer than a stall."""
+        import httpx
+
         left = max(self.remaining(), 0.001)
         return httpx.Timeout(min(self.stall_s, left), connect=min(connect_s, left))
 
@@ -121,15 +127,25 @@ class BlobFetcher:
         self.deadline_s = deadline_s
         self.stall_s = stall_s
         self._connect_s = connect_timeout_s
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(30.0, connect=connect_timeout_s),
-            follow_redirects=False,
-            # the size bound counts bytes on the wire: no compressed bodies that expand
-            headers={"Accept-Encoding": "identity"},
-        )
+        self._http: Any = None  # made at the first download (see the module docstring)
+
+    @property
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(
+                timeout=httpx.Timeout(30.0, connect=self._connect_s),
+                follow_redirects=False,
+                # the size bound counts bytes on the wire: no compressed bodies that expand
+                headers={"Accept-Encoding": "identity"},
+            )
+        client: httpx.Client = self._http
+        return client
 
     def close(self) -> None:
-        self._client.close()
+        if self._http is not None:
+            self._http.close()
 
     def budget(self) -> Budget:
         """A fresh budget for one bundle."""
@@ -177,6 +193,8 @@ class BlobFetcher:
 
     def fetch_document(self, path: str, *, max_size: int = MAX_DOCUMENT_BYTES) -> bytes:
         """``GET {control plane}{path}`` (a small JSON document), bounded in size and time."""
+        import httpx
+
         budget = Budget(min(self.deadline_s, 60.0), self.stall_s)
         url = f"{self._base}{path}"
         try:
@@ -234,6 +252,8 @@ class BlobFetcher:
         the loop is bounded by ``attempts`` failed transfers. Messages name ``source``,
         never ``url`` (a presigned URL is a credential).
         """
+        import httpx
+
         failures = 0
         while sink.size < ref.size:
             budget.check(ref.path)
@@ -275,6 +295,8 @@ class BlobFetcher:
 
 def _origin(url: str) -> str:
     """``scheme://host[:port]`` of a URL: what a log line may say about a presigned URL."""
+    import httpx
+
     parts = httpx.URL(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.host}{port}"
@@ -321,6 +343,8 @@ def _check_length(ref: FileRef, resp: httpx.Response, received: int) -> None:
 
 
 def _describe(ref: FileRef, exc: httpx.HTTPError, budget: Budget, source: str) -> str:
+    import httpx
+
     if isinstance(exc, httpx.ReadTimeout):
         where = "" if source == "control plane" else f" from {source}"
         return f"{ref.path}: no data{where} for {min(budget.stall_s, budget.total_s):g}s"

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.errors import IdentityError
@@ -30,6 +29,8 @@ MAX_ANSWER_BYTES = 4 * MAX_PEM_BYTES
 
 
 def _post(url: str, body: dict[str, str]) -> dict[str, object]:
+    import httpx  # only when enrolling or renewing: an idle agent does not carry it
+
     try:
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
             resp = client.post(url, json=body)

@@ -1,0 +1,258 @@
+"""The agent's footprint: resident memory and start time, idle and serving on each runtime.
+
+    python -m bench.footprint [--requests 200] [--runs 3] [--quick]
+
+A real one-device fleet (``bench.fleet``: control plane with its embedded broker, one
+``edge-agent run`` process). Each configuration is a fresh agent process, timed from just
+before its spawn until it is ready, and measured (RSS, ``psutil``) once ready:
+
+- ``idle``: no model; ready when its local API answers ``/v2/health/live``, measured a
+  moment later;
+- ``serving <runtime>``: the small ``tiny-mlp`` (8 inputs) pinned to that runtime (the
+  bundle's signed ``selection.pin``), restored from the cache at start; ready when it
+  answers an inference; measured after ``--requests`` more;
+- ``measured``: a version without a pin, pushed to the idle agent, which measures every
+  candidate (in a child process) and serves the winner: measured after ``--requests``
+  (the runtimes it holds should be the winner's only).
+
+For each, the runtime libraries mapped in the agent process (``/proc/PID/maps``) say
+which runtimes it holds. Baselines in the same run, each a fresh process: bare Python,
+``python -c 'import onnxruntime'`` and ``python -c 'import openvino'`` (RSS at the end,
+wall time). The agent's own share is its RSS serving on a runtime minus that runtime's
+baseline. Goals: own share <= 40 MB (the worst runtime: ``agent_own_mb``), idle <= 60 MB
+(``idle_mb``). Prints a table, then one JSON line last. ``--quick``: 20 requests, one
+baseline run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.fleet import BenchFleet, oip_json_body
+from bench.models import catalogue
+from bench.options import parse_args
+
+GOAL_OWN_MB = 40.0
+GOAL_IDLE_MB = 60.0
+MODEL = "tiny-mlp"
+#: the candidate each runtime is pinned to
+PINS = {
+    "onnxruntime": "onnxruntime:CPUExecutionProvider:f32",
+    "openvino": "openvino:CPU:f32",
+}
+#: what each runtime's shared library is called in /proc/PID/maps
+LIBRARIES = {"onnxruntime": "onnxruntime_pybind11_state", "openvino": "libopenvino.so"}
+#: the measured selection's budget in this benchmark (the default is 20 s)
+SELECTION_BUDGET_S = 3.0
+BASELINES = {
+    "python": "pass",
+    "onnxruntime": "import onnxruntime",
+    "openvino": "import openvino",
+}
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Figures:
+    rss_mb: float
+    start_s: float
+    runtimes: tuple[str, ...]
+
+
+def _baseline(code: str) -> tuple[float, float]:
+    """(RSS MB at the end, wall seconds) of ``python -c CODE`` in a fresh process."""
+    script = (
+        f"{code}\n"
+        "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS:')][0]\n"
+        "print(int(rss.split()[1]) * 1024)\n"
+    )
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    )
+    return int(done.stdout.strip().splitlines()[-1]) / MB, time.monotonic() - start
+
+
+def _mapped_runtimes(pid: int) -> tuple[str, ...]:
+    """The runtimes whose shared library process ``pid`` has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return tuple(rt for rt, lib in LIBRARIES.items() if lib in maps)
+
+
+def _rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / MB
+
+
+def _agent_pid(fleet: BenchFleet) -> int:
+    assert fleet.agent is not None
+    return int(fleet.agent.process.pid)
+
+
+def _wait(fleet: BenchFleet, ready: object, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():  # type: ignore[operator]
+        if time.monotonic() > deadline or fleet.agent is None:
+            raise SystemExit(f"the agent was not {what} within {timeout:.0f} s")
+        fleet.agent.check_alive()
+        time.sleep(0.01)
+
+
+def _live(fleet: BenchFleet, http: httpx.Client) -> bool:
+    try:
+        return http.get(f"{fleet.local_api}/v2/health/live").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _serve_requests(fleet: BenchFleet, body: dict[str, object], http: httpx.Client, n: int) -> None:
+    for _ in range(n):
+        if not fleet.infer_ok("m", body, http):
+            raise SystemExit("an inference request failed")
+
+
+def _idle(fleet: BenchFleet, http: httpx.Client) -> Figures:
+    started = fleet.start_agent()
+    _wait(fleet, lambda: _live(fleet, http), "live")
+    start_s = time.monotonic() - started
+    time.sleep(1.0)  # settled: its threads started, its first heartbeat sent
+    pid = _agent_pid(fleet)
+    return Figures(_rss_mb(pid), start_s, _mapped_runtimes(pid))
+
+
+def _serving(
+    fleet: BenchFleet, body: dict[str, object], http: httpx.Client, requests: int
+) -> Figures:
+    """A fresh agent restoring the active model from its cache: start -> first answer,
+    then ``requests`` more, then its RSS."""
+    fleet.stop_agent()
+    started = fleet.start_agent()
+    _wait(fleet, lambda: fleet.infer_ok("m", body, http), "serving")
+    start_s = time.monotonic() - started
+    _serve_requests(fleet, body, http, requests)
+    pid = _agent_pid(fleet)
+    return Figures(_rss_mb(pid), start_s, _mapped_runtimes(pid))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.footprint")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each baseline")
+    args = parse_args(parser, argv, requests=20, runs=1)
+    spec = next(m for m in catalogue() if m.name == MODEL)
+    baselines: dict[str, tuple[float, float]] = {}
+    for name, code in BASELINES.items():
+        runs = [_baseline(code) for _ in range(args.runs)]
+        baselines[name] = (
+            statistics.median(r[0] for r in runs),
+            statistics.median(r[1] for r in runs),
+        )
+    serving: dict[str, Figures] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="ef-bench-footprint-") as tmp,
+        BenchFleet(Path(tmp)) as fleet,
+        httpx.Client(timeout=10) as http,
+    ):
+        with fleet.config.open("a") as fh:
+            fh.write(f"selection_budget_s = {SELECTION_BUDGET_S}\n")
+        model = spec.build(Path(tmp) / "model" / "mlp.onnx")
+        body = oip_json_body(spec.feeds())
+        fleet.start_agent()
+        fleet.wait_registered()  # enrolled; the next starts are plain restarts
+        fleet.stop_agent()
+        idle = _idle(fleet, http)
+        fleet.wait_registered()
+        # a measured selection in the idle agent: every candidate, in a child process
+        fleet.wait_rollout(fleet.push(model, name="m", version="1.0.0"))
+        _serve_requests(fleet, body, http, args.requests)
+        pid = _agent_pid(fleet)
+        measured = Figures(_rss_mb(pid), 0.0, _mapped_runtimes(pid))
+        backend = http.get(f"{fleet.local_api}/v2/models/m").json().get("platform")
+        for version, (runtime, pin) in enumerate(PINS.items(), start=2):
+            rollout = fleet.push(model, name="m", version=f"{version}.0.0", selection={"pin": pin})
+            fleet.wait_rollout(rollout)
+            serving[runtime] = _serving(fleet, body, http, args.requests)
+    own = {rt: f.rss_mb - baselines[rt][0] for rt, f in serving.items()}
+    agent_own = max(own.values())
+    _print_table(baselines, idle, serving, own, measured, backend)
+    print(
+        json.dumps(
+            {
+                "agent_own_mb": round(agent_own, 1),
+                "idle_mb": round(idle.rss_mb, 1),
+                "idle_start_s": round(idle.start_s, 3),
+                "serving": {
+                    rt: {
+                        "rss_mb": round(f.rss_mb, 1),
+                        "own_mb": round(own[rt], 1),
+                        "start_s": round(f.start_s, 3),
+                        "runtimes_loaded": list(f.runtimes),
+                    }
+                    for rt, f in serving.items()
+                },
+                "measured": {
+                    "rss_mb": round(measured.rss_mb, 1),
+                    "backend": backend,
+                    "runtimes_loaded": list(measured.runtimes),
+                },
+                "baseline": {
+                    name: {"rss_mb": round(rss, 1), "start_s": round(s, 3)}
+                    for name, (rss, s) in baselines.items()
+                },
+                "goal_own_mb": GOAL_OWN_MB,
+                "goal_idle_mb": GOAL_IDLE_MB,
+                "own_ok": agent_own <= GOAL_OWN_MB,
+                "idle_ok": idle.rss_mb <= GOAL_IDLE_MB,
+                "requests": args.requests,
+                "quick": args.quick,
+            }
+        )
+    )
+    return 0
+
+
+def _print_table(
+    baselines: dict[str, tuple[float, float]],
+    idle: Figures,
+    serving: dict[str, Figures],
+    own: dict[str, float],
+    measured: Figures,
+    backend: object,
+) -> None:
+    print(f"agent footprint ({MODEL}; RSS once ready / after the requests)")
+    print(f"{'process':<40} {'RSS MB':>8} {'own MB':>8} {'start s':>8}  runtimes loaded")
+    for name, (rss, seconds) in baselines.items():
+        label = f"baseline: python -c '{BASELINES[name]}'"
+        print(f"{label:<40} {rss:>8.1f} {'':>8} {seconds:>8.3f}")
+    print(
+        f"{'agent idle':<40} {idle.rss_mb:>8.1f} {'':>8} {idle.start_s:>8.3f}  "
+        f"{', '.join(idle.runtimes) or '-'}"
+    )
+    for rt, f in serving.items():
+        print(
+            f"{'agent serving on ' + rt:<40} {f.rss_mb:>8.1f} {own[rt]:>8.1f} "
+            f"{f.start_s:>8.3f}  {', '.join(f.runtimes) or '-'}"
+        )
+    print(
+        f"{'agent after a measured selection':<40} {measured.rss_mb:>8.1f} {'':>8} {'':>8}  "
+        f"{', '.join(measured.runtimes) or '-'} (serves {backend})"
+    )
+    worst = max(own.values())
+    print(f"goal own <= {GOAL_OWN_MB:g} MB: {'met' if worst <= GOAL_OWN_MB else 'NOT met'}")
+    print(
+        f"goal idle <= {GOAL_IDLE_MB:g} MB: {'met' if idle.rss_mb <= GOAL_IDLE_MB else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -193,6 +193,9 @@ def _serve(start: Callable[[], None], stop: Callable[[], None], supervisor: Supe
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from hw_profiles.runtimes import start_probe
+
+    start_probe()  # the runtimes are probed in a child: let it run while we import
     from agent.agent import Agent
     from agent.config import load_config
 

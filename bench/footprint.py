@@ -42,6 +42,7 @@ import psutil
 from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
 from bench.options import parse_args
+from hw_profiles.runtimes import mapped_runtimes
 
 GOAL_OWN_MB = 40.0
 GOAL_IDLE_MB = 60.0
@@ -51,8 +52,6 @@ PINS = {
     "onnxruntime": "onnxruntime:CPUExecutionProvider:f32",
     "openvino": "openvino:CPU:f32",
 }
-#: what each runtime's shared library is called in /proc/PID/maps
-LIBRARIES = {"onnxruntime": "onnxruntime_pybind11_state", "openvino": "libopenvino.so"}
 #: the measured selection's budget in this benchmark (the default is 20 s)
 SELECTION_BUDGET_S = 3.0
 BASELINES = {
@@ -82,12 +81,6 @@ def _baseline(code: str) -> tuple[float, float]:
         [sys.executable, "-c", script], check=True, capture_output=True, text=True
     )
     return int(done.stdout.strip().splitlines()[-1]) / MB, time.monotonic() - start
-
-
-def _mapped_runtimes(pid: int) -> tuple[str, ...]:
-    """The runtimes whose shared library process ``pid`` has mapped."""
-    maps = Path(f"/proc/{pid}/maps").read_text()
-    return tuple(rt for rt, lib in LIBRARIES.items() if lib in maps)
 
 
 def _rss_mb(pid: int) -> float:
@@ -127,7 +120,7 @@ def _idle(fleet: BenchFleet, http: httpx.Client) -> Figures:
     start_s = time.monotonic() - started
     time.sleep(1.0)  # settled: its threads started, its first heartbeat sent
     pid = _agent_pid(fleet)
-    return Figures(_rss_mb(pid), start_s, _mapped_runtimes(pid))
+    return Figures(_rss_mb(pid), start_s, mapped_runtimes(pid))
 
 
 def _serving(
@@ -141,7 +134,7 @@ def _serving(
     start_s = time.monotonic() - started
     _serve_requests(fleet, body, http, requests)
     pid = _agent_pid(fleet)
-    return Figures(_rss_mb(pid), start_s, _mapped_runtimes(pid))
+    return Figures(_rss_mb(pid), start_s, mapped_runtimes(pid))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         fleet.wait_rollout(fleet.push(model, name="m", version="1.0.0"))
         _serve_requests(fleet, body, http, args.requests)
         pid = _agent_pid(fleet)
-        measured = Figures(_rss_mb(pid), 0.0, _mapped_runtimes(pid))
+        measured = Figures(_rss_mb(pid), 0.0, mapped_runtimes(pid))
         backend = http.get(f"{fleet.local_api}/v2/models/m").json().get("platform")
         for version, (runtime, pin) in enumerate(PINS.items(), start=2):
             rollout = fleet.push(model, name="m", version=f"{version}.0.0", selection={"pin": pin})

@@ -192,17 +192,57 @@ def _child_failure(done: subprocess.CompletedProcess[str]) -> str:
     return f"exit status {done.returncode}" + (f": {why[-1].strip()[:200]}" if why else "")
 
 
+#: what each runtime's native library is called in a process's memory map
+LIBRARIES = {"onnxruntime": "onnxruntime_pybind11_state", "openvino": "libopenvino.so"}
+
+
+def mapped_runtimes(pid: int) -> tuple[str, ...]:
+    """The runtimes whose native library process ``pid`` has loaded (``/proc/PID/maps``,
+    Linux): what it holds, whatever Python imported or forgot."""
+    maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+    return tuple(runtime for runtime, library in LIBRARIES.items() if library in maps)
+
+
+_started: list[subprocess.Popen[str]] = []
+
+
+def start_probe() -> None:
+    """Start the probe child now, so that it runs while this process imports the rest
+    (``edge-agent run`` calls it first); ``probe_runtimes`` collects its answer."""
+    if _started or probe_runtimes.cache_info().currsize:
+        return
+    try:
+        _started.append(_spawn())
+    except OSError as exc:  # probe_runtimes tries again, and notes the failure
+        logger.debug("cannot start the runtime probe early: %s", exc)
+
+
+def _spawn() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", CHILD_MODULE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=child_env(),
+    )
+
+
 @functools.cache
 def probe_runtimes() -> RuntimeFacts:
     """The runtimes' facts, probed in a child process once per process (never raises)."""
-    argv = [sys.executable, "-m", CHILD_MODULE]
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=child_env(), check=False
-        )
+        child = _started.pop() if _started else _spawn()
+        try:
+            stdout, stderr = child.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("runtime probe failed: %s", exc)
         return RuntimeFacts(errors=(f"runtimes: {type(exc).__name__}: {exc}".splitlines()[0],))
+    done = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     answer = last_json_line(done.stdout)
     if done.returncode != 0 or answer is None:
         note = f"runtimes: the probe process failed: {_child_failure(done)}"
@@ -214,4 +254,12 @@ def probe_runtimes() -> RuntimeFacts:
         return RuntimeFacts(errors=(f"runtimes: {exc}",))
 
 
-__all__ = ["RuntimeFacts", "child_env", "last_json_line", "probe_runtimes", "probe_runtimes_here"]
+__all__ = [
+    "RuntimeFacts",
+    "child_env",
+    "last_json_line",
+    "mapped_runtimes",
+    "probe_runtimes",
+    "probe_runtimes_here",
+    "start_probe",
+]

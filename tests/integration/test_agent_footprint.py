@@ -1,0 +1,46 @@
+"""A lightweight agent: an ``edge-agent run`` process holds no runtime while idle, and
+after a measured selection (every candidate loaded, in a child process) only the runtime
+of the backend it serves (its memory map, ``hw_profiles.runtimes.mapped_runtimes``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hw_profiles.runtimes import mapped_runtimes
+from protocol import EventKind
+from tests.support.agent_process import AgentProcess
+from tests.support.deploy import Setup
+from tests.support.ports import wait_until
+
+pytestmark = pytest.mark.integration
+
+ORT = "onnxruntime:CPUExecutionProvider:f32"
+OV = "openvino:CPU:f32"
+
+
+def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> None:
+    data_dir = setup.tmp / "footprint"
+    config = setup.process_config(data_dir, selection_budget_s=1.0)
+    agent = AgentProcess(config, setup.tmp / "footprint.log").start()
+    try:
+        assert agent.process is not None
+        pid = agent.process.pid
+        wait_until(lambda: setup.watcher.last_state() is not None, 60, "the first state report")
+        assert mapped_runtimes(pid) == (), agent.log_tail()  # idle: no runtime at all
+
+        setup.watcher.desire(1, setup.assignment(setup.bundle("det", "1.0.0")))
+        wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 90, "v1")
+        wait_until(
+            lambda: bool((s := setup.watcher.last_state()) and s.active), 30, "an active model"
+        )
+        state = setup.watcher.last_state()
+        assert state is not None
+        (model,) = state.active
+        assert model.selection is not None and not model.selection.cached
+        measured = {c.key for c in model.selection.candidates if c.p50_ms is not None}
+        assert {ORT, OV} <= measured, model.selection  # both were loaded and timed...
+        served = model.backend.split(":", 1)[0]
+        assert mapped_runtimes(pid) == (served,), agent.log_tail()  # ...only one stays
+        assert "measured in a child process" in agent.log_tail(200)
+    finally:
+        agent.stop()

@@ -193,13 +193,16 @@ def _serve(start: Callable[[], None], stop: Callable[[], None], supervisor: Supe
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+    from hw_profiles.runtime_cache import FILENAME
     from hw_profiles.runtimes import start_probe
 
-    start_probe()  # the runtimes are probed in a child: let it run while we import
+    config = load_config(args.config)
+    # the runtimes are probed in a child (kept in the data dir): it runs while we import
+    start_probe(config.data_dir / FILENAME)
     from agent.agent import Agent
-    from agent.config import load_config
 
-    agent = Agent(load_config(args.config))
+    agent = Agent(config)
     # the liveness probe must fail well within one ping interval (half the watchdog's)
     watchdog_s = watchdog_interval()
     probe_s = max(0.5, min(5.0, watchdog_s / 4)) if watchdog_s else 5.0

@@ -10,7 +10,8 @@ before its spawn until it is ready, and measured (RSS, ``psutil``) once ready:
   moment later;
 - ``serving <runtime>``: the small ``tiny-mlp`` (8 inputs) pinned to that runtime (the
   bundle's signed ``selection.pin``), restored from the cache at start; ready when it
-  answers an inference; measured after ``--requests`` more;
+  answers an inference (the median of ``--runs`` starts); measured after ``--requests``
+  more;
 - ``measured``: a version without a pin, pushed to the idle agent, which measures every
   candidate (in a child process) and serves the winner: measured after ``--requests``
   (the runtimes it holds should be the winner's only).
@@ -21,7 +22,7 @@ which runtimes it holds. Baselines in the same run, each a fresh process: bare P
 wall time). The agent's own share is its RSS serving on a runtime minus that runtime's
 baseline. Goals: own share <= 40 MB (the worst runtime: ``agent_own_mb``), idle <= 60 MB
 (``idle_mb``). Prints a table, then one JSON line last. ``--quick``: 20 requests, one
-baseline run each.
+run of each baseline and one start of each serving agent.
 """
 
 from __future__ import annotations
@@ -124,23 +125,27 @@ def _idle(fleet: BenchFleet, http: httpx.Client) -> Figures:
 
 
 def _serving(
-    fleet: BenchFleet, body: dict[str, object], http: httpx.Client, requests: int
+    fleet: BenchFleet, body: dict[str, object], http: httpx.Client, requests: int, starts: int
 ) -> Figures:
-    """A fresh agent restoring the active model from its cache: start -> first answer,
-    then ``requests`` more, then its RSS."""
-    fleet.stop_agent()
-    started = fleet.start_agent()
-    _wait(fleet, lambda: fleet.infer_ok("m", body, http), "serving")
-    start_s = time.monotonic() - started
+    """A fresh agent restoring the active model from its cache, ``starts`` times: start
+    -> first answer (the median), then ``requests`` more, then its RSS (the last start's)."""
+    times: list[float] = []
+    for _ in range(starts):
+        fleet.stop_agent()
+        started = fleet.start_agent()
+        _wait(fleet, lambda: fleet.infer_ok("m", body, http), "serving")
+        times.append(time.monotonic() - started)
     _serve_requests(fleet, body, http, requests)
     pid = _agent_pid(fleet)
-    return Figures(_rss_mb(pid), start_s, mapped_runtimes(pid))
+    return Figures(_rss_mb(pid), statistics.median(times), mapped_runtimes(pid))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.footprint")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each baseline")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of each baseline, starts of each serving agent"
+    )
     args = parse_args(parser, argv, requests=20, runs=1)
     spec = next(m for m in catalogue() if m.name == MODEL)
     baselines: dict[str, tuple[float, float]] = {}
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         for version, (runtime, pin) in enumerate(PINS.items(), start=2):
             rollout = fleet.push(model, name="m", version=f"{version}.0.0", selection={"pin": pin})
             fleet.wait_rollout(rollout)
-            serving[runtime] = _serving(fleet, body, http, args.requests)
+            serving[runtime] = _serving(fleet, body, http, args.requests, args.runs)
     own = {rt: f.rss_mb - baselines[rt][0] for rt, f in serving.items()}
     agent_own = max(own.values())
     _print_table(baselines, idle, serving, own, measured, backend)

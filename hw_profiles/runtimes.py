@@ -29,6 +29,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hw_profiles import runtime_cache
+
 logger = logging.getLogger(__name__)
 
 #: seconds the child may take (an OpenVINO GPU / NPU plugin may be slow to start)
@@ -204,17 +206,37 @@ def mapped_runtimes(pid: int) -> tuple[str, ...]:
 
 
 _started: list[subprocess.Popen[str]] = []
+#: where the answer is kept between runs (``start_probe(cache=...)``), and its key
+_kept: list[tuple[Path, str]] = []
 
 
-def start_probe() -> None:
+def start_probe(cache: Path | None = None) -> None:
     """Start the probe child now, so that it runs while this process imports the rest
-    (``edge-agent run`` calls it first); ``probe_runtimes`` collects its answer."""
+    (``edge-agent run`` calls it first); ``probe_runtimes`` collects its answer. With
+    ``cache`` (a file: ``runtime_cache``), an answer kept there for this interpreter,
+    these runtime installs and this boot is used instead, and a new one is kept there."""
     if _started or probe_runtimes.cache_info().currsize:
         return
+    if cache is not None:
+        key = runtime_cache.cache_key()
+        _kept[:] = [(cache, key)]
+        if runtime_cache.read(cache, key) is not None:
+            return  # probe_runtimes reads it: no child at all
     try:
         _started.append(_spawn())
     except OSError as exc:  # probe_runtimes tries again, and notes the failure
         logger.debug("cannot start the runtime probe early: %s", exc)
+
+
+def _from_cache() -> RuntimeFacts | None:
+    if not _kept:
+        return None
+    path, key = _kept[0]
+    data = runtime_cache.read(path, key)
+    try:
+        return RuntimeFacts.from_dict(data) if data is not None else None
+    except ValueError:
+        return None
 
 
 def _spawn() -> subprocess.Popen[str]:
@@ -231,6 +253,9 @@ def _spawn() -> subprocess.Popen[str]:
 @functools.cache
 def probe_runtimes() -> RuntimeFacts:
     """The runtimes' facts, probed in a child process once per process (never raises)."""
+    kept = _from_cache()
+    if kept is not None:
+        return kept
     try:
         child = _started.pop() if _started else _spawn()
         try:
@@ -249,9 +274,12 @@ def probe_runtimes() -> RuntimeFacts:
         logger.warning("%s", note)
         return RuntimeFacts(errors=(note,))
     try:
-        return RuntimeFacts.from_dict(answer)
+        facts = RuntimeFacts.from_dict(answer)
     except ValueError as exc:
         return RuntimeFacts(errors=(f"runtimes: {exc}",))
+    if _kept:
+        runtime_cache.write(_kept[0][0], _kept[0][1], facts.to_dict())
+    return facts
 
 
 __all__ = [

@@ -102,15 +102,20 @@ def select_backend(
     assert isinstance(selector, PortableSelector)
     started = time.monotonic()
     answer = run_child(selector, request)
-    spec = CandidateSpec(**answer["spec"])
+    try:
+        spec = CandidateSpec(**answer["spec"])
+        chosen, reason = str(answer["chosen"]), str(answer["reason"])
+        measurements = [Measurement(**m) for m in answer["measurements"]]
+    except (KeyError, TypeError) as exc:
+        raise AgentError(f"the backend selection process gave a malformed answer: {exc}") from exc
     runner = load(spec)
     logger.info("selection: loaded %s, measured in a child process", spec.key)
     return Selection(
         runner,
-        str(answer["chosen"]),
-        str(answer["reason"]),
+        chosen,
+        reason,
         selector.profile,
-        [Measurement(**m) for m in answer["measurements"]],
+        measurements,
         elapsed_s=time.monotonic() - started,
     )
 
@@ -134,6 +139,9 @@ def run_child(selector: PortableSelector, request: Request) -> dict[str, Any]:
         raise AgentError(f"backend selection took longer than {timeout:.0f} s") from exc
     except OSError as exc:
         raise AgentError(f"cannot start the backend selection process: {exc}") from exc
+    for line in done.stderr.splitlines():  # its log: each candidate's figures
+        if line.strip():
+            logger.info("selection child: %s", line.rstrip())
     answer = last_json_line(done.stdout)
     if answer is not None and "error" in answer:
         raise error_class(str(answer.get("kind", "")))(str(answer["error"]))

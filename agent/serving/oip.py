@@ -204,9 +204,21 @@ def decode_request(
     """Parse and check a request body (``binary``: the bytes after its JSON header, for
     the binary tensor data extension); the arrays are ready for ``Runner.infer``."""
     request = parse_request(body)
+    slices = oip_binary.input_slices(request.inputs, binary)
+    return request, decode_inputs(request, slices, signatures, output_names)
+
+
+def decode_inputs(
+    request: InferenceRequest,
+    slices: Sequence[memoryview | None],
+    signatures: Sequence[TensorSignature],
+    output_names: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """The request's input arrays, each checked against its signature (``slices``: each
+    input's raw little-endian data, None where its values are ``data``), and its
+    requested outputs checked against ``output_names``. The REST and gRPC paths share it."""
     by_name = {s.name: s for s in signatures}
     inputs: dict[str, np.ndarray] = {}
-    slices = oip_binary.input_slices(request.inputs, binary)
     for tensor, raw in zip(request.inputs, slices, strict=True):
         if tensor.name in inputs:
             raise InvalidInput(f"input {tensor.name!r} given twice")
@@ -225,7 +237,7 @@ def decode_request(
             raise InvalidInput(
                 f"output {wanted.name!r}: the classification extension is not supported"
             )
-    return request, inputs
+    return inputs
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:

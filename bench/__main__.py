@@ -45,6 +45,7 @@ HELPERS = frozenset(
         "fleet",
         "models",
         "oip_clients",
+        "oip_grpc_clients",
         "options",
         "report_flood",
         "scale_stack",

@@ -18,6 +18,11 @@ head; about 0.2 GMAC), and these paths:
 - ``rest_binary_httpx``: the same request from a keep-alive ``httpx.Client``;
 - ``rest_json``: the same request with JSON tensors (body prepared once), keep-alive
   ``http.client``, output parsed with pydantic-core;
+- ``grpc_triton``: the same inference over the agent's local API on gRPC
+  (``agent.serving.grpc_server``, KServe v2 ``ModelInfer``) from the unmodified
+  ``tritonclient.grpc`` client (``bench.oip_grpc_clients.TritonGrpc``);
+- ``grpc_raw``: the same gRPC call from the bare generated stub, raw tensor bytes both
+  ways (``bench.oip_grpc_clients.RawGrpc``): the gRPC path with the least client work;
 - ``tcp_floor``: the floor of this box (``bench.tcp_floor``): the tensor's bytes over a
   raw loopback TCP connection into a fresh buffer in a server thread, the same
   ``session.run`` there, the output's bytes back; no HTTP, no OIP, no agent. What
@@ -33,8 +38,9 @@ is slow), starting one path further each turn, so drift on a shared box hits eve
 alike while each path is timed as a steady stream of calls (one call of each in turn
 would time every call cold). Prints a table, then one JSON line last with
 ``rest_added_p50_ms`` (rest_binary p50 - baseline p50) and ``inproc_overhead_pct``
-(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %, and
-``tcp_floor_added_p50_ms`` (tcp_floor p50 - baseline p50). ``--quick``: 0.5 s, 2 turns.
+(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %,
+``grpc_added_p50_ms`` (grpc_triton p50 - baseline p50) and ``tcp_floor_added_p50_ms``
+(tcp_floor p50 - baseline p50). ``--quick``: 0.5 s, 2 turns.
 """
 
 from __future__ import annotations
@@ -56,8 +62,10 @@ import pydantic_core
 
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.grpc_server import GrpcServer, InferenceService
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.models import conv_net
+from bench.oip_grpc_clients import RawGrpc, TritonGrpc
 from bench.options import parse_args
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
@@ -225,6 +233,7 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
             return model.infer(feeds)["logits"]
 
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    grpc_server = GrpcServer(InferenceService(served, server_version="bench"), "127.0.0.1", 0)
 
     def run_session(x: np.ndarray) -> np.ndarray:
         return session.run(["logits"], {"image": x})[0]
@@ -232,6 +241,8 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
     http_floor = HttpFloor(run_session, image)
     clients = _Clients(server.start(), image, http_floor.address)
     floor = TcpFloor(run_session, image, 1000 * 4)
+    grpc_address = grpc_server.start()
+    grpc_triton, grpc_raw = TritonGrpc(grpc_address, NAME), RawGrpc(grpc_address, NAME)
     try:
         paths: dict[str, Callable[[], np.ndarray]] = {
             "ort_session_run": lambda: session.run(["logits"], feeds)[0],
@@ -239,6 +250,8 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
             "rest_binary": clients.rest_binary,
             "rest_binary_httpx": clients.rest_binary_httpx,
             "rest_json": clients.rest_json,
+            "grpc_triton": lambda: grpc_triton.infer(feeds)["logits"],
+            "grpc_raw": lambda: grpc_raw.infer(feeds)["logits"],
             "tcp_floor": lambda: floor.call(image).reshape(1, 1000),
             "http_floor": clients.http_floor,
         }
@@ -248,6 +261,9 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
         results = _time(dict(paths), seconds, {"rest_json": 2}, min_turns)
     finally:
         clients.close()
+        grpc_triton.close()
+        grpc_raw.close()
+        grpc_server.stop()
         floor.close()
         http_floor.close()
         server.stop()
@@ -270,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     inproc_pct = (paths["inproc"]["p50_ms"] - base) / base * 100
     floor_added = paths["tcp_floor"]["p50_ms"] - base
     http_floor_added = paths["http_floor"]["p50_ms"] - base
+    grpc_added = paths["grpc_triton"]["p50_ms"] - base
     print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
     for name, f in paths.items():
         print(
@@ -283,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if inproc_pct <= GOAL_INPROC_PCT else 'NOT met'})\nfloors of this box: raw "
         f"TCP adds {floor_added:.3f} ms, the barest HTTP server {http_floor_added:.3f} ms; "
         f"the agent's REST path adds {rest_added - http_floor_added:.3f} ms beyond the latter"
+        f"\ngRPC (tritonclient.grpc) adds {grpc_added:.3f} ms at p50, "
+        f"{grpc_added - rest_added:+.3f} ms against REST binary"
     )
     report = {
         "onnxruntime": ort.__version__,
@@ -291,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "inproc_overhead_pct": inproc_pct,
         "tcp_floor_added_p50_ms": floor_added,
         "http_floor_added_p50_ms": http_floor_added,
+        "grpc_added_p50_ms": grpc_added,
         "goals": {"rest_added_p50_ms": GOAL_REST_ADDED_MS, "inproc_overhead_pct": GOAL_INPROC_PCT},
         "paths": paths,
         "quick": args.quick,

@@ -203,10 +203,11 @@ class Agent:
     def stop(self) -> None:
         # first stop accepting local API connections and let in-flight requests finish
         # (the models stay loaded until the end), then the workers, then say offline
+        grpc_stopped = self._grpc.stop(wait=False) if self._grpc is not None else None
         if self._api is not None:
             self._api.stop()
-        if self._grpc is not None:
-            self._grpc.stop()
+        if grpc_stopped is not None:  # both drained at once
+            grpc_stopped.wait(11)
             self._grpc = None
         if self._heartbeats is not None:
             self._heartbeats.stop()

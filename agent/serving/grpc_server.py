@@ -24,6 +24,7 @@ them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -190,8 +191,15 @@ class GrpcServer:
         logger.info("local gRPC inference API on %s", self.address)
         return self.address
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Refuse new calls now; let calls in flight finish (up to ``timeout`` seconds)."""
+    def stop(self, timeout: float = 10.0, *, wait: bool = True) -> threading.Event:
+        """Refuse new calls now; let calls in flight finish (up to ``timeout`` seconds).
+        ``wait=False``: return at once; the event is set once the server has stopped."""
         server, self._server = self._server, None
-        if server is not None:
-            server.stop(timeout).wait(timeout + 1)
+        if server is None:
+            stopped = threading.Event()
+            stopped.set()
+            return stopped
+        stopped = server.stop(timeout)
+        if wait:
+            stopped.wait(timeout + 1)
+        return stopped

@@ -5,6 +5,7 @@ codes, and the agent's own wiring (``local_grpc``)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from agent.errors import AgentError
 from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.grpc_server import GrpcServer, InferenceService
@@ -197,3 +199,14 @@ def test_the_agent_serves_grpc_beside_rest(setup: Setup) -> None:
             client.close()
     with setup.agent(local_grpc="off") as agent:
         assert agent.local_api_url is not None and agent.local_grpc_address is None
+
+
+def test_a_port_in_use_is_one_clear_error() -> None:
+    """No silent sharing of a port (grpcio sets SO_REUSEPORT unless told not to)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = GrpcServer(InferenceService(ServedModels(), server_version="1"), "127.0.0.1", port)
+        with pytest.raises(AgentError, match=f"^local gRPC API cannot bind 127.0.0.1:{port}$"):
+            server.start()

@@ -193,7 +193,7 @@ def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 def messages() -> dict[str, Any]:
     """Message class by name ("ModelInferRequest", ...; nested ones not listed)."""
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(file_descriptor())
+    pool.AddSerializedFile(file_descriptor().SerializeToString())
     return {
         path: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{path}"))
         for path in _MESSAGES

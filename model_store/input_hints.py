@@ -67,10 +67,15 @@ def check_hints_fit(hints: Mapping[str, InputHint], inputs: Sequence[Any]) -> No
             raise ValueError(f"input hint for {name!r}: the model's inputs are {sorted(declared)}")
         kind = _kind(spec.dtype)
         if kind in "bO" and (hint.range is not None or hint.values is not None):
-            raise ValueError(f"input hint for {name!r}: a {spec.dtype} input takes a shape only")
+            raise ValueError(
+                f"input hint for {name!r}: a boolean or string input ({spec.dtype}) takes "
+                "a shape only"
+            )
         numbers = [*(hint.range or ()), *(hint.values or ())]
         if kind in "iu" and any(float(v) != int(v) for v in numbers):
-            raise ValueError(f"input hint for {name!r}: a {spec.dtype} input takes integers")
+            raise ValueError(
+                f"input hint for {name!r}: an integer input ({spec.dtype}) takes integers"
+            )
         if hint.shape is not None and list(spec.shape) != ["..."]:
             if len(hint.shape) != len(spec.shape):
                 raise ValueError(

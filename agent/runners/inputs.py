@@ -14,7 +14,8 @@ the accuracy guard. Where each comes from, in order:
 Default dimensions (a dynamic dimension; a dimension name shared by several inputs gets
 one size, bound first by hinted shapes): named like a batch (``batch``, ``N``) -> 1; named
 like height/width (``height``, ``width``, ``h``, ``w``) -> 224; otherwise by position: the
-first dimension of a tensor of rank >= 2 -> 1 (batch); in a rank-4 tensor the channel
+first dimension of a tensor of rank >= 2 -> 1 (batch), and so is a vector's when another
+input has a dynamic batch (a per-item value, e.g. lengths); in a rank-4 tensor the channel
 dimension (1 for NCHW; 3 for NHWC, recognised by a fixed last dimension of at most 4) -> 3
 and the two spatial ones -> 224; every other one -> 16 (a sequence or feature length). A
 tensor of unknown rank is a vector of 16. Never 0, and spatial dimensions are never 1.
@@ -51,8 +52,9 @@ _SAMPLE_RATE_NAME = re.compile(r"(?i)(^|_)(sr|sample_?rate|sampling_?rate)$")
 _MASK_NAME = re.compile(r"(?i)mask")
 
 
-def _default_dims(sig: TensorSignature, names: Sequence[str | None]) -> list[int]:
-    """Positional defaults for every dimension of ``sig`` (fixed ones kept)."""
+def _default_dims(sig: TensorSignature, names: Sequence[str | None], *, batched: bool) -> list[int]:
+    """Positional defaults for every dimension of ``sig`` (fixed ones kept); ``batched``:
+    another input has a dynamic batch, so a dynamic vector is a per-item value."""
     if sig.shape is None:
         return [DEFAULTS["sequence"]]
     rank = len(sig.shape)
@@ -72,7 +74,7 @@ def _default_dims(sig: TensorSignature, names: Sequence[str | None]) -> list[int
             dims.append(DEFAULTS["batch"])
         elif name and _SPATIAL_NAME.match(name):
             dims.append(DEFAULTS["spatial"])
-        elif axis == 0 and rank >= 2:
+        elif axis == 0 and (rank >= 2 or batched):
             dims.append(DEFAULTS["batch"])
         elif channel_axis is not None:
             dims.append(DEFAULTS["channels"] if axis == channel_axis else DEFAULTS["spatial"])
@@ -93,11 +95,14 @@ def input_shapes(
     hints = hints or {}
     bound: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    batched = any(
+        s.shape is not None and len(s.shape) >= 2 and s.shape[0] is None for s in signatures
+    )
     ordered = sorted(signatures, key=lambda s: getattr(hints.get(s.name), "shape", None) is None)
     for sig in ordered:
         names = list(dim_names.get(sig.name, ()))
         hinted = getattr(hints.get(sig.name), "shape", None)
-        dims = list(hinted) if hinted is not None else _default_dims(sig, names)
+        dims = list(hinted) if hinted is not None else _default_dims(sig, names, batched=batched)
         for axis, name in enumerate(names[: len(dims)]):
             if not name or (sig.shape is not None and sig.shape[axis] is not None):
                 continue

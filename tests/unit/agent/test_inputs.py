@@ -39,6 +39,7 @@ def test_default_shapes_by_rank_layout_and_name() -> None:
             _sig("anon", "float32", (None, None, None, None)),
             _sig("seq", "float32", (None, None, 8)),
             _sig("ids", "int64", (None,)),
+            _sig("lengths", "int64", (None,)),
             _sig("any", "float32", None),
         ],
         dim_names={"ids": ["batch"]},
@@ -48,7 +49,10 @@ def test_default_shapes_by_rank_layout_and_name() -> None:
     assert shapes["anon"] == (1, 3, 224, 224)
     assert shapes["seq"] == (1, 16, 8)
     assert shapes["ids"] == (1,)  # named like a batch
+    assert shapes["lengths"] == (1,)  # a per-item value of the other inputs' batch
     assert shapes["any"] == (16,)
+    alone = input_shapes([_sig("audio", "float32", (None,)), _sig("sr", "int64", ())])
+    assert alone == {"audio": (16,), "sr": ()}  # no batch anywhere: a sequence
 
 
 def test_a_shared_dimension_name_gets_one_size_and_hinted_shapes_bind_it() -> None:

@@ -88,7 +88,7 @@ def bootstrap_inputs(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray]:
 def _on_inputs(inputs: Mapping[str, np.ndarray], bundle_dir: Path) -> str:
     if (bundle_dir / BOOTSTRAP_FILENAME).is_file():
         return f"on {BOOTSTRAP_FILENAME} ({describe(inputs)})"
-    return f"on generated inputs {describe(inputs)}; {BETTER_INPUTS}"
+    return f"on generated inputs {describe(inputs)} ({BETTER_INPUTS})"
 
 
 def _check_finite(
@@ -98,9 +98,7 @@ def _check_finite(
         value = np.asarray(array)
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
             on = _on_inputs(inputs, bundle_dir)
-            raise HealthGateFailed(
-                f"output {name!r} is not finite (NaN or infinity) on warm-up ({on})"
-            )
+            raise HealthGateFailed(f"output {name!r} is not finite (NaN or infinity) {on}")
 
 
 def health_gate(
@@ -120,7 +118,7 @@ def health_gate(
             outputs = runner.infer(inputs)
         except AgentError as exc:
             on = _on_inputs(inputs, bundle_dir)
-            raise HealthGateFailed(f"warm-up inference failed: {exc} ({on})") from exc
+            raise HealthGateFailed(f"warm-up inference failed {on}: {exc}") from exc
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         _check_finite(outputs, inputs, bundle_dir)
         if i:  # the first run pays one-time costs (allocation, kernel selection)

@@ -190,16 +190,17 @@ def input_sets(
     return sets
 
 
-def describe(inputs: Mapping[str, np.ndarray]) -> str:
-    """``x float32[1,3,224,224], sr int64[]``: what an input set was, for error messages."""
-    return ", ".join(
+def describe(inputs: Mapping[str, np.ndarray], *, most: int = 6) -> str:
+    """``x float32[1,3,224,224], sr int64[]``: what an input set was, for error messages
+    (the first ``most`` inputs, then how many more)."""
+    shown = [
         f"{name} {np.asarray(a).dtype}[{','.join(str(d) for d in np.asarray(a).shape)}]"
-        for name, a in inputs.items()
-    )
+        for name, a in list(inputs.items())[:most]
+    ]
+    if len(inputs) > most:
+        shown.append(f"{len(inputs) - most} more")
+    return ", ".join(shown)
 
 
 #: what an error about generated inputs tells the operator to do
-BETTER_INPUTS = (
-    "ship bootstrap.npz in the bundle or set --input-shape/--input-range/--input-value "
-    "(edgectl bundle build, edgectl push model)"
-)
+BETTER_INPUTS = "ship bootstrap.npz or set --input-shape/--input-range/--input-value"

@@ -50,11 +50,11 @@ def outputs_on(infer: Infer, sets: Sequence[InputSet]) -> list[dict[str, np.ndar
 
 
 def run_failed(exc: AgentError, sets: Sequence[InputSet] | None) -> str:
-    """Why a candidate that could not run is excluded: the error, the inputs it was
-    given and how to give better ones."""
+    """Why a candidate that could not run is excluded: the inputs it was given and how to
+    give better ones, then the error (a report cuts long text at its end)."""
     if not sets:
         return f"run failed: {exc}"
-    return f"run failed: {exc} (on inputs {describe(sets[0])}; {BETTER_INPUTS})"
+    return f"run failed on inputs {describe(sets[0])} ({BETTER_INPUTS}): {exc}"
 
 
 def _scales(reference: Sequence[Outputs]) -> dict[str, float]:

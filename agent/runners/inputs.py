@@ -21,8 +21,9 @@ and the two spatial ones -> 224; every other one -> 16 (a sequence or feature le
 tensor of unknown rank is a vector of 16. Never 0, and spatial dimensions are never 1.
 
 Default values: floats uniform in [0, 1); integers named like a sample rate (``sr``,
-``sample_rate``, ``sampling_rate``) -> 16000, named like a mask -> 1, else uniform in
-[0, 100) (token-id-like); booleans True (masks usually mark what is valid); strings "".
+``sample_rate``, ``sampling_rate``) -> 16000, named like a mask -> 1, uint8 (pixels)
+uniform in [0, 255], else uniform in [0, 100) (token-id-like); booleans True (masks
+usually mark what is valid); strings "".
 """
 
 from __future__ import annotations
@@ -137,9 +138,10 @@ def _values(
             return np.full(shape, DEFAULTS["sample_rate"], dtype=dtype)
         if span is None and _MASK_NAME.search(sig.name):
             return np.ones(shape, dtype=dtype)
-        low, high = (
-            span if span is not None else (DEFAULTS["int_range"][0], DEFAULTS["int_range"][1] - 1)
-        )
+        if span is None:  # pixels, else token-id-like
+            low, high = DEFAULTS["int_range"]
+            span = (0, 255) if dtype == np.uint8 else (low, high - 1)
+        low, high = span
         return rng.integers(int(low), int(high), size=shape, endpoint=True).astype(dtype)
     low, high = span if span is not None else DEFAULTS["float_range"]
     return rng.uniform(float(low), float(high), size=shape).astype(dtype)

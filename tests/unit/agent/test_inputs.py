@@ -70,8 +70,10 @@ def test_default_values_sample_rate_masks_tokens_and_booleans() -> None:
         _sig("input_ids", "int64", (None, None)),
         _sig("keep", "bool", (None,)),
         _sig("x", "float16", (None, 4)),
+        _sig("image", "uint8", (None, None, None, 3)),
     ]
     (one,) = input_sets(sigs)
+    assert one["image"].shape == (1, 224, 224, 3) and one["image"].max() > 200
     assert one["sr"].shape == () and int(one["sr"]) == 16000
     assert one["attention_mask"].shape == (1, 16) and (one["attention_mask"] == 1).all()
     assert one["input_ids"].min() >= 0 and one["input_ids"].max() < 100

@@ -90,3 +90,22 @@ def test_push_warns_when_a_dynamic_model_has_no_bootstrap_nor_hints(
         assert "--input-shape/--input-range/--input-value" in warning[0]
     else:
         assert warning == []
+
+
+def test_hint_flags_without_building_or_on_a_signed_bundle_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, _ = write_keypair(tmp_path / "keys", "release")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    code = main(["bundle", "sign", str(bundle), "--key", str(key), "--input-value", "sr=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--input-*" in err[0]
+    model = sample_rate_model(tmp_path / "src" / "vad.onnx")
+    argv = ["bundle", "sign", str(model), "--key", str(key), "--name", "vad", "--version", "1"]
+    assert main([*argv, "--out", str(tmp_path / "signed")]) == 0
+    capsys.readouterr()
+    push = ["--url", "http://127.0.0.1:9", "push", "model", str(tmp_path / "signed")]
+    code = main([*push, "--name", "vad", "--version", "1", "--input-shape", "x=1x8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot change a signed bundle" in err[0]

@@ -21,7 +21,8 @@ from typing import Any
 
 #: what ``edgectl push`` says when devices will have to guess the inputs
 NO_HINTS_WARNING = (
-    "edgectl: warning: {name} has dynamic input dimensions ({inputs}) and neither a "
+    "edgectl: warning: {name} has dynamic input dimensions beyond the batch ({inputs}) "
+    "and neither a "
     "bootstrap.npz nor input hints: devices will measure it on default shapes and values; "
     "add --extra bootstrap.npz or --input-shape/--input-range/--input-value"
 )

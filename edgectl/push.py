@@ -125,15 +125,31 @@ def _start_rollout(
         ) from exc
 
 
+def beyond_batch(inputs: Sequence[Any]) -> list[str]:
+    """The inputs with a dynamic dimension other than a batch, which devices can only
+    guess: a batch is a first dimension (of a tensor, or of a vector beside batched
+    inputs) or one named like ``batch``; devices measure a batch of 1."""
+    batched = any(len(s.shape) >= 2 and isinstance(s.shape[0], str) for s in inputs)
+    guessed = []
+    for spec in inputs:
+        for axis, dim in enumerate(spec.shape):
+            batch = axis == 0 and (len(spec.shape) >= 2 or batched)
+            if isinstance(dim, str) and not batch and "batch" not in dim.lower():
+                guessed.append(spec.name)
+                break
+    return guessed
+
+
 def _warn_without_inputs(bundle: Path) -> None:
     """Warn (stderr) when devices will have to guess the model's inputs: it has dynamic
-    dimensions and the bundle has neither a ``bootstrap.npz`` nor input hints."""
+    dimensions beyond the batch and the bundle has neither a ``bootstrap.npz`` nor input
+    hints."""
     metadata = load_metadata(bundle)
     if metadata.framework == FRAMEWORK_PIPELINE or metadata.input_hints:
         return
     if (bundle / BOOTSTRAP_FILENAME).is_file():
         return
-    dynamic = [s.name for s in metadata.inputs if any(isinstance(d, str) for d in s.shape)]
+    dynamic = beyond_batch(metadata.inputs)
     if dynamic:
         shown = ", ".join(dynamic[:5]) + (", ..." if len(dynamic) > 5 else "")
         print(NO_HINTS_WARNING.format(name=metadata.name, inputs=shown), file=sys.stderr)
@@ -165,8 +181,8 @@ def push_model(
     With ``trust_path`` the bundle is verified against that trust document's release
     keys before anything is uploaded. ``selection`` (``pin``, ``tolerance``, ``topk``) and
     ``input_hints`` go into the metadata of a bundle built here; a model with dynamic input
-    dimensions and neither a ``bootstrap.npz`` nor input hints is warned about on stderr
-    before anything is uploaded; ``variant`` registers the bundle as another variant
+    dimensions beyond the batch and neither a ``bootstrap.npz`` nor input hints is warned
+    about on stderr before anything is uploaded; ``variant`` registers the bundle as another variant
     of an existing version. Everything that can be checked locally (model file, key, the
     bundle itself) is checked before the control plane is contacted, and the fleet before
     anything is uploaded, so a bad invocation leaves nothing half done.

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edgectl.cli import main
-from model_store import BundleSelection, InputHint, load_metadata, write_keypair
+from edgectl.push import beyond_batch
+from model_store import BundleSelection, InputHint, TensorSpec, load_metadata, write_keypair
 from tests.support.awkward_models import sample_rate_model
 from tests.support.onnx_models import affine_model, two_input_model
 from tests.support.ports import free_port
@@ -86,7 +87,7 @@ def test_push_warns_when_a_dynamic_model_has_no_bootstrap_nor_hints(
     assert "cannot reach the control plane" in err  # the build and signing went through
     warning = [line for line in err.splitlines() if "warning" in line]
     if warned:
-        assert len(warning) == 1 and "dynamic input dimensions (x)" in warning[0]
+        assert len(warning) == 1 and "dimensions beyond the batch (x)" in warning[0]
         assert "--input-shape/--input-range/--input-value" in warning[0]
     else:
         assert warning == []
@@ -109,3 +110,13 @@ def test_hint_flags_without_building_or_on_a_signed_bundle_are_refused(
     code = main([*push, "--name", "vad", "--version", "1", "--input-shape", "x=1x8"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot change a signed bundle" in err[0]
+
+
+def test_a_dynamic_batch_alone_is_no_guess() -> None:
+    def spec(name: str, *shape: int | str) -> TensorSpec:
+        return TensorSpec(name=name, dtype="float32", shape=list(shape))
+
+    assert beyond_batch([spec("x", "batch", 4), spec("ids", "batch")]) == []
+    assert beyond_batch([spec("x", "?", 4), spec("ids", "?")]) == []  # an IR: no names
+    assert beyond_batch([spec("x", "N", 3, "h", "w")]) == ["x"]
+    assert beyond_batch([spec("audio", "?"), spec("sr")]) == ["audio"]  # a sequence

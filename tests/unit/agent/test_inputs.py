@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.deployment.gate import BOOTSTRAP_FILENAME, bundle_input_sets, health_gate
+from agent.deployment.gate import (
+    BOOTSTRAP_FILENAME,
+    bootstrap_inputs,
+    bundle_input_sets,
+    health_gate,
+)
 from agent.errors import AgentError, HealthGateFailed
 from agent.runners.base import TensorSignature
 from agent.runners.inputs import input_sets, input_shapes
@@ -152,6 +157,8 @@ def test_hinted_values_make_that_model_pass(tmp_path: Path) -> None:
     runner, bundle = _runner(
         tmp_path, lambda p: sample_rate_model(p, rate_name="rate_code"), input_hints=hints
     )
-    sets = bundle_input_sets(runner, bundle, count=2)
-    assert [s["x"].shape for s in sets] == [(2, 320), (2, 320)]
+    sets = bundle_input_sets(runner, bundle, count=4)
+    assert [s["x"].shape for s in sets] == [(2, 320)] * 4
+    gate_input = bootstrap_inputs(runner, bundle)  # the gate runs selection's timing input
+    assert all(np.array_equal(gate_input[k], v) for k, v in sets[0].items())
     assert health_gate(runner, bundle, runs=1) > 0

@@ -38,6 +38,7 @@ BENCHMARKS = (
     "ingest_auth",
     "multimodel",
     "fleet_scale",
+    "peers",
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(
@@ -46,7 +47,10 @@ HELPERS = frozenset(
         "models",
         "oip_clients",
         "options",
+        "peers_envs",
+        "peers_runtimes",
         "report_flood",
+        "rest_paths",
         "scale_stack",
         "selection_models",
         "selection_table",

@@ -20,6 +20,7 @@ straight from them (``agent.serving.oip_json``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -57,6 +58,7 @@ NON_FINITE_JSON: Final = "strings"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+@functools.cache  # numpy's dtype.name is Python code, slow enough to show per request
 def oip_datatype(dtype: np.dtype[Any]) -> str:
     return DATATYPES.get(dtype.name, "BYTES" if dtype.kind in "USO" else dtype.name.upper())
 

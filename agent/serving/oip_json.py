@@ -23,8 +23,10 @@ the same value of their dtype. ``agent.serving.oip`` hands non-finite float outp
 lists holding ``"NaN"``/``"Infinity"``/``"-Infinity"`` (JSON has no such numbers), and
 BYTES outputs as lists; anything orjson cannot write goes through pydantic-core.
 
-One simdjson parser per thread (a parser is not thread-safe); the arrays are copies,
-so nothing refers to the parser once ``loads_request`` returns.
+A body under ``FAST_FROM_BYTES`` (8 KiB: a binary request's JSON header, a small
+tensor) is parsed with pydantic-core as before. One simdjson parser per thread (a parser
+is not thread-safe); the arrays are copies, so nothing refers to the parser once
+``loads_request`` returns.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ _BUFFER_TYPES: Final[dict[str, tuple[Literal["d", "i", "u"], np.dtype[Any]]]] = 
 #: nested data is checked row by row in Python: only when its rows are few (at most this
 #: many, or a quarter of its values), else it keeps the Python path
 _FEW_ROWS: Final = 256
+#: smaller bodies are parsed with pydantic-core: too few numbers to gain from the fast
+#: path (its fixed cost, tens of microseconds, is more than they take as Python objects)
+FAST_FROM_BYTES: Final = 8192
 _local = threading.local()
 
 
@@ -183,10 +188,11 @@ def _input(tensor: simdjson.Object) -> tuple[dict[str, Any], int, int]:
     return plain, counted, fast_brackets
 
 
-def loads_request(raw: bytes) -> Any:
+def loads_request(raw: bytes, *, fast_from: int = FAST_FROM_BYTES) -> Any:
     """An OIP request body as Python objects, each input's numeric ``data`` as
-    ``JsonNumbers``; ``InvalidInput`` (one line) if it is not JSON."""
-    if b"\\" in raw:  # escaped text: the bracket count below could not be trusted
+    ``JsonNumbers`` if the body has ``fast_from`` bytes or more; ``InvalidInput`` (one
+    line) if it is not JSON."""
+    if len(raw) < fast_from or b"\\" in raw:  # escaped text: the [ count could not be trusted
         return _slow(raw)
     try:
         doc = _parse(raw)

@@ -13,8 +13,15 @@ import pytest
 
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
+from agent.serving import oip_json
 from agent.serving.oip import decode_request, encode_response
-from agent.serving.oip_json import JsonNumbers, dumps_response, loads_request
+from agent.serving.oip_json import JsonNumbers, dumps_response
+
+
+def loads_request(raw: bytes) -> Any:
+    """The fast path whatever the body's size (these bodies are small)."""
+    return oip_json.loads_request(raw, fast_from=0)
+
 
 DTYPES = {
     "FP16": np.float16,
@@ -194,6 +201,13 @@ def test_uint64_takes_its_whole_range() -> None:
     assert _decode(body, "UINT64").tolist() == [2**64 - 1, 2**63, 0]
     with pytest.raises(InvalidInput, match="out of range for UINT64"):
         _decode(loads_request(_raw([2**64, 0], "UINT64", [2])), "UINT64")
+
+
+def test_small_bodies_keep_the_python_path() -> None:
+    raw = _raw([1.0, 2.0], "FP32", [2])
+    assert oip_json.loads_request(raw)["inputs"][0]["data"] == [1.0, 2.0]
+    big = _raw(list(range(3000)), "INT64", [3000])
+    assert isinstance(oip_json.loads_request(big)["inputs"][0]["data"], JsonNumbers)
 
 
 def test_parsers_are_reused_safely_across_requests() -> None:

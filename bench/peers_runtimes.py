@@ -102,7 +102,11 @@ class OnnxModel(Model):
 if __name__ == "__main__":
     name, path, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     ModelServer(
-        http_port=port, workers=1, enable_grpc=False, enable_latency_logging=False
+        http_port=port,
+        workers=1,
+        enable_grpc=False,
+        enable_latency_logging=False,
+        timeout_keep_alive=600,
     ).start([OnnxModel(name, path)])
 """
 

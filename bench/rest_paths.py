@@ -98,23 +98,27 @@ class RestClient:
 
     def _post_binary(self) -> http.client.HTTPResponse:
         header = binary_header(self.image)
-        self.conn.request(
-            "POST",
-            self.path,
-            body=[header, self.image.reshape(-1).view(np.uint8).data],
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(len(header) + self.image.nbytes),
-                "Inference-Header-Content-Length": str(len(header)),
-            },
-        )
-        return self.conn.getresponse()
+        body = [header, self.image.reshape(-1).view(np.uint8).data]
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(len(header) + self.image.nbytes),
+            "Inference-Header-Content-Length": str(len(header)),
+        }
+        return self._post(body, headers)
+
+    def _post(self, body: Any, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """POST on the kept-alive connection; once more on a new one if the server had
+        closed it while idle (uvicorn does after 5 s, as a real client would see)."""
+        try:
+            self.conn.request("POST", self.path, body=body, headers=headers)
+            return self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.conn.close()
+            self.conn.request("POST", self.path, body=body, headers=headers)
+            return self.conn.getresponse()
 
     def json(self) -> np.ndarray:
-        self.conn.request(
-            "POST", self.path, body=self.json_body, headers={"Content-Type": "application/json"}
-        )
-        response = self.conn.getresponse()
+        response = self._post(self.json_body, {"Content-Type": "application/json"})
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")

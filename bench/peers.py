@@ -5,7 +5,11 @@
 One run, one model (the CNN of ``bench.serving``: one 1x3x224x224 float32 image in,
 1000 logits out), served with onnxruntime by
 
-- the agent's local API (``agent.serving.local_api``) in this process;
+- the agent's local API (``agent.serving.local_api``) in a process of its own
+  (``bench.peers_runtimes.AgentProcess``), as a deployed agent runs and as each peer
+  runs here: ``agent_binary``, ``agent_json``;
+- the same local API as a thread of this process, serving the baseline's very session
+  beside the floors, which are threads of this process too: ``agent_thread_binary``;
 - Seldon MLServer 1.7.1 and KServe's Python model server 0.21.0, each in a process of
   its own, from a virtual environment of its own with a small custom runtime
   (``bench.peers_runtimes``; the environments: ``bench.peers_envs``, under
@@ -21,8 +25,8 @@ baseline.
 
 The JSON line (last) carries ``binary_added_over_best_peer`` and
 ``json_added_over_best_peer`` (the agent's added p50 over the best peer's, for that
-encoding; goal <= 0.5 each), ``agent_over_http_floor_ms`` (the agent's binary p50 minus
-the HTTP floor's; goal <= 0.1), ``peers`` (versions, URLs' figures) and ``skipped``
+encoding; goal <= 0.5 each), ``agent_over_http_floor_ms`` (``agent_thread_binary`` p50
+minus the HTTP floor's; goal <= 0.1), ``peers`` (the version of each) and ``skipped``
 (peer: why). A full run installs a missing peer environment first (minutes, once);
 ``--quick`` (1 s, 2 turns) never installs: it measures each peer whose environment is
 ready and names the others in ``skipped``, so CI stays within seconds. A peer that
@@ -45,7 +49,7 @@ from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.options import parse_args
-from bench.peers_runtimes import PEERS, PeerServer
+from bench.peers_runtimes import PEERS, AgentProcess, PeerServer
 from bench.rest_paths import NAME, RestClient, build_cnn, time_paths
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
@@ -102,32 +106,33 @@ def run(
     def run_session(x: np.ndarray) -> np.ndarray:
         return session.run(["logits"], {"image": x})[0]
 
+    agent_process = AgentProcess(bundle)
     peers, skipped = _start_peers(names, model_path, workdir / "peers", install)
+    servers: dict[str, AgentProcess | PeerServer] = {"agent": agent_process, **peers}
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
     http_floor = HttpFloor(run_session, image)
     tcp_floor = TcpFloor(run_session, image, 1000 * 4)
     clients = [RestClient(server.start(), image)]
     floor = RestClient(f"http://{http_floor.address[0]}:{http_floor.address[1]}", image)
     try:
-        agent = clients[0]
         paths: dict[str, Callable[[], np.ndarray]] = {
             "ort_session_run": lambda: run_session(image),
-            "agent_binary": agent.binary,
-            "agent_json": agent.json,
+            "agent_thread_binary": clients[0].binary,
             "tcp_floor": lambda: tcp_floor.call(image).reshape(1, 1000),
             "http_floor": floor.floor,
         }
-        for name, peer in peers.items():
+        own_session = set(paths)  # these run the very session of the baseline
+        for name, peer in servers.items():
             client = RestClient(peer.url, image)
             clients.append(client)
             for encoding in peer.encodings:
                 paths[f"{name}_{encoding}"] = getattr(client, encoding)
         expected = run_session(image)
         for name, fn in paths.items():
-            if name.split("_")[0] in peers:  # a session of its own: the same values
-                np.testing.assert_allclose(fn(), expected, rtol=1e-5, atol=1e-5, err_msg=name)
-            else:
+            if name in own_session:
                 np.testing.assert_array_equal(fn(), expected, err_msg=name)
+            else:  # a server process with a session of its own: the same values
+                np.testing.assert_allclose(fn(), expected, rtol=1e-5, atol=1e-5, err_msg=name)
         blocks = {n: SLOW_BLOCK for n in paths if n.endswith("_json") or n.startswith("kserve")}
         results = time_paths(paths, seconds, blocks, min_turns)
     finally:
@@ -137,7 +142,7 @@ def run(
         http_floor.close()
         server.stop()
         served.clear()
-        for peer in peers.values():
+        for peer in servers.values():
             peer.close()
     base = results["ort_session_run"]["p50_ms"]
     for figures in results.values():
@@ -170,15 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         paths, skipped = run(
             Path(tmp), args.seconds, args.min_turns, install=not args.quick, names=args.peers
         )
-    print(f"{'path':<16} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
+    print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
     for name, f in paths.items():
         print(
-            f"{name:<16} {f['p50_ms']:>9.3f} {f['p99_ms']:>9.3f} "
+            f"{name:<20} {f['p50_ms']:>9.3f} {f['p99_ms']:>9.3f} "
             f"{f['p50_added_ms']:>13.3f} {f['runs']:>7}"
         )
     binary_ratio, binary_peer = _ratio(paths, "binary")
     json_ratio, json_peer = _ratio(paths, "json")
-    over_floor = paths["agent_binary"]["p50_ms"] - paths["http_floor"]["p50_ms"]
+    over_floor = paths["agent_thread_binary"]["p50_ms"] - paths["http_floor"]["p50_ms"]
     for label, ratio, peer in (
         ("binary", binary_ratio, binary_peer),
         ("JSON", json_ratio, json_peer),

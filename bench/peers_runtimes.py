@@ -18,6 +18,10 @@ Sessions are plain ``InferenceSession``s with the CPU provider and onnxruntime's
 defaults, as the agent's runner makes them. ``PeerServer`` waits for the model to be
 ready (``GET /v2/models/cnn/ready``) and stops the process (and its children) on
 ``close``; its output goes to a log file whose tail is shown if it fails.
+
+``AgentProcess`` serves the same bundle with the agent's local API in a process of its
+own (``multiprocessing``, spawn), as the agent runs and as each peer does here: no
+thread of the benchmark's client shares its interpreter.
 """
 
 from __future__ import annotations
@@ -25,15 +29,22 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
+from agent.runners import create_runner
+from agent.serving import LoadedModel, ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
 from bench.peers_envs import PeerEnv
 from bench.rest_paths import NAME
+from model_store import load_metadata
 
 #: seconds a peer may take to start and load the model
 START_TIMEOUT_S = 180.0
@@ -197,3 +208,44 @@ class PeerServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait(5)
+
+
+def _serve_agent(bundle: str, out: Connection, stop: Event) -> None:
+    """Child process: the local API serving ``bundle`` until ``stop``; sends its URL."""
+    path = Path(bundle)
+    runner = create_runner("onnxruntime")
+    runner.load(path, load_metadata(path))
+    served = ServedModels()
+    served.activate(LoadedModel(NAME, "1.0.0", "0" * 64, path, runner))
+    server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    out.send(server.start())
+    stop.wait()
+    server.stop()
+    served.clear()
+
+
+class AgentProcess:
+    """The agent's local API serving ``bundle`` as ``cnn`` in a process of its own."""
+
+    name = "agent"
+    encodings = ("binary", "json")
+
+    def __init__(self, bundle: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_serve_agent, args=(str(bundle), send, self._stop), daemon=True
+        )
+        self._process.start()
+        if not receive.poll(START_TIMEOUT_S):
+            self.close()
+            raise RuntimeError(f"the agent's local API did not start in {START_TIMEOUT_S:g} s")
+        self.url: str = receive.recv()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._process.join(15)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)

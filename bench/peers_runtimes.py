@@ -238,9 +238,13 @@ class AgentProcess:
             target=_serve_agent, args=(str(bundle), send, self._stop), daemon=True
         )
         self._process.start()
-        if not receive.poll(START_TIMEOUT_S):
-            self.close()
-            raise RuntimeError(f"the agent's local API did not start in {START_TIMEOUT_S:g} s")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not receive.poll(0.2):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(
+                    f"the agent's local API did not start (exit code {self._process.exitcode})"
+                )
         self.url: str = receive.recv()
 
     def close(self) -> None:

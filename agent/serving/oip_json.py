@@ -24,9 +24,10 @@ lists holding ``"NaN"``/``"Infinity"``/``"-Infinity"`` (JSON has no such numbers
 BYTES outputs as lists; anything orjson cannot write goes through pydantic-core.
 
 A body under ``FAST_FROM_BYTES`` (8 KiB: a binary request's JSON header, a small
-tensor) is parsed with pydantic-core as before. One simdjson parser per thread (a parser
-is not thread-safe); the arrays are copies, so nothing refers to the parser once
-``loads_request`` returns.
+tensor) is parsed with pydantic-core as before. A simdjson parser serves one request at a time
+(it is not thread-safe) and keeps buffers as large as the largest body it parsed, so up
+to ``KEEP_PARSERS`` are kept and shared, not one per connection; the arrays are copies,
+so nothing refers to a parser once ``loads_request`` returns.
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ _FEW_ROWS: Final = 256
 #: smaller bodies are parsed with pydantic-core: too few numbers to gain from the fast
 #: path (its fixed cost, tens of microseconds, is more than they take as Python objects)
 FAST_FROM_BYTES: Final = 8192
-_local = threading.local()
+#: parsers kept for reuse (each keeps buffers as large as the largest body it parsed, so
+#: they are few and shared, not one per connection thread)
+KEEP_PARSERS: Final = 2
+_parsers: list[simdjson.Parser] = []
+_parsers_lock = threading.Lock()
 
 
 class JsonNumbers:
@@ -70,11 +75,17 @@ class JsonNumbers:
         return f"JsonNumbers({self.values.size} values)"
 
 
-def _parser() -> simdjson.Parser:
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        parser = _local.parser = simdjson.Parser()
-    return parser
+def _take_parser() -> simdjson.Parser:
+    with _parsers_lock:
+        if _parsers:
+            return _parsers.pop()
+    return simdjson.Parser()
+
+
+def _give_back(parser: simdjson.Parser) -> None:
+    with _parsers_lock:
+        if len(_parsers) < KEEP_PARSERS:
+            _parsers.append(parser)
 
 
 def _slow(raw: bytes) -> Any:
@@ -194,19 +205,30 @@ def loads_request(raw: bytes, *, fast_from: int = FAST_FROM_BYTES) -> Any:
     line) if it is not JSON."""
     if len(raw) < fast_from or b"\\" in raw:  # escaped text: the [ count could not be trusted
         return _slow(raw)
+    parser = _take_parser()
     try:
-        doc = _parse(raw)
-    except ValueError:
-        return _slow(raw)  # the same error as before, from the same parser
-    if not isinstance(doc, simdjson.Object):
-        return _plain(doc)
-    try:
-        body, counted, fast = _body(doc)
+        body, counted, fast = _loads(parser, raw)
     except _Fallback:
-        return _slow(raw)
+        return _slow(raw)  # not JSON (the same error as before, from the same parser)
+    finally:
+        _give_back(parser)
     if fast and _count(raw, b"[") != counted + fast:
         return _slow(raw)  # leaves hidden in nested arrays ([[1], 2]): as before
     return body
+
+
+def _loads(parser: simdjson.Parser, raw: bytes) -> tuple[Any, int, int]:
+    """(``_body``) of ``raw`` parsed by ``parser``; nothing refers to the parser after."""
+    try:
+        try:
+            doc = parser.parse(raw)
+        except RuntimeError:  # a value of its last document is still referenced somewhere
+            doc = simdjson.Parser().parse(raw)
+    except ValueError as exc:  # not JSON
+        raise _Fallback from exc
+    if not isinstance(doc, simdjson.Object):
+        return _plain(doc), 0, 0
+    return _body(doc)
 
 
 def _body(doc: simdjson.Object) -> tuple[dict[str, Any], int, int]:
@@ -238,15 +260,6 @@ def _body(doc: simdjson.Object) -> tuple[dict[str, Any], int, int]:
 def _count(raw: bytes, char: bytes) -> int:
     """How often the byte ``char`` occurs in ``raw`` (numpy: ~4x faster than bytes.count)."""
     return int(np.count_nonzero(np.frombuffer(raw, np.uint8) == ord(char)))
-
-
-def _parse(raw: bytes) -> Any:
-    parser = _parser()
-    try:
-        return parser.parse(raw)
-    except RuntimeError:  # a value of an earlier document is still referenced somewhere
-        _local.parser = simdjson.Parser()
-        return _local.parser.parse(raw)
 
 
 def dumps_response(body: Any) -> bytes:

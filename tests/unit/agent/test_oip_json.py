@@ -216,6 +216,17 @@ def test_parsers_are_reused_safely_across_requests() -> None:
     for _ in range(3):
         assert _decode(loads_request(raw), "FP32").tolist() == [1.0, 2.0]
     assert _decode(held, "FP32").tolist() == [1.0, 2.0]
+    assert len(oip_json._parsers) <= oip_json.KEEP_PARSERS
+
+
+def test_a_parser_whose_document_is_still_referenced_is_not_reused() -> None:
+    parser = oip_json._take_parser()
+    leaked = parser.parse(b'{"a": [1, 2]}')  # as a traceback could keep one alive
+    oip_json._give_back(parser)
+    assert _decode(loads_request(_raw([1.0, 2.0], "FP32", [2])), "FP32").tolist() == [1.0, 2.0]
+    with pytest.raises(InvalidInput, match="request body is not JSON"):
+        loads_request(b'{"inputs": [' + b" " * 100)
+    assert leaked["a"].as_list() == [1, 2]
 
 
 def _encoded(array: np.ndarray) -> Any:

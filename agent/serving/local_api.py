@@ -35,7 +35,7 @@ import numpy as np
 import pydantic_core
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
-from agent.serving import oip, oip_binary, oip_service
+from agent.serving import oip, oip_binary, oip_json, oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, error_response
@@ -181,16 +181,12 @@ class LocalApi:
 
     def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
         header, binary = oip_binary.split_body(request.body, request.headers.get(_HEADER))
-        try:
-            # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the
-            # json module on tensor-sized payloads (bench/inference.py). It takes bytes:
-            # the JSON part is copied once (a few hundred bytes with binary tensors).
-            body = pydantic_core.from_json(bytes(header), allow_inf_nan=False)
-        except ValueError as exc:
-            raise InvalidInput(f"request body is not JSON: {exc}") from exc
+        # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
+        # part is copied once (a few hundred bytes with binary tensors)
+        body = oip_json.loads_request(bytes(header))
         buffers: list[Any] = []
         result = run_inference(self._models, name, version, body, binary, buffers)
-        payload = pydantic_core.to_json(result, inf_nan_mode=oip.NON_FINITE_JSON)
+        payload = oip_json.dumps_response(result)
         if not buffers:
             return Response(200, (payload,))
         return Response(

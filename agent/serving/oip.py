@@ -14,11 +14,13 @@ the v2 gRPC messages) they are the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``: accepted in float input tensors, and written for float outputs by the
 local API's serialiser (``NON_FINITE_JSON``). A number that does not fit the input's
 datatype (1e39 for FP32, 300 for INT8) is refused instead of being rounded to infinity
-or wrapped around.
+or wrapped around. Numeric JSON tensor data is parsed straight into arrays and written
+straight from them (``agent.serving.oip_json``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
 from agent.serving import oip_binary
+from agent.serving.oip_json import JsonNumbers
 
 #: numpy dtype name -> OIP datatype
 DATATYPES: dict[str, str] = {
@@ -55,6 +58,7 @@ NON_FINITE_JSON: Final = "strings"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+@functools.cache  # numpy's dtype.name is Python code, slow enough to show per request
 def oip_datatype(dtype: np.dtype[Any]) -> str:
     return DATATYPES.get(dtype.name, "BYTES" if dtype.kind in "USO" else dtype.name.upper())
 
@@ -64,10 +68,14 @@ class _Strict(BaseModel):
 
 
 class RequestInput(_Strict):
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any] | None = None  # None: binary (parameters.binary_data_size)
+    # None: binary (parameters.binary_data_size); JsonNumbers: parsed straight into an
+    # array (agent.serving.oip_json)
+    data: list[Any] | JsonNumbers | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -172,11 +180,15 @@ def decode_tensor(
         raise InvalidInput(f"input {tensor.name!r}: no data (nor {oip_binary.BINARY_SIZE})")
     expected = tensor.datatype
     try:
-        flat = np.asarray(tensor.data)
+        data = tensor.data
+        flat = data.values if isinstance(data, JsonNumbers) else np.asarray(data)
         named: np.ndarray | bool = False
-        if dtype.kind == "f" and flat.dtype.kind in "UO":
-            flat, named = _floats_with_names(tensor.data, expected)
-        _check_range(flat, tensor.data, dtype, expected)
+        if isinstance(data, list):  # a JsonNumbers is all numbers of the right kind
+            if dtype.kind == "f" and flat.dtype.kind in "UO":
+                flat, named = _floats_with_names(data, expected)
+            _check_range(flat, data, dtype, expected)
+        else:
+            _check_range(flat, [], dtype, expected)
         if flat.size and not _compatible(flat.dtype.kind, dtype.kind):
             raise ValueError(f"values are not {expected}")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -241,11 +253,25 @@ def decode_inputs(
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
+    """An output as JSON tensor data: a numeric array stays an array (written from its
+    memory by ``oip_json.dumps_response``); non-finite floats and BYTES become lists."""
+    flat = array.reshape(-1)
+    data: Any = flat
+    if array.dtype.kind not in "biuf":
+        data = flat.tolist()
+    elif array.dtype.kind == "f" and not np.isfinite(flat).all():
+        values = flat.astype(object)
+        values[np.isnan(flat)] = "NaN"
+        values[np.isposinf(flat)] = "Infinity"
+        values[np.isneginf(flat)] = "-Infinity"
+        data = values.tolist()
+    elif not flat.dtype.isnative:  # pragma: no cover - big-endian arrays
+        data = flat.astype(flat.dtype.newbyteorder("="))
     return {
         "name": name,
         "shape": list(array.shape),
         "datatype": oip_datatype(array.dtype),
-        "data": array.reshape(-1).tolist(),
+        "data": data,
     }
 
 

@@ -14,11 +14,16 @@ ModelReady answers ``ready: false`` for a model that is not served (Triton does 
 same). Inference runs on the cores of its model's fair share, holding one of its slots
 from decoding to encoding, as on the REST path.
 
-The server is grpcio's (a thread pool; at most ``max_connections`` calls at once, more
-are refused with RESOURCE_EXHAUSTED by grpcio); the largest request is the REST path's
-largest body. This module imports grpcio and protobuf: the agent imports it only when it
-starts a gRPC server (``AgentConfig.local_grpc``), so an agent without one never loads
-them.
+The server is grpcio's: at most ``max_connections`` calls at once, each on a thread of
+its own (so calls whose message is slow to come hold their own thread, never one that
+another call waits for), more are refused with RESOURCE_EXHAUSTED by grpcio. The largest
+request is the REST path's largest body, capped at gRPC's own limit (2 GiB - 1). Request
+messages are parsed in the handler, so one that is not a valid message is
+INVALID_ARGUMENT in one line (grpcio's own parsing would log a traceback). A call whose
+message never comes holds its thread until the client goes (gRPC has no server-side
+bound on that; REST's ``request_timeout_s`` has no equivalent here). This module imports
+grpcio and protobuf: the agent imports it only when it starts a gRPC server
+(``AgentConfig.local_grpc``), so an agent without one never loads them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
 from agent.serving import grpc_schema, oip, oip_grpc, oip_service
@@ -40,8 +46,8 @@ from agent.serving.models import LoadedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 
-#: worker threads: calls beyond them wait in grpcio's queue (up to ``max_connections``)
-WORKERS = 8
+#: the largest message gRPC can carry (its lengths are C ints)
+MAX_MESSAGE_BYTES = 2**31 - 1
 _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
@@ -116,11 +122,18 @@ def _decoder(message: Any) -> Callable[[LoadedModel], oip_service.Decoded]:
     return decode
 
 
-def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-    """``method`` as a grpcio handler: the agent's errors become statuses (one line)."""
+def _unary(
+    method: Callable[[Any], Any], name: str, parse: Callable[[bytes], Any]
+) -> Callable[[bytes, grpc.ServicerContext], Any]:
+    """``method`` as a grpcio handler of the serialised request (``parse`` reads it): the
+    agent's errors become statuses (one line)."""
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    def handle(data: bytes, context: grpc.ServicerContext) -> Any:
         try:
+            try:
+                request = parse(data)
+            except DecodeError as exc:
+                raise InvalidInput(f"bad {name} request: not a valid protobuf message") from exc
             return method(request)
         except Exception as exc:
             code = next((c for kind, c in _STATUS if isinstance(exc, kind)), None)
@@ -144,8 +157,7 @@ def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
     methods = {}
     for name, (request, response) in grpc_schema.METHODS.items():
         methods[name] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, name), name),
-            request_deserializer=messages[request].FromString,
+            _unary(getattr(service, name), name, messages[request].FromString),
             response_serializer=messages[response].SerializeToString,
         )
     return grpc.method_handlers_generic_handler(grpc_schema.SERVICE_NAME, methods)
@@ -167,11 +179,16 @@ class GrpcServer:
     def start(self) -> str:
         """Bind and serve; the address served (``host:port``). AgentError if it cannot bind."""
         server = grpc.server(
-            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="grpc"),
+            # a thread per call allowed at once (started as needed): a call whose message
+            # has not come yet holds its thread, and no other call queues behind it
+            ThreadPoolExecutor(max_workers=self._limits.max_connections, thread_name_prefix="grpc"),
             handlers=[_handler(self._service)],
             maximum_concurrent_rpcs=self._limits.max_connections,
             options=[
-                ("grpc.max_receive_message_length", self._limits.max_body_bytes),
+                (
+                    "grpc.max_receive_message_length",
+                    min(self._limits.max_body_bytes, MAX_MESSAGE_BYTES),
+                ),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),
             ],

@@ -17,13 +17,13 @@ from decoding to encoding, as on the REST path.
 The server is grpcio's: at most ``max_connections`` calls at once, each on a thread of
 its own (so calls whose message is slow to come hold their own thread, never one that
 another call waits for), more are refused with RESOURCE_EXHAUSTED by grpcio. The largest
-request is the REST path's largest body, capped at gRPC's own limit (2 GiB - 1). Request
-messages are parsed in the handler, so one that is not a valid message is
-INVALID_ARGUMENT in one line (grpcio's own parsing would log a traceback). A call whose
-message never comes holds its thread until the client goes (gRPC has no server-side
-bound on that; REST's ``request_timeout_s`` has no equivalent here). This module imports
-grpcio and protobuf: the agent imports it only when it starts a gRPC server
-(``AgentConfig.local_grpc``), so an agent without one never loads them.
+request is the REST path's largest body, capped at gRPC's own limit (2 GiB - 1). Requests
+that do not parse are INVALID_ARGUMENT in one line (a deserializer that raises would have
+grpcio log a traceback and answer INTERNAL). A call whose message never comes holds its
+thread until the client goes (gRPC has no server-side bound on that; REST's
+``request_timeout_s`` has no equivalent here). This module imports grpcio and protobuf:
+the agent imports it only when it starts a gRPC server (``AgentConfig.local_grpc``), so
+an agent without one never loads them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 #: the largest message gRPC can carry (its lengths are C ints)
 MAX_MESSAGE_BYTES = 2**31 - 1
+#: what ``_deserializer`` hands the handler for bytes that do not parse
+_UNPARSED = object()
 _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
@@ -122,18 +124,25 @@ def _decoder(message: Any) -> Callable[[LoadedModel], oip_service.Decoded]:
     return decode
 
 
-def _unary(
-    method: Callable[[Any], Any], name: str, parse: Callable[[bytes], Any]
-) -> Callable[[bytes, grpc.ServicerContext], Any]:
-    """``method`` as a grpcio handler of the serialised request (``parse`` reads it): the
-    agent's errors become statuses (one line)."""
+def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``parse``, answering ``_UNPARSED`` for bytes that are not the message."""
 
-    def handle(data: bytes, context: grpc.ServicerContext) -> Any:
+    def deserialize(data: bytes) -> Any:
         try:
-            try:
-                request = parse(data)
-            except DecodeError as exc:
-                raise InvalidInput(f"bad {name} request: not a valid protobuf message") from exc
+            return parse(data)
+        except DecodeError:
+            return _UNPARSED
+
+    return deserialize
+
+
+def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """``method`` as a grpcio handler: the agent's errors become statuses (one line)."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            if request is _UNPARSED:
+                raise InvalidInput(f"bad {name} request: not a valid protobuf message")
             return method(request)
         except Exception as exc:
             code = next((c for kind, c in _STATUS if isinstance(exc, kind)), None)
@@ -157,7 +166,8 @@ def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
     methods = {}
     for name, (request, response) in grpc_schema.METHODS.items():
         methods[name] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, name), name, messages[request].FromString),
+            _unary(getattr(service, name), name),
+            request_deserializer=_deserializer(messages[request].FromString),
             response_serializer=messages[response].SerializeToString,
         )
     return grpc.method_handlers_generic_handler(grpc_schema.SERVICE_NAME, methods)

@@ -19,18 +19,18 @@ its own (so calls whose message is slow to come hold their own thread, never one
 another call waits for), more are refused with RESOURCE_EXHAUSTED by grpcio. The largest
 request is the REST path's largest body, capped at gRPC's own limit (2 GiB - 1). Requests
 that do not parse are INVALID_ARGUMENT in one line (a deserializer that raises would have
-grpcio log a traceback and answer INTERNAL). A call whose message never comes holds its
-thread until the client goes (gRPC has no server-side bound on that; REST's
-``request_timeout_s`` has no equivalent here). This module imports grpcio and protobuf:
-the agent imports it only when it starts a gRPC server (``AgentConfig.local_grpc``), so
-an agent without one never loads them.
+grpcio log a traceback and answer INTERNAL). A call whose message has not come
+``request_timeout_s`` after it began is cancelled (``agent.serving.grpc_arrival``; grpcio
+sets no such limit), as REST bounds a request still arriving. This module imports
+grpcio and protobuf: the agent imports it only when it starts a gRPC server
+(``AgentConfig.local_grpc``), so an agent without one never loads them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,6 +41,7 @@ from google.protobuf.message import DecodeError
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
 from agent.serving import grpc_schema, oip, oip_grpc, oip_service
 from agent.serving.fairshare import Overloaded
+from agent.serving.grpc_arrival import ArrivalWatch
 from agent.serving.http_wire import Limits
 from agent.serving.models import LoadedModel, ServedModels
 
@@ -136,11 +137,24 @@ def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
-def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-    """``method`` as a grpcio handler: the agent's errors become statuses (one line)."""
+def _unary(
+    method: Callable[[Any], Any], name: str, watch: ArrivalWatch
+) -> Callable[[Iterator[Any], grpc.ServicerContext], Any]:
+    """``method`` as a grpcio handler: the agent's errors become statuses (one line).
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    Registered as stream-unary (the same on the wire as unary): grpcio calls it as soon
+    as a call begins, so ``watch`` bounds the time its one request message takes to come
+    (a unary handler would only be called once it had)."""
+
+    def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
         try:
+            try:
+                with watch.waiting(context):
+                    request = next(requests, None)
+            except grpc.RpcError:  # cancelled: by the client, or by the watch
+                return None
+            if request is None:
+                raise InvalidInput(f"bad {name} request: no request message")
             if request is _UNPARSED:
                 raise InvalidInput(f"bad {name} request: not a valid protobuf message")
             return method(request)
@@ -161,12 +175,12 @@ def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.Servi
     return handle
 
 
-def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
+def _handler(service: InferenceService, watch: ArrivalWatch) -> grpc.GenericRpcHandler:
     messages = grpc_schema.messages()
     methods = {}
     for name, (request, response) in grpc_schema.METHODS.items():
-        methods[name] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, name), name),
+        methods[name] = grpc.stream_unary_rpc_method_handler(
+            _unary(getattr(service, name), name, watch),
             request_deserializer=_deserializer(messages[request].FromString),
             response_serializer=messages[response].SerializeToString,
         )
@@ -184,6 +198,7 @@ class GrpcServer:
         self._host, self._port = host, port
         self._limits = limits
         self._server: grpc.Server | None = None
+        self._watch = ArrivalWatch(limits.request_timeout_s)
         self.address: str | None = None
 
     def start(self) -> str:
@@ -192,7 +207,7 @@ class GrpcServer:
             # a thread per call allowed at once (started as needed): a call whose message
             # has not come yet holds its thread, and no other call queues behind it
             ThreadPoolExecutor(max_workers=self._limits.max_connections, thread_name_prefix="grpc"),
-            handlers=[_handler(self._service)],
+            handlers=[_handler(self._service, self._watch)],
             maximum_concurrent_rpcs=self._limits.max_connections,
             options=[
                 (
@@ -212,6 +227,7 @@ class GrpcServer:
         if port == 0:
             server.stop(None)
             raise AgentError(f"local gRPC API cannot bind {self._host}:{self._port}")
+        self._watch.start()
         server.start()
         self._server = server
         self.address = f"{host}:{port}"
@@ -227,6 +243,7 @@ class GrpcServer:
             stopped.set()
             return stopped
         stopped = server.stop(timeout)
+        self._watch.stop()
         if wait:
             stopped.wait(timeout + 1)
         return stopped

@@ -170,3 +170,32 @@ def test_calls_whose_message_never_comes_hold_up_no_other_call(
         for c in channels:
             c.close()
         server.stop()
+
+
+def test_a_call_whose_message_does_not_come_in_time_is_cancelled() -> None:
+    """As REST's request_timeout_s: a call that sent its headers but not its message is
+    cancelled once the limit passes, and its slot is free for the next call."""
+    server = _server(Limits(max_connections=1, request_timeout_s=0.3))
+    address = server.start()
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(address) as stalled_channel:
+            start = time.monotonic()
+            stalled = stalled_channel.stream_unary(
+                f"/{grpc_schema.SERVICE_NAME}/ModelInfer"
+            ).future(_never(release))
+            with pytest.raises(grpc.RpcError) as caught:
+                stalled.result(timeout=5)
+            assert caught.value.code() == grpc.StatusCode.CANCELLED
+            assert time.monotonic() - start < 3
+            with grpc.insecure_channel(address) as channel:
+                live = channel.unary_unary(f"/{grpc_schema.SERVICE_NAME}/ServerLive")
+                assert live(b"", timeout=3) == b"\x08\x01"
+                none = channel.stream_unary(f"/{grpc_schema.SERVICE_NAME}/ModelInfer")
+                with pytest.raises(grpc.RpcError) as empty:
+                    none(iter(()), timeout=3)  # no message at all
+                assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert empty.value.details() == "bad ModelInfer request: no request message"
+    finally:
+        release.set()
+        server.stop()

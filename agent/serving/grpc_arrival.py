@@ -39,6 +39,7 @@ class ArrivalWatch:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="grpc-arrival", daemon=True)
         self._thread.start()
 

@@ -34,3 +34,16 @@ def test_only_the_calls_still_waiting_are_cancelled() -> None:
         assert not came.cancelled.is_set()
     finally:
         watch.stop()
+
+
+def test_it_watches_again_once_restarted() -> None:
+    watch = ArrivalWatch(0.05)
+    watch.start()
+    watch.stop()
+    watch.start()
+    try:
+        call = _Call()
+        with watch.waiting(call):
+            assert call.cancelled.wait(2)
+    finally:
+        watch.stop()

@@ -147,12 +147,11 @@ def _unary(
     (a unary handler would only be called once it had)."""
 
     def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        # grpc.RpcError if the call is over (cancelled by the client or the watch, its
+        # message too large): grpcio's own, it ends the call without logging
+        with watch.waiting(context):
+            request = next(requests, None)
         try:
-            try:
-                with watch.waiting(context):
-                    request = next(requests, None)
-            except grpc.RpcError:  # cancelled: by the client, or by the watch
-                return None
             if request is None:
                 raise InvalidInput(f"bad {name} request: no request message")
             if request is _UNPARSED:

@@ -172,7 +172,24 @@ def test_calls_whose_message_never_comes_hold_up_no_other_call(
         server.stop()
 
 
-def test_a_call_whose_message_does_not_come_in_time_is_cancelled() -> None:
+def test_a_message_over_the_limit_is_resource_exhausted_and_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = _server(Limits(max_body_bytes=1024))
+    with grpc.insecure_channel(server.start()) as channel:
+        infer = channel.unary_unary(f"/{grpc_schema.SERVICE_NAME}/ModelInfer")
+        try:
+            with pytest.raises(grpc.RpcError) as caught:
+                infer(b"\x0a\x80\x10" + b"m" * 2048, timeout=10)  # model_name: 2 KiB
+        finally:
+            server.stop()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_call_whose_message_does_not_come_in_time_is_cancelled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """As REST's request_timeout_s: a call that sent its headers but not its message is
     cancelled once the limit passes, and its slot is free for the next call."""
     server = _server(Limits(max_connections=1, request_timeout_s=0.3))
@@ -199,3 +216,4 @@ def test_a_call_whose_message_does_not_come_in_time_is_cancelled() -> None:
     finally:
         release.set()
         server.stop()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

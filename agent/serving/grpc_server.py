@@ -14,34 +14,43 @@ ModelReady answers ``ready: false`` for a model that is not served (Triton does 
 same). Inference runs on the cores of its model's fair share, holding one of its slots
 from decoding to encoding, as on the REST path.
 
-The server is grpcio's (a thread pool; at most ``max_connections`` calls at once, more
-are refused with RESOURCE_EXHAUSTED by grpcio); the largest request is the REST path's
-largest body. This module imports grpcio and protobuf: the agent imports it only when it
-starts a gRPC server (``AgentConfig.local_grpc``), so an agent without one never loads
-them.
+The server is grpcio's: at most ``max_connections`` calls at once, each on a thread of
+its own (so calls whose message is slow to come hold their own thread, never one that
+another call waits for), more are refused with RESOURCE_EXHAUSTED by grpcio. The largest
+request is the REST path's largest body, capped at gRPC's own limit (2 GiB - 1). Requests
+that do not parse are INVALID_ARGUMENT in one line (a deserializer that raises would have
+grpcio log a traceback and answer INTERNAL). A call whose message has not come
+``request_timeout_s`` after it began is cancelled (``agent.serving.grpc_arrival``; grpcio
+sets no such limit), as REST bounds a request still arriving. This module imports
+grpcio and protobuf: the agent imports it only when it starts a gRPC server
+(``AgentConfig.local_grpc``), so an agent without one never loads them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
 from agent.serving import grpc_schema, oip, oip_grpc, oip_service
 from agent.serving.fairshare import Overloaded
+from agent.serving.grpc_arrival import ArrivalWatch
 from agent.serving.http_wire import Limits
 from agent.serving.models import LoadedModel, ServedModels
 
 logger = logging.getLogger(__name__)
 
-#: worker threads: calls beyond them wait in grpcio's queue (up to ``max_connections``)
-WORKERS = 8
+#: the largest message gRPC can carry (its lengths are C ints)
+MAX_MESSAGE_BYTES = 2**31 - 1
+#: what ``_deserializer`` hands the handler for bytes that do not parse
+_UNPARSED = object()
 _STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (ModelNotFound, grpc.StatusCode.NOT_FOUND),
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
@@ -116,11 +125,37 @@ def _decoder(message: Any) -> Callable[[LoadedModel], oip_service.Decoded]:
     return decode
 
 
-def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-    """``method`` as a grpcio handler: the agent's errors become statuses (one line)."""
+def _deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``parse``, answering ``_UNPARSED`` for bytes that are not the message."""
 
-    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+    def deserialize(data: bytes) -> Any:
         try:
+            return parse(data)
+        except DecodeError:
+            return _UNPARSED
+
+    return deserialize
+
+
+def _unary(
+    method: Callable[[Any], Any], name: str, watch: ArrivalWatch
+) -> Callable[[Iterator[Any], grpc.ServicerContext], Any]:
+    """``method`` as a grpcio handler: the agent's errors become statuses (one line).
+
+    Registered as stream-unary (the same on the wire as unary): grpcio calls it as soon
+    as a call begins, so ``watch`` bounds the time its one request message takes to come
+    (a unary handler would only be called once it had)."""
+
+    def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        # grpc.RpcError if the call is over (cancelled by the client or the watch, its
+        # message too large): grpcio's own, it ends the call without logging
+        with watch.waiting(context):
+            request = next(requests, None)
+        try:
+            if request is None:
+                raise InvalidInput(f"bad {name} request: no request message")
+            if request is _UNPARSED:
+                raise InvalidInput(f"bad {name} request: not a valid protobuf message")
             return method(request)
         except Exception as exc:
             code = next((c for kind, c in _STATUS if isinstance(exc, kind)), None)
@@ -139,13 +174,13 @@ def _unary(method: Callable[[Any], Any], name: str) -> Callable[[Any, grpc.Servi
     return handle
 
 
-def _handler(service: InferenceService) -> grpc.GenericRpcHandler:
+def _handler(service: InferenceService, watch: ArrivalWatch) -> grpc.GenericRpcHandler:
     messages = grpc_schema.messages()
     methods = {}
     for name, (request, response) in grpc_schema.METHODS.items():
-        methods[name] = grpc.unary_unary_rpc_method_handler(
-            _unary(getattr(service, name), name),
-            request_deserializer=messages[request].FromString,
+        methods[name] = grpc.stream_unary_rpc_method_handler(
+            _unary(getattr(service, name), name, watch),
+            request_deserializer=_deserializer(messages[request].FromString),
             response_serializer=messages[response].SerializeToString,
         )
     return grpc.method_handlers_generic_handler(grpc_schema.SERVICE_NAME, methods)
@@ -162,16 +197,22 @@ class GrpcServer:
         self._host, self._port = host, port
         self._limits = limits
         self._server: grpc.Server | None = None
+        self._watch = ArrivalWatch(limits.request_timeout_s)
         self.address: str | None = None
 
     def start(self) -> str:
         """Bind and serve; the address served (``host:port``). AgentError if it cannot bind."""
         server = grpc.server(
-            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="grpc"),
-            handlers=[_handler(self._service)],
+            # a thread per call allowed at once (started as needed): a call whose message
+            # has not come yet holds its thread, and no other call queues behind it
+            ThreadPoolExecutor(max_workers=self._limits.max_connections, thread_name_prefix="grpc"),
+            handlers=[_handler(self._service, self._watch)],
             maximum_concurrent_rpcs=self._limits.max_connections,
             options=[
-                ("grpc.max_receive_message_length", self._limits.max_body_bytes),
+                (
+                    "grpc.max_receive_message_length",
+                    min(self._limits.max_body_bytes, MAX_MESSAGE_BYTES),
+                ),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),
             ],
@@ -185,6 +226,7 @@ class GrpcServer:
         if port == 0:
             server.stop(None)
             raise AgentError(f"local gRPC API cannot bind {self._host}:{self._port}")
+        self._watch.start()
         server.start()
         self._server = server
         self.address = f"{host}:{port}"
@@ -200,6 +242,7 @@ class GrpcServer:
             stopped.set()
             return stopped
         stopped = server.stop(timeout)
+        self._watch.stop()
         if wait:
             stopped.wait(timeout + 1)
         return stopped

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -163,6 +164,10 @@ def _tensor_dtype(
     dtype = NUMPY_DTYPES.get(expected)
     if dtype is None:
         raise InvalidInput(f"input {tensor.name!r}: datatype {expected} is not supported")
+    # numpy cannot even shape an empty array whose non-zero dimensions overflow its index
+    # type ([2**62, 2**62, 0]): refused here rather than failing inside numpy
+    if math.prod(d for d in tensor.shape if d) * dtype.itemsize > sys.maxsize:
+        raise InvalidInput(f"input {tensor.name!r}: shape {tensor.shape} is too large")
     return signature, dtype
 
 

@@ -5,6 +5,8 @@ codes, and the agent's own wiring (``local_grpc``)."""
 
 from __future__ import annotations
 
+import functools
+import queue
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +75,10 @@ def _values(dtype: np.dtype[Any], shape: tuple[int, ...], rng: np.random.Generat
     return values
 
 
+def _put(done: queue.Queue[Any], result: Any, error: Any) -> None:
+    done.put((result, error))
+
+
 def _error(call: Any) -> InferenceServerException:
     with pytest.raises(InferenceServerException) as caught:
         call()
@@ -108,6 +114,11 @@ def test_tritonclient_grpc_works_unchanged(
         np.testing.assert_array_equal(result.as_numpy("n"), expected["n"])
         only_n = client.infer("two", inputs, outputs=[triton.InferRequestedOutput("n")])
         assert [o.name for o in only_n.get_response().outputs] == ["n"]
+        done: queue.Queue[Any] = queue.Queue()  # async_infer (docs/agent.md: it works)
+        client.async_infer("two", inputs, functools.partial(_put, done))
+        result, error = done.get(timeout=10)
+        assert error is None
+        np.testing.assert_array_equal(result.as_numpy("y"), expected["y"])
 
     # every datatype, both dims dynamic (two shapes), values across each range
     rng = np.random.default_rng(3)

@@ -70,6 +70,9 @@ def test_bool_tensor() -> None:
         (_body(outputs=[{"name": "nope"}]), "unknown output 'nope'"),
         ({"inputs": []}, "inputs"),
         ({"inputs": [{"name": "x"}]}, "bad inference request"),
+        # no values, but dimensions numpy cannot shape even an empty array with
+        (_body(x={"shape": [2**62, 2**62, 0], "data": []}), "is too large"),
+        (_body(x={"shape": [0, 2**70], "data": []}), "is too large"),
     ],
 )
 def test_bad_requests_are_one_line_invalid_input(body: dict[str, Any], match: str) -> None:

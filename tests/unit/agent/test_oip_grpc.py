@@ -85,6 +85,14 @@ def test_what_does_not_fit_is_one_line(change: Any, error: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_an_empty_tensor_of_unshapeable_dimensions_is_refused() -> None:
+    message = _request()
+    message.inputs.add(name="x", datatype="FP32", shape=[2**62, 2**62, 0])
+    message.raw_input_contents.append(b"")
+    with pytest.raises(InvalidInput, match=r"^input 'x': shape \[.*\] is too large$"):
+        _decode(message)
+
+
 def test_raw_contents_must_cover_every_input() -> None:
     message = _request()
     for name in ("a", "b"):

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -56,6 +56,9 @@ from protocol import (
     StateReport,
     TopicKind,
 )
+
+if TYPE_CHECKING:  # imported when the gRPC server starts (grpcio is heavy)
+    from agent.serving.grpc_server import GrpcServer
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,9 @@ class Agent:
         self.identity: Identity | None = None
         self._report_lock = threading.Lock()
         self.local_api_url: str | None = None
+        self._grpc: GrpcServer | None = None
+        #: host:port of the local API over gRPC (None: off, ``local_grpc = "off"``)
+        self.local_grpc_address: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,6 +157,7 @@ class Agent:
                 limits=cfg.local_api_limits,
             )
             self.local_api_url = self._api.start()
+            self._start_grpc()
             self._link = MqttLink(
                 device_id=self.device_id,
                 broker=cfg.broker,
@@ -188,11 +195,26 @@ class Agent:
             raise
         logger.info("%s: agent started (fleet %s)", self.device_id, cfg.fleet)
 
+    def _start_grpc(self) -> None:
+        """Start the local API over gRPC, unless it is off; grpcio is imported only here."""
+        address = self.config.local_grpc_address
+        if address is None:
+            return
+        from agent.serving.grpc_server import GrpcServer, InferenceService
+
+        service = InferenceService(self.models, server_version=AGENT_VERSION)
+        self._grpc = GrpcServer(service, *address, limits=self.config.local_api_limits)
+        self.local_grpc_address = self._grpc.start()
+
     def stop(self) -> None:
         # first stop accepting local API connections and let in-flight requests finish
         # (the models stay loaded until the end), then the workers, then say offline
+        grpc_stopped = self._grpc.stop(wait=False) if self._grpc is not None else None
         if self._api is not None:
             self._api.stop()
+        if grpc_stopped is not None:  # both drained at once
+            grpc_stopped.wait(11)
+            self._grpc = None
         if self._heartbeats is not None:
             self._heartbeats.stop()
         if self._renewal is not None:

@@ -142,7 +142,8 @@ def agent_status(agent: Agent) -> str:
     models = ", ".join(f"{m.name} {m.version} ({m.backend})" for m in agent.active)
     parts = [
         f"serving {models}" if models else "no model active",
-        f"API {agent.local_api_url}",
+        f"API {agent.local_api_url}"
+        + (f" (gRPC {agent.local_grpc_address})" if agent.local_grpc_address else ""),
         "broker connected" if agent.connected else "broker not connected (retrying)",
         f"generation {max(agent.generation, 0)}",
     ]

@@ -43,6 +43,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def loopback_address(value: str) -> str:
+    """``value`` if it is host:port on a loopback address, else ValueError."""
+    host, _ = parse_host_port(value)
+    if not is_loopback(host):
+        raise ValueError(
+            f"{host} is not a loopback address (127.0.0.0/8, ::1 or localhost); "
+            "the local inference API has no authentication"
+        )
+    return value
+
+
+#: ``local_grpc`` value for no gRPC server
+GRPC_OFF = "off"
+
+
 class AgentConfig(BaseModel):
     """Settings of one agent (see docs/architecture.md, "Agent")."""
 
@@ -61,6 +76,9 @@ class AgentConfig(BaseModel):
     #: when the device has no identity yet (``data_dir/identity``); never logged
     enrollment_token: SecretStr | None = None
     local_api: str = "127.0.0.1:8500"
+    #: the local API over gRPC (KServe v2 / Triton's ``tritonclient.grpc``): host:port on
+    #: loopback, "off" for none; unset: local_api's host, its port + 1 (0 if that is 0)
+    local_grpc: str | None = None
     #: local API bounds: the largest request body (MiB) and the most open connections
     local_api_max_body_mb: int = Field(default=64, ge=1, le=4096)
     local_api_max_connections: int = Field(default=64, ge=1, le=10_000)
@@ -119,13 +137,12 @@ class AgentConfig(BaseModel):
     @field_validator("local_api")
     @classmethod
     def _local_api(cls, value: str) -> str:
-        host, _ = parse_host_port(value)
-        if not is_loopback(host):
-            raise ValueError(
-                f"{host} is not a loopback address (127.0.0.0/8, ::1 or localhost); "
-                "the local inference API has no authentication"
-            )
-        return value
+        return loopback_address(value)
+
+    @field_validator("local_grpc")
+    @classmethod
+    def _local_grpc(cls, value: str | None) -> str | None:
+        return value if value is None or value == GRPC_OFF else loopback_address(value)
 
     @property
     def broker(self) -> BrokerAddress:
@@ -134,6 +151,16 @@ class AgentConfig(BaseModel):
     @property
     def local_api_address(self) -> tuple[str, int]:
         return parse_host_port(self.local_api)
+
+    @property
+    def local_grpc_address(self) -> tuple[str, int] | None:
+        """Where the gRPC local API listens (port 0: a free one); None: off."""
+        if self.local_grpc == GRPC_OFF:
+            return None
+        if self.local_grpc is not None:
+            return parse_host_port(self.local_grpc)
+        host, port = self.local_api_address
+        return host, port + 1 if 0 < port < 65535 else 0
 
     @property
     def local_api_limits(self) -> Limits:

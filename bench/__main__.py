@@ -39,6 +39,7 @@ BENCHMARKS = (
     "ingest_auth",
     "multimodel",
     "fleet_scale",
+    "peers",
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(
@@ -46,8 +47,12 @@ HELPERS = frozenset(
         "fleet",
         "models",
         "oip_clients",
+        "oip_grpc_clients",
         "options",
+        "peers_envs",
+        "peers_runtimes",
         "report_flood",
+        "rest_paths",
         "scale_stack",
         "selection_models",
         "selection_table",

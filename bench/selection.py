@@ -10,7 +10,8 @@ transformer encoder, a tiny MLP: all built in code), in one process and one run:
    ``host_candidates(probe_host().to_dict())``; a ``Selector`` with the default
    ``SelectionSettings`` (20 s budget, 0.5 CPU share) and a fresh ``SelectionCache`` in a
    temporary directory loads every candidate with ``load_runner(..., spec=)`` and measures
-   it on ``bootstrap_inputs``, exactly as the ``selecting`` step of a deployment does.
+   it on ``bundle_input_sets`` (the bootstrap input, then the accuracy guard's generated
+   sets), exactly as the ``selecting`` step of a deployment does.
    Its choice and how long it took are recorded.
 2. **Independent re-measurement.** Every candidate the selection could consider (those it
    excluded too) is loaded afresh, and so is a plain ``onnxruntime.InferenceSession(path)``
@@ -49,7 +50,7 @@ import numpy as np
 import onnxruntime as ort
 
 from agent.deployment.bundles import read_metadata
-from agent.deployment.gate import BOOTSTRAP_FILENAME, bootstrap_inputs
+from agent.deployment.gate import BOOTSTRAP_FILENAME, bundle_input_sets
 from agent.deployment.loading import load_runner
 from agent.errors import AgentError
 from agent.runners.base import Runner
@@ -109,7 +110,9 @@ def _select(
         bundle_digest=digest,
         runtimes=runtimes,
         load=functools.partial(_load, model, bundle),
-        inputs_for=lambda runner: bootstrap_inputs(runner, bundle),
+        inputs_for=lambda runner: bundle_input_sets(
+            runner, bundle, count=selector.settings.guard_sets
+        ),
     )
     selection.runner.close()
     return selection.summary(), selector.candidates_for(runtimes)

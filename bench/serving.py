@@ -18,6 +18,11 @@ head; about 0.2 GMAC), and these paths:
 - ``rest_binary_httpx``: the same request from a keep-alive ``httpx.Client``;
 - ``rest_json``: the same request with JSON tensors (body prepared once), keep-alive
   ``http.client``, output parsed with pydantic-core;
+- ``grpc_triton``: the same inference over the agent's local API on gRPC
+  (``agent.serving.grpc_server``, KServe v2 ``ModelInfer``) from the unmodified
+  ``tritonclient.grpc`` client (``bench.oip_grpc_clients.TritonGrpc``);
+- ``grpc_raw``: the same gRPC call from the bare generated stub, raw tensor bytes both
+  ways (``bench.oip_grpc_clients.RawGrpc``): the gRPC path with the least client work;
 - ``tcp_floor``: the floor of this box (``bench.tcp_floor``): the tensor's bytes over a
   raw loopback TCP connection into a fresh buffer in a server thread, the same
   ``session.run`` there, the output's bytes back; no HTTP, no OIP, no agent. What
@@ -33,117 +38,59 @@ is slow), starting one path further each turn, so drift on a shared box hits eve
 alike while each path is timed as a steady stream of calls (one call of each in turn
 would time every call cold). Prints a table, then one JSON line last with
 ``rest_added_p50_ms`` (rest_binary p50 - baseline p50) and ``inproc_overhead_pct``
-(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %, and
-``tcp_floor_added_p50_ms`` (tcp_floor p50 - baseline p50). ``--quick``: 0.5 s, 2 turns.
+(inproc p50 over baseline p50, in %), against the goals 0.5 ms and 5 %,
+``grpc_added_p50_ms`` (grpc_triton p50 - baseline p50) and ``tcp_floor_added_p50_ms``
+(tcp_floor p50 - baseline p50). ``--quick``: 0.5 s, 2 turns.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import onnxruntime as ort
-import pydantic_core
 
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.grpc_server import GrpcServer, InferenceService
 from agent.serving.local_api import LocalApiServer, build_app
-from bench.models import conv_net
+from bench.oip_grpc_clients import RawGrpc, TritonGrpc
 from bench.options import parse_args
+from bench.rest_paths import (
+    NAME,
+    RestClient,
+    binary_header,
+    build_cnn,
+    decode_binary,
+    time_paths,
+)
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
 
-NAME = "cnn"
 GOAL_REST_ADDED_MS = 0.5
 GOAL_INPROC_PCT = 5.0
-#: calls of one path in a row: a steady stream from one client, as a real one sends
-BLOCK = 25
-
-
-def build_cnn(path: Path) -> Path:
-    """image float32 [batch, 3, 224, 224] -> logits float32 [batch, 1000]."""
-    return conv_net(
-        path, channels=[32, 64, 128, 256], size=224, classes=1000, seed=7, name="cnn224"
-    )
-
-
-def _binary_header(image: np.ndarray) -> bytes:
-    request = {
-        "inputs": [
-            {
-                "name": "image",
-                "shape": list(image.shape),
-                "datatype": "FP32",
-                "parameters": {"binary_data_size": image.nbytes},
-            }
-        ],
-        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-    }
-    return json.dumps(request).encode()
-
-
-def _decode_binary(header_length: str | None, body: bytes) -> np.ndarray:
-    n = int(header_length or 0)
-    meta = json.loads(body[:n])["outputs"][0]
-    return np.frombuffer(body, np.float32, offset=n).reshape(meta["shape"])
 
 
 class _Clients:
-    """The REST paths; each call is one full request/response round trip."""
+    """The REST paths to the agent and to the HTTP floor (``bench.rest_paths``), and the
+    binary one from ``httpx``."""
 
     def __init__(self, url: str, image: np.ndarray, floor: tuple[str, int]) -> None:
-        parts = urlsplit(url)
         self.image = image
-        self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
-        self.floor = http.client.HTTPConnection(*floor)
+        self.agent = RestClient(url, image)
+        self.floor = RestClient(f"http://{floor[0]}:{floor[1]}", image)
         self.httpx = httpx.Client(base_url=url, timeout=30)
-        self.path = f"/v2/models/{NAME}/infer"
-        tensor = {"name": "image", "shape": list(image.shape), "datatype": "FP32"}
-        self.json_body = json.dumps(
-            {"inputs": [{**tensor, "data": image.ravel().tolist()}]}
-        ).encode()
-
-    def rest_binary(self) -> np.ndarray:
-        return self._binary(self.conn)
-
-    def http_floor(self) -> np.ndarray:
-        response = self._post_binary(self.floor)
-        return np.frombuffer(response.read(), np.float32).reshape(1, 1000)
-
-    def _binary(self, conn: http.client.HTTPConnection) -> np.ndarray:
-        response = self._post_binary(conn)
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
-        return _decode_binary(response.getheader("Inference-Header-Content-Length"), body)
-
-    def _post_binary(self, conn: http.client.HTTPConnection) -> http.client.HTTPResponse:
-        header = _binary_header(self.image)
-        conn.request(
-            "POST",
-            self.path,
-            body=[header, self.image.reshape(-1).view(np.uint8).data],
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(len(header) + self.image.nbytes),
-                "Inference-Header-Content-Length": str(len(header)),
-            },
-        )
-        return conn.getresponse()
 
     def rest_binary_httpx(self) -> np.ndarray:
-        header = _binary_header(self.image)
+        header = binary_header(self.image)
         response = self.httpx.post(
-            self.path,
+            f"/v2/models/{NAME}/infer",
             content=header + self.image.tobytes(),
             headers={
                 "Content-Type": "application/octet-stream",
@@ -152,55 +99,12 @@ class _Clients:
         )
         response.raise_for_status()
         header_length = response.headers.get("Inference-Header-Content-Length")
-        return _decode_binary(header_length, response.content)
-
-    def rest_json(self) -> np.ndarray:
-        self.conn.request(
-            "POST", self.path, body=self.json_body, headers={"Content-Type": "application/json"}
-        )
-        response = self.conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
-        out = pydantic_core.from_json(body)["outputs"][0]
-        return np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+        return decode_binary(header_length, response.content)
 
     def close(self) -> None:
-        self.conn.close()
+        self.agent.close()
         self.floor.close()
         self.httpx.close()
-
-
-def _time(
-    paths: dict[str, Callable[[], object]], seconds: float, blocks: dict[str, int], turns: int
-) -> dict[str, Any]:
-    """p50/p99 (ms) over ``seconds`` and ``turns`` turns at least; each turn runs a block
-    of calls of every path in turn (``blocks[name]`` calls, default ``BLOCK``), starting
-    one path further each turn."""
-    samples: dict[str, list[float]] = {name: [] for name in paths}
-    names = list(paths)
-    for fn in paths.values():
-        for _ in range(20):  # warm-up
-            fn()
-    deadline = time.perf_counter() + seconds
-    turn = 0
-    while time.perf_counter() < deadline or turn < turns:
-        first = turn % len(names)
-        for name in names[first:] + names[:first]:
-            fn, out = paths[name], samples[name]
-            for _ in range(blocks.get(name, BLOCK)):
-                start = time.perf_counter_ns()
-                fn()
-                out.append((time.perf_counter_ns() - start) / 1e6)
-        turn += 1
-    return {
-        name: {
-            "p50_ms": float(np.percentile(s, 50)),
-            "p99_ms": float(np.percentile(s, 99)),
-            "runs": len(s),
-        }
-        for name, s in samples.items()
-    }
 
 
 def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
@@ -225,6 +129,7 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
             return model.infer(feeds)["logits"]
 
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    grpc_server = GrpcServer(InferenceService(served, server_version="bench"), "127.0.0.1", 0)
 
     def run_session(x: np.ndarray) -> np.ndarray:
         return session.run(["logits"], {"image": x})[0]
@@ -232,22 +137,29 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
     http_floor = HttpFloor(run_session, image)
     clients = _Clients(server.start(), image, http_floor.address)
     floor = TcpFloor(run_session, image, 1000 * 4)
+    grpc_address = grpc_server.start()
+    grpc_triton, grpc_raw = TritonGrpc(grpc_address, NAME), RawGrpc(grpc_address, NAME)
     try:
         paths: dict[str, Callable[[], np.ndarray]] = {
             "ort_session_run": lambda: session.run(["logits"], feeds)[0],
             "inproc": inproc,
-            "rest_binary": clients.rest_binary,
+            "rest_binary": clients.agent.binary,
             "rest_binary_httpx": clients.rest_binary_httpx,
-            "rest_json": clients.rest_json,
+            "rest_json": clients.agent.json,
+            "grpc_triton": lambda: grpc_triton.infer(feeds)["logits"],
+            "grpc_raw": lambda: grpc_raw.infer(feeds)["logits"],
             "tcp_floor": lambda: floor.call(image).reshape(1, 1000),
-            "http_floor": clients.http_floor,
+            "http_floor": clients.floor.floor,
         }
         expected = paths["ort_session_run"]()
         for name, fn in paths.items():
             np.testing.assert_array_equal(fn(), expected, err_msg=name)
-        results = _time(dict(paths), seconds, {"rest_json": 2}, min_turns)
+        results = time_paths(paths, seconds, {"rest_json": 2}, min_turns)
     finally:
         clients.close()
+        grpc_triton.close()
+        grpc_raw.close()
+        grpc_server.stop()
         floor.close()
         http_floor.close()
         server.stop()
@@ -270,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     inproc_pct = (paths["inproc"]["p50_ms"] - base) / base * 100
     floor_added = paths["tcp_floor"]["p50_ms"] - base
     http_floor_added = paths["http_floor"]["p50_ms"] - base
+    grpc_added = paths["grpc_triton"]["p50_ms"] - base
     print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
     for name, f in paths.items():
         print(
@@ -283,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if inproc_pct <= GOAL_INPROC_PCT else 'NOT met'})\nfloors of this box: raw "
         f"TCP adds {floor_added:.3f} ms, the barest HTTP server {http_floor_added:.3f} ms; "
         f"the agent's REST path adds {rest_added - http_floor_added:.3f} ms beyond the latter"
+        f"\ngRPC (tritonclient.grpc) adds {grpc_added:.3f} ms at p50, "
+        f"{grpc_added - rest_added:+.3f} ms against REST binary"
     )
     report = {
         "onnxruntime": ort.__version__,
@@ -291,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "inproc_overhead_pct": inproc_pct,
         "tcp_floor_added_p50_ms": floor_added,
         "http_floor_added_p50_ms": http_floor_added,
+        "grpc_added_p50_ms": grpc_added,
         "goals": {"rest_added_p50_ms": GOAL_REST_ADDED_MS, "inproc_overhead_pct": GOAL_INPROC_PCT},
         "paths": paths,
         "quick": args.quick,

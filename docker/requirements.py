@@ -27,6 +27,8 @@ MODULES = {
     "fastapi-offline": "fastapi_offline",
     "amqtt": "amqtt",
     "pydantic-settings": "pydantic_settings",
+    "pysimdjson": "simdjson",
+    "orjson": "orjson",
 }
 #: role -> (its packages, the distributions its image leaves out)
 ROLES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
@@ -48,7 +50,7 @@ ROLES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     ),
     "controlplane": (
         ("controlplane", "edgectl", "protocol", "model_store"),
-        frozenset({"onnxruntime", "openvino"}),
+        frozenset({"onnxruntime", "openvino", "pysimdjson", "orjson"}),  # the local API's JSON
     ),
 }
 

@@ -14,8 +14,10 @@ A pipeline (``docs/bundles.md``) is built and signed the same way from its spec 
 ``--pin``/``--tolerance``: its steps' bundles carry those).
 
 ``build`` and ``sign`` (when building) take ``--pin KEY`` (a backend candidate key that
-devices use instead of measuring) and ``--tolerance X`` (the accuracy guard): both go
-into ``edgefleet.json`` and so are covered by the operator's signature.
+devices use instead of measuring), ``--tolerance X`` and ``--topk-agreement K`` (the
+accuracy guard) and the input hints ``--input-shape/--input-range/--input-value``
+(``edgectl.input_hint_args``): all go into ``edgefleet.json`` and so are covered by the
+operator's signature.
 
 ``verify`` checks the trust document (against ``--root`` if given, else against its own
 root role) and then the bundle against the release keys it certifies: exit 0 "valid: ...",
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edgectl.errors import UsageError, VerificationError
+from edgectl.input_hint_args import add_input_hint_options, input_hints_of
 from edgectl.trust_cmds import SubParsers, verify_trust_file
 from edgectl.words import plural
 from model_store import (
@@ -53,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 
 def selection_of(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The bundle selection settings ``--pin``/``--tolerance`` give, or None."""
-    chosen = {"pin": args.pin, "tolerance": args.tolerance}
+    """The bundle selection settings ``--pin``/``--tolerance``/``--topk-agreement`` give,
+    or None."""
+    chosen = {"pin": args.pin, "tolerance": args.tolerance, "topk": args.topk_agreement}
     return {k: v for k, v in chosen.items() if v is not None} or None
 
 
@@ -124,6 +128,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         extra_files=args.extra,
         selection=selection_of(args),
         serving=serving_of(args),
+        input_hints=input_hints_of(args),
     )
     if args.json:
         answer = {"bundle": str(args.out), "name": args.name, "version": args.version}
@@ -155,9 +160,10 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     building = args.name is not None or args.version is not None
     if args.extra and not building:
         raise UsageError("--extra is added when a bundle is built: give --name and --version")
-    if selection_of(args) is not None and not building:
+    if (selection_of(args) is not None or input_hints_of(args)) and not building:
         raise UsageError(
-            "--pin and --tolerance are set when a bundle is built: give --name and --version"
+            "--pin, --tolerance, --topk-agreement and --input-* are set when a bundle is "
+            "built: give --name and --version"
         )
     if serving_of(args) is not None and not building:
         raise UsageError(
@@ -175,6 +181,7 @@ def _cmd_sign(args: argparse.Namespace) -> int:
             extra_files=args.extra,
             selection=selection_of(args),
             serving=serving_of(args),
+            input_hints=input_hints_of(args),
         )
         target = args.out
     elif not args.path.is_dir():
@@ -259,6 +266,14 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
         help="accuracy guard: largest max abs error against the fp32 reference, as a "
         "fraction of its max abs value (0 < X <= 1; devices default to 0.01)",
     )
+    parser.add_argument(
+        "--topk-agreement",
+        type=int,
+        metavar="K",
+        help="accuracy guard: classifier-like outputs ([batch, classes]) must also rank the "
+        "reference's top-K classes first (1 <= K <= 100; devices default to no such check)",
+    )
+    add_input_hint_options(parser)
 
 
 def add_commands(sub: SubParsers) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from typing import Any
 
 from edgectl.client import ControlPlaneClient
 from edgectl.errors import ServerError, UsageError, VerificationError
+from edgectl.input_hint_args import NO_HINTS_WARNING
 from edgectl.progress import UploadProgress
 from edgectl.trust_cmds import verify_trust_file
 from model_store import (
+    FRAMEWORK_PIPELINE,
     METADATA_FILENAME,
     SIGNATURE_FILENAME,
     BundleError,
@@ -40,6 +43,8 @@ from protocol import FileRef
 logger = logging.getLogger(__name__)
 
 KEY_ENV = "EDGECTL_KEY"
+#: the bundle file devices run selection and the health gate on (``agent.deployment.gate``)
+BOOTSTRAP_FILENAME = "bootstrap.npz"
 DEFAULT_KEY = Path("~/.config/edgefleet/keys/release.key")
 
 
@@ -120,6 +125,36 @@ def _start_rollout(
         ) from exc
 
 
+def beyond_batch(inputs: Sequence[Any]) -> list[str]:
+    """The inputs with a dynamic dimension other than a batch, which devices can only
+    guess: a batch is a first dimension (of a tensor, or of a vector beside batched
+    inputs) or one named like ``batch``; devices measure a batch of 1."""
+    batched = any(len(s.shape) >= 2 and isinstance(s.shape[0], str) for s in inputs)
+    guessed = []
+    for spec in inputs:
+        for axis, dim in enumerate(spec.shape):
+            batch = axis == 0 and (len(spec.shape) >= 2 or batched)
+            if isinstance(dim, str) and not batch and "batch" not in dim.lower():
+                guessed.append(spec.name)
+                break
+    return guessed
+
+
+def _warn_without_inputs(bundle: Path) -> None:
+    """Warn (stderr) when devices will have to guess the model's inputs: it has dynamic
+    dimensions beyond the batch and the bundle has neither a ``bootstrap.npz`` nor input
+    hints."""
+    metadata = load_metadata(bundle)
+    if metadata.framework == FRAMEWORK_PIPELINE or metadata.input_hints:
+        return
+    if (bundle / BOOTSTRAP_FILENAME).is_file():
+        return
+    dynamic = beyond_batch(metadata.inputs)
+    if dynamic:
+        shown = ", ".join(dynamic[:5]) + (", ..." if len(dynamic) > 5 else "")
+        print(NO_HINTS_WARNING.format(name=metadata.name, inputs=shown), file=sys.stderr)
+
+
 def push_model(
     client: ControlPlaneClient,
     source: Path,
@@ -132,6 +167,7 @@ def push_model(
     extra_files: Sequence[Path] = (),
     selection: dict[str, Any] | None = None,
     serving: dict[str, Any] | None = None,
+    input_hints: dict[str, Any] | None = None,
     variant: str | None = None,
     selector: Mapping[str, str] | None = None,
     strategy: Mapping[str, Any] | None = None,
@@ -143,8 +179,10 @@ def push_model(
     ``selector``, batch by batch as ``strategy`` (``Strategy.to_json`` keys) says.
 
     With ``trust_path`` the bundle is verified against that trust document's release
-    keys before anything is uploaded. ``selection`` (``pin``, ``tolerance``) goes into the
-    metadata of a bundle built here; ``variant`` registers the bundle as another variant
+    keys before anything is uploaded. ``selection`` (``pin``, ``tolerance``, ``topk``) and
+    ``input_hints`` go into the metadata of a bundle built here; a model with dynamic input
+    dimensions beyond the batch and neither a ``bootstrap.npz`` nor input hints is warned
+    about on stderr before anything is uploaded; ``variant`` registers the bundle as another variant
     of an existing version. Everything that can be checked locally (model file, key, the
     bundle itself) is checked before the control plane is contacted, and the fleet before
     anything is uploaded, so a bad invocation leaves nothing half done.
@@ -154,9 +192,10 @@ def push_model(
     presigned = is_signed_bundle(source)
     if presigned and extra_files:
         raise UsageError("--extra cannot change a signed bundle: build and sign it with them")
-    if presigned and selection:
+    if presigned and (selection or input_hints):
         raise UsageError(
-            "--pin and --tolerance cannot change a signed bundle: build and sign it with them"
+            "--pin, --tolerance, --topk-agreement and --input-* cannot change a signed "
+            "bundle: build and sign it with them"
         )
     if presigned and serving:
         raise UsageError(
@@ -184,10 +223,12 @@ def push_model(
                     extra_files=extra_files,
                     selection=selection,
                     serving=serving,
+                    input_hints=input_hints,
                 )
                 sign_bundle(bundle, key)
             if trust_path is not None:
                 _check_trusted(bundle, trust_path)
+            _warn_without_inputs(bundle)
             sig_path = bundle / SIGNATURE_FILENAME
             files = [
                 FileRef(path=f.path, sha256=f.sha256, size=f.size) for f in bundle_files(bundle)

@@ -21,6 +21,7 @@ from edgectl import bundle_cmds
 from edgectl.connect import connect
 from edgectl.durations import parse_duration
 from edgectl.errors import UsageError
+from edgectl.input_hint_args import input_hints_of
 from edgectl.progress import UploadProgress
 from edgectl.push import default_key_path, is_signed_bundle, push_model
 from edgectl.rollout_cmds import add_watch_options, watch, watch_timeout
@@ -179,6 +180,7 @@ def _cmd_push_model(args: argparse.Namespace) -> int:
             extra_files=args.extra,
             selection=bundle_cmds.selection_of(args),
             serving=bundle_cmds.serving_of(args),
+            input_hints=input_hints_of(args),
             variant=args.variant,
             selector=selector,
             strategy=strategy,

@@ -10,6 +10,7 @@ Public surface:
                 StorageError, BlobDigestMismatch, BlobTooLarge, BlobNotFound, TrustError
     layout      SIGNATURE_FILENAME, METADATA_FILENAME
     metadata    TensorSpec, BundleMetadata, BundleConstraints, BundleSelection, BundleServing,
+                InputHint (input_hints: shapes, ranges, values of real inputs),
                 load_metadata, parse_metadata, read_onnx_io, read_openvino_io
     bundles     BundleFile, build_bundle, bundle_files, sha256_file
     pipeline    FRAMEWORK_PIPELINE, PipelineSpec, PipelineStep, parse_pipeline, split_source
@@ -53,6 +54,7 @@ from model_store.errors import (
     StorageError,
     TrustError,
 )
+from model_store.input_hints import InputHint
 from model_store.keys import (
     generate_private_key,
     key_id,
@@ -113,6 +115,7 @@ __all__ = [
     "BundleSelection",
     "BundleServing",
     "FilesystemArtifactStore",
+    "InputHint",
     "InvalidDigest",
     "KeyFileError",
     "ManifestEntry",

@@ -30,6 +30,7 @@ from model_store.metadata import (
     BundleSelection,
     BundleServing,
     build_constraints,
+    build_input_hints,
     build_selection,
     build_serving,
     ir_weights_file,
@@ -207,6 +208,7 @@ def build_bundle(
     extra_files: Iterable[Path | str] = (),
     selection: BundleSelection | Mapping[str, Any] | None = None,
     serving: BundleServing | Mapping[str, Any] | None = None,
+    input_hints: Mapping[str, Any] | None = None,
 ) -> BundleMetadata:
     """Copy a model into a new bundle directory ``out_dir`` and write ``edgefleet.json``.
 
@@ -221,7 +223,9 @@ def build_bundle(
     refused. The model is checked as copied (``onnx.checker``; OpenVINO reads an IR).
     ``selection`` (a backend ``pin``, an accuracy ``tolerance``) goes into the metadata,
     so the operator's signature covers it, as does ``serving`` (priority, declared memory,
-    concurrency, threads). The bundle is not signed.
+    concurrency, threads), and ``input_hints`` (per input name: ``shape``, ``range``,
+    ``values``; ``model_store.input_hints``), checked against the model's inputs. The
+    bundle is not signed.
     """
     _check_name("name", name)
     _check_name("version", version)
@@ -266,6 +270,7 @@ def build_bundle(
             constraints=checked_constraints,
             selection=checked_selection,
             serving=checked_serving,
+            input_hints=build_input_hints(input_hints, inputs),
         )
         write_metadata(staging, metadata)
         staging.chmod(0o755)

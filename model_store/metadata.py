@@ -5,7 +5,8 @@ it shares a device with other models (``BundleServing``: priority, memory, concu
 threads).
 
 ``schema_version`` stays 1: the fields added later (``extra_files``, ``constraints``,
-``selection``, ``serving``) are optional, and readers ignore fields they do not know.
+``selection``, ``serving``, ``input_hints``) are optional, and readers ignore fields they
+do not know.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from model_store.errors import BundleError
+from model_store.input_hints import InputHint, check_hints_fit
 from model_store.paths import METADATA_FILENAME, check_relative_path, read_small_file
 from model_store.strict_json import StrictJson
 from protocol.messages import Priority
@@ -118,14 +120,17 @@ class BundleSelection(BaseModel):
     ``pin``: a backend candidate key (``runtime:device:precision``, e.g.
     ``openvino:CPU:f32``) that overrides the measurement. ``tolerance``: the largest max
     abs error a candidate may have against the fp32 reference, as a fraction of the
-    reference's max abs value (0 < tolerance <= 1; devices default to 0.01). Unknown
-    fields are refused.
+    reference's max abs value (0 < tolerance <= 1; devices default to 0.01). ``topk``:
+    classifier-like outputs (float ``[batch, classes]``) must also agree with the
+    reference on each row's top-k classes (top-1: the argmax; devices default to no
+    such check). Unknown fields are refused.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pin: str | None = Field(default=None, max_length=BACKEND_KEY_MAX, pattern=BACKEND_KEY_PATTERN)
     tolerance: float | None = Field(default=None, gt=0, le=1)
+    topk: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
 
 
 class BundleServing(BaseModel):
@@ -155,7 +160,8 @@ class BundleMetadata(BaseModel):
     ``extra_files`` are the bundle's other files that are not model data (labels,
     preprocessing config, ...), sorted; ``constraints`` what a device needs to run it;
     ``selection`` the operator's backend pin and accuracy tolerance; ``serving`` its
-    share of a device that serves several models.
+    share of a device that serves several models; ``input_hints`` what its real inputs
+    look like, per input name (``model_store.input_hints``).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -171,6 +177,7 @@ class BundleMetadata(BaseModel):
     constraints: BundleConstraints | None = None
     selection: BundleSelection | None = None
     serving: BundleServing | None = None
+    input_hints: dict[str, InputHint] | None = None
 
     @field_validator("schema_version")
     @classmethod
@@ -227,6 +234,8 @@ class BundleMetadata(BaseModel):
             )
         if self.model_file in self.extra_files:
             raise ValueError(f"model_file {self.model_file!r} is also listed as an extra file")
+        if self.input_hints:
+            check_hints_fit(self.input_hints, self.inputs)
         return self
 
 
@@ -270,7 +279,7 @@ def build_selection(
     if value is None:
         return None
     selection = _validated(BundleSelection, value, "selection")
-    return None if selection.pin is None and selection.tolerance is None else selection
+    return selection if selection.model_dump(exclude_none=True) else None
 
 
 def build_serving(value: BundleServing | Mapping[str, Any] | None) -> BundleServing | None:
@@ -279,6 +288,24 @@ def build_serving(value: BundleServing | Mapping[str, Any] | None) -> BundleServ
         return None
     serving = _validated(BundleServing, value, "serving settings")
     return serving if serving.model_dump(exclude_none=True) else None
+
+
+def build_input_hints(
+    value: Mapping[str, InputHint | Mapping[str, Any]] | None, inputs: list[TensorSpec]
+) -> dict[str, InputHint] | None:
+    """Validate the input hints given to ``build_bundle`` (``model_store.input_hints``)
+    against the model's ``inputs``; None if there are none."""
+    if not value:
+        return None
+    hints = {
+        name: _validated(InputHint, hint, f"input hint for {name!r}")
+        for name, hint in value.items()
+    }
+    try:
+        check_hints_fit(hints, inputs)
+    except ValueError as exc:
+        raise BundleError(f"invalid {exc}") from exc
+    return hints
 
 
 def ir_weights_file(xml_path: str) -> str:

@@ -73,8 +73,9 @@ class CandidateFigures(_Report):
     """What backend selection measured for one candidate on the device.
 
     ``p50_ms``/``p99_ms`` are None when it was not timed (it failed to load, or the
-    choice was pinned or cached); ``rel_error`` is its max abs error relative to the fp32
-    reference's max abs value; ``excluded`` says why it could not be chosen, else None.
+    choice was pinned or cached); ``rel_error`` is its worst max abs error against the
+    fp32 reference over the accuracy guard's input sets, relative to the reference's scale
+    (``agent.selection.guard``); ``excluded`` says why it could not be chosen, else None.
     """
 
     key: str = Field(max_length=BACKEND_KEY_MAX)

@@ -2,9 +2,10 @@
 
 1. It loaded (the ``selecting`` step did that).
 2. Warm-up on a bootstrap input: ``bootstrap.npz`` shipped in the (signed) bundle, one
-   array per declared input name, or else inputs generated from the declared signature
-   (``agent.runners.warmup.warmup_inputs``: dynamic dimensions 1, int zeros, bool False, small
-   random floats). The first run is a warm-up; then ``runs`` timed runs.
+   array per declared input name, or else the first input set generated from the bundle's
+   input hints and the defaults (``agent.runners.inputs``: the same input selection was
+   timed on). The first run is a warm-up; then ``runs`` timed runs. A failure on
+   generated inputs names them and says how to supply better ones.
 3. Every float output of every run is finite (no NaN, no infinity).
 4. If ``max_latency_ratio`` is configured and the previous version's gate latency is known:
    the new median may be at most ``ratio x previous + LATENCY_SLACK_MS`` (the slack keeps
@@ -27,7 +28,8 @@ import numpy as np
 
 from agent.errors import AgentError, HealthGateFailed
 from agent.runners.base import Runner, check_inputs
-from agent.runners.warmup import warmup_inputs
+from agent.runners.inputs import BETTER_INPUTS, describe, input_sets
+from model_store import ModelStoreError, load_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +39,11 @@ LATENCY_SLACK_MS = 0.5
 MAX_BOOTSTRAP_BYTES = 256 * 1024 * 1024
 
 
-def bootstrap_inputs(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray]:
-    """The bundle's ``bootstrap.npz`` if it ships one, else inputs from the signature."""
+def _read_bootstrap(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray] | None:
+    """The bundle's ``bootstrap.npz``, checked against the model; None if it has none."""
     path = bundle_dir / BOOTSTRAP_FILENAME
     if not path.is_file():
-        return warmup_inputs(runner.inputs)
+        return None
     if path.stat().st_size > MAX_BOOTSTRAP_BYTES:
         raise HealthGateFailed(f"{BOOTSTRAP_FILENAME} is larger than {MAX_BOOTSTRAP_BYTES} bytes")
     try:
@@ -56,11 +58,47 @@ def bootstrap_inputs(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray]:
     return inputs
 
 
-def _check_finite(outputs: Mapping[str, np.ndarray]) -> None:
+def bundle_input_sets(
+    runner: Runner, bundle_dir: Path, *, count: int = 1
+) -> list[dict[str, np.ndarray]]:
+    """``count`` input sets for the bundle's model: its ``bootstrap.npz`` first if it
+    ships one, then sets from its input hints and the defaults (``agent.runners.inputs``)."""
+    try:
+        metadata = load_metadata(bundle_dir)
+    except ModelStoreError as exc:
+        raise HealthGateFailed(f"cannot read the bundle's metadata: {exc}") from exc
+    names = {
+        spec.name: [d if isinstance(d, str) and d not in ("?", "...") else None for d in spec.shape]
+        for spec in metadata.inputs
+    }
+    return input_sets(
+        runner.inputs,
+        count=count,
+        dim_names=names,
+        hints=metadata.input_hints,
+        bootstrap=_read_bootstrap(runner, bundle_dir),
+    )
+
+
+def bootstrap_inputs(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray]:
+    """The input the gate runs: ``bootstrap.npz``, else the first generated set."""
+    return bundle_input_sets(runner, bundle_dir)[0]
+
+
+def _on_inputs(inputs: Mapping[str, np.ndarray], bundle_dir: Path) -> str:
+    if (bundle_dir / BOOTSTRAP_FILENAME).is_file():
+        return f"on {BOOTSTRAP_FILENAME} ({describe(inputs)})"
+    return f"on generated inputs {describe(inputs)} ({BETTER_INPUTS})"
+
+
+def _check_finite(
+    outputs: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], bundle_dir: Path
+) -> None:
     for name, array in outputs.items():
         value = np.asarray(array)
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
-            raise HealthGateFailed(f"output {name!r} is not finite (NaN or infinity) on warm-up")
+            on = _on_inputs(inputs, bundle_dir)
+            raise HealthGateFailed(f"output {name!r} is not finite (NaN or infinity) {on}")
 
 
 def health_gate(
@@ -79,9 +117,10 @@ def health_gate(
         try:
             outputs = runner.infer(inputs)
         except AgentError as exc:
-            raise HealthGateFailed(f"warm-up inference failed: {exc}") from exc
+            on = _on_inputs(inputs, bundle_dir)
+            raise HealthGateFailed(f"warm-up inference failed {on}: {exc}") from exc
         elapsed_ms = (time.perf_counter() - start) * 1000.0
-        _check_finite(outputs)
+        _check_finite(outputs, inputs, bundle_dir)
         if i:  # the first run pays one-time costs (allocation, kernel selection)
             timings.append(elapsed_ms)
     p50 = statistics.median(timings)

@@ -49,6 +49,7 @@ class Request:
     digest: str
     runtimes: tuple[str, ...]
     tolerance: float | None = None
+    topk: int | None = None
     threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class Request:
             digest=str(data["digest"]),
             runtimes=tuple(data["runtimes"]),
             tolerance=data.get("tolerance"),
+            topk=data.get("topk"),
             threads=data.get("threads"),
         )
 
@@ -97,6 +99,7 @@ def select_backend(
             inputs_for=inputs_for,
             pin=pin,
             tolerance=request.tolerance,
+            topk=request.topk,
             threads=request.threads,
         )
     assert isinstance(selector, PortableSelector)

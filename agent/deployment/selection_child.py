@@ -2,7 +2,7 @@
 the winner and every candidate's figures as one JSON line, exit (and so unload them).
 
 Reads ``{"setup": SelectorSetup JSON, "request": selecting.Request JSON}`` on stdin and
-runs ``Selector.select`` as the agent would (the bundle's bootstrap input, the same
+runs ``Selector.select`` as the agent would (the bundle's input sets, the same
 selection cache, which it fills). Prints ``answer(selection)``, or
 ``{"error": one line, "kind": the AgentError class}`` when the selection fails.
 """
@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import Any
 
-from agent.deployment.gate import bootstrap_inputs
+from agent.deployment.gate import bundle_input_sets
 from agent.deployment.loading import load_runner
 from agent.deployment.selecting import Request
 from agent.errors import AgentError
@@ -42,13 +42,17 @@ def run(data: dict[str, Any]) -> dict[str, Any]:
             bundle_dir, expected_name=request.name, expected_version=request.version, spec=spec
         )
 
+    selector = setup.build(portable=False)
     try:
-        selection = setup.build().select(
+        selection = selector.select(
             bundle_digest=request.digest,
             runtimes=request.runtimes,
             load=load,
-            inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
+            inputs_for=lambda runner: bundle_input_sets(
+                runner, bundle_dir, count=selector.settings.guard_sets
+            ),
             tolerance=request.tolerance,
+            topk=request.topk,
             threads=request.threads,
         )
     except AgentError as exc:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from agent.deployment.book import Book
 from agent.deployment.bundles import BundleCache, read_metadata
 from agent.deployment.fit import memory_problem
-from agent.deployment.gate import bootstrap_inputs, health_gate
+from agent.deployment.gate import bundle_input_sets, health_gate
 from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import Event, State
 from agent.deployment.loading import load_runner
@@ -235,13 +235,12 @@ class Steps:
         runtimes = candidate_runners(metadata)
         # loaded and measured on its share's cores: its backend's threads inherit them
         with confined(share.cores if share is not None else None):
-            if self._selector is None or (
-                pin is None and not self._selector.candidates_for(runtimes)
-            ):
+            selector = self._selector
+            if selector is None or (pin is None and not selector.candidates_for(runtimes)):
                 return load(), None, fair
             # measured in a child process when due: only the winner's runtime loads here
             selection = select_backend(
-                self._selector,
+                selector,
                 Request(
                     bundle_dir=bundle_dir,
                     name=name,
@@ -249,10 +248,13 @@ class Steps:
                     digest=digest,
                     runtimes=runtimes,
                     tolerance=bundle.tolerance if bundle is not None else None,
+                    topk=bundle.topk if bundle is not None else None,
                     threads=share.threads if share is not None else None,
                 ),
                 load=load,
-                inputs_for=lambda runner: bootstrap_inputs(runner, bundle_dir),
+                inputs_for=lambda runner: bundle_input_sets(
+                    runner, bundle_dir, count=selector.settings.guard_sets
+                ),
                 pin=pin,
             )
         summary = selection.summary()

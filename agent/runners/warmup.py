@@ -1,7 +1,9 @@
 """Warm-up: build an input from a runner's declared signature and run it once or more.
 
-Dynamic dimensions become 1, integers zeros, booleans False, floats small random values
-(so that a backend that special-cases zeros still exercises its real kernels).
+The input is the first set ``agent.runners.inputs.input_sets`` makes without a bootstrap
+or hints: dynamic dimensions at a typical size for their rank and position (batch 1,
+image 224, sequence 16), floats uniform in [0, 1), integers in a plausible range,
+booleans True.
 """
 
 from __future__ import annotations
@@ -13,30 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from agent.runners.base import Runner, TensorSignature
+from agent.runners.inputs import input_sets
 
 logger = logging.getLogger(__name__)
 
 
 def warmup_inputs(signatures: Sequence[TensorSignature], *, seed: int = 0) -> dict[str, np.ndarray]:
-    """One tensor per declared input, shaped with dynamic dims set to 1."""
-    rng = np.random.default_rng(seed)
-    inputs: dict[str, np.ndarray] = {}
-    for sig in signatures:
-        dims = sig.shape if sig.shape is not None else (None,)
-        shape = tuple(1 if dim is None else dim for dim in dims)
-        kind = sig.dtype.kind
-        if kind == "f":
-            array = (rng.random(shape) * 0.1).astype(sig.dtype)
-        elif kind == "b":
-            array = np.zeros(shape, dtype=np.bool_)
-        elif kind in "iuc":
-            array = np.zeros(shape, dtype=sig.dtype)
-        elif kind in "USO":
-            array = np.full(shape, "", dtype=object)
-        else:
-            array = np.zeros(shape, dtype=sig.dtype)
-        inputs[sig.name] = array
-    return inputs
+    """One tensor per declared input, from the defaults of ``agent.runners.inputs``."""
+    return input_sets(signatures, seed=seed)[0]
 
 
 def warm_up(runner: Runner, *, iterations: int = 1) -> float:

@@ -6,10 +6,13 @@
    one here (``supports``). With none left, the default runner serves (no measurement).
 2. Cache: a result for (bundle digest, hardware fingerprint, runtime versions) is reused:
    only the chosen backend is loaded (a restart does not benchmark again).
-3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the bootstrap
-   input (``bootstrap.npz`` of the bundle, or generated from the declared signature).
-4. Each candidate is loaded and warmed up, and its outputs are checked against the
-   reference (``guard``: ``tolerance`` of the reference's max abs value, by default 1%);
+3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the input sets
+   ``inputs_for`` gives (``agent.runners.inputs``: the bundle's ``bootstrap.npz``, then
+   sets generated from its input hints and the defaults; the first one is the timing input).
+4. Each candidate is loaded and warmed up, and its outputs on every set are checked
+   against the reference's (``guard``: error relative to the reference's scale, by
+   default at most 1%, optionally top-k agreement); a candidate that cannot run is
+   reported with the inputs it was given and how to supply better ones;
    the accurate ones are then timed interleaved, in rotating rounds of short bursts,
    within what is left of ``budget_s`` and running at most ``cpu_share`` of the time
    (``measure``). The losers are closed.
@@ -34,8 +37,16 @@ import psutil
 from agent.errors import AgentError, RunnerUnavailable
 from agent.runners.base import Runner
 from agent.selection.cache import SelectionCache, cache_key
-from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
-from agent.selection.measure import time_interleaved, warm_up
+from agent.selection.guard import (
+    DEFAULT_GUARD_SETS,
+    DEFAULT_TOLERANCE,
+    InputSet,
+    as_input_sets,
+    compare_outputs,
+    outputs_on,
+    run_failed,
+)
+from agent.selection.measure import time_interleaved
 from agent.selection.policy import Choice, Measurement, NoCandidate, choose
 
 logger = logging.getLogger(__name__)
@@ -50,6 +61,8 @@ class SelectionSettings:
     #: the largest share of one core the measuring thread uses
     cpu_share: float = 0.5
     tolerance: float = DEFAULT_TOLERANCE
+    #: how many input sets the accuracy guard compares on (``inputs_for`` makes them)
+    guard_sets: int = DEFAULT_GUARD_SETS
 
 
 @dataclass
@@ -88,8 +101,8 @@ class Selection:
 
 #: load one candidate: (spec) -> a loaded runner (AgentError if it cannot)
 LoadFn = Callable[[Any], Runner]
-#: the inputs to measure a loaded runner on (the bundle's bootstrap input)
-InputsFn = Callable[[Runner], dict[str, np.ndarray]]
+#: the input sets to measure a loaded runner on (one set, or several: the first is timed)
+InputsFn = Callable[[Runner], InputSet | Sequence[InputSet]]
 
 
 class Selector:
@@ -126,6 +139,7 @@ class Selector:
         inputs_for: InputsFn,
         pin: str | None = None,
         tolerance: float | None = None,
+        topk: int | None = None,
         threads: int | None = None,
     ) -> Selection:
         """The loaded winner among the candidates whose runtime is in ``runtimes``.
@@ -158,7 +172,13 @@ class Selector:
             return self._selection(load(specs[0]), specs[0].key, "the only candidate", started)
         tol = self.settings.tolerance if tolerance is None else tolerance
         return self._measure_all(
-            specs, load=load, inputs_for=inputs_for, started=started, key=key, tolerance=tol
+            specs,
+            load=load,
+            inputs_for=inputs_for,
+            started=started,
+            key=key,
+            tolerance=tol,
+            topk=topk,
         )
 
     def _selection(self, runner: Runner, key: str, reason: str, started: float) -> Selection:
@@ -180,14 +200,15 @@ class Selector:
         started: float,
         key: str,
         tolerance: float,
+        topk: int | None = None,
     ) -> Selection:
         """Load every candidate (the fp32 reference first), check its outputs, time the
         accurate ones interleaved, keep the winner loaded and close the others."""
         measurements: dict[str, Measurement] = {}
         loaded: dict[str, Runner] = {}
         memory: dict[str, int] = {}
-        reference: dict[str, np.ndarray] | None = None
-        inputs: dict[str, np.ndarray] | None = None
+        reference: list[dict[str, np.ndarray]] | None = None
+        sets: list[InputSet] | None = None
         try:
             for spec in sorted(specs, key=lambda c: c.key != REFERENCE_KEY):
                 rss = psutil.Process().memory_info().rss
@@ -198,17 +219,19 @@ class Selector:
                     continue
                 memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
                 try:
-                    if inputs is None:
-                        inputs = inputs_for(runner)
-                    outputs = warm_up(runner.infer, inputs)
+                    if sets is None:
+                        sets = as_input_sets(inputs_for(runner))
+                    outputs = outputs_on(runner.infer, sets)
                 except AgentError as exc:
                     runner.close()
-                    measurements[spec.key] = Measurement(spec.key, excluded=f"run failed: {exc}")
+                    failed = run_failed(exc, sets)
+                    measurements[spec.key] = Measurement(spec.key, excluded=failed)
+                    logger.info("selection: %s excluded: %s", spec.key, failed)
                     continue
                 if reference is None and spec.precision == "f32":
                     reference = outputs
                 error, why = (
-                    compare_outputs(reference, outputs, tolerance=tolerance)
+                    compare_outputs(reference, outputs, tolerance=tolerance, topk=topk)
                     if reference is not None
                     else (None, "no fp32 reference to compare with")
                 )
@@ -220,11 +243,11 @@ class Selector:
                 loaded[spec.key] = runner
                 measurements[spec.key] = Measurement(spec.key, rel_error=error)
             left = self.settings.budget_s - (time.monotonic() - started)
-            assert inputs is not None or not loaded
+            assert sets is not None or not loaded
             timings = (
                 time_interleaved(
                     {k: r.infer for k, r in loaded.items()},
-                    inputs or {},
+                    sets[0] if sets else {},
                     budget_s=max(0.5, left * 0.9),
                     cpu_share=self.settings.cpu_share,
                 )

@@ -31,10 +31,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydantic_core
 
-from agent.errors import AgentError, InferenceError, InvalidInput, ModelNotFound, StepUnavailable
-from agent.serving import oip, oip_binary
+from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
+from agent.serving import oip, oip_binary, oip_json, oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, error_response
@@ -43,7 +44,7 @@ from agent.telemetry.prometheus import PROMETHEUS_CONTENT_TYPE, render_prometheu
 
 logger = logging.getLogger(__name__)
 
-SERVER_NAME = "edgefleet-agent"
+SERVER_NAME = oip_service.SERVER_NAME
 EXTENSIONS = ("binary_tensor_data",)
 _HEADER = oip_binary.HEADER.lower()
 _GET = ("GET", "HEAD")
@@ -52,11 +53,6 @@ _POST = ("POST",)
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(status, (pydantic_core.to_json(body, inf_nan_mode=oip.NON_FINITE_JSON),))
-
-
-def _check_version(model: LoadedModel, version: str | None) -> None:
-    if version is not None and version != model.version:
-        raise ModelNotFound(f"model {model.name!r} version {version!r} is not active")
 
 
 def run_inference(
@@ -71,15 +67,14 @@ def run_inference(
 
     ``binary``: the request's binary tensor data; ``buffers``: receives the binary
     outputs (in order) when given, else every output is JSON."""
-    with models.use(name) as model:
-        _check_version(model, version)
-        request, inputs = oip.decode_request(
-            body, model.runner.inputs, [o.name for o in model.runner.outputs], binary
-        )
-        outputs = model.infer(inputs)
-        missing = [o.name for o in request.outputs or [] if o.name not in outputs]
-        if missing:
-            raise InferenceError(f"model did not produce output {missing[0]!r}")
+
+    def decode(model: LoadedModel) -> oip_service.Decoded:
+        outputs = [o.name for o in model.runner.outputs]
+        return oip.decode_request(body, model.runner.inputs, outputs, binary)
+
+    def encode(
+        model: LoadedModel, request: oip.InferenceRequest, outputs: dict[str, np.ndarray]
+    ) -> dict[str, Any]:
         return oip.encode_response(
             model_name=model.name,
             model_version=model.version,
@@ -87,6 +82,8 @@ def run_inference(
             outputs=outputs,
             binary=buffers,
         )
+
+    return oip_service.infer(models, name, version, decode, encode)
 
 
 class LocalApi:
@@ -164,19 +161,11 @@ class LocalApi:
         return {"name": SERVER_NAME, "version": self._server_version, "extensions": EXTENSIONS}
 
     def _model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
-        model = self._models.get(name)
-        _check_version(model, version)
-        return oip.model_metadata(
-            name=model.name,
-            version=model.version,
-            platform=model.runner.platform,
-            inputs=model.runner.inputs,
-            outputs=model.runner.outputs,
-        )
+        return oip_service.model_metadata(self._models, name, version)
 
     def _model_ready(self, name: str, version: str | None) -> dict[str, Any]:
         model = self._models.get(name)
-        _check_version(model, version)
+        oip_service.check_version(model, version)
         return {"name": model.name, "ready": True}
 
     def _metrics(self) -> Response:
@@ -192,16 +181,12 @@ class LocalApi:
 
     def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
         header, binary = oip_binary.split_body(request.body, request.headers.get(_HEADER))
-        try:
-            # pydantic-core's JSON parser and serialiser are ~6x and ~9x faster than the
-            # json module on tensor-sized payloads (bench/inference.py). It takes bytes:
-            # the JSON part is copied once (a few hundred bytes with binary tensors).
-            body = pydantic_core.from_json(bytes(header), allow_inf_nan=False)
-        except ValueError as exc:
-            raise InvalidInput(f"request body is not JSON: {exc}") from exc
+        # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
+        # part is copied once (a few hundred bytes with binary tensors)
+        body = oip_json.loads_request(bytes(header))
         buffers: list[Any] = []
         result = run_inference(self._models, name, version, body, binary, buffers)
-        payload = pydantic_core.to_json(result, inf_nan_mode=oip.NON_FINITE_JSON)
+        payload = oip_json.dumps_response(result)
         if not buffers:
             return Response(200, (payload,))
         return Response(

@@ -14,12 +14,15 @@ the v2 gRPC messages) they are the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``: accepted in float input tensors, and written for float outputs by the
 local API's serialiser (``NON_FINITE_JSON``). A number that does not fit the input's
 datatype (1e39 for FP32, 300 for INT8) is refused instead of being rounded to infinity
-or wrapped around.
+or wrapped around. Numeric JSON tensor data is parsed straight into arrays and written
+straight from them (``agent.serving.oip_json``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -29,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
 from agent.serving import oip_binary
+from agent.serving.oip_json import JsonNumbers
 
 #: numpy dtype name -> OIP datatype
 DATATYPES: dict[str, str] = {
@@ -55,6 +59,7 @@ NON_FINITE_JSON: Final = "strings"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+@functools.cache  # numpy's dtype.name is Python code, slow enough to show per request
 def oip_datatype(dtype: np.dtype[Any]) -> str:
     return DATATYPES.get(dtype.name, "BYTES" if dtype.kind in "USO" else dtype.name.upper())
 
@@ -64,10 +69,14 @@ class _Strict(BaseModel):
 
 
 class RequestInput(_Strict):
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any] | None = None  # None: binary (parameters.binary_data_size)
+    # None: binary (parameters.binary_data_size); JsonNumbers: parsed straight into an
+    # array (agent.serving.oip_json)
+    data: list[Any] | JsonNumbers | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -155,6 +164,10 @@ def _tensor_dtype(
     dtype = NUMPY_DTYPES.get(expected)
     if dtype is None:
         raise InvalidInput(f"input {tensor.name!r}: datatype {expected} is not supported")
+    # numpy cannot even shape an empty array whose non-zero dimensions overflow its index
+    # type ([2**62, 2**62, 0]): refused here rather than failing inside numpy
+    if math.prod(d for d in tensor.shape if d) * dtype.itemsize > sys.maxsize:
+        raise InvalidInput(f"input {tensor.name!r}: shape {tensor.shape} is too large")
     return signature, dtype
 
 
@@ -172,11 +185,15 @@ def decode_tensor(
         raise InvalidInput(f"input {tensor.name!r}: no data (nor {oip_binary.BINARY_SIZE})")
     expected = tensor.datatype
     try:
-        flat = np.asarray(tensor.data)
+        data = tensor.data
+        flat = data.values if isinstance(data, JsonNumbers) else np.asarray(data)
         named: np.ndarray | bool = False
-        if dtype.kind == "f" and flat.dtype.kind in "UO":
-            flat, named = _floats_with_names(tensor.data, expected)
-        _check_range(flat, tensor.data, dtype, expected)
+        if isinstance(data, list):  # a JsonNumbers is all numbers of the right kind
+            if dtype.kind == "f" and flat.dtype.kind in "UO":
+                flat, named = _floats_with_names(data, expected)
+            _check_range(flat, data, dtype, expected)
+        else:
+            _check_range(flat, [], dtype, expected)
         if flat.size and not _compatible(flat.dtype.kind, dtype.kind):
             raise ValueError(f"values are not {expected}")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -204,9 +221,21 @@ def decode_request(
     """Parse and check a request body (``binary``: the bytes after its JSON header, for
     the binary tensor data extension); the arrays are ready for ``Runner.infer``."""
     request = parse_request(body)
+    slices = oip_binary.input_slices(request.inputs, binary)
+    return request, decode_inputs(request, slices, signatures, output_names)
+
+
+def decode_inputs(
+    request: InferenceRequest,
+    slices: Sequence[memoryview | None],
+    signatures: Sequence[TensorSignature],
+    output_names: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """The request's input arrays, each checked against its signature (``slices``: each
+    input's raw little-endian data, None where its values are ``data``), and its
+    requested outputs checked against ``output_names``. The REST and gRPC paths share it."""
     by_name = {s.name: s for s in signatures}
     inputs: dict[str, np.ndarray] = {}
-    slices = oip_binary.input_slices(request.inputs, binary)
     for tensor, raw in zip(request.inputs, slices, strict=True):
         if tensor.name in inputs:
             raise InvalidInput(f"input {tensor.name!r} given twice")
@@ -225,15 +254,29 @@ def decode_request(
             raise InvalidInput(
                 f"output {wanted.name!r}: the classification extension is not supported"
             )
-    return request, inputs
+    return inputs
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
+    """An output as JSON tensor data: a numeric array stays an array (written from its
+    memory by ``oip_json.dumps_response``); non-finite floats and BYTES become lists."""
+    flat = array.reshape(-1)
+    data: Any = flat
+    if array.dtype.kind not in "biuf":
+        data = flat.tolist()
+    elif array.dtype.kind == "f" and not np.isfinite(flat).all():
+        values = flat.astype(object)
+        values[np.isnan(flat)] = "NaN"
+        values[np.isposinf(flat)] = "Infinity"
+        values[np.isneginf(flat)] = "-Infinity"
+        data = values.tolist()
+    elif not flat.dtype.isnative:  # pragma: no cover - big-endian arrays
+        data = flat.astype(flat.dtype.newbyteorder("="))
     return {
         "name": name,
         "shape": list(array.shape),
         "datatype": oip_datatype(array.dtype),
-        "data": array.reshape(-1).tolist(),
+        "data": data,
     }
 
 

@@ -6,6 +6,8 @@
 #   EDGEFLEET_TRUST         (optional: the provisioning trust document)
 #   EDGEFLEET_ENROLLMENT_TOKEN_FILE (optional: a one-time token, used while not enrolled)
 #   EDGEFLEET_LOCAL_API     (default 127.0.0.1:8500: loopback, the API has no auth)
+#   EDGEFLEET_LOCAL_GRPC    (optional: the API over gRPC, host:port or "off"; default
+#                           EDGEFLEET_LOCAL_API's port + 1)
 #   EDGEFLEET_MEMORY_BUDGET_MB (optional: what the models may take; default 3/4 of the
 #                           host's RAM, which a container's memory limit does not change)
 # Then: edge-agent run|enroll ... --config <that file> (default: run); other commands as given.
@@ -29,7 +31,8 @@ if [ ! -f "$config" ]; then
   token=
   if [ -n "$token_file" ] && [ -s "$token_file" ]; then token=$(cat "$token_file"); fi
   for name in EDGEFLEET_DEVICE_ID EDGEFLEET_FLEET EDGEFLEET_BROKER_URL \
-      EDGEFLEET_CONTROL_PLANE_URL EDGEFLEET_ROOT_KEYS EDGEFLEET_TRUST EDGEFLEET_LOCAL_API; do
+      EDGEFLEET_CONTROL_PLANE_URL EDGEFLEET_ROOT_KEYS EDGEFLEET_TRUST EDGEFLEET_LOCAL_API \
+      EDGEFLEET_LOCAL_GRPC; do
     eval "check $name \"\${$name:-}\""
   done
   check "$token_file" "$token"
@@ -48,6 +51,9 @@ if [ ! -f "$config" ]; then
     echo "data_dir = $(quoted "$data")"
     echo "root_keys = [$(quoted "${EDGEFLEET_ROOT_KEYS:-/etc/edgefleet-agent/root.pub}")]"
     echo "local_api = $(quoted "${EDGEFLEET_LOCAL_API:-127.0.0.1:8500}")"
+    if [ -n "${EDGEFLEET_LOCAL_GRPC:-}" ]; then
+      echo "local_grpc = $(quoted "$EDGEFLEET_LOCAL_GRPC")"
+    fi
     if [ -n "${EDGEFLEET_TRUST:-}" ]; then echo "trust = $(quoted "$EDGEFLEET_TRUST")"; fi
     if [ -n "$token" ]; then echo "enrollment_token = $(quoted "$token")"; fi
     if [ -n "${EDGEFLEET_MEMORY_BUDGET_MB:-}" ]; then

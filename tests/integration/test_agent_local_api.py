@@ -195,32 +195,43 @@ def test_stop_finishes_in_flight_requests_and_refuses_new_ones(
 ) -> None:
     models, server, url = served
     model = _load(tmp_path, slow_model, "slow")
+    # the request stays in flight until the test has seen new connections refused (the
+    # runner is real; only its start waits for the test, so load cannot reorder the steps)
+    release = threading.Event()
+    real_infer = model.runner.infer
+
+    def held_infer(inputs: Any) -> dict[str, np.ndarray]:
+        release.wait(60)
+        return real_infer(inputs)
+
+    model.runner.infer = held_infer  # type: ignore[method-assign]
     models.activate(model)
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    idle = socket.create_connection((host, int(port)), timeout=10)  # keep-alive, then idle
-    idle.sendall(b"GET /v2/health/live HTTP/1.1\r\n\r\n")
-    assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+    with socket.create_connection((host, int(port)), timeout=10) as idle:  # keep-alive, idle
+        idle.sendall(b"GET /v2/health/live HTTP/1.1\r\n\r\n")
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200")
 
-    x = np.random.default_rng(0).standard_normal((SLOW_BATCH, WIDTH)).astype(np.float32)
-    body, headers = _slow_body(x)
-    answers: list[httpx.Response] = []
-    request = _post_in_background(url, body, headers, answers)
-    wait_until(lambda: model._in_flight == 1, 20, "the slow request in flight")
-    stopper = threading.Thread(target=server.stop, args=(60,))
-    stopper.start()
-    wait_until(lambda: _refused(url), 10, "new connections refused", interval=0.01)
-    still_running = request.is_alive()
-    stopper.join(60)
-    request.join(5)
-    assert still_running, "the slow request finished before stop() refused connections"
-    assert not stopper.is_alive() and not request.is_alive()
-    [response] = answers
-    assert response.status_code == 200 and response.headers["connection"] == "close"
-    version, y = _answer(response)
-    assert version == "1.2"
-    np.testing.assert_array_equal(y, x)
-    assert idle.recv(4096) == b""  # the idle keep-alive connection was closed unanswered
-    idle.close()
+        x = np.random.default_rng(0).standard_normal((SLOW_BATCH, WIDTH)).astype(np.float32)
+        body, headers = _slow_body(x)
+        answers: list[httpx.Response] = []
+        request = _post_in_background(url, body, headers, answers)
+        wait_until(lambda: model._in_flight == 1, 20, "the slow request in flight")
+        stopper = threading.Thread(target=server.stop, args=(60,))
+        stopper.start()
+        try:
+            wait_until(lambda: _refused(url), 10, "new connections refused", interval=0.01)
+            assert request.is_alive() and stopper.is_alive()  # stop() waits for the request
+        finally:
+            release.set()
+        stopper.join(60)
+        request.join(5)
+        assert not stopper.is_alive() and not request.is_alive()
+        [response] = answers
+        assert response.status_code == 200 and response.headers["connection"] == "close"
+        version, y = _answer(response)
+        assert version == "1.2"
+        np.testing.assert_array_equal(y, x)
+        assert idle.recv(4096) == b""  # the idle keep-alive connection was closed unanswered
 
 
 def test_hot_swap_while_a_request_is_in_flight(

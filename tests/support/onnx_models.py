@@ -77,6 +77,37 @@ def bool_input_model(path: Path) -> Path:
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
 
 
+#: every numeric dtype the local API carries (OIP datatype -> numpy dtype), BOOL included
+EVERY_DTYPE = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+
+
+def every_dtype_model(path: Path) -> Path:
+    """One input per ``EVERY_DTYPE`` entry, ``in_<datatype>`` [batch, n] (both dims
+    dynamic), echoed by Identity as ``out_<datatype>``."""
+    inputs, outputs, nodes = [], [], []
+    for datatype, dtype in EVERY_DTYPE.items():
+        elem = helper.np_dtype_to_tensor_dtype(dtype)
+        name = datatype.lower()
+        inputs.append(helper.make_tensor_value_info(f"in_{name}", elem, ["batch", "n"]))
+        outputs.append(helper.make_tensor_value_info(f"out_{name}", elem, ["batch", "n"]))
+        nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))
+    graph = helper.make_graph(nodes, "every_dtype", inputs, outputs)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
 def masked_head_model(path: Path, *, scale: float = 3.0) -> Path:
     """features float32 [batch, 3], mask bool [batch, 3] -> z = where(mask, features *
     scale - 1, 0) float32 [batch, 3]: a second stage that takes what ``two_input_model``

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.deployment.gate import bootstrap_inputs
+from agent.deployment.gate import bundle_input_sets
 from agent.deployment.loading import load_runner
 from agent.selection import SelectionCache, SelectionSettings, Selector
 from hw_profiles import CandidateSpec
@@ -34,7 +34,7 @@ def selector_for(tmp_path: Path, *specs: CandidateSpec, **settings: Any) -> Sele
         fingerprint="fp",
         runtimes={"onnxruntime": "x"},
         cache=SelectionCache(tmp_path / "data"),
-        settings=SelectionSettings(budget_s=2.0, **settings),
+        settings=SelectionSettings(**{"budget_s": 2.0, **settings}),
     )
 
 
@@ -50,7 +50,9 @@ def select(selector: Selector, bundle: Path, **kw: Any) -> Any:
         bundle_digest="d" * 64,
         runtimes=("onnxruntime", "openvino"),
         load=load,
-        inputs_for=lambda runner: bootstrap_inputs(runner, bundle),
+        inputs_for=lambda runner: bundle_input_sets(
+            runner, bundle, count=selector.settings.guard_sets
+        ),
         **kw,
     )
     return selection, loads

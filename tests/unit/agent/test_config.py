@@ -136,3 +136,26 @@ def test_local_api_off_loopback_is_refused(tmp_path: Path, address: str) -> None
     message = str(info.value)
     assert ": local_api: " in message and "not a loopback address" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("lines", "address"),
+    [
+        ('local_api = "127.0.0.1:8500"', ("127.0.0.1", 8501)),  # unset: REST's port + 1
+        ('local_api = "[::1]:9000"', ("::1", 9001)),
+        ('local_api = "127.0.0.1:0"', ("127.0.0.1", 0)),  # REST on a free port: so is gRPC
+        ('local_api = "127.0.0.1:0"\nlocal_grpc = "localhost:8001"', ("localhost", 8001)),
+        ('local_api = "127.0.0.1:0"\nlocal_grpc = "off"', None),
+    ],
+)
+def test_local_grpc_address(tmp_path: Path, lines: str, address: tuple[str, int] | None) -> None:
+    text = GOOD.replace('local_api = "127.0.0.1:0"', lines)
+    assert load_config(_write(tmp_path, text)).local_grpc_address == address
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0:8001", "8001", "on"])
+def test_local_grpc_off_loopback_or_malformed_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(AgentConfigError) as info:
+        load_config(_write(tmp_path, f'{GOOD}local_grpc = "{value}"\n'))
+    message = str(info.value)
+    assert ": local_grpc: " in message and "\n" not in message

@@ -140,6 +140,39 @@ def test_binary_input_json_output(api: httpx.Client) -> None:
     ]
 
 
+def test_large_json_tensors_answer_as_binary_ones(api: httpx.Client) -> None:
+    # > 8 KiB of JSON: parsed straight into arrays (agent.serving.oip_json), nested x too
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 4)).astype(np.float32)
+    ids = rng.integers(-(2**40), 2**40, 400)
+    as_json = {
+        "inputs": [
+            {"name": "x", "shape": [400, 4], "datatype": "FP32", "data": x.tolist()},
+            {"name": "ids", "shape": [400], "datatype": "INT64", "data": ids.tolist()},
+        ]
+    }
+    response = api.post("/v2/models/two/infer", json=as_json)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    request = {
+        "inputs": [
+            {**_x_binary(), "shape": [400, 4], "parameters": {"binary_data_size": x.nbytes}},
+            {"name": "ids", "shape": [400], "datatype": "INT64", "data": ids.tolist()},
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    path, body, headers = _binary_request(request, [x.tobytes()])
+    _, data = _split(api.post(path, content=body, headers=headers))
+    y = np.frombuffer(data[: 400 * 3 * 4], np.float32).reshape(400, 3)
+    np.testing.assert_array_equal(np.asarray(outputs["y"]["data"], np.float32).reshape(400, 3), y)
+    assert outputs["n"]["data"] == (ids * 2).tolist()
+
+    as_json["inputs"][0]["data"][7] = [1.0, 2.0, 3.0]  # ragged: the same one-line 400
+    response = api.post("/v2/models/two/infer", json=as_json)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("input 'x': setting an array element")
+
+
 @pytest.mark.parametrize(
     ("blobs", "header", "message"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
 from agent.serving.oip import decode_request, encode_response, model_metadata
+from agent.serving.oip_json import dumps_response
 
 SIGS = [
     TensorSignature("x", np.dtype("float32"), (None, 4)),
@@ -68,6 +70,9 @@ def test_bool_tensor() -> None:
         (_body(outputs=[{"name": "nope"}]), "unknown output 'nope'"),
         ({"inputs": []}, "inputs"),
         ({"inputs": [{"name": "x"}]}, "bad inference request"),
+        # no values, but dimensions numpy cannot shape even an empty array with
+        (_body(x={"shape": [2**62, 2**62, 0], "data": []}), "is too large"),
+        (_body(x={"shape": [0, 2**70], "data": []}), "is too large"),
     ],
 )
 def test_bad_requests_are_one_line_invalid_input(body: dict[str, Any], match: str) -> None:
@@ -90,7 +95,7 @@ def test_encode_response_filters_and_keeps_id() -> None:
         "n": np.array([6, 8], np.int64),
     }
     body = encode_response(model_name="m", model_version="1", request=request, outputs=outputs)
-    assert body == {
+    assert json.loads(dumps_response(body)) == {
         "model_name": "m",
         "model_version": "1",
         "id": "r1",
@@ -102,7 +107,9 @@ def test_float32_values_survive_json_exactly() -> None:
     request, _ = decode_request(_body(), SIGS, OUTS)
     y = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     body = encode_response(model_name="m", model_version="1", request=request, outputs={"y": y})
-    back = np.asarray(body["outputs"][0]["data"], dtype=np.float32).reshape(2, 3)
+    back = np.asarray(
+        json.loads(dumps_response(body))["outputs"][0]["data"], dtype=np.float32
+    ).reshape(2, 3)
     np.testing.assert_array_equal(back, y)
 
 

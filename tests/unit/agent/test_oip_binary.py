@@ -14,6 +14,7 @@ from agent.errors import InvalidInput
 from agent.runners.base import TensorSignature
 from agent.serving import oip_binary
 from agent.serving.oip import decode_request, encode_response
+from agent.serving.oip_json import dumps_response
 
 SIGS = [
     TensorSignature("x", np.dtype("float32"), (None, 4)),
@@ -231,7 +232,12 @@ def test_binary_data_output_makes_every_output_binary() -> None:
 def test_per_output_binary_data_overrides_the_request_default() -> None:
     outputs = [{"name": "n", "parameters": {"binary_data": False}}, {"name": "y"}]
     body, buffers = _encode(_request(parameters={"binary_data_output": True}, outputs=outputs))
-    assert body["outputs"][0] == {"name": "n", "shape": [2], "datatype": "INT64", "data": [6, 8]}
+    assert json.loads(dumps_response(body["outputs"][0])) == {
+        "name": "n",
+        "shape": [2],
+        "datatype": "INT64",
+        "data": [6, 8],
+    }
     assert body["outputs"][1]["parameters"] == {"binary_data_size": 24}
     assert len(buffers) == 1
 
@@ -243,7 +249,7 @@ def test_per_output_binary_data_overrides_the_request_default() -> None:
 def test_json_only_when_the_caller_takes_no_buffers() -> None:
     request = _request(parameters={"binary_data_output": True})
     body = encode_response(model_name="m", model_version="1", request=request, outputs=OUTPUTS)
-    assert body["outputs"][1]["data"] == [6, 8]
+    assert json.loads(dumps_response(body["outputs"][1]["data"])) == [6, 8]
 
 
 @pytest.mark.parametrize(

@@ -87,13 +87,14 @@ def test_warmup_inputs_for_dynamic_int_and_bool() -> None:
         TensorSignature("mask", np.dtype("bool"), (None, 2)),
         TensorSignature("any", np.dtype("float16"), None),
     ]
-    inputs = warmup_inputs(sigs)
+    inputs = warmup_inputs(sigs)  # agent.runners.inputs defaults: batch 1, sequences 16
     assert inputs["x"].shape == (1, 4) and inputs["x"].dtype == np.float32
-    assert inputs["x"].min() >= 0 and inputs["x"].max() < 0.1
-    assert inputs["ids"].shape == (1,) and inputs["ids"].dtype == np.int64
-    assert not inputs["ids"].any()
-    assert inputs["mask"].dtype == np.bool_ and not inputs["mask"].any()
-    assert inputs["any"].shape == (1,)
+    assert inputs["x"].min() >= 0 and inputs["x"].max() < 1
+    assert inputs["ids"].shape == (1,) and inputs["ids"].dtype == np.int64  # x's batch
+    assert inputs["ids"].min() >= 0 and inputs["ids"].max() < 100
+    assert inputs["mask"].dtype == np.bool_ and inputs["mask"].shape == (1, 2)
+    assert inputs["mask"].all()
+    assert inputs["any"].shape == (16,)
 
 
 def test_warm_up_runs_the_model(tmp_path: Path) -> None:

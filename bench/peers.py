@@ -1,0 +1,229 @@
+"""The agent's OIP REST path against peer model servers: Seldon MLServer, KServe.
+
+    python -m bench.peers [--seconds 60] [--min-turns 10] [--quick]
+
+One run, one model (the CNN of ``bench.serving``: one 1x3x224x224 float32 image in,
+1000 logits out), served with onnxruntime by
+
+- the agent's local API (``agent.serving.local_api``) in a process of its own
+  (``bench.peers_runtimes.AgentProcess``), as a deployed agent runs and as each peer
+  runs here: ``agent_binary``, ``agent_json``;
+- the same local API as a thread of this process, serving the baseline's very session
+  beside the floors, which are threads of this process too: ``agent_thread_binary``;
+- Seldon MLServer 1.7.1 and KServe's Python model server 0.21.0, each in a process of
+  its own, from a virtual environment of its own with a small custom runtime
+  (``bench.peers_runtimes``; the environments: ``bench.peers_envs``, under
+  ``~/.cache/edgefleet/bench-peers`` or ``$EDGEFLEET_BENCH_PEERS_DIR``).
+
+The same OIP v2 request from the same keep-alive ``http.client`` client
+(``bench.rest_paths``), as JSON to every server and with the binary tensor data
+extension to each that has it (the agent, KServe), is timed in turns, interleaved in one
+run with ``session.run`` (the baseline: the agent runner's own session) and the floors
+of this box (``bench.tcp_floor``: raw TCP, and the barest HTTP server). Every path's
+output is checked against the baseline's before timing. Figures are p50 added over the
+baseline.
+
+The JSON line (last) carries ``binary_added_over_best_peer`` and
+``json_added_over_best_peer`` (the agent's added p50 over the best peer's, for that
+encoding; goal <= 0.5 each), ``agent_over_http_floor_ms`` (``agent_thread_binary`` p50
+minus the HTTP floor's; goal <= 0.1), ``peers`` (the version of each) and ``skipped``
+(peer: why). A full run installs a missing peer environment first (minutes, once);
+``--quick`` (1 s, 2 turns) never installs: it measures each peer whose environment is
+ready and names the others in ``skipped``, so CI stays within seconds. A peer that
+fails to start fails a full run (exit 1), and is only skipped in a quick one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from agent.runners import create_runner
+from agent.serving import LoadedModel, ServedModels
+from agent.serving.local_api import LocalApiServer, build_app
+from bench.options import parse_args
+from bench.peers_runtimes import PEERS, AgentProcess, PeerServer
+from bench.rest_paths import NAME, RestClient, build_cnn, time_paths
+from bench.tcp_floor import HttpFloor, TcpFloor
+from model_store import build_bundle, load_metadata
+
+GOAL_RATIO = 0.5
+GOAL_FLOOR_MS = 0.1
+#: calls in a row of a path that takes tens of milliseconds
+SLOW_BLOCK = 2
+
+
+def _start_peers(
+    names: list[str], model: Path, workdir: Path, install: bool
+) -> tuple[dict[str, PeerServer], dict[str, str]]:
+    """(peers serving, peer: why skipped); all start at once, then each is waited for."""
+    skipped: dict[str, str] = {}
+    starting: dict[str, PeerServer] = {}
+    for name in names:
+        env = PEERS[name][0]
+        if not env.ready():
+            if not install:
+                skipped[name] = f"no environment at {env.path} (a full run installs it)"
+                continue
+            try:
+                env.install()
+            except (RuntimeError, OSError) as exc:
+                skipped[name] = f"install failed: {exc}"
+                continue
+        starting[name] = PeerServer(name, model, workdir / name)
+    serving: dict[str, PeerServer] = {}
+    for name, peer in starting.items():
+        try:
+            peer.wait_ready()
+            serving[name] = peer
+        except RuntimeError as exc:
+            skipped[name] = f"did not start: {exc}"
+            peer.close()
+    return serving, skipped
+
+
+def run(
+    workdir: Path, seconds: float, min_turns: int, *, install: bool, names: list[str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(figures per path, peer: why skipped)."""
+    model_path = build_cnn(workdir / "src" / "model.onnx")
+    bundle = workdir / "bundle"
+    build_bundle(model_path, bundle, name=NAME, version="1.0.0")
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    runner = create_runner("onnxruntime")
+    runner.load(bundle, load_metadata(bundle))
+    session: ort.InferenceSession = runner._session  # type: ignore[attr-defined]
+    served = ServedModels()
+    served.activate(LoadedModel(NAME, "1.0.0", "0" * 64, bundle, runner))
+
+    def run_session(x: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {"image": x})[0]
+
+    agent_process = AgentProcess(bundle)
+    peers, skipped = _start_peers(names, model_path, workdir / "peers", install)
+    servers: dict[str, AgentProcess | PeerServer] = {"agent": agent_process, **peers}
+    server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
+    http_floor = HttpFloor(run_session, image)
+    tcp_floor = TcpFloor(run_session, image, 1000 * 4)
+    clients = [RestClient(server.start(), image)]
+    floor = RestClient(f"http://{http_floor.address[0]}:{http_floor.address[1]}", image)
+    try:
+        paths: dict[str, Callable[[], np.ndarray]] = {
+            "ort_session_run": lambda: run_session(image),
+            "agent_thread_binary": clients[0].binary,
+            "tcp_floor": lambda: tcp_floor.call(image).reshape(1, 1000),
+            "http_floor": floor.floor,
+        }
+        own_session = set(paths)  # these run the very session of the baseline
+        for name, peer in servers.items():
+            client = RestClient(peer.url, image)
+            clients.append(client)
+            for encoding in peer.encodings:
+                paths[f"{name}_{encoding}"] = getattr(client, encoding)
+        expected = run_session(image)
+        for name, fn in paths.items():
+            if name in own_session:
+                np.testing.assert_array_equal(fn(), expected, err_msg=name)
+            else:  # a server process with a session of its own: the same values
+                np.testing.assert_allclose(fn(), expected, rtol=1e-5, atol=1e-5, err_msg=name)
+        blocks = {n: SLOW_BLOCK for n in paths if n.endswith("_json") or n.startswith("kserve")}
+        results = time_paths(paths, seconds, blocks, min_turns)
+    finally:
+        for client in [*clients, floor]:
+            client.close()
+        tcp_floor.close()
+        http_floor.close()
+        server.stop()
+        served.clear()
+        for peer in servers.values():
+            peer.close()
+    base = results["ort_session_run"]["p50_ms"]
+    for figures in results.values():
+        figures["p50_added_ms"] = figures["p50_ms"] - base
+    return results, skipped
+
+
+def _ratio(paths: dict[str, Any], encoding: str) -> tuple[float | None, str | None]:
+    """(agent's added p50 over the best peer's for ``encoding``, that peer)."""
+    peers = {
+        name: f["p50_added_ms"]
+        for name, f in paths.items()
+        if name.endswith(f"_{encoding}") and not name.startswith("agent")
+    }
+    if not peers:
+        return None, None
+    best = min(peers, key=lambda n: peers[n])
+    return paths[f"agent_{encoding}"]["p50_added_ms"] / peers[best], best.rsplit("_", 1)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="timed seconds in all")
+    parser.add_argument("--min-turns", type=int, default=10, help="timed turns at least")
+    parser.add_argument(
+        "--peers", nargs="*", default=list(PEERS), choices=list(PEERS), help="peers to run"
+    )
+    args = parse_args(parser, argv, seconds=1.0, min_turns=2)
+    with tempfile.TemporaryDirectory(prefix="edgefleet-bench-") as tmp:
+        paths, skipped = run(
+            Path(tmp), args.seconds, args.min_turns, install=not args.quick, names=args.peers
+        )
+    print(f"{'path':<20} {'p50 ms':>9} {'p99 ms':>9} {'p50 added ms':>13} {'runs':>7}")
+    for name, f in paths.items():
+        print(
+            f"{name:<20} {f['p50_ms']:>9.3f} {f['p99_ms']:>9.3f} "
+            f"{f['p50_added_ms']:>13.3f} {f['runs']:>7}"
+        )
+    binary_ratio, binary_peer = _ratio(paths, "binary")
+    json_ratio, json_peer = _ratio(paths, "json")
+    over_floor = paths["agent_thread_binary"]["p50_ms"] - paths["http_floor"]["p50_ms"]
+    for label, ratio, peer in (
+        ("binary", binary_ratio, binary_peer),
+        ("JSON", json_ratio, json_peer),
+    ):
+        if ratio is None:
+            print(f"{label}: no peer measured")
+        else:
+            met = "met" if ratio <= GOAL_RATIO else "NOT met"
+            print(
+                f"{label}: the agent adds {ratio:.2f}x what {peer} adds "
+                f"(goal <= {GOAL_RATIO}: {met})"
+            )
+    met = "met" if over_floor <= GOAL_FLOOR_MS else "NOT met"
+    print(
+        f"the agent's binary path adds {over_floor:.3f} ms over the HTTP floor "
+        f"(goal <= {GOAL_FLOOR_MS}: {met})"
+    )
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    report = {
+        "onnxruntime": ort.__version__,
+        "input": "float32 [1, 3, 224, 224]",
+        "binary_added_over_best_peer": binary_ratio,
+        "json_added_over_best_peer": json_ratio,
+        "best_peer": {"binary": binary_peer, "json": json_peer},
+        "agent_over_http_floor_ms": over_floor,
+        "goals": {
+            "binary_added_over_best_peer": GOAL_RATIO,
+            "json_added_over_best_peer": GOAL_RATIO,
+            "agent_over_http_floor_ms": GOAL_FLOOR_MS,
+        },
+        "peers": {name: PEERS[name][0].requirements[0] for name in args.peers},
+        "skipped": skipped,
+        "paths": paths,
+        "quick": args.quick,
+    }
+    print(json.dumps(report, sort_keys=True))
+    failed = [n for n, why in skipped.items() if not why.startswith("no environment")]
+    return 1 if failed and not args.quick else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -103,6 +103,7 @@ class Installer:
             gate=gate or GateSettings(),
             selector=selector,
             memory_budget=memory_budget,
+            stopping=stopping,
         )
 
     # -- the loop --------------------------------------------------------------------------

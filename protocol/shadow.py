@@ -50,10 +50,11 @@ class ShadowFigures(WireMessage):
     against the serving version (``serving_version``) on the same sampled requests.
 
     ``agreement_pct``: compared requests on which the shadow agreed (same top-1 on every
-    row of a distribution output, every other output within the relative tolerance,
-    integer outputs equal). Deviations are relative to the serving output's scale (its
-    largest magnitude, with an absolute floor). ``top1_agreement_pct``: rows of
-    ``[batch, classes]`` float outputs with the same top-1 class (None: no such output).
+    row of a distribution output, every other float output within the relative
+    tolerance, integer outputs equal). Deviations are relative to the serving output's
+    scale (its largest magnitude, with an absolute floor). ``top1_agreement_pct``: rows
+    of distribution outputs (``[batch, classes]`` probabilities) with the same top-1
+    class (None: no such output).
     ``dropped``: sampled requests not compared because the shadow's queue was full.
     """
 

@@ -3,10 +3,14 @@
 
 ``compare`` looks at every output the serving model returned:
 
-- a float output of shape ``[batch, classes]`` (classes >= 2) is a *distribution*: the
-  two agree when every row has the same top-1 class (``numpy.argmax``: ties go to the
-  first class on both sides), and the rows are counted for ``top1_agreement_pct``;
-- any other float output agrees when its largest deviation is at most ``tolerance``;
+- a float output of shape ``[batch, classes]`` (classes >= 2) whose serving values are
+  probabilities (each in [0, 1], each row summing to 1 within ``SUM_TOLERANCE``: a
+  softmax) is a *distribution*: the two agree when every row has the same top-1 class
+  (``numpy.argmax``: ties go to the first class on both sides), and the rows are
+  counted for ``top1_agreement_pct``;
+- any other float output (logits, boxes, embeddings...) agrees when its largest
+  deviation is at most ``tolerance``: a [batch, 4] box output is never judged by its
+  "top-1";
 - an integer or bool output agrees only when equal.
 
 A deviation is ``|shadow - serving| / scale``, where ``scale`` is the serving output's
@@ -28,6 +32,8 @@ import numpy as np
 REL_TOLERANCE = 1e-2
 #: the smallest scale a deviation is taken relative to
 ABS_FLOOR = 1e-6
+#: how far from 1 a row of probabilities may sum
+SUM_TOLERANCE = 1e-3
 #: latencies kept per side for the percentiles (the most recent)
 LATENCY_WINDOW = 4096
 
@@ -45,8 +51,12 @@ class Comparison:
 
 
 def is_distribution(array: np.ndarray) -> bool:
-    """A ``[batch, classes]`` float output with at least two classes."""
-    return array.dtype.kind == "f" and array.ndim == 2 and array.shape[1] >= 2
+    """A ``[batch, classes]`` float output (two classes or more) of probabilities."""
+    if array.dtype.kind != "f" or array.ndim != 2 or array.shape[1] < 2 or not array.size:
+        return False
+    if not np.all((array >= 0) & (array <= 1)):
+        return False
+    return bool(np.all(np.abs(np.sum(array, axis=1, dtype=np.float64) - 1.0) <= SUM_TOLERANCE))
 
 
 def compare(

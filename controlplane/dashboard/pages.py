@@ -27,6 +27,7 @@ from controlplane.dashboard.rollout_view import (
     state_badge,
     strategy_facts,
 )
+from controlplane.dashboard.shadow_view import batch_shadow, device_shadow, shadows_table
 from controlplane.paging import DevicePage, FleetCounts
 from controlplane.rollouts.actions import Action
 from controlplane.rollouts.plan import counted
@@ -365,6 +366,11 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             section("Models", _models_table(device)),
             section("Inference", _metrics_table(device)),
             section("Backend selection", trend_pages.selections(device)),
+            *(
+                [section("Shadow evaluation", shadows_table(device.shadows))]
+                if device.shadows
+                else []
+            ),
         ]
     )
 
@@ -525,6 +531,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             b.counts.pending + b.counts.updating + b.counts.retrying,
             ago(b.started_at, now),
             ago(b.done_at, now),
+            batch_shadow(b.shadow),
         ]
         for b in rollout.batches
     ]
@@ -535,6 +542,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             badge(d.status),
             _figures(d.baseline),
             _figures(d.observed),
+            device_shadow(d.shadow),
             d.reason,
         ]
         for d in rollout.devices
@@ -550,6 +558,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
         "pending",
         "started",
         "done",
+        "shadow",
     ]
     return join(
         [
@@ -560,7 +569,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             section(
                 "Devices",
                 table(
-                    ["device", "batch", "status", "before", "now", "reason"],
+                    ["device", "batch", "status", "before", "now", "shadow", "reason"],
                     devices,
                     empty="No target device.",
                 ),

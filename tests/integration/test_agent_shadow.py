@@ -30,7 +30,7 @@ BODY = {
 #: the floor absorbs scheduling noise on a loaded test box (the shadow's worker runs at a
 #: lower priority beside the traffic); the slow model is ~100 ms per request here
 SPEC = ShadowSpec(
-    duration_s=2.0, sample=0.5, min_agreement_pct=99, max_latency_ratio=2, latency_floor_ms=30
+    duration_s=1.0, sample=0.5, min_agreement_pct=99, max_latency_ratio=2, latency_floor_ms=30
 )
 
 
@@ -102,7 +102,7 @@ def test_a_shadow_switches_only_when_it_agrees_and_keeps_up(setup: Setup) -> Non
     final = [s for st in setup.watcher.states for s in st.shadows]
     by_version = {s.version: s for s in final if s.verdict != ShadowVerdict.RUNNING}
     assert by_version["2.0.0"].verdict == ShadowVerdict.FAILED
-    assert by_version["2.0.0"].top1_agreement_pct == 0.0
+    assert (by_version["2.0.0"].max_deviation or 0) > 1.0
     assert by_version["3.0.0"].verdict == ShadowVerdict.FAILED
     assert by_version["3.0.0"].agreement_pct == 100.0
     s3 = by_version["3.0.0"]

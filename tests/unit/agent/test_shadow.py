@@ -40,6 +40,13 @@ def test_a_distribution_agrees_on_its_top1_even_when_the_scores_move() -> None:
     assert not result.agrees and (result.top1_rows, result.top1_equal) == (2, 1)
 
 
+def test_a_box_or_logit_output_is_not_judged_by_its_top1() -> None:
+    boxes = {"b": np.array([[10.0, 20.0, 30.0, 40.0]], np.float32)}
+    moved = {"b": np.array([[1.0, 2.0, 3.0, 40.0]], np.float32)}  # same argmax, far off
+    result = compare(boxes, moved)
+    assert not result.agrees and result.top1_rows == 0
+
+
 def test_other_float_outputs_agree_within_the_relative_tolerance() -> None:
     served = {"y": np.array([100.0, -50.0, 0.0], np.float32)}
     close = {"y": served["y"] + np.float32(100.0 * REL_TOLERANCE / 2)}
@@ -173,7 +180,7 @@ def test_a_shadow_that_agrees_is_compared_on_the_sampled_share_and_passes(tmp_pa
     figures = _run_shadow(tmp_path, 0.5, requests=40)
     assert figures.sampled == 20 and figures.compared + figures.dropped == 20
     assert figures.compared > 0 and figures.errors == 0
-    assert figures.agreement_pct == 100.0 and figures.top1_agreement_pct == 100.0
+    assert figures.agreement_pct == 100.0 and figures.top1_agreement_pct is None  # not softmax
     assert figures.max_deviation == 0.0
     assert figures.shadow_p50_ms is not None and figures.serving_p50_ms is not None
     assert figures.verdict == ShadowVerdict.PASSED
@@ -182,7 +189,7 @@ def test_a_shadow_that_agrees_is_compared_on_the_sampled_share_and_passes(tmp_pa
 def test_a_shadow_that_disagrees_fails_its_gate(tmp_path: Path) -> None:
     figures = _run_shadow(tmp_path, -1.0, requests=40)
     assert figures.compared > 0
-    assert figures.agreement_pct == 0.0 and figures.top1_agreement_pct == 0.0
+    assert figures.agreement_pct == 0.0
     assert figures.max_deviation is not None and figures.max_deviation > 1.0
     assert figures.verdict == ShadowVerdict.FAILED
 

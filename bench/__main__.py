@@ -38,6 +38,7 @@ BENCHMARKS = (
     "ingest_auth",
     "multimodel",
     "fleet_scale",
+    "shadow",
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(

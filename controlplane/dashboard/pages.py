@@ -520,6 +520,8 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             ("updated", ago(rollout.updated_at, now)),
         ]
     )
+    # the shadow columns only for a rollout with a shadow period (or figures of one)
+    shadowed = bool(rollout.strategy.get("shadow")) or any(d.shadow for d in rollout.devices)
     batches = [
         [
             batch_label(rollout, b),
@@ -531,7 +533,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             b.counts.pending + b.counts.updating + b.counts.retrying,
             ago(b.started_at, now),
             ago(b.done_at, now),
-            batch_shadow(b.shadow),
+            *([batch_shadow(b.shadow)] if shadowed else []),
         ]
         for b in rollout.batches
     ]
@@ -542,7 +544,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             badge(d.status),
             _figures(d.baseline),
             _figures(d.observed),
-            device_shadow(d.shadow),
+            *([device_shadow(d.shadow)] if shadowed else []),
             d.reason,
         ]
         for d in rollout.devices
@@ -558,7 +560,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
         "pending",
         "started",
         "done",
-        "shadow",
+        *(["shadow"] if shadowed else []),
     ]
     return join(
         [
@@ -569,7 +571,9 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             section(
                 "Devices",
                 table(
-                    ["device", "batch", "status", "before", "now", "shadow", "reason"],
+                    ["device", "batch", "status", "before", "now"]
+                    + (["shadow"] if shadowed else [])
+                    + ["reason"],
                     devices,
                     empty="No target device.",
                 ),

@@ -89,7 +89,7 @@ def strategy_facts(rollout: RolloutSummary) -> Markup:
         ("install timeout", _seconds(s.install_timeout_s)),
         ("failure threshold", failures),
         ("health gate", "on" if g.enabled else "off"),
-        ("shadow period", _shadow(s)),
+        *([("shadow period", _shadow(s))] if s.shadow is not None else []),
     ]
     if g.enabled:
         pairs += [
@@ -115,8 +115,7 @@ def strategy_facts(rollout: RolloutSummary) -> Markup:
 
 def _shadow(s: Strategy) -> str:
     shadow = s.shadow
-    if shadow is None:
-        return "none: a device switches once installed"
+    assert shadow is not None
     agreement = (
         f"agreement at least {fmt_num(shadow.min_agreement_pct)}%"
         if shadow.min_agreement_pct is not None

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from controlplane.dashboard.pages import device_page
+from controlplane.models import Device
 from controlplane.rollouts.policy import (
     ActionKind,
     DeviceView,
@@ -16,8 +18,10 @@ from controlplane.rollouts.policy import (
     Strategy,
     decide,
 )
+from controlplane.rollouts.shadow_view import batch_shadow
 from controlplane.rollouts.strategy import Gate, Shadow
-from protocol import SHADOW_GATE_PREFIX, ShadowSpec
+from controlplane.views import device_public
+from protocol import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 REASON = f"{SHADOW_GATE_PREFIX} agreement 40% < 99% over 50 requests"
@@ -83,3 +87,65 @@ def test_the_install_deadline_leaves_room_for_the_shadow_period() -> None:
     assert all(c.status is not RolloutDeviceStatus.FAILED for c in in_shadow.devices)
     late = decide(_view(strategy), [_device("d1", "received")], T0 + timedelta(seconds=661))
     assert late.devices[0].status is RolloutDeviceStatus.FAILED
+
+
+# -- shown: the device page, a rollout's batches ------------------------------------------
+
+
+def _figures(device: str, verdict: str, agreement: float, p99: float) -> ShadowFigures:
+    return ShadowFigures(
+        name="det",
+        version="2.0.0",
+        serving_version="1.0.0",
+        started_at=T0,
+        duration_s=600,
+        sample=0.2,
+        verdict=ShadowVerdict(verdict),
+        reason=REASON if verdict == "failed" else None,
+        sampled=250,
+        compared=200,
+        dropped=50,
+        agreement_pct=agreement,
+        max_deviation=0.5,
+        mean_deviation=0.01,
+        shadow_p50_ms=p99 / 2,
+        shadow_p99_ms=p99,
+        serving_p50_ms=1.0,
+        serving_p99_ms=2.0,
+    )
+
+
+def test_the_device_page_shows_each_models_latest_shadow_period() -> None:
+    device = Device(
+        id="d1",
+        fleet="f",
+        generation=2,
+        reported_generation=2,
+        created_at=T0,
+        shadows=[_figures("d1", "failed", 40.0, 3.0).model_dump(mode="json")],
+    )
+    public = device_public(device, None)
+    assert public.shadows[0].verdict == ShadowVerdict.FAILED
+    html = str(device_page(public, now=T0))
+    assert "Shadow evaluation" in html and "2.0.0 beside 1.0.0" in html
+    assert "200 of 250 sampled (20%), 50 dropped" in html and "40.0%" in html
+    assert "1.50 ms / 3.00 ms" in html and "1.00 ms / 2.00 ms" in html
+    assert REASON.replace("<", "&lt;") in html
+    assert "Shadow evaluation" not in str(
+        device_page(device_public(Device(id="d2", fleet="f", created_at=T0), None), now=T0)
+    )
+
+
+def test_a_batch_sums_up_its_devices_shadow_periods() -> None:
+    found = batch_shadow(
+        [
+            _figures("d1", "passed", 100.0, 3.0),
+            _figures("d2", "failed", 40.0, 9.0),
+            _figures("d3", "running", 99.5, 4.0),
+        ]
+    )
+    assert found is not None
+    assert (found.devices, found.passed, found.failed, found.running) == (3, 1, 1, 1)
+    assert found.min_agreement_pct == 40.0
+    assert (found.worst_shadow_p99_ms, found.serving_p99_ms) == (9.0, 2.0)
+    assert batch_shadow([]) is None

@@ -18,10 +18,8 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +31,8 @@ from agent.deployment.journal import PersistedModel
 from agent.deployment.lifecycle import Event, State
 from agent.deployment.loading import load_runner
 from agent.deployment.memory import grown_since, held, process_rss
-from agent.errors import AgentError, DoesNotFit, ShadowGateFailed
+from agent.deployment.shadowing import ShadowPeriod
+from agent.errors import AgentError, DoesNotFit
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
@@ -41,9 +40,8 @@ from agent.serving import LoadedModel, ServedModels
 from agent.serving.fairshare import Share, Want, want_for
 from agent.serving.pipeline import is_pipeline, load_pipeline
 from agent.serving.placement import confined
-from agent.serving.shadow import Shadow, judge
 from model_store import BundleMetadata
-from protocol import EventKind, ModelAssignment, ShadowVerdict
+from protocol import EventKind, ModelAssignment
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +56,6 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def state_changed(self) -> None: ...
-
-
-#: how often a running shadow period's figures are reported, and checked for a stop (s)
-SHADOW_REPORT_S = 10.0
-SHADOW_TICK_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -120,11 +113,14 @@ class Steps:
         selector: Selector | None,
         memory_budget: int | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        superseded: Callable[[], bool] = lambda: False,
     ) -> None:
         """``memory_budget``: bytes the device's models may take in all (None: none);
-        ``stopping``: True once the agent stops (a shadow period ends early then)."""
+        ``stopping``: True once the agent stops, ``superseded``: once a newer deployment
+        command waits (either ends a shadow period early, unjudged)."""
         self._memory_budget = memory_budget
         self._stopping = stopping
+        self._superseded = superseded
         self._cache = cache
         self._models = models
         self._reporter = reporter
@@ -279,55 +275,18 @@ class Steps:
         return Event.DONE
 
     def _shadowing(self, run: Run) -> Event:
-        """The shadow period, if asked for and another version serves: the new runner
-        gets a copy of the sampled live requests until the period ends, then the gate
-        judges the figures (``agent.serving.shadow.judge``). Live figures are reported
-        every ``SHADOW_REPORT_S`` and the final ones at the end."""
-        a, spec, runner = run.a, run.a.shadow, run.runner
+        """The shadow period, if asked for and another version serves
+        (``agent.deployment.shadowing``); ShadowGateFailed if the shadow failed its gate."""
+        a, runner = run.a, run.runner
         current = self.serving(a.name)
-        if spec is None or runner is None or current is None:
+        if a.shadow is None or runner is None or current is None:
             return Event.DONE  # nothing to compare with: the normal switch
-        shadow = Shadow(
-            name=a.name,
-            version=a.version,
-            serving_version=current.version,
-            runner=runner,
-            spec=spec,
-            deployment_id=a.deployment_id,
-            cores=current.share.cores if current.share is not None else None,
-            started_at=datetime.now(UTC),
-        )
-        board = self._models.shadows
-        shadow.start()
-        board.running(shadow)
-        self._models.attach_shadow(shadow)
-        logger.info(
-            "%s: shadowing %s for %gs on %g%% of requests",
-            run.label,
-            current.version,
-            spec.duration_s,
-            spec.sample * 100,
-        )
-        start = time.monotonic()
-        try:
-            self._reporter.state_changed()
-            reported = start
-            while (left := spec.duration_s - (time.monotonic() - start)) > 0:
-                if self._stopping():
-                    raise AgentError("the agent stopped during the shadow period")
-                time.sleep(min(SHADOW_TICK_S, left))
-                if time.monotonic() - reported >= SHADOW_REPORT_S:
-                    self._reporter.state_changed()
-                    reported = time.monotonic()
-        finally:
-            self._models.detach_shadow(shadow)
-            shadow.stop()
-        figures = judge(shadow.figures(elapsed_s=time.monotonic() - start), spec)
-        board.finished(figures)
-        self._reporter.state_changed()
-        logger.info("%s: shadow %s: %s", run.label, figures.verdict, figures.reason or "ok")
-        if figures.verdict == ShadowVerdict.FAILED:
-            raise ShadowGateFailed(figures.reason or "shadow gate failed")
+        ShadowPeriod(
+            models=self._models,
+            reporter=self._reporter,
+            stopping=self._stopping,
+            superseded=self._superseded,
+        ).run(a, runner, current, label=run.label)
         return Event.DONE
 
     # -- fit before install (``fit``) ------------------------------------------------------

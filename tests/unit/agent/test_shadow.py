@@ -11,10 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.deployment.shadowing import ShadowPeriod
+from agent.errors import AgentError
 from agent.serving import ServedModels
 from agent.serving.agreement import REL_TOLERANCE, compare
 from agent.serving.shadow import QUEUE_BOUND, Sampler, Shadow, judge
-from protocol import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
+from protocol import (
+    SHADOW_GATE_PREFIX,
+    ModelAssignment,
+    ShadowFigures,
+    ShadowSpec,
+    ShadowVerdict,
+)
 from tests.support.loaded import loaded_model
 from tests.support.onnx_models import two_input_model
 from tests.support.ports import wait_until
@@ -214,4 +222,46 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
     wait_until(lambda: shadow.figures(elapsed_s=0).compared == QUEUE_BOUND, 10, "queue drained")
     shadow.stop()
     assert shadow.figures(elapsed_s=0).agreement_pct == 100.0
+    candidate.runner.close()
+
+
+class _Reports:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def state_changed(self) -> None:
+        self.count += 1
+
+
+def test_a_newer_command_ends_the_period_unjudged_and_nothing_switches(tmp_path: Path) -> None:
+    models = ServedModels()
+    models.activate(loaded_model(tmp_path, two_input_model, "s"))
+    candidate = loaded_model(tmp_path, two_input_model, "c")
+    waiting = iter([False, False, True])
+    period = ShadowPeriod(
+        models=models,
+        reporter=_Reports(),
+        stopping=lambda: False,
+        superseded=lambda: next(waiting),
+    )
+    a = ModelAssignment.model_validate(
+        {
+            "deployment_id": 7,
+            "name": "s",
+            "version": "2",
+            "bundle_digest": "b" * 64,
+            "size": 1,
+            "signature": {"path": "sig", "sha256": "c" * 64, "size": 1},
+            "files": [],
+            "shadow": {"duration_s": 60, "sample": 0.5},
+        }
+    )
+    served = models.get("s")
+    with pytest.raises(AgentError, match="newer deployment command arrived"):
+        period.run(a, candidate.runner, served, label="test")
+    (figures,) = models.shadows.report()
+    assert figures.verdict == ShadowVerdict.FAILED
+    assert figures.reason is not None and figures.reason.startswith("not judged: a newer")
+    assert models.get("s") is served and served.shadow is None
+    models.clear()
     candidate.runner.close()

@@ -226,7 +226,6 @@ class ServedModels:
             self._models[model.name] = model
             self._replan()
         if previous is not None and previous is not model:
-            previous.shadow = None
             self._retire(previous)
         return previous
 
@@ -262,6 +261,7 @@ class ServedModels:
     def _retire(self, model: LoadedModel) -> None:
         with self._lock:
             model._retired = True
+            model.shadow = None  # a retired model feeds no shadow
             close = model._in_flight == 0
         if close:
             self._close(model)

@@ -100,6 +100,9 @@ def _deadline(rollout: RolloutSummary) -> str | None:
     seconds = rollout.strategy.get("install_timeout_s")
     if not isinstance(seconds, int | float):
         return None
+    period = (rollout.strategy.get("shadow") or {}).get("duration_s")
+    if isinstance(period, int | float):  # the deadline leaves room for the shadow period
+        seconds += period
     return f"{seconds:g} s after its batch starts, a device not active has failed"
 
 

@@ -33,9 +33,10 @@ class ShadowSpec(WireMessage):
     sample: float = Field(gt=0, le=1)
     #: agreement (%) the shadow must reach over the compared requests
     min_agreement_pct: Percent | None = None
-    #: the shadow's p50 and p99 may be at most this times the serving version's
+    #: the shadow's p50 may be at most this times the serving version's (p99 is reported,
+    #: not gated: the shadow runs at a lower priority, its tail is scheduling)
     max_latency_ratio: float | None = Field(default=None, ge=1, le=1000)
-    #: a latency above the ratio fails only when it is also this many ms above it
+    #: a p50 above the ratio fails only when it is also this many ms above it
     latency_floor_ms: float = Field(default=0.5, ge=0, le=60_000)
 
 

@@ -17,7 +17,12 @@ threads (``agent.deployment.steps``). ``bench.shadow`` measures the serving p99 
 without a shadow.
 
 ``judge`` is the gate (pure): agreement and latency against the deployment's
-``ShadowSpec``; no compared request passes, "not judged: no traffic".
+``ShadowSpec``; no compared request passes, "not judged: no traffic". The latency gate
+compares medians: the shadow's tail is mostly its low-priority worker waiting for the
+CPU, not the model (on a loaded 2-vCPU box the same model as its own shadow showed p99
+6-15 ms against 0.3 ms served, with equal medians), so p99 is reported beside the
+serving one but not gated; the rollout's health gate judges the tail (p95) once the
+device switched, at serving priority.
 """
 
 from __future__ import annotations
@@ -217,21 +222,15 @@ def judge(figures: ShadowFigures, spec: ShadowSpec) -> ShadowFigures:
             f"agreement {_pct(f.agreement_pct)} < {_pct(need)} over {f.compared} requests"
             + (f" ({f.errors} failed)" if f.errors else ""),
         )
-    ratio = spec.max_latency_ratio
-    if ratio is not None:
-        for q, shadow_ms, serving_ms in (
-            ("p50", f.shadow_p50_ms, f.serving_p50_ms),
-            ("p99", f.shadow_p99_ms, f.serving_p99_ms),
-        ):
-            if shadow_ms is None or serving_ms is None:
-                continue
-            floor = spec.latency_floor_ms
-            if shadow_ms > serving_ms * ratio and shadow_ms - serving_ms > floor:
-                return verdict(
-                    False,
-                    f"latency {q} {shadow_ms:.2f} ms > {ratio:g}x the serving "
-                    f"version's {serving_ms:.2f} ms (and more than {floor:g} ms above it)",
-                )
+    ratio, shadow_ms, serving_ms = spec.max_latency_ratio, f.shadow_p50_ms, f.serving_p50_ms
+    if ratio is not None and shadow_ms is not None and serving_ms is not None:
+        floor = spec.latency_floor_ms
+        if shadow_ms > serving_ms * ratio and shadow_ms - serving_ms > floor:
+            return verdict(
+                False,
+                f"latency p50 {shadow_ms:.2f} ms > {ratio:g}x the serving "
+                f"version's {serving_ms:.2f} ms (and more than {floor:g} ms above it)",
+            )
     return verdict(True, None)
 
 

@@ -88,7 +88,7 @@ class Shadow:
     """A shadow period before each device switches (``protocol.ShadowSpec``): the new
     version runs beside the serving one on ``sample_pct``% of live requests for
     ``duration_s``; it switches only if it agreed on ``min_agreement_pct``% of them (None:
-    agreement not gated) and, with the gate on, its p50 and p99 are within the gate's
+    agreement not gated) and, with the gate on, its p50 is within the gate's
     latency threshold (``latency_pct``, ``latency_floor_ms``) of the serving version's."""
 
     duration_s: float

@@ -330,6 +330,7 @@ class Agent:
             runtimes=self.runtimes,
             memory_budget_bytes=self._manager.memory_budget if self._manager else None,
             memory_models_bytes=self._manager.memory_used() if self._manager else None,
+            shadows=self.models.shadows.report(),
         )
 
     # -- inference (in-process API) --------------------------------------------------------

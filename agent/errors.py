@@ -25,6 +25,8 @@ AgentError
 │   │                       generation, expiry, trust): nothing changes
 │   ├── HealthGateFailed    the new model failed warm-up, gave non-finite outputs or was
 │   │                       too slow against the previous version: rolled back
+│   ├── ShadowGateFailed    the new model, run as a shadow of the serving one, disagreed
+│   │                       with it or was too slow (``protocol.ShadowSpec``): not switched
 │   ├── MarkedBad           the bundle crashed the agent too often on this device: not
 │   │                       tried again before a newer generation
 │   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
@@ -106,6 +108,11 @@ class CommandRefused(DeploymentError):
 
 class HealthGateFailed(DeploymentError):
     """The new model did not pass the health gate before commit (permanent)."""
+
+
+class ShadowGateFailed(DeploymentError):
+    """The new model's shadow period did not pass its gate (permanent): the serving
+    version keeps serving. The message starts with ``protocol.SHADOW_GATE_PREFIX``."""
 
 
 class MarkedBad(DeploymentError):

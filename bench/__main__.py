@@ -40,6 +40,7 @@ BENCHMARKS = (
     "multimodel",
     "fleet_scale",
     "peers",
+    "shadow",
 )
 #: modules of ``bench/`` that are not benchmarks
 HELPERS = frozenset(

@@ -31,7 +31,7 @@ from controlplane.models import (
 from controlplane.pin_rules import Pins
 from controlplane.variant_choice import choose_variant
 from model_store import SIGNATURE_FILENAME
-from protocol import FileRef, ModelAssignment, Priority
+from protocol import FileRef, ModelAssignment, Priority, ShadowSpec
 
 #: What a model version's own bundle is called among its variants.
 DEFAULT_VARIANT = "default"
@@ -107,6 +107,7 @@ def assignment(
         files=files,
         backend=backend,
         priority=Priority(deployment.priority) if deployment.priority else None,
+        shadow=ShadowSpec.model_validate(deployment.shadow) if deployment.shadow else None,
     )
 
 

@@ -127,6 +127,9 @@ class Device(SQLModel, table=True):
     models: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     #: Its memory budget for models and what they take: ``{budget_bytes, models_bytes}``.
     memory: dict[str, int] | None = Field(default=None, sa_type=JSON)
+    #: The latest shadow period of each model, from its latest state report
+    #: (``protocol.ShadowFigures`` as JSON; None: never reported one).
+    shadows: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
 
 
 class Model(SQLModel, table=True):
@@ -188,6 +191,10 @@ class Deployment(SQLModel, table=True):
     #: The operator's priority for the model on these devices (``protocol.Priority``;
     #: None: the bundle's ``serving.priority``): carried in each device's assignment.
     priority: str | None = Field(default=None, max_length=16)
+    #: The shadow period each device runs the new version in before it switches
+    #: (``protocol.ShadowSpec`` as JSON; None: it switches at once): carried in each
+    #: device's assignment.
+    shadow: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
 class DeploymentTarget(SQLModel, table=True):

@@ -13,12 +13,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
 from controlplane.rollouts.strategy_schema import STRATEGY_SCHEMA
 from controlplane.selectors import LABEL_PATTERN
-from protocol import NAME_PATTERN, BackendKey, FileRef, Priority, SelectionReport
+from protocol import NAME_PATTERN, BackendKey, FileRef, Priority, SelectionReport, ShadowFigures
 
 
 def as_utc(value: datetime) -> datetime:
@@ -279,6 +280,13 @@ class DevicePublic(_Public):
     models: list[DeviceModelPublic] = Field(default_factory=list)
     #: its memory budget for models, what they take and the headroom (None: not reported)
     memory: MemoryPublic | None = None
+    #: the latest shadow period of each model (agreement, latency: latest state report)
+    shadows: list[ShadowFigures] = Field(default_factory=list)
+
+    @field_validator("shadows", mode="before")
+    @classmethod
+    def _no_shadows(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class LabelsUpdate(BaseModel):
@@ -365,6 +373,20 @@ class RolloutCounts(BaseModel):
     total: int = 0
 
 
+class ShadowBatchPublic(BaseModel):
+    """A batch's shadow periods (``GET /rollouts/{id}`` only): how many of its devices
+    reported one for the rollout's version, by verdict, the lowest agreement and the
+    slowest shadow p99 next to the serving p99 of the same device."""
+
+    devices: int
+    running: int
+    passed: int
+    failed: int
+    min_agreement_pct: float | None = None
+    worst_shadow_p99_ms: float | None = None
+    serving_p99_ms: float | None = None
+
+
 class BatchPublic(BaseModel):
     index: int
     size: int
@@ -372,6 +394,8 @@ class BatchPublic(BaseModel):
     started_at: UtcDatetime | None = None
     done_at: UtcDatetime | None = None
     counts: RolloutCounts
+    #: its devices' shadow periods (None: none reported, or a list of rollouts)
+    shadow: ShadowBatchPublic | None = None
 
 
 class FiguresPublic(BaseModel):
@@ -392,6 +416,8 @@ class RolloutDevicePublic(BaseModel):
     #: the new version's latest figures
     observed: FiguresPublic | None
     updated_at: UtcDatetime
+    #: its shadow period of the rollout's version, as the device reported it last
+    shadow: ShadowFigures | None = None
 
 
 class HistoryEntry(BaseModel):

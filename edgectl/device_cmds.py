@@ -21,6 +21,7 @@ from edgectl.connect import connect
 from edgectl.durations import parse_duration
 from edgectl.errors import UsageError
 from edgectl.progress import format_bytes
+from edgectl.shadow_text import shadows_table
 from edgectl.table import render, when
 from edgectl.trust_cmds import SubParsers
 from edgectl.values import format_labels, parse_label_edits, parse_selector
@@ -165,6 +166,8 @@ def render_device(device: Mapping[str, Any]) -> str:
         headers = ["model", "version", "backend", "requests", "errors", "client errors"]
         headers += ["p50 ms", "p95 ms"]
         lines += ["", *render([*headers, "p99 ms"], rows).splitlines()]
+    if device.get("shadows"):
+        lines += ["", *shadows_table(device["shadows"])]
     return "\n".join(lines)
 
 

@@ -96,9 +96,17 @@ def totals(rollout: Rollout) -> str:
 def deadline(rollout: Rollout) -> str:
     """``each device: 10m to activate after its batch starts``: when a device that is
     still installing or retrying counts as failed."""
-    seconds = (rollout.get("strategy") or {}).get("install_timeout_s")
+    strategy = rollout.get("strategy") or {}
+    seconds = strategy.get("install_timeout_s")
     if not isinstance(seconds, int | float):
         return ""
+    shadow = strategy.get("shadow") or {}
+    period = shadow.get("duration_s") if isinstance(shadow, dict) else None
+    if isinstance(period, int | float):  # the deadline leaves room for the shadow period
+        return (
+            f"each device: {format_duration(float(seconds + period))} to activate after its "
+            f"batch starts, its {format_duration(float(period))} shadow period included"
+        )
     return f"each device: {format_duration(float(seconds))} to activate after its batch starts"
 
 

@@ -5,7 +5,10 @@ the bundle is only uploaded (and registered, as ``--variant`` of an existing ver
 given). With ``--fleet`` a rollout starts (``POST /api/v1/rollouts``) to the fleet's
 devices matching ``--selector``: a canary (``--canary N|P%``), then ``--batches K`` with
 ``--wait DURATION`` between, aborted past ``--max-failures P%`` and gated on each device's
-latency and error rate against its own baseline (``--gate-*``). The live view follows it
+latency and error rate against its own baseline (``--gate-*``). ``--shadow DURATION``
+runs the new version beside the serving one on ``--shadow-sample P%`` of live requests
+before each device switches, gated on ``--gate-agreement P%`` and on the latency gate.
+The live view follows it
 until it completes, aborts or pauses; ``--detach`` returns at once.
 """
 
@@ -37,6 +40,8 @@ GATE_OPTIONS = (
     "gate_min_requests",
     "gate_no_traffic",
 )
+#: Options of the shadow period (``--shadow-sample`` and ``--gate-agreement`` need ``--shadow``).
+SHADOW_OPTIONS = ("shadow", "shadow_sample", "gate_agreement")
 _ROLLOUT_OPTIONS = (
     "selector",
     "canary",
@@ -47,6 +52,7 @@ _ROLLOUT_OPTIONS = (
     "install_timeout",
     "deploy_priority",
     *GATE_OPTIONS,
+    *SHADOW_OPTIONS,
 )
 
 
@@ -117,6 +123,24 @@ def gate_of(args: argparse.Namespace) -> dict[str, Any]:
     return gate
 
 
+def shadow_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``strategy.shadow`` the ``--shadow*`` and ``--gate-agreement`` options give
+    (None: no shadow period; a command without these options has none)."""
+    if getattr(args, "shadow", None) is None:
+        given = [_flag(o) for o in SHADOW_OPTIONS[1:] if getattr(args, o, None) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --shadow")
+        return None
+    shadow: dict[str, Any] = {"duration_s": _positive_duration(args.shadow, "--shadow")}
+    if args.shadow_sample is not None:
+        shadow["sample_pct"] = parse_percent(
+            args.shadow_sample, what="--shadow-sample", allow_zero=False
+        )
+    if args.gate_agreement is not None:
+        shadow["min_agreement_pct"] = parse_percent(args.gate_agreement, what="--gate-agreement")
+    return shadow
+
+
 def strategy_of(args: argparse.Namespace) -> dict[str, Any]:
     """The rollout ``strategy`` the options give (only the keys given: the control plane
     fills in its defaults). UsageError (one line) on a bad value."""
@@ -138,6 +162,9 @@ def strategy_of(args: argparse.Namespace) -> dict[str, Any]:
     gate = gate_of(args)
     if gate:
         strategy["gate"] = gate
+    shadow = shadow_of(args)
+    if shadow is not None:
+        strategy["shadow"] = shadow
     return strategy
 
 
@@ -297,5 +324,26 @@ def add_commands(sub: SubParsers) -> None:
         help="a device without N requests this long after activating passes (default 5m)",
     )
     gate.add_argument("--no-gate", action="store_true", help="no health gate")
+
+    shadow = model.add_argument_group(
+        "shadow period (the new version beside the serving one before each device switches)"
+    )
+    shadow.add_argument(
+        "--shadow",
+        metavar="DURATION",
+        help="run the new version as a shadow this long first, e.g. 10m, 30s, 1h "
+        "(default: no shadow period)",
+    )
+    shadow.add_argument(
+        "--shadow-sample",
+        metavar="P%",
+        help="share of live requests copied to the shadow, in percent (default 10)",
+    )
+    shadow.add_argument(
+        "--gate-agreement",
+        metavar="P%",
+        help="switch only if the shadow agreed on at least P%% of them; its latency is "
+        "held to --gate-latency (default: not gated)",
+    )
     add_watch_options(model)
     model.set_defaults(handler=_cmd_push_model)

@@ -19,6 +19,7 @@ from edgectl.client import ControlPlaneClient
 from edgectl.connect import connect
 from edgectl.durations import parse_duration
 from edgectl.live import LiveView, gate_rule, history_line, render_rollout, status_line, title
+from edgectl.shadow_text import batch_shadows, device_shadow
 from edgectl.table import render, when
 from edgectl.trust_cmds import SubParsers
 from edgectl.values import format_labels, parse_positive_int
@@ -109,8 +110,10 @@ def _figures(figures: Mapping[str, Any] | None) -> str:
 def render_details(rollout: Mapping[str, Any]) -> str:
     """``rollouts show``: the live view, then every device, then the whole history."""
     lines = render_rollout(rollout)[:-1] if rollout.get("history") else render_rollout(rollout)
+    lines += batch_shadows(rollout.get("batches") or [])
     devices = rollout.get("devices") or []
     if devices:
+        shadowed = any(d.get("shadow") for d in devices)
         rows = [
             [
                 d.get("device_id"),
@@ -118,11 +121,13 @@ def render_details(rollout: Mapping[str, Any]) -> str:
                 d.get("status"),
                 _figures(d.get("baseline")),
                 _figures(d.get("observed")),
+                *([device_shadow(d.get("shadow"))] if shadowed else []),
                 d.get("reason") or "",
             ]
             for d in devices
         ]
-        headers = ["device", "batch", "status", "baseline", "observed", "reason"]
+        headers = ["device", "batch", "status", "baseline", "observed"]
+        headers += [*(["shadow"] if shadowed else []), "reason"]
         lines += ["", *render(headers, rows).splitlines()]
     history = rollout.get("history") or []
     if history:

@@ -8,6 +8,7 @@ Public surface:
     validate_device_id, DEVICE_REPORTS_FILTER, DESIRED_STATE_FILTER,
     FileRef, ModelAssignment, Priority, DesiredState, DeviceStatus, ActiveModel, ModelFailure,
     StateReport,
+    ShadowSpec, ShadowFigures, ShadowVerdict, SHADOW_GATE_PREFIX,
     SelectionReport, CandidateFigures, BackendKey, BACKEND_KEY_PATTERN,
     EventKind, DeploymentEvent, Heartbeat, ModelMetrics, DiskUsage, Temperature,
     Availability, encode, decode,
@@ -63,6 +64,7 @@ from protocol.selection import (
     CandidateFigures,
     SelectionReport,
 )
+from protocol.shadow import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
 from protocol.topics import (
     DESIRED_STATE_FILTER,
     DEVICE_REPORTS_FILTER,
@@ -87,6 +89,7 @@ __all__ = [
     "MAX_REPORT_BYTES",
     "NAME_PATTERN",
     "PROTOCOL_VERSION",
+    "SHADOW_GATE_PREFIX",
     "TOPIC_ROOT",
     "TRUST_PAYLOAD_TYPE",
     "TRUST_TOPIC",
@@ -110,6 +113,9 @@ __all__ = [
     "Priority",
     "ProtocolError",
     "SelectionReport",
+    "ShadowFigures",
+    "ShadowSpec",
+    "ShadowVerdict",
     "SignedEnvelope",
     "StateReport",
     "Temperature",

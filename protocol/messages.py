@@ -32,6 +32,7 @@ from protocol.fields import (
 )
 from protocol.reports import Availability, DeploymentEvent, Heartbeat, StateReport
 from protocol.selection import BackendKey
+from protocol.shadow import ShadowSpec
 from protocol.topics import TopicKind
 
 
@@ -84,6 +85,10 @@ class ModelAssignment(WireMessage):
     #: agent shares the box's CPU threads and request concurrency by priority
     #: (docs/agent.md, "Several models on one device").
     priority: Priority | None = None
+    #: The deployment's shadow period (``protocol.shadow``): the new version runs beside
+    #: the serving one on sampled live requests and is judged before it switches. None:
+    #: it switches as soon as it passed the health gate (also when nothing serves yet).
+    shadow: ShadowSpec | None = None
 
 
 class DesiredState(WireMessage):

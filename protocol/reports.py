@@ -43,6 +43,7 @@ from protocol.fields import (
     utcnow,
 )
 from protocol.selection import SelectionReport
+from protocol.shadow import ShadowFigures
 
 
 class DeviceStatus(StrEnum):
@@ -137,6 +138,14 @@ class StateReport(WireMessage):
     memory_models_bytes: Count | None = Field(
         default=None,
         description="memory its loaded models take, measured (headroom = budget - this)",
+    )
+    shadows: list[ShadowFigures] = Field(
+        default_factory=list,
+        max_length=MAX_ACTIVE_MODELS,
+        description=(
+            "the latest shadow period of each model that had one (protocol.shadow): "
+            "running, or its final figures and verdict (empty from older agents)"
+        ),
     )
     reported_at: ReportTime = Field(default_factory=utcnow)
 

@@ -78,6 +78,15 @@ class Inbox:
             self._stopping = True
             self._cond.notify_all()
 
+    def has_other_command(self, envelope: SignedEnvelope | None) -> bool:
+        """Whether a command other than ``envelope`` (another content, not its
+        re-delivery) is waiting: the work in progress may stop early for it."""
+        with self._cond:
+            pending = self._command
+        if pending is None:
+            return False
+        return envelope is None or envelope_key(pending) != envelope_key(envelope)
+
     def next(self) -> Work | None:
         """Block until work is pending or a retry is due; None when stopping."""
         with self._cond:

@@ -81,10 +81,13 @@ class Installer:
         stopping: Callable[[], bool] = lambda: False,
         selector: Selector | None = None,
         memory_budget: int | None = None,
+        superseded: Callable[[], bool] = lambda: False,
     ) -> None:
         """``stopping``: True once the agent stops; a step that fails then (its download
         cut off by the stop) raises ``Interrupted`` instead of failing the assignment.
-        ``memory_budget``: bytes the device's models may take in all (``fit``)."""
+        ``memory_budget``: bytes the device's models may take in all (``fit``).
+        ``superseded``: True once a newer deployment command waits (a shadow period
+        ends early, unjudged: the assignment fails and the newer command runs)."""
         self._label = label
         self._stopping = stopping
         self._cache = cache
@@ -103,6 +106,8 @@ class Installer:
             gate=gate or GateSettings(),
             selector=selector,
             memory_budget=memory_budget,
+            stopping=stopping,
+            superseded=superseded,
         )
 
     # -- the loop --------------------------------------------------------------------------

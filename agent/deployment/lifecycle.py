@@ -3,14 +3,14 @@ state machine: ``AddTransition`` rows, and ``LoadStateFromDb`` for a restart).
 
 One model assignment moves through::
 
-    idle ─▶ downloading ─▶ verifying ─▶ staging ─▶ selecting ─▶ warming_up ─▶ activating
-      │          │             │           │           │            │             │
-      │          └─▶ failed ◀──┴───────────┘           └──▶ rolling_back ◀────────┘
-      │                ▲                                        │               ▼
-      │                └────────────────────────────────────────┘           committed
-      ├─ cached ─▶ verifying
-      ├─ already_active ─▶ committed
-      └─ bad_bundle ─▶ failed
+  idle ─▶ downloading ─▶ verifying ─▶ staging ─▶ selecting ─▶ warming_up ─▶ shadowing ─▶ activating
+    │          │             │           │           │            │           │           │
+    │          └─▶ failed ◀──┴───────────┘           └──▶ rolling_back ◀──────┴───────────┘
+    │                ▲                                        │                           ▼
+    │                └────────────────────────────────────────┘                       committed
+    ├─ cached ─▶ verifying
+    ├─ already_active ─▶ committed
+    └─ bad_bundle ─▶ failed
 
 Each state does one thing and posts exactly one event (``done`` or ``error``):
 
@@ -21,6 +21,9 @@ Each state does one thing and posts exactly one event (``done`` or ``error``):
 - ``staging``: move the verified bundle into the content-addressed cache ``models/<digest>``;
 - ``selecting``: choose the backend and load the model into a runner;
 - ``warming_up``: the health gate (bootstrap input, finite outputs, latency bound);
+- ``shadowing``: if the assignment asks for a shadow period and another version serves,
+  run the new one as its shadow on sampled live requests for the period and judge it
+  (``agent.serving.shadow``); a failed shadow gate is an error (else: nothing to do);
 - ``activating``: switch the persisted active pointer, then swap the served model;
 - ``committed``: the new version is the one that runs (terminal);
 - ``rolling_back``: after any failure past staging, make the previous version the active
@@ -53,6 +56,7 @@ class State(StrEnum):
     STAGING = "staging"
     SELECTING = "selecting"
     WARMING_UP = "warming_up"
+    SHADOWING = "shadowing"
     ACTIVATING = "activating"
     COMMITTED = "committed"
     ROLLING_BACK = "rolling_back"
@@ -80,6 +84,7 @@ IN_FLIGHT: tuple[State, ...] = (
     S.STAGING,
     S.SELECTING,
     S.WARMING_UP,
+    S.SHADOWING,
     S.ACTIVATING,
     S.ROLLING_BACK,
 )
@@ -100,8 +105,10 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     # past staging, every failure goes through rolling_back
     (S.SELECTING, E.DONE): S.WARMING_UP,
     (S.SELECTING, E.ERROR): S.ROLLING_BACK,
-    (S.WARMING_UP, E.DONE): S.ACTIVATING,
+    (S.WARMING_UP, E.DONE): S.SHADOWING,
     (S.WARMING_UP, E.ERROR): S.ROLLING_BACK,
+    (S.SHADOWING, E.DONE): S.ACTIVATING,
+    (S.SHADOWING, E.ERROR): S.ROLLING_BACK,
     (S.ACTIVATING, E.DONE): S.COMMITTED,
     (S.ACTIVATING, E.ERROR): S.ROLLING_BACK,
     (S.ROLLING_BACK, E.DONE): S.FAILED,
@@ -115,8 +122,8 @@ TERMINAL: frozenset[State] = frozenset({S.COMMITTED, S.FAILED})
 
 #: Where a restarted agent picks up an assignment its journal left in a state (unless it
 #: gives up on it, see ``resume_after_restart``). Before staging the work is redone (a
-#: download resumes from its partial files); selecting and warming up load the model again
-#: from the cache; an interrupted rollback is finished; a settled assignment is reported
+#: download resumes from its partial files); selecting, warming up and shadowing load the
+#: model again from the cache; an interrupted rollback is finished; a settled assignment is reported
 #: again. ``activating`` stays ``activating``: the switch may or may not have happened, and
 #: only the restored pointer and served model tell (``resume_activation``, once the
 #: committed models are restored).
@@ -127,6 +134,7 @@ RESUME: dict[State, State] = {
     S.STAGING: S.IDLE,
     S.SELECTING: S.IDLE,
     S.WARMING_UP: S.IDLE,
+    S.SHADOWING: S.IDLE,
     S.ACTIVATING: S.ACTIVATING,
     S.ROLLING_BACK: S.ROLLING_BACK,
     S.COMMITTED: S.COMMITTED,
@@ -152,6 +160,7 @@ REPORTED_STATUS: dict[State, DeviceStatus] = {
     S.STAGING: DeviceStatus.VERIFYING,
     S.SELECTING: DeviceStatus.LOADING,
     S.WARMING_UP: DeviceStatus.LOADING,
+    S.SHADOWING: DeviceStatus.LOADING,
     S.ACTIVATING: DeviceStatus.LOADING,
     S.COMMITTED: DeviceStatus.ACTIVE,
     S.ROLLING_BACK: DeviceStatus.LOADING,

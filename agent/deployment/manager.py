@@ -116,6 +116,7 @@ class DeploymentManager:
             stopping=lambda: self._recorder.stopped_cleanly,
             selector=selector,
             memory_budget=memory_budget,
+            superseded=lambda: self._inbox.has_other_command(self._last_command),
         )
         self._recovery = Recovery(
             label=label,

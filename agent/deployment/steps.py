@@ -10,6 +10,8 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
   models served, ``agent.serving.pipeline``); a measurement runs in a child process
   (``selecting``), so only the winner's runtime is loaded here; ``warming_up``: the
   gate, then the memory it took (``memory``) checked against the budget;
+- ``shadowing``: with a shadow period asked for and another version serving, the new
+  one runs as its shadow (``agent.serving.shadow``) for the period, then is judged;
 - ``activating``: the persisted pointer switched, then the served model;
 - ``rolling_back``: the previous version made the active one again (``Book.revert``).
 """
@@ -31,6 +33,7 @@ from agent.deployment.lifecycle import Event, State
 from agent.deployment.loading import load_runner
 from agent.deployment.memory import grown_since, held, process_rss
 from agent.deployment.selecting import Request, select_backend
+from agent.deployment.shadowing import ShadowPeriod
 from agent.errors import AgentError, DoesNotFit
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
@@ -111,9 +114,15 @@ class Steps:
         gate: GateSettings,
         selector: Selector | None,
         memory_budget: int | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+        superseded: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``memory_budget``: bytes the device's models may take in all (None: none)."""
+        """``memory_budget``: bytes the device's models may take in all (None: none);
+        ``stopping``: True once the agent stops, ``superseded``: once a newer deployment
+        command waits (either ends a shadow period early, unjudged)."""
         self._memory_budget = memory_budget
+        self._stopping = stopping
+        self._superseded = superseded
         self._cache = cache
         self._models = models
         self._reporter = reporter
@@ -129,6 +138,7 @@ class Steps:
             State.STAGING: self._staging,
             State.SELECTING: self._selecting,
             State.WARMING_UP: self._warming_up,
+            State.SHADOWING: self._shadowing,
             State.ACTIVATING: self._activating,
             State.ROLLING_BACK: self._rolling_back,
         }
@@ -273,6 +283,21 @@ class Steps:
         )
         run.memory_bytes = grown_since(run.rss_before)
         self._fits(run, run.memory_bytes, measured=True)
+        return Event.DONE
+
+    def _shadowing(self, run: Run) -> Event:
+        """The shadow period, if asked for and another version serves
+        (``agent.deployment.shadowing``); ShadowGateFailed if the shadow failed its gate."""
+        a, runner = run.a, run.runner
+        current = self.serving(a.name)
+        if a.shadow is None or runner is None or current is None:
+            return Event.DONE  # nothing to compare with: the normal switch
+        ShadowPeriod(
+            models=self._models,
+            reporter=self._reporter,
+            stopping=self._stopping,
+            superseded=self._superseded,
+        ).run(a, runner, current, label=run.label)
         return Event.DONE
 
     # -- fit before install (``fit``) ------------------------------------------------------

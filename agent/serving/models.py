@@ -35,6 +35,7 @@ from agent.errors import InvalidInput, ModelNotFound
 from agent.runners.base import Runner
 from agent.serving.fairshare import Gate, Overloaded, Share, Want, device_cores, plan
 from agent.serving.placement import confined
+from agent.serving.shadow import Shadow, ShadowBoard
 from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class LoadedModel:
     _retired: bool = field(default=False, repr=False)
     _stats: ModelStats | None = field(default=None, repr=False)
     _extra_s: float = field(default=0.0, repr=False)
+    #: a new version shadowing this one (``agent.serving.shadow``): offered each request
+    shadow: Shadow | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
@@ -108,7 +111,10 @@ class LoadedModel:
         except Exception:
             stats.error(ErrorKind.INFERENCE)
             raise
-        stats.observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        stats.observe(elapsed)
+        if (shadow := self.shadow) is not None:  # sampled, queued, never waited for
+            shadow.offer(inputs, outputs, elapsed)
         return outputs
 
 
@@ -119,6 +125,8 @@ class ServedModels:
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
         self.metrics = MetricsRegistry()
+        #: the latest shadow period of each model (``agent.serving.shadow``)
+        self.shadows = ShadowBoard()
         #: simulation only: (name, version) -> extra seconds per served inference
         self.extra_latency: Callable[[str, str], float] | None = None
         #: the fair-share policy (``agent.serving.fairshare``): on unless switched off
@@ -207,7 +215,8 @@ class ServedModels:
             yield
 
     def activate(self, model: LoadedModel) -> LoadedModel | None:
-        """Serve ``model`` under its name from now on; return the model it replaced."""
+        """Serve ``model`` under its name from now on; return the model it replaced
+        (which stops feeding its shadow, if it had one)."""
         if model._stats is None:
             model._stats = self.metrics.bind(model.name, model.version, model.backend)
         if self.extra_latency is not None:
@@ -219,6 +228,23 @@ class ServedModels:
         if previous is not None and previous is not model:
             self._retire(previous)
         return previous
+
+    def attach_shadow(self, shadow: Shadow) -> LoadedModel:
+        """Offer the requests of the model serving ``shadow.name`` to ``shadow`` (the
+        model it shadows is returned); ModelNotFound if none serves."""
+        with self._lock:
+            model = self._models.get(shadow.name)
+            if model is None:
+                raise ModelNotFound(f"model {shadow.name!r} is not active")
+            model.shadow = shadow
+        return model
+
+    def detach_shadow(self, shadow: Shadow) -> None:
+        """Stop offering requests to ``shadow`` (wherever it is attached)."""
+        with self._lock:
+            for model in self._models.values():
+                if model.shadow is shadow:
+                    model.shadow = None
 
     def remove(self, name: str) -> LoadedModel | None:
         with self._lock:
@@ -235,6 +261,7 @@ class ServedModels:
     def _retire(self, model: LoadedModel) -> None:
         with self._lock:
             model._retired = True
+            model.shadow = None  # a retired model feeds no shadow
             close = model._in_flight == 0
         if close:
             self._close(model)

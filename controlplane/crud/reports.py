@@ -259,6 +259,8 @@ def apply_state_report(
         selections=(before[2], device.selections),
     )
     device.models, device.memory = device_models(report), device_memory(report)
+    if report.shadows or device.shadows:
+        device.shadows = [f.model_dump(mode="json") for f in report.shadows]
     device.last_report_at = min(report.reported_at, now)
     device.last_seen_at = now
     session.add(device)

@@ -27,6 +27,7 @@ from controlplane.dashboard.rollout_view import (
     state_badge,
     strategy_facts,
 )
+from controlplane.dashboard.shadow_view import batch_shadow, device_shadow, shadows_table
 from controlplane.paging import DevicePage, FleetCounts
 from controlplane.rollouts.actions import Action
 from controlplane.rollouts.plan import counted
@@ -99,6 +100,9 @@ def _deadline(rollout: RolloutSummary) -> str | None:
     seconds = rollout.strategy.get("install_timeout_s")
     if not isinstance(seconds, int | float):
         return None
+    period = (rollout.strategy.get("shadow") or {}).get("duration_s")
+    if isinstance(period, int | float):  # the deadline leaves room for the shadow period
+        seconds += period
     return f"{seconds:g} s after its batch starts, a device not active has failed"
 
 
@@ -365,6 +369,11 @@ def device_page(device: DevicePublic, *, now: datetime) -> Markup:
             section("Models", _models_table(device)),
             section("Inference", _metrics_table(device)),
             section("Backend selection", trend_pages.selections(device)),
+            *(
+                [section("Shadow evaluation", shadows_table(device.shadows))]
+                if device.shadows
+                else []
+            ),
         ]
     )
 
@@ -514,6 +523,8 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             ("updated", ago(rollout.updated_at, now)),
         ]
     )
+    # the shadow columns only for a rollout with a shadow period (or figures of one)
+    shadowed = bool(rollout.strategy.get("shadow")) or any(d.shadow for d in rollout.devices)
     batches = [
         [
             batch_label(rollout, b),
@@ -525,6 +536,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             b.counts.pending + b.counts.updating + b.counts.retrying,
             ago(b.started_at, now),
             ago(b.done_at, now),
+            *([batch_shadow(b.shadow)] if shadowed else []),
         ]
         for b in rollout.batches
     ]
@@ -535,6 +547,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             badge(d.status),
             _figures(d.baseline),
             _figures(d.observed),
+            *([device_shadow(d.shadow)] if shadowed else []),
             d.reason,
         ]
         for d in rollout.devices
@@ -550,6 +563,7 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
         "pending",
         "started",
         "done",
+        *(["shadow"] if shadowed else []),
     ]
     return join(
         [
@@ -560,7 +574,9 @@ def rollout_page(rollout: RolloutPublic, *, now: datetime, may_act: bool = False
             section(
                 "Devices",
                 table(
-                    ["device", "batch", "status", "before", "now", "reason"],
+                    ["device", "batch", "status", "before", "now"]
+                    + (["shadow"] if shadowed else [])
+                    + ["reason"],
                     devices,
                     empty="No target device.",
                 ),

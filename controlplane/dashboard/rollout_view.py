@@ -89,6 +89,7 @@ def strategy_facts(rollout: RolloutSummary) -> Markup:
         ("install timeout", _seconds(s.install_timeout_s)),
         ("failure threshold", failures),
         ("health gate", "on" if g.enabled else "off"),
+        *([("shadow period", _shadow(s))] if s.shadow is not None else []),
     ]
     if g.enabled:
         pairs += [
@@ -110,6 +111,21 @@ def strategy_facts(rollout: RolloutSummary) -> Markup:
             ("on regression", g.action.value),
         ]
     return facts(pairs)
+
+
+def _shadow(s: Strategy) -> str:
+    shadow = s.shadow
+    assert shadow is not None
+    agreement = (
+        f"agreement at least {fmt_num(shadow.min_agreement_pct)}%"
+        if shadow.min_agreement_pct is not None
+        else "agreement not gated"
+    )
+    latency = "latency held to the latency threshold" if s.gate.enabled else "latency not gated"
+    return (
+        f"{_seconds(shadow.duration_s)} on {fmt_num(shadow.sample_pct)}% of live requests "
+        f"before each device switches; {agreement}; {latency}"
+    )
 
 
 def next_batch(rollout: RolloutSummary, now: datetime) -> Markup | None:

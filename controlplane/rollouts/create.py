@@ -177,6 +177,9 @@ def create_rollout(
             created_at=now,
             remove=remove,
             priority=priority,
+            shadow=None
+            if remove or strategy.shadow is None
+            else strategy.shadow.spec(strategy.gate),
         )
         session.add(deployment)
         session.flush()

@@ -35,7 +35,11 @@ driver's moves ``complete``, ``auto_pause`` and ``auto_abort`` of that table):
    itself) -> RETRYING, which is not finished; not active ``install_timeout_s`` after
    the batch started (the per-device deadline) -> FAILED "timed out after N s (last
    status: ...)"; PENDING or RETRYING devices whose target moves on become UPDATING.
-   REGRESSED, ROLLED_BACK and SKIPPED never move.
+   REGRESSED, ROLLED_BACK and SKIPPED never move. A device whose target failed its
+   shadow gate (the reason starts with ``protocol.SHADOW_GATE_PREFIX``: the agent ran the
+   new version as a shadow and did not switch) is REGRESSED, as in rule 3, gate on or
+   off: "shadow gate: <device>: agreement ...". The per-device deadline is
+   ``install_timeout_s`` plus the shadow period's duration.
 3. Gate (when enabled): each device already ACTIVATED in the view is judged (one that
    activated in this call is judged on the next); a regression makes it REGRESSED and
    the rollout PAUSEs or ABORTs (``gate.action``): "latency gate: <device>: p95 ..." or
@@ -72,6 +76,7 @@ from typing import Any, NamedTuple
 from controlplane.rollouts.plan import RolloutDeviceStatus, plan_batches, plan_notes, summary
 from controlplane.rollouts.states import is_driven
 from controlplane.rollouts.strategy import Gate, GateAction, Strategy, fmt_num
+from protocol import SHADOW_GATE_PREFIX
 
 __all__ = [
     "FINISHED",
@@ -288,10 +293,16 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
         changes[device_id] = DeviceChange(device_id, new, reason, passed)
         status[device_id] = new
 
+    regressions: list[tuple[str, _Assessment]] = []
     for device in started:
         install = _install_change(device, rollout, now, current=device.batch == current)
         if install is not None:
             change(device.device_id, install.status, install.reason)
+            if install.status is RolloutDeviceStatus.REGRESSED:  # its shadow gate failed
+                text = (install.reason or "").removeprefix(SHADOW_GATE_PREFIX).strip()
+                regressions.append(
+                    (device.device_id, _Assessment(Verdict.REGRESSED, text, "shadow"))
+                )
 
     # judged: the current batch's activated devices (until the next batch starts) and
     # any earlier one that activated late (it failed, then its agent got there after
@@ -304,7 +315,6 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
         and (d.batch == current or not d.judged)
     ]
     passed: dict[str, _Assessment] = {}
-    regressions: list[tuple[str, _Assessment]] = []
     if gate.enabled:
         for device in judged:
             since = device.activated_at or rollout.batch_started_at
@@ -385,12 +395,15 @@ def _install_change(
         if device.status is RolloutDeviceStatus.FAILED:
             return None
         reason = device.target_reason or "install failed"
+        if reason.startswith(SHADOW_GATE_PREFIX):  # it never switched: a regression
+            return DeviceChange(device.device_id, RolloutDeviceStatus.REGRESSED, reason)
         return DeviceChange(device.device_id, RolloutDeviceStatus.FAILED, reason)
     if device.status in (RolloutDeviceStatus.ACTIVATED, RolloutDeviceStatus.FAILED):
         return None
     if not current:
         return None
-    timeout = rollout.strategy.install_timeout_s
+    shadow = rollout.strategy.shadow
+    timeout = rollout.strategy.install_timeout_s + (shadow.duration_s if shadow else 0.0)
     started = rollout.batch_started_at
     if started is not None and _elapsed(now, started) >= timeout:
         reason = f"timed out after {fmt_num(timeout)} s"

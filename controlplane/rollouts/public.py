@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from controlplane.errors import NotFound
 from controlplane.models import Rollout, RolloutDevice, RolloutState
 from controlplane.rollouts.rows import to_roll_back
+from controlplane.rollouts.shadow_view import device_shadows, with_shadows
 from controlplane.rollouts.states import Action, allows
 from controlplane.schemas import (
     BatchPublic,
@@ -28,6 +29,7 @@ from controlplane.schemas import (
     RolloutPublic,
     RolloutSummary,
 )
+from protocol import ShadowFigures
 
 
 def counts(rows: Sequence[RolloutDevice]) -> RolloutCounts:
@@ -85,7 +87,7 @@ def batches(rollout: Rollout, rows: Sequence[RolloutDevice]) -> list[BatchPublic
     return out
 
 
-def _device(row: RolloutDevice) -> RolloutDevicePublic:
+def _device(row: RolloutDevice, shadow: ShadowFigures | None = None) -> RolloutDevicePublic:
     return RolloutDevicePublic(
         device_id=row.device_id,
         batch=row.batch,
@@ -94,6 +96,7 @@ def _device(row: RolloutDevice) -> RolloutDevicePublic:
         baseline=FiguresPublic.model_validate(row.baseline) if row.baseline else None,
         observed=FiguresPublic.model_validate(row.observed) if row.observed else None,
         updated_at=row.updated_at,
+        shadow=shadow,
     )
 
 
@@ -153,10 +156,16 @@ def rollout_public(session: Session, rollout_id: int) -> RolloutPublic:
     if rollout is None:
         raise NotFound(f"unknown rollout {rollout_id}")
     rows = _rows(session, [rollout_id])[rollout_id]
-    summary = _summary(rollout, rows).model_copy(
-        update={"rollback_devices": _rollback_devices(session, rollout)}
+    shadows = device_shadows(session, rollout, rows)
+    summary = _summary(rollout, rows)
+    summary = summary.model_copy(
+        update={
+            "rollback_devices": _rollback_devices(session, rollout),
+            "batches": with_shadows(summary.batches, rows, shadows),
+        }
     )
-    return RolloutPublic(**summary.model_dump(), devices=[_device(row) for row in rows])
+    devices = [_device(row, shadows.get(row.device_id)) for row in rows]
+    return RolloutPublic(**dict(summary), devices=devices)
 
 
 def list_rollouts(

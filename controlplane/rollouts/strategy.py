@@ -1,4 +1,5 @@
-"""A rollout's strategy: canary, batches, waits, failure threshold and health gate.
+"""A rollout's strategy: canary, batches, waits, failure threshold, health gate and
+shadow period.
 
 Part of the pure rollout policy (:mod:`controlplane.rollouts.policy` re-exports these).
 Both dataclasses validate themselves on construction; ``from_json`` also checks types and
@@ -83,6 +84,70 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """A shadow period before each device switches (``protocol.ShadowSpec``): the new
+    version runs beside the serving one on ``sample_pct``% of live requests for
+    ``duration_s``; it switches only if it agreed on ``min_agreement_pct``% of them (None:
+    agreement not gated) and, with the gate on, its p50 is within the gate's
+    latency threshold (``latency_pct``, ``latency_floor_ms``) of the serving version's."""
+
+    duration_s: float
+    sample_pct: float = 10.0
+    min_agreement_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        _finite("shadow.duration_s", self.duration_s)
+        _check(
+            0 < self.duration_s <= 7 * 24 * 3600,
+            f"shadow.duration_s must be > 0 and at most a week, not {fmt_num(self.duration_s)}",
+        )
+        _finite("shadow.sample_pct", self.sample_pct)
+        _check(
+            0 < self.sample_pct <= 100,
+            f"shadow.sample_pct must be > 0 and <= 100, not {fmt_num(self.sample_pct)}",
+        )
+        if self.min_agreement_pct is not None:
+            _finite("shadow.min_agreement_pct", self.min_agreement_pct)
+            _check(
+                0 <= self.min_agreement_pct <= 100,
+                "shadow.min_agreement_pct must be between 0 and 100, "
+                f"not {fmt_num(self.min_agreement_pct)}",
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "sample_pct": self.sample_pct,
+            "min_agreement_pct": self.min_agreement_pct,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Shadow:
+        r = _Reader(data, "shadow", cls.__dataclass_fields__)
+        duration = r.number("duration_s")
+        if duration is None:
+            raise ValueError("shadow.duration_s is required")
+        sample = r.number("sample_pct")
+        return cls(
+            duration_s=duration,
+            sample_pct=10.0 if sample is None else sample,
+            min_agreement_pct=r.number("min_agreement_pct"),
+        )
+
+    def spec(self, gate: Gate) -> dict[str, Any]:
+        """The ``protocol.ShadowSpec`` (as JSON) each device's assignment carries."""
+        spec: dict[str, Any] = {
+            "duration_s": self.duration_s,
+            "sample": self.sample_pct / 100,
+            "min_agreement_pct": self.min_agreement_pct,
+        }
+        if gate.enabled:
+            spec["max_latency_ratio"] = 1 + gate.latency_pct / 100
+            spec["latency_floor_ms"] = gate.latency_floor_ms
+        return spec
+
+
+@dataclass(frozen=True)
 class Strategy:
     """How a rollout proceeds: canary, batches, waits, failure threshold, gate."""
 
@@ -94,6 +159,8 @@ class Strategy:
     min_finished: int = 1
     install_timeout_s: float = 600.0
     gate: Gate = field(default_factory=Gate)
+    #: a shadow period before each device switches (None: it switches once installed)
+    shadow: Shadow | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -134,6 +201,7 @@ class Strategy:
             "min_finished": self.min_finished,
             "install_timeout_s": self.install_timeout_s,
             "gate": self.gate.to_json(),
+            "shadow": None if self.shadow is None else self.shadow.to_json(),
         }
 
     @classmethod
@@ -142,6 +210,7 @@ class Strategy:
         ``canary_pct`` and ``max_failures_pct`` may be null); ValueError on bad values."""
         r = _Reader(data, "strategy", cls.__dataclass_fields__)
         gate_data = r.get("gate", Mapping)
+        shadow_data = r.get("shadow", Mapping)
         kwargs: dict[str, Any] = {
             "batches": r.integer("batches"),
             "wait_s": r.number("wait_s"),
@@ -155,6 +224,7 @@ class Strategy:
             canary=r.integer("canary"),
             canary_pct=r.number("canary_pct"),
             max_failures_pct=r.number("max_failures_pct"),
+            shadow=None if shadow_data is None else Shadow.from_json(shadow_data),
             **kwargs,
         )
 

@@ -31,6 +31,17 @@ GATE_SCHEMA: dict[str, Any] = {
     },
 }
 
+SHADOW_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["duration_s"],
+    "properties": {
+        "duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7 * 24 * 3600},
+        "sample_pct": _number(exclusiveMinimum=0, maximum=100),
+        "min_agreement_pct": _number(minimum=0, maximum=100),
+    },
+}
+
 STRATEGY_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
@@ -42,6 +53,7 @@ STRATEGY_SCHEMA: dict[str, Any] = {
         "min_finished": _integer(minimum=1),
         "install_timeout_s": _number(exclusiveMinimum=0),
         "gate": GATE_SCHEMA,
+        "shadow": SHADOW_SCHEMA,
     },
     # canary or canary_pct, not both
     "not": {

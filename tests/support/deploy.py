@@ -12,7 +12,7 @@ API with a direct ONNX Runtime run."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -137,9 +137,16 @@ class Setup:
         return self.kit.release_key
 
     def bundle(
-        self, name: str, version: str, *, weight: float = 0.5, key: Path | None = None
+        self,
+        name: str,
+        version: str,
+        *,
+        weight: float = 0.5,
+        key: Path | None = None,
+        build: Callable[..., Path] = two_input_model,
     ) -> Path:
-        src = two_input_model(self.tmp / f"src-{version}" / "model.onnx", weight=weight)
+        """A signed bundle of ``build`` (``two_input_model``'s signature) with ``weight``."""
+        src = build(self.tmp / f"src-{version}" / "model.onnx", weight=weight)
         out = self.tmp / "bundles" / f"{name}-{version}"
         build_bundle(src, out, name=name, version=version)
         sign_bundle(out, load_private_key(key or self.kit.release_key))

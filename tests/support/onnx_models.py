@@ -198,3 +198,43 @@ def slow_model(path: Path, *, width: int = 1024, depth: int = 64) -> Path:
         [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()],
     )
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def slow_two_input_model(
+    path: Path, *, weight: float = 0.5, width: int = 512, depth: int = 48
+) -> Path:
+    """``two_input_model``'s signature and outputs (same ``weight``: the same answers),
+    plus a chain of ``depth`` MatMul [width, width] + Tanh on x whose result is added
+    times zero: it agrees with the fast one and is much slower (the shadow tests)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"])
+    rng = np.random.default_rng(0)
+    init = [
+        numpy_helper.from_array(
+            (np.arange(12, dtype=np.float32).reshape(4, 3) * weight).astype(np.float32), "W"
+        ),
+        numpy_helper.from_array(np.array(2, dtype=np.int64), "two"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+        numpy_helper.from_array((rng.standard_normal((4, width)) / 2).astype(np.float32), "w_in"),
+        numpy_helper.from_array(
+            (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "w_h"
+        ),
+        numpy_helper.from_array(np.zeros((width, 3), dtype=np.float32), "w_zero"),
+    ]
+    nodes = [helper.make_node("MatMul", ["x", "w_in"], ["h0"])]
+    for i in range(depth):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w_h"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes += [
+        helper.make_node("MatMul", [f"h{depth}", "w_zero"], ["nothing"]),
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Cast", ["ids"], ["idsf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["idsf", "axes"], ["idsf2"]),
+        helper.make_node("Add", ["xw", "idsf2"], ["y0"]),
+        helper.make_node("Add", ["y0", "nothing"], ["y"]),
+        helper.make_node("Mul", ["ids", "two"], ["n"]),
+    ]
+    graph = helper.make_graph(nodes, "slow_two_input", [x, ids], [y, n], init)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)

@@ -44,6 +44,7 @@ HAPPY = [
     State.STAGING,
     State.SELECTING,
     State.WARMING_UP,
+    State.SHADOWING,
     State.ACTIVATING,
     State.COMMITTED,
 ]
@@ -68,7 +69,9 @@ def test_failures_up_to_staging_fail_without_rollback(state: State) -> None:
     assert next_state(state, Event.ERROR) == State.FAILED
 
 
-@pytest.mark.parametrize("state", [State.SELECTING, State.WARMING_UP, State.ACTIVATING])
+@pytest.mark.parametrize(
+    "state", [State.SELECTING, State.WARMING_UP, State.SHADOWING, State.ACTIVATING]
+)
 def test_every_failure_after_staging_goes_through_rolling_back(state: State) -> None:
     assert next_state(state, Event.ERROR) == State.ROLLING_BACK
     assert next_state(State.ROLLING_BACK, Event.DONE) == State.FAILED
@@ -103,6 +106,7 @@ def test_resume_rules_cover_every_state() -> None:
     for state in (State.DOWNLOADING, State.VERIFYING, State.STAGING, State.SELECTING):
         assert resume_state(state) == State.IDLE
     assert resume_state(State.WARMING_UP) == State.IDLE
+    assert resume_state(State.SHADOWING) == State.IDLE  # the period starts again
     # decided by the persisted pointer, or finished
     assert resume_state(State.ACTIVATING) == State.ACTIVATING
     assert resume_state(State.ROLLING_BACK) == State.ROLLING_BACK

@@ -35,6 +35,15 @@ BODIES: list[Any] = [
     {"surprise": True},
     {"batches": "3"},
     {"gate": {"enabled": "yes"}},
+    {"shadow": {"duration_s": 600, "sample_pct": 20, "min_agreement_pct": 99}},
+    {"shadow": {"duration_s": 30}},
+    {"shadow": None},
+    {"shadow": {}},
+    {"shadow": {"duration_s": 0}},
+    {"shadow": {"duration_s": 10, "sample_pct": 0}},
+    {"shadow": {"duration_s": 10, "min_agreement_pct": 100.5}},
+    {"shadow": {"duration_s": 10, "unknown": 1}},
+    {"shadow": {"duration_s": 8 * 24 * 3600}},
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 import protocol as p
 
@@ -349,3 +349,27 @@ def test_selection_reports_are_read_leniently() -> None:
             b'{"chosen": "x", "reason": "r", "profile": "g", "candidates": [{"key": "k",'
             b' "runs": -1}]}',
         )
+
+
+def test_a_shadow_period_travels_in_the_assignment_and_its_figures_in_the_state() -> None:
+    """``shadow`` (protocol.shadow) is optional both ways: older peers send none."""
+    spec = p.ShadowSpec(duration_s=600, sample=0.2, min_agreement_pct=99, max_latency_ratio=1.25)
+    assignment = _PINNED.model_copy(update={"shadow": spec})
+    assert p.ModelAssignment.model_validate_json(p.encode(assignment)).shadow == spec
+    assert p.ModelAssignment.model_validate(_PINNED.model_dump(mode="json")).shadow is None
+    figures = p.ShadowFigures(
+        name="det",
+        version="2",
+        serving_version="1",
+        started_at=datetime.now(UTC),
+        duration_s=12.5,
+        sample=0.2,
+        compared=10,
+        agreement_pct=90.0,
+    )
+    report = _samples()[1].model_copy(update={"shadows": [figures]})
+    assert p.decode(p.StateReport, p.encode(report)).shadows == [figures]
+    assert p.decode(p.StateReport, p.encode(_samples()[1])).shadows == []
+    for bad in ({"duration_s": 0, "sample": 0.2}, {"duration_s": 5, "sample": 1.5}):
+        with pytest.raises(ValidationError):
+            p.ShadowSpec.model_validate(bad)

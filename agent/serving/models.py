@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from agent.serving.placement import confined
 from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
 
 logger = logging.getLogger(__name__)
+_now = time.perf_counter  # bound once: it is read twice on every request's path
 
 
 @dataclass(eq=False)
@@ -73,6 +75,11 @@ class LoadedModel:
         stats = self._stats
         if stats is None:
             return self.runner.infer(inputs)
+        gate, share = self._gate, self.share
+        if (gate is None or gate.limit is None) and (share is None or not share.cores):
+            # no limit and no cores of its own (a model served alone): no slot to take,
+            # nothing to confine; the two context managers were a fifth of a 6 us call
+            return self._timed(stats, inputs)
         with self.admitted(), self.placed():
             return self._timed(stats, inputs)
 
@@ -98,7 +105,7 @@ class LoadedModel:
             raise
 
     def _timed(self, stats: ModelStats, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        start = time.perf_counter()
+        start = _now()
         try:
             outputs = self.runner.infer(inputs)
             if self._extra_s > 0:  # simulated slowness (ServedModels.extra_latency)
@@ -108,7 +115,7 @@ class LoadedModel:
         except Exception:
             stats.error(ErrorKind.INFERENCE)
             raise
-        stats.observe(time.perf_counter() - start)
+        stats.observe(_now() - start)
         return outputs
 
 
@@ -170,26 +177,10 @@ class ServedModels:
         with self._lock:
             return len(self._models)
 
-    @contextmanager
-    def use(self, name: str) -> Iterator[LoadedModel]:
-        """Hold ``name``'s current model for one request."""
-        with self._lock:
-            model = self._models.get(name)
-            if model is None:
-                raise ModelNotFound(f"model {name!r} is not active")
-            model._in_flight += 1
-        try:
-            yield model
-        except InvalidInput:
-            if (stats := model._stats) is not None:
-                stats.error(ErrorKind.INVALID_INPUT)
-            raise
-        finally:
-            with self._lock:
-                model._in_flight -= 1
-                close = model._retired and model._in_flight == 0
-            if close:
-                self._close(model)
+    def use(self, name: str) -> _Use:
+        """Hold ``name``'s current model for one request (a context manager giving the
+        ``LoadedModel``; ModelNotFound on entering if it is not active)."""
+        return _Use(self, name)
 
     def placed(self, name: str) -> AbstractContextManager[None]:
         """The calling thread confined to the cores of ``name``'s current model while it
@@ -247,3 +238,38 @@ class ServedModels:
         stats, model._stats = model._stats, None
         if stats is not None:
             self.metrics.release(stats)
+
+
+class _Use:
+    """``ServedModels.use``: a class, not a generator (it is on every request's path)."""
+
+    __slots__ = ("_model", "_name", "_served")
+
+    def __init__(self, served: ServedModels, name: str) -> None:
+        self._served, self._name = served, name
+        self._model: LoadedModel | None = None
+
+    def __enter__(self) -> LoadedModel:
+        served = self._served
+        with served._lock:
+            model = served._models.get(self._name)
+            if model is None:
+                raise ModelNotFound(f"model {self._name!r} is not active")
+            model._in_flight += 1
+        self._model = model
+        return model
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        model, served = self._model, self._served
+        if model is None:
+            return
+        self._model = None
+        if kind is not None and issubclass(kind, InvalidInput) and model._stats is not None:
+            model._stats.error(ErrorKind.INVALID_INPUT)
+        with served._lock:
+            model._in_flight -= 1
+            close = model._retired and model._in_flight == 0
+        if close:
+            served._close(model)

@@ -48,6 +48,7 @@ HELPERS = frozenset(
         "options",
         "report_flood",
         "scale_stack",
+        "selection_memory",
         "selection_models",
         "selection_table",
         "tcp_floor",

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 REFERENCE_KEY = "onnxruntime:CPUExecutionProvider:f32"
 #: the least time one champion/challenger pair is timed for (seconds)
 MIN_PAIR_S = 0.1
+#: ``time_interleaved``'s burst per candidate (its default)
+BURST_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ class Selector:
         ordered = sorted(specs, key=lambda c: c.key != REFERENCE_KEY)
         champion: tuple[str, Runner] | None = None
         load_costs: list[float] = []
+        round_s = 2 * BURST_S / max(0.05, min(1.0, settings.cpu_share))
         pairs = 0
         try:
             for i, spec in enumerate(ordered):
@@ -259,7 +262,8 @@ class Selector:
                     champion = (spec.key, runner)
                     continue
                 rest = len(ordered) - i  # this pair and the ones after it
-                left = deadline - time.monotonic() - expected_load * (rest - 1)
+                # a pair checks its time between rounds: keep one round in hand
+                left = deadline - time.monotonic() - expected_load * (rest - 1) - round_s
                 champion = self._duel(champion, (spec.key, runner), trial, left / rest)
                 pairs += 1
         except BaseException:
@@ -301,6 +305,7 @@ class Selector:
                 trial.inputs,
                 budget_s=max(MIN_PAIR_S, budget_s),
                 cpu_share=self.settings.cpu_share,
+                burst_s=BURST_S,
             )
         except BaseException:
             nrun.close()

@@ -112,7 +112,7 @@ def test_the_budget_holds_for_a_50_mb_model(tmp_path: Path) -> None:
     selection, _ = select(selector, bundle)
     wall = time.monotonic() - started
     try:
-        assert wall <= selector.settings.budget_s + 0.5 and selection.elapsed_s <= 5.5
+        assert selection.elapsed_s <= selector.settings.budget_s + 0.25 and wall <= 5.5
         timed = [m for m in selection.measurements if m.p50_ms is not None]
         assert len(timed) >= 2
     finally:

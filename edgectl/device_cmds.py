@@ -1,8 +1,10 @@
 """``edgectl devices list|show|label|enroll|revoke``.
 
 ``devices list [--fleet F] [--selector k=v,...]`` is one row per device;
-``devices show ID`` adds labels, hardware profile, runtimes, and the inference figures of
-each model version from its latest heartbeat; ``devices label ID k=v k2-`` sets ``k`` and
+``devices show ID`` adds labels, hardware profile, runtimes, the inference figures of
+each model version from its latest heartbeat, and how each model's backend was chosen
+(every candidate's p50, p99, runs, max error against the reference, or why it was
+excluded); ``devices label ID k=v k2-`` sets ``k`` and
 removes ``k2`` (kubectl style). Selectors and labels are checked here before anything is
 sent (exit 2). ``devices enroll ID --fleet F [--ttl 24h]`` prints a one-time enrollment
 token for the device (``edge-agent enroll --token ...`` on the device redeems it);
@@ -165,7 +167,43 @@ def render_device(device: Mapping[str, Any]) -> str:
         headers = ["model", "version", "backend", "requests", "errors", "client errors"]
         headers += ["p50 ms", "p95 ms"]
         lines += ["", *render([*headers, "p99 ms"], rows).splitlines()]
+    for name, selection in sorted((device.get("selections") or {}).items()):
+        lines += ["", *render_selection(name, selection).splitlines()]
     return "\n".join(lines)
+
+
+def _figure(value: object, spec: str = ".3f") -> str:
+    return "-" if value is None else format(float(str(value)), spec)
+
+
+def render_selection(name: str, selection: Mapping[str, Any]) -> str:
+    """How a model's backend was chosen: a line, then every candidate's figures (the
+    chosen one marked ``*``) or why it was excluded."""
+    how = (
+        "pinned" if selection.get("pinned") else "cached" if selection.get("cached") else "measured"
+    )
+    elapsed = float(selection.get("elapsed_s") or 0.0)
+    head = (
+        f"selection of {name} {selection.get('version') or ''}: "
+        f"{selection.get('backend') or selection.get('chosen')} ({how} in {elapsed:.1f} s, "
+        f"profile {selection.get('profile') or '-'}): {selection.get('reason') or '-'}"
+    )
+    chosen = selection.get("chosen")
+    rows = [
+        [
+            ("* " if c.get("key") == chosen else "  ") + str(c.get("key")),
+            _figure(c.get("p50_ms")),
+            _figure(c.get("p99_ms")),
+            c.get("runs") or 0,
+            "-" if c.get("rel_error") is None else f"{100 * float(c['rel_error']):.2g}%",
+            c.get("excluded") or "",
+        ]
+        for c in selection.get("candidates") or []
+    ]
+    if not rows:
+        return head
+    headers = ["candidate", "p50 ms", "p99 ms", "runs", "max error", "excluded"]
+    return "\n".join([head, *render(headers, rows).splitlines()])
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

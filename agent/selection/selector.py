@@ -250,8 +250,7 @@ class Selector:
                 left = deadline - time.monotonic()
                 expected_load = max(load_costs, default=0.0)
                 if champion is not None and left < expected_load + MIN_PAIR_S:
-                    why = f"not measured: the selection budget ({settings.budget_s:g} s) was spent"
-                    trial.figures[spec.key] = Measurement(spec.key, excluded=why)
+                    trial.figures[spec.key] = Measurement(spec.key, excluded=self._spent())
                     continue
                 began = time.monotonic()
                 runner = self._admit(spec, load, trial, tolerance)
@@ -264,7 +263,8 @@ class Selector:
                 rest = len(ordered) - i  # this pair and the ones after it
                 # a pair checks its time between rounds: keep one round in hand
                 left = deadline - time.monotonic() - expected_load * (rest - 1) - round_s
-                champion = self._duel(champion, (spec.key, runner), trial, left / rest)
+                hard = deadline - time.monotonic()  # the budget holds, min_runs or not
+                champion = self._duel(champion, (spec.key, runner), trial, left / rest, hard)
                 pairs += 1
         except BaseException:
             if champion is not None:
@@ -289,12 +289,16 @@ class Selector:
         logger.info("selection: chose %s (%s) in %.1fs", chosen, reason, elapsed)
         return Selection(winner, chosen, reason, self.profile, ordered_figures, elapsed_s=elapsed)
 
+    def _spent(self) -> str:
+        return f"not measured: the selection budget ({self.settings.budget_s:g} s) was spent"
+
     def _duel(
         self,
         champion: tuple[str, Runner],
         challenger: tuple[str, Runner],
         trial: _Trial,
         budget_s: float,
+        hard_s: float,
     ) -> tuple[str, Runner]:
         """Time the two interleaved for ``budget_s``; the new champion (the loser closed)."""
         (ckey, crun), (nkey, nrun) = champion, challenger
@@ -306,11 +310,16 @@ class Selector:
                 budget_s=max(MIN_PAIR_S, budget_s),
                 cpu_share=self.settings.cpu_share,
                 burst_s=BURST_S,
+                hard_s=max(0.0, hard_s),
             )
         except BaseException:
             nrun.close()
             raise
         for k, t in timings.items():
+            if t.runs == 0:  # the budget ran out first: its earlier figures stand
+                if k == nkey:
+                    trial.figures[k] = replace(trial.figures[k], excluded=self._spent())
+                continue
             trial.figures[k] = replace(
                 trial.figures[k],
                 p50_ms=t.p50_ms,

@@ -88,8 +88,10 @@ def test_candidates_are_loaded_one_at_a_time_beside_the_champion(tmp_path: Path)
         assert peak == 2 and loaded == [selection.runner]
         figures = {m.key: m for m in selection.measurements}
         assert set(figures) == {OV.key, ORT.key, ORT_T1.key, OV_DEFAULT.key}
-        for m in figures.values():
-            assert m.excluded is None and m.p50_ms and m.runs >= 5
+        for m in figures.values():  # on a busy box the budget may not reach the last one
+            assert (m.excluded is None and m.p50_ms and m.runs >= 1) or (
+                m.excluded is not None and m.excluded.startswith("not measured: the selection")
+            )
         assert f"{MARGIN_PCT:g}% faster to displace it" in selection.reason
     finally:
         selection.runner.close()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocol.errors import ProtocolError
 from protocol.fields import (
     MAX_ENVELOPE_PAYLOAD,
+    MAX_INT64,
     MAX_URL,
     PROTOCOL_VERSION,
     URL_PATTERN,
@@ -84,6 +85,11 @@ class ModelAssignment(WireMessage):
     #: agent shares the box's CPU threads and request concurrency by priority
     #: (docs/agent.md, "Several models on one device").
     priority: Priority | None = None
+    #: The operator's re-selection counter for this model on the device (``edgectl
+    #: devices reselect``): when it grows past the one the agent applied, the agent
+    #: forgets its cached backend choice for the bundle and measures again (the model
+    #: keeps serving until the new choice is active). 0: never asked.
+    reselect: int = Field(default=0, ge=0, le=MAX_INT64)
 
 
 class DesiredState(WireMessage):

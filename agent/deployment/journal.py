@@ -52,6 +52,8 @@ class PersistedModel(BaseModel):
     gate_p50_ms: float | None = None
     #: the backend the operator pinned for it (then restored on that backend, unmeasured)
     pin: str | None = None
+    #: the operator's re-selection counter it was selected under (``ModelAssignment``)
+    reselect: int = 0
 
 
 class AssignmentJournal(BaseModel):

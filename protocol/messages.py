@@ -88,8 +88,9 @@ class ModelAssignment(WireMessage):
     #: The operator's re-selection counter for this model on the device (``edgectl
     #: devices reselect``): when it grows past the one the agent applied, the agent
     #: forgets its cached backend choice for the bundle and measures again (the model
-    #: keeps serving until the new choice is active). 0: never asked.
-    reselect: int = Field(default=0, ge=0, le=MAX_INT64)
+    #: keeps serving until the new choice is active). 0: never asked, and then left out
+    #: of the message (a command without a re-selection is byte for byte what it was).
+    reselect: int = Field(default=0, ge=0, le=MAX_INT64, exclude_if=lambda v: v == 0)
 
 
 class DesiredState(WireMessage):

@@ -53,7 +53,7 @@ class PersistedModel(BaseModel):
     #: the backend the operator pinned for it (then restored on that backend, unmeasured)
     pin: str | None = None
     #: the operator's re-selection counter it was selected under (``ModelAssignment``)
-    reselect: int = 0
+    reselect: int = Field(default=0, exclude_if=lambda v: v == 0)  # 0: not written
 
 
 class AssignmentJournal(BaseModel):

@@ -1,4 +1,4 @@
-"""``edgectl devices list|show|label|enroll|revoke``.
+"""``edgectl devices list|show|label|enroll|revoke|reselect``.
 
 ``devices list [--fleet F] [--selector k=v,...]`` is one row per device;
 ``devices show ID`` adds labels, hardware profile, runtimes, the inference figures of
@@ -8,7 +8,8 @@ excluded); ``devices label ID k=v k2-`` sets ``k`` and
 removes ``k2`` (kubectl style). Selectors and labels are checked here before anything is
 sent (exit 2). ``devices enroll ID --fleet F [--ttl 24h]`` prints a one-time enrollment
 token for the device (``edge-agent enroll --token ...`` on the device redeems it);
-``devices revoke ID`` cuts a device off.
+``devices revoke ID`` cuts a device off; ``devices reselect ID [--model M]`` has the
+device measure its backend choice again (its cached choice dropped).
 """
 
 from __future__ import annotations
@@ -277,8 +278,20 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reselect(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        answer = client.reselect_device(args.id, args.model)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    what = f"model {args.model}" if args.model else "every model"
+    sent = "a new command sent" if answer.get("reissued") else "no new command (nothing deployed)"
+    print(f"{answer['device']}: re-selection {answer['reselect']} of {what} asked; {sent}")
+    return 0
+
+
 def add_commands(sub: SubParsers) -> None:
-    """Register ``devices list|show|label|enroll|revoke``."""
+    """Register ``devices list|show|label|enroll|revoke|reselect``."""
     devices = sub.add_parser("devices", help="devices and their labels")
     cmds = devices.add_subparsers(dest="devices_cmd", required=True)
 
@@ -310,3 +323,11 @@ def add_commands(sub: SubParsers) -> None:
     revoke.add_argument("id", metavar="ID")
     revoke.add_argument("--json", action="store_true", help="print the API object")
     revoke.set_defaults(handler=_cmd_revoke)
+
+    reselect = cmds.add_parser(
+        "reselect", help="measure a device's backend choice again (drops its cached choice)"
+    )
+    reselect.add_argument("id", metavar="ID")
+    reselect.add_argument("--model", help="only this model (default: every model)")
+    reselect.add_argument("--json", action="store_true", help="print the API object")
+    reselect.set_defaults(handler=_cmd_reselect)

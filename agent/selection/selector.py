@@ -278,8 +278,9 @@ class Selector:
         best = trial.figures[chosen]
         if pairs == 0:
             reason = "the only candidate within the accuracy guard"
+        elif best.p50_ms is None:  # the budget ran out before any pair was timed
+            reason = f"the first accurate candidate: {self._spent()} before any comparison"
         else:
-            assert best.p50_ms is not None
             reason = (
                 f"lowest p50 ({best.p50_ms:.3f} ms): each challenger timed against the "
                 f"champion had to be {settings.margin_pct:g}% faster to displace it"

@@ -154,3 +154,29 @@ def test_forget_makes_the_next_selection_measure_again(tmp_path: Path) -> None:
 def test_settings_default_to_a_5_s_budget_and_a_3_pct_margin() -> None:
     settings = SelectionSettings()
     assert (settings.budget_s, settings.margin_pct) == (5.0, MARGIN_PCT) == (5.0, 3.0)
+
+
+def test_a_budget_spent_during_the_first_pair_keeps_the_reference(tmp_path: Path) -> None:
+    bundle = det_bundle(tmp_path)
+    selector = selector_for(tmp_path, ORT, ORT_T1)
+    selector.settings = replace(selector.settings, budget_s=0.8)
+
+    def load(spec: Any) -> Any:
+        runner = load_runner(bundle, expected_name="det", expected_version="1", spec=spec)
+        if spec.key == ORT_T1.key:
+            time.sleep(0.9)  # a slow load: the budget is gone before the pair is timed
+        return runner
+
+    selection = selector.select(
+        bundle_digest="d" * 64,
+        runtimes=("onnxruntime",),
+        load=load,
+        inputs_for=lambda runner: bootstrap_inputs(runner, bundle),
+    )
+    try:
+        assert selection.chosen == ORT.key and selection.elapsed_s < 1.5
+        t1 = next(m for m in selection.measurements if m.key == ORT_T1.key)
+        assert t1.excluded == "not measured: the selection budget (0.8 s) was spent"
+        assert selection.reason.startswith("the first accurate candidate: not measured")
+    finally:
+        selection.runner.close()

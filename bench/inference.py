@@ -5,7 +5,8 @@
 For each model (built in code) and in the same run: the baseline (a plain
 ``onnxruntime.InferenceSession.run``), the agent's ONNX Runtime runner plugin
 (``agent_runner``), the in-process Python API as ``Agent.infer`` runs it
-(``agent_in_process``: ``ServedModels.use`` + ``LoadedModel.infer``, with its metrics),
+(``agent_in_process``: ``ServedModels.infer``, i.e. ``use`` + ``LoadedModel.infer``, with
+its metrics),
 these three timed alternately in blocks of ``BLOCK`` calls, and the agent's Open Inference
 Protocol REST endpoint over loopback with JSON tensors (a keep-alive httpx client).
 Goal: ``agent_in_process`` p50 <= 1.10x the baseline's on every model (a line says
@@ -138,8 +139,7 @@ def bench_model(spec: BenchModel, workdir: Path, seconds: float) -> dict[str, An
                 response.raise_for_status()
 
             def in_process() -> None:
-                with served.use(spec.name) as model:  # what Agent.infer does
-                    model.infer(feeds)
+                served.infer(spec.name, feeds)  # what Agent.infer does
 
             calls = {
                 "ort_session_run": lambda: session.run(None, feeds),

@@ -182,6 +182,39 @@ class ServedModels:
         ``LoadedModel``; ModelNotFound on entering if it is not active)."""
         return _Use(self, name)
 
+    def infer(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run ``name``'s current model once: ``use`` + ``LoadedModel.infer`` without a
+        context manager object (the in-process API's path, ``Agent.infer``)."""
+        model = self._hold(name)
+        invalid = False
+        try:
+            return model.infer(inputs)
+        except InvalidInput:
+            invalid = True
+            raise
+        finally:
+            self._release(model, invalid)
+
+    def _hold(self, name: str) -> LoadedModel:
+        """``name``'s current model, counted in flight (ModelNotFound if not active)."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise ModelNotFound(f"model {name!r} is not active")
+            model._in_flight += 1
+        return model
+
+    def _release(self, model: LoadedModel, invalid_input: bool) -> None:
+        """One request on ``model`` is over (an InvalidInput counted); closed if it was
+        retired and this was its last request."""
+        if invalid_input and model._stats is not None:
+            model._stats.error(ErrorKind.INVALID_INPUT)
+        with self._lock:
+            model._in_flight -= 1
+            close = model._retired and model._in_flight == 0
+        if close:
+            self._close(model)
+
     def placed(self, name: str) -> AbstractContextManager[None]:
         """The calling thread confined to the cores of ``name``'s current model while it
         works for it (a REST request, from its head to its answer); as it is if the
@@ -250,26 +283,13 @@ class _Use:
         self._model: LoadedModel | None = None
 
     def __enter__(self) -> LoadedModel:
-        served = self._served
-        with served._lock:
-            model = served._models.get(self._name)
-            if model is None:
-                raise ModelNotFound(f"model {self._name!r} is not active")
-            model._in_flight += 1
-        self._model = model
-        return model
+        self._model = self._served._hold(self._name)
+        return self._model
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        model, served = self._model, self._served
-        if model is None:
-            return
-        self._model = None
-        if kind is not None and issubclass(kind, InvalidInput) and model._stats is not None:
-            model._stats.error(ErrorKind.INVALID_INPUT)
-        with served._lock:
-            model._in_flight -= 1
-            close = model._retired and model._in_flight == 0
-        if close:
-            served._close(model)
+        model, self._model = self._model, None
+        if model is not None:
+            invalid = kind is not None and issubclass(kind, InvalidInput)
+            self._served._release(model, invalid)

@@ -337,8 +337,7 @@ class Agent:
 
     def infer(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the active model ``name``; ModelNotFound / InvalidInput / InferenceError."""
-        with self.models.use(name) as model:
-            return model.infer(inputs)
+        return self.models.infer(name, inputs)
 
     # -- Reporter (called by the deployment manager) and link callbacks --------------------
 

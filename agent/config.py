@@ -107,7 +107,7 @@ class AgentConfig(BaseModel):
     cache_versions: int = Field(default=3, ge=1, le=1000)
     #: measured backend selection: the time budget for one model (loads included), and
     #: the largest share of one core the measurement may take from the serving model
-    selection_budget_s: float = Field(default=20.0, gt=0, le=3600)
+    selection_budget_s: float = Field(default=5.0, gt=0, le=3600)
     selection_cpu_share: float = Field(default=0.5, gt=0, le=1)
     #: fit before install (docs/agent.md, "Fit before install"): the memory
     #: the device's models may take in all, MiB (unset: three quarters of the host's RAM),

@@ -55,6 +55,7 @@ HELPERS = frozenset(
         "report_flood",
         "rest_paths",
         "scale_stack",
+        "selection_memory",
         "selection_models",
         "selection_table",
         "tcp_floor",

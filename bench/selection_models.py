@@ -1,5 +1,5 @@
-"""The four models of ``bench.selection``, built in code with ``onnx.helper`` (nothing is
-downloaded). Every input is float32 with a dynamic batch dimension; weights are random
+"""The models of ``bench.selection``, built in code with ``onnx.helper`` (nothing is
+downloaded). Every float input has a dynamic batch dimension; weights are random
 with He (ReLU) or 1/sqrt(fan-in) scaling, so activations stay O(1) through the whole
 network and a reduced precision's error is what it would be on a trained model of that
 shape, not an artefact of exploding or vanishing values.
@@ -14,6 +14,11 @@ shape, not an artefact of exploding or vanishing values.
     transformer-encoder  4 pre-LN layers, d_model 256, 4 heads, FFN 1024 (Erf-GELU);
                          input [batch, 64, 256]
     tiny-mlp             [batch, 16] -> 64 -> 64 -> 4 with ReLU
+    dynamic-cnn          6 3x3 convs (strides 2, 32-256 channels), global average pool,
+                         FC 100; input [batch, 3, height, width], measured at 120x160
+    stateful-gru         one step of a GRU-like cell that carries its state: inputs
+                         x [batch, 64], state [batch, 256], step (int64 scalar, added as
+                         a sinusoid); outputs y [batch, 32], state_out, step_out (int64)
 """
 
 from __future__ import annotations
@@ -40,10 +45,15 @@ class SelectionModel:
     input_name: str
     input_shape: tuple[int, ...]
     build: Callable[[Path], Path]
+    #: the model's other inputs (state, scalars), if it has any
+    extra: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None
 
     def feeds(self, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
-        return {self.input_name: rng.standard_normal(self.input_shape).astype(np.float32)}
+        feeds = {self.input_name: rng.standard_normal(self.input_shape).astype(np.float32)}
+        if self.extra is not None:
+            feeds.update(self.extra(rng))
+        return feeds
 
 
 class _Graph:
@@ -102,9 +112,22 @@ class _Graph:
     def save(
         self, path: Path, name: str, x: onnx.ValueInfoProto, y_name: str, y_shape: list[str | int]
     ) -> Path:
-        self.nodes.append(helper.make_node("Identity", [y_name], ["y"]))
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)
-        graph = helper.make_graph(self.nodes, name, [x], [y], self.inits)
+        return self.save_many(path, name, [x], [(y_name, "y", TensorProto.FLOAT, y_shape)])
+
+    def save_many(
+        self,
+        path: Path,
+        name: str,
+        inputs: list[onnx.ValueInfoProto],
+        outputs: list[tuple[str, str, int, list[str | int]]],
+    ) -> Path:
+        """The graph with ``inputs`` and ``outputs`` (tensor, output name, element type,
+        shape), checked and saved to ``path``."""
+        declared = []
+        for tensor, out_name, elem, shape in outputs:
+            self.nodes.append(helper.make_node("Identity", [tensor], [out_name]))
+            declared.append(helper.make_tensor_value_info(out_name, elem, shape))
+        graph = helper.make_graph(self.nodes, name, inputs, declared, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
         model.ir_version = 8
         onnx.checker.check_model(model, full_check=True)
@@ -200,6 +223,60 @@ def _tiny_mlp(path: Path) -> Path:
     return g.save(path, "tiny_mlp", x, out, ["batch", 4])
 
 
+def _dynamic_cnn(path: Path) -> Path:
+    """Height and width dynamic: what a detector fed frames of any size looks like."""
+    g = _Graph(seed=7)
+    h = g.op("Relu", [g.conv("image", 3, 32, 3, stride=2)])
+    cin = 32
+    for cout, stride in [(64, 2), (64, 1), (128, 2), (128, 1), (256, 2)]:
+        h = g.op("Relu", [g.conv(h, cin, cout, 3, stride=stride)])
+        cin = cout
+    logits = g.head(h, 256, 100)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    return g.save(path, "dynamic_cnn", x, logits, ["batch", 100])
+
+
+def _stateful_gru(path: Path, d_in: int = 64, d_h: int = 256, d_out: int = 32) -> Path:
+    """One step of a GRU-like sequence model that carries its state: inputs ``x``
+    [batch, 64], ``state`` [batch, 256] and ``step`` (an int64 scalar, the position: a
+    sinusoid of it is added to the state); outputs ``y``, ``state_out`` and ``step_out``
+    (step + 1). The caller feeds the state and step back for the next frame."""
+    g = _Graph(seed=12)
+    t = g.op("Cast", ["step"], to=TensorProto.FLOAT)
+    freqs = np.exp(-np.linspace(0.0, 6.0, d_h)).astype(np.float32)
+    phase = g.op("Sin", [g.op("Mul", [t, g.const(freqs, "freq")])])
+    h = g.op("Add", ["state", g.op("Mul", [phase, g.scalar(0.1)])])
+
+    def gate(act: str, hidden: str) -> str:
+        a = g.linear("x", d_in, d_h)
+        b = g.linear(hidden, d_h, d_h)
+        return g.op(act, [g.op("Add", [a, b])])
+
+    z = gate("Sigmoid", h)
+    r = gate("Sigmoid", h)
+    n = gate("Tanh", g.op("Mul", [r, h]))
+    one_minus_z = g.op("Sub", [g.scalar(1.0), z])
+    h_next = g.op("Add", [g.op("Mul", [one_minus_z, n]), g.op("Mul", [z, h])])
+    y = g.linear(h_next, d_h, d_out)
+    step_next = g.op("Add", ["step", g.const(np.array(1, dtype=np.int64), "one")])
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", d_in]),
+        helper.make_tensor_value_info("state", TensorProto.FLOAT, ["batch", d_h]),
+        helper.make_tensor_value_info("step", TensorProto.INT64, []),
+    ]
+    outputs: list[tuple[str, str, int, list[str | int]]] = [
+        (y, "y", TensorProto.FLOAT, ["batch", d_out]),
+        (h_next, "state_out", TensorProto.FLOAT, ["batch", d_h]),
+        (step_next, "step_out", TensorProto.INT64, []),
+    ]
+    return g.save_many(path, "stateful_gru", inputs, outputs)
+
+
+def _gru_extra(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    state = np.tanh(rng.standard_normal((1, 256))).astype(np.float32)
+    return {"state": state, "step": np.array(17, dtype=np.int64)}
+
+
 def catalogue() -> list[SelectionModel]:
     """The benchmark's models, in the order they are measured."""
     return [
@@ -225,6 +302,21 @@ def catalogue() -> list[SelectionModel]:
             _transformer,
         ),
         SelectionModel("tiny-mlp", "16 -> 64 -> 64 -> 4", "x", (1, 16), _tiny_mlp),
+        SelectionModel(
+            "dynamic-cnn",
+            "6 convs 3x3, height and width dynamic, FC 100",
+            "image",
+            (1, 3, 120, 160),
+            _dynamic_cnn,
+        ),
+        SelectionModel(
+            "stateful-gru",
+            "GRU step, state 256 carried in and out, int64 scalar step",
+            "x",
+            (1, 64),
+            _stateful_gru,
+            extra=_gru_extra,
+        ),
     ]
 
 

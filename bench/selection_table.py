@@ -28,7 +28,18 @@ def print_model(name: str, r: dict[str, Any]) -> None:
             f"{_fmt(extra['rel_error'], '.2%')} {_fmt(seen.get('p50_ms'))}  {', '.join(notes)}"
         )
     over, default = r["chosen_over_best"], r["ort_default_over_chosen"]
-    print(f"  chosen/best {over:.3f}   ORT default/chosen {default:.2f}")
+    print(
+        f"  chosen/best {over:.3f}   chosen/best of all {r['chosen_over_best_all']:.3f} "
+        f"({r['best_all']})   ORT default/chosen {default:.2f}"
+    )
+    if (memory := r.get("memory")) is not None:
+        alone = memory["one_model_bytes"]
+        largest = max(alone.values(), default=0)
+        print(
+            f"  memory: selection peak {memory['selection_peak_bytes'] / 2**20:.0f} MiB, "
+            f"largest candidate alone {largest / 2**20:.0f} MiB, "
+            f"ratio {memory['peak_over_largest_model']}"
+        )
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

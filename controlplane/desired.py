@@ -5,7 +5,8 @@ highest generation among that model's deployments decides the model version, in 
 variant the device's runtimes prefer (:mod:`controlplane.variant_choice`; the version's
 own bundle by default), with the operator's backend pin for that model
 (``ModelAssignment.backend``: :mod:`controlplane.pin_rules`, the device's pins, else its
-current fleet's, a pin naming the model over one for every model; else None). A model
+current fleet's, a pin naming the model over one for every model; else None), and the
+operator's re-selection counter for it (``ModelAssignment.reselect``: ``reselect_of``). A model
 whose latest target is an undeploy (``Deployment.remove``) is left out of the set.
 :mod:`controlplane.commands` wraps it in a signed deployment command (generation, expiry,
 trust version) and keeps the last one."""
@@ -28,7 +29,7 @@ from controlplane.models import (
     ModelVariant,
     ModelVersion,
 )
-from controlplane.pin_rules import Pins
+from controlplane.pin_rules import Pins, reselect_of
 from controlplane.variant_choice import choose_variant
 from model_store import SIGNATURE_FILENAME
 from protocol import FileRef, ModelAssignment, Priority, ShadowSpec
@@ -89,6 +90,7 @@ def assignment(
     *,
     backend: str | None = None,
     bundle: Bundle | None = None,
+    reselect: int = 0,
 ) -> ModelAssignment:
     """The model assignment of a deployment; ``size`` = signature + every file; ``backend``
     the pinned backend key, if any; ``bundle`` the variant sent (default: the version's)."""
@@ -108,12 +110,15 @@ def assignment(
         backend=backend,
         priority=Priority(deployment.priority) if deployment.priority else None,
         shadow=ShadowSpec.model_validate(deployment.shadow) if deployment.shadow else None,
+        reselect=reselect,
     )
 
 
-def _devices_of(session: Session, device_ids: Iterable[str]) -> dict[str, tuple[Pins, list[str]]]:
-    """Each device's operator pins (its own and its current fleet's) and the runtimes it
-    reports, by device id: one query."""
+def _devices_of(
+    session: Session, device_ids: Iterable[str]
+) -> dict[str, tuple[Pins, list[str], dict[str, int]]]:
+    """Each device's operator pins (its own and its current fleet's), the runtimes it
+    reports and its re-selection counters, by device id: one query."""
     rows = session.exec(
         select(Device, Fleet)
         .join(Fleet, col(Fleet.name) == col(Device.fleet), isouter=True)
@@ -128,6 +133,7 @@ def _devices_of(session: Session, device_ids: Iterable[str]) -> dict[str, tuple[
                 (fleet.model_pins or {}) if fleet is not None else {},
             ),
             device.runtimes or [],
+            device.reselects or {},
         )
         for device, fleet in rows
     }
@@ -168,14 +174,22 @@ def desired(session: Session, *, device_ids: Iterable[str] | None = None) -> lis
             _, deployed, model_version = per_model[name]
             if deployed.remove:  # undeployed: the model leaves the device
                 continue
-            pins, runtimes = devices[device_id]
+            pins, runtimes, reselects = devices[device_id]
             bundles = [
                 Bundle.of(model_version),
                 *map(Bundle.of, extra.get(model_version.id or 0, [])),
             ]
             chosen = choose_variant(runtimes, bundles)
             backend = pins.backend_for(name)
-            assignments.append(assignment(deployed, model_version, backend=backend, bundle=chosen))
+            assignments.append(
+                assignment(
+                    deployed,
+                    model_version,
+                    backend=backend,
+                    bundle=chosen,
+                    reselect=reselect_of(reselects, name),
+                )
+            )
         found.append(
             Desired(
                 device_id=device_id,

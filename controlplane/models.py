@@ -105,6 +105,10 @@ class Device(SQLModel, table=True):
     #: The operator's backend pins for one model each on this device, by model name: over
     #: its ``pinned_backend`` for that model (and over its fleet's pins).
     model_pins: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    #: The operator's re-selection counters (``POST /devices/{id}/reselect``), by model
+    #: name, ``*`` for every model: a model's commands carry the sum of its own and
+    #: ``*``'s (``ModelAssignment.reselect``); each only grows.
+    reselects: dict[str, int] = Field(default_factory=dict, sa_type=JSON)
     #: How each active model's backend was chosen, by model name, from the latest state
     #: report: ``{version, bundle_digest, backend, chosen, reason, ..., candidates}``.
     selections: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

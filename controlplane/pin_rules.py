@@ -5,6 +5,8 @@ or for one model by name (``model_pins``). For model ``m`` on a device the first
 is set wins: the device's pin for ``m``, the device's pin, its fleet's pin for ``m``,
 its fleet's pin. A device's pins win over its fleet's (as they did before pins per
 model); within one scope, a pin for the model wins over the pin for every model.
+
+``reselect_of``: the operator's re-selection counter a device's model gets.
 """
 
 from __future__ import annotations
@@ -49,3 +51,13 @@ class Pins:
     def backend_for(self, model: str) -> str | None:
         pin = self.for_model(model)
         return pin.backend if pin is not None else None
+
+
+#: The key of ``Device.reselects`` that counts re-selections of every model.
+EVERY_MODEL = "*"
+
+
+def reselect_of(reselects: Mapping[str, int], model: str) -> int:
+    """The re-selection counter a model's assignment carries: its own plus every model's
+    (``*``), so that either request raises it (both only grow)."""
+    return int(reselects.get(model, 0)) + int(reselects.get(EVERY_MODEL, 0))

@@ -91,6 +91,25 @@ class PinResult(BaseModel):
     reissued: list[str]
 
 
+class ReselectRequest(BaseModel):
+    """``POST /devices/{id}/reselect``: measure the backend of ``model`` again (None:
+    every model the device runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelName | None = None
+
+
+class ReselectResult(BaseModel):
+    """What a re-selection request did: the counter the model's commands now carry, and
+    whether the device was sent a new command."""
+
+    device: str
+    model: str | None = None
+    reselect: int
+    reissued: list[str]
+
+
 class PinPublic(BaseModel):
     """The pin a device's commands carry, whether it is the device's or its fleet's, and
     the device's answer (``controlplane.views.pin_answer``)."""

@@ -241,6 +241,11 @@ class ControlPlaneClient:
         path = f"/api/v1/devices/{quote(device_id, safe='')}/revoke"
         return dict(self._json("POST", path))
 
+    def reselect_device(self, device_id: str, model: str | None = None) -> dict[str, Any]:
+        """Ask a device to measure the backend of ``model`` (None: every model) again."""
+        path = f"/api/v1/devices/{quote(device_id, safe='')}/reselect"
+        return dict(self._json("POST", path, json={"model": model}))
+
     # -- rollouts ---------------------------------------------------------------------
 
     def create_rollout(

@@ -1,12 +1,15 @@
-"""``edgectl devices list|show|label|enroll|revoke``.
+"""``edgectl devices list|show|label|enroll|revoke|reselect``.
 
 ``devices list [--fleet F] [--selector k=v,...]`` is one row per device;
-``devices show ID`` adds labels, hardware profile, runtimes, and the inference figures of
-each model version from its latest heartbeat; ``devices label ID k=v k2-`` sets ``k`` and
+``devices show ID`` adds labels, hardware profile, runtimes, the inference figures of
+each model version from its latest heartbeat, and how each model's backend was chosen
+(every candidate's p50, p99, runs, max error against the reference, or why it was
+excluded); ``devices label ID k=v k2-`` sets ``k`` and
 removes ``k2`` (kubectl style). Selectors and labels are checked here before anything is
 sent (exit 2). ``devices enroll ID --fleet F [--ttl 24h]`` prints a one-time enrollment
 token for the device (``edge-agent enroll --token ...`` on the device redeems it);
-``devices revoke ID`` cuts a device off.
+``devices revoke ID`` cuts a device off; ``devices reselect ID [--model M]`` has the
+device measure its backend choice again (its cached choice dropped).
 """
 
 from __future__ import annotations
@@ -168,7 +171,43 @@ def render_device(device: Mapping[str, Any]) -> str:
         lines += ["", *render([*headers, "p99 ms"], rows).splitlines()]
     if device.get("shadows"):
         lines += ["", *shadows_table(device["shadows"])]
+    for name, selection in sorted((device.get("selections") or {}).items()):
+        lines += ["", *render_selection(name, selection).splitlines()]
     return "\n".join(lines)
+
+
+def _figure(value: object, spec: str = ".3f") -> str:
+    return "-" if value is None else format(float(str(value)), spec)
+
+
+def render_selection(name: str, selection: Mapping[str, Any]) -> str:
+    """How a model's backend was chosen: a line, then every candidate's figures (the
+    chosen one marked ``*``) or why it was excluded."""
+    how = (
+        "pinned" if selection.get("pinned") else "cached" if selection.get("cached") else "measured"
+    )
+    elapsed = float(selection.get("elapsed_s") or 0.0)
+    head = (
+        f"selection of {name} {selection.get('version') or ''}: "
+        f"{selection.get('backend') or selection.get('chosen')} ({how} in {elapsed:.1f} s, "
+        f"profile {selection.get('profile') or '-'}): {selection.get('reason') or '-'}"
+    )
+    chosen = selection.get("chosen")
+    rows = [
+        [
+            ("* " if c.get("key") == chosen else "  ") + str(c.get("key")),
+            _figure(c.get("p50_ms")),
+            _figure(c.get("p99_ms")),
+            c.get("runs") or 0,
+            "-" if c.get("rel_error") is None else f"{100 * float(c['rel_error']):.2g}%",
+            c.get("excluded") or "",
+        ]
+        for c in selection.get("candidates") or []
+    ]
+    if not rows:
+        return head
+    headers = ["candidate", "p50 ms", "p99 ms", "runs", "max error", "excluded"]
+    return "\n".join([head, *render(headers, rows).splitlines()])
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -242,8 +281,20 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reselect(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        answer = client.reselect_device(args.id, args.model)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    what = f"model {args.model}" if args.model else "every model"
+    sent = "a new command sent" if answer.get("reissued") else "no new command (nothing deployed)"
+    print(f"{answer['device']}: re-selection {answer['reselect']} of {what} asked; {sent}")
+    return 0
+
+
 def add_commands(sub: SubParsers) -> None:
-    """Register ``devices list|show|label|enroll|revoke``."""
+    """Register ``devices list|show|label|enroll|revoke|reselect``."""
     devices = sub.add_parser("devices", help="devices and their labels")
     cmds = devices.add_subparsers(dest="devices_cmd", required=True)
 
@@ -275,3 +326,11 @@ def add_commands(sub: SubParsers) -> None:
     revoke.add_argument("id", metavar="ID")
     revoke.add_argument("--json", action="store_true", help="print the API object")
     revoke.set_defaults(handler=_cmd_revoke)
+
+    reselect = cmds.add_parser(
+        "reselect", help="measure a device's backend choice again (drops its cached choice)"
+    )
+    reselect.add_argument("id", metavar="ID")
+    reselect.add_argument("--model", help="only this model (default: every model)")
+    reselect.add_argument("--json", action="store_true", help="print the API object")
+    reselect.set_defaults(handler=_cmd_reselect)

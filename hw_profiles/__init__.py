@@ -10,6 +10,7 @@ Public surface:
     load_catalogue        the packaged profiles (hw_profiles/profiles/*.toml) or a directory
     match_profile         facts -> the most specific profile (pure)
     eligible_candidates   profile + facts -> the candidates this host can run (pure)
+    plain_defaults        the plain-default variants a user would write, beside a profile's
     probe_report, format_table   what ``edge-agent probe`` prints
     HwProfilesError, ProfileError
 
@@ -25,6 +26,7 @@ from hw_profiles.facts import ISA_FLAGS_OF_INTEREST, GpuFacts, HostFacts, finger
 from hw_profiles.matching import can_run, eligible_candidates, match_profile, matching_profiles
 from hw_profiles.probe import probe_host
 from hw_profiles.report import format_table, probe_report
+from hw_profiles.variants import plain_defaults
 
 __all__ = [
     "ISA_FLAGS_OF_INTEREST",
@@ -43,6 +45,7 @@ __all__ = [
     "match_profile",
     "matching_profiles",
     "parse_profile",
+    "plain_defaults",
     "probe_host",
     "probe_report",
 ]

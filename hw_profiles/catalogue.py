@@ -67,18 +67,25 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 @dataclass(frozen=True)
 class CandidateSpec:
-    """One backend worth measuring: a runtime, its device, a precision, a hint."""
+    """One backend worth measuring: a runtime, its device, a precision, a hint.
+
+    ``hint`` "" leaves the performance hint to the runtime (OpenVINO's own default);
+    ``variant`` names a configuration beside the profile's own (``plain_defaults``): it
+    is part of the key after a ``+`` so both can be measured, pinned and reported."""
 
     runtime: str
     device: str
     precision: str
     hint: str = "LATENCY"
     threads: int | None = None
+    variant: str = ""
 
     @property
     def key(self) -> str:
-        """``openvino:CPU:bf16``, ``onnxruntime:CPUExecutionProvider:f32``."""
-        return f"{self.runtime}:{self.device}:{self.precision}"
+        """``openvino:CPU:bf16``, ``onnxruntime:CPUExecutionProvider:f32``,
+        ``onnxruntime:CPUExecutionProvider:f32+t1`` (a variant)."""
+        base = f"{self.runtime}:{self.device}:{self.precision}"
+        return f"{base}+{self.variant}" if self.variant else base
 
 
 @dataclass(frozen=True)

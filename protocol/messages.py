@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from protocol.errors import ProtocolError
 from protocol.fields import (
     MAX_ENVELOPE_PAYLOAD,
+    MAX_INT64,
     MAX_URL,
     PROTOCOL_VERSION,
     URL_PATTERN,
@@ -89,6 +90,12 @@ class ModelAssignment(WireMessage):
     #: the serving one on sampled live requests and is judged before it switches. None:
     #: it switches as soon as it passed the health gate (also when nothing serves yet).
     shadow: ShadowSpec | None = None
+    #: The operator's re-selection counter for this model on the device (``edgectl
+    #: devices reselect``): when it grows past the one the agent applied, the agent
+    #: forgets its cached backend choice for the bundle and measures again (the model
+    #: keeps serving until the new choice is active). 0: never asked, and then left out
+    #: of the message (a command without a re-selection is byte for byte what it was).
+    reselect: int = Field(default=0, ge=0, le=MAX_INT64, exclude_if=lambda v: v == 0)
 
 
 class DesiredState(WireMessage):

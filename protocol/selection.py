@@ -1,7 +1,9 @@
 """Backend selection on the wire: pinned backend keys and what a device measured.
 
-A backend *candidate key* is ``runtime:device:precision``:
-``onnxruntime:CPUExecutionProvider:f32``, ``openvino:CPU:bf16``, ``openvino:GPU.0:f16``.
+A backend *candidate key* is ``runtime:device:precision[+variant]``:
+``onnxruntime:CPUExecutionProvider:f32``, ``openvino:CPU:bf16``, ``openvino:GPU.0:f16``,
+``onnxruntime:CPUExecutionProvider:f32+t1`` (a plain-default variant, see
+``hw_profiles.variants``).
 The control plane sends an operator's pin
 as ``ModelAssignment.backend`` (a :data:`BackendKey`, validated strictly: it is part of a
 signed command). A device reports how it chose the backend of each active model as
@@ -31,7 +33,7 @@ from pydantic import (
 
 from protocol.fields import MAX_INT64
 
-BACKEND_KEY_PATTERN = r"^[a-z0-9_]+:[A-Za-z0-9_.]+:[a-z0-9]+$"
+BACKEND_KEY_PATTERN = r"^[a-z0-9_]+:[A-Za-z0-9_.]+:[a-z0-9]+(\+[a-z0-9]+)?$"
 BACKEND_KEY_MAX = 128
 #: A pinned backend candidate key (``runtime:device:precision``).
 BackendKey = Annotated[

@@ -52,6 +52,8 @@ class PersistedModel(BaseModel):
     gate_p50_ms: float | None = None
     #: the backend the operator pinned for it (then restored on that backend, unmeasured)
     pin: str | None = None
+    #: the operator's re-selection counter it was selected under (``ModelAssignment``)
+    reselect: int = Field(default=0, exclude_if=lambda v: v == 0)  # 0: not written
 
 
 class AssignmentJournal(BaseModel):

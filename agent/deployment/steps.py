@@ -144,13 +144,20 @@ class Steps:
         }
 
     def pointed(self, a: ModelAssignment) -> bool:
-        """Whether the active pointer names exactly what ``a`` installs (bundle and pin)."""
+        """Whether the active pointer names exactly what ``a`` installs (bundle and pin),
+        selected under the operator's latest re-selection counter."""
         pointed = self._book.pointer.get(a.name)
         return (
             pointed is not None
             and pointed.bundle_digest == a.bundle_digest
             and pointed.pin == a.backend
+            and pointed.reselect >= a.reselect
         )
+
+    def _reselect_asked(self, a: ModelAssignment) -> bool:
+        """Whether the operator asked to measure ``a``'s backend again since it was chosen."""
+        pointed = self._book.pointer.get(a.name)
+        return pointed is not None and a.reselect > pointed.reselect
 
     def serving(self, name: str) -> LoadedModel | None:
         try:
@@ -174,7 +181,12 @@ class Steps:
             if self.pointed(a):
                 run.already_active = True
                 return Event.ALREADY_ACTIVE
-            logger.info("%s: the backend pin changed to %s: selecting again", run.label, a.backend)
+            if self._reselect_asked(a):
+                logger.info("%s: re-selection asked by the operator", run.label)
+            else:
+                logger.info(
+                    "%s: the backend pin changed to %s: selecting again", run.label, a.backend
+                )
             run.bundle_dir = current.bundle_dir  # verified when it was installed or restored
             return Event.CACHED
         # a cached copy is re-verified here (read only); an invalid one is removed and the
@@ -209,6 +221,9 @@ class Steps:
     def _selecting(self, run: Run) -> Event:
         assert run.bundle_dir is not None
         a = run.a
+        if self._selector is not None and self._reselect_asked(a):
+            dropped = self._selector.forget(a.bundle_digest)  # measure, not the cache
+            logger.info("%s: %d cached selection(s) dropped", run.label, dropped)
         run.rss_before = process_rss()
         run.runner, run.selection, run.fair = self._load_selected(
             run.bundle_dir, a.name, a.version, a.bundle_digest, pin=a.backend, priority=a.priority
@@ -335,6 +350,7 @@ class Steps:
                 deployment_id=a.deployment_id,
                 gate_p50_ms=run.gate_p50_ms,
                 pin=a.backend,
+                reselect=a.reselect,
             )
         )
         self._persist()  # the pointer switch, before the served model changes

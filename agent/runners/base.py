@@ -57,6 +57,10 @@ class TensorSignature:
 
     def check(self, array: np.ndarray) -> None:
         """InvalidInput (one line) unless ``array`` fits this signature."""
+        if not isinstance(array, np.ndarray | np.generic):
+            raise InvalidInput(
+                f"input {self.name!r}: expected a numpy array, not {type(array).__name__}"
+            )
         if array.dtype != self.dtype:
             raise InvalidInput(f"input {self.name!r}: dtype {array.dtype}, expected {self.dtype}")
         if self.shape is None:

@@ -2,7 +2,7 @@
 
 Public surface:
     Selector, SelectionSettings, Selection   measure candidates, choose, cache (``selector``)
-    Measurement, choose, rank                the pure policy over measured candidates
+    Measurement, displaces, choose, rank     the pure policy over measured candidates
     compare_outputs, DEFAULT_TOLERANCE       the accuracy guard against the fp32 reference
     time_interleaved, warm_up                candidates timed in rotating bursts, budget, CPU share
     SelectionCache, cache_key                results by (bundle, hardware, runtime versions)
@@ -11,11 +11,20 @@ Public surface:
 from agent.selection.cache import SelectionCache, cache_key
 from agent.selection.guard import DEFAULT_TOLERANCE, compare_outputs
 from agent.selection.measure import Timing, time_interleaved, warm_up
-from agent.selection.policy import Choice, Measurement, NoCandidate, choose, rank
+from agent.selection.policy import (
+    MARGIN_PCT,
+    Choice,
+    Measurement,
+    NoCandidate,
+    choose,
+    displaces,
+    rank,
+)
 from agent.selection.selector import Selection, SelectionSettings, Selector
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "MARGIN_PCT",
     "Choice",
     "Measurement",
     "NoCandidate",
@@ -27,6 +36,7 @@ __all__ = [
     "cache_key",
     "choose",
     "compare_outputs",
+    "displaces",
     "rank",
     "time_interleaved",
     "warm_up",

@@ -60,6 +60,22 @@ class SelectionCache:
             logger.warning("ignoring a malformed selection cache entry: %s", exc)
             return None
 
+    def drop(self, bundle_digest: str) -> int:
+        """Forget every result for ``bundle_digest`` (any hardware, any runtimes), so its
+        next selection measures again; how many were dropped."""
+        with self._lock:
+            data = self._read()
+            gone = [k for k in data if k.split("|", 1)[0] == bundle_digest]
+            for k in gone:
+                del data[k]
+            if gone:
+                try:
+                    write_atomically(self._path, json.dumps(data, indent=1).encode("utf-8"))
+                except OSError as exc:
+                    logger.warning("cannot write %s: %s", self._path, exc)
+                    return 0
+        return len(gone)
+
     def put(self, key: str, chosen: str, measurements: list[Measurement]) -> None:
         with self._lock:
             data = self._read()

@@ -1,4 +1,5 @@
-"""This host's backend candidates: its profile's eligible ones that a runner plugin here
+"""This host's backend candidates: its profile's eligible ones, with the plain-default
+variants a user would write (``hw_profiles.plain_defaults``), that a runner plugin here
 can actually run (a simulated device's invented facts may name hardware this machine
 does not have); none left: each available plugin's default candidate.
 """
@@ -11,7 +12,13 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 from agent.runners import available_runners
-from hw_profiles import CandidateSpec, HwProfilesError, eligible_candidates, match_profile
+from hw_profiles import (
+    CandidateSpec,
+    HwProfilesError,
+    eligible_candidates,
+    match_profile,
+    plain_defaults,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,7 @@ def host_candidates(facts: Mapping[str, Any]) -> tuple[str, list[CandidateSpec]]
     except HwProfilesError as exc:
         logger.warning("no hardware profile: %s", exc)
         eligible, name = [], "none"
+    eligible = plain_defaults(eligible, facts)
     usable = [s for s in eligible if any(cls.supports(s) for cls in runners.values())]
     dropped = [s.key for s in eligible if s not in usable]
     if dropped:

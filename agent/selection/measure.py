@@ -51,19 +51,26 @@ def time_interleaved(
     max_runs: int = 100_000,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
+    hard_s: float | None = None,
 ) -> dict[str, Timing]:
-    """p50/p99 of every candidate, timed in rotating rounds of bursts."""
+    """p50/p99 of every candidate, timed in rotating rounds of bursts. ``hard_s``: seconds
+    after which timing stops even short of ``min_runs`` (checked before each burst; a
+    candidate that got no run has a NaN p50)."""
     share = min(1.0, max(0.05, cpu_share))
     keys = list(candidates)
     samples: dict[str, list[float]] = {k: [] for k in keys}
-    deadline = clock() + budget_s
+    began = clock()
+    deadline = began + budget_s
+    hard = began + hard_s if hard_s is not None else float("inf")
     rounds = 0
     while keys and (clock() < deadline or min(len(s) for s in samples.values()) < min_runs):
         order = keys[rounds % len(keys) :] + keys[: rounds % len(keys)]
         rounds += 1
+        if clock() >= hard:
+            break
         for key in order:
             infer, own = candidates[key], samples[key]
-            if len(own) >= max_runs:
+            if len(own) >= max_runs or clock() >= hard:
                 continue
             start, ran = clock(), 0
             while True:

@@ -1,4 +1,10 @@
-"""Choosing the backend for one model: a pure function of measured candidates.
+"""Choosing the backend for one model: pure functions of measured candidates.
+
+``displaces``: the selector times candidates one challenger at a time against the
+current champion; a challenger takes its place only when its p50 is more than
+``MARGIN_PCT`` (3%) below the champion's, measured in the same rounds, so that noise on a
+busy box does not flip the winner between two runs of the same model. ``choose`` ranks
+candidates measured together (below).
 
 Each candidate was loaded, warmed up and timed on the real model (``measure``) and its
 outputs compared with an fp32 reference (``guard``). The winner is the lowest p50 among
@@ -56,6 +62,21 @@ def _compare(a: Measurement, b: Measurement) -> int:
         if x is not None and y is not None and x != y:
             return -1 if x < y else 1
     return -1 if a.key < b.key else (1 if a.key > b.key else 0)
+
+
+#: how much faster a challenger's p50 must be to displace the champion (percent of the
+#: champion's, measured in the same interleaved rounds): noise must not flip the winner
+MARGIN_PCT = 3.0
+
+
+def displaces(champion: Measurement, challenger: Measurement, margin_pct: float) -> bool:
+    """Whether ``challenger`` (timed against ``champion`` in the same rounds) takes its
+    place: an eligible challenger whose p50 is more than ``margin_pct`` percent below."""
+    if not challenger.eligible or challenger.p50_ms is None:
+        return False
+    if not champion.eligible or champion.p50_ms is None:
+        return True
+    return challenger.p50_ms < champion.p50_ms * (1.0 - margin_pct / 100.0)
 
 
 def rank(measurements: Sequence[Measurement]) -> list[Measurement]:

@@ -9,14 +9,22 @@
 3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the input sets
    ``inputs_for`` gives (``agent.runners.inputs``: the bundle's ``bootstrap.npz``, then
    sets generated from its input hints and the defaults; the first one is the timing input).
-4. Each candidate is loaded and warmed up, and its outputs on every set are checked
-   against the reference's (``guard``: error relative to the reference's scale, by
-   default at most 1%, optionally top-k agreement); a candidate that cannot run is
-   reported with the inputs it was given and how to supply better ones;
-   the accurate ones are then timed interleaved, in rotating rounds of short bursts,
-   within what is left of ``budget_s`` and running at most ``cpu_share`` of the time
-   (``measure``). The losers are closed.
-5. ``policy.choose``: a pin wins; else the lowest p50 (ties: p99, then memory).
+4. Champion and challenger, one candidate loaded at a time beside the champion (peak:
+   two models in memory): the reference is the first champion. Each other candidate is
+   loaded and warmed up, its outputs on every set checked against the reference's
+   (``guard``: error relative to the reference's scale, by default at most 1%, optionally
+   top-k agreement; a candidate that cannot run is reported with the inputs it was given
+   and how to supply better ones), then timed
+   interleaved against the champion, in rotating rounds of short bursts, running at most
+   ``cpu_share`` of the time (``measure``). It displaces the champion only when its p50
+   is ``margin_pct`` (3%) below (``policy.displaces``): noise does not flip the winner.
+   The loser is closed at once.
+5. Budget: ``budget_s`` (5 s) covers the whole selection, loads included. What is left is
+   shared out over the pairs still to time (minus the loads they will take); a candidate
+   for which no time is left is reported as not measured.
+
+``forget(bundle_digest)`` drops the cached results of a bundle, so that its next selection
+measures again (an operator's re-selection).
 
 The result (every candidate's figures, the choice and why) goes to the control plane
 with the device's state report.
@@ -28,7 +36,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,22 +55,28 @@ from agent.selection.guard import (
     run_failed,
 )
 from agent.selection.measure import time_interleaved
-from agent.selection.policy import Choice, Measurement, NoCandidate, choose
+from agent.selection.policy import MARGIN_PCT, Measurement, displaces
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_KEY = "onnxruntime:CPUExecutionProvider:f32"
+#: the least time one champion/challenger pair is timed for (seconds)
+MIN_PAIR_S = 0.1
+#: ``time_interleaved``'s burst per candidate (its default)
+BURST_S = 0.05
 
 
 @dataclass(frozen=True)
 class SelectionSettings:
     #: the whole selection of one model (loads included)
-    budget_s: float = 20.0
+    budget_s: float = 5.0
     #: the largest share of one core the measuring thread uses
     cpu_share: float = 0.5
     tolerance: float = DEFAULT_TOLERANCE
     #: how many input sets the accuracy guard compares on (``inputs_for`` makes them)
     guard_sets: int = DEFAULT_GUARD_SETS
+    #: percent a challenger's p50 must be below the champion's to displace it
+    margin_pct: float = MARGIN_PCT
 
 
 @dataclass
@@ -191,6 +205,48 @@ class Selector:
             elapsed_s=time.monotonic() - started,
         )
 
+    def forget(self, bundle_digest: str) -> int:
+        """Drop the cached results of ``bundle_digest``: its next ``select`` measures again
+        (an operator's re-selection); how many cached results were dropped."""
+        return self._cache.drop(bundle_digest)
+
+    def _admit(
+        self, spec: Any, load: LoadFn, trial: _Trial, tolerance: float, topk: int | None
+    ) -> Runner | None:
+        """Load, warm up and check one candidate against the reference; the runner if it
+        is accurate (its measurement recorded in ``trial``), else None (closed, excluded)."""
+        rss = psutil.Process().memory_info().rss
+        try:
+            runner = load(spec)
+        except AgentError as exc:
+            trial.figures[spec.key] = Measurement(spec.key, excluded=f"load failed: {exc}")
+            return None
+        trial.memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
+        try:
+            if trial.sets is None:
+                trial.sets = as_input_sets(trial.inputs_for(runner))
+            outputs = outputs_on(runner.infer, trial.sets)
+        except AgentError as exc:
+            runner.close()
+            failed = run_failed(exc, trial.sets)
+            trial.figures[spec.key] = Measurement(spec.key, excluded=failed)
+            logger.info("selection: %s excluded: %s", spec.key, failed)
+            return None
+        if trial.reference is None and spec.precision == "f32":
+            trial.reference = outputs
+        error, why = (
+            compare_outputs(trial.reference, outputs, tolerance=tolerance, topk=topk)
+            if trial.reference is not None
+            else (None, "no fp32 reference to compare with")
+        )
+        if why is not None:
+            runner.close()
+            trial.figures[spec.key] = Measurement(spec.key, rel_error=error, excluded=why)
+            logger.info("selection: %s excluded: %s", spec.key, why)
+            return None
+        trial.figures[spec.key] = Measurement(spec.key, rel_error=error)
+        return runner
+
     def _measure_all(
         self,
         specs: list[Any],
@@ -202,83 +258,119 @@ class Selector:
         tolerance: float,
         topk: int | None = None,
     ) -> Selection:
-        """Load every candidate (the fp32 reference first), check its outputs, time the
-        accurate ones interleaved, keep the winner loaded and close the others."""
-        measurements: dict[str, Measurement] = {}
-        loaded: dict[str, Runner] = {}
-        memory: dict[str, int] = {}
-        reference: list[dict[str, np.ndarray]] | None = None
-        sets: list[InputSet] | None = None
+        """Champion and challenger: the fp32 reference is the first champion; each other
+        candidate in turn is loaded, checked, and timed interleaved against the champion
+        (two models loaded at most); it displaces the champion only when faster by the
+        margin, and the loser is closed. The budget is shared out over the pairs left."""
+        settings = self.settings
+        deadline = started + settings.budget_s
+        trial = _Trial(inputs_for)
+        ordered = sorted(specs, key=lambda c: c.key != REFERENCE_KEY)
+        champion: tuple[str, Runner] | None = None
+        load_costs: list[float] = []
+        round_s = 2 * BURST_S / max(0.05, min(1.0, settings.cpu_share))
+        pairs = 0
         try:
-            for spec in sorted(specs, key=lambda c: c.key != REFERENCE_KEY):
-                rss = psutil.Process().memory_info().rss
-                try:
-                    runner = load(spec)
-                except AgentError as exc:
-                    measurements[spec.key] = Measurement(spec.key, excluded=f"load failed: {exc}")
+            for i, spec in enumerate(ordered):
+                left = deadline - time.monotonic()
+                expected_load = max(load_costs, default=0.0)
+                if champion is not None and left < expected_load + MIN_PAIR_S:
+                    trial.figures[spec.key] = Measurement(spec.key, excluded=self._spent())
                     continue
-                memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
-                try:
-                    if sets is None:
-                        sets = as_input_sets(inputs_for(runner))
-                    outputs = outputs_on(runner.infer, sets)
-                except AgentError as exc:
-                    runner.close()
-                    failed = run_failed(exc, sets)
-                    measurements[spec.key] = Measurement(spec.key, excluded=failed)
-                    logger.info("selection: %s excluded: %s", spec.key, failed)
+                began = time.monotonic()
+                runner = self._admit(spec, load, trial, tolerance, topk)
+                load_costs.append(time.monotonic() - began)
+                if runner is None:
                     continue
-                if reference is None and spec.precision == "f32":
-                    reference = outputs
-                error, why = (
-                    compare_outputs(reference, outputs, tolerance=tolerance, topk=topk)
-                    if reference is not None
-                    else (None, "no fp32 reference to compare with")
-                )
-                if why is not None:
-                    runner.close()
-                    measurements[spec.key] = Measurement(spec.key, rel_error=error, excluded=why)
-                    logger.info("selection: %s excluded: %s", spec.key, why)
+                if champion is None:
+                    champion = (spec.key, runner)
                     continue
-                loaded[spec.key] = runner
-                measurements[spec.key] = Measurement(spec.key, rel_error=error)
-            left = self.settings.budget_s - (time.monotonic() - started)
-            assert sets is not None or not loaded
-            timings = (
-                time_interleaved(
-                    {k: r.infer for k, r in loaded.items()},
-                    sets[0] if sets else {},
-                    budget_s=max(0.5, left * 0.9),
-                    cpu_share=self.settings.cpu_share,
-                )
-                if len(loaded) > 1
-                else {}
+                rest = len(ordered) - i  # this pair and the ones after it
+                # a pair checks its time between rounds: keep one round in hand
+                left = deadline - time.monotonic() - expected_load * (rest - 1) - round_s
+                hard = deadline - time.monotonic()  # the budget holds, min_runs or not
+                champion = self._duel(champion, (spec.key, runner), trial, left / rest, hard)
+                pairs += 1
+        except BaseException:
+            if champion is not None:
+                champion[1].close()
+            raise
+        ordered_figures = [trial.figures[s.key] for s in specs]
+        if champion is None:
+            why = "; ".join(f"{m.key}: {m.excluded}" for m in ordered_figures)
+            raise RunnerUnavailable(f"no backend can serve the model: {why}")
+        chosen, winner = champion
+        best = trial.figures[chosen]
+        if pairs == 0:
+            reason = "the only candidate within the accuracy guard"
+        elif best.p50_ms is None:  # the budget ran out before any pair was timed
+            reason = f"the first accurate candidate: {self._spent()} before any comparison"
+        else:
+            reason = (
+                f"lowest p50 ({best.p50_ms:.3f} ms): each challenger timed against the "
+                f"champion had to be {settings.margin_pct:g}% faster to displace it"
             )
-            for k, t in timings.items():
-                m = measurements[k]
-                measurements[k] = replace(
-                    m, p50_ms=t.p50_ms, p99_ms=t.p99_ms, runs=t.runs, memory_bytes=memory.get(k)
-                )
-                logger.info("selection: %s p50 %.3f ms p99 %.3f ms", k, t.p50_ms, t.p99_ms)
-            ordered = [measurements[s.key] for s in specs]
-            if len(loaded) == 1:  # one accurate candidate: nothing to compare it with
-                (only,) = loaded
-                choice = Choice(only, "the only candidate within the accuracy guard", (only,))
-            else:
-                try:
-                    choice = choose(ordered)
-                except NoCandidate as exc:
-                    raise RunnerUnavailable(str(exc)) from exc
-            winner = loaded.pop(choice.key)
-        finally:
-            for runner in loaded.values():
-                runner.close()
-        self._cache.put(key, choice.key, ordered)
+        self._cache.put(key, chosen, ordered_figures)
         elapsed = time.monotonic() - started
-        logger.info("selection: chose %s (%s) in %.1fs", choice.key, choice.reason, elapsed)
-        return Selection(
-            winner, choice.key, choice.reason, self.profile, ordered, elapsed_s=elapsed
-        )
+        logger.info("selection: chose %s (%s) in %.1fs", chosen, reason, elapsed)
+        return Selection(winner, chosen, reason, self.profile, ordered_figures, elapsed_s=elapsed)
+
+    def _spent(self) -> str:
+        return f"not measured: the selection budget ({self.settings.budget_s:g} s) was spent"
+
+    def _duel(
+        self,
+        champion: tuple[str, Runner],
+        challenger: tuple[str, Runner],
+        trial: _Trial,
+        budget_s: float,
+        hard_s: float,
+    ) -> tuple[str, Runner]:
+        """Time the two interleaved for ``budget_s``; the new champion (the loser closed)."""
+        (ckey, crun), (nkey, nrun) = champion, challenger
+        assert trial.sets is not None
+        try:
+            timings = time_interleaved(
+                {ckey: crun.infer, nkey: nrun.infer},
+                trial.sets[0],
+                budget_s=max(MIN_PAIR_S, budget_s),
+                cpu_share=self.settings.cpu_share,
+                burst_s=BURST_S,
+                hard_s=max(0.0, hard_s),
+            )
+        except BaseException:
+            nrun.close()
+            raise
+        for k, t in timings.items():
+            if t.runs == 0:  # the budget ran out first: its earlier figures stand
+                if k == nkey:
+                    trial.figures[k] = replace(trial.figures[k], excluded=self._spent())
+                continue
+            trial.figures[k] = replace(
+                trial.figures[k],
+                p50_ms=t.p50_ms,
+                p99_ms=t.p99_ms,
+                runs=t.runs,
+                memory_bytes=trial.memory.get(k),
+            )
+            logger.info("selection: %s p50 %.3f ms p99 %.3f ms", k, t.p50_ms, t.p99_ms)
+        if displaces(trial.figures[ckey], trial.figures[nkey], self.settings.margin_pct):
+            crun.close()
+            return challenger
+        nrun.close()
+        return champion
+
+
+@dataclass
+class _Trial:
+    """What one selection has learnt so far: the inputs, the reference outputs, each
+    candidate's figures and the memory its load took."""
+
+    inputs_for: InputsFn
+    sets: list[InputSet] | None = None
+    reference: list[dict[str, np.ndarray]] | None = None
+    figures: dict[str, Measurement] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
 
 
 __all__ = ["Selection", "SelectionSettings", "Selector"]

@@ -49,6 +49,7 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/deployments"): Rule("deployment.create", "deployment {id}"),
     ("PATCH", "/devices/{device_id}/labels"): Rule("device.labels", "device {device_id}"),
     ("PUT", "/devices/{device_id}/pin"): Rule("device.pin", "device {device_id}"),
+    ("POST", "/devices/{device_id}/reselect"): Rule("device.reselect", "device {device_id}"),
     ("POST", "/devices/{device_id}/enrollment"): Rule("device.enrollment", "device {device_id}"),
     ("POST", "/devices/{device_id}/revoke"): Rule("device.revoke", "device {device_id}"),
     ("POST", "/rollouts"): Rule("rollout.create", "rollout {id}"),

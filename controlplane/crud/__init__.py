@@ -4,7 +4,7 @@ Functions flush but commit only where they finish a unit of work (the caller's r
 or ingested message). Reads that only build answers live in :mod:`controlplane.views`.
 
 ``catalog``: fleets, model versions, deployments. ``reports``: what devices report.
-``pins``: operator backend pins on fleets and devices.
+``pins``: operator backend pins on fleets and devices, re-selections on devices.
 """
 
 from controlplane.crud.catalog import (
@@ -20,7 +20,7 @@ from controlplane.crud.catalog import (
     list_models,
 )
 from controlplane.crud.heartbeats import apply_heartbeat
-from controlplane.crud.pins import set_device_pin, set_fleet_pin
+from controlplane.crud.pins import request_reselect, set_device_pin, set_fleet_pin
 from controlplane.crud.reports import (
     apply_event,
     apply_state_report,
@@ -43,6 +43,7 @@ __all__ = [
     "latest_deployments",
     "list_fleets",
     "list_models",
+    "request_reselect",
     "set_availability",
     "set_device_pin",
     "set_fleet_pin",

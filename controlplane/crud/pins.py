@@ -1,4 +1,9 @@
-"""Writes for operator backend pins (keyword-only; see :mod:`controlplane.crud`).
+"""Writes for operator backend pins and re-selections (keyword-only; see
+:mod:`controlplane.crud`).
+
+``request_reselect`` raises a device's re-selection counter for one model or every model
+(``Device.reselects``); its commands then carry the new ``ModelAssignment.reselect``
+and the agent measures that model's backend again.
 
 A pin is a backend candidate key (``protocol.BackendKey``) stored on a fleet or a
 device, for every model or (``model``) for one model by name; None removes it. What a
@@ -16,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from controlplane.errors import NotFound
 from controlplane.models import Device, Fleet
+from controlplane.pin_rules import EVERY_MODEL, reselect_of
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +71,20 @@ def set_device_pin(
         raise NotFound(f"unknown device {device_id!r}")
     _set_pin(session, device, backend, f"device {device_id}", model)
     return device
+
+
+def request_reselect(session: Session, *, device_id: str, model: str | None = None) -> int:
+    """Ask ``device_id`` to measure the backend of ``model`` (None: every model) again:
+    raise its re-selection counter (committed); the counter ``model``'s commands will
+    carry (for every model: the ``*`` counter)."""
+    device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
+    if device is None:
+        raise NotFound(f"unknown device {device_id!r}")
+    counters = dict(device.reselects or {})  # a new dict: the JSON column sees the change
+    key = model if model is not None else EVERY_MODEL
+    counters[key] = int(counters.get(key, 0)) + 1
+    device.reselects = counters
+    session.add(device)
+    session.commit()
+    logger.info("device %s: re-selection %d asked for %s", device_id, counters[key], key)
+    return reselect_of(counters, model) if model is not None else counters[key]

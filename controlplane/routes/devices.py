@@ -1,5 +1,5 @@
 """``/devices``: what each device last reported (devices register themselves over MQTT),
-their labels and their backend pins."""
+their labels, their backend pins and re-selections."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from controlplane.crud.labels import update_labels
 from controlplane.deps import PublisherDep, SessionDep, SignerDep
 from controlplane.errors import InvalidRequest, NotFound
 from controlplane.paging import DEFAULT_LIMIT, MAX_LIMIT, DeviceFilter, devices_page
-from controlplane.schemas import DevicePublic, LabelsUpdate, PinResult, PinUpdate
+from controlplane.schemas import (
+    DevicePublic,
+    LabelsUpdate,
+    PinResult,
+    PinUpdate,
+    ReselectRequest,
+    ReselectResult,
+)
 from controlplane.selectors import SELECTOR_PATTERN, parse_selector
 from controlplane.views import devices_public
 from protocol import NAME_PATTERN
@@ -126,3 +133,27 @@ def pin_device(
     reissued = reissue_commands(session, signer, publisher, device_ids=[device.id])
     backend = (device.model_pins or {}).get(body.model) if body.model else device.pinned_backend
     return PinResult(device=device.id, model=body.model, backend=backend, reissued=reissued)
+
+
+@router.post(
+    "/{device_id}/reselect",
+    responses={
+        404: {"description": "unknown device"},
+        503: {"description": "the trust document does not certify this control plane's key"},
+    },
+)
+def reselect_device(
+    device_id: DeviceId,
+    body: ReselectRequest,
+    session: SessionDep,
+    publisher: PublisherDep,
+    signer: SignerDep,
+) -> ReselectResult:
+    """Ask the device to measure the backend of ``model`` (default: every model) again:
+    its next command carries a higher re-selection counter for it; the agent drops its
+    cached choice and selects again, the model serving meanwhile. A pinned model stays
+    on its pin."""
+    signer.check_ready(session)
+    counter = crud.request_reselect(session, device_id=device_id, model=body.model)
+    reissued = reissue_commands(session, signer, publisher, device_ids=[device_id])
+    return ReselectResult(device=device_id, model=body.model, reselect=counter, reissued=reissued)

@@ -1,5 +1,6 @@
 """Measured selection in a real agent: figures reported, pins from the deployment command
-override the measurement (also for the version already serving), a restart hits the cache."""
+override the measurement (also for the version already serving), an operator's
+re-selection measures again, a restart hits the cache."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ def test_selection_is_reported_and_pins_override_it(setup: Setup) -> None:
         assert selection is not None and selection.chosen == chosen and not selection.pinned
         measured = {c.key: c for c in selection.candidates}
         assert {ORT, OV} <= set(measured)
-        for figures in measured.values():
-            assert figures.excluded is None and figures.p50_ms and figures.p99_ms
-        fastest = min(measured.values(), key=lambda c: c.p50_ms or 0.0)
-        assert chosen == fastest.key or "within" in selection.reason
+        for figures in measured.values():  # the budget may run out before a late variant
+            assert (figures.excluded is None and figures.p50_ms and figures.p99_ms) or (
+                figures.excluded or ""
+            ).startswith("not measured: the selection budget")
+        assert measured[chosen].p50_ms and "3% faster to displace it" in selection.reason
         fetched = len(setup.blobs.requests)
 
         # the operator pins the other backend: the same version moves to it, no download
@@ -66,6 +68,19 @@ def test_selection_is_reported_and_pins_override_it(setup: Setup) -> None:
         setup.watcher.desire(4, a1)
         state = _state(setup, chosen)
         assert state.active[0].selection is not None and state.active[0].selection.cached
+
+        # the operator asks for a re-selection: measured again, the cache dropped
+        setup.watcher.desire(5, a1.model_copy(update={"reselect": 1}))
+        wait_until(lambda: agent.generation == 5, 60, "generation 5")
+
+        def remeasured() -> bool:
+            s = setup.watcher.last_state()
+            picked = s.active[0].selection if s is not None and s.active else None
+            return s is not None and s.generation == 5 and picked is not None and not picked.cached
+
+        wait_until(remeasured, 30, "a state report with a fresh measurement")
+        chosen = agent.active[0].backend
+        assert len(setup.blobs.requests) == fetched
 
     # a restart loads the chosen backend from the selection cache, measuring nothing
     with setup.agent() as agent:

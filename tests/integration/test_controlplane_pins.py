@@ -471,3 +471,30 @@ def test_new_columns_are_added_to_an_older_database(
         assert device is not None and device.selections["det"]["chosen"] == ORT
     state = open_command(publisher.published[-1].raw, trust_kit)
     assert (state.generation, state.models[0].backend) == (2, OV_BF16)
+
+
+def test_edgectl_devices_reselect_raises_the_counter_in_the_signed_command(
+    cp: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _deployed(cp, {"d1": "store", "d2": "store"})
+    url = ["--url", str(cp.http.base_url), "--token", ADMIN_TOKEN]
+    assert edgectl([*url, "devices", "reselect", "d1", "--model", "det"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == "d1: re-selection 1 of model det asked; a new command sent"
+    second = _commands(cp, "d1", 2)[-1]
+    assert (second.generation, second.models[0].reselect) == (2, 1)
+    assert second.models[0].bundle_digest == _commands(cp, "d1", 1)[0].models[0].bundle_digest
+    # every model: the model's command carries its own count plus every model's
+    assert edgectl([*url, "devices", "reselect", "d1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reissued"] == ["d1"]
+    assert _commands(cp, "d1", 3)[-1].models[0].reselect == 2
+    assert len(cp.desired("d2")) == 1  # another device was never touched
+    # a plain-default variant's key is a valid pin (``+t1``)
+    assert _pin(cp, "devices", "d2", f"{ORT}+t1")["reissued"] == ["d2"]
+    assert _commands(cp, "d2", 2)[-1].models[0].backend == f"{ORT}+t1"
+    assert edgectl([*url, "devices", "reselect", "ghost"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown device 'ghost'" in err[0]
+    entries = cp.http.get("/api/v1/audit").json()
+    entries = entries.get("items", entries) if isinstance(entries, dict) else entries
+    assert any(e.get("action") == "device.reselect" for e in entries)

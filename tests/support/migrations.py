@@ -20,7 +20,8 @@ def revision(name: str) -> ModuleType:
 
 def forget_migrations(connection: Connection) -> None:
     """What a database made before migrations existed lacks: ``alembic_version``, and the
-    tables and indexes later revisions added (those not in the baseline's schema)."""
+    tables, indexes and columns later revisions added (those not in the baseline's
+    schema)."""
     connection.execute(text("DROP TABLE alembic_version"))
     baseline = revision("0001").baseline()
     found = inspect(connection)
@@ -36,3 +37,10 @@ def forget_migrations(connection: Connection) -> None:
             # ix_: an index of ours (unique constraints show as indexes too)
             if str(index["name"]).startswith("ix_") and index["name"] not in known:
                 connection.execute(text(f'DROP INDEX "{index["name"]}"'))
+    for table in found.get_table_names():  # columns later revisions added to its tables
+        if table not in baseline.tables:
+            continue
+        columns = {column.name for column in baseline.tables[table].columns}
+        for column in found.get_columns(table):
+            if column["name"] not in columns:
+                connection.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column["name"]}"'))

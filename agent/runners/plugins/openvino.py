@@ -4,7 +4,8 @@ Serves OpenVINO IR bundles, and ONNX bundles when chosen. The model is read with
 ``Core.read_model`` (an IR ``.xml`` with its ``.bin``, or an ``.onnx`` with its external
 data) and compiled for ``spec.device`` with ``compile_config(spec)``:
 
-    PERFORMANCE_HINT          spec.hint (LATENCY by default)
+    PERFORMANCE_HINT          spec.hint (LATENCY by default; "" leaves it unset: OpenVINO's
+                              own default, the ``+default`` variant)
     INFERENCE_PRECISION_HINT  f32 / bf16 / f16 from spec.precision. Always explicit: left
                               alone OpenVINO silently runs bf16 on CPUs with AMX /
                               AVX512-BF16 and the outputs drift from the model's.
@@ -73,10 +74,9 @@ _QUANTIZED_TYPES = frozenset({"i8", "u8", "i4", "u4"})
 
 def compile_config(spec: CandidateSpec) -> dict[str, str]:
     """The ``compile_model`` configuration of a candidate (pure)."""
-    config = {
-        "PERFORMANCE_HINT": spec.hint,
-        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[spec.precision],
-    }
+    config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[spec.precision]}
+    if spec.hint:  # "": OpenVINO's own default hint (the ``+default`` variant)
+        config["PERFORMANCE_HINT"] = spec.hint
     if _family(spec.device) == "CPU":
         config["ENABLE_CPU_PINNING"] = "NO"
         if spec.threads:
@@ -95,7 +95,7 @@ def unsupported_reason_for(
         return f"runtime {spec.runtime!r} is not {RUNTIME!r}"
     if spec.precision not in PRECISION_HINTS:
         return f"precision {spec.precision!r} is not one of {sorted(PRECISION_HINTS)}"
-    if spec.hint not in PERFORMANCE_HINTS:
+    if spec.hint and spec.hint not in PERFORMANCE_HINTS:
         return f"performance hint {spec.hint!r} is not one of {list(PERFORMANCE_HINTS)}"
     if spec.threads is not None and spec.threads < 0:
         return f"threads must not be negative, not {spec.threads}"

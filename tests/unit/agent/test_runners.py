@@ -71,6 +71,13 @@ def test_bad_inputs_are_invalid_input(tmp_path: Path) -> None:
         runner.infer({"x": x, "ids": np.zeros(2, np.int64), "z": x})
     with pytest.raises(InvalidInput, match="shape"):
         runner.infer({"x": np.zeros((2, 5), np.float32), "ids": np.zeros(2, np.int64)})
+    # as many inputs as declared, one of them unknown (ONNX Runtime refuses it first)
+    with pytest.raises(InvalidInput, match="unknown input 'z'"):
+        runner.infer({"x": x, "z": np.zeros(2, np.int64)})
+    with pytest.raises(InvalidInput, match="rank 3, expected 2"):
+        runner.infer({"x": np.zeros((2, 4, 1), np.float32), "ids": np.zeros(2, np.int64)})
+    with pytest.raises(InvalidInput, match="expected a numpy array, not str"):
+        runner.infer({"x": "abc", "ids": np.zeros(1, np.int64)})  # type: ignore[dict-item]
 
 
 def test_metadata_that_lies_about_inputs_is_refused(tmp_path: Path) -> None:

@@ -166,3 +166,27 @@ def test_cache_round_trip_and_key(tmp_path: Path) -> None:
     assert cache.get(cache_key("d" * 64, "fp2", {})) is None
     (tmp_path / "selection.json").write_text("{not json")
     assert SelectionCache(tmp_path).get(key) is None  # unreadable: ignored
+
+
+def test_a_hard_stop_ends_timing_short_of_min_runs() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def infer(_: object) -> dict[str, np.ndarray]:
+        now[0] += 0.1  # a slow model: 0.1 s a run
+        return {}
+
+    timings = time_interleaved(
+        {"a": infer, "b": infer},
+        {},
+        budget_s=0.05,
+        cpu_share=1.0,
+        min_runs=5,
+        hard_s=0.5,
+        clock=clock,
+        sleep=lambda s: None,
+    )
+    assert now[0] <= 0.5 + 0.2  # one burst (two runs) may be under way at the stop
+    assert timings["a"].runs < 5 and timings["b"].runs < 5

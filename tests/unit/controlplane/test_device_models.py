@@ -7,11 +7,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from controlplane.crud.device_models import device_memory, device_models
+from controlplane.crud.reports import selections
 from controlplane.dashboard.pages import device_page
 from controlplane.models import Device
 from controlplane.views import device_public
 from edgectl.device_cmds import _headroom, _models_cell, render_device
-from protocol import ActiveModel, DeviceStatus, ModelFailure, StateReport
+from protocol import (
+    ActiveModel,
+    CandidateFigures,
+    DeviceStatus,
+    ModelFailure,
+    SelectionReport,
+    StateReport,
+)
 
 MIB = 2**20
 
@@ -108,3 +116,33 @@ def test_dashboard_and_edgectl_show_every_model() -> None:
 def test_a_device_of_an_older_agent_shows_its_one_model() -> None:
     device = {"active_model": "det", "active_version": "1.0.0", "models": [], "memory": None}
     assert _models_cell(device) == "det 1.0.0" and _headroom(device) == "-"
+
+
+def test_dashboard_and_edgectl_show_every_candidate_of_a_selection() -> None:
+    report = _report()
+    chosen = "onnxruntime:CPUExecutionProvider:f32+t1"
+    figures = [
+        CandidateFigures(key="onnxruntime:CPUExecutionProvider:f32", p50_ms=0.0071, runs=900),
+        CandidateFigures(key=chosen, p50_ms=0.0052, p99_ms=0.009, runs=950, rel_error=0.0),
+        CandidateFigures(key="openvino:CPU:f32", excluded="not measured: the budget was spent"),
+    ]
+    det = report.active[0].model_copy(
+        update={
+            "backend": chosen,
+            "selection": SelectionReport(
+                chosen=chosen, reason="lowest p50", profile="x86-avx2", candidates=figures
+            ),
+        }
+    )
+    report = report.model_copy(update={"active": [det, *report.active[1:]]})
+    device = _device()
+    device.selections = selections(report)
+    public = device_public(device)
+    shown = render_device(public.model_dump(mode="json"))
+    assert "selection of det 1.4.0: onnxruntime:CPUExecutionProvider:f32+t1 (measured" in shown
+    rows = {line.lstrip("* ").split()[0]: line for line in shown.splitlines()[-3:]}
+    assert rows[chosen].startswith("* ") and "0.005" in rows[chosen] and "950" in rows[chosen]
+    assert "not measured: the budget was spent" in rows["openvino:CPU:f32"]
+    html = str(device_page(public, now=datetime(2026, 12, 5, tzinfo=UTC)))
+    for text in (chosen, "0.005 ms", "not measured: the budget was spent"):
+        assert text in html, text

@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+## pytest-xdist workers of `make test`'s parallel phase (the tests mostly wait on brokers,
+## servers and subprocesses, so more workers than cores still shortens the run)
+WORKERS ?= 3
 
 .PHONY: demo test test-unit install lint bench bench-quick clean migration images compose-test system-test browser-test
 
@@ -23,7 +26,10 @@ demo: install
 ## Install, start Mosquitto/PostgreSQL and a Docker engine if needed, install Debian's
 ## chromium if missing, lint, type-check, check the import rules, build the images, run
 ## every test (the system tests in containers and the browser tests in Chromium included:
-## tests/system, tests/browser), then every benchmark in quick mode.
+## tests/system, tests/browser), then every benchmark in quick mode. The tests run in two
+## phases: all but the `serial` ones on $(WORKERS) pytest-xdist workers (a module's tests
+## on one worker, so module-scoped fixtures are set up once), then the serial ones
+## (system and browser tests) alone.
 test: install
 	bash scripts/services.sh
 	bash scripts/docker-engine.sh
@@ -33,7 +39,9 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	bash docker/images.sh
-	EDGEFLEET_REQUIRE_DOCKER=1 EDGEFLEET_REQUIRE_BROWSER=1 $(BIN)/pytest
+	EDGEFLEET_REQUIRE_DOCKER=1 EDGEFLEET_REQUIRE_BROWSER=1 \
+	  $(BIN)/pytest -n $(WORKERS) --dist loadscope -m "not serial"
+	EDGEFLEET_REQUIRE_DOCKER=1 EDGEFLEET_REQUIRE_BROWSER=1 $(BIN)/pytest -m serial
 	$(BIN)/python -m bench --quick
 
 ## The unit tests alone (tests/unit): the quick check while working.

@@ -4,9 +4,12 @@
 ARG BASE=edgefleet/base:bookworm
 
 FROM ${BASE} AS build
-COPY build/wheels /wheels
 COPY docker/install-venv.sh /usr/local/bin/
-RUN install-venv.sh agent
+# the dependencies first: this layer stays cached while only EdgeFleet's own code changes
+COPY build/wheels /wheels
+RUN install-venv.sh agent deps
+COPY build/edgefleet-wheel /wheels/edgefleet
+RUN install-venv.sh agent edgefleet
 
 FROM ${BASE}
 RUN command -v python3 >/dev/null || (apt-get update -qq \

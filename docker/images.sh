@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make images`: every EdgeFleet image, on a machine without an image registry.
-#  1. build/wheels: the project and its dependencies as wheels (from this venv's index);
+#  1. build/wheels: the project's dependencies as wheels (from this venv's index), and
+#     build/edgefleet-wheel: the project's own wheel;
 #  2. edgefleet/base:bookworm: Debian 12 from debootstrap, `docker import`ed (docker/base.sh);
 #  3. docker build FROM that base: controlplane, agent, mosquitto, postgres.
 # Tags: edgefleet/<name>:<version> and :latest. BASE=debian:bookworm-slim (with a registry)
@@ -20,13 +21,18 @@ if [ "$("$python" -c 'import sys; print(sys.version_info[:2] == (3, 11))')" != T
   exit 1
 fi
 echo "wheels -> build/wheels"
-rm -rf build/wheels build/lib  # build/lib: setuptools' staging, may hold removed modules
+# build/lib: setuptools' staging, may hold removed modules
+rm -rf build/wheels build/edgefleet-wheel build/lib
 mkdir -p build
 # the same source gives the same wheel bytes (zip times from the last commit), so an
 # unchanged tree reuses Docker's cached layers instead of reinstalling everything
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 "$python" -m pip wheel --quiet --disable-pip-version-check --wheel-dir build/wheels '.[s3]' \
   >build/wheels.log 2>&1 || { tail -20 build/wheels.log >&2; exit 1; }
+# EdgeFleet's own wheel apart: the images install the dependencies in a layer of their
+# own, which Docker keeps while only EdgeFleet's code changed
+mkdir -p build/edgefleet-wheel
+mv build/wheels/edgefleet-*.whl build/edgefleet-wheel/
 "$python" docker/requirements.py agent >build/wheels/requirements-agent.txt
 "$python" docker/requirements.py controlplane --extra s3 >build/wheels/requirements-controlplane.txt
 if [ "$base" = edgefleet/base:bookworm ]; then

@@ -1,4 +1,6 @@
-"""Shared fixtures: a private Mosquitto, database URLs (SQLite and PostgreSQL), models."""
+"""Shared fixtures: a private Mosquitto, database URLs (SQLite and PostgreSQL), models;
+and the ``serial`` marker on every system and browser test (``make test`` runs the others
+on several pytest-xdist workers first, then these alone)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,18 @@ import pytest
 from tests.support.mosquitto import Broker, run_mosquitto
 from tests.support.postgres import postgres_database
 from tests.support.trust import TrustKit, make_trust_kit
+
+#: markers whose tests are also ``serial``: Docker stacks and Chromium must not compete
+#: for the CPU with other tests (their waits are sized for a machine of their own)
+SERIAL_WITH = ("system", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not serial" deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every system and browser test ``serial``."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SERIAL_WITH):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture

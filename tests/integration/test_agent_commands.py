@@ -160,8 +160,13 @@ def test_rollback_is_a_higher_generation_and_the_generation_survives_restart(
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("2.0.0"), 20, "v2")
         # operator rollback: a new, higher generation pointing at the older bundle
         setup.watcher.desire(7, a1.model_copy(update={"deployment_id": 3}))
-        wait_until(lambda: [m.version for m in agent.active] == ["1.0.0"], 20, "rolled back")
-        assert agent.generation == 7 and agent.last_error is None
+        # v1 serves again before generation 7's outcome is recorded: wait for both
+        wait_until(
+            lambda: [m.version for m in agent.active] == ["1.0.0"] and agent.generation == 7,
+            20,
+            "rolled back, generation 7 processed",
+        )
+        assert agent.last_error is None
         assert _state_json(agent)["accepted_generation"] == 7
     # restart, then the older (validly signed) generation 6 is replayed: refused
     restarted = setup.agent()

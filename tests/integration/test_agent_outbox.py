@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 DEVICE = "store-eu-001"
 
 
+@pytest.mark.serial  # saw an extra RETRYING event on a loaded box under xdist
 def test_events_sent_while_broker_is_down_arrive_after_the_state_report(
     tmp_path: Path,
 ) -> None:

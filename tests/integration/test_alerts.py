@@ -211,6 +211,7 @@ def test_offline_longer_than_n_alerts_once_per_outage(plane: Plane, receiver: Re
     ] * 2
 
 
+@pytest.mark.serial  # two run_once calls must fall within its 0.3 s backoff
 def test_a_500_is_retried_with_backoff_then_delivered(plane: Plane, receiver: Receiver) -> None:
     receiver.statuses[:] = [500, 503]
     hook = _hook(plane, receiver.url)

@@ -68,6 +68,7 @@ def _recovery(cp: ControlPlaneProcess, since: datetime, devices: list[str]) -> d
     return fresh()
 
 
+@pytest.mark.serial  # a 5 s time bound
 def test_reporting_resumes_within_5s_of_the_broker_or_control_plane(tmp_path: Path) -> None:
     kit = make_trust_kit(tmp_path / "trust")
     port = free_port()

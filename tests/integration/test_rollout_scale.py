@@ -5,6 +5,7 @@ device gets its signed command. SQLite, then PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import event
 
 from tests.support.rollout_plane import Plane
@@ -12,6 +13,7 @@ from tests.support.rollout_plane import Plane
 DEVICES = 60
 
 
+@pytest.mark.serial  # counts every commit of the engine while the request runs
 def test_a_rollout_signs_its_first_batch_in_one_transaction(plane: Plane) -> None:
     ids = [f"d{i:03d}" for i in range(DEVICES)]
     for device_id in ids:

@@ -6,7 +6,8 @@
    one here (``supports``). With none left, the default runner serves (no measurement).
 2. Cache: a result for (bundle digest, hardware fingerprint, runtime versions) is reused:
    only the chosen backend is loaded (a restart does not benchmark again).
-3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate) on the input sets
+3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate that runs: a
+   lower-precision candidate listed before it is checked after it) on the input sets
    ``inputs_for`` gives (``agent.runners.inputs``: the bundle's ``bootstrap.npz``, then
    sets generated from its input hints and the defaults; the first one is the timing input).
 4. Champion and challenger, one candidate loaded at a time beside the champion (peak:
@@ -221,6 +222,22 @@ class Selector:
         except AgentError as exc:
             trial.figures[spec.key] = Measurement(spec.key, excluded=f"load failed: {exc}")
             return None
+        try:
+            return self._check(spec, runner, trial, tolerance, topk, rss)
+        except BaseException:  # anything but an exclusion: the runner is closed all the same
+            runner.close()
+            raise
+
+    def _check(
+        self,
+        spec: Any,
+        runner: Runner,
+        trial: _Trial,
+        tolerance: float,
+        topk: int | None,
+        rss: int,
+    ) -> Runner | None:
+        """``_admit`` once ``runner`` is loaded: the runner if accurate, else None (closed)."""
         trial.memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
         try:
             if trial.sets is None:
@@ -271,7 +288,13 @@ class Selector:
         round_s = 2 * BURST_S / max(0.05, min(1.0, settings.cpu_share))
         pairs = 0
         try:
-            for i, spec in enumerate(ordered):
+            for i in range(len(ordered)):
+                spec = ordered[i]
+                if trial.reference is None and spec.precision != "f32":
+                    later = next((j for j in range(i + 1, len(ordered)) if _f32(ordered[j])), None)
+                    if later is not None:  # checked once an fp32 candidate gave the reference
+                        ordered.insert(i, ordered.pop(later))
+                        spec = ordered[i]
                 left = deadline - time.monotonic()
                 expected_load = max(load_costs, default=0.0)
                 if champion is not None and left < expected_load + MIN_PAIR_S:
@@ -359,6 +382,10 @@ class Selector:
             return challenger
         nrun.close()
         return champion
+
+
+def _f32(spec: Any) -> bool:
+    return bool(spec.precision == "f32")
 
 
 @dataclass

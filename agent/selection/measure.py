@@ -82,8 +82,9 @@ def time_interleaved(
                 ran += 1
                 if ran > 1 and (clock() - start >= burst_s or len(own) >= max_runs):
                     break
-            if share < 1.0:
-                sleep((clock() - start) * (1.0 - share) / share)
+            if share < 1.0:  # the pause gives the CPU back; never past the hard stop
+                pause = (clock() - start) * (1.0 - share) / share
+                sleep(max(0.0, min(pause, hard - clock())))
         if all(len(s) >= max_runs for s in samples.values()):
             break
         if rounds >= min_rounds and _decided(samples, min_runs, decisive):

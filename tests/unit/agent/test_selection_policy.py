@@ -190,3 +190,26 @@ def test_a_hard_stop_ends_timing_short_of_min_runs() -> None:
     )
     assert now[0] <= 0.5 + 0.2  # one burst (two runs) may be under way at the stop
     assert timings["a"].runs < 5 and timings["b"].runs < 5
+
+
+def test_the_pause_after_a_burst_ends_at_the_hard_stop() -> None:
+    now = [0.0]
+
+    def infer(_: object) -> dict[str, np.ndarray]:
+        now[0] += 0.1
+        return {}
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    time_interleaved(
+        {"a": infer, "b": infer},
+        {},
+        budget_s=0.05,
+        cpu_share=0.1,  # a burst of 0.2 s asks for a pause of 1.8 s
+        min_runs=5,
+        hard_s=0.5,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert now[0] <= 0.5 + 0.2  # the stop overrun by one burst at most, never by a pause

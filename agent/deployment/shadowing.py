@@ -57,20 +57,20 @@ class ShadowPeriod:
             started_at=datetime.now(UTC),
         )
         board = self.models.shadows
-        shadow.start()
-        board.running(shadow)
-        self.models.attach_shadow(shadow)
-        logger.info(
-            "%s: shadowing %s for %gs on %g%% of requests",
-            label,
-            current.version,
-            spec.duration_s,
-            spec.sample * 100,
-        )
         start = time.monotonic()
-        try:
+        shadow.start()
+        try:  # from here on, the worker is stopped and the board told whatever happens
+            board.running(shadow)
+            self.models.attach_shadow(shadow)  # ModelNotFound if the model went meanwhile
+            logger.info(
+                "%s: shadowing %s for %gs on %g%% of requests",
+                label,
+                current.version,
+                spec.duration_s,
+                spec.sample * 100,
+            )
             self._wait(spec.duration_s)
-        except AgentError as exc:  # ended early: shown as such, never judged
+        except Exception as exc:  # ended early: shown as such, never judged
             ended = shadow.figures(elapsed_s=time.monotonic() - start)
             update = {"verdict": ShadowVerdict.FAILED, "reason": f"not judged: {exc}"}
             board.finished(ended.model_copy(update=update))

@@ -4,6 +4,7 @@ running beside a served model (real ONNX Runtime models built in code)."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,6 +228,21 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) -> Non
     candidate.runner.close()
 
 
+def _assignment() -> ModelAssignment:
+    return ModelAssignment.model_validate(
+        {
+            "deployment_id": 7,
+            "name": "s",
+            "version": "2",
+            "bundle_digest": "b" * 64,
+            "size": 1,
+            "signature": {"path": "sig", "sha256": "c" * 64, "size": 1},
+            "files": [],
+            "shadow": {"duration_s": 60, "sample": 0.5},
+        }
+    )
+
+
 class _Reports:
     def __init__(self) -> None:
         self.count = 0
@@ -246,18 +262,7 @@ def test_a_newer_command_ends_the_period_unjudged_and_nothing_switches(tmp_path:
         stopping=lambda: False,
         superseded=lambda: next(waiting),
     )
-    a = ModelAssignment.model_validate(
-        {
-            "deployment_id": 7,
-            "name": "s",
-            "version": "2",
-            "bundle_digest": "b" * 64,
-            "size": 1,
-            "signature": {"path": "sig", "sha256": "c" * 64, "size": 1},
-            "files": [],
-            "shadow": {"duration_s": 60, "sample": 0.5},
-        }
-    )
+    a = _assignment()
     served = models.get("s")
     with pytest.raises(AgentError, match="newer deployment command arrived"):
         period.run(a, candidate.runner, served, label="test")
@@ -267,3 +272,20 @@ def test_a_newer_command_ends_the_period_unjudged_and_nothing_switches(tmp_path:
     assert models.get("s") is served and served.shadow is None
     models.clear()
     candidate.runner.close()
+
+
+def test_a_period_whose_model_went_away_stops_its_worker_and_says_so(tmp_path: Path) -> None:
+    models = ServedModels()
+    served = loaded_model(tmp_path, two_input_model, "s")  # not (or no longer) active
+    candidate = loaded_model(tmp_path, two_input_model, "c")
+    period = ShadowPeriod(
+        models=models, reporter=_Reports(), stopping=lambda: False, superseded=lambda: False
+    )
+    with pytest.raises(AgentError, match="not active"):
+        period.run(_assignment(), candidate.runner, served, label="test")
+    assert not [t for t in threading.enumerate() if t.name == "shadow-s" and t.is_alive()]
+    (figures,) = models.shadows.report()
+    assert figures.verdict == ShadowVerdict.FAILED
+    assert figures.reason is not None and figures.reason.startswith("not judged:")
+    candidate.runner.close()
+    served.runner.close()

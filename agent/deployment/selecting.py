@@ -134,6 +134,7 @@ def run_child(selector: PortableSelector, request: Request) -> dict[str, Any]:
             input=payload,
             capture_output=True,
             text=True,
+            errors="replace",  # a runtime's log in another encoding is no crash here
             timeout=timeout,
             env=child_env(),
             check=False,

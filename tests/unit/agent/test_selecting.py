@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.deployment import selecting
 from agent.deployment.selecting import Request, error_class, needs_child, select_backend
 from agent.errors import AgentError, ModelLoadError, RunnerUnavailable
 from agent.selection import Measurement, SelectionSettings
@@ -95,3 +96,20 @@ def test_a_plain_selector_still_measures_in_this_process(tmp_path: Path) -> None
     with pytest.raises(ModelLoadError, match="not a real bundle"):
         select_backend(selector, _request(tmp_path), load=load, inputs_for=lambda r: {}, pin=None)  # type: ignore[arg-type]
     assert loads == [ORT.key]
+
+
+def test_a_child_that_writes_undecodable_bytes_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime may log bytes that are not UTF-8: that is the child's failure, reported
+    in one line, not a UnicodeDecodeError here."""
+    (tmp_path / "latin_child.py").write_bytes(
+        b"import sys\nsys.stdin.read()\nsys.stderr.buffer.write(b'caf\\xe9 failed\\n')\n"
+        b"sys.exit(3)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(selecting, "CHILD_MODULE", "latin_child")
+    selector = _setup(tmp_path, ORT, OV).build()
+    assert isinstance(selector, PortableSelector)
+    with pytest.raises(AgentError, match=r"failed \(exit 3\): caf. failed$"):
+        selecting.run_child(selector, _request(tmp_path))

@@ -8,7 +8,8 @@ Public surface:
     validate_device_id, DEVICE_REPORTS_FILTER, DESIRED_STATE_FILTER,
     FileRef, ModelAssignment, Priority, DesiredState, DeviceStatus, ActiveModel, ModelFailure,
     StateReport,
-    ShadowSpec, ShadowFigures, ShadowVerdict, SHADOW_GATE_PREFIX,
+    ShadowSpec, ShadowFigures, ShadowVerdict, SHADOW_GATE_PREFIX, MAX_LATENCY_RATIO,
+    MAX_LATENCY_FLOOR_MS,
     SelectionReport, CandidateFigures, BackendKey, BACKEND_KEY_PATTERN,
     EventKind, DeploymentEvent, Heartbeat, ModelMetrics, DiskUsage, Temperature,
     Availability, encode, decode,
@@ -64,7 +65,14 @@ from protocol.selection import (
     CandidateFigures,
     SelectionReport,
 )
-from protocol.shadow import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
+from protocol.shadow import (
+    MAX_LATENCY_FLOOR_MS,
+    MAX_LATENCY_RATIO,
+    SHADOW_GATE_PREFIX,
+    ShadowFigures,
+    ShadowSpec,
+    ShadowVerdict,
+)
 from protocol.topics import (
     DESIRED_STATE_FILTER,
     DEVICE_REPORTS_FILTER,
@@ -85,6 +93,8 @@ __all__ = [
     "MAX_ENVELOPE_PAYLOAD",
     "MAX_GENERATION",
     "MAX_INT64",
+    "MAX_LATENCY_FLOOR_MS",
+    "MAX_LATENCY_RATIO",
     "MAX_PACKET_BYTES",
     "MAX_REPORT_BYTES",
     "NAME_PATTERN",

@@ -23,6 +23,9 @@ from protocol.fields import Count, ErrorText, Name, NonNegative, Percent, RowId,
 SHADOW_GATE_PREFIX = "shadow gate:"
 #: A shadow period lasts at most a week.
 MAX_SHADOW_S = 7 * 24 * 3600.0
+#: the largest latency ratio and floor a shadow gate takes
+MAX_LATENCY_RATIO = 1000.0
+MAX_LATENCY_FLOOR_MS = 60_000.0
 
 
 class ShadowSpec(WireMessage):
@@ -35,9 +38,9 @@ class ShadowSpec(WireMessage):
     min_agreement_pct: Percent | None = None
     #: the shadow's p50 may be at most this times the serving version's (p99 is reported,
     #: not gated: the shadow runs at a lower priority, its tail is scheduling)
-    max_latency_ratio: float | None = Field(default=None, ge=1, le=1000)
+    max_latency_ratio: float | None = Field(default=None, ge=1, le=MAX_LATENCY_RATIO)
     #: a p50 above the ratio fails only when it is also this many ms above it
-    latency_floor_ms: float = Field(default=0.5, ge=0, le=60_000)
+    latency_floor_ms: float = Field(default=0.5, ge=0, le=MAX_LATENCY_FLOOR_MS)
 
 
 class ShadowVerdict(StrEnum):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from protocol import MAX_LATENCY_FLOOR_MS, MAX_LATENCY_RATIO
+
 
 class GateAction(StrEnum):
     PAUSE = "pause"
@@ -190,6 +192,18 @@ class Strategy:
             self.install_timeout_s > 0,
             f"install_timeout_s must be > 0, not {fmt_num(self.install_timeout_s)}",
         )
+        if self.shadow is not None and self.gate.enabled:  # the devices' shadow gate takes it
+            most = (MAX_LATENCY_RATIO - 1) * 100
+            _check(
+                self.gate.latency_pct <= most,
+                f"with a shadow period, gate.latency_pct must be at most {fmt_num(most)}, "
+                f"not {fmt_num(self.gate.latency_pct)}",
+            )
+            _check(
+                self.gate.latency_floor_ms <= MAX_LATENCY_FLOOR_MS,
+                "with a shadow period, gate.latency_floor_ms must be at most "
+                f"{fmt_num(MAX_LATENCY_FLOOR_MS)}, not {fmt_num(self.gate.latency_floor_ms)}",
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {

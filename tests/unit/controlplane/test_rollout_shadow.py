@@ -149,3 +149,19 @@ def test_a_batch_sums_up_its_devices_shadow_periods() -> None:
     assert found.min_agreement_pct == 40.0
     assert (found.worst_shadow_p99_ms, found.serving_p99_ms) == (9.0, 2.0)
     assert batch_shadow([]) is None
+
+
+@pytest.mark.parametrize(
+    ("gate", "field"),
+    [(Gate(latency_pct=200_000), "latency_pct"), (Gate(latency_floor_ms=90_000), "floor")],
+)
+def test_a_gate_the_devices_shadow_spec_cannot_carry_is_refused_at_once(
+    gate: Gate, field: str
+) -> None:
+    """Every device's assignment carries the gate in its ShadowSpec: a value beyond the
+    spec's bounds must be refused with the strategy, not fail each command build later."""
+    with pytest.raises(ValueError, match=f"with a shadow period, gate.*{field}") as info:
+        Strategy(gate=gate, shadow=Shadow(duration_s=60))
+    assert "\n" not in str(info.value)
+    Strategy(gate=gate)  # no shadow period: the health gate alone takes any value
+    ShadowSpec.model_validate(Strategy(shadow=Shadow(duration_s=60)).shadow.spec(Gate()))  # type: ignore[union-attr]

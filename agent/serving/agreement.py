@@ -76,7 +76,11 @@ def compare(
             agrees = False
             continue
         b = np.asarray(got)
-        if a.shape != b.shape or (a.dtype.kind in "fc") != (b.dtype.kind in "fc"):
+        if (
+            a.shape != b.shape
+            or (a.dtype.kind in "fc") != (b.dtype.kind in "fc")
+            or (a.dtype.kind in "fciub") != (b.dtype.kind in "fciub")  # numbers vs strings
+        ):
             agrees = False
             continue
         if b.dtype.kind in "fc" and not np.all(np.isfinite(b)):

@@ -141,7 +141,12 @@ class Shadow:
             logger.debug("shadow of %s: cannot lower the worker's priority: %s", self.name, exc)
         with confined(self._cores):
             while (item := self._queue.get()) is not None:
-                self._run(*item)
+                try:
+                    self._run(*item)
+                except Exception as exc:  # never let the worker die with its queue filling
+                    logger.warning("shadow of %s: a comparison failed: %s", self.name, exc)
+                    with self._lock:
+                        self._tally.failed()
 
     def _run(self, inputs: dict[str, np.ndarray], served: dict[str, np.ndarray], ms: float) -> None:
         start = time.perf_counter()
@@ -159,16 +164,33 @@ class Shadow:
 
     def stop(self, timeout: float = 30.0) -> None:
         """No more requests are taken; the queued ones are compared (for at most
-        ``timeout`` seconds), then the worker ends."""
+        ``timeout`` seconds: a shadow too slow for that has the rest dropped, counted),
+        then the worker ends (once its inference in progress, if any, returns)."""
         self._stopped = True
         if not self._worker.is_alive():
             return
+        deadline = time.monotonic() + timeout
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
             logger.warning("shadow of %s: the worker did not drain its queue", self.name)
-            return
-        self._worker.join(timeout)
+            while True:  # drop what is left, so that the worker reaches its end
+                self._discard()
+                try:
+                    self._queue.put_nowait(None)
+                    break
+                except queue.Full:  # an offer that came in just before the stop
+                    continue
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _discard(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._drop()
 
     # -- figures ---------------------------------------------------------------------------
 

@@ -72,6 +72,9 @@ def test_integers_must_be_equal_and_missing_or_reshaped_outputs_disagree() -> No
     assert not compare(served, {"n": np.array([1, 2], np.int64)}).agrees
     assert not compare({"y": np.ones(3, np.float32)}, {"y": np.array([1, np.nan, 1])}).agrees
     assert compare({"b": np.array([True, False])}, {"b": np.array([True, False])}).agrees
+    # a version whose output became text disagrees, it does not raise in the worker
+    assert not compare(served, {"n": np.array(["1", "2", "3"])}).agrees
+    assert not compare({"s": np.array(["a"])}, {"s": np.array([1])}).agrees
 
 
 # -- the sampler -------------------------------------------------------------------------
@@ -289,3 +292,41 @@ def test_a_period_whose_model_went_away_stops_its_worker_and_says_so(tmp_path: P
     assert figures.reason is not None and figures.reason.startswith("not judged:")
     candidate.runner.close()
     served.runner.close()
+
+
+class _Stuck:
+    """A shadow runner whose inference waits until released."""
+
+    def __init__(self) -> None:
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def infer(self, inputs: object) -> dict[str, np.ndarray]:
+        self.started.set()
+        self.release.wait(10)
+        return {"y": np.zeros(1, np.float32)}
+
+
+def test_a_shadow_too_slow_to_drain_its_queue_still_ends_its_worker() -> None:
+    runner = _Stuck()
+    shadow = Shadow(
+        name="slow",
+        version="2",
+        serving_version="1",
+        runner=runner,  # type: ignore[arg-type]
+        spec=ShadowSpec(duration_s=60, sample=1.0),
+        started_at=datetime.now(UTC),
+    )
+    shadow.start()
+    one = {"y": np.zeros(1, np.float32)}
+    shadow.offer(one, one, 0.001)
+    assert runner.started.wait(5)  # the worker is inside the slow inference
+    for _ in range(QUEUE_BOUND):
+        shadow.offer(one, one, 0.001)  # the queue is full
+    shadow.stop(timeout=0.05)
+    runner.release.set()
+    worker = [t for t in threading.enumerate() if t.name == "shadow-slow"]
+    for thread in worker:
+        thread.join(5)
+    assert not any(t.is_alive() for t in worker)
+    figures = shadow.figures(elapsed_s=0)
+    assert figures.dropped == QUEUE_BOUND and figures.compared == 1

@@ -59,7 +59,8 @@ class ShadowFigures(WireMessage):
     scale (its largest magnitude, with an absolute floor). ``top1_agreement_pct``: rows
     of distribution outputs (``[batch, classes]`` probabilities) with the same top-1
     class (None: no such output).
-    ``dropped``: sampled requests not compared because the shadow's queue was full.
+    ``dropped``: sampled requests not compared because the shadow's queue was full (or
+    still queued when a shadow too slow to drain it within its stop's timeout ended).
     """
 
     name: Name

@@ -324,7 +324,8 @@ class Selector:
             raise RunnerUnavailable(f"no backend can serve the model: {why}")
         chosen, winner = champion
         best = trial.figures[chosen]
-        if pairs == 0:
+        unmeasured = any(m.excluded == self._spent() for m in ordered_figures)
+        if pairs == 0 and not unmeasured:
             reason = "the only candidate within the accuracy guard"
         elif best.p50_ms is None:  # the budget ran out before any pair was timed
             reason = f"the first accurate candidate: {self._spent()} before any comparison"

@@ -78,3 +78,19 @@ def test_a_runner_is_closed_when_its_check_fails_unexpectedly(tmp_path: Path) ->
             inputs_for=inputs_for,
         )
     assert calls == 1 and len(opened) == 1 and opened[0].closed
+
+
+def test_a_budget_spent_before_any_pair_says_so(tmp_path: Path) -> None:
+    opened: list[_Runner] = []
+    selector = selector_for(tmp_path, OV_F32, OV_BF16, budget_s=0.0)
+    selection = selector.select(
+        bundle_digest="d" * 64,
+        runtimes=("openvino",),
+        load=lambda spec: cast(Any, _Runner(spec, opened)),
+        inputs_for=lambda runner: {"x": np.ones((1, 4), np.float32)},
+    )
+    assert selection.chosen == OV_F32.key and len(opened) == 1
+    assert "budget" in selection.reason and "only candidate" not in selection.reason
+    assert selection.measurements[1].excluded is not None
+    assert "budget" in selection.measurements[1].excluded
+    selection.runner.close()

@@ -334,7 +334,8 @@ class Selector:
                 f"lowest p50 ({best.p50_ms:.3f} ms): each challenger timed against the "
                 f"champion had to be {settings.margin_pct:g}% faster to displace it"
             )
-        self._cache.put(key, chosen, ordered_figures)
+        if not unmeasured:  # a choice the budget cut short is measured again next time
+            self._cache.put(key, chosen, ordered_figures)
         elapsed = time.monotonic() - started
         logger.info("selection: chose %s (%s) in %.1fs", chosen, reason, elapsed)
         return Selection(winner, chosen, reason, self.profile, ordered_figures, elapsed_s=elapsed)

@@ -94,3 +94,11 @@ def test_a_budget_spent_before_any_pair_says_so(tmp_path: Path) -> None:
     assert selection.measurements[1].excluded is not None
     assert "budget" in selection.measurements[1].excluded
     selection.runner.close()
+    again = selector.select(  # a choice the budget cut short is not cached
+        bundle_digest="d" * 64,
+        runtimes=("openvino",),
+        load=lambda spec: cast(Any, _Runner(spec, opened)),
+        inputs_for=lambda runner: {"x": np.ones((1, 4), np.float32)},
+    )
+    assert not again.cached and "budget" in again.reason
+    again.runner.close()

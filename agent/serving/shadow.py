@@ -17,7 +17,8 @@ threads (``agent.deployment.steps``). ``bench.shadow`` measures the serving p99 
 without a shadow.
 
 ``judge`` is the gate (pure): agreement and latency against the deployment's
-``ShadowSpec``; no compared request passes, "not judged: no traffic". The latency gate
+``ShadowSpec``; no compared request passes, "not judged: no traffic"; a shadow that
+failed on every compared request fails, agreement bar or not. The latency gate
 compares medians: the shadow's tail is mostly its low-priority worker waiting for the
 CPU, not the model (on a loaded 2-vCPU box the same model as its own shadow showed p99
 6-15 ms against 0.3 ms served, with equal medians), so p99 is reported beside the
@@ -237,6 +238,8 @@ def judge(figures: ShadowFigures, spec: ShadowSpec) -> ShadowFigures:
     f = figures
     if f.compared == 0:
         return verdict(True, f"not judged: no traffic ({f.dropped} dropped)")
+    if f.errors >= f.compared:  # a version that fails every request never switches
+        return verdict(False, f"the new version failed on all {f.compared} requests")
     need = spec.min_agreement_pct
     if need is not None and f.agreement_pct is not None and f.agreement_pct < need:
         return verdict(

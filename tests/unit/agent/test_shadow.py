@@ -142,6 +142,14 @@ def test_the_gate_fails_a_slower_shadow_beyond_ratio_and_floor() -> None:
     assert judged.reason is not None and "latency p50 40.00 ms > 1.25x" in judged.reason
 
 
+def test_a_shadow_that_failed_every_request_fails_even_without_an_agreement_bar() -> None:
+    spec = ShadowSpec(duration_s=10, sample=0.2)
+    judged = judge(_figures(compared=5, errors=5, agreement_pct=0.0), spec)
+    assert judged.verdict == ShadowVerdict.FAILED
+    assert judged.reason == f"{SHADOW_GATE_PREFIX} the new version failed on all 5 requests"
+    assert judge(_figures(compared=5, errors=4, agreement_pct=20.0), spec).verdict == "passed"
+
+
 def test_no_traffic_in_the_period_passes_not_judged() -> None:
     spec = ShadowSpec(duration_s=10, sample=0.2, min_agreement_pct=99)
     judged = judge(_figures(compared=0, agreement_pct=None, dropped=0), spec)

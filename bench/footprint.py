@@ -7,7 +7,8 @@ A real one-device fleet (``bench.fleet``: control plane with its embedded broker
 before its spawn until it is ready, and measured (RSS, ``psutil``) once ready:
 
 - ``idle``: no model; ready when its local API answers ``/v2/health/live``, measured a
-  moment later;
+  moment later (the default config: no gRPC server); ``idle + gRPC``: the same with
+  ``local_grpc`` on (information only: ``idle_grpc_mb``);
 - ``serving <runtime>``: the small ``tiny-mlp`` (8 inputs) pinned to that runtime (the
   bundle's signed ``selection.pin``), restored from the cache at start; ready when it
   answers an inference (the median of ``--runs`` starts); measured after ``--requests``
@@ -168,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         fleet.start_agent()
         fleet.wait_registered()  # enrolled; the next starts are plain restarts
         fleet.stop_agent()
+        plain = fleet.config.read_text()
+        fleet.config.write_text(plain + 'local_grpc = "127.0.0.1:0"\n')
+        idle_grpc = _idle(fleet, http)
+        fleet.stop_agent()
+        fleet.config.write_text(plain)
         idle = _idle(fleet, http)
         fleet.wait_registered()
         # a measured selection in the idle agent: every candidate, in a child process
@@ -182,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             serving[runtime] = _serving(fleet, body, http, args.requests, args.runs)
     own = {rt: f.rss_mb - baselines[rt][0] for rt, f in serving.items()}
     agent_own = max(own.values())
-    _print_table(baselines, idle, serving, own, measured, backend)
+    _print_table(baselines, idle, idle_grpc, serving, own, measured, backend)
     print(
         json.dumps(
             {
                 "agent_own_mb": round(agent_own, 1),
                 "idle_mb": round(idle.rss_mb, 1),
                 "idle_start_s": round(idle.start_s, 3),
+                "idle_grpc_mb": round(idle_grpc.rss_mb, 1),
                 "serving": {
                     rt: {
                         "rss_mb": round(f.rss_mb, 1),
@@ -222,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_table(
     baselines: dict[str, tuple[float, float]],
     idle: Figures,
+    idle_grpc: Figures,
     serving: dict[str, Figures],
     own: dict[str, float],
     measured: Figures,
@@ -236,6 +244,8 @@ def _print_table(
         f"{'agent idle':<40} {idle.rss_mb:>8.1f} {'':>8} {idle.start_s:>8.3f}  "
         f"{', '.join(idle.runtimes) or '-'}"
     )
+    label = "agent idle + gRPC (local_grpc on)"
+    print(f"{label:<40} {idle_grpc.rss_mb:>8.1f} {'':>8} {idle_grpc.start_s:>8.3f}")
     for rt, f in serving.items():
         print(
             f"{'agent serving on ' + rt:<40} {f.rss_mb:>8.1f} {own[rt]:>8.1f} "

@@ -54,8 +54,10 @@ def loopback_address(value: str) -> str:
     return value
 
 
-#: ``local_grpc`` value for no gRPC server
+#: ``local_grpc`` value for no gRPC server (the default: grpcio costs ~20 MB resident)
 GRPC_OFF = "off"
+#: ``local_grpc`` value for local_api's host and its port + 1 (0 if that is 0)
+GRPC_AUTO = "auto"
 
 
 class AgentConfig(BaseModel):
@@ -77,8 +79,8 @@ class AgentConfig(BaseModel):
     enrollment_token: SecretStr | None = None
     local_api: str = "127.0.0.1:8500"
     #: the local API over gRPC (KServe v2 / Triton's ``tritonclient.grpc``): host:port on
-    #: loopback, "off" for none; unset: local_api's host, its port + 1 (0 if that is 0)
-    local_grpc: str | None = None
+    #: loopback, "off" for none (the default), "auto" for local_api's host and port + 1
+    local_grpc: str = GRPC_OFF
     #: local API bounds: the largest request body (MiB) and the most open connections
     local_api_max_body_mb: int = Field(default=64, ge=1, le=4096)
     local_api_max_connections: int = Field(default=64, ge=1, le=10_000)
@@ -141,8 +143,8 @@ class AgentConfig(BaseModel):
 
     @field_validator("local_grpc")
     @classmethod
-    def _local_grpc(cls, value: str | None) -> str | None:
-        return value if value is None or value == GRPC_OFF else loopback_address(value)
+    def _local_grpc(cls, value: str) -> str:
+        return value if value in (GRPC_OFF, GRPC_AUTO) else loopback_address(value)
 
     @property
     def broker(self) -> BrokerAddress:
@@ -157,7 +159,7 @@ class AgentConfig(BaseModel):
         """Where the gRPC local API listens (port 0: a free one); None: off."""
         if self.local_grpc == GRPC_OFF:
             return None
-        if self.local_grpc is not None:
+        if self.local_grpc != GRPC_AUTO:
             return parse_host_port(self.local_grpc)
         host, port = self.local_api_address
         return host, port + 1 if 0 < port < 65535 else 0

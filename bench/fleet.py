@@ -122,7 +122,6 @@ class BenchFleet:
                     f'root_keys = ["{self.keys / "root.pub"}"]',
                     f'trust = "{self.trust}"',
                     f'local_api = "127.0.0.1:{self.api_port}"',
-                    'local_grpc = "127.0.0.1:0"',
                     "heartbeat_interval_s = 5.0",
                 ]
             )

@@ -1,13 +1,15 @@
 """The agent's footprint: resident memory and start time, idle and serving on each runtime.
 
-    python -m bench.footprint [--requests 200] [--runs 3] [--quick]
+    python -m bench.footprint [--requests 200] [--runs 3] [--runtimes onnxruntime openvino]
+                              [--goals-only] [--quick]
 
 A real one-device fleet (``bench.fleet``: control plane with its embedded broker, one
 ``edge-agent run`` process). Each configuration is a fresh agent process, timed from just
 before its spawn until it is ready, and measured (RSS, ``psutil``) once ready:
 
 - ``idle``: no model; ready when its local API answers ``/v2/health/live``, measured a
-  moment later;
+  moment later (the default config: no gRPC server); ``idle + gRPC``: the same with
+  ``local_grpc`` on (information only: ``idle_grpc_mb``);
 - ``serving <runtime>``: the small ``tiny-mlp`` (8 inputs) pinned to that runtime (the
   bundle's signed ``selection.pin``), restored from the cache at start; ready when it
   answers an inference (the median of ``--runs`` starts); measured after ``--requests``
@@ -20,9 +22,12 @@ For each, the runtime libraries mapped in the agent process (``/proc/PID/maps``)
 which runtimes it holds. Baselines in the same run, each a fresh process: bare Python,
 ``python -c 'import onnxruntime'`` and ``python -c 'import openvino'`` (RSS at the end,
 wall time). The agent's own share is its RSS serving on a runtime minus that runtime's
-baseline. Goals: own share <= 40 MB (the worst runtime: ``agent_own_mb``), idle <= 60 MB
-(``idle_mb``). Prints a table, then one JSON line last. ``--quick``: 20 requests, one
-run of each baseline and one start of each serving agent.
+baseline. Goals: own share <= 40 MB (the worst of ``--runtimes``: ``agent_own_mb``), idle
+<= 60 MB (``idle_mb``). ``--goals-only`` leaves out what the goals do not need (``idle +
+gRPC`` and ``measured``: null in the JSON). Prints a table, then one JSON line last.
+``--quick``: 20 requests, one run of each baseline and one start of the serving agent,
+onnxruntime only, goals only (~half the time of a full run: the control plane's start
+is most of what is left).
 """
 
 from __future__ import annotations
@@ -146,10 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, default=3, help="runs of each baseline, starts of each serving agent"
     )
-    args = parse_args(parser, argv, requests=20, runs=1)
+    parser.add_argument("--runtimes", nargs="+", choices=list(PINS), default=list(PINS))
+    parser.add_argument(
+        "--goals-only", action="store_true", help="no idle + gRPC, no measured selection"
+    )
+    args = parse_args(parser, argv, requests=20, runs=1, runtimes=["onnxruntime"], goals_only=True)
     spec = next(m for m in catalogue() if m.name == MODEL)
     baselines: dict[str, tuple[float, float]] = {}
     for name, code in BASELINES.items():
+        if name != "python" and name not in args.runtimes:
+            continue
         runs = [_baseline(code) for _ in range(args.runs)]
         baselines[name] = (
             statistics.median(r[0] for r in runs),
@@ -168,27 +179,39 @@ def main(argv: list[str] | None = None) -> int:
         fleet.start_agent()
         fleet.wait_registered()  # enrolled; the next starts are plain restarts
         fleet.stop_agent()
+        idle_grpc: Figures | None = None
+        if not args.goals_only:
+            plain = fleet.config.read_text()
+            fleet.config.write_text(plain + 'local_grpc = "127.0.0.1:0"\n')
+            idle_grpc = _idle(fleet, http)
+            fleet.stop_agent()
+            fleet.config.write_text(plain)
         idle = _idle(fleet, http)
         fleet.wait_registered()
-        # a measured selection in the idle agent: every candidate, in a child process
-        fleet.wait_rollout(fleet.push(model, name="m", version="1.0.0"))
-        _serve_requests(fleet, body, http, args.requests)
-        pid = _agent_pid(fleet)
-        measured = Figures(_rss_mb(pid), 0.0, mapped_runtimes(pid))
-        backend = http.get(f"{fleet.local_api}/v2/models/m").json().get("platform")
-        for version, (runtime, pin) in enumerate(PINS.items(), start=2):
+        measured: Figures | None = None
+        backend: object = None
+        if not args.goals_only:
+            # a measured selection in the idle agent: every candidate, in a child process
+            fleet.wait_rollout(fleet.push(model, name="m", version="1.0.0"))
+            _serve_requests(fleet, body, http, args.requests)
+            pid = _agent_pid(fleet)
+            measured = Figures(_rss_mb(pid), 0.0, mapped_runtimes(pid))
+            backend = http.get(f"{fleet.local_api}/v2/models/m").json().get("platform")
+        for version, runtime in enumerate(args.runtimes, start=2):
+            pin = PINS[runtime]
             rollout = fleet.push(model, name="m", version=f"{version}.0.0", selection={"pin": pin})
             fleet.wait_rollout(rollout)
             serving[runtime] = _serving(fleet, body, http, args.requests, args.runs)
     own = {rt: f.rss_mb - baselines[rt][0] for rt, f in serving.items()}
     agent_own = max(own.values())
-    _print_table(baselines, idle, serving, own, measured, backend)
+    _print_table(baselines, idle, idle_grpc, serving, own, measured, backend)
     print(
         json.dumps(
             {
                 "agent_own_mb": round(agent_own, 1),
                 "idle_mb": round(idle.rss_mb, 1),
                 "idle_start_s": round(idle.start_s, 3),
+                "idle_grpc_mb": round(idle_grpc.rss_mb, 1) if idle_grpc else None,
                 "serving": {
                     rt: {
                         "rss_mb": round(f.rss_mb, 1),
@@ -202,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                     "rss_mb": round(measured.rss_mb, 1),
                     "backend": backend,
                     "runtimes_loaded": list(measured.runtimes),
-                },
+                }
+                if measured
+                else None,
                 "baseline": {
                     name: {"rss_mb": round(rss, 1), "start_s": round(s, 3)}
                     for name, (rss, s) in baselines.items()
@@ -222,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 def _print_table(
     baselines: dict[str, tuple[float, float]],
     idle: Figures,
+    idle_grpc: Figures | None,
     serving: dict[str, Figures],
     own: dict[str, float],
-    measured: Figures,
+    measured: Figures | None,
     backend: object,
 ) -> None:
     print(f"agent footprint ({MODEL}; RSS once ready / after the requests)")
@@ -236,15 +262,19 @@ def _print_table(
         f"{'agent idle':<40} {idle.rss_mb:>8.1f} {'':>8} {idle.start_s:>8.3f}  "
         f"{', '.join(idle.runtimes) or '-'}"
     )
+    if idle_grpc is not None:
+        label = "agent idle + gRPC (local_grpc on)"
+        print(f"{label:<40} {idle_grpc.rss_mb:>8.1f} {'':>8} {idle_grpc.start_s:>8.3f}")
     for rt, f in serving.items():
         print(
             f"{'agent serving on ' + rt:<40} {f.rss_mb:>8.1f} {own[rt]:>8.1f} "
             f"{f.start_s:>8.3f}  {', '.join(f.runtimes) or '-'}"
         )
-    print(
-        f"{'agent after a measured selection':<40} {measured.rss_mb:>8.1f} {'':>8} {'':>8}  "
-        f"{', '.join(measured.runtimes) or '-'} (serves {backend})"
-    )
+    if measured is not None:
+        print(
+            f"{'agent after a measured selection':<40} {measured.rss_mb:>8.1f} {'':>8} {'':>8}  "
+            f"{', '.join(measured.runtimes) or '-'} (serves {backend})"
+        )
     worst = max(own.values())
     print(f"goal own <= {GOAL_OWN_MB:g} MB: {'met' if worst <= GOAL_OWN_MB else 'NOT met'}")
     print(

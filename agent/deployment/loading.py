@@ -9,6 +9,7 @@ from agent.errors import AgentError, VerificationError
 from agent.runners import create_runner, create_runner_for
 from agent.runners.base import Runner
 from agent.runners.choice import check_spec_allowed, runner_for
+from agent.runners.heap import release_free_heap
 from agent.runners.spec import CandidateSpec
 from protocol import DeviceStatus
 
@@ -53,4 +54,6 @@ def load_runner(
     except AgentError:
         runner.close()
         raise
+    finally:
+        release_free_heap()  # what the load freed (a whole graph, on OpenVINO) is not kept
     return runner

@@ -9,9 +9,10 @@ its EP is not first, the load is refused, so a "CUDA" candidate is never secretl
 (Single nodes an EP cannot take still run on the CPU EP inside the session: that is how
 ORT partitions graphs, and the measured selection sees its cost.)
 
-External data must be files of the verified bundle, checked before ORT reads the model.
+External data must be files of the verified bundle, checked before ORT reads the model
+(from the protobuf's wire format, ``model_store.onnx_wire``: without onnx, ~14 MB).
 
-onnxruntime (and onnx) are imported on the first load, not with this module: a plugin is
+onnxruntime is imported on the first load, not with this module: a plugin is
 discovered without them (``ort_unavailable``, from the runtime probe of
 ``agent.runners.installed``), and an agent that serves with OpenVINO never loads them.
 
@@ -38,7 +39,7 @@ from agent.runners.base import Runner, TensorSignature, check_inputs
 from agent.runners.ort_providers import CPU_EP, RUNTIME, Providers
 from agent.runners.spec import CandidateSpec
 from model_store import ModelStoreError
-from model_store.onnx_io import external_data_files
+from model_store.onnx_wire import external_data_locations
 
 logger = logging.getLogger(__name__)
 
@@ -237,17 +238,12 @@ def same_signature(declared: Sequence[TensorSignature], actual: Sequence[Any]) -
 def _check_external_data(model_path: Path, bundle_dir: Path) -> None:
     """External data must be files of this (verified) bundle: never a path that leaves it,
     whatever the ONNX Runtime version would do with one."""
-    import onnx  # with onnxruntime: only when an ORT session is made
-
     try:
-        model = onnx.load(str(model_path), load_external_data=False)
-        locations = external_data_files(model)
+        locations = external_data_locations(model_path)
     except ModelStoreError as exc:
         raise ModelLoadError(f"{model_path.name}: {exc}") from exc
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
-        raise ModelLoadError(
-            f"{model_path.name} is not a readable ONNX model: {_line(exc)}"
-        ) from exc
+    except OSError as exc:
+        raise ModelLoadError(f"{model_path.name} is not readable: {_line(exc)}") from exc
     for location in locations:
         if not (bundle_dir / location).is_file():
             raise ModelLoadError(

@@ -171,7 +171,6 @@ class SimulatedFleet:
             budget = memory_budget_mb(i) if memory_budget_mb is not None else None
             config = config_from_mapping(
                 {
-                    "local_grpc": "off",  # a gRPC server per simulated device: only if asked
                     **(agent_config or {}),
                     **({"memory_budget_mb": budget} if budget is not None else {}),
                     "device_id": device_id,

@@ -6,8 +6,8 @@
 #   EDGEFLEET_TRUST         (optional: the provisioning trust document)
 #   EDGEFLEET_ENROLLMENT_TOKEN_FILE (optional: a one-time token, used while not enrolled)
 #   EDGEFLEET_LOCAL_API     (default 127.0.0.1:8500: loopback, the API has no auth)
-#   EDGEFLEET_LOCAL_GRPC    (optional: the API over gRPC, host:port or "off"; default
-#                           EDGEFLEET_LOCAL_API's port + 1)
+#   EDGEFLEET_LOCAL_GRPC    (optional: the API over gRPC, host:port, "auto" for
+#                           EDGEFLEET_LOCAL_API's port + 1, or "off"; default "off")
 #   EDGEFLEET_MEMORY_BUDGET_MB (optional: what the models may take; default 3/4 of the
 #                           host's RAM, which a container's memory limit does not change)
 # Then: edge-agent run|enroll ... --config <that file> (default: run); other commands as given.

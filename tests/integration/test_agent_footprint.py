@@ -1,8 +1,12 @@
 """A lightweight agent: an ``edge-agent run`` process holds no runtime while idle, and
 after a measured selection (every candidate loaded, in a child process) only the runtime
-of the backend it serves (its memory map, ``hw_profiles.runtimes.mapped_runtimes``)."""
+of the backend it serves (its memory map, ``hw_profiles.runtimes.mapped_runtimes``), and
+never onnx (the ONNX Runtime runner reads external data locations without it) nor grpcio
+(the gRPC local API is off by default)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,13 @@ pytestmark = pytest.mark.integration
 
 ORT = "onnxruntime:CPUExecutionProvider:f32"
 OV = "openvino:CPU:f32"
+#: native extensions of packages an agent should not hold (onnx ~14 MB, grpcio ~20 MB)
+NEVER_MAPPED = ("onnx_cpp2py_export", "cygrpc")
+
+
+def _mapped(pid: int) -> list[str]:
+    maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+    return [name for name in NEVER_MAPPED if name in maps]
 
 
 def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> None:
@@ -27,6 +38,7 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         pid = agent.process.pid
         wait_until(lambda: setup.watcher.last_state() is not None, 60, "the first state report")
         assert mapped_runtimes(pid) == (), agent.log_tail()  # idle: no runtime at all
+        assert _mapped(pid) == []
 
         setup.watcher.desire(1, setup.assignment(setup.bundle("det", "1.0.0")))
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 90, "v1")
@@ -41,6 +53,7 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         assert {ORT, OV} <= measured, model.selection  # both were loaded and timed...
         served = model.backend.split(":", 1)[0]
         assert mapped_runtimes(pid) == (served,), agent.log_tail()  # ...only one stays
+        assert _mapped(pid) == []
         assert "measured in a child process" in agent.log_tail(200)
     finally:
         agent.stop()

@@ -193,11 +193,12 @@ def test_typed_contents_as_kserve_clients_send_them(
 
 
 def test_the_agent_serves_grpc_beside_rest(setup: Setup) -> None:
-    """An agent started from its config serves the deployed model over gRPC too (on
-    local_api's port + 1, or port 0 when REST's is 0); ``local_grpc = "off"`` opens none."""
+    """An agent started from its config with ``local_grpc = "auto"`` serves the deployed
+    model over gRPC too (on local_api's port + 1, or port 0 when REST's is 0); by default
+    (``local_grpc = "off"``) it opens none."""
     v1 = setup.bundle("det", "1.0.0")
     setup.watcher.desire(1, setup.assignment(v1))
-    with setup.agent() as agent:
+    with setup.agent(local_grpc="auto") as agent:
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 20, "ACTIVATED")
         assert agent.local_grpc_address is not None
         client = triton.InferenceServerClient(agent.local_grpc_address)
@@ -208,7 +209,7 @@ def test_the_agent_serves_grpc_beside_rest(setup: Setup) -> None:
             np.testing.assert_array_equal(result.as_numpy("n"), ort_run(v1, feeds)["n"])
         finally:
             client.close()
-    with setup.agent(local_grpc="off") as agent:
+    with setup.agent() as agent:
         assert agent.local_api_url is not None and agent.local_grpc_address is None
 
 

@@ -141,9 +141,10 @@ def test_local_api_off_loopback_is_refused(tmp_path: Path, address: str) -> None
 @pytest.mark.parametrize(
     ("lines", "address"),
     [
-        ('local_api = "127.0.0.1:8500"', ("127.0.0.1", 8501)),  # unset: REST's port + 1
-        ('local_api = "[::1]:9000"', ("::1", 9001)),
-        ('local_api = "127.0.0.1:0"', ("127.0.0.1", 0)),  # REST on a free port: so is gRPC
+        ('local_api = "127.0.0.1:8500"', None),  # unset: off (grpcio is never loaded)
+        ('local_api = "127.0.0.1:8500"\nlocal_grpc = "auto"', ("127.0.0.1", 8501)),  # port + 1
+        ('local_api = "[::1]:9000"\nlocal_grpc = "auto"', ("::1", 9001)),
+        ('local_api = "127.0.0.1:0"\nlocal_grpc = "auto"', ("127.0.0.1", 0)),  # REST's free port
         ('local_api = "127.0.0.1:0"\nlocal_grpc = "localhost:8001"', ("localhost", 8001)),
         ('local_api = "127.0.0.1:0"\nlocal_grpc = "off"', None),
     ],

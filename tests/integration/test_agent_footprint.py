@@ -31,7 +31,8 @@ def _mapped(pid: int) -> list[str]:
 
 def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> None:
     data_dir = setup.tmp / "footprint"
-    config = setup.process_config(data_dir, selection_budget_s=1.0)
+    # a budget that leaves both candidates time to be loaded and timed on a loaded box
+    config = setup.process_config(data_dir, selection_budget_s=8.0)
     agent = AgentProcess(config, setup.tmp / "footprint.log").start()
     try:
         assert agent.process is not None

@@ -405,7 +405,7 @@ def test_edgectl_push_signs_the_bundle_pin_and_tolerance(
     argv = [*base, "--version", "1.0.0", *key, "--pin", OV_F32, "--tolerance", "0.002"]
     assert edgectl(argv) == 0
     metadata = cp.http.get("/api/v1/models/det/versions/1.0.0").json()["metadata"]
-    assert metadata["selection"] == {"pin": OV_F32, "tolerance": 0.002}
+    assert metadata["selection"] == {"pin": OV_F32, "tolerance": 0.002, "topk": None}
     capsys.readouterr()
     bad = [*base, "--version", "1.0.1", *key, "--tolerance", "2"]
     assert edgectl(bad) == 2

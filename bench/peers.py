@@ -7,7 +7,9 @@ One run, one model (the CNN of ``bench.serving``: one 1x3x224x224 float32 image 
 
 - the agent's local API (``agent.serving.local_api``) in a process of its own
   (``bench.peers_runtimes.AgentProcess``), as a deployed agent runs and as each peer
-  runs here: ``agent_binary``, ``agent_json``;
+  runs here: ``agent_binary``, ``agent_json``, and the same process's KServe v2 gRPC
+  service (``agent.serving.grpc_server``) called from the bare generated stub with raw
+  tensor bytes (``bench.oip_grpc_clients.RawGrpc``): ``agent_grpc``;
 - the same local API as a thread of this process, serving the baseline's very session
   beside the floors, which are threads of this process too: ``agent_thread_binary``;
 - Seldon MLServer 1.7.1 and KServe's Python model server 0.21.0, each in a process of
@@ -26,7 +28,9 @@ baseline.
 The JSON line (last) carries ``binary_added_over_best_peer`` and
 ``json_added_over_best_peer`` (the agent's added p50 over the best peer's, for that
 encoding; goal <= 0.5 each), ``agent_over_http_floor_ms`` (``agent_thread_binary`` p50
-minus the HTTP floor's; goal <= 0.1), ``peers`` (the version of each) and ``skipped``
+minus the HTTP floor's; goal <= 0.1), ``grpc_added_ms`` and
+``grpc_added_over_best_peer_binary`` (the agent's gRPC path against the best peer's
+binary REST; the peers' own gRPC services are not measured), ``peers`` (the version of each) and ``skipped``
 (peer: why). A full run installs a missing peer environment first (minutes, once);
 ``--quick`` (1 s, 2 turns) never installs: it measures each peer whose environment is
 ready and names the others in ``skipped``, so CI stays within seconds. A peer that
@@ -48,6 +52,7 @@ import onnxruntime as ort
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.local_api import LocalApiServer, build_app
+from bench.oip_grpc_clients import RawGrpc
 from bench.options import parse_args
 from bench.peers_runtimes import PEERS, AgentProcess, PeerServer
 from bench.rest_paths import NAME, RestClient, build_cnn, time_paths
@@ -114,6 +119,7 @@ def run(
     tcp_floor = TcpFloor(run_session, image, 1000 * 4)
     clients = [RestClient(server.start(), image)]
     floor = RestClient(f"http://{http_floor.address[0]}:{http_floor.address[1]}", image)
+    grpc = RawGrpc(agent_process.grpc_address, NAME)
     try:
         paths: dict[str, Callable[[], np.ndarray]] = {
             "ort_session_run": lambda: run_session(image),
@@ -122,6 +128,7 @@ def run(
             "http_floor": floor.floor,
         }
         own_session = set(paths)  # these run the very session of the baseline
+        paths["agent_grpc"] = lambda: grpc.infer({"image": image})["logits"]
         for name, peer in servers.items():
             client = RestClient(peer.url, image)
             clients.append(client)
@@ -138,6 +145,7 @@ def run(
     finally:
         for client in [*clients, floor]:
             client.close()
+        grpc.close()
         tcp_floor.close()
         http_floor.close()
         server.stop()
@@ -152,15 +160,28 @@ def run(
 
 def _ratio(paths: dict[str, Any], encoding: str) -> tuple[float | None, str | None]:
     """(agent's added p50 over the best peer's for ``encoding``, that peer)."""
+    best = _best_peer(paths, encoding)
+    if best is None:
+        return None, None
+    return _over_best_peer(paths, f"agent_{encoding}", encoding), best.rsplit("_", 1)[0]
+
+
+def _over_best_peer(paths: dict[str, Any], path: str, encoding: str) -> float | None:
+    """``path``'s added p50 over the best peer's for ``encoding`` (None: no peer)."""
+    best = _best_peer(paths, encoding)
+    if best is None:
+        return None
+    return float(paths[path]["p50_added_ms"] / paths[best]["p50_added_ms"])
+
+
+def _best_peer(paths: dict[str, Any], encoding: str) -> str | None:
+    """The peer path with the lowest added p50 for ``encoding`` (None: no peer)."""
     peers = {
         name: f["p50_added_ms"]
         for name, f in paths.items()
         if name.endswith(f"_{encoding}") and not name.startswith("agent")
     }
-    if not peers:
-        return None, None
-    best = min(peers, key=lambda n: peers[n])
-    return paths[f"agent_{encoding}"]["p50_added_ms"] / peers[best], best.rsplit("_", 1)[0]
+    return min(peers, key=lambda n: peers[n]) if peers else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     binary_ratio, binary_peer = _ratio(paths, "binary")
     json_ratio, json_peer = _ratio(paths, "json")
     over_floor = paths["agent_thread_binary"]["p50_ms"] - paths["http_floor"]["p50_ms"]
+    grpc_ratio = _over_best_peer(paths, "agent_grpc", "binary")
     for label, ratio, peer in (
         ("binary", binary_ratio, binary_peer),
         ("JSON", json_ratio, json_peer),
@@ -196,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{label}: the agent adds {ratio:.2f}x what {peer} adds "
                 f"(goal <= {GOAL_RATIO}: {met})"
             )
+    if grpc_ratio is not None:
+        print(f"gRPC: the agent adds {grpc_ratio:.2f}x what {binary_peer} adds with binary REST")
     met = "met" if over_floor <= GOAL_FLOOR_MS else "NOT met"
     print(
         f"the agent's binary path adds {over_floor:.3f} ms over the HTTP floor "
@@ -210,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         "json_added_over_best_peer": json_ratio,
         "best_peer": {"binary": binary_peer, "json": json_peer},
         "agent_over_http_floor_ms": over_floor,
+        "grpc_added_ms": paths["agent_grpc"]["p50_added_ms"],
+        "grpc_added_over_best_peer_binary": grpc_ratio,
         "goals": {
             "binary_added_over_best_peer": GOAL_RATIO,
             "json_added_over_best_peer": GOAL_RATIO,

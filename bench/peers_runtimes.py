@@ -41,6 +41,7 @@ from pathlib import Path
 
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
+from agent.serving.grpc_server import GrpcServer, InferenceService
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.peers_envs import PeerEnv
 from bench.rest_paths import NAME
@@ -211,21 +212,25 @@ class PeerServer:
 
 
 def _serve_agent(bundle: str, out: Connection, stop: Event) -> None:
-    """Child process: the local API serving ``bundle`` until ``stop``; sends its URL."""
+    """Child process: the local API (REST and gRPC) serving ``bundle`` until ``stop``;
+    sends its URL and gRPC address."""
     path = Path(bundle)
     runner = create_runner("onnxruntime")
     runner.load(path, load_metadata(path))
     served = ServedModels()
     served.activate(LoadedModel(NAME, "1.0.0", "0" * 64, path, runner))
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
-    out.send(server.start())
+    grpc_server = GrpcServer(InferenceService(served, server_version="bench"), "127.0.0.1", 0)
+    out.send((server.start(), grpc_server.start()))
     stop.wait()
+    grpc_server.stop()
     server.stop()
     served.clear()
 
 
 class AgentProcess:
-    """The agent's local API serving ``bundle`` as ``cnn`` in a process of its own."""
+    """The agent's local API (REST and gRPC) serving ``bundle`` as ``cnn`` in a process
+    of its own."""
 
     name = "agent"
     encodings = ("binary", "json")
@@ -245,7 +250,8 @@ class AgentProcess:
                 raise RuntimeError(
                     f"the agent's local API did not start (exit code {self._process.exitcode})"
                 )
-        self.url: str = receive.recv()
+        #: the local API's URL and its gRPC service's ``host:port``
+        self.url, self.grpc_address = receive.recv()
 
     def close(self) -> None:
         self._stop.set()

@@ -37,7 +37,7 @@ from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailabl
 from agent.serving import oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
-from agent.serving.http_wire import Limits, Request, Response, error_response
+from agent.serving.http_wire import Limits, Request, Response, default_body, error_response
 from agent.serving.models import LoadedModel, ServedModels
 from agent.telemetry.prometheus import PROMETHEUS_CONTENT_TYPE, render_prometheus
 
@@ -124,6 +124,8 @@ class LocalApi:
     def allocate_body(headers: Mapping[str, str], length: int) -> memoryview:
         """Body buffers for the transport: binary tensor data lands 64-byte aligned, and
         memory is committed only as the body arrives (not when it is announced)."""
+        if not length:  # e.g. a GET (health probes): no tensor data, so no codec loaded
+            return default_body(headers, length)
         from agent.serving import oip_binary  # here: it loads numpy (an idle agent has none)
 
         return oip_binary.aligned_body(headers.get(oip_binary.HEADER_KEY), length)

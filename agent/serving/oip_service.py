@@ -38,10 +38,10 @@ def check_version(model: LoadedModel, version: str | None) -> None:
 
 def model_metadata(models: ServedModels, name: str, version: str | None) -> dict[str, Any]:
     """The OIP model metadata of ``name`` (ModelNotFound if not served at ``version``)."""
-    from agent.serving import oip  # here, not at the top: it loads numpy (idle agents don't)
-
     model = models.get(name)
     check_version(model, version)
+    from agent.serving import oip  # here, not at the top: it loads numpy (idle agents don't)
+
     return oip.model_metadata(
         name=model.name,
         version=model.version,

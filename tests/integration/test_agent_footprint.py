@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hw_profiles.runtimes import mapped_runtimes
@@ -41,6 +42,11 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         assert agent.process is not None
         pid = agent.process.pid
         wait_until(lambda: setup.watcher.last_state() is not None, 60, "the first state report")
+        idle = setup.watcher.last_state()
+        assert idle is not None and idle.local_api is not None
+        # what an idle agent's local API answers loads no codec: a probe, an unknown model
+        assert httpx.get(f"{idle.local_api}/v2/health/live").status_code == 200
+        assert httpx.get(f"{idle.local_api}/v2/models/det").status_code == 404
         assert mapped_runtimes(pid) == (), agent.log_tail()  # idle: no runtime at all
         assert _mapped(pid, IDLE_NEVER_MAPPED) == []
 

@@ -19,7 +19,6 @@ from importlib import metadata as importlib_metadata
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.config import AgentConfig
@@ -58,6 +57,8 @@ from protocol import (
 )
 
 if TYPE_CHECKING:  # imported when the gRPC server starts (grpcio is heavy)
+    import numpy as np
+
     from agent.serving.grpc_server import GrpcServer
 
 logger = logging.getLogger(__name__)

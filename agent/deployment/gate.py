@@ -23,13 +23,15 @@ import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentError, HealthGateFailed
 from agent.runners.base import Runner, check_inputs
 from agent.runners.inputs import BETTER_INPUTS, describe, input_sets
 from model_store import ModelStoreError, load_metadata
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ MAX_BOOTSTRAP_BYTES = 256 * 1024 * 1024
 
 def _read_bootstrap(runner: Runner, bundle_dir: Path) -> dict[str, np.ndarray] | None:
     """The bundle's ``bootstrap.npz``, checked against the model; None if it has none."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     path = bundle_dir / BOOTSTRAP_FILENAME
     if not path.is_file():
         return None
@@ -94,6 +98,8 @@ def _on_inputs(inputs: Mapping[str, np.ndarray], bundle_dir: Path) -> str:
 def _check_finite(
     outputs: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray], bundle_dir: Path
 ) -> None:
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     for name, array in outputs.items():
         value = np.asarray(array)
         if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):

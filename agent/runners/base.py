@@ -19,12 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.errors import InvalidInput, ModelLoadError, RunnerUnavailable
 from agent.runners.spec import CandidateSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class TensorSignature:
     @classmethod
     def from_spec(cls, spec: Any) -> TensorSignature:
         """From a model_store TensorSpec (``name``, ``dtype`` name, ``shape`` list)."""
+        import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
         try:
             dtype = np.dtype(str(spec.dtype))
         except TypeError as exc:
@@ -57,6 +60,8 @@ class TensorSignature:
 
     def check(self, array: np.ndarray) -> None:
         """InvalidInput (one line) unless ``array`` fits this signature."""
+        import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
         if not isinstance(array, np.ndarray | np.generic):
             raise InvalidInput(
                 f"input {self.name!r}: expected a numpy array, not {type(array).__name__}"

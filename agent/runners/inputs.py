@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agent.runners.base import TensorSignature
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: dynamic-dimension and value defaults (documented in docs/agent.md)
 DEFAULTS: dict[str, Any] = {
@@ -122,6 +123,8 @@ def _values(
     index: int,
 ) -> np.ndarray:
     """One generated array of ``sig`` (``index``: which set, to cycle hinted values)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     dtype, kind = sig.dtype, sig.dtype.kind
     allowed = getattr(hint, "values", None)
     span = getattr(hint, "range", None)
@@ -149,6 +152,8 @@ def _values(
 
 def _from_bootstrap(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Another input like a bootstrap array: floats drawn in its range, others copied."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     if array.dtype.kind != "f" or array.size == 0:
         return array.copy()
     finite = array[np.isfinite(array)]
@@ -167,6 +172,8 @@ def input_sets(
 ) -> list[dict[str, np.ndarray]]:
     """``count`` input sets (at least one): the bootstrap first if given, then sets made
     from the hints and the defaults, each with its own seed (``seed + index``)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     hints = hints or {}
     shapes = input_shapes(signatures, dim_names=dim_names, hints=hints)
     sets: list[dict[str, np.ndarray]] = []
@@ -195,6 +202,8 @@ def input_sets(
 def describe(inputs: Mapping[str, np.ndarray], *, most: int = 6) -> str:
     """``x float32[1,3,224,224], sr int64[]``: what an input set was, for error messages
     (the first ``most`` inputs, then how many more)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     shown = [
         f"{name} {np.asarray(a).dtype}[{','.join(str(d) for d in np.asarray(a).shape)}]"
         for name, a in list(inputs.items())[:most]

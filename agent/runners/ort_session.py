@@ -29,9 +29,7 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.errors import InferenceError, InvalidInput, ModelLoadError
 from agent.runners import installed
@@ -40,6 +38,9 @@ from agent.runners.ort_providers import CPU_EP, RUNTIME, Providers
 from agent.runners.spec import CandidateSpec
 from model_store import ModelStoreError
 from model_store.onnx_wire import external_data_locations
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -194,27 +195,33 @@ class OrtRunner(Runner):
             raise InferenceError(f"onnxruntime: {_line(exc)}") from exc
         if self._tensor_outputs:
             return dict(zip(names, results, strict=True))
+        import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
         return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
 
     def close(self) -> None:
         self._session, self._run = None, None
 
 
-#: ONNX Runtime's tensor type names -> numpy dtypes (the types ``same_signature`` knows)
-_ORT_DTYPES = {
-    "tensor(float)": np.dtype(np.float32),
-    "tensor(double)": np.dtype(np.float64),
-    "tensor(float16)": np.dtype(np.float16),
-    "tensor(int64)": np.dtype(np.int64),
-    "tensor(int32)": np.dtype(np.int32),
-    "tensor(int16)": np.dtype(np.int16),
-    "tensor(int8)": np.dtype(np.int8),
-    "tensor(uint64)": np.dtype(np.uint64),
-    "tensor(uint32)": np.dtype(np.uint32),
-    "tensor(uint16)": np.dtype(np.uint16),
-    "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(bool)": np.dtype(np.bool_),
-}
+@functools.cache
+def _ort_dtypes() -> dict[str, np.dtype[Any]]:
+    """ONNX Runtime's tensor type names -> numpy dtypes (the types ``same_signature`` knows)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
+    return {
+        "tensor(float)": np.dtype(np.float32),
+        "tensor(double)": np.dtype(np.float64),
+        "tensor(float16)": np.dtype(np.float16),
+        "tensor(int64)": np.dtype(np.int64),
+        "tensor(int32)": np.dtype(np.int32),
+        "tensor(int16)": np.dtype(np.int16),
+        "tensor(int8)": np.dtype(np.int8),
+        "tensor(uint64)": np.dtype(np.uint64),
+        "tensor(uint32)": np.dtype(np.uint32),
+        "tensor(uint16)": np.dtype(np.uint16),
+        "tensor(uint8)": np.dtype(np.uint8),
+        "tensor(bool)": np.dtype(np.bool_),
+    }
 
 
 def same_signature(declared: Sequence[TensorSignature], actual: Sequence[Any]) -> bool:
@@ -227,7 +234,7 @@ def same_signature(declared: Sequence[TensorSignature], actual: Sequence[Any]) -
     by_name = {a.name: a for a in actual}
     for sig in declared:
         node = by_name.get(sig.name)
-        if node is None or _ORT_DTYPES.get(node.type) != sig.dtype or sig.shape is None:
+        if node is None or _ort_dtypes().get(node.type) != sig.dtype or sig.shape is None:
             return False
         dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape)
         if dims != sig.shape:

@@ -19,12 +19,14 @@ also give each row the same top-k classes as the reference (rows whose reference
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentError
 from agent.runners.inputs import BETTER_INPUTS, describe
 from agent.selection.measure import Infer, warm_up
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_TOLERANCE = 0.01
 #: the absolute scale below which errors are not magnified (all-zero reference outputs)
@@ -32,8 +34,8 @@ ABS_FLOOR = 1e-5
 #: input sets the guard compares on (the first is also the timing input)
 DEFAULT_GUARD_SETS = 4
 
-Outputs = Mapping[str, np.ndarray]
-InputSet = Mapping[str, np.ndarray]
+Outputs = Mapping[str, "np.ndarray"]
+InputSet = Mapping[str, "np.ndarray"]
 
 
 def as_input_sets(inputs: InputSet | Sequence[InputSet]) -> list[InputSet]:
@@ -58,6 +60,8 @@ def run_failed(exc: AgentError, sets: Sequence[InputSet] | None) -> str:
 
 
 def _scales(reference: Sequence[Outputs]) -> dict[str, float]:
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     scales: dict[str, float] = {}
     for outputs in reference:
         for name, ref in outputs.items():
@@ -71,6 +75,8 @@ def _scales(reference: Sequence[Outputs]) -> dict[str, float]:
 
 def _topk_disagrees(ref: np.ndarray, got: np.ndarray, k: int) -> bool:
     """Whether a row of a ``[batch, classes]`` output picks other top-k classes."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     if ref.ndim != 2 or ref.shape[1] <= k:
         return False
     order = np.argsort(-ref, axis=1, kind="stable")
@@ -92,6 +98,8 @@ def compare_outputs(
 ) -> tuple[float, str | None]:
     """(the worst error relative to the reference's scale over every set and output,
     why the candidate is out of tolerance or None). One set or a list of sets each."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     refs = [reference] if isinstance(reference, Mapping) else list(reference)
     gots = [candidate] if isinstance(candidate, Mapping) else list(candidate)
     scales = _scales(refs)

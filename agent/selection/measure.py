@@ -17,10 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-Infer = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+
+Infer = Callable[[Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def time_interleaved(
     """p50/p99 of every candidate, timed in rotating rounds of bursts. ``hard_s``: seconds
     after which timing stops even short of ``min_runs`` (checked before each burst; a
     candidate that got no run has a NaN p50)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     share = min(1.0, max(0.05, cpu_share))
     keys = list(candidates)
     samples: dict[str, list[float]] = {k: [] for k in keys}
@@ -102,6 +107,8 @@ def time_interleaved(
 
 def _decided(samples: Mapping[str, list[float]], min_runs: int, decisive: float) -> bool:
     """Whether the fastest p50 is ``decisive`` times below every other one."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     if len(samples) < 2 or any(len(s) < min_runs for s in samples.values()):
         return False
     p50s = sorted(float(np.percentile(np.asarray(s), 50)) for s in samples.values())

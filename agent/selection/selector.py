@@ -38,9 +38,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psutil
 
 from agent.errors import AgentError, RunnerUnavailable
@@ -57,6 +56,9 @@ from agent.selection.guard import (
 )
 from agent.selection.measure import time_interleaved
 from agent.selection.policy import MARGIN_PCT, Measurement, displaces
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +165,10 @@ class Selector:
         candidate without its own thread count is measured and loaded with it, so the
         measurement neither takes the serving models' cores nor favours a backend for
         cores it will not have."""
+        # every load needs numpy, which an idle agent does not import: here, before the
+        # budget's clock starts, so the first candidate's load does not pay for it
+        import numpy  # noqa: F401
+
         started = time.monotonic()
         specs = [
             dataclasses.replace(c, threads=threads) if threads and not c.threads else c

@@ -25,8 +25,10 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 #: an output agrees when its largest relative deviation is at most this
 REL_TOLERANCE = 1e-2
@@ -52,6 +54,8 @@ class Comparison:
 
 def is_distribution(array: np.ndarray) -> bool:
     """A ``[batch, classes]`` float output (two classes or more) of probabilities."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     if array.dtype.kind != "f" or array.ndim != 2 or array.shape[1] < 2 or not array.size:
         return False
     if not np.all((array >= 0) & (array <= 1)):
@@ -66,6 +70,8 @@ def compare(
     tolerance: float = REL_TOLERANCE,
 ) -> Comparison:
     """Compare the shadow's outputs with the serving model's (see the module doc)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     agrees = True
     deviations: list[tuple[float, float]] = []  # (max, mean) per output
     rows = equal = 0
@@ -115,6 +121,8 @@ def compare(
 
 
 def _percentile(values: deque[float], q: float) -> float | None:
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
     if not values:
         return None
     return float(np.percentile(np.fromiter(values, dtype=np.float64), q))

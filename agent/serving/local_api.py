@@ -29,30 +29,35 @@ import logging
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import pydantic_core
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
-from agent.serving import oip, oip_binary, oip_json, oip_service
+from agent.serving import oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
-from agent.serving.http_wire import Limits, Request, Response, error_response
+from agent.serving.http_wire import Limits, Request, Response, default_body, error_response
 from agent.serving.models import LoadedModel, ServedModels
 from agent.telemetry.prometheus import PROMETHEUS_CONTENT_TYPE, render_prometheus
+
+if TYPE_CHECKING:  # the tensor codecs load numpy: imported on the first inference request
+    import numpy as np
+
+    from agent.serving import oip
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = oip_service.SERVER_NAME
 EXTENSIONS = ("binary_tensor_data",)
-_HEADER = oip_binary.HEADER.lower()
 _GET = ("GET", "HEAD")
 _POST = ("POST",)
+#: JSON spelling of non-finite floats (pydantic-core's ``inf_nan_mode="strings"``)
+NON_FINITE_JSON: Final = "strings"
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(status, (pydantic_core.to_json(body, inf_nan_mode=oip.NON_FINITE_JSON),))
+    return Response(status, (pydantic_core.to_json(body, inf_nan_mode=NON_FINITE_JSON),))
 
 
 def run_inference(
@@ -67,6 +72,7 @@ def run_inference(
 
     ``binary``: the request's binary tensor data; ``buffers``: receives the binary
     outputs (in order) when given, else every output is JSON."""
+    from agent.serving import oip  # here: the codecs load numpy (an idle agent has none)
 
     def decode(model: LoadedModel) -> oip_service.Decoded:
         outputs = [o.name for o in model.runner.outputs]
@@ -118,7 +124,11 @@ class LocalApi:
     def allocate_body(headers: Mapping[str, str], length: int) -> memoryview:
         """Body buffers for the transport: binary tensor data lands 64-byte aligned, and
         memory is committed only as the body arrives (not when it is announced)."""
-        return oip_binary.aligned_body(headers.get(_HEADER), length)
+        if not length:  # e.g. a GET (health probes): no tensor data, so no codec loaded
+            return default_body(headers, length)
+        from agent.serving import oip_binary  # here: it loads numpy (an idle agent has none)
+
+        return oip_binary.aligned_body(headers.get(oip_binary.HEADER_KEY), length)
 
     def _route(self, request: Request) -> Response:
         parts = request.path.split("/")
@@ -180,7 +190,12 @@ class LocalApi:
             return self._admitted_infer(request, name, version)
 
     def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
-        header, binary = oip_binary.split_body(request.body, request.headers.get(_HEADER))
+        # here: the codecs load numpy and the JSON parsers (an idle agent has none)
+        from agent.serving import oip_binary, oip_json
+
+        header, binary = oip_binary.split_body(
+            request.body, request.headers.get(oip_binary.HEADER_KEY)
+        )
         # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
         # part is copied once (a few hundred bytes with binary tensors)
         body = oip_json.loads_request(bytes(header))

@@ -28,9 +28,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InvalidInput, ModelNotFound
 from agent.runners.base import Runner
@@ -38,6 +36,9 @@ from agent.serving.fairshare import Gate, Overloaded, Share, Want, device_cores,
 from agent.serving.placement import confined
 from agent.serving.shadow import Shadow, ShadowBoard
 from agent.telemetry.stats import ErrorKind, MetricsRegistry, ModelStats
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 _now = time.perf_counter  # bound once: it is read twice on every request's path

@@ -12,10 +12,10 @@ answer.
 Non-finite floats: JSON has no NaN or infinity, so (as in the protobuf JSON mapping of
 the v2 gRPC messages) they are the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``: accepted in float input tensors, and written for float outputs by the
-local API's serialiser (``NON_FINITE_JSON``). A number that does not fit the input's
-datatype (1e39 for FP32, 300 for INT8) is refused instead of being rounded to infinity
-or wrapped around. Numeric JSON tensor data is parsed straight into arrays and written
-straight from them (``agent.serving.oip_json``).
+local API's serialiser (``agent.serving.local_api.NON_FINITE_JSON``). A number that does
+not fit the input's datatype (1e39 for FP32, 300 for INT8) is refused instead of being
+rounded to infinity or wrapped around. Numeric JSON tensor data is parsed straight into
+arrays and written straight from them (``agent.serving.oip_json``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import functools
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,8 +54,6 @@ DATATYPES: dict[str, str] = {
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     oip: np.dtype(name) for name, oip in DATATYPES.items() if oip != "BYTES"
 }
-#: JSON spelling of non-finite floats (pydantic-core's ``inf_nan_mode="strings"``)
-NON_FINITE_JSON: Final = "strings"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 

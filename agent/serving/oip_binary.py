@@ -30,6 +30,8 @@ import numpy as np
 from agent.errors import InvalidInput
 
 HEADER = "Inference-Header-Content-Length"
+#: ``HEADER`` as a key of the (lower-cased) request headers
+HEADER_KEY = HEADER.lower()
 #: request-level flag: every output binary unless an output says otherwise
 BINARY_OUTPUT = "binary_data_output"
 #: per requested output: return it as binary

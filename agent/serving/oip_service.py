@@ -13,19 +13,21 @@ are written. Errors are the agent's (``ModelNotFound``, ``InvalidInput``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.errors import InferenceError, ModelNotFound
-from agent.serving import oip
 from agent.serving.models import LoadedModel, ServedModels
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.serving import oip
 
 SERVER_NAME = "edgefleet-agent"
 
 T = TypeVar("T")
 #: a request decoded for a model: (the parsed request, its checked input arrays)
-Decoded = tuple[oip.InferenceRequest, dict[str, np.ndarray]]
+Decoded = tuple["oip.InferenceRequest", dict[str, "np.ndarray"]]
 
 
 def check_version(model: LoadedModel, version: str | None) -> None:
@@ -38,6 +40,8 @@ def model_metadata(models: ServedModels, name: str, version: str | None) -> dict
     """The OIP model metadata of ``name`` (ModelNotFound if not served at ``version``)."""
     model = models.get(name)
     check_version(model, version)
+    from agent.serving import oip  # here, not at the top: it loads numpy (idle agents don't)
+
     return oip.model_metadata(
         name=model.name,
         version=model.version,

@@ -26,9 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.errors import (
     InferenceError,
@@ -42,6 +40,9 @@ from agent.runners.spec import CandidateSpec
 from agent.serving.models import LoadedModel, ServedModels
 from model_store import FRAMEWORK_PIPELINE, ModelStoreError, PipelineSpec, split_source
 from model_store.pipeline import INPUT_SOURCE, load_pipeline_spec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 

@@ -37,13 +37,15 @@ import threading
 import time
 from collections.abc import Collection, Mapping
 from datetime import datetime
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from agent.runners.base import Runner
 from agent.serving.agreement import Tally, compare
 from agent.serving.placement import confined
 from protocol import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ QUEUE_BOUND = 8
 #: how much lower the worker's CPU priority is than the serving threads' (Linux nice)
 WORKER_NICE = 10
 
-_Item = tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]
+_Item = tuple[dict[str, "np.ndarray"], dict[str, "np.ndarray"], float]
 
 
 class Sampler:
@@ -110,6 +112,8 @@ class Shadow:
         """A served request (its inputs, the serving outputs and backend time): queued
         for the shadow if sampled and there is room, else nothing. Never blocks, never
         raises."""
+        import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
         try:
             if self._stopped or not self._sampler.take():
                 return

@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from agent.errors import ModelNotFound
 from agent.runners.warmup import warmup_inputs
 from agent.serving.models import LoadedModel, ServedModels
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,15 @@
 after a measured selection (every candidate loaded, in a child process) only the runtime
 of the backend it serves (its memory map, ``hw_profiles.runtimes.mapped_runtimes``), and
 never onnx (the ONNX Runtime runner reads external data locations without it) nor grpcio
-(the gRPC local API is off by default)."""
+(the gRPC local API is off by default). Idle (no model), it does not hold numpy nor the
+local API's JSON tensor codecs (simdjson, orjson) either: they load with the first model
+or inference request."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hw_profiles.runtimes import mapped_runtimes
@@ -22,11 +25,13 @@ ORT = "onnxruntime:CPUExecutionProvider:f32"
 OV = "openvino:CPU:f32"
 #: native extensions of packages an agent should not hold (onnx ~14 MB, grpcio ~20 MB)
 NEVER_MAPPED = ("onnx_cpp2py_export", "cygrpc")
+#: and while idle: numpy (~20 MB), simdjson and orjson (~4 MB)
+IDLE_NEVER_MAPPED = (*NEVER_MAPPED, "_multiarray_umath", "csimdjson", "orjson.cpython")
 
 
-def _mapped(pid: int) -> list[str]:
+def _mapped(pid: int, names: tuple[str, ...] = NEVER_MAPPED) -> list[str]:
     maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
-    return [name for name in NEVER_MAPPED if name in maps]
+    return [name for name in names if name in maps]
 
 
 def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> None:
@@ -38,8 +43,13 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         assert agent.process is not None
         pid = agent.process.pid
         wait_until(lambda: setup.watcher.last_state() is not None, 60, "the first state report")
+        idle = setup.watcher.last_state()
+        assert idle is not None and idle.local_api is not None
+        # what an idle agent's local API answers loads no codec: a probe, an unknown model
+        assert httpx.get(f"{idle.local_api}/v2/health/live").status_code == 200
+        assert httpx.get(f"{idle.local_api}/v2/models/det").status_code == 404
         assert mapped_runtimes(pid) == (), agent.log_tail()  # idle: no runtime at all
-        assert _mapped(pid) == []
+        assert _mapped(pid, IDLE_NEVER_MAPPED) == []
 
         setup.watcher.desire(1, setup.assignment(setup.bundle("det", "1.0.0")))
         wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("1.0.0"), 90, "v1")
@@ -55,6 +65,7 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         served = model.backend.split(":", 1)[0]
         assert mapped_runtimes(pid) == (served,), agent.log_tail()  # ...only one stays
         assert _mapped(pid) == []
+        assert "_multiarray_umath" in _mapped(pid, IDLE_NEVER_MAPPED)  # a model loads numpy
         assert "measured in a child process" in agent.log_tail(200)
     finally:
         agent.stop()

@@ -39,15 +39,16 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.errors import InferenceError, ModelLoadError
 from agent.runners import installed
 from agent.runners.altstack import drop_alt_stack
 from agent.runners.base import Runner, check_inputs
 from agent.runners.spec import CandidateSpec, device_present
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,8 @@ class OpenVinoRunner(Runner):
         except Exception as exc:  # RuntimeError and OpenVINO's own error types
             raise InferenceError(f"openvino: {_line(exc)}") from exc
         self._give_back(compiled, request)
+        import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
         return {
             name: np.asarray(value) for name, value in zip(self._output_names, results, strict=True)
         }

@@ -30,11 +30,11 @@ The JSON line (last) carries ``binary_added_over_best_peer`` and
 encoding; goal <= 0.5 each), ``agent_over_http_floor_ms`` (``agent_thread_binary`` p50
 minus the HTTP floor's; goal <= 0.1), ``grpc_added_ms`` and
 ``grpc_added_over_best_peer_binary`` (the agent's gRPC path against the best peer's
-binary REST; the peers' own gRPC services are not measured), ``peers`` (the version of each) and ``skipped``
-(peer: why). A full run installs a missing peer environment first (minutes, once);
-``--quick`` (1 s, 2 turns) never installs: it measures each peer whose environment is
-ready and names the others in ``skipped``, so CI stays within seconds. A peer that
-fails to start fails a full run (exit 1), and is only skipped in a quick one.
+binary REST; the peers' own gRPC services are not measured), ``peers`` (the version of
+each) and ``skipped`` (peer: why). A full run installs a missing peer environment first
+(minutes, once); ``--quick`` (1 s, 2 turns) never installs: it measures each peer whose
+environment is ready and names the others in ``skipped``, so CI stays within seconds. A
+peer that fails to start fails a full run (exit 1), and is only skipped in a quick one.
 """
 
 from __future__ import annotations

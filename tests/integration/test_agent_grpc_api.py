@@ -20,25 +20,15 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from agent.errors import AgentError
-from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
-from agent.serving import LoadedModel, ServedModels
+from agent.serving import ServedModels
 from agent.serving.grpc_server import GrpcServer, InferenceService
-from model_store import build_bundle, load_metadata
 from protocol import EventKind
 from tests.support.deploy import Setup, det_inputs, ort_run
+from tests.support.loaded import loaded_model
 from tests.support.onnx_models import EVERY_DTYPE, every_dtype_model, two_input_model
 from tests.support.ports import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _load(tmp_path: Path, build: Any, name: str, version: str = "1.2") -> LoadedModel:
-    src = build(tmp_path / f"{name}-{version}" / "src" / "model.onnx")
-    out = tmp_path / f"{name}-{version}" / "bundle"
-    build_bundle(src, out, name=name, version=version)
-    runner = OnnxRuntimeRunner()
-    runner.load(out, load_metadata(out))
-    return LoadedModel(name, version, "a" * 64, out, runner)
 
 
 @pytest.fixture
@@ -91,8 +81,8 @@ def test_tritonclient_grpc_works_unchanged(
 ) -> None:
     models, client, _ = served
     assert client.is_server_live() and not client.is_server_ready()  # nothing served yet
-    models.activate(_load(tmp_path, two_input_model, "two"))
-    models.activate(_load(tmp_path, every_dtype_model, "every"))
+    models.activate(loaded_model(tmp_path, two_input_model, "two"))
+    models.activate(loaded_model(tmp_path, every_dtype_model, "every"))
     assert client.is_server_ready()
     assert client.is_model_ready("two") and client.is_model_ready("two", "1.2")
     assert not client.is_model_ready("two", "7") and not client.is_model_ready("nope")
@@ -167,7 +157,7 @@ def test_typed_contents_as_kserve_clients_send_them(
     (no raw bytes), as KServe's clients may send it; outputs come back raw. (Every
     typed field's decoding: tests/unit/agent/test_oip_grpc.py.)"""
     models, _, address = served
-    models.activate(_load(tmp_path, two_input_model, "two"))
+    models.activate(loaded_model(tmp_path, two_input_model, "two"))
     feeds = det_inputs(3)
     message = service_pb2.ModelInferRequest(model_name="two", id="typed")
     x = message.inputs.add(name="x", datatype="FP32", shape=list(feeds["x"].shape))

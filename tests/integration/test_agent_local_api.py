@@ -20,12 +20,11 @@ import tritonclient.http as triton
 from onnx import TensorProto, helper, numpy_helper
 from tritonclient.utils import InferenceServerException
 
-from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
-from agent.serving import LoadedModel, ServedModels
+from agent.serving import ServedModels
 from agent.serving.local_api import LocalApiServer, build_app
-from model_store import build_bundle, load_metadata
 from protocol import EventKind
 from tests.support.deploy import Setup
+from tests.support.loaded import loaded_model
 from tests.support.onnx_models import bool_input_model, two_input_model
 from tests.support.ports import wait_until
 
@@ -53,15 +52,6 @@ def slow_model(path: Path, *, matmuls: int = 48, scale: float = 1.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
-
-
-def _load(tmp_path: Path, build: Any, name: str, version: str = "1.2") -> LoadedModel:
-    src = build(tmp_path / f"{name}-{version}" / "src" / "model.onnx")
-    out = tmp_path / f"{name}-{version}" / "bundle"
-    build_bundle(src, out, name=name, version=version)
-    runner = OnnxRuntimeRunner()
-    runner.load(out, load_metadata(out))
-    return LoadedModel(name, version, "a" * 64, out, runner)
 
 
 @pytest.fixture
@@ -111,8 +101,8 @@ def test_tritonclient_works_unchanged(
     tmp_path: Path, served: tuple[ServedModels, LocalApiServer, str]
 ) -> None:
     models, _, url = served
-    models.activate(_load(tmp_path, two_input_model, "two"))
-    models.activate(_load(tmp_path, bool_input_model, "masked"))
+    models.activate(loaded_model(tmp_path, two_input_model, "two"))
+    models.activate(loaded_model(tmp_path, bool_input_model, "masked"))
     client = _triton(url)
     try:
         assert client.is_server_live() and client.is_server_ready()
@@ -194,7 +184,7 @@ def test_stop_finishes_in_flight_requests_and_refuses_new_ones(
     tmp_path: Path, served: tuple[ServedModels, LocalApiServer, str]
 ) -> None:
     models, server, url = served
-    model = _load(tmp_path, slow_model, "slow")
+    model = loaded_model(tmp_path, slow_model, "slow")
     # the request stays in flight until the test has seen new connections refused (the
     # runner is real; only its start waits for the test, so load cannot reorder the steps)
     release = threading.Event()
@@ -238,14 +228,14 @@ def test_hot_swap_while_a_request_is_in_flight(
     tmp_path: Path, served: tuple[ServedModels, LocalApiServer, str]
 ) -> None:
     models, _, url = served
-    old = _load(tmp_path, slow_model, "slow", "1")
+    old = loaded_model(tmp_path, slow_model, "slow", "1")
     models.activate(old)
     x = np.random.default_rng(1).standard_normal((SLOW_BATCH, WIDTH)).astype(np.float32)
     body, headers = _slow_body(x)
     answers: list[httpx.Response] = []
     request = _post_in_background(url, body, headers, answers)
     wait_until(lambda: old._in_flight == 1, 20, "the request in flight on version 1")
-    doubled = _load(tmp_path, lambda p: slow_model(p, matmuls=1, scale=2.0), "slow", "2")
+    doubled = loaded_model(tmp_path, lambda p: slow_model(p, matmuls=1, scale=2.0), "slow", "2")
     models.activate(doubled)  # version 2 serves from now on; version 1 finishes its request
     with httpx.Client(base_url=url, timeout=60) as client:
         version, y = _answer(client.post("/v2/models/slow/infer", content=body, headers=headers))

@@ -11,9 +11,9 @@ from model_store import build_bundle, load_metadata
 
 
 def loaded_model(tmp_path: Path, build: Any, name: str, version: str = "1.2") -> LoadedModel:
-    """``build(path)`` writes the ONNX model; it is bundled under ``tmp_path/name``."""
-    src = build(tmp_path / name / "src" / "model.onnx")
-    out = tmp_path / name / "bundle"
+    """``build(path)`` writes the ONNX model; it is bundled under ``tmp_path/name-version``."""
+    src = build(tmp_path / f"{name}-{version}" / "src" / "model.onnx")
+    out = tmp_path / f"{name}-{version}" / "bundle"
     build_bundle(src, out, name=name, version=version)
     runner = OnnxRuntimeRunner()
     runner.load(out, load_metadata(out))

@@ -369,6 +369,8 @@ class Selector:
                 burst_s=BURST_S,
                 hard_s=max(0.0, hard_s),
             )
+        except AgentError as exc:  # one of them failed while timed: that one is out
+            return self._after_failure(champion, challenger, trial, exc)
         except BaseException:
             nrun.close()
             raise
@@ -390,6 +392,34 @@ class Selector:
             return challenger
         nrun.close()
         return champion
+
+    def _after_failure(
+        self,
+        champion: tuple[str, Runner],
+        challenger: tuple[str, Runner],
+        trial: _Trial,
+        exc: AgentError,
+    ) -> tuple[str, Runner]:
+        """A run failed while the two were timed: the one that fails again on the timing
+        input is excluded and closed (the challenger when neither does: the champion was
+        already timed without failing); the other is the champion."""
+        assert trial.sets is not None
+        crun, nrun = champion[1], challenger[1]
+        out, keep, error = challenger, champion, exc
+        try:
+            nrun.infer(trial.sets[0])
+        except AgentError as again:
+            error = again
+        else:
+            try:
+                crun.infer(trial.sets[0])
+            except AgentError as again:
+                out, keep, error = champion, challenger, again
+        why = f"run failed while timed: {error}"
+        trial.figures[out[0]] = replace(trial.figures[out[0]], excluded=why)
+        logger.info("selection: %s excluded: %s", out[0], why)
+        out[1].close()
+        return keep
 
 
 def _f32(spec: Any) -> bool:

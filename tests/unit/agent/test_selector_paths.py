@@ -10,6 +10,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from agent.errors import InferenceError
 from hw_profiles import CandidateSpec
 from tests.support.selection import selector_for
 
@@ -102,3 +103,41 @@ def test_a_budget_spent_before_any_pair_says_so(tmp_path: Path) -> None:
     )
     assert not again.cached and "budget" in again.reason
     again.runner.close()
+
+
+class _Flaky(_Runner):
+    """Fails every run after its first ``good`` ones (a backend that breaks under load)."""
+
+    good = 4
+
+    def infer(self, inputs: Any) -> dict[str, np.ndarray]:
+        self.good -= 1
+        if self.good < 0:
+            raise InferenceError("the device was lost")
+        return super().infer(inputs)
+
+
+@pytest.mark.parametrize("failing", ["challenger", "champion"])
+def test_a_candidate_failing_while_timed_is_excluded_and_the_other_serves(
+    tmp_path: Path, failing: str
+) -> None:
+    opened: list[_Runner] = []
+    flaky = OV_BF16 if failing == "challenger" else OV_F32
+
+    def load(spec: CandidateSpec) -> Any:
+        return (_Flaky if spec == flaky else _Runner)(spec, opened)
+
+    selector = selector_for(tmp_path, OV_F32, OV_BF16, budget_s=0.5)
+    selection = selector.select(
+        bundle_digest="d" * 64,
+        runtimes=("openvino",),
+        load=load,
+        inputs_for=lambda runner: {"x": np.ones((1, 4), np.float32)},
+    )
+    figures = {m.key: m for m in selection.measurements}
+    assert selection.chosen != flaky.key
+    excluded = figures[flaky.key].excluded
+    assert excluded is not None and excluded.startswith("run failed while timed:")
+    assert "the device was lost" in excluded
+    assert [r.closed for r in opened if r is not selection.runner] == [True] * (len(opened) - 1)
+    selection.runner.close()

@@ -24,7 +24,12 @@ which runtimes it holds. Baselines in the same run, each a fresh process: bare P
 wall time). The agent's own share is its RSS serving on a runtime minus that runtime's
 baseline. Goals: own share <= 40 MB (the worst of ``--runtimes``: ``agent_own_mb``), idle
 <= 60 MB (``idle_mb``). ``--goals-only`` leaves out what the goals do not need (``idle +
-gRPC`` and ``measured``: null in the JSON). Prints a table, then one JSON line last.
+gRPC`` and ``measured``: null in the JSON; the serving baselines: empty). Information, not
+a goal: ``baseline_serving_mb``, a bare script that loads the same model on each runtime
+and answers ``--requests`` inferences (what the runtime holds when it serves, which the
+``import`` baseline does not pay: OpenVINO's CPU plugin loads at the first compile), and
+``own_over_serving_baseline_mb``, the agent serving on it minus that. Prints a table,
+then one JSON line last.
 ``--quick``: 20 requests, one run of each baseline and one start of the serving agent,
 onnxruntime only, goals only (~half the time of a full run: the control plane's start
 is most of what is left).
@@ -43,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 
 from bench.fleet import BenchFleet, oip_json_body
@@ -64,6 +70,22 @@ BASELINES = {
     "python": "pass",
     "onnxruntime": "import onnxruntime",
     "openvino": "import openvino",
+}
+#: a bare script serving the same model on each runtime (``{model}``, ``{feeds}`` an npz,
+#: ``{n}`` requests): what the runtime itself holds when it serves, the agent left out
+SERVING_BASELINES = {
+    "onnxruntime": (
+        "import numpy as np, onnxruntime as ort\n"
+        "feeds = dict(np.load({feeds!r}))\n"
+        "s = ort.InferenceSession({model!r})\n"
+        "for _ in range({n}): s.run(None, feeds)\n"
+    ),
+    "openvino": (
+        "import numpy as np, openvino as ov\n"
+        "feeds = dict(np.load({feeds!r}))\n"
+        "r = ov.Core().compile_model({model!r}, 'CPU').create_infer_request()\n"
+        "for _ in range({n}): r.infer(feeds)\n"
+    ),
 }
 MB = 1024 * 1024
 
@@ -175,7 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         with fleet.config.open("a") as fh:
             fh.write(f"selection_budget_s = {SELECTION_BUDGET_S}\n")
         model = spec.build(Path(tmp) / "model" / "mlp.onnx")
-        body = oip_json_body(spec.feeds())
+        feeds = spec.feeds()
+        body = oip_json_body(feeds)
+        serving_baselines: dict[str, float] = {}
+        if not args.goals_only:  # information: the runtime serving the model, no agent
+            np.savez(Path(tmp) / "feeds.npz", **feeds)  # type: ignore[arg-type]  # (numpy stubs)
+            for runtime in args.runtimes:
+                code = SERVING_BASELINES[runtime].format(
+                    model=str(model), feeds=str(Path(tmp) / "feeds.npz"), n=args.requests
+                )
+                serving_baselines[runtime] = statistics.median(
+                    _baseline(code)[0] for _ in range(args.runs)
+                )
         fleet.start_agent()
         fleet.wait_registered()  # enrolled; the next starts are plain restarts
         fleet.stop_agent()
@@ -203,8 +236,14 @@ def main(argv: list[str] | None = None) -> int:
             fleet.wait_rollout(rollout)
             serving[runtime] = _serving(fleet, body, http, args.requests, args.runs)
     own = {rt: f.rss_mb - baselines[rt][0] for rt, f in serving.items()}
+    over_serving = {rt: serving[rt].rss_mb - mb for rt, mb in serving_baselines.items()}
     agent_own = max(own.values())
     _print_table(baselines, idle, idle_grpc, serving, own, measured, backend)
+    for rt, mb in serving_baselines.items():
+        print(
+            f"information: a bare script serving {MODEL} on {rt}: {mb:.1f} MB; the agent "
+            f"serving it holds {over_serving[rt]:.1f} MB more"
+        )
     print(
         json.dumps(
             {
@@ -231,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                 "baseline": {
                     name: {"rss_mb": round(rss, 1), "start_s": round(s, 3)}
                     for name, (rss, s) in baselines.items()
+                },
+                "baseline_serving_mb": {rt: round(mb, 1) for rt, mb in serving_baselines.items()},
+                "own_over_serving_baseline_mb": {
+                    rt: round(mb, 1) for rt, mb in over_serving.items()
                 },
                 "goal_own_mb": GOAL_OWN_MB,
                 "goal_idle_mb": GOAL_IDLE_MB,

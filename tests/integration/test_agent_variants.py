@@ -239,6 +239,9 @@ def test_each_device_installs_and_serves_the_variant_its_profile_prefers(
     v2_onnx = _register(cp, _bundle(short_tmp, v2, "2.0.0", trust_kit))
     _deploy(cp, "2.0.0")
     wait_until(lambda: _runs(agents, dict.fromkeys(DEVICES, v2_onnx)), 90, "all to run 2.0.0")
+    # a version serves a moment before its agent records the command's generation (the
+    # second command each device got: 1.0.0's, then 2.0.0's)
+    wait_until(lambda: agents["box-rpi"].generation == 2, 30, "the Pi to record 2.0.0's command")
     pi_generation = agents["box-rpi"].generation
     v2_ir = _register(
         cp,

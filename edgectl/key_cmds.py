@@ -10,12 +10,22 @@ import argparse
 import json
 from pathlib import Path
 
+from edgectl.errors import UsageError
 from edgectl.trust_cmds import SubParsers
 from model_store import Role, key_id, load_public_key, write_keypair
 
+#: file name endings that say ``--out`` was given a key file, not its directory
+_KEY_FILE_SUFFIXES = (".key", ".pem", ".pub")
+
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    key, pub = write_keypair(args.out, args.name or args.role)
+    out: Path = args.out
+    if out.suffix in _KEY_FILE_SUFFIXES and not out.is_dir():
+        raise UsageError(
+            f"--out is the directory for the key pair (NAME.key and NAME.pub), and {out} "
+            f"looks like a file: use --out {out.parent} --name {out.stem}"
+        )
+    key, pub = write_keypair(out, args.name or args.role)
     kid = key_id(load_public_key(pub))
     if args.json:
         answer = {"role": args.role, "private_key": str(key), "public_key": str(pub)}

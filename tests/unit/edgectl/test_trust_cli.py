@@ -61,6 +61,15 @@ def test_keys_create_defaults_to_a_release_key(
     assert f"release key id: {_kid(tmp_path / 'k' / 'release.pub')}" in out
 
 
+def test_keys_create_refuses_a_file_name_for_its_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out k.key`` would make a directory named k.key: refused, naming what to type."""
+    err = _fails(capsys, 2, "keys", "create", "--out", tmp_path / "k.key")
+    assert f"use --out {tmp_path} --name k" in err
+    assert not (tmp_path / "k.key").exists()
+
+
 @pytest.mark.parametrize(
     ("role", "name", "stem"), [("root", None, "root"), ("control-plane", "cp1", "cp1")]
 )

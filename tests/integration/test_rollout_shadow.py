@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from edgectl.cli import main
-from tests.support.controlplane import ADMIN_TOKEN
 from tests.support.fleet import FleetStack, open_fleet
 from tests.support.onnx_models import affine_model
+from tests.support.operator_env import use_operator_env
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +51,7 @@ def stack() -> Iterator[FleetStack]:
 
 @pytest.fixture(autouse=True)
 def operator_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("EDGECTL_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("EDGECTL_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.delenv("EDGECTL_URL", raising=False)
+    use_operator_env(monkeypatch, tmp_path)
 
 
 def _run(stack: FleetStack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

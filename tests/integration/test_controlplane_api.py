@@ -167,10 +167,10 @@ def test_deployment_to_unknown_things_is_404(cp: ControlPlane) -> None:
     assert cp.http.get("/api/v1/deployments/12345").status_code == 404
 
 
-@pytest.mark.serial  # read 'unknown' for 'idle' on a loaded box under xdist
 def test_report_registers_device_and_deployments_publish_desired_state(cp: ControlPlane) -> None:
     cp.report("dev-1", "store-eu")
-    wait_until(lambda: cp.device("dev-1") is not None, 10, "dev-1 registered")
+    # enrolled (status unknown) before its first report: wait for the report itself
+    wait_until(lambda: (cp.device("dev-1") or {}).get("last_report_at"), 10, "dev-1 reported")
     device = cp.device("dev-1")
     assert device is not None
     assert device["fleet"] == "store-eu" and device["status"] == "idle"

@@ -14,8 +14,10 @@ loaded (``agent.cli``) and does what these requests need:
 - ``Response.iter_bytes()``: the body in chunks; a body that ends before its
   ``Content-Length`` raises ``TransportError`` (``http.client`` would return short
   without a word, and a resumable download must know);
-- HTTPS verifies the server against certifi's CA bundle where it is installed (what
-  httpx used), else the system's.
+- what httpx took from the environment (``trust_env``): an ``http_proxy`` /
+  ``https_proxy`` (``no_proxy`` honoured; HTTPS through a proxy with CONNECT) and
+  ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``; HTTPS verifies the server against those, else
+  certifi's CA bundle (what httpx used), else the system's.
 
 Errors (transport only; an HTTP status is an answer, the caller judges it)::
 
@@ -25,11 +27,14 @@ Errors (transport only; an HTTP status is an answer, the caller judges it)::
 
 from __future__ import annotations
 
+import base64
 import http.client
+import os
 import ssl
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import getproxies, proxy_bypass
 
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
@@ -127,16 +132,29 @@ def _send(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TransportError(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
+    sent = {"Accept-Encoding": "identity", **headers}
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    proxy = _proxy_for(parts.scheme, parts.hostname)
     conn: http.client.HTTPConnection
-    if parts.scheme == "https":
+    if proxy is not None:  # as httpx did (trust_env): *_proxy / no_proxy from the environment
+        host, port, auth = proxy
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=connect_timeout_s, context=_tls_context()
+            )
+            conn.set_tunnel(parts.hostname, parts.port, headers=auth)  # CONNECT, then TLS
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=connect_timeout_s)
+            target = urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+            sent.update(auth)
+    elif parts.scheme == "https":
         conn = http.client.HTTPSConnection(
             parts.hostname, parts.port, timeout=connect_timeout_s, context=_tls_context()
         )
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=connect_timeout_s)
-    target = parts.path or "/"
-    if parts.query:
-        target += f"?{parts.query}"
     try:
         try:
             conn.connect()
@@ -144,7 +162,7 @@ def _send(
             raise TransportError(f"ConnectTimeout: {exc}") from exc
         assert conn.sock is not None
         conn.sock.settimeout(read_timeout_s)  # from here on: no byte for this long
-        conn.request(method, target, body=body, headers={"Accept-Encoding": "identity", **headers})
+        conn.request(method, target, body=body, headers=sent)
         return Response(conn, conn.getresponse())
     except TransportError:
         conn.close()
@@ -157,17 +175,41 @@ def _send(
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
+    """(host, port, Proxy-Authorization header) of the proxy the environment names for
+    ``scheme`` (``http_proxy`` / ``https_proxy``, ``no_proxy``: ``urllib``'s rules), or
+    None. Only ``http://`` proxies (an ``https`` URL goes through them with CONNECT)."""
+    proxy = getproxies().get(scheme)
+    if not proxy or proxy_bypass(host):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise TransportError(f"unsupported proxy {parts.scheme}://{parts.hostname or ''}")
+    auth: dict[str, str] = {}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        auth["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return parts.hostname, parts.port or 80, auth
+
+
 _CONTEXT: ssl.SSLContext | None = None
 
 
 def _tls_context() -> ssl.SSLContext:
-    """One verifying context, made at the first HTTPS request."""
+    """One verifying context, made at the first HTTPS request, from the CAs httpx used:
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` if set, else certifi's bundle (the system's
+    where certifi is not installed)."""
     global _CONTEXT
     if _CONTEXT is None:
-        try:
-            import certifi
+        if os.environ.get("SSL_CERT_FILE"):
+            _CONTEXT = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            _CONTEXT = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            try:
+                import certifi
 
-            _CONTEXT = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:
-            _CONTEXT = ssl.create_default_context()
+                _CONTEXT = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:
+                _CONTEXT = ssl.create_default_context()
     return _CONTEXT

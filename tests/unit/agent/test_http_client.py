@@ -29,7 +29,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path == "/blob":
+        if self.path.startswith("http://"):  # asked as a proxy: the absolute URL
+            auth = self.headers.get("Proxy-Authorization", "")
+            self._answer(200, BODY, {"X-Proxied": self.path, "X-Auth": auth})
+        elif self.path == "/blob":
             self._answer(200, BODY, {"X-Range": self.headers.get("Range", "")})
         elif self.path == "/moved":
             self._answer(302, b"", {"Location": "blob"})  # relative, as servers may send
@@ -155,3 +158,19 @@ def test_a_refused_connection_and_a_bad_url_are_transport_errors() -> None:
             _get(f"http://127.0.0.1:{port}/x")
     with pytest.raises(http_client.TransportError, match="not an http"):
         _get("ftp://example.org/x")
+
+
+def test_an_http_proxy_from_the_environment_is_used_unless_no_proxy_says(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = base.replace("http://", "http://dev%40ice:s3cret@")
+    monkeypatch.setenv("http_proxy", proxy)
+    with _get("http://blobs.invalid:8080/blob?x=1") as resp:  # resolvable only by the proxy
+        assert resp.headers["X-Proxied"] == "http://blobs.invalid:8080/blob?x=1"
+        assert resp.headers["X-Auth"] == "Basic ZGV2QGljZTpzM2NyZXQ="  # dev@ice:s3cret
+        assert resp.read(len(BODY)) == BODY
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with _get(f"{base}/blob") as resp:  # straight to the server, not through the proxy
+        assert "X-Proxied" not in resp.headers

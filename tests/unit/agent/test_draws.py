@@ -52,7 +52,7 @@ def test_uniform_choice_and_scalars() -> None:
 
 def test_drawing_never_loads_numpy_random() -> None:
     """The point of the module: a serving agent that draws a warm-up set keeps
-    ``numpy.random`` (~2 MB resident) out of its process."""
+    ``numpy.random`` (~3 MB resident) out of its process."""
     code = (
         "import sys\n"
         "from agent.runners.draws import Draws\n"

@@ -2,8 +2,8 @@
 
 Every error the agent raises on bad input or a failed step is an ``AgentError`` whose
 ``str()`` is one line fit for an operator (and for ``DeploymentEvent.reason``). Errors
-from paho, onnxruntime, httpx and model_store are caught where they enter and re-raised
-as one of these with ``raise ... from exc``.
+from paho, onnxruntime, the HTTP client (``agent.http_client``) and model_store are caught
+where they enter and re-raised as one of these with ``raise ... from exc``.
 
 AgentError
 ├── AgentConfigError        agent.toml missing, not TOML, or a field missing / invalid

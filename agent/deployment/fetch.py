@@ -26,8 +26,9 @@ deadline, HTTP 5xx/408/429) raise ``TransientDownloadError`` and the deployment 
 retried later; refused content (too large, wrong digest, other HTTP statuses) raises
 ``DownloadError`` and is not.
 
-httpx (about 9 MB resident with its client) is imported at the first download, not with
-this module: an idle agent that has its trust document and identity never loads it.
+Requests go through ``agent.http_client`` (``http.client``), not httpx: a process
+cannot unload a module, and httpx stayed in the agent after its first download (~7.8 MB
+resident). One connection per request; redirects followed for blobs only.
 """
 
 from __future__ import annotations
@@ -36,14 +37,13 @@ import hashlib
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
+from urllib.parse import urlsplit
 
+from agent import http_client
 from agent.deployment.staging import Staging
 from agent.errors import DownloadError, TransientDownloadError
 from protocol import FileRef
-
-if TYPE_CHECKING:
-    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +104,11 @@ class Budget:
         if self.remaining() <= 0:
             raise TransientDownloadError(f"{what}: bundle download exceeded {self.total_s:g}s")
 
-    def timeout(self, connect_s: float) -> httpx.Timeout:
-        """Per-request timeouts: never past the deadline, never longer than a stall."""
-        import httpx
-
+    def timeouts(self, connect_s: float) -> tuple[float, float]:
+        """Per-request (connect, read) timeouts: never past the deadline, never longer
+        than a stall."""
         left = max(self.remaining(), 0.001)
-        return httpx.Timeout(min(self.stall_s, left), connect=min(connect_s, left))
+        return min(connect_s, left), min(self.stall_s, left)
 
 
 class BlobFetcher:
@@ -127,25 +126,9 @@ class BlobFetcher:
         self.deadline_s = deadline_s
         self.stall_s = stall_s
         self._connect_s = connect_timeout_s
-        self._http: Any = None  # made at the first download (see the module docstring)
-
-    @property
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            import httpx
-
-            self._http = httpx.Client(
-                timeout=httpx.Timeout(30.0, connect=self._connect_s),
-                follow_redirects=False,
-                # the size bound counts bytes on the wire: no compressed bodies that expand
-                headers={"Accept-Encoding": "identity"},
-            )
-        client: httpx.Client = self._http
-        return client
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
+        """Nothing to release: every request has its connection (kept for callers)."""
 
     def budget(self) -> Budget:
         """A fresh budget for one bundle."""
@@ -193,12 +176,13 @@ class BlobFetcher:
 
     def fetch_document(self, path: str, *, max_size: int = MAX_DOCUMENT_BYTES) -> bytes:
         """``GET {control plane}{path}`` (a small JSON document), bounded in size and time."""
-        import httpx
-
         budget = Budget(min(self.deadline_s, 60.0), self.stall_s)
         url = f"{self._base}{path}"
+        connect_s, read_s = budget.timeouts(self._connect_s)
         try:
-            with self._client.stream("GET", url, timeout=budget.timeout(self._connect_s)) as resp:
+            with http_client.request(
+                "GET", url, connect_timeout_s=connect_s, read_timeout_s=read_s
+            ) as resp:
                 if resp.status_code != 200:
                     error = (
                         TransientDownloadError
@@ -213,8 +197,8 @@ class BlobFetcher:
                         raise DownloadError(f"{path}: larger than {max_size} bytes")
                     budget.check(path)
                 return bytes(body)
-        except httpx.HTTPError as exc:
-            raise TransientDownloadError(f"{path}: {type(exc).__name__}: {exc}") from exc
+        except http_client.TransportError as exc:
+            raise TransientDownloadError(f"{path}: {exc}") from exc
 
     def _fetch(self, ref: FileRef, sink: Sink, budget: Budget) -> None:
         """Fill ``sink`` up to ``ref.size`` bytes, resuming from ``sink.size``: from the
@@ -252,20 +236,20 @@ class BlobFetcher:
         the loop is bounded by ``attempts`` failed transfers. Messages name ``source``,
         never ``url`` (a presigned URL is a credential).
         """
-        import httpx
-
         failures = 0
         while sink.size < ref.size:
             budget.check(ref.path)
             offset = sink.size
             headers = {"Range": f"bytes={offset}-"} if offset else {}
+            connect_s, read_s = budget.timeouts(self._connect_s)
             try:
-                with self._client.stream(
+                with http_client.request(
                     "GET",
                     url,
                     headers=headers,
-                    timeout=budget.timeout(self._connect_s),
                     follow_redirects=True,
+                    connect_timeout_s=connect_s,
+                    read_timeout_s=read_s,
                 ) as resp:
                     if not _fits(ref, resp, offset, source):
                         sink.reset()
@@ -279,14 +263,12 @@ class BlobFetcher:
                             )
                         budget.check(ref.path)
                         sink.write(chunk)
-            except httpx.HTTPError as exc:
+            except http_client.TransportError as exc:
                 failures += 1
                 budget.check(ref.path)
                 if failures >= attempts:
                     raise TransientDownloadError(_describe(ref, exc, budget, source)) from exc
-                logger.info(
-                    "%s: %s after %d bytes; resuming", ref.path, type(exc).__name__, sink.size
-                )
+                logger.info("%s: %s after %d bytes; resuming", ref.path, _kind(exc), sink.size)
                 time.sleep(max(0.0, min(2.0, 0.25 * failures, budget.remaining())))
                 continue
             if sink.size < ref.size:  # the body ended cleanly but short
@@ -295,14 +277,12 @@ class BlobFetcher:
 
 def _origin(url: str) -> str:
     """``scheme://host[:port]`` of a URL: what a log line may say about a presigned URL."""
-    import httpx
-
-    parts = httpx.URL(url)
+    parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.host}{port}"
+    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-def _fits(ref: FileRef, resp: httpx.Response, offset: int, source: str) -> bool:
+def _fits(ref: FileRef, resp: http_client.Response, offset: int, source: str) -> bool:
     """Whether the response continues at ``offset``; False if it must be dropped (HTTP
     200 to a resume: the whole body follows; 416 or a 206 elsewhere: ask from zero)."""
     status = resp.status_code
@@ -332,7 +312,7 @@ def _check_digest(ref: FileRef, sink: Sink) -> None:
         raise DownloadError(f"{ref.path}: sha256 differs from the declared digest")
 
 
-def _check_length(ref: FileRef, resp: httpx.Response, received: int) -> None:
+def _check_length(ref: FileRef, resp: http_client.Response, received: int) -> None:
     """Refuse before reading when the server announces more than was declared."""
     length = resp.headers.get("Content-Length")
     if length is not None and length.isdigit() and received + int(length) > ref.size:
@@ -342,12 +322,16 @@ def _check_length(ref: FileRef, resp: httpx.Response, received: int) -> None:
         )
 
 
-def _describe(ref: FileRef, exc: httpx.HTTPError, budget: Budget, source: str) -> str:
-    import httpx
+def _kind(exc: http_client.TransportError) -> str:
+    """What went wrong in one word (the message starts with it, or the cause's name)."""
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else type(exc).__name__
 
-    if isinstance(exc, httpx.ReadTimeout):
+
+def _describe(ref: FileRef, exc: http_client.TransportError, budget: Budget, source: str) -> str:
+    if isinstance(exc, http_client.ReadTimeout):
         where = "" if source == "control plane" else f" from {source}"
         return f"{ref.path}: no data{where} for {min(budget.stall_s, budget.total_s):g}s"
-    if source != "control plane":  # httpx may quote the URL, which is a credential
-        return f"{ref.path}: {type(exc).__name__} from {source}"
-    return f"{ref.path}: {type(exc).__name__}: {exc}"
+    if source != "control plane":  # an error may quote the URL, which is a credential
+        return f"{ref.path}: {_kind(exc)} from {source}"
+    return f"{ref.path}: {exc}"

@@ -9,12 +9,14 @@ comes with it is encrypted to the device's key (``model_store.report_key``).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from agent import http_client
 from agent.errors import IdentityError
 from agent.identity.files import Identity, IdentityFiles
 from model_store import key_id
@@ -29,22 +31,31 @@ MAX_ANSWER_BYTES = 4 * MAX_PEM_BYTES
 
 
 def _post(url: str, body: dict[str, str]) -> dict[str, object]:
-    import httpx  # only when enrolling or renewing: an idle agent does not carry it
-
+    """POST ``body`` as JSON; the JSON object answered with 200 (``agent.http_client``,
+    not httpx: a renewal would leave httpx loaded in the agent for good)."""
+    data = json.dumps(body).encode()
     try:
-        with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as client:
-            resp = client.post(url, json=body)
-    except httpx.HTTPError as exc:
-        raise IdentityError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
-    if len(resp.content) > MAX_ANSWER_BYTES:
+        with http_client.request(
+            "POST",
+            url,
+            headers={"Content-Type": "application/json"},
+            body=data,
+            connect_timeout_s=TIMEOUT_S,
+            read_timeout_s=TIMEOUT_S,
+        ) as resp:
+            status, content = resp.status_code, resp.read(MAX_ANSWER_BYTES)
+    except http_client.TransportError as exc:
+        raise IdentityError(f"cannot reach {url}: {exc}") from exc
+    if len(content) > MAX_ANSWER_BYTES:
         raise IdentityError(f"{url}: answer larger than {MAX_ANSWER_BYTES} bytes")
     try:
-        answer = resp.json()
+        answer = json.loads(content)
     except ValueError:
         answer = None
-    if resp.status_code != 200 or not isinstance(answer, dict):
+    if status != 200 or not isinstance(answer, dict):
         detail = answer.get("detail") if isinstance(answer, dict) else None
-        raise IdentityError(f"{url}: HTTP {resp.status_code}: {str(detail or resp.text)[:200]}")
+        text = content.decode("utf-8", "replace")
+        raise IdentityError(f"{url}: HTTP {status}: {str(detail or text)[:200]}")
     return answer
 
 

@@ -48,6 +48,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -56,7 +57,6 @@ from pydantic import BaseModel
 from agent.errors import LinkError, SpoolError
 from agent.identity.files import Identity
 from agent.identity.sealer import ReportSealer
-from agent.link.network_loop import NetworkLoop
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender
 from model_store.errors import SignatureError
@@ -76,6 +76,9 @@ from protocol import (
 )
 from protocol.reconnect import RECONNECT_CAP_S, Backoff
 from protocol.topics import ack_topic
+
+if TYPE_CHECKING:  # a real agent never loads it (nor asyncio): only the light simulator does
+    from agent.link.network_loop import NetworkLoop
 
 logger = logging.getLogger(__name__)
 

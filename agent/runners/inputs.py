@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.runners.base import TensorSignature
+from agent.runners.draws import Draws
 
 if TYPE_CHECKING:
     import numpy as np
@@ -119,7 +120,7 @@ def _values(
     sig: TensorSignature,
     shape: tuple[int, ...],
     hint: Any,
-    rng: np.random.Generator,
+    rng: Draws,
     index: int,
 ) -> np.ndarray:
     """One generated array of ``sig`` (``index``: which set, to cycle hinted values)."""
@@ -135,7 +136,7 @@ def _values(
     if allowed:
         if not shape:  # a scalar: set i takes the i-th allowed value
             return np.asarray(allowed[index % len(allowed)], dtype=dtype)
-        return rng.choice(np.asarray(allowed), size=shape).astype(dtype)
+        return rng.choice(np.asarray(allowed), shape).astype(dtype)
     if kind in "iu":
         if span is None and _SAMPLE_RATE_NAME.search(sig.name) and int(np.prod(shape)) == 1:
             return np.full(shape, DEFAULTS["sample_rate"], dtype=dtype)
@@ -145,12 +146,12 @@ def _values(
             low, high = DEFAULTS["int_range"]
             span = (0, 255) if dtype == np.uint8 else (low, high - 1)
         low, high = span
-        return rng.integers(int(low), int(high), size=shape, endpoint=True).astype(dtype)
+        return rng.integers(int(low), int(high), shape).astype(dtype)
     low, high = span if span is not None else DEFAULTS["float_range"]
-    return rng.uniform(float(low), float(high), size=shape).astype(dtype)
+    return rng.uniform(float(low), float(high), shape).astype(dtype)
 
 
-def _from_bootstrap(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _from_bootstrap(array: np.ndarray, rng: Draws) -> np.ndarray:
     """Another input like a bootstrap array: floats drawn in its range, others copied."""
     import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
@@ -158,7 +159,7 @@ def _from_bootstrap(array: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return array.copy()
     finite = array[np.isfinite(array)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    return rng.uniform(low, high, size=array.shape).astype(array.dtype)
+    return rng.uniform(low, high, array.shape).astype(array.dtype)
 
 
 def input_sets(
@@ -180,7 +181,7 @@ def input_sets(
     if bootstrap is not None:
         sets.append(dict(bootstrap))
     for index in range(len(sets), max(1, count)):
-        rng = np.random.default_rng(seed + index)
+        rng = Draws(seed + index)
         one: dict[str, np.ndarray] = {}
         for sig in signatures:
             hint = hints.get(sig.name)

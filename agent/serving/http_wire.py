@@ -268,10 +268,10 @@ def send_within(sock: socket.socket, buffers: Sequence[Buffer], timeout: float) 
         while pending and sent >= len(pending[0]):
             sent -= len(pending[0])
             pending.pop(0)
-        if sent:
-            pending[0] = pending[0][sent:]
         if not pending:
             return
+        if sent:
+            pending[0] = pending[0][sent:]
         left = deadline - time.monotonic()
         if left <= 0 or not _writable(sock, left):
             raise TimeoutError(f"answer not written within {timeout:g} s")

@@ -133,7 +133,8 @@ def aligned_body(header_length: str | None, length: int) -> memoryview:
     json_length = 0
     if header_length is not None and header_length.isascii() and header_length.isdigit():
         json_length = min(int(header_length), length)
-    pad = -(raw.ctypes.data + json_length) % ALIGNMENT
+    # the address from C (``ctypes.data`` runs numpy's Python-level ctypes helper)
+    pad = -(raw.__array_interface__["data"][0] + json_length) % ALIGNMENT
     return raw.data[pad : pad + length]
 
 

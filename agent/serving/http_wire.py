@@ -39,6 +39,10 @@ _NAME = re.compile(_TOKEN)
 #: header lines (after the request line) as nearly every client sends them: a token, a
 #: colon, a value without CR, LF or NUL
 _FIELD_LINES = re.compile(rb"%s:[^\r\n\0]*(?:\r\n%s:[^\r\n\0]*)*" % (_TOKEN, _TOKEN))
+#: request heads parsed lately -> (method, path, query, headers, keep-alive, expect)
+_HEADS: dict[bytes, tuple[str, str, str, dict[str, str], bool, bool]] = {}
+_KEEP_HEADS = 256
+_KEEP_HEAD_BYTES = 2048
 #: header names as sent -> lower-case text (a client sends the same few every time)
 _NAMES: dict[bytes, str] = {}
 _KEEP_NAMES = 256
@@ -103,7 +107,26 @@ def default_body(_: Mapping[str, str], length: int) -> memoryview:
 
 
 def parse_head(head: bytes) -> tuple[Request, bool, bool]:
-    """(request without its body, keep-alive, expects 100-continue) or ``Refused``."""
+    """(request without its body, keep-alive, expects 100-continue) or ``Refused``.
+
+    A keep-alive client sends the same head again and again (the same model, the same
+    body size), so the heads parsed last are kept (``_KEEP_HEADS``, a few hundred bytes
+    each; the table is emptied when full): a head seen before costs a dictionary lookup
+    and a copy of its headers, not a parse."""
+    seen = _HEADS.get(head)
+    if seen is not None:
+        method, path, query, headers, keep_alive, expect = seen
+        return Request(method, path, query, headers.copy(), memoryview(b"")), keep_alive, expect
+    request, keep_alive, expect = _parse_head(head)
+    if len(head) <= _KEEP_HEAD_BYTES:
+        if len(_HEADS) >= _KEEP_HEADS:
+            _HEADS.clear()
+        r = request
+        _HEADS[head] = (r.method, r.path, r.query, r.headers.copy(), keep_alive, expect)
+    return request, keep_alive, expect
+
+
+def _parse_head(head: bytes) -> tuple[Request, bool, bool]:
     line, _, rest = head.partition(b"\r\n")
     parts = line.split(b" ")
     if len(parts) != 3 or not _METHOD.fullmatch(parts[0]) or not parts[1].startswith(b"/"):

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pydantic_core
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
-from agent.serving import oip_service
+from agent.serving import oip_plans, oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, default_body, error_response
@@ -67,16 +67,33 @@ def run_inference(
     body: Any,
     binary: memoryview | None = None,
     buffers: list[Any] | None = None,
+    *,
+    header: bytes | None = None,
+    plans: oip_plans.Plans | None = None,
 ) -> dict[str, Any]:
     """Decode, run and encode one OIP request on the model currently serving ``name``.
 
     ``binary``: the request's binary tensor data; ``buffers``: receives the binary
-    outputs (in order) when given, else every output is JSON."""
+    outputs (in order) when given, else every output is JSON. ``body`` is the parsed
+    JSON ``header``, or None when ``plans`` knows ``header`` (``agent.serving.oip_plans``:
+    then it is parsed only if the plan was made for another model)."""
     from agent.serving import oip  # here: the codecs load numpy (an idle agent has none)
 
     def decode(model: LoadedModel) -> oip_service.Decoded:
+        nonlocal body
+        if plans is not None and header is not None and binary is not None:
+            plan = plans.find(header, model, binary)
+            if plan is not None:
+                return plan.request, plan.decode(binary)
+            if body is None:
+                from agent.serving import oip_json
+
+                body = oip_json.loads_request(header)
         outputs = [o.name for o in model.runner.outputs]
-        return oip.decode_request(body, model.runner.inputs, outputs, binary)
+        request, inputs = oip.decode_request(body, model.runner.inputs, outputs, binary)
+        if plans is not None and header is not None:
+            plans.keep(header, model, request, binary)
+        return request, inputs
 
     def encode(
         model: LoadedModel, request: oip.InferenceRequest, outputs: dict[str, np.ndarray]
@@ -99,6 +116,7 @@ class LocalApi:
         self._models = models
         self._server_version = server_version
         self._data_dir = data_dir
+        self._plans = oip_plans.Plans()
 
     def __call__(self, request: Request) -> Response:
         try:
@@ -197,10 +215,15 @@ class LocalApi:
             request.body, request.headers.get(oip_binary.HEADER_KEY)
         )
         # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
-        # part is copied once (a few hundred bytes with binary tensors)
-        body = oip_json.loads_request(bytes(header))
+        # part is copied once (a few hundred bytes with binary tensors); a header decoded
+        # before for the same model is not parsed again (agent.serving.oip_plans)
+        raw = bytes(header)
+        plans = self._plans
+        body = None if binary is not None and plans.knows(raw) else oip_json.loads_request(raw)
         buffers: list[Any] = []
-        result = run_inference(self._models, name, version, body, binary, buffers)
+        result = run_inference(
+            self._models, name, version, body, binary, buffers, header=raw, plans=plans
+        )
         payload = oip_json.dumps_response(result)
         if not buffers:
             return Response(200, (payload,))

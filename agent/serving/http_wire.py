@@ -41,7 +41,7 @@ _NAME = re.compile(_TOKEN)
 _FIELD_LINES = re.compile(rb"%s:[^\r\n\0]*(?:\r\n%s:[^\r\n\0]*)*" % (_TOKEN, _TOKEN))
 #: request heads parsed lately -> (method, path, query, headers, keep-alive, expect)
 _HEADS: dict[bytes, tuple[str, str, str, dict[str, str], bool, bool]] = {}
-_KEEP_HEADS = 256
+_KEEP_HEADS = 64
 _KEEP_HEAD_BYTES = 2048
 #: header names as sent -> lower-case text (a client sends the same few every time)
 _NAMES: dict[bytes, str] = {}
@@ -110,7 +110,7 @@ def parse_head(head: bytes) -> tuple[Request, bool, bool]:
     """(request without its body, keep-alive, expects 100-continue) or ``Refused``.
 
     A keep-alive client sends the same head again and again (the same model, the same
-    body size), so the heads parsed last are kept (``_KEEP_HEADS``, a few hundred bytes
+    body size), so the heads parsed last are kept (``_KEEP_HEADS`` of at most 2 KB
     each; the table is emptied when full): a head seen before costs a dictionary lookup
     and a copy of its headers, not a parse."""
     seen = _HEADS.get(head)
@@ -182,7 +182,7 @@ def _headers(rest: bytes) -> dict[str, str]:
 
 def _headers_by_line(rest: bytes) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for raw in rest.split(b"\r\n"):
+    for raw in rest.split(b"\r\n") if rest else ():
         name, sep, value = raw.partition(b":")
         if not sep or not _NAME.fullmatch(name) or b"\n" in value or b"\0" in value:
             raise Refused(400, "malformed header line")

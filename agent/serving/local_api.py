@@ -70,24 +70,26 @@ def run_inference(
     *,
     header: bytes | None = None,
     plans: oip_plans.Plans | None = None,
-) -> dict[str, Any]:
-    """Decode, run and encode one OIP request on the model currently serving ``name``.
+) -> bytes:
+    """Decode, run and encode one OIP request on the model currently serving ``name``:
+    the answer's JSON (``agent.serving.oip_json``).
 
     ``binary``: the request's binary tensor data; ``buffers``: receives the binary
     outputs (in order) when given, else every output is JSON. ``body`` is the parsed
     JSON ``header``, or None when ``plans`` knows ``header`` (``agent.serving.oip_plans``:
-    then it is parsed only if the plan was made for another model)."""
-    from agent.serving import oip  # here: the codecs load numpy (an idle agent has none)
+    then it is parsed only if the plan was made for another model). A request decoded
+    from a plan is answered with the JSON the plan kept for outputs like its own."""
+    from agent.serving import oip, oip_json  # here: they load numpy (an idle agent has none)
+
+    used: oip_plans.Plan | None = None
 
     def decode(model: LoadedModel) -> oip_service.Decoded:
-        nonlocal body
+        nonlocal body, used
         if plans is not None and header is not None and binary is not None:
-            plan = plans.find(header, model, binary)
-            if plan is not None:
-                return plan.request, plan.decode(binary)
+            used = plans.find(header, model, binary)
+            if used is not None:
+                return used.request, used.decode(binary)
             if body is None:
-                from agent.serving import oip_json
-
                 body = oip_json.loads_request(header)
         outputs = [o.name for o in model.runner.outputs]
         request, inputs = oip.decode_request(body, model.runner.inputs, outputs, binary)
@@ -97,14 +99,22 @@ def run_inference(
 
     def encode(
         model: LoadedModel, request: oip.InferenceRequest, outputs: dict[str, np.ndarray]
-    ) -> dict[str, Any]:
-        return oip.encode_response(
+    ) -> bytes:
+        if used is not None and buffers is not None and (kept := used.answer(outputs)):
+            payload, data = kept
+            buffers.extend(data)
+            return payload
+        result = oip.encode_response(
             model_name=model.name,
             model_version=model.version,
             request=request,
             outputs=outputs,
             binary=buffers,
         )
+        payload = oip_json.dumps_response(result)
+        if used is not None and buffers is not None:
+            used.keep_answer(outputs, payload, result)
+        return payload
 
     return oip_service.infer(models, name, version, decode, encode)
 
@@ -221,10 +231,9 @@ class LocalApi:
         plans = self._plans
         body = None if binary is not None and plans.knows(raw) else oip_json.loads_request(raw)
         buffers: list[Any] = []
-        result = run_inference(
+        payload = run_inference(
             self._models, name, version, body, binary, buffers, header=raw, plans=plans
         )
-        payload = oip_json.dumps_response(result)
         if not buffers:
             return Response(200, (payload,))
         return Response(

@@ -167,15 +167,17 @@ def deserialize_bytes(name: str, raw: memoryview, count: int) -> np.ndarray:
     return out
 
 
+def tensor_data(array: np.ndarray) -> memoryview:
+    """The binary data of a numeric tensor: its memory, little-endian, row-major."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not _LITTLE):
+        flat = flat.astype(flat.dtype.newbyteorder("<"))  # pragma: no cover
+    return flat.view(np.uint8).data
+
+
 def encode_tensor(name: str, datatype: str, array: np.ndarray) -> tuple[dict[str, Any], Any]:
     """(response ``outputs`` entry, buffer holding the tensor's binary data)."""
-    if datatype == "BYTES":
-        data: Any = serialize_bytes(array)
-    else:
-        flat = np.ascontiguousarray(array).reshape(-1)
-        if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not _LITTLE):
-            flat = flat.astype(flat.dtype.newbyteorder("<"))  # pragma: no cover
-        data = flat.view(np.uint8).data
+    data: Any = serialize_bytes(array) if datatype == "BYTES" else tensor_data(array)
     entry = {
         "name": name,
         "datatype": datatype,

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the codecs load numpy: imported once a request is decoded
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the codecs load numpy: imported once a request is decoded
     from agent.serving.models import LoadedModel
 
 KEEP = 64
+#: answers kept per plan (a model whose output shapes vary keeps a few)
+KEEP_ANSWERS = 4
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Plan:
     request: oip.InferenceRequest
     inputs: tuple[_Input, ...]
     size: int  # the binary part's length: the inputs' sizes added up
+    #: (name, dtype, shape) of each output -> (the answer's JSON header, outputs in order)
+    answers: dict[tuple[Any, ...], tuple[bytes, tuple[str, ...]]] = field(default_factory=dict)
 
     def decode(self, binary: memoryview) -> dict[str, np.ndarray]:
         """The input arrays over ``binary`` (of ``size`` bytes)."""
@@ -65,6 +70,30 @@ class Plan:
             arrays[i.name] = oip_binary.decode_tensor(i.name, i.datatype, i.dtype, i.shape, raw)
             at += i.size
         return arrays
+
+    def answer(self, outputs: Mapping[str, np.ndarray]) -> tuple[bytes, list[Any]] | None:
+        """(JSON header, binary buffers) of the answer, when one was kept for outputs of
+        these names, dtypes and shapes (its JSON header is then the same bytes)."""
+        kept = self.answers.get(tuple((n, a.dtype, a.shape) for n, a in outputs.items()))
+        if kept is None:
+            return None
+        from agent.serving import oip_binary  # loaded already: a plan follows a decode
+
+        payload, names = kept
+        return payload, [oip_binary.tensor_data(outputs[n]) for n in names]
+
+    def keep_answer(
+        self, outputs: Mapping[str, np.ndarray], payload: bytes, body: Mapping[str, Any]
+    ) -> None:
+        """Keep ``payload``, the JSON header of an answer ``body``, when it depends on the
+        outputs' names, dtypes and shapes only: every output in it binary and numeric."""
+        entries = body["outputs"]
+        if any("data" in e or e["datatype"] == "BYTES" for e in entries):
+            return
+        if len(self.answers) >= KEEP_ANSWERS:
+            self.answers.clear()
+        key = tuple((n, a.dtype, a.shape) for n, a in outputs.items())
+        self.answers[key] = (payload, tuple(e["name"] for e in entries))
 
 
 class Plans:

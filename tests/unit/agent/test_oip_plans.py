@@ -66,12 +66,14 @@ def test_a_repeated_header_answers_as_the_first(
     models.activate(loaded_model(tmp_path, affine_model, "affine", "1.0"))  # y = 2x + 1
     header = _affine_header(2)
     answers = []
-    for x in (np.arange(8, dtype=np.float32), np.ones(8, dtype=np.float32)):
-        meta, y = _answer(_post(client, "affine", header, x.tobytes()))
+    # the first decodes in full; the second from the plan, which keeps its answer's
+    # JSON header; the third is answered with that header and its own tensor bytes
+    for x in (np.arange(8, dtype=np.float32), np.ones(8, dtype=np.float32), -np.ones(8)):
+        meta, y = _answer(_post(client, "affine", header, x.astype(np.float32).tobytes()))
         np.testing.assert_array_equal(y, 2 * x + 1)
         answers.append(meta)
-    assert app._plans.knows(header)  # the second request was decoded from the plan
-    assert answers[0] == answers[1]
+    assert app._plans.knows(header) and app._plans._plans[header].answers
+    assert answers[0] == answers[1] == answers[2]
     assert answers[0]["outputs"] == [
         {"name": "y", "datatype": "FP32", "shape": [2, 4], "parameters": {"binary_data_size": 32}}
     ]

@@ -157,9 +157,21 @@ class Gate:
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Hold one of the model's slots for one inference, or raise ``Overloaded``."""
-        if getattr(self._held, "on", False):
+        if not self.enter():
             yield
             return
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def enter(self) -> bool:
+        """Take one of the model's slots (``Overloaded`` if none comes); False when the
+        calling thread holds one already (nothing taken: do not ``leave``). ``slot``
+        as two calls, for a caller on every request's path (``LoadedModel.admitted``)."""
+        held = self._held
+        if getattr(held, "on", False):
+            return False
         with self._cond:
             if not self._free():
                 if self._waiting >= self.queue:
@@ -177,14 +189,15 @@ class Gate:
                         f"model {self._name!r} is overloaded: no slot within {QUEUE_WAIT_S:g} s"
                     )
             self._running += 1
-        self._held.on = True
-        try:
-            yield
-        finally:
-            self._held.on = False
-            with self._cond:
-                self._running -= 1
-                self._cond.notify()
+        held.on = True
+        return True
+
+    def leave(self) -> None:
+        """Give back the slot ``enter`` took."""
+        self._held.on = False
+        with self._cond:
+            self._running -= 1
+            self._cond.notify()
 
     @property
     def running(self) -> int:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
+import select
 import socket
 import threading
 import time
@@ -43,12 +45,21 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        #: waits for bytes from the client (``readable``): the socket is read without
+        #: waiting (``MSG_DONTWAIT``, see ``agent.serving.http_server``)
+        self._incoming = select.poll()
+        self._incoming.register(sock, select.POLLIN)
         self.lock = threading.Lock()
         self.phase = Phase.IDLE
         #: since when it has waited on its client: its accept, or its last answer being
         #: ready to write (a request that begins does not reset it: a trickle still waits)
         self.since = time.monotonic()
         self.evicted = False
+
+    def readable(self, timeout: float) -> bool:
+        """Whether bytes (or the end of the stream) arrived within ``timeout`` seconds;
+        a shutdown (``stop``, an eviction) wakes it at once."""
+        return bool(self._incoming.poll(max(0, math.ceil(timeout * 1000))))
 
 
 class Slots:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
+import select
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,9 +34,23 @@ BodyAllocator = Callable[[Mapping[str, str], int], memoryview]
 
 READ_CHUNK = 64 * 1024
 _METHOD = re.compile(rb"[A-Z]{1,20}")
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_NAME = re.compile(_TOKEN)
+#: header lines (after the request line) as nearly every client sends them: a token, a
+#: colon, a value without CR, LF or NUL
+_FIELD_LINES = re.compile(rb"%s:[^\r\n\0]*(?:\r\n%s:[^\r\n\0]*)*" % (_TOKEN, _TOKEN))
+#: request heads parsed lately -> (method, path, query, headers, keep-alive, expect)
+_HEADS: dict[bytes, tuple[str, str, str, dict[str, str], bool, bool]] = {}
+_KEEP_HEADS = 64
+_KEEP_HEAD_BYTES = 2048
+#: header names as sent -> lower-case text (a client sends the same few every time)
+_NAMES: dict[bytes, str] = {}
+_KEEP_NAMES = 256
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LINGER_S = 1.0
+#: (status, content type, server) -> the start of an answer's head, up to its length
+_STARTS: dict[tuple[int, str, bytes], bytes] = {}
+_KEEP_STARTS = 64
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,26 @@ def default_body(_: Mapping[str, str], length: int) -> memoryview:
 
 
 def parse_head(head: bytes) -> tuple[Request, bool, bool]:
-    """(request without its body, keep-alive, expects 100-continue) or ``Refused``."""
+    """(request without its body, keep-alive, expects 100-continue) or ``Refused``.
+
+    A keep-alive client sends the same head again and again (the same model, the same
+    body size), so the heads parsed last are kept (``_KEEP_HEADS`` of at most 2 KB
+    each; the table is emptied when full): a head seen before costs a dictionary lookup
+    and a copy of its headers, not a parse."""
+    seen = _HEADS.get(head)
+    if seen is not None:
+        method, path, query, headers, keep_alive, expect = seen
+        return Request(method, path, query, headers.copy(), memoryview(b"")), keep_alive, expect
+    request, keep_alive, expect = _parse_head(head)
+    if len(head) <= _KEEP_HEAD_BYTES:
+        if len(_HEADS) >= _KEEP_HEADS:
+            _HEADS.clear()
+        r = request
+        _HEADS[head] = (r.method, r.path, r.query, r.headers.copy(), keep_alive, expect)
+    return request, keep_alive, expect
+
+
+def _parse_head(head: bytes) -> tuple[Request, bool, bool]:
     line, _, rest = head.partition(b"\r\n")
     parts = line.split(b" ")
     if len(parts) != 3 or not _METHOD.fullmatch(parts[0]) or not parts[1].startswith(b"/"):
@@ -101,26 +136,66 @@ def parse_head(head: bytes) -> tuple[Request, bool, bool]:
         if version.startswith(b"HTTP/"):
             raise Refused(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         raise Refused(400, "malformed request line")
-    headers: dict[str, str] = {}
-    for raw in rest.split(b"\r\n") if rest else ():
-        name, sep, value = raw.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name) or b"\n" in value or b"\0" in value:
-            raise Refused(400, "malformed header line")
-        key = name.decode("ascii").lower()
-        text = value.strip(b" \t").decode("latin-1")
-        if key in headers:
-            if key == "content-length" and headers[key] != text:
-                raise Refused(400, "conflicting Content-Length headers")
-            text = headers[key] if key == "content-length" else f"{headers[key]}, {text}"
-        headers[key] = text
-    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    keep_alive = "close" not in tokens if version == b"HTTP/1.1" else "keep-alive" in tokens
+    headers = _headers(rest)
+    connection = headers.get("connection")
+    if connection is None:
+        keep_alive = version == b"HTTP/1.1"
+    else:
+        tokens = {t.strip().lower() for t in connection.split(",")}
+        keep_alive = "close" not in tokens if version == b"HTTP/1.1" else "keep-alive" in tokens
     expect = headers.get("expect", "").lower()
     if expect and expect != "100-continue":
         raise Refused(417, f"unsupported Expect: {expect[:40]}")
     path, _, query = target.decode("latin-1").partition("?")
-    request = Request(method.decode(), unquote(path), query, headers, memoryview(b""))
+    if "%" in path:
+        path = unquote(path)
+    request = Request(method.decode(), path, query, headers, memoryview(b""))
     return request, keep_alive, bool(expect) and version == b"HTTP/1.1"
+
+
+def _headers(rest: bytes) -> dict[str, str]:
+    """The header lines after the request line: lower-case names, values without the
+    spaces and tabs around them, repeated headers joined with ", " (a repeated
+    ``Content-Length`` must repeat the same value). One regular expression checks every
+    line at once; a head it does not pass (a bad line, or a bare CR in a value) is
+    parsed line by line, which finds the error of its first bad line."""
+    if not rest:
+        return {}
+    if not _FIELD_LINES.fullmatch(rest):
+        return _headers_by_line(rest)
+    headers: dict[str, str] = {}
+    names = _NAMES
+    for line in rest.split(b"\r\n"):
+        raw, _, value = line.partition(b":")
+        key = names.get(raw)
+        if key is None:
+            key = raw.decode("ascii").lower()
+            if len(names) < _KEEP_NAMES:
+                names[raw] = key
+        text = value.strip(b" \t").decode("latin-1")
+        if key in headers:
+            _add(headers, key, text)
+        else:
+            headers[key] = text
+    return headers
+
+
+def _headers_by_line(rest: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw in rest.split(b"\r\n") if rest else ():
+        name, sep, value = raw.partition(b":")
+        if not sep or not _NAME.fullmatch(name) or b"\n" in value or b"\0" in value:
+            raise Refused(400, "malformed header line")
+        _add(headers, name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1"))
+    return headers
+
+
+def _add(headers: dict[str, str], key: str, text: str) -> None:
+    if key in headers:
+        if key == "content-length" and headers[key] != text:
+            raise Refused(400, "conflicting Content-Length headers")
+        text = headers[key] if key == "content-length" else f"{headers[key]}, {text}"
+    headers[key] = text
 
 
 def body_length(request: Request, limits: Limits) -> int:
@@ -155,39 +230,80 @@ def send_response(
     """Write ``response`` (only its head for HEAD); one syscall unless it is large.
 
     The whole answer must be written within ``timeout`` seconds, else ``TimeoutError``."""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)  # sendall: the timeout bounds the whole call
-    length = sum(len(b) for b in response.body)
+    body = response.body
+    length = sum(len(b) for b in body)
+    head = _head(response, length, close, server)
+    if head_only:
+        send_within(sock, (head,), timeout)
+    elif length < READ_CHUNK:
+        send_within(sock, (b"".join([head, *body]),), timeout)
+    else:
+        send_within(sock, (head, *body), timeout)
+
+
+def _head(response: Response, length: int, close: bool, server: bytes) -> bytes:
+    """The status line and headers of an answer whose body is ``length`` bytes."""
+    start = _STARTS.get((response.status, response.content_type, server))
+    if start is None:
+        start = _start(response.status, response.content_type, server)
+    extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
+    return b"%sContent-Length: %d\r\n%s%s" % (
+        start,
+        length,
+        extra,
+        b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n",
+    )
+
+
+def _start(status: int, content_type: str, server: bytes) -> bytes:
+    """The status line, ``Server`` and ``Content-Type`` (kept for the next answer like it:
+    a handful of statuses and types, so the table stays small)."""
     try:
-        reason = HTTPStatus(response.status).phrase
+        reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    lines = [
-        b"HTTP/1.1 %d %s" % (response.status, reason.encode()),
-        b"Server: " + server,
-        b"Content-Type: " + response.content_type.encode("latin-1"),
-        b"Content-Length: %d" % length,
-    ]
-    lines += [f"{k}: {v}".encode("latin-1") for k, v in response.headers]
-    lines.append(b"Connection: close" if close else b"Connection: keep-alive")
-    head = b"\r\n".join(lines) + b"\r\n\r\n"
-    if head_only:
-        sock.sendall(head)
-    elif length < READ_CHUNK:
-        sock.sendall(b"".join([head, *response.body]))
-    else:
-        pending = [memoryview(b).cast("B") for b in (head, *response.body) if len(b)]
-        while pending:
-            sent = sock.sendmsg(pending)
-            while pending and sent >= len(pending[0]):
-                sent -= len(pending[0])
-                pending.pop(0)
-            if sent:
-                pending[0] = pending[0][sent:]
-            left = deadline - time.monotonic()
-            if pending and left <= 0:
-                raise TimeoutError(f"answer not written within {timeout:g} s")
-            sock.settimeout(left)
+    start = b"HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\n" % (
+        status,
+        reason.encode(),
+        server,
+        content_type.encode("latin-1"),
+    )
+    if len(_STARTS) < _KEEP_STARTS:
+        _STARTS[(status, content_type, server)] = start
+    return start
+
+
+def send_within(sock: socket.socket, buffers: Sequence[Buffer], timeout: float) -> None:
+    """Write ``buffers`` one after the other within ``timeout`` seconds, else
+    ``TimeoutError``. Each write is ``MSG_DONTWAIT``: the socket's own blocking mode and
+    timeout play no part, and a write that fits the socket's buffer (nearly every
+    answer) is one system call, without a wait or a timeout to set first."""
+    deadline = time.monotonic() + timeout
+    pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while pending:
+        try:
+            if len(pending) == 1:
+                sent = sock.send(pending[0], socket.MSG_DONTWAIT)
+            else:
+                sent = sock.sendmsg(pending, (), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        while pending and sent >= len(pending[0]):
+            sent -= len(pending[0])
+            pending.pop(0)
+        if not pending:
+            return
+        if sent:
+            pending[0] = pending[0][sent:]
+        left = deadline - time.monotonic()
+        if left <= 0 or not _writable(sock, left):
+            raise TimeoutError(f"answer not written within {timeout:g} s")
+
+
+def _writable(sock: socket.socket, timeout: float) -> bool:
+    waiting = select.poll()
+    waiting.register(sock, select.POLLOUT)
+    return bool(waiting.poll(max(0, math.ceil(timeout * 1000))))
 
 
 def shutdown(sock: socket.socket) -> None:

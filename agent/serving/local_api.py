@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pydantic_core
 
 from agent.errors import AgentError, InvalidInput, ModelNotFound, StepUnavailable
-from agent.serving import oip_service
+from agent.serving import oip_plans, oip_service
 from agent.serving.fairshare import Overloaded
 from agent.serving.http_server import HttpServer
 from agent.serving.http_wire import Limits, Request, Response, default_body, error_response
@@ -67,27 +67,54 @@ def run_inference(
     body: Any,
     binary: memoryview | None = None,
     buffers: list[Any] | None = None,
-) -> dict[str, Any]:
-    """Decode, run and encode one OIP request on the model currently serving ``name``.
+    *,
+    header: bytes | None = None,
+    plans: oip_plans.Plans | None = None,
+) -> bytes:
+    """Decode, run and encode one OIP request on the model currently serving ``name``:
+    the answer's JSON (``agent.serving.oip_json``).
 
     ``binary``: the request's binary tensor data; ``buffers``: receives the binary
-    outputs (in order) when given, else every output is JSON."""
-    from agent.serving import oip  # here: the codecs load numpy (an idle agent has none)
+    outputs (in order) when given, else every output is JSON. ``body`` is the parsed
+    JSON ``header``, or None when ``plans`` knows ``header`` (``agent.serving.oip_plans``:
+    then it is parsed only if the plan was made for another model). A request decoded
+    from a plan is answered with the JSON the plan kept for outputs like its own."""
+    from agent.serving import oip, oip_json  # here: they load numpy (an idle agent has none)
+
+    used: oip_plans.Plan | None = None
 
     def decode(model: LoadedModel) -> oip_service.Decoded:
+        nonlocal body, used
+        if plans is not None and header is not None and binary is not None:
+            used = plans.find(header, model, binary)
+            if used is not None:
+                return used.request, used.decode(binary)
+            if body is None:
+                body = oip_json.loads_request(header)
         outputs = [o.name for o in model.runner.outputs]
-        return oip.decode_request(body, model.runner.inputs, outputs, binary)
+        request, inputs = oip.decode_request(body, model.runner.inputs, outputs, binary)
+        if plans is not None and header is not None:
+            plans.keep(header, model, request, binary)
+        return request, inputs
 
     def encode(
         model: LoadedModel, request: oip.InferenceRequest, outputs: dict[str, np.ndarray]
-    ) -> dict[str, Any]:
-        return oip.encode_response(
+    ) -> bytes:
+        if used is not None and buffers is not None and (kept := used.answer(outputs)):
+            payload, data = kept
+            buffers.extend(data)
+            return payload
+        result = oip.encode_response(
             model_name=model.name,
             model_version=model.version,
             request=request,
             outputs=outputs,
             binary=buffers,
         )
+        payload = oip_json.dumps_response(result)
+        if used is not None and buffers is not None:
+            used.keep_answer(outputs, payload, result)
+        return payload
 
     return oip_service.infer(models, name, version, decode, encode)
 
@@ -99,6 +126,7 @@ class LocalApi:
         self._models = models
         self._server_version = server_version
         self._data_dir = data_dir
+        self._plans = oip_plans.Plans()
 
     def __call__(self, request: Request) -> Response:
         try:
@@ -197,11 +225,15 @@ class LocalApi:
             request.body, request.headers.get(oip_binary.HEADER_KEY)
         )
         # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
-        # part is copied once (a few hundred bytes with binary tensors)
-        body = oip_json.loads_request(bytes(header))
+        # part is copied once (a few hundred bytes with binary tensors); a header decoded
+        # before for the same model is not parsed again (agent.serving.oip_plans)
+        raw = bytes(header)
+        plans = self._plans
+        body = None if binary is not None and plans.knows(raw) else oip_json.loads_request(raw)
         buffers: list[Any] = []
-        result = run_inference(self._models, name, version, body, binary, buffers)
-        payload = oip_json.dumps_response(result)
+        payload = run_inference(
+            self._models, name, version, body, binary, buffers, header=raw, plans=plans
+        )
         if not buffers:
             return Response(200, (payload,))
         return Response(

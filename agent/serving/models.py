@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -91,22 +91,17 @@ class LoadedModel:
         """The calling thread confined to its share's cores while it works for this
         model (``agent.serving.placement``; nested: the innermost model's cores)."""
         share = self.share
-        return confined(share.cores if share is not None else None)
+        if share is None or not share.cores:
+            return _AS_IS  # nothing to confine (a model served alone, or at the top level)
+        return confined(share.cores)
 
-    @contextmanager
-    def admitted(self) -> Iterator[None]:
+    def admitted(self) -> AbstractContextManager[None]:
         """Hold one of its fair-share slots (``agent.serving.fairshare.Gate``; re-entrant
         in one thread), or raise ``Overloaded``, counted as such."""
         gate, stats = self._gate, self._stats
         if gate is None or stats is None:
-            yield
-            return
-        try:
-            with gate.slot():
-                yield
-        except Overloaded:
-            stats.error(ErrorKind.OVERLOADED)
-            raise
+            return _AS_IS
+        return _Admission(gate, stats)
 
     def _timed(self, stats: ModelStats, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         start = _now()
@@ -232,12 +227,10 @@ class ServedModels:
             model = self._models.get(name)
         return model.placed() if model is not None else nullcontext()
 
-    @contextmanager
-    def admitted(self, name: str) -> Iterator[None]:
+    def admitted(self, name: str) -> AbstractContextManager[None]:
         """A fair-share slot of ``name``'s current model, held before a request's body is
         decoded (the REST path), so a refused request costs no decoding."""
-        with self.get(name).admitted():
-            yield
+        return self.get(name).admitted()
 
     def activate(self, model: LoadedModel) -> LoadedModel | None:
         """Serve ``model`` under its name from now on; return the model it replaced
@@ -299,6 +292,36 @@ class ServedModels:
         stats, model._stats = model._stats, None
         if stats is not None:
             self.metrics.release(stats)
+
+
+#: the context of a model with no cores of its own, or no fair-share gate
+_AS_IS: AbstractContextManager[None] = nullcontext()
+
+
+class _Admission:
+    """``LoadedModel.admitted``: a class, not a generator (it is on every request's path)."""
+
+    __slots__ = ("_entered", "_gate", "_stats")
+
+    def __init__(self, gate: Gate, stats: ModelStats) -> None:
+        self._gate, self._stats = gate, stats
+        self._entered = False
+
+    def __enter__(self) -> None:
+        try:
+            self._entered = self._gate.enter()
+        except Overloaded:
+            self._stats.error(ErrorKind.OVERLOADED)
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._entered:
+            self._entered = False
+            self._gate.leave()
+        if kind is not None and issubclass(kind, Overloaded):  # e.g. a pipeline's step
+            self._stats.error(ErrorKind.OVERLOADED)
 
 
 class _Use:

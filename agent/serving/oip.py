@@ -157,14 +157,16 @@ def _tensor_dtype(
         raise InvalidInput(
             f"input {tensor.name!r}: datatype {tensor.datatype}, expected {expected}"
         )
-    if any(d < 0 for d in tensor.shape):
-        raise InvalidInput(f"input {tensor.name!r}: negative dimension in shape {tensor.shape}")
+    shape = tensor.shape
+    if shape and min(shape) < 0:
+        raise InvalidInput(f"input {tensor.name!r}: negative dimension in shape {shape}")
     dtype = NUMPY_DTYPES.get(expected)
     if dtype is None:
         raise InvalidInput(f"input {tensor.name!r}: datatype {expected} is not supported")
     # numpy cannot even shape an empty array whose non-zero dimensions overflow its index
     # type ([2**62, 2**62, 0]): refused here rather than failing inside numpy
-    if math.prod(d for d in tensor.shape if d) * dtype.itemsize > sys.maxsize:
+    count = math.prod(shape) or math.prod(d for d in shape if d)
+    if count * dtype.itemsize > sys.maxsize:
         raise InvalidInput(f"input {tensor.name!r}: shape {tensor.shape} is too large")
     return signature, dtype
 
@@ -238,20 +240,23 @@ def decode_inputs(
         if tensor.name in inputs:
             raise InvalidInput(f"input {tensor.name!r} given twice")
         inputs[tensor.name] = decode_tensor(tensor, by_name.get(tensor.name), raw)
-    missing = sorted(set(by_name) - set(inputs))
-    if missing:
+    if len(inputs) != len(by_name):  # every name in inputs is one of by_name's
+        missing = sorted(set(by_name) - set(inputs))
         raise InvalidInput(f"missing input {missing[0]!r}")
-    oip_binary.flag("request", request.parameters, oip_binary.BINARY_OUTPUT)
-    for wanted in request.outputs or []:
+    if request.parameters:
+        oip_binary.flag("request", request.parameters, oip_binary.BINARY_OUTPUT)
+    for wanted in request.outputs or ():
         if wanted.name not in output_names:
             raise InvalidInput(
                 f"unknown output {wanted.name!r}; model outputs are {list(output_names)}"
             )
-        oip_binary.flag(f"output {wanted.name!r}", wanted.parameters, oip_binary.BINARY_DATA)
-        if (wanted.parameters or {}).get("class_count"):
-            raise InvalidInput(
-                f"output {wanted.name!r}: the classification extension is not supported"
-            )
+        if parameters := wanted.parameters:
+            if not isinstance(parameters.get(oip_binary.BINARY_DATA, False), bool):
+                oip_binary.flag(f"output {wanted.name!r}", parameters, oip_binary.BINARY_DATA)
+            if parameters.get("class_count"):
+                raise InvalidInput(
+                    f"output {wanted.name!r}: the classification extension is not supported"
+                )
     return inputs
 
 

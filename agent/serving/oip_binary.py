@@ -133,7 +133,8 @@ def aligned_body(header_length: str | None, length: int) -> memoryview:
     json_length = 0
     if header_length is not None and header_length.isascii() and header_length.isdigit():
         json_length = min(int(header_length), length)
-    pad = -(raw.ctypes.data + json_length) % ALIGNMENT
+    # the address from C (``ctypes.data`` runs numpy's Python-level ctypes helper)
+    pad = -(raw.__array_interface__["data"][0] + json_length) % ALIGNMENT
     return raw.data[pad : pad + length]
 
 
@@ -166,15 +167,17 @@ def deserialize_bytes(name: str, raw: memoryview, count: int) -> np.ndarray:
     return out
 
 
+def tensor_data(array: np.ndarray) -> memoryview:
+    """The binary data of a numeric tensor: its memory, little-endian, row-major."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not _LITTLE):
+        flat = flat.astype(flat.dtype.newbyteorder("<"))  # pragma: no cover
+    return flat.view(np.uint8).data
+
+
 def encode_tensor(name: str, datatype: str, array: np.ndarray) -> tuple[dict[str, Any], Any]:
     """(response ``outputs`` entry, buffer holding the tensor's binary data)."""
-    if datatype == "BYTES":
-        data: Any = serialize_bytes(array)
-    else:
-        flat = np.ascontiguousarray(array).reshape(-1)
-        if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not _LITTLE):
-            flat = flat.astype(flat.dtype.newbyteorder("<"))  # pragma: no cover
-        data = flat.view(np.uint8).data
+    data: Any = serialize_bytes(array) if datatype == "BYTES" else tensor_data(array)
     entry = {
         "name": name,
         "datatype": datatype,

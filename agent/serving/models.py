@@ -201,10 +201,28 @@ class ServedModels:
 
     def infer(self, name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run ``name``'s current model once: ``use`` + ``LoadedModel.infer`` without a
-        context manager object (the in-process API's path, ``Agent.infer``)."""
-        model = self._hold(name)
+        context manager object (the in-process API's path, ``Agent.infer``).
+
+        ``_hold``'s and ``LoadedModel.infer``'s common case are inlined (a model not being
+        swapped, served alone): each call level was 1-2 % of a 6 us model."""
+        model = self._models.get(name)
+        if model is None or model._retired:
+            model = self._hold(name)  # not served, or being swapped: the careful way
+        else:
+            model._holds.append(None)
+            if model._retired:  # retired meanwhile: undo, and the careful way
+                self._release(model, False)
+                model = self._hold(name)
         try:
-            outputs = model.infer(inputs)
+            stats, gate, share = model._stats, model._gate, model.share
+            if (
+                stats is not None
+                and (gate is None or gate.limit is None)
+                and (share is None or not share.cores)
+            ):
+                outputs = model._timed(stats, inputs)
+            else:
+                outputs = model.infer(inputs)
         except InvalidInput:
             self._release(model, True)
             raise

@@ -90,7 +90,8 @@ class _SwapOnRead(dict[str, LoadedModel]):
 
     def __init__(self, models: ServedModels, then: LoadedModel) -> None:
         super().__init__(models._models)
-        self._models, self._then = models, then
+        self._models = models
+        self._then: LoadedModel | None = then
 
     def get(self, key: str, default: Any = None) -> Any:
         model = super().get(key, default)
@@ -110,6 +111,37 @@ def test_a_request_that_loses_the_race_with_a_swap_takes_the_new_model() -> None
     assert not new.closed
     served = models.get("m")
     assert served.version == "2" and served.in_flight == 0
+
+
+class _SwapOnAppend(list[None]):
+    """A model's in-flight list, swapping the model out right after a request counts
+    itself in: the swap lands between a request's count and its look at ``_retired``."""
+
+    def __init__(self, models: ServedModels, then: LoadedModel) -> None:
+        super().__init__()
+        self._models = models
+        self._then: LoadedModel | None = then
+
+    def append(self, item: None) -> None:
+        super().append(item)
+        then, self._then = self._then, None
+        if then is not None:
+            self._models.activate(then)
+
+
+@pytest.mark.parametrize("path", ["infer", "use"])
+def test_a_request_counted_in_as_its_model_is_swapped_backs_out(path: str) -> None:
+    models = ServedModels()
+    old, new = _Counting(), _Counting()
+    models.activate(first := _model("1", old))
+    first._holds = _SwapOnAppend(models, _model("2", new))
+    if path == "infer":
+        models.infer("m", {})
+    else:
+        with models.use("m") as held:
+            assert held.version == "2"
+    assert old.closed and old.late == 0 and first.in_flight == 0  # closed by the back-out
+    assert not new.closed and models.get("m").in_flight == 0
 
 
 def test_requests_never_reach_a_closed_model_during_swaps() -> None:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 
 Infer = Callable[[Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]
+#: one burst of a candidate: (its median, its samples), milliseconds
+_Burst = tuple[float, "np.ndarray"]
 
 
 #: the share of a candidate's bursts (its calmest, at least one) its p50 is taken over
@@ -82,7 +84,10 @@ def time_interleaved(
 
     share = min(1.0, max(0.05, cpu_share))
     keys = list(candidates)
-    bursts: dict[str, list[list[float]]] = {k: [] for k in keys}
+    #: each candidate's bursts, as (median, samples): the median taken once, when the
+    #: burst ends (ranking bursts each round must not eat the budget: a 6 us model
+    #: runs ~8,000 times a burst)
+    bursts: dict[str, list[_Burst]] = {k: [] for k in keys}
     runs = dict.fromkeys(keys, 0)
     began = clock()
     deadline = began + budget_s
@@ -108,7 +113,8 @@ def time_interleaved(
                 ran += 1
                 if ran > 1 and (clock() - start >= burst_s or runs[key] + len(own) >= max_runs):
                     break
-            bursts[key].append(own)
+            samples = np.asarray(own)
+            bursts[key].append((float(np.median(samples)), samples))
             runs[key] += len(own)
             if share < 1.0:  # the pause gives the CPU back; never past the hard stop
                 pause = (clock() - start) * (1.0 - share) / share
@@ -119,11 +125,11 @@ def time_interleaved(
             break
     timings = {}
     for key, own_bursts in bursts.items():
-        every = [ms for burst in own_bursts for ms in burst]
+        every = [b[1] for b in own_bursts]
         timings[key] = Timing(
-            p50_ms=calm_p50(own_bursts),
-            p99_ms=float(np.percentile(np.asarray(every or [float("nan")]), 99)),
-            runs=len(every),
+            p50_ms=_calm(own_bursts),
+            p99_ms=float(np.percentile(np.concatenate(every), 99)) if every else float("nan"),
+            runs=runs[key],
         )
     return timings
 
@@ -133,17 +139,24 @@ def calm_p50(bursts: Sequence[Sequence[float]]) -> float:
     their own median; at least one burst); NaN without a sample."""
     import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
-    timed = [np.asarray(b) for b in bursts if len(b)]
-    if not timed:
+    arrays = [np.asarray(b) for b in bursts if len(b)]
+    return _calm([(float(np.median(a)), a) for a in arrays])
+
+
+def _calm(bursts: Sequence[_Burst]) -> float:
+    """``calm_p50`` of bursts whose medians are known (each holds one sample at least)."""
+    import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
+
+    if not bursts:
         return float("nan")
-    timed.sort(key=lambda b: float(np.median(b)))
-    keep = max(1, math.ceil(len(timed) * CALM_SHARE))
-    return float(np.percentile(np.concatenate(timed[:keep]), 50))
+    ranked = sorted(bursts, key=lambda b: b[0])
+    keep = max(1, math.ceil(len(ranked) * CALM_SHARE))
+    return float(np.percentile(np.concatenate([b[1] for b in ranked[:keep]]), 50))
 
 
-def _decided(bursts: Mapping[str, list[list[float]]], min_runs: int, decisive: float) -> bool:
+def _decided(bursts: Mapping[str, list[_Burst]], min_runs: int, decisive: float) -> bool:
     """Whether the fastest (calm) p50 is ``decisive`` times below every other one."""
-    if len(bursts) < 2 or any(sum(map(len, b)) < min_runs for b in bursts.values()):
+    if len(bursts) < 2 or any(sum(len(b[1]) for b in own) < min_runs for own in bursts.values()):
         return False
-    p50s = sorted(calm_p50(b) for b in bursts.values())
+    p50s = sorted(_calm(b) for b in bursts.values())
     return p50s[1] >= p50s[0] * decisive

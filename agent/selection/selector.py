@@ -17,8 +17,9 @@
    top-k agreement; a candidate that cannot run is reported with the inputs it was given
    and how to supply better ones), then timed
    interleaved against the champion, in rotating rounds of short bursts, running at most
-   ``cpu_share`` of the time (``measure``). It displaces the champion only when its p50
-   is ``margin_pct`` (3%) below (``policy.displaces``): noise does not flip the winner.
+   ``cpu_share`` of the time, each p50 over its calmest bursts (``measure``). It
+   displaces the champion only when its p50 is ``margin_pct`` (3%) below
+   (``policy.displaces``): noise does not flip the winner.
    The loser is closed at once.
 5. Budget: ``budget_s`` (5 s) covers the whole selection, loads included. What is left is
    shared out over the pairs still to time (minus the loads they will take); a candidate

@@ -205,7 +205,7 @@ def test_stop_finishes_in_flight_requests_and_refuses_new_ones(
         body, headers = _slow_body(x)
         answers: list[httpx.Response] = []
         request = _post_in_background(url, body, headers, answers)
-        wait_until(lambda: model._in_flight == 1, 20, "the slow request in flight")
+        wait_until(lambda: model.in_flight == 1, 20, "the slow request in flight")
         stopper = threading.Thread(target=server.stop, args=(60,))
         stopper.start()
         try:
@@ -234,7 +234,7 @@ def test_hot_swap_while_a_request_is_in_flight(
     body, headers = _slow_body(x)
     answers: list[httpx.Response] = []
     request = _post_in_background(url, body, headers, answers)
-    wait_until(lambda: old._in_flight == 1, 20, "the request in flight on version 1")
+    wait_until(lambda: old.in_flight == 1, 20, "the request in flight on version 1")
     doubled = loaded_model(tmp_path, lambda p: slow_model(p, matmuls=1, scale=2.0), "slow", "2")
     models.activate(doubled)  # version 2 serves from now on; version 1 finishes its request
     with httpx.Client(base_url=url, timeout=60) as client:

@@ -18,6 +18,7 @@ from agent.selection import (
     rank,
     time_interleaved,
 )
+from agent.selection.measure import calm_p50
 
 
 def m(key: str, p50: float | None, p99: float | None = None, **kw: object) -> Measurement:
@@ -140,6 +141,48 @@ def test_a_clear_winner_stops_early_and_a_close_call_gets_the_budget(
         sleep=lambda s: None,
     )
     assert (now[0] >= 5.0) == whole_budget, now[0]
+
+
+def test_the_calm_p50_is_over_the_calmest_quarter_of_the_bursts() -> None:
+    calm, busy = [1.0, 1.1, 1.2], [3.0, 3.1, 3.2]
+    assert calm_p50([busy, busy, calm, busy]) == pytest.approx(1.1)  # one burst of four
+    assert calm_p50([busy, calm, calm, busy, busy]) == pytest.approx(1.1)  # two of five
+    assert calm_p50([[2.0]]) == 2.0
+    assert np.isnan(calm_p50([])) and np.isnan(calm_p50([[], []]))
+
+
+def test_outside_load_that_slows_one_candidate_more_does_not_decide() -> None:
+    """A two-thread candidate ("pool") is slowed by half when another process takes a
+    core, a one-thread one ("single") by a tenth; the box is busy in three rounds of
+    every four. Calm, "pool" is the faster: so it must rank first."""
+    now = [0.0]
+    bursts_begun = [0]
+
+    def busy() -> bool:
+        return (bursts_begun[0] // 2) % 4 != 0  # two bursts a round
+
+    def run(calm_s: float, slowdown: float) -> Any:
+        def infer(_: object) -> dict[str, np.ndarray]:
+            now[0] += calm_s * (slowdown if busy() else 1.0)
+            return {}
+
+        return infer
+
+    def sleep(s: float) -> None:
+        bursts_begun[0] += 1
+        now[0] += s
+
+    timings = time_interleaved(
+        {"pool": run(0.0010, 1.5), "single": run(0.0011, 1.1)},
+        {},
+        budget_s=2.0,
+        cpu_share=0.5,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert timings["pool"].p50_ms == pytest.approx(1.0)
+    assert timings["single"].p50_ms == pytest.approx(1.1)
+    assert timings["pool"].p99_ms == pytest.approx(1.5)  # the tail keeps the busy runs
 
 
 def test_timer_keeps_min_runs_past_the_budget() -> None:

@@ -6,6 +6,7 @@ make the body invalid JSON)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +59,121 @@ def test_swap_waits_for_in_flight_requests() -> None:
     assert new.closed
     with pytest.raises(ModelNotFound), models.use("m"):
         pass
+
+
+class _Counting(Runner):
+    """Fails a request that reaches it after ``close`` (what a lost swap race would do)."""
+
+    key: ClassVar[str] = "test-counting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+        self.late = 0
+
+    def load(self, bundle_dir: Path, metadata: Any) -> None:
+        pass
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.closed:
+            self.late += 1
+            raise RuntimeError("inference on a closed runner")
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _SwapOnRead(dict[str, LoadedModel]):
+    """The served map, swapping ``m`` to ``then`` right after the first read: a hot swap
+    landing between a request's read of the map and its counting itself in."""
+
+    def __init__(self, models: ServedModels, then: LoadedModel) -> None:
+        super().__init__(models._models)
+        self._models = models
+        self._then: LoadedModel | None = then
+
+    def get(self, key: str, default: Any = None) -> Any:
+        model = super().get(key, default)
+        then, self._then = self._then, None
+        if then is not None:
+            self._models.activate(then)
+        return model
+
+
+def test_a_request_that_loses_the_race_with_a_swap_takes_the_new_model() -> None:
+    models = ServedModels()
+    old, new = _Counting(), _Counting()
+    models.activate(_model("1", old))
+    models._models = _SwapOnRead(models, _model("2", new))
+    models.infer("m", {})
+    assert old.closed and old.late == 0  # closed at the swap: nothing held it
+    assert not new.closed
+    served = models.get("m")
+    assert served.version == "2" and served.in_flight == 0
+
+
+class _SwapOnAppend(list[None]):
+    """A model's in-flight list, swapping the model out right after a request counts
+    itself in: the swap lands between a request's count and its look at ``_retired``."""
+
+    def __init__(self, models: ServedModels, then: LoadedModel) -> None:
+        super().__init__()
+        self._models = models
+        self._then: LoadedModel | None = then
+
+    def append(self, item: None) -> None:
+        super().append(item)
+        then, self._then = self._then, None
+        if then is not None:
+            self._models.activate(then)
+
+
+@pytest.mark.parametrize("path", ["infer", "use"])
+def test_a_request_counted_in_as_its_model_is_swapped_backs_out(path: str) -> None:
+    models = ServedModels()
+    old, new = _Counting(), _Counting()
+    models.activate(first := _model("1", old))
+    first._holds = _SwapOnAppend(models, _model("2", new))
+    if path == "infer":
+        models.infer("m", {})
+    else:
+        with models.use("m") as held:
+            assert held.version == "2"
+    assert old.closed and old.late == 0 and first.in_flight == 0  # closed by the back-out
+    assert not new.closed and models.get("m").in_flight == 0
+
+
+def test_requests_never_reach_a_closed_model_during_swaps() -> None:
+    models = ServedModels()
+    runners = [_Counting()]
+    models.activate(_model("0", runners[0]))
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                models.infer("m", {})
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=serve) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for version in range(1, 300):
+            runners.append(runner := _Counting())
+            models.activate(_model(str(version), runner))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not failures
+    assert sum(r.late for r in runners) == 0
+    assert all(r.closed for r in runners[:-1]) and not runners[-1].closed
+    assert models.get("m").in_flight == 0
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ model's next request rarely comes that soon, and meanwhile its connection thread
 and parses the body, the client sends it, other models run: on a 2-core box the spinner
 takes half the device. So the runner's sessions do not spin (``ALLOW_SPINNING`` "0"): a
 JSON request of one 224x224 image cost the agent's process 15-22 ms of CPU with spinning
-and 10 ms without, and ``bench.peers``' agent_json p50 fell from 38 to 15 ms on a loaded
-box (``docs/benchmarks.md``, issue 18). Runs called back to back pay a wake-up instead,
-measured in a tight loop: nothing on 6-60 us models (their kernels do not fan out), +5 %
-on a 1.8 ms CNN, +8 % p50 on a 0.24 ms MLP (mlp-1024).
+and 10 ms without, and its p50 fell by 1.5-14 ms on a loaded box
+(``docs/benchmarks.md``, issue 18). Back-to-back runs pay a wake-up instead: +5 % on a
+1.8 ms CNN measured in a tight loop.
 
 Inputs: where the declared signature is the session's (``same_signature``), ``infer``
 hands the feed to ONNX Runtime at once, which checks names, dtypes, ranks and fixed

@@ -16,16 +16,6 @@ onnxruntime is imported on the first load, not with this module: a plugin is
 discovered without them (``ort_unavailable``, from the runtime probe of
 ``agent.runners.installed``), and an agent that serves with OpenVINO never loads them.
 
-Spinning: ONNX Runtime's intra-op workers spin by default after a run, waiting for the
-next one (up to 2**20 pauses: tens of milliseconds), on a core pinned to each. A served
-model's next request rarely comes that soon, and meanwhile its connection thread reads
-and parses the body, the client sends it, other models run: on a 2-core box the spinner
-takes half the device. So the runner's sessions do not spin (``ALLOW_SPINNING`` "0"): a
-JSON request of one 224x224 image cost the agent's process 15-22 ms of CPU with spinning
-and 10 ms without, and its p50 fell by 1.5-14 ms on a loaded box
-(``docs/benchmarks.md``, issue 18). Back-to-back runs pay a wake-up instead: +5 % on a
-1.8 ms CNN measured in a tight loop.
-
 Inputs: where the declared signature is the session's (``same_signature``), ``infer``
 hands the feed to ONNX Runtime at once, which checks names, dtypes, ranks and fixed
 dimensions itself; only when it refuses one does ``check_inputs`` run, to say why in one
@@ -53,10 +43,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 logger = logging.getLogger(__name__)
-
-#: ONNX Runtime's session config key: intra-op workers spin waiting for work ("1", its
-#: default) or sleep at once ("0"); see the module docstring
-ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
 #: ORT's own exception classes (a private module; each derives from Exception directly,
 #: so none is a RuntimeError): EPFail, for one, is what a failing EP raises at run time.
@@ -136,7 +122,6 @@ class OrtRunner(Runner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.spec.threads:  # None or 0: ORT's own choice (one per physical core)
             options.intra_op_num_threads = self.spec.threads
-        options.add_session_config_entry(ALLOW_SPINNING, "0")
         return options
 
     @property

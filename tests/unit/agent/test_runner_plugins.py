@@ -32,7 +32,7 @@ from agent.runners.ort_providers import (
     tensorrt_providers,
     tensorrt_reason,
 )
-from agent.runners.ort_session import ALLOW_SPINNING, OrtRunner
+from agent.runners.ort_session import OrtRunner
 from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.runners.plugins.openvino import OpenVinoRunner
 from model_store import build_bundle, load_metadata
@@ -143,16 +143,6 @@ def test_ort_threads_and_optimizations_reach_the_session(tmp_path: Path) -> None
         default = OnnxRuntimeRunner(spec)
         default.load(bundle, meta)
         assert default.session.get_session_options().intra_op_num_threads == 0  # ORT decides
-
-
-def test_ort_sessions_do_not_spin_between_runs(tmp_path: Path) -> None:
-    """A served model's workers must not hold a core while its next request is parsed."""
-    _, bundle, meta = _bundle(tmp_path, two_input_model, "two")
-    for spec in (None, CandidateSpec("onnxruntime", CPU_EP, "f32", threads=2)):
-        runner = OnnxRuntimeRunner(spec)
-        runner.load(bundle, meta)
-        options = runner.session.get_session_options()
-        assert options.get_session_config_entry(ALLOW_SPINNING) == "0"
 
 
 class _AskedCpuListedCuda(OrtRunner):

@@ -21,6 +21,15 @@ hands the feed to ONNX Runtime at once, which checks names, dtypes, ranks and fi
 dimensions itself; only when it refuses one does ``check_inputs`` run, to say why in one
 line (InvalidInput). Otherwise ``check_inputs`` runs first. On a 6 us model the checks
 were a third of the call (``bench.inference``).
+
+Spinning: the session keeps ONNX Runtime's default, intra-op workers that spin a while
+after each run waiting for the next. That costs CPU between requests (on the loaded
+2-core box a spinning worker took a core from the local API's JSON parse, and
+``bench.peers``' JSON figure was about twice as bad), but switching it off costs every
+run a wake-up: measured back to back on ``bench.selection``'s models, +9 % to +47 % p50
+with ``session.intra_op.allow_spinning`` 0, +1 % to +31 % with
+``session.force_spinning_stop`` 1 (the 30 us GRU paying most). Selection measures runs
+back to back and the plain ORT default must stay a candidate, so the default stays.
 """
 
 from __future__ import annotations

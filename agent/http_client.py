@@ -39,6 +39,8 @@ from urllib.request import getproxies, proxy_bypass
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: request headers not sent on to another origin after a redirect (lower case)
+_CREDENTIALS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class TransportError(Exception):
@@ -108,20 +110,44 @@ def request(
     read_timeout_s: float,
     follow_redirects: bool = False,
 ) -> Response:
-    """Send one request (see the module docstring); the caller closes the response."""
+    """Send one request (see the module docstring); the caller closes the response.
+
+    A redirect to another origin (scheme, host or port) drops the credentials headers
+    (``_CREDENTIALS``), one from https to http is refused, and a 303 (or a 301/302 to a
+    POST, as browsers and httpx do) becomes a bodiless GET."""
+    sent = dict(headers or {})
     for _ in range(MAX_REDIRECTS + 1):
-        resp = _send(method, url, headers or {}, body, connect_timeout_s, read_timeout_s)
+        resp = _send(method, url, sent, body, connect_timeout_s, read_timeout_s)
         location = resp.headers.get("Location")
         if not follow_redirects or resp.status_code not in _REDIRECTS or not location:
             return resp
         resp.close()
-        url = urljoin(url, location)
-        if resp.status_code == 303:
+        before, url = urlsplit(url), urljoin(url, location)
+        after = urlsplit(url)
+        if before.scheme == "https" and after.scheme == "http":
+            raise TransportError("refused a redirect from https to http")
+        if (before.scheme, before.netloc) != (after.scheme, after.netloc):
+            sent = {k: v for k, v in sent.items() if k.lower() not in _CREDENTIALS}
+        if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
             method, body = "GET", None
     raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _send(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+) -> Response:
+    try:
+        return _open(method, url, headers, body, connect_timeout_s, read_timeout_s)
+    except ValueError as exc:  # a malformed URL or proxy: a bad port, a non-ASCII path
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _open(
     method: str,
     url: str,
     headers: Mapping[str, str],
@@ -170,7 +196,7 @@ def _send(
     except TimeoutError as exc:
         conn.close()
         raise ReadTimeout(f"ReadTimeout: {exc}") from exc
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         conn.close()
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 

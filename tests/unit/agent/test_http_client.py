@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -33,7 +34,12 @@ class _Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Proxy-Authorization", "")
             self._answer(200, BODY, {"X-Proxied": self.path, "X-Auth": auth})
         elif self.path == "/blob":
-            self._answer(200, BODY, {"X-Range": self.headers.get("Range", "")})
+            seen = {"X-Range": self.headers.get("Range", "")}
+            self._answer(
+                200, BODY, seen | {"X-Authorization": self.headers.get("Authorization", "")}
+            )
+        elif self.path.startswith("/go?"):  # a redirect to the URL in the query, as given
+            self._answer(302, b"", {"Location": unquote(self.path[4:])})
         elif self.path == "/moved":
             self._answer(302, b"", {"Location": "blob"})  # relative, as servers may send
         elif self.path == "/loop":
@@ -98,6 +104,29 @@ def test_redirects_are_followed_only_when_asked(base: str) -> None:
         assert resp.status_code == 200 and resp.read(len(BODY)) == BODY
     with pytest.raises(http_client.TransportError, match="redirects"):
         _get(f"{base}/loop", follow_redirects=True)
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/x", "/caf\u00e9", "http://h:abc/"])
+def test_a_malformed_redirect_is_a_transport_error(base: str, location: str) -> None:
+    with pytest.raises(http_client.TransportError):
+        _get(f"{base}/go?{quote(location)}", follow_redirects=True)
+
+
+def test_credentials_go_to_the_same_origin_only(base: str) -> None:
+    """A redirect to another origin (here: another port) drops Authorization."""
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    auth = {"Authorization": "Bearer s3cret"}
+    try:
+        same = quote("/blob")
+        with _get(f"{base}/go?{same}", headers=auth, follow_redirects=True) as resp:
+            assert resp.headers["X-Authorization"] == "Bearer s3cret"
+        elsewhere = quote(f"http://127.0.0.1:{other.server_address[1]}/blob")
+        with _get(f"{base}/go?{elsewhere}", headers=auth, follow_redirects=True) as resp:
+            assert resp.status_code == 200 and resp.headers["X-Authorization"] == ""
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_a_303_after_a_post_becomes_a_get(base: str) -> None:

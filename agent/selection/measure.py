@@ -11,18 +11,18 @@ Timing stops when the budget is spent (at least ``min_runs`` per candidate), or 
 once the ranking is clear: after ``min_rounds`` rounds, when the fastest candidate's p50 is
 ``decisive`` times faster than the runner-up's. Close calls get the whole budget.
 
-Calm bursts: a candidate's p50 is taken over its calmest bursts only (``CALM_SHARE`` of
-them, ranked by their own median; the rest still count in its p99 and runs). Interleaving
-does not make a disturbance hit every candidate alike: on a small box another process
-taking a core for a few tens of milliseconds slows a multi-threaded candidate (its
-workers wait for that core) far more than a single-threaded one, and only in the bursts
-it overlaps. On a 2-vCPU box a 30 us GRU step with two ORT threads ran its bursts at
-27 us when the other core was free and at 38-53 us when it was not, while one thread
-stayed at 31-32 us (44 us when its own core was taken): whichever candidate the busy
-spells happened to overlap lost, and the winner flipped between runs. A steady stream on
-a quiet box (what the model serves as, and what ``bench.selection`` re-measures) sees the
-calm figures; the calmest quarter of the bursts is what the runtime itself costs.
-"""
+Calm bursts: a candidate's p50 is taken over its calmest bursts only (those holding
+``CALM_SHARE`` of its samples, ranked by their own median; the rest still count in its
+p99 and runs). Interleaving does not make a disturbance hit every candidate alike: on a
+small box another process taking a core for a few tens of milliseconds slows a multi-
+threaded candidate (its workers wait for that core) far more than a single-threaded one,
+and only in the bursts it overlaps. On a 2-vCPU box a 30 us GRU step with two ORT
+threads ran its bursts at 27 us when the other core was free and at 38-53 us when it was
+not, while one thread stayed at 31-32 us (44 us when its own core was taken): whichever
+candidate the busy spells happened to overlap lost, and the winner flipped between runs.
+A steady stream on a quiet box (what the model serves as, and what ``bench.selection``
+re-measures) sees the calm figures; the calmest bursts are what the
+runtime itself costs."""
 
 from __future__ import annotations
 
@@ -41,13 +41,13 @@ Infer = Callable[[Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]
 _Burst = tuple[float, "np.ndarray"]
 
 
-#: the share of a candidate's bursts (its calmest, at least one) its p50 is taken over
+#: the share of a candidate's samples (in its calmest bursts) its p50 is taken over
 CALM_SHARE = 0.25
 
 
 @dataclass(frozen=True)
 class Timing:
-    #: p50 over the calmest ``CALM_SHARE`` of its bursts (see the module docstring)
+    #: p50 over its calmest bursts holding ``CALM_SHARE`` of its runs (module docstring)
     p50_ms: float
     #: p99 over every timed run
     p99_ms: float
@@ -135,8 +135,8 @@ def time_interleaved(
 
 
 def calm_p50(bursts: Sequence[Sequence[float]]) -> float:
-    """The p50 over the samples of the calmest ``CALM_SHARE`` of ``bursts`` (ranked by
-    their own median; at least one burst); NaN without a sample."""
+    """The p50 over the samples of the calmest bursts (ranked by their own median) that
+    hold ``CALM_SHARE`` of all the samples; NaN without a sample."""
     import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
     arrays = [np.asarray(b) for b in bursts if len(b)]
@@ -144,14 +144,22 @@ def calm_p50(bursts: Sequence[Sequence[float]]) -> float:
 
 
 def _calm(bursts: Sequence[_Burst]) -> float:
-    """``calm_p50`` of bursts whose medians are known (each holds one sample at least)."""
+    """``calm_p50`` of bursts whose medians are known (each holds one sample at least).
+
+    The calmest bursts are taken until they hold ``CALM_SHARE`` of the samples, not of
+    the bursts: a short burst (the last one, cut by ``max_runs``) cannot decide alone."""
     import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
     if not bursts:
         return float("nan")
-    ranked = sorted(bursts, key=lambda b: b[0])
-    keep = max(1, math.ceil(len(ranked) * CALM_SHARE))
-    return float(np.percentile(np.concatenate([b[1] for b in ranked[:keep]]), 50))
+    need = math.ceil(sum(len(b[1]) for b in bursts) * CALM_SHARE)
+    kept, held = [], 0
+    for _, samples in sorted(bursts, key=lambda b: b[0]):
+        kept.append(samples)
+        held += len(samples)
+        if held >= need:
+            break
+    return float(np.percentile(np.concatenate(kept), 50))
 
 
 def _decided(bursts: Mapping[str, list[_Burst]], min_runs: int, decisive: float) -> bool:

@@ -143,11 +143,13 @@ def test_a_clear_winner_stops_early_and_a_close_call_gets_the_budget(
     assert (now[0] >= 5.0) == whole_budget, now[0]
 
 
-def test_the_calm_p50_is_over_the_calmest_quarter_of_the_bursts() -> None:
+def test_the_calm_p50_is_over_the_calmest_bursts_holding_a_quarter_of_the_runs() -> None:
     calm, busy = [1.0, 1.1, 1.2], [3.0, 3.1, 3.2]
     assert calm_p50([busy, busy, calm, busy]) == pytest.approx(1.1)  # one burst of four
     assert calm_p50([busy, calm, calm, busy, busy]) == pytest.approx(1.1)  # two of five
     assert calm_p50([[2.0]]) == 2.0
+    # a one-run burst (cut short by max_runs) is a quarter of the bursts, not of the runs
+    assert calm_p50([[1.0], busy, busy, busy]) == pytest.approx(3.05)
     assert np.isnan(calm_p50([])) and np.isnan(calm_p50([[], []]))
 
 

@@ -28,8 +28,10 @@ Errors (transport only; an HTTP status is an answer, the caller judges it)::
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import os
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -87,6 +89,14 @@ class Response:
     def close(self) -> None:
         self._resp.close()
         self._conn.close()
+
+    def abort(self) -> None:
+        """Cut the transfer short from another thread: a read waiting in ``iter_bytes``
+        ends at once (``TransportError``, or the body cut short); ``close`` still follows."""
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed or reset
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Response:
         return self

@@ -36,7 +36,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -126,9 +129,53 @@ class BlobFetcher:
         self.deadline_s = deadline_s
         self.stall_s = stall_s
         self._connect_s = connect_timeout_s
+        self._lock = threading.Lock()
+        self._open: set[http_client.Response] = set()
+        self._closed = False
 
     def close(self) -> None:
-        """Nothing to release: every request has its connection (kept for callers)."""
+        """Cut every transfer short (the agent is stopping: a download resumes at the next
+        start) and refuse new ones (``TransientDownloadError``)."""
+        with self._lock:
+            self._closed = True
+            responses = list(self._open)
+        for resp in responses:
+            resp.abort()
+
+    @contextmanager
+    def _request(
+        self,
+        url: str,
+        what: str,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = False,
+    ) -> Iterator[http_client.Response]:
+        """``http_client.request`` (GET) that ``close`` can cut short."""
+        with self._lock:
+            if self._closed:
+                raise TransientDownloadError(f"{what}: not downloaded: the agent is stopping")
+        resp = http_client.request(
+            "GET",
+            url,
+            headers=headers,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            follow_redirects=follow_redirects,
+        )
+        with self._lock:
+            self._open.add(resp)
+            closed = self._closed
+        try:
+            if closed:  # closed while the request was sent
+                resp.abort()
+            with resp:
+                yield resp
+        finally:
+            with self._lock:
+                self._open.discard(resp)
 
     def budget(self) -> Budget:
         """A fresh budget for one bundle."""
@@ -180,8 +227,8 @@ class BlobFetcher:
         url = f"{self._base}{path}"
         connect_s, read_s = budget.timeouts(self._connect_s)
         try:
-            with http_client.request(
-                "GET", url, connect_timeout_s=connect_s, read_timeout_s=read_s
+            with self._request(
+                url, path, connect_timeout_s=connect_s, read_timeout_s=read_s
             ) as resp:
                 if resp.status_code != 200:
                     error = (
@@ -243,9 +290,9 @@ class BlobFetcher:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             connect_s, read_s = budget.timeouts(self._connect_s)
             try:
-                with http_client.request(
-                    "GET",
+                with self._request(
                     url,
+                    ref.path,
                     headers=headers,
                     follow_redirects=True,
                     connect_timeout_s=connect_s,

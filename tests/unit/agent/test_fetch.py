@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from agent.deployment import BlobFetcher
 from agent.deployment.staging import Staging
-from agent.errors import DownloadError
+from agent.errors import DownloadError, TransientDownloadError
 from protocol import FileRef
 from tests.support.blobserver import BlobServer
 
@@ -68,6 +70,39 @@ def test_a_cut_transfer_resumes_within_one_run(server: BlobServer, data_dir: Pat
     assert _ranges(server, ref) == [None, f"bytes={HALF}-"]
     assert server.served[ref.sha256] == len(DATA)  # no byte sent twice
     assert not staged.with_name("model.onnx.part").exists()
+
+
+def test_close_cuts_a_transfer_short_and_refuses_the_next(
+    server: BlobServer, data_dir: Path
+) -> None:
+    """The agent stopping closes its fetcher: a transfer waiting on the server ends at
+    once, its bytes kept in the ``.part`` for the next start, and nothing new starts."""
+    ref = _ref(server)
+    server.hold_once[ref.sha256] = HALF
+    fetcher = BlobFetcher(server.url, deadline_s=30, stall_s=30)
+    errors: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            with Staging(data_dir / "staging", DIGEST) as staging:
+                fetcher.fetch_to(ref, staging, fetcher.budget())
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    assert server.holding.wait(10)
+    started = time.monotonic()
+    fetcher.close()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 5
+    (error,) = errors
+    assert isinstance(error, TransientDownloadError) and "stopping" in str(error)
+    part = data_dir / "staging" / DIGEST / f"{ref.path}.part"
+    assert part.read_bytes() == DATA[:HALF]
+    server.release.set()
+    assert _fetch(server, data_dir, ref).read_bytes() == DATA  # resumed by a new fetcher
+    assert _ranges(server, ref)[-1] == f"bytes={HALF}-"
 
 
 def test_a_part_left_by_an_earlier_run_is_resumed(server: BlobServer, data_dir: Path) -> None:

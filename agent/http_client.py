@@ -126,38 +126,27 @@ def request(
     (``_CREDENTIALS``), one from https to http is refused, and a 303 (or a 301/302 to a
     POST, as browsers and httpx do) becomes a bodiless GET."""
     sent = dict(headers or {})
-    for _ in range(MAX_REDIRECTS + 1):
-        resp = _send(method, url, sent, body, connect_timeout_s, read_timeout_s)
-        location = resp.headers.get("Location")
-        if not follow_redirects or resp.status_code not in _REDIRECTS or not location:
-            return resp
-        resp.close()
-        before, url = urlsplit(url), urljoin(url, location)
-        after = urlsplit(url)
-        if before.scheme == "https" and after.scheme == "http":
-            raise TransportError("refused a redirect from https to http")
-        if (before.scheme, before.netloc) != (after.scheme, after.netloc):
-            sent = {k: v for k, v in sent.items() if k.lower() not in _CREDENTIALS}
-        if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
-            method, body = "GET", None
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = _send(method, url, sent, body, connect_timeout_s, read_timeout_s)
+            location = resp.headers.get("Location")
+            if not follow_redirects or resp.status_code not in _REDIRECTS or not location:
+                return resp
+            resp.close()
+            before, url = urlsplit(url), urljoin(url, location)
+            after = urlsplit(url)
+            if before.scheme == "https" and after.scheme == "http":
+                raise TransportError("refused a redirect from https to http")
+            if (before.scheme, before.netloc) != (after.scheme, after.netloc):
+                sent = {k: v for k, v in sent.items() if k.lower() not in _CREDENTIALS}
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
+                method, body = "GET", None
+    except ValueError as exc:  # a malformed URL or proxy: a bad port, a non-ASCII path
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
     raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _send(
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes | None,
-    connect_timeout_s: float,
-    read_timeout_s: float,
-) -> Response:
-    try:
-        return _open(method, url, headers, body, connect_timeout_s, read_timeout_s)
-    except ValueError as exc:  # a malformed URL or proxy: a bad port, a non-ASCII path
-        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _open(
     method: str,
     url: str,
     headers: Mapping[str, str],

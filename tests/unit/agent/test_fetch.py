@@ -92,13 +92,16 @@ def test_close_cuts_a_transfer_short_and_refuses_the_next(
     thread = threading.Thread(target=fetch)
     thread.start()
     assert server.holding.wait(10)
+    part = data_dir / "staging" / DIGEST / f"{ref.path}.part"
+    deadline = time.monotonic() + 10  # what the server sent has reached the .part
+    while not (part.exists() and part.stat().st_size == HALF) and time.monotonic() < deadline:
+        time.sleep(0.01)
     started = time.monotonic()
     fetcher.close()
     thread.join(10)
     assert not thread.is_alive() and time.monotonic() - started < 5
     (error,) = errors
     assert isinstance(error, TransientDownloadError) and "stopping" in str(error)
-    part = data_dir / "staging" / DIGEST / f"{ref.path}.part"
     assert part.read_bytes() == DATA[:HALF]
     server.release.set()
     assert _fetch(server, data_dir, ref).read_bytes() == DATA  # resumed by a new fetcher

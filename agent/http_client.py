@@ -11,6 +11,10 @@ loaded (``agent.cli``) and does what these requests need:
   files), redirects followed where asked (at most ``MAX_REDIRECTS``, ``Location``
   resolved against the request's URL, a 303 becomes a bodiless GET), a connect timeout
   and a read timeout (no byte for that long: a stall), used as a context manager;
+- ``Cancel``: cuts short, from another thread, every request sent with it and refuses
+  new ones (the agent stopping): a request waiting for its answer's head or its body
+  ends at once; one still connecting ends when its connect returns (at most the connect
+  timeout: a blocking ``connect`` cannot be interrupted);
 - ``Response.iter_bytes()``: the body in chunks; a body that ends before its
   ``Content-Length`` raises ``TransportError`` (``http.client`` would return short
   without a word, and a resumable download must know);
@@ -33,6 +37,7 @@ import http.client
 import os
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -53,12 +58,61 @@ class ReadTimeout(TransportError):
     """The server sent no byte for the read timeout."""
 
 
+def _shut(conn: http.client.HTTPConnection) -> None:
+    """Shut ``conn``'s socket down from another thread: a read waiting on it ends."""
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed or reset
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class Cancel:
+    """Cuts short every request sent with it, from another thread, and refuses new ones
+    (``TransportError``). A connection is held from before its connect until its
+    response is closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: set[http.client.HTTPConnection] = set()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            conns = list(self._conns)
+        for conn in conns:
+            _shut(conn)
+
+    def _hold(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if self.cancelled:
+                raise TransportError("cancelled")
+            self._conns.add(conn)
+
+    def _connected(self, conn: http.client.HTTPConnection) -> None:
+        """After ``connect``: a cancel that came while it was connecting takes effect."""
+        with self._lock:
+            cancelled = self.cancelled
+        if cancelled:
+            _shut(conn)
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+
 class Response:
     """A status, headers and a streamed body; closes its connection when done."""
 
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+    def __init__(
+        self,
+        conn: http.client.HTTPConnection,
+        resp: http.client.HTTPResponse,
+        cancel: Cancel | None = None,
+    ) -> None:
         self._conn = conn
         self._resp = resp
+        self._cancel = cancel
         self.status_code = resp.status
         self.headers = resp.headers
 
@@ -89,14 +143,8 @@ class Response:
     def close(self) -> None:
         self._resp.close()
         self._conn.close()
-
-    def abort(self) -> None:
-        """Cut the transfer short from another thread: a read waiting in ``iter_bytes``
-        ends at once (``TransportError``, or the body cut short); ``close`` still follows."""
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed or reset
-                sock.shutdown(socket.SHUT_RDWR)
+        if self._cancel is not None:
+            self._cancel._release(self._conn)
 
     def __enter__(self) -> Response:
         return self
@@ -119,6 +167,7 @@ def request(
     connect_timeout_s: float,
     read_timeout_s: float,
     follow_redirects: bool = False,
+    cancel: Cancel | None = None,
 ) -> Response:
     """Send one request (see the module docstring); the caller closes the response.
 
@@ -128,7 +177,7 @@ def request(
     sent = dict(headers or {})
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            resp = _send(method, url, sent, body, connect_timeout_s, read_timeout_s)
+            resp = _send(method, url, sent, body, connect_timeout_s, read_timeout_s, cancel)
             location = resp.headers.get("Location")
             if not follow_redirects or resp.status_code not in _REDIRECTS or not location:
                 return resp
@@ -153,6 +202,7 @@ def _send(
     body: bytes | None,
     connect_timeout_s: float,
     read_timeout_s: float,
+    cancel: Cancel | None,
 ) -> Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -180,6 +230,27 @@ def _send(
         )
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=connect_timeout_s)
+    if cancel is not None:
+        cancel._hold(conn)
+    try:
+        return _exchange(conn, method, target, body, sent, read_timeout_s, cancel)
+    except BaseException:
+        conn.close()
+        if cancel is not None:
+            cancel._release(conn)
+        raise
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+    read_timeout_s: float,
+    cancel: Cancel | None,
+) -> Response:
+    """Connect, send, read the answer's head; errors as ``TransportError``."""
     try:
         try:
             conn.connect()
@@ -187,16 +258,13 @@ def _send(
             raise TransportError(f"ConnectTimeout: {exc}") from exc
         assert conn.sock is not None
         conn.sock.settimeout(read_timeout_s)  # from here on: no byte for this long
-        conn.request(method, target, body=body, headers=sent)
-        return Response(conn, conn.getresponse())
-    except TransportError:
-        conn.close()
-        raise
+        if cancel is not None:
+            cancel._connected(conn)
+        conn.request(method, target, body=body, headers=headers)
+        return Response(conn, conn.getresponse(), cancel)
     except TimeoutError as exc:
-        conn.close()
         raise ReadTimeout(f"ReadTimeout: {exc}") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        conn.close()
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,18 +128,13 @@ class BlobFetcher:
         self.deadline_s = deadline_s
         self.stall_s = stall_s
         self._connect_s = connect_timeout_s
-        self._lock = threading.Lock()
-        self._open: set[http_client.Response] = set()
-        self._closed = False
+        self._cancel = http_client.Cancel()
 
     def close(self) -> None:
-        """Cut every transfer short (the agent is stopping: a download resumes at the next
-        start) and refuse new ones (``TransientDownloadError``)."""
-        with self._lock:
-            self._closed = True
-            responses = list(self._open)
-        for resp in responses:
-            resp.abort()
+        """Cut every transfer short, one waiting for its answer too (the agent is
+        stopping: a download resumes at the next start), and refuse new ones
+        (``TransientDownloadError``)."""
+        self._cancel.cancel()
 
     @contextmanager
     def _request(
@@ -154,28 +148,25 @@ class BlobFetcher:
         follow_redirects: bool = False,
     ) -> Iterator[http_client.Response]:
         """``http_client.request`` (GET) that ``close`` can cut short."""
-        with self._lock:
-            if self._closed:
-                raise TransientDownloadError(f"{what}: not downloaded: the agent is stopping")
-        resp = http_client.request(
-            "GET",
-            url,
-            headers=headers,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
-            follow_redirects=follow_redirects,
-        )
-        with self._lock:
-            self._open.add(resp)
-            closed = self._closed
+        stopping = TransientDownloadError(f"{what}: not downloaded: the agent is stopping")
+        if self._cancel.cancelled:
+            raise stopping
         try:
-            if closed:  # closed while the request was sent
-                resp.abort()
-            with resp:
-                yield resp
-        finally:
-            with self._lock:
-                self._open.discard(resp)
+            resp = http_client.request(
+                "GET",
+                url,
+                headers=headers,
+                connect_timeout_s=connect_timeout_s,
+                read_timeout_s=read_timeout_s,
+                follow_redirects=follow_redirects,
+                cancel=self._cancel,
+            )
+        except http_client.TransportError as exc:
+            if self._cancel.cancelled:
+                raise stopping from exc
+            raise
+        with resp:
+            yield resp
 
     def budget(self) -> Budget:
         """A fresh budget for one bundle."""

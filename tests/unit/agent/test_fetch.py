@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -280,3 +281,30 @@ def test_a_staged_file_is_written_unbuffered(server: BlobServer, data_dir: Path)
         on_disk = data_dir / "staging" / DIGEST / "a.bin.part"
         assert os.stat(on_disk).st_size == HALF
         assert part.size == HALF
+
+
+def test_close_cuts_short_a_request_still_waiting_for_its_answer(data_dir: Path) -> None:
+    """A server that took the connection and the request but never answers: the agent
+    stopping does not wait out the stall timeout (60 s in a real agent)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        host, port = listener.getsockname()[:2]
+        fetcher = BlobFetcher(f"http://{host}:{port}", deadline_s=120, stall_s=60)
+        ref = FileRef(path="model.onnx", sha256="0" * 64, size=10)
+        errors: list[Exception] = []
+
+        def fetch() -> None:
+            try:
+                fetcher.fetch_bytes(ref, fetcher.budget())
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=fetch)
+        thread.start()
+        conn, _ = listener.accept()
+        with conn:
+            assert conn.recv(4096).startswith(b"GET /api/v1/blobs/sha256/")  # then silence
+            fetcher.close()
+            thread.join(30)
+            assert not thread.is_alive()
+    (error,) = errors
+    assert isinstance(error, TransientDownloadError) and "stopping" in str(error)

@@ -179,6 +179,21 @@ def test_a_stalled_server_is_a_read_timeout_after_what_arrived(base: str) -> Non
     assert bytes(got) == BODY[:100]  # the bytes that came are kept (a resume starts there)
 
 
+def test_a_cancel_cuts_a_body_short_and_refuses_the_next_request(base: str) -> None:
+    cancel = http_client.Cancel()
+    got = bytearray()
+    resp = http_client.request(
+        "GET", f"{base}/stall", connect_timeout_s=5, read_timeout_s=60, cancel=cancel
+    )
+    with pytest.raises(http_client.TransportError), resp:
+        for chunk in resp.iter_bytes():
+            got += chunk
+            cancel.cancel()  # from another thread in the agent; the read waiting ends
+    assert bytes(got) == BODY[:100]
+    with pytest.raises(http_client.TransportError, match="cancelled"):
+        _get(f"{base}/blob", cancel=cancel)
+
+
 def test_a_refused_connection_and_a_bad_url_are_transport_errors() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

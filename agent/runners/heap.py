@@ -8,18 +8,18 @@ such freed memory in the process (resident) unless asked to return it: measured 
 takes a few milliseconds.
 
 Serving is the opposite case: every request allocates the same large buffers again (a
-JSON request for one 224x224 image: its 3 MB body, its copy for the parser, the
-parsed values, ~7 MB in all) and frees them when answered. glibc's defaults give such memory
-back to the kernel after each request: blocks over its mmap threshold (128 KiB at
-first, raised only as such blocks are freed) are unmapped, and a thread arena whose
-free top exceeds twice that threshold is trimmed (``madvise``). The next request then
-touches every page afresh: ~1800 page faults per JSON request in the agent's local API
-process (``bench.peers``): its thread's CPU per request went from ~18 to ~14 ms on a
-loaded 2-vCPU box. ``keep_request_buffers()``
-fixes both thresholds (``mallopt``) so that blocks up to ``MMAP_THRESHOLD`` come from
-the heap and up to ``TRIM_THRESHOLD`` of free memory stays in each arena for the next
-request; the agent calls it once at start. An idle agent allocates no such blocks, so
-its resident memory does not change; ``release_free_heap()`` still trims on demand.
+JSON request for one 224x224 image: its 3 MB body, its copy for the parser, the parsed
+values, ~7 MB in all) and frees them when answered. glibc's defaults give such memory
+back to the kernel after each request: blocks over its mmap threshold (128 KiB at first,
+raised only as such blocks are freed) are unmapped, and a thread arena whose free top
+exceeds twice that threshold is trimmed (``madvise``). The next request then touches
+every page afresh: ~1800 page faults per JSON request in the agent's local API process
+(``bench.peers``): its thread's CPU per request went from ~18 to ~14 ms on a loaded
+2-vCPU box. ``keep_request_buffers()`` fixes both thresholds (``mallopt``) so that
+blocks up to ``MMAP_THRESHOLD`` come from the heap and up to ``TRIM_THRESHOLD`` of free
+memory stays in each arena for the next request; the agent calls it once at start. An
+idle agent allocates no such blocks, so its resident memory does not change;
+``release_free_heap()`` still trims on demand.
 
 On a C library without ``malloc_trim``/``mallopt`` (musl, macOS) both do nothing.
 """

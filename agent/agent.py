@@ -32,6 +32,7 @@ from agent.identity.renewal import RenewalLoop
 from agent.identity.sealer import ReportSealer
 from agent.link.mqtt_link import MqttLink
 from agent.runners import available_runners
+from agent.runners.heap import keep_request_buffers
 from agent.selection import SelectionSettings, Selector
 from agent.selection.constraints import unmet_constraints
 from agent.selection.host import host_candidates, installed_runtimes
@@ -151,6 +152,8 @@ class Agent:
             )
             self._manager.restore()
             host, port = cfg.local_api_address
+            # each request's large buffers are reused, not faulted in afresh (runners.heap)
+            keep_request_buffers()
             self._api = LocalApiServer(
                 build_app(self.models, server_version=AGENT_VERSION, data_dir=cfg.data_dir),
                 host,

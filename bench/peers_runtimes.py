@@ -21,7 +21,8 @@ ready (``GET /v2/models/cnn/ready``) and stops the process (and its children) on
 
 ``AgentProcess`` serves the same bundle with the agent's local API in a process of its
 own (``multiprocessing``, spawn), as the agent runs and as each peer does here: no
-thread of the benchmark's client shares its interpreter.
+thread of the benchmark's client shares its interpreter. Like the agent at start, it
+keeps its request buffers for reuse (``agent.runners.heap.keep_request_buffers``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from agent.runners import create_runner
+from agent.runners.heap import keep_request_buffers
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.grpc_server import GrpcServer, InferenceService
 from agent.serving.local_api import LocalApiServer, build_app
@@ -215,6 +217,7 @@ def _serve_agent(bundle: str, out: Connection, stop: Event) -> None:
     """Child process: the local API (REST and gRPC) serving ``bundle`` until ``stop``;
     sends its URL and gRPC address."""
     path = Path(bundle)
+    keep_request_buffers()  # as the agent does at start (``agent.runners.heap``)
     runner = create_runner("onnxruntime")
     runner.load(path, load_metadata(path))
     served = ServedModels()

@@ -58,6 +58,8 @@ FAST_FROM_BYTES: Final = 8192
 #: parsers kept for reuse (each keeps buffers as large as the largest body it parsed, so
 #: they are few and shared, not one per connection thread)
 KEEP_PARSERS: Final = 2
+#: ``[`` found one by one in a body before the rest are counted in one pass
+_FINDS: Final = 32
 _parsers: list[simdjson.Parser] = []
 _parsers_lock = threading.Lock()
 
@@ -258,8 +260,20 @@ def _body(doc: simdjson.Object) -> tuple[dict[str, Any], int, int]:
 
 
 def _count(raw: bytes, char: bytes) -> int:
-    """How often the byte ``char`` occurs in ``raw`` (numpy: ~4x faster than bytes.count)."""
-    return int(np.count_nonzero(np.frombuffer(raw, np.uint8) == ord(char)))
+    """How often the byte ``char`` occurs in ``raw``.
+
+    A request's ``[`` are few (three in a flat one), so they are found one by one with
+    ``bytes.find`` (memchr: 0.09 ms over 3 MB, against 0.36 ms for numpy's compare and
+    count, 0.87 for ``bytes.count``); past ``_FINDS`` of them the rest is counted by
+    numpy in one pass."""
+    found, at = 0, raw.find(char)
+    while at >= 0:
+        found += 1
+        if found == _FINDS:
+            rest = np.frombuffer(raw, np.uint8, offset=at + 1)
+            return found + int(np.count_nonzero(rest == ord(char)))
+        at = raw.find(char, at + 1)
+    return found
 
 
 def dumps_response(body: Any) -> bytes:

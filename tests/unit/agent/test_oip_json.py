@@ -122,6 +122,7 @@ def test_a_real_image_is_parsed_without_python_numbers() -> None:
         ([[1, 2, 3], [4]], "FP32", [2, 2]),  # ragged
         ([[1, 2], [3]], "FP32", [3]),
         ([[1], 2], "FP32", [2]),  # a leaf hidden in a nested array
+        ([[1, 2]] * 39 + [[[1], 2]], "FP32", [40, 2]),  # one past the [ found one by one
         ([[1, 2], [[3], 4]], "FP32", [2, 2]),
         ([[[1, 2]], [[3, 4]]], "FP32", [2, 2]),  # deeper than the shape
         ([[1, 2], []], "FP32", [2, 2]),

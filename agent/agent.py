@@ -117,6 +117,10 @@ class Agent:
 
     def start(self) -> None:
         cfg = self.config
+        # each request's large buffers reused, not faulted in afresh, in few arenas
+        # (runners.heap): before the threads that serve start
+        if not keep_request_buffers():
+            logger.info("heap: no glibc mallopt: request buffers are given back after each")
         if self._probe:
             self.hardware = probe_host().to_dict()
         try:
@@ -152,8 +156,6 @@ class Agent:
             )
             self._manager.restore()
             host, port = cfg.local_api_address
-            # each request's large buffers are reused, not faulted in afresh (runners.heap)
-            keep_request_buffers()
             self._api = LocalApiServer(
                 build_app(self.models, server_version=AGENT_VERSION, data_dir=cfg.data_dir),
                 host,

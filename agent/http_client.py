@@ -59,11 +59,14 @@ class ReadTimeout(TransportError):
 
 
 def _shut(conn: http.client.HTTPConnection) -> None:
-    """Shut ``conn``'s socket down from another thread: a read waiting on it ends."""
+    """Shut ``conn``'s socket down from another thread: a read waiting on it ends (EOF).
+    The plain socket's ``shutdown`` even under TLS: ``SSLSocket.shutdown`` drops its SSL
+    object first, and a read in the other thread between its own check of that object
+    and its use raises ``ValueError`` / ``AttributeError`` instead of seeing EOF."""
     sock = conn.sock
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed or reset
-            sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class Cancel:
@@ -77,11 +80,12 @@ class Cancel:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # under the lock: a connection is released before it is closed, so its socket's
+        # file descriptor cannot be another socket's by the time it is shut down here
         with self._lock:
             self.cancelled = True
-            conns = list(self._conns)
-        for conn in conns:
-            _shut(conn)
+            for conn in self._conns:
+                _shut(conn)
 
     def _hold(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -141,10 +145,10 @@ class Response:
         return bytes(body)
 
     def close(self) -> None:
+        if self._cancel is not None:  # released first (``Cancel.cancel``)
+            self._cancel._release(self._conn)
         self._resp.close()
         self._conn.close()
-        if self._cancel is not None:
-            self._cancel._release(self._conn)
 
     def __enter__(self) -> Response:
         return self
@@ -235,9 +239,9 @@ def _send(
     try:
         return _exchange(conn, method, target, body, sent, read_timeout_s, cancel)
     except BaseException:
-        conn.close()
-        if cancel is not None:
+        if cancel is not None:  # released first (``Cancel.cancel``)
             cancel._release(conn)
+        conn.close()
         raise
 
 

@@ -310,6 +310,10 @@ class BlobFetcher:
                 time.sleep(max(0.0, min(2.0, 0.25 * failures, budget.remaining())))
                 continue
             if sink.size < ref.size:  # the body ended cleanly but short
+                if self._cancel.cancelled:  # a body without a length, cut by a stop
+                    raise TransientDownloadError(
+                        f"{ref.path}: not downloaded: the agent is stopping"
+                    )
                 raise DownloadError(f"{ref.path}: got {sink.size} bytes, declared {ref.size}")
 
 

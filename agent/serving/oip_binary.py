@@ -117,9 +117,11 @@ def decode_tensor(
         if flat.size and int(flat.max()) > 1:
             raise InvalidInput(f"input {name!r}: BOOL bytes must be 0 or 1")
         array = flat.view(np.bool_)
-    else:
+    elif _LITTLE and dtype.byteorder != ">":  # native is little-endian: no new dtype
+        array = np.frombuffer(raw, dtype=dtype)
+    else:  # pragma: no cover - big-endian hosts (or a big-endian dtype)
         array = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
-        if not _LITTLE:  # pragma: no cover - big-endian hosts
+        if not _LITTLE:
             array = array.astype(dtype)
     if not array.flags.aligned:
         array = array.copy()

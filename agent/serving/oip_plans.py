@@ -44,7 +44,7 @@ class _Input:
     name: str
     datatype: str
     dtype: np.dtype[Any]
-    shape: list[int]
+    shape: tuple[int, ...]  # a tuple: what numpy reshapes to fastest
     size: int
 
 
@@ -144,7 +144,7 @@ class Plans:
             if size is None:
                 return
             dtype = oip.NUMPY_DTYPES[tensor.datatype]
-            inputs.append(_Input(tensor.name, tensor.datatype, dtype, tensor.shape, size))
+            inputs.append(_Input(tensor.name, tensor.datatype, dtype, tuple(tensor.shape), size))
         plan = Plan(weakref.ref(model), request, tuple(inputs), len(binary))
         with self._lock:
             if len(self._plans) >= KEEP:

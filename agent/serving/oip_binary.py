@@ -22,10 +22,8 @@ from __future__ import annotations
 import math
 import struct
 import sys
-import threading
 from collections.abc import Sequence
 from ctypes import addressof, c_char
-from sys import getrefcount
 from typing import Any
 
 import numpy as np
@@ -44,15 +42,7 @@ BINARY_SIZE = "binary_data_size"
 CONTENT_TYPE = "application/octet-stream"
 ALIGNMENT = 64
 
-#: the largest body buffer a thread keeps for its next request (``aligned_body``)
-KEEP_BODY_BYTES = 8 * 1024 * 1024
-
 _LITTLE = sys.byteorder == "little"
-#: per thread: (buffer, its address) of the last body ``aligned_body`` allocated
-_KEPT = threading.local()
-#: ``getrefcount`` of a kept buffer nothing else refers to: the kept tuple, the local
-#: name and the call's own argument (a view of it, or an array over one, adds one more)
-_UNREFERENCED = 3
 _LENGTH = struct.Struct("<I")
 
 
@@ -143,32 +133,14 @@ def decode_tensor(
 
 def aligned_body(header_length: str | None, length: int) -> memoryview:
     """A writable, uninitialised body buffer of ``length`` bytes whose binary part (after
-    the JSON header) starts ``ALIGNMENT``-aligned, so inputs decode without a copy.
-
-    The calling thread's last buffer (the local API serves a connection on a thread of
-    its own) is used again when it is large enough and nothing refers to it any more:
-    no array over the last body is left anywhere (a shadow's queue, a kept traceback),
-    which CPython's reference count of the buffer tells exactly. A keep-alive client
-    sending one size again and again thus costs no allocation (``np.empty`` and the
-    address were a tenth of the local API's own time per request right after an
-    inference, ``docs/benchmarks.md``). Only a buffer up to ``KEEP_BODY_BYTES`` is kept,
-    and only as long as its thread lives; a new one is allocated, not committed: memory
-    is taken as the body arrives, never for a length merely announced."""
+    the JSON header) starts ``ALIGNMENT``-aligned, so inputs decode without a copy."""
+    raw = np.empty(length + ALIGNMENT, dtype=np.uint8)
     json_length = 0
     if header_length is not None and header_length.isascii() and header_length.isdigit():
         json_length = min(int(header_length), length)
-    kept = getattr(_KEPT, "body", None)
-    if kept is not None:
-        raw, address = kept
-        if length + ALIGNMENT <= len(raw) and getrefcount(raw) <= _UNREFERENCED:
-            pad = -(address + json_length) % ALIGNMENT
-            return raw.data[pad : pad + length]
-    raw = np.empty(length + ALIGNMENT, dtype=np.uint8)
     # the address through ctypes' buffer call (``ndarray.ctypes.data`` runs numpy's
     # Python-level helper, ``__array_interface__`` builds a dict: 2-3x as long)
-    address = addressof(c_char.from_buffer(raw))  # type: ignore[arg-type]  # numpy: no Buffer stub
-    _KEPT.body = (raw, address) if length <= KEEP_BODY_BYTES else None
-    pad = -(address + json_length) % ALIGNMENT
+    pad = -(addressof(c_char.from_buffer(raw)) + json_length) % ALIGNMENT
     return raw.data[pad : pad + length]
 
 
@@ -210,7 +182,7 @@ def tensor_data(array: np.ndarray) -> memoryview:
     anything else (strided, big-endian, empty, a dtype with no buffer format) takes them."""
     if _LITTLE and array.dtype.byteorder != ">":
         try:
-            return memoryview(array).cast("B")  # type: ignore[arg-type]  # numpy: no Buffer stub
+            return memoryview(array).cast("B")
         except (TypeError, ValueError):  # not C-contiguous, no elements, or e.g. datetime
             pass
     flat = np.ascontiguousarray(array).reshape(-1)

@@ -70,46 +70,6 @@ def test_aligned_body_puts_the_binary_part_on_64_bytes() -> None:
         assert (address + header_length) % 64 == 0 and len(body) == header_length + 100
 
 
-def _address(body: memoryview) -> int:
-    return int(np.frombuffer(body, dtype=np.uint8).ctypes.data)
-
-
-def test_a_body_nothing_refers_to_is_used_again_still_aligned() -> None:
-    first = _address(oip_binary.aligned_body("10", 1000))  # dropped at once
-    for header_length in (0, 37, 10):
-        body = oip_binary.aligned_body(str(header_length), 900)
-        address = _address(body)
-        assert (address + header_length) % 64 == 0 and len(body) == 900
-        assert abs(address - first) < 64  # the same buffer, padded anew
-        del body
-    assert abs(_address(oip_binary.aligned_body("0", 5000)) - first) >= 64  # larger: new
-
-
-def test_a_body_an_array_still_refers_to_is_never_used_again() -> None:
-    body = oip_binary.aligned_body("0", 64)
-    body[:] = bytes(range(64))
-    kept = oip_binary.decode_tensor("x", "UINT8", np.dtype("uint8"), [64], body)
-    del body  # e.g. an input queued for a shadow outlives its request
-    again = oip_binary.aligned_body("0", 64)
-    again[:] = bytes(64)
-    np.testing.assert_array_equal(kept, np.arange(64, dtype=np.uint8))
-
-
-def test_a_body_is_kept_per_thread_and_only_up_to_its_limit() -> None:
-    import threading
-
-    mine = _address(oip_binary.aligned_body("0", 100))
-    seen: list[int] = []
-    other = threading.Thread(
-        target=lambda: seen.append(_address(oip_binary.aligned_body("0", 100)))
-    )
-    other.start()
-    other.join()
-    assert abs(seen[0] - mine) >= 64  # not this thread's buffer
-    oip_binary.aligned_body("0", oip_binary.KEEP_BODY_BYTES + 1)
-    assert oip_binary._KEPT.body is None  # too large to keep: freed with its request
-
-
 def test_an_unaligned_input_is_copied_not_misread() -> None:
     buffer = bytearray(1 + 16)
     buffer[1:] = np.arange(4, dtype=np.float32).tobytes()

@@ -140,7 +140,8 @@ def aligned_body(header_length: str | None, length: int) -> memoryview:
         json_length = min(int(header_length), length)
     # the address through ctypes' buffer call (``ndarray.ctypes.data`` runs numpy's
     # Python-level helper, ``__array_interface__`` builds a dict: 2-3x as long)
-    pad = -(addressof(c_char.from_buffer(raw)) + json_length) % ALIGNMENT
+    address = addressof(c_char.from_buffer(raw))  # type: ignore[arg-type]  # numpy: no Buffer stub
+    pad = -(address + json_length) % ALIGNMENT
     return raw.data[pad : pad + length]
 
 
@@ -182,7 +183,7 @@ def tensor_data(array: np.ndarray) -> memoryview:
     anything else (strided, big-endian, empty, a dtype with no buffer format) takes them."""
     if _LITTLE and array.dtype.byteorder != ">":
         try:
-            return memoryview(array).cast("B")
+            return memoryview(array).cast("B")  # type: ignore[arg-type]  # numpy: no Buffer stub
         except (TypeError, ValueError):  # not C-contiguous, no elements, or e.g. datetime
             pass
     flat = np.ascontiguousarray(array).reshape(-1)

@@ -242,7 +242,13 @@ def send_response(
     The whole answer must be written within ``timeout`` seconds, else ``TimeoutError``."""
     body = response.body
     length = sum(map(len, body))
-    head = _head(response, length, close, server)
+    headers = response.headers  # ``_head``'s common case inlined: no call
+    if type(headers) is tuple and (
+        around := _AROUND.get((response.status, response.content_type, server, headers, close))
+    ):
+        head = b"%s%d%s" % (around[0], length, around[1])
+    else:
+        head = _head(response, length, close, server)
     if head_only:
         send_within(sock, (head,), timeout)
     elif length < READ_CHUNK:

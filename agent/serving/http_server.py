@@ -228,10 +228,7 @@ class HttpServer:
             conn.phase = Phase.READING
         deadline = time.monotonic() + limits.request_timeout_s
         try:
-            # a whole head in the first read (nearly always): found here, without a call
-            end = buf.find(b"\r\n\r\n", 0, have) if buf[0] not in b"\r\n" else -1
-            if not 0 <= end <= limits.max_header_bytes:  # not all there yet, or refused
-                end, have = self._read_head(conn, buf, view, have, deadline)
+            end, have = self._read_head(conn, buf, view, have, deadline)
             request, keep_alive, expect = parse_head(bytes(view[:end]))
         except Refused as exc:
             return self._refuse(sock, exc)

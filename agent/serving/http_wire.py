@@ -242,13 +242,7 @@ def send_response(
     The whole answer must be written within ``timeout`` seconds, else ``TimeoutError``."""
     body = response.body
     length = sum(map(len, body))
-    headers = response.headers  # ``_head``'s common case inlined: no call
-    if type(headers) is tuple and (
-        around := _AROUND.get((response.status, response.content_type, server, headers, close))
-    ):
-        head = b"%s%d%s" % (around[0], length, around[1])
-    else:
-        head = _head(response, length, close, server)
+    head = _head(response, length, close, server)
     if head_only:
         send_within(sock, (head,), timeout)
     elif length < READ_CHUNK:

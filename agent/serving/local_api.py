@@ -210,25 +210,28 @@ class LocalApi:
         if encoding is not None and (encoding := encoding.lower()) != "identity":
             return error_response(415, f"Content-Encoding {encoding[:40]} is not supported")
         with self._models.admitted(name):  # the fair-share slot before any decoding
-            # here: the codecs load numpy and the JSON parsers (an idle agent has none)
-            from agent.serving.oip_binary import CONTENT_TYPE, HEADER, HEADER_KEY, split_body
+            return self._admitted_infer(request, name, version)
 
-            header, binary = split_body(request.body, request.headers.get(HEADER_KEY))
-            # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
-            # part is copied once (a few hundred bytes with binary tensors); a header
-            # decoded before for the same model is not parsed again (oip_plans)
-            raw = bytes(header)
-            plans = self._plans
-            if binary is not None and plans.knows(raw):
-                body = None
-            else:
-                from agent.serving.oip_json import loads_request
+    def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
+        # here: the codecs load numpy and the JSON parsers (an idle agent has none)
+        from agent.serving.oip_binary import CONTENT_TYPE, HEADER, HEADER_KEY, split_body
 
-                body = loads_request(raw)
-            buffers: list[Any] = []
-            payload = run_inference(
-                self._models, name, version, body, binary, buffers, header=raw, plans=plans
-            )
+        header, binary = split_body(request.body, request.headers.get(HEADER_KEY))
+        # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
+        # part is copied once (a few hundred bytes with binary tensors); a header decoded
+        # before for the same model is not parsed again (agent.serving.oip_plans)
+        raw = bytes(header)
+        plans = self._plans
+        if binary is not None and plans.knows(raw):
+            body = None
+        else:
+            from agent.serving.oip_json import loads_request
+
+            body = loads_request(raw)
+        buffers: list[Any] = []
+        payload = run_inference(
+            self._models, name, version, body, binary, buffers, header=raw, plans=plans
+        )
         if not buffers:
             return Response(200, (payload,))
         return Response(

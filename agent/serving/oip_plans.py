@@ -76,11 +76,7 @@ class Plan:
     def answer(self, outputs: Mapping[str, np.ndarray]) -> tuple[bytes, list[Any]] | None:
         """(JSON header, binary buffers) of the answer, when one was kept for outputs of
         these names, dtypes and shapes (its JSON header is then the same bytes)."""
-        if len(outputs) == 1:  # ``_kinds`` inlined: no call for one output
-            ((name, array),) = outputs.items()
-            kept = self.answers.get(((name, array.dtype, array.shape),))
-        else:
-            kept = self.answers.get(_kinds(outputs))
+        kept = self.answers.get(_kinds(outputs))
         if kept is None:
             return None
         from agent.serving.oip_binary import tensor_data  # loaded already, as in ``decode``

@@ -69,8 +69,7 @@ def infer(
 ) -> T:
     """Decode, run and encode one request on the model currently serving ``name``."""
     with models.use(name) as model:
-        if version is not None and version != model.version:  # no call when it matches
-            check_version(model, version)
+        check_version(model, version)
         request, inputs = decode(model)
         outputs = model.infer(inputs)
         for wanted in request.outputs or ():  # a loop, not a list: no frame of its own

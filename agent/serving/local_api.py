@@ -251,6 +251,7 @@ _ROUTE_NONE: Final = (_NOT_FOUND, "", None)
 #: API's own Python per binary request, twice: for ``scope`` and for ``_route``)
 _ROUTES: dict[str, tuple[str, str, str | None]] = {}
 _KEEP_ROUTES = 256
+_KEEP_PATH_CHARS = 256
 
 
 def _route_of(path: str) -> tuple[str, str, str | None]:
@@ -258,9 +259,10 @@ def _route_of(path: str) -> tuple[str, str, str | None]:
     route = _ROUTES.get(path)
     if route is None:
         route = _parse_route(path)
-        if len(_ROUTES) >= _KEEP_ROUTES:
-            _ROUTES.clear()
-        _ROUTES[path] = route
+        if len(path) <= _KEEP_PATH_CHARS:  # a long path (up to the 16 KiB head) is not kept
+            if len(_ROUTES) >= _KEEP_ROUTES:
+                _ROUTES.clear()
+            _ROUTES[path] = route
     return route
 
 

@@ -46,6 +46,7 @@ BENCHMARKS = (
 HELPERS = frozenset(
     {
         "fleet",
+        "local_api_ab",
         "models",
         "oip_clients",
         "oip_grpc_clients",

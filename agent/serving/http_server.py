@@ -39,7 +39,6 @@ timeout.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -50,6 +49,7 @@ from contextlib import AbstractContextManager
 from agent.errors import AgentError
 from agent.serving.http_slots import Connection, Phase, Slots
 from agent.serving.http_wire import (
+    FIRST_READ,
     READ_CHUNK,
     BodyAllocator,
     Handler,
@@ -62,6 +62,7 @@ from agent.serving.http_wire import (
     close,
     default_body,
     error_response,
+    idle_timeout,
     parse_head,
     refuse,
     send_response,
@@ -72,12 +73,13 @@ from agent.serving.http_wire import (
 logger = logging.getLogger(__name__)
 
 #: what a request runs within, from its parsed head to its written answer (its body read
-#: included): ``LocalApi.scope`` confines the thread to the cores of the model it names
-Scope = Callable[[Request], AbstractContextManager[None]]
+#: included): ``LocalApi.scope`` confines the thread to the cores of the model it names;
+#: None: nothing (no context manager to enter and leave on every request)
+Scope = Callable[[Request], AbstractContextManager[None] | None]
 
 
-def _no_scope(request: Request) -> AbstractContextManager[None]:
-    return contextlib.nullcontext()
+def _no_scope(request: Request) -> None:
+    return None
 
 
 class HttpServer:
@@ -181,6 +183,7 @@ class HttpServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(None)  # never waits in a read or write: see _recv_request
             conn = Connection(sock)
+            conn.idle_bounded = idle_timeout(sock, self.limits.keep_alive_s)
             thread = threading.Thread(
                 target=self._serve, args=(conn,), name="http-conn", daemon=True
             )
@@ -229,7 +232,10 @@ class HttpServer:
             request, keep_alive, expect = parse_head(bytes(view[:end]))
         except Refused as exc:
             return self._refuse(sock, exc)
-        with self._scope(request):  # e.g. the cores of the model it names, until answered
+        scope = self._scope(request)  # e.g. the cores of the model it names, until answered
+        if scope is None:
+            return self._finish(conn, request, keep_alive, expect, view, have, end, deadline)
+        with scope:
             return self._finish(conn, request, keep_alive, expect, view, have, end, deadline)
 
     def _finish(
@@ -252,7 +258,8 @@ class HttpServer:
             got = min(length, have - start)
             body[:got] = view[start : start + got]
             rest = have - start - got
-            view[:rest] = view[start + got : have]
+            if rest:  # the start of a pipelined request: to the front
+                view[:rest] = view[start + got : have]
             have = rest
             if got < length and expect:
                 send_within(sock, (b"HTTP/1.1 100 Continue\r\n\r\n",), limits.write_timeout_s)
@@ -263,7 +270,10 @@ class HttpServer:
         with conn.lock:  # from here on no deadline runs until the answer is written
             conn.phase = Phase.BUSY
         request.body = body
-        response = self._call(request)
+        try:
+            response = self._handler(request)
+        except Exception as exc:
+            response = _failed(request, exc)
         with conn.lock:  # once its answer is out it waits on its client again
             conn.since = time.monotonic()
         close_after = not keep_alive or self._draining or conn.evicted
@@ -330,33 +340,42 @@ class HttpServer:
             raise Refused(503, "too many connections")
         raise Refused(408, f"request not received within {self.limits.request_timeout_s:g} s")
 
-    def _call(self, request: Request) -> Response:
-        try:
-            return self._handler(request)
-        except Exception as exc:
-            text = str(exc).splitlines()
-            logger.error(
-                "local API %s %s failed: %s: %s",
-                request.method,
-                request.path,
-                type(exc).__name__,
-                text[0] if text else "",
-            )
-            logger.debug("local API handler failure", exc_info=True)
-            return error_response(500, "internal error")
+
+def _failed(request: Request, exc: Exception) -> Response:
+    """The 500 answer to a handler that raised, logged in one line (no traceback ever
+    reaches a client)."""
+    text = str(exc).splitlines()
+    logger.error(
+        "local API %s %s failed: %s: %s",
+        request.method,
+        request.path,
+        type(exc).__name__,
+        text[0] if text else "",
+    )
+    logger.debug("local API handler failure", exc_info=True)
+    return error_response(500, "internal error")
 
 
 def _recv_idle(conn: Connection, into: memoryview, keep_alive_s: float) -> int:
-    """The first bytes of the next request, waited for up to ``keep_alive_s`` seconds
-    (``TimeoutError`` after that; ``PeerClosed`` if the client closed, or ``stop`` or an
-    eviction shut the connection down)."""
+    """The first bytes of the next request (at most ``FIRST_READ``), waited for up to
+    ``keep_alive_s`` seconds (``TimeoutError`` after that; ``PeerClosed`` if the client
+    closed, or ``stop`` or an eviction shut the connection down: a shutdown wakes a
+    blocked ``recv`` as it wakes ``poll``)."""
+    if conn.idle_bounded:  # a blocking recv, bounded by the kernel (SO_RCVTIMEO)
+        try:
+            n = conn.sock.recv_into(into, FIRST_READ)
+        except BlockingIOError:  # EAGAIN: the keep-alive timeout ran out
+            raise TimeoutError(f"no request within {keep_alive_s:g} s of keep-alive") from None
+        if not n:
+            raise PeerClosed
+        return n
     deadline = time.monotonic() + keep_alive_s
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not conn.readable(left):
             raise TimeoutError(f"no request within {keep_alive_s:g} s of keep-alive")
         try:
-            n = conn.sock.recv_into(into, 0, socket.MSG_DONTWAIT)
+            n = conn.sock.recv_into(into, FIRST_READ, socket.MSG_DONTWAIT)
         except BlockingIOError:  # woken for nothing: wait for the time left
             continue
         if not n:

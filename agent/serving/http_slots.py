@@ -49,6 +49,9 @@ class Connection:
         #: waiting (``MSG_DONTWAIT``, see ``agent.serving.http_server``)
         self._incoming = select.poll()
         self._incoming.register(sock, select.POLLIN)
+        #: the kernel bounds a blocking read to the keep-alive timeout
+        #: (``http_wire.idle_timeout``): the idle wait is one ``recv``, without ``poll``
+        self.idle_bounded = False
         self.lock = threading.Lock()
         self.phase = Phase.IDLE
         #: since when it has waited on its client: its accept, or its last answer being

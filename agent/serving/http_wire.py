@@ -20,6 +20,7 @@ import math
 import re
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ Buffer = bytes | bytearray | memoryview
 BodyAllocator = Callable[[Mapping[str, str], int], memoryview]
 
 READ_CHUNK = 64 * 1024
+#: the first read of a request (a head is nearly always far smaller): what comes after
+#: the head in it is copied into the body buffer, the rest of the body is read there
+#: directly (a whole chunk would copy up to 64 KB of a large body twice)
+FIRST_READ = 4096
 _METHOD = re.compile(rb"[A-Z]{1,20}")
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _NAME = re.compile(_TOKEN)
@@ -48,9 +53,14 @@ _NAMES: dict[bytes, str] = {}
 _KEEP_NAMES = 256
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LINGER_S = 1.0
-#: (status, content type, server) -> the start of an answer's head, up to its length
-_STARTS: dict[tuple[int, str, bytes], bytes] = {}
-_KEEP_STARTS = 64
+#: a request's body until it is read (read-only and empty: one for all)
+_NO_BODY = memoryview(b"")
+#: (status, content type, server, extra headers, close) -> an answer's head around the
+#: value of its ``Content-Length``
+_AROUND: dict[tuple[int, str, bytes, object, bool], tuple[bytes, bytes]] = {}
+_KEEP_AROUND = 64
+#: ``struct timeval`` as the kernel reads ``SO_RCVTIMEO`` (two C longs: 64-bit Linux)
+_TIMEVAL = struct.Struct("@ll")
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ class Limits:
     write_timeout_s: float = 10.0  # to write one whole answer (a client that does not read)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: made and filled on every request
 class Request:
     method: str
     path: str  # percent-decoded, without the query
@@ -74,7 +84,7 @@ class Request:
     body: memoryview
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     status: int
     body: Sequence[Buffer] = (b"",)  # written one after the other (no join)
@@ -116,7 +126,7 @@ def parse_head(head: bytes) -> tuple[Request, bool, bool]:
     seen = _HEADS.get(head)
     if seen is not None:
         method, path, query, headers, keep_alive, expect = seen
-        return Request(method, path, query, headers.copy(), memoryview(b"")), keep_alive, expect
+        return Request(method, path, query, headers.copy(), _NO_BODY), keep_alive, expect
     request, keep_alive, expect = _parse_head(head)
     if len(head) <= _KEEP_HEAD_BYTES:
         if len(_HEADS) >= _KEEP_HEADS:
@@ -149,7 +159,7 @@ def _parse_head(head: bytes) -> tuple[Request, bool, bool]:
     path, _, query = target.decode("latin-1").partition("?")
     if "%" in path:
         path = unquote(path)
-    request = Request(method.decode(), path, query, headers, memoryview(b""))
+    request = Request(method.decode(), path, query, headers, _NO_BODY)
     return request, keep_alive, bool(expect) and version == b"HTTP/1.1"
 
 
@@ -231,7 +241,7 @@ def send_response(
 
     The whole answer must be written within ``timeout`` seconds, else ``TimeoutError``."""
     body = response.body
-    length = sum(len(b) for b in body)
+    length = sum(map(len, body))
     head = _head(response, length, close, server)
     if head_only:
         send_within(sock, (head,), timeout)
@@ -242,35 +252,37 @@ def send_response(
 
 
 def _head(response: Response, length: int, close: bool, server: bytes) -> bytes:
-    """The status line and headers of an answer whose body is ``length`` bytes."""
-    start = _STARTS.get((response.status, response.content_type, server))
-    if start is None:
-        start = _start(response.status, response.content_type, server)
-    extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
-    return b"%sContent-Length: %d\r\n%s%s" % (
-        start,
-        length,
-        extra,
-        b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n",
-    )
+    """The status line and headers of an answer whose body is ``length`` bytes: all but
+    the length kept from the last answer like it (a handful of statuses, types and
+    header sets: a binary answer's one extra header repeats with its JSON header's
+    length, which a repeated request repeats), so most answers format one number."""
+    headers = response.headers
+    key = (response.status, response.content_type, server, headers, close)
+    around = _AROUND.get(key) if type(headers) is tuple else None
+    if around is None:
+        around = _around(response, close, server)
+        if type(headers) is tuple:
+            if len(_AROUND) >= _KEEP_AROUND:
+                _AROUND.clear()
+            _AROUND[key] = around
+    return b"%s%d%s" % (around[0], length, around[1])
 
 
-def _start(status: int, content_type: str, server: bytes) -> bytes:
-    """The status line, ``Server`` and ``Content-Type`` (kept for the next answer like it:
-    a handful of statuses and types, so the table stays small)."""
+def _around(response: Response, close: bool, server: bytes) -> tuple[bytes, bytes]:
+    """(the head up to the value of ``Content-Length``, the head after it)."""
     try:
-        reason = HTTPStatus(status).phrase
+        reason = HTTPStatus(response.status).phrase
     except ValueError:
         reason = "Unknown"
-    start = b"HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\n" % (
-        status,
+    start = b"HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\nContent-Length: " % (
+        response.status,
         reason.encode(),
         server,
-        content_type.encode("latin-1"),
+        response.content_type.encode("latin-1"),
     )
-    if len(_STARTS) < _KEEP_STARTS:
-        _STARTS[(status, content_type, server)] = start
-    return start
+    extra = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in response.headers)
+    end = b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n"
+    return start, b"\r\n%s%s" % (extra, end)
 
 
 def send_within(sock: socket.socket, buffers: Sequence[Buffer], timeout: float) -> None:
@@ -278,6 +290,14 @@ def send_within(sock: socket.socket, buffers: Sequence[Buffer], timeout: float) 
     ``TimeoutError``. Each write is ``MSG_DONTWAIT``: the socket's own blocking mode and
     timeout play no part, and a write that fits the socket's buffer (nearly every
     answer) is one system call, without a wait or a timeout to set first."""
+    if len(buffers) == 1 and type(first := buffers[0]) is bytes:  # nearly every answer
+        try:
+            sent = sock.send(first, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(first):
+            return
+        buffers = (memoryview(first)[sent:],)
     deadline = time.monotonic() + timeout
     pending = [memoryview(b).cast("B") for b in buffers if len(b)]
     while pending:
@@ -298,6 +318,28 @@ def send_within(sock: socket.socket, buffers: Sequence[Buffer], timeout: float) 
         left = deadline - time.monotonic()
         if left <= 0 or not _writable(sock, left):
             raise TimeoutError(f"answer not written within {timeout:g} s")
+
+
+def idle_timeout(sock: socket.socket, seconds: float) -> bool:
+    """Bound a blocking read of ``sock`` to ``seconds`` in the kernel (``SO_RCVTIMEO``,
+    set once per connection): then waiting for a request's first byte is one ``recv``,
+    not a ``poll`` and a ``recv``. False where that cannot be relied on (the value does
+    not read back: e.g. another ``struct timeval`` layout, or a timeout under 1 ms,
+    which the kernel would take as none); the caller then waits with ``poll``."""
+    if not 0.001 <= seconds < 2**31 or not hasattr(socket, "SO_RCVTIMEO"):
+        return False
+    whole = int(seconds)
+    value = _TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        back = _TIMEVAL.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    except (OSError, struct.error):
+        back = (0, 0)
+    if abs(back[0] + back[1] / 1_000_000 - seconds) < 0.05:  # the kernel counts in ticks
+        return True
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(_TIMEVAL.size))
+    return False
 
 
 def _writable(sock: socket.socket, timeout: float) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -79,8 +79,9 @@ def run_inference(
     JSON ``header``, or None when ``plans`` knows ``header`` (``agent.serving.oip_plans``:
     then it is parsed only if the plan was made for another model). A request decoded
     from a plan is answered with the JSON the plan kept for outputs like its own."""
-    from agent.serving import oip, oip_json  # here: they load numpy (an idle agent has none)
-
+    # the codecs are imported where they are used: they load numpy (an idle agent has
+    # none), and a request decoded and answered from a plan needs neither; each import is
+    # of a module, not ``from agent.serving import``, whose fromlist costs a Python call
     used: oip_plans.Plan | None = None
 
     def decode(model: LoadedModel) -> oip_service.Decoded:
@@ -90,9 +91,13 @@ def run_inference(
             if used is not None:
                 return used.request, used.decode(binary)
             if body is None:
-                body = oip_json.loads_request(header)
+                from agent.serving.oip_json import loads_request
+
+                body = loads_request(header)
+        from agent.serving.oip import decode_request
+
         outputs = [o.name for o in model.runner.outputs]
-        request, inputs = oip.decode_request(body, model.runner.inputs, outputs, binary)
+        request, inputs = decode_request(body, model.runner.inputs, outputs, binary)
         if plans is not None and header is not None:
             plans.keep(header, model, request, binary)
         return request, inputs
@@ -104,14 +109,17 @@ def run_inference(
             payload, data = kept
             buffers.extend(data)
             return payload
-        result = oip.encode_response(
+        from agent.serving.oip import encode_response
+        from agent.serving.oip_json import dumps_response
+
+        result = encode_response(
             model_name=model.name,
             model_version=model.version,
             request=request,
             outputs=outputs,
             binary=buffers,
         )
-        payload = oip_json.dumps_response(result)
+        payload = dumps_response(result)
         if used is not None and buffers is not None:
             used.keep_answer(outputs, payload, result)
         return payload
@@ -140,13 +148,12 @@ class LocalApi:
         except AgentError as exc:
             return error_response(500, str(exc))
 
-    def scope(self, request: Request) -> AbstractContextManager[None]:
+    def scope(self, request: Request) -> AbstractContextManager[None] | None:
         """What the transport runs an inference request within, from its head to its
-        answer: the cores of the model it names (``agent.serving.placement``)."""
-        parts = request.path.split("/")
-        if len(parts) >= 5 and parts[1:3] == ["v2", "models"] and parts[-1] == "infer":
-            return self._models.placed(parts[3])
-        return nullcontext()
+        answer: the cores of the model it names (``agent.serving.placement``); None
+        when there is nothing to confine (another route, a model without cores)."""
+        route, name, _ = _route_of(request.path)
+        return self._models.placement(name) if route is _INFER else None
 
     @staticmethod
     def allocate_body(headers: Mapping[str, str], length: int) -> memoryview:
@@ -154,46 +161,34 @@ class LocalApi:
         memory is committed only as the body arrives (not when it is announced)."""
         if not length:  # e.g. a GET (health probes): no tensor data, so no codec loaded
             return default_body(headers, length)
-        from agent.serving import oip_binary  # here: it loads numpy (an idle agent has none)
+        # here: it loads numpy (an idle agent has none); the module itself, not ``from
+        # agent.serving import``, whose fromlist costs a Python call on every request
+        from agent.serving.oip_binary import HEADER_KEY, aligned_body
 
-        return oip_binary.aligned_body(headers.get(oip_binary.HEADER_KEY), length)
+        return aligned_body(headers.get(HEADER_KEY), length)
 
     def _route(self, request: Request) -> Response:
-        parts = request.path.split("/")
-        if parts[0] or len(parts) < 2:
+        route, name, version = _route_of(request.path)
+        if route is _INFER:
+            if request.method not in _POST:
+                return _not_allowed(request, _POST)
+            return self._infer(request, name, version)
+        if route is _NOT_FOUND:
             return error_response(404, "not found")
-        if parts[1:] == ["metrics"]:
-            return self._allow(request, _GET) or self._metrics()
-        if parts[1] != "v2":
-            return error_response(404, "not found")
-        rest = parts[2:]
-        if not rest:
-            return self._allow(request, _GET) or _json(self._server_metadata())
-        if rest == ["health", "live"]:
-            return self._allow(request, _GET) or _json({"live": True})
-        if rest == ["health", "ready"]:
+        if request.method not in _GET:
+            return _not_allowed(request, _GET)
+        if route == "metrics":
+            return self._metrics()
+        if route == "server":
+            return _json(self._server_metadata())
+        if route == "live":
+            return _json({"live": True})
+        if route == "ready":
             ready = len(self._models) > 0
-            return self._allow(request, _GET) or _json({"ready": ready}, 200 if ready else 503)
-        if rest[0] != "models" or len(rest) < 2:
-            return error_response(404, "not found")
-        name, tail, version = rest[1], rest[2:], None
-        if len(tail) >= 2 and tail[0] == "versions":
-            version, tail = tail[1], tail[2:]
-        if not tail:
-            return self._allow(request, _GET) or _json(self._model_metadata(name, version))
-        if tail == ["ready"]:
-            return self._allow(request, _GET) or _json(self._model_ready(name, version))
-        if tail == ["infer"]:
-            return self._allow(request, _POST) or self._infer(request, name, version)
-        return error_response(404, "not found")
-
-    @staticmethod
-    def _allow(request: Request, methods: tuple[str, ...]) -> Response | None:
-        if request.method in methods:
-            return None
-        response = error_response(405, f"method {request.method} not allowed")
-        response.headers = (("Allow", ", ".join(methods)),)
-        return response
+            return _json({"ready": ready}, 200 if ready else 503)
+        if route == "model":
+            return _json(self._model_metadata(name, version))
+        return _json(self._model_ready(name, version))  # "model ready"
 
     def _server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": self._server_version, "extensions": EXTENSIONS}
@@ -211,25 +206,28 @@ class LocalApi:
         return Response(200, (text,), content_type=PROMETHEUS_CONTENT_TYPE)
 
     def _infer(self, request: Request, name: str, version: str | None) -> Response:
-        encoding = request.headers.get("content-encoding", "identity").lower()
-        if encoding != "identity":
+        encoding = request.headers.get("content-encoding")
+        if encoding is not None and (encoding := encoding.lower()) != "identity":
             return error_response(415, f"Content-Encoding {encoding[:40]} is not supported")
         with self._models.admitted(name):  # the fair-share slot before any decoding
             return self._admitted_infer(request, name, version)
 
     def _admitted_infer(self, request: Request, name: str, version: str | None) -> Response:
         # here: the codecs load numpy and the JSON parsers (an idle agent has none)
-        from agent.serving import oip_binary, oip_json
+        from agent.serving.oip_binary import CONTENT_TYPE, HEADER, HEADER_KEY, split_body
 
-        header, binary = oip_binary.split_body(
-            request.body, request.headers.get(oip_binary.HEADER_KEY)
-        )
+        header, binary = split_body(request.body, request.headers.get(HEADER_KEY))
         # tensor data straight into arrays and back (agent.serving.oip_json); the JSON
         # part is copied once (a few hundred bytes with binary tensors); a header decoded
         # before for the same model is not parsed again (agent.serving.oip_plans)
         raw = bytes(header)
         plans = self._plans
-        body = None if binary is not None and plans.knows(raw) else oip_json.loads_request(raw)
+        if binary is not None and plans.knows(raw):
+            body = None
+        else:
+            from agent.serving.oip_json import loads_request
+
+            body = loads_request(raw)
         buffers: list[Any] = []
         payload = run_inference(
             self._models, name, version, body, binary, buffers, header=raw, plans=plans
@@ -239,9 +237,68 @@ class LocalApi:
         return Response(
             200,
             (payload, *buffers),
-            content_type=oip_binary.CONTENT_TYPE,
-            headers=((oip_binary.HEADER, str(len(payload))),),
+            content_type=CONTENT_TYPE,
+            headers=((HEADER, str(len(payload))),),
         )
+
+
+#: routes ``_route_of`` tells apart (compared by identity on the hot path)
+_INFER: Final = "infer"
+_NOT_FOUND: Final = "not found"
+_ROUTE_NONE: Final = (_NOT_FOUND, "", None)
+#: request path -> (route, model name or "", version or None), for the paths seen lately
+#: (a client sends the same few: splitting and comparing each was a tenth of the local
+#: API's own Python per binary request, twice: for ``scope`` and for ``_route``)
+_ROUTES: dict[str, tuple[str, str, str | None]] = {}
+_KEEP_ROUTES = 256
+_KEEP_PATH_CHARS = 256
+
+
+def _route_of(path: str) -> tuple[str, str, str | None]:
+    """What ``path`` asks for: (route, model name, version); ``_NOT_FOUND`` if nothing."""
+    route = _ROUTES.get(path)
+    if route is None:
+        route = _parse_route(path)
+        if len(path) <= _KEEP_PATH_CHARS:  # a long path (up to the 16 KiB head) is not kept
+            if len(_ROUTES) >= _KEEP_ROUTES:
+                _ROUTES.clear()
+            _ROUTES[path] = route
+    return route
+
+
+def _parse_route(path: str) -> tuple[str, str, str | None]:
+    parts = path.split("/")
+    if parts[0] or len(parts) < 2:
+        return _ROUTE_NONE
+    if parts[1:] == ["metrics"]:
+        return ("metrics", "", None)
+    if parts[1] != "v2":
+        return _ROUTE_NONE
+    rest = parts[2:]
+    if not rest:
+        return ("server", "", None)
+    if rest == ["health", "live"]:
+        return ("live", "", None)
+    if rest == ["health", "ready"]:
+        return ("ready", "", None)
+    if rest[0] != "models" or len(rest) < 2:
+        return _ROUTE_NONE
+    name, tail, version = rest[1], rest[2:], None
+    if len(tail) >= 2 and tail[0] == "versions":
+        version, tail = tail[1], tail[2:]
+    if not tail:
+        return ("model", name, version)
+    if tail == ["ready"]:
+        return ("model ready", name, version)
+    if tail == ["infer"]:
+        return (_INFER, name, version)
+    return _ROUTE_NONE
+
+
+def _not_allowed(request: Request, methods: tuple[str, ...]) -> Response:
+    response = error_response(405, f"method {request.method} not allowed")
+    response.headers = (("Allow", ", ".join(methods)),)
+    return response
 
 
 def build_app(

@@ -263,14 +263,27 @@ class ServedModels:
         """The calling thread confined to the cores of ``name``'s current model while it
         works for it (a REST request, from its head to its answer); as it is if the
         model is not served."""
-        with self._lock:
-            model = self._models.get(name)
-        return model.placed() if model is not None else nullcontext()
+        return self.placement(name) or nullcontext()
+
+    def placement(self, name: str) -> AbstractContextManager[None] | None:
+        """``placed``, or None when there is nothing to confine (the model is not served,
+        or has no cores of its own): the REST transport then enters nothing."""
+        model = self._models.get(name)  # one atomic read of the map (as ``_hold``)
+        share = model.share if model is not None else None
+        return confined(share.cores) if share is not None and share.cores else None
 
     def admitted(self, name: str) -> AbstractContextManager[None]:
         """A fair-share slot of ``name``'s current model, held before a request's body is
-        decoded (the REST path), so a refused request costs no decoding."""
-        return self.get(name).admitted()
+        decoded (the REST path), so a refused request costs no decoding
+        (``LoadedModel.admitted`` of ``get(name)``, inlined: it is on every request's
+        path, and the map is read in one atomic step, as ``_hold`` reads it)."""
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(f"model {name!r} is not active")
+        gate, stats = model._gate, model._stats
+        if gate is None or stats is None:
+            return _AS_IS
+        return _Admission(gate, stats)
 
     def activate(self, model: LoadedModel) -> LoadedModel | None:
         """Serve ``model`` under its name from now on; return the model it replaced

@@ -23,6 +23,7 @@ import math
 import struct
 import sys
 from collections.abc import Sequence
+from ctypes import addressof, c_char
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def flag(where: str, parameters: dict[str, Any] | None, key: str) -> bool | None
 
 
 def decode_tensor(
-    name: str, datatype: str, dtype: np.dtype[Any], shape: list[int], raw: memoryview
+    name: str, datatype: str, dtype: np.dtype[Any], shape: Sequence[int], raw: memoryview
 ) -> np.ndarray:
     """An input tensor over ``raw`` (no copy when aligned), its size checked first."""
     count = math.prod(shape)
@@ -110,20 +111,24 @@ def decode_tensor(
     if len(raw) != expected:
         raise InvalidInput(
             f"input {name!r}: {BINARY_SIZE} {len(raw)}, expected {expected} bytes "
-            f"for {datatype} {shape}"
+            f"for {datatype} {list(shape)}"
         )
     if dtype.kind == "b":
         flat = np.frombuffer(raw, dtype=np.uint8)
         if flat.size and int(flat.max()) > 1:
             raise InvalidInput(f"input {name!r}: BOOL bytes must be 0 or 1")
         array = flat.view(np.bool_)
-    else:
+    elif _LITTLE and dtype.byteorder != ">":  # native is little-endian: no new dtype
+        array = np.frombuffer(raw, dtype=dtype)
+    else:  # pragma: no cover - big-endian hosts (or a big-endian dtype)
         array = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
-        if not _LITTLE:  # pragma: no cover - big-endian hosts
+        if not _LITTLE:
             array = array.astype(dtype)
     if not array.flags.aligned:
         array = array.copy()
-    return array.reshape(shape)
+    # a tuple: numpy converts a list shape on a slower path (~10 us right after an
+    # inference, docs/benchmarks.md); ``Plan`` keeps its shapes as tuples
+    return array.reshape(shape if type(shape) is tuple else tuple(shape))
 
 
 def aligned_body(header_length: str | None, length: int) -> memoryview:
@@ -133,8 +138,10 @@ def aligned_body(header_length: str | None, length: int) -> memoryview:
     json_length = 0
     if header_length is not None and header_length.isascii() and header_length.isdigit():
         json_length = min(int(header_length), length)
-    # the address from C (``ctypes.data`` runs numpy's Python-level ctypes helper)
-    pad = -(raw.__array_interface__["data"][0] + json_length) % ALIGNMENT
+    # the address through ctypes' buffer call (``ndarray.ctypes.data`` runs numpy's
+    # Python-level helper, ``__array_interface__`` builds a dict: 2-3x as long)
+    address = addressof(c_char.from_buffer(raw))  # type: ignore[arg-type]  # numpy: no Buffer stub
+    pad = -(address + json_length) % ALIGNMENT
     return raw.data[pad : pad + length]
 
 
@@ -168,7 +175,17 @@ def deserialize_bytes(name: str, raw: memoryview, count: int) -> np.ndarray:
 
 
 def tensor_data(array: np.ndarray) -> memoryview:
-    """The binary data of a numeric tensor: its memory, little-endian, row-major."""
+    """The binary data of a numeric tensor: its memory, little-endian, row-major.
+
+    A C-contiguous little-endian array (what a backend returns) is handed out as a byte
+    view of itself: one buffer call, where the four numpy calls below cost tens of
+    microseconds each right after an inference evicted the caches (``docs/benchmarks.md``);
+    anything else (strided, big-endian, empty, a dtype with no buffer format) takes them."""
+    if _LITTLE and array.dtype.byteorder != ">":
+        try:
+            return memoryview(array).cast("B")  # type: ignore[arg-type]  # numpy: no Buffer stub
+        except (TypeError, ValueError):  # not C-contiguous, no elements, or e.g. datetime
+            pass
     flat = np.ascontiguousarray(array).reshape(-1)
     if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "=" and not _LITTLE):
         flat = flat.astype(flat.dtype.newbyteorder("<"))  # pragma: no cover

@@ -44,7 +44,7 @@ class _Input:
     name: str
     datatype: str
     dtype: np.dtype[Any]
-    shape: list[int]
+    shape: tuple[int, ...]  # a tuple: what numpy reshapes to fastest
     size: int
 
 
@@ -61,26 +61,30 @@ class Plan:
 
     def decode(self, binary: memoryview) -> dict[str, np.ndarray]:
         """The input arrays over ``binary`` (of ``size`` bytes)."""
-        from agent.serving import oip_binary  # loaded already: a plan follows a decode
+        # loaded already (a plan follows a decode); the module, not ``from agent.serving
+        # import``, whose fromlist costs a Python call
+        from agent.serving.oip_binary import decode_tensor
 
         arrays: dict[str, np.ndarray] = {}
         at = 0
         for i in self.inputs:
             raw = binary[at : at + i.size]
-            arrays[i.name] = oip_binary.decode_tensor(i.name, i.datatype, i.dtype, i.shape, raw)
+            arrays[i.name] = decode_tensor(i.name, i.datatype, i.dtype, i.shape, raw)
             at += i.size
         return arrays
 
     def answer(self, outputs: Mapping[str, np.ndarray]) -> tuple[bytes, list[Any]] | None:
         """(JSON header, binary buffers) of the answer, when one was kept for outputs of
         these names, dtypes and shapes (its JSON header is then the same bytes)."""
-        kept = self.answers.get(tuple((n, a.dtype, a.shape) for n, a in outputs.items()))
+        kept = self.answers.get(_kinds(outputs))
         if kept is None:
             return None
-        from agent.serving import oip_binary  # loaded already: a plan follows a decode
+        from agent.serving.oip_binary import tensor_data  # loaded already, as in ``decode``
 
         payload, names = kept
-        return payload, [oip_binary.tensor_data(outputs[n]) for n in names]
+        if len(names) == 1:  # no list comprehension (a frame of its own) for one output
+            return payload, [tensor_data(outputs[names[0]])]
+        return payload, [tensor_data(outputs[n]) for n in names]
 
     def keep_answer(
         self, outputs: Mapping[str, np.ndarray], payload: bytes, body: Mapping[str, Any]
@@ -92,8 +96,15 @@ class Plan:
             return
         if len(self.answers) >= KEEP_ANSWERS:
             self.answers.clear()
-        key = tuple((n, a.dtype, a.shape) for n, a in outputs.items())
-        self.answers[key] = (payload, tuple(e["name"] for e in entries))
+        self.answers[_kinds(outputs)] = (payload, tuple(e["name"] for e in entries))
+
+
+def _kinds(outputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+    """(name, dtype, shape) of each output, in order: what a kept answer depends on."""
+    if len(outputs) == 1:  # no generator (a frame of its own) for one output
+        ((name, array),) = outputs.items()
+        return ((name, array.dtype, array.shape),)
+    return tuple((n, a.dtype, a.shape) for n, a in outputs.items())
 
 
 class Plans:
@@ -133,7 +144,7 @@ class Plans:
             if size is None:
                 return
             dtype = oip.NUMPY_DTYPES[tensor.datatype]
-            inputs.append(_Input(tensor.name, tensor.datatype, dtype, tensor.shape, size))
+            inputs.append(_Input(tensor.name, tensor.datatype, dtype, tuple(tensor.shape), size))
         plan = Plan(weakref.ref(model), request, tuple(inputs), len(binary))
         with self._lock:
             if len(self._plans) >= KEEP:

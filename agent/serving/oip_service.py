@@ -72,7 +72,7 @@ def infer(
         check_version(model, version)
         request, inputs = decode(model)
         outputs = model.infer(inputs)
-        missing = [o.name for o in request.outputs or [] if o.name not in outputs]
-        if missing:
-            raise InferenceError(f"model did not produce output {missing[0]!r}")
+        for wanted in request.outputs or ():  # a loop, not a list: no frame of its own
+            if wanted.name not in outputs:
+                raise InferenceError(f"model did not produce output {wanted.name!r}")
         return encode(model, request, outputs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 
 import pytest
 
@@ -84,7 +85,8 @@ def test_a_head_seen_before_parses_alike_and_shares_nothing() -> None:
     assert parse_head(b"GET / HTTP/1.1\r\nHost: a")[0].headers == {"host": "a"}
 
 
-def test_send_within_writes_everything_through_a_full_buffer() -> None:
+@pytest.mark.parametrize("whole", [False, True], ids=["gathered", "one bytes object"])
+def test_send_within_writes_everything_through_a_full_buffer(whole: bool) -> None:
     left, right = socket.socketpair()
     left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     data = bytes(range(256)) * 4096  # 1 MiB: many times the socket's buffer
@@ -97,7 +99,10 @@ def test_send_within_writes_everything_through_a_full_buffer() -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        send_within(left, (b"head", memoryview(data), b"tail"), timeout=10)
+        if whole:  # the first write is partial: the rest goes as a view of what is left
+            send_within(left, (b"head" + data + b"tail",), timeout=10)
+        else:
+            send_within(left, (b"head", memoryview(data), b"tail"), timeout=10)
     finally:
         left.close()
         reader.join(10)
@@ -113,3 +118,25 @@ def test_send_within_gives_up_at_its_deadline() -> None:
     finally:
         left.close()
         right.close()
+
+
+def test_idle_timeout_bounds_a_blocking_read_and_a_shutdown_still_wakes_it() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname()[:2])
+    conn, _ = server.accept()
+    try:
+        assert not http_wire.idle_timeout(conn, 0.0005)  # under 1 ms: the kernel's "none"
+        assert http_wire.idle_timeout(conn, 0.2)
+        with pytest.raises(BlockingIOError):  # nothing sent: EAGAIN once 0.2 s are over
+            conn.recv(1)
+        assert http_wire.idle_timeout(conn, 5)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(conn.recv(1)))
+        reader.start()
+        time.sleep(0.05)  # let it block (a shutdown before the read gives b"" as well)
+        http_wire.shutdown(conn)  # as ``stop`` or an eviction does
+        reader.join(5)
+        assert got == [b""]
+    finally:
+        for sock in (conn, client, server):
+            sock.close()

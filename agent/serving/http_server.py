@@ -9,9 +9,12 @@ connection's own thread reads the request with ``recv_into`` straight into the b
 buffer, calls the handler (inference runs there, never on an event loop; onnxruntime
 releases the GIL) and writes the answer with one gather write (``agent.serving.http_wire``).
 
-Every read and write is ``MSG_DONTWAIT`` on a socket without a Python timeout: it takes
-what has arrived (writes what fits) and only when that is nothing does the thread wait,
-in ``poll``, for the time its deadline leaves. A Python socket timeout would cost an
+Every read and write within a request is ``MSG_DONTWAIT`` on a socket without a Python
+timeout: it takes what has arrived (writes what fits) and only when that is nothing does
+the thread wait, in ``poll``, for the time its deadline leaves. Waiting for the next
+request on a kept-alive connection is one blocking ``recv`` bounded by the kernel
+(``SO_RCVTIMEO``, the idle keep-alive timeout, set once per connection; ``poll`` where the
+value does not read back). A Python socket timeout would cost an
 ``ioctl`` to set before each read and a ``poll`` before every read and write, each a
 system call and a release of the GIL that the client thread of ``bench.peers`` (the same
 process) takes in turn; a 600 KB body already in the socket's buffer is now read with
@@ -181,7 +184,7 @@ class HttpServer:
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(None)  # never waits in a read or write: see _recv_request
+            sock.settimeout(None)  # no Python timeout: see the module docstring
             conn = Connection(sock)
             conn.idle_bounded = idle_timeout(sock, self.limits.keep_alive_s)
             thread = threading.Thread(

@@ -258,10 +258,16 @@ def _head(response: Response, length: int, close: bool, server: bytes) -> bytes:
     length, which a repeated request repeats), so most answers format one number."""
     headers = response.headers
     key = (response.status, response.content_type, server, headers, close)
-    around = _AROUND.get(key) if type(headers) is tuple else None
+    keep = type(headers) is tuple
+    around = None
+    if keep:
+        try:
+            around = _AROUND.get(key)
+        except TypeError:  # an unhashable header (a list in the tuple): sent, not kept
+            keep = False
     if around is None:
         around = _around(response, close, server)
-        if type(headers) is tuple:
+        if keep:
             if len(_AROUND) >= _KEEP_AROUND:
                 _AROUND.clear()
             _AROUND[key] = around

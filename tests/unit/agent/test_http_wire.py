@@ -9,11 +9,12 @@ import random
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from agent.serving import http_wire
-from agent.serving.http_wire import Refused, parse_head, send_within
+from agent.serving.http_wire import Refused, Response, parse_head, send_response, send_within
 
 LINES = [
     b"Host: a",
@@ -140,3 +141,14 @@ def test_idle_timeout_bounds_a_blocking_read_and_a_shutdown_still_wakes_it() -> 
     finally:
         for sock in (conn, client, server):
             sock.close()
+
+
+def test_an_answer_whose_headers_cannot_be_kept_is_still_sent() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        # a list in the tuple (outside the type, as a handler might): formatted, not kept
+        headers: Any = (["X-A", "1"],)
+        send_response(
+            a, Response(200, (b"x",), headers=headers), close=True, server=b"s", timeout=1
+        )
+        assert b.recv(999).startswith(b"HTTP/1.1 200 OK\r\n")

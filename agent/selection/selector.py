@@ -391,13 +391,14 @@ class Selector:
             )
             logger.info("selection: %s p50 %.3f ms p99 %.3f ms", k, t.p50_ms, t.p99_ms)
         ratios = paired_ratios(timings[nkey].bursts_ms, timings[ckey].bursts_ms)
-        logger.debug(
-            "selection: burst medians (ms) %s %s, %s %s",
-            ckey,
-            [round(b, 4) for b in timings[ckey].bursts_ms],
-            nkey,
-            [round(b, 4) for b in timings[nkey].bursts_ms],
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # why a duel went as it did, round by round
+            logger.debug(
+                "selection: burst medians (ms) %s %s, %s %s",
+                ckey,
+                [round(b, 4) for b in timings[ckey].bursts_ms],
+                nkey,
+                [round(b, 4) for b in timings[nkey].bursts_ms],
+            )
         if ratios:
             keep, take = regrets(ratios)
             logger.info(

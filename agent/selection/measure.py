@@ -20,9 +20,18 @@ and only in the bursts it overlaps. On a 2-vCPU box a 30 us GRU step with two OR
 threads ran its bursts at 27 us when the other core was free and at 38-53 us when it was
 not, while one thread stayed at 31-32 us (44 us when its own core was taken): whichever
 candidate the busy spells happened to overlap lost, and the winner flipped between runs.
-A steady stream on a quiet box (what the model serves as, and what ``bench.selection``
-re-measures) sees the calm figures; the calmest bursts are what the
-runtime itself costs."""
+A steady stream on a quiet box sees the calm figures; the calmest bursts are what the
+runtime itself costs, and what a candidate reports.
+
+Paired rounds decide a duel (``paired_ratios``; ``policy.displaces``). The calm p50 is a
+figure of the quiet box: on a box that stays busy it flatters a multi-threaded candidate by
+what the busy spells cost it (a 30 us GRU step on a box at load 3-4: ORT with two threads
+calm at 0.033 ms against one thread's 0.034, while back to back on that box, as a served
+model runs and ``bench.selection`` re-measures, 0.036 against 0.030). In each round the two
+candidates' bursts run next to each other and see the same load, whatever it is: the ratio
+of their medians in that round is what the load of that moment makes of the pair, and the
+spread of those ratios over the rounds shows how each fares when the box is calm and when
+it is busy. A spell that overlaps one burst of a pair moves one ratio of many."""
 
 from __future__ import annotations
 
@@ -52,6 +61,9 @@ class Timing:
     #: p99 over every timed run
     p99_ms: float
     runs: int
+    #: the median of each of its bursts, one a round, in the order of the rounds
+    #: (``paired_ratio`` pairs them with another candidate's of the same rounds)
+    bursts_ms: tuple[float, ...] = ()
 
 
 def warm_up(infer: Infer, inputs: Mapping[str, np.ndarray], runs: int = 3) -> dict[str, np.ndarray]:
@@ -72,6 +84,8 @@ def time_interleaved(
     min_runs: int = 5,
     min_rounds: int = 4,
     decisive: float = 1.25,
+    clear: float = 2.0,
+    clear_rounds: int = 2,
     max_runs: int = 100_000,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
@@ -79,7 +93,10 @@ def time_interleaved(
 ) -> dict[str, Timing]:
     """p50/p99 of every candidate, timed in rotating rounds of bursts. ``hard_s``: seconds
     after which timing stops even short of ``min_runs`` (checked before each burst; a
-    candidate that got no run has a NaN p50)."""
+    candidate that got no run has a NaN p50). Timing stops after ``min_rounds`` rounds
+    when the fastest is ``decisive`` times faster than the rest, and already after
+    ``clear_rounds`` when it is ``clear`` times faster: a candidate ten times slower needs
+    no more rounds, and the time it would take is what a close call needs."""
     import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
     share = min(1.0, max(0.05, cpu_share))
@@ -121,6 +138,8 @@ def time_interleaved(
                 sleep(max(0.0, min(pause, hard - clock())))
         if all(n >= max_runs for n in runs.values()):
             break
+        if rounds >= clear_rounds and _decided(bursts, min_runs, clear):
+            break
         if rounds >= min_rounds and _decided(bursts, min_runs, decisive):
             break
     timings = {}
@@ -130,8 +149,17 @@ def time_interleaved(
             p50_ms=_calm(own_bursts),
             p99_ms=float(np.percentile(np.concatenate(every), 99)) if every else float("nan"),
             runs=runs[key],
+            bursts_ms=tuple(b[0] for b in own_bursts),
         )
     return timings
+
+
+def paired_ratios(challenger: Sequence[float], champion: Sequence[float]) -> list[float]:
+    """Per round, ``challenger``'s burst median over ``champion``'s in the same round
+    (``Timing.bursts_ms``; a round one of them missed, cut by the hard stop or
+    ``max_runs``, is left out: those are always the last ones). Below 1: the challenger
+    was the faster in that round."""
+    return [a / b for a, b in zip(challenger, champion, strict=False) if b > 0]
 
 
 def calm_p50(bursts: Sequence[Sequence[float]]) -> float:

@@ -3,7 +3,10 @@
 ``displaces``: the selector times candidates one challenger at a time against the
 current champion; a challenger takes its place only when its p50 is more than
 ``MARGIN_PCT`` (3%) below the champion's, measured in the same rounds, so that noise on a
-busy box does not flip the winner between two runs of the same model. ``choose`` ranks
+busy box does not flip the winner between two runs of the same model. Where the duel gives
+its per-round paired ratios (``measure.paired_ratios``), they decide: keeping the champion
+must cost more than the margin beyond what taking the challenger could, in the rounds each
+fares worst in (``regrets``). ``choose`` ranks
 candidates measured together (below).
 
 Each candidate was loaded, warmed up and timed on the real model (``measure``) and its
@@ -16,6 +19,7 @@ overrides the measurement (``selector``).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,13 +73,53 @@ def _compare(a: Measurement, b: Measurement) -> int:
 MARGIN_PCT = 3.0
 
 
-def displaces(champion: Measurement, challenger: Measurement, margin_pct: float) -> bool:
+#: the quantiles of a duel's per-round ratios that stand for "when the box was calm" and
+#: "when it was busy" for the pair (``displaces``): the worst round would be noise
+REGRET_QUANTILES = (0.25, 0.75)
+
+
+def regrets(ratios: Sequence[float]) -> tuple[float, float]:
+    """(keeping the champion, taking the challenger): how much slower each choice was than
+    the other in the rounds it fared worst in (``REGRET_QUANTILES`` of the per-round
+    ``ratios``, challenger over champion; at least 1). A pair whose ranking flips with the
+    load has a regret on both sides; a steady one only on the slower side."""
+    ordered = sorted(ratios)
+    low, high = (_quantile(ordered, q) for q in REGRET_QUANTILES)
+    return max(1.0, 1.0 / low), max(1.0, high)
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), without numpy."""
+    at = q * (len(ordered) - 1)
+    below = math.floor(at)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (at - below)
+
+
+def displaces(
+    champion: Measurement,
+    challenger: Measurement,
+    margin_pct: float,
+    ratios: Sequence[float] = (),
+) -> bool:
     """Whether ``challenger`` (timed against ``champion`` in the same rounds) takes its
-    place: an eligible challenger whose p50 is more than ``margin_pct`` percent below."""
+    place: an eligible challenger more than ``margin_pct`` percent faster.
+
+    ``ratios``, when the duel gives them (``measure.paired_ratios``: challenger over
+    champion, one a round), decide: the challenger wins when keeping the champion would
+    cost more than ``margin_pct`` beyond what taking the challenger could (``regrets``).
+    A steady ratio r displaces when 1/r > 1 + margin, as the p50s did; a pair that swaps
+    places with the box's load goes to the one whose bad rounds cost less, because the
+    load the model will serve under is not the load of the selection's few seconds. Without
+    ratios, the two p50s decide."""
     if not challenger.eligible or challenger.p50_ms is None:
         return False
     if not champion.eligible or champion.p50_ms is None:
         return True
+    usable = [r for r in ratios if math.isfinite(r) and r > 0]
+    if usable:
+        keep, take = regrets(usable)
+        return keep > take * (1.0 + margin_pct / 100.0)
     return challenger.p50_ms < champion.p50_ms * (1.0 - margin_pct / 100.0)
 
 

@@ -18,8 +18,10 @@
    and how to supply better ones), then timed
    interleaved against the champion, in rotating rounds of short bursts, running at most
    ``cpu_share`` of the time, each p50 over its calmest bursts (``measure``). It
-   displaces the champion only when its p50 is ``margin_pct`` (3%) below
-   (``policy.displaces``): noise does not flip the winner.
+   displaces the champion only when it is ``margin_pct`` (3%) faster, judged on their
+   per-round paired ratios (``measure.paired_ratios``, ``policy.displaces``): noise does
+   not flip the winner, and a pair that swaps places with the box's load goes to the one
+   whose busy (or calm) rounds cost less.
    The loser is closed at once.
 5. Budget: ``budget_s`` (5 s) covers the whole selection, loads included. What is left is
    shared out over the pairs still to time (minus the loads they will take); a candidate
@@ -55,8 +57,8 @@ from agent.selection.guard import (
     outputs_on,
     run_failed,
 )
-from agent.selection.measure import time_interleaved
-from agent.selection.policy import MARGIN_PCT, Measurement, displaces
+from agent.selection.measure import paired_ratios, time_interleaved
+from agent.selection.policy import MARGIN_PCT, Measurement, displaces, regrets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -388,7 +390,26 @@ class Selector:
                 memory_bytes=trial.memory.get(k),
             )
             logger.info("selection: %s p50 %.3f ms p99 %.3f ms", k, t.p50_ms, t.p99_ms)
-        if displaces(trial.figures[ckey], trial.figures[nkey], self.settings.margin_pct):
+        ratios = paired_ratios(timings[nkey].bursts_ms, timings[ckey].bursts_ms)
+        if logger.isEnabledFor(logging.DEBUG):  # why a duel went as it did, round by round
+            logger.debug(
+                "selection: burst medians (ms) %s %s, %s %s",
+                ckey,
+                [round(b, 4) for b in timings[ckey].bursts_ms],
+                nkey,
+                [round(b, 4) for b in timings[nkey].bursts_ms],
+            )
+        if ratios:
+            keep, take = regrets(ratios)
+            logger.info(
+                "selection: %s over %s in %d paired rounds: regret of keeping %.3f, of taking %.3f",
+                nkey,
+                ckey,
+                len(ratios),
+                keep,
+                take,
+            )
+        if displaces(trial.figures[ckey], trial.figures[nkey], self.settings.margin_pct, ratios):
             crun.close()
             return challenger
         nrun.close()

@@ -156,7 +156,8 @@ def test_the_calm_p50_is_over_the_calmest_bursts_holding_a_quarter_of_the_runs()
 def test_outside_load_that_slows_one_candidate_more_does_not_decide() -> None:
     """A two-thread candidate ("pool") is slowed by half when another process takes a
     core, a one-thread one ("single") by a tenth; the box is busy in three rounds of
-    every four. Calm, "pool" is the faster: so it must rank first."""
+    every four. Calm, "pool" is the faster: its calm p50 must be the lower (which one wins
+    the duel is for the paired rounds: test_selection_paired)."""
     now = [0.0]
     bursts_begun = [0]
 

@@ -49,10 +49,12 @@ def _load_old(rev: str, into: Path) -> Any:
     """``agent/serving`` at ``rev`` as the package ``OLD`` (imports of it rewritten)."""
     package = into / OLD
     package.mkdir()
+    repo = Path(__file__).resolve().parent.parent  # wherever the tool is run from
     listing = ["git", "ls-tree", "--name-only", f"{rev}:agent/serving"]
-    for name in subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split():
+    names = subprocess.run(listing, capture_output=True, text=True, check=True, cwd=repo)
+    for name in names.stdout.split():
         show = ["git", "show", f"{rev}:agent/serving/{name}"]
-        source = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+        source = subprocess.run(show, capture_output=True, text=True, check=True, cwd=repo).stdout
         (package / name).write_text(re.sub(r"\bagent\.serving\b", OLD, source))
     sys.path.insert(0, str(into))
     import importlib
@@ -125,11 +127,13 @@ def _compare(
         expected = run_session(image)
         for name, call in paths.items():
             np.testing.assert_array_equal(call(), expected, err_msg=name)
-        threads = {
-            "old": next(iter(old._http._slots.snapshot().values())),
-            "new": next(iter(new._http._slots.snapshot().values())),
-            "floor": floor._server._thread,
+        served = {
+            n: list(api._http._slots.snapshot().values()) for n, api in [("old", old), ("new", new)]
         }
+        # each client keeps one keep-alive connection: its thread is the one timed
+        if any(len(t) != 1 for t in served.values()):
+            raise RuntimeError(f"one connection per server expected: {served}")
+        threads = {"old": served["old"][0], "new": served["new"][0], "floor": floor._server._thread}
         clocks = {n: time.pthread_getcpuclockid(t.ident or 0) for n, t in threads.items()}
         for call in paths.values():
             for _ in range(WARMUP):

@@ -128,7 +128,11 @@ def time_interleaved(
                 if ran:  # the burst's first run is dropped; every burst keeps one at least
                     own.append(elapsed * 1000.0)
                 ran += 1
-                if ran > 1 and (clock() - start >= burst_s or runs[key] + len(own) >= max_runs):
+                if ran > 1 and (
+                    clock() - start >= burst_s
+                    or runs[key] + len(own) >= max_runs
+                    or clock() >= hard
+                ):  # a burst ends at the hard stop too: the budget holds to a run, not a burst
                     break
             samples = np.asarray(own)
             bursts[key].append((float(np.median(samples)), samples))

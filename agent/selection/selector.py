@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 REFERENCE_KEY = "onnxruntime:CPUExecutionProvider:f32"
 #: the least time one champion/challenger pair is timed for (seconds)
 MIN_PAIR_S = 0.1
+#: kept of the budget after the last duel: closing its loser, recording the choice
+TAIL_S = 0.05
 #: ``time_interleaved``'s burst per candidate (its default)
 BURST_S = 0.05
 
@@ -320,7 +322,9 @@ class Selector:
                 rest = len(ordered) - i  # this pair and the ones after it
                 # a pair checks its time between rounds: keep one round in hand
                 left = deadline - time.monotonic() - expected_load * (rest - 1) - round_s
-                hard = deadline - time.monotonic()  # the budget holds, min_runs or not
+                # the budget holds, min_runs or not, with the loser's close and the
+                # bookkeeping after the last duel inside it
+                hard = deadline - time.monotonic() - TAIL_S
                 champion = self._duel(champion, (spec.key, runner), trial, left / rest, hard)
                 pairs += 1
         except BaseException:

@@ -238,6 +238,26 @@ def test_a_hard_stop_ends_timing_short_of_min_runs() -> None:
     assert timings["a"].runs < 5 and timings["b"].runs < 5
 
 
+def test_a_burst_ends_at_the_hard_stop() -> None:
+    now = [0.0]
+
+    def infer(_: object) -> dict[str, np.ndarray]:
+        now[0] += 0.001  # a fast model: a burst of 0.05 s is 50 runs
+        return {}
+
+    timings = time_interleaved(
+        {"a": infer, "b": infer},
+        {},
+        budget_s=10.0,
+        cpu_share=1.0,
+        hard_s=0.175,  # in the middle of the fourth burst
+        clock=lambda: now[0],
+        sleep=lambda s: None,
+    )
+    assert now[0] <= 0.175 + 0.001 + 1e-9  # one run past the stop at most, not a burst
+    assert timings["a"].runs > 0 and timings["b"].runs > 0
+
+
 def test_the_pause_after_a_burst_ends_at_the_hard_stop() -> None:
     now = [0.0]
 

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import pytest
 
 from agent.selection import MARGIN_PCT, Measurement, displaces, time_interleaved
 from agent.selection.measure import paired_ratios
 from agent.selection.policy import regrets
+from tests.support.busy_box import FakeClock, time_on_a_busy_box
 
 CHAMPION = Measurement("champion", p50_ms=1.0)
 
@@ -79,31 +77,7 @@ def test_busy_rounds_that_slow_the_two_thread_candidate_decide_for_the_other() -
     core, a one-thread one ("single") by a tenth; the box is busy in three rounds of four.
     The calm p50s still report "pool" as the faster (what the runtime costs on a quiet
     box), but serving back to back on this box would see "single" faster: it wins."""
-    now = [0.0]
-    bursts_begun = [0]
-
-    def busy() -> bool:
-        return (bursts_begun[0] // 2) % 4 != 0  # two bursts a round
-
-    def run(calm_s: float, slowdown: float) -> Any:
-        def infer(_: object) -> dict[str, np.ndarray]:
-            now[0] += calm_s * (slowdown if busy() else 1.0)
-            return {}
-
-        return infer
-
-    def sleep(s: float) -> None:
-        bursts_begun[0] += 1
-        now[0] += s
-
-    timings = time_interleaved(
-        {"pool": run(0.0010, 1.5), "single": run(0.0011, 1.1)},
-        {},
-        budget_s=2.0,
-        cpu_share=0.5,
-        clock=lambda: now[0],
-        sleep=sleep,
-    )
+    timings = time_on_a_busy_box()
     pool, single = timings["pool"], timings["single"]
     assert pool.p50_ms < single.p50_ms  # the calm figures
     assert len(pool.bursts_ms) == len(single.bursts_ms) >= 6  # one burst a round each
@@ -119,22 +93,14 @@ def test_busy_rounds_that_slow_the_two_thread_candidate_decide_for_the_other() -
 def test_a_clear_gap_stops_after_two_rounds_a_decisive_one_after_four(
     slower: float, rounds: int
 ) -> None:
-    now = [0.0]
-
-    def run(seconds: float) -> Any:
-        def infer(_: object) -> dict[str, np.ndarray]:
-            now[0] += seconds
-            return {}
-
-        return infer
-
+    clock = FakeClock()
     timings = time_interleaved(
-        {"a": run(0.001), "b": run(slower)},
+        {"a": clock.model(0.001), "b": clock.model(slower)},
         {},
         budget_s=5.0,
         cpu_share=1.0,
         min_runs=1,
-        clock=lambda: now[0],
+        clock=clock,
         sleep=lambda s: None,
     )
     assert len(timings["a"].bursts_ms) == len(timings["b"].bursts_ms) == rounds

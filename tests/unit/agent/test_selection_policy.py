@@ -19,6 +19,7 @@ from agent.selection import (
     time_interleaved,
 )
 from agent.selection.measure import calm_p50
+from tests.support.busy_box import FakeClock, time_on_a_busy_box
 
 
 def m(key: str, p50: float | None, p99: float | None = None, **kw: object) -> Measurement:
@@ -123,24 +124,16 @@ def test_timer_interleaves_bursts_within_the_cpu_share_and_the_budget() -> None:
 def test_a_clear_winner_stops_early_and_a_close_call_gets_the_budget(
     slower: float, whole_budget: bool
 ) -> None:
-    now = [0.0]
-
-    def run(seconds: float) -> Any:
-        def infer(_: object) -> dict[str, np.ndarray]:
-            now[0] += seconds
-            return {}
-
-        return infer
-
+    clock = FakeClock()
     time_interleaved(
-        {"a": run(0.010), "b": run(slower)},
+        {"a": clock.model(0.010), "b": clock.model(slower)},
         {},
         budget_s=5.0,
         cpu_share=1.0,
-        clock=lambda: now[0],
+        clock=clock,
         sleep=lambda s: None,
     )
-    assert (now[0] >= 5.0) == whole_budget, now[0]
+    assert (clock.now >= 5.0) == whole_budget, clock.now
 
 
 def test_the_calm_p50_is_over_the_calmest_bursts_holding_a_quarter_of_the_runs() -> None:
@@ -158,31 +151,7 @@ def test_outside_load_that_slows_one_candidate_more_does_not_decide() -> None:
     core, a one-thread one ("single") by a tenth; the box is busy in three rounds of
     every four. Calm, "pool" is the faster: its calm p50 must be the lower (which one wins
     the duel is for the paired rounds: test_selection_paired)."""
-    now = [0.0]
-    bursts_begun = [0]
-
-    def busy() -> bool:
-        return (bursts_begun[0] // 2) % 4 != 0  # two bursts a round
-
-    def run(calm_s: float, slowdown: float) -> Any:
-        def infer(_: object) -> dict[str, np.ndarray]:
-            now[0] += calm_s * (slowdown if busy() else 1.0)
-            return {}
-
-        return infer
-
-    def sleep(s: float) -> None:
-        bursts_begun[0] += 1
-        now[0] += s
-
-    timings = time_interleaved(
-        {"pool": run(0.0010, 1.5), "single": run(0.0011, 1.1)},
-        {},
-        budget_s=2.0,
-        cpu_share=0.5,
-        clock=lambda: now[0],
-        sleep=sleep,
-    )
+    timings = time_on_a_busy_box()
     assert timings["pool"].p50_ms == pytest.approx(1.0)
     assert timings["single"].p50_ms == pytest.approx(1.1)
     assert timings["pool"].p99_ms == pytest.approx(1.5)  # the tail keeps the busy runs

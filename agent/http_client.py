@@ -96,9 +96,8 @@ class Cancel:
     def _connected(self, conn: http.client.HTTPConnection) -> None:
         """After ``connect``: a cancel that came while it was connecting takes effect."""
         with self._lock:
-            cancelled = self.cancelled
-        if cancelled:
-            _shut(conn)
+            if self.cancelled:
+                _shut(conn)
 
     def _release(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:

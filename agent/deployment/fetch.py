@@ -148,9 +148,8 @@ class BlobFetcher:
         follow_redirects: bool = False,
     ) -> Iterator[http_client.Response]:
         """``http_client.request`` (GET) that ``close`` can cut short."""
-        stopping = TransientDownloadError(f"{what}: not downloaded: the agent is stopping")
         if self._cancel.cancelled:
-            raise stopping
+            raise _stopping(what)
         try:
             resp = http_client.request(
                 "GET",
@@ -163,7 +162,7 @@ class BlobFetcher:
             )
         except http_client.TransportError as exc:
             if self._cancel.cancelled:
-                raise stopping from exc
+                raise _stopping(what) from exc
             raise
         with resp:
             yield resp
@@ -311,10 +310,12 @@ class BlobFetcher:
                 continue
             if sink.size < ref.size:  # the body ended cleanly but short
                 if self._cancel.cancelled:  # a body without a length, cut by a stop
-                    raise TransientDownloadError(
-                        f"{ref.path}: not downloaded: the agent is stopping"
-                    )
+                    raise _stopping(ref.path)
                 raise DownloadError(f"{ref.path}: got {sink.size} bytes, declared {ref.size}")
+
+
+def _stopping(what: str) -> TransientDownloadError:
+    return TransientDownloadError(f"{what}: not downloaded: the agent is stopping")
 
 
 def _origin(url: str) -> str:

@@ -31,7 +31,7 @@ from agent.deployment.admission import admit
 from agent.deployment.applying import apply_generation
 from agent.deployment.book import Book, Outcome
 from agent.deployment.bundles import BundleCache
-from agent.deployment.commands import Command, verify_command
+from agent.deployment.commands import Command
 from agent.deployment.fit import models_bytes, size_text
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
@@ -45,9 +45,9 @@ from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
 from agent.deployment.worker import Worker
 from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
+from agent.keeper.api import Keeper
 from agent.selection import Selector
 from agent.serving import ServedModels
-from agent.trust_store import TrustStore
 from protocol import DeviceStatus, ModelAssignment, ModelFailure, SignedEnvelope
 
 __all__ = ["DeploymentManager", "Failure", "Outcome", "Reporter", "settled_status"]
@@ -69,7 +69,7 @@ class DeploymentManager:
         cache: BundleCache,
         models: ServedModels,
         reporter: Reporter,
-        trust: TrustStore,
+        keeper: Keeper,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 60.0,
         max_crashes: int = 3,
@@ -92,7 +92,7 @@ class DeploymentManager:
         self._cache = cache
         self._models = models
         self._reporter = reporter
-        self._trust = trust
+        self._keeper = keeper
         self._clock = clock
         self.status = DeviceStatus.IDLE
         #: deployment commands refused (signature, device, generation, expiry, trust)
@@ -224,7 +224,7 @@ class DeploymentManager:
 
     def handle_trust(self, raw: bytes) -> None:
         try:
-            changed = self._trust.offer(raw)
+            changed = self._keeper.offer_trust(raw)
         except TrustFetchError as exc:
             logger.warning("%s: trust update postponed: %s", self._label, exc)
             return
@@ -251,8 +251,8 @@ class DeploymentManager:
         if not retry:
             self._last_command = envelope
         try:
-            command = verify_command(
-                envelope, trust=self._trust, device_id=self._device_id, now=self._clock()
+            command = self._keeper.verify_command(
+                envelope, device_id=self._device_id, now=self._clock()
             )
             accepted = admit(
                 command,

@@ -47,7 +47,7 @@ from controlplane.publisher import MemoryPublisher
 from controlplane.trust import TrustStore
 from model_store import build_trust_document, generate_private_key
 from model_store.device_certs import make_csr
-from model_store.report_key import unwrap_report_key
+from model_store.report_key_wrap import unwrap_report_key
 from model_store.report_seal import seal_report
 from protocol import Heartbeat, ModelMetrics, TopicKind, decode, device_topic, encode
 

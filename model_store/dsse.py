@@ -10,46 +10,54 @@ Verification is strict: the payload type must be the expected one, base64 must b
 canonical standard base64, sizes are bounded, signatures by key ids the caller does not
 trust are ignored, and at least one signature must verify. Every failure is a
 ``SignatureError`` with a one-line reason.
+
+The parts without public-key cryptography (the wire codec, opening with prepared checks)
+live in ``model_store.dsse_codec``, which processes that must not load ``cryptography``
+import; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import ValidationError
 
+from model_store.dsse_codec import (
+    MAX_ENVELOPE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_SIGNATURE_BYTES,
+    MAX_SIGNATURES,
+    SignatureCheck,
+    b64decode_field,
+    decode_envelope,
+    encode_envelope,
+    envelope_payload,
+    open_envelope_by,
+)
 from model_store.envelope import pae
 from model_store.errors import SignatureError
 from model_store.keys import key_id, require_p256
-from model_store.strict_json import StrictJson
-from protocol.messages import EnvelopeSignature, SignedEnvelope, encode
+from protocol.messages import EnvelopeSignature, SignedEnvelope
 
-#: Largest decoded payload accepted (trust documents and desired states are small).
-MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
-#: Largest serialised envelope accepted by ``decode_envelope``.
-MAX_ENVELOPE_BYTES = 6 * 1024 * 1024
-#: A DER ECDSA P-256 signature is at most 72 bytes; anything much larger is not one.
-MAX_SIGNATURE_BYTES = 256
-MAX_SIGNATURES = 16
+__all__ = [
+    "MAX_ENVELOPE_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_SIGNATURES",
+    "MAX_SIGNATURE_BYTES",
+    "SignatureCheck",
+    "decode_envelope",
+    "ecdsa_check",
+    "encode_envelope",
+    "envelope_payload",
+    "open_envelope",
+    "open_envelope_by",
+    "sign_envelope",
+]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
-
-
-def _b64decode(value: str, what: str, limit: int) -> bytes:
-    if len(value) > (limit + 2) // 3 * 4:
-        raise SignatureError(f"envelope {what} is larger than {limit} bytes")
-    try:
-        data = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise SignatureError(f"envelope {what} is not valid base64") from exc
-    if base64.b64encode(data).decode("ascii") != value:
-        raise SignatureError(f"envelope {what} is not canonical base64")
-    return data
 
 
 def sign_envelope(
@@ -113,7 +121,7 @@ def open_envelope(
         key = keys.get(signature.keyid)
         if key is None or signature.keyid in verified:
             continue
-        sig = _b64decode(signature.sig, "signature", MAX_SIGNATURE_BYTES)
+        sig = b64decode_field(signature.sig, "signature", MAX_SIGNATURE_BYTES)
         try:
             key.verify(sig, message, _ECDSA)
         except (InvalidSignature, ValueError):
@@ -128,10 +136,6 @@ def open_envelope(
     return payload, frozenset(verified)
 
 
-#: Checks one signature: ``(signature bytes, the PAE message) -> verified``.
-SignatureCheck = Callable[[bytes, bytes], bool]
-
-
 def ecdsa_check(key: ec.EllipticCurvePublicKey) -> SignatureCheck:
     """The ``SignatureCheck`` of an ECDSA P-256 / SHA-256 key (its curve checked)."""
     require_p256(key, "a trusted key")
@@ -144,61 +148,3 @@ def ecdsa_check(key: ec.EllipticCurvePublicKey) -> SignatureCheck:
         return True
 
     return check
-
-
-def open_envelope_by(
-    envelope: SignedEnvelope, payload_type: str, checks: Mapping[str, SignatureCheck]
-) -> tuple[bytes, str]:
-    """``open_envelope`` for hot paths (sealed reports): ``checks`` maps key id to a
-    prepared check (``ecdsa_check``, or a MAC's). The payload and the id of the key whose
-    signature verified (the first listed that ``checks`` knows), else ``SignatureError``."""
-    if envelope.payload_type != payload_type:
-        raise SignatureError(
-            f"wrong payload type {envelope.payload_type[:80]!r} (expected {payload_type!r})"
-        )
-    if not 1 <= len(envelope.signatures) <= MAX_SIGNATURES:
-        raise SignatureError("envelope holds no signature, or too many")
-    payload = envelope_payload(envelope)
-    for signature in envelope.signatures:
-        check = checks.get(signature.keyid)
-        if check is None:
-            continue
-        sig = _b64decode(signature.sig, "signature", MAX_SIGNATURE_BYTES)
-        if not check(sig, pae(payload, payload_type)):
-            raise SignatureError("envelope signature does not verify against a trusted key")
-        return payload, signature.keyid
-    ids = ", ".join(s.keyid[:16] or "(empty)" for s in envelope.signatures[:3])
-    raise SignatureError(f"envelope is not signed by a trusted key (key ids: {ids})")
-
-
-def envelope_payload(envelope: SignedEnvelope) -> bytes:
-    """The decoded payload WITHOUT any signature check (to display or inspect only)."""
-    return _b64decode(envelope.payload, "payload", MAX_PAYLOAD_BYTES)
-
-
-#: The envelope's strict JSON and the wording of its errors.
-_JSON = StrictJson(
-    SignatureError,
-    invalid="malformed envelope: not valid JSON ({exc})",
-    duplicate="envelope has a duplicate key {key}",
-    not_object="malformed envelope: not a JSON object",
-    key_chars=40,
-)
-
-
-def decode_envelope(raw: bytes | bytearray | str) -> SignedEnvelope:
-    """Parse an envelope's JSON wire bytes; ``SignatureError`` (one line) if malformed."""
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        raise SignatureError(f"envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
-    obj = _JSON.parse_object(raw)
-    try:
-        return SignedEnvelope.model_validate(obj)
-    except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "envelope"
-        raise SignatureError(f"malformed envelope: {where}: {first.get('msg')}") from exc
-
-
-def encode_envelope(envelope: SignedEnvelope) -> bytes:
-    """An envelope's JSON wire bytes (``payloadType`` spelled as in DSSE)."""
-    return encode(envelope)

@@ -15,6 +15,9 @@ the ones it can no longer tell (a resend too old for the replay window), which t
 device then counts as lost. The payload type differs from a report's, so an ack can
 never pass for a report nor the reverse. A replayed ack is harmless: sequence numbers
 are never reused, so it names reports the device already forgot.
+
+HMAC only: this module must not import ``cryptography`` (the agent opens every ack in
+its long-lived process; issue 18).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from model_store import dsse
+from model_store import dsse_codec
 from model_store.errors import SignatureError
 from model_store.report_key import ReportKey
 from model_store.report_seal import MAX_SEQ, format_time
@@ -103,11 +106,13 @@ def _ranges(value: object) -> Ranges:
 def open_ack(raw: bytes | bytearray, key: ReportKey, *, device_id: str) -> Ack:
     """The ack in ``raw`` if ``key`` MACed it for ``device_id``; ``SignatureError`` (one
     line) otherwise."""
-    envelope = dsse.decode_envelope(raw)
+    envelope = dsse_codec.decode_envelope(raw)
     if envelope.payload_type != ACK_PAYLOAD_TYPE:
         raise SignatureError("not a report acknowledgement")
     try:
-        payload, _ = dsse.open_envelope_by(envelope, ACK_PAYLOAD_TYPE, {key.kid: key.verifies})
+        payload, _ = dsse_codec.open_envelope_by(
+            envelope, ACK_PAYLOAD_TYPE, {key.kid: key.verifies}
+        )
     except SignatureError as exc:
         raise SignatureError(f"ack is not MACed with this device's report key: {exc}") from exc
     try:

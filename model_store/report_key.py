@@ -7,40 +7,44 @@ device a key of its own (random, per device, stored with its identity) and the d
 MACs its reports with it. The key never crosses the network in the clear: it is
 encrypted to the device's enrolled P-256 key (ECIES: an ephemeral P-256 ECDH,
 HKDF-SHA256 bound to the device id and its key id, AES-256-GCM), so only the holder of
-the enrolled private key can read it, even from a captured or replayed renewal answer.
+the enrolled private key can read it, even from a captured or replayed renewal answer
+(``model_store.report_key_wrap``).
 
-Wire form of a wrapped key (base64): ``0x01 || ephemeral public key (65 bytes,
-uncompressed) || nonce (12) || ciphertext (32) || tag (16)``.
+This module is stdlib HMAC only and must not import ``cryptography``: the agent's
+long-lived process seals every report with it, and ``cryptography`` would stay in its
+memory for good (issue 18). ``wrap_report_key`` and ``unwrap_report_key`` are still
+importable from here; they load ``model_store.report_key_wrap`` when first asked for.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from model_store.dsse import encode_envelope
+from model_store.dsse_codec import encode_envelope
 from model_store.envelope import pae
-from model_store.errors import SignatureError
-from model_store.keys import key_id, require_p256
 from protocol.messages import EnvelopeSignature, SignedEnvelope
+
+if TYPE_CHECKING:
+    from model_store.report_key_wrap import unwrap_report_key, wrap_report_key
+
+__all__ = [
+    "KEY_BYTES",
+    "KEY_ID_PREFIX",
+    "ReportKey",
+    "new_report_key",
+    "report_key",
+    "unwrap_report_key",
+    "wrap_report_key",
+]
 
 KEY_BYTES = 32
 #: A report key's id starts with this: envelopes name the MAC key they were sealed with.
 KEY_ID_PREFIX = "hmac-sha256:"
-_VERSION = b"\x01"
-_POINT_BYTES = 65
-_NONCE_BYTES = 12
-_WRAPPED_BYTES = 1 + _POINT_BYTES + _NONCE_BYTES + KEY_BYTES + 16
 
 
 @dataclass(frozen=True, repr=False)
@@ -97,47 +101,12 @@ def new_report_key() -> ReportKey:
     return report_key(os.urandom(KEY_BYTES))
 
 
-def _kek(shared: bytes, ephemeral: bytes, device_id: str, recipient_kid: str) -> bytes:
-    info = (
-        b"edgefleet report key wrap v1\x00" + device_id.encode() + b"\x00" + recipient_kid.encode()
-    )
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral, info=info).derive(shared)
+if not TYPE_CHECKING:  # hidden from mypy, which then still flags a misspelled name
 
+    def __getattr__(name: str) -> object:
+        # wrap/unwrap live in report_key_wrap (ECDH, HKDF, AES-GCM), imported on first use
+        if name in ("wrap_report_key", "unwrap_report_key"):
+            from model_store import report_key_wrap
 
-def wrap_report_key(key: ReportKey, recipient: ec.EllipticCurvePublicKey, *, device_id: str) -> str:
-    """``key`` encrypted to ``recipient`` (the device's enrolled key), base64."""
-    require_p256(recipient, "the device key")
-    ephemeral = ec.generate_private_key(ec.SECP256R1())
-    point = ephemeral.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    kek = _kek(ephemeral.exchange(ec.ECDH(), recipient), point, device_id, key_id(recipient))
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(kek).encrypt(nonce, key.secret, device_id.encode())
-    return base64.b64encode(_VERSION + point + nonce + sealed).decode("ascii")
-
-
-def unwrap_report_key(
-    wrapped: str, private_key: ec.EllipticCurvePrivateKey, *, device_id: str
-) -> ReportKey:
-    """The report key ``wrap_report_key`` encrypted to ``private_key``'s public half;
-    ``SignatureError`` (one line) if it is malformed or was not made for this key."""
-    try:
-        raw = base64.b64decode(wrapped.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise SignatureError("wrapped report key is not base64") from exc
-    if len(raw) != _WRAPPED_BYTES or raw[:1] != _VERSION:
-        raise SignatureError("wrapped report key has the wrong size or version")
-    point, rest = raw[1 : 1 + _POINT_BYTES], raw[1 + _POINT_BYTES :]
-    nonce, sealed = rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
-    try:
-        ephemeral = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-        shared = private_key.exchange(ec.ECDH(), ephemeral)
-    except ValueError as exc:
-        raise SignatureError("wrapped report key holds no valid P-256 point") from exc
-    kek = _kek(shared, point, device_id, key_id(private_key.public_key()))
-    try:
-        secret = AESGCM(kek).decrypt(nonce, sealed, device_id.encode())
-    except InvalidTag as exc:
-        raise SignatureError("wrapped report key was not made for this device key") from exc
-    return report_key(secret)
+            return getattr(report_key_wrap, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,11 @@ future. The signature covers everything, the topic's device and stream included,
 report cannot be moved to another device's topic or another kind.
 
 Parsing is strict and bounded; every failure is a ``SignatureError`` with one line.
+
+Sealing with a report key and opening a report need no ``cryptography``, and importing
+this module must not load it (the agent's long-lived process seals every report, and
+``cryptography`` would stay in its memory for good: issue 18). The ECDSA parts import it
+where they run: the branch of ``seal_report`` for a private key, and ``device_keys``.
 """
 
 from __future__ import annotations
@@ -26,15 +31,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from model_store import dsse
+from model_store import dsse_codec
 from model_store.errors import SignatureError
-from model_store.keys import key_id, require_p256
 from model_store.report_key import ReportKey
 from protocol import ProtocolError, TopicKind, validate_device_id
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 REPORT_PAYLOAD_TYPE = "application/vnd.edgefleet.report.v1+json"
 #: The stream of the offline notice (MQTT will) the broker publishes for a device.
@@ -91,7 +96,9 @@ def seal_report(
     payload = b'{"body":' + body + b"," + header[1:].encode("ascii")
     if isinstance(key, ReportKey):
         return key.seal(payload, REPORT_PAYLOAD_TYPE)
-    return dsse.encode_envelope(dsse.sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
+    from model_store.dsse import sign_envelope  # loads cryptography (see the docstring)
+
+    return dsse_codec.encode_envelope(sign_envelope(payload, REPORT_PAYLOAD_TYPE, [key]))
 
 
 def _parse(payload: bytes, signer: str) -> Report:
@@ -124,15 +131,18 @@ class DeviceKeys:
     reports are attributed to) and its report key, if it was given one."""
 
     kid: str
-    checks: Mapping[str, dsse.SignatureCheck]
+    checks: Mapping[str, dsse_codec.SignatureCheck]
     mac: ReportKey | None = None
 
 
 def device_keys(key: ec.EllipticCurvePublicKey, mac: ReportKey | None = None) -> DeviceKeys:
     """The ``DeviceKeys`` of a P-256 device key and its report key (prepared once)."""
+    from model_store.dsse import ecdsa_check  # loads cryptography (see the docstring)
+    from model_store.keys import key_id, require_p256
+
     require_p256(key, "a device key")
     kid = key_id(key)
-    checks: dict[str, dsse.SignatureCheck] = {kid: dsse.ecdsa_check(key)}
+    checks: dict[str, dsse_codec.SignatureCheck] = {kid: ecdsa_check(key)}
     if mac is not None:
         checks[mac.kid] = mac.verifies
     return DeviceKeys(kid, checks, mac)
@@ -140,8 +150,8 @@ def device_keys(key: ec.EllipticCurvePublicKey, mac: ReportKey | None = None) ->
 
 def open_report(raw: bytes | bytearray, keys: DeviceKeys) -> Report:
     """Open a report sealed by one of a device's ``keys`` (``device_keys``)."""
-    envelope = dsse.decode_envelope(raw)
-    payload, _ = dsse.open_envelope_by(envelope, REPORT_PAYLOAD_TYPE, keys.checks)
+    envelope = dsse_codec.decode_envelope(raw)
+    payload, _ = dsse_codec.open_envelope_by(envelope, REPORT_PAYLOAD_TYPE, keys.checks)
     return _parse(payload, keys.kid)
 
 

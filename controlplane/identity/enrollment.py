@@ -33,7 +33,8 @@ from controlplane.models import Device, DeviceCommand, utcnow
 from model_store import key_id, public_key_pem
 from model_store.device_certs import parse_csr, to_pem
 from model_store.errors import CertificateError
-from model_store.report_key import new_report_key, report_key, wrap_report_key
+from model_store.report_key import new_report_key, report_key
+from model_store.report_key_wrap import wrap_report_key
 
 logger = logging.getLogger(__name__)
 

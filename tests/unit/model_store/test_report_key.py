@@ -12,7 +12,8 @@ import pytest
 
 from model_store import generate_private_key
 from model_store.errors import SignatureError
-from model_store.report_key import KEY_ID_PREFIX, new_report_key, unwrap_report_key, wrap_report_key
+from model_store.report_key import KEY_ID_PREFIX, new_report_key
+from model_store.report_key_wrap import unwrap_report_key, wrap_report_key
 from model_store.report_seal import device_keys, open_report, seal_report
 
 BODY = b'{"device_id":"d1","online":true}'

@@ -43,6 +43,7 @@ from typing import Any
 
 from agent.deployment.fetch import BlobFetcher
 from agent.deployment.staging import Staging, remove_staging
+from agent.deployment.verifying import BundleVerifier
 from agent.errors import (
     DeploymentError,
     DownloadError,
@@ -51,7 +52,6 @@ from agent.errors import (
     UnmetConstraints,
     VerificationError,
 )
-from agent.keeper.api import BundleVerifier
 from model_store.errors import ModelStoreError
 from model_store.metadata import BundleMetadata, load_metadata, parse_metadata
 from model_store.paths import METADATA_FILENAME, SIGNATURE_FILENAME

@@ -43,9 +43,9 @@ from agent.deployment.pipeline_order import committed_pipelines_last, pipelines_
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
+from agent.deployment.verifying import CommandVerifier
 from agent.deployment.worker import Worker
 from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
-from agent.keeper.api import Keeper
 from agent.selection import Selector
 from agent.serving import ServedModels
 from protocol import DeviceStatus, ModelAssignment, ModelFailure, SignedEnvelope
@@ -69,7 +69,7 @@ class DeploymentManager:
         cache: BundleCache,
         models: ServedModels,
         reporter: Reporter,
-        keeper: Keeper,
+        keeper: CommandVerifier,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 60.0,
         max_crashes: int = 3,

@@ -10,11 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from agent.deployment.verifying import BundleVerifier, CommandVerifier
+
 if TYPE_CHECKING:
     from agent.config import AgentConfig
     from agent.deployment.commands import Command
     from agent.identity.model import Identity
-    from model_store.statement import SignedManifest
     from protocol import SignedEnvelope
 
 
@@ -70,24 +71,7 @@ class KeeperSettings:
         )
 
 
-class BundleVerifier(Protocol):
-    """Verifies bundle signatures with the current trust document's release keys.
-
-    Both raise ``model_store.ModelStoreError`` (one line) when the signature or a file
-    does not verify, and ``VerificationError`` when there is no trust document yet.
-    """
-
-    def verify_signature(self, signature: bytes, *, fresh: bool) -> SignedManifest:
-        """The manifest ``signature`` signs (``fresh``: the trust document must also be
-        unexpired now, as for new bytes)."""
-        ...
-
-    def verify_bundle(self, bundle_dir: Path) -> SignedManifest:
-        """The manifest of a bundle directory whose signature and every file verify."""
-        ...
-
-
-class Keeper(BundleVerifier, Protocol):
+class Keeper(BundleVerifier, CommandVerifier, Protocol):
     """The agent's trust document, its identity, and every public-key operation.
 
     Errors are the agent's own (``agent.errors``), with the messages of the operations

@@ -31,6 +31,7 @@ from agent.keeper.wire import (
     manifest_of,
     unb64,
 )
+from hw_profiles.runtimes import child_env
 
 if TYPE_CHECKING:
     from agent.identity.model import Identity
@@ -165,6 +166,7 @@ class ChildKeeper:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
+                env=child_env(),
             )
         except OSError as exc:
             raise KeeperUnavailable(f"cannot start the keeper process: {exc}") from exc

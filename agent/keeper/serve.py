@@ -103,4 +103,6 @@ def main() -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s keeper %(name)s: %(message)s",
     )
-    return serve(sys.stdin.buffer, sys.stdout.buffer)
+    answers = sys.stdout.buffer
+    sys.stdout = sys.stderr  # whatever a library prints must not end up among the answers
+    return serve(sys.stdin.buffer, answers)

@@ -114,12 +114,16 @@ class ChildKeeper:
         return unb64(self._call("seal_signed", stream=stream, seq=seq, body=b64(body)))
 
     def close(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()  # an operation in progress ends with KeeperUnavailable
-        with self._lock:
+        if not self._lock.acquire(blocking=False):  # an operation is in progress:
+            proc = self._proc  # it ends with KeeperUnavailable
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            self._lock.acquire()
+        try:
             self._stop_timer()
             self._end()
+        finally:
+            self._lock.release()
 
     @property
     def running(self) -> bool:

@@ -3,9 +3,9 @@
 ``fleet.SimulatedFleet`` runs N real ``Agent`` instances; ``latency`` slows chosen
 devices down (``--slow`` rules) and ``traffic`` sends them inference requests.
 
-The names are imported lazily: ``edge-agent``'s parser imports ``agent.simulator.command``
-(the ``simulate`` options) in every agent, and a running ``edge-agent run`` must not load
-the fleet, its traffic and capacity modules with it (a process cannot unload a module).
+The names are imported lazily: ``edge-agent``'s parser imports ``agent.simulator.options``
+(the ``simulate`` options) in every agent, and ``edge-agent run`` must not load the fleet,
+its traffic and capacity modules with it (a process cannot unload a module).
 """
 
 from __future__ import annotations

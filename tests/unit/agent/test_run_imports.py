@@ -10,8 +10,10 @@ from pathlib import Path
 
 #: modules a running agent does not need, each with why it must stay out
 STAY_OUT = [
-    # the simulator's fleet of agents and what only it uses: `run` serves one agent, and
-    # edge-agent's parser needs only the `simulate` options (agent.simulator.command)
+    # the simulator and what only it uses: `run` serves one agent, and edge-agent's
+    # parser needs only the `simulate` options (agent.simulator.options)
+    "agent.simulator.command",
+    "agent.simulator.latency",
     "agent.simulator.fleet",
     "agent.simulator.traffic",
     "agent.simulator.capacity",
@@ -60,5 +62,5 @@ def test_edge_agent_run_leaves_out_what_a_running_agent_does_not_need(tmp_path: 
         [sys.executable, "-c", RUN, str(config)], capture_output=True, text=True, check=True
     )
     loaded = set(json.loads(done.stdout))
-    assert "agent.agent" in loaded and "agent.simulator.command" in loaded  # it ran
+    assert "agent.agent" in loaded and "agent.simulator.options" in loaded  # it ran
     assert sorted(m for m in STAY_OUT if m in loaded) == []

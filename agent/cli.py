@@ -5,7 +5,7 @@
     edge-agent simulate --count N --fleet F --broker URL --control-plane URL \\
         --data-dir DIR --root-key PATH [--root-key PATH ...] [--trust PATH] [--id-prefix sim]
         [--traffic-hz N] [--slow MODEL[:VERSION]=DURATION[@DEVICES] ...]
-        [--light [--full M] [--private-downloads]]   (agent.simulator.command)
+        [--light [--full M] [--private-downloads]]   (agent.simulator.options, .command)
     edge-agent probe [--json]
 
 Bad input prints one line on stderr and exits 2 (never a traceback); a runtime failure
@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from agent.errors import AgentConfigError, AgentError
 from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
-from agent.simulator.command import add_simulate_parser
+from agent.simulator.options import add_simulate_parser
 
 if TYPE_CHECKING:
     from agent.agent import Agent

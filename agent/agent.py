@@ -231,6 +231,8 @@ class Agent:
             self._manager.request_stop()
             if self._fetcher is not None:
                 self._fetcher.close()  # cuts a download short: resumed at the next start
+            if self._keeper is not None:
+                self._keeper.close()  # cuts a verification or trust fetch short: retried
             self._manager.stop()
         if self._link is not None:
             self._link.stop()

@@ -45,7 +45,7 @@ from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
 from agent.deployment.verifying import CommandVerifier
 from agent.deployment.worker import Worker
-from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
+from agent.errors import CommandRefused, KeeperUnavailable, TrustFetchError, TrustStoreError
 from agent.selection import Selector
 from agent.serving import ServedModels
 from protocol import DeviceStatus, ModelAssignment, ModelFailure, SignedEnvelope
@@ -93,6 +93,8 @@ class DeploymentManager:
         self._models = models
         self._reporter = reporter
         self._keeper = keeper
+        #: a trust update changed the keys: served models still to be checked against it
+        self._revocation_due = False
         self._clock = clock
         self.status = DeviceStatus.IDLE
         #: deployment commands refused (signature, device, generation, expiry, trust)
@@ -232,9 +234,25 @@ class DeploymentManager:
             self._report_refusal(f"refused trust document: {exc}")
             return
         if changed:
-            self._retire_untrusted()
+            self._revocation_due = True
+        self._check_revocations()
         if changed and self._last_command is not None:
             self._inbox.resubmit_command(self._last_command)  # evaluate it with the new trust
+
+    def _check_revocations(self) -> None:
+        """After a trust update: retire what it revoked. If the keeper could not check
+        (``KeeperUnavailable``), the models keep serving and the check comes again with
+        the next trust document or command (the last command is evaluated again at once)."""
+        if not self._revocation_due:
+            return
+        try:
+            self._retire_untrusted()
+        except KeeperUnavailable as exc:
+            logger.warning(
+                "%s: served models not checked against the new trust yet: %s", self._label, exc
+            )
+            return
+        self._revocation_due = False
 
     def _retire_untrusted(self) -> None:
         """Stop serving models the new trust document no longer vouches for (revoked key)."""
@@ -250,6 +268,7 @@ class DeploymentManager:
         """Verify a command, apply the generation rules, then apply it (or refuse it)."""
         if not retry:
             self._last_command = envelope
+        self._check_revocations()
         try:
             command = self._keeper.verify_command(
                 envelope, device_id=self._device_id, now=self._clock()

@@ -62,6 +62,7 @@ class ChildKeeper:
         self._refused_before = self._refused_now = 0
         #: children started (information: ``edge-agent`` status and tests)
         self.started = 0
+        self._closed = False
 
     # -- the Keeper interface --------------------------------------------------------------
 
@@ -114,6 +115,9 @@ class ChildKeeper:
         return unb64(self._call("seal_signed", stream=stream, seq=seq, body=b64(body)))
 
     def close(self) -> None:
+        """End the child (killed if an operation is in progress: it raises
+        ``KeeperUnavailable``); every later operation raises ``KeeperUnavailable``."""
+        self._closed = True
         if not self._lock.acquire(blocking=False):  # an operation is in progress:
             proc = self._proc  # it ends with KeeperUnavailable
             if proc is not None and proc.poll() is None:
@@ -125,6 +129,13 @@ class ChildKeeper:
         finally:
             self._lock.release()
 
+    def close_child(self) -> None:
+        """End the child now, as ``idle_s`` without an operation does (the next one
+        starts another)."""
+        with self._lock:
+            self._stop_timer()
+            self._end()
+
     @property
     def running(self) -> bool:
         """Whether a child is up now."""
@@ -135,30 +146,41 @@ class ChildKeeper:
 
     def _call(self, op: str, **args: object) -> Any:
         with self._lock:
+            if self._closed:
+                raise KeeperUnavailable(f"cannot {op}: the keeper is closed (the agent stops)")
             self._stop_timer()
             try:
-                proc = self._ensure()
-                assert proc.stdin is not None and proc.stdout is not None
-                proc.stdin.write(line({"op": op, "args": args}))
-                proc.stdin.flush()
-                raw = proc.stdout.readline()
-                if not raw:
-                    raise KeeperUnavailable(self._died(f"during {op}"))
-                reply = json.loads(raw)
-            except (OSError, ValueError) as exc:
-                self._end()
-                raise KeeperUnavailable(f"the keeper process failed during {op}: {exc}") from exc
-            except KeeperUnavailable:
-                self._end()
-                raise
+                reply = self._exchange(op, args)
             finally:
                 self._last = time.monotonic()
                 self._arm_timer()
-            self._trust_version = int(reply.get("trust_version", self._trust_version))
+            # versions only go up; a child that has not opened its trust says 0
+            self._trust_version = max(self._trust_version, int(reply.get("trust_version", 0)))
             self._refused_now = int(reply.get("refused", self._refused_now))
             if "error" in reply:
                 raise error_of(reply["error"], reply.get("message", ""))
             return reply.get("result")
+
+    def _exchange(self, op: str, args: dict[str, object]) -> dict[str, Any]:
+        """One request, one answer; any failure of the child ends it (KeeperUnavailable)."""
+        try:
+            proc = self._ensure()
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(line({"op": op, "args": args}))
+            proc.stdin.flush()
+            raw = proc.stdout.readline()
+            if not raw:
+                raise KeeperUnavailable(self._died(f"during {op}"))
+            reply = json.loads(raw)
+            if not isinstance(reply, dict):
+                raise ValueError("an answer that is not a JSON object")
+            return reply
+        except KeeperUnavailable:
+            self._end()
+            raise
+        except Exception as exc:  # a broken pipe, garbage: nothing was decided
+            self._end()
+            raise KeeperUnavailable(f"the keeper process failed during {op}: {exc}") from exc
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
@@ -166,7 +188,8 @@ class ChildKeeper:
         self._end()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.keeper"],
+                # -P: not the working directory (the data dir, writable) on its path
+                [sys.executable, "-P", "-m", "agent.keeper"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
@@ -177,14 +200,17 @@ class ChildKeeper:
         self._proc = proc
         self.started += 1
         assert proc.stdin is not None
-        proc.stdin.write(line(self.settings.to_json()))
+        proc.stdin.write(line({**self.settings.to_json(), "trust_floor": self._trust_version}))
         proc.stdin.flush()
         logger.debug("%s: keeper process %d started", self.settings.device_id, proc.pid)
         return proc
 
     def _died(self, when: str) -> str:
         proc = self._proc
-        code = proc.wait(EXIT_S) if proc is not None else None
+        try:
+            code = proc.wait(EXIT_S) if proc is not None else None
+        except subprocess.TimeoutExpired:  # its answers closed, itself still there
+            code = None
         return f"the keeper process exited {when} (exit code {code})"
 
     def _end(self) -> None:

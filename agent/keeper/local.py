@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.deployment.commands import Command, verify_command
 from agent.deployment.fetch import BlobFetcher
-from agent.errors import AgentConfigError, VerificationError
+from agent.errors import AgentConfigError, TrustFetchError, TrustStoreError, VerificationError
 from agent.identity.enroll import enroll, renew
 from agent.identity.files import IdentityFiles
 from agent.identity.model import Identity
@@ -87,11 +87,15 @@ class TrustedBundles:
 
 class LocalKeeper(TrustedBundles):
     """``Keeper`` in this process. ``fetch``: how trust documents are fetched (None: a
-    fetcher of its own, closed by ``close``)."""
+    fetcher of its own, closed by ``close``). ``trust_floor``: the highest trust version
+    the agent accepted before (a keeper child's: see ``open_trust``)."""
 
-    def __init__(self, settings: KeeperSettings, *, fetch: Fetch | None = None) -> None:
-        super().__init__(lambda: self._trust.current if self._trust is not None else None)
+    def __init__(
+        self, settings: KeeperSettings, *, fetch: Fetch | None = None, trust_floor: int = 0
+    ) -> None:
+        super().__init__(lambda: self._store().current)
         self.settings = settings
+        self._floor = trust_floor
         self._fetcher: BlobFetcher | None = None
         if fetch is None:
             self._fetcher = BlobFetcher(
@@ -121,8 +125,21 @@ class LocalKeeper(TrustedBundles):
         return self._trust
 
     def open_trust(self) -> None:
-        if self._trust is None:
-            self._trust = open_device_trust(self.settings, self._fetch)
+        """The trust store from disk, caught up to ``trust_floor`` first: a document the
+        agent accepted but could not save, or a ``trust.json`` put back to an older chain,
+        must not bring back an older trust (``TrustFetchError`` until it can catch up)."""
+        if self._trust is not None:
+            return
+        store = open_device_trust(self.settings, self._fetch)
+        if store.version < self._floor:
+            try:
+                store.catch_up(self._floor)
+            except TrustStoreError as exc:
+                raise TrustFetchError(
+                    f"trust document version {store.version} on disk is older than version "
+                    f"{self._floor}, which this agent accepted before: {exc}"
+                ) from exc
+        self._trust = store
 
     def ensure_trust(self) -> int:
         return self._store().ensure().version

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -87,7 +88,13 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     first = stdin.readline()
     if not first:
         return 0
-    keeper = LocalKeeper(KeeperSettings.from_json(json.loads(first)))
+    settings = json.loads(first)
+    floor = int(settings.get("trust_floor", 0))
+    keeper = LocalKeeper(KeeperSettings.from_json(settings), trust_floor=floor)
+    try:
+        keeper.open_trust()  # so that every answer says the trust version
+    except (AgentError, ModelStoreError) as exc:  # raised again by what needs trust
+        logger.debug("keeper: trust not opened yet: %s", exc)
     try:
         for raw in stdin:
             stdout.write(line(answer(keeper, json.loads(raw))))
@@ -103,6 +110,9 @@ def main() -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s keeper %(name)s: %(message)s",
     )
-    answers = sys.stdout.buffer
-    sys.stdout = sys.stderr  # whatever a library prints must not end up among the answers
+    # the answers get a descriptor of their own; whatever a library prints, from Python or
+    # from native code, goes to stderr and never among them
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     return serve(sys.stdin.buffer, answers)

@@ -18,6 +18,7 @@ from agent.errors import (
     AgentConfigError,
     CommandRefused,
     KeeperUnavailable,
+    TrustFetchError,
     TrustStoreError,
 )
 from agent.keeper.api import KeeperSettings
@@ -102,11 +103,62 @@ def test_the_child_answers_as_the_local_keeper_does(
         local.close()
 
 
+def test_a_fresh_child_checks_bundles_first_thing(trust_kit: TrustKit, tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path, trust_kit.release_key)
+    keeper = ChildKeeper(_settings(trust_kit, tmp_path / "d"), idle_s=30.0)
+    try:
+        keeper.open_trust()
+        keeper.close_child()  # as after IDLE_S without an operation
+        # the first operation of the next child: no trust operation came before it
+        manifest = keeper.verify_bundle(bundle)
+        assert manifest.files and keeper.trust_version == 1
+        keeper.close_child()
+        signature = (bundle / "model.sig").read_bytes()
+        assert keeper.verify_signature(signature, fresh=True) == manifest
+        keeper.close_child()
+        assert keeper.load_identity() is None and keeper.trust_version == 1
+        assert keeper.started == 4
+    finally:
+        keeper.close()
+
+
+def test_a_child_never_goes_back_to_an_older_trust(trust_kit: TrustKit, tmp_path: Path) -> None:
+    keeper = ChildKeeper(_settings(trust_kit, tmp_path / "d"), idle_s=30.0)
+    try:
+        keeper.open_trust()
+        saved = (tmp_path / "d" / "trust.json").read_bytes()  # the chain at version 1
+        v2 = trust_document(
+            2,
+            roots=[trust_kit.root_pub],
+            releases=[trust_kit.release_pub],
+            control_planes=[trust_kit.cp_pub],
+            signers=[trust_kit.root_key],
+        ).raw()
+        assert keeper.offer_trust(v2) and keeper.trust_version == 2
+        # version 2 did not reach the disk (a failed save, or trust.json put back)
+        (tmp_path / "d" / "trust.json").write_bytes(saved)
+        keeper.close_child()
+        command = sign_command(desired_state("d1", 3), [load_private_key(trust_kit.cp_key)])
+        with pytest.raises(TrustFetchError, match="older than version 2"):
+            keeper.verify_command(command, device_id="d1", now=datetime.now(UTC))
+        assert keeper.trust_version == 2
+    finally:
+        keeper.close()
+
+
+def test_a_closed_keeper_starts_no_other_child(child: ChildKeeper) -> None:
+    child.open_trust()
+    child.close()
+    with pytest.raises(KeeperUnavailable, match="closed"):
+        child.ensure_trust()
+    assert not child.running and child.started == 1
+
+
 def test_refused_trust_documents_count_across_children(child: ChildKeeper) -> None:
     with pytest.raises(TrustStoreError, match="malformed trust document"):
         child.offer_trust(b"not a trust document")
     assert child.refused_trust == 1
-    child.close()  # the next operation starts another child: the count carries over
+    child.close_child()  # the next operation starts another child: the count carries over
     with pytest.raises(TrustStoreError, match="malformed trust document"):
         child.offer_trust(b"{}")
     assert child.refused_trust == 2 and child.started == 2

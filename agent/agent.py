@@ -19,17 +19,15 @@ from importlib import metadata as importlib_metadata
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from agent.config import AgentConfig
 from agent.deployment import BlobFetcher, BundleCache, DeploymentManager, GateSettings
 from agent.deployment.fit import memory_budget
-from agent.enrollment import device_ca_keys, open_device_trust
-from agent.errors import AgentError, VerificationError
-from agent.identity.enroll import enroll
-from agent.identity.files import Identity, IdentityFiles
+from agent.errors import AgentError
+from agent.identity.model import Identity
 from agent.identity.renewal import RenewalLoop
 from agent.identity.sealer import ReportSealer
+from agent.keeper import Keeper, KeeperSettings
+from agent.keeper.child import ChildKeeper
 from agent.link.mqtt_link import MqttLink
 from agent.runners import available_runners
 from agent.runners.heap import keep_request_buffers
@@ -41,9 +39,8 @@ from agent.serving import ServedModels
 from agent.serving.fairshare import device_cores
 from agent.serving.local_api import LocalApiServer, build_app
 from agent.telemetry import HeartbeatLoop
-from agent.trust_store import TrustStore
 from hw_profiles import fingerprint, probe_host
-from model_store import BundleMetadata, TrustDocument
+from model_store.metadata import BundleMetadata
 from protocol import (
     ActiveModel,
     DeploymentEvent,
@@ -80,13 +77,18 @@ class Agent:
         facts: dict[str, Any] | None = None,
         retry_backoff_s: tuple[float, float] = (2.0, 60.0),
         measure_in_child: bool = True,
+        keeper_in_child: bool = True,
     ) -> None:
         """``retry_backoff_s``: first and longest delay before a transiently failed
         generation is applied again (the delay doubles in between).
         ``measure_in_child``: backend selection measures in a short-lived child process,
         so that only the winner's runtime is loaded here (``agent.deployment.selecting``);
-        False measures in this process (the simulator: its agents share one process)."""
+        False measures in this process (the simulator: its agents share one process).
+        ``keeper_in_child``: public-key operations run in a child process started when
+        needed (``agent.keeper``), so that ``cryptography`` is never loaded here; False
+        runs them in this process (the simulator)."""
         self._measure_in_child = measure_in_child
+        self._keeper_in_child = keeper_in_child
         self.config = config
         self._retry_backoff_s = retry_backoff_s
         self.device_id = config.device_id
@@ -101,7 +103,7 @@ class Agent:
         self._link: MqttLink | None = None
         self._manager: DeploymentManager | None = None
         self._fetcher: BlobFetcher | None = None
-        self._trust: TrustStore | None = None
+        self._keeper: Keeper | None = None
         self._api: LocalApiServer | None = None
         self._heartbeats: HeartbeatLoop | None = None
         self._renewal: RenewalLoop | None = None
@@ -129,11 +131,12 @@ class Agent:
                 deadline_s=cfg.download_timeout_s,
                 stall_s=cfg.download_stall_timeout_s,
             )
-            self._trust = open_device_trust(cfg, self._fetcher.fetch_document)
-            self._sealer = sealer = self._open_identity()
+            self._keeper = keeper = self._open_keeper(self._fetcher)
+            keeper.open_trust()
+            self._sealer = sealer = self._open_identity(keeper)
             cache = BundleCache(
                 cfg.data_dir,
-                self._current_trust,
+                keeper,
                 self._fetcher,
                 unmet_constraints=self._unmet_constraints,
                 disk_reserve_mb=cfg.disk_reserve_mb,
@@ -145,7 +148,7 @@ class Agent:
                 cache=cache,
                 models=self.models,
                 reporter=self,
-                trust=self._trust,
+                keeper=keeper,
                 retry_initial_s=self._retry_backoff_s[0],
                 retry_max_s=self._retry_backoff_s[1],
                 max_crashes=cfg.max_deploy_crashes,
@@ -188,11 +191,9 @@ class Agent:
             self._heartbeats.start()
             if self.identity is not None:
                 self._renewal = RenewalLoop(
-                    IdentityFiles(cfg.data_dir / "identity"),
                     self.identity,
-                    control_plane_url=cfg.control_plane_url,
+                    renew=keeper.renew,
                     device_id=self.device_id,
-                    ca_keys=self._device_ca_keys,
                     on_renewed=self._on_renewed,
                 )
                 self._renewal.start()
@@ -230,11 +231,15 @@ class Agent:
             self._manager.request_stop()
             if self._fetcher is not None:
                 self._fetcher.close()  # cuts a download short: resumed at the next start
+            if self._keeper is not None:
+                self._keeper.close()  # cuts a verification or trust fetch short: retried
             self._manager.stop()
         if self._link is not None:
             self._link.stop()
         if self._fetcher is not None:
             self._fetcher.close()
+        if self._keeper is not None:
+            self._keeper.close()
         self.models.clear()
         self._heartbeats = self._manager = self._link = self._api = self._fetcher = None
         logger.info("%s: agent stopped", self.device_id)
@@ -291,7 +296,7 @@ class Agent:
     @property
     def trust_version(self) -> int:
         """Version of the current trust document (0 before there is one)."""
-        return self._trust.version if self._trust is not None else 0
+        return self._keeper.trust_version if self._keeper is not None else 0
 
     @property
     def refused_commands(self) -> int:
@@ -301,7 +306,7 @@ class Agent:
     @property
     def refused_trust_documents(self) -> int:
         """Trust documents refused (forged, skipping, expired, unavailable version)."""
-        return self._trust.refused if self._trust is not None else 0
+        return self._keeper.refused_trust if self._keeper is not None else 0
 
     @property
     def connected(self) -> bool:
@@ -386,10 +391,6 @@ class Agent:
             raise AgentError("trust document received before the agent started")
         self._manager.submit_trust(raw)
 
-    def _device_ca_keys(self) -> list[ec.EllipticCurvePublicKey]:
-        assert self._trust is not None
-        return device_ca_keys(self._trust)
-
     def _on_renewed(self) -> None:
         """A renewed certificate (and maybe a first report key): use both from now on."""
         renewal, link = self._renewal, self._link
@@ -399,20 +400,21 @@ class Agent:
             self._sealer.use(renewal.identity)
         link.reload_certificate()
 
-    def _open_identity(self) -> ReportSealer | None:
+    def _open_keeper(self, fetcher: BlobFetcher) -> Keeper:
+        settings = KeeperSettings.of(self.config)
+        if self._keeper_in_child:
+            return ChildKeeper(settings)
+        from agent.keeper.local import LocalKeeper  # imports cryptography: the simulator's
+
+        return LocalKeeper(settings, fetch=fetcher.fetch_document)
+
+    def _open_identity(self, keeper: Keeper) -> ReportSealer | None:
         """The device's identity (enrolling with the configured token if it has none yet)
         and the sealer of its reports; None, with a warning, if it is not enrolled."""
         cfg = self.config
-        files = IdentityFiles(cfg.data_dir / "identity")
-        self.identity = files.load()
+        self.identity = keeper.load_identity()
         if self.identity is None and cfg.enrollment_token is not None:
-            self.identity = enroll(
-                files,
-                control_plane_url=cfg.control_plane_url,
-                device_id=self.device_id,
-                token=cfg.enrollment_token.get_secret_value(),
-                ca_keys=self._device_ca_keys(),
-            )
+            self.identity = keeper.enroll(cfg.enrollment_token.get_secret_value())
         if self.identity is None:
             logger.warning(
                 "%s: not enrolled: a control plane drops this device's reports; run "
@@ -420,7 +422,9 @@ class Agent:
                 self.device_id,
             )
             return None
-        return ReportSealer(self.identity, self.device_id, files.directory)
+        return ReportSealer(
+            self.identity, self.device_id, self.identity.directory, keeper.seal_signed
+        )
 
     def _selector(self) -> Selector:
         """Measured selection among this host's candidates (profile of its facts)."""
@@ -444,11 +448,6 @@ class Agent:
                 budget_s=cfg.selection_budget_s, cpu_share=cfg.selection_cpu_share
             ),
         ).build(portable=self._measure_in_child)
-
-    def _current_trust(self) -> TrustDocument:
-        if (document := self._trust.current if self._trust else None) is None:
-            raise VerificationError("no trust document to verify bundles with")
-        return document
 
     def _unmet_constraints(self, metadata: BundleMetadata) -> list[str]:
         return unmet_constraints(metadata, facts=self.hardware, runners=available_runners())

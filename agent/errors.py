@@ -32,6 +32,8 @@ AgentError
 │   └── IllegalTransition   the lifecycle table forbids this step (a bug, never input)
 ├── TrustStoreError         a trust document was refused (forged, skipping, expired...)
 │   └── TrustFetchError     a trust document could not be fetched now (worth retrying)
+│       └── KeeperUnavailable  the keeper process (``agent.keeper``) could not run or died
+│                              mid-operation; also a TransientDownloadError: retried
 ├── RunnerError             a backend could not load or run a model
 │   ├── RunnerUnavailable   no runner plugin is available for the request
 │   ├── ModelLoadError      the backend refused the model or its declared signature
@@ -125,6 +127,11 @@ class TrustStoreError(AgentError):
 
 class TrustFetchError(TrustStoreError):
     """A trust document could not be fetched from the control plane; try again later."""
+
+
+class KeeperUnavailable(TrustFetchError, TransientDownloadError):
+    """The keeper process (``agent.keeper``) could not be started or died mid-operation:
+    nothing was decided, so it is transient for trust updates, commands and bundles alike."""
 
 
 class IllegalTransition(DeploymentError):

@@ -5,7 +5,10 @@
 
 A real one-device fleet (``bench.fleet``: control plane with its embedded broker, one
 ``edge-agent run`` process). Each configuration is a fresh agent process, timed from just
-before its spawn until it is ready, and measured (RSS, ``psutil``) once ready:
+before its spawn until it is ready, and measured (RSS, ``psutil``) once ready and at rest:
+its keeper (``agent.keeper``: the child process that verifies commands, trust and bundles,
+closed ``IDLE_S`` after its last operation) has exited; a child still there after
+``AT_REST_S`` is counted in:
 
 - ``idle``: no model; ready when its local API answers ``/v2/health/live``, measured a
   moment later (the default config: no gRPC server); ``idle + gRPC``: the same with
@@ -51,6 +54,7 @@ import httpx
 import numpy as np
 import psutil
 
+from agent.keeper.child import IDLE_S
 from bench.fleet import BenchFleet, oip_json_body
 from bench.models import catalogue
 from bench.options import parse_args
@@ -88,6 +92,8 @@ SERVING_BASELINES = {
     ),
 }
 MB = 1024 * 1024
+#: how long a figure waits for the agent to be at rest (no keeper, no selection child)
+AT_REST_S = IDLE_S + 10.0
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,27 @@ def _baseline(code: str) -> tuple[float, float]:
     return int(done.stdout.strip().splitlines()[-1]) / MB, time.monotonic() - start
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of the agent and of every child it has now (MB)."""
+    agent = psutil.Process(pid)
+    total = agent.memory_info().rss
+    for child in agent.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return float(total) / MB
+
+
 def _rss_mb(pid: int) -> float:
-    return float(psutil.Process(pid).memory_info().rss) / MB
+    """The agent's RSS at rest: once its keeper (``agent.keeper``, the child process of
+    its public-key operations, closed ``IDLE_S`` after the last one) and any other child
+    has exited; the agent and its children if one is still there after ``AT_REST_S``."""
+    agent = psutil.Process(pid)
+    deadline = time.monotonic() + AT_REST_S
+    while agent.children(recursive=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _tree_rss_mb(pid)
 
 
 def _agent_pid(fleet: BenchFleet) -> int:

@@ -22,17 +22,64 @@ restart), ``worker`` (the thread), ``manager`` (wires them; commands and trust),
 and ``memory`` (what it is fed: measured and declared memory).
 """
 
-from agent.deployment.book import Book
-from agent.deployment.bundles import BundleCache
-from agent.deployment.commands import Command, check_fresh, verify_command
-from agent.deployment.fetch import BlobFetcher, Budget
-from agent.deployment.gate import health_gate
-from agent.deployment.inbox import Inbox, Work, WorkKind
-from agent.deployment.install import Failure, GateSettings, Installer, Reporter
-from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
-from agent.deployment.lifecycle import TRANSITIONS, Event, State, next_state, resume_state
-from agent.deployment.manager import DeploymentManager
-from agent.deployment.retry import Backoff
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.deployment.book import Book
+    from agent.deployment.bundles import BundleCache
+    from agent.deployment.commands import Command, check_fresh, verify_command
+    from agent.deployment.fetch import BlobFetcher, Budget
+    from agent.deployment.gate import health_gate
+    from agent.deployment.inbox import Inbox, Work, WorkKind
+    from agent.deployment.install import Failure, GateSettings, Installer, Reporter
+    from agent.deployment.journal import PersistedModel, PersistedState, load_state, save_state
+    from agent.deployment.lifecycle import TRANSITIONS, Event, State, next_state, resume_state
+    from agent.deployment.manager import DeploymentManager
+    from agent.deployment.retry import Backoff
+
+#: each public name and its module, imported when first used: ``agent.keeper``'s child
+#: process imports a few of these modules, not every one (it starts for each deployment)
+_LAZY = {
+    "Book": "agent.deployment.book",
+    "BundleCache": "agent.deployment.bundles",
+    "Command": "agent.deployment.commands",
+    "check_fresh": "agent.deployment.commands",
+    "verify_command": "agent.deployment.commands",
+    "BlobFetcher": "agent.deployment.fetch",
+    "Budget": "agent.deployment.fetch",
+    "health_gate": "agent.deployment.gate",
+    "Inbox": "agent.deployment.inbox",
+    "Work": "agent.deployment.inbox",
+    "WorkKind": "agent.deployment.inbox",
+    "Failure": "agent.deployment.install",
+    "GateSettings": "agent.deployment.install",
+    "Installer": "agent.deployment.install",
+    "Reporter": "agent.deployment.install",
+    "PersistedModel": "agent.deployment.journal",
+    "PersistedState": "agent.deployment.journal",
+    "load_state": "agent.deployment.journal",
+    "save_state": "agent.deployment.journal",
+    "TRANSITIONS": "agent.deployment.lifecycle",
+    "Event": "agent.deployment.lifecycle",
+    "State": "agent.deployment.lifecycle",
+    "next_state": "agent.deployment.lifecycle",
+    "resume_state": "agent.deployment.lifecycle",
+    "DeploymentManager": "agent.deployment.manager",
+    "Backoff": "agent.deployment.retry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agent.deployment' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "TRANSITIONS",

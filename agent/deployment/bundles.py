@@ -38,12 +38,12 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.deployment.fetch import BlobFetcher
 from agent.deployment.staging import Staging, remove_staging
+from agent.deployment.verifying import BundleVerifier
 from agent.errors import (
     DeploymentError,
     DownloadError,
@@ -52,17 +52,9 @@ from agent.errors import (
     UnmetConstraints,
     VerificationError,
 )
-from model_store import (
-    METADATA_FILENAME,
-    SIGNATURE_FILENAME,
-    BundleMetadata,
-    ModelStoreError,
-    TrustDocument,
-    load_metadata,
-    verify_bundle_trusted,
-    verify_signature_trusted,
-)
-from model_store.metadata import parse_metadata
+from model_store.errors import ModelStoreError
+from model_store.metadata import BundleMetadata, load_metadata, parse_metadata
+from model_store.paths import METADATA_FILENAME, SIGNATURE_FILENAME
 from protocol import ModelAssignment
 
 logger = logging.getLogger(__name__)
@@ -101,18 +93,19 @@ class BundleCache:
     def __init__(
         self,
         data_dir: Path,
-        trust: Callable[[], TrustDocument],
+        verifier: BundleVerifier,
         fetcher: BlobFetcher,
         *,
         unmet_constraints: ConstraintCheck = lambda metadata: [],
         disk_reserve_mb: int | None = 0,
     ) -> None:
-        """``trust`` returns the current trust document (its release role verifies);
+        """``verifier`` checks signatures with the current trust document's release keys
+        (the keeper, ``agent.keeper``);
         ``disk_reserve_mb``: what a download leaves free (``fit.disk_reserve``)."""
         self._disk_reserve_mb = disk_reserve_mb
         self.staging_root = data_dir / "staging"
         self.models_root = data_dir / "models"
-        self._trust = trust
+        self._verifier = verifier
         self._fetcher = fetcher
         self._unmet = unmet_constraints
 
@@ -136,7 +129,7 @@ class BundleCache:
         key must stop the bundle even though its bytes did not change)."""
         signature = self.model_dir(digest) / SIGNATURE_FILENAME
         try:
-            manifest = verify_signature_trusted(signature.read_bytes(), self._trust())
+            manifest = self._verifier.verify_signature(signature.read_bytes(), fresh=False)
         except OSError as exc:
             raise VerificationError(f"bundle {digest[:12]}: cannot read its signature") from exc
         except ModelStoreError as exc:
@@ -195,7 +188,7 @@ class BundleCache:
         signature = self._fetcher.fetch_bytes(a.signature, budget)
         try:
             # new bytes need a current (unexpired) trust document
-            manifest = verify_signature_trusted(signature, self._trust(), now=datetime.now(UTC))
+            manifest = self._verifier.verify_signature(signature, fresh=True)
         except ModelStoreError as exc:
             raise VerificationError(f"signature rejected: {exc}") from exc
         if manifest.bundle_digest != a.bundle_digest:
@@ -266,7 +259,7 @@ class BundleCache:
 
     def _verify_dir(self, bundle_dir: Path, digest: str) -> None:
         try:
-            manifest = verify_bundle_trusted(bundle_dir, self._trust())
+            manifest = self._verifier.verify_bundle(bundle_dir)
         except ModelStoreError as exc:
             raise VerificationError(f"bundle rejected: {exc}") from exc
         if manifest.bundle_digest != digest:

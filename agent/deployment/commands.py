@@ -18,10 +18,10 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
-from agent.trust_store import TrustStore
-from model_store import ModelStoreError, Role, TrustDocument, open_envelope
+from model_store.errors import ModelStoreError
 from protocol import (
     DESIRED_STATE_PAYLOAD_TYPE,
     DesiredState,
@@ -30,16 +30,22 @@ from protocol import (
     decode,
 )
 
+if TYPE_CHECKING:
+    from agent.trust_store import TrustStore
+    from model_store.trust import TrustDocument
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Command:
-    """A verified deployment command: the desired state and the sha256 of its payload."""
+    """A verified deployment command: the desired state, the sha256 of its payload and
+    the payload itself."""
 
     desired: DesiredState
     digest: str
     envelope: SignedEnvelope
+    payload: bytes
 
     @property
     def generation(self) -> int:
@@ -106,6 +112,8 @@ def verify_command(
             ) from expired
     except TrustStoreError as exc:
         raise CommandRefused(f"no trust document: {exc}") from exc
+    from model_store import Role, open_envelope  # the keeper's side (agent.keeper)
+
     try:
         payload, _ = open_envelope(
             envelope, DESIRED_STATE_PAYLOAD_TYPE, document.keys_for(Role.CONTROL_PLANE)
@@ -116,13 +124,19 @@ def verify_command(
         raise CommandRefused(
             f"not signed by a certified control-plane key (trust version {document.version}): {exc}"
         ) from exc
+    return command_of(payload, envelope, device_id=device_id)
+
+
+def command_of(payload: bytes, envelope: SignedEnvelope, *, device_id: str) -> Command:
+    """The command a verified ``envelope`` carries (``payload``: its opened payload);
+    ``CommandRefused`` if it is malformed or for another device."""
     try:
         desired = decode(DesiredState, payload)
     except ProtocolError as exc:
         raise CommandRefused(str(exc)) from exc
     if desired.device_id != device_id:
         raise CommandRefused(f"command is for device {desired.device_id!r}, not this one")
-    return Command(desired, hashlib.sha256(payload).hexdigest(), envelope)
+    return Command(desired, hashlib.sha256(payload).hexdigest(), envelope, payload)
 
 
 def check_fresh(command: Command, now: datetime) -> None:

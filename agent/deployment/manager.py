@@ -31,7 +31,7 @@ from agent.deployment.admission import admit
 from agent.deployment.applying import apply_generation
 from agent.deployment.book import Book, Outcome
 from agent.deployment.bundles import BundleCache
-from agent.deployment.commands import Command, verify_command
+from agent.deployment.commands import Command
 from agent.deployment.fit import models_bytes, size_text
 from agent.deployment.inbox import Inbox, Work, WorkKind
 from agent.deployment.install import Failure, GateSettings, Installer, Reporter
@@ -43,11 +43,11 @@ from agent.deployment.pipeline_order import committed_pipelines_last, pipelines_
 from agent.deployment.recorder import Recorder
 from agent.deployment.recovery import Recovery
 from agent.deployment.revocation import retire_untrusted
+from agent.deployment.verifying import CommandVerifier
 from agent.deployment.worker import Worker
-from agent.errors import CommandRefused, TrustFetchError, TrustStoreError
+from agent.errors import CommandRefused, KeeperUnavailable, TrustFetchError, TrustStoreError
 from agent.selection import Selector
 from agent.serving import ServedModels
-from agent.trust_store import TrustStore
 from protocol import DeviceStatus, ModelAssignment, ModelFailure, SignedEnvelope
 
 __all__ = ["DeploymentManager", "Failure", "Outcome", "Reporter", "settled_status"]
@@ -69,7 +69,7 @@ class DeploymentManager:
         cache: BundleCache,
         models: ServedModels,
         reporter: Reporter,
-        trust: TrustStore,
+        keeper: CommandVerifier,
         retry_initial_s: float = 2.0,
         retry_max_s: float = 60.0,
         max_crashes: int = 3,
@@ -92,7 +92,9 @@ class DeploymentManager:
         self._cache = cache
         self._models = models
         self._reporter = reporter
-        self._trust = trust
+        self._keeper = keeper
+        #: a trust update changed the keys: served models still to be checked against it
+        self._revocation_due = False
         self._clock = clock
         self.status = DeviceStatus.IDLE
         #: deployment commands refused (signature, device, generation, expiry, trust)
@@ -224,7 +226,7 @@ class DeploymentManager:
 
     def handle_trust(self, raw: bytes) -> None:
         try:
-            changed = self._trust.offer(raw)
+            changed = self._keeper.offer_trust(raw)
         except TrustFetchError as exc:
             logger.warning("%s: trust update postponed: %s", self._label, exc)
             return
@@ -232,9 +234,25 @@ class DeploymentManager:
             self._report_refusal(f"refused trust document: {exc}")
             return
         if changed:
-            self._retire_untrusted()
+            self._revocation_due = True
+        self._check_revocations()
         if changed and self._last_command is not None:
             self._inbox.resubmit_command(self._last_command)  # evaluate it with the new trust
+
+    def _check_revocations(self) -> None:
+        """After a trust update: retire what it revoked. If the keeper could not check
+        (``KeeperUnavailable``), the models keep serving and the check comes again with
+        the next trust document or command (the last command is evaluated again at once)."""
+        if not self._revocation_due:
+            return
+        try:
+            self._retire_untrusted()
+        except KeeperUnavailable as exc:
+            logger.warning(
+                "%s: served models not checked against the new trust yet: %s", self._label, exc
+            )
+            return
+        self._revocation_due = False
 
     def _retire_untrusted(self) -> None:
         """Stop serving models the new trust document no longer vouches for (revoked key)."""
@@ -250,9 +268,10 @@ class DeploymentManager:
         """Verify a command, apply the generation rules, then apply it (or refuse it)."""
         if not retry:
             self._last_command = envelope
+        self._check_revocations()
         try:
-            command = verify_command(
-                envelope, trust=self._trust, device_id=self._device_id, now=self._clock()
+            command = self._keeper.verify_command(
+                envelope, device_id=self._device_id, now=self._clock()
             )
             accepted = admit(
                 command,

@@ -130,7 +130,8 @@ def run_child(selector: PortableSelector, request: Request) -> dict[str, Any]:
     timeout = selector.settings.budget_s + CHILD_SLACK_S
     try:
         done = subprocess.run(
-            [sys.executable, "-m", CHILD_MODULE],
+            # -P: not the working directory (the data dir, writable) on its path
+            [sys.executable, "-P", "-m", CHILD_MODULE],
             input=payload,
             capture_output=True,
             text=True,

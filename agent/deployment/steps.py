@@ -34,7 +34,7 @@ from agent.deployment.loading import load_runner
 from agent.deployment.memory import grown_since, held, process_rss
 from agent.deployment.selecting import Request, select_backend
 from agent.deployment.shadowing import ShadowPeriod
-from agent.errors import AgentError, DoesNotFit
+from agent.errors import AgentError, DoesNotFit, KeeperUnavailable
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
 from agent.selection import Selector
@@ -173,6 +173,8 @@ class Steps:
         if current is not None and current.bundle_digest == a.bundle_digest:
             try:
                 self._cache.check_still_trusted(a.bundle_digest)
+            except KeeperUnavailable:  # not checked (agent.keeper): it keeps serving
+                raise
             except AgentError:  # e.g. its release key was revoked: stop serving it
                 self._models.remove(a.name)
                 self._book.pointer.pop(a.name, None)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent import http_client
 from agent.errors import IdentityError
 from agent.identity.files import Identity, IdentityFiles
-from model_store import key_id
+from model_store import ModelStoreError, key_id
 from model_store.device_certs import MAX_PEM_BYTES, make_csr, parse_device_certificate
 from model_store.errors import CertificateError, SignatureError
 from model_store.report_key import ReportKey, unwrap_report_key
@@ -123,11 +123,15 @@ def renew(
     ca_keys: Iterable[ec.EllipticCurvePublicKey],
 ) -> Identity:
     """A fresh certificate for the enrolled key (the CSR it signs is the proof)."""
+    try:
+        key = identity.private_key()
+    except ModelStoreError as exc:
+        raise IdentityError(f"identity in {identity.directory} is unusable: {exc}") from exc
     answer = _post(
         f"{control_plane_url}/api/v1/enroll/renew",
-        {"csr": make_csr(identity.key, device_id).decode("ascii")},
+        {"csr": make_csr(key, device_id).decode("ascii")},
     )
-    cert_pem, ca_pem, mac = _accept(answer, device_id, identity.key, list(ca_keys))
+    cert_pem, ca_pem, mac = _accept(answer, device_id, key, list(ca_keys))
     renewed = files.commit(cert_pem, ca_pem, new_key=False, mac=mac)
     logger.info("%s: certificate renewed until %s", device_id, renewed.not_after.isoformat())
     return renewed

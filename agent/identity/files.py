@@ -10,8 +10,6 @@ with, which came encrypted to ``device.key``. Writes are atomic.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -20,10 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.errors import IdentityError
 from agent.fsutil import write_atomically
+from agent.identity.model import CA_FILE, CERT_FILE, KEY_FILE, REPORT_KEY_FILE, Identity
 from model_store import ModelStoreError, generate_private_key, load_private_key
 from model_store.report_key import ReportKey, report_key
 
-KEY_FILE, CERT_FILE, CA_FILE, REPORT_KEY_FILE = "device.key", "device.crt", "ca.crt", "report.key"
+__all__ = ["CA_FILE", "CERT_FILE", "KEY_FILE", "REPORT_KEY_FILE", "Identity", "IdentityFiles"]
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -35,32 +34,6 @@ def _write_secret(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """An enrolled device: its key and certificate (what the broker and the control
-    plane know it by)."""
-
-    key: ec.EllipticCurvePrivateKey
-    certificate_pem: bytes
-    not_before: datetime
-    not_after: datetime
-    directory: Path
-    #: None until the control plane gives it one (then reports are MACed, not signed)
-    report_key: ReportKey | None = None
-
-    @property
-    def key_path(self) -> Path:
-        return self.directory / KEY_FILE
-
-    @property
-    def cert_path(self) -> Path:
-        return self.directory / CERT_FILE
-
-    @property
-    def ca_path(self) -> Path:
-        return self.directory / CA_FILE
 
 
 class IdentityFiles:
@@ -75,7 +48,7 @@ class IdentityFiles:
         if not (key_path.exists() and cert_path.exists()):
             return None
         try:
-            key = load_private_key(key_path)
+            load_private_key(key_path)  # readable, and an ECDSA P-256 key
             pem = cert_path.read_bytes()
             cert = x509.load_pem_x509_certificate(pem)
             mac_path = self.directory / REPORT_KEY_FILE
@@ -87,7 +60,7 @@ class IdentityFiles:
         except (ModelStoreError, OSError, ValueError) as exc:
             raise IdentityError(f"identity in {self.directory} is unusable: {exc}") from exc
         return Identity(
-            key, pem, cert.not_valid_before_utc, cert.not_valid_after_utc, self.directory, mac
+            pem, cert.not_valid_before_utc, cert.not_valid_after_utc, self.directory, mac
         )
 
     def new_key(self) -> ec.EllipticCurvePrivateKey:

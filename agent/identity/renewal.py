@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from agent.errors import AgentError
-from agent.identity.enroll import renew
-from agent.identity.files import Identity, IdentityFiles
-from model_store.device_certs import BACKDATE
+from agent.identity.model import Identity
+
+#: how far back a device certificate's ``not_before`` is dated, for clock skew
+#: (``model_store.device_certs.BACKDATE``, which imports ``cryptography``; a test pins both)
+BACKDATE = timedelta(minutes=5)
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +39,18 @@ class RenewalLoop:
 
     def __init__(
         self,
-        files: IdentityFiles,
         identity: Identity,
         *,
-        control_plane_url: str,
+        renew: Callable[[Identity], Identity],
         device_id: str,
-        ca_keys: Callable[[], Iterable[ec.EllipticCurvePublicKey]],
         on_renewed: Callable[[], None] | None = None,
     ) -> None:
+        """``renew``: a fresh certificate for ``identity`` (the keeper's ``renew``)."""
         self.identity = identity
         self._on_renewed = on_renewed
         self.renewals = 0
-        self._files = files
-        self._url = control_plane_url
+        self._renew = renew
         self._device_id = device_id
-        self._ca_keys = ca_keys
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"renew-{device_id}", daemon=True)
 
@@ -72,13 +69,7 @@ class RenewalLoop:
     def _run(self) -> None:
         while not self._stop.wait(max(self._wait_s(datetime.now(UTC)), MIN_WAIT_S)):
             try:
-                self.identity = renew(
-                    self._files,
-                    self.identity,
-                    control_plane_url=self._url,
-                    device_id=self._device_id,
-                    ca_keys=self._ca_keys(),
-                )
+                self.identity = self._renew(self.identity)
                 self.renewals += 1
                 if self._on_renewed is not None:
                     self._on_renewed()

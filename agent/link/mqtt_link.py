@@ -55,7 +55,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 from agent.errors import LinkError, SpoolError
-from agent.identity.files import Identity
+from agent.identity.model import Identity
 from agent.identity.sealer import ReportSealer
 from agent.link.spool import Spool, SpoolEntry
 from agent.link.spool_sender import SKIP, WINDOW, SpoolSender

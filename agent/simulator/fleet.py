@@ -187,7 +187,9 @@ class SimulatedFleet:
                 source=f"simulated device {device_id}",
             )
             # measured in this process: the simulated agents share it (and what it loaded)
-            agent = Agent(config, facts=fake_facts(i), measure_in_child=False)
+            agent = Agent(
+                config, facts=fake_facts(i), measure_in_child=False, keeper_in_child=False
+            )
             if knob is not None:
                 agent.models.extra_latency = _seconds(knob, i)
             self.agents.append(agent)

@@ -1,18 +1,21 @@
 """A lightweight agent: an ``edge-agent run`` process holds no runtime while idle, and
 after a measured selection (every candidate loaded, in a child process) only the runtime
 of the backend it serves (its memory map, ``hw_profiles.runtimes.mapped_runtimes``), and
-never onnx (the ONNX Runtime runner reads external data locations without it) nor grpcio
-(the gRPC local API is off by default). Idle (no model), it does not hold numpy nor the
-local API's JSON tensor codecs (simdjson, orjson) either: they load with the first model
-or inference request."""
+never onnx (the ONNX Runtime runner reads external data locations without it), grpcio
+(the gRPC local API is off by default) nor cryptography (its keeper child process does
+every public-key operation, ``agent.keeper``, and goes away when idle). Idle (no model),
+it does not hold numpy nor the local API's JSON tensor codecs (simdjson, orjson) either:
+they load with the first model or inference request."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from agent.keeper.child import IDLE_S
 from hw_profiles.runtimes import mapped_runtimes
 from protocol import EventKind
 from tests.support.agent_process import AgentProcess
@@ -23,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 ORT = "onnxruntime:CPUExecutionProvider:f32"
 OV = "openvino:CPU:f32"
-#: native extensions of packages an agent should not hold (onnx ~14 MB, grpcio ~20 MB)
-NEVER_MAPPED = ("onnx_cpp2py_export", "cygrpc")
+#: native extensions of packages an agent should not hold (onnx ~14 MB, grpcio ~20 MB,
+#: cryptography ~11 MB)
+NEVER_MAPPED = ("onnx_cpp2py_export", "cygrpc", "cryptography/hazmat/bindings")
 #: and while idle: numpy (~20 MB), simdjson and orjson (~4 MB)
 IDLE_NEVER_MAPPED = (*NEVER_MAPPED, "_multiarray_umath", "csimdjson", "orjson.cpython")
 
@@ -67,5 +71,9 @@ def test_the_agent_process_holds_only_the_runtime_it_serves(setup: Setup) -> Non
         assert _mapped(pid) == []
         assert "_multiarray_umath" in _mapped(pid, IDLE_NEVER_MAPPED)  # a model loads numpy
         assert "measured in a child process" in agent.log_tail(200)
+        # the keeper verified the command, the signature and the bundle, then went away
+        process = psutil.Process(pid)
+        wait_until(lambda: not process.children(), IDLE_S + 20, "the keeper to close")
+        assert _mapped(pid) == []
     finally:
         agent.stop()

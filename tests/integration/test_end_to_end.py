@@ -256,12 +256,22 @@ def test_signed_push_reaches_every_device_and_tampering_is_refused(
     # A broker-level attacker cannot sign commands at all: refused, nothing changes.
     rogue, _ = write_keypair(short_tmp / "rogue", "release")
     generation = _devices(cp.url)[target]["reported_generation"]
-    publish(command(generation + 1), rogue)
-    wait_until(
-        lambda: _devices(cp.url)[target]["last_error"] is not None,
-        30,
-        "the device to report the unsigned command",
-    )
+    # the refusal is read off the device's own state reports: the control plane puts its
+    # command back at once, and may store the device's next report (the error cleared)
+    # in the same batch as the one that carried it
+    states = MqttPeer(mosquitto.port, "e2e-states")
+    state_topic = p.device_topic(target, p.TopicKind.STATE)
+    states.subscribe(state_topic)
+
+    def refused_rogue() -> bool:
+        seen = [report_of(p.StateReport, raw) for raw in states.received(state_topic)]
+        return any("refused deployment command" in (s.last_error or "") for s in seen)
+
+    try:
+        publish(command(generation + 1), rogue)
+        wait_until(refused_rogue, 30, "the device to report the unsigned command")
+    finally:
+        states.close()
     assert _devices(cp.url)[target]["reported_generation"] == generation
     # the device's own deployment events say what it did with the command (its last_error
     # may move on: the control plane puts its real command back on the retained topic)

@@ -26,6 +26,7 @@ from pathlib import Path
 from agent.deployment.bundles import BundleCache, check_bundle_path, check_declared_size
 from agent.deployment.fetch import BlobFetcher
 from agent.errors import VerificationError
+from agent.keeper.local import TrustedBundles
 from model_store import ModelStoreError, TrustDocument, verify_signature_trusted
 from protocol import ModelAssignment
 from protocol.fields import utcnow
@@ -74,8 +75,10 @@ class LightBundles:
         with self._lock:
             self.downloads += 1
         if not self.shared:
-            return self._full_install(BundleCache(device_dir, trust, self._fetcher), a)
-        cache = BundleCache(self._root / SHARED_DIR, trust, self._fetcher)
+            return self._full_install(
+                BundleCache(device_dir, TrustedBundles(trust), self._fetcher), a
+            )
+        cache = BundleCache(self._root / SHARED_DIR, TrustedBundles(trust), self._fetcher)
         with self._digest_lock(a.bundle_digest):
             first = a.bundle_digest not in self._installed
             if first:
@@ -91,7 +94,7 @@ class LightBundles:
         """A bundle the device installed before (an instant rollback): no download, its
         signature checked against the device's current trust, as a real agent does."""
         root = self._root / SHARED_DIR if self.shared else device_dir
-        BundleCache(root, trust, self._fetcher).check_still_trusted(a.bundle_digest)
+        BundleCache(root, TrustedBundles(trust), self._fetcher).check_still_trusted(a.bundle_digest)
 
     def _full_install(self, cache: BundleCache, a: ModelAssignment) -> Path:
         cache.download(a)

@@ -51,7 +51,7 @@ from agent.errors import (
     TrustStoreError,
     VerificationError,
 )
-from agent.identity.files import Identity
+from agent.identity.model import Identity
 from agent.link.mqtt_link import MqttLink
 from agent.link.network_loop import NetworkLoop
 from agent.simulator.light.bundles import LightBundles

@@ -20,7 +20,7 @@ from agent.errors import AgentError
 from agent.identity.enroll import enroll, renew
 from agent.identity.files import Identity, IdentityFiles
 from agent.identity.renewal import renewal_due
-from agent.identity.sealer import ReportSealer
+from agent.identity.sealer import ReportSealer, signer_with
 from agent.link.network_loop import NetworkLoop
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ class LightIdentity:
         if self.identity is None:
             logger.warning("%s: not enrolled: a control plane drops its reports", self._device_id)
             return None
-        self.sealer = ReportSealer(self.identity, self._device_id, self._files.directory)
+        self.sealer = ReportSealer(
+            self.identity,
+            self._device_id,
+            self._files.directory,
+            signer_with(self.identity, self._device_id),
+        )
         return self.sealer
 
     def keep_renewed(self, on_renewed: Callable[[Identity], None]) -> None:

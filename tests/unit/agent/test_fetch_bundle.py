@@ -17,6 +17,7 @@ import pytest
 
 from agent.deployment import BlobFetcher, BundleCache
 from agent.errors import DownloadError, StorageFull, TransientDownloadError
+from agent.keeper.local import TrustedBundles
 from model_store import (
     TrustDocument,
     build_bundle,
@@ -54,7 +55,7 @@ class Env:
     def cache(self, data_dir: Path, *, deadline_s: float = 30.0) -> BundleCache:
         fetcher = BlobFetcher(self.server.url, deadline_s=deadline_s, stall_s=5.0)
         self.fetchers.append(fetcher)
-        return BundleCache(data_dir, lambda: self.trust, fetcher)
+        return BundleCache(data_dir, TrustedBundles(lambda: self.trust), fetcher)
 
 
 @pytest.fixture

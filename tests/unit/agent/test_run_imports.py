@@ -31,6 +31,16 @@ STAY_OUT = [
     "numpy.random",
     # backend measurement runs in a child process (agent.deployment.selecting)
     "agent.deployment.selection_child",
+    # every public-key operation runs in the keeper's child process (agent.keeper):
+    # cryptography holds ~11 MB once imported
+    "cryptography",
+    "agent.keeper.local",
+    "agent.trust_store",
+    "agent.identity.files",
+    "agent.identity.enroll",
+    "model_store.trust",
+    "model_store.dsse",
+    "model_store.keys",
 ]
 
 CONFIG = """

@@ -14,15 +14,15 @@ lifecycle table, bundle cache, downloads, journal, recovery), ``agent.selection`
 heartbeats, Prometheus text), ``agent.runners`` (the runner interface; ``plugins/``, one
 file per backend). At the top level only the process shell: ``agent.agent``, ``cli``,
 ``config``, ``errors``, ``trust_store`` (the pinned trust chain), ``sdnotify``,
-``fsutil``. ``Agent`` and ``SimulatedFleet`` are imported lazily so that
-``agent.config`` / ``agent.errors`` stay cheap to import.
+``fsutil``. ``Agent``, ``SimulatedFleet`` and the configuration are imported lazily so
+that ``agent.errors`` stays cheap to import, and the keeper's child process
+(``agent.keeper``), which starts for each deployment, loads none of them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig, config_from_mapping, load_config
 from agent.errors import (
     AgentConfigError,
     AgentError,
@@ -46,9 +46,13 @@ from agent.errors import (
 
 if TYPE_CHECKING:
     from agent.agent import AGENT_VERSION, Agent
+    from agent.config import AgentConfig, config_from_mapping, load_config
     from agent.simulator import SimulatedFleet, fake_facts
 
 _LAZY = {
+    "AgentConfig": "agent.config",
+    "config_from_mapping": "agent.config",
+    "load_config": "agent.config",
     "Agent": "agent.agent",
     "AGENT_VERSION": "agent.agent",
     "SimulatedFleet": "agent.simulator",

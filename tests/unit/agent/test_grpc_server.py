@@ -187,6 +187,18 @@ def test_a_message_over_the_limit_is_resource_exhausted_and_logs_nothing(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+def _live_within(live: Any, seconds: float) -> bytes:
+    """``ServerLive``'s answer once the server has a free slot, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return bytes(live(b"", timeout=3))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_a_call_whose_message_does_not_come_in_time_is_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -207,7 +219,9 @@ def test_a_call_whose_message_does_not_come_in_time_is_cancelled(
             assert time.monotonic() - start < 3
             with grpc.insecure_channel(address) as channel:
                 live = channel.unary_unary(f"/{grpc_schema.SERVICE_NAME}/ServerLive")
-                assert live(b"", timeout=3) == b"\x08\x01"
+                # the slot comes free once the cancelled call's handler has returned,
+                # which a loaded box may take a moment to run (seen failing under a CI run)
+                assert _live_within(live, 3.0) == b"\x08\x01"
                 none = channel.stream_unary(f"/{grpc_schema.SERVICE_NAME}/ModelInfer")
                 with pytest.raises(grpc.RpcError) as empty:
                     none(iter(()), timeout=3)  # no message at all

@@ -21,7 +21,7 @@ that ``agent.errors`` stays cheap to import, and the keeper's child process
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.errors import (
     AgentConfigError,
@@ -43,6 +43,7 @@ from agent.errors import (
     UnmetConstraints,
     VerificationError,
 )
+from agent.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from agent.agent import AGENT_VERSION, Agent
@@ -60,12 +61,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -22,7 +22,9 @@ restart), ``worker`` (the thread), ``manager`` (wires them; commands and trust),
 and ``memory`` (what it is fed: measured and declared memory).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agent.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from agent.deployment.book import Book
@@ -69,12 +71,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agent.deployment' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -10,7 +10,9 @@ its traffic and capacity modules with it (a process cannot unload a module).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agent.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from agent.simulator.fleet import SimulatedFleet, fake_facts
@@ -24,12 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agent.simulator' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["SimulatedFleet", "SlowRule", "fake_facts", "parse_slow_rule"]

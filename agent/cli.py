@@ -32,10 +32,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from agent.errors import AgentConfigError, AgentError
+from agent.logsetup import setup_logging
 from agent.sdnotify import HealthCheck, Notifier, Supervisor, watchdog_interval
 from agent.simulator.options import add_simulate_parser
 
@@ -70,44 +71,6 @@ def _parser() -> argparse.ArgumentParser:
     probe = sub.add_parser("probe", help="print this host's facts")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
     return parser
-
-
-#: syslog priorities of the logging levels, highest level first (sd-daemon(3) prefixes)
-_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
-
-
-class JournalFormatter(logging.Formatter):
-    """Lines for systemd's journal: no timestamp (journald stamps every line) and an
-    ``<N>`` syslog priority before each line, continuation lines (tracebacks) included."""
-
-    def __init__(self) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = next((p for level, p in _PRIORITIES if record.levelno >= level), 7)
-        return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
-
-
-def writes_to_journal(stream: TextIO) -> bool:
-    """True when ``stream`` is the journal stream systemd connected to this process:
-    ``$JOURNAL_STREAM`` names its device and inode (systemd.exec(5)); a redirection by a
-    child's parent (a file, a pipe) does not match."""
-    try:
-        st = os.fstat(stream.fileno())
-    except (OSError, ValueError, AttributeError):  # closed, or not a real file
-        return False
-    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if writes_to_journal(sys.stderr):
-        handler.setFormatter(JournalFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
-    if not verbose:  # one line per blob request is noise at INFO
-        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def agent_checks(agent: Agent, probe_timeout_s: float = 5.0) -> list[HealthCheck]:
@@ -253,7 +216,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     commands = {
         "run": _cmd_run,
         "enroll": _cmd_enroll,

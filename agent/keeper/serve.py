@@ -27,6 +27,7 @@ from agent.keeper.wire import (
     manifest_to_json,
     unb64,
 )
+from agent.logsetup import setup_logging
 from model_store.errors import ModelStoreError
 from protocol import SignedEnvelope
 
@@ -105,11 +106,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s keeper %(name)s: %(message)s",
-    )
+    setup_logging(False, tag="keeper")  # as the agent's own lines (the journal's form)
     # the answers get a descriptor of their own; whatever a library prints, from Python or
     # from native code, goes to stderr and never among them
     answers = os.fdopen(os.dup(1), "wb")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import JournalFormatter, main, writes_to_journal
+from agent.cli import main
+from agent.logsetup import JournalFormatter, writes_to_journal
 from tests.support.trust import make_trust_kit
 
 

@@ -50,6 +50,17 @@ def _settings(
     )
 
 
+def _version(kit: TrustKit, version: int) -> bytes:
+    """Trust document ``version`` with the kit's keys, signed by its root."""
+    return trust_document(
+        version,
+        roots=[kit.root_pub],
+        releases=[kit.release_pub],
+        control_planes=[kit.cp_pub],
+        signers=[kit.root_key],
+    ).raw()
+
+
 def _bundle(tmp: Path, key: Path) -> Path:
     src = two_input_model(tmp / "src" / "model.onnx")
     out = tmp / "bundle"
@@ -127,13 +138,7 @@ def test_a_child_never_goes_back_to_an_older_trust(trust_kit: TrustKit, tmp_path
     try:
         keeper.open_trust()
         saved = (tmp_path / "d" / "trust.json").read_bytes()  # the chain at version 1
-        v2 = trust_document(
-            2,
-            roots=[trust_kit.root_pub],
-            releases=[trust_kit.release_pub],
-            control_planes=[trust_kit.cp_pub],
-            signers=[trust_kit.root_key],
-        ).raw()
+        v2 = _version(trust_kit, 2)
         assert keeper.offer_trust(v2) and keeper.trust_version == 2
         # version 2 did not reach the disk (a failed save, or trust.json put back)
         (tmp_path / "d" / "trust.json").write_bytes(saved)
@@ -214,13 +219,7 @@ def test_a_child_that_dies_mid_operation_is_unavailable_then_replaced(
             assert proc is not None
             killer = threading.Timer(0.5, os.kill, (proc.pid, signal.SIGKILL))
             killer.start()
-            v3 = trust_document(
-                3,
-                roots=[trust_kit.root_pub],
-                releases=[trust_kit.release_pub],
-                control_planes=[trust_kit.cp_pub],
-                signers=[trust_kit.root_key],
-            ).raw()
+            v3 = _version(trust_kit, 3)
             with pytest.raises(KeeperUnavailable, match="keeper process exited during"):
                 keeper.offer_trust(v3)  # ...which fetches v2 from the silent control plane
             killer.join()

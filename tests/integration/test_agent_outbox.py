@@ -9,6 +9,7 @@ agent sends right after it reconnects) without racing the agent to the new broke
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def _deploy_while_offline(
     setup.watcher.desire(1, a1)
     with setup.agent(retry_backoff_s=(0.2, 0.4)) as agent:
         wait_until(lambda: agent.last_error is not None, 20, "transient failure")
+        stopped_at = datetime.now(UTC)
         stop_broker(first)
         wait_until(lambda: not agent.connected, 10, "disconnect noticed")
         setup.blobs.unavailable = False  # the retry activates while the broker is away
@@ -69,7 +71,12 @@ def _deploy_while_offline(
                 "ACTIVATED event delivered after reconnect",
             )
             after = recorder.since(mark, "state", "events")
-            first_event = next(i for i, (k, _) in enumerate(after) if k == "events")
+            # the events made while the broker was away; one made before it stopped may
+            # still have been in flight then, and paho resends that one by itself at the
+            # reconnect, ahead of the agent's state report (mqtt_link: NO_CONN)
+            first_event = next(
+                i for i, (k, e) in enumerate(after) if k == "events" and e.at >= stopped_at
+            )
             states_before = [v for k, v in after[:first_event] if k == "state"]
             assert states_before, f"no state report before the queued events: {after}"
             assert states_before[-1].status == DeviceStatus.ACTIVE

@@ -30,6 +30,18 @@ class TrustKit:
     device_ca_pub: Path
     trust_file: Path
 
+    def document(self, version: int) -> bytes:
+        """The wire bytes of trust document ``version`` with this kit's root, release and
+        control-plane keys, signed by the root key (no device-ca role)."""
+        return build_trust_document(
+            version=version,
+            expires=datetime.now(UTC) + timedelta(days=365),
+            roots=[load_public_key(self.root_pub)],
+            releases=[load_public_key(self.release_pub)],
+            control_planes=[load_public_key(self.cp_pub)],
+            signers=[load_private_key(self.root_key)],
+        ).raw()
+
 
 def make_trust_kit(dir: Path) -> TrustKit:
     """Create the key pairs (``root``, ``release``, ``control-plane``, ``device-ca``) and

@@ -31,7 +31,6 @@ from model_store.statement import ManifestEntry, SignedManifest
 from tests.support.blobserver import desired_state, sign_command
 from tests.support.onnx_models import two_input_model
 from tests.support.trust import TrustKit
-from tests.unit.agent.test_trust_store import _v
 
 #: nothing listens here: a keeper that tried to fetch would fail, not hang
 NOWHERE = "http://127.0.0.1:9"
@@ -128,7 +127,7 @@ def test_a_child_never_goes_back_to_an_older_trust(trust_kit: TrustKit, tmp_path
     try:
         keeper.open_trust()
         saved = (tmp_path / "d" / "trust.json").read_bytes()  # the chain at version 1
-        v2 = _v(trust_kit, 2)
+        v2 = trust_kit.document(2)
         assert keeper.offer_trust(v2) and keeper.trust_version == 2
         # version 2 did not reach the disk (a failed save, or trust.json put back)
         (tmp_path / "d" / "trust.json").write_bytes(saved)
@@ -209,7 +208,7 @@ def test_a_child_that_dies_mid_operation_is_unavailable_then_replaced(
             assert proc is not None
             killer = threading.Timer(0.5, os.kill, (proc.pid, signal.SIGKILL))
             killer.start()
-            v3 = _v(trust_kit, 3)
+            v3 = trust_kit.document(3)
             with pytest.raises(KeeperUnavailable, match="keeper process exited during"):
                 keeper.offer_trust(v3)  # ...which fetches v2 from the silent control plane
             killer.join()

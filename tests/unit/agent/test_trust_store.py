@@ -30,18 +30,8 @@ def _store(kit: TrustKit, data: Path, served: dict[int, bytes], file: Path | Non
     )
 
 
-def _v(kit: TrustKit, version: int) -> bytes:
-    return trust_document(
-        version,
-        roots=[kit.root_pub],
-        releases=[kit.release_pub],
-        control_planes=[kit.cp_pub],
-        signers=[kit.root_key],
-    ).raw()
-
-
 def test_provisioned_then_persisted_then_updated(trust_kit: TrustKit, tmp_path: Path) -> None:
-    served = {2: _v(trust_kit, 2), 3: _v(trust_kit, 3)}
+    served = {2: trust_kit.document(2), 3: trust_kit.document(3)}
     store = _store(trust_kit, tmp_path, served, trust_kit.trust_file)
     store.load_local()
     assert store.version == 1
@@ -52,11 +42,11 @@ def test_provisioned_then_persisted_then_updated(trust_kit: TrustKit, tmp_path: 
 
 
 def test_skipping_and_missing_versions_are_refused(trust_kit: TrustKit, tmp_path: Path) -> None:
-    served = {2: _v(trust_kit, 3)}  # the server passes version 3 off as version 2
+    served = {2: trust_kit.document(3)}  # the server passes version 3 off as version 2
     store = _store(trust_kit, tmp_path, served, trust_kit.trust_file)
     store.load_local()
     with pytest.raises(TrustStoreError, match="version 3, expected 2"):
-        store.offer(_v(trust_kit, 3))
+        store.offer(trust_kit.document(3))
     served.clear()
     with pytest.raises(TrustStoreError, match="HTTP 404"):
         store.catch_up(5)
@@ -64,13 +54,13 @@ def test_skipping_and_missing_versions_are_refused(trust_kit: TrustKit, tmp_path
 
 
 def test_tampered_persisted_chain_is_ignored(trust_kit: TrustKit, tmp_path: Path) -> None:
-    store = _store(trust_kit, tmp_path, {2: _v(trust_kit, 2)}, trust_kit.trust_file)
+    store = _store(trust_kit, tmp_path, {2: trust_kit.document(2)}, trust_kit.trust_file)
     store.load_local()
     store.catch_up(2)
     path = tmp_path / "trust.json"
     data = json.loads(path.read_text())
     envelope = data["chain"][0]["envelope"]
-    envelope["signatures"] = [_sig_of(_v(trust_kit, 1))]  # v1's signature on v2's payload
+    envelope["signatures"] = [_sig_of(trust_kit.document(1))]  # v1's signature on v2's payload
     path.write_text(json.dumps(data))
     fresh = _store(trust_kit, tmp_path, {}, trust_kit.trust_file)
     fresh.load_local()

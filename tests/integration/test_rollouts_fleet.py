@@ -42,6 +42,10 @@ SLOW_DEVICES = (4, 5)
 SLOW_MS = 50.0
 #: robust against scheduler noise on a busy 2-core box; the slow version is +50 ms
 GATE = {"latency_pct": 100.0, "latency_floor_ms": 25.0, "min_requests": 20}
+#: the same gate for rollouts of versions nobody slowed: it judges every device, and no
+#: scheduler stall can trip it (a p95 of 66 ms on a 0.7 ms model was seen on a box that
+#: ran a benchmark beside the tests, and paused the control-plane restart's rollout)
+CALM_GATE = GATE | {"latency_floor_ms": 500.0}
 
 
 def _ts(value: str) -> datetime:
@@ -83,7 +87,7 @@ def stack() -> Iterator[FleetStack]:
 def test_canary_then_three_batches_completes_in_order(stack: FleetStack) -> None:
     stack.push(V_OK, scale=1.5)
     wait_s = 1.5
-    strategy = {"canary": 2, "batches": 3, "wait_s": wait_s, "gate": GATE}
+    strategy = {"canary": 2, "batches": 3, "wait_s": wait_s, "gate": CALM_GATE}
     created = stack.create_rollout(V_OK, strategy)
     assert created["state"] == "running" and created["previous_version"] == V1, _show(created)
 
@@ -142,7 +146,7 @@ def test_failure_threshold_aborts(stack: FleetStack) -> None:
         "batches": 3,
         "max_failures_pct": 20.0,
         "min_finished": 5,
-        "gate": GATE,
+        "gate": CALM_GATE,
     }
     created = stack.create_rollout(V_BIG, strategy)
 
@@ -170,7 +174,7 @@ def test_failure_threshold_aborts(stack: FleetStack) -> None:
 def test_controlplane_restart_mid_rollout_resumes(stack: FleetStack) -> None:
     stack.push(V_RESTART, scale=3.5)
     wait_s = 8.0
-    strategy = {"canary": 2, "batches": 2, "wait_s": wait_s, "gate": GATE}
+    strategy = {"canary": 2, "batches": 2, "wait_s": wait_s, "gate": CALM_GATE}
     created = stack.create_rollout(V_RESTART, strategy)
 
     def waiting_after_canary(r: dict[str, Any]) -> bool:

@@ -123,15 +123,16 @@ class Agent:
         # (runners.heap): before the threads that serve start
         if not keep_request_buffers():
             logger.info("heap: no glibc mallopt: request buffers are given back after each")
-        if self._probe:
-            self.hardware = probe_host().to_dict()
         try:
             self._fetcher = BlobFetcher(
                 cfg.control_plane_url,
                 deadline_s=cfg.download_timeout_s,
                 stall_s=cfg.download_stall_timeout_s,
             )
+            # before the host probe: the keeper's child starts while the probe runs
             self._keeper = keeper = self._open_keeper(self._fetcher)
+            if self._probe:
+                self.hardware = probe_host().to_dict()
             keeper.open_trust()
             self._sealer = sealer = self._open_identity(keeper)
             cache = BundleCache(
@@ -403,7 +404,9 @@ class Agent:
     def _open_keeper(self, fetcher: BlobFetcher) -> Keeper:
         settings = KeeperSettings.of(self.config)
         if self._keeper_in_child:
-            return ChildKeeper(settings)
+            child = ChildKeeper(settings)
+            child.warm()
+            return child
         from agent.keeper.local import LocalKeeper  # imports cryptography: the simulator's
 
         return LocalKeeper(settings, fetch=fetcher.fetch_document)

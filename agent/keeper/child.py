@@ -114,6 +114,23 @@ class ChildKeeper:
     def seal_signed(self, stream: str, seq: int, body: bytes) -> bytes:
         return unb64(self._call("seal_signed", stream=stream, seq=seq, body=b64(body)))
 
+    def warm(self) -> None:
+        """Start the child now, before any operation needs it: its start (imports, the
+        trust document opened) overlaps what the caller does next (the agent's host
+        probe). Closed after ``idle_s`` if no operation comes. A child that cannot start
+        is logged here and reported by the first operation, which tries again."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stop_timer()
+            try:
+                self._ensure()
+            except KeeperUnavailable as exc:
+                logger.warning("%s: %s", self.settings.device_id, exc)
+            finally:
+                self._last = time.monotonic()
+                self._arm_timer()
+
     def close(self) -> None:
         """End the child (killed if an operation is in progress: it raises
         ``KeeperUnavailable``); every later operation raises ``KeeperUnavailable``."""

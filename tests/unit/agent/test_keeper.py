@@ -187,6 +187,31 @@ def test_an_idle_child_goes_away_and_comes_back_when_needed(
     assert not keeper.running
 
 
+def test_a_warmed_child_serves_the_first_operation_or_goes_away_unused(
+    trust_kit: TrustKit, tmp_path: Path
+) -> None:
+    keeper = ChildKeeper(_settings(trust_kit, tmp_path / "d"), idle_s=0.5)
+    try:
+        keeper.warm()
+        assert keeper.running and keeper.started == 1  # no operation asked for it
+        keeper.warm()  # a second warm keeps the same child
+        assert keeper.ensure_trust() == 1 and keeper.started == 1  # the warmed child answered
+        deadline = time.monotonic() + 10
+        while keeper.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not keeper.running  # warmed, then idle: closed as any idle child
+        keeper.warm()
+        assert keeper.running and keeper.started == 2
+        deadline = time.monotonic() + 10
+        while keeper.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not keeper.running  # never used: closed all the same
+    finally:
+        keeper.close()
+    keeper.warm()  # closed: starts nothing
+    assert not keeper.running and keeper.started == 2
+
+
 def test_a_child_that_died_while_idle_is_replaced(child: ChildKeeper) -> None:
     child.open_trust()
     proc = child._proc

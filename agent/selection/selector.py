@@ -227,6 +227,13 @@ class Selector:
     ) -> Runner | None:
         """Load, warm up and check one candidate against the reference; the runner if it
         is accurate (its measurement recorded in ``trial``), else None (closed, excluded)."""
+        if trial.refused is not None:
+            # the reference loaded and could not run these inputs: they are not inputs the
+            # model takes (a shape it constrains), so a candidate that "runs" them has
+            # nothing to be checked against (seen: OpenVINO answering an empty tensor)
+            why = f"not checked: the reference {REFERENCE_KEY} could not run these inputs"
+            trial.figures[spec.key] = Measurement(spec.key, excluded=why)
+            return None
         rss = psutil.Process().memory_info().rss
         try:
             runner = load(spec)
@@ -259,6 +266,8 @@ class Selector:
             failed = run_failed(exc, trial.sets)
             trial.figures[spec.key] = Measurement(spec.key, excluded=failed)
             logger.info("selection: %s excluded: %s", spec.key, failed)
+            if spec.key == REFERENCE_KEY:
+                trial.refused = failed
             return None
         if trial.reference is None and spec.precision == "f32":
             trial.reference = outputs
@@ -344,8 +353,8 @@ class Selector:
             reason = f"the first accurate candidate: {self._spent()} before any comparison"
         else:
             reason = (
-                f"lowest p50 ({best.p50_ms:.3f} ms): each challenger timed against the "
-                f"champion had to be {settings.margin_pct:g}% faster to displace it"
+                f"kept its place in every pair timed (p50 {best.p50_ms:.3f} ms): a challenger "
+                f"timed beside it had to be {settings.margin_pct:g}% faster to displace it"
             )
         if not unmeasured:  # a choice the budget cut short is measured again next time
             self._cache.put(key, chosen, ordered_figures)
@@ -462,6 +471,8 @@ class _Trial:
     reference: list[dict[str, np.ndarray]] | None = None
     figures: dict[str, Measurement] = field(default_factory=dict)
     memory: dict[str, int] = field(default_factory=dict)
+    #: why the reference candidate, loaded, could not run the inputs (no other is judged)
+    refused: str | None = None
 
 
 __all__ = ["Selection", "SelectionSettings", "Selector"]

@@ -30,6 +30,17 @@ def reflect_pad_model(path: Path) -> Path:
     return _model(path, helper.make_graph(nodes, "reflect_pad", [x], [y], [pads, two]))
 
 
+def reshape_model(path: Path) -> Path:
+    """x float32 [batch, steps] reshaped to [-1, 10]: only a multiple of 10 values fits.
+    ONNX Runtime refuses the generated 16 steps; OpenVINO was seen answering an empty
+    [0, 10] tensor for them, which the guard must not take for an accurate answer."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "steps"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])
+    shape = numpy_helper.from_array(np.array([-1, 10], dtype=np.int64), "shape")
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"])
+    return _model(path, helper.make_graph([node], "reshape", [x], [y], [shape]))
+
+
 def conv_model(path: Path) -> Path:
     """Like an OCR recognizer: x float32 [batch, 1, height, width] through a 3x3
     convolution without padding (a 1-wide input is smaller than the kernel)."""

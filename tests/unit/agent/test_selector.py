@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from agent.deployment.gate import bundle_input_sets
+from agent.deployment.loading import load_runner
 from agent.errors import RunnerUnavailable
 from agent.runners import available_runners
 from hw_profiles import CandidateSpec
+from model_store import build_bundle
+from tests.support.awkward_models import reshape_model
 from tests.support.selection import ORT, OV, OV_BF16, det_bundle, select, selector_for
 
 needs_openvino = pytest.mark.skipif(
@@ -95,3 +100,44 @@ def test_a_candidate_that_fails_to_load_is_reported_not_fatal(tmp_path: Path) ->
         assert selection.chosen == ORT.key
     finally:
         selection.runner.close()
+
+
+class _Lenient:
+    """A runner that answers any input with an empty tensor, as OpenVINO was seen to
+    answer inputs ONNX Runtime (the reference) refused; the rest is the real runner's."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"y": np.zeros((0, 10), dtype=np.float32)}
+
+
+@needs_openvino
+def test_inputs_the_reference_cannot_run_leave_nothing_to_judge_the_others_by(
+    tmp_path: Path,
+) -> None:
+    bundle = tmp_path / "bundle"
+    build_bundle(reshape_model(tmp_path / "src" / "model.onnx"), bundle, name="det", version="1")
+    selector = selector_for(tmp_path, OV, ORT)
+
+    def load(spec: Any) -> Any:
+        runner = load_runner(bundle, expected_name="det", expected_version="1", spec=spec)
+        return _Lenient(runner) if spec.key == OV.key else runner
+
+    with pytest.raises(RunnerUnavailable) as failed:
+        selector.select(
+            bundle_digest="d" * 64,
+            runtimes=("onnxruntime", "openvino"),
+            load=load,
+            inputs_for=lambda runner: bundle_input_sets(runner, bundle, count=2),
+        )
+    message = str(failed.value)
+    # the reference's own failure names the inputs and how to give better ones ...
+    assert f"{ORT.key}: run failed on inputs x float32[" in message
+    assert "bootstrap.npz" in message
+    # ... and the candidate that "runs" them is not taken for accurate: nothing to judge it by
+    assert f"{OV.key}: not checked: the reference {ORT.key} could not run these inputs" in (message)

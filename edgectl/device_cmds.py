@@ -102,14 +102,20 @@ def render_device(device: Mapping[str, Any]) -> str:
     """``devices show``: one ``field: value`` line each, then the per-model figures."""
     digest = str(device.get("active_bundle_digest") or "")[:12]
     pin = device.get("pin") or {}
+    if len(device.get("models") or []) > 1:  # each has its line below, backend included
+        served_fields = [("models", _models_cell(device)), ("backend", "per model, below")]
+    else:
+        served_fields = [
+            ("model", _model(device) + (f" (bundle {digest})" if digest else "")),
+            ("backend", device.get("backend") or "-"),
+        ]
     fields = [
         ("device", device.get("id")),
         ("fleet", device.get("fleet")),
         ("link", _link(device)),
         ("status", device.get("status")),
         ("agent", device.get("agent_version") or "-"),
-        ("model", _model(device) + (f" (bundle {digest})" if digest else "")),
-        ("backend", device.get("backend") or "-"),
+        *served_fields,
         ("pin", f"{pin['backend']} ({pin['source']}){pin_answer(pin, long=True)}" if pin else "-"),
         ("labels", format_labels(device.get("labels") or {})),
         ("profile", device.get("profile") or "-"),

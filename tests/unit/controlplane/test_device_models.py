@@ -109,6 +109,10 @@ def test_dashboard_and_edgectl_show_every_model() -> None:
     assert _models_cell(as_json) == "cls 2.0.1, det 1.4.0, ocr 3.0.0 (failed)"
     assert _headroom(as_json) == "40.0 MiB"
     shown = render_device(as_json)
+    # the header names every model (not one of them) and leaves backends to their lines
+    assert "models:         cls 2.0.1, det 1.4.0, ocr 3.0.0 (failed)" in shown
+    assert "backend:        per model, below" in shown
+    assert not any(line.startswith("model:") for line in shown.splitlines())
     assert "60.0 MiB of 100.0 MiB budget, 40.0 MiB headroom" in shown
     assert "does not fit" in shown and "retrying: timed out" in shown
 

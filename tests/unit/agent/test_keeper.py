@@ -170,6 +170,13 @@ def test_a_bad_configuration_is_the_same_one_line_error(
         keeper.close()
 
 
+def _wait_gone(keeper: ChildKeeper, timeout: float = 10.0) -> None:
+    """Until ``keeper`` has no child (its idle close), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while keeper.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_an_idle_child_goes_away_and_comes_back_when_needed(
     trust_kit: TrustKit, tmp_path: Path
 ) -> None:
@@ -177,9 +184,7 @@ def test_an_idle_child_goes_away_and_comes_back_when_needed(
     try:
         keeper.open_trust()
         assert keeper.running
-        deadline = time.monotonic() + 10
-        while keeper.running and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_gone(keeper)
         assert not keeper.running  # at rest, the agent holds no keeper
         assert keeper.ensure_trust() == 1 and keeper.started == 2
     finally:
@@ -196,15 +201,11 @@ def test_a_warmed_child_serves_the_first_operation_or_goes_away_unused(
         assert keeper.running and keeper.started == 1  # no operation asked for it
         keeper.warm()  # a second warm keeps the same child
         assert keeper.ensure_trust() == 1 and keeper.started == 1  # the warmed child answered
-        deadline = time.monotonic() + 10
-        while keeper.running and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_gone(keeper)
         assert not keeper.running  # warmed, then idle: closed as any idle child
         keeper.warm()
         assert keeper.running and keeper.started == 2
-        deadline = time.monotonic() + 10
-        while keeper.running and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_gone(keeper)
         assert not keeper.running  # never used: closed all the same
     finally:
         keeper.close()

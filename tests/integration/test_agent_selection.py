@@ -39,11 +39,20 @@ def test_selection_is_reported_and_pins_override_it(setup: Setup) -> None:
         assert selection is not None and selection.chosen == chosen and not selection.pinned
         measured = {c.key: c for c in selection.candidates}
         assert {ORT, OV} <= set(measured)
-        for figures in measured.values():  # the budget may run out before a late variant
-            assert (figures.excluded is None and figures.p50_ms and figures.p99_ms) or (
-                figures.excluded or ""
-            ).startswith("not measured: the selection budget")
-        assert measured[chosen].p50_ms and "3% faster to displace it" in selection.reason
+        # the budget may run out before a late variant, or, on a starved box, before the
+        # first pair: then the reference serves untimed, and the reason says so
+        timed = "3% faster to displace it" in selection.reason
+        for figures in measured.values():
+            untimed_champion = not timed and figures.key == chosen and figures.excluded is None
+            assert (
+                (figures.excluded is None and figures.p50_ms and figures.p99_ms)
+                or untimed_champion
+                or (figures.excluded or "").startswith("not measured: the selection budget")
+            ), figures
+        if timed:
+            assert measured[chosen].p50_ms
+        else:
+            assert selection.reason.startswith("the first accurate candidate"), selection.reason
         fetched = len(setup.blobs.requests)
 
         # the operator pins the other backend: the same version moves to it, no download

@@ -88,7 +88,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
-## Every benchmark in quick mode (about 30 s): does each still run? Part of `make test`.
+## Every benchmark in quick mode (about 3 minutes): does each still run? Part of `make test`.
 bench-quick: install
 	$(BIN)/python -m bench --quick
 

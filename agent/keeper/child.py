@@ -127,6 +127,11 @@ class ChildKeeper:
                 self._ensure()
             except KeeperUnavailable as exc:
                 logger.warning("%s: %s", self.settings.device_id, exc)
+            except Exception as exc:  # its settings could not be written: it died at once
+                self._end()
+                logger.warning(
+                    "%s: the keeper process failed at its start: %s", self.settings.device_id, exc
+                )
             finally:
                 self._last = time.monotonic()
                 self._arm_timer()

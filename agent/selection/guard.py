@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from agent.errors import AgentError
 from agent.runners.inputs import BETTER_INPUTS, describe
-from agent.selection.measure import Infer, warm_up
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,11 +43,6 @@ def as_input_sets(inputs: InputSet | Sequence[InputSet]) -> list[InputSet]:
     if not sets:
         raise ValueError("no input set to measure on")
     return sets
-
-
-def outputs_on(infer: Infer, sets: Sequence[InputSet]) -> list[dict[str, np.ndarray]]:
-    """The outputs on every set: warmed up on the first, then one run of each other."""
-    return [warm_up(infer, sets[0]), *(infer(one) for one in sets[1:])]
 
 
 def run_failed(exc: AgentError, sets: Sequence[InputSet] | None) -> str:

@@ -6,8 +6,10 @@
    one here (``supports``). With none left, the default runner serves (no measurement).
 2. Cache: a result for (bundle digest, hardware fingerprint, runtime versions) is reused:
    only the chosen backend is loaded (a restart does not benchmark again).
-3. Reference: ONNX Runtime CPU in fp32 (or the first fp32 candidate that runs: a
-   lower-precision candidate listed before it is checked after it) on the input sets
+3. Reference: ONNX Runtime CPU in fp32 (or, where it is not a candidate or does not
+   load, the first fp32 candidate that runs; a lower-precision candidate listed before it
+   is checked after it; where it loads but cannot run the first input set, no other
+   candidate is judged on those inputs: "not checked") on the input sets
    ``inputs_for`` gives (``agent.runners.inputs``: the bundle's ``bootstrap.npz``, then
    sets generated from its input hints and the defaults; the first one is the timing input).
 4. Champion and challenger, one candidate loaded at a time beside the champion (peak:
@@ -54,10 +56,9 @@ from agent.selection.guard import (
     InputSet,
     as_input_sets,
     compare_outputs,
-    outputs_on,
     run_failed,
 )
-from agent.selection.measure import paired_ratios, time_interleaved
+from agent.selection.measure import paired_ratios, time_interleaved, warm_up
 from agent.selection.policy import MARGIN_PCT, Measurement, displaces, regrets
 
 if TYPE_CHECKING:
@@ -257,16 +258,22 @@ class Selector:
     ) -> Runner | None:
         """``_admit`` once ``runner`` is loaded: the runner if accurate, else None (closed)."""
         trial.memory[spec.key] = max(0, psutil.Process().memory_info().rss - rss)
+        first_ran = False
         try:
             if trial.sets is None:
                 trial.sets = as_input_sets(trial.inputs_for(runner))
-            outputs = outputs_on(runner.infer, trial.sets)
+            first = warm_up(runner.infer, trial.sets[0])  # the bootstrap's, when shipped
+            first_ran = True
+            outputs = [first, *(runner.infer(one) for one in trial.sets[1:])]
         except AgentError as exc:
             runner.close()
             failed = run_failed(exc, trial.sets)
             trial.figures[spec.key] = Measurement(spec.key, excluded=failed)
             logger.info("selection: %s excluded: %s", spec.key, failed)
-            if spec.key == REFERENCE_KEY:
+            if spec.key == REFERENCE_KEY and trial.sets is not None and not first_ran:
+                # the inputs were made and the first set itself does not run: not inputs
+                # the model takes (a failure to make them, or on a later drawn set, is not
+                # this: the next fp32 candidate is the reference then, as before)
                 trial.refused = failed
             return None
         if trial.reference is None and spec.precision == "f32":
@@ -341,8 +348,9 @@ class Selector:
                 champion[1].close()
             raise
         ordered_figures = [trial.figures[s.key] for s in specs]
-        if champion is None:
-            why = "; ".join(f"{m.key}: {m.excluded}" for m in ordered_figures)
+        if champion is None:  # the reference's reason first: the others may refer to it
+            first = sorted(ordered_figures, key=lambda m: m.key != REFERENCE_KEY)
+            why = "; ".join(f"{m.key}: {m.excluded}" for m in first)
             raise RunnerUnavailable(f"no backend can serve the model: {why}")
         chosen, winner = champion
         best = trial.figures[chosen]

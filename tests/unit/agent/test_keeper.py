@@ -195,12 +195,14 @@ def test_an_idle_child_goes_away_and_comes_back_when_needed(
 def test_a_warmed_child_serves_the_first_operation_or_goes_away_unused(
     trust_kit: TrustKit, tmp_path: Path
 ) -> None:
-    keeper = ChildKeeper(_settings(trust_kit, tmp_path / "d"), idle_s=0.5)
+    keeper = ChildKeeper(_settings(trust_kit, tmp_path / "d"), idle_s=30.0)
     try:
         keeper.warm()
         assert keeper.running and keeper.started == 1  # no operation asked for it
         keeper.warm()  # a second warm keeps the same child
         assert keeper.ensure_trust() == 1 and keeper.started == 1  # the warmed child answered
+        keeper.idle_s = 0.5  # from the next timer on: the idle close, without waiting 30 s
+        keeper.warm()
         _wait_gone(keeper)
         assert not keeper.running  # warmed, then idle: closed as any idle child
         keeper.warm()

@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+## EdgeFleet's own packages (byte-compiled by `install`, their bytecode removed by `clean`)
+PACKAGES := protocol model_store hw_profiles agent controlplane edgectl bench
 ## pytest-xdist workers of `make test`'s parallel phase (the tests mostly wait on brokers,
 ## servers and subprocesses, so more workers than cores still shortens the run)
 WORKERS ?= 3
@@ -22,7 +24,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 ## module again at each start of each agent, control plane and edgectl (~1.4 s and ~0.9 MB
 ## of the agent's resident memory; docs/benchmarks.md). Up to date: a few stat calls.
 install: $(VENV)/.installed
-	$(BIN)/python -m compileall -q protocol model_store hw_profiles agent controlplane edgectl bench
+	$(BIN)/python -m compileall -q $(PACKAGES)
 
 ## Install, then run the whole product locally: control plane, embedded broker, 3 devices.
 demo: install
@@ -94,4 +96,4 @@ bench-quick: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
-	find protocol model_store hw_profiles agent controlplane edgectl bench -name __pycache__ -prune -exec rm -rf {} +
+	find $(PACKAGES) -name __pycache__ -prune -exec rm -rf {} +

@@ -1,19 +1,24 @@
 """What a shadow period costs the serving path: p50/p99 of served requests with no
 shadow, and with a shadow of the same size taking a sampled share of them.
 
-    python -m bench.shadow [--clients 2] [--phase 2.0] [--rounds 3] [--sample 20 100] [--quick]
+    python -m bench.shadow [--models cnn-64px mlp-1024] [--clients 2] [--phase 2.0]
+                           [--rounds 3] [--sample 20 100] [--quick]
 
-In process, as the agent serves: ``cnn-64px`` 1.0.0 loaded on ONNX Runtime in
+In process, as the agent serves: each of ``--models`` (``bench.models``: ``cnn-64px``
+takes ~35 us a request, ``mlp-1024`` ~0.15 ms) as version 1.0.0 on ONNX Runtime in
 ``agent.serving.ServedModels``; ``--clients`` threads call it back to back through
 ``ServedModels.use`` + ``LoadedModel.infer`` (the path both local APIs take, where the
-shadow's sampling and queueing run). Phases of ``--phase`` seconds alternate, ``--rounds``
-times: no shadow, then for each ``--sample`` percentage a shadow (``cnn-64px`` 1.1.0, the
-same model: every compared request agrees) attached with that share
-(``agent.serving.shadow``: bounded queue, one worker at a lower priority). The baseline
-and the shadow phases run in the same process on the same box, interleaved, so drift
-hits both. Prints a table, then one JSON line last: ``p99_off_ms`` and, per sample,
-``p99_ms``, ``added_p99_ms``, ``added_p99_pct``, ``compared``, ``dropped``,
-``agreement_pct``. ``--quick``: 0.4 s phases, 1 round, 20% only.
+shadow's sampling runs). Phases of ``--phase`` seconds alternate, ``--rounds`` times:
+no shadow, then for each ``--sample`` percentage a shadow (the same model as 1.1.0:
+every compared request agrees) attached with that share (``agent.serving.shadow``). The
+baseline and the shadow phases run in the same process, interleaved, so drift hits both.
+
+The goal: a shadow adds at most ``GOAL_ADDED_P99_PCT`` to the serving p99, or
+``GOAL_ADDED_P99_MS`` where that is larger, at every sample share, on every model.
+Prints a table per model, then one JSON line last: per model ``p99_off_ms`` and, per
+sample, ``p99_ms``, ``added_p99_ms``, ``added_p99_pct``, ``compared``, ``dropped``,
+``agreement_pct``, ``shadow_p50_ms``; ``worst_added_p99_pct`` (of the samples past
+``GOAL_ADDED_P99_MS``) and ``goal_met``. ``--quick``: 0.4 s phases, 1 round, 20% only.
 """
 
 from __future__ import annotations
@@ -32,15 +37,21 @@ import numpy as np
 from agent.runners.plugins.onnxruntime import OnnxRuntimeRunner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.shadow import Shadow
-from bench.models import catalogue
+from bench.models import BenchModel, catalogue
 from bench.options import parse_args
 from model_store import build_bundle, load_metadata
 from protocol import ShadowSpec
 
+#: the most a shadow may add to the serving p99: this share of it, or this many ms,
+#: whichever is larger (on a 35 us model, one turn at the GIL that a serving thread
+#: waits for while the worker's Python runs is ~0.05 ms, and the p99 itself is ~0.15)
+GOAL_ADDED_P99_PCT = 10.0
+GOAL_ADDED_P99_MS = 0.1
+
 
 def _runner(tmp: Path, source: Path, version: str) -> tuple[OnnxRuntimeRunner, Path]:
     bundle = tmp / f"bundle-{version}"
-    build_bundle(source, bundle, name="cnn", version=version)
+    build_bundle(source, bundle, name="m", version=version)
     runner = OnnxRuntimeRunner()
     runner.load(bundle, load_metadata(bundle))
     return runner, bundle
@@ -57,7 +68,7 @@ def _phase(
         inputs = feeds()
         while not stop.is_set():
             start = time.perf_counter()
-            with models.use("cnn") as model:
+            with models.use("m") as model:
                 model.infer(inputs)
             found[index].append((time.perf_counter() - start) * 1000.0)
 
@@ -75,28 +86,24 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.shadow")
-    parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--phase", type=float, default=2.0, help="seconds per phase")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sample", type=float, nargs="+", default=[20.0, 100.0])
-    args = parse_args(parser, argv, phase=0.4, rounds=1, sample=[20.0])
-    spec = next(m for m in catalogue() if m.name == "cnn-64px")
+def _measure(
+    spec: BenchModel, args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, list[Shadow]]]:
+    """Served latencies per phase label (``off``, ``20%``...) and the shadows attached."""
     latencies: dict[str, list[float]] = {"off": []}
     shadows: dict[str, list[Shadow]] = {}
     with tempfile.TemporaryDirectory(prefix="ef-bench-shadow-") as tmp:
-        source = spec.build(Path(tmp) / "model" / "cnn.onnx")
+        source = spec.build(Path(tmp) / "model" / "m.onnx")
         serving, bundle = _runner(Path(tmp), source, "1.0.0")
         candidate, _ = _runner(Path(tmp), source, "1.1.0")
         models = ServedModels()
-        models.activate(LoadedModel("cnn", "1.0.0", "a" * 64, bundle, serving))
+        models.activate(LoadedModel("m", "1.0.0", "a" * 64, bundle, serving))
         _phase(models, spec.feeds, args.clients, 0.3)  # warm-up, not counted
         for _ in range(args.rounds):
             latencies["off"] += _phase(models, spec.feeds, args.clients, args.phase)
             for pct in args.sample:
                 shadow = Shadow(
-                    name="cnn",
+                    name="m",
                     version="1.1.0",
                     serving_version="1.0.0",
                     runner=candidate,
@@ -112,36 +119,90 @@ def main(argv: list[str] | None = None) -> int:
                 shadows.setdefault(f"{pct:g}%", []).append(shadow)
         models.clear()
         candidate.close()
+    return latencies, shadows
+
+
+def _report(
+    name: str,
+    latencies: dict[str, list[float]],
+    shadows: dict[str, list[Shadow]],
+    phase: float,
+) -> dict[str, object]:
+    """Print one model's table; its figures for the JSON line."""
     off_p99 = _p(latencies["off"], 99)
     print(
-        f"serving path with and without a shadow: cnn-64px, {args.clients} in-process clients, "
-        f"{args.rounds} x {args.phase:g} s phases"
-    )
-    print(
-        f"{'shadow':<10} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'compared':>9} {'dropped':>8}"
+        f"{name}: {'shadow':<8} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'added':>8} "
+        f"{'compared':>9} {'dropped':>8} {'shadow p50':>10}"
     )
     result: dict[str, object] = {"p99_off_ms": round(off_p99, 3)}
     for label, values in latencies.items():
-        figures = [s.figures(elapsed_s=args.phase) for s in shadows.get(label, [])]
+        figures = [s.figures(elapsed_s=phase) for s in shadows.get(label, [])]
         compared = sum(f.compared for f in figures)
         dropped = sum(f.dropped for f in figures)
+        p99 = _p(values, 99)
+        added = round((p99 / off_p99 - 1) * 100, 1) if off_p99 > 0 else None
+        shadow_p50 = [f.shadow_p50_ms for f in figures if f.shadow_p50_ms is not None]
         print(
-            f"{label:<10} {len(values):>8} {_p(values, 50):>8.3f} {_p(values, 99):>8.3f} "
-            f"{compared:>9} {dropped:>8}"
+            f"{'':{len(name) + 2}}{label:<8} {len(values):>8} {_p(values, 50):>8.3f} "
+            f"{p99:>8.3f} {'' if label == 'off' else f'{added:+.1f}%':>8} "
+            f"{compared if label != 'off' else '-':>9} {dropped if label != 'off' else '-':>8} "
+            f"{f'{np.median(shadow_p50):.3f}' if shadow_p50 else '-':>10}"
         )
         if label == "off":
             continue
-        p99 = _p(values, 99)
         agreeing = [f.agreement_pct for f in figures if f.agreement_pct is not None]
         result[f"sample_{label.rstrip('%')}"] = {
             "p99_ms": round(p99, 3),
             "added_p99_ms": round(p99 - off_p99, 3),
-            "added_p99_pct": round((p99 / off_p99 - 1) * 100, 1) if off_p99 > 0 else None,
+            "added_p99_pct": added,
             "compared": compared,
             "dropped": dropped,
             "agreement_pct": min(agreeing) if agreeing else None,
+            "shadow_p50_ms": round(float(np.median(shadow_p50)), 4) if shadow_p50 else None,
         }
-    result |= {"clients": args.clients, "quick": args.quick}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.shadow")
+    parser.add_argument("--models", nargs="+", default=["cnn-64px", "mlp-1024"])
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--phase", type=float, default=2.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample", type=float, nargs="+", default=[20.0, 100.0])
+    args = parse_args(parser, argv, phase=0.4, rounds=1, sample=[20.0])
+    known = {m.name: m for m in catalogue()}
+    unknown = [name for name in args.models if name not in known]
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}: one of {', '.join(known)}")
+    print(
+        f"serving path with and without a shadow: {args.clients} in-process clients, "
+        f"{args.rounds} x {args.phase:g} s phases"
+    )
+    result: dict[str, object] = {}
+    samples: list[dict[str, float]] = []
+    for name in args.models:
+        figures = _report(name, *_measure(known[name], args), args.phase)
+        result[name] = figures
+        samples += [v for v in figures.values() if isinstance(v, dict)]
+    past_floor = [
+        v["added_p99_pct"]
+        for v in samples
+        if v["added_p99_ms"] > GOAL_ADDED_P99_MS and v["added_p99_pct"] is not None
+    ]
+    worst = max(past_floor) if past_floor else None
+    met = bool(samples) and (worst is None or worst <= GOAL_ADDED_P99_PCT)
+    print(
+        f"goal: a shadow adds <= {GOAL_ADDED_P99_PCT:g}% (or {GOAL_ADDED_P99_MS:g} ms) to the "
+        f"serving p99: {'met' if met else 'NOT met'}"
+        + (f" (worst past {GOAL_ADDED_P99_MS:g} ms: {worst:+.1f}%)" if worst is not None else "")
+    )
+    result |= {
+        "worst_added_p99_pct": worst,
+        "goal_met": met,
+        "clients": args.clients,
+        "quick": args.quick,
+    }
     print(json.dumps(result))
     return 0
 

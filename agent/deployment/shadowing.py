@@ -81,7 +81,16 @@ class ShadowPeriod:
         figures = judge(shadow.figures(elapsed_s=time.monotonic() - start), spec)
         board.finished(figures)
         self.reporter.state_changed()
-        logger.info("%s: shadow %s: %s", label, figures.verdict, figures.reason or "ok")
+        logger.info(
+            "%s: shadow %s: %s (%d compared, %d dropped; p50 %s ms, serving %s ms)",
+            label,
+            figures.verdict,
+            figures.reason or "ok",
+            figures.compared,
+            figures.dropped,
+            _ms(figures.shadow_p50_ms),
+            _ms(figures.serving_p50_ms),
+        )
         if figures.verdict == ShadowVerdict.FAILED:
             raise ShadowGateFailed(figures.reason or "shadow gate failed")
 
@@ -101,3 +110,7 @@ class ShadowPeriod:
             if time.monotonic() - reported >= SHADOW_REPORT_S:
                 self.reporter.state_changed()
                 reported = time.monotonic()
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"

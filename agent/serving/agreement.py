@@ -132,8 +132,6 @@ def _percentile(values: deque[float], q: float) -> float | None:
 class Tally:
     """The running figures of one shadow period (not thread-safe: ``Shadow`` locks)."""
 
-    sampled: int = 0
-    dropped: int = 0
     compared: int = 0
     errors: int = 0
     agreeing: int = 0

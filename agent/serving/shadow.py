@@ -5,16 +5,25 @@ The request path (``LoadedModel.infer`` of the serving model, after its answer i
 computed) only calls ``Shadow.offer``: a ``Sampler`` decides in one atomic counter step
 whether this request is in the sampled share; a sampled one is copied (inputs and the
 serving outputs, so a caller that reuses its buffers cannot change what is compared) and
-put on a bounded queue without waiting: when the queue is full the request is dropped and
-counted. The answer always comes from the serving model.
+left for the worker without waking it: when ``QUEUE_BOUND`` are already waiting, the
+request is dropped (counted). The answer always comes from the serving model.
 
-One worker thread per shadow runs the shadow model on the queued requests, times it and
-compares. The cost to the serving path is bounded by: the sampled share, the queue
-bound (``QUEUE_BOUND`` copies at most), one worker (so at most one shadow inference at a
-time), the worker at a lower CPU priority (nice +``WORKER_NICE``, Linux) and on the
-serving model's cores, and the shadow loaded with the serving model's fair share of
-threads (``agent.deployment.steps``). ``bench.shadow`` measures the serving p99 with and
-without a shadow.
+One worker thread per shadow runs the shadow model on the waiting requests, times it and
+compares. What it may cost the serving path is bounded by:
+
+- the sampled share, and at most ``QUEUE_BOUND`` copies waiting;
+- one worker, so at most one shadow inference at a time, on the serving model's cores;
+- the worker collects every ``POLL_S`` instead of being woken per request (on a 35 us
+  model, a wake-up per request was most of what a shadow added to the serving p99);
+- the worker at the lowest CPU priority: SCHED_IDLE (Linux), so it runs on cycles no
+  serving thread wants, else nice +``WORKER_NICE``;
+- its duty: comparisons take at most ``DUTY`` of the wall time; past it the worker
+  pauses, which also caps the share of a core the shadow's own runtime threads (created
+  at load, at normal priority) can take;
+- the shadow loaded with the serving model's fair share of threads
+  (``agent.deployment.steps``).
+
+``bench.shadow`` measures the serving p99 with and without a shadow.
 
 ``judge`` is the gate (pure): agreement and latency against the deployment's
 ``ShadowSpec``; no compared request passes, "not judged: no traffic"; a shadow that
@@ -32,9 +41,9 @@ import itertools
 import logging
 import math
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -51,8 +60,15 @@ logger = logging.getLogger(__name__)
 
 #: sampled requests waiting for the shadow at most; more are dropped (counted)
 QUEUE_BOUND = 8
-#: how much lower the worker's CPU priority is than the serving threads' (Linux nice)
-WORKER_NICE = 10
+#: how often the worker collects the waiting requests (s): one wake-up per interval, not
+#: one per sampled request (each wake-up is a thread switch and a turn at the GIL that a
+#: serving thread waits for)
+POLL_S = 0.02
+#: the largest share of the wall time the worker may spend on comparisons (the shadow's
+#: inference included): past it, it pauses and the sampled requests meanwhile are dropped
+DUTY = 0.25
+#: the worker's CPU priority where SCHED_IDLE is unavailable (Linux nice)
+WORKER_NICE = 19
 
 _Item = tuple[dict[str, "np.ndarray"], dict[str, "np.ndarray"], float]
 
@@ -71,6 +87,21 @@ class Sampler:
     def take(self) -> bool:
         n = next(self._calls)
         return math.floor((n + 1) * self.share) > math.floor(n * self.share)
+
+
+def lower_priority(what: str) -> None:
+    """The calling thread yields the CPU to everything else: SCHED_IDLE (Linux: it runs
+    when no other thread wants the core, and a waking serving thread preempts it at
+    once), else nice +``WORKER_NICE``; as is where neither is possible."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
+        return
+    except (AttributeError, OSError) as exc:
+        logger.debug("%s: no SCHED_IDLE here (%s): nice +%d", what, exc, WORKER_NICE)
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+    except (AttributeError, OSError) as exc:
+        logger.debug("%s: cannot lower the worker's priority: %s", what, exc)
 
 
 class Shadow:
@@ -95,11 +126,19 @@ class Shadow:
         self._runner = runner
         self._cores = cores
         self._sampler = Sampler(spec.sample)
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=QUEUE_BOUND)
+        #: the sampled requests waiting: serving threads append (at most QUEUE_BOUND,
+        #: under ``_offer_lock``), the worker pops (``deque`` pops are atomic)
+        self._waiting: deque[_Item] = deque()
+        #: the request path's own lock: the worker never takes it, so a serving thread
+        #: never waits for a low-priority worker preempted inside a critical section
+        self._offer_lock = threading.Lock()
+        self._sampled = self._dropped = 0  # under ``_offer_lock``
+        #: the worker's tally, and ``figures``
         self._lock = threading.Lock()
         self._tally = Tally()
         self._worker = threading.Thread(target=self._work, name=f"shadow-{name}", daemon=True)
         self._stopped = False
+        self._wake = threading.Event()  # set by ``stop``: no more polling, drain and end
 
     def start(self) -> None:
         self._worker.start()
@@ -109,49 +148,67 @@ class Shadow:
     def offer(
         self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray], seconds: float
     ) -> None:
-        """A served request (its inputs, the serving outputs and backend time): queued
-        for the shadow if sampled and there is room, else nothing. Never blocks, never
-        raises."""
+        """A served request (its inputs, the serving outputs and backend time): kept for
+        the shadow if sampled and there is room, else nothing. Never blocks on the
+        worker, never wakes it, never raises."""
         import numpy as np  # here, not at the top: an idle agent (no model) never loads numpy
 
         try:
             if self._stopped or not self._sampler.take():
                 return
-            with self._lock:
-                self._tally.sampled += 1
-            if self._queue.full():
-                self._drop()
-                return
+            with self._offer_lock:
+                self._sampled += 1
+                if len(self._waiting) >= QUEUE_BOUND:
+                    self._dropped += 1
+                    return
             item = (
                 {k: np.array(v, copy=True) for k, v in inputs.items()},
                 {k: np.array(v, copy=True) for k, v in outputs.items()},
                 seconds * 1000.0,
             )
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self._drop()
+            with self._offer_lock:
+                if len(self._waiting) >= QUEUE_BOUND:  # filled by another serving thread
+                    self._dropped += 1
+                else:
+                    self._waiting.append(item)
         except Exception as exc:  # the serving path must never fail because of a shadow
             logger.debug("shadow of %s: offer failed: %s", self.name, exc)
-
-    def _drop(self) -> None:
-        with self._lock:
-            self._tally.dropped += 1
 
     # -- the worker ------------------------------------------------------------------------
 
     def _work(self) -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-        except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as is
-            logger.debug("shadow of %s: cannot lower the worker's priority: %s", self.name, exc)
+        lower_priority(f"shadow of {self.name}")
+        started, busy = time.monotonic(), 0.0
         with confined(self._cores):
-            while (item := self._queue.get()) is not None:
-                try:
-                    self._run(*item)
-                except Exception as exc:  # never let the worker die with its queue filling
-                    logger.warning("shadow of %s: a comparison failed: %s", self.name, exc)
-                    with self._lock:
-                        self._tally.failed()
+            while not self._wake.wait(POLL_S):
+                while not self._stopped and (item := self._next()) is not None:
+                    begun = time.perf_counter()
+                    self._compare(item)
+                    busy += time.perf_counter() - begun
+                    over = busy / DUTY - (time.monotonic() - started)
+                    if over > 0 and self._wake.wait(over):
+                        return
+
+    def _drain(self) -> None:
+        """Compare what is waiting (``stop``'s, at the caller's priority: a worker the
+        box's load starved still leaves its period a verdict on what it sampled)."""
+        with confined(self._cores):
+            while (item := self._next()) is not None:
+                self._compare(item)
+
+    def _next(self) -> _Item | None:
+        try:
+            return self._waiting.popleft()
+        except IndexError:
+            return None
+
+    def _compare(self, item: _Item) -> None:
+        try:
+            self._run(*item)
+        except Exception as exc:  # never let a comparison end the worker
+            logger.warning("shadow of %s: a comparison failed: %s", self.name, exc)
+            with self._lock:
+                self._tally.failed()
 
     def _run(self, inputs: dict[str, np.ndarray], served: dict[str, np.ndarray], ms: float) -> None:
         start = time.perf_counter()
@@ -168,34 +225,26 @@ class Shadow:
             self._tally.add(result, shadow_ms=shadow_ms, serving_ms=ms)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """No more requests are taken; the queued ones are compared (for at most
-        ``timeout`` seconds: a shadow too slow for that has the rest dropped, counted),
-        then the worker ends (once its inference in progress, if any, returns)."""
+        """No more requests are taken; the waiting ones are compared, by a thread at the
+        caller's priority beside the worker's comparison in progress (for at most
+        ``timeout`` seconds: a shadow too slow for that has the rest dropped, counted);
+        the worker ends once its comparison in progress, if any, returns."""
         self._stopped = True
-        if not self._worker.is_alive():
-            return
+        self._wake.set()
         deadline = time.monotonic() + timeout
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            logger.warning("shadow of %s: the worker did not drain its queue", self.name)
-            while True:  # drop what is left, so that the worker reaches its end
-                self._discard()
-                try:
-                    self._queue.put_nowait(None)
-                    break
-                except queue.Full:  # an offer that came in just before the stop
-                    continue
-        self._worker.join(max(0.0, deadline - time.monotonic()))
+        drain = threading.Thread(target=self._drain, name=f"shadow-{self.name}-drain", daemon=True)
+        drain.start()
+        for thread in (drain, self._worker):
+            if thread.ident is not None:  # started (a shadow may stop before it starts)
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if drain.is_alive() or self._waiting:
+            logger.warning("shadow of %s: the waiting requests were not all compared", self.name)
+        self._discard()
 
     def _discard(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self._drop()
+        with self._offer_lock:
+            self._dropped += len(self._waiting)
+            self._waiting.clear()
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -211,9 +260,9 @@ class Shadow:
                 started_at=self.started_at,
                 duration_s=max(0.0, elapsed_s),
                 sample=self.spec.sample,
-                sampled=t.sampled,
+                sampled=self._sampled,
                 compared=t.compared,
-                dropped=t.dropped,
+                dropped=self._dropped,
                 errors=t.errors,
                 agreement_pct=t.agreement_pct,
                 top1_agreement_pct=t.top1_agreement_pct,

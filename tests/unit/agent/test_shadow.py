@@ -4,6 +4,7 @@ running beside a served model (real ONNX Runtime models built in code)."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from agent.deployment.shadowing import ShadowPeriod
 from agent.errors import AgentError
 from agent.serving import ServedModels
 from agent.serving.agreement import REL_TOLERANCE, compare
-from agent.serving.shadow import QUEUE_BOUND, Sampler, Shadow, judge
+from agent.serving.shadow import DUTY, QUEUE_BOUND, Sampler, Shadow, judge
 from protocol import (
     SHADOW_GATE_PREFIX,
     ModelAssignment,
@@ -330,11 +331,66 @@ def test_a_shadow_too_slow_to_drain_its_queue_still_ends_its_worker() -> None:
     assert runner.started.wait(5)  # the worker is inside the slow inference
     for _ in range(QUEUE_BOUND):
         shadow.offer(one, one, 0.001)  # the queue is full
-    shadow.stop(timeout=0.05)
+    shadow.stop(timeout=0.05)  # its drain takes one more into the slow inference
     runner.release.set()
-    worker = [t for t in threading.enumerate() if t.name == "shadow-slow"]
-    for thread in worker:
+    threads = [t for t in threading.enumerate() if t.name.startswith("shadow-slow")]
+    assert {t.name for t in threads} == {"shadow-slow", "shadow-slow-drain"}
+    for thread in threads:
         thread.join(5)
-    assert not any(t.is_alive() for t in worker)
+    assert not any(t.is_alive() for t in threads)
     figures = shadow.figures(elapsed_s=0)
-    assert figures.dropped == QUEUE_BOUND and figures.compared == 1
+    assert figures.dropped == QUEUE_BOUND - 1 and figures.compared == 2
+
+
+class _Timed:
+    """A shadow runner that takes ``seconds`` per inference and records the CPU policy
+    of the thread that called it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.policies = seconds, list[int]()
+
+    def infer(self, inputs: object) -> dict[str, np.ndarray]:
+        self.policies.append(os.sched_getscheduler(0))
+        time.sleep(self.seconds)
+        return {"y": np.zeros(1, np.float32)}
+
+
+def _started(runner: _Timed) -> Shadow:
+    shadow = Shadow(
+        name="timed",
+        version="2",
+        serving_version="1",
+        runner=runner,  # type: ignore[arg-type]
+        spec=ShadowSpec(duration_s=60, sample=1.0),
+        started_at=datetime.now(UTC),
+    )
+    shadow.start()
+    return shadow
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_the_worker_runs_only_on_cycles_nobody_else_wants() -> None:
+    runner = _Timed(0.0)
+    shadow = _started(runner)
+    one = {"y": np.zeros(1, np.float32)}
+    shadow.offer(one, one, 0.001)
+    wait_until(lambda: shadow.figures(elapsed_s=0).compared == 1, 10, "compared")
+    shadow.stop()
+    assert runner.policies == [os.SCHED_IDLE]
+
+
+def test_the_worker_pauses_past_its_duty_and_the_requests_meanwhile_are_dropped() -> None:
+    runner = _Timed(0.05)  # 50 ms a comparison: at a 25% duty, about one per 200 ms
+    shadow = _started(runner)
+    one = {"y": np.zeros(1, np.float32)}
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:
+        shadow.offer(one, one, 0.001)
+        time.sleep(0.002)
+    shadow.stop(timeout=0.0)
+    figures = shadow.figures(elapsed_s=1.0)
+    # at most 1 s / (0.05 s / DUTY) + the first one: a slower box only compares fewer
+    assert 1 <= figures.compared <= 1 + int(1.0 / (0.05 / DUTY)) + 1, figures
+    # every sampled request is compared, dropped, or the one in progress at the stop
+    assert figures.sampled - figures.compared - figures.dropped in (0, 1), figures
+    assert figures.sampled > 100

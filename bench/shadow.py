@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import threading
 import time
@@ -134,17 +135,21 @@ def _report(
         f"{name}: {'shadow':<8} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'added':>8} "
         f"{'compared':>9} {'dropped':>8} {'shadow p50':>10}"
     )
-    result: dict[str, object] = {"p99_off_ms": round(off_p99, 3)}
+    result: dict[str, object] = {
+        "p99_off_ms": round(off_p99, 3) if math.isfinite(off_p99) else None
+    }
     for label, values in latencies.items():
         figures = [s.figures(elapsed_s=phase) for s in shadows.get(label, [])]
         compared = sum(f.compared for f in figures)
         dropped = sum(f.dropped for f in figures)
         p99 = _p(values, 99)
-        added = round((p99 / off_p99 - 1) * 100, 1) if off_p99 > 0 else None
+        measured = math.isfinite(p99) and math.isfinite(off_p99) and off_p99 > 0
+        added = round((p99 / off_p99 - 1) * 100, 1) if measured else None
         shadow_p50 = [f.shadow_p50_ms for f in figures if f.shadow_p50_ms is not None]
+        shown = "" if label == "off" else "-" if added is None else f"{added:+.1f}%"
         print(
             f"{'':{len(name) + 2}}{label:<8} {len(values):>8} {_p(values, 50):>8.3f} "
-            f"{p99:>8.3f} {'' if label == 'off' else f'{added:+.1f}%':>8} "
+            f"{p99:>8.3f} {shown:>8} "
             f"{compared if label != 'off' else '-':>9} {dropped if label != 'off' else '-':>8} "
             f"{f'{np.median(shadow_p50):.3f}' if shadow_p50 else '-':>10}"
         )
@@ -152,8 +157,8 @@ def _report(
             continue
         agreeing = [f.agreement_pct for f in figures if f.agreement_pct is not None]
         result[f"sample_{label.rstrip('%')}"] = {
-            "p99_ms": round(p99, 3),
-            "added_p99_ms": round(p99 - off_p99, 3),
+            "p99_ms": round(p99, 3) if math.isfinite(p99) else None,
+            "added_p99_ms": round(p99 - off_p99, 3) if measured else None,
             "added_p99_pct": added,
             "compared": compared,
             "dropped": dropped,
@@ -180,18 +185,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} x {args.phase:g} s phases"
     )
     result: dict[str, object] = {}
-    samples: list[dict[str, float]] = []
+    samples: list[dict[str, float | None]] = []
     for name in args.models:
         figures = _report(name, *_measure(known[name], args), args.phase)
         result[name] = figures
         samples += [v for v in figures.values() if isinstance(v, dict)]
     past_floor = [
-        v["added_p99_pct"]
+        pct
         for v in samples
-        if v["added_p99_ms"] > GOAL_ADDED_P99_MS and v["added_p99_pct"] is not None
+        if (ms := v["added_p99_ms"]) is not None
+        and ms > GOAL_ADDED_P99_MS
+        and (pct := v["added_p99_pct"]) is not None
     ]
     worst = max(past_floor) if past_floor else None
-    met = bool(samples) and (worst is None or worst <= GOAL_ADDED_P99_PCT)
+    # a phase that served nothing measured nothing: not a goal met
+    complete = bool(samples) and all(v["added_p99_ms"] is not None for v in samples)
+    met = complete and (worst is None or worst <= GOAL_ADDED_P99_PCT)
     print(
         f"goal: a shadow adds <= {GOAL_ADDED_P99_PCT:g}% (or {GOAL_ADDED_P99_MS:g} ms) to the "
         f"serving p99: {'met' if met else 'NOT met'}"

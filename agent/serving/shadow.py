@@ -12,11 +12,12 @@ One worker thread per shadow runs the shadow model on the waiting requests, time
 compares. What it may cost the serving path is bounded by:
 
 - the sampled share, and at most ``QUEUE_BOUND`` copies waiting;
-- one worker, so at most one shadow inference at a time, on the serving model's cores;
+- one worker on the serving model's cores, so one shadow inference at a time (two at
+  the end of a period, when ``stop`` drains beside the worker's comparison in progress);
 - the worker collects every ``POLL_S`` instead of being woken per request (on a 35 us
   model, a wake-up per request was most of what a shadow added to the serving p99);
-- the worker at the lowest CPU priority: SCHED_IDLE (Linux), so it runs on cycles no
-  serving thread wants, else nice +``WORKER_NICE``;
+- the worker at the lowest CPU priority: SCHED_IDLE (Linux: the lowest weight, and a
+  waking serving thread preempts it), else nice +``WORKER_NICE``;
 - its duty: comparisons take at most ``DUTY`` of the wall time; past it the worker
   pauses, which also caps the share of a core the shadow's own runtime threads (created
   at load, at normal priority) can take;
@@ -67,6 +68,8 @@ POLL_S = 0.02
 #: the largest share of the wall time the worker may spend on comparisons (the shadow's
 #: inference included): past it, it pauses and the sampled requests meanwhile are dropped
 DUTY = 0.25
+#: the most wall time (s) the worker may fall behind its duty by, after a quiet spell
+DUTY_CREDIT_S = 1.0
 #: the worker's CPU priority where SCHED_IDLE is unavailable (Linux nice)
 WORKER_NICE = 19
 
@@ -133,6 +136,7 @@ class Shadow:
         #: never waits for a low-priority worker preempted inside a critical section
         self._offer_lock = threading.Lock()
         self._sampled = self._dropped = 0  # under ``_offer_lock``
+        self._closed = False  # under ``_offer_lock``: ``stop`` counted what was left
         #: the worker's tally, and ``figures``
         self._lock = threading.Lock()
         self._tally = Tally()
@@ -167,7 +171,8 @@ class Shadow:
                 seconds * 1000.0,
             )
             with self._offer_lock:
-                if len(self._waiting) >= QUEUE_BOUND:  # filled by another serving thread
+                # filled by another serving thread meanwhile, or the period ended
+                if self._closed or len(self._waiting) >= QUEUE_BOUND:
                     self._dropped += 1
                 else:
                     self._waiting.append(item)
@@ -185,7 +190,11 @@ class Shadow:
                     begun = time.perf_counter()
                     self._compare(item)
                     busy += time.perf_counter() - begun
-                    over = busy / DUTY - (time.monotonic() - started)
+                    # idle time earns at most DUTY_CREDIT_S of credit: a quiet hour is
+                    # not a licence for a burst at full duty
+                    now = time.monotonic()
+                    started = max(started, now - busy / DUTY - DUTY_CREDIT_S)
+                    over = busy / DUTY - (now - started)
                     if over > 0 and self._wake.wait(over):
                         return
 
@@ -243,8 +252,9 @@ class Shadow:
 
     def _discard(self) -> None:
         with self._offer_lock:
-            self._dropped += len(self._waiting)
-            self._waiting.clear()
+            self._closed = True
+            while self._next() is not None:  # one pop at a time: a drain may still pop
+                self._dropped += 1
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -289,8 +299,12 @@ def judge(figures: ShadowFigures, spec: ShadowSpec) -> ShadowFigures:
         return figures.model_copy(update={"verdict": v, "reason": text})
 
     f = figures
+    if f.compared == 0 and f.sampled > 0:  # the shadow could not keep up with even one
+        return verdict(
+            False, f"none of the {f.sampled} sampled requests was compared (all dropped)"
+        )
     if f.compared == 0:
-        return verdict(True, f"not judged: no traffic ({f.dropped} dropped)")
+        return verdict(True, "not judged: no traffic")
     if f.errors >= f.compared:  # a version that fails every request never switches
         return verdict(False, f"the new version failed on all {f.compared} requests")
     need = spec.min_agreement_pct

@@ -10,6 +10,7 @@ from agent.runners import create_runner, create_runner_for
 from agent.runners.base import Runner
 from agent.runners.choice import check_spec_allowed, runner_for
 from agent.runners.heap import release_free_heap
+from agent.runners.pages import release_library_pages
 from agent.runners.spec import CandidateSpec
 from protocol import DeviceStatus
 
@@ -56,4 +57,5 @@ def load_runner(
         raise
     finally:
         release_free_heap()  # what the load freed (a whole graph, on OpenVINO) is not kept
+        release_library_pages()  # nor the library code only the load ran
     return runner

@@ -312,6 +312,20 @@ def test_a_period_whose_model_went_away_stops_its_worker_and_says_so(tmp_path: P
     served.runner.close()
 
 
+def _started(runner: object, name: str = "timed") -> Shadow:
+    """A shadow of every request (nothing served: the test offers them) on ``runner``."""
+    shadow = Shadow(
+        name=name,
+        version="2",
+        serving_version="1",
+        runner=runner,  # type: ignore[arg-type]
+        spec=ShadowSpec(duration_s=60, sample=1.0),
+        started_at=datetime.now(UTC),
+    )
+    shadow.start()
+    return shadow
+
+
 class _Stuck:
     """A shadow runner whose inference waits until released."""
 
@@ -326,15 +340,7 @@ class _Stuck:
 
 def test_a_shadow_too_slow_to_drain_its_queue_still_ends_its_worker() -> None:
     runner = _Stuck()
-    shadow = Shadow(
-        name="slow",
-        version="2",
-        serving_version="1",
-        runner=runner,  # type: ignore[arg-type]
-        spec=ShadowSpec(duration_s=60, sample=1.0),
-        started_at=datetime.now(UTC),
-    )
-    shadow.start()
+    shadow = _started(runner, "slow")
     one = {"y": np.zeros(1, np.float32)}
     shadow.offer(one, one, 0.001)
     assert runner.started.wait(5)  # the worker is inside the slow inference
@@ -362,19 +368,6 @@ class _Timed:
         self.policies.append(os.sched_getscheduler(0))
         time.sleep(self.seconds)
         return {"y": np.zeros(1, np.float32)}
-
-
-def _started(runner: _Timed) -> Shadow:
-    shadow = Shadow(
-        name="timed",
-        version="2",
-        serving_version="1",
-        runner=runner,  # type: ignore[arg-type]
-        spec=ShadowSpec(duration_s=60, sample=1.0),
-        started_at=datetime.now(UTC),
-    )
-    shadow.start()
-    return shadow
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")

@@ -264,7 +264,7 @@ class Selector:
                 trial.sets = as_input_sets(trial.inputs_for(runner))
             first = warm_up(runner.infer, trial.sets[0])  # the bootstrap's, when shipped
             first_ran = True
-            outputs = [first, *(runner.infer(one) for one in trial.sets[1:])]
+            outputs = [first, *self._run_drawn(spec, runner, trial)]
         except AgentError as exc:
             runner.close()
             failed = run_failed(exc, trial.sets)
@@ -272,8 +272,9 @@ class Selector:
             logger.info("selection: %s excluded: %s", spec.key, failed)
             if spec.key == REFERENCE_KEY and trial.sets is not None and not first_ran:
                 # the inputs were made and the first set itself does not run: not inputs
-                # the model takes (a failure to make them, or on a later drawn set, is not
-                # this: the next fp32 candidate is the reference then, as before)
+                # the model takes (a failure to make them is not this: the next fp32
+                # candidate is the reference then, as before; a drawn set after the first
+                # that it cannot run is dropped, ``_run_drawn``)
                 trial.refused = failed
             return None
         if trial.reference is None and spec.precision == "f32":
@@ -290,6 +291,28 @@ class Selector:
             return None
         trial.figures[spec.key] = Measurement(spec.key, rel_error=error)
         return runner
+
+    @staticmethod
+    def _run_drawn(spec: Any, runner: Runner, trial: _Trial) -> list[dict[str, np.ndarray]]:
+        """The outputs on the drawn input sets (after the first). The reference drops
+        the drawn sets it cannot run (inputs the model does not take: a shape it
+        constrains), so that every other candidate is judged on sets it was judged on;
+        another candidate that cannot run one is excluded (AgentError)."""
+        assert trial.sets is not None
+        outputs: list[dict[str, np.ndarray]] = []
+        kept = [trial.sets[0]]
+        judging = spec.key == REFERENCE_KEY and trial.reference is None
+        for one in trial.sets[1:]:
+            try:
+                outputs.append(runner.infer(one))
+            except AgentError as exc:
+                if not judging:
+                    raise
+                logger.info("selection: a drawn input set the reference cannot run: %s", exc)
+                continue
+            kept.append(one)
+        trial.sets = kept
+        return outputs
 
     def _measure_all(
         self,

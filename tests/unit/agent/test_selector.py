@@ -141,3 +141,36 @@ def test_inputs_the_reference_cannot_run_leave_nothing_to_judge_the_others_by(
     assert "bootstrap.npz" in message
     # ... and the candidate that "runs" them is not taken for accurate: nothing to judge it by
     assert f"{OV.key}: not checked: the reference {ORT.key} could not run these inputs" in (message)
+
+
+@needs_openvino
+def test_a_drawn_input_set_the_reference_cannot_run_is_dropped_not_the_reference(
+    tmp_path: Path,
+) -> None:
+    # the bootstrap fits the reshape ([1, 10]), the drawn [1, 16] do not: the reference
+    # judges the others on what it runs, and is not replaced by a candidate judged
+    # against itself (before: OpenVINO became the reference and was chosen, answering
+    # an empty tensor for every input)
+    source = reshape_model(tmp_path / "src" / "model.onnx")
+    boot = tmp_path / "src" / "bootstrap.npz"
+    np.savez(boot, x=np.linspace(-1, 1, 10, dtype=np.float32).reshape(1, 10))
+    bundle = tmp_path / "bundle"
+    hints = {"x": {"shape": [1, 16]}}  # the drawn sets' shape: 16 values do not fit
+    build_bundle(source, bundle, name="det", version="1", extra_files=[boot], input_hints=hints)
+    selector = selector_for(tmp_path, OV, ORT)
+
+    def load(spec: Any) -> Any:
+        runner = load_runner(bundle, expected_name="det", expected_version="1", spec=spec)
+        return _Lenient(runner) if spec.key == OV.key else runner
+
+    selection = selector.select(
+        bundle_digest="d" * 64,
+        runtimes=("onnxruntime", "openvino"),
+        load=load,
+        inputs_for=lambda runner: bundle_input_sets(runner, bundle, count=3),
+    )
+    figures = {m.key: m for m in selection.measurements}
+    assert selection.chosen == ORT.key, figures
+    assert figures[ORT.key].excluded is None
+    assert figures[OV.key].excluded is not None, figures
+    selection.runner.close()

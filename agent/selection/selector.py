@@ -301,16 +301,27 @@ class Selector:
         assert trial.sets is not None
         outputs: list[dict[str, np.ndarray]] = []
         kept = [trial.sets[0]]
-        judging = spec.key == REFERENCE_KEY and trial.reference is None
+        judging = trial.reference is None and spec.precision == "f32"  # the reference
+        problem = None
         for one in trial.sets[1:]:
             try:
                 outputs.append(runner.infer(one))
             except AgentError as exc:
                 if not judging:
                     raise
-                logger.info("selection: a drawn input set the reference cannot run: %s", exc)
+                problem = exc
                 continue
             kept.append(one)
+        if problem is not None:
+            logger.warning(
+                "selection: the reference %s cannot run %d of the %d drawn input sets (%s): "
+                "the candidates are judged on the other %d",
+                spec.key,
+                len(trial.sets) - len(kept),
+                len(trial.sets) - 1,
+                problem,
+                len(kept),
+            )
         trial.sets = kept
         return outputs
 

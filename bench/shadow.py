@@ -145,13 +145,14 @@ def _report(
         p99 = _p(values, 99)
         measured = math.isfinite(p99) and math.isfinite(off_p99) and off_p99 > 0
         added = round((p99 / off_p99 - 1) * 100, 1) if measured else None
-        shadow_p50 = [f.shadow_p50_ms for f in figures if f.shadow_p50_ms is not None]
+        p50s = [f.shadow_p50_ms for f in figures if f.shadow_p50_ms is not None]
+        shadow_p50 = round(float(np.median(p50s)), 4) if p50s else None
         shown = "" if label == "off" else "-" if added is None else f"{added:+.1f}%"
         print(
             f"{'':{len(name) + 2}}{label:<8} {len(values):>8} {_p(values, 50):>8.3f} "
             f"{p99:>8.3f} {shown:>8} "
             f"{compared if label != 'off' else '-':>9} {dropped if label != 'off' else '-':>8} "
-            f"{f'{np.median(shadow_p50):.3f}' if shadow_p50 else '-':>10}"
+            f"{'-' if shadow_p50 is None else f'{shadow_p50:.3f}':>10}"
         )
         if label == "off":
             continue
@@ -163,23 +164,22 @@ def _report(
             "compared": compared,
             "dropped": dropped,
             "agreement_pct": min(agreeing) if agreeing else None,
-            "shadow_p50_ms": round(float(np.median(shadow_p50)), 4) if shadow_p50 else None,
+            "shadow_p50_ms": shadow_p50,
         }
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.shadow")
-    parser.add_argument("--models", nargs="+", default=["cnn-64px", "mlp-1024"])
+    known = {m.name: m for m in catalogue()}
+    parser.add_argument(
+        "--models", nargs="+", choices=known, default=["cnn-64px", "mlp-1024"], metavar="NAME"
+    )
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--phase", type=float, default=2.0, help="seconds per phase")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sample", type=float, nargs="+", default=[20.0, 100.0])
     args = parse_args(parser, argv, phase=0.4, rounds=1, sample=[20.0])
-    known = {m.name: m for m in catalogue()}
-    unknown = [name for name in args.models if name not in known]
-    if unknown:
-        parser.error(f"unknown model {', '.join(unknown)}: one of {', '.join(known)}")
     print(
         f"serving path with and without a shadow: {args.clients} in-process clients, "
         f"{args.rounds} x {args.phase:g} s phases"

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,19 +124,18 @@ class ChildKeeper:
         with self._lock:
             if self._closed:
                 return
-            self._stop_timer()
-            try:
-                self._ensure()
-            except KeeperUnavailable as exc:
-                logger.warning("%s: %s", self.settings.device_id, exc)
-            except Exception as exc:  # its settings could not be written: it died at once
-                self._end()
-                logger.warning(
-                    "%s: the keeper process failed at its start: %s", self.settings.device_id, exc
-                )
-            finally:
-                self._last = time.monotonic()
-                self._arm_timer()
+            with self._busy():
+                try:
+                    self._ensure()
+                except KeeperUnavailable as exc:
+                    logger.warning("%s: %s", self.settings.device_id, exc)
+                except Exception as exc:  # its settings could not be written: it died at once
+                    self._end()
+                    logger.warning(
+                        "%s: the keeper process failed at its start: %s",
+                        self.settings.device_id,
+                        exc,
+                    )
 
     def close(self) -> None:
         """End the child (killed if an operation is in progress: it raises
@@ -170,18 +171,25 @@ class ChildKeeper:
         with self._lock:
             if self._closed:
                 raise KeeperUnavailable(f"cannot {op}: the keeper is closed (the agent stops)")
-            self._stop_timer()
-            try:
+            with self._busy():
                 reply = self._exchange(op, args)
-            finally:
-                self._last = time.monotonic()
-                self._arm_timer()
             # versions only go up; a child that has not opened its trust says 0
             self._trust_version = max(self._trust_version, int(reply.get("trust_version", 0)))
             self._refused_now = int(reply.get("refused", self._refused_now))
             if "error" in reply:
                 raise error_of(reply["error"], reply.get("message", ""))
             return reply.get("result")
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Under ``_lock``: the idle timer stopped while the child is used, then armed
+        again from now (the child closes ``idle_s`` after its last use)."""
+        self._stop_timer()
+        try:
+            yield
+        finally:
+            self._last = time.monotonic()
+            self._arm_timer()
 
     def _exchange(self, op: str, args: dict[str, object]) -> dict[str, Any]:
         """One request, one answer; any failure of the child ends it (KeeperUnavailable)."""

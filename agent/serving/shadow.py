@@ -93,9 +93,9 @@ class Sampler:
 
 
 def lower_priority(what: str) -> None:
-    """The calling thread yields the CPU to everything else: SCHED_IDLE (Linux: it runs
-    when no other thread wants the core, and a waking serving thread preempts it at
-    once), else nice +``WORKER_NICE``; as is where neither is possible."""
+    """The calling thread yields the CPU to everything else: SCHED_IDLE (Linux: the
+    lowest weight the scheduler has, and a waking serving thread preempts it at once),
+    else nice +``WORKER_NICE``; as is where neither is possible."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
         return

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from model_store.errors import ModelStoreError, SignatureError
 from model_store.statement import ManifestEntry, SignedManifest
 from tests.support.blobserver import desired_state, sign_command
 from tests.support.onnx_models import two_input_model
+from tests.support.ports import wait_until
 from tests.support.trust import TrustKit
 
 #: nothing listens here: a keeper that tried to fetch would fail, not hang
@@ -170,13 +170,6 @@ def test_a_bad_configuration_is_the_same_one_line_error(
         keeper.close()
 
 
-def _wait_gone(keeper: ChildKeeper, timeout: float = 10.0) -> None:
-    """Until ``keeper`` has no child (its idle close), at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while keeper.running and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_an_idle_child_goes_away_and_comes_back_when_needed(
     trust_kit: TrustKit, tmp_path: Path
 ) -> None:
@@ -184,7 +177,7 @@ def test_an_idle_child_goes_away_and_comes_back_when_needed(
     try:
         keeper.open_trust()
         assert keeper.running
-        _wait_gone(keeper)
+        wait_until(lambda: not keeper.running, 10, "the idle close")
         assert not keeper.running  # at rest, the agent holds no keeper
         assert keeper.ensure_trust() == 1 and keeper.started == 2
     finally:
@@ -203,11 +196,11 @@ def test_a_warmed_child_serves_the_first_operation_or_goes_away_unused(
         assert keeper.ensure_trust() == 1 and keeper.started == 1  # the warmed child answered
         keeper.idle_s = 0.5  # from the next timer on: the idle close, without waiting 30 s
         keeper.warm()
-        _wait_gone(keeper)
+        wait_until(lambda: not keeper.running, 10, "the idle close")
         assert not keeper.running  # warmed, then idle: closed as any idle child
         keeper.warm()
         assert keeper.running and keeper.started == 2
-        _wait_gone(keeper)
+        wait_until(lambda: not keeper.running, 10, "the idle close")
         assert not keeper.running  # never used: closed all the same
     finally:
         keeper.close()

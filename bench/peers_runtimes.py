@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import time
 from multiprocessing.connection import Connection
@@ -47,6 +46,7 @@ from agent.serving.grpc_server import GrpcServer, InferenceService
 from agent.serving.local_api import LocalApiServer, build_app
 from bench.peers_envs import PeerEnv
 from bench.rest_paths import NAME
+from edgectl.processes import free_port
 from model_store import load_metadata
 
 #: seconds a peer may take to start and load the model
@@ -123,12 +123,6 @@ if __name__ == "__main__":
         timeout_keep_alive=600,
     ).start([OnnxModel(name, path)])
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PeerServer:

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +17,25 @@ from edgectl.errors import EdgectlError, ServerError, UnreachableError
 logger = logging.getLogger(__name__)
 
 
+#: the ports ``free_port`` handed out in this process
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nothing is bound to now, and not one this process was handed
+    before: the kernel may give the same free port to two calls in a row, and the servers
+    of one demo or benchmark fleet then collide (seen: the control plane's HTTP port was
+    its own embedded broker's, "Address already in use")."""
+    with _HANDING_OUT:
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise EdgectlError("no free loopback port: the kernel keeps offering ports already taken")
 
 
 def console_command(script: str, module: str) -> list[str]:

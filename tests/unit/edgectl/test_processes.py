@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+from edgectl import processes
 from edgectl.errors import EdgectlError, ServerError, UnreachableError
 from edgectl.processes import ChildProcess, wait_for
 
@@ -42,3 +44,35 @@ def test_a_dead_child_fails_the_wait_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(EdgectlError, match="device exited with code 3"):
         wait_for(lambda: False, timeout=10, what="it", children=[child])
     child.stop()
+
+
+def test_free_ports_are_never_handed_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the kernel may offer one free port to two calls in a row: a fleet's servers collided
+    offered = iter([41001, 41001, 41001, 41002])
+
+    class _Socket:
+        def __init__(self, *args: object) -> None:
+            self.port = next(offered)
+
+        def __enter__(self) -> _Socket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def bind(self, address: object) -> None:
+            return None
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(processes.socket, "socket", _Socket)
+    monkeypatch.setattr(processes, "_HANDED_OUT", set())
+    assert (processes.free_port(), processes.free_port()) == (41001, 41002)
+
+
+def test_free_ports_from_the_kernel_are_distinct_and_free() -> None:
+    ports = [processes.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[-1]))  # nothing holds it

@@ -68,7 +68,12 @@ def test_a_mixed_fleet_is_one_command(stack: FleetStack) -> None:
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     ids = [f"cli-{stack.fleet_name}-{i:03d}" for i in range(FULL + LIGHT)]
     try:
-        _wait(lambda: set(ids) <= set(stack.devices()), "every simulated device registered", 120)
+
+        def reported() -> bool:  # registered, and its first state report says its agent
+            devices = stack.devices()
+            return all(devices.get(i, {}).get("agent_version") for i in ids)
+
+        _wait(reported, "every simulated device registered and reporting", 120)
         children = psutil.Process(proc.pid).children()
         assert len(children) == 1  # the full agents' process
         devices = stack.devices()

@@ -98,7 +98,11 @@ def wait_for(
 
 
 class BenchFleet:
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, agent_user: str | None = None) -> None:
+        """``agent_user``: run the agent as that user (needs root; the interpreter and its
+        packages must be readable by it): it then owns none of its runtime's files, as
+        under the shipped systemd unit. The fleet's directory is handed to it."""
+        self.agent_user = agent_user
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="ef-bench-")
         self.root = root or Path(self._tmp.name if self._tmp else ".")
         self.keys = self.root / "keys"
@@ -179,11 +183,14 @@ class BenchFleet:
 
     def start_agent(self) -> float:
         """Start ``edge-agent run``; the monotonic time just before the spawn."""
+        if self.agent_user is not None:
+            _hand_over(self.root, self.agent_user)
         started = time.monotonic()
         self.agent = ChildProcess(
             "agent",
             [*console_command("edge-agent", "agent.cli"), "run", "--config", str(self.config)],
             self.root / "logs" / "agent.log",
+            user=self.agent_user,
         )
         return started
 
@@ -293,3 +300,14 @@ def oip_json_body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:
             for name, v in feeds.items()
         ]
     }
+
+
+def _hand_over(root: Path, user: str) -> None:
+    """Make ``root`` and what is below it (the control plane's files aside) ``user``'s."""
+    import pwd  # POSIX only, as is running as another user
+
+    entry = pwd.getpwnam(user)
+    os.chown(root, entry.pw_uid, entry.pw_gid)
+    for path in root.rglob("*"):
+        if "controlplane" not in path.relative_to(root).parts[:1]:
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)

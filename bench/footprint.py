@@ -1,7 +1,7 @@
 """The agent's footprint: resident memory and start time, idle and serving on each runtime.
 
     python -m bench.footprint [--requests 200] [--runs 3] [--runtimes onnxruntime openvino]
-                              [--goals-only] [--quick]
+                              [--goals-only] [--agent-user NAME] [--quick]
 
 A real one-device fleet (``bench.fleet``: control plane with its embedded broker, one
 ``edge-agent run`` process). Each configuration is a fresh agent process, timed from just
@@ -36,7 +36,10 @@ and answers ``--requests`` inferences (what the runtime holds when it serves, wh
 libraries the agent touched beyond what the import did; the rest is its heap). That part
 moves with the page cache's state: the same ``import onnxruntime`` was seen at 64.4 MB
 and at 50.9 MB on one box within an hour, the difference all in library pages, so own
-shares compare within one run only. Prints a table,
+shares compare within one run only. ``--agent-user NAME`` (as root) runs the agent as that
+user, who owns none of its runtime's files, as under the shipped systemd unit
+(``DynamicUser``, a root-owned venv; the interpreter must be readable by that user); the
+baselines run as the caller. Prints a table,
 then one JSON line last.
 ``--quick``: 20 requests, one run of each baseline and one start of the serving agent,
 onnxruntime only, goals only (~half the time of a full run: the control plane's start
@@ -220,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--goals-only", action="store_true", help="no idle + gRPC, no measured selection"
     )
+    parser.add_argument(
+        "--agent-user",
+        metavar="NAME",
+        help="run the agent as this user (as root): it owns none of its runtime's files",
+    )
     args = parse_args(parser, argv, requests=20, runs=1, runtimes=["onnxruntime"], goals_only=True)
     spec = next(m for m in catalogue() if m.name == MODEL)
     baselines: dict[str, tuple[float, float]] = {}
@@ -236,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     serving: dict[str, Figures] = {}
     with (
         tempfile.TemporaryDirectory(prefix="ef-bench-footprint-") as tmp,
-        BenchFleet(Path(tmp)) as fleet,
+        BenchFleet(Path(tmp), agent_user=args.agent_user) as fleet,
         httpx.Client(timeout=10) as http,
     ):
         with fleet.config.open("a") as fh:
@@ -331,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "own_ok": agent_own <= GOAL_OWN_MB,
                 "idle_ok": idle.rss_mb <= GOAL_IDLE_MB,
                 "requests": args.requests,
+                "agent_user": args.agent_user,
                 "quick": args.quick,
             }
         )

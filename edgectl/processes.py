@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgectl.errors import EdgectlError, ServerError, UnreachableError
 
@@ -47,12 +48,22 @@ def console_command(script: str, module: str) -> list[str]:
 class ChildProcess:
     """A child whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, *, user: str | None = None
+    ) -> None:
+        """``user``: run it as that user, with that user's group only (needs root)."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)
+        identity: dict[str, Any] = {}
+        if user is not None:
+            import pwd  # POSIX only, as is running as another user
+
+            identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+        self.process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, **identity
+        )
 
     def check_alive(self) -> None:
         code = self.process.poll()

@@ -5,54 +5,63 @@ Compiling a model runs code that serving never runs again: OpenVINO's CPU plugin
 ~37 MB of its pages resident after compiling ``tiny-mlp``, most of them graph
 transformations and kernel generators (``bench.footprint``: the OpenVINO agent's own
 share was 37.5 MB file-backed, 18.5 MB anonymous). Those pages stay in the process's
-resident set, and in its cgroup's memory, until the kernel is short of memory.
+resident set until the kernel is short of memory.
 
-``release_library_pages()`` asks the kernel to reclaim them (``madvise(MADV_PAGEOUT)``,
-Linux 5.4+) on the mappings of the runtimes' shared objects (``RUNTIME_PACKAGES``) that
-are not writable and hold no page the process wrote (``Anonymous: 0 kB`` in
-``/proc/self/smaps``: a relocated read-only segment is skipped, so nothing hot is pushed
-to swap where there is swap). PAGEOUT never loses data; the kernel reclaims only pages no
-other process maps.
+``release_library_pages()`` unmaps them from the process (``madvise(MADV_DONTNEED)``) on
+the mappings of the runtimes' shared objects (``RUNTIME_PACKAGES``) that are not writable
+and hold no page the process wrote (``Anonymous: 0 kB`` in ``/proc/self/smaps``: a
+relocated read-only segment is skipped). On such a mapping the call loses nothing: every
+page is the file's, and the next touch maps it again from the page cache (a minor fault,
+no disk read while the cache holds it). The pages stay in the page cache as clean,
+unmapped file pages, the first the kernel reclaims when it needs memory; no process
+holds them. Unlike ``MADV_PAGEOUT``, which the kernel honours only for the file's owner
+or a writer (``can_do_file_pageout``), it works for any process: under the shipped
+systemd unit (``DynamicUser``, a root-owned ``/opt/edgefleet/venv``) and in the agent
+image as well.
 
-**Only where the process may page the file out.** The kernel pages out a file's pages
-only for a caller that owns the file or may write it (``can_do_file_pageout``, mm/
-madvise.c); for anyone else the call succeeds and does nothing. So it works when the
-agent runs as the owner of its virtual environment (``make install``, ``make demo``,
-``bench.footprint``), and **not** under the shipped systemd unit (``DynamicUser``, a
-root-owned ``/opt/edgefleet/venv``) nor in the agent image (user ``edgefleet``, a
-root-owned venv), which keep the code read-only to the agent on purpose. Files the
-process may not page out are skipped.
+**Only on libraries that can no longer be unloaded.** ``MADV_DONTNEED`` on memory that
+is not such a mapping would lose data (it zeroes anonymous pages). A library unloaded
+between reading ``smaps`` and the call could leave its address range to a heap mapping,
+so each library is first pinned (``dlopen(path, RTLD_NOLOAD | RTLD_NODELETE)``: already
+loaded, never unloaded from then on; neither runtime unloads its libraries anyway), the
+mappings are read again, and only a pinned library's are given back. A library that is
+not loaded under that name (a file replaced on disk: ``(deleted)``) is left alone.
 
 A page serving needs comes back on its next use: ``agent.deployment.loading`` calls it
-after each load, before the warm-up and the health gate, whose runs bring the serving
-path's pages back. A model already serving on the same runtime pays that once, on its
-next request (4-16 ms measured on ``tiny-mlp``). Measured (``tiny-mlp`` on OpenVINO,
-2-vCPU Xeon VM, as the owner): resident 115 MB after a compile and 100 runs, 74 MB after
-the call, 83 MB after 1000 more runs. In the agent (``bench.footprint``): own share on
-OpenVINO 55.5 -> 31.2 MB, on ONNX Runtime 38.0 -> 35.1 MB; every library of the process
-(the interpreter's, numpy's too) gave ~0.3 MB more, not worth the other models' first
-requests.
+after each load, before the warm-up and the health gate, whose runs map the serving
+path's pages again. A model already serving on the same runtime pays that on its next
+request (minor faults: 0.6 ms measured on ``tiny-mlp`` on OpenVINO, against 51 ms for a
+page-out that reads the pages back from disk). Measured (``tiny-mlp`` on OpenVINO,
+2-vCPU AMD EPYC VM, as uid 65534, which owns none of the files): resident 113.6 MB after
+a compile and 100 runs, 74.7 MB after the call (1.5 ms), 80.9 MB after 1000 more runs.
 
-Elsewhere (not Linux, an older kernel) it does nothing, and it never raises.
+Elsewhere (not Linux, no ``dlopen``) it does nothing, and it never raises.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import mmap
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
 logger = logging.getLogger(__name__)
 
-#: ``madvise`` advice: reclaim these pages now (Linux 5.4+, ``mman-common.h``)
-MADV_PAGEOUT: Final = 21
+#: ``madvise`` advice: unmap these pages from the process (``mman-common.h``)
+MADV_DONTNEED: Final = 4
 #: the packages whose shared libraries are the runtimes' (and their bundled TBB and
 #: plugins): nothing else is touched, so the interpreter's and numpy's pages stay
 RUNTIME_PACKAGES: Final = ("onnxruntime", "openvino")
+#: ``dlopen`` flags that pin a library already loaded and load nothing new (glibc's and
+#: musl's values where ``os`` lacks them: not Linux, where nothing is pinned anyway)
+PIN_FLAGS: Final = (
+    getattr(os, "RTLD_LAZY", 1)
+    | getattr(os, "RTLD_NOLOAD", 4)
+    | getattr(os, "RTLD_NODELETE", 0x1000)
+)
 
 
 @dataclass(frozen=True)
@@ -68,24 +77,33 @@ class Mapping:
     anonymous_kb: int = 0
 
 
-def _madvise() -> Any:
-    """libc's ``madvise``, if this kernel takes MADV_PAGEOUT (probed once on a page of
-    its own), else None."""
+@dataclass(frozen=True)
+class _Libc:
+    madvise: Any
+    dlopen: Any
+
+
+def _libc() -> _Libc | None:
+    """libc's ``madvise`` and ``dlopen`` on Linux, else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        function = ctypes.CDLL(None, use_errno=True).madvise
-        function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        function.restype = ctypes.c_int
-        with mmap.mmap(-1, mmap.PAGESIZE) as page:
-            address = ctypes.addressof(ctypes.c_char.from_buffer(page))
-            taken = function(address, mmap.PAGESIZE, MADV_PAGEOUT) == 0
-    except (OSError, AttributeError, ValueError, BufferError, TypeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise, dlopen = libc.madvise, libc.dlopen
+    except (OSError, AttributeError):
         return None
-    return function if taken else None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    dlopen.restype = ctypes.c_void_p
+    return _Libc(madvise, dlopen)
 
 
-_MADVISE = _madvise()
+_LIBC = _libc()
+#: the libraries pinned so far: never unloaded, so their mappings stay theirs
+_PINNED: set[str] = set()
+#: one release at a time (loads may run on several threads)
+_LOCK = threading.Lock()
 
 
 def is_shared_object(path: str) -> bool:
@@ -133,49 +151,62 @@ def runtime_dirs() -> list[str]:
     return found
 
 
-def may_page_out(path: str) -> bool:
-    """Whether the kernel pages out this file's pages for this process: it owns the
-    file or may write it (module docstring)."""
-    try:
-        return os.stat(path).st_uid == os.geteuid() or os.access(path, os.W_OK)
-    except OSError:
-        return False
-
-
 def candidates(mappings: list[Mapping], under: list[str]) -> list[Mapping]:
-    """The mappings worth paging out: a runtime's shared object below ``under``, not
-    writable, resident, with no page the process wrote, in a file it may page out."""
+    """The mappings worth giving back: a runtime's shared object below ``under``, not
+    writable, resident, with no page the process wrote."""
     prefixes = tuple(under)
-    allowed: dict[str, bool] = {}
-    chosen = []
-    for m in mappings:
-        if "w" in m.perms or m.anonymous_kb or not m.rss_kb or not prefixes:
-            continue
-        if not m.path.startswith(prefixes) or not is_shared_object(m.path):
-            continue
-        if m.path not in allowed:
-            allowed[m.path] = may_page_out(m.path)
-        if allowed[m.path]:
-            chosen.append(m)
-    return chosen
+    if not prefixes:
+        return []
+    return [
+        m
+        for m in mappings
+        if "w" not in m.perms
+        and not m.anonymous_kb
+        and m.rss_kb
+        and m.path.startswith(prefixes)
+        and is_shared_object(m.path)
+    ]
+
+
+def pin(path: str) -> bool:
+    """Whether the library at ``path`` is loaded, now pinned so that it is never
+    unloaded (module docstring); loads nothing."""
+    if path in _PINNED:
+        return True
+    if _LIBC is None:
+        return False
+    if not _LIBC.dlopen(os.fsencode(path), PIN_FLAGS):
+        return False
+    _PINNED.add(path)
+    return True
+
+
+def _read_smaps() -> list[Mapping]:
+    with open("/proc/self/smaps", encoding="utf-8", errors="surrogateescape") as f:
+        return parse_smaps(f.read())
 
 
 def release_library_pages() -> int:
-    """Ask the kernel to reclaim the resident pages of the runtimes' read-only library
-    mappings (module docstring); the kB they held (what was asked back, not a promise).
-    Never raises: a load must not fail because of it."""
+    """Unmap the resident pages of the runtimes' read-only library mappings (module
+    docstring); the kB they held. Never raises: a load must not fail because of it."""
     under = runtime_dirs()
-    if _MADVISE is None or not under:
+    if _LIBC is None or not under:
         return 0
     try:
-        with open("/proc/self/smaps", encoding="utf-8", errors="surrogateescape") as f:
-            chosen = candidates(parse_smaps(f.read()), under)
-        asked = 0
-        for m in chosen:
-            if _MADVISE(m.start, m.end - m.start, MADV_PAGEOUT) == 0:
-                asked += m.rss_kb
-            # else: the range changed since it was read, or is locked: the next one
-        return asked
+        with _LOCK:
+            chosen = candidates(_read_smaps(), under)
+            if any(m.path not in _PINNED for m in chosen):
+                for path in {m.path for m in chosen}:
+                    pin(path)
+                chosen = candidates(_read_smaps(), under)  # as they are, now pinned
+            given = 0
+            for m in chosen:
+                if (
+                    m.path in _PINNED
+                    and _LIBC.madvise(m.start, m.end - m.start, MADV_DONTNEED) == 0
+                ):
+                    given += m.rss_kb
+            return given
     except Exception as exc:  # best effort, never a failed load
         logger.debug("library pages not given back: %s", exc)
         return 0

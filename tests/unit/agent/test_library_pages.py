@@ -1,9 +1,11 @@
 """Giving back the runtimes' library pages after a load (``agent.runners.pages``): which
-mappings it takes, and a real ONNX Runtime session that still answers the same after."""
+mappings it takes, which libraries it pins, and a real ONNX Runtime session whose pages
+leave the resident set and that still answers the same after."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent.runners import pages
-from agent.runners.pages import Mapping, candidates, is_shared_object, may_page_out, parse_smaps
+from agent.runners.pages import Mapping, candidates, is_shared_object, parse_smaps
 from tests.support.onnx_models import two_input_model
 
 SMAPS = """\
@@ -63,10 +65,7 @@ def test_smaps_are_read_with_their_resident_and_written_pages() -> None:
     assert found[7].path == "" and found[8].path == "[vdso]"
 
 
-def test_only_resident_unwritten_read_only_runtime_libraries_are_taken(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(pages, "may_page_out", lambda path: True)
+def test_only_resident_unwritten_read_only_runtime_libraries_are_taken() -> None:
     chosen = candidates(parse_smaps(SMAPS), ["/v/ort/"])
     # never the relocated read-only segment (written: anonymous pages), the writable one,
     # an untouched mapping, a model file, numpy's, an anonymous mapping or the vdso
@@ -75,29 +74,53 @@ def test_only_resident_unwritten_read_only_runtime_libraries_are_taken(
         (0x7F0000001000, 0x7F0000005000),
     ]
     assert candidates(parse_smaps(SMAPS), []) == []
-    monkeypatch.setattr(pages, "may_page_out", lambda path: False)  # not its files
-    assert candidates(parse_smaps(SMAPS), ["/v/ort/"]) == []
 
 
-def test_a_file_may_be_paged_out_by_its_owner_only(tmp_path: Path) -> None:
-    mine = tmp_path / "libmine.so"
-    mine.write_bytes(b"\0")
-    assert may_page_out(str(mine))
-    assert not may_page_out(str(tmp_path / "gone.so"))
-    if os.geteuid() != 0:  # root may write anything
-        assert not may_page_out("/bin/sh")
+def _runtime_library_rss_kb() -> int:
+    with open("/proc/self/smaps", encoding="utf-8") as f:
+        return sum(m.rss_kb for m in candidates(parse_smaps(f.read()), pages.runtime_dirs()))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's madvise")
+
+
+@linux_only
+def test_only_a_loaded_library_is_pinned(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    library = next(
+        m.path
+        for m in candidates(pages._read_smaps(), pages.runtime_dirs())
+        if m.path.startswith(os.path.dirname(os.path.realpath(ort.__file__)))
+    )
+    assert pages.pin(library) and library in pages._PINNED
+    # a copy of a loaded library is another file: not loaded, so not pinned (nor loaded)
+    with open("/proc/self/maps", encoding="utf-8") as f:
+        mapped = {line.split()[-1] for line in f if is_shared_object(line.split()[-1])}
+    copy = tmp_path / "lib_copy.so"
+    shutil.copyfile(min(mapped, key=lambda path: os.stat(path).st_size), copy)
+    assert not pages.pin(str(copy)) and str(copy) not in pages._PINNED
+    assert not pages.pin(str(tmp_path / "gone.so"))
+    with open("/proc/self/maps", encoding="utf-8") as f:
+        assert str(copy) not in f.read()
+
+
+@linux_only
 def test_a_session_answers_the_same_after_its_library_pages_are_given_back(
     tmp_path: Path,
 ) -> None:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(two_input_model(tmp_path / "m.onnx")))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1  # no thread touches them
+    session = ort.InferenceSession(str(two_input_model(tmp_path / "m.onnx")), options)
     feeds = {"x": np.arange(8, dtype=np.float32).reshape(2, 4), "ids": np.array([3, 4])}
     before = session.run(None, feeds)
     assert os.path.dirname(os.path.realpath(ort.__file__)) + os.sep in pages.runtime_dirs()
-    assert pages.release_library_pages() >= 0  # what the kernel takes depends on the box
+    resident_kb = _runtime_library_rss_kb()
+    given_kb = pages.release_library_pages()
+    # unmapped whoever owns the files (root or not): the pages left the resident set
+    assert given_kb >= resident_kb // 2 > 0
+    assert _runtime_library_rss_kb() < resident_kb // 2
     after = session.run(None, feeds)
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -76,3 +77,27 @@ def test_free_ports_from_the_kernel_are_distinct_and_free() -> None:
     assert len(set(ports)) == 50
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports[-1]))  # nothing holds it
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="running a child as another user needs root",
+)
+def test_a_child_runs_as_the_user_asked_for_with_that_users_group_only(tmp_path: Path) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    log = tmp_path / "id.log"
+    command = "id -u; id -g; id -G"
+    child = ChildProcess("id", ["/bin/sh", "-c", command], log, user="nobody")
+    try:
+        assert child.process.wait(timeout=10) == 0
+    finally:
+        child.stop()
+    uid, gid, groups = log.read_text().split("\n")[:3]
+    assert (int(uid), int(gid), groups.split()) == (
+        nobody.pw_uid,
+        nobody.pw_gid,
+        [str(nobody.pw_gid)],
+    )
+    assert os.geteuid() == 0  # the caller is unchanged

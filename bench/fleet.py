@@ -303,11 +303,15 @@ def oip_json_body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:
 
 
 def _hand_over(root: Path, user: str) -> None:
-    """Make ``root`` and what is below it (the control plane's files aside) ``user``'s."""
+    """Let ``user`` reach what the agent reads (``agent.toml``, ``keys/root.pub``,
+    ``keys/trust.json``: world-readable files in 0700 directories) and own its data
+    directory; the private keys, the admin token and the logs stay the caller's."""
     import pwd  # POSIX only, as is running as another user
 
     entry = pwd.getpwnam(user)
-    os.chown(root, entry.pw_uid, entry.pw_gid)
-    for path in root.rglob("*"):
-        if "controlplane" not in path.relative_to(root).parts[:1]:
-            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    for reached in (root, root / "keys"):
+        reached.chmod(reached.stat().st_mode | 0o111)  # traverse only, no listing
+    data = root / "device"
+    data.mkdir(exist_ok=True)
+    for path in (data, *data.rglob("*")):
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)

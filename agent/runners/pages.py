@@ -7,25 +7,30 @@ transformations and kernel generators (``bench.footprint``: the OpenVINO agent's
 share was 37.5 MB file-backed, 18.5 MB anonymous). Those pages stay in the process's
 resident set until the kernel is short of memory.
 
-``release_library_pages()`` unmaps them from the process (``madvise(MADV_DONTNEED)``) on
-the mappings of the runtimes' shared objects (``RUNTIME_PACKAGES``) that are not writable
-and hold no page the process wrote (``Anonymous: 0 kB`` in ``/proc/self/smaps``: a
-relocated read-only segment is skipped). On such a mapping the call loses nothing: every
-page is the file's, and the next touch maps it again from the page cache (a minor fault,
-no disk read while the cache holds it). The pages stay in the page cache as clean,
-unmapped file pages, the first the kernel reclaims when it needs memory; no process
-holds them. Unlike ``MADV_PAGEOUT``, which the kernel honours only for the file's owner
-or a writer (``can_do_file_pageout``), it works for any process: under the shipped
-systemd unit (``DynamicUser``, a root-owned ``/opt/edgefleet/venv``) and in the agent
-image as well.
+``release_library_pages()`` unmaps them from the process (``madvise(MADV_DONTNEED)``,
+after ``MADV_COLD``) on the mappings of the runtimes' shared objects
+(``RUNTIME_PACKAGES``) that are not writable and hold no page the process wrote
+(``Anonymous: 0 kB`` and ``Swap: 0 kB`` in ``/proc/self/smaps``: a relocated read-only
+segment is skipped, resident or swapped out). On such a mapping the call loses nothing:
+every page is the file's, and the next touch maps it again from the page cache (a minor
+fault, no disk read while the cache holds it). What it lowers is the process's resident
+set (RSS, PSS), not memory in use: the pages stay in the page cache as clean file pages,
+marked cold, which the kernel reclaims before anything in use, and stay charged to the
+agent's cgroup until it does (``MemoryCurrent`` of the unit counts them; a
+``MemoryHigh``/``MemoryMax`` reclaims them first). Unlike ``MADV_PAGEOUT``, which the
+kernel honours only for the file's owner or a writer (``can_do_file_pageout``), it works
+for any process: under the shipped systemd unit (``DynamicUser``, a root-owned
+``/opt/edgefleet/venv``) and in the agent image as well.
 
-**Only on libraries that can no longer be unloaded.** ``MADV_DONTNEED`` on memory that
-is not such a mapping would lose data (it zeroes anonymous pages). A library unloaded
-between reading ``smaps`` and the call could leave its address range to a heap mapping,
-so each library is first pinned (``dlopen(path, RTLD_NOLOAD | RTLD_NODELETE)``: already
-loaded, never unloaded from then on; neither runtime unloads its libraries anyway), the
-mappings are read again, and only a pinned library's are given back. A library that is
-not loaded under that name (a file replaced on disk: ``(deleted)``) is left alone.
+**Only a pinned library's own ranges.** ``MADV_DONTNEED`` on memory that is not such a
+mapping would lose data (it zeroes anonymous pages). A library unloaded between reading
+``smaps`` and the call could leave its address range to a heap mapping, and another
+mapping of the same file (a symbolizer reading it) could be unmapped and replaced. So
+each library is first pinned (``agent.runners.loaded_libraries.pin``: never unloaded from
+then on; neither runtime unloads its libraries anyway), which also gives the address
+ranges of its file's bytes; the mappings are read again, and only their parts inside
+those ranges are given back. A path that is not a loaded library under that name (a file
+replaced on disk shows ``(deleted)``) is left alone.
 
 A page serving needs comes back on its next use: ``agent.deployment.loading`` calls it
 after each load, before the warm-up and the health gate, whose runs map the serving
@@ -48,20 +53,18 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
+from agent.runners.loaded_libraries import Range, pin
+
 logger = logging.getLogger(__name__)
 
 #: ``madvise`` advice: unmap these pages from the process (``mman-common.h``)
 MADV_DONTNEED: Final = 4
+#: ``madvise`` advice: move these pages to the inactive list first (Linux 5.4+; unlike
+#: PAGEOUT it needs no ownership of the file), so unmapped they are the first reclaimed
+MADV_COLD: Final = 20
 #: the packages whose shared libraries are the runtimes' (and their bundled TBB and
 #: plugins): nothing else is touched, so the interpreter's and numpy's pages stay
 RUNTIME_PACKAGES: Final = ("onnxruntime", "openvino")
-#: ``dlopen`` flags that pin a library already loaded and load nothing new (glibc's and
-#: musl's values where ``os`` lacks them: not Linux, where nothing is pinned anyway)
-PIN_FLAGS: Final = (
-    getattr(os, "RTLD_LAZY", 1)
-    | getattr(os, "RTLD_NOLOAD", 4)
-    | getattr(os, "RTLD_NODELETE", 0x1000)
-)
 
 
 @dataclass(frozen=True)
@@ -75,33 +78,30 @@ class Mapping:
     path: str
     rss_kb: int = 0
     anonymous_kb: int = 0
+    #: written pages swapped out: ``Anonymous`` no longer counts them, and MADV_DONTNEED
+    #: would drop them (the file's unrelocated bytes come back on the next touch)
+    swap_kb: int = 0
 
 
-@dataclass(frozen=True)
-class _Libc:
-    madvise: Any
-    dlopen: Any
-
-
-def _libc() -> _Libc | None:
-    """libc's ``madvise`` and ``dlopen`` on Linux, else None."""
+def _madvise() -> Any:
+    """libc's ``madvise`` on Linux, else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise, dlopen = libc.madvise, libc.dlopen
+        function = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    dlopen.restype = ctypes.c_void_p
-    return _Libc(madvise, dlopen)
+    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
 
-_LIBC = _libc()
-#: the libraries pinned so far: never unloaded, so their mappings stay theirs
-_PINNED: set[str] = set()
+_MADVISE = _madvise()
+#: the libraries pinned so far, with the address ranges of their files' bytes: never
+#: unloaded, so those ranges stay theirs
+_PINNED: dict[str, tuple[Range, ...]] = {}
+#: the paths that could not be pinned (not loaded under that name, not 64-bit ELF)
+_REFUSED: set[str] = set()
 #: one release at a time (loads may run on several threads)
 _LOCK = threading.Lock()
 
@@ -124,7 +124,15 @@ def parse_smaps(text: str) -> list[Mapping]:
             start, end = (int(x, 16) for x in head[0].split("-"))
             path = head[5].strip() if len(head) > 5 else ""
             found.append(
-                Mapping(start, end, head[1], path, fields.get("Rss", 0), fields.get("Anonymous", 0))
+                Mapping(
+                    start,
+                    end,
+                    head[1],
+                    path,
+                    fields.get("Rss", 0),
+                    fields.get("Anonymous", 0),
+                    fields.get("Swap", 0),
+                )
             )
 
     for line in text.splitlines():
@@ -162,23 +170,33 @@ def candidates(mappings: list[Mapping], under: list[str]) -> list[Mapping]:
         for m in mappings
         if "w" not in m.perms
         and not m.anonymous_kb
+        and not m.swap_kb
         and m.rss_kb
         and m.path.startswith(prefixes)
         and is_shared_object(m.path)
     ]
 
 
-def pin(path: str) -> bool:
-    """Whether the library at ``path`` is loaded, now pinned so that it is never
-    unloaded (module docstring); loads nothing."""
-    if path in _PINNED:
-        return True
-    if _LIBC is None:
-        return False
-    if not _LIBC.dlopen(os.fsencode(path), PIN_FLAGS):
-        return False
-    _PINNED.add(path)
-    return True
+def inside(mapping: Mapping, ranges: tuple[Range, ...]) -> list[Range]:
+    """The parts of ``mapping`` that lie in ``ranges`` (a pinned library's own)."""
+    parts = []
+    for start, end in ranges:
+        low, high = max(start, mapping.start), min(end, mapping.end)
+        if low < high:
+            parts.append((low, high))
+    return parts
+
+
+def _pin_new(paths: set[str]) -> bool:
+    """Pin the libraries of ``paths`` not pinned or refused yet; whether any was."""
+    pinned = False
+    for path in paths - _PINNED.keys() - _REFUSED:
+        ranges = pin(path)
+        if ranges:
+            _PINNED[path], pinned = ranges, True
+        else:
+            _REFUSED.add(path)
+    return pinned
 
 
 def _read_smaps() -> list[Mapping]:
@@ -190,22 +208,20 @@ def release_library_pages() -> int:
     """Unmap the resident pages of the runtimes' read-only library mappings (module
     docstring); the kB they held. Never raises: a load must not fail because of it."""
     under = runtime_dirs()
-    if _LIBC is None or not under:
+    if _MADVISE is None or not under:
         return 0
     try:
         with _LOCK:
             chosen = candidates(_read_smaps(), under)
-            if any(m.path not in _PINNED for m in chosen):
-                for path in {m.path for m in chosen}:
-                    pin(path)
+            if _pin_new({m.path for m in chosen}):
                 chosen = candidates(_read_smaps(), under)  # as they are, now pinned
             given = 0
             for m in chosen:
-                if (
-                    m.path in _PINNED
-                    and _LIBC.madvise(m.start, m.end - m.start, MADV_DONTNEED) == 0
-                ):
-                    given += m.rss_kb
+                parts = inside(m, _PINNED.get(m.path, ()))
+                for start, end in parts:
+                    _MADVISE(start, end - start, MADV_COLD)  # best effort
+                    _MADVISE(start, end - start, MADV_DONTNEED)
+                given += m.rss_kb if parts else 0
             return given
     except Exception as exc:  # best effort, never a failed load
         logger.debug("library pages not given back: %s", exc)

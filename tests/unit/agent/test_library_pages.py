@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from agent.runners import pages
-from agent.runners.pages import Mapping, candidates, is_shared_object, parse_smaps
+from agent.runners.loaded_libraries import Range, pin
+from agent.runners.pages import Mapping, candidates, inside, is_shared_object, parse_smaps
 from tests.support.onnx_models import two_input_model
 
 SMAPS = """\
@@ -74,6 +75,70 @@ def test_only_resident_unwritten_read_only_runtime_libraries_are_taken() -> None
         (0x7F0000001000, 0x7F0000005000),
     ]
     assert candidates(parse_smaps(SMAPS), []) == []
+    # written pages swapped out leave Anonymous at 0: the mapping is still not taken
+    swapped = SMAPS.replace(
+        "Rss:                  16 kB", "Rss:                  16 kB\nSwap: 4 kB"
+    )
+    assert parse_smaps(swapped)[1].swap_kb == 4
+    assert [m.start for m in candidates(parse_smaps(swapped), ["/v/ort/"])] == [0x7F0000000000]
+
+
+class _Recorder:
+    """``madvise`` as the release calls it: records, changes nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+        self.pins: list[str] = []  # the paths it was asked to pin
+
+    def __call__(self, start: int, length: int, advice: int) -> int:
+        self.calls.append((start, length, advice))
+        return 0
+
+
+def _fake_process(
+    monkeypatch: pytest.MonkeyPatch, pinned: dict[str, tuple[Range, ...]]
+) -> _Recorder:
+    recorder = _Recorder()
+
+    def pin(path: str) -> tuple[Range, ...]:
+        recorder.pins.append(path)
+        return pinned.get(path, ())
+
+    monkeypatch.setattr(pages, "_MADVISE", recorder)
+    monkeypatch.setattr(pages, "_read_smaps", lambda: parse_smaps(SMAPS))
+    monkeypatch.setattr(pages, "runtime_dirs", lambda: ["/v/ort/"])
+    monkeypatch.setattr(pages, "pin", pin)
+    monkeypatch.setattr(pages, "_PINNED", {})
+    monkeypatch.setattr(pages, "_REFUSED", set())
+    return recorder
+
+
+def test_only_the_parts_inside_a_pinned_librarys_own_ranges_are_given_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    library = "/v/ort/capi/libonnxruntime.so.1.32.0"
+    # the library's file bytes lie at ...1000-...3000: the first mapping (a separate
+    # mapping of the same file, say) is outside, the second half inside
+    recorder = _fake_process(monkeypatch, {library: ((0x7F0000001000, 0x7F0000003000),)})
+    assert pages.release_library_pages() == 16
+    assert recorder.calls == [
+        (0x7F0000001000, 0x2000, pages.MADV_COLD),
+        (0x7F0000001000, 0x2000, pages.MADV_DONTNEED),
+    ]
+    assert inside(Mapping(0x1000, 0x5000, "r-xp", library), ((0, 0x2000), (0x4000, 0x9000))) == [
+        (0x1000, 0x2000),
+        (0x4000, 0x5000),
+    ]
+
+
+def test_a_library_that_cannot_be_pinned_is_left_alone_and_not_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = _fake_process(monkeypatch, {})
+    assert pages.release_library_pages() == 0
+    assert pages.release_library_pages() == 0
+    assert recorder.calls == []
+    assert recorder.pins == ["/v/ort/capi/libonnxruntime.so.1.32.0"]
 
 
 def _runtime_library_rss_kb() -> int:
@@ -93,14 +158,19 @@ def test_only_a_loaded_library_is_pinned(tmp_path: Path) -> None:
         for m in candidates(pages._read_smaps(), pages.runtime_dirs())
         if m.path.startswith(os.path.dirname(os.path.realpath(ort.__file__)))
     )
-    assert pages.pin(library) and library in pages._PINNED
+    ranges = pin(library)
+    # its read-only mappings lie inside the ranges of its file's bytes
+    own = [m for m in pages._read_smaps() if m.path == library and "w" not in m.perms]
+    assert own and all(inside(m, ranges) == [(m.start, m.end)] for m in own)
     # a copy of a loaded library is another file: not loaded, so not pinned (nor loaded)
     with open("/proc/self/maps", encoding="utf-8") as f:
         mapped = {line.split()[-1] for line in f if is_shared_object(line.split()[-1])}
     copy = tmp_path / "lib_copy.so"
     shutil.copyfile(min(mapped, key=lambda path: os.stat(path).st_size), copy)
-    assert not pages.pin(str(copy)) and str(copy) not in pages._PINNED
-    assert not pages.pin(str(tmp_path / "gone.so"))
+    assert pin(str(copy)) == ()
+    assert pin(str(tmp_path / "gone.so")) == ()
+    (tmp_path / "text.so").write_text("not an ELF file")
+    assert pin(str(tmp_path / "text.so")) == ()
     with open("/proc/self/maps", encoding="utf-8") as f:
         assert str(copy) not in f.read()
 

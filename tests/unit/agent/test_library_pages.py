@@ -64,6 +64,10 @@ def test_smaps_are_read_with_their_resident_and_written_pages() -> None:
     )
     assert (found[1].rss_kb, found[2].anonymous_kb) == (16, 4)
     assert found[7].path == "" and found[8].path == "[vdso]"
+    # with prefixes: only those mappings, found by their path, the same figures
+    ort = parse_smaps(SMAPS, ("/v/ort/",))
+    assert ort == [m for m in found if m.path.startswith("/v/ort/")] and len(ort) == 6
+    assert parse_smaps(SMAPS, ("/elsewhere/",)) == []
 
 
 def test_only_resident_unwritten_read_only_runtime_libraries_are_taken() -> None:
@@ -105,7 +109,7 @@ def _fake_process(
         return pinned.get(path, ())
 
     monkeypatch.setattr(pages, "_MADVISE", recorder)
-    monkeypatch.setattr(pages, "_read_smaps", lambda: parse_smaps(SMAPS))
+    monkeypatch.setattr(pages, "_read_smaps", lambda under=None: parse_smaps(SMAPS, under))
     monkeypatch.setattr(pages, "runtime_dirs", lambda: ["/v/ort/"])
     monkeypatch.setattr(pages, "pin", pin)
     monkeypatch.setattr(pages, "_PINNED", {})

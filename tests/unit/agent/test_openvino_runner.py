@@ -332,31 +332,53 @@ def test_threads_become_inference_num_threads_on_cpu(tmp_path: Path) -> None:
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="thread affinity needs Linux and 2 cores",
 )
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import onnxruntime",
+        pytest.param(
+            "pass",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a known defect, not fixed yet: in a process that has not imported "
+                "onnxruntime, an OpenVINO inference from an unconfined thread after a "
+                "confined load leaves that thread on the load's cores",
+            ),
+        ),
+    ],
+    ids=["onnxruntime-imported", "openvino-only"],
+)
 def test_openvino_leaves_the_calling_thread_on_its_cores_and_loads_on_the_loaders(
-    tmp_path: Path,
+    tmp_path: Path, first: str
 ) -> None:
     # In a fresh process: OpenVINO's thread pool (TBB's) is the process's, and a worker
     # an earlier unconfined load started may start the next ones where it runs itself
     # (seen: one new thread on every core after another test's load in this process).
+    # What the process imported first matters too (``first``): see the xfail.
+    _, bundle, _ = _dense_bundle(tmp_path)  # built here: the script loads it
     script = f"""
+{first}
 import os
+import numpy as np
 from pathlib import Path
-from agent.serving.placement import confined
 from agent.runners.plugins.openvino import OpenVinoRunner
-from tests.unit.agent.test_openvino_runner import _cpu, _dense_bundle, _dense_feeds
+from agent.runners.spec import CandidateSpec
+from agent.serving.placement import confined
+from model_store import load_metadata
 
-_, bundle, meta = _dense_bundle(Path({str(tmp_path)!r}))
+bundle = Path({str(bundle)!r})
+feeds = {{"x": np.ones((1, 64), np.float32)}}
 every = os.sched_getaffinity(0)
 core = max(every)
-runner = OpenVinoRunner(_cpu("f32", threads=2))
+runner = OpenVinoRunner(CandidateSpec("openvino", "CPU", "f32", threads=2))
 before = set(os.listdir("/proc/self/task"))
 with confined({{core}}):  # as the agent loads a model confined to its fair share
-    runner.load(bundle, meta)
-    runner.infer(_dense_feeds())
+    runner.load(bundle, load_metadata(bundle))
+    runner.infer(feeds)
 started = set(os.listdir("/proc/self/task")) - before
 assert started and all(os.sched_getaffinity(int(t)) == {{core}} for t in started), started
 assert runner.compiled_property("ENABLE_CPU_PINNING") in ("False", "NO")
-runner.infer(_dense_feeds())  # a call from an unconfined thread leaves it so
+runner.infer(feeds)  # a call from an unconfined thread leaves it so
 assert os.sched_getaffinity(0) == every
 """
     done = subprocess.run(

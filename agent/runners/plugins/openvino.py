@@ -36,6 +36,7 @@ they are. Each call takes an idle InferRequest from a small pool (or creates one
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -247,14 +248,33 @@ class OpenVinoRunner(Runner):
 
 def _run_request(request: Any, inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
     """Run one inference; the first ones of the process one at a time (see
-    ``_FIRST_INFER_LOCK``). share_outputs=False (the default) copies the results out."""
+    ``_FIRST_INFER_LOCK``). share_outputs=False (the default) copies the results out.
+
+    The calling thread keeps the cores it had: in a process that has not imported
+    onnxruntime, OpenVINO leaves a thread that called ``infer`` on the cores the model
+    was compiled on (seen: a thread on both cores after a load confined to one stayed on
+    that one, and so did every thread it started), which would carry one model's fair
+    share over to whatever the thread serves or loads next."""
     global _first_infer_done
-    if not _first_infer_done:
-        with _FIRST_INFER_LOCK:
-            results = tuple(request.infer(dict(inputs)).to_tuple())
-            _first_infer_done = True
-            return results
-    return tuple(request.infer(dict(inputs)).to_tuple())
+    cores = _cores()
+    try:
+        if not _first_infer_done:
+            with _FIRST_INFER_LOCK:
+                results = tuple(request.infer(dict(inputs)).to_tuple())
+                _first_infer_done = True
+                return results
+        return tuple(request.infer(dict(inputs)).to_tuple())
+    finally:
+        if cores is not None and _cores() != cores:
+            os.sched_setaffinity(0, cores)
+
+
+def _cores() -> set[int] | None:
+    """The calling thread's cores, or None where the OS does not say."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
 
 
 def _family(device: str) -> str:

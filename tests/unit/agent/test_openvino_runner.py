@@ -333,20 +333,7 @@ def test_threads_become_inference_num_threads_on_cpu(tmp_path: Path) -> None:
     reason="thread affinity needs Linux and 2 cores",
 )
 @pytest.mark.parametrize(
-    "first",
-    [
-        "import onnxruntime",
-        pytest.param(
-            "pass",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a known defect, not fixed yet: in a process that has not imported "
-                "onnxruntime, an OpenVINO inference from an unconfined thread after a "
-                "confined load leaves that thread on the load's cores",
-            ),
-        ),
-    ],
-    ids=["onnxruntime-imported", "openvino-only"],
+    "first", ["import onnxruntime", "pass"], ids=["onnxruntime-imported", "openvino-only"]
 )
 def test_openvino_leaves_the_calling_thread_on_its_cores_and_loads_on_the_loaders(
     tmp_path: Path, first: str
@@ -354,7 +341,8 @@ def test_openvino_leaves_the_calling_thread_on_its_cores_and_loads_on_the_loader
     # In a fresh process: OpenVINO's thread pool (TBB's) is the process's, and a worker
     # an earlier unconfined load started may start the next ones where it runs itself
     # (seen: one new thread on every core after another test's load in this process).
-    # What the process imported first matters too (``first``): see the xfail.
+    # What the process imported first matters too (``first``): without onnxruntime,
+    # OpenVINO left the calling thread on the load's cores (``_run_request`` restores them).
     _, bundle, _ = _dense_bundle(tmp_path)  # built here: the script loads it
     script = f"""
 {first}

@@ -72,7 +72,8 @@ RUNTIME_PACKAGES: Final = ("onnxruntime", "openvino")
 @dataclass(frozen=True)
 class Mapping:
     """One mapping of ``/proc/self/smaps``: its range, permissions, file, and the
-    resident and anonymous (written: copied-on-write) kB."""
+    resident and anonymous (written: copied-on-write) kB (-1: smaps did not say, taken as
+    written)."""
 
     start: int
     end: int
@@ -117,16 +118,15 @@ def is_shared_object(path: str) -> bool:
 
 #: the first line of each mapping in ``smaps``: ``start-end perms offset dev inode [path]``
 _HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+ *(.*)$", re.MULTILINE)
-_FIELDS = ("Rss", "Anonymous", "Swap")
 
 
-def _field_kb(block: str, name: str) -> int:
-    """``name:  N kB`` of one mapping's lines, 0 when absent."""
+def _field_kb(block: str, name: str, missing: int = 0) -> int:
+    """``name:  N kB`` of one mapping's lines, ``missing`` when absent or unreadable."""
     at = block.find(f"\n{name}:")
     if at < 0:
-        return 0
+        return missing
     value = block[at + len(name) + 2 : block.find("\n", at + 1)].split()
-    return int(value[0]) if value and value[0].isdigit() else 0
+    return int(value[0]) if value and value[0].isdigit() else missing
 
 
 def _heads(text: str, under: tuple[str, ...] | None) -> Iterator[re.Match[str]]:
@@ -135,7 +135,7 @@ def _heads(text: str, under: tuple[str, ...] | None) -> Iterator[re.Match[str]]:
     if under is None:
         yield from _HEAD.finditer(text)
         return
-    for prefix in under:
+    for prefix in dict.fromkeys(p for p in under if p):  # "" would try every offset
         at = text.find(prefix)
         while at >= 0:
             head = _HEAD.match(text, text.rfind("\n", 0, at) + 1)
@@ -149,16 +149,18 @@ def parse_smaps(text: str, under: tuple[str, ...] | None = None) -> list[Mapping
     address order; with ``under``, only those whose path starts with one of its prefixes
     (a process with the runtimes loaded has ~450 mappings in ~10 000 lines: parsed line
     by line in Python, that took ~35 ms a load)."""
-    found: list[Mapping] = []
+    found: dict[int, Mapping] = {}  # by header offset: a path under two prefixes counts once
     for head in _heads(text, under):
         following = _HEAD.search(text, head.end())
         block = text[head.end() : following.start() if following else len(text)]
-        rss, anonymous, swap = (_field_kb(block, name) for name in _FIELDS)
+        # written pages unknown (a field missing or unreadable): -1, never taken
+        rss = _field_kb(block, "Rss")
+        anonymous, swap = _field_kb(block, "Anonymous", -1), _field_kb(block, "Swap", -1)
         start, end, perms, path = head.groups()
-        found.append(
-            Mapping(int(start, 16), int(end, 16), perms, path.strip(), rss, anonymous, swap)
+        found[head.start()] = Mapping(
+            int(start, 16), int(end, 16), perms, path.strip(), rss, anonymous, swap
         )
-    return sorted(found, key=lambda m: m.start)
+    return sorted(found.values(), key=lambda m: m.start)
 
 
 def runtime_dirs() -> list[str]:

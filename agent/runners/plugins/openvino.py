@@ -266,7 +266,10 @@ def _run_request(request: Any, inputs: Mapping[str, np.ndarray]) -> tuple[Any, .
         return tuple(request.infer(dict(inputs)).to_tuple())
     finally:
         if cores is not None and _cores() != cores:
-            os.sched_setaffinity(0, cores)
+            try:
+                os.sched_setaffinity(0, cores)
+            except OSError as exc:  # those cores were taken from the process meanwhile
+                logger.debug("cannot give the calling thread back cores %s: %s", cores, exc)
 
 
 def _cores() -> set[int] | None:

@@ -22,28 +22,36 @@ SMAPS = """\
 Size:                  4 kB
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000001000-7f0000005000 r-xp 00001000 08:01 11    /v/ort/capi/libonnxruntime.so.1.32.0
 Rss:                  16 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 VmFlags: rd ex mr mw me
 7f0000005000-7f0000006000 r--p 00005000 08:01 11    /v/ort/capi/libonnxruntime.so.1.32.0
 Rss:                   4 kB
 Anonymous:             4 kB
+Swap:                  0 kB
 7f0000006000-7f0000007000 rw-p 00006000 08:01 11    /v/ort/capi/libonnxruntime.so.1.32.0
 Rss:                   4 kB
 Anonymous:             4 kB
+Swap:                  0 kB
 7f0000007000-7f0000008000 r-xp 00000000 08:01 12    /v/ort/capi/_state.cpython-311.so
 Rss:                   0 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000008000-7f0000009000 r--p 00000000 08:01 13    /v/ort/capi/model.onnx
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000009000-7f000000a000 r-xp 00000000 08:01 14    /v/np/_umath.cpython-311.so
 Rss:                   4 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f000000a000-7f000000b000 rw-p 00000000 00:00 0
 Rss:                   4 kB
 Anonymous:             4 kB
+Swap:                  0 kB
 7ffd00000000-7ffd00001000 r-xp 00000000 00:00 0                  [vdso]
 Rss:                   4 kB
 """
@@ -68,6 +76,10 @@ def test_smaps_are_read_with_their_resident_and_written_pages() -> None:
     ort = parse_smaps(SMAPS, ("/v/ort/",))
     assert ort == [m for m in found if m.path.startswith("/v/ort/")] and len(ort) == 6
     assert parse_smaps(SMAPS, ("/elsewhere/",)) == []
+    assert parse_smaps(SMAPS, ("/v/ort/", "/v/ort/capi/")) == ort  # each mapping once
+    # a record that does not say what was written is never taken as unwritten
+    [m] = parse_smaps(SMAPS.split("Anonymous")[0], ("/v/",))
+    assert (m.rss_kb, m.anonymous_kb, m.swap_kb) == (4, -1, -1) and candidates([m], ["/v/"]) == []
 
 
 def test_only_resident_unwritten_read_only_runtime_libraries_are_taken() -> None:

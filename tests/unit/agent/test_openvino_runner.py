@@ -354,6 +354,9 @@ from agent.runners.spec import CandidateSpec
 from agent.serving.placement import confined
 from model_store import load_metadata
 
+import sys
+import threading
+assert ("onnxruntime" in sys.modules) == ({first!r} != "pass"), "the variant is not what it says"
 bundle = Path({str(bundle)!r})
 feeds = {{"x": np.ones((1, 64), np.float32)}}
 every = os.sched_getaffinity(0)
@@ -368,6 +371,10 @@ assert started and all(os.sched_getaffinity(int(t)) == {{core}} for t in started
 assert runner.compiled_property("ENABLE_CPU_PINNING") in ("False", "NO")
 runner.infer(feeds)  # a call from an unconfined thread leaves it so
 assert os.sched_getaffinity(0) == every
+seen = []
+later = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+later.start(); later.join()
+assert seen == [every], seen  # and so are the threads it starts
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120

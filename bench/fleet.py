@@ -101,7 +101,7 @@ class BenchFleet:
     def __init__(self, root: Path | None = None, *, agent_user: str | None = None) -> None:
         """``agent_user``: run the agent as that user (needs root; the interpreter and its
         packages must be readable by it): it then owns none of its runtime's files, as
-        under the shipped systemd unit. The fleet's directory is handed to it."""
+        under the shipped systemd unit. Its data directory is handed to it."""
         self.agent_user = agent_user
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="ef-bench-")
         self.root = root or Path(self._tmp.name if self._tmp else ".")
@@ -115,6 +115,7 @@ class BenchFleet:
         self.agent: ChildProcess | None = None
         self.client = ControlPlaneClient(self.url, token=self.token)
         self.config = self.root / "agent.toml"
+        self.data_dir = self.root / "device"
         self.config.write_text(
             "\n".join(
                 [
@@ -122,7 +123,7 @@ class BenchFleet:
                     f'fleet = "{FLEET}"',
                     f'broker_url = "mqtt://127.0.0.1:{self.broker_port}"',
                     f'control_plane_url = "{self.url}"',
-                    f'data_dir = "{self.root / "device"}"',
+                    f'data_dir = "{self.data_dir}"',
                     f'root_keys = ["{self.keys / "root.pub"}"]',
                     f'trust = "{self.trust}"',
                     f'local_api = "127.0.0.1:{self.api_port}"',
@@ -184,7 +185,7 @@ class BenchFleet:
     def start_agent(self) -> float:
         """Start ``edge-agent run``; the monotonic time just before the spawn."""
         if self.agent_user is not None:
-            _hand_over(self.root, self.agent_user)
+            _hand_over(self.root, self.data_dir, self.agent_user)
         started = time.monotonic()
         self.agent = ChildProcess(
             "agent",
@@ -302,7 +303,7 @@ def oip_json_body(feeds: Mapping[str, np.ndarray]) -> dict[str, object]:
     }
 
 
-def _hand_over(root: Path, user: str) -> None:
+def _hand_over(root: Path, data: Path, user: str) -> None:
     """Let ``user`` reach what the agent reads (``agent.toml``, ``keys/root.pub``,
     ``keys/trust.json``: world-readable files in 0700 directories) and own its data
     directory; the private keys, the admin token and the logs stay the caller's."""
@@ -311,7 +312,6 @@ def _hand_over(root: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     for reached in (root, root / "keys"):
         reached.chmod(reached.stat().st_mode | 0o111)  # traverse only, no listing
-    data = root / "device"
     data.mkdir(exist_ok=True)
     for path in (data, *data.rglob("*")):
         os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)

@@ -51,7 +51,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -163,7 +163,7 @@ def parse_smaps(text: str, under: tuple[str, ...] | None = None) -> list[Mapping
     return sorted(found.values(), key=lambda m: m.start)
 
 
-def runtime_dirs() -> list[str]:
+def runtime_dirs() -> tuple[str, ...]:
     """The package directories of the inference runtimes this process imported."""
     found = []
     for name in RUNTIME_PACKAGES:
@@ -171,10 +171,10 @@ def runtime_dirs() -> list[str]:
         where = getattr(module, "__file__", None)
         if where:
             found.append(os.path.dirname(os.path.realpath(where)) + os.sep)
-    return found
+    return tuple(found)
 
 
-def candidates(mappings: list[Mapping], under: list[str]) -> list[Mapping]:
+def candidates(mappings: list[Mapping], under: Sequence[str]) -> list[Mapping]:
     """The mappings worth giving back: a runtime's shared object below ``under``, not
     writable, resident, with no page the process wrote."""
     prefixes = tuple(under)
@@ -227,10 +227,9 @@ def release_library_pages() -> int:
         return 0
     try:
         with _LOCK:
-            prefixes = tuple(under)
-            chosen = candidates(_read_smaps(prefixes), under)
+            chosen = candidates(_read_smaps(under), under)
             if _pin_new({m.path for m in chosen}):
-                chosen = candidates(_read_smaps(prefixes), under)  # as they are, now pinned
+                chosen = candidates(_read_smaps(under), under)  # as they are, now pinned
             given = 0
             for m in chosen:
                 parts = inside(m, _PINNED.get(m.path, ()))

@@ -11,7 +11,8 @@ and the event it posts. ``Installer`` (``install``) drives them through the tabl
   (``selecting``), so only the winner's runtime is loaded here; ``warming_up``: the
   gate, then the memory it took (``memory``) checked against the budget;
 - ``shadowing``: with a shadow period asked for and another version serving, the new
-  one runs as its shadow (``agent.serving.shadow``) for the period, then is judged;
+  one runs as its shadow (``agent.serving.shadow``) for the period, loaded again at the
+  lowest priority, then is judged; one that passed is loaded again to serve;
 - ``activating``: the persisted pointer switched, then the served model;
 - ``rolling_back``: the previous version made the active one again (``Book.revert``).
 """
@@ -37,11 +38,13 @@ from agent.deployment.shadowing import ShadowPeriod
 from agent.errors import AgentError, DoesNotFit, KeeperUnavailable
 from agent.runners.base import Runner
 from agent.runners.choice import candidate_runners
+from agent.runners.spec import CandidateSpec
 from agent.selection import Selector
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.fairshare import Share, Want, want_for
 from agent.serving.pipeline import is_pipeline, load_pipeline
 from agent.serving.placement import confined
+from agent.serving.priority import at_idle_priority
 from model_store import BundleMetadata
 from protocol import EventKind, ModelAssignment
 
@@ -304,18 +307,50 @@ class Steps:
 
     def _shadowing(self, run: Run) -> Event:
         """The shadow period, if asked for and another version serves
-        (``agent.deployment.shadowing``); ShadowGateFailed if the shadow failed its gate."""
+        (``agent.deployment.shadowing``); ShadowGateFailed if the shadow failed its gate.
+
+        The shadow is the gated version loaded again, on its chosen candidate, by a
+        thread at the lowest priority (``agent.serving.priority``): its runtime's own
+        threads inherit it, so they never delay the serving version. A thread cannot be
+        given its priority back, so a version that passed is loaded once more at serving
+        priority, and warmed (one gate run) before it switches. At most two versions are
+        loaded at a time, as before. A pipeline (no threads of its own) shadows as is."""
         a, runner = run.a, run.runner
         current = self.serving(a.name)
         if a.shadow is None or runner is None or current is None:
             return Event.DONE  # nothing to compare with: the normal switch
-        ShadowPeriod(
+        assert run.bundle_dir is not None
+        period = ShadowPeriod(
             models=self._models,
             reporter=self._reporter,
             stopping=self._stopping,
             superseded=self._superseded,
-        ).run(a, runner, current, label=run.label)
+        )
+        if is_pipeline(read_metadata(run.bundle_dir)):
+            period.run(a, runner, current, label=run.label)
+            return Event.DONE
+        spec, run.runner = runner.spec, None
+        runner.close()
+        shadow = at_idle_priority(
+            lambda: self._load_again(run, spec), what=f"shadow of {a.name} {a.version}"
+        )
+        try:
+            period.run(a, shadow, current, label=run.label)
+        finally:
+            shadow.close()
+        run.runner = self._load_again(run, spec)
+        health_gate(run.runner, run.bundle_dir, runs=1)
         return Event.DONE
+
+    def _load_again(self, run: Run, spec: CandidateSpec) -> Runner:
+        """``run``'s version loaded again on ``spec`` (the candidate it was gated on), on
+        its share's cores (its runtime's threads inherit them)."""
+        assert run.bundle_dir is not None
+        share = run.fair[1] if run.fair is not None else None
+        with confined(share.cores if share is not None else None):
+            return load_runner(
+                run.bundle_dir, expected_name=run.a.name, expected_version=run.a.version, spec=spec
+            )
 
     # -- fit before install (``fit``) ------------------------------------------------------
 

@@ -16,11 +16,11 @@ compares. What it may cost the serving path is bounded by:
   the end of a period, when ``stop`` drains beside the worker's comparison in progress);
 - the worker collects every ``POLL_S`` instead of being woken per request (on a 35 us
   model, a wake-up per request was most of what a shadow added to the serving p99);
-- the worker at the lowest CPU priority: SCHED_IDLE (Linux: the lowest weight, and a
-  waking serving thread preempts it), else nice +``WORKER_NICE``;
+- the worker at the lowest CPU priority (``agent.serving.priority``: SCHED_IDLE, where
+  a waking serving thread preempts it); so are the shadow's own runtime threads when
+  its runner was loaded by ``at_idle_priority`` (as the agent does);
 - its duty: comparisons take at most ``DUTY`` of the wall time; past it the worker
-  pauses, which also caps the share of a core the shadow's own runtime threads (created
-  at load, at normal priority) can take;
+  pauses;
 - the shadow loaded with the serving model's fair share of threads
   (``agent.deployment.steps``).
 
@@ -41,7 +41,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -52,6 +51,7 @@ from typing import TYPE_CHECKING
 from agent.runners.base import Runner
 from agent.serving.agreement import Tally, compare
 from agent.serving.placement import confined
+from agent.serving.priority import lower_priority
 from protocol import SHADOW_GATE_PREFIX, ShadowFigures, ShadowSpec, ShadowVerdict
 
 if TYPE_CHECKING:
@@ -70,8 +70,6 @@ POLL_S = 0.02
 DUTY = 0.25
 #: the most wall time (s) the worker may fall behind its duty by, after a quiet spell
 DUTY_CREDIT_S = 1.0
-#: the worker's CPU priority where SCHED_IDLE is unavailable (Linux nice)
-WORKER_NICE = 19
 
 _Item = tuple[dict[str, "np.ndarray"], dict[str, "np.ndarray"], float]
 
@@ -90,21 +88,6 @@ class Sampler:
     def take(self) -> bool:
         n = next(self._calls)
         return math.floor((n + 1) * self.share) > math.floor(n * self.share)
-
-
-def lower_priority(what: str) -> None:
-    """The calling thread yields the CPU to everything else: SCHED_IDLE (Linux: the
-    lowest weight the scheduler has, and a waking serving thread preempts it at once),
-    else nice +``WORKER_NICE``; as is where neither is possible."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
-        return
-    except (AttributeError, OSError) as exc:
-        logger.debug("%s: no SCHED_IDLE here (%s): nice +%d", what, exc, WORKER_NICE)
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-    except (AttributeError, OSError) as exc:
-        logger.debug("%s: cannot lower the worker's priority: %s", what, exc)
 
 
 class Shadow:

@@ -8,6 +8,7 @@ the figures."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from protocol import SHADOW_GATE_PREFIX, EventKind, ShadowSpec, ShadowVerdict
 from tests.support.deploy import Setup
 from tests.support.onnx_models import slow_two_input_model
 from tests.support.ports import wait_until
+from tests.support.threads import policy, thread_ids
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +92,12 @@ class Traffic:
         self.thread.join(15)
 
 
+def _idle_runtime_threads() -> set[int]:
+    """This process's threads at SCHED_IDLE that Python did not start (a runtime's)."""
+    python = {t.native_id for t in threading.enumerate()}
+    return {t for t in thread_ids() - python if policy(t) == os.SCHED_IDLE}
+
+
 #: pinned: no backend measurement (the point here is the shadow, not the selection)
 PIN = "onnxruntime:CPUExecutionProvider:f32"
 
@@ -127,8 +135,19 @@ def test_a_shadow_switches_only_when_it_agrees_and_keeps_up(setup: Setup) -> Non
             assert set(traffic.versions) == {"1.0.0"}
             # agrees (the same model again): switches after its period
             _deploy_with_shadow(setup, 4, setup.bundle("det", "4.0.0", weight=0.5), spec)
-            wait_until(lambda: EventKind.ACTIVATED in setup.watcher.kinds("4.0.0"), 30, "v4")
+            idle_seen: set[int] = set()
+
+            def activated() -> bool:
+                idle_seen.update(_idle_runtime_threads())
+                return EventKind.ACTIVATED in setup.watcher.kinds("4.0.0")
+
+            wait_until(activated, 30, "v4")
             wait_until(lambda: traffic.versions[-1] == "4.0.0", 10, "v4 serves")
+            # the shadow's runtime pool ran at the lowest priority; the version that
+            # switched was loaded again, so none of the threads serving it is there
+            if len(os.sched_getaffinity(0)) >= 2:  # one core: ONNX Runtime makes no pool
+                assert idle_seen, "no runtime thread of the shadow was at SCHED_IDLE"
+            wait_until(lambda: not _idle_runtime_threads(), 10, "no runtime thread at SCHED_IDLE")
         assert traffic.failures == []
         state = agent.state_report()
     # the state report keeps each model's latest period: v4's

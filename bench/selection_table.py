@@ -28,9 +28,17 @@ def print_model(name: str, r: dict[str, Any]) -> None:
             f"{_fmt(extra['rel_error'], '.2%')} {_fmt(seen.get('p50_ms'))}  {', '.join(notes)}"
         )
     over, default = r["chosen_over_best"], r["ort_default_over_chosen"]
+    worst = r["paired_highest"]
+    against = f"{worst} {r['paired_over'][worst]:.3f}" if worst else "-"
     print(
-        f"  chosen/best {over:.3f}   chosen/best of all {r['chosen_over_best_all']:.3f} "
-        f"({r['best_all']})   ORT default/chosen {default:.2f}"
+        f"  paired rounds: chosen/best {over:.3f}   chosen/best of all "
+        f"{r['chosen_over_best_all']:.3f} (highest pair: {against})   ORT default/chosen "
+        f"{default:.2f}"
+    )
+    pooled = r["pooled"]
+    print(
+        f"  pooled p50s:   chosen/best {pooled['chosen_over_best']:.3f}   chosen/best of all "
+        f"{pooled['chosen_over_best_all']:.3f} ({r['best_all']})"
     )
     if (memory := r.get("memory")) is not None:
         alone = memory["one_model_bytes"]

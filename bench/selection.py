@@ -93,7 +93,7 @@ GOAL_CHOSEN_OVER_BEST_ALL = 1.05
 VERSION = "1.0.0"
 WARMUP = 20
 #: seconds of back-to-back calls per candidate per round
-SLICE_S = 0.25
+SLICE_S = 0.1
 SLICE_WARMUP = 2  # untimed calls at the start of each slice (the first one is cold)
 #: pause before each slice: ONNX Runtime's workers spin ~50 ms after a multi-threaded run
 #: (its default allow_spinning), which would take a core from the next candidate's slice

@@ -65,6 +65,16 @@ def test_a_pair_that_swaps_places_with_the_load_goes_to_the_cheaper_bad_rounds()
     assert not displaces(CHAMPION, challenger(), MARGIN_PCT, [0.98, 1.02] * 5)
 
 
+def test_a_pair_decided_by_most_rounds_is_not_a_close_call() -> None:
+    # the champion (two threads) is 13% faster in six rounds of ten and 25% slower in
+    # the four busy ones: its median round beats the margin, so it stays (regrets alone
+    # gave it away: keeping it risked 33%, taking the other 13%)
+    rounds = [1.13] * 6 + [0.75] * 4
+    assert not displaces(CHAMPION, challenger(), MARGIN_PCT, rounds)
+    # the same the other way round: the challenger faster in most rounds wins
+    assert displaces(CHAMPION, challenger(), MARGIN_PCT, [1 / 1.13] * 6 + [1.33] * 4)
+
+
 def test_an_excluded_or_untimed_challenger_never_displaces() -> None:
     excluded = Measurement("challenger", p50_ms=0.1, excluded="inaccurate")
     assert not displaces(CHAMPION, excluded, MARGIN_PCT, [0.1] * 10)

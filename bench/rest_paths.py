@@ -25,7 +25,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,8 +137,10 @@ def time_paths(
 ) -> dict[str, Any]:
     """p50/p99 (ms) over ``seconds`` and ``turns`` turns at least; each turn runs a block
     of calls of every path in turn (``blocks[name]`` calls, default ``BLOCK``), starting
-    one path further each turn."""
+    one path further each turn. ``turns_ms``: each turn's block median, in turn order
+    (``paired_difference`` compares two paths turn by turn)."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
+    medians: dict[str, list[float]] = {name: [] for name in paths}
     names = list(paths)
     for name, fn in paths.items():
         for _ in range(min(WARMUP, 2 * blocks.get(name, BLOCK))):
@@ -153,12 +155,22 @@ def time_paths(
                 start = time.perf_counter_ns()
                 fn()
                 out.append((time.perf_counter_ns() - start) / 1e6)
+            medians[name].append(float(np.median(out[-blocks.get(name, BLOCK) :])))
         turn += 1
     return {
         name: {
             "p50_ms": float(np.percentile(s, 50)),
             "p99_ms": float(np.percentile(s, 99)),
             "runs": len(s),
+            "turns_ms": medians[name],
         }
         for name, s in samples.items()
     }
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> float:
+    """The median over turns of path ``a``'s block median minus ``b``'s in the same turn
+    (``time_paths``' ``turns_ms``). On a shared 2-vCPU box the model's run swings by tens
+    of microseconds between spells of a second or so; a pooled p50 moves with how many of
+    a path's blocks a spell hit, a difference within one turn does not."""
+    return float(np.median(np.subtract(a, b)))

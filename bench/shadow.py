@@ -111,27 +111,29 @@ def _measure(
         )
         models = ServedModels()
         models.activate(LoadedModel("m", "1.0.0", "a" * 64, bundle, serving))
-        _phase(models, spec.feeds, args.clients, 0.3)  # warm-up, not counted
-        for _ in range(args.rounds):
-            latencies["off"] += _phase(models, spec.feeds, args.clients, args.phase)
-            for pct in args.sample:
-                shadow = Shadow(
-                    name="m",
-                    version="1.1.0",
-                    serving_version="1.0.0",
-                    runner=candidate,
-                    spec=ShadowSpec(duration_s=args.phase, sample=pct / 100),
-                    started_at=datetime.now(UTC),
-                )
-                shadow.start()
-                models.attach_shadow(shadow)
-                served = _phase(models, spec.feeds, args.clients, args.phase)
-                models.detach_shadow(shadow)
-                shadow.stop()
-                latencies.setdefault(f"{pct:g}%", []).extend(served)
-                shadows.setdefault(f"{pct:g}%", []).append(shadow)
-        models.clear()
-        candidate.close()
+        try:
+            _phase(models, spec.feeds, args.clients, 0.3)  # warm-up, not counted
+            for _ in range(args.rounds):
+                latencies["off"] += _phase(models, spec.feeds, args.clients, args.phase)
+                for pct in args.sample:
+                    shadow = Shadow(
+                        name="m",
+                        version="1.1.0",
+                        serving_version="1.0.0",
+                        runner=candidate,
+                        spec=ShadowSpec(duration_s=args.phase, sample=pct / 100),
+                        started_at=datetime.now(UTC),
+                    )
+                    shadow.start()
+                    models.attach_shadow(shadow)
+                    served = _phase(models, spec.feeds, args.clients, args.phase)
+                    models.detach_shadow(shadow)
+                    shadow.stop()
+                    latencies.setdefault(f"{pct:g}%", []).extend(served)
+                    shadows.setdefault(f"{pct:g}%", []).append(shadow)
+        finally:  # the sessions are closed, whatever failed
+            models.clear()
+            candidate.close()
     return latencies, shadows
 
 

@@ -4,8 +4,9 @@
 current champion; a challenger takes its place only when its p50 is more than
 ``MARGIN_PCT`` (3%) below the champion's, measured in the same rounds, so that noise on a
 busy box does not flip the winner between two runs of the same model. Where the duel gives
-its per-round paired ratios (``measure.paired_ratios``), they decide: keeping the champion
-must cost more than the margin beyond what taking the challenger could, in the rounds each
+its per-round paired ratios (``measure.paired_ratios``), they decide: the median round
+first, when it beats the margin either way; within the margin, keeping the champion must
+cost more than the margin beyond what taking the challenger could, in the rounds each
 fares worst in (``regrets``). ``choose`` ranks
 candidates measured together (below).
 

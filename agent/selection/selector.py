@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -457,10 +458,12 @@ class Selector:
         if ratios:
             keep, take = regrets(ratios)
             logger.info(
-                "selection: %s over %s in %d paired rounds: regret of keeping %.3f, of taking %.3f",
+                "selection: %s over %s in %d paired rounds: median %.3f (decides beyond the "
+                "margin; within it the regrets: of keeping %.3f, of taking %.3f)",
                 nkey,
                 ckey,
                 len(ratios),
+                statistics.median(ratios),
                 keep,
                 take,
             )

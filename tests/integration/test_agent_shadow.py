@@ -11,6 +11,7 @@ import functools
 import os
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -135,7 +136,7 @@ def test_a_shadow_switches_only_when_it_agrees_and_keeps_up(setup: Setup) -> Non
             assert set(traffic.versions) == {"1.0.0"}
             # agrees (the same model again): switches after its period
             _deploy_with_shadow(setup, 4, setup.bundle("det", "4.0.0", weight=0.5), spec)
-            idle_seen: set[int] = set()
+            idle_seen: Counter[int] = Counter()  # polls in which each thread was idle
 
             def activated() -> bool:
                 idle_seen.update(_idle_runtime_threads())
@@ -146,7 +147,9 @@ def test_a_shadow_switches_only_when_it_agrees_and_keeps_up(setup: Setup) -> Non
             # the shadow's runtime pool ran at the lowest priority; the version that
             # switched was loaded again, so none of the threads serving it is there
             if len(os.sched_getaffinity(0)) >= 2:  # one core: ONNX Runtime makes no pool
-                assert idle_seen, "no runtime thread of the shadow was at SCHED_IDLE"
+                # seen in several polls 0.1 s apart: a runtime thread of the 1 s period,
+                # not the idle loader thread on its way out
+                assert max(idle_seen.values(), default=0) >= 3, idle_seen
             wait_until(lambda: not _idle_runtime_threads(), 10, "no runtime thread at SCHED_IDLE")
         assert traffic.failures == []
         state = agent.state_report()

@@ -61,9 +61,11 @@ def test_a_runner_loaded_at_idle_priority_has_its_runtime_pool_there_too(tmp_pat
     before = thread_ids()
     shadow = at_idle_priority(load, what="test")
     try:
-        created = thread_ids() - before  # three intra-op threads: the caller and a pool of two
-        assert len(created) >= 2, created
-        assert {policy(t) for t in created} == {os.SCHED_IDLE}
+        # three intra-op threads: the caller and a pool of two; the idle loader may still
+        # be listed (joined, not yet gone) or end meanwhile (None)
+        live = {t: p for t in thread_ids() - before if (p := policy(t)) is not None}
+        assert len(live) >= 2, live
+        assert set(live.values()) == {os.SCHED_IDLE}, live
     finally:
         shadow.close()
     before = thread_ids()

@@ -36,7 +36,7 @@ import numpy as np
 from agent.runners import create_runner
 from agent.serving import LoadedModel, ServedModels
 from agent.serving.local_api import LocalApiServer, build_app
-from bench.rest_paths import NAME, RestClient, build_cnn
+from bench.rest_paths import NAME, RestClient, build_cnn, cnn_answer_header
 from bench.tcp_floor import HttpFloor
 from model_store import build_bundle, load_metadata
 
@@ -112,7 +112,7 @@ def _compare(
     old_served.activate(old_models.LoadedModel(NAME, "1.0.0", "0" * 64, bundle, runner))
     new = LocalApiServer(build_app(new_served, server_version="ab"), "127.0.0.1", 0)
     old = old_api.LocalApiServer(old_api.build_app(old_served, server_version="ab"), "127.0.0.1", 0)
-    floor = HttpFloor(run_session, image)
+    floor = HttpFloor(run_session, image, answer_header=cnn_answer_header())
     clients = {
         "old": RestClient(old.start(), image),
         "new": RestClient(new.start(), image),
@@ -121,7 +121,7 @@ def _compare(
     paths: dict[str, Callable[[], np.ndarray]] = {
         "old": clients["old"].binary,
         "new": clients["new"].binary,
-        "floor": clients["floor"].floor,
+        "floor": clients["floor"].binary,
     }
     try:
         expected = run_session(image)

@@ -59,7 +59,14 @@ from agent.serving.local_api import LocalApiServer, build_app
 from bench.oip_grpc_clients import RawGrpc
 from bench.options import parse_args
 from bench.peers_runtimes import PEERS, AgentProcess, PeerServer
-from bench.rest_paths import NAME, RestClient, build_cnn, paired_difference, time_paths
+from bench.rest_paths import (
+    NAME,
+    RestClient,
+    build_cnn,
+    cnn_answer_header,
+    paired_difference,
+    time_paths,
+)
 from bench.tcp_floor import HttpFloor, TcpFloor
 from model_store import build_bundle, load_metadata
 
@@ -119,7 +126,7 @@ def run(
     peers, skipped = _start_peers(names, model_path, workdir / "peers", install)
     servers: dict[str, AgentProcess | PeerServer] = {"agent": agent_process, **peers}
     server = LocalApiServer(build_app(served, server_version="bench"), "127.0.0.1", 0)
-    http_floor = HttpFloor(run_session, image)
+    http_floor = HttpFloor(run_session, image, answer_header=cnn_answer_header())
     tcp_floor = TcpFloor(run_session, image, 1000 * 4)
     clients = [RestClient(server.start(), image)]
     floor = RestClient(f"http://{http_floor.address[0]}:{http_floor.address[1]}", image)
@@ -131,7 +138,7 @@ def run(
             # next to each other in every turn (but the one that starts with the floor):
             # their difference is taken turn by turn (``paired_difference``)
             "agent_thread_binary": clients[0].binary,
-            "http_floor": floor.floor,
+            "http_floor": floor.binary,
         }
         own_session = set(paths)  # these run the very session of the baseline
         paths["agent_grpc"] = lambda: grpc.infer({"image": image})["logits"]

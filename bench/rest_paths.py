@@ -64,6 +64,29 @@ def binary_header(image: np.ndarray) -> bytes:
     return json.dumps(request).encode()
 
 
+def answer_header(model: str, version: str, output: str, shape: tuple[int, ...]) -> bytes:
+    """The OIP JSON header of a binary FP32 answer, as the agent writes it (compact)."""
+    size = 4 * int(np.prod(shape))
+    answer = {
+        "model_name": model,
+        "model_version": version,
+        "outputs": [
+            {
+                "name": output,
+                "datatype": "FP32",
+                "shape": list(shape),
+                "parameters": {"binary_data_size": size},
+            }
+        ],
+    }
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
+def cnn_answer_header() -> bytes:
+    """``answer_header`` of the CNN served as version 1.0.0 (what the benchmarks serve)."""
+    return answer_header(NAME, "1.0.0", "logits", (1, 1000))
+
+
 def decode_binary(header_length: str | None, body: bytes) -> np.ndarray:
     n = int(header_length or 0)
     meta = json.loads(body[:n])["outputs"][0]
@@ -91,10 +114,6 @@ class RestClient:
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
         return decode_binary(response.getheader("Inference-Header-Content-Length"), body)
-
-    def floor(self) -> np.ndarray:
-        """The binary request to an ``HttpFloor``, which answers the output's bytes."""
-        return np.frombuffer(self._post_binary().read(), np.float32).reshape(1, 1000)
 
     def _post_binary(self) -> http.client.HTTPResponse:
         header = binary_header(self.image)

@@ -67,6 +67,7 @@ from bench.rest_paths import (
     RestClient,
     binary_header,
     build_cnn,
+    cnn_answer_header,
     decode_binary,
     time_paths,
 )
@@ -134,7 +135,7 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
     def run_session(x: np.ndarray) -> np.ndarray:
         return session.run(["logits"], {"image": x})[0]
 
-    http_floor = HttpFloor(run_session, image)
+    http_floor = HttpFloor(run_session, image, answer_header=cnn_answer_header())
     clients = _Clients(server.start(), image, http_floor.address)
     floor = TcpFloor(run_session, image, 1000 * 4)
     grpc_address = grpc_server.start()
@@ -149,7 +150,7 @@ def run(workdir: Path, seconds: float, min_turns: int = 10) -> dict[str, Any]:
             "grpc_triton": lambda: grpc_triton.infer(feeds)["logits"],
             "grpc_raw": lambda: grpc_raw.infer(feeds)["logits"],
             "tcp_floor": lambda: floor.call(image).reshape(1, 1000),
-            "http_floor": clients.floor.floor,
+            "http_floor": clients.floor.binary,
         }
         expected = paths["ort_session_run"]()
         for name, fn in paths.items():

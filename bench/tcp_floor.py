@@ -11,9 +11,15 @@ the Open Inference Protocol and the agent's own bookkeeping.
 ``HttpFloor`` is the least an HTTP/1.1 server can do for the same request from the
 same ``http.client`` client as ``rest_binary``: find the end of the head and the
 ``Content-Length`` with two byte searches, read the body into a fresh buffer, run, and
-write one pre-built head plus the output bytes. No validation, no routing, no JSON: a
-server no one should ship, which is the point. Its figure minus the TCP floor is what
-HTTP itself (chiefly the client's request building and response parsing) costs here.
+write one pre-built head plus the same answer the agent gives (a pre-built OIP JSON
+header, ``answer_header``, then the output bytes), which the client decodes as it
+decodes the agent's. No validation, no routing, no JSON parsing or encoding: a server no
+one should ship, which is the point. Its figure minus the TCP floor is what HTTP itself
+(chiefly the client's request building and response parsing) costs here.
+
+(Until 2026-12-07 it answered the output bytes alone, so the client decoded the agent's
+answer and not the floor's: the OIP header's JSON, a header lookup, a reshape to the
+announced shape, 10-20 us of client Python counted against the agent.)
 """
 
 from __future__ import annotations
@@ -59,9 +65,13 @@ class _FixedServer:
 class HttpFloor:
     """``run(input) -> output`` behind the barest HTTP/1.1 keep-alive server."""
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], like: np.ndarray) -> None:
+    def __init__(
+        self, run: Callable[[np.ndarray], np.ndarray], like: np.ndarray, *, answer_header: bytes
+    ) -> None:
+        """``answer_header``: the OIP JSON header of the answer (``rest_paths.answer_header``)."""
         self._run = run
         self._like = like
+        self._answer_header = answer_header
         self._server = _FixedServer(self._serve)
         self.address = self._server.address
 
@@ -85,11 +95,13 @@ class HttpFloor:
             header = int(self._like.nbytes and length - self._like.nbytes)
             array = body[header:].view(self._like.dtype).reshape(self._like.shape)
             out = np.ascontiguousarray(self._run(array))
+            answer = self._answer_header
             head = (
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                b"Content-Length: %d\r\n\r\n" % out.nbytes
+                b"Content-Length: %d\r\nInference-Header-Content-Length: %d\r\n\r\n"
+                % (len(answer) + out.nbytes, len(answer))
             )
-            sock.sendmsg([head, out.data])
+            sock.sendmsg([head, answer, out.data])
 
     def close(self) -> None:
         self._server.close()

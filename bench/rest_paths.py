@@ -64,27 +64,22 @@ def binary_header(image: np.ndarray) -> bytes:
     return json.dumps(request).encode()
 
 
-def answer_header(model: str, version: str, output: str, shape: tuple[int, ...]) -> bytes:
-    """The OIP JSON header of a binary FP32 answer, as the agent writes it (compact)."""
-    size = 4 * int(np.prod(shape))
+def cnn_answer_header() -> bytes:
+    """The OIP JSON header of the agent's binary answer for the CNN served as 1.0.0 (what
+    the benchmarks serve), compact as the agent writes it."""
     answer = {
-        "model_name": model,
-        "model_version": version,
+        "model_name": NAME,
+        "model_version": "1.0.0",
         "outputs": [
             {
-                "name": output,
+                "name": "logits",
                 "datatype": "FP32",
-                "shape": list(shape),
-                "parameters": {"binary_data_size": size},
+                "shape": [1, 1000],
+                "parameters": {"binary_data_size": 4 * 1000},
             }
         ],
     }
     return json.dumps(answer, separators=(",", ":")).encode()
-
-
-def cnn_answer_header() -> bytes:
-    """``answer_header`` of the CNN served as version 1.0.0 (what the benchmarks serve)."""
-    return answer_header(NAME, "1.0.0", "logits", (1, 1000))
 
 
 def decode_binary(header_length: str | None, body: bytes) -> np.ndarray:

@@ -79,6 +79,17 @@ MARGIN_PCT = 3.0
 REGRET_QUANTILES = (0.25, 0.75)
 
 
+def _usable(ratios: Sequence[float]) -> list[float]:
+    """The finite, positive ratios, in order."""
+    return sorted(r for r in ratios if math.isfinite(r) and r > 0)
+
+
+def median_round(ratios: Sequence[float]) -> float | None:
+    """The median of a duel's usable per-round ratios (``displaces``); None without any."""
+    usable = _usable(ratios)
+    return _quantile(usable, 0.5) if usable else None
+
+
 def regrets(ratios: Sequence[float]) -> tuple[float, float]:
     """(keeping the champion, taking the challenger): how much slower each choice was than
     the other in the rounds it fared worst in (``REGRET_QUANTILES`` of the per-round
@@ -123,12 +134,11 @@ def displaces(
     if not champion.eligible or champion.p50_ms is None:
         return True
     bar = 1.0 + margin_pct / 100.0
-    usable = sorted(r for r in ratios if math.isfinite(r) and r > 0)
-    if usable:
-        median = _quantile(usable, 0.5)
+    median = median_round(ratios)
+    if median is not None:
         if median * bar < 1.0 or median > bar:
             return median < 1.0
-        keep, take = regrets(usable)
+        keep, take = regrets(_usable(ratios))
         return keep > take * bar
     return challenger.p50_ms < champion.p50_ms * (1.0 - margin_pct / 100.0)
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,7 +59,7 @@ from agent.selection.guard import (
     run_failed,
 )
 from agent.selection.measure import paired_ratios, time_interleaved, warm_up
-from agent.selection.policy import MARGIN_PCT, Measurement, displaces, regrets
+from agent.selection.policy import MARGIN_PCT, Measurement, displaces, median_round, regrets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -463,7 +462,7 @@ class Selector:
                 nkey,
                 ckey,
                 len(ratios),
-                statistics.median(ratios),
+                median if (median := median_round(ratios)) is not None else float("nan"),
                 keep,
                 take,
             )

@@ -51,6 +51,7 @@ HELPERS = frozenset(
         "oip_clients",
         "oip_grpc_clients",
         "options",
+        "page_cache",
         "peers_envs",
         "peers_runtimes",
         "report_flood",

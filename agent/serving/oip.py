@@ -55,6 +55,10 @@ NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     oip: np.dtype(name) for name, oip in DATATYPES.items() if oip != "BYTES"
 }
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+#: an output parameter of the classification extension (not supported: refused), as the
+#: KServe v2 protocol and ``tritonclient`` (``class_count=``) spell it, and as it was
+#: spelt here before (``class_count``)
+CLASSIFICATION = "classification"
 
 
 @functools.cache  # numpy's dtype.name is Python code, slow enough to show per request
@@ -261,7 +265,7 @@ def decode_inputs(
         if parameters := wanted.parameters:
             if not isinstance(parameters.get(oip_binary.BINARY_DATA, False), bool):
                 oip_binary.flag(f"output {wanted.name!r}", parameters, oip_binary.BINARY_DATA)
-            if parameters.get("class_count"):
+            if CLASSIFICATION in parameters or "class_count" in parameters:
                 raise InvalidInput(
                     f"output {wanted.name!r}: the classification extension is not supported"
                 )

@@ -41,7 +41,6 @@ TYPED_FIELDS: dict[str, tuple[str, np.dtype[Any]]] = {
     "FP64": ("fp64_contents", np.dtype(np.float64)),
 }
 _CONTENT_FIELDS = {field for field, _ in TYPED_FIELDS.values()} | {"bytes_contents"}
-_CLASSIFICATION = "classification"
 
 
 def _typed(tensor: Any) -> memoryview | None:
@@ -112,7 +111,7 @@ def decode(
         raise InvalidInput("bad inference request: inputs: no input given")
     outputs = []
     for wanted in message.outputs:
-        if _CLASSIFICATION in wanted.parameters:
+        if oip.CLASSIFICATION in wanted.parameters:
             raise InvalidInput(
                 f"output {wanted.name!r}: the classification extension is not supported"
             )

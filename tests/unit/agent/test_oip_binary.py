@@ -258,6 +258,8 @@ def test_json_only_when_the_caller_takes_no_buffers() -> None:
         ({"parameters": {"binary_data_output": "yes"}}, "binary_data_output must be true or false"),
         ({"outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}, "binary_data must be"),
         ({"outputs": [{"name": "y", "parameters": {"class_count": 3}}]}, "classification"),
+        # the protocol's own name, as tritonclient.http sends it
+        ({"outputs": [{"name": "y", "parameters": {"classification": 2}}]}, "classification"),
     ],
 )
 def test_bad_output_parameters(extra: dict[str, Any], match: str) -> None:

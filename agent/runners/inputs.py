@@ -12,13 +12,14 @@ the accuracy guard. Where each comes from, in order:
 3. defaults (``DEFAULTS`` below), for whatever 1 and 2 leave open.
 
 Default dimensions (a dynamic dimension; a dimension name shared by several inputs gets
-one size, bound first by hinted shapes): named like a batch (``batch``, ``N``) -> 1; named
-like height/width (``height``, ``width``, ``h``, ``w``) -> 224; otherwise by position: the
-first dimension of a tensor of rank >= 2 -> 1 (batch), and so is a vector's when another
-input has a dynamic batch (a per-item value, e.g. lengths); in a rank-4 tensor the channel
-dimension (1 for NCHW; 3 for NHWC, recognised by a fixed last dimension of at most 4) -> 3
-and the two spatial ones -> 224; every other one -> 16 (a sequence or feature length). A
-tensor of unknown rank is a vector of 16. Never 0, and spatial dimensions are never 1.
+one size, bound first by hinted shapes): named like a batch (``batch``, ``batch_size``)
+-> 1; named like height/width (``height``, ``width``, ``h``, ``w``) -> 224; otherwise by
+position: the first dimension of a tensor of rank >= 2 -> 1 (batch), and so is a
+vector's when another input has a dynamic batch (a per-item value, e.g. lengths); in a
+rank-4 tensor the channel dimension (1 for NCHW; 3 for NHWC, recognised by a fixed last
+dimension of at most 4) -> 3 and the two spatial ones -> 224; every other one -> 16 (a
+sequence or feature length). A tensor of unknown rank is a vector of 16. Never 0, and
+spatial dimensions are never 1.
 
 Default values: floats uniform in [0, 1); integers named like a sample rate (``sr``,
 ``sample_rate``, ``sampling_rate``) -> 16000, named like a mask -> 1, uint8 (pixels)
@@ -49,7 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "sample_rate": 16000,
 }
 
-_BATCH_NAME = re.compile(r"(?i)^(n|.*batch.*)$")
+#: a name that says batch wherever it is; ``N`` alone does not (a vector ``[n]`` is n
+#: samples): a first dimension is a batch by position anyway (``_default_dims``), as
+#: ``edgectl push`` judges which dimensions devices must guess
+_BATCH_NAME = re.compile(r"(?i)^.*batch.*$")
 _SPATIAL_NAME = re.compile(r"(?i)^(h|w|.*height.*|.*width.*)$")
 _SAMPLE_RATE_NAME = re.compile(r"(?i)(^|_)(sr|sample_?rate|sampling_?rate)$")
 _MASK_NAME = re.compile(r"(?i)mask")

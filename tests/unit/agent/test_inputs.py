@@ -58,6 +58,13 @@ def test_default_shapes_by_rank_layout_and_name() -> None:
     assert shapes["any"] == (16,)
     alone = input_shapes([_sig("audio", "float32", (None,)), _sig("sr", "int64", ())])
     assert alone == {"audio": (16,), "sr": ()}  # no batch anywhere: a sequence
+    # "n" alone is no batch: a vector of n samples (as ``edgectl push`` judges it too)
+    named = input_shapes(
+        [_sig("x", "float32", (None,)), _sig("sr", "int64", ())], dim_names={"x": ["n"]}
+    )
+    assert named == {"x": (16,), "sr": ()}
+    features = input_shapes([_sig("f", "float32", (None, None))], dim_names={"f": ["N", "n"]})
+    assert features == {"f": (1, 16)}  # first by position (a batch), then a length
 
 
 def test_a_shared_dimension_name_gets_one_size_and_hinted_shapes_bind_it() -> None:

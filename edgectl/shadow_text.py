@@ -49,10 +49,12 @@ def device_shadow(s: Mapping[str, Any] | None) -> str:
     """A rollout device's shadow period in one line ("-": none)."""
     if not s:
         return "-"
-    return (
+    return (  # p50 first: the latency gate judges medians (the shadow's tail is its
+        # idle-priority worker waiting for a core: agent.serving.shadow)
         f"{s.get('verdict')}: {_pct(s.get('agreement_pct'))} agree over "
-        f"{s.get('compared', 0)} req, p99 {_ms(s.get('shadow_p99_ms'))} vs "
-        f"{_ms(s.get('serving_p99_ms'))} ms"
+        f"{s.get('compared', 0)} req, p50 {_ms(s.get('shadow_p50_ms'))} vs "
+        f"{_ms(s.get('serving_p50_ms'))} ms (p99 {_ms(s.get('shadow_p99_ms'))} vs "
+        f"{_ms(s.get('serving_p99_ms'))})"
     )
 
 

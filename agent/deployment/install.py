@@ -197,7 +197,8 @@ class Installer:
         if run.rollback_error is not None:
             reason += f"; rollback failed: {run.rollback_error}"
         elif run.rolled_back_to is not None:
-            reason += f"; rolled back to {a.name} {run.rolled_back_to}"
+            back = "rolled back to" if run.switched_back else "kept"
+            reason += f"; {back} {a.name} {run.rolled_back_to}"
         if transient:  # the manager reports it as retrying, with when
             logger.warning("%s: deployment failed for a transient reason: %s", run.label, reason)
         else:

@@ -84,7 +84,10 @@ class Run:
     fair: tuple[Want, Share | None] | None = None
     already_active: bool = False
     error: BaseException | None = None
+    #: the version serving after a failure: switched back to (``switched_back``), or
+    #: kept (the failure came before the switch: the gate, the shadow period)
     rolled_back_to: str | None = None
+    switched_back: bool = False
     rollback_error: str | None = None
     #: the process's resident memory before loading, and what loading + warm-up added
     rss_before: int | None = None
@@ -425,6 +428,7 @@ class Steps:
         run.runner = None
         restored = self.serving(a.name)
         run.rolled_back_to = restored.version if restored is not None else None
+        run.switched_back = switched
         return Event.DONE
 
     def load_committed(self, pm: PersistedModel) -> LoadedModel:

@@ -34,7 +34,9 @@ def test_a_devices_shadow_periods_as_a_table() -> None:
 
 
 def test_a_rollout_devices_and_batches_shadow_periods_in_one_line() -> None:
-    assert device_shadow(FIGURES) == "failed: 40.0% agree over 200 req, p99 3.00 vs 2.00 ms"
+    assert device_shadow(FIGURES) == (
+        "failed: 40.0% agree over 200 req, p50 1.50 vs 1.00 ms (p99 3.00 vs 2.00)"
+    )
     assert device_shadow(None) == "-"
     summary = {
         "passed": 1,

@@ -1,4 +1,5 @@
-"""The rollout driver: a daemon thread that steps every running rollout each tick.
+"""The rollout driver: a daemon thread that steps every running rollout each tick (and
+brings each paused one's device rows up to what its devices reported, ``step.step``).
 
 One replica at a time drives: every tick, a replica's driver renews (or takes over) the
 ``rollout-driver`` lease (``controlplane.leases``) and steps rollouts only while it holds
@@ -31,7 +32,7 @@ from controlplane.errors import ControlPlaneError
 from controlplane.models import Rollout, utcnow
 from controlplane.publisher import DesiredStatePublisher
 from controlplane.rollouts.control import pause
-from controlplane.rollouts.states import DRIVEN_STATES
+from controlplane.rollouts.states import ACTIVE_STATES
 from controlplane.rollouts.step import step
 
 logger = logging.getLogger(__name__)
@@ -120,13 +121,14 @@ class RolloutDriver:
             with Session(self._engine) as session:
                 ids = session.exec(
                     select(Rollout.id)
-                    .where(col(Rollout.state).in_(DRIVEN_STATES))
+                    .where(col(Rollout.state).in_(ACTIVE_STATES))
                     .order_by(col(Rollout.id))
                 ).all()
         except Exception as exc:  # the driver must survive a database outage
             logger.error("rollout driver: cannot list running rollouts: %s", _one_line(exc))
             return 0
-        # a rollout that stopped running (paused, aborted, completed) starts afresh
+        # a rollout that stopped (completed, aborted) is forgotten; a paused one is only
+        # recorded (step.step), which clears its count once it succeeds
         self._failures = {k: v for k, v in self._failures.items() if k in ids}
         sent = 0
         for rollout_id in ids:

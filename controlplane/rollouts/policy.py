@@ -61,6 +61,12 @@ driver's moves ``complete``, ``auto_pause`` and ``auto_abort`` of that table):
    :func:`summary` ("all N devices updated", or "U of N devices updated (F failed)"),
    together with ``batch_done``.
 
+Recording (:func:`record`, while the rollout is ``paused``: active, not driven): only
+what the devices of started batches report themselves, rule 2's ``activated``,
+``failed`` and the failed shadow gate (REGRESSED), so a paused rollout's rows never show
+``updating`` for a device that already said how its install ended. Nothing is judged,
+timed out, started or decided; a resumed rollout goes on from the recorded rows.
+
 Naive datetimes (SQLite) are taken as UTC. :class:`Strategy` and :class:`Gate` (with
 their JSON form and validation) live in :mod:`controlplane.rollouts.strategy`.
 """
@@ -379,11 +385,21 @@ def decide(rollout: RolloutView, devices: Sequence[DeviceView], now: datetime) -
     return Decision(devices=_ordered(changes))
 
 
-def _install_change(
-    device: DeviceView, rollout: RolloutView, now: datetime, *, current: bool
-) -> DeviceChange | None:
-    """Rule 2: a started device following its deployment target (the deadline and the
-    first move to UPDATING only in the current batch)."""
+def record(devices: Sequence[DeviceView]) -> Decision:
+    """What a paused rollout records: each started device's own report of how its install
+    ended (module docstring, "Recording"); no action."""
+    changes = []
+    for device in devices:
+        if device.status is not RolloutDeviceStatus.PENDING:  # its batch started
+            reported = _reported_change(device)
+            if reported is not None:
+                changes.append(reported)
+    return Decision(devices=tuple(changes))
+
+
+def _reported_change(device: DeviceView) -> DeviceChange | None:
+    """Rule 2's part the device reports itself: its target ``activated`` or ``failed``
+    (a failed shadow gate: REGRESSED); None for anything else."""
     if device.status in _FINAL:
         return None
     target = device.target_status
@@ -398,6 +414,19 @@ def _install_change(
         if reason.startswith(SHADOW_GATE_PREFIX):  # it never switched: a regression
             return DeviceChange(device.device_id, RolloutDeviceStatus.REGRESSED, reason)
         return DeviceChange(device.device_id, RolloutDeviceStatus.FAILED, reason)
+    return None
+
+
+def _install_change(
+    device: DeviceView, rollout: RolloutView, now: datetime, *, current: bool
+) -> DeviceChange | None:
+    """Rule 2: a started device following its deployment target (the deadline and the
+    first move to UPDATING only in the current batch)."""
+    if device.status in _FINAL:
+        return None
+    target = device.target_status
+    if target in ("activated", "failed"):
+        return _reported_change(device)
     if device.status in (RolloutDeviceStatus.ACTIVATED, RolloutDeviceStatus.FAILED):
         return None
     if not current:

@@ -40,6 +40,7 @@ from controlplane.rollouts.policy import (
     RolloutView,
     Strategy,
     decide,
+    record,
 )
 from controlplane.rollouts.rows import (
     ROLLOUT_LOCK,
@@ -72,17 +73,22 @@ _NOTED = (RolloutDeviceStatus.FAILED, RolloutDeviceStatus.REGRESSED)
 def step(
     session: Session, rollout_id: int, *, now: datetime, skip_locked: bool = True
 ) -> list[str]:
-    """Decide and apply one step of rollout ``rollout_id`` if it is running (committed).
+    """Decide and apply one step of rollout ``rollout_id`` if it is running; if it is
+    paused, record what its devices reported (``policy.record``) (committed).
 
-    Returns the ids of the devices whose desired state changed (to publish). A rollout
-    another replica is stepping (locked) or that is not running is left alone.
+    Returns the ids of the devices whose desired state changed (to publish: none for a
+    paused one). A rollout another replica is stepping (locked) or that is neither
+    running nor paused is left alone.
     """
     with ROLLOUT_LOCK:
         rollout = lock_rollout(session, rollout_id, skip_locked=skip_locked)
-        if rollout is None or not states.is_driven(rollout.state):
+        if rollout is None or rollout.state not in states.ACTIVE_STATES:
             session.rollback()
             return []
-        changed = advance(session, rollout, now=now)
+        if states.is_driven(rollout.state):
+            changed = advance(session, rollout, now=now)
+        else:
+            changed = _record(session, rollout, now=now)
         session.commit()
     return changed
 
@@ -119,6 +125,20 @@ def advance(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
     views = [_device_view(row, targets.get(row.device_id)) for row in rows]
     decision = decide(_rollout_view(rollout, strategy, rows), views, as_utc(now))
     return _apply(session, rollout, strategy, rows, decision, now)
+
+
+def _record(session: Session, rollout: Rollout, *, now: datetime) -> list[str]:
+    """A paused rollout's rows brought up to what its devices reported; nothing else
+    moves (so nothing to publish)."""
+    rows = _rows(session, rollout)
+    targets = _targets(session, rollout, rows)
+    decision = record([_device_view(row, targets.get(row.device_id)) for row in rows])
+    if decision.devices:  # (its strategy is not read: a paused rollout may be one that
+        # could not be stepped, paused so an operator looks into it)
+        _apply_devices(session, rollout, rows, decision, now)
+        rollout.updated_at = now
+        session.add(rollout)
+    return []
 
 
 def _heartbeats(session: Session, device_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -221,25 +241,8 @@ def _apply(
     decision: Decision,
     now: datetime,
 ) -> list[str]:
-    by_id = {row.device_id: row for row in rows}
     count = max((row.batch for row in rows), default=-1) + 1
-    for change in decision.devices:
-        row = by_id.get(change.device_id)
-        if row is None:
-            continue
-        was = row.status
-        row.status = change.status.value
-        row.reason = change.reason
-        row.updated_at = now
-        if change.status is RolloutDeviceStatus.ACTIVATED and was != change.status.value:
-            row.activated_at, row.judged_at = now, None  # judged afresh on this activation
-            if was == RolloutDeviceStatus.FAILED.value:
-                note(rollout, "device_recovered", f"{row.device_id}: activated after all", now)
-        if change.passed:
-            row.judged_at = now
-        if change.status in _NOTED and was != change.status.value:
-            note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
-        session.add(row)
+    _apply_devices(session, rollout, rows, decision, now)
     if decision.batch_done and rollout.batch_done_at is None:
         rollout.batch_done_at = now
         batch = [r for r in rows if r.batch == rollout.current_batch]
@@ -271,6 +274,34 @@ def _apply(
         )
     session.add(rollout)
     return changed
+
+
+def _apply_devices(
+    session: Session,
+    rollout: Rollout,
+    rows: Sequence[RolloutDevice],
+    decision: Decision,
+    now: datetime,
+) -> None:
+    """The decision's device changes written to their rows (with the history's notes)."""
+    by_id = {row.device_id: row for row in rows}
+    for change in decision.devices:
+        row = by_id.get(change.device_id)
+        if row is None:
+            continue
+        was = row.status
+        row.status = change.status.value
+        row.reason = change.reason
+        row.updated_at = now
+        if change.status is RolloutDeviceStatus.ACTIVATED and was != change.status.value:
+            row.activated_at, row.judged_at = now, None  # judged afresh on this activation
+            if was == RolloutDeviceStatus.FAILED.value:
+                note(rollout, "device_recovered", f"{row.device_id}: activated after all", now)
+        if change.passed:
+            row.judged_at = now
+        if change.status in _NOTED and was != change.status.value:
+            note(rollout, f"device_{change.status.value}", f"{row.device_id}: {change.reason}", now)
+        session.add(row)
 
 
 def start_batch(

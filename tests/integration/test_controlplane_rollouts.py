@@ -22,6 +22,7 @@ from sqlmodel import Session
 from controlplane.models import Rollout
 from controlplane.publisher import MemoryPublisher
 from controlplane.rollouts.driver import MAX_STEP_FAILURES
+from protocol import SHADOW_GATE_PREFIX
 from tests.support.controlplane import register_version
 from tests.support.ports import wait_until
 from tests.support.rollout_plane import Plane, open_plane
@@ -196,6 +197,34 @@ def test_latency_regression_trips_the_gate(plane: Plane, action: str) -> None:
     else:
         assert rollout["state"] == "aborted" and device["status"] == "rolled_back"
         assert [plane.desired_version(i) for i in ids] == ["1.0.0"] * 3
+
+
+def test_a_paused_rollout_records_what_its_devices_report(plane: Plane) -> None:
+    """Seen: after one device's shadow gate paused a rollout, the others failed theirs
+    too, but the rollout listed them as "updating" until it was resumed."""
+    plane.fleet_on_v1(3)
+    rollout = plane.start({"batches": 1, "shadow": {"duration_s": 60}})
+    rid = rollout["id"]
+    disagree = f"{SHADOW_GATE_PREFIX} sim: agreement 0% < 99% over 700 requests"
+    plane.obey("d00", fail=disagree)
+    plane.tick(2)
+    assert plane.rollout(rid)["state"] == "paused"
+    assert plane.statuses(rid) == {"d00": "regressed", "d01": "updating", "d02": "updating"}
+    commands = {i: plane.publisher.latest(i) for i in ("d01", "d02")}
+    plane.obey("d01", fail=disagree)
+    plane.healthy_v2("d02")  # its shadow passed (before it heard of the pause): switched
+    plane.tick(2)
+    paused = plane.rollout(rid)
+    assert paused["state"] == "paused"  # recorded, not driven: nothing decided or sent
+    assert plane.statuses(rid) == {"d00": "regressed", "d01": "regressed", "d02": "activated"}
+    assert {i: plane.publisher.latest(i) for i in commands} == commands
+    assert _events(paused)[-1] == "device_regressed"
+    assert paused["history"][-1]["message"] == f"d01: {disagree}"
+    plane.post(f"/rollouts/{rid}/resume")
+    plane.tick(3)  # the resumed rollout goes on from the recorded rows
+    done = plane.rollout(rid)
+    assert done["state"] == "completed", done["history"]
+    assert (done["counts"]["activated"], done["counts"]["regressed"]) == (1, 2)
 
 
 def test_install_timeout_fails_a_silent_device(plane: Plane) -> None:

@@ -17,6 +17,7 @@ from controlplane.rollouts.policy import (
     RolloutView,
     Strategy,
     decide,
+    record,
 )
 from controlplane.rollouts.shadow_view import batch_shadow
 from controlplane.rollouts.strategy import Gate, Shadow
@@ -72,6 +73,26 @@ def test_a_failed_shadow_gate_is_a_regression_that_pauses_or_aborts(action: Gate
         RolloutDeviceStatus.REGRESSED,
         REASON,
     )
+
+
+def test_a_paused_rollout_records_what_its_devices_reported_and_decides_nothing() -> None:
+    # the shadow gate paused the rollout on d1; d2 and d3 fail theirs too, d4 switched,
+    # d5 still runs its shadow, d6's batch never started
+    devices = [
+        DeviceView("d1", 0, RolloutDeviceStatus.REGRESSED, "failed", REASON, None, None, None),
+        _device("d2", "failed", REASON),
+        _device("d3", "failed", "digest mismatch"),
+        _device("d4", "activated"),
+        _device("d5", "received"),
+        DeviceView("d6", 1, RolloutDeviceStatus.PENDING, None, None, None, None, None),
+    ]
+    decision = record(devices)
+    assert decision.action is None and not decision.batch_done
+    assert [(c.device_id, c.status, c.reason) for c in decision.devices] == [
+        ("d2", RolloutDeviceStatus.REGRESSED, REASON),
+        ("d3", RolloutDeviceStatus.FAILED, "digest mismatch"),
+        ("d4", RolloutDeviceStatus.ACTIVATED, None),
+    ]
 
 
 def test_other_install_failures_stay_failures() -> None:

@@ -38,6 +38,7 @@ from model_store import (
     sign_bundle,
     verify_bundle_trusted,
 )
+from model_store.input_hints import batch_by_position, named_batch
 from protocol import FileRef
 
 logger = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ def beyond_batch(inputs: Sequence[Any]) -> list[str]:
     guessed = []
     for spec in inputs:
         for axis, dim in enumerate(spec.shape):
-            batch = axis == 0 and (len(spec.shape) >= 2 or batched)
-            if isinstance(dim, str) and not batch and "batch" not in dim.lower():
+            batch = batch_by_position(axis, len(spec.shape), batched=batched)
+            if isinstance(dim, str) and not batch and not named_batch(dim):
                 guessed.append(spec.name)
                 break
     return guessed

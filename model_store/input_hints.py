@@ -22,6 +22,21 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
+
+def named_batch(name: str | None) -> bool:
+    """A dimension name that says batch wherever it is (``batch``, ``batch_size``); ``N``
+    alone does not (a vector ``[n]`` is n samples)."""
+    return bool(name) and "batch" in str(name).lower()
+
+
+def batch_by_position(axis: int, rank: int, *, batched: bool) -> bool:
+    """A dynamic dimension that is a batch by its place: the first of a tensor of rank >= 2,
+    or of a vector beside inputs with a dynamic batch (``batched``: a per-item value, e.g.
+    lengths). Devices measure a batch of 1 (``agent.runners.inputs``), so ``edgectl push``
+    does not warn about one."""
+    return axis == 0 and (rank >= 2 or batched)
+
+
 #: at most this many allowed values per input
 MAX_HINT_VALUES = 64
 #: a hinted shape may hold at most this many elements (devices allocate it)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.runners.base import TensorSignature
 from agent.runners.draws import Draws
+from model_store.input_hints import batch_by_position, named_batch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,10 +51,6 @@ DEFAULTS: dict[str, Any] = {
     "sample_rate": 16000,
 }
 
-#: a name that says batch wherever it is; ``N`` alone does not (a vector ``[n]`` is n
-#: samples): a first dimension is a batch by position anyway (``_default_dims``), as
-#: ``edgectl push`` judges which dimensions devices must guess
-_BATCH_NAME = re.compile(r"(?i)^.*batch.*$")
 _SPATIAL_NAME = re.compile(r"(?i)^(h|w|.*height.*|.*width.*)$")
 _SAMPLE_RATE_NAME = re.compile(r"(?i)(^|_)(sr|sample_?rate|sampling_?rate)$")
 _MASK_NAME = re.compile(r"(?i)mask")
@@ -77,11 +74,11 @@ def _default_dims(sig: TensorSignature, names: Sequence[str | None], *, batched:
         name = names[axis] if axis < len(names) else None
         if dim is not None:
             dims.append(dim)
-        elif name and _BATCH_NAME.match(name):
+        elif named_batch(name):  # (the rule edgectl push judges guessed dimensions by)
             dims.append(DEFAULTS["batch"])
         elif name and _SPATIAL_NAME.match(name):
             dims.append(DEFAULTS["spatial"])
-        elif axis == 0 and (rank >= 2 or batched):
+        elif batch_by_position(axis, rank, batched=batched):
             dims.append(DEFAULTS["batch"])
         elif channel_axis is not None:
             dims.append(DEFAULTS["channels"] if axis == channel_axis else DEFAULTS["spatial"])

@@ -134,11 +134,12 @@ def displaces(
     if not champion.eligible or champion.p50_ms is None:
         return True
     bar = 1.0 + margin_pct / 100.0
-    median = median_round(ratios)
-    if median is not None:
+    usable = _usable(ratios)
+    if usable:
+        median = _quantile(usable, 0.5)  # ``median_round``
         if median * bar < 1.0 or median > bar:
             return median < 1.0
-        keep, take = regrets(_usable(ratios))
+        keep, take = regrets(usable)
         return keep > take * bar
     return challenger.p50_ms < champion.p50_ms * (1.0 - margin_pct / 100.0)
 
